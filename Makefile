@@ -1,0 +1,35 @@
+# Every target does its own set-up: a virtual environment in .venv with the project installed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test check lint types schemas clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/patchctl demo
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+types: $(STAMP)
+	$(BIN)/mypy controller
+
+schemas: $(STAMP)
+	$(BIN)/patchctl schema export schemas
+
+check: lint types test
+	$(BIN)/patchctl schema export --check schemas
+	$(BIN)/patchctl validate --repo .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

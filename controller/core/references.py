@@ -1,0 +1,181 @@
+"""Cross-reference checks over a whole policy tree.
+
+Purely computational: takes validated objects, returns findings (errors and warnings) that name
+the object and the field; the caller maps them to file positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from controller.core.desired import DesiredState
+from controller.kinds import (
+    Document,
+    DeviceGroup,
+    PatchWindow,
+    Script,
+    ScriptJob,
+    Tenant,
+    Whitelist,
+)
+from controller.kinds.common import OsFamily, Targets, tenant_parent
+from controller.kinds.windows import ApprovalMode
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A problem with one object: the index of the object, the field path, what is wrong."""
+
+    index: int  # position of the object in the sequence that was checked
+    field_path: tuple[str | int, ...]
+    message: str
+    warning: bool = False
+
+
+def detect_findings(objects: Sequence[Document]) -> list[Finding]:
+    """Every cross-reference error and warning of a policy tree, in object order."""
+    duplicates = list(_duplicates(objects))
+    state = DesiredState(revision=None, objects=tuple(objects))
+    findings = [*duplicates]
+    for index, obj in enumerate(objects):
+        findings.extend(_tenant_findings(index, obj, state))
+        findings.extend(_reference_findings(index, obj, state))
+        findings.extend(_linux_warnings(index, obj, state))
+    return sorted(findings, key=lambda f: (f.index, f.warning))
+
+
+def _duplicates(objects: Sequence[Document]) -> Iterator[Finding]:
+    first_seen: dict[object, int] = {}
+    for index, obj in enumerate(objects):
+        if obj.key in first_seen:
+            yield Finding(
+                index,
+                ("metadata", "name"),
+                f"duplicate {obj.KIND} {obj.name!r} in tenant {obj.tenant or '(every tenant)'}; "
+                f"the first is document #{first_seen[obj.key] + 1} of this load",
+            )
+        else:
+            first_seen[obj.key] = index
+
+
+def _tenant_findings(index: int, obj: Document, state: DesiredState) -> Iterator[Finding]:
+    if isinstance(obj, Tenant):
+        if obj.tenant is not None:
+            yield Finding(index, ("metadata", "tenant"), "a Tenant is a partner: omit metadata.tenant")
+        return
+    if obj.tenant is None:
+        return
+    declared = state.tenant_paths()
+    partner = tenant_parent(obj.tenant) or obj.tenant
+    if partner not in declared:
+        known = ", ".join(sorted(declared)) or "none"
+        yield Finding(
+            index,
+            ("metadata", "tenant"),
+            f"tenant {partner!r} is not declared by any Tenant (known: {known})",
+        )
+    elif obj.tenant not in declared:
+        client = obj.tenant.split("/", 1)[1]
+        yield Finding(
+            index,
+            ("metadata", "tenant"),
+            f"client {client!r} is not listed in spec.clients of Tenant {partner!r}",
+        )
+
+
+def _reference_findings(index: int, obj: Document, state: DesiredState) -> Iterator[Finding]:
+    targets = getattr(obj.spec, "targets", None) if hasattr(obj, "spec") else None
+    if isinstance(targets, Targets):
+        yield from _target_findings(index, obj, targets, state)
+    if isinstance(obj, PatchWindow):
+        for field_name in ("preScript", "postScript"):
+            script_name = getattr(obj.spec, "pre_script" if field_name == "preScript" else "post_script")
+            if script_name is not None:
+                yield from _script_findings(index, obj, ("spec", field_name), script_name, state)
+    if isinstance(obj, ScriptJob):
+        yield from _script_findings(index, obj, ("spec", "script"), obj.spec.script, state)
+
+
+def _target_findings(
+    index: int, obj: Document, targets: Targets, state: DesiredState
+) -> Iterator[Finding]:
+    for field_name, names in (("groups", targets.groups), ("exclude", targets.exclude.groups)):
+        path = ("spec", "targets", field_name) if field_name == "groups" else (
+            "spec", "targets", "exclude", "groups")
+        for position, group in enumerate(names):
+            if state.visible(DeviceGroup, obj.tenant, group) is None:
+                yield Finding(
+                    index,
+                    (*path, position),
+                    f"no DeviceGroup {group!r} in tenant {obj.tenant or '(any)'} or its partner",
+                )
+
+
+def _script_findings(
+    index: int,
+    obj: Document,
+    field_path: tuple[str, ...],
+    script_name: str,
+    state: DesiredState,
+) -> Iterator[Finding]:
+    script = state.visible(Script, obj.tenant, script_name)
+    if script is None:
+        yield Finding(
+            index, field_path, f"no Script {script_name!r} in tenant {obj.tenant or '(any)'} or above"
+        )
+        return
+    targets = getattr(obj.spec, "targets", None)
+    for os_family in sorted(target_os_families(targets, obj.tenant, state) - {script.spec.os}):
+        yield Finding(
+            index,
+            field_path,
+            f"Script {script_name!r} runs on {script.spec.os} but this object targets "
+            f"{os_family} devices; narrow the targets with selector.os or use a {os_family} script",
+        )
+
+
+def target_os_families(
+    targets: Targets | None, tenant: str | None, state: DesiredState
+) -> frozenset[OsFamily]:
+    """The OS families a target set is known to reach, from its selectors and its groups'.
+
+    Only what the policy states is counted: named devices and groups without an OS selector add
+    nothing, so an empty answer means "not known from the policy alone".
+    """
+    if targets is None:
+        return frozenset()
+    if targets.selector is not None and targets.selector.os is not None:
+        return frozenset({targets.selector.os})
+    families: set[OsFamily] = set()
+    for group_name in targets.groups:
+        group = state.visible(DeviceGroup, tenant, group_name)
+        if group is not None and group.spec.selector is not None and group.spec.selector.os:
+            families.add(group.spec.selector.os)
+    return frozenset(families)
+
+
+def _linux_warnings(index: int, obj: Document, state: DesiredState) -> Iterator[Finding]:
+    """DESIGN.md 3.2: filters and auto approval aimed at Linux are legal but approve nothing."""
+    if isinstance(obj, Whitelist) and obj.filters():
+        if OsFamily.LINUX in target_os_families(obj.spec.targets, obj.tenant, state):
+            yield Finding(
+                index,
+                ("spec", "patches"),
+                "whitelist filters approve nothing on Linux devices (Linux patches are approved "
+                "only by explicit id)",
+                warning=True,
+            )
+    if isinstance(obj, PatchWindow) and obj.spec.approval is ApprovalMode.AUTO:
+        if OsFamily.LINUX in target_os_families(obj.spec.targets, obj.tenant, state):
+            yield Finding(
+                index,
+                ("spec", "approval"),
+                "approval: auto approves nothing on Linux devices (Linux patches are approved "
+                "only by explicit id)",
+                warning=True,
+            )
+
+
+def first_errors(findings: Iterable[Finding]) -> list[Finding]:
+    return [f for f in findings if not f.warning]

@@ -1,0 +1,340 @@
+"""Building blocks shared by every policy kind: the envelope, targets and value types.
+
+Purely declarative: these models validate values and say what they mean; they read no files,
+no clock and no network.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from cronsim import CronSim, CronSimError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
+from pydantic.alias_generators import to_camel
+
+API_VERSION = "patchctl/v1"
+
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+TENANT_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$"
+
+
+class Model(BaseModel):
+    """Base of every policy model: frozen, unknown fields rejected, camelCase in YAML."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_enum_values=False,
+    )
+
+
+# --- vocabularies ---------------------------------------------------------------------------
+
+
+class OsFamily(StrEnum):
+    WINDOWS = "windows"
+    LINUX = "linux"
+
+
+class Classification(StrEnum):
+    SECURITY = "security"
+    CRITICAL = "critical"
+    BUGFIX = "bugfix"
+    ENHANCEMENT = "enhancement"
+    FEATURE = "feature"
+    DEFINITION = "definition"
+    DRIVER = "driver"
+    ROLLUP = "rollup"
+    SERVICE_PACK = "service-pack"
+    TOOL = "tool"
+    UPDATE = "update"
+    OTHER = "other"
+
+
+class Severity(StrEnum):
+    """Patch severity, lowest last. Vendor synonyms are folded by `Severity.parse`."""
+
+    CRITICAL = "critical"
+    IMPORTANT = "important"
+    MODERATE = "moderate"
+    LOW = "low"
+    UNSPECIFIED = "unspecified"
+
+    @classmethod
+    def parse(cls, text: str | None) -> Severity:
+        """Map a vendor's word (High, Medium, Negligible, ...) to our scale."""
+        if not text:
+            return cls.UNSPECIFIED
+        word = text.strip().lower()
+        return _SEVERITY_SYNONYMS.get(word, cls.UNSPECIFIED)
+
+
+_SEVERITY_SYNONYMS: dict[str, Severity] = {
+    "critical": Severity.CRITICAL,
+    "urgent": Severity.CRITICAL,
+    "important": Severity.IMPORTANT,
+    "high": Severity.IMPORTANT,
+    "moderate": Severity.MODERATE,
+    "medium": Severity.MODERATE,
+    "low": Severity.LOW,
+    "negligible": Severity.LOW,
+    "unimportant": Severity.LOW,
+    "unspecified": Severity.UNSPECIFIED,
+    "none": Severity.UNSPECIFIED,
+}
+
+
+# --- value types ----------------------------------------------------------------------------
+
+_DURATION_RE = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Parse `90s`, `15m`, `4h`, `7d`, `2w` or combinations such as `1h30m`."""
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration such as 90s, 4h or 7d, got {value!r}")  # noqa: TRY004
+    match = _DURATION_RE.match(value.strip())
+    if not value.strip() or match is None:
+        raise ValueError(f"{value!r} is not a duration such as 90s, 15m, 4h, 7d or 1h30m")
+    parts = {unit: int(n) for unit, n in zip(_DURATION_UNITS, match.groups(), strict=True) if n}
+    return timedelta(**parts)
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest `parse_duration` spelling of a duration."""
+    seconds = int(value.total_seconds())
+    if seconds == 0:
+        return "0s"
+    out = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            out.append(f"{count}{unit}")
+    return "".join(out)
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?$",
+            "examples": ["90s", "4h", "7d"],
+        }
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """An absolute count or a percentage of a population (`10%` or `5`)."""
+
+    value: float
+    percent: bool
+
+    def of(self, total: int) -> int:
+        """The count this quantity allows out of `total`; a percentage of a non-empty set is >= 1."""
+        if not self.percent:
+            return int(self.value)
+        if total <= 0:
+            return 0
+        return max(1, int(total * self.value / 100))
+
+    def __str__(self) -> str:
+        number = f"{self.value:g}"
+        return f"{number}%" if self.percent else number
+
+
+def parse_quantity(value: Any) -> Quantity:
+    if isinstance(value, Quantity):
+        return value
+    if isinstance(value, bool):
+        raise ValueError(f"expected a count or a percentage such as 10%, got {value!r}")  # noqa: TRY004
+    if isinstance(value, int) and value >= 0:
+        return Quantity(value, percent=False)
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"\d+", text):
+            return Quantity(int(text), percent=False)
+        if re.fullmatch(r"\d+(\.\d+)?%", text) and float(text[:-1]) <= 100:
+            return Quantity(float(text[:-1]), percent=True)
+    raise ValueError(f"{value!r} is not a count or a percentage between 0% and 100%")
+
+
+CountOrPercent = Annotated[
+    Quantity,
+    BeforeValidator(parse_quantity),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": r"^(\d+|\d+(\.\d+)?%)$"},
+            ],
+            "examples": ["10%", 5],
+        }
+    ),
+]
+
+
+def check_time_zone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone such as Europe/Berlin or UTC") from None
+    return value
+
+
+TimeZone = Annotated[
+    str,
+    AfterValidator(check_time_zone),
+    WithJsonSchema({"type": "string", "examples": ["Europe/Berlin", "UTC"]}),
+]
+
+
+def check_cron(value: str) -> str:
+    from datetime import datetime  # noqa: PLC0415 - only a reference instant, never "now"
+
+    if len(value.split()) != 5:
+        raise ValueError(f"{value!r} is not a 5-field cron expression (minute hour day month weekday)")
+    try:
+        CronSim(value, datetime(2000, 1, 1))  # noqa: DTZ001
+    except CronSimError as exc:
+        raise ValueError(f"{value!r} is not a valid cron expression: {exc}") from None
+    return value
+
+
+CronExpression = Annotated[
+    str,
+    AfterValidator(check_cron),
+    WithJsonSchema({"type": "string", "examples": ["0 2 * * SUN"]}),
+]
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
+TenantPath = Annotated[str, Field(pattern=TENANT_PATTERN)]
+PatchId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S+$")]
+
+
+def tenant_parent(tenant: str) -> str | None:
+    """`acme` for `acme/retail`; None for a partner."""
+    return tenant.split("/", 1)[0] if "/" in tenant else None
+
+
+def tenant_lineage(tenant: str) -> tuple[str, ...]:
+    """The tenant and its parent, nearest first: `('acme/retail', 'acme')`."""
+    parent = tenant_parent(tenant)
+    return (tenant, parent) if parent else (tenant,)
+
+
+def tenant_contains(outer: str | None, inner: str) -> bool:
+    """Whether an object of tenant `outer` (None = every tenant) applies to tenant `inner`."""
+    return outer is None or inner == outer or inner.startswith(outer + "/")
+
+
+# --- shared structures ----------------------------------------------------------------------
+
+
+class Metadata(Model):
+    """Identity of a policy object."""
+
+    name: Name = Field(description="Unique per (kind, tenant); lowercase letters, digits and '-'.")
+    tenant: TenantPath | None = Field(
+        default=None,
+        description="Partner (`acme`) or client (`acme/retail`); omitted means every tenant.",
+    )
+    labels: dict[str, str] = Field(default_factory=dict, description="Free-form labels.")
+    description: str | None = Field(default=None, description="What this object is for.")
+
+
+class Selector(Model):
+    """Dynamic device selection, evaluated against the current device facts at every reconcile."""
+
+    os: OsFamily | None = Field(default=None, description="Operating system family.")
+    os_versions: tuple[str, ...] = Field(
+        default=(),
+        description="Glob patterns matched against the OS name and version, e.g. `Windows Server 2022*`.",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Every label must be present with this value."
+    )
+
+    def is_empty(self) -> bool:
+        return self.os is None and not self.os_versions and not self.labels
+
+
+class Exclusion(Model):
+    """Devices taken out of an otherwise matching target set."""
+
+    devices: tuple[Name, ...] = Field(default=(), description="Device names never targeted.")
+    groups: tuple[Name, ...] = Field(default=(), description="Groups whose devices are never targeted.")
+
+
+class Targets(Model):
+    """Which devices an object applies to: the union of groups, devices and the selector, minus exclude."""
+
+    groups: tuple[Name, ...] = Field(
+        default=(), description="DeviceGroup names, of the same tenant or a parent tenant."
+    )
+    devices: tuple[Name, ...] = Field(default=(), description="Device names.")
+    selector: Selector | None = Field(
+        default=None, description="Dynamic selection by OS, OS version and labels."
+    )
+    exclude: Exclusion = Field(default_factory=Exclusion, description="Devices never targeted.")
+
+    def is_empty(self) -> bool:
+        return not self.groups and not self.devices and self.selector is None
+
+
+class Document(Model):
+    """The envelope every policy document shares; subclasses fix `kind` and `spec`."""
+
+    KIND: ClassVar[str] = ""
+    api_version: Literal["patchctl/v1"] = Field(
+        alias="apiVersion", description="Always `patchctl/v1`."
+    )
+    metadata: Metadata = Field(description="Name, tenant, labels and description.")
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def tenant(self) -> str | None:
+        return self.metadata.tenant
+
+    @property
+    def key(self) -> ObjectKey:
+        return ObjectKey(self.KIND, self.metadata.tenant, self.metadata.name)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectKey:
+    """(kind, tenant, name): unique across a policy repository."""
+
+    kind: str
+    tenant: str | None
+    name: str
+
+    def __str__(self) -> str:
+        scope = self.tenant or "*"
+        return f"{self.kind}/{scope}/{self.name}"

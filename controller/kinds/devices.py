@@ -1,0 +1,24 @@
+"""Device: optional declared labels for an agent-enrolled device."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from controller.kinds.common import Document, Model
+
+
+class DeviceSpec(Model):
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels merged over the ones the agent reports (these win).",
+    )
+
+
+class Device(Document):
+    """Declared facts for a device the agent enrols under this name and tenant."""
+
+    KIND: ClassVar[str] = "Device"
+    kind: Literal["Device"] = Field(description="Always `Device`.")
+    spec: DeviceSpec = Field(default_factory=DeviceSpec, description="Declared labels.")

@@ -1,0 +1,42 @@
+"""PatchFeed: a source of published patch records the controller imports on a schedule."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from controller.kinds.common import Document, Duration, Model, OsFamily
+
+
+class FeedFormat(StrEnum):
+    NATIVE = "native"
+    OSV = "osv"
+    MSRC = "msrc"
+    CSAF = "csaf"
+    UPDATEINFO = "updateinfo"
+    DEB_PACKAGES = "deb-packages"
+
+
+class PatchFeedSpec(Model):
+    format: FeedFormat = Field(description="Record format of the source.")
+    source: str = Field(
+        min_length=1,
+        description="A path in this repository, a local path, or an http(s) URL.",
+    )
+    os: OsFamily | None = Field(default=None, description="OS family of the records.")
+    release: str | None = Field(
+        default=None,
+        description="OS release for formats that do not name it (deb-packages), e.g. `debian:12`.",
+    )
+    refresh: Duration = Field(default=timedelta(hours=6), description="How often to re-import.")
+
+
+class PatchFeed(Document):
+    """A patch feed imported into the catalogue."""
+
+    KIND: ClassVar[str] = "PatchFeed"
+    kind: Literal["PatchFeed"] = Field(description="Always `PatchFeed`.")
+    spec: PatchFeedSpec = Field(description="Format, source and refresh interval.")

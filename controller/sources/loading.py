@@ -1,0 +1,163 @@
+"""Policy files → a validated DesiredState, or every problem found on the way.
+
+Errors are collected, not raised at the first: YAML syntax, schema and cross-reference errors
+alike come back as `path:line:col: field.path: message`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+
+from controller.core import references
+from controller.core.desired import DesiredState, Origin
+from controller.kinds import API_VERSION, KINDS, Document
+from controller.kinds.common import NAME_PATTERN, TENANT_PATTERN
+from controller.sources.documents import (
+    Problem,
+    RawDocument,
+    format_field_path,
+    parse_file,
+)
+
+POLICY_DIRS = ("policies", "inventory")
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """A policy file's path (relative to the repository root) and its bytes, or why it was refused."""
+
+    path: str
+    data: bytes | None
+    refusal: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """The state when the tree is valid, and every problem (errors and warnings) regardless."""
+
+    state: DesiredState | None
+    problems: tuple[Problem, ...]
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if not p.warning)
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.warning)
+
+    @property
+    def ok(self) -> bool:
+        return self.state is not None
+
+
+def is_policy_path(path: str) -> bool:
+    top = path.split("/", 1)[0]
+    return top in POLICY_DIRS and path.endswith(YAML_SUFFIXES)
+
+
+def load_policy(files: Iterable[SourceFile], *, revision: str | None) -> LoadResult:
+    """Parse, validate and cross-check a set of policy files."""
+    problems: list[Problem] = []
+    raw: list[RawDocument] = []
+    for source in sorted(files, key=lambda f: f.path):
+        if source.data is None:
+            problems.append(Problem(source.path, None, "", source.refusal or "file refused"))
+            continue
+        documents, file_problems = parse_file(source.path, source.data)
+        raw.extend(documents)
+        problems.extend(file_problems)
+
+    objects: list[Document] = []
+    raw_of_object: list[RawDocument] = []
+    for document in raw:
+        obj, document_problems = validate_document(document)
+        problems.extend(document_problems)
+        if obj is not None:
+            objects.append(obj)
+            raw_of_object.append(document)
+
+    for finding in references.detect_findings(objects):
+        document = raw_of_object[finding.index]
+        problems.append(
+            Problem(
+                document.path,
+                document.position_of(finding.field_path),
+                format_field_path(finding.field_path),
+                finding.message,
+                warning=finding.warning,
+            )
+        )
+
+    if any(not p.warning for p in problems):
+        return LoadResult(None, tuple(problems))
+    origins = {
+        obj.key: Origin(doc.path, doc.start.line)
+        for obj, doc in zip(objects, raw_of_object, strict=True)
+    }
+    state = DesiredState(revision=revision, objects=tuple(objects), origins=origins)
+    return LoadResult(state, tuple(problems))
+
+
+def validate_document(document: RawDocument) -> tuple[Document | None, list[Problem]]:
+    """One raw document → a policy object, or the problems that stop it."""
+    data = document.data
+    if not isinstance(data, dict):
+        return None, [_problem(document, (), "a document must be a mapping with apiVersion, kind, "
+                               "metadata and spec")]
+    kind = data.get("kind")
+    if kind not in KINDS:
+        known = ", ".join(sorted(KINDS))
+        message = (
+            "required field is missing" if kind is None else f"{kind!r} is not one of {known}"
+        )
+        return None, [_problem(document, ("kind",), message)]
+    if data.get("apiVersion") != API_VERSION:
+        got = data.get("apiVersion")
+        message = "required field is missing" if got is None else f"{got!r} is not {API_VERSION}"
+        return None, [_problem(document, ("apiVersion",), message)]
+    try:
+        return KINDS[kind].model_validate(data), []
+    except pydantic.ValidationError as exc:
+        return None, [
+            _problem(document, tuple(error["loc"]), describe_error(error))
+            for error in exc.errors(include_url=False)
+        ]
+
+
+def describe_error(error: Any) -> str:
+    """A pydantic error as a sentence about the value the user wrote."""
+    kind = error["type"]
+    given = error.get("input")
+    ctx = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    if kind in {"enum", "literal_error"}:
+        expected = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
+        return f"{given!r} is not one of {expected}"
+    if kind == "value_error":
+        return str(ctx.get("error") or error["msg"]).removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == NAME_PATTERN:
+        return f"{given!r} is not a valid name: lowercase letters, digits and '-', at most 63"
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == TENANT_PATTERN:
+        return f"{given!r} is not a tenant path such as `acme` or `acme/retail`"
+    if kind == "string_pattern_mismatch":
+        return f"{given!r} does not match the pattern {ctx.get('pattern')}"
+    message = str(error["msg"])
+    if given is not None and not isinstance(given, dict | list):
+        return f"{message[0].lower()}{message[1:]} (got {given!r})"
+    return message[0].lower() + message[1:]
+
+
+def _problem(document: RawDocument, field_path: tuple[Any, ...], message: str) -> Problem:
+    path = tuple(part for part in field_path if isinstance(part, str | int))
+    return Problem(
+        document.path, document.position_of(path), format_field_path(path), message
+    )

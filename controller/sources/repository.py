@@ -1,0 +1,63 @@
+"""One entry point for "load the policy at this place": a working tree, a branch or a revision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from controller.sources import files, loading
+from controller.sources import git as git_source
+from controller.sources.git import SourceError
+
+__all__ = ["Loaded", "SourceError", "load"]
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """The result of loading, and the revision it was read from (None: an uncommitted tree)."""
+
+    revision: str | None
+    result: loading.LoadResult
+    description: str  # what was read, for messages: "working tree of ./repo", "main@sha1:…"
+
+
+def load(
+    spec: str,
+    *,
+    state_dir: Path,
+    branch: str | None = None,
+    rev: str | None = None,
+) -> Loaded:
+    """Load a policy repository.
+
+    A local directory with neither `branch` nor `rev` is read as it is on disk (uncommitted edits
+    included), which is what an editor or a pre-commit hook wants; otherwise the commit is read
+    from git without touching any checkout.
+    """
+    if not git_source.is_url(spec) and branch is None and rev is None:
+        root = Path(spec)
+        if not root.is_dir():
+            raise SourceError(f"repository {spec!r} does not exist or is not a directory")
+        revision = _head_revision(root)
+        result = loading.load_policy(files.read_tree(root), revision=revision)
+        where = f"working tree of {spec}" + (f" at {revision}" if revision else " (uncommitted changes)")
+        return Loaded(revision, result, where)
+    repo = git_source.open_repository(spec, state_dir=state_dir)
+    resolved = git_source.resolve(repo, branch=branch, rev=rev)
+    source_files = git_source.read_commit(repo, resolved.sha)
+    revision = str(resolved)
+    return Loaded(revision, loading.load_policy(source_files, revision=revision), revision)
+
+
+def _head_revision(root: Path) -> str | None:
+    """The revision a clean working tree is at; None when it is not a repository or is dirty."""
+    try:
+        repo = git.Repo(root)
+        dirty = repo.git.status("--porcelain", "--", *loading.POLICY_DIRS)
+        if repo.head.is_valid() and not dirty:
+            return str(git_source.Revision(git_source.default_branch(repo), repo.head.commit.hexsha))
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandError, ValueError):
+        return None
+    return None
