@@ -17,9 +17,9 @@ from typing import Any
 import click
 
 from controller import __version__
+from controller.cli import scaffold as scaffold_commands
 from controller.cli import schema as schema_commands
 from controller.cli import validate as validate_commands
-from controller.cli import scaffold as scaffold_commands
 
 CONFIG_FILE = "patchctl.toml"
 

@@ -38,7 +38,9 @@ def init(directory: Path, branch: str) -> None:
     reader = repo.config_reader()
     has_identity = reader.has_option("user", "name") and reader.has_option("user", "email")
     author = None if has_identity else FALLBACK_AUTHOR
-    repo.index.commit("Scaffold the policy repository (patchctl init)", author=author, committer=author)
+    repo.index.commit(
+        "Scaffold the policy repository (patchctl init)", author=author, committer=author
+    )
     click.echo(f"initialised a policy repository in {directory} on branch {branch}")
     click.echo(f"next: cd {directory} && patchctl validate")
 

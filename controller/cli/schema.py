@@ -35,9 +35,11 @@ def export(directory: Path, check: bool) -> None:
             for name, text in rendered.items()
             if not (directory / name).is_file() or (directory / name).read_text("utf-8") != text
         )
-        extra = sorted(
-            p.name for p in directory.glob("*.schema.json") if p.name not in rendered
-        ) if directory.is_dir() else []
+        extra = (
+            sorted(p.name for p in directory.glob("*.schema.json") if p.name not in rendered)
+            if directory.is_dir()
+            else []
+        )
         for name in [*drifted, *extra]:
             click.echo(f"{directory / name}: out of date; run `patchctl schema export {directory}`")
         if drifted or extra:

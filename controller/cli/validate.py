@@ -16,7 +16,9 @@ from controller.sources.documents import Problem
 @repo_options
 @click.option("--rev", default=None, help="Revision to read from git (sha, tag, HEAD~1, ...).")
 @json_option
-def validate(repo: str, branch: str | None, state_dir: Path, rev: str | None, as_json: bool) -> None:
+def validate(
+    repo: str, branch: str | None, state_dir: Path, rev: str | None, as_json: bool
+) -> None:
     """Check every policy file: YAML syntax, schemas and cross-references.
 
     Without --rev or --branch a local repository is read as it is on disk, uncommitted edits

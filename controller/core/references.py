@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from controller.core.desired import DesiredState
 from controller.kinds import (
-    Document,
     DeviceGroup,
+    Document,
     PatchWindow,
     Script,
     ScriptJob,
@@ -31,6 +31,7 @@ class Finding:
     field_path: tuple[str | int, ...]
     message: str
     warning: bool = False
+    related: int | None = None  # another object the message refers to (the first of a duplicate)
 
 
 def detect_findings(objects: Sequence[Document]) -> list[Finding]:
@@ -39,7 +40,10 @@ def detect_findings(objects: Sequence[Document]) -> list[Finding]:
     state = DesiredState(revision=None, objects=tuple(objects))
     findings = [*duplicates]
     for index, obj in enumerate(objects):
-        findings.extend(_tenant_findings(index, obj, state))
+        tenant_findings = list(_tenant_findings(index, obj, state))
+        findings.extend(tenant_findings)
+        if tenant_findings:
+            continue  # references cannot be resolved in an unknown tenant: one error is enough
         findings.extend(_reference_findings(index, obj, state))
         findings.extend(_linux_warnings(index, obj, state))
     return sorted(findings, key=lambda f: (f.index, f.warning))
@@ -52,8 +56,8 @@ def _duplicates(objects: Sequence[Document]) -> Iterator[Finding]:
             yield Finding(
                 index,
                 ("metadata", "name"),
-                f"duplicate {obj.KIND} {obj.name!r} in tenant {obj.tenant or '(every tenant)'}; "
-                f"the first is document #{first_seen[obj.key] + 1} of this load",
+                f"duplicate {obj.KIND} {obj.name!r} in tenant {obj.tenant or '(every tenant)'}",
+                related=first_seen[obj.key],
             )
         else:
             first_seen[obj.key] = index
@@ -62,7 +66,9 @@ def _duplicates(objects: Sequence[Document]) -> Iterator[Finding]:
 def _tenant_findings(index: int, obj: Document, state: DesiredState) -> Iterator[Finding]:
     if isinstance(obj, Tenant):
         if obj.tenant is not None:
-            yield Finding(index, ("metadata", "tenant"), "a Tenant is a partner: omit metadata.tenant")
+            yield Finding(
+                index, ("metadata", "tenant"), "a Tenant is a partner: omit metadata.tenant"
+            )
         return
     if obj.tenant is None:
         return
@@ -85,14 +91,16 @@ def _tenant_findings(index: int, obj: Document, state: DesiredState) -> Iterator
 
 
 def _reference_findings(index: int, obj: Document, state: DesiredState) -> Iterator[Finding]:
-    targets = getattr(obj.spec, "targets", None) if hasattr(obj, "spec") else None
-    if isinstance(targets, Targets):
+    targets = targets_of(obj)
+    if targets is not None:
         yield from _target_findings(index, obj, targets, state)
     if isinstance(obj, PatchWindow):
-        for field_name in ("preScript", "postScript"):
-            script_name = getattr(obj.spec, "pre_script" if field_name == "preScript" else "post_script")
-            if script_name is not None:
-                yield from _script_findings(index, obj, ("spec", field_name), script_name, state)
+        for field_name, script in (
+            ("preScript", obj.spec.pre_script),
+            ("postScript", obj.spec.post_script),
+        ):
+            if script is not None:
+                yield from _script_findings(index, obj, ("spec", field_name), script, state)
     if isinstance(obj, ScriptJob):
         yield from _script_findings(index, obj, ("spec", "script"), obj.spec.script, state)
 
@@ -100,9 +108,11 @@ def _reference_findings(index: int, obj: Document, state: DesiredState) -> Itera
 def _target_findings(
     index: int, obj: Document, targets: Targets, state: DesiredState
 ) -> Iterator[Finding]:
-    for field_name, names in (("groups", targets.groups), ("exclude", targets.exclude.groups)):
-        path = ("spec", "targets", field_name) if field_name == "groups" else (
-            "spec", "targets", "exclude", "groups")
+    named = (
+        (("spec", "targets", "groups"), targets.groups),
+        (("spec", "targets", "exclude", "groups"), targets.exclude.groups),
+    )
+    for path, names in named:
         for position, group in enumerate(names):
             if state.visible(DeviceGroup, obj.tenant, group) is None:
                 yield Finding(
@@ -122,10 +132,12 @@ def _script_findings(
     script = state.visible(Script, obj.tenant, script_name)
     if script is None:
         yield Finding(
-            index, field_path, f"no Script {script_name!r} in tenant {obj.tenant or '(any)'} or above"
+            index,
+            field_path,
+            f"no Script {script_name!r} in tenant {obj.tenant or '(any)'} or above",
         )
         return
-    targets = getattr(obj.spec, "targets", None)
+    targets = targets_of(obj)
     for os_family in sorted(target_os_families(targets, obj.tenant, state) - {script.spec.os}):
         yield Finding(
             index,
@@ -133,6 +145,12 @@ def _script_findings(
             f"Script {script_name!r} runs on {script.spec.os} but this object targets "
             f"{os_family} devices; narrow the targets with selector.os or use a {os_family} script",
         )
+
+
+def targets_of(obj: Document) -> Targets | None:
+    """The `spec.targets` of kinds that apply to devices; None for the others."""
+    targets = getattr(getattr(obj, "spec", None), "targets", None)
+    return targets if isinstance(targets, Targets) else None
 
 
 def target_os_families(
@@ -158,23 +176,26 @@ def target_os_families(
 def _linux_warnings(index: int, obj: Document, state: DesiredState) -> Iterator[Finding]:
     """DESIGN.md 3.2: filters and auto approval aimed at Linux are legal but approve nothing."""
     if isinstance(obj, Whitelist) and obj.filters():
-        if OsFamily.LINUX in target_os_families(obj.spec.targets, obj.tenant, state):
+        reaches_linux = OsFamily.LINUX in target_os_families(obj.spec.targets, obj.tenant, state)
+        if reaches_linux:
             yield Finding(
                 index,
                 ("spec", "patches"),
-                "whitelist filters approve nothing on Linux devices (Linux patches are approved "
-                "only by explicit id)",
+                f"whitelist filters approve nothing {_LINUX_NOTE}",
                 warning=True,
             )
     if isinstance(obj, PatchWindow) and obj.spec.approval is ApprovalMode.AUTO:
-        if OsFamily.LINUX in target_os_families(obj.spec.targets, obj.tenant, state):
+        reaches_linux = OsFamily.LINUX in target_os_families(obj.spec.targets, obj.tenant, state)
+        if reaches_linux:
             yield Finding(
                 index,
                 ("spec", "approval"),
-                "approval: auto approves nothing on Linux devices (Linux patches are approved "
-                "only by explicit id)",
+                f"approval: auto approves nothing {_LINUX_NOTE}",
                 warning=True,
             )
+
+
+_LINUX_NOTE = "on Linux devices (Linux patches are approved only by explicit id)"
 
 
 def first_errors(findings: Iterable[Finding]) -> list[Finding]:

@@ -1,4 +1,4 @@
-"""Approval: an explicit, reviewed decision that listed patches may be installed on listed targets."""
+"""Approval: a reviewed decision that listed patches may be installed on listed targets."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ class ApprovalSpec(Model):
     targets: Targets = Field(description="Devices the patches are approved for.")
     reason: str = Field(min_length=1, description="Why: shown in the audit trail. Required.")
     expires: date | None = Field(
-        default=None, description="Last day the approval holds (UTC); an expired approval approves nothing."
+        default=None,
+        description="Last day the approval holds (UTC); an expired approval approves nothing.",
     )
     ticket: str | None = Field(default=None, description="Change ticket, e.g. `CHG-4711`.")
 

@@ -153,7 +153,7 @@ class Quantity:
     percent: bool
 
     def of(self, total: int) -> int:
-        """The count this quantity allows out of `total`; a percentage of a non-empty set is >= 1."""
+        """The count allowed out of `total`; a percentage of a non-empty set is at least 1."""
         if not self.percent:
             return int(self.value)
         if total <= 0:
@@ -201,7 +201,9 @@ def check_time_zone(value: str) -> str:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{value!r} is not an IANA time zone such as Europe/Berlin or UTC") from None
+        raise ValueError(
+            f"{value!r} is not an IANA time zone such as Europe/Berlin or UTC"
+        ) from None
     return value
 
 
@@ -216,7 +218,9 @@ def check_cron(value: str) -> str:
     from datetime import datetime  # noqa: PLC0415 - only a reference instant, never "now"
 
     if len(value.split()) != 5:
-        raise ValueError(f"{value!r} is not a 5-field cron expression (minute hour day month weekday)")
+        raise ValueError(
+            f"{value!r} is not a 5-field cron expression (minute hour day month weekday)"
+        )
     try:
         CronSim(value, datetime(2000, 1, 1))  # noqa: DTZ001
     except CronSimError as exc:
@@ -272,7 +276,7 @@ class Selector(Model):
     os: OsFamily | None = Field(default=None, description="Operating system family.")
     os_versions: tuple[str, ...] = Field(
         default=(),
-        description="Glob patterns matched against the OS name and version, e.g. `Windows Server 2022*`.",
+        description="Globs matched against the OS name and version, e.g. `Windows Server 2022*`.",
     )
     labels: dict[str, str] = Field(
         default_factory=dict, description="Every label must be present with this value."
@@ -286,11 +290,13 @@ class Exclusion(Model):
     """Devices taken out of an otherwise matching target set."""
 
     devices: tuple[Name, ...] = Field(default=(), description="Device names never targeted.")
-    groups: tuple[Name, ...] = Field(default=(), description="Groups whose devices are never targeted.")
+    groups: tuple[Name, ...] = Field(
+        default=(), description="Groups whose devices are never targeted."
+    )
 
 
 class Targets(Model):
-    """Which devices an object applies to: the union of groups, devices and the selector, minus exclude."""
+    """The devices an object applies to: groups, devices and selector together, minus exclude."""
 
     groups: tuple[Name, ...] = Field(
         default=(), description="DeviceGroup names, of the same tenant or a parent tenant."

@@ -86,7 +86,10 @@ class Recurrence(Model):
 
 class AutoApprove(Model):
     released_after_days: int = Field(
-        default=0, ge=0, le=365, description="Auto-approve only patches released this many days ago."
+        default=0,
+        ge=0,
+        le=365,
+        description="Auto-approve only patches released this many days ago.",
     )
 
 

@@ -82,7 +82,7 @@ class _BudgetExceededError(Exception):
     pass
 
 
-def parse_file(path: str, data: bytes) -> tuple[list[RawDocument], list[Problem]]:
+def parse_file(path: str, data: bytes) -> tuple[list[RawDocument], list[Problem]]:  # noqa: PLR0911
     """Split a YAML file into documents; every refusal becomes a Problem naming the position."""
     if len(data) > MAX_FILE_BYTES:
         return [], [

@@ -26,10 +26,14 @@ def read_tree(root: Path) -> list[SourceFile]:
                 link = here / subdir
                 if link.is_symlink() and not _inside(link.resolve(), root):
                     found.append(
-                        SourceFile(_relative(link, root), None, "symlink points outside the repository")
+                        SourceFile(
+                            _relative(link, root), None, "symlink points outside the repository"
+                        )
                     )
             found.extend(
-                _read_file(here / name, root) for name in sorted(names) if name.endswith(YAML_SUFFIXES)
+                _read_file(here / name, root)
+                for name in sorted(names)
+                if name.endswith(YAML_SUFFIXES)
             )
     return found
 

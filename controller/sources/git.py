@@ -95,26 +95,27 @@ def read_commit(repo: git.Repo, sha: str) -> list[SourceFile]:
     tree = repo.commit(sha).tree
     found: list[SourceFile] = []
     for item in tree.traverse():
-        if not isinstance(item, git.Blob) or not is_policy_path(item.path):
+        if not isinstance(item, git.Blob) or not is_policy_path(str(item.path)):
             continue
         found.append(_read_blob(tree, item))
     return found
 
 
 def _read_blob(tree: git.Tree, blob: git.Blob) -> SourceFile:
+    path = str(blob.path)
     if blob.mode == SYMLINK_MODE:
         target = blob.data_stream.read().decode("utf-8", "replace")
-        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(blob.path), target))
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
         if target.startswith("/") or resolved.startswith(".."):
-            return SourceFile(blob.path, None, "symlink points outside the repository")
+            return SourceFile(path, None, "symlink points outside the repository")
         try:
             pointed = tree / resolved
         except KeyError:
-            return SourceFile(blob.path, None, f"symlink target {resolved!r} does not exist")
+            return SourceFile(path, None, f"symlink target {resolved!r} does not exist")
         if not isinstance(pointed, git.Blob) or pointed.mode == SYMLINK_MODE:
-            return SourceFile(blob.path, None, "symlink does not point to a regular file")
-        return _sized(blob.path, pointed)
-    return _sized(blob.path, blob)
+            return SourceFile(path, None, "symlink does not point to a regular file")
+        return _sized(path, pointed)
+    return _sized(path, blob)
 
 
 def _sized(path: str, blob: git.Blob) -> SourceFile:

@@ -29,7 +29,7 @@ YAML_SUFFIXES = (".yaml", ".yml")
 
 @dataclass(frozen=True, slots=True)
 class SourceFile:
-    """A policy file's path (relative to the repository root) and its bytes, or why it was refused."""
+    """A policy file's path (relative to the repository root) and bytes, or why it was refused."""
 
     path: str
     data: bytes | None
@@ -84,15 +84,20 @@ def load_policy(files: Iterable[SourceFile], *, revision: str | None) -> LoadRes
 
     for finding in references.detect_findings(objects):
         document = raw_of_object[finding.index]
+        message = finding.message
+        if finding.related is not None:
+            first = raw_of_object[finding.related]
+            message += f"; first defined at {first.path}:{first.start.line}"
         problems.append(
             Problem(
                 document.path,
                 document.position_of(finding.field_path),
                 format_field_path(finding.field_path),
-                finding.message,
+                message,
                 warning=finding.warning,
             )
         )
+    problems.sort(key=_reading_order)
 
     if any(not p.warning for p in problems):
         return LoadResult(None, tuple(problems))
@@ -104,18 +109,26 @@ def load_policy(files: Iterable[SourceFile], *, revision: str | None) -> LoadRes
     return LoadResult(state, tuple(problems))
 
 
+def _reading_order(problem: Problem) -> tuple[str, int, int]:
+    position = problem.position
+    return (problem.path, position.line if position else 0, position.column if position else 0)
+
+
 def validate_document(document: RawDocument) -> tuple[Document | None, list[Problem]]:
     """One raw document → a policy object, or the problems that stop it."""
     data = document.data
     if not isinstance(data, dict):
-        return None, [_problem(document, (), "a document must be a mapping with apiVersion, kind, "
-                               "metadata and spec")]
+        return None, [
+            _problem(
+                document,
+                (),
+                "a document must be a mapping with apiVersion, kind, metadata and spec",
+            )
+        ]
     kind = data.get("kind")
     if kind not in KINDS:
         known = ", ".join(sorted(KINDS))
-        message = (
-            "required field is missing" if kind is None else f"{kind!r} is not one of {known}"
-        )
+        message = "required field is missing" if kind is None else f"{kind!r} is not one of {known}"
         return None, [_problem(document, ("kind",), message)]
     if data.get("apiVersion") != API_VERSION:
         got = data.get("apiVersion")
@@ -130,7 +143,7 @@ def validate_document(document: RawDocument) -> tuple[Document | None, list[Prob
         ]
 
 
-def describe_error(error: Any) -> str:
+def describe_error(error: Any) -> str:  # noqa: PLR0911 - one return per error type, as a table
     """A pydantic error as a sentence about the value the user wrote."""
     kind = error["type"]
     given = error.get("input")
@@ -158,6 +171,4 @@ def describe_error(error: Any) -> str:
 
 def _problem(document: RawDocument, field_path: tuple[Any, ...], message: str) -> Problem:
     path = tuple(part for part in field_path if isinstance(part, str | int))
-    return Problem(
-        document.path, document.position_of(path), format_field_path(path), message
-    )
+    return Problem(document.path, document.position_of(path), format_field_path(path), message)

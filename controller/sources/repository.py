@@ -42,7 +42,9 @@ def load(
             raise SourceError(f"repository {spec!r} does not exist or is not a directory")
         revision = _head_revision(root)
         result = loading.load_policy(files.read_tree(root), revision=revision)
-        where = f"working tree of {spec}" + (f" at {revision}" if revision else " (uncommitted changes)")
+        where = f"working tree of {spec}" + (
+            f" at {revision}" if revision else " (uncommitted changes)"
+        )
         return Loaded(revision, result, where)
     repo = git_source.open_repository(spec, state_dir=state_dir)
     resolved = git_source.resolve(repo, branch=branch, rev=rev)
@@ -57,7 +59,9 @@ def _head_revision(root: Path) -> str | None:
         repo = git.Repo(root)
         dirty = repo.git.status("--porcelain", "--", *loading.POLICY_DIRS)
         if repo.head.is_valid() and not dirty:
-            return str(git_source.Revision(git_source.default_branch(repo), repo.head.commit.hexsha))
+            return str(
+                git_source.Revision(git_source.default_branch(repo), repo.head.commit.hexsha)
+            )
     except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandError, ValueError):
         return None
     return None

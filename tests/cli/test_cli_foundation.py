@@ -1,0 +1,139 @@
+"""The foundation commands as a user runs them: a real `patchctl` process on real repositories."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from gitrepos import PROJECT_ROOT, PolicyRepo
+
+PATCHCTL = [sys.executable, "-m", "controller.cli"]
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    return subprocess.run(
+        [*PATCHCTL, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+def test_validate_prints_errors_and_exits_one(tmp_path: Path) -> None:
+    """A broken file gives `path:line:col: field: message` lines and exit code 1."""
+    repo = PolicyRepo(tmp_path / "r")
+    repo.copy_example()
+    repo.write(
+        "policies/baselines/windows-servers.yaml",
+        (PROJECT_ROOT / "policies/baselines/windows-servers.yaml")
+        .read_text()
+        .replace("severities: [critical, important]", "severities: [critical, importnt]"),
+    )
+    result = run("validate", cwd=repo.path)
+    assert 1 == result.returncode
+    assert (
+        "policies/baselines/windows-servers.yaml:15:30: spec.rules[0].severities[1]: 'importnt' is "
+        "not one of critical, important, moderate, low, unspecified\n"
+    ) == result.stdout
+    assert "invalid: 1 error(s)" in result.stderr
+
+
+def test_validate_json_reports_counts_and_revision(example_repo: PolicyRepo) -> None:
+    """`--json` gives validity, the revision and the object counts."""
+    result = run(
+        "validate",
+        "--repo",
+        str(example_repo.path),
+        "--branch",
+        "main",
+        "--json",
+        cwd=example_repo.path,
+    )
+    report = json.loads(result.stdout)
+    assert (0, True, [], []) == (
+        result.returncode,
+        report["valid"],
+        report["errors"],
+        report["warnings"],
+    )
+    assert report["revision"] == f"main@sha1:{example_repo.repo.head.commit.hexsha}"
+    assert 4 == report["objects"]["PatchWindow"]
+
+
+def test_validate_exits_two_on_a_missing_revision(example_repo: PolicyRepo) -> None:
+    """An unreadable revision is a usage/I-O error: exit 2 and a one-line message, no traceback."""
+    result = run("validate", "--rev", "no-such-rev", cwd=example_repo.path)
+    assert (2, "patchctl: revision 'no-such-rev' does not exist\n") == (
+        result.returncode,
+        result.stderr,
+    )
+
+
+def test_repo_can_come_from_the_environment(example_repo: PolicyRepo, tmp_path: Path) -> None:
+    """PATCHCTL_REPO sets --repo."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "PATCHCTL_REPO": str(example_repo.path)}
+    result = subprocess.run(
+        [*PATCHCTL, "validate"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert 0 == result.returncode, result.stderr
+
+
+def test_init_scaffolds_a_valid_committed_repository(tmp_path: Path) -> None:
+    """`init` makes a repository that validates at its first commit."""
+    target = tmp_path / "new"
+    result = run("init", str(target), cwd=tmp_path)
+    assert 0 == result.returncode, result.stderr
+    check = run("validate", "--repo", str(target), "--rev", "HEAD", cwd=tmp_path)
+    assert 0 == check.returncode, check.stdout + check.stderr
+    assert (target / "README.md").is_file()
+    assert (target / "schemas" / "baseline.schema.json").is_file()
+
+
+def test_init_refuses_a_non_empty_directory(tmp_path: Path) -> None:
+    """`init` never writes into a directory that has files."""
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "keep.txt").write_text("mine")
+    result = run("init", str(tmp_path / "busy"), cwd=tmp_path)
+    assert (2, ["keep.txt"]) == (result.returncode, os.listdir(tmp_path / "busy"))
+
+
+def test_committed_schemas_match_the_models(tmp_path: Path) -> None:
+    """schemas/ is exactly what `schema export` generates from the models (no drift)."""
+    result = run("schema", "export", "--check", str(PROJECT_ROOT / "schemas"), cwd=tmp_path)
+    assert 0 == result.returncode, result.stdout
+
+
+def test_schema_check_detects_drift(tmp_path: Path) -> None:
+    """A stale schema file makes `schema export --check` fail and name it."""
+    shutil.copytree(PROJECT_ROOT / "schemas", tmp_path / "schemas")
+    (tmp_path / "schemas" / "baseline.schema.json").write_text("{}\n")
+    result = run("schema", "export", "--check", "schemas", cwd=tmp_path)
+    assert 1 == result.returncode
+    assert "schemas/baseline.schema.json: out of date" in result.stdout
+
+
+def test_every_command_answers_help(tmp_path: Path) -> None:
+    """`--help` works on the group and on each command."""
+    for args in (
+        ["--help"],
+        ["validate", "--help"],
+        ["init", "--help"],
+        ["schema", "export", "--help"],
+    ):
+        result = run(*args, cwd=tmp_path)
+        assert 0 == result.returncode, args
+        assert "Usage:" in result.stdout

@@ -1,0 +1,353 @@
+"""Each policy kind's valid and invalid forms, checked through the models directly."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import pydantic
+import pytest
+
+from controller.kinds import KINDS, Approval, PatchWindow
+from controller.kinds.common import Quantity, parse_duration, parse_quantity
+
+TARGETS = {"groups": ["g"]}
+
+
+def document(kind: str, spec: dict[str, Any] | None, **metadata: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": "patchctl/v1",
+        "kind": kind,
+        "metadata": {"name": "x", **metadata},
+    }
+    if spec is not None:
+        body["spec"] = spec
+    return body
+
+
+WINDOW = {
+    "targets": TARGETS,
+    "recurrence": {"cron": "0 2 * * SUN"},
+    "timezone": "UTC",
+    "duration": "4h",
+}
+SCRIPT = {"os": "linux", "shell": "bash", "content": "true"}
+
+VALID = [
+    (
+        "Baseline",
+        {
+            "os": "windows",
+            "targets": TARGETS,
+            "rules": [
+                {
+                    "classifications": ["security"],
+                    "severities": ["critical"],
+                    "minRating": 7.0,
+                    "releasedAfterDays": 7,
+                }
+            ],
+            "include": ["KB1"],
+            "exclude": ["KB2"],
+            "excludeAction": "allow-as-dependency",
+            "staleScanAfter": "3d",
+        },
+    ),
+    (
+        "Whitelist",
+        {
+            "targets": TARGETS,
+            "patches": [
+                {"id": "USN-1-1"},
+                {"classifications": ["security"], "vendors": ["microsoft"]},
+            ],
+        },
+    ),
+    (
+        "Approval",
+        {
+            "patches": ["KB1"],
+            "targets": TARGETS,
+            "reason": "hot fix",
+            "expires": "2027-01-31",
+            "ticket": "CHG-1",
+        },
+    ),
+    ("PatchWindow", WINDOW),
+    ("PatchWindow", {**WINDOW, "recurrence": {"patchTuesday": {"offsetDays": 26, "at": "23:59"}}}),
+    (
+        "PatchWindow",
+        {
+            **WINDOW,
+            "recurrence": {"once": "2026-12-05T02:00"},
+            "cutoff": "1h",
+            "rollout": {"maxConcurrent": "10%", "maxFailures": 5},
+        },
+    ),
+    ("ScanSchedule", {"targets": {"selector": {"os": "linux"}}, "every": "12h"}),
+    ("Script", SCRIPT),
+    (
+        "Script",
+        {
+            "os": "windows",
+            "shell": "powershell",
+            "content": "exit 0",
+            "timeout": "90s",
+            "successCodes": [0, 3010],
+        },
+    ),
+    (
+        "ScriptJob",
+        {
+            "script": "s",
+            "targets": TARGETS,
+            "recurrence": {"cron": "0 12 * * WED"},
+            "timezone": "Europe/Berlin",
+        },
+    ),
+    (
+        "Notification",
+        {
+            "events": ["InstallFailed"],
+            "minSeverity": "warning",
+            "channel": {"webhook": {"url": "https://h.example/x", "secretEnv": "HOOK_SECRET"}},
+        },
+    ),
+    (
+        "Notification",
+        {"events": ["PolicyInvalid"], "channel": {"email": {"to": ["ops@example.com"]}}},
+    ),
+    (
+        "ReportSchedule",
+        {
+            "recurrence": {"cron": "0 6 * * MON"},
+            "formats": ["markdown", "csv"],
+            "scope": "baseline",
+        },
+    ),
+    ("PatchFeed", {"format": "osv", "source": "feeds/ubuntu/", "os": "linux", "refresh": "6h"}),
+    ("Tenant", {"displayName": "ACME", "clients": ["retail"]}),
+    (
+        "DeviceGroup",
+        {
+            "devices": ["web-01"],
+            "selector": {
+                "os": "windows",
+                "osVersions": ["Windows Server 2022*"],
+                "labels": {"env": "prod"},
+            },
+        },
+    ),
+    ("Device", {"labels": {"site": "fra"}}),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "spec"), VALID, ids=[f"{k}-{i}" for i, (k, _) in enumerate(VALID)]
+)
+def test_valid_documents_are_accepted(kind: str, spec: dict[str, Any]) -> None:
+    """A well-formed document of each kind validates and keeps its kind."""
+    model = KINDS[kind].model_validate(document(kind, spec))
+    assert kind == model.KIND
+
+
+INVALID = [
+    ("Baseline", {"os": "solaris", "targets": TARGETS}, ("spec", "os")),
+    (
+        "Baseline",
+        {"os": "windows", "targets": TARGETS, "rules": [{"severities": ["importnt"]}]},
+        ("spec", "rules", 0, "severities", 0),
+    ),
+    (
+        "Baseline",
+        {"os": "windows", "targets": TARGETS, "rules": [{"minRating": 11}]},
+        ("spec", "rules", 0, "minRating"),
+    ),
+    (
+        "Baseline",
+        {"os": "windows", "targets": TARGETS, "staleScanAfter": "7 days"},
+        ("spec", "staleScanAfter"),
+    ),
+    ("Baseline", {"os": "windows", "targets": TARGETS, "colour": "blue"}, ("spec", "colour")),
+    ("Baseline", {"targets": TARGETS}, ("spec", "os")),
+    (
+        "Whitelist",
+        {"targets": TARGETS, "patches": [{"id": "KB1", "vendors": ["microsoft"]}]},
+        ("spec", "patches", 0),
+    ),
+    ("Whitelist", {"targets": TARGETS, "patches": [{}]}, ("spec", "patches", 0)),
+    ("Whitelist", {"targets": TARGETS, "patches": []}, ("spec", "patches")),
+    ("Approval", {"patches": ["KB1"], "targets": TARGETS}, ("spec", "reason")),
+    ("Approval", {"patches": [], "targets": TARGETS, "reason": "r"}, ("spec", "patches")),
+    (
+        "Approval",
+        {"patches": ["KB1"], "targets": TARGETS, "reason": "r", "expires": "next week"},
+        ("spec", "expires"),
+    ),
+    ("PatchWindow", {**WINDOW, "timezone": "Mars/Olympus"}, ("spec", "timezone")),
+    (
+        "PatchWindow",
+        {**WINDOW, "recurrence": {"cron": "0 25 * * *"}},
+        ("spec", "recurrence", "cron"),
+    ),
+    ("PatchWindow", {**WINDOW, "recurrence": {"cron": "0 2 * *"}}, ("spec", "recurrence", "cron")),
+    ("PatchWindow", {**WINDOW, "recurrence": {}}, ("spec", "recurrence")),
+    (
+        "PatchWindow",
+        {**WINDOW, "recurrence": {"cron": "0 2 * * *", "once": "2026-12-05T02:00"}},
+        ("spec", "recurrence"),
+    ),
+    (
+        "PatchWindow",
+        {**WINDOW, "recurrence": {"patchTuesday": {"offsetDays": 27}}},
+        ("spec", "recurrence", "patchTuesday", "offsetDays"),
+    ),
+    (
+        "PatchWindow",
+        {**WINDOW, "recurrence": {"patchTuesday": {"at": "25:00"}}},
+        ("spec", "recurrence", "patchTuesday", "at"),
+    ),
+    ("PatchWindow", {**WINDOW, "cutoff": "4h"}, ("spec",)),
+    (
+        "PatchWindow",
+        {**WINDOW, "rollout": {"maxConcurrent": "110%"}},
+        ("spec", "rollout", "maxConcurrent"),
+    ),
+    ("PatchWindow", {**WINDOW, "rollout": {"maxFailures": -1}}, ("spec", "rollout", "maxFailures")),
+    ("PatchWindow", {**WINDOW, "approval": "automatic"}, ("spec", "approval")),
+    ("PatchWindow", {**WINDOW, "duration": 4}, ("spec", "duration")),
+    ("ScanSchedule", {"targets": TARGETS, "every": "daily"}, ("spec", "every")),
+    ("Script", {**SCRIPT, "shell": "powershell"}, ("spec",)),
+    ("Script", {**SCRIPT, "content": ""}, ("spec", "content")),
+    (
+        "ScriptJob",
+        {"script": "Bad Name", "targets": TARGETS, "recurrence": {"cron": "* * * * *"}},
+        ("spec", "script"),
+    ),
+    (
+        "Notification",
+        {"events": ["Exploded"], "channel": {"email": {"to": ["a@b"]}}},
+        ("spec", "events", 0),
+    ),
+    ("Notification", {"events": ["InstallFailed"], "channel": {}}, ("spec", "channel")),
+    (
+        "Notification",
+        {"events": ["InstallFailed"], "channel": {"webhook": {"url": "ftp://x"}}},
+        ("spec", "channel", "webhook", "url"),
+    ),
+    (
+        "Notification",
+        {
+            "events": ["InstallFailed"],
+            "channel": {"slack": {"urlEnv": "https://hooks.slack.com/x"}},
+        },
+        ("spec", "channel", "slack", "urlEnv"),
+    ),
+    (
+        "ReportSchedule",
+        {"recurrence": {"cron": "0 6 * * MON"}, "formats": ["pdf"]},
+        ("spec", "formats", 0),
+    ),
+    ("PatchFeed", {"format": "rss", "source": "x"}, ("spec", "format")),
+    ("Tenant", {"clients": ["Retail"]}, ("spec", "clients", 0)),
+    ("DeviceGroup", {"selector": {"os": "mac"}}, ("spec", "selector", "os")),
+    ("Device", {"labels": {"env": 1}}, ("spec", "labels", "env")),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "spec", "loc"),
+    INVALID,
+    ids=[f"{k}-{'.'.join(map(str, loc))}-{i}" for i, (k, _, loc) in enumerate(INVALID)],
+)
+def test_invalid_documents_name_the_field(
+    kind: str, spec: dict[str, Any], loc: tuple[Any, ...]
+) -> None:
+    """An invalid document fails with an error located at the offending field."""
+    with pytest.raises(pydantic.ValidationError) as raised:
+        KINDS[kind].model_validate(document(kind, spec))
+    locations = [tuple(error["loc"]) for error in raised.value.errors()]
+    assert loc in locations
+
+
+@pytest.mark.parametrize(
+    ("metadata", "loc"),
+    [
+        ({"name": "Web_01"}, ("metadata", "name")),
+        ({"name": "a" * 64}, ("metadata", "name")),
+        ({"name": "x", "tenant": "acme/retail/store"}, ("metadata", "tenant")),
+        ({"name": "x", "owner": "me"}, ("metadata", "owner")),
+    ],
+    ids=["uppercase-name", "name-too-long", "three-level-tenant", "unknown-metadata-field"],
+)
+def test_invalid_metadata_is_rejected(metadata: dict[str, Any], loc: tuple[str, ...]) -> None:
+    """Names and tenant paths follow the documented patterns, and metadata has no extra fields."""
+    body = document("Device", {})
+    body["metadata"] = metadata
+    with pytest.raises(pydantic.ValidationError) as raised:
+        KINDS["Device"].model_validate(body)
+    assert loc in [tuple(error["loc"]) for error in raised.value.errors()]
+
+
+def test_models_are_frozen() -> None:
+    """Policy objects cannot be changed after loading."""
+    window = PatchWindow.model_validate(document("PatchWindow", WINDOW))
+    with pytest.raises(pydantic.ValidationError):
+        window.spec.duration = timedelta(hours=1)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90s", timedelta(seconds=90)),
+        ("15m", timedelta(minutes=15)),
+        ("4h", timedelta(hours=4)),
+        ("7d", timedelta(days=7)),
+        ("2w", timedelta(weeks=2)),
+        ("1h30m", timedelta(hours=1, minutes=30)),
+    ],
+    ids=["seconds", "minutes", "hours", "days", "weeks", "combined"],
+)
+def test_durations_parse(text: str, expected: timedelta) -> None:
+    """Durations are written with units s, m, h, d and w."""
+    assert expected == parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["", "4", "4 h", "h", "1.5h", "PT4H"], ids=repr)
+def test_bad_durations_are_refused(text: str) -> None:
+    """Anything but the documented duration syntax is an error."""
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("value", "total", "expected"),
+    [("10%", 100, 10), ("10%", 5, 1), ("10%", 0, 0), (5, 100, 5), ("5", 2, 5), ("100%", 7, 7)],
+    ids=["percent", "percent-rounds-up-to-one", "percent-of-nothing", "count", "count-text", "all"],
+)
+def test_quantities_resolve_against_a_population(value: object, total: int, expected: int) -> None:
+    """A percentage of a non-empty population allows at least one; a count is absolute."""
+    assert expected == parse_quantity(value).of(total)
+
+
+def test_quantity_renders_as_written() -> None:
+    """Quantities serialise back to the spelling the user wrote."""
+    assert ["10%", "5"] == [str(Quantity(10, percent=True)), str(Quantity(5, percent=False))]
+
+
+@pytest.mark.parametrize(
+    ("expires", "today", "expired"),
+    [
+        (None, date(2030, 1, 1), False),
+        (date(2027, 1, 31), date(2027, 1, 31), False),
+        (date(2027, 1, 31), date(2027, 2, 1), True),
+    ],
+    ids=["no-expiry", "last-day-still-valid", "day-after-expired"],
+)
+def test_approval_expiry_is_inclusive(expires: date | None, today: date, expired: bool) -> None:
+    """An approval holds through its `expires` day and approves nothing after it."""
+    spec: dict[str, Any] = {"patches": ["KB1"], "targets": TARGETS, "reason": "r"}
+    if expires:
+        spec["expires"] = expires.isoformat()
+    approval = Approval.model_validate(document("Approval", spec))
+    assert expired == approval.is_expired(today=today)

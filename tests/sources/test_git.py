@@ -1,0 +1,116 @@
+"""The git source: branches, revisions and URLs read without a checkout; clear errors otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from gitrepos import PolicyRepo
+
+from controller.sources import repository
+from controller.sources.git import SourceError, format_revision
+
+SCRIPT = "apiVersion: patchctl/v1\nkind: Script\nmetadata: {{name: {name}}}\nspec: {{os: linux, shell: sh, content: 'true'}}\n"
+
+
+def script_names(loaded: repository.Loaded) -> list[str]:
+    assert loaded.result.state is not None, [str(p) for p in loaded.result.problems]
+    return [s.name for s in loaded.result.state.scripts]
+
+
+def test_a_commit_that_is_not_checked_out_loads(policy_repo: PolicyRepo, tmp_path: Path) -> None:
+    """An older revision is read from git while the working tree holds a newer one."""
+    policy_repo.write("policies/scripts/s.yaml", SCRIPT.format(name="old"))
+    old = policy_repo.commit("old")
+    policy_repo.write("policies/scripts/s.yaml", SCRIPT.format(name="new"))
+    policy_repo.commit("new")
+    loaded = repository.load(str(policy_repo.path), state_dir=tmp_path, rev=old)
+    assert ["old"] == script_names(loaded)
+    assert format_revision("main", old) == loaded.revision
+    assert loaded.result.state is not None
+    assert loaded.revision == loaded.result.state.revision
+
+
+def test_a_branch_is_read_without_switching_to_it(policy_repo: PolicyRepo, tmp_path: Path) -> None:
+    """`--branch` reads that branch's tip; the checkout stays where it was."""
+    policy_repo.repo.git.checkout("-b", "feature")
+    policy_repo.write("policies/scripts/s.yaml", SCRIPT.format(name="feature"))
+    sha = policy_repo.commit("on feature")
+    policy_repo.repo.git.checkout("main")
+    loaded = repository.load(str(policy_repo.path), state_dir=tmp_path, branch="feature")
+    assert ["feature"] == script_names(loaded)
+    assert f"feature@sha1:{sha}" == loaded.revision
+    assert "main" == policy_repo.repo.active_branch.name
+
+
+def test_a_url_is_cloned_then_fetched(policy_repo: PolicyRepo, tmp_path: Path) -> None:
+    """A git URL is cloned into the state directory and fetched again on the next load."""
+    url = f"file://{policy_repo.path}"
+    policy_repo.write("policies/scripts/s.yaml", SCRIPT.format(name="first"))
+    policy_repo.commit("first")
+    assert ["first"] == script_names(
+        repository.load(url, state_dir=tmp_path / "state", branch="main")
+    )
+    policy_repo.write("policies/scripts/s.yaml", SCRIPT.format(name="second"))
+    sha = policy_repo.commit("second")
+    loaded = repository.load(url, state_dir=tmp_path / "state", branch="main")
+    assert ["second"] == script_names(loaded)
+    assert f"main@sha1:{sha}" == loaded.revision
+
+
+def test_working_tree_reports_uncommitted_edits(policy_repo: PolicyRepo, tmp_path: Path) -> None:
+    """A clean working tree carries its revision; a dirty one says it has uncommitted changes."""
+    clean = repository.load(str(policy_repo.path), state_dir=tmp_path)
+    assert clean.revision == format_revision("main", policy_repo.repo.head.commit.hexsha)
+    policy_repo.write("policies/scripts/s.yaml", SCRIPT.format(name="draft"))
+    dirty = repository.load(str(policy_repo.path), state_dir=tmp_path)
+    assert (None, ["draft"]) == (dirty.revision, script_names(dirty))
+
+
+@pytest.mark.parametrize(
+    ("spec", "branch", "rev", "message"),
+    [
+        (
+            "{tmp}/missing",
+            None,
+            None,
+            "repository '{tmp}/missing' does not exist or is not a directory",
+        ),
+        ("{tmp}/missing", "main", None, "repository '{tmp}/missing' does not exist"),
+        ("{tmp}/plain", "main", None, "'{tmp}/plain' is not a git repository"),
+        ("{repo}", "nope", None, "branch 'nope' does not exist in {repo}"),
+        ("{repo}", None, "deadbeef", "revision 'deadbeef' does not exist"),
+        ("file://{tmp}/missing", "main", None, "cannot fetch file://{tmp}/missing"),
+    ],
+    ids=[
+        "missing-dir",
+        "missing-repo",
+        "not-a-repo",
+        "missing-branch",
+        "missing-revision",
+        "unreachable-url",
+    ],
+)
+def test_unreadable_sources_raise_clear_errors(  # noqa: PLR0917 - parametrized
+    policy_repo: PolicyRepo,
+    tmp_path: Path,
+    spec: str,
+    branch: str | None,
+    rev: str | None,
+    message: str,
+) -> None:
+    """A missing repository, branch or revision is a SourceError saying which."""
+    (tmp_path / "plain").mkdir()
+    names = {"tmp": str(tmp_path), "repo": str(policy_repo.path)}
+    with pytest.raises(SourceError) as raised:
+        repository.load(spec.format(**names), state_dir=tmp_path / "state", branch=branch, rev=rev)
+    assert str(raised.value).startswith(message.format(**names))
+
+
+def test_credentials_in_urls_are_not_echoed(tmp_path: Path) -> None:
+    """A URL's user and password never reach the error message."""
+    with pytest.raises(SourceError) as raised:
+        repository.load(
+            "https://bob:hunter2@127.0.0.1:9/none.git", state_dir=tmp_path, branch="main"
+        )
+    assert "hunter2" not in str(raised.value)
