@@ -1,0 +1,141 @@
+"""ObservedState: what the agents reported and what the controller already did, as plain values.
+
+Purely declarative. The store builds it (`store.observe`), the planner reads it, tests write it by
+hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from controller.core.patches import PatchRecord
+from controller.kinds.common import OsFamily
+
+GATEWAY_ROLE = "gateway"
+ONLINE_POLL_INTERVALS = 2  # DESIGN.md 3.8: online = checked in within two poll intervals
+
+
+class JobKind(StrEnum):
+    SCAN = "scan"
+    INSTALL = "install"
+    SCRIPT = "script"
+
+
+class JobState(StrEnum):
+    """A job's life: issued (pending), handed to the agent (delivered), then the agent's states."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    ACKED = "acked"
+    DOWNLOADING = "downloading"
+    INSTALLING = "installing"
+    REBOOTING = "rebooting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+    @property
+    def in_flight(self) -> bool:
+        return self in _IN_FLIGHT
+
+    @property
+    def started(self) -> bool:
+        """The agent has taken the job (acknowledged or further): it can no longer be cancelled."""
+        return self not in {
+            JobState.PENDING,
+            JobState.DELIVERED,
+            JobState.CANCELLED,
+            JobState.EXPIRED,
+        }
+
+
+_IN_FLIGHT = frozenset(
+    {
+        JobState.PENDING,
+        JobState.DELIVERED,
+        JobState.ACKED,
+        JobState.DOWNLOADING,
+        JobState.INSTALLING,
+        JobState.REBOOTING,
+    }
+)
+
+
+class PatchResult(StrEnum):
+    INSTALLED = "installed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceView:
+    """An enrolled device and its latest facts."""
+
+    id: str
+    tenant: str
+    name: str
+    os: OsFamily | None
+    os_name: str = ""
+    os_version: str = ""
+    role: str = "server"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    enrolled_at: datetime | None = None
+    last_seen: datetime | None = None
+    poll_interval: timedelta = timedelta(seconds=60)
+
+    @property
+    def is_gateway(self) -> bool:
+        return self.role == GATEWAY_ROLE
+
+    def is_online(self, *, now: datetime) -> bool:
+        if self.last_seen is None:
+            return False
+        return now - self.last_seen <= self.poll_interval * ONLINE_POLL_INTERVALS
+
+
+@dataclass(frozen=True, slots=True)
+class ScanView:
+    """The latest scan of a device: missing and installed patch ids, and the OS reboot signal."""
+
+    scanned_at: datetime
+    reboot_required: bool = False
+    missing: tuple[str, ...] = ()
+    installed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """A job the controller issued earlier, with what the agent said about it."""
+
+    id: str
+    device_id: str
+    kind: JobKind
+    state: JobState
+    patch_ids: tuple[str, ...] = ()
+    window: str | None = None  # "tenant/name" of the PatchWindow an install belongs to
+    occurrence: str | None = None  # the window occurrence (or trigger) key
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    deadline: datetime | None = None
+    results: Mapping[str, PatchResult] = field(default_factory=dict)
+    reasons: Mapping[str, str] = field(default_factory=dict)
+    reboot_required: bool = False
+
+
+@dataclass(frozen=True)
+class ObservedState:
+    """Devices, their latest scans, the job ledger and the patch catalogue."""
+
+    devices: tuple[DeviceView, ...] = ()
+    scans: Mapping[str, ScanView] = field(default_factory=dict)  # device id → latest scan
+    jobs: tuple[JobView, ...] = ()
+    catalogue: Mapping[str, PatchRecord] = field(default_factory=dict)
+
+    def patch(self, patch_id: str) -> PatchRecord:
+        """The catalogue record, or a bare one for a patch only an agent knows about."""
+        found = self.catalogue.get(patch_id)
+        return found if found is not None else PatchRecord(id=patch_id)

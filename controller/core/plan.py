@@ -1,0 +1,671 @@
+"""The planner: `plan(desired, observed, now=...) -> Plan`.
+
+Purely computational, no side effects: the desired state (policy at a revision), the observed
+state (devices, scans, the job ledger, the catalogue) and the instant go in; the jobs to issue,
+cancel and expire, the compliance of every device and the alerts to raise come out. The runtime
+applies a plan once, in one transaction.
+
+Speed: decisions depend only on the policy set that targets a device and on the patch, so they are
+computed once per (policy set, patch) and shared; target matching is computed once per distinct set
+of device facts. A fleet of 100,000 devices typically has a few dozen policy sets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
+
+from controller.core import compliance, references, targets, windows
+from controller.core.compliance import BaselineCompliance, DeviceHistory
+from controller.core.decisions import Applicable, Decision, decide, object_ref
+from controller.core.desired import DesiredState
+from controller.core.jobs import JobSpec, ScriptPayload, job_id
+from controller.core.observed import (
+    DeviceView,
+    JobKind,
+    JobState,
+    JobView,
+    ObservedState,
+    PatchResult,
+    ScanView,
+)
+from controller.kinds import Document, PatchWindow, Script, ScriptJob
+from controller.kinds.notifications import AlertSeverity, EventType
+from controller.kinds.scans import DEFAULT_SCAN_INTERVAL
+from controller.kinds.windows import MissedWindow
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SCAN_DEADLINE = timedelta(days=1)
+SCRIPT_JOB_LOOKBACK = timedelta(days=1)
+REBOOT_PENDING_MESSAGE = "Patching completed and need to reboot."
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSpec:
+    """An alert to raise. `key` identifies the transition: the store raises each key once."""
+
+    key: str
+    type: EventType
+    severity: AlertSeverity
+    message: str
+    device_id: str | None = None
+    job_id: str | None = None
+    patch_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSummary:
+    """Per-device figures for status and explain."""
+
+    device_id: str
+    installable: tuple[str, ...]
+    pending_approval: tuple[str, ...]
+    next_window: str | None  # "tenant/name"
+    next_window_start: datetime | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one reconcile decides. Empty `issue`/`cancel`/`expire`/`alerts` mean nothing to do."""
+
+    revision: str | None
+    now: datetime
+    issue: tuple[JobSpec, ...] = ()
+    cancel: tuple[str, ...] = ()
+    expire: tuple[str, ...] = ()
+    compliance: tuple[BaselineCompliance, ...] = ()
+    alerts: tuple[AlertSpec, ...] = ()
+    devices: tuple[DeviceSummary, ...] = ()
+    windows: Mapping[str, windows.WindowState] = field(default_factory=dict)
+
+    @property
+    def pending_approvals(self) -> int:
+        return sum(len(d.pending_approval) for d in self.devices)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "issued": len(self.issue),
+            "cancelled": len(self.cancel),
+            "expired": len(self.expire),
+            "alerts": len(self.alerts),
+            "devices": len(self.devices),
+            "pendingApprovals": self.pending_approvals,
+        }
+
+
+def window_key(window: PatchWindow) -> str:
+    return f"{window.tenant or '*'}/{window.name}"
+
+
+# --- the ledger, indexed once -----------------------------------------------------------------
+
+
+@dataclass
+class _Ledger:
+    """The job ledger indexed for the questions the planner asks, plus what this plan adds."""
+
+    ids: set[str] = field(default_factory=set)
+    in_flight: set[str] = field(default_factory=set)  # device ids with a job in flight
+    by_device: dict[str, list[JobView]] = field(default_factory=lambda: defaultdict(list))
+    attempted: dict[tuple[str, str, str], set[str]] = field(
+        default_factory=lambda: defaultdict(set)
+    )  # (device, window, occurrence) -> patch ids
+    running: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    failed_devices: dict[tuple[str, str], set[str]] = field(
+        default_factory=lambda: defaultdict(set)
+    )
+
+    @classmethod
+    def of(cls, jobs: Iterable[JobView]) -> _Ledger:
+        ledger = cls()
+        for job in sorted(jobs, key=lambda j: (j.created_at or _EPOCH, j.id)):
+            ledger.ids.add(job.id)
+            ledger.by_device[job.device_id].append(job)
+            if job.state.in_flight:
+                ledger.in_flight.add(job.device_id)
+            if job.kind is JobKind.INSTALL and job.window and job.occurrence:
+                slot = (job.window, job.occurrence)
+                ledger.attempted[(job.device_id, *slot)].update(job.patch_ids)
+                if job.state.in_flight:
+                    ledger.running[slot] += 1
+                if job.state is JobState.FAILED or PatchResult.FAILED in job.results.values():
+                    ledger.failed_devices[slot].add(job.device_id)
+        return ledger
+
+    def add(self, job: JobSpec) -> None:
+        self.ids.add(job.id)
+        self.in_flight.add(job.device_id)
+        if job.kind is JobKind.INSTALL and job.window and job.occurrence:
+            self.attempted[(job.device_id, job.window, job.occurrence)].update(job.patch_ids)
+            self.running[(job.window, job.occurrence)] += 1
+
+
+def device_history(jobs: Iterable[JobView]) -> DeviceHistory:
+    """Failed patches (last attempt failed) and patches waiting for a reboot, from the ledger."""
+    failed: set[str] = set()
+    pending_reboot: frozenset[str] = frozenset()
+    for job in jobs:  # oldest first
+        if job.kind is not JobKind.INSTALL or job.state.in_flight:
+            continue
+        installed = {p for p, r in job.results.items() if r is PatchResult.INSTALLED}
+        failed -= installed
+        failed.update(p for p, r in job.results.items() if r is PatchResult.FAILED)
+        if job.state in {JobState.SUCCEEDED, JobState.FAILED}:
+            pending_reboot = frozenset(installed) if job.reboot_required else frozenset()
+    return DeviceHistory(failed=frozenset(failed), pending_reboot=pending_reboot)
+
+
+def _latest_finished_install(jobs: Iterable[JobView]) -> JobView | None:
+    finished = [
+        j
+        for j in jobs
+        if j.kind is JobKind.INSTALL and j.state in {JobState.SUCCEEDED, JobState.FAILED}
+    ]
+    return finished[-1] if finished else None
+
+
+# --- policy sets ------------------------------------------------------------------------------
+
+
+class _PolicySets:
+    """Applicable policy objects per distinct device facts, and decisions per (set, patch)."""
+
+    def __init__(self, desired: DesiredState, *, today: date) -> None:
+        self.desired = desired
+        self.today = today
+        self.named = targets.named_devices(desired)
+        self._by_facts: dict[tuple[object, ...], Applicable] = {}
+        self._script_jobs: dict[int, tuple[ScriptJob, ...]] = {}
+        self._decisions: dict[int, dict[str, Decision]] = {}
+
+    def applicable(self, device: DeviceView) -> Applicable:
+        facts = (
+            device.tenant,
+            device.name if device.name in self.named else None,
+            device.os,
+            device.os_name,
+            device.os_version,
+            tuple(sorted(device.labels.items())),
+        )
+        found = self._by_facts.get(facts)
+        if found is None:
+            found = self._evaluate(device)
+            self._by_facts[facts] = found
+        return found
+
+    def _evaluate(self, device: DeviceView) -> Applicable:
+        desired = self.desired
+
+        def targeting(objects: tuple[T, ...]) -> tuple[T, ...]:
+            return tuple(o for o in objects if _targets(o, device, desired))
+
+        found = Applicable(
+            os=device.os,
+            baselines=tuple(b for b in targeting(desired.baselines) if b.spec.os == device.os),
+            whitelists=targeting(desired.whitelists),
+            approvals=targeting(desired.approvals),
+            windows=tuple(
+                sorted(
+                    (w for w in targeting(desired.windows) if not w.spec.suspend), key=window_key
+                )
+            ),
+            scan_schedules=targeting(desired.scan_schedules),
+        )
+        self._script_jobs[id(found)] = targeting(desired.script_jobs)
+        return found
+
+    def script_jobs(self, applicable: Applicable) -> tuple[ScriptJob, ...]:
+        return self._script_jobs.get(id(applicable), ())
+
+    def decisions(
+        self, applicable: Applicable, patch_ids: Iterable[str], observed: ObservedState
+    ) -> dict[str, Decision]:
+        cache = self._decisions.setdefault(id(applicable), {})
+        for patch_id in patch_ids:
+            if patch_id not in cache:
+                cache[patch_id] = decide(applicable, observed.patch(patch_id), today=self.today)
+        return cache
+
+
+T = TypeVar("T", bound=Document)
+
+
+def _targets(obj: Document, device: DeviceView, desired: DesiredState) -> bool:
+    spec_targets = references.targets_of(obj)
+    return spec_targets is not None and targets.matches(
+        spec_targets, owner=obj.tenant, device=device, desired=desired
+    )
+
+
+# --- the plan ---------------------------------------------------------------------------------
+
+
+def plan(desired: DesiredState, observed: ObservedState, *, now: datetime) -> Plan:
+    """Decide jobs, compliance and alerts for every device. Pure: same input, same plan."""
+    ledger = _Ledger.of(observed.jobs)
+    sets = _PolicySets(desired, today=now.date())
+    window_states = {window_key(w): windows.evaluate(w.spec, now=now) for w in desired.windows}
+    devices = sorted(
+        (targets.effective_device(d, desired) for d in observed.devices),
+        key=lambda d: (d.tenant, d.name, d.id),
+    )
+    applicable = {d.id: sets.applicable(d) for d in devices}
+    population = _window_population(devices, applicable)
+
+    expired = [
+        j
+        for j in observed.jobs
+        if j.state in {JobState.PENDING, JobState.DELIVERED} and j.deadline and j.deadline <= now
+    ]
+    for job in expired:
+        ledger.in_flight.discard(job.device_id)
+    builder = _PlanBuilder(
+        desired=desired,
+        observed=observed,
+        ledger=ledger,
+        sets=sets,
+        window_states=window_states,
+        population=population,
+        now=now,
+    )
+    for device in devices:
+        builder.device(device, applicable[device.id])
+    builder.alerts.extend(_ledger_alerts(observed.jobs))
+    builder.alerts.extend(
+        AlertSpec(
+            f"JobExpired:{job.id}",
+            EventType.JOB_EXPIRED,
+            AlertSeverity.WARNING,
+            "no-agent: the job was not picked up before its deadline",
+            device_id=job.device_id,
+            job_id=job.id,
+        )
+        for job in expired
+    )
+    return Plan(
+        revision=desired.revision,
+        now=now,
+        issue=tuple(builder.issue),
+        cancel=tuple(sorted(builder.cancel)),
+        expire=tuple(j.id for j in expired),
+        compliance=tuple(builder.compliance),
+        alerts=tuple(builder.alerts),
+        devices=tuple(builder.summaries),
+        windows=window_states,
+    )
+
+
+def _window_population(
+    devices: Iterable[DeviceView], applicable: Mapping[str, Applicable]
+) -> dict[str, int]:
+    """How many patchable devices each window targets: the base of percentage rollout limits."""
+    counts: dict[str, int] = defaultdict(int)
+    for device in devices:
+        if device.is_gateway:
+            continue
+        for window in applicable[device.id].windows:
+            counts[window_key(window)] += 1
+    return counts
+
+
+class _PlanBuilder:
+    """Accumulates one plan; each method handles one concern for one device."""
+
+    def __init__(
+        self,
+        *,
+        desired: DesiredState,
+        observed: ObservedState,
+        ledger: _Ledger,
+        sets: _PolicySets,
+        window_states: Mapping[str, windows.WindowState],
+        population: Mapping[str, int],
+        now: datetime,
+    ) -> None:
+        self.desired = desired
+        self.observed = observed
+        self.ledger = ledger
+        self.sets = sets
+        self.window_states = window_states
+        self.population = population
+        self.now = now
+        self.issue: list[JobSpec] = []
+        self.cancel: set[str] = set()
+        self.compliance: list[BaselineCompliance] = []
+        self.alerts: list[AlertSpec] = []
+        self.summaries: list[DeviceSummary] = []
+
+    def device(self, device: DeviceView, applicable: Applicable) -> None:
+        scan = self.observed.scans.get(device.id)
+        jobs = self.ledger.by_device.get(device.id, [])
+        patch_ids = (*scan.missing, *scan.installed) if scan else ()
+        decisions = self.sets.decisions(applicable, patch_ids, self.observed)
+        history = device_history(jobs)
+        for baseline in applicable.baselines:
+            self.compliance.append(
+                compliance.evaluate(
+                    baseline,
+                    device_id=device.id,
+                    scan=scan,
+                    decisions=decisions,
+                    history=history,
+                    now=self.now,
+                )
+            )
+        missing = scan.missing if scan else ()
+        installable = tuple(p for p in missing if decisions[p].installable)
+        pending = tuple(p for p in missing if decisions[p].pending_approval)
+        self._cancel_stale_installs(jobs, installable)
+        self._scan(device, applicable, scan, jobs)
+        self._install(device, applicable, installable)
+        self._script_jobs(device, applicable)
+        self._device_alerts(device, scan, jobs, installable)
+        upcoming = self._next_window(applicable)
+        self.summaries.append(
+            DeviceSummary(
+                device.id,
+                installable,
+                pending,
+                upcoming[0] if upcoming else None,
+                upcoming[1] if upcoming else None,
+            )
+        )
+
+    def _emit(self, job: JobSpec) -> None:
+        self.issue.append(job)
+        self.ledger.add(job)
+
+    def _cancel_stale_installs(self, jobs: Iterable[JobView], installable: tuple[str, ...]) -> None:
+        """An install not yet taken by the agent is cancelled when its patches are no longer
+        installable (an approval was revoked, a baseline now excludes one)."""
+        allowed = set(installable)
+        for job in jobs:
+            cancellable = (
+                job.kind is JobKind.INSTALL and job.state.in_flight and not job.state.started
+            )
+            if cancellable and not set(job.patch_ids) <= allowed:
+                self.cancel.add(job.id)
+                self.ledger.in_flight.discard(job.device_id)
+
+    def _scan(
+        self,
+        device: DeviceView,
+        applicable: Applicable,
+        scan: ScanView | None,
+        jobs: list[JobView],
+    ) -> None:
+        if device.id in self.ledger.in_flight:
+            return
+        occasion = _scan_occasion(scan, jobs, applicable, now=self.now)
+        if occasion is None:
+            return
+        reason, key = occasion
+        job = JobSpec(
+            id=job_id(device.id, JobKind.SCAN, (), key),
+            device_id=device.id,
+            kind=JobKind.SCAN,
+            reason=reason,
+            occurrence=key,
+            deadline=self.now + SCAN_DEADLINE,
+            revision=self.desired.revision,
+        )
+        if job.id in self.ledger.ids:
+            return
+        self._emit(job)
+        self.alerts.append(
+            AlertSpec(
+                f"Initiate:{job.id}",
+                EventType.INITIATE,
+                AlertSeverity.INFO,
+                f"scan initiated on {device.name}: {reason}",
+                device_id=device.id,
+                job_id=job.id,
+            )
+        )
+
+    def _install(
+        self, device: DeviceView, applicable: Applicable, installable: tuple[str, ...]
+    ) -> None:
+        if device.is_gateway or not installable or device.id in self.ledger.in_flight:
+            return
+        chosen = self._open_occurrence(device, applicable)
+        if chosen is None:
+            return
+        window, occurrence, deadline = chosen
+        key = window_key(window)
+        attempted = self.ledger.attempted.get((device.id, key, occurrence.key), set())
+        patches = tuple(sorted(p for p in installable if p not in attempted))
+        if not patches:
+            return
+        if not device.is_online(now=self.now):
+            self._offline_in_window(device, window, occurrence.key)
+            return
+        slot = (key, occurrence.key)
+        targeted = self.population.get(key, 0)
+        rollout = window.spec.rollout
+        if self.ledger.running.get(slot, 0) >= rollout.max_concurrent.of(targeted):
+            return
+        if len(self.ledger.failed_devices.get(slot, ())) > rollout.max_failures.of(targeted):
+            return
+        self._emit(
+            JobSpec(
+                id=job_id(device.id, JobKind.INSTALL, patches, f"{key}@{occurrence.key}"),
+                device_id=device.id,
+                kind=JobKind.INSTALL,
+                reason=f"PatchWindow {key} occurrence {occurrence.key}",
+                patch_ids=patches,
+                window=key,
+                occurrence=occurrence.key,
+                reboot=window.spec.reboot,
+                pre_script=self._script(window, window.spec.pre_script),
+                post_script=self._script(window, window.spec.post_script),
+                deadline=deadline,
+                revision=self.desired.revision,
+            )
+        )
+        self.alerts.append(
+            AlertSpec(
+                f"Search:{device.id}:{_digest(patches)}",
+                EventType.SEARCH,
+                AlertSeverity.INFO,
+                f"{len(patches)} missing patch(es) found and approved on {device.name}",
+                device_id=device.id,
+            )
+        )
+
+    def _open_occurrence(
+        self, device: DeviceView, applicable: Applicable
+    ) -> tuple[PatchWindow, windows.Occurrence, datetime] | None:
+        """The window occurrence a device may be patched in now: an open one before its cutoff,
+        else a missed one it may still catch up on."""
+        for window in applicable.windows:
+            current = self.window_states[window_key(window)].current
+            if current is not None and current.accepts_new_installs(self.now):
+                return window, current, current.end
+        for window in applicable.windows:
+            missed = self.window_states[window_key(window)].catch_up
+            if window.spec.missed_window is not MissedWindow.CATCH_UP or missed is None:
+                continue
+            if (device.id, window_key(window), missed.key) in self.ledger.attempted:
+                continue
+            return window, missed, missed.end + window.spec.catch_up_within
+        return None
+
+    def _offline_in_window(self, device: DeviceView, window: PatchWindow, occurrence: str) -> None:
+        self.alerts.append(
+            AlertSpec(
+                f"AgentOfflineInWindow:{device.id}:{window_key(window)}@{occurrence}",
+                EventType.AGENT_OFFLINE_IN_WINDOW,
+                AlertSeverity.WARNING,
+                f"{device.name} is offline during PatchWindow {window_key(window)} "
+                "and has approved patches waiting",
+                device_id=device.id,
+            )
+        )
+
+    def _script(self, owner: PatchWindow | ScriptJob, name: str | None) -> ScriptPayload | None:
+        if name is None:
+            return None
+        script = self.desired.visible(Script, owner.tenant, name)
+        return ScriptPayload.of(script) if script is not None else None
+
+    def _script_jobs(self, device: DeviceView, applicable: Applicable) -> None:
+        for script_job in self.sets.script_jobs(applicable):
+            if device.id in self.ledger.in_flight or device.is_gateway:
+                return
+            start = _latest_start(script_job, now=self.now)
+            if start is None:
+                continue
+            payload = self._script(script_job, script_job.spec.script)
+            if payload is None:
+                continue
+            occasion = (
+                f"{script_job.tenant or '*'}/{script_job.name}@{windows.occurrence_key(start)}"
+            )
+            job = JobSpec(
+                id=job_id(device.id, JobKind.SCRIPT, (), occasion),
+                device_id=device.id,
+                kind=JobKind.SCRIPT,
+                reason=f"ScriptJob {occasion}",
+                occurrence=occasion,
+                script=payload,
+                deadline=start + SCRIPT_JOB_LOOKBACK,
+                revision=self.desired.revision,
+            )
+            if job.id not in self.ledger.ids:
+                self._emit(job)
+
+    def _device_alerts(
+        self,
+        device: DeviceView,
+        scan: ScanView | None,
+        jobs: list[JobView],
+        installable: tuple[str, ...],
+    ) -> None:
+        del installable  # Search alerts are raised when an install is issued
+        latest = _latest_finished_install(jobs)
+        if scan is None or latest is None or not scan.reboot_required:
+            return
+        if latest.updated_at is not None and scan.scanned_at >= latest.updated_at:
+            self.alerts.append(
+                AlertSpec(
+                    f"RebootPending:{device.id}:{latest.id}",
+                    EventType.REBOOT_PENDING,
+                    AlertSeverity.WARNING,
+                    f"{device.name}: {REBOOT_PENDING_MESSAGE}",
+                    device_id=device.id,
+                    job_id=latest.id,
+                )
+            )
+
+    def _next_window(self, applicable: Applicable) -> tuple[str, datetime] | None:
+        upcoming = [
+            (state.current.start if state.current else state.upcoming.start, window_key(w))  # type: ignore[union-attr]
+            for w in applicable.windows
+            if (state := self.window_states[window_key(w)]).current or state.upcoming
+        ]
+        if not upcoming:
+            return None
+        start, key = min(upcoming)
+        return key, start
+
+
+def _scan_occasion(
+    scan: ScanView | None, jobs: list[JobView], applicable: Applicable, *, now: datetime
+) -> tuple[str, str] | None:
+    """Rule 7: why a scan is due now (reason, occasion key), or None."""
+    latest_install = _latest_finished_install(jobs)
+    if latest_install is not None and (
+        scan is None
+        or (latest_install.updated_at is not None and scan.scanned_at < latest_install.updated_at)
+    ):
+        return f"verify install {latest_install.id}", f"after:{latest_install.id}"
+    if scan is None:
+        scans = [j for j in jobs if j.kind is JobKind.SCAN]
+        if not scans:
+            return "initial scan after enrolment", "initial"
+        return "retry initial scan", f"retry:{scans[-1].id}"
+    every = min((s.spec.every for s in applicable.scan_schedules), default=DEFAULT_SCAN_INTERVAL)
+    if now - scan.scanned_at >= every:
+        stamp = windows.occurrence_key(scan.scanned_at)
+        return f"scan due every {every} (last {stamp})", f"due:{stamp}"
+    return None
+
+
+def _latest_start(script_job: ScriptJob, *, now: datetime) -> datetime | None:
+    """The most recent scheduled start in the look-back period, if any."""
+    latest = None
+    cursor = now - SCRIPT_JOB_LOOKBACK
+    while True:
+        start = windows.next_start(
+            script_job.spec.recurrence, script_job.spec.timezone, after=cursor
+        )
+        if start is None or start > now:
+            return latest
+        latest, cursor = start, start
+
+
+def _ledger_alerts(jobs: Iterable[JobView]) -> list[AlertSpec]:
+    """Alerts that follow from what agents reported about their jobs."""
+    alerts: list[AlertSpec] = []
+    for job in jobs:
+        if job.kind is not JobKind.INSTALL:
+            continue
+        if job.state in _DOWNLOADED:
+            alerts.append(
+                AlertSpec(
+                    f"DownloadInitiated:{job.id}",
+                    EventType.DOWNLOAD_INITIATED,
+                    AlertSeverity.INFO,
+                    f"download of {len(job.patch_ids)} patch(es) initiated",
+                    device_id=job.device_id,
+                    job_id=job.id,
+                )
+            )
+        if job.state is JobState.SUCCEEDED:
+            alerts.append(
+                AlertSpec(
+                    f"InstallComplete:{job.id}",
+                    EventType.INSTALL_COMPLETE,
+                    AlertSeverity.INFO,
+                    f"install of {len(job.patch_ids)} patch(es) complete",
+                    device_id=job.device_id,
+                    job_id=job.id,
+                )
+            )
+        alerts.extend(
+            AlertSpec(
+                f"InstallFailed:{job.id}:{patch}",
+                EventType.INSTALL_FAILED,
+                AlertSeverity.CRITICAL,
+                f"{patch} failed to install: {job.reasons.get(patch) or 'no reason given'}",
+                device_id=job.device_id,
+                job_id=job.id,
+                patch_id=patch,
+            )
+            for patch, result in sorted(job.results.items())
+            if result is PatchResult.FAILED
+        )
+    return alerts
+
+
+_DOWNLOADED = frozenset(
+    {
+        JobState.DOWNLOADING,
+        JobState.INSTALLING,
+        JobState.REBOOTING,
+        JobState.SUCCEEDED,
+        JobState.FAILED,
+    }
+)
+
+
+def _digest(patch_ids: Iterable[str]) -> str:
+    return hashlib.sha256(",".join(sorted(patch_ids)).encode()).hexdigest()[:12]
+
+
+__all__ = ["AlertSpec", "DeviceSummary", "Plan", "object_ref", "plan", "window_key"]
