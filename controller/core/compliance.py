@@ -6,15 +6,20 @@ says about failures and pending reboots.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TypeVar
 
 from controller.core.decisions import Decision, object_ref
 from controller.core.observed import ScanView
 from controller.kinds import Baseline
 from controller.kinds.baselines import ExcludeAction
+
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class PatchState(StrEnum):
@@ -44,18 +49,44 @@ class ComplianceState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class BaselineCompliance:
-    """One device against one baseline: the verdict, counts per patch state, and the patches
-    that keep it from being compliant."""
+    """One device against one baseline: the verdict and the patches in each state.
+
+    Patch ids are kept per state, in scan order, rather than as (id, state) pairs: a fleet has
+    millions of them, and the same scan must give an equal record so that nothing is rewritten.
+    """
 
     device_id: str
     baseline: str  # object ref, "Baseline tenant/name"
     state: ComplianceState
-    counts: tuple[tuple[PatchState, int], ...]
-    findings: tuple[tuple[str, PatchState], ...]  # non-compliant patches, sorted by id
     scanned_at: datetime | None
+    missing: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    pending_reboot: tuple[str, ...] = ()
+    rejected: tuple[str, ...] = ()
+    installed: int = 0
+    not_applicable: int = 0
 
-    def count(self, state: PatchState) -> int:
-        return dict(self.counts).get(state, 0)
+    @property
+    def findings(self) -> tuple[tuple[str, PatchState], ...]:
+        """The patches that keep the device from being compliant, with their states."""
+        return (
+            *((p, PatchState.MISSING) for p in self.missing),
+            *((p, PatchState.FAILED) for p in self.failed),
+            *((p, PatchState.INSTALLED_PENDING_REBOOT) for p in self.pending_reboot),
+            *((p, PatchState.INSTALLED_REJECTED) for p in self.rejected),
+        )
+
+    def counts(self) -> dict[PatchState, int]:
+        """How many required patches are in each state (states with none are left out)."""
+        counts = {
+            PatchState.INSTALLED: self.installed,
+            PatchState.INSTALLED_PENDING_REBOOT: len(self.pending_reboot),
+            PatchState.MISSING: len(self.missing),
+            PatchState.FAILED: len(self.failed),
+            PatchState.INSTALLED_REJECTED: len(self.rejected),
+            PatchState.NOT_APPLICABLE: self.not_applicable,
+        }
+        return {state: n for state, n in counts.items() if n}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,48 +107,98 @@ def evaluate(
     now: datetime,
 ) -> BaselineCompliance:
     """The device's compliance with `baseline`; `decisions` covers every scanned patch."""
-    if scan is None or now - scan.scanned_at > baseline.spec.stale_scan_after:
-        scanned_at = scan.scanned_at if scan else None
-        unknown = ComplianceState.UNKNOWN
-        return BaselineCompliance(device_id, object_ref(baseline), unknown, (), (), scanned_at)
-    ref = object_ref(baseline)
-    states: dict[str, PatchState] = {}
-    for patch_id in scan.missing:
-        state = _missing_state(decisions[patch_id], ref, history)
-        if state is not None:
-            states[patch_id] = state
-    for patch_id in scan.installed:
-        state = _installed_state(
-            decisions[patch_id], ref, baseline, history, reboot=scan.reboot_required
-        )
-        if state is not None:
-            states[patch_id] = state
-    counts: dict[PatchState, int] = {}
-    for state in states.values():
-        counts[state] = counts.get(state, 0) + 1
-    findings = tuple(sorted((p, s) for p, s in states.items() if s in NON_COMPLIANT_STATES))
-    verdict = ComplianceState.NON_COMPLIANT if findings else ComplianceState.COMPLIANT
-    return BaselineCompliance(
-        device_id, ref, verdict, tuple(sorted(counts.items())), findings, scan.scanned_at
+    return BaselineEvaluator(baseline, decisions).evaluate(
+        device_id=device_id, scan=scan, history=history, now=now
     )
 
 
-def _missing_state(decision: Decision, ref: str, history: DeviceHistory) -> PatchState | None:
-    if ref not in decision.required_by or decision.excluded_by:
-        return None
-    if decision.not_applicable:
-        return PatchState.NOT_APPLICABLE
-    return PatchState.FAILED if decision.patch_id in history.failed else PatchState.MISSING
+class BaselineEvaluator:
+    """Evaluates one baseline for every device that shares a policy set.
+
+    The state a patch takes when missing or installed depends only on its decision, so it is
+    computed once per patch and reused for each device; only the device's job history (failed
+    installs, pending reboots) is applied per device.
+    """
+
+    def __init__(self, baseline: Baseline, decisions: Mapping[str, Decision]) -> None:
+        self.baseline = baseline
+        self.ref = object_ref(baseline)
+        self.decisions = decisions
+        self.block = baseline.spec.exclude_action is ExcludeAction.BLOCK
+        self._if_missing = LazyMap(self._missing_state)
+        self._if_installed = LazyMap(self._installed_state)
+
+    def evaluate(
+        self, *, device_id: str, scan: ScanView | None, history: DeviceHistory, now: datetime
+    ) -> BaselineCompliance:
+        if scan is None or now - scan.scanned_at > self.baseline.spec.stale_scan_after:
+            scanned_at = scan.scanned_at if scan else None
+            unknown = ComplianceState.UNKNOWN
+            return BaselineCompliance(device_id, self.ref, unknown, scanned_at)
+        # The hot loops of a reconcile: plain lists and local names, no per-patch objects.
+        missing: list[str] = []
+        failed: list[str] = []
+        not_applicable = 0
+        if_missing, failed_before = self._if_missing, history.failed
+        for patch_id in scan.missing:
+            state = if_missing[patch_id]
+            if state is PatchState.MISSING:
+                (failed if patch_id in failed_before else missing).append(patch_id)
+            elif state is not None:
+                not_applicable += 1
+        installed = 0
+        rebooting: list[str] = []
+        rejected: list[str] = []
+        if_installed = self._if_installed
+        reboot = scan.reboot_required and history.pending_reboot
+        for patch_id in scan.installed:
+            state = if_installed[patch_id]
+            if state is PatchState.INSTALLED:
+                if reboot and patch_id in history.pending_reboot:
+                    rebooting.append(patch_id)
+                else:
+                    installed += 1
+            elif state is not None:
+                rejected.append(patch_id)
+        non_compliant = missing or failed or rebooting or rejected
+        return BaselineCompliance(
+            device_id,
+            self.ref,
+            ComplianceState.NON_COMPLIANT if non_compliant else ComplianceState.COMPLIANT,
+            scan.scanned_at,
+            tuple(missing),
+            tuple(failed),
+            tuple(rebooting),
+            tuple(rejected),
+            installed,
+            not_applicable,
+        )
+
+    def _missing_state(self, patch_id: str) -> PatchState | None:
+        """The state of a missing patch before the device's history is applied."""
+        decision = self.decisions[patch_id]
+        if self.ref not in decision.required_by or decision.excluded_by:
+            return None
+        return PatchState.NOT_APPLICABLE if decision.not_applicable else PatchState.MISSING
+
+    def _installed_state(self, patch_id: str) -> PatchState | None:
+        """The state of an installed patch before the device's history is applied."""
+        decision = self.decisions[patch_id]
+        if self.ref in decision.excluded_by:
+            return PatchState.INSTALLED_REJECTED if self.block else None
+        if self.ref not in decision.required_by or decision.excluded_by:
+            return None
+        return PatchState.INSTALLED
 
 
-def _installed_state(
-    decision: Decision, ref: str, baseline: Baseline, history: DeviceHistory, *, reboot: bool
-) -> PatchState | None:
-    if ref in decision.excluded_by:
-        blocked = baseline.spec.exclude_action is ExcludeAction.BLOCK
-        return PatchState.INSTALLED_REJECTED if blocked else None
-    if ref not in decision.required_by or decision.excluded_by:
-        return None
-    if reboot and decision.patch_id in history.pending_reboot:
-        return PatchState.INSTALLED_PENDING_REBOOT
-    return PatchState.INSTALLED
+class LazyMap(dict[K, V]):
+    """A dict that computes a missing value once, on first access."""
+
+    def __init__(self, compute: Callable[[K], V]) -> None:
+        super().__init__()
+        self._compute = compute
+
+    def __missing__(self, key: K) -> V:
+        value = self._compute(key)
+        self[key] = value
+        return value

@@ -7,12 +7,12 @@ and patch, and shares them between every device with that set.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from fnmatch import fnmatchcase
 
 from controller.core.patches import PatchRecord
-from controller.kinds import Approval, Baseline, PatchWindow, ScanSchedule, Whitelist
+from controller.kinds import Approval, Baseline, Document, PatchWindow, ScanSchedule, Whitelist
 from controller.kinds.baselines import Rule
 from controller.kinds.common import Classification, OsFamily
 from controller.kinds.whitelists import WhitelistEntry
@@ -21,7 +21,7 @@ from controller.kinds.windows import ApprovalMode
 AUTO_APPROVABLE = frozenset({Classification.SECURITY, Classification.CRITICAL})
 
 
-def object_ref(obj: Baseline | Whitelist | Approval | PatchWindow | ScanSchedule) -> str:
+def object_ref(obj: Document) -> str:
     """`Kind tenant/name` as shown in explanations and job payloads."""
     return f"{obj.KIND} {obj.tenant or '*'}/{obj.name}"
 
@@ -40,7 +40,10 @@ class Applicable:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Everything the rules say about one patch for one policy set, with the reasons."""
+    """Everything the rules say about one patch for one policy set, with the reasons.
+
+    The verdicts are computed once at construction: the planner reads them for every device.
+    """
 
     patch_id: str
     required_by: tuple[str, ...]  # baseline names (object refs) that require the patch
@@ -48,32 +51,28 @@ class Decision:
     approved_by: tuple[str, ...]  # human-readable reasons it is approved
     superseded: bool
     wrong_os: bool
+    required: bool = field(init=False)
+    approved: bool = field(init=False)
+    rejected: bool = field(init=False)
+    not_applicable: bool = field(init=False)
+    installable: bool = field(init=False)  # rule 4: approved, not rejected, not superseded
+    pending_approval: bool = field(init=False)  # rule 5, for a missing patch
 
-    @property
-    def required(self) -> bool:
-        return bool(self.required_by) and not self.excluded_by
-
-    @property
-    def approved(self) -> bool:
-        return bool(self.approved_by)
-
-    @property
-    def rejected(self) -> bool:
-        return bool(self.excluded_by)
-
-    @property
-    def not_applicable(self) -> bool:
-        return self.superseded or self.wrong_os
-
-    @property
-    def installable(self) -> bool:
-        """Rule 4: approved, not rejected, not superseded (and for the device's OS)."""
-        return self.approved and not self.rejected and not self.not_applicable
-
-    @property
-    def pending_approval(self) -> bool:
-        """Rule 5 (for a missing patch): required but not approved."""
-        return self.required and not self.approved and not self.not_applicable
+    def __post_init__(self) -> None:
+        verdicts = {
+            "required": bool(self.required_by) and not self.excluded_by,
+            "approved": bool(self.approved_by),
+            "rejected": bool(self.excluded_by),
+            "not_applicable": self.superseded or self.wrong_os,
+        }
+        verdicts["installable"] = (
+            verdicts["approved"] and not verdicts["rejected"] and not verdicts["not_applicable"]
+        )
+        verdicts["pending_approval"] = (
+            verdicts["required"] and not verdicts["approved"] and not verdicts["not_applicable"]
+        )
+        for name, value in verdicts.items():
+            object.__setattr__(self, name, value)
 
 
 def decide(applicable: Applicable, patch: PatchRecord, *, today: date) -> Decision:

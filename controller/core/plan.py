@@ -40,6 +40,7 @@ from controller.kinds.windows import MissedWindow
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SCAN_DEADLINE = timedelta(days=1)
+_NO_HISTORY = DeviceHistory()
 SCRIPT_JOB_LOOKBACK = timedelta(days=1)
 REBOOT_PENDING_MESSAGE = "Patching completed and need to reboot."
 
@@ -171,16 +172,18 @@ def _latest_finished_install(jobs: Iterable[JobView]) -> JobView | None:
 # --- policy sets ------------------------------------------------------------------------------
 
 
-class _PolicySets:
+class PolicySets:
     """Applicable policy objects per distinct device facts, and decisions per (set, patch)."""
 
-    def __init__(self, desired: DesiredState, *, today: date) -> None:
+    def __init__(self, desired: DesiredState, observed: ObservedState, *, today: date) -> None:
         self.desired = desired
+        self.observed = observed
         self.today = today
         self.named = targets.named_devices(desired)
         self._by_facts: dict[tuple[object, ...], Applicable] = {}
         self._script_jobs: dict[int, tuple[ScriptJob, ...]] = {}
-        self._decisions: dict[int, dict[str, Decision]] = {}
+        self._decisions: dict[int, compliance.LazyMap[str, Decision]] = {}
+        self._evaluators: dict[int, tuple[compliance.BaselineEvaluator, ...]] = {}
 
     def applicable(self, device: DeviceView) -> Applicable:
         facts = (
@@ -221,14 +224,22 @@ class _PolicySets:
     def script_jobs(self, applicable: Applicable) -> tuple[ScriptJob, ...]:
         return self._script_jobs.get(id(applicable), ())
 
-    def decisions(
-        self, applicable: Applicable, patch_ids: Iterable[str], observed: ObservedState
-    ) -> dict[str, Decision]:
-        cache = self._decisions.setdefault(id(applicable), {})
-        for patch_id in patch_ids:
-            if patch_id not in cache:
-                cache[patch_id] = decide(applicable, observed.patch(patch_id), today=self.today)
-        return cache
+    def decisions(self, applicable: Applicable) -> compliance.LazyMap[str, Decision]:
+        """Decisions for `applicable`, computed on first use of each patch id."""
+        found = self._decisions.get(id(applicable))
+        if found is None:
+            today, patch = self.today, self.observed.patch
+            found = compliance.LazyMap(lambda p: decide(applicable, patch(p), today=today))
+            self._decisions[id(applicable)] = found
+        return found
+
+    def evaluators(self, applicable: Applicable) -> tuple[compliance.BaselineEvaluator, ...]:
+        found = self._evaluators.get(id(applicable))
+        if found is None:
+            decisions = self.decisions(applicable)
+            found = tuple(compliance.BaselineEvaluator(b, decisions) for b in applicable.baselines)
+            self._evaluators[id(applicable)] = found
+        return found
 
 
 T = TypeVar("T", bound=Document)
@@ -247,7 +258,7 @@ def _targets(obj: Document, device: DeviceView, desired: DesiredState) -> bool:
 def plan(desired: DesiredState, observed: ObservedState, *, now: datetime) -> Plan:
     """Decide jobs, compliance and alerts for every device. Pure: same input, same plan."""
     ledger = _Ledger.of(observed.jobs)
-    sets = _PolicySets(desired, today=now.date())
+    sets = PolicySets(desired, observed, today=now.date())
     window_states = {window_key(w): windows.evaluate(w.spec, now=now) for w in desired.windows}
     devices = sorted(
         (targets.effective_device(d, desired) for d in observed.devices),
@@ -321,7 +332,7 @@ class _PlanBuilder:
         desired: DesiredState,
         observed: ObservedState,
         ledger: _Ledger,
-        sets: _PolicySets,
+        sets: PolicySets,
         window_states: Mapping[str, windows.WindowState],
         population: Mapping[str, int],
         now: datetime,
@@ -338,38 +349,36 @@ class _PlanBuilder:
         self.compliance: list[BaselineCompliance] = []
         self.alerts: list[AlertSpec] = []
         self.summaries: list[DeviceSummary] = []
+        self._upcoming: dict[int, tuple[str, datetime] | None] = {}
 
     def device(self, device: DeviceView, applicable: Applicable) -> None:
         scan = self.observed.scans.get(device.id)
         jobs = self.ledger.by_device.get(device.id, [])
-        patch_ids = (*scan.missing, *scan.installed) if scan else ()
-        decisions = self.sets.decisions(applicable, patch_ids, self.observed)
-        history = device_history(jobs)
-        for baseline in applicable.baselines:
-            self.compliance.append(
-                compliance.evaluate(
-                    baseline,
-                    device_id=device.id,
-                    scan=scan,
-                    decisions=decisions,
-                    history=history,
-                    now=self.now,
-                )
-            )
-        missing = scan.missing if scan else ()
-        installable = tuple(p for p in missing if decisions[p].installable)
-        pending = tuple(p for p in missing if decisions[p].pending_approval)
+        decisions = self.sets.decisions(applicable)
+        history = device_history(jobs) if jobs else _NO_HISTORY
+        self.compliance.extend(
+            evaluator.evaluate(device_id=device.id, scan=scan, history=history, now=self.now)
+            for evaluator in self.sets.evaluators(applicable)
+        )
+        installable: list[str] = []
+        pending: list[str] = []
+        for patch_id in scan.missing if scan else ():
+            decision = decisions[patch_id]
+            if decision.installable:
+                installable.append(patch_id)
+            elif decision.pending_approval:
+                pending.append(patch_id)
         self._cancel_stale_installs(jobs, installable)
         self._scan(device, applicable, scan, jobs)
         self._install(device, applicable, installable)
         self._script_jobs(device, applicable)
-        self._device_alerts(device, scan, jobs, installable)
+        self._reboot_alert(device, scan, jobs)
         upcoming = self._next_window(applicable)
         self.summaries.append(
             DeviceSummary(
                 device.id,
-                installable,
-                pending,
+                tuple(installable),
+                tuple(pending),
                 upcoming[0] if upcoming else None,
                 upcoming[1] if upcoming else None,
             )
@@ -379,7 +388,7 @@ class _PlanBuilder:
         self.issue.append(job)
         self.ledger.add(job)
 
-    def _cancel_stale_installs(self, jobs: Iterable[JobView], installable: tuple[str, ...]) -> None:
+    def _cancel_stale_installs(self, jobs: Iterable[JobView], installable: list[str]) -> None:
         """An install not yet taken by the agent is cancelled when its patches are no longer
         installable (an approval was revoked, a baseline now excludes one)."""
         allowed = set(installable)
@@ -427,9 +436,7 @@ class _PlanBuilder:
             )
         )
 
-    def _install(
-        self, device: DeviceView, applicable: Applicable, installable: tuple[str, ...]
-    ) -> None:
+    def _install(self, device: DeviceView, applicable: Applicable, installable: list[str]) -> None:
         if device.is_gateway or not installable or device.id in self.ledger.in_flight:
             return
         chosen = self._open_occurrence(device, applicable)
@@ -437,8 +444,9 @@ class _PlanBuilder:
             return
         window, occurrence, deadline = chosen
         key = window_key(window)
-        attempted = self.ledger.attempted.get((device.id, key, occurrence.key), set())
-        patches = tuple(sorted(p for p in installable if p not in attempted))
+        attempted = self.ledger.attempted.get((device.id, key, occurrence.key))
+        fresh = [p for p in installable if p not in attempted] if attempted else installable
+        patches = tuple(sorted(fresh))
         if not patches:
             return
         if not device.is_online(now=self.now):
@@ -539,14 +547,7 @@ class _PlanBuilder:
             if job.id not in self.ledger.ids:
                 self._emit(job)
 
-    def _device_alerts(
-        self,
-        device: DeviceView,
-        scan: ScanView | None,
-        jobs: list[JobView],
-        installable: tuple[str, ...],
-    ) -> None:
-        del installable  # Search alerts are raised when an install is issued
+    def _reboot_alert(self, device: DeviceView, scan: ScanView | None, jobs: list[JobView]) -> None:
         latest = _latest_finished_install(jobs)
         if scan is None or latest is None or not scan.reboot_required:
             return
@@ -563,6 +564,12 @@ class _PlanBuilder:
             )
 
     def _next_window(self, applicable: Applicable) -> tuple[str, datetime] | None:
+        key = id(applicable)
+        if key not in self._upcoming:
+            self._upcoming[key] = self._first_window(applicable)
+        return self._upcoming[key]
+
+    def _first_window(self, applicable: Applicable) -> tuple[str, datetime] | None:
         upcoming = [
             (state.current.start if state.current else state.upcoming.start, window_key(w))  # type: ignore[union-attr]
             for w in applicable.windows

@@ -1,0 +1,187 @@
+"""Benchmark: one full plan over a large fleet (DESIGN.md 9).
+
+100,000 devices x 40 missing patches each, a 2,000-patch catalogue, 50 policy objects. Reports the
+time of a first plan (inside an open window, so installs are issued), of a second plan over the
+ledger the first one produced (which must issue nothing), and the peak memory (RSS) of the process.
+
+    .venv/bin/python bench/plan.py [--devices N] [--out bench/results/plan.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from controller.core.desired import DesiredState
+from controller.core.observed import DeviceView, JobState, JobView, ObservedState, ScanView
+from controller.core.patches import PatchRecord
+from controller.core.plan import plan
+from controller.kinds.common import Classification, OsFamily, Severity
+from controller.sources.loading import SourceFile, load_policy
+
+NOW = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)  # Sunday 02:30 Berlin: the weekly window is open
+CLIENTS = [f"client-{i}" for i in range(8)]
+SITES = ["fra", "ams", "lon", "nyc"]
+
+
+def policy_text() -> str:
+    """50 policy objects: tenants, groups, baselines, whitelists, approvals, windows, scans."""
+    docs = [
+        "apiVersion: patchctl/v1\nkind: Tenant\nmetadata: {name: msp}\n"
+        f"spec: {{clients: [{', '.join(CLIENTS)}]}}\n"
+    ]
+    for os_name in ("windows", "linux"):
+        docs.append(
+            f"apiVersion: patchctl/v1\nkind: DeviceGroup\nmetadata: {{name: all-{os_name}, tenant: msp}}\n"
+            f"spec: {{selector: {{os: {os_name}}}}}\n"
+        )
+    for client in CLIENTS:
+        tenant = f"msp/{client}"
+        docs.append(
+            f"apiVersion: patchctl/v1\nkind: DeviceGroup\nmetadata: {{name: prod, tenant: {tenant}}}\n"
+            "spec: {selector: {labels: {env: prod}}}\n"
+        )
+        docs.append(
+            f"apiVersion: patchctl/v1\nkind: Approval\nmetadata: {{name: hotfix, tenant: {tenant}}}\n"
+            f"spec: {{patches: [{', '.join(f'LNX-{i:04}' for i in range(0, 400, 7))}], "
+            "targets: {groups: [prod]}, reason: bench}\n"
+        )
+        docs.append(
+            f"apiVersion: patchctl/v1\nkind: Baseline\nmetadata: {{name: strict, tenant: {tenant}}}\n"
+            "spec: {os: linux, targets: {groups: [prod]}, rules: [{severities: [critical]}]}\n"
+        )
+        docs.append(
+            f"apiVersion: patchctl/v1\nkind: Whitelist\nmetadata: {{name: ids, tenant: {tenant}}}\n"
+            f"spec: {{targets: {{groups: [prod]}}, patches: [{{id: LNX-{CLIENTS.index(client):04}}}]}}\n"
+        )
+    docs.append(
+        "apiVersion: patchctl/v1\nkind: Baseline\nmetadata: {name: win, tenant: msp}\n"
+        "spec: {os: windows, targets: {groups: [all-windows]}, rules: [{classifications: [security, critical], releasedAfterDays: 7}], exclude: [KB-0013]}\n"
+    )
+    docs.append(
+        "apiVersion: patchctl/v1\nkind: Baseline\nmetadata: {name: lin, tenant: msp}\n"
+        "spec: {os: linux, targets: {groups: [all-linux]}, rules: [{classifications: [security], severities: [critical, important]}]}\n"
+    )
+    docs.append(
+        "apiVersion: patchctl/v1\nkind: Whitelist\nmetadata: {name: win, tenant: msp}\n"
+        "spec: {targets: {groups: [all-windows]}, patches: [{classifications: [security, critical], vendors: [microsoft]}]}\n"
+    )
+    docs.append(
+        "apiVersion: patchctl/v1\nkind: PatchWindow\nmetadata: {name: weekly, tenant: msp}\n"
+        "spec: {targets: {groups: [all-windows, all-linux]}, recurrence: {cron: '0 2 * * SUN'}, "
+        "timezone: Europe/Berlin, duration: 4h, cutoff: 1h, approval: auto, "
+        "autoApprove: {releasedAfterDays: 3}, rollout: {maxConcurrent: 20%, maxFailures: 5%}}\n"
+    )
+    docs.append(
+        "apiVersion: patchctl/v1\nkind: ScanSchedule\nmetadata: {name: daily}\n"
+        "spec: {targets: {selector: {}}, every: 24h}\n"
+    )
+    while len(docs) < 50:
+        n = len(docs)
+        docs.append(
+            f"apiVersion: patchctl/v1\nkind: Script\nmetadata: {{name: script-{n}, tenant: msp}}\n"
+            "spec: {os: linux, shell: bash, content: 'true'}\n"
+        )
+    return "---\n".join(docs)
+
+
+def catalogue(rng: random.Random) -> dict[str, PatchRecord]:
+    records = {}
+    classes = [Classification.SECURITY, Classification.CRITICAL, Classification.BUGFIX, Classification.DEFINITION]
+    severities = [Severity.CRITICAL, Severity.IMPORTANT, Severity.MODERATE, Severity.LOW]
+    for i in range(1000):
+        pid = f"KB-{i:04}"
+        records[pid] = PatchRecord(
+            id=pid, os=OsFamily.WINDOWS, vendor="microsoft", classification=rng.choice(classes),
+            severity=rng.choice(severities), released=date(2026, 11, 29) - timedelta(days=rng.randint(0, 400)),
+            rating=rng.uniform(0, 10), superseded_by=("KB-0999",) if i % 97 == 0 else (),
+        )
+        lid = f"LNX-{i:04}"
+        records[lid] = PatchRecord(
+            id=lid, os=OsFamily.LINUX, vendor="debian", classification=Classification.SECURITY,
+            severity=rng.choice(severities), released=date(2026, 11, 29) - timedelta(days=rng.randint(0, 400)),
+        )
+    return records
+
+
+def fleet(n: int, rng: random.Random, patches: dict[str, PatchRecord]) -> ObservedState:
+    windows_ids = [p for p in patches if p.startswith("KB-")]
+    linux_ids = [p for p in patches if p.startswith("LNX-")]
+    devices, scans = [], {}
+    for i in range(n):
+        os_family = OsFamily.WINDOWS if i % 3 else OsFamily.LINUX
+        device = DeviceView(
+            id=f"dev-{i:06}", tenant=f"msp/{CLIENTS[i % len(CLIENTS)]}", name=f"host-{i:06}",
+            os=os_family, os_name="Windows Server 2022" if os_family is OsFamily.WINDOWS else "Debian GNU/Linux",
+            os_version="21H2" if os_family is OsFamily.WINDOWS else "12",
+            role="gateway" if i % 500 == 0 else "server",
+            labels={"env": "prod" if i % 4 else "test", "site": SITES[i % len(SITES)]},
+            last_seen=NOW - timedelta(seconds=rng.randint(0, 200)), poll_interval=timedelta(seconds=60),
+        )
+        devices.append(device)
+        pool = windows_ids if os_family is OsFamily.WINDOWS else linux_ids
+        scans[device.id] = ScanView(
+            scanned_at=NOW - timedelta(hours=rng.randint(1, 20)),
+            missing=tuple(rng.sample(pool, 40)),
+        )
+    return ObservedState(devices=tuple(devices), scans=scans, catalogue=patches)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--devices", type=int, default=100_000)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/plan.json"))
+    args = parser.parse_args()
+
+    rng = random.Random(7)
+    loaded = load_policy([SourceFile("policies/bench.yaml", policy_text().encode())], revision="main@sha1:bench")
+    if loaded.state is None:
+        print("\n".join(str(p) for p in loaded.problems), file=sys.stderr)
+        return 1
+    desired: DesiredState = loaded.state
+    started = time.perf_counter()
+    observed = fleet(args.devices, rng, catalogue(rng))
+    build_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    first = plan(desired, observed, now=NOW)
+    first_s = time.perf_counter() - started
+
+    ledger = tuple(
+        JobView(id=j.id, device_id=j.device_id, kind=j.kind, state=JobState.PENDING, patch_ids=j.patch_ids,
+                window=j.window, occurrence=j.occurrence, created_at=NOW, updated_at=NOW, deadline=j.deadline)
+        for j in first.issue
+    )
+    again = ObservedState(devices=observed.devices, scans=observed.scans, jobs=ledger, catalogue=observed.catalogue)
+    started = time.perf_counter()
+    second = plan(desired, again, now=NOW)
+    second_s = time.perf_counter() - started
+
+    figures = {
+        "devices": args.devices,
+        "missingPerDevice": 40,
+        "catalogue": len(observed.catalogue),
+        "policyObjects": len(desired),
+        "buildObservedSeconds": round(build_s, 3),
+        "firstPlanSeconds": round(first_s, 3),
+        "firstPlanJobs": len(first.issue),
+        "complianceRecords": len(first.compliance),
+        "noChangePlanSeconds": round(second_s, 3),
+        "noChangePlanJobs": len(second.issue),
+        "peakRssMiB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "targets": {"planSeconds": 5.0, "peakRssMiB": 1024},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
