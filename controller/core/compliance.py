@@ -17,7 +17,6 @@ from controller.core.observed import ScanView
 from controller.kinds import Baseline
 from controller.kinds.baselines import ExcludeAction
 
-
 K = TypeVar("K")
 V = TypeVar("V")
 

@@ -5,10 +5,15 @@ Purely declarative values shared by the feed importers, the store and the planne
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from controller.kinds.common import Classification, OsFamily, Severity
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +23,11 @@ class FixedPackage:
     `release` names the OS release the package belongs to in `family:version` form
     (`debian:12`, `ubuntu:24.04`, `almalinux:9`, `rhel:8`); `version` is the fixed version
     in the ecosystem's own syntax (`1:3.0.15-1~deb12u1`, `0:1.13.0-9.el8_9.1`).
+
+    `arch` is the package architecture when the feed names it (`amd64`, `x86_64`, `all`,
+    `noarch`). The arch `source` marks a *source* package (Debian OSV names only those): hosts
+    then match it through the source name of their installed binaries. `release_key` builds the
+    `release` value from an OS name and version.
     """
 
     name: str
@@ -25,6 +35,23 @@ class FixedPackage:
     release: str
     arch: str | None = None
     source_name: str | None = None
+
+
+SOURCE_ARCH = "source"  # FixedPackage.arch of a source package (Debian's own spelling)
+
+
+@dataclass(frozen=True, slots=True)
+class ProductBuild:
+    """A product a Windows KB applies to and the build of that product that contains the KB.
+
+    Microsoft publishes one fixed build per product (`Windows 10 Version 22H2` gets 10.0.19045.3930
+    from the same KB that gives 21H2 10.0.19044.3930), so applicability compares a device's OS
+    build against the build of its own product line.
+    """
+
+    product: str
+    build: str
+    product_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +79,7 @@ class PatchRecord:
     withdrawn: bool = False
     source: str = ""  # the feed the record came from (format and origin), for explain
     extra: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    builds: tuple[ProductBuild, ...] = ()  # Windows: the fixed build per product
 
 
 def to_dict(record: PatchRecord) -> dict[str, object]:
@@ -87,6 +115,10 @@ def to_dict(record: PatchRecord) -> dict[str, object]:
         "withdrawn": record.withdrawn,
         "source": record.source,
         "extra": dict(record.extra),
+        "builds": [
+            {"product": b.product, "build": b.build, "product_id": b.product_id}
+            for b in record.builds
+        ],
     }
 
 
@@ -111,7 +143,9 @@ def from_dict(data: dict[str, object]) -> PatchRecord:
         cves=tuple(_strings(get("cves"))),
         superseded_by=tuple(_strings(get("superseded_by"))),
         supersedes=tuple(_strings(get("supersedes"))),
-        reboot_required=bool(get("reboot_required")) if get("reboot_required") is not None else None,
+        reboot_required=(
+            bool(get("reboot_required")) if get("reboot_required") is not None else None
+        ),
         packages=tuple(
             FixedPackage(
                 name=str(p["name"]),
@@ -127,6 +161,14 @@ def from_dict(data: dict[str, object]) -> PatchRecord:
         withdrawn=bool(get("withdrawn")),
         source=str(get("source") or ""),
         extra={str(k): str(v) for k, v in dict(get("extra") or {}).items()},  # type: ignore[call-overload]
+        builds=tuple(
+            ProductBuild(
+                product=str(b["product"]),
+                build=str(b["build"]),
+                product_id=str(b.get("product_id") or ""),
+            )
+            for b in _dicts(get("builds"))
+        ),
     )
 
 
@@ -136,3 +178,108 @@ def _strings(value: object) -> list[str]:
 
 def _dicts(value: object) -> list[dict[str, str | None]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list | tuple) else []
+
+
+# --- identities shared by the importers and applicability -----------------------------------
+
+# OS names as feeds and agents spell them -> the os-release ID used in release keys.
+_DISTRO_IDS: dict[str, str] = {
+    "debian": "debian",
+    "debian gnu/linux": "debian",
+    "ubuntu": "ubuntu",
+    "rhel": "rhel",
+    "red hat": "rhel",
+    "redhat": "rhel",
+    "red hat enterprise linux": "rhel",
+    "almalinux": "almalinux",
+    "alma": "almalinux",
+    "rocky": "rocky",
+    "rocky linux": "rocky",
+    "centos": "centos",
+    "centos linux": "centos",
+    "centos stream": "centos",
+    "ol": "ol",
+    "oracle linux": "ol",
+    "oracle linux server": "ol",
+    "fedora": "fedora",
+    "fedora core": "fedora",
+    "fedora linux": "fedora",
+    "amzn": "amzn",
+    "amazon": "amzn",
+    "amazon linux": "amzn",
+    "alpine": "alpine",
+    "alpine linux": "alpine",
+}
+# Releases of these distributions are named by major.minor (Ubuntu 24.04, Alpine 3.18, Amazon
+# Linux 2023 has no minor); every other one by its major version: a RHEL 9.4 host takes the
+# errata of "9", and Debian 12.11 is a point release of "12".
+_MINOR_RELEASES = frozenset({"ubuntu", "alpine"})
+_VERSION_RE = re.compile(r"v?(\d+)(?:\.(\d+))?")
+
+
+def distro_id(name: str) -> str:
+    """The os-release ID for an OS name (`Rocky Linux` -> `rocky`); unknown names are slugged."""
+    key = " ".join(name.strip().lower().split())
+    return _DISTRO_IDS.get(key, key.replace(" ", "-"))
+
+
+def release_key(distro: str, version: str) -> str:
+    """The `family:version` key of an OS release: `debian:12`, `ubuntu:24.04`, `almalinux:9`.
+
+    Purely computational. `distro` may be an os-release ID or a display name (`Red Hat
+    Enterprise Linux`); `version` may carry a point release (`12.11`, `9.4`, `24.04.1 LTS`).
+    """
+    family = distro_id(distro)
+    match = _VERSION_RE.search(version)
+    if match is None:
+        return f"{family}:{version.strip().lower()}" if version.strip() else family
+    major, minor = match.group(1), match.group(2)
+    if family in _MINOR_RELEASES and minor is not None:
+        return f"{family}:{major}.{minor}"
+    return f"{family}:{major}"
+
+
+def release_family(release: str) -> str:
+    """`debian` for `debian:12`."""
+    return release.split(":", 1)[0]
+
+
+def package_update_id(name: str, version: str) -> str:
+    """The id of a package-version patch (DESIGN §1): `openssl=3.0.15-1~deb12u1`."""
+    return f"{name}={version}"
+
+
+def is_package_update(record: PatchRecord) -> bool:
+    """Whether the record is one package version, not an advisory (see `package_update_id`)."""
+    return len(record.packages) == 1 and record.id == package_update_id(
+        record.packages[0].name, record.packages[0].version
+    )
+
+
+_KB_RE = re.compile(r"^(?:KB)?(\d{6,8})$", re.IGNORECASE)
+
+
+def normalize_kb(text: str) -> str | None:
+    """`KB5034127` for `5034127`, `kb5034127` or `KB5034127`; None when it is not a KB number."""
+    match = _KB_RE.match(text.strip())
+    return f"KB{match.group(1)}" if match else None
+
+
+def link_supersedence(records: Iterable[PatchRecord]) -> tuple[PatchRecord, ...]:
+    """The records with `superseded_by` completed from every other record's `supersedes`.
+
+    Purely computational and idempotent: vendors publish one direction only (Microsoft names
+    the KBs a KB replaces), and applicability needs the other.
+    """
+    records = tuple(records)
+    superseders: dict[str, set[str]] = {}
+    for record in records:
+        for old in record.supersedes:
+            superseders.setdefault(old, set()).add(record.id)
+    linked = []
+    for record in records:
+        extra = superseders.get(record.id, set()) - set(record.superseded_by)
+        if extra:
+            record = replace(record, superseded_by=tuple(sorted({*record.superseded_by, *extra})))  # noqa: PLW2901 - the loop builds a new tuple
+        linked.append(record)
+    return tuple(linked)

@@ -1,0 +1,406 @@
+"""Server-side applicability: which catalogue patches a device misses, computed from its inventory.
+
+Purely computational, no side effects. The catalogue is indexed once (`ApplicabilityIndex`, by
+release and package name, and by Windows build line); every device then costs one dictionary
+look-up per installed package and one version comparison per candidate, so a new advisory can
+re-evaluate the whole fleet without waiting for agents to rescan.
+
+Rules (docs/feeds.md has the reasoning):
+- Linux: a patch is missing when an installed package of the device's release (`debian:12`,
+  `almalinux:9`) has a fixed version in the patch that is newer, by dpkg ordering on Debian and
+  Ubuntu and by rpm EVR ordering elsewhere. Packages match by binary name, or by source name for
+  feeds that only name source packages (Debian OSV). An architecture-specific fix only matches the
+  same architecture (`i686` fixes do not apply to `x86_64` packages); `all`/`noarch` match any.
+  An installed version that cannot be parsed is skipped, never guessed.
+- Windows: a KB is missing when the device's OS build is on the line of one of the KB's fixed
+  builds (`10.0.17763.x` is Windows 10 1809 / Server 2019) and below it. KBs for products that do
+  not carry the OS build (.NET, Office) are left to the agent's own scan.
+- Supersedence: a missing patch superseded by another missing patch is not reported: installing
+  the newer one (a cumulative update, a newer package version) also fixes it. A superseded patch
+  whose successor is not missing stays missing: the successor may not apply to the device.
+  Package-version patches (`openssl=3.0.15-1~deb12u1`) are superseded by higher versions of the
+  same package in the same release.
+- Withdrawn patches are never missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from controller.core.patches import SOURCE_ARCH, PatchRecord, is_package_update, normalize_kb
+from controller.core.versions import (
+    Scheme,
+    compare,
+    join_dpkg,
+    join_evr,
+    parse_windows_build,
+    scheme_for_release,
+    windows_build_line,
+)
+from controller.kinds.common import Classification, OsFamily, Severity
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+_ANY_ARCH = frozenset({"", "all", "noarch", "any", SOURCE_ARCH})
+FEED = "feed"
+
+
+# --- inputs and results -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InstalledPackage:
+    """One package of a device's inventory, as the agent reports it (DESIGN §4)."""
+
+    name: str
+    version: str
+    arch: str = ""
+    epoch: str | None = None
+    release: str | None = None  # rpm release or Debian revision, when reported apart
+    source: str | None = None  # source package name (`openssh` for openssh-client)
+
+    def full_version(self, scheme: Scheme) -> str:
+        """The version in the ecosystem's own syntax: `1:9.2p1-2+deb12u6`, `0:1.13.0-9.el8`."""
+        if scheme is Scheme.DPKG:
+            return join_dpkg(self.version, epoch=self.epoch, revision=self.release)
+        return join_evr(self.version, epoch=self.epoch, release=self.release)
+
+    @property
+    def source_name(self) -> str:
+        """The source package: the reported one (without a `(version)` suffix), else the name."""
+        return (self.source or "").split(" ", 1)[0] or self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """What a device reported about itself; `release` is a release key such as `debian:12`
+    (`patches.release_key(os.name, os.version)`), `os_build` a Windows build."""
+
+    os: OsFamily
+    release: str = ""
+    packages: tuple[InstalledPackage, ...] = ()
+    os_build: str | None = None
+    kernel: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PackageUpdate:
+    """One installed package a patch updates."""
+
+    name: str
+    arch: str
+    installed: str
+    fixed: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A patch the device misses, and why: the first package (by name) and its versions.
+
+    On Windows `package` is the product whose build line the device is on, `installed` the
+    device's OS build and `fixed` the KB's build. `packages` lists every package the patch updates.
+    """
+
+    patch_id: str
+    package: str
+    installed: str
+    fixed: str
+    source: str = FEED
+    packages: tuple[PackageUpdate, ...] = ()
+
+
+# --- the index ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PackageFix:
+    """A fixed package version of a patch, as indexed (arch "" when the feed names none)."""
+
+    patch_id: str
+    fixed: str
+    arch: str
+
+
+@dataclass(frozen=True, slots=True)
+class BuildFix:
+    """A KB's fixed build of one product, as indexed."""
+
+    patch_id: str
+    product: str
+    build: tuple[int, ...]
+    text: str
+
+
+class ApplicabilityIndex:
+    """The catalogue, indexed for applicability. Build it once per catalogue change and share it,
+    read-only, between every device evaluation."""
+
+    __slots__ = ("_by_build_line", "_by_name", "_by_source", "_records", "_superseded_by")
+
+    def __init__(self, records: Iterable[PatchRecord]) -> None:
+        self._records: dict[str, PatchRecord] = {record.id: record for record in records}
+        by_name: dict[tuple[str, str], list[PackageFix]] = {}
+        by_source: dict[tuple[str, str], list[PackageFix]] = {}
+        by_build_line: dict[tuple[int, int, int], list[BuildFix]] = {}
+        superseded_by: dict[str, set[str]] = {}
+        for record in self._records.values():
+            _link(record, superseded_by)
+            if not record.withdrawn:
+                _add_packages(record, by_name, by_source)
+                _add_builds(record, by_build_line)
+        _link_package_versions(self._records.values(), superseded_by)
+        # Frozen once built: the index is shared, read-only, between device evaluations.
+        self._by_name = {key: tuple(fixes) for key, fixes in by_name.items()}
+        self._by_source = {key: tuple(fixes) for key, fixes in by_source.items()}
+        self._by_build_line = {key: tuple(fixes) for key, fixes in by_build_line.items()}
+        self._superseded_by = {pid: frozenset(ids) for pid, ids in superseded_by.items()}
+
+    @property
+    def records(self) -> Mapping[str, PatchRecord]:
+        """Every record by id (withdrawn ones included, for enrichment), read-only."""
+        return MappingProxyType(self._records)
+
+    def get(self, patch_id: str) -> PatchRecord | None:
+        """The record of a patch id; KB numbers match with or without their `KB` prefix."""
+        record = self._records.get(patch_id)
+        if record is None and (kb := normalize_kb(patch_id)) is not None:
+            record = self._records.get(kb)
+        return record
+
+    def superseded_by(self, patch_id: str) -> frozenset[str]:
+        """The patches that replace `patch_id`, from either direction the vendors state it."""
+        return self._superseded_by.get(patch_id, frozenset())
+
+    def fixes_for(self, release: str, package: InstalledPackage) -> tuple[PackageFix, ...]:
+        """Fixes of the release that name the package, by binary name or by source name."""
+        by_name = self._by_name.get((release, package.name), ())
+        by_source = self._by_source.get((release, package.source_name), ())
+        return by_name + by_source if by_source else by_name
+
+    def fixes_on_line(self, line: tuple[int, int, int]) -> tuple[BuildFix, ...]:
+        """KB builds of one Windows build line."""
+        return self._by_build_line.get(line, ())
+
+
+def _add_packages(
+    record: PatchRecord,
+    by_name: dict[tuple[str, str], list[PackageFix]],
+    by_source: dict[tuple[str, str], list[PackageFix]],
+) -> None:
+    for package in record.packages:
+        fix = PackageFix(record.id, package.version, package.arch or "")
+        index = by_source if package.arch == SOURCE_ARCH else by_name
+        index.setdefault((package.release, package.name), []).append(fix)
+
+
+def _add_builds(
+    record: PatchRecord, by_build_line: dict[tuple[int, int, int], list[BuildFix]]
+) -> None:
+    builds = [(b.product, b.build) for b in record.builds]
+    if not builds and record.fixed_build and record.os is OsFamily.WINDOWS:
+        builds = [(record.product, record.fixed_build)]
+    for product, text in sorted(set(builds)):
+        line = windows_build_line(text)
+        if line is not None:
+            fix = BuildFix(record.id, product, parse_windows_build(text), text)
+            by_build_line.setdefault(line, []).append(fix)
+
+
+def _link(record: PatchRecord, superseded_by: dict[str, set[str]]) -> None:
+    superseded_by.setdefault(record.id, set()).update(record.superseded_by)
+    for old in record.supersedes:
+        superseded_by.setdefault(old, set()).add(record.id)
+
+
+def _link_package_versions(
+    records: Iterable[PatchRecord], superseded_by: dict[str, set[str]]
+) -> None:
+    """Higher versions of a package supersede lower ones (package-version patches only)."""
+    chains: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+    for record in records:
+        if is_package_update(record) and not record.withdrawn:
+            package = record.packages[0]
+            key = (package.release, package.name, package.arch or "")
+            chains.setdefault(key, []).append((package.version, record.id))
+    for (release, _, _), versions in chains.items():
+        scheme = scheme_for_release(release)
+        if scheme is None or len(versions) < 2:
+            continue
+        for version, patch_id in versions:
+            newer = {other for v, other in versions if _newer(scheme, v, version)}
+            superseded_by.setdefault(patch_id, set()).update(newer)
+
+
+def _newer(scheme: Scheme, candidate: str, than: str) -> bool:
+    try:
+        return compare(scheme, candidate, than) > 0
+    except ValueError:
+        return False
+
+
+# --- detection ----------------------------------------------------------------------------
+
+
+def detect_missing(index: ApplicabilityIndex, inventory: Inventory) -> tuple[Finding, ...]:
+    """The patches of the catalogue the device misses, one finding per patch, sorted by id."""
+    if inventory.os is OsFamily.WINDOWS:
+        findings = _windows_findings(index, inventory.os_build)
+    else:
+        findings = _package_findings(index, inventory)
+    missing = findings.keys()
+    kept = [f for pid, f in findings.items() if not index.superseded_by(pid) & missing]
+    return tuple(sorted(kept, key=lambda finding: finding.patch_id))
+
+
+def _package_findings(index: ApplicabilityIndex, inventory: Inventory) -> dict[str, Finding]:
+    scheme = scheme_for_release(inventory.release)
+    if scheme is None:
+        return {}
+    updates: dict[str, dict[tuple[str, str], PackageUpdate]] = {}
+    for package in inventory.packages:
+        fixes = index.fixes_for(inventory.release, package)
+        if not fixes:
+            continue
+        installed = package.full_version(scheme)
+        for fix in fixes:
+            if _arch_matches(fix.arch, package.arch) and _older(scheme, installed, fix.fixed):
+                found = updates.setdefault(fix.patch_id, {})
+                key = (package.name, package.arch)
+                if key not in found or _older(scheme, found[key].fixed, fix.fixed):
+                    found[key] = PackageUpdate(package.name, package.arch, installed, fix.fixed)
+    return {pid: _finding(pid, packages.values()) for pid, packages in updates.items()}
+
+
+def _finding(patch_id: str, updates: Iterable[PackageUpdate]) -> Finding:
+    ordered = tuple(sorted(updates, key=lambda u: (u.name, u.arch)))
+    first = ordered[0]
+    return Finding(patch_id, first.name, first.installed, first.fixed, FEED, ordered)
+
+
+def _arch_matches(fixed_arch: str, installed_arch: str) -> bool:
+    return fixed_arch in _ANY_ARCH or installed_arch in _ANY_ARCH or fixed_arch == installed_arch
+
+
+def _older(scheme: Scheme, installed: str, fixed: str) -> bool:
+    try:
+        return compare(scheme, installed, fixed) < 0
+    except ValueError:
+        return False  # an unparseable version cannot be judged; do not invent a finding
+
+
+def _windows_findings(index: ApplicabilityIndex, os_build: str | None) -> dict[str, Finding]:
+    line = windows_build_line(os_build) if os_build else None
+    if os_build is None or line is None:
+        return {}
+    build = parse_windows_build(os_build)
+    findings: dict[str, Finding] = {}
+    for fix in index.fixes_on_line(line):
+        if build < fix.build and fix.patch_id not in findings:
+            findings[fix.patch_id] = Finding(fix.patch_id, fix.product, os_build, fix.text)
+    return findings
+
+
+# --- enrichment of agent-reported patches -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedPatch:
+    """A missing patch as an agent reports it: only `id` is required (DESIGN §4)."""
+
+    id: str
+    title: str | None = None
+    classification: Classification | None = None
+    severity: Severity | None = None
+    kb: str | None = None
+    cves: tuple[str, ...] = ()
+    rating: float | None = None
+    superseded_by: tuple[str, ...] = ()
+    size_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnrichedPatch:
+    """A reported patch completed from the catalogue; `applicable` is False when superseded or
+    withdrawn, with the reason."""
+
+    id: str
+    title: str
+    classification: Classification
+    severity: Severity
+    cves: tuple[str, ...]
+    rating: float | None
+    superseded_by: tuple[str, ...]
+    kb: str | None
+    size_bytes: int | None
+    in_catalogue: bool
+    applicable: bool
+    reason: str = ""
+    source: str = "agent"
+
+
+def enrich(
+    missing_reported: Iterable[ReportedPatch], catalogue: ApplicabilityIndex
+) -> tuple[EnrichedPatch, ...]:
+    """The reported patches with the catalogue's metadata, in report order.
+
+    The catalogue's values win where it has them, so one patch looks the same on every device;
+    the agent's fill what the catalogue lacks (an unknown patch keeps all of the agent's). A patch
+    is not applicable when another patch of the same report supersedes it, or when the vendor
+    withdrew it.
+    """
+    reported = list(missing_reported)
+    resolved = [(patch, _lookup(catalogue, patch)) for patch in reported]
+    ids = {record.id if record else patch.id for patch, record in resolved}
+    return tuple(_enriched(patch, record, catalogue, ids) for patch, record in resolved)
+
+
+def _lookup(catalogue: ApplicabilityIndex, patch: ReportedPatch) -> PatchRecord | None:
+    record = catalogue.get(patch.id)
+    if record is None and patch.kb:
+        record = catalogue.get(patch.kb)
+    return record
+
+
+def _enriched(
+    patch: ReportedPatch,
+    record: PatchRecord | None,
+    catalogue: ApplicabilityIndex,
+    reported_ids: set[str],
+) -> EnrichedPatch:
+    patch_id = record.id if record else patch.id
+    superseded_by = tuple(sorted(catalogue.superseded_by(patch_id) | set(patch.superseded_by)))
+    successors = sorted(set(superseded_by) & reported_ids - {patch_id})
+    reason = ""
+    if record is not None and record.withdrawn:
+        reason = "withdrawn by the vendor"
+    elif successors:
+        reason = f"superseded by {', '.join(successors)}, also missing"
+    return EnrichedPatch(
+        id=patch_id,
+        title=(record.title if record else "") or patch.title or "",
+        classification=_classification(record, patch),
+        severity=_severity(record, patch),
+        cves=(record.cves if record else ()) or patch.cves,
+        rating=record.rating if record and record.rating is not None else patch.rating,
+        superseded_by=superseded_by,
+        kb=patch.kb or normalize_kb(patch_id),
+        size_bytes=patch.size_bytes,
+        in_catalogue=record is not None,
+        applicable=not reason,
+        reason=reason,
+    )
+
+
+def _classification(record: PatchRecord | None, patch: ReportedPatch) -> Classification:
+    if record is not None and record.classification is not Classification.OTHER:
+        return record.classification
+    return patch.classification or Classification.OTHER
+
+
+def _severity(record: PatchRecord | None, patch: ReportedPatch) -> Severity:
+    if record is not None and record.severity is not Severity.UNSPECIFIED:
+        return record.severity
+    return patch.severity or Severity.UNSPECIFIED
