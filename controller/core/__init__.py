@@ -1,1 +1,4 @@
-"""The pure core: decisions over values. No I/O, no clock, no logging (an architecture test enforces it)."""
+"""The pure core: decisions over values.
+
+No I/O, no clock, no logging: an architecture test enforces it.
+"""

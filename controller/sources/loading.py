@@ -6,7 +6,7 @@ alike come back as `path:line:col: field.path: message`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,22 +82,10 @@ def load_policy(files: Iterable[SourceFile], *, revision: str | None) -> LoadRes
             objects.append(obj)
             raw_of_object.append(document)
 
-    for finding in references.detect_findings(objects):
-        document = raw_of_object[finding.index]
-        message = finding.message
-        if finding.related is not None:
-            first = raw_of_object[finding.related]
-            message += f"; first defined at {first.path}:{first.start.line}"
-        problems.append(
-            Problem(
-                document.path,
-                document.position_of(finding.field_path),
-                format_field_path(finding.field_path),
-                message,
-                warning=finding.warning,
-            )
-        )
-    problems.sort(key=_reading_order)
+    problems.extend(
+        finding_problems(references.detect_findings(objects), raw_of_object.__getitem__)
+    )
+    problems.sort(key=reading_order)
 
     if any(not p.warning for p in problems):
         return LoadResult(None, tuple(problems))
@@ -109,7 +97,31 @@ def load_policy(files: Iterable[SourceFile], *, revision: str | None) -> LoadRes
     return LoadResult(state, tuple(problems))
 
 
-def _reading_order(problem: Problem) -> tuple[str, int, int]:
+def finding_problems(
+    findings: Iterable[references.Finding], raw_of: Callable[[int], RawDocument]
+) -> list[Problem]:
+    """Cross-reference findings as located problems; `raw_of` maps an object index to its
+    document (the second object of a duplicate is named by where the first was defined)."""
+    problems = []
+    for finding in findings:
+        document = raw_of(finding.index)
+        message = finding.message
+        if finding.related is not None:
+            first = raw_of(finding.related)
+            message += f"; first defined at {first.path}:{first.start.line}"
+        problems.append(
+            Problem(
+                document.path,
+                document.position_of(finding.field_path),
+                format_field_path(finding.field_path),
+                message,
+                warning=finding.warning,
+            )
+        )
+    return problems
+
+
+def reading_order(problem: Problem) -> tuple[str, int, int]:
     position = problem.position
     return (problem.path, position.line if position else 0, position.column if position else 0)
 
@@ -155,6 +167,8 @@ def describe_error(error: Any) -> str:  # noqa: PLR0911 - one return per error t
     if kind in {"enum", "literal_error"}:
         expected = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
         return f"{given!r} is not one of {expected}"
+    if kind == "too_short":
+        return f"needs at least {ctx.get('min_length', 1)} item(s)"
     if kind == "value_error":
         return str(ctx.get("error") or error["msg"]).removeprefix("Value error, ")
     if kind == "string_pattern_mismatch" and ctx.get("pattern") == NAME_PATTERN:

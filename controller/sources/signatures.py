@@ -1,0 +1,298 @@
+"""Commit signatures (SSH and GPG), verified by git itself against keys the server trusts.
+
+The trusted keys come from the controller's own configuration (`controller.runtime.access`),
+never from the policy repository. A `Verifier` writes them where git and gpg look for them:
+an allowed-signers file for SSH signatures (`gpg.ssh.allowedSignersFile`) and a private,
+throw-away GNUPGHOME holding only the trusted GPG public keys (with `trust-model always`: a key
+is trusted because the configuration lists it, not through the web of trust). The user's own
+keyring and allowed-signers file are never consulted.
+
+Git reports a signature with the `%G?`, `%GF`, `%GP` and `%GS` placeholders; `SIGNATURE_FORMAT`
+is the fragment the history walker adds to its `git log` format so a whole branch is verified
+in the same pass that reads it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import git
+
+# The fields git prints for a signature, NUL-separated: status, key fingerprint, primary key
+# fingerprint (GPG subkeys), signer (SSH principal or GPG user id).
+SIGNATURE_FORMAT = "%G?%x00%GF%x00%GP%x00%GS"
+SIGNATURE_FIELDS = 4
+SSH_KEY_TYPE = re.compile(r"^(ssh-|ecdsa-|sk-ssh-|sk-ecdsa-)")
+_EMAIL_IN_ANGLES = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
+
+
+class SignatureError(Exception):
+    """A trusted key cannot be read or installed; the message says which and why."""
+
+
+class SignatureStatus(StrEnum):
+    """What git says about a commit's signature, against the trusted keys."""
+
+    GOOD = "good"  # a valid signature by a trusted key
+    BAD = "bad"  # the signature does not match the commit: tampered with
+    UNSIGNED = "unsigned"
+    UNKNOWN_KEY = "unknown-key"  # signed, but not by a trusted key (or it cannot be checked)
+    EXPIRED = "expired"  # a good signature by an expired key, or an expired signature
+    REVOKED = "revoked"  # a good signature by a revoked key
+
+
+_GIT_CODES = {
+    "G": SignatureStatus.GOOD,
+    "B": SignatureStatus.BAD,
+    "U": SignatureStatus.UNKNOWN_KEY,  # SSH: valid, but the key is not in allowed signers
+    "E": SignatureStatus.UNKNOWN_KEY,  # cannot be checked: usually the key is missing
+    "X": SignatureStatus.EXPIRED,
+    "Y": SignatureStatus.EXPIRED,
+    "R": SignatureStatus.REVOKED,
+    "N": SignatureStatus.UNSIGNED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """A commit's signature as git verified it.
+
+    `key` is the fingerprint of the signing key (`SHA256:...` for SSH, hex for GPG),
+    `primary_key` the GPG primary key's fingerprint when a subkey signed, and `signer` the
+    identity the trusted key stands for: the SSH principal from the allowed-signers line, or
+    the GPG user id (`Name <email>`).
+    """
+
+    status: SignatureStatus
+    key: str | None = None
+    primary_key: str | None = None
+    signer: str | None = None
+
+    @property
+    def is_good(self) -> bool:
+        return self.status is SignatureStatus.GOOD
+
+    @property
+    def signer_email(self) -> str | None:
+        """The signer as an email address: an SSH principal is one; a GPG uid holds one."""
+        if self.signer is None:
+            return None
+        found = _EMAIL_IN_ANGLES.search(self.signer)
+        if found:
+            return found.group(1).lower()
+        return self.signer.strip().lower() if "@" in self.signer else None
+
+    def fingerprints(self) -> frozenset[str]:
+        return frozenset(fp for fp in (self.key, self.primary_key) if fp)
+
+
+UNSIGNED = Signature(SignatureStatus.UNSIGNED)
+
+
+def parse_signature(fields: Sequence[str]) -> Signature:
+    """`SIGNATURE_FORMAT`'s fields, as printed by git, into a Signature."""
+    code, key, primary, signer = (*fields, "", "", "", "")[:SIGNATURE_FIELDS]
+    status = _GIT_CODES.get(code.strip(), SignatureStatus.UNKNOWN_KEY)
+    if status is SignatureStatus.UNSIGNED:
+        return UNSIGNED
+    return Signature(status, key or None, primary or None, signer or None)
+
+
+# --- trusted keys ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedKeys:
+    """Keys the server trusts: SSH allowed-signers lines and armored GPG public keys."""
+
+    ssh_allowed_signers: tuple[str, ...] = ()
+    gpg_public_keys: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.ssh_allowed_signers or self.gpg_public_keys)
+
+
+def ssh_fingerprint(line: str) -> str:
+    """The `SHA256:...` fingerprint (as `ssh-keygen -l` and git print it) of an SSH key.
+
+    `line` is an allowed-signers line (`principals [options] type key [comment]`) or a public
+    key line (`type key [comment]`).
+    """
+    tokens = line.split()
+    for index, token in enumerate(tokens[:-1]):
+        if SSH_KEY_TYPE.match(token):
+            try:
+                blob = base64.b64decode(tokens[index + 1], validate=True)
+            except (binascii.Error, ValueError):
+                break
+            digest = base64.b64encode(hashlib.sha256(blob).digest()).decode()
+            return "SHA256:" + digest.rstrip("=")
+    raise SignatureError(f"not an SSH public key or allowed-signers line: {line[:60]!r}")
+
+
+def ssh_principals(line: str) -> tuple[str, ...]:
+    """The principals (identities) an allowed-signers line names: its first field."""
+    tokens = line.split()
+    if len(tokens) < 3 or SSH_KEY_TYPE.match(tokens[0]):
+        raise SignatureError(
+            "an allowed-signers line starts with the signer's identity, then the key: "
+            f"'alice@example.com ssh-ed25519 AAAA...', got {line[:60]!r}"
+        )
+    return tuple(p.strip('"') for p in tokens[0].split(","))
+
+
+def gpg_fingerprints(armored: str) -> tuple[str, ...]:
+    """The fingerprints (primary keys and subkeys) of armored GPG public keys, read with gpg."""
+    with tempfile.TemporaryDirectory(prefix="patchctl-gpg-") as home:
+        Path(home).chmod(0o700)
+        result = _run_gpg(
+            home, "--with-colons", "--import-options", "show-only", "--import", data=armored
+        )
+    found = tuple(line.split(":")[9] for line in result.splitlines() if line.startswith("fpr:"))
+    if not found:
+        raise SignatureError("no GPG public key found in the given text")
+    return found
+
+
+def _run_gpg(home: str, *args: str, data: str | None = None) -> str:
+    program = shutil.which("gpg")
+    if program is None:
+        raise SignatureError("gpg is not installed, but GPG keys are configured")
+    completed = subprocess.run(  # noqa: S603 - fixed program, arguments built here
+        [program, "--batch", "--no-tty", "--homedir", home, *args],
+        input=data,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise SignatureError(f"gpg failed: {completed.stderr.strip()[:300]}")
+    return completed.stdout
+
+
+# --- verification ----------------------------------------------------------------------------
+
+
+def git_with_input(
+    repo: git.Repo, args: Sequence[str], data: bytes, *, env: Mapping[str, str] | None = None
+) -> bytes:
+    """Run `git ARGS` in the repository with `data` on its standard input; its output."""
+    process = repo.git.execute(
+        ["git", *args],
+        istream=subprocess.PIPE,
+        as_process=True,
+        env=dict(env) if env is not None else None,
+    )
+    popen = process.proc
+    if popen is None:  # pragma: no cover - GitPython always starts the process here
+        raise SignatureError(f"git {args[0] if args else ''} did not start")
+    stdout, stderr = popen.communicate(data)
+    if popen.returncode != 0:
+        message = stderr.decode("utf-8", "replace").strip()
+        raise git.GitCommandError(["git", *args], popen.returncode, message)
+    return bytes(stdout)
+
+
+@dataclass
+class Verifier:
+    """Trusted keys installed where git looks for them, for as long as the verifier is open.
+
+    Use as a context manager (or call `close`): it owns a temporary directory. An empty
+    verifier still answers: unsigned commits are `unsigned`, signed ones `unknown-key`.
+    """
+
+    trusted: TrustedKeys = field(default_factory=TrustedKeys)
+    _home: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._home = Path(tempfile.mkdtemp(prefix="patchctl-verify-"))
+        self._home.chmod(0o700)
+        signers = self._home / "allowed_signers"
+        signers.write_text(
+            "".join(f"{line.strip()}\n" for line in self.trusted.ssh_allowed_signers)
+        )
+        gnupg = self._home / "gnupg"
+        gnupg.mkdir(mode=0o700)
+        (gnupg / "gpg.conf").write_text("trust-model always\nno-autostart\n")
+        for armored in self.trusted.gpg_public_keys:
+            try:
+                _run_gpg(str(gnupg), "--import", data=armored)
+            except SignatureError:
+                self.close()
+                raise
+
+    @property
+    def allowed_signers_file(self) -> Path:
+        return self._home / "allowed_signers"
+
+    @property
+    def gnupg_home(self) -> Path:
+        return self._home / "gnupg"
+
+    def git_options(self) -> list[str]:
+        """`-c` options for a git command that verifies signatures with these keys only."""
+        return [
+            "-c",
+            f"gpg.ssh.allowedSignersFile={self.allowed_signers_file}",
+            "-c",
+            "gpg.program=gpg",
+        ]
+
+    def environment(self) -> Mapping[str, str]:
+        return {"GNUPGHOME": str(self.gnupg_home)}
+
+    def verify(self, repo: git.Repo, shas: Iterable[str]) -> dict[str, Signature]:
+        """The signature of each commit, checked by git against the trusted keys."""
+        wanted = list(dict.fromkeys(shas))
+        if not wanted:
+            return {}
+        stdout = git_with_input(
+            repo,
+            [
+                *self.git_options(),
+                "log",
+                "--no-walk=unsorted",
+                "--stdin",
+                f"--format=%H%x00{SIGNATURE_FORMAT}%x00",
+            ],
+            "\n".join(wanted).encode() + b"\n",
+            env=self.environment(),
+        )
+        fields = stdout.decode("utf-8", "replace").split("\0")
+        found: dict[str, Signature] = {}
+        for start in range(0, len(fields) - SIGNATURE_FIELDS, SIGNATURE_FIELDS + 1):
+            sha = fields[start].strip()
+            found[sha] = parse_signature(fields[start + 1 : start + 1 + SIGNATURE_FIELDS])
+        return found
+
+    def close(self) -> None:
+        if self.trusted.gpg_public_keys and shutil.which("gpgconf"):
+            subprocess.run(  # noqa: S603 - fixed program; stops an agent gpg may have started
+                [str(shutil.which("gpgconf")), "--homedir", str(self.gnupg_home), "--kill", "all"],
+                capture_output=True,
+                check=False,
+            )
+        shutil.rmtree(self._home, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
