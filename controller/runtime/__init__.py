@@ -1,0 +1,1 @@
+"""The service runtime: settings, the reconcile loop, clock and logging."""
