@@ -33,14 +33,16 @@ SITES = ["fra", "ams", "lon", "nyc"]
 def policy_text() -> str:
     """50 policy objects: tenants, groups, baselines, whitelists, approvals, windows, scans."""
     docs = [
-        "apiVersion: patchctl/v1\nkind: Tenant\nmetadata: {name: msp}\n"
-        f"spec: {{clients: [{', '.join(CLIENTS)}]}}\n"
-    ]
-    for os_name in ("windows", "linux"):
-        docs.append(
-            f"apiVersion: patchctl/v1\nkind: DeviceGroup\nmetadata: {{name: all-{os_name}, tenant: msp}}\n"
-            f"spec: {{selector: {{os: {os_name}}}}}\n"
+        (
+            "apiVersion: patchctl/v1\nkind: Tenant\nmetadata: {name: msp}\n"
+            f"spec: {{clients: [{', '.join(CLIENTS)}]}}\n"
         )
+    ]
+    docs.extend(
+        f"apiVersion: patchctl/v1\nkind: DeviceGroup\nmetadata: {{name: all-{os_name}, tenant: msp}}\n"
+        f"spec: {{selector: {{os: {os_name}}}}}\n"
+        for os_name in ("windows", "linux")
+    )
     for client in CLIENTS:
         tenant = f"msp/{client}"
         docs.append(
@@ -93,19 +95,33 @@ def policy_text() -> str:
 
 def catalogue(rng: random.Random) -> dict[str, PatchRecord]:
     records = {}
-    classes = [Classification.SECURITY, Classification.CRITICAL, Classification.BUGFIX, Classification.DEFINITION]
+    classes = [
+        Classification.SECURITY,
+        Classification.CRITICAL,
+        Classification.BUGFIX,
+        Classification.DEFINITION,
+    ]
     severities = [Severity.CRITICAL, Severity.IMPORTANT, Severity.MODERATE, Severity.LOW]
     for i in range(1000):
         pid = f"KB-{i:04}"
         records[pid] = PatchRecord(
-            id=pid, os=OsFamily.WINDOWS, vendor="microsoft", classification=rng.choice(classes),
-            severity=rng.choice(severities), released=date(2026, 11, 29) - timedelta(days=rng.randint(0, 400)),
-            rating=rng.uniform(0, 10), superseded_by=("KB-0999",) if i % 97 == 0 else (),
+            id=pid,
+            os=OsFamily.WINDOWS,
+            vendor="microsoft",
+            classification=rng.choice(classes),
+            severity=rng.choice(severities),
+            released=date(2026, 11, 29) - timedelta(days=rng.randint(0, 400)),
+            rating=rng.uniform(0, 10),
+            superseded_by=("KB-0999",) if i % 97 == 0 else (),
         )
         lid = f"LNX-{i:04}"
         records[lid] = PatchRecord(
-            id=lid, os=OsFamily.LINUX, vendor="debian", classification=Classification.SECURITY,
-            severity=rng.choice(severities), released=date(2026, 11, 29) - timedelta(days=rng.randint(0, 400)),
+            id=lid,
+            os=OsFamily.LINUX,
+            vendor="debian",
+            classification=Classification.SECURITY,
+            severity=rng.choice(severities),
+            released=date(2026, 11, 29) - timedelta(days=rng.randint(0, 400)),
         )
     return records
 
@@ -117,12 +133,16 @@ def fleet(n: int, rng: random.Random, patches: dict[str, PatchRecord]) -> Observ
     for i in range(n):
         os_family = OsFamily.WINDOWS if i % 3 else OsFamily.LINUX
         device = DeviceView(
-            id=f"dev-{i:06}", tenant=f"msp/{CLIENTS[i % len(CLIENTS)]}", name=f"host-{i:06}",
-            os=os_family, os_name="Windows Server 2022" if os_family is OsFamily.WINDOWS else "Debian GNU/Linux",
+            id=f"dev-{i:06}",
+            tenant=f"msp/{CLIENTS[i % len(CLIENTS)]}",
+            name=f"host-{i:06}",
+            os=os_family,
+            os_name="Windows Server 2022" if os_family is OsFamily.WINDOWS else "Debian GNU/Linux",
             os_version="21H2" if os_family is OsFamily.WINDOWS else "12",
             role="gateway" if i % 500 == 0 else "server",
             labels={"env": "prod" if i % 4 else "test", "site": SITES[i % len(SITES)]},
-            last_seen=NOW - timedelta(seconds=rng.randint(0, 200)), poll_interval=timedelta(seconds=60),
+            last_seen=NOW - timedelta(seconds=rng.randint(0, 200)),
+            poll_interval=timedelta(seconds=60),
         )
         devices.append(device)
         pool = windows_ids if os_family is OsFamily.WINDOWS else linux_ids
@@ -134,13 +154,17 @@ def fleet(n: int, rng: random.Random, patches: dict[str, PatchRecord]) -> Observ
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=Path("bench/results/plan.json"))
     args = parser.parse_args()
 
     rng = random.Random(7)
-    loaded = load_policy([SourceFile("policies/bench.yaml", policy_text().encode())], revision="main@sha1:bench")
+    loaded = load_policy(
+        [SourceFile("policies/bench.yaml", policy_text().encode())], revision="main@sha1:bench"
+    )
     if loaded.state is None:
         print("\n".join(str(p) for p in loaded.problems), file=sys.stderr)
         return 1
@@ -154,11 +178,23 @@ def main() -> int:
     first_s = time.perf_counter() - started
 
     ledger = tuple(
-        JobView(id=j.id, device_id=j.device_id, kind=j.kind, state=JobState.PENDING, patch_ids=j.patch_ids,
-                window=j.window, occurrence=j.occurrence, created_at=NOW, updated_at=NOW, deadline=j.deadline)
+        JobView(
+            id=j.id,
+            device_id=j.device_id,
+            kind=j.kind,
+            state=JobState.PENDING,
+            patch_ids=j.patch_ids,
+            window=j.window,
+            occurrence=j.occurrence,
+            created_at=NOW,
+            updated_at=NOW,
+            deadline=j.deadline,
+        )
         for j in first.issue
     )
-    again = ObservedState(devices=observed.devices, scans=observed.scans, jobs=ledger, catalogue=observed.catalogue)
+    again = ObservedState(
+        devices=observed.devices, scans=observed.scans, jobs=ledger, catalogue=observed.catalogue
+    )
     started = time.perf_counter()
     second = plan(desired, again, now=NOW)
     second_s = time.perf_counter() - started

@@ -91,7 +91,7 @@ def test_working_tree_reports_uncommitted_edits(policy_repo: PolicyRepo, tmp_pat
         "unreachable-url",
     ],
 )
-def test_unreadable_sources_raise_clear_errors(  # noqa: PLR0917 - parametrized
+def test_unreadable_sources_raise_clear_errors(
     policy_repo: PolicyRepo,
     tmp_path: Path,
     spec: str,
