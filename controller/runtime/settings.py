@@ -1,0 +1,74 @@
+"""Service settings: where state lives, which database, where to listen, protocol limits.
+
+Validated once at construction (`Settings.__post_init__`), so the hot paths read plain values.
+The clock is a setting too: the service asks `settings.clock()` for "now" and tests or the demo
+pass their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+DEFAULT_STATE_DIR = Path(".patchctl")
+DATABASE_FILE = "patchctl.db"
+DEFAULT_LISTEN = "127.0.0.1:8080"
+DEFAULT_POLL_INTERVAL = timedelta(seconds=60)
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+def system_clock() -> datetime:
+    """The wall clock, in UTC."""
+    return datetime.now(tz=UTC)
+
+
+def default_database_url(state_dir: Path) -> str:
+    """The SQLite database inside a state directory."""
+    return f"sqlite:///{(state_dir / DATABASE_FILE).resolve()}"
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """`127.0.0.1:8080` -> ('127.0.0.1', 8080); `[::1]:8080` -> ('::1', 8080)."""
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ValueError(f"listen address {listen!r} is not HOST:PORT, e.g. 127.0.0.1:8080")
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"listen port {port} is not between 0 and 65535")
+    return host.strip("[]"), port
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """What `patchctl serve` and the HTTP app need to know; every field has a working default."""
+
+    state_dir: Path = DEFAULT_STATE_DIR
+    db_url: str | None = None  # None: SQLite in the state directory
+    listen: str = DEFAULT_LISTEN
+    poll_interval: timedelta = DEFAULT_POLL_INTERVAL
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    clock: Callable[[], datetime] = field(default=system_clock, compare=False)
+
+    def __post_init__(self) -> None:
+        parse_listen(self.listen)
+        if self.poll_interval < timedelta(seconds=1):
+            raise ValueError("poll interval must be at least 1s")
+        if self.max_body_bytes < 1024:
+            raise ValueError("the request body limit must be at least 1 KiB")
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or default_database_url(self.state_dir)
+
+    @property
+    def host(self) -> str:
+        return parse_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return parse_listen(self.listen)[1]

@@ -1,0 +1,218 @@
+"""The calls agents make (DESIGN.md §4): enrol, report, poll jobs, report job events."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import anyio.to_thread
+import structlog
+from fastapi import APIRouter, Depends, Path, Request, Response
+
+from controller.server import ingest, models
+from controller.server.context import Context, device_principal, services
+from controller.server.errors import ApiError
+from controller.store import devices, jobs, tokens
+from controller.store.job_states import JobKind
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy.engine import Connection
+
+log = structlog.get_logger("patchctl.api")
+router = APIRouter(prefix="/api/v1", tags=["agent"])
+
+DevicePrincipal = Annotated[tokens.Principal, Depends(device_principal)]
+DeviceId = Annotated[
+    str, Path(min_length=1, max_length=64, description="The enrolled device's id.")
+]
+JobId = Annotated[str, Path(min_length=1, max_length=100)]
+
+
+def json_body(schema: str) -> dict[str, Any]:
+    """The OpenAPI requestBody of a JSON body validated by hand (see `app.document_models`)."""
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+_AGENT_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing, unknown, revoked or expired token."},
+    403: {"description": "The token is not a device token, or it belongs to another device."},
+    413: {"description": "The body is larger than the limit."},
+    422: {"description": "Invalid body; the message names the field."},
+}
+
+
+@router.post(
+    "/enroll",
+    response_model=models.EnrollResponse,
+    responses={401: _AGENT_ERRORS[401], 422: _AGENT_ERRORS[422]},
+    summary="Enrol a device with a tenant's enrolment token",
+)
+async def enroll(body: models.EnrollRequest, context: Context) -> models.EnrollResponse:
+    """Re-enrolling the same hostname in the same tenant returns the same device id and a new
+    device token (the previous ones are revoked)."""
+    poll = int(context.settings.poll_interval.total_seconds())
+
+    def enrol(conn: Connection, now: datetime) -> devices.Enrolled | None:
+        principal = tokens.authenticate(conn, body.enrollment_token, now=now)
+        if principal is None or principal.kind is not tokens.TokenKind.ENROLLMENT:
+            return None
+        enrolment = devices.Enrolment(
+            tenant=principal.tenant,
+            hostname=body.hostname,
+            os_family=body.os.family.value,
+            os_name=body.os.name,
+            os_version=body.os.version,
+            role=body.role.value,
+            agent_version=body.agent_version,
+            labels=dict(body.labels),
+        )
+        return devices.enrol(conn, enrolment, poll_interval=poll, now=now)
+
+    enrolled = await context.writer.call(enrol)
+    if enrolled is None:
+        raise ApiError(
+            401, "enrollmentToken: not a valid enrolment token (unknown, revoked or expired)"
+        )
+    context.authenticator.forget(enrolled.revoked_hashes)
+    context.metrics.enrolments.inc(kind="new" if enrolled.created else "re-enrolment")
+    log.info(
+        "enrolled",
+        device_id=enrolled.device_id,
+        tenant=enrolled.token.tenant,
+        name=devices.device_name(body.hostname),
+        new=enrolled.created,
+    )
+    return models.EnrollResponse(
+        device_id=enrolled.device_id, device_token=enrolled.token.secret, poll_interval=poll
+    )
+
+
+@router.post(
+    "/devices/{device_id}/report",
+    response_model=None,
+    responses={
+        200: {"model": models.ReportResponse, "description": "Stored."},
+        **_AGENT_ERRORS,
+        404: {"description": "The device is no longer enrolled."},
+    },
+    openapi_extra={
+        "requestBody": json_body("ReportRequest"),
+        "security": [{"HTTPBearer": []}],
+    },
+    summary="Report facts, a scan and the package inventory (every report is a heartbeat)",
+)
+async def report(device_id: DeviceId, request: Request) -> Response:
+    """Stored whole in one transaction or not at all. A scan older than the newest one stored
+    is ignored (`scan: stale`), the newest one again is a replay (`scan: duplicate`).
+
+    The hot path of the service: `controller.server.ingest` answers it before routing; this
+    declaration documents it (and serves it when the fast lane is not installed).
+    """
+    answer = await ingest.ingest_report(
+        services(request),
+        device_id=device_id,
+        authorization=request.headers.get("authorization", ""),
+        raw=await request.body(),
+    )
+    return Response(json.dumps(answer), media_type="application/json")
+
+
+@router.get(
+    "/devices/{device_id}/jobs",
+    response_model=models.JobsResponse,
+    responses={k: v for k, v in _AGENT_ERRORS.items() if k in {401, 403}},
+    summary="The jobs the device should run now",
+)
+async def poll_jobs(
+    device_id: DeviceId, principal: DevicePrincipal, context: Context
+) -> models.JobsResponse:
+    """At-least-once delivery: a job is in every answer until the agent acknowledges it."""
+    _own_device(principal, device_id)
+
+    def read() -> list[dict[str, Any]]:
+        with context.store.read() as conn:
+            return jobs.deliverable_jobs(conn, device_id, now=context.settings.clock())
+
+    found = await anyio.to_thread.run_sync(read)
+    if found:
+        ids = [job["id"] for job in found]
+        await context.writer.call(lambda conn, now: jobs.mark_delivered(conn, ids, now=now))
+    return models.JobsResponse(
+        jobs=[agent_job(job) for job in found],
+        poll_interval=int(context.settings.poll_interval.total_seconds()),
+    )
+
+
+@router.post(
+    "/jobs/{job_id}/events",
+    response_model=models.JobEventResponse,
+    responses={
+        **_AGENT_ERRORS,
+        404: {"description": "No such job for this device."},
+        409: {"description": "The transition is not allowed (e.g. the job already finished)."},
+    },
+    summary="Report the progress or result of a job",
+)
+async def job_event(
+    job_id: JobId,
+    body: models.JobEventRequest,
+    principal: DevicePrincipal,
+    context: Context,
+) -> models.JobEventResponse:
+    """Idempotent: a replayed event (same state and `seq`, or same content) changes nothing
+    and answers `status: duplicate`."""
+    device_id = principal.device_id or ""
+    event = jobs.JobEvent(
+        state=body.job_state,
+        seq=body.seq,
+        patches=tuple(p.model_dump(exclude_none=True) for p in body.patches),
+        reboot_required=body.reboot_required,
+        output=body.output,
+    )
+    result = await context.writer.call(
+        lambda conn, now: jobs.record_event(
+            conn, device_id=device_id, job_id=job_id, event=event, now=now
+        )
+    )
+    context.metrics.job_events.inc(state=body.state, status=result.status.value)
+    if result.status is jobs.EventStatus.NOT_FOUND:
+        raise ApiError(404, f"no job {job_id!r} for this device")
+    if result.status is jobs.EventStatus.ILLEGAL:
+        raise ApiError(409, f"state: {result.message}")
+    log.info(
+        "job event", job_id=job_id, device_id=device_id, state=body.state, status=result.status
+    )
+    return models.JobEventResponse(
+        job_id=job_id,
+        state=result.state.value if result.state else body.state,
+        status=result.status.value,
+    )
+
+
+def _own_device(principal: tokens.Principal, device_id: str) -> None:
+    if principal.device_id != device_id:
+        raise ApiError(403, f"this device token belongs to another device, not {device_id}")
+
+
+def agent_job(row: dict[str, Any]) -> models.AgentJob:
+    """The agent's view of a stored job."""
+    payload = dict(row["payload"] or {})
+    reboot = payload.get("reboot")
+    if reboot is None and row["kind"] == JobKind.INSTALL.value:
+        reboot = "if-required"
+    return models.AgentJob(
+        id=row["id"],
+        kind=row["kind"],
+        patches=list(row["patch_ids"] or []),
+        reboot=reboot,
+        scripts=dict(payload.get("scripts") or {}),
+        deadline=row["deadline"],
+        revision=row["revision"],
+        window_key=row["window_key"],
+        payload=payload,
+    )

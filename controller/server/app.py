@@ -1,0 +1,105 @@
+"""The HTTP service's app factory."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from controller import __version__
+from controller.server import agent_api, errors, models, probes, read_api
+from controller.server.context import Authenticator, Services
+from controller.server.ingest import ReportFastPath
+from controller.server.limits import RequestLimits
+from controller.server.metrics import Gauge, Metrics, RequestMetrics
+from controller.server.writer import Writer
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from controller.runtime.settings import Settings
+    from controller.store import Store
+
+DESCRIPTION = """\
+The patchctl agent protocol and read API (DESIGN.md §4).
+
+Agents enrol with a tenant's enrolment token, then call with their device token
+(`Authorization: Bearer pcd_...`). The read API takes a read token scoped to a tenant path.
+Errors are JSON objects `{error, message, details?}`; request bodies are limited in size.
+"""
+
+
+def create_app(store: Store, settings: Settings) -> FastAPI:
+    """The FastAPI app over an open store. The app starts its writer thread on startup and
+    stops it (finishing queued writes) on shutdown; the caller owns and closes the store."""
+    metrics = Metrics()
+    writer = Writer(store, clock=settings.clock)
+    services = Services(
+        store=store,
+        settings=settings,
+        writer=writer,
+        metrics=metrics,
+        authenticator=Authenticator(store=store, settings=settings),
+    )
+    metrics.gauges.extend(
+        [
+            Gauge(
+                "patchctl_writer_batches", "Write transactions committed.", lambda: writer.batches
+            ),
+            Gauge(
+                "patchctl_writer_items", "Writes (reports, calls) committed.", lambda: writer.items
+            ),
+        ]
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        writer.start()
+        try:
+            yield
+        finally:
+            await writer.stop()
+
+    app = FastAPI(
+        title="patchctl",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        # The service exports its own Prometheus metrics; FastAPI's OpenTelemetry hooks would
+        # only cost time on every request (they look the providers up each time).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    app.state.services = services
+    errors.install(app)
+    app.include_router(agent_api.router)
+    app.include_router(read_api.router)
+    app.include_router(probes.router)
+    app.add_middleware(ReportFastPath, context=services)
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    document_models(app, [models.ReportRequest])
+    return app
+
+
+def document_models(app: FastAPI, bodies: list[type[BaseModel]]) -> None:
+    """Add the schemas of bodies that handlers validate by hand to the OpenAPI components."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = generate()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for model in bodies:
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in schema.pop("$defs", {}).items():
+                schemas.setdefault(name, definition)
+            schemas[model.__name__] = schema
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

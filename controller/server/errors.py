@@ -1,0 +1,173 @@
+"""The error format of the API, and the handlers that produce it.
+
+Every 4xx and 5xx answer is a JSON object:
+
+    {"error": "invalid-request", "message": "scan.missing[0].id: Field required",
+     "details": [{"field": "scan.missing[0].id", "message": "Field required"}]}
+
+`error` is a stable code for programs, `message` a sentence for people (it names the field),
+`details` lists every field problem of a 422.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import structlog
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
+
+from controller.server.writer import WriterClosedError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from fastapi import FastAPI, Request
+
+log = structlog.get_logger("patchctl.api")
+M = TypeVar("M", bound=BaseModel)
+
+_CODES = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "too-large",
+    415: "unsupported-media-type",
+    422: "invalid-request",
+    500: "internal-error",
+    501: "not-implemented",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An answer other than success; raised by handlers, rendered by `install`."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        details: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code or _CODES.get(status, "error")
+        self.details = details
+
+
+def error_body(
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    details: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": code or _CODES.get(status, "error"), "message": message}
+    if details:
+        body["details"] = details
+    return body
+
+
+def field_path(loc: Sequence[str | int]) -> str:
+    """`('body', 'scan', 'missing', 0, 'id')` -> `scan.missing[0].id`; query and path keep
+    their parameter name."""
+    parts = list(loc)
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:]
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def validation_details(errors: Sequence[Any]) -> list[dict[str, str]]:
+    details = []
+    for error in errors:
+        field = field_path(error.get("loc", ()))
+        if error.get("type") == "json_invalid":
+            message = f"malformed JSON: {error.get('ctx', {}).get('error', error.get('msg'))}"
+            field = ""
+        elif error.get("type") in {"model_type", "model_attributes_type"} and not field:
+            message = "the request body must be a JSON object"
+        elif error.get("type") == "extra_forbidden":
+            message = "unknown field"
+        else:
+            message = str(error.get("msg", "invalid"))
+        details.append({"field": field, "message": message})
+    return details
+
+
+def summary(details: list[dict[str, str]]) -> str:
+    first = details[0]
+    text = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+    more = len(details) - 1
+    return text + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
+def parse_body(model: type[M], raw: bytes) -> M:
+    """Validate a JSON request body straight from bytes (pydantic parses the JSON itself, the
+    fastest path); raise ApiError 400 for malformed JSON and 422 for a body that does not fit."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        details = validation_details(errors)
+        status = 400 if any(e.get("type") == "json_invalid" for e in errors) else 422
+        raise ApiError(status, summary(details), details=details) from None
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that render every error in the format above."""
+
+    async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)  # noqa: S101 - registered for ApiError only
+        log.info("refused", path=request.url.path, status=exc.status, reason=exc.message)
+        body = error_body(exc.status, exc.message, code=exc.code, details=exc.details)
+        return JSONResponse(body, exc.status)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)  # noqa: S101
+        errors = exc.errors()
+        details = validation_details(errors)
+        message = summary(details) if details else "invalid request"
+        # Malformed JSON is a 400 (the body is not JSON at all); a JSON body that does not fit
+        # the schema is a 422.
+        status = 400 if any(e.get("type") == "json_invalid" for e in errors) else 422
+        log.info("invalid request", path=request.url.path, status=status, reason=message)
+        return JSONResponse(error_body(status, message, details=details), status)
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)  # noqa: S101
+        message = str(exc.detail) if exc.detail else _CODES.get(exc.status_code, "error")
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no such endpoint: {request.method} {request.url.path}"
+        if exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        return JSONResponse(
+            error_body(exc.status_code, message), exc.status_code, headers=exc.headers
+        )
+
+    async def on_shutdown(request: Request, exc: Exception) -> JSONResponse:
+        log.info("refused while stopping", path=request.url.path, status=503)
+        return JSONResponse(error_body(503, f"{exc}; retry later"), 503)
+
+    async def on_crash(request: Request, exc: Exception) -> JSONResponse:
+        log.error("internal error", path=request.url.path, error=repr(exc))
+        return JSONResponse(error_body(500, "internal error; see the server log"), 500)
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(WriterClosedError, on_shutdown)
+    app.add_exception_handler(Exception, on_crash)

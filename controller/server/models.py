@@ -1,0 +1,257 @@
+"""The agent protocol's request and response bodies (DESIGN.md §4), as pydantic models.
+
+Requests reject unknown fields and carry size limits on every string and list, so a bad agent
+gets a 422 that names the field instead of filling the database. JSON keys are camelCase.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import (
+    Annotated,
+    Literal,
+    NotRequired,  # pydantic wants these on 3.11
+    TypeVar,
+)
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, with_config
+from pydantic.alias_generators import to_camel
+from typing_extensions import TypedDict
+
+from controller.kinds.common import OsFamily
+from controller.store.job_states import JobState
+
+HOSTNAME_PATTERN = (
+    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+LABEL_KEY_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62})$"
+
+MAX_MISSING = 10_000
+MAX_INSTALLED = 50_000
+MAX_PACKAGES = 50_000
+MAX_OUTPUT = 256 * 1024
+
+Text = Annotated[str, Field(max_length=500)]
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+Hostname = Annotated[str, Field(pattern=HOSTNAME_PATTERN, max_length=253)]
+PatchId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S+$")]
+Labels = Annotated[
+    dict[
+        Annotated[str, Field(pattern=LABEL_KEY_PATTERN)],
+        Annotated[str, Field(max_length=200)],
+    ],
+    Field(max_length=64),
+]
+Secret = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Request(BaseModel):
+    """Base of request bodies: camelCase keys only, unknown keys refused."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        validate_by_name=False,
+        validate_by_alias=True,
+        frozen=True,
+    )
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, serialize_by_alias=True, validate_by_name=True, frozen=True
+    )
+
+
+class DeviceRole(StrEnum):
+    SERVER = "server"
+    WORKSTATION = "workstation"
+    GATEWAY = "gateway"  # a Linux gateway is never patched
+
+
+class OsInfo(Request):
+    family: OsFamily = Field(description="`windows` or `linux`.")
+    name: ShortText = Field(description="e.g. `Windows Server 2022`, `Ubuntu`, `Debian GNU/Linux`.")
+    version: Annotated[str, Field(min_length=1, max_length=100)] = Field(
+        description="e.g. `10.0.20348`, `24.04`, `12`."
+    )
+
+
+class EnrollRequest(Request):
+    enrollment_token: Secret = Field(description="The tenant's enrolment token.")
+    hostname: Hostname = Field(description="The device's hostname; its name is the lowercase form.")
+    os: OsInfo
+    agent_version: Annotated[str, Field(min_length=1, max_length=64)]
+    role: DeviceRole
+    labels: Labels = Field(default_factory=dict)
+
+
+class EnrollResponse(Response):
+    device_id: str
+    device_token: str = Field(description="Shown once: the agent keeps it for every later call.")
+    poll_interval: int = Field(description="Seconds between polls.")
+
+
+class Facts(Request):
+    """What the device says about itself; everything optional, unknown keys go in `custom`."""
+
+    hostname: Hostname | None = None
+    os: OsInfo | None = None
+    role: DeviceRole | None = None
+    labels: Labels | None = None
+    agent_version: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    uptime: Annotated[int, Field(ge=0)] | None = Field(default=None, description="Seconds.")
+    last_boot_at: AwareDatetime | None = None
+    kernel: Text | None = None
+    os_build: Text | None = None
+    domain: Text | None = None
+    manufacturer: Text | None = None
+    model: Text | None = None
+    serial_number: Text | None = None
+    timezone: Text | None = None
+    ip_addresses: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=64)] = (
+        Field(default_factory=list)
+    )
+    custom: Annotated[
+        dict[Annotated[str, Field(max_length=64)], str | int | float | bool | None],
+        Field(max_length=100),
+    ] = Field(default_factory=dict, description="Site-specific facts.")
+
+
+# The patch lists are TypedDicts, not models: a scan carries hundreds of entries, and pydantic
+# validates plain dicts about a third faster than it builds model instances. Keys are the JSON
+# keys (camelCase); unknown keys are refused all the same.
+@with_config(ConfigDict(extra="forbid"))
+class MissingPatch(TypedDict):
+    """A patch the agent found missing; only `id` is required, the rest fills catalogue gaps."""
+
+    id: PatchId
+    title: NotRequired[Text | None]
+    classification: NotRequired[Annotated[str, Field(max_length=64)] | None]
+    severity: NotRequired[Annotated[str, Field(max_length=32)] | None]
+    kb: NotRequired[Annotated[str, Field(max_length=32)] | None]
+    cves: NotRequired[Annotated[list[Annotated[str, Field(max_length=32)]], Field(max_length=500)]]
+    sizeBytes: NotRequired[Annotated[int, Field(ge=0)] | None]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class InstalledPatch(TypedDict):
+    id: PatchId
+    installedAt: NotRequired[AwareDatetime | None]
+
+
+_P = TypeVar("_P", MissingPatch, InstalledPatch)
+
+
+class Scan(Request):
+    scanned_at: AwareDatetime = Field(description="When the agent scanned (with a UTC offset).")
+    reboot_required: bool = Field(description="The OS signal that a reboot is pending.")
+    missing: Annotated[list[MissingPatch], Field(max_length=MAX_MISSING)] = Field(
+        default_factory=list
+    )
+    installed: Annotated[list[InstalledPatch], Field(max_length=MAX_INSTALLED)] = Field(
+        default_factory=list
+    )
+
+    @field_validator("missing", "installed")
+    @classmethod
+    def _unique_ids(cls, entries: list[_P]) -> list[_P]:
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(entries):
+            patch_id = entry["id"]
+            if patch_id in seen:
+                raise ValueError(
+                    f"patch id {patch_id!r} appears twice (entries {seen[patch_id]} and {index})"
+                )
+            seen[patch_id] = index
+        return entries
+
+
+class Package(Request):
+    name: ShortText
+    epoch: Annotated[str, Field(max_length=16)] | int | None = None
+    version: ShortText
+    release: Annotated[str, Field(max_length=200)] | None = None
+    arch: Annotated[str, Field(min_length=1, max_length=32)]
+    source: Annotated[str, Field(max_length=200)] | None = None
+
+
+class Inventory(Request):
+    os_build: Text | None = None
+    kernel: Text | None = None
+    packages: Annotated[list[Package], Field(max_length=MAX_PACKAGES)] = Field(default_factory=list)
+
+
+class ReportRequest(Request):
+    """Every report is a heartbeat; facts, a scan and the package inventory are optional."""
+
+    facts: Facts | None = None
+    scan: Scan | None = None
+    inventory: Inventory | None = None
+
+    @field_validator("scan")
+    @classmethod
+    def _missing_or_installed(cls, scan: Scan | None) -> Scan | None:
+        if scan is not None:
+            both = {p["id"] for p in scan.missing} & {p["id"] for p in scan.installed}
+            if both:
+                raise ValueError(f"patch ids both missing and installed: {sorted(both)[:5]}")
+        return scan
+
+
+class ReportResponse(Response):
+    accepted: bool
+    scan: Literal["none", "stored", "duplicate", "stale"] = Field(
+        description="What happened to the scan: stored, or ignored as a replay or an older one."
+    )
+    poll_interval: int
+    server_time: datetime
+
+
+class AgentJob(Response):
+    id: str
+    kind: Literal["scan", "install", "script"]
+    patches: list[str]
+    reboot: str | None = Field(description="never | if-required | always (install jobs).")
+    scripts: dict[str, object] = Field(description="Scripts by role (pre, post, run), pinned.")
+    deadline: datetime | None
+    revision: str
+    window_key: str | None
+    payload: dict[str, object]
+
+
+class JobsResponse(Response):
+    jobs: list[AgentJob]
+    poll_interval: int
+
+
+AgentState = Literal["acked", "downloading", "installing", "rebooting", "succeeded", "failed"]
+
+
+class PatchResult(Request):
+    id: PatchId
+    result: Literal["installed", "failed", "skipped", "not-applicable"]
+    reason: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class JobEventRequest(Request):
+    state: AgentState
+    seq: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="Optional event number; without it the content is the key."
+    )
+    patches: Annotated[list[PatchResult], Field(max_length=MAX_MISSING)] = Field(
+        default_factory=list
+    )
+    reboot_required: bool | None = None
+    output: Annotated[str, Field(max_length=MAX_OUTPUT)] | None = None
+
+    @property
+    def job_state(self) -> JobState:
+        return JobState(self.state)
+
+
+class JobEventResponse(Response):
+    job_id: str
+    state: str
+    status: Literal["applied", "progress", "duplicate"]

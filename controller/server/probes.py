@@ -1,0 +1,63 @@
+"""Liveness, readiness, Prometheus metrics, and the git webhook placeholder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from controller.server.context import Context
+from controller.server.errors import error_body
+from controller.store import StoreError, history
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: the database answers",
+    responses={503: {"description": "The database is not reachable."}},
+)
+async def readyz(context: Context) -> JSONResponse:
+    def check() -> dict[str, Any]:
+        context.store.ping()
+        with context.store.read() as conn:
+            status = history.get_status(conn)
+        applied = status.get("lastAppliedRevision", {}).get("value")
+        return {"status": "ready", "database": "ok", "lastAppliedRevision": applied}
+
+    try:
+        body = await anyio.to_thread.run_sync(check)
+    except StoreError as exc:
+        return JSONResponse(error_body(503, str(exc)), 503)
+    return JSONResponse(body)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (text exposition format 0.0.4)",
+    response_class=PlainTextResponse,
+)
+async def metrics(context: Context) -> PlainTextResponse:
+    return PlainTextResponse(
+        context.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )
+
+
+@router.post(
+    "/api/v1/hooks/git",
+    summary="Forge push webhook (not implemented yet)",
+    status_code=501,
+    responses={501: {"description": "Arrives with the git poller."}},
+)
+async def git_hook() -> JSONResponse:
+    return JSONResponse(
+        error_body(501, "the git webhook arrives with the reconcile loop; nothing was done"), 501
+    )

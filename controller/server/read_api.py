@@ -1,0 +1,288 @@
+"""The tenant-scoped read API: devices, jobs, alerts, audit, compliance, status.
+
+A read token belongs to a tenant path: a partner token (`acme`) sees its own devices and every
+client's (`acme/retail`, `acme/logistics`); a client token sees only its own. A device outside
+the scope answers 404, exactly like one that does not exist. Rows without a tenant (alerts and
+audit events that concern every tenant) are visible to every scope.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Query
+from pydantic.alias_generators import to_camel
+
+from controller import __version__
+from controller.kinds.common import TENANT_PATTERN, tenant_contains
+from controller.server.context import Context, read_principal
+from controller.server.errors import ApiError
+from controller.store import devices, history, jobs, tokens
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sqlalchemy.engine import Connection
+
+router = APIRouter(prefix="/api/v1", tags=["read"])
+T = TypeVar("T")
+
+ReadPrincipal = Annotated[tokens.Principal, Depends(read_principal)]
+Limit = Annotated[int, Query(ge=1, le=5000, description="Page size.")]
+Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")]
+TenantFilter = Annotated[
+    str | None,
+    Query(pattern=TENANT_PATTERN, description="Narrow to a tenant inside the token's scope."),
+]
+Since = Annotated[datetime | None, Query(description="ISO date-time; only newer entries.")]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing, unknown, revoked or expired token."},
+    403: {"description": "Not a read token, or a tenant outside its scope."},
+}
+# Catalogue fields a patch entry shows; the agent's own metadata fills the ones left empty.
+_ENRICHED = (
+    "title",
+    "vendor",
+    "product",
+    "classification",
+    "severity",
+    "released",
+    "rating",
+    "cves",
+    "superseded_by",
+    "reboot_required",
+    "withdrawn",
+    "url",
+)
+
+
+@router.get("/devices", responses=_ERRORS, summary="Devices of the token's tenant scope")
+async def list_devices(
+    principal: ReadPrincipal,
+    context: Context,
+    tenant: TenantFilter = None,
+    limit: Limit = 500,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    scope = _scope(principal, tenant)
+    online_since = context.settings.clock() - 2 * context.settings.poll_interval
+    rows = await _read(
+        context, lambda conn: devices.list_devices(conn, scope=scope, limit=limit, offset=offset)
+    )
+    return {
+        "scope": scope,
+        "devices": [camel(row) | {"online": row["last_seen"] >= online_since} for row in rows],
+    }
+
+
+@router.get(
+    "/devices/{device_id}",
+    responses={**_ERRORS, 404: {"description": "No such device in the token's scope."}},
+    summary="One device: facts, inventory summary, compliance and every patch with its state",
+)
+async def get_device(device_id: str, principal: ReadPrincipal, context: Context) -> dict[str, Any]:
+    def read(conn: Connection) -> dict[str, Any] | None:
+        device = devices.get_device(conn, device_id, scope=principal.tenant)
+        if device is None:
+            return None
+        return {
+            "device": device,
+            "patches": devices.device_patches(conn, device_id),
+            "inventory": devices.device_inventory(conn, device_id),
+            "compliance": history.list_compliance(
+                conn, scope=principal.tenant, device_id=device_id
+            ),
+        }
+
+    found = await _read(context, read)
+    if found is None:
+        raise ApiError(404, f"no device {device_id!r} in tenant scope {principal.tenant!r}")
+    online_since = context.settings.clock() - 2 * context.settings.poll_interval
+    device = found["device"]
+    return camel(device) | {
+        "online": device["last_seen"] >= online_since,
+        "patches": [patch_entry(entry) for entry in found["patches"]],
+        "inventory": camel(found["inventory"]) if found["inventory"] else None,
+        "compliance": [camel(row) for row in found["compliance"]],
+    }
+
+
+@router.get("/jobs", responses=_ERRORS, summary="Jobs of the scope, newest first")
+async def list_jobs(
+    principal: ReadPrincipal,
+    context: Context,
+    device: Annotated[str | None, Query(max_length=64, description="Only this device.")] = None,
+    state: Annotated[str | None, Query(max_length=16, description="Only this state.")] = None,
+    tenant: TenantFilter = None,
+    limit: Limit = 500,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    scope = _scope(principal, tenant)
+    rows = await _read(
+        context,
+        lambda conn: jobs.list_jobs(
+            conn, scope=scope, device_id=device, state=state, limit=limit, offset=offset
+        ),
+    )
+    return {"scope": scope, "jobs": [camel(row) for row in rows]}
+
+
+@router.get("/alerts", responses=_ERRORS, summary="Alerts of the scope, newest first")
+async def list_alerts(
+    principal: ReadPrincipal,
+    context: Context,
+    since: Since = None,
+    open_only: Annotated[bool, Query(alias="open", description="Only unresolved alerts.")] = False,
+    tenant: TenantFilter = None,
+    limit: Limit = 500,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    scope = _scope(principal, tenant)
+    rows = await _read(
+        context,
+        lambda conn: history.list_alerts(
+            conn, scope=scope, since=since, open_only=open_only, limit=limit, offset=offset
+        ),
+    )
+    return {"scope": scope, "alerts": [camel(row) for row in rows]}
+
+
+@router.get("/audit", responses=_ERRORS, summary="The audit trail of the scope, newest first")
+async def list_audit(
+    principal: ReadPrincipal,
+    context: Context,
+    since: Since = None,
+    tenant: TenantFilter = None,
+    limit: Limit = 500,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    scope = _scope(principal, tenant)
+    rows = await _read(
+        context,
+        lambda conn: history.list_audit(conn, scope=scope, since=since, limit=limit, offset=offset),
+    )
+    return {"scope": scope, "events": [camel(row) for row in rows]}
+
+
+@router.get(
+    "/compliance",
+    responses=_ERRORS,
+    summary="Compliance per device and baseline, as the last reconcile computed it",
+)
+async def list_compliance(
+    principal: ReadPrincipal,
+    context: Context,
+    device: Annotated[str | None, Query(max_length=64)] = None,
+    tenant: TenantFilter = None,
+    limit: Limit = 1000,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    scope = _scope(principal, tenant)
+    rows = await _read(
+        context,
+        lambda conn: history.list_compliance(
+            conn, scope=scope, device_id=device, limit=limit, offset=offset
+        ),
+    )
+    return {"scope": scope, "compliance": [camel(row) for row in rows]}
+
+
+@router.get("/status", responses=_ERRORS, summary="Controller status and fleet counts")
+async def status(
+    principal: ReadPrincipal, context: Context, tenant: TenantFilter = None
+) -> dict[str, Any]:
+    scope = _scope(principal, tenant)
+    now = context.settings.clock()
+    online_since = now - 2 * context.settings.poll_interval
+
+    def read(conn: Connection) -> dict[str, Any]:
+        return {
+            "devices": {
+                "total": devices.count_devices(conn, scope=scope),
+                "online": devices.count_devices(conn, scope=scope, seen_since=online_since),
+                "seenLastDay": devices.count_devices(
+                    conn, scope=scope, seen_since=now - timedelta(days=1)
+                ),
+            },
+            "status": {
+                key: {"value": entry["value"], "updatedAt": _iso(entry["updatedAt"])}
+                for key, entry in history.get_status(conn).items()
+            },
+            "reconcileRuns": [camel(row) for row in history.list_reconcile_runs(conn)],
+        }
+
+    found = await _read(context, read)
+    return {"scope": scope, "serverTime": now.isoformat(), "version": __version__} | found
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _scope(principal: tokens.Principal, tenant: str | None) -> str:
+    if tenant is None:
+        return principal.tenant
+    if not tenant_contains(principal.tenant, tenant):
+        raise ApiError(
+            403, f"tenant: {tenant!r} is outside this token's scope {principal.tenant!r}"
+        )
+    return tenant
+
+
+async def _read(context: Context, query: Callable[[Connection], T]) -> T:
+    def run() -> T:
+        with context.store.read() as conn:
+            return query(conn)
+
+    return await anyio.to_thread.run_sync(run)
+
+
+_CAMEL_CACHE: dict[str, str] = {}
+
+
+def camel(row: dict[str, Any]) -> dict[str, Any]:
+    """A store row for JSON: camelCase keys, ISO date-times (nested JSON values untouched)."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        name = _CAMEL_CACHE.get(key)
+        if name is None:
+            name = _CAMEL_CACHE[key] = to_camel(key) if "_" in key else key
+        out[name] = _iso(value)
+    return out
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+_CAMEL_WORD = re.compile(r"_([a-z])")
+
+
+def patch_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """A device's patch for the read API: its state and source, enriched from the catalogue,
+    with the agent's own metadata filling what the catalogue lacks."""
+    record = entry.get("record") or {}
+    details = entry  # the agent's own metadata sits in the entry, next to the id
+    out: dict[str, Any] = {
+        "id": entry["id"],
+        "state": entry["state"],
+        "source": entry["source"],
+        "observedAt": _iso(entry.get("observedAt")),
+        "inCatalogue": bool(record),
+    }
+    if "installedAt" in entry:
+        out["installedAt"] = entry["installedAt"]
+    for key in _ENRICHED:
+        name = _CAMEL_WORD.sub(lambda m: m.group(1).upper(), key)
+        value = record.get(key)
+        if value in (None, "", [], "unspecified", "other"):
+            value = details.get(name, value)
+        if value not in (None, "", []):
+            out[name] = value
+    for key in ("kb", "sizeBytes"):
+        if key in details:
+            out[key] = details[key]
+    return out

@@ -1,0 +1,218 @@
+"""Opening the state store: engine set-up, pragmas, migrations, transactions.
+
+`open_store(url)` is the only way in. It creates the database when needed, upgrades it to the
+newest schema this code ships (Alembic, run programmatically from the migrations inside the
+package), and refuses a database written by a newer patchctl instead of guessing.
+
+SQLite gets WAL, `synchronous=NORMAL`, a busy timeout and foreign keys; write transactions
+start with `BEGIN IMMEDIATE`, so two writers queue on the busy timeout instead of failing when a
+read transaction would have to be upgraded. PostgreSQL takes an advisory lock while migrating,
+so several replicas may start at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util.exc import CommandError
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from sqlalchemy.engine import URL, Connection, Engine
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SQLITE_PRAGMAS = (
+    "journal_mode=WAL",
+    "synchronous=NORMAL",
+    "busy_timeout=15000",
+    "foreign_keys=ON",
+    "temp_store=MEMORY",
+    "cache_size=-32768",  # 32 MiB page cache per connection
+)
+_WRITE = "patchctl_write"
+_MIGRATION_LOCK = 0x70617463  # "patc": the advisory lock id held while migrating PostgreSQL
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used; the message says what to do."""
+
+
+class SchemaTooNewError(StoreError):
+    """The database was migrated by a newer patchctl than this one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """An open state store. Use `read()` and `write()` for transactions; `close()` when done."""
+
+    engine: Engine
+    url: str  # with any password masked, for messages and logs
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self.engine.dialect.name
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction (a consistent snapshot on both engines)."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: committed when the block ends, rolled back when it raises."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
+
+    def ping(self) -> None:
+        """Raise StoreError unless the database answers."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database {self.url} is not reachable: {_reason(exc)}") from None
+
+    def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at."""
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str, *, migrate: bool = True) -> Store:
+    """Open (create, migrate) the store at a SQLAlchemy URL: `sqlite:///path` or `postgresql+psycopg://...`.
+
+    Raises `SchemaTooNewError` for a database migrated by a newer patchctl and `StoreError` for
+    every other reason the store cannot be used, with a message a person can act on.
+    """
+    parsed = _parse_url(url)
+    engine = _create_engine(parsed)
+    store = Store(engine=engine, url=parsed.render_as_string(hide_password=True))
+    try:
+        if migrate:
+            _migrate(store)
+        else:
+            store.ping()
+    except BaseException:
+        engine.dispose()
+        raise
+    return store
+
+
+def head_revision() -> str:
+    """The newest schema revision this code ships."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships migrations
+        raise StoreError("no migrations found in the package")
+    return head
+
+
+def _parse_url(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(
+            f"{url!r} is not a database URL; expected sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST:PORT/DB"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend not in {"sqlite", "postgresql"}:
+        raise StoreError(f"database {backend!r} is not supported; use SQLite or PostgreSQL")
+    if backend == "sqlite" and parsed.database in {None, "", ":memory:"}:
+        raise StoreError("an in-memory SQLite database cannot be shared; give a file path")
+    if backend == "postgresql" and parsed.get_driver_name() != "psycopg":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _create_engine(url: URL) -> Engine:
+    if url.get_backend_name() == "sqlite":
+        path = Path(str(url.database))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the state directory {path.parent}: {exc}") from None
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False}, pool_size=8, max_overflow=8
+        )
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Hand transaction control to SQLAlchemy's "begin" event (the pysqlite recipe).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get(_WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def _migrate(store: Store) -> None:
+    config = _alembic_config()
+    script = ScriptDirectory.from_config(config)
+    try:
+        with store.write() as conn:
+            if store.dialect == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+            _refuse_unknown_revisions(conn, script, store.url)
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    except StoreError:
+        raise
+    except OperationalError as exc:
+        raise StoreError(f"cannot open database {store.url}: {_reason(exc)}") from None
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot migrate database {store.url}: {_reason(exc)}") from None
+
+
+def _refuse_unknown_revisions(conn: Connection, script: ScriptDirectory, url: str) -> None:
+    current = MigrationContext.configure(conn).get_current_heads()
+    for revision in current:
+        try:
+            known = script.get_revision(revision)
+        except (CommandError, RevisionError):
+            known = None
+        if known is None:
+            raise SchemaTooNewError(
+                f"database {url} has schema revision {revision!r}, which this patchctl does not "
+                f"know (newest known: {script.get_current_head()!r}): it was written by a newer "
+                "patchctl. Upgrade patchctl, or point --db at another database."
+            )
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    original = getattr(exc, "orig", None)
+    text = str(original if original is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,224 @@
+"""Devices: enrolment and the tenant-scoped read side (listings, one device with its patches)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from controller.store import reports, schema, tokens
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from sqlalchemy.engine import Connection
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Enrolment:
+    """What an agent tells about itself when it enrols."""
+
+    tenant: str
+    hostname: str
+    os_family: str
+    os_name: str
+    os_version: str
+    role: str
+    agent_version: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolled:
+    device_id: str
+    token: tokens.IssuedToken
+    created: bool  # False: a re-enrolment of a known hostname
+    revoked_hashes: tuple[str, ...]  # the device's previous tokens, now revoked
+
+
+def device_name(hostname: str) -> str:
+    """A device's name: its hostname, lowercased (names are unique per tenant)."""
+    return hostname.strip().lower()
+
+
+def enrol(conn: Connection, enrolment: Enrolment, *, poll_interval: int, now: datetime) -> Enrolled:
+    """Enrol a device, or re-enrol the one with the same name in the same tenant.
+
+    A re-enrolment keeps the device id (and so its history), refreshes what the agent says about
+    itself, revokes the device's previous tokens and issues a new one.
+    """
+    d = schema.devices.c
+    name = device_name(enrolment.hostname)
+    tokens.ensure_tenant(conn, enrolment.tenant, now=now)
+    existing = conn.execute(
+        sa.select(d.id).where(d.tenant == enrolment.tenant, d.name == name)
+    ).scalar_one_or_none()
+    values: dict[str, Any] = {
+        "hostname": enrolment.hostname,
+        "os_family": enrolment.os_family,
+        "os_name": enrolment.os_name,
+        "os_version": enrolment.os_version,
+        "role": enrolment.role,
+        "labels": dict(enrolment.labels),
+        "agent_version": enrolment.agent_version,
+        "poll_interval": poll_interval,
+        "last_seen": now,
+    }
+    revoked: list[str] = []
+    if existing is None:
+        device_id = str(uuid.uuid4())
+        conn.execute(
+            schema.devices.insert().values(
+                id=device_id,
+                tenant=enrolment.tenant,
+                name=name,
+                facts={},
+                enrolled_at=now,
+                last_scan_at=None,
+                reboot_required=None,
+                **values,
+            )
+        )
+    else:
+        device_id = existing
+        conn.execute(schema.devices.update().where(d.id == device_id).values(**values))
+        revoked = tokens.revoke_device_tokens(conn, device_id, now=now)
+    token = tokens.create_token(
+        conn,
+        kind=tokens.TokenKind.DEVICE,
+        tenant=enrolment.tenant,
+        device_id=device_id,
+        description=f"device {name}",
+        now=now,
+    )
+    return Enrolled(
+        device_id=device_id, token=token, created=existing is None, revoked_hashes=tuple(revoked)
+    )
+
+
+def in_scope(column: sa.ColumnElement[str], scope: str) -> sa.ColumnElement[bool]:
+    """Rows of tenant `scope` and of its clients (a partner sees its clients)."""
+    return sa.or_(column == scope, column.like(scope + "/%"))
+
+
+_LISTED = (
+    schema.devices.c.id,
+    schema.devices.c.tenant,
+    schema.devices.c.name,
+    schema.devices.c.hostname,
+    schema.devices.c.os_family,
+    schema.devices.c.os_name,
+    schema.devices.c.os_version,
+    schema.devices.c.role,
+    schema.devices.c.labels,
+    schema.devices.c.agent_version,
+    schema.devices.c.poll_interval,
+    schema.devices.c.enrolled_at,
+    schema.devices.c.last_seen,
+    schema.devices.c.last_scan_at,
+    schema.devices.c.reboot_required,
+)
+
+
+def list_devices(
+    conn: Connection, *, scope: str, limit: int = 500, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Devices of a tenant scope, by tenant then name."""
+    d = schema.devices.c
+    rows = conn.execute(
+        sa.select(*_LISTED)
+        .where(in_scope(d.tenant, scope))
+        .order_by(d.tenant, d.name)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [dict(row) for row in rows.mappings()]
+
+
+def count_devices(conn: Connection, *, scope: str, seen_since: datetime | None = None) -> int:
+    d = schema.devices.c
+    query = sa.select(sa.func.count()).select_from(schema.devices).where(in_scope(d.tenant, scope))
+    if seen_since is not None:
+        query = query.where(d.last_seen >= seen_since)
+    return int(conn.execute(query).scalar_one())
+
+
+def get_device(conn: Connection, device_id: str, *, scope: str) -> dict[str, Any] | None:
+    """One device of the scope with its facts, or None (unknown or outside the scope)."""
+    d = schema.devices.c
+    row = (
+        conn.execute(
+            sa.select(*_LISTED, d.facts).where(d.id == device_id, in_scope(d.tenant, scope))
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row is not None else None
+
+
+def device_patches(conn: Connection, device_id: str) -> list[dict[str, Any]]:
+    """Every patch state of a device (agent and feed), each with the catalogue's record or None."""
+    s = schema.patch_states.c
+    documents = conn.execute(
+        sa.select(s.source, s.observed_at, s.patches)
+        .where(s.device_id == device_id)
+        .order_by(s.source)
+    ).all()
+    entries = [
+        {"source": doc.source, "observedAt": doc.observed_at, **entry}
+        for doc in documents
+        for entry in reports.patch_entries(doc.patches)
+    ]
+    records = catalogue_records(conn, {str(entry["id"]) for entry in entries})
+    return [entry | {"record": records.get(str(entry["id"]))} for entry in entries]
+
+
+def catalogue_records(conn: Connection, patch_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """The catalogue's records (as `patches.to_dict` dicts) of the ids it knows."""
+    p = schema.patches.c
+    ordered = sorted(patch_ids)
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
+        found.update(
+            (row.id, row.record)
+            for row in conn.execute(sa.select(p.id, p.record).where(p.id.in_(chunk)))
+        )
+    return found
+
+
+def load_patch_states(
+    conn: Connection, device_ids: Sequence[str] | None = None
+) -> dict[str, dict[str, tuple[datetime, list[dict[str, Any]]]]]:
+    """Patch states by device and source: `{device: {source: (observedAt, entries)}}`, each
+    entry `{"id", "state": missing|installed, ...the agent's metadata}`.
+
+    For the planner's observed state: one row and one JSON decode per device and source.
+    """
+    s = schema.patch_states.c
+    query = sa.select(s.device_id, s.source, s.observed_at, s.patches)
+    if device_ids is not None:
+        query = query.where(s.device_id.in_(list(device_ids)))
+    states: dict[str, dict[str, tuple[datetime, list[dict[str, Any]]]]] = {}
+    for row in conn.execute(query):
+        entries = reports.patch_entries(row.patches)
+        states.setdefault(row.device_id, {})[row.source] = (row.observed_at, entries)
+    return states
+
+
+def device_inventory(conn: Connection, device_id: str) -> dict[str, Any] | None:
+    """The package inventory summary of a device (without the package list)."""
+    i = schema.inventories.c
+    row = (
+        conn.execute(
+            sa.select(i.reported_at, i.os_build, i.kernel, i.package_count).where(
+                i.device_id == device_id
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row is not None else None

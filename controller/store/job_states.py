@@ -1,0 +1,105 @@
+"""The job state machine, as pure functions over values.
+
+Purely computational, no side effects: the store and the HTTP layer ask these functions what an
+event does before they write anything.
+
+    pending -> delivered -> acked -> downloading -> installing -> rebooting -> succeeded | failed
+                                                                  (controller) expired | cancelled
+
+An agent moves a job forwards only, and may skip states (a scan job goes acked -> succeeded).
+Repeating the current state is progress (a new `seq`), not a transition. Terminal states never
+change. A replayed event (same job, state and `seq`, or the same content when there is no
+`seq`) is recognised by its dedupe key before these rules are asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from typing import Any
+
+
+class JobState(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    ACKED = "acked"
+    DOWNLOADING = "downloading"
+    INSTALLING = "installing"
+    REBOOTING = "rebooting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    EXPIRED = "expired"  # not picked up before its deadline (no agent)
+    CANCELLED = "cancelled"
+
+
+class JobKind(StrEnum):
+    SCAN = "scan"
+    INSTALL = "install"
+    SCRIPT = "script"
+
+
+class EventVerdict(StrEnum):
+    ADVANCE = "advance"  # the job moves to the reported state
+    PROGRESS = "progress"  # same state again: recorded, the state stays
+    ILLEGAL = "illegal"
+
+
+AGENT_STATES = frozenset(
+    {
+        JobState.ACKED,
+        JobState.DOWNLOADING,
+        JobState.INSTALLING,
+        JobState.REBOOTING,
+        JobState.SUCCEEDED,
+        JobState.FAILED,
+    }
+)
+TERMINAL_STATES = frozenset(
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.EXPIRED, JobState.CANCELLED}
+)
+DELIVERABLE_STATES = frozenset({JobState.PENDING, JobState.DELIVERED})
+_RANK = {
+    JobState.PENDING: 0,
+    JobState.DELIVERED: 0,
+    JobState.ACKED: 1,
+    JobState.DOWNLOADING: 2,
+    JobState.INSTALLING: 3,
+    JobState.REBOOTING: 4,
+    JobState.SUCCEEDED: 5,
+    JobState.FAILED: 5,
+}
+
+
+def evaluate_event(current: JobState, reported: JobState) -> tuple[EventVerdict, str]:
+    """What an agent's event does to a job in `current` state, with the reason when illegal."""
+    if reported not in AGENT_STATES:
+        return EventVerdict.ILLEGAL, f"agents cannot set a job to {reported.value!r}"
+    if current in TERMINAL_STATES:
+        return EventVerdict.ILLEGAL, f"the job is already {current.value}"
+    if reported == current:
+        return EventVerdict.PROGRESS, ""
+    if _RANK[reported] > _RANK[current]:
+        return EventVerdict.ADVANCE, ""
+    return (
+        EventVerdict.ILLEGAL,
+        f"the job is {current.value}; it cannot go back to {reported.value}",
+    )
+
+
+def dedupe_key(seq: int | None, content: dict[str, Any]) -> str:
+    """The key that makes an event idempotent: its `seq` when the agent numbers events, else a
+    hash of its canonical content."""
+    if seq is not None:
+        return f"seq:{seq}"
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def job_id_for(
+    *, device_id: str, kind: JobKind, patch_ids: tuple[str, ...], occurrence: str
+) -> str:
+    """A deterministic job id: the same device, kind, patch set and window occurrence give the
+    same id, so planning twice issues nothing new."""
+    material = "\x1f".join((device_id, kind.value, ",".join(sorted(patch_ids)), occurrence))
+    return f"{kind.value}-" + hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]

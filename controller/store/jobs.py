@@ -1,0 +1,269 @@
+"""Jobs: issuing (idempotent on the deterministic id), delivery to agents, agent events, listings.
+
+Delivery is at-least-once: a job stays in every poll answer of its device until the agent
+acknowledges it (or sends any later state), and each poll counts a delivery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from controller.store import schema
+from controller.store.devices import in_scope
+from controller.store.job_states import (
+    DELIVERABLE_STATES,
+    TERMINAL_STATES,
+    EventVerdict,
+    JobKind,
+    JobState,
+    dedupe_key,
+    evaluate_event,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from sqlalchemy.engine import Connection
+
+MAX_OUTPUT_CHARS = 64 * 1024  # of a job's output kept on the job (events keep their own)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewJob:
+    """A job as the planner issues it."""
+
+    id: str
+    device_id: str
+    tenant: str
+    kind: JobKind
+    revision: str
+    patch_ids: tuple[str, ...] = ()
+    payload: dict[str, Any] = field(default_factory=dict)  # reboot option, scripts, ...
+    window_key: str | None = None
+    deadline: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobEvent:
+    """One state report of an agent about a job."""
+
+    state: JobState
+    seq: int | None = None
+    patches: tuple[dict[str, Any], ...] = ()  # {id, result, reason?}
+    reboot_required: bool | None = None
+    output: str | None = None
+
+    def content(self) -> dict[str, Any]:
+        return {
+            "state": self.state.value,
+            "patches": list(self.patches),
+            "rebootRequired": self.reboot_required,
+            "output": self.output,
+        }
+
+
+class EventStatus(StrEnum):
+    APPLIED = "applied"  # the job moved to the reported state
+    PROGRESS = "progress"  # recorded; the state was already the reported one
+    DUPLICATE = "duplicate"  # a replay: nothing changed
+    NOT_FOUND = "not-found"  # no such job for this device
+    ILLEGAL = "illegal"  # refused: the transition is not allowed
+
+
+@dataclass(frozen=True, slots=True)
+class EventResult:
+    status: EventStatus
+    state: JobState | None
+    message: str = ""
+
+
+def insert_jobs(conn: Connection, new_jobs: Sequence[NewJob], *, now: datetime) -> int:
+    """Issue jobs; an id that exists already is left alone. Returns how many were new."""
+    if not new_jobs:
+        return 0
+    rows = [
+        {
+            "id": job.id,
+            "device_id": job.device_id,
+            "tenant": job.tenant,
+            "kind": job.kind.value,
+            "patch_ids": list(job.patch_ids),
+            "payload": job.payload,
+            "state": JobState.PENDING.value,
+            "revision": job.revision,
+            "window_key": job.window_key,
+            "deadline": job.deadline,
+            "created_at": now,
+            "updated_at": now,
+            "delivered_at": None,
+            "deliveries": 0,
+            "finished_at": None,
+            "reboot_required": None,
+            "results": {},
+            "output": None,
+        }
+        for job in new_jobs
+    ]
+    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(schema.jobs).on_conflict_do_nothing(index_elements=["id"])
+    # Count what RETURNING gives back: executemany row counts differ between drivers.
+    return len(conn.execute(statement.returning(schema.jobs.c.id), rows).all())
+
+
+def deliverable_jobs(conn: Connection, device_id: str, *, now: datetime) -> list[dict[str, Any]]:
+    """The jobs a device should run now: not yet acknowledged and not past their deadline."""
+    j = schema.jobs.c
+    rows = conn.execute(
+        sa.select(
+            j.id,
+            j.kind,
+            j.patch_ids,
+            j.payload,
+            j.state,
+            j.revision,
+            j.window_key,
+            j.deadline,
+            j.created_at,
+            j.deliveries,
+        )
+        .where(
+            j.device_id == device_id,
+            j.state.in_([s.value for s in DELIVERABLE_STATES]),
+            sa.or_(j.deadline.is_(None), j.deadline > now),
+        )
+        .order_by(j.created_at, j.id)
+    )
+    return [dict(row) for row in rows.mappings()]
+
+
+def mark_delivered(conn: Connection, job_ids: Sequence[str], *, now: datetime) -> None:
+    """Count a delivery of each job; the first one moves it from pending to delivered."""
+    if not job_ids:
+        return
+    j = schema.jobs.c
+    deliverable = [s.value for s in DELIVERABLE_STATES]
+    conn.execute(
+        schema.jobs.update()
+        .where(j.id.in_(job_ids), j.state.in_(deliverable))
+        .values(
+            state=JobState.DELIVERED.value,
+            deliveries=j.deliveries + 1,
+            delivered_at=sa.func.coalesce(j.delivered_at, now),
+            updated_at=now,
+        )
+    )
+
+
+def record_event(
+    conn: Connection, *, device_id: str, job_id: str, event: JobEvent, now: datetime
+) -> EventResult:
+    """Apply an agent's event to its job, idempotently; refuse illegal transitions."""
+    j = schema.jobs.c
+    job = conn.execute(
+        sa.select(j.state, j.results)
+        .where(j.id == job_id, j.device_id == device_id)
+        .with_for_update()
+    ).first()
+    if job is None:
+        return EventResult(EventStatus.NOT_FOUND, None, f"no job {job_id!r} for this device")
+    current = JobState(job.state)
+    key = dedupe_key(event.seq, event.content())
+    e = schema.job_events.c
+    replay = conn.execute(
+        sa.select(e.id).where(e.job_id == job_id, e.state == event.state.value, e.dedupe_key == key)
+    ).first()
+    if replay is not None:
+        return EventResult(EventStatus.DUPLICATE, current)
+    verdict, reason = evaluate_event(current, event.state)
+    if verdict is EventVerdict.ILLEGAL:
+        return EventResult(EventStatus.ILLEGAL, current, reason)
+    conn.execute(
+        schema.job_events.insert().values(
+            job_id=job_id,
+            state=event.state.value,
+            dedupe_key=key,
+            received_at=now,
+            patches=list(event.patches),
+            reboot_required=event.reboot_required,
+            output=event.output,
+        )
+    )
+    values: dict[str, Any] = {"state": event.state.value, "updated_at": now}
+    if event.patches:
+        results = dict(job.results or {})
+        for patch in event.patches:
+            results[str(patch["id"])] = {k: v for k, v in patch.items() if k != "id"}
+        values["results"] = results
+    if event.reboot_required is not None:
+        values["reboot_required"] = event.reboot_required
+    if event.output is not None:
+        values["output"] = event.output[-MAX_OUTPUT_CHARS:]
+    if event.state in TERMINAL_STATES:
+        values["finished_at"] = now
+    conn.execute(schema.jobs.update().where(j.id == job_id).values(**values))
+    status = EventStatus.APPLIED if verdict is EventVerdict.ADVANCE else EventStatus.PROGRESS
+    return EventResult(status, event.state)
+
+
+_LISTED = (
+    schema.jobs.c.id,
+    schema.jobs.c.device_id,
+    schema.jobs.c.tenant,
+    schema.jobs.c.kind,
+    schema.jobs.c.patch_ids,
+    schema.jobs.c.payload,
+    schema.jobs.c.state,
+    schema.jobs.c.revision,
+    schema.jobs.c.window_key,
+    schema.jobs.c.deadline,
+    schema.jobs.c.created_at,
+    schema.jobs.c.updated_at,
+    schema.jobs.c.delivered_at,
+    schema.jobs.c.deliveries,
+    schema.jobs.c.finished_at,
+    schema.jobs.c.reboot_required,
+    schema.jobs.c.results,
+)
+
+
+def list_jobs(
+    conn: Connection,
+    *,
+    scope: str,
+    device_id: str | None = None,
+    state: str | None = None,
+    limit: int = 500,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Jobs of a tenant scope, newest first."""
+    j = schema.jobs.c
+    query = sa.select(*_LISTED).where(in_scope(j.tenant, scope))
+    if device_id is not None:
+        query = query.where(j.device_id == device_id)
+    if state is not None:
+        query = query.where(j.state == state)
+    rows = conn.execute(query.order_by(j.created_at.desc(), j.id).limit(limit).offset(offset))
+    return [dict(row) for row in rows.mappings()]
+
+
+def get_job(conn: Connection, job_id: str) -> dict[str, Any] | None:
+    j = schema.jobs.c
+    row = conn.execute(sa.select(*_LISTED, j.output).where(j.id == job_id)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def job_events(conn: Connection, job_id: str) -> list[dict[str, Any]]:
+    """The events of a job in the order they arrived."""
+    e = schema.job_events.c
+    rows = conn.execute(
+        sa.select(e.state, e.dedupe_key, e.received_at, e.patches, e.reboot_required, e.output)
+        .where(e.job_id == job_id)
+        .order_by(e.id)
+    )
+    return [dict(row) for row in rows.mappings()]

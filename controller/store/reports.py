@@ -1,0 +1,369 @@
+"""Agent reports: heartbeat, facts, scan results and package inventory, written in bulk.
+
+`write_reports` stores a batch of already-validated reports in the caller's transaction with a
+handful of statements whatever the batch size: one read of the devices, one UPDATE per shape of
+report, one INSERT of scan headers, one DELETE and one multi-row INSERT of patch states, one
+upsert of inventories. The HTTP service batches concurrent reports through it (group commit);
+a report is never split across transactions.
+
+Scans are ordered by `scannedAt`: a scan older than the device's newest one (a late retry) is
+not applied, and a replay of the newest one changes nothing but the heartbeat.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+
+from controller.store import schema
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy.engine import Connection
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the device says about itself: the whole document is kept, and the parts the device
+    row has columns for replace them (None: not reported, the column keeps its value)."""
+
+    document: str  # the facts as reported, JSON text
+    os_family: str | None = None
+    os_name: str | None = None
+    os_version: str | None = None
+    role: str | None = None
+    labels: dict[str, str] | None = None
+    agent_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """A scan: its header and the patch lists, stored as one JSON document per device.
+
+    Callers give the lists as (id, agent metadata) and (id, installed at) pairs, or, as the
+    HTTP layer does, the lists already serialised (`document`, from pydantic's Rust serialiser,
+    the cheapest way) with their `counts`, so the hot path builds no Python object per patch.
+    """
+
+    scanned_at: datetime
+    reboot_required: bool
+    missing: tuple[tuple[str, dict[str, Any]], ...] = ()
+    installed: tuple[tuple[str, datetime | None], ...] = ()
+    document: str | None = None  # {"missing": [{"id", ...}], "installed": [{"id", ...}]}
+    counts: tuple[int, int] | None = None  # (missing, installed) when `document` is given
+
+    @property
+    def missing_count(self) -> int:
+        return self.counts[0] if self.counts is not None else len(self.missing)
+
+    @property
+    def installed_count(self) -> int:
+        return self.counts[1] if self.counts is not None else len(self.installed)
+
+    def stored_document(self) -> str:
+        """The JSON text stored in `patch_states.patches`."""
+        if self.document is not None:
+            return self.document
+        document: dict[str, list[dict[str, Any]]] = {}
+        if self.missing:
+            document[MISSING] = [{**details, "id": pid} for pid, details in self.missing]
+        if self.installed:
+            document[INSTALLED] = [
+                {"id": pid, "installedAt": at.isoformat()} if at else {"id": pid}
+                for pid, at in self.installed
+            ]
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    os_build: str | None
+    kernel: str | None
+    packages: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One validated agent report for one device."""
+
+    device_id: str
+    facts: Facts | None = None
+    scan: Scan | None = None
+    inventory: Inventory | None = None
+
+
+class ScanOutcome(StrEnum):
+    NONE = "none"  # the report carried no scan
+    STORED = "stored"
+    DUPLICATE = "duplicate"  # the device's newest scan, again
+    STALE = "stale"  # older than the newest scan stored
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    device_id: str
+    known: bool  # False: no such device (deleted since the token was checked)
+    scan: ScanOutcome = ScanOutcome.NONE
+
+
+AGENT = "agent"
+FEED = "feed"
+MISSING = "missing"
+INSTALLED = "installed"
+
+
+def write_reports(conn: Connection, reports: Sequence[Report], *, now: datetime) -> list[Outcome]:
+    """Store a batch of reports in the caller's transaction; one outcome per report, in order."""
+    seen: set[str] = set()
+    first: list[Report] = []
+    again: list[Report] = []
+    for report in reports:
+        (again if report.device_id in seen else first).append(report)
+        seen.add(report.device_id)
+    outcomes = dict(zip((id(r) for r in first), _write_distinct(conn, first, now=now), strict=True))
+    if again:  # the same device twice in one batch: apply in arrival order
+        outcomes.update(
+            zip((id(r) for r in again), write_reports(conn, again, now=now), strict=True)
+        )
+    return [outcomes[id(r)] for r in reports]
+
+
+def _write_distinct(conn: Connection, reports: Sequence[Report], *, now: datetime) -> list[Outcome]:
+    sql = _sql_for(conn.dialect.name)
+    ids = [r.device_id for r in reports]
+    last_scans: dict[str, datetime | None] = {
+        device_id: sql.read_time(value)
+        for device_id, value in conn.exec_driver_sql(sql.last_scans(len(ids)), tuple(ids))
+    }
+    outcomes: list[Outcome] = []
+    fresh: list[Report] = []
+    for report in reports:
+        if report.device_id not in last_scans:
+            outcomes.append(Outcome(report.device_id, known=False))
+            continue
+        scan_outcome = _scan_outcome(report.scan, last_scans[report.device_id])
+        if scan_outcome is ScanOutcome.STORED:
+            fresh.append(report)
+        outcomes.append(Outcome(report.device_id, known=True, scan=scan_outcome))
+    known = [r for r, o in zip(reports, outcomes, strict=True) if o.known]
+    fresh_ids = {r.device_id for r in fresh}
+    _update_devices(conn, sql, known, fresh_ids, now=now)
+    if fresh:
+        _store_scans(conn, sql, fresh, now=now)
+    inventories = [r for r in known if r.inventory is not None]
+    if inventories:
+        _store_inventories(conn, inventories, now=now)
+    return outcomes
+
+
+def _scan_outcome(scan: Scan | None, last_scan_at: datetime | None) -> ScanOutcome:
+    """Purely computational: whether a reported scan replaces the stored state."""
+    if scan is None:
+        return ScanOutcome.NONE
+    if last_scan_at is None or scan.scanned_at > last_scan_at:
+        return ScanOutcome.STORED
+    if scan.scanned_at == last_scan_at:
+        return ScanOutcome.DUPLICATE
+    return ScanOutcome.STALE
+
+
+def _update_devices(
+    conn: Connection,
+    sql: _Sql,
+    reports: Sequence[Report],
+    fresh_ids: set[str],
+    *,
+    now: datetime,
+) -> None:
+    seen = sql.time(now)
+    by_shape: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    for report in reports:
+        row: dict[str, Any] = {"last_seen": seen}
+        if report.facts is not None:
+            facts = report.facts
+            row["facts"] = facts.document
+            columns = {
+                "os_family": facts.os_family,
+                "os_name": facts.os_name,
+                "os_version": facts.os_version,
+                "role": facts.role,
+                "labels": sql.json(facts.labels) if facts.labels is not None else None,
+                "agent_version": facts.agent_version,
+            }
+            row |= {key: value for key, value in columns.items() if value is not None}
+        if report.device_id in fresh_ids and report.scan is not None:
+            row["last_scan_at"] = sql.time(report.scan.scanned_at)
+            row["reboot_required"] = report.scan.reboot_required
+        by_shape.setdefault(tuple(row), []).append((*row.values(), report.device_id))
+    for shape, rows in by_shape.items():
+        conn.exec_driver_sql(sql.device_update(shape), rows)
+
+
+def _store_scans(conn: Connection, sql: _Sql, reports: Sequence[Report], *, now: datetime) -> None:
+    received = sql.time(now)
+    headers: list[tuple[Any, ...]] = []
+    documents: list[tuple[Any, ...]] = []
+    for report in reports:
+        scan = report.scan
+        if scan is None:  # pragma: no cover - only fresh scans get here
+            continue
+        scanned = sql.time(scan.scanned_at)
+        headers.append(
+            (
+                report.device_id,
+                scanned,
+                received,
+                scan.reboot_required,
+                scan.missing_count,
+                scan.installed_count,
+            )
+        )
+        documents.append((report.device_id, AGENT, scanned, scan.stored_document()))
+    conn.exec_driver_sql(sql.scan_headers, headers)
+    conn.exec_driver_sql(sql.patch_states, documents)
+
+
+def prune_scans(conn: Connection, *, before: datetime) -> int:
+    """Delete scan headers received before `before` (the current patch states stay: they live
+    in `patch_states`); returns how many went. For the runtime's housekeeping."""
+    s = schema.scans.c
+    result = conn.execute(schema.scans.delete().where(s.received_at < before))
+    return max(result.rowcount, 0)
+
+
+def patch_entries(document: Any) -> list[dict[str, Any]]:
+    """A stored patch-state document as flat entries: `{"id", "state", ...}` per patch.
+
+    Accepts the scan form `{"missing": [...], "installed": [...]}` and a list that is already
+    flat (each entry with its own `state`), as a writer of `feed` documents may store.
+    """
+    if isinstance(document, list):
+        return [entry for entry in document if isinstance(entry, dict) and "id" in entry]
+    if not isinstance(document, dict):
+        return []
+    entries = [{**entry, "state": MISSING} for entry in document.get(MISSING, [])]
+    entries.extend({**entry, "state": INSTALLED} for entry in document.get(INSTALLED, []))
+    return entries
+
+
+def _store_inventories(conn: Connection, reports: Sequence[Report], *, now: datetime) -> None:
+    rows = [
+        {
+            "device_id": r.device_id,
+            "reported_at": now,
+            "os_build": r.inventory.os_build,
+            "kernel": r.inventory.kernel,
+            "package_count": len(r.inventory.packages),
+            "packages": r.inventory.packages,
+        }
+        for r in reports
+        if r.inventory is not None
+    ]
+    conn.execute(_statements(conn.dialect.name).inventories, rows)
+
+
+# --- SQL, built once per dialect ------------------------------------------------------------
+# The hot statements are plain SQL run with `exec_driver_sql`: per report, SQLAlchemy's
+# statement compilation and per-row type processing cost more than SQLite's own work. The
+# values are converted here exactly as the column types of `schema` would (UTC times, JSON).
+
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for SQLite DATETIME
+
+
+@dataclass(frozen=True)  # no slots: cached_property keeps its values in __dict__
+class _Sql:
+    dialect: str
+
+    @property
+    def sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @property
+    def mark(self) -> str:
+        return "?" if self.sqlite else "%s"
+
+    @property
+    def json_mark(self) -> str:
+        return "?" if self.sqlite else "CAST(%s AS JSONB)"
+
+    def time(self, value: datetime) -> Any:
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None).strftime(_SQLITE_TIME) if self.sqlite else utc
+
+    def read_time(self, value: Any) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)  # type: ignore[no-any-return]
+
+    def json(self, value: Any) -> str:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+    def last_scans(self, count: int) -> str:
+        marks = ", ".join([self.mark] * count)
+        return f"SELECT id, last_scan_at FROM devices WHERE id IN ({marks})"  # noqa: S608 - placeholders only
+
+    def device_update(self, columns: tuple[str, ...]) -> str:
+        return _device_update(self, columns)
+
+    @functools.cached_property
+    def scan_headers(self) -> str:
+        marks = ", ".join([self.mark] * 6)
+        return (
+            "INSERT INTO scans (device_id, scanned_at, received_at, reboot_required, "  # noqa: S608 - placeholders only
+            f"missing_count, installed_count) VALUES ({marks}) "
+            "ON CONFLICT (device_id, scanned_at) DO NOTHING"
+        )
+
+    @functools.cached_property
+    def patch_states(self) -> str:
+        m = self.mark
+        return (
+            "INSERT INTO patch_states (device_id, source, observed_at, patches) "  # noqa: S608 - placeholders only
+            f"VALUES ({m}, {m}, {m}, {self.json_mark}) ON CONFLICT (device_id, source) "
+            "DO UPDATE SET observed_at = excluded.observed_at, patches = excluded.patches"
+        )
+
+
+_JSON_COLUMNS = frozenset({"facts", "labels"})
+
+
+@functools.cache
+def _device_update(sql: _Sql, columns: tuple[str, ...]) -> str:
+    sets = ", ".join(
+        f"{name} = {sql.json_mark if name in _JSON_COLUMNS else sql.mark}" for name in columns
+    )
+    return f"UPDATE devices SET {sets} WHERE id = {sql.mark}"  # noqa: S608 - our column names
+
+
+@functools.cache
+def _sql_for(dialect: str) -> _Sql:
+    return _Sql(dialect)
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    inventories: Any
+
+
+@functools.cache
+def _statements(dialect: str) -> _Statements:
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    inventories = insert(schema.inventories)
+    return _Statements(
+        inventories=inventories.on_conflict_do_update(
+            index_elements=["device_id"],
+            set_={
+                name: inventories.excluded[name]
+                for name in ("reported_at", "os_build", "kernel", "package_count", "packages")
+            },
+        ),
+    )

@@ -1,0 +1,178 @@
+"""Tokens: enrolment (per tenant), read (per tenant path) and device tokens.
+
+A token is shown once, when it is created; the store keeps only the SHA-256 of the secret.
+Secrets carry 256 bits from `secrets`, so a plain hash (no salt, no stretching) is enough: there
+is nothing to brute-force, and the hash doubles as the lookup key. The prefix names the kind
+(`pce_` enrolment, `pcr_` read, `pcd_` device) so secret scanners and people can tell them apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from controller.kinds.common import tenant_parent
+from controller.store import schema
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy.engine import Connection
+
+
+class TokenKind(StrEnum):
+    ENROLLMENT = "enrollment"
+    READ = "read"
+    DEVICE = "device"
+
+
+PREFIXES = {TokenKind.ENROLLMENT: "pce_", TokenKind.READ: "pcr_", TokenKind.DEVICE: "pcd_"}
+MAX_SECRET_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A freshly created token; `secret` exists only here and is never stored."""
+
+    id: str
+    kind: TokenKind
+    tenant: str
+    secret: str
+    created_at: datetime
+    expires_at: datetime | None
+    device_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a valid token speaks for."""
+
+    token_id: str
+    kind: TokenKind
+    tenant: str
+    device_id: str | None
+
+
+def hash_secret(secret: str) -> str:
+    """The stored form of a secret."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def new_secret(kind: TokenKind) -> str:
+    return PREFIXES[kind] + secrets.token_urlsafe(32)
+
+
+def ensure_tenant(conn: Connection, tenant: str, *, now: datetime) -> None:
+    """Create the tenant row (and its partner's) when missing."""
+    for path in (p for p in (tenant_parent(tenant), tenant) if p):
+        exists = conn.execute(
+            sa.select(schema.tenants.c.path).where(schema.tenants.c.path == path)
+        ).first()
+        if exists is None:
+            conn.execute(
+                schema.tenants.insert().values(
+                    path=path, parent=tenant_parent(path), display_name="", created_at=now
+                )
+            )
+
+
+def create_token(
+    conn: Connection,
+    *,
+    kind: TokenKind,
+    tenant: str,
+    now: datetime,
+    description: str = "",
+    expires_at: datetime | None = None,
+    device_id: str | None = None,
+) -> IssuedToken:
+    """Create a token and return it with its secret (the only time the secret is known)."""
+    if (kind is TokenKind.DEVICE) != (device_id is not None):
+        raise ValueError("device tokens, and only they, name a device")
+    ensure_tenant(conn, tenant, now=now)
+    secret = new_secret(kind)
+    token_id = "tok_" + secrets.token_hex(8)
+    conn.execute(
+        schema.tokens.insert().values(
+            id=token_id,
+            kind=kind.value,
+            tenant=tenant,
+            device_id=device_id,
+            secret_hash=hash_secret(secret),
+            description=description,
+            created_at=now,
+            expires_at=expires_at,
+            revoked_at=None,
+        )
+    )
+    return IssuedToken(
+        id=token_id,
+        kind=kind,
+        tenant=tenant,
+        secret=secret,
+        created_at=now,
+        expires_at=expires_at,
+        device_id=device_id,
+    )
+
+
+def authenticate(conn: Connection, secret: str, *, now: datetime) -> Principal | None:
+    """The principal of a valid (known, unrevoked, unexpired) secret, else None."""
+    if not secret or len(secret) > MAX_SECRET_LENGTH:
+        return None
+    t = schema.tokens.c
+    row = conn.execute(
+        sa.select(t.id, t.kind, t.tenant, t.device_id, t.expires_at, t.revoked_at).where(
+            t.secret_hash == hash_secret(secret)
+        )
+    ).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    if row.expires_at is not None and row.expires_at <= now:
+        return None
+    return Principal(
+        token_id=row.id, kind=TokenKind(row.kind), tenant=row.tenant, device_id=row.device_id
+    )
+
+
+def revoke_device_tokens(conn: Connection, device_id: str, *, now: datetime) -> list[str]:
+    """Revoke every live token of a device; returns the secret hashes revoked (for caches)."""
+    t = schema.tokens.c
+    live = sa.and_(t.device_id == device_id, t.revoked_at.is_(None))
+    hashes = list(conn.execute(sa.select(t.secret_hash).where(live)).scalars())
+    conn.execute(schema.tokens.update().where(live).values(revoked_at=now))
+    return hashes
+
+
+def revoke_token(conn: Connection, token_id: str, *, now: datetime) -> bool:
+    """Revoke one token by id; False when there is no such live token."""
+    t = schema.tokens.c
+    result = conn.execute(
+        schema.tokens.update()
+        .where(t.id == token_id, t.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return result.rowcount == 1
+
+
+def list_tokens(conn: Connection) -> list[dict[str, object]]:
+    """Every token without its secret, newest first."""
+    t = schema.tokens.c
+    rows = conn.execute(
+        sa.select(
+            t.id,
+            t.kind,
+            t.tenant,
+            t.device_id,
+            t.description,
+            t.created_at,
+            t.expires_at,
+            t.revoked_at,
+        ).order_by(t.created_at.desc())
+    )
+    return [dict(row) for row in rows.mappings()]

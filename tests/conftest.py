@@ -1,0 +1,124 @@
+"""Shared fixtures: databases for the store, server and simulation tests.
+
+What is real: SQLite files in `tmp_path` (WAL, the store's own pragmas and migrations), the
+PostgreSQL server named by PATCHCTL_TEST_POSTGRES_URL (each test gets a schema of its own,
+dropped afterwards), the FastAPI app driven through httpx's ASGI transport with its lifespan
+(writer included), and, in the end-to-end tests, `patchctl serve` as a subprocess on a real
+loopback port. What is faked: only the clock (`SettableClock`), so that scans, deadlines and
+expiry are decided by the test.
+
+PostgreSQL tests skip when PATCHCTL_TEST_POSTGRES_URL is unset, except in CI (CI=true), where
+an unset variable or an unreachable server fails them instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+
+from controller.store import open_store
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from controller.store import Store
+
+POSTGRES_ENV = "PATCHCTL_TEST_POSTGRES_URL"
+ENGINES = ("sqlite", "postgresql")
+
+
+@dataclass
+class SettableClock:
+    """A clock the test moves by hand."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> SettableClock:
+    return SettableClock(datetime(2026, 11, 20, 9, 0, tzinfo=UTC))
+
+
+def _postgres_or_skip() -> str:
+    url = os.environ.get(POSTGRES_ENV, "")
+    in_ci = os.environ.get("CI", "").lower() == "true"
+    if not url:
+        if in_ci:
+            pytest.fail(f"{POSTGRES_ENV} is not set; CI must run the PostgreSQL tests")
+        pytest.skip(f"{POSTGRES_ENV} is not set")
+    try:
+        with psycopg.connect(_plain(url), connect_timeout=5):
+            pass
+    except psycopg.Error as exc:
+        if in_ci:
+            pytest.fail(f"PostgreSQL at {POSTGRES_ENV} is unreachable: {exc}")
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    return url
+
+
+def _plain(url: str) -> str:
+    """The libpq form of a SQLAlchemy URL."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A SQLAlchemy URL whose connections use a fresh schema of their own."""
+    url = _postgres_or_skip()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_plain(url), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    separator = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(_plain(url), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=ENGINES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database on each engine: SQLite in tmp_path, then PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'patchctl.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """An open, migrated store on each engine."""
+    opened = open_store(database_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    """An open, migrated SQLite store (for tests about SQLite itself)."""
+    opened = open_store(f"sqlite:///{tmp_path / 'patchctl.db'}")
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

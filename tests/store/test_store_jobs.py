@@ -1,0 +1,187 @@
+"""Jobs: the pure state machine, idempotent issuing, at-least-once delivery, agent events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from controller.store import Store, devices, jobs
+from controller.store.job_states import (
+    EventVerdict,
+    JobKind,
+    JobState,
+    dedupe_key,
+    evaluate_event,
+    job_id_for,
+)
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+S = JobState
+
+
+@pytest.mark.parametrize(
+    ("current", "reported", "expected"),
+    [
+        (S.PENDING, S.ACKED, EventVerdict.ADVANCE),
+        (S.DELIVERED, S.ACKED, EventVerdict.ADVANCE),
+        (S.DELIVERED, S.SUCCEEDED, EventVerdict.ADVANCE),
+        (S.ACKED, S.DOWNLOADING, EventVerdict.ADVANCE),
+        (S.DOWNLOADING, S.DOWNLOADING, EventVerdict.PROGRESS),
+        (S.INSTALLING, S.REBOOTING, EventVerdict.ADVANCE),
+        (S.REBOOTING, S.FAILED, EventVerdict.ADVANCE),
+        (S.INSTALLING, S.ACKED, EventVerdict.ILLEGAL),
+        (S.SUCCEEDED, S.FAILED, EventVerdict.ILLEGAL),
+        (S.SUCCEEDED, S.SUCCEEDED, EventVerdict.ILLEGAL),
+        (S.EXPIRED, S.ACKED, EventVerdict.ILLEGAL),
+        (S.ACKED, S.CANCELLED, EventVerdict.ILLEGAL),
+        (S.ACKED, S.PENDING, EventVerdict.ILLEGAL),
+    ],
+    ids=lambda v: v.value if hasattr(v, "value") else str(v),
+)
+def test_event_verdicts(current: JobState, reported: JobState, expected: EventVerdict) -> None:
+    """Agents move jobs forwards only, may skip states, and never touch finished jobs."""
+    assert expected == evaluate_event(current, reported)[0]
+
+
+def test_dedupe_key_prefers_seq_and_hashes_content() -> None:
+    """The dedupe key is the seq when given, else a hash that ignores key order."""
+    assert "seq:7" == dedupe_key(7, {"a": 1})
+    assert dedupe_key(None, {"a": 1, "b": 2}) == dedupe_key(None, {"b": 2, "a": 1})
+    assert dedupe_key(None, {"a": 1}) != dedupe_key(None, {"a": 2})
+
+
+def test_job_ids_are_deterministic() -> None:
+    """The same device, kind, patch set and occurrence give the same id, in any patch order."""
+    one = job_id_for(device_id="d", kind=JobKind.INSTALL, patch_ids=("B", "A"), occurrence="w1")
+    two = job_id_for(device_id="d", kind=JobKind.INSTALL, patch_ids=("A", "B"), occurrence="w1")
+    other = job_id_for(device_id="d", kind=JobKind.INSTALL, patch_ids=("A",), occurrence="w1")
+    assert one == two
+    assert one != other
+
+
+def enrolled(store: Store) -> str:
+    with store.write() as conn:
+        return devices.enrol(
+            conn,
+            devices.Enrolment(
+                tenant="acme/retail",
+                hostname="web-01",
+                os_family="linux",
+                os_name="Ubuntu",
+                os_version="24.04",
+                role="server",
+                agent_version="1",
+            ),
+            poll_interval=60,
+            now=NOW,
+        ).device_id
+
+
+def install(device_id: str, job_id: str = "install-1", **extra: object) -> jobs.NewJob:
+    return jobs.NewJob(
+        id=job_id,
+        device_id=device_id,
+        tenant="acme/retail",
+        kind=JobKind.INSTALL,
+        revision="main@sha1:abc",
+        patch_ids=("USN-7123-1",),
+        payload={"reboot": "never"},
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_issuing_twice_issues_once(store: Store) -> None:
+    """Inserting a job whose id exists already changes nothing."""
+    device = enrolled(store)
+    with store.write() as conn:
+        first = jobs.insert_jobs(conn, [install(device)], now=NOW)
+        again = jobs.insert_jobs(conn, [install(device)], now=NOW + timedelta(1))
+        rows = jobs.list_jobs(conn, scope="acme")
+    assert (1, 0, 1) == (first, again, len(rows))
+
+
+def test_delivery_repeats_until_acknowledged(store: Store) -> None:
+    """A job is delivered on every poll until the agent acks it; expired ones are not."""
+    device = enrolled(store)
+    with store.write() as conn:
+        jobs.insert_jobs(
+            conn,
+            [install(device), install(device, "late", deadline=NOW - timedelta(minutes=1))],
+            now=NOW - timedelta(hours=1),
+        )
+    for _ in range(2):
+        with store.write() as conn:
+            found = jobs.deliverable_jobs(conn, device, now=NOW)
+            jobs.mark_delivered(conn, [j["id"] for j in found], now=NOW)
+    with store.write() as conn:
+        job = jobs.get_job(conn, "install-1")
+        jobs.record_event(
+            conn, device_id=device, job_id="install-1", event=jobs.JobEvent(state=S.ACKED), now=NOW
+        )
+        after_ack = jobs.deliverable_jobs(conn, device, now=NOW)
+    assert job is not None
+    assert ["install-1"] == [j["id"] for j in found]
+    assert ("delivered", 2) == (job["state"], job["deliveries"])
+    assert [] == after_ack
+
+
+def test_events_apply_replay_and_refuse(store: Store) -> None:
+    """Events advance the job, a replay is a duplicate, a backwards move is illegal."""
+    device = enrolled(store)
+    with store.write() as conn:
+        jobs.insert_jobs(conn, [install(device)], now=NOW)
+    done = jobs.JobEvent(
+        state=S.FAILED,
+        seq=3,
+        patches=({"id": "USN-7123-1", "result": "failed", "reason": "dpkg error"},),
+        reboot_required=False,
+        output="dpkg: error",
+    )
+    sequence = [
+        jobs.JobEvent(state=S.ACKED, seq=1),
+        jobs.JobEvent(state=S.INSTALLING, seq=2),
+        jobs.JobEvent(state=S.INSTALLING, seq=2),
+        jobs.JobEvent(state=S.ACKED, seq=9),
+        done,
+        done,
+        jobs.JobEvent(state=S.SUCCEEDED, seq=4),
+    ]
+    statuses = []
+    for event in sequence:
+        with store.write() as conn:
+            statuses.append(
+                jobs.record_event(
+                    conn, device_id=device, job_id="install-1", event=event, now=NOW
+                ).status
+            )
+    with store.read() as conn:
+        job = jobs.get_job(conn, "install-1")
+        events = jobs.job_events(conn, "install-1")
+    e = jobs.EventStatus
+    assert [
+        e.APPLIED,
+        e.APPLIED,
+        e.DUPLICATE,
+        e.ILLEGAL,
+        e.APPLIED,
+        e.DUPLICATE,
+        e.ILLEGAL,
+    ] == statuses
+    assert job is not None
+    assert ("failed", {"USN-7123-1": {"result": "failed", "reason": "dpkg error"}}) == (
+        job["state"],
+        job["results"],
+    )
+    assert ["acked", "installing", "failed"] == [e["state"] for e in events]
+
+
+def test_another_devices_job_is_not_found(store: Store) -> None:
+    """A device cannot report on a job that is not its own."""
+    device = enrolled(store)
+    with store.write() as conn:
+        jobs.insert_jobs(conn, [install(device)], now=NOW)
+        result = jobs.record_event(
+            conn, device_id="other", job_id="install-1", event=jobs.JobEvent(state=S.ACKED), now=NOW
+        )
+    assert jobs.EventStatus.NOT_FOUND == result.status
