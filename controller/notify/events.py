@@ -1,0 +1,122 @@
+"""What notifications carry: an `Event` (an alert, an audit event or a published report).
+
+Events are frozen values. `key` identifies one event across every source and every retry: a
+channel delivers each key once. The converters read the rows the store returns (`alerts`,
+`audit_events`); nothing here touches the store itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from controller.core import changes
+from controller.kinds.notifications import AlertSeverity, EventType
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent along by channels that can (email)."""
+
+    filename: str
+    content_type: str  # e.g. text/html
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing that happened, as every channel renders it."""
+
+    key: str  # unique per event: the alert's transition key, `audit:<id>`, `report:<...>`
+    type: EventType
+    severity: AlertSeverity
+    message: str  # one line a person can act on
+    at: datetime
+    tenant: str | None = None  # None: concerns every tenant
+    device_id: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    body: str | None = None  # longer text (Markdown), e.g. a report summary
+    attachments: tuple[Attachment, ...] = ()
+
+    @property
+    def title(self) -> str:
+        """`InstallFailed (critical) acme/retail: message`."""
+        scope = f" {self.tenant}" if self.tenant else ""
+        return f"{self.type.value} ({self.severity.value}){scope}: {self.message}"
+
+    def as_json(self) -> dict[str, Any]:
+        """The event as webhook receivers get it (attachments are named, not embedded)."""
+        document: dict[str, Any] = {
+            "key": self.key,
+            "type": self.type.value,
+            "severity": self.severity.value,
+            "message": self.message,
+            "at": _stamp(self.at),
+            "tenant": self.tenant,
+            "deviceId": self.device_id,
+            "details": dict(self.details),
+        }
+        if self.body is not None:
+            document["body"] = self.body
+        if self.attachments:
+            document["attachments"] = [a.filename for a in self.attachments]
+        return document
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def from_alert(row: Mapping[str, Any]) -> Event | None:
+    """An `alerts` row as an event; None for an alert kind no Notification can subscribe to."""
+    try:
+        kind = EventType(str(row["kind"]))
+        severity = AlertSeverity(str(row["severity"]))
+    except ValueError:
+        return None
+    key = row.get("dedupe_key") or f"alert:{row['id']}"
+    return Event(
+        key=str(key),
+        type=kind,
+        severity=severity,
+        message=str(row["message"]),
+        at=row["created_at"],
+        tenant=row.get("tenant"),
+        device_id=row.get("device_id"),
+        details=dict(row.get("details") or {}),
+    )
+
+
+_AUDIT_SEVERITY = {
+    EventType.APPROVAL_CHANGED: AlertSeverity.INFO,
+    EventType.APPROVAL_REJECTED: AlertSeverity.WARNING,
+    EventType.POLICY_INVALID: AlertSeverity.CRITICAL,
+    EventType.CONFIGURATION_CHANGED: AlertSeverity.INFO,
+}
+
+
+def from_audit(row: Mapping[str, Any]) -> Event | None:
+    """An `audit_events` row as an event: approval changes reach `ApprovalChanged`, other policy
+    changes `ConfigurationChanged`; the controller's own actions (jobs issued) reach nothing."""
+    try:
+        action = changes.EventType(str(row["action"]))
+    except ValueError:
+        return None
+    kind = changes.notification_event(action)
+    key = f"audit:{row['id']}"
+    if kind is EventType.POLICY_INVALID and row.get("revision"):
+        key = f"PolicyInvalid:{row['revision']}"  # the alert's key: one message, not two
+    subject = f" {row['object']}" if row.get("object") else ""
+    revision = f" in {row['revision']}" if row.get("revision") else ""
+    actor = f" by {row['actor']}" if row.get("actor") else ""
+    return Event(
+        key=key,
+        type=kind,
+        severity=_AUDIT_SEVERITY.get(kind, AlertSeverity.INFO),
+        message=f"{action.value}{subject}{revision}{actor}",
+        at=row["at"],
+        tenant=row.get("tenant"),
+        details={"action": action.value, **dict(row.get("details") or {})},
+    )
