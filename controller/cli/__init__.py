@@ -17,8 +17,15 @@ from typing import Any
 import click
 
 from controller import __version__
+from controller.cli import feeds as feed_commands
+from controller.cli import operate as operate_commands
+from controller.cli import planning as planning_commands
+from controller.cli import reports as report_commands
 from controller.cli import scaffold as scaffold_commands
 from controller.cli import schema as schema_commands
+from controller.cli import serve as serve_commands
+from controller.cli import simulate as simulate_commands
+from controller.cli import tokens as token_commands
 from controller.cli import validate as validate_commands
 
 CONFIG_FILE = "patchctl.toml"
@@ -50,5 +57,16 @@ def main(ctx: click.Context) -> None:
     ctx.default_map = _default_map()
 
 
-for module in (validate_commands, scaffold_commands, schema_commands):
+for module in (
+    validate_commands,
+    scaffold_commands,
+    schema_commands,
+    serve_commands,
+    simulate_commands,
+    token_commands,
+    operate_commands,
+    feed_commands,
+    planning_commands,
+    report_commands,
+):
     module.register(main)

@@ -26,6 +26,12 @@ def repo_options(func: F) -> F:
         show_default=True,
         help="Where clones, the SQLite database and status live.",
     )(func)
+    return source_options(func)
+
+
+def source_options(func: F) -> F:
+    """--repo and --branch: where the policy comes from (commands that also open the store
+    take --state-dir from the store options)."""
     func = click.option(
         "--branch", default=None, help="Branch to read (default: the checked-out one)."
     )(func)

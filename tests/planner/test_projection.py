@@ -23,7 +23,9 @@ def test_an_approval_grants_patches_to_the_targeted_devices() -> None:
         (device("l2", os=OsFamily.LINUX), scan("USN-2-1")),
         (device("w1"), scan("KB-SEC")),
     )
-    result = project(desired(), desired(APPROVE.replace("PATCHES", "USN-1-1")), fleet, now=SUNDAY_OPEN)
+    result = project(
+        desired(), desired(APPROVE.replace("PATCHES", "USN-1-1")), fleet, now=SUNDAY_OPEN
+    )
     assert [EventType.APPROVAL_GRANTED] == [c.event for c in result.changes]
     assert [("l1", ("USN-1-1",), ())] == [(d.name, d.granted, d.revoked) for d in result.devices]
     assert "acme/weekly" == result.devices[0].next_window
@@ -44,7 +46,9 @@ def test_revoking_an_approval_is_shown_as_revoked() -> None:
 def test_an_approval_nobody_needs_is_a_warning() -> None:
     """Approving a patch no targeted device is missing warns that it approves nothing."""
     fleet = observed((device("l1", os=OsFamily.LINUX), scan("USN-1-1")))
-    result = project(desired(), desired(APPROVE.replace("PATCHES", "USN-9-9")), fleet, now=SUNDAY_OPEN)
+    result = project(
+        desired(), desired(APPROVE.replace("PATCHES", "USN-9-9")), fleet, now=SUNDAY_OPEN
+    )
     assert (
         "Approval/acme/retail/hotfix: approves USN-9-9, which no targeted device is missing (1 device(s) targeted)",
     ) == result.warnings

@@ -1,0 +1,127 @@
+"""`patchctl feed import` and `patchctl patches`: the patch catalogue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from controller.cli.common import EXIT_NO, fail, json_option, print_json
+from controller.cli.serve import open_store_or_fail, store_options
+from controller.core.patches import PatchRecord
+from controller.feeds import read_feed
+from controller.kinds.common import OsFamily
+from controller.kinds.feeds import FeedFormat
+from controller.store import catalogue
+
+
+@click.group()
+def feed() -> None:
+    """Patch feeds: import vendor advisories into the catalogue."""
+
+
+@feed.command("import")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([f.value for f in FeedFormat]),
+    required=True,
+    help="Record format of PATH (a file, or a directory imported recursively).",
+)
+@click.option("--release", default=None, help="OS release for deb-packages, e.g. debian:12.")
+@store_options
+@json_option
+def import_feed(
+    path: Path, fmt: str, release: str | None, db_url: str | None, state_dir: Path, as_json: bool
+) -> None:
+    """Import PATH into the catalogue and print how many records were new, updated or failed.
+
+    Re-importing is idempotent; an updated advisory updates its record. Malformed documents are
+    reported with their file and position and the rest still lands. Exit 1 when any document
+    failed, 0 otherwise.
+    """
+    if fmt == FeedFormat.DEB_PACKAGES and not release:
+        fail("--release is required for deb-packages (e.g. --release debian:12)")
+    result = read_feed(path, FeedFormat(fmt), release=release)
+    store = open_store_or_fail(db_url, state_dir)
+    counts = catalogue.upsert_records(store, result.records)
+    summary = {
+        "records": len(result.records),
+        "new": counts.new,
+        "updated": counts.updated,
+        "unchanged": counts.unchanged,
+        "failed": len(result.errors),
+        "errors": [str(e) for e in result.errors],
+    }
+    if as_json:
+        print_json(summary)
+    else:
+        for error in result.errors:
+            click.echo(str(error), err=True)
+        click.echo(
+            f"{path}: {counts.new} new, {counts.updated} updated, {counts.unchanged} unchanged, "
+            f"{len(result.errors)} failed"
+        )
+    raise SystemExit(EXIT_NO if result.errors else 0)
+
+
+@click.command()
+@click.option("--os", "os_family", type=click.Choice([o.value for o in OsFamily]), default=None)
+@click.option(
+    "--search", default=None, help="Case-insensitive text in the id, title, product or CVEs."
+)
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
+@store_options
+@json_option
+def patches(
+    os_family: str | None,
+    search: str | None,
+    limit: int,
+    db_url: str | None,
+    state_dir: Path,
+    as_json: bool,
+) -> None:
+    """The patch catalogue: one entry per patch id, with its affected products."""
+    store = open_store_or_fail(db_url, state_dir)
+    records = catalogue.load_catalogue(store, os=OsFamily(os_family) if os_family else None)
+    found = [r for r in records.values() if _matches(r, search)][:limit]
+    if as_json:
+        print_json([_summary(r) for r in found])
+        return
+    for record in found:
+        products = ", ".join(sorted({b.product for b in record.builds} or {record.product})) or "-"
+        click.echo(
+            f"{record.id:<28} {record.severity.value:<11} {record.classification.value:<12} "
+            f"{record.released or ''!s:<10}  {record.title[:60]}  [{products[:60]}]"
+        )
+    click.echo(f"{len(found)} of {len(records)} patches", err=True)
+
+
+def _matches(record: PatchRecord, search: str | None) -> bool:
+    if not search:
+        return True
+    needle = search.lower()
+    haystack = " ".join((record.id, record.title, record.product, *record.cves)).lower()
+    return needle in haystack
+
+
+def _summary(record: PatchRecord) -> dict[str, object]:
+    return {
+        "id": record.id,
+        "title": record.title,
+        "os": record.os.value if record.os else None,
+        "classification": record.classification.value,
+        "severity": record.severity.value,
+        "released": record.released,
+        "rating": record.rating,
+        "cves": list(record.cves),
+        "products": sorted({b.product for b in record.builds} or ({record.product} - {""})),
+        "supersededBy": list(record.superseded_by),
+        "withdrawn": record.withdrawn,
+    }
+
+
+def register(main: click.Group) -> None:
+    main.add_command(feed)
+    main.add_command(patches)

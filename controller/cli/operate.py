@@ -1,0 +1,279 @@
+"""Operator commands: `reconcile`, `explain`, `status`, `devices`, `jobs`, `alerts`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from controller.cli.common import EXIT_NO, fail, json_option, print_json, source_options
+from controller.cli.serve import open_store_or_fail, store_options
+from controller.runtime import observe, status
+from controller.runtime.reconcile import PolicySource, Reconciler
+from controller.runtime.settings import system_clock
+
+
+def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time, e.g. 2026-12-06T02:30Z"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+now_option = click.option(
+    "--now",
+    callback=_instant,
+    default=None,
+    metavar="ISO",
+    help="Reason as if it were this instant (UTC unless an offset is given). Default: the clock.",
+)
+
+
+def _reconciler(
+    repo: str, branch: str | None, db_url: str | None, state_dir: Path, now: datetime | None
+) -> Reconciler:
+    store = open_store_or_fail(db_url, state_dir)
+    clock = (lambda: now) if now is not None else system_clock
+    return Reconciler(store=store, source=PolicySource(repo, branch, state_dir), clock=clock)
+
+
+@click.command()
+@source_options
+@store_options
+@now_option
+@json_option
+def reconcile(
+    repo: str,
+    branch: str | None,
+    db_url: str | None,
+    state_dir: Path,
+    now: datetime | None,
+    as_json: bool,
+) -> None:
+    """Run one reconcile pass: fetch the policy, plan against the store, apply, save status.
+
+    A revision that does not validate is recorded (lastAttemptedRevision, a PolicyInvalid alert)
+    and the last valid revision keeps being enforced. Exit 0 when the head revision was applied,
+    1 when it was not (invalid policy, unreachable source), 2 on usage or database errors.
+    """
+    outcome = _reconciler(repo, branch, db_url, state_dir, now).reconcile()
+    if as_json:
+        print_json(outcome.as_dict())
+    else:
+        click.echo(
+            f"{outcome.result}: applied {outcome.applied_revision or '-'} "
+            f"(attempted {outcome.attempted_revision or '-'}) in {outcome.duration_ms} ms"
+        )
+        for key, value in outcome.counts.items():
+            click.echo(f"  {key:<20} {value}")
+        for error in outcome.errors:
+            click.echo(f"  {error}", err=True)
+    raise SystemExit(0 if outcome.result == "applied" else EXIT_NO)
+
+
+@click.command()
+@click.argument("device")
+@click.option("--tenant", default=None, help="Tenant of the device, when its name is not unique.")
+@source_options
+@store_options
+@now_option
+@json_option
+def explain(
+    device: str,
+    tenant: str | None,
+    repo: str,
+    branch: str | None,
+    db_url: str | None,
+    state_dir: Path,
+    now: datetime | None,
+    as_json: bool,
+) -> None:
+    """Why each patch of DEVICE (name or id) is or is not required, approved and installable,
+    and when it will be installed. Uses the branch head if it validates, else the last valid
+    revision."""
+    from controller.core.explain import explain as explain_device  # noqa: PLC0415
+
+    reconciler = _reconciler(repo, branch, db_url, state_dir, now)
+    moment = reconciler.clock()
+    _, loaded = reconciler.fetch_and_load()
+    desired = loaded.state or reconciler._restore_last_applied()  # noqa: SLF001
+    if desired is None:
+        fail("no valid policy revision to explain against; run `patchctl validate`")
+        return
+    with reconciler.store.read() as conn:
+        matches = status.find_device(conn, device, tenant=tenant)
+        if len(matches) != 1:
+            found = ", ".join(f"{m['tenant']}/{m['name']}" for m in matches) or "none"
+            fail(
+                f"device {device!r} matches {len(matches)} devices ({found}); "
+                "use --tenant or the id"
+            )
+        observed = observe.observe(conn, now=moment)
+    view = next(d for d in observed.devices if d.id == matches[0]["id"])
+    result = explain_device(desired, observed, view, now=moment)
+    if as_json:
+        print_json(_explanation_json(result, desired.revision))
+        return
+    d = result.device
+    click.echo(
+        f"{d.tenant}/{d.name} ({d.id}): {d.os} {d.os_name} {d.os_version}, role {d.role}, "
+        f"{'online' if result.online else 'offline'}"
+    )
+    click.echo(f"policy {desired.revision}; last scan {result.scanned_at or 'never'}")
+    click.echo(
+        f"next install opportunity: {result.next_window or 'none (no patch window targets it)'}"
+    )
+    click.echo("targeted by: " + (", ".join(result.policies) or "nothing"))
+    for patch in result.patches:
+        click.echo(f"  {patch.patch_id:<24} {patch.status:<9} {patch.verdict}")
+
+
+def _explanation_json(result: Any, revision: str | None) -> dict[str, Any]:
+    return {
+        "device": {
+            "id": result.device.id,
+            "tenant": result.device.tenant,
+            "name": result.device.name,
+        },
+        "revision": revision,
+        "online": result.online,
+        "scannedAt": result.scanned_at,
+        "nextWindow": result.next_window,
+        "policies": list(result.policies),
+        "patches": [
+            {
+                "id": p.patch_id,
+                "status": p.status,
+                "required": p.decision.required,
+                "requiredBy": list(p.decision.required_by),
+                "approved": p.decision.approved,
+                "approvedBy": list(p.decision.approved_by),
+                "rejectedBy": list(p.decision.excluded_by),
+                "superseded": p.decision.superseded,
+                "installable": p.decision.installable,
+                "verdict": p.verdict,
+            }
+            for p in result.patches
+        ],
+    }
+
+
+@click.command("status")
+@store_options
+@click.option("--tenant", default=None, help="Only this tenant (and its clients).")
+@json_option
+def status_command(db_url: str | None, state_dir: Path, tenant: str | None, as_json: bool) -> None:
+    """Compliance per baseline, pending approvals, patch status of the last 30 days, the applied
+    and attempted revisions, conditions, recent reconciles and agents online."""
+    store = open_store_or_fail(db_url, state_dir)
+    with store.read() as conn:
+        report = status.summary(conn, now=system_clock(), tenant=tenant)
+    if as_json:
+        print_json(report)
+        return
+    source = report["source"]
+    click.echo(f"applied   {source.get('lastAppliedRevision') or '-'}")
+    click.echo(f"attempted {source.get('lastAttemptedRevision') or '-'}")
+    for condition in report["conditions"]:
+        click.echo(
+            f"  {condition['type']:<15} {condition['status']:<8} "
+            f"{condition['reason']}: {condition['message']}"
+        )
+    click.echo("compliance:")
+    for baseline, states in report["compliance"].items():
+        total = sum(states.values())
+        compliant = states.get("compliant", 0)
+        share = 100 * compliant / total if total else 0
+        details = ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
+        click.echo(f"  {baseline:<40} {share:5.1f}%  ({details})")
+    click.echo(f"pending approvals: {report['pendingApprovals']}")
+    ps = report["patchStatus"]
+    click.echo(
+        f"patch status (30 days): installed {ps['installed']}, failed {ps['failed']}, "
+        f"pending {ps['pending']}"
+    )
+    agents = report["agents"]
+    click.echo(
+        f"agents: {agents['devices']} devices, {agents['online']} online, "
+        f"{agents['offline']} offline"
+    )
+    for key, window in report["nextWindows"].items():
+        state = "open now" if window["open"] else f"next {window['start']}"
+        click.echo(f"  window {key:<36} {state}")
+
+
+def _listing(rows: list[dict[str, Any]], columns: tuple[str, ...], as_json: bool) -> None:
+    if as_json:
+        print_json(rows)
+        return
+    widths = {c: max([len(c)] + [len(_cell(r.get(c))) for r in rows]) for c in columns}
+    click.echo("  ".join(c.upper().ljust(widths[c]) for c in columns))
+    for row in rows:
+        click.echo("  ".join(_cell(row.get(c)).ljust(widths[c]) for c in columns))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value)) if len(value) <= 3 else f"{len(value)} items"
+    return "" if value is None else str(value)
+
+
+@click.command()
+@store_options
+@click.option("--tenant", default=None, help="Only this tenant (and its clients).")
+@json_option
+def devices(db_url: str | None, state_dir: Path, tenant: str | None, as_json: bool) -> None:
+    """Enrolled devices with their OS, role, last check-in and last scan."""
+    with open_store_or_fail(db_url, state_dir).read() as conn:
+        rows = status.list_devices(conn, tenant=tenant)
+    _listing(
+        rows,
+        ("tenant", "name", "os_family", "os_name", "role", "last_seen", "last_scan_at"),
+        as_json,
+    )
+
+
+@click.command()
+@store_options
+@click.option("--tenant", default=None, help="Only this tenant (and its clients).")
+@click.option(
+    "--state", "job_state", default=None, help="Only jobs in this state (pending, failed, ...)."
+)
+@json_option
+def jobs(
+    db_url: str | None, state_dir: Path, tenant: str | None, job_state: str | None, as_json: bool
+) -> None:
+    """Jobs, newest first (at most 200)."""
+    with open_store_or_fail(db_url, state_dir).read() as conn:
+        rows = status.list_jobs(conn, tenant=tenant, state=job_state)
+    _listing(
+        rows, ("id", "tenant", "kind", "state", "patch_ids", "window_key", "created_at"), as_json
+    )
+
+
+@click.command()
+@store_options
+@click.option("--tenant", default=None, help="Only this tenant (and its clients).")
+@json_option
+def alerts(db_url: str | None, state_dir: Path, tenant: str | None, as_json: bool) -> None:
+    """Alerts, newest first (at most 200)."""
+    with open_store_or_fail(db_url, state_dir).read() as conn:
+        rows = status.list_alerts(conn, tenant=tenant)
+    _listing(rows, ("created_at", "severity", "kind", "tenant", "message"), as_json)
+
+
+def register(main: click.Group) -> None:
+    for command in (reconcile, explain, status_command, devices, jobs, alerts):
+        main.add_command(command)
+
+
+__all__ = ["EXIT_NO", "register"]

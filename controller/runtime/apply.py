@@ -1,0 +1,238 @@
+"""Apply a Plan to the store in one transaction: jobs, cancellations, expiries, compliance, alerts.
+
+Idempotent by construction: job ids are deterministic (existing ones are left alone), alerts carry
+a transition key (raised once), and compliance rows are written only when they changed, so a pass
+that changes nothing writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from controller.core.compliance import BaselineCompliance
+from controller.core.jobs import JobSpec, ScriptPayload
+from controller.core.observed import JobKind, JobState
+from controller.core.plan import AlertSpec, Plan
+from controller.store import history, jobs, schema
+from controller.store.job_states import JobKind as StoreJobKind
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What one apply wrote."""
+
+    jobs_issued: int
+    jobs_cancelled: int
+    jobs_expired: int
+    compliance_written: int
+    alerts_raised: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "jobsIssued": self.jobs_issued,
+            "jobsCancelled": self.jobs_cancelled,
+            "jobsExpired": self.jobs_expired,
+            "complianceWritten": self.compliance_written,
+            "alertsRaised": self.alerts_raised,
+        }
+
+
+def apply_plan(
+    conn: Connection, plan: Plan, *, tenants: Mapping[str, str], now: datetime
+) -> Applied:
+    """Write the plan; `tenants` maps device id → tenant path."""
+    issued = jobs.insert_jobs(conn, [_new_job(j, tenants, plan) for j in plan.issue], now=now)
+    cancelled = _finish(conn, plan.cancel, JobState.CANCELLED, now=now)
+    expired = _finish(conn, plan.expire, JobState.EXPIRED, now=now)
+    written = _write_compliance(conn, plan.compliance, tenants, plan.revision or "", now=now)
+    raised = _raise_alerts(conn, plan.alerts, tenants, now=now)
+    if issued:
+        _audit_issued(conn, plan.issue, tenants, plan.revision, now=now)
+    return Applied(issued, cancelled, expired, written, raised)
+
+
+def _new_job(job: JobSpec, tenants: Mapping[str, str], plan: Plan) -> jobs.NewJob:
+    return jobs.NewJob(
+        id=job.id,
+        device_id=job.device_id,
+        tenant=tenants[job.device_id],
+        kind=StoreJobKind(job.kind.value),
+        revision=job.revision or plan.revision or "",
+        patch_ids=job.patch_ids,
+        payload=job_payload(job),
+        window_key=f"{job.window}@{job.occurrence}" if job.window else None,
+        deadline=job.deadline,
+    )
+
+
+def job_payload(job: JobSpec) -> dict[str, Any]:
+    """What the agent receives beyond id, kind and patches: reboot option and pinned scripts."""
+    payload: dict[str, Any] = {"reason": job.reason, "occasion": job.occurrence}
+    if job.kind is JobKind.INSTALL:
+        payload["reboot"] = job.reboot.value if job.reboot else "if-required"
+        payload["window"] = job.window
+    for name, script in (
+        ("preScript", job.pre_script),
+        ("postScript", job.post_script),
+        ("script", job.script),
+    ):
+        if script is not None:
+            payload[name] = _script(script)
+    return payload
+
+
+def _script(script: ScriptPayload) -> dict[str, Any]:
+    return {
+        "name": script.name,
+        "shell": script.shell,
+        "content": script.content,
+        "timeoutSeconds": script.timeout_seconds,
+        "successCodes": list(script.success_codes),
+    }
+
+
+def _finish(conn: Connection, job_ids: Sequence[str], state: JobState, *, now: datetime) -> int:
+    """Cancel or expire jobs the agent has not taken yet (a job it took is left alone)."""
+    if not job_ids:
+        return 0
+    j = schema.jobs.c
+    total = 0
+    for chunk in _chunks(job_ids):
+        result = conn.execute(
+            schema.jobs.update()
+            .where(j.id.in_(chunk), j.state.in_([JobState.PENDING.value, JobState.DELIVERED.value]))
+            .values(state=state.value, updated_at=now, finished_at=now)
+        )
+        total += max(result.rowcount, 0)
+    return total
+
+
+def compliance_document(record: BaselineCompliance) -> dict[str, Any]:
+    """The stored form of one compliance record (also what the read API returns)."""
+    return {
+        "scannedAt": record.scanned_at.isoformat() if record.scanned_at else None,
+        "counts": {state.value: n for state, n in record.counts().items()},
+        "missing": list(record.missing),
+        "failed": list(record.failed),
+        "pendingReboot": list(record.pending_reboot),
+        "rejected": list(record.rejected),
+    }
+
+
+def _write_compliance(
+    conn: Connection,
+    records: Sequence[BaselineCompliance],
+    tenants: Mapping[str, str],
+    revision: str,
+    *,
+    now: datetime,
+) -> int:
+    c = schema.compliance.c
+    stored = {
+        (row.device_id, row.baseline): (row.state, row.patches)
+        for row in conn.execute(sa.select(c.device_id, c.baseline, c.state, c.patches))
+    }
+    changed = []
+    for record in records:
+        document = compliance_document(record)
+        if stored.pop((record.device_id, record.baseline), None) == (record.state.value, document):
+            continue
+        changed.append(
+            {
+                "device_id": record.device_id,
+                "baseline": record.baseline,
+                "tenant": tenants[record.device_id],
+                "state": record.state.value,
+                "revision": revision,
+                "evaluated_at": now,
+                "patches": document,
+            }
+        )
+    for device_id, baseline in stored:  # baselines that no longer apply to a device
+        conn.execute(
+            schema.compliance.delete().where(c.device_id == device_id, c.baseline == baseline)
+        )
+    if changed:
+        keys = [(row["device_id"], row["baseline"]) for row in changed]
+        for chunk in _chunks(keys):
+            conn.execute(
+                schema.compliance.delete().where(sa.tuple_(c.device_id, c.baseline).in_(chunk))
+            )
+        conn.execute(schema.compliance.insert(), changed)
+    return len(changed) + len(stored)
+
+
+def _raise_alerts(
+    conn: Connection, alerts: Sequence[AlertSpec], tenants: Mapping[str, str], *, now: datetime
+) -> int:
+    if not alerts:
+        return 0
+    a = schema.alerts.c
+    known: set[str] = set()
+    for chunk in _chunks([alert.key for alert in alerts]):
+        known.update(conn.execute(sa.select(a.dedupe_key).where(a.dedupe_key.in_(chunk))).scalars())
+    raised = 0
+    for alert in alerts:
+        if alert.key in known:
+            continue
+        known.add(alert.key)
+        raised += history.add_alert(
+            conn,
+            history.NewAlert(
+                kind=alert.type.value,
+                severity=alert.severity.value,
+                message=alert.message,
+                tenant=tenants.get(alert.device_id) if alert.device_id else None,
+                device_id=alert.device_id,
+                details={k: v for k, v in (("job", alert.job_id), ("patch", alert.patch_id)) if v},
+                dedupe_key=alert.key,
+            ),
+            now=now,
+        )
+    return raised
+
+
+def _audit_issued(
+    conn: Connection,
+    issued: Iterable[JobSpec],
+    tenants: Mapping[str, str],
+    revision: str | None,
+    *,
+    now: datetime,
+) -> None:
+    """One audit event per tenant and job kind: which patches went to how many devices, and why."""
+    grouped: dict[tuple[str, JobKind], list[JobSpec]] = defaultdict(list)
+    for job in issued:
+        grouped[(tenants[job.device_id], job.kind)].append(job)
+    for (tenant, kind), group in sorted(grouped.items()):
+        patches = sorted({p for job in group for p in job.patch_ids})
+        history.add_audit_event(
+            conn,
+            history.NewAuditEvent(
+                actor="controller",
+                action=f"{kind.value.capitalize()}JobsIssued",
+                tenant=tenant,
+                revision=revision,
+                details={
+                    "jobs": len(group),
+                    "devices": len({job.device_id for job in group}),
+                    "patches": patches,
+                    "windows": sorted({job.window for job in group if job.window}),
+                },
+            ),
+            now=now,
+        )
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[list[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield list(items[start : start + _CHUNK])

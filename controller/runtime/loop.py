@@ -1,0 +1,226 @@
+"""The service's reconcile loop: one reconcile at a time, started by whatever asks first.
+
+Triggers — the interval (with jitter), a moved branch (git polling, or file events on a local
+repository), the forge webhook, agent reports and the next patch-window boundary — all set one
+flag; the loop runs a reconcile when the flag is set, so a burst of triggers coalesces into one
+pass. `stop()` finishes the pass in progress and returns.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import structlog
+import watchfiles
+
+from controller.core import windows
+from controller.runtime.reconcile import Outcome, Reconciler
+from controller.sources import git as git_source
+
+log = structlog.get_logger("patchctl.loop")
+
+DEFAULT_INTERVAL = timedelta(minutes=5)
+REPORT_DEBOUNCE = timedelta(seconds=2)
+ERROR_BACKOFF = (1.0, 60.0)  # first and largest pause after an unexpected error, in seconds
+
+
+class ReconcileLoop:
+    """Runs `reconciler.reconcile()` on a background thread, coalescing triggers."""
+
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        *,
+        interval: timedelta = DEFAULT_INTERVAL,
+        jitter: float = 0.1,
+        sleep_scale: float = 1.0,
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> None:
+        self.reconciler = reconciler
+        self.interval = interval
+        self.jitter = jitter
+        self.sleep_scale = sleep_scale  # < 1 when the clock runs faster than the wall (the demo)
+        self.on_outcome = on_outcome
+        self.last_outcome: Outcome | None = None
+        self.passes = 0
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._reasons: set[str] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._last_report_trigger = 0.0
+        self._idle = threading.Event()
+
+    # --- triggers ---------------------------------------------------------------------------
+
+    def trigger(self, reason: str) -> None:
+        """Ask for a reconcile soon; many triggers before it starts make one pass."""
+        with self._lock:
+            self._reasons.add(reason)
+        self._idle.clear()
+        self._wake.set()
+
+    def reports_arrived(self) -> None:
+        """Agent reports were stored: reconcile, at most once per debounce period."""
+        now = time.monotonic()
+        if now - self._last_report_trigger >= REPORT_DEBOUNCE.total_seconds() * self.sleep_scale:
+            self._last_report_trigger = now
+            self.trigger("reports")
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="reconcile-loop", daemon=True)
+        self._thread.start()
+        self.trigger("start")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Block until no trigger is pending and no pass is running (for tests and the demo)."""
+        return self._idle.wait(timeout)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            self._wake.wait(self._seconds_until_next())
+            if self._stopping.is_set():
+                break
+            with self._lock:
+                reasons = sorted(self._reasons) or ["interval"]
+                self._reasons.clear()
+                self._wake.clear()
+            try:
+                outcome = self.reconciler.reconcile()
+            except Exception:  # a bug or a dead database must not kill the service
+                failures += 1
+                pause = min(ERROR_BACKOFF[0] * 2 ** (failures - 1), ERROR_BACKOFF[1])
+                log.exception("reconcile crashed", triggers=reasons, retry_in_s=pause)
+                self._stopping.wait(pause * self.sleep_scale)
+                continue
+            failures = 0
+            self.passes += 1
+            self.last_outcome = outcome
+            log.debug("reconcile triggered", triggers=reasons)
+            if self.on_outcome is not None:
+                self.on_outcome(outcome)
+            if not self._wake.is_set():
+                self._idle.set()
+
+    def _seconds_until_next(self) -> float:
+        """The interval with jitter, shortened to the next window opening or cutoff."""
+        interval = self.interval.total_seconds() * (1 + random.uniform(-self.jitter, self.jitter))  # noqa: S311 - jitter, not security
+        boundary = self._next_window_boundary()
+        if boundary is not None:
+            interval = min(interval, max(boundary, 0.0) + 1.0)
+        return max(interval * self.sleep_scale, 0.01)
+
+    def _next_window_boundary(self) -> float | None:
+        """Seconds (of controller time) until the next start or cutoff of any patch window."""
+        desired = self.reconciler.last_valid
+        if desired is None:
+            return None
+        now = self.reconciler.clock()
+        edges: list[datetime] = []
+        for window in desired.windows:
+            state = windows.evaluate(window.spec, now=now)
+            if state.current is not None and state.current.cutoff_at > now:
+                edges.append(state.current.cutoff_at)
+            if state.upcoming is not None:
+                edges.append(state.upcoming.start)
+        if not edges:
+            return None
+        return (min(edges) - now).total_seconds()
+
+
+class BranchWatcher:
+    """Polls the tracked branch and triggers the loop when its tip moves.
+
+    For a local repository the tip is read from the refs (cheap, every few seconds); for a URL
+    it is fetched on each poll.
+    """
+
+    def __init__(
+        self,
+        loop: ReconcileLoop,
+        *,
+        repo: str,
+        branch: str | None,
+        state_dir: Path,
+        every: timedelta = timedelta(seconds=5),
+    ) -> None:
+        self.loop = loop
+        self.repo = repo
+        self.branch = branch
+        self.state_dir = state_dir
+        self.every = every
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last: str | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="branch-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def check(self) -> bool:
+        """Read the tip once; trigger and return True when it moved."""
+        try:
+            repo = git_source.open_repository(self.repo, state_dir=self.state_dir)
+            tip = git_source.resolve(
+                repo, branch=self.branch or git_source.default_branch(repo)
+            ).sha
+        except git_source.SourceError as exc:
+            log.warning("branch poll failed", error=str(exc))
+            return False
+        moved = self._last is not None and tip != self._last
+        self._last = tip
+        if moved:
+            self.loop.trigger("branch moved")
+        return moved
+
+    def _run(self) -> None:
+        self.check()
+        git_dir = self._local_git_dir()
+        if git_dir is None:
+            while not self._stopping.wait(self.every.total_seconds()):
+                self.check()
+            return
+        # A local repository: file events on its refs, so a commit is seen within milliseconds;
+        # the timeout doubles as a slow poll in case an event is missed.
+        for _changes in watchfiles.watch(
+            git_dir,
+            stop_event=self._stopping,
+            debounce=50,
+            step=20,
+            rust_timeout=int(self.every.total_seconds() * 1000),
+            yield_on_timeout=True,
+            watch_filter=_is_ref_change,
+        ):
+            self.check()
+
+    def _local_git_dir(self) -> Path | None:
+        if git_source.is_url(self.repo):
+            return None
+        try:
+            return Path(git_source.open_repository(self.repo, state_dir=self.state_dir).git_dir)
+        except git_source.SourceError:
+            return None
+
+
+def _is_ref_change(_change: watchfiles.Change, path: str) -> bool:
+    """Branch tips live in refs/, packed-refs and HEAD; objects and the index are noise."""
+    return "/refs/" in path or path.endswith(("packed-refs", "HEAD"))

@@ -1,0 +1,122 @@
+"""The store → ObservedState: devices, their latest scans, the job ledger and the catalogue.
+
+One query per table and one JSON decode per device, so a fleet of 100,000 devices loads in one
+pass. Patch ids are interned, so that 4 million references to 2,000 ids share their strings.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from controller.core.observed import (
+    DeviceView,
+    JobKind,
+    JobState,
+    JobView,
+    ObservedState,
+    PatchResult,
+    ScanView,
+)
+from controller.kinds.common import OsFamily
+from controller.store import catalogue, devices, schema
+
+JOB_HORIZON = timedelta(days=35)  # finished jobs older than this no longer inform the planner
+_ACTIVE_STATES = tuple(s.value for s in JobState if s.in_flight)
+
+
+def observe(conn: Connection, *, now: datetime) -> ObservedState:
+    """Everything the planner needs from the store, as one consistent snapshot."""
+    states = devices.load_patch_states(conn)
+    fleet: list[DeviceView] = []
+    scans: dict[str, ScanView] = {}
+    for row in conn.execute(sa.select(schema.devices)):
+        fleet.append(_device(row))
+        scan = _scan(row, states.get(row.id, {}))
+        if scan is not None:
+            scans[row.id] = scan
+    return ObservedState(
+        devices=tuple(fleet),
+        scans=scans,
+        jobs=tuple(_jobs(conn, since=now - JOB_HORIZON)),
+        catalogue=catalogue.load_catalogue(conn),
+    )
+
+
+def _device(row: Any) -> DeviceView:
+    family = row.os_family if row.os_family in {f.value for f in OsFamily} else None
+    return DeviceView(
+        id=row.id,
+        tenant=row.tenant,
+        name=row.name,
+        os=OsFamily(family) if family else None,
+        os_name=row.os_name,
+        os_version=row.os_version,
+        role=row.role,
+        labels=dict(row.labels or {}),
+        enrolled_at=row.enrolled_at,
+        last_seen=row.last_seen,
+        poll_interval=timedelta(seconds=row.poll_interval),
+    )
+
+
+def _scan(row: Any, documents: dict[str, tuple[datetime, list[dict[str, Any]]]]) -> ScanView | None:
+    """Agent-reported and feed-computed findings merged: missing if either says missing."""
+    if row.last_scan_at is None and "feed" not in documents:
+        return None
+    missing: dict[str, None] = {}
+    installed: dict[str, None] = {}
+    for _source, (_at, entries) in sorted(documents.items()):
+        for entry in entries:
+            patch_id = sys.intern(str(entry["id"]))
+            if entry.get("state") == "installed":
+                installed[patch_id] = None
+            else:
+                missing[patch_id] = None
+    scanned_at = row.last_scan_at or max(at for at, _ in documents.values())
+    return ScanView(
+        scanned_at=scanned_at,
+        reboot_required=bool(row.reboot_required),
+        missing=tuple(p for p in missing if p not in installed),
+        installed=tuple(installed),
+    )
+
+
+def _jobs(conn: Connection, *, since: datetime) -> list[JobView]:
+    j = schema.jobs.c
+    query = sa.select(schema.jobs).where(sa.or_(j.state.in_(_ACTIVE_STATES), j.created_at >= since))
+    return [_job(row) for row in conn.execute(query.order_by(j.created_at, j.id))]
+
+
+def _job(row: Any) -> JobView:
+    window, _, occurrence = (row.window_key or "").partition("@")
+    payload = row.payload or {}
+    results: dict[str, PatchResult] = {}
+    reasons: dict[str, str] = {}
+    for patch_id, outcome in (row.results or {}).items():
+        result = str(outcome.get("result", ""))
+        results[patch_id] = PatchResult(result) if result in _RESULTS else PatchResult.SKIPPED
+        if outcome.get("reason"):
+            reasons[patch_id] = str(outcome["reason"])
+    return JobView(
+        id=row.id,
+        device_id=row.device_id,
+        kind=JobKind(row.kind),
+        state=JobState(row.state),
+        patch_ids=tuple(row.patch_ids or ()),
+        window=window or None,
+        occurrence=occurrence or payload.get("occasion"),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        deadline=row.deadline,
+        results=results,
+        reasons=reasons,
+        reboot_required=bool(row.reboot_required),
+    )
+
+
+_RESULTS = {r.value for r in PatchResult}

@@ -1,0 +1,267 @@
+"""One reconcile: fetch source → load policy → observe devices → plan → apply → status.
+
+Each step owns its part of the status; the status is saved in `finally`, whatever happened. A
+revision that does not validate never replaces the last valid one: the controller keeps enforcing
+`lastAppliedRevision`, records `lastAttemptedRevision` with every error, and raises PolicyInvalid
+once per bad revision.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from controller.core.desired import DesiredState
+from controller.core.plan import Plan, plan
+from controller.runtime import apply, observe
+from controller.sources import git as git_source
+from controller.sources import loading
+from controller.sources.documents import Problem
+from controller.store import Store, history
+
+log = structlog.get_logger("patchctl.reconcile")
+
+HISTORY_KEPT = 20
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySource:
+    """Where the desired state comes from: a repository (path or URL) and a branch."""
+
+    repo: str
+    branch: str | None
+    state_dir: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of one reconcile, as status and `patchctl reconcile --json` show it."""
+
+    result: str  # applied | policy-invalid | source-error | no-valid-revision
+    applied_revision: str | None
+    attempted_revision: str | None
+    started_at: datetime
+    duration_ms: int
+    counts: dict[str, int] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()
+    plan: Plan | None = field(default=None, compare=False, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "result": self.result,
+            "lastAppliedRevision": self.applied_revision,
+            "lastAttemptedRevision": self.attempted_revision,
+            "startedAt": self.started_at.isoformat(),
+            "durationMs": self.duration_ms,
+            "counts": self.counts,
+            "errors": list(self.errors),
+        }
+
+
+class SourceUnavailableError(Exception):
+    """The repository could not be read; retried on the next trigger (transient)."""
+
+
+class Reconciler:
+    """Runs reconciles against one store and one policy source; keeps the last valid policy."""
+
+    def __init__(
+        self, *, store: Store, source: PolicySource, clock: Callable[[], datetime]
+    ) -> None:
+        self.store = store
+        self.source = source
+        self.clock = clock
+        self.last_valid: DesiredState | None = None
+        self._failed_revision: str | None = None
+
+    def reconcile(self) -> Outcome:
+        """One pass. Never raises for a bad commit or an unreachable repository."""
+        now = self.clock()
+        started = time.perf_counter()
+        attempted: str | None = None
+        errors: tuple[str, ...] = ()
+        result = "applied"
+        counts: dict[str, int] = {}
+        the_plan: Plan | None = None
+        try:
+            attempted, loaded = self.fetch_and_load()
+            if loaded.state is None:
+                result, errors = "policy-invalid", tuple(str(p) for p in loaded.errors)
+                self._record_invalid(attempted, loaded.errors, now=now)
+            else:
+                self.last_valid = loaded.state
+            desired = self.last_valid or self._restore_last_applied()
+            if desired is None:
+                result = "no-valid-revision" if result == "applied" else result
+            else:
+                the_plan, counts = self.plan_and_apply(desired, now=now)
+        except SourceUnavailableError as exc:
+            result, errors = "source-error", (str(exc),)
+            desired = self.last_valid
+            if desired is not None:
+                the_plan, counts = self.plan_and_apply(desired, now=now)
+        finally:
+            duration_ms = int((time.perf_counter() - started) * 1000)
+            outcome = Outcome(
+                result=result,
+                applied_revision=self.last_valid.revision if self.last_valid else None,
+                attempted_revision=attempted,
+                started_at=now,
+                duration_ms=duration_ms,
+                counts=counts,
+                errors=errors,
+                plan=the_plan,
+            )
+            self._save_status(outcome)
+        log.info(
+            "reconcile",
+            result=outcome.result,
+            revision=outcome.applied_revision,
+            attempted=outcome.attempted_revision,
+            duration_ms=outcome.duration_ms,
+            **outcome.counts,
+        )
+        return outcome
+
+    # --- steps ----------------------------------------------------------------------------
+
+    def fetch_and_load(self) -> tuple[str, loading.LoadResult]:
+        """Fetch the branch tip and load it; the same valid revision is not parsed twice."""
+        try:
+            repo = git_source.open_repository(self.source.repo, state_dir=self.source.state_dir)
+            branch = self.source.branch or git_source.default_branch(repo)
+            revision = git_source.resolve(repo, branch=branch)
+        except git_source.SourceError as exc:
+            raise SourceUnavailableError(str(exc)) from None
+        text = str(revision)
+        if self.last_valid is not None and self.last_valid.revision == text:
+            return text, loading.LoadResult(self.last_valid, ())
+        files = git_source.read_commit(repo, revision.sha)
+        return text, loading.load_policy(files, revision=text)
+
+    def plan_and_apply(
+        self, desired: DesiredState, *, now: datetime
+    ) -> tuple[Plan, dict[str, int]]:
+        with self.store.write() as conn:
+            observed = observe.observe(conn, now=now)
+            the_plan = plan(desired, observed, now=now)
+            tenants = {d.id: d.tenant for d in observed.devices}
+            applied = apply.apply_plan(conn, the_plan, tenants=tenants, now=now)
+        return the_plan, {**the_plan.counts(), **applied.as_dict()}
+
+    def _record_invalid(
+        self, revision: str, problems: tuple[Problem, ...], *, now: datetime
+    ) -> None:
+        if revision == self._failed_revision:
+            return
+        self._failed_revision = revision
+        with self.store.write() as conn:
+            history.add_alert(
+                conn,
+                history.NewAlert(
+                    kind="PolicyInvalid",
+                    severity="critical",
+                    message=f"{revision} does not validate ({len(problems)} error(s)); "
+                    "still enforcing the last valid revision",
+                    details={"revision": revision, "errors": [str(p) for p in problems[:50]]},
+                    dedupe_key=f"PolicyInvalid:{revision}",
+                ),
+                now=now,
+            )
+
+    def _restore_last_applied(self) -> DesiredState | None:
+        """After a restart with a broken head: load the last applied revision from git."""
+        with self.store.read() as conn:
+            source = history.get_status(conn).get("source", {}).get("value") or {}
+        revision = source.get("lastAppliedRevision")
+        if not revision or "@sha1:" not in revision:
+            return None
+        try:
+            repo = git_source.open_repository(
+                self.source.repo, state_dir=self.source.state_dir, fetch=False
+            )
+            sha = revision.split("@sha1:", 1)[1]
+            loaded = loading.load_policy(git_source.read_commit(repo, sha), revision=revision)
+        except (git_source.SourceError, ValueError):
+            return None
+        self.last_valid = loaded.state
+        return loaded.state
+
+    def _save_status(self, outcome: Outcome) -> None:
+        now = outcome.started_at
+        with self.store.write() as conn:
+            history.set_status(conn, "source", _source_status(outcome), now=now)
+            history.set_status(conn, "conditions", conditions(outcome), now=now)
+            if outcome.plan is not None:
+                history.set_status(conn, "plan", plan_summary(outcome.plan), now=now)
+            history.record_reconcile_run(
+                conn,
+                started_at=now,
+                finished_at=now,
+                revision=outcome.applied_revision,
+                result=outcome.result,
+                counts=outcome.counts,
+                message="; ".join(outcome.errors[:5]),
+            )
+
+
+def plan_summary(the_plan: Plan) -> dict[str, Any]:
+    """What status shows of the last plan: pending approvals and each window's next opening."""
+    next_windows = {}
+    for key, state in sorted(the_plan.windows.items()):
+        occurrence = state.current or state.upcoming
+        next_windows[key] = {
+            "open": state.current is not None,
+            "start": occurrence.start.isoformat() if occurrence else None,
+            "end": occurrence.end.isoformat() if occurrence else None,
+        }
+    return {
+        "revision": the_plan.revision,
+        "pendingApprovals": the_plan.pending_approvals,
+        "installable": sum(len(d.installable) for d in the_plan.devices),
+        "nextWindows": next_windows,
+    }
+
+
+def _source_status(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "lastAppliedRevision": outcome.applied_revision,
+        "lastAttemptedRevision": outcome.attempted_revision,
+        "errors": list(outcome.errors[:200]),
+    }
+
+
+def conditions(outcome: Outcome) -> list[dict[str, str]]:
+    """Flux-style conditions: each with a status, a reason and a message a person can act on."""
+    ready = outcome.result == "applied"
+    stalled = outcome.result == "policy-invalid"
+    reasons = {
+        "applied": ("ReconciliationSucceeded", f"applied {outcome.applied_revision}"),
+        "policy-invalid": (
+            "PolicyInvalid",
+            (
+                f"{outcome.attempted_revision} has {len(outcome.errors)} error(s); enforcing "
+                f"{outcome.applied_revision or 'nothing'} until the branch moves"
+            ),
+        ),
+        "source-error": ("SourceUnavailable", "; ".join(outcome.errors) or "source unreachable"),
+        "no-valid-revision": ("NoValidRevision", "no revision has validated yet"),
+    }
+    reason, message = reasons[outcome.result]
+    return [
+        {"type": "Ready", "status": str(ready), "reason": reason, "message": message},
+        {"type": "Reconciling", "status": "False", "reason": reason, "message": message},
+        {"type": "Stalled", "status": str(stalled), "reason": reason, "message": message},
+        {
+            "type": "SourceVerified",
+            "status": "Unknown",
+            "reason": "NotConfigured",
+            "message": "no commit signature policy is configured",
+        },
+    ]

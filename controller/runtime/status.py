@@ -1,0 +1,153 @@
+"""Read-side summaries for operators: status widgets and listings over the whole store.
+
+The CLI runs on the controller's machine and sees every tenant; `tenant` narrows a query to a
+tenant and its clients.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from controller.store import history, schema
+
+PATCH_STATUS_DAYS = 30
+
+
+def _scoped(column: sa.ColumnElement[str], tenant: str | None) -> sa.ColumnElement[bool]:
+    if tenant is None:
+        return sa.true()
+    return sa.or_(column == tenant, column.like(tenant + "/%"))
+
+
+def summary(conn: Connection, *, now: datetime, tenant: str | None = None) -> dict[str, Any]:
+    """The status widgets: compliance, pending approvals, patch status (30 days), revisions."""
+    status = history.get_status(conn)
+    plan_summary = status.get("plan", {}).get("value") or {}
+    return {
+        "source": status.get("source", {}).get("value") or {},
+        "conditions": status.get("conditions", {}).get("value") or [],
+        "compliance": compliance_by_baseline(conn, tenant=tenant),
+        "pendingApprovals": plan_summary.get("pendingApprovals", 0),
+        "nextWindows": plan_summary.get("nextWindows", {}),
+        "patchStatus": patch_status(conn, now=now, tenant=tenant),
+        "agents": agents(conn, now=now, tenant=tenant),
+        "reconciles": [_run(r) for r in history.list_reconcile_runs(conn, limit=10)],
+    }
+
+
+def compliance_by_baseline(
+    conn: Connection, *, tenant: str | None = None
+) -> dict[str, dict[str, int]]:
+    c = schema.compliance.c
+    rows = conn.execute(
+        sa.select(c.baseline, c.state, sa.func.count())
+        .where(_scoped(c.tenant, tenant))
+        .group_by(c.baseline, c.state)
+        .order_by(c.baseline)
+    )
+    found: dict[str, dict[str, int]] = defaultdict(dict)
+    for baseline, state, count in rows:
+        found[baseline][state] = int(count)
+    return dict(found)
+
+
+def patch_status(conn: Connection, *, now: datetime, tenant: str | None = None) -> dict[str, int]:
+    """Patch installs of the last 30 days: installed, failed, and pending (in flight)."""
+    j = schema.jobs.c
+    rows = conn.execute(
+        sa.select(j.state, j.patch_ids, j.results).where(
+            j.kind == "install",
+            j.created_at >= now - timedelta(days=PATCH_STATUS_DAYS),
+            _scoped(j.tenant, tenant),
+        )
+    )
+    counts: Counter[str] = Counter({"installed": 0, "failed": 0, "pending": 0})
+    for state, patch_ids, results in rows:
+        if state in {"succeeded", "failed"}:
+            for outcome in (results or {}).values():
+                result = outcome.get("result")
+                if result in {"installed", "failed"}:
+                    counts[result] += 1
+        elif state not in {"expired", "cancelled"}:
+            counts["pending"] += len(patch_ids or ())
+    return dict(counts)
+
+
+def agents(conn: Connection, *, now: datetime, tenant: str | None = None) -> dict[str, int]:
+    d = schema.devices.c
+    rows = conn.execute(
+        sa.select(d.last_seen, d.poll_interval).where(_scoped(d.tenant, tenant))
+    ).all()
+    online = sum(1 for seen, poll in rows if now - seen <= timedelta(seconds=2 * poll))
+    return {"devices": len(rows), "online": online, "offline": len(rows) - online}
+
+
+def _run(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+def list_devices(conn: Connection, *, tenant: str | None = None) -> list[dict[str, Any]]:
+    d = schema.devices.c
+    columns = (
+        d.id,
+        d.tenant,
+        d.name,
+        d.os_family,
+        d.os_name,
+        d.os_version,
+        d.role,
+        d.last_seen,
+        d.last_scan_at,
+        d.reboot_required,
+    )
+    query = sa.select(*columns).where(_scoped(d.tenant, tenant)).order_by(d.tenant, d.name)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def list_jobs(
+    conn: Connection, *, tenant: str | None = None, state: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    j = schema.jobs.c
+    query = sa.select(
+        j.id,
+        j.tenant,
+        j.device_id,
+        j.kind,
+        j.state,
+        j.patch_ids,
+        j.window_key,
+        j.revision,
+        j.created_at,
+        j.updated_at,
+        j.deadline,
+    ).where(_scoped(j.tenant, tenant))
+    if state:
+        query = query.where(j.state == state)
+    rows = conn.execute(query.order_by(j.created_at.desc(), j.id).limit(limit)).mappings()
+    return [dict(r) for r in rows]
+
+
+def list_alerts(
+    conn: Connection, *, tenant: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    a = schema.alerts.c
+    query = sa.select(
+        a.id, a.tenant, a.device_id, a.kind, a.severity, a.message, a.created_at
+    ).where(sa.or_(a.tenant.is_(None), _scoped(a.tenant, tenant)))
+    rows = conn.execute(query.order_by(a.created_at.desc(), a.id.desc()).limit(limit)).mappings()
+    return [dict(r) for r in rows]
+
+
+def find_device(
+    conn: Connection, name_or_id: str, *, tenant: str | None = None
+) -> list[dict[str, Any]]:
+    d = schema.devices.c
+    query = sa.select(d.id, d.tenant, d.name).where(
+        sa.or_(d.id == name_or_id, d.name == name_or_id.lower()), _scoped(d.tenant, tenant)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]

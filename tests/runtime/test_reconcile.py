@@ -1,0 +1,235 @@
+"""One reconcile against a real repository and a real store: apply, idempotence, bad commits."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from gitrepos import PolicyRepo
+
+from controller.core.patches import PatchRecord
+from controller.kinds.common import Classification, OsFamily, Severity
+from controller.runtime.reconcile import PolicySource, Reconciler
+from controller.store import Store, catalogue, devices, history, open_store, reports, schema
+
+# Sunday 2026-11-29 02:30 Europe/Berlin: the example's windows-weekly is open (cutoff 05:00).
+IN_WINDOW = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    opened = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    yield opened
+    opened.close()
+
+
+def enrol(
+    store: Store,
+    hostname: str,
+    *,
+    tenant: str,
+    os_family: str,
+    labels: dict[str, str],
+    now: datetime,
+) -> str:
+    with store.write() as conn:
+        enrolled = devices.enrol(
+            conn,
+            devices.Enrolment(
+                tenant=tenant,
+                hostname=hostname,
+                os_family=os_family,
+                os_name="Windows Server 2022" if os_family == "windows" else "Ubuntu",
+                os_version="21H2" if os_family == "windows" else "24.04",
+                role="server",
+                agent_version="1.0",
+                labels=labels,
+            ),
+            poll_interval=60,
+            now=now,
+        )
+    return enrolled.device_id
+
+
+def report_scan(store: Store, device_id: str, *, missing: tuple[str, ...], now: datetime) -> None:
+    with store.write() as conn:
+        reports.write_reports(
+            conn,
+            [
+                reports.Report(
+                    device_id=device_id,
+                    scan=reports.Scan(
+                        scanned_at=now,
+                        reboot_required=False,
+                        missing=tuple((p, {}) for p in missing),
+                        installed=(),
+                    ),
+                )
+            ],
+            now=now,
+        )
+
+
+def seed_catalogue(store: Store) -> None:
+    catalogue.upsert_records(
+        store,
+        [
+            PatchRecord(
+                id="KB5044284",
+                os=OsFamily.WINDOWS,
+                vendor="microsoft",
+                classification=Classification.SECURITY,
+                severity=Severity.CRITICAL,
+                rating=9.8,
+                released=date(2026, 10, 8),
+            ),
+            PatchRecord(
+                id="KB5099999",
+                os=OsFamily.WINDOWS,
+                vendor="microsoft",
+                classification=Classification.BUGFIX,
+                severity=Severity.MODERATE,
+                released=date(2026, 10, 8),
+            ),
+            PatchRecord(
+                id="USN-7123-1",
+                os=OsFamily.LINUX,
+                vendor="ubuntu",
+                classification=Classification.SECURITY,
+                severity=Severity.IMPORTANT,
+                released=date(2026, 11, 1),
+            ),
+        ],
+        now=IN_WINDOW,
+    )
+
+
+def reconciler(repo: PolicyRepo, store: Store, tmp_path: Path, now: datetime) -> Reconciler:
+    clock = [now]
+    found = Reconciler(
+        store=store,
+        source=PolicySource(str(repo.path), "main", tmp_path / "state"),
+        clock=lambda: clock[0],
+    )
+    found.clock_cell = clock  # type: ignore[attr-defined]
+    return found
+
+
+def job_rows(store: Store) -> list[tuple[str, str, list[str]]]:
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(
+                schema.jobs.c.device_id, schema.jobs.c.kind, schema.jobs.c.patch_ids
+            ).order_by(schema.jobs.c.kind)
+        ).all()
+    return [(r.device_id, r.kind, r.patch_ids) for r in rows]
+
+
+def test_reconcile_issues_installs_and_is_idempotent(
+    example_repo: PolicyRepo, store: Store, tmp_path: Path
+) -> None:
+    """Approved patches of a device in an open window become one install; a second pass writes nothing."""
+    seed_catalogue(store)
+    win = enrol(
+        store,
+        "WEB-01",
+        tenant="acme/retail",
+        os_family="windows",
+        labels={"env": "prod"},
+        now=IN_WINDOW - timedelta(days=1),
+    )
+    report_scan(
+        store, win, missing=("KB5044284", "KB5099999"), now=IN_WINDOW - timedelta(minutes=5)
+    )
+    with store.write() as conn:
+        conn.execute(schema.devices.update().values(last_seen=IN_WINDOW - timedelta(seconds=10)))
+    first = reconciler(example_repo, store, tmp_path, IN_WINDOW).reconcile()
+    assert ("applied", f"main@sha1:{example_repo.repo.head.commit.hexsha}") == (
+        first.result,
+        first.applied_revision,
+    )
+    assert [(win, "install", ["KB5044284"])] == job_rows(store)
+    second = reconciler(example_repo, store, tmp_path, IN_WINDOW).reconcile()
+    written = {
+        k: v
+        for k, v in second.counts.items()
+        if k in {"jobsIssued", "jobsCancelled", "jobsExpired", "complianceWritten", "alertsRaised"}
+    }
+    assert {
+        "jobsIssued": 0,
+        "jobsCancelled": 0,
+        "jobsExpired": 0,
+        "complianceWritten": 0,
+        "alertsRaised": 0,
+    } == written
+
+
+def test_a_broken_commit_keeps_the_last_good_revision(
+    example_repo: PolicyRepo, store: Store, tmp_path: Path
+) -> None:
+    """An invalid head is recorded and alerted once; the last valid revision stays enforced."""
+    good = f"main@sha1:{example_repo.repo.head.commit.hexsha}"
+    runner = reconciler(example_repo, store, tmp_path, IN_WINDOW)
+    assert "applied" == runner.reconcile().result
+    example_repo.write(
+        "policies/approvals/broken.yaml",
+        "apiVersion: patchctl/v1\nkind: Approval\nmetadata: {name: broken}\nspec: {patches: []}\n",
+    )
+    bad = f"main@sha1:{example_repo.commit('broken approval')}"
+    outcome = runner.reconcile()
+    assert ("policy-invalid", good, bad) == (
+        outcome.result,
+        outcome.applied_revision,
+        outcome.attempted_revision,
+    )
+    assert [
+        "policies/approvals/broken.yaml:4:1: spec.targets: required field is missing",
+        "policies/approvals/broken.yaml:4:1: spec.reason: required field is missing",
+        "policies/approvals/broken.yaml:4:8: spec.patches: needs at least 1 item(s)",
+    ] == sorted(outcome.errors, key=lambda e: (e.split(": ")[0], "patches" in e))
+    with store.read() as conn:
+        status = history.get_status(conn)
+    assert {"lastAppliedRevision": good, "lastAttemptedRevision": bad} == {
+        k: v for k, v in status["source"]["value"].items() if k != "errors"
+    }
+    conditions = {c["type"]: c for c in status["conditions"]["value"]}
+    assert ("False", "True", "PolicyInvalid") == (
+        conditions["Ready"]["status"],
+        conditions["Stalled"]["status"],
+        conditions["Ready"]["reason"],
+    )
+
+
+def test_a_restarted_controller_restores_the_last_applied_revision(
+    example_repo: PolicyRepo, store: Store, tmp_path: Path
+) -> None:
+    """After a restart with a broken head, the last applied revision is loaded from git again."""
+    good = f"main@sha1:{example_repo.repo.head.commit.hexsha}"
+    reconciler(example_repo, store, tmp_path, IN_WINDOW).reconcile()
+    example_repo.write("policies/x.yaml", "kind: [\n")
+    example_repo.commit("broken yaml")
+    fresh = reconciler(example_repo, store, tmp_path, IN_WINDOW)
+    outcome = fresh.reconcile()
+    assert ("policy-invalid", good) == (outcome.result, outcome.applied_revision)
+    assert outcome.plan is not None
+
+
+def test_policy_invalid_alert_is_raised_once(
+    example_repo: PolicyRepo, store: Store, tmp_path: Path
+) -> None:
+    """Alerts follow transitions: one PolicyInvalid per bad revision, not one per pass."""
+    runner = reconciler(example_repo, store, tmp_path, IN_WINDOW)
+    runner.reconcile()
+    example_repo.write("policies/x.yaml", "kind: [\n")
+    example_repo.commit("broken yaml")
+    for _ in range(3):
+        runner.reconcile()
+    with store.read() as conn:
+        count = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(schema.alerts)
+            .where(schema.alerts.c.kind == "PolicyInvalid")
+        ).scalar_one()
+    assert 1 == count
