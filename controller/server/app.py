@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from controller import __version__
-from controller.server import agent_api, errors, models, probes, read_api
+from controller.server import agent_api, dashboard, errors, models, probes, read_api
 from controller.server.context import Authenticator, Services
 from controller.server.ingest import ReportFastPath
 from controller.server.limits import RequestLimits
@@ -78,8 +78,10 @@ def create_app(store: Store, settings: Settings) -> FastAPI:
     app.include_router(agent_api.router)
     app.include_router(read_api.router)
     app.include_router(probes.router)
+    app.include_router(dashboard.router)
     app.add_middleware(ReportFastPath, context=services)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(dashboard.LoginForm)  # the sign-in form posts no JSON
     app.add_middleware(RequestMetrics, metrics=metrics)
     document_models(app, [models.ReportRequest])
     return app

@@ -1,0 +1,469 @@
+"""Render the dashboard and its sign-in form as HTML: inline CSS, inline SVG, no script.
+
+Purely computational. The charts are the report's (`controller.reports.html`), so the page and
+the HTML report draw the same figures the same way. Every text is HTML-escaped; the numbers a
+test or a scraper wants carry `data-figure` attributes, the per-baseline rows `data-baseline`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from html import escape
+
+from controller.reports import html as report_html
+from controller.reports.model import STATE_ORDER
+from controller.reports.render import STATE_LABELS, human_time, stamp
+from controller.server.dashboard.view import Dashboard
+
+REFRESH_SECONDS = 30
+SHORT_SHA = 12
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+STYLE = (
+    report_html.STYLE
+    + """
+body{background:#f3f5f8}
+.top{background:#1f2933;color:#f5f7fa;padding:10px 24px;display:flex;align-items:center;gap:16px}
+.top .brand{font-weight:700;font-size:16px;letter-spacing:.3px}
+.top .scope{color:#cbd2d9}.top .spacer{flex:1}
+.top form{margin:0}.top button{background:transparent;color:#f5f7fa;border:1px solid #52606d;
+border-radius:6px;padding:4px 10px;font:inherit;cursor:pointer}
+.badge{display:inline-block;border-radius:10px;padding:1px 9px;font-size:12px;font-weight:600}
+.badge.ok{background:#e3f4e4;color:#1e5b22}.badge.bad{background:#fde7e7;color:#8e1c1c}
+.badge.warn{background:#fff3d6;color:#7a5300}.badge.info{background:#e6eef9;color:#1e4c8f}
+.top .badge.ok{background:#2e7d32;color:#fff}.top .badge.bad{background:#c62828;color:#fff}
+main{max-width:1240px}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr))}
+.card b{font-size:26px}.card.alarm b{color:#c62828}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:16px;margin-top:16px}
+.panel{background:#fff;border:1px solid #dde1e6;border-radius:8px;padding:14px 18px}
+.panel h2{margin:0 0 10px;font-size:16px}.panel table{margin-top:10px}
+.figures{display:flex;gap:24px;margin:4px 0 10px}.figures div{min-width:90px}
+.figures b{display:block;font-size:24px}.installed b{color:#2e7d32}.failed b{color:#c62828}
+.pending b{color:#b26a00}
+.sev-critical{color:#c62828;font-weight:600}.sev-warning{color:#b26a00;font-weight:600}
+.sev-info{color:#1e4c8f}
+.tenants a{margin-right:10px}
+nav.tenants{margin:0 0 14px}
+.wide{margin-top:16px}
+code{font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+footer{color:#5c6670;margin:24px 0 8px;font-size:12px}
+.login{max-width:420px;margin:10vh auto;background:#fff;border:1px solid #dde1e6;border-radius:10px;
+padding:28px 32px}
+.login h1{margin-bottom:12px}.login label{display:block;font-weight:600;margin:14px 0 6px}
+.login input{width:100%;box-sizing:border-box;padding:8px 10px;border:1px solid #b8c0c8;
+border-radius:6px;font:inherit}
+.login button{margin-top:16px;background:#1f2933;color:#fff;border:0;border-radius:6px;
+padding:8px 18px;font:inherit;cursor:pointer}
+.error{background:#fde7e7;color:#8e1c1c;border-radius:6px;padding:8px 12px;margin:12px 0 0}
+"""
+)
+
+
+def _e(text: object) -> str:
+    return escape(str(text), quote=True)
+
+
+def _head(title: str, *, refresh: bool) -> list[str]:
+    return [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<meta name="referrer" content="no-referrer">',
+        *([f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'] if refresh else []),
+        f"<title>{_e(title)}</title>",
+        f"<style>{STYLE}</style>",
+        "</head>",
+    ]
+
+
+# --- sign-in --------------------------------------------------------------------------------
+
+
+def render_login(*, message: str | None = None) -> str:
+    """The sign-in form; `message` says why the last attempt failed (never echoes the token)."""
+    error = f'<p class="error" role="alert" id="login-error">{_e(message)}</p>' if message else ""
+    return "\n".join(
+        [
+            *_head("patchctl — sign in", refresh=False),
+            "<body>",
+            '<main><form class="login" method="post" action="/login" id="login">',
+            "<h1>patchctl dashboard</h1>",
+            (
+                '<p class="muted">Read-only. Sign in with a read token; a partner\'s token also '
+                "shows its clients.</p>"
+            ),
+            error,
+            '<label for="token">Read token</label>',
+            (
+                '<input id="token" name="token" type="password" autocomplete="off" required '
+                'spellcheck="false" placeholder="pcr_…">'
+            ),
+            '<button type="submit">Sign in</button>',
+            (
+                '<p class="muted">Create one with <code>patchctl token create --tenant TENANT '
+                "--kind read</code>.</p>"
+            ),
+            "</form></main>",
+            "</body></html>",
+        ]
+    )
+
+
+def render_refused(message: str) -> str:
+    """A request the page cannot answer (a tenant outside the scope), with a way back."""
+    return "\n".join(
+        [
+            *_head("patchctl — not shown", refresh=False),
+            '<body><main><div class="login">',
+            "<h1>patchctl dashboard</h1>",
+            f'<p class="error" role="alert">{_e(message)}</p>',
+            '<p><a href="/">Back to the dashboard</a></p>',
+            "</div></main></body></html>",
+        ]
+    )
+
+
+# --- the dashboard --------------------------------------------------------------------------
+
+
+def render_dashboard(board: Dashboard) -> str:
+    """The whole page for one scope."""
+    title = f"patchctl — {board.scope}"
+    return "\n".join(
+        [
+            *_head(title, refresh=True),
+            "<body>",
+            _top_bar(board),
+            "<main>",
+            _stamp(board),
+            _tenant_links(board),
+            _cards(board),
+            '<div class="grid">',
+            _compliance_panel(board),
+            _approvals_panel(board),
+            _patch_status_panel(board),
+            _trend_panel(board),
+            "</div>",
+            _alerts_panel(board),
+            _revision_panel(board),
+            (
+                f'<footer>Generated <time datetime="{stamp(board.now)}">'
+                f"{_e(human_time(board.now))}</time>; this page refreshes every "
+                f"{REFRESH_SECONDS} s. The same data as JSON: <code>/api/v1/status</code>, "
+                "<code>/api/v1/compliance</code>, <code>/api/v1/alerts</code>.</footer>"
+            ),
+            "</main></body></html>",
+        ]
+    )
+
+
+def short_revision(revision: str | None) -> str:
+    """`main@sha1:0123456789ab` for a full revision; the text as it is otherwise."""
+    if not revision:
+        return "none yet"
+    branch, sep, sha = revision.partition("@sha1:")
+    return f"{branch}@sha1:{sha[:SHORT_SHA]}" if sep else revision
+
+
+def _revision(revision: str | None, figure: str) -> str:
+    return (
+        f'<code data-figure="{figure}" title="{_e(revision or "")}">'
+        f"{_e(short_revision(revision))}</code>"
+    )
+
+
+def _ready_badge(board: Dashboard) -> str:
+    ready = board.condition("Ready")
+    if ready is None:
+        return '<span class="badge warn" data-figure="ready">not reconciled yet</span>'
+    css = "ok" if ready.status == "True" else "bad"
+    text = "Ready" if ready.status == "True" else f"Not ready: {ready.reason}"
+    return (
+        f'<span class="badge {css}" data-figure="ready" title="{_e(ready.message)}">'
+        f"{_e(text)}</span>"
+    )
+
+
+def _top_bar(board: Dashboard) -> str:
+    return (
+        '<header class="top"><span class="brand">patchctl</span>'
+        f'<span class="scope">Dashboard · <span data-figure="scope">{_e(board.scope)}</span>'
+        "</span>"
+        f'<span class="spacer"></span>{_ready_badge(board)}'
+        '<form method="post" action="/logout"><button type="submit">Sign out</button></form>'
+        "</header>"
+    )
+
+
+def _stamp(board: Dashboard) -> str:
+    updated = (
+        f', reconciled <time datetime="{stamp(board.status_updated_at)}">'
+        f"{_e(human_time(board.status_updated_at))}</time>"
+        if isinstance(board.status_updated_at, datetime)
+        else ""
+    )
+    return (
+        '<p class="stamp">Applied policy revision '
+        f"{_revision(board.applied_revision, 'applied-revision')}"
+        f"{updated}</p>"
+    )
+
+
+def _tenant_links(board: Dashboard) -> str:
+    """A partner sees its clients: one link per tenant narrows the page to it."""
+    others = [t for t in board.tenants if t != board.scope]
+    if not others:
+        return ""
+    links = "".join(f'<a href="/?tenant={_e(t)}">{_e(t)}</a>' for t in others)
+    return f'<nav class="tenants muted">Tenants in this scope: {links}</nav>'
+
+
+def _card(label: str, value: str, note: str, figure: str, *, alarm: bool = False) -> str:
+    css = "card alarm" if alarm else "card"
+    return (
+        f'<div class="{css}">{_e(label)}<b data-figure="{figure}">{_e(value)}</b>'
+        f'<span class="muted">{_e(note)}</span></div>'
+    )
+
+
+def _cards(board: Dashboard) -> str:
+    counts = board.report.counts
+    status = board.patch_status
+    open_alerts = sum(1 for a in board.alerts if not a.resolved and a.severity == "critical")
+    cards = [
+        _card(
+            "Compliant",
+            f"{counts.compliant_percent:.1f}%" if counts.total else "-",
+            f"{counts.compliant} of {counts.total} verdicts",
+            "compliant-percent",
+        ),
+        _card(
+            "Devices",
+            str(board.agents.get("devices", 0)),
+            f"{board.agents.get('online', 0)} online",
+            "devices",
+        ),
+        _card(
+            "Pending approvals",
+            "?" if board.pending_total is None else str(board.pending_total),
+            "waiting for a PR" if board.pending_total is not None else "not known",
+            "pending-approvals-card",
+        ),
+        _card("Installed", str(status.get("installed", 0)), "last 30 days", "installed-card"),
+        _card(
+            "Failed",
+            str(status.get("failed", 0)),
+            "last 30 days",
+            "failed-card",
+            alarm=status.get("failed", 0) > 0,
+        ),
+        _card(
+            "Critical alerts",
+            str(open_alerts),
+            "open, among the recent ones",
+            "critical-alerts",
+            alarm=open_alerts > 0,
+        ),
+    ]
+    return f'<section class="cards">{"".join(cards)}</section>'
+
+
+def _panel(panel_id: str, title: str, body: Iterable[str]) -> str:
+    return (
+        f'<section class="panel" id="{panel_id}" data-widget="{panel_id}">'
+        f"<h2>{_e(title)}</h2>{''.join(body)}</section>"
+    )
+
+
+def _table(header: Sequence[str], rows: Iterable[str], *, numeric: str = "") -> str:
+    head = "".join(
+        f'<th class="n">{_e(h)}</th>' if numeric[i : i + 1] == "n" else f"<th>{_e(h)}</th>"
+        for i, h in enumerate(header)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _compliance_panel(board: Dashboard) -> str:
+    baselines = board.report.baselines
+    if not baselines:
+        return _panel(
+            "compliance",
+            "Patch compliance per baseline",
+            ['<p class="muted">No verdicts yet: devices must scan and a reconcile must run.</p>'],
+        )
+    rows = []
+    for summary in baselines:
+        cells = "".join(
+            f'<td class="n" data-state="{state.value}">{summary.counts.of(state)}</td>'
+            for state in STATE_ORDER
+        )
+        rows.append(
+            f'<tr data-baseline="{_e(summary.name)}"><td>{_e(summary.name)}</td>{cells}'
+            f'<td class="n" data-state="percent">{summary.counts.compliant_percent:.1f}</td></tr>'
+        )
+    header = ("Baseline", *(STATE_LABELS[s].capitalize() for s in STATE_ORDER), "Compliant %")
+    return _panel(
+        "compliance",
+        "Patch compliance per baseline",
+        [report_html.baseline_bars(board.report), _table(header, rows, numeric="lnnnn")],
+    )
+
+
+def _approvals_panel(board: Dashboard) -> str:
+    total = board.pending_total
+    figure = (
+        f'<div class="figures"><div class="pending"><b data-figure="pending-approvals">'
+        f"{'?' if total is None else total}</b>patches pending approval</div>"
+    )
+    devices = board.pending_devices
+    if devices is not None:
+        figure += f'<div><b data-figure="pending-approval-devices">{len(devices)}</b>devices</div>'
+    figure += "</div>"
+    if total is None:
+        note = (
+            '<p class="muted">Not known for this scope: the last plan recorded the fleet\'s '
+            "total only, which would include other tenants' devices.</p>"
+        )
+        return _panel("approvals", "Pending approvals", [figure, note])
+    if devices is None:
+        note = '<p class="muted">The last plan did not record them per device.</p>'
+        return _panel("approvals", "Pending approvals", [figure, note])
+    if not devices:
+        return _panel(
+            "approvals",
+            "Pending approvals",
+            [figure, '<p class="muted">Nothing waits for an approval.</p>'],
+        )
+    ranked = sorted(devices, key=lambda p: (-len(p.patches), p.tenant, p.device))
+    rows = [
+        f'<tr data-device="{_e(p.device)}"><td>{_e(p.tenant)}/{_e(p.device)}</td>'
+        f'<td class="n">{len(p.patches)}</td><td>{_e(_listed(p.patches))}</td></tr>'
+        for p in ranked[:PENDING_ROWS_SHOWN]
+    ]
+    more = len(ranked) - PENDING_ROWS_SHOWN
+    tail = [f'<p class="muted">… and {more} more devices.</p>'] if more > 0 else []
+    return _panel(
+        "approvals",
+        "Pending approvals",
+        [
+            figure,
+            _table(("Device", "Patches", "Waiting for approval"), rows, numeric="lnl"),
+            *tail,
+            '<p class="muted">Approve with a pull request that adds an Approval.</p>',
+        ],
+    )
+
+
+PENDING_ROWS_SHOWN = 8
+LISTED_PATCHES = 4
+
+
+def _listed(patches: Sequence[str]) -> str:
+    shown = ", ".join(patches[:LISTED_PATCHES])
+    return f"{shown}, +{len(patches) - LISTED_PATCHES}" if len(patches) > LISTED_PATCHES else shown
+
+
+def _patch_status_panel(board: Dashboard) -> str:
+    status = board.patch_status
+    figures = "".join(
+        f'<div class="{key}"><b data-figure="{key}">{status.get(key, 0)}</b>{label}</div>'
+        for key, label in (
+            ("installed", "installed"),
+            ("pending", "pending (in flight)"),
+            ("failed", "failed"),
+        )
+    )
+    return _panel(
+        "patch-status",
+        "Patch status, last 30 days",
+        [f'<div class="figures">{figures}</div>', report_html.install_chart(board.report.installs)],
+    )
+
+
+def _trend_panel(board: Dashboard) -> str:
+    counts = board.report.counts
+    body = [
+        report_html.trend_chart(board.report.trend),
+        (
+            '<p class="muted">'
+            + ", ".join(f"{counts.of(s)} {STATE_LABELS[s]}" for s in STATE_ORDER)
+            + f" of {counts.total} verdicts on {board.report.device_count} devices; "
+            f"{_count(len(board.report.pending_reboots), 'device')} waiting for a reboot.</p>"
+        ),
+    ]
+    return _panel("trend", "Compliance trend (% compliant)", body)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+_SEVERITY_CLASS = {"critical": "sev-critical", "warning": "sev-warning", "info": "sev-info"}
+
+
+def _alerts_panel(board: Dashboard) -> str:
+    if not board.alerts:
+        body = ['<p class="muted">No alerts.</p>']
+    else:
+        rows = [
+            f'<tr data-alert="{_e(a.kind)}"><td><time datetime="{stamp(a.created_at)}">'
+            f"{_e(human_time(a.created_at))}</time></td>"
+            f'<td class="{_SEVERITY_CLASS.get(a.severity, "")}">{_e(a.severity)}</td>'
+            f"<td>{_e(a.kind)}</td><td>{_e(_where(a.tenant, a.device))}</td>"
+            f"<td>{_e(a.message)}</td><td>{'resolved' if a.resolved else 'open'}</td></tr>"
+            for a in board.alerts
+        ]
+        body = [_table(("When", "Severity", "Alert", "Where", "Message", "State"), rows)]
+    return '<div class="wide">' + _panel("alerts", "Recent alerts", body) + "</div>"
+
+
+def _where(tenant: str | None, device: str | None) -> str:
+    if device:
+        return f"{tenant}/{device}" if tenant else device
+    return tenant or "all tenants"
+
+
+def _revision_panel(board: Dashboard) -> str:
+    lines = [
+        "<p>Applied: "
+        + _revision(board.applied_revision, "applied-revision-detail")
+        + " · last attempted: "
+        + _revision(board.attempted_revision, "attempted-revision")
+        + "</p>"
+    ]
+    if board.source_errors:
+        errors = "".join(f"<li><code>{_e(e)}</code></li>" for e in board.source_errors[:10])
+        lines.append(
+            f'<p class="sev-critical">The last attempted revision failed:</p><ul>{errors}</ul>'
+        )
+    if board.conditions:
+        rows = [
+            f'<tr data-condition="{_e(c.type)}"><td>{_e(c.type)}</td>'
+            f'<td><span class="badge {_condition_class(c.type, c.status)}">'
+            f"{_e(c.status)}</span></td>"
+            f"<td>{_e(c.reason)}</td><td>{_e(c.message)}</td></tr>"
+            for c in board.conditions
+        ]
+        lines.append(_table(("Condition", "Status", "Reason", "Message"), rows))
+    else:
+        lines.append('<p class="muted">No reconcile has run yet.</p>')
+    return '<div class="wide">' + _panel("revision", "Policy revision", lines) + "</div>"
+
+
+def _condition_class(kind: str, status: str) -> str:
+    # Ready is good news when True, Stalled when False; Reconciling and unknowns are neutral.
+    wanted = {"Ready": "True", "Stalled": "False"}.get(kind)
+    if wanted is None or status not in {"True", "False"}:
+        return "info"
+    return "ok" if status == wanted else "bad"
+
+
+__all__ = ["render_dashboard", "render_login", "render_refused", "short_revision"]

@@ -1,0 +1,242 @@
+"""The dashboard's routes: `GET /`, `POST /login`, `/logout`, and the sign-in form adapter.
+
+A browser signs in once with a read token: `POST /login` checks it with the read API's
+Authenticator and keeps it in an HttpOnly, SameSite=Strict cookie, so every later page load is
+authenticated exactly like a read API call (a revoked token stops working within the
+Authenticator's cache TTL). `Authorization: Bearer <read token>` works too, for curl. The token
+is never logged, never written into a page and never put in a URL.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import parse_qs
+
+import anyio.to_thread
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from controller.kinds.common import TENANT_PATTERN, tenant_contains
+from controller.server.context import Context
+from controller.server.dashboard import page, view
+from controller.server.errors import error_body
+from controller.store import tokens
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, MutableMapping
+
+    Scope = MutableMapping[str, Any]
+    Message = MutableMapping[str, Any]
+    Receive = Callable[[], Awaitable[Message]]
+    Send = Callable[[Message], Awaitable[None]]
+    ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+router = APIRouter(include_in_schema=False)
+
+COOKIE = "patchctl_read"
+COOKIE_MAX_AGE = 12 * 3600  # a working day; the token's own expiry still applies
+LOGIN_PATH = "/login"
+MAX_FORM_BYTES = 4096
+HEADERS = {
+    "Content-Security-Policy": page.CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+TenantQuery = Annotated[
+    str | None,
+    Query(max_length=127, description="Narrow to a tenant inside the token's scope."),
+]
+
+
+def _html(body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(body, status_code=status, headers=HEADERS)
+
+
+def _login_form(message: str | None, status: int) -> HTMLResponse:
+    return _html(page.render_login(message=message), status)
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    return credentials.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def _check(context: Context, secret: str) -> tokens.Principal | str:
+    """The principal of a read token, or why the token is refused (a sentence for people)."""
+    if len(secret) > tokens.MAX_SECRET_LENGTH:
+        return "token: that is not a read token (too long)"
+    principal = await context.authenticator.principal(secret)
+    if principal is None:
+        return "token: not valid (unknown, revoked or expired). Ask for a new read token."
+    if principal.kind is not tokens.TokenKind.READ:
+        return f"token: that is a {principal.kind} token; the dashboard needs a read token (pcr_…)."
+    return principal
+
+
+@router.get("/", response_class=HTMLResponse)
+async def dashboard(request: Request, context: Context, tenant: TenantQuery = None) -> Response:
+    """The dashboard of the token's scope (a partner's includes its clients)."""
+    bearer = _bearer(request)
+    secret = bearer or request.cookies.get(COOKIE)
+    if not secret:
+        return _login_form(None, 401)
+    found = await _check(context, secret)
+    if isinstance(found, str) and bearer:
+        return _login_form(found, 403 if "needs a read token" in found else 401)
+    if isinstance(found, str):  # a session cookie that no longer works: forget it
+        answer = _login_form("Your session has ended: " + found.removeprefix("token: "), 401)
+        answer.delete_cookie(COOKIE, path="/")
+        return answer
+    scope = found.tenant
+    if tenant is not None:
+        refused = _refuse_tenant(tenant, scope)
+        if refused is not None:
+            return refused
+        scope = tenant
+    now = context.settings.clock()
+
+    def read() -> view.Dashboard:
+        with context.store.read() as conn:
+            return view.read_dashboard(conn, scope=scope, now=now)
+
+    board = await anyio.to_thread.run_sync(read)
+    return _html(page.render_dashboard(board))
+
+
+def _refuse_tenant(tenant: str, scope: str) -> HTMLResponse | None:
+    if not re.fullmatch(TENANT_PATTERN, tenant):
+        return _html(page.render_refused(f"tenant: {tenant!r} is not a tenant path"), 400)
+    if not tenant_contains(scope, tenant):
+        message = f"tenant: {tenant!r} is outside this token's scope {scope!r}"
+        return _html(page.render_refused(message), 403)
+    return None
+
+
+@router.post(LOGIN_PATH)
+async def login(request: Request, context: Context) -> Response:
+    """Check a read token and keep it in an HttpOnly cookie; the form again with 401 if wrong."""
+    secret = _token_field(await request.body())
+    if secret is None:
+        return _login_form("token: enter a read token.", 400)
+    found = await _check(context, secret)
+    if isinstance(found, str):
+        return _login_form(found, 401)
+    answer = RedirectResponse("/", status_code=303, headers=HEADERS)
+    answer.set_cookie(
+        COOKIE,
+        secret,
+        max_age=COOKIE_MAX_AGE,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return answer
+
+
+def _token_field(body: bytes) -> str | None:
+    try:
+        found = json.loads(body or b"{}")
+    except ValueError:
+        return None
+    token = found.get("token") if isinstance(found, dict) else None
+    return token.strip() or None if isinstance(token, str) else None
+
+
+@router.api_route("/logout", methods=["GET", "POST"])
+async def logout() -> Response:
+    """Forget the session cookie and show the sign-in form."""
+    answer = RedirectResponse("/", status_code=303, headers=HEADERS)
+    answer.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    return answer
+
+
+class LoginForm:
+    """ASGI middleware: the sign-in form's body, as JSON, for `POST /login`.
+
+    A browser without script can only post `application/x-www-form-urlencoded`, while the
+    service's request limits let only JSON bodies reach a handler. This adapter sits in front
+    of those limits, reads a form posted to /login (at most `MAX_FORM_BYTES`), and hands it on
+    as the equivalent JSON object; every other request passes untouched.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not _is_form_login(scope):
+            await self.app(scope, receive, send)
+            return
+        body = await _read_bounded(receive, MAX_FORM_BYTES)
+        if body is None:
+            await _refuse_too_large(send)
+            return
+        fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        converted = json.dumps({name: values[0] for name, values in fields.items()}).encode()
+        headers = [
+            (name, value)
+            for name, value in scope["headers"]
+            if name not in {b"content-type", b"content-length", b"transfer-encoding"}
+        ]
+        headers += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(converted)).encode()),
+        ]
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": converted, "more_body": False}
+
+        await self.app({**scope, "headers": headers}, replay, send)
+
+
+def _is_form_login(scope: Scope) -> bool:
+    if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != LOGIN_PATH:
+        return False
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return bool(
+                value.split(b";", 1)[0].strip().lower() == b"application/x-www-form-urlencoded"
+            )
+    return False
+
+
+async def _read_bounded(receive: Receive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _refuse_too_large(send: Send) -> None:
+    body = json.dumps(
+        error_body(413, f"the sign-in form is larger than {MAX_FORM_BYTES} bytes")
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
