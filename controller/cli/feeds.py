@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,7 +14,11 @@ from controller.core.patches import PatchRecord
 from controller.feeds import read_feed
 from controller.kinds.common import OsFamily
 from controller.kinds.feeds import FeedFormat
+from controller.runtime import feeds as runtime_feeds
 from controller.store import catalogue
+
+if TYPE_CHECKING:
+    from controller.store.findings import FleetEvaluation
 
 
 @click.group()
@@ -37,7 +43,9 @@ def import_feed(
 ) -> None:
     """Import PATH into the catalogue and print how many records were new, updated or failed.
 
-    Re-importing is idempotent; an updated advisory updates its record. Malformed documents are
+    When the catalogue changed, the feed findings of every device that reported a package
+    inventory are recomputed in the same transaction, and their counts printed. Re-importing is
+    idempotent; an updated advisory updates its record. Malformed documents are
     reported with their file and position and the rest still lands. Exit 1 when any document
     failed, 0 otherwise.
     """
@@ -45,25 +53,28 @@ def import_feed(
         fail("--release is required for deb-packages (e.g. --release debian:12)")
     result = read_feed(path, FeedFormat(fmt), release=release)
     store = open_store_or_fail(db_url, state_dir)
-    counts = catalogue.upsert_records(store, result.records)
-    summary = {
-        "records": len(result.records),
-        "new": counts.new,
-        "updated": counts.updated,
-        "unchanged": counts.unchanged,
-        "failed": len(result.errors),
-        "errors": [str(e) for e in result.errors],
-    }
+    outcome = runtime_feeds.import_records(store, result, now=datetime.now(tz=UTC))
     if as_json:
-        print_json(summary)
+        print_json(outcome.as_dict())
     else:
         for error in result.errors:
             click.echo(str(error), err=True)
         click.echo(
-            f"{path}: {counts.new} new, {counts.updated} updated, {counts.unchanged} unchanged, "
-            f"{len(result.errors)} failed"
+            f"{path}: {outcome.new} new, {outcome.updated} updated, {outcome.unchanged} "
+            f"unchanged, {len(result.errors)} failed"
         )
+        click.echo(_fleet_line(outcome.fleet))
     raise SystemExit(EXIT_NO if result.errors else 0)
+
+
+def _fleet_line(fleet: FleetEvaluation | None) -> str:
+    if fleet is None:
+        return "fleet: catalogue unchanged, findings not recomputed"
+    return (
+        f"fleet: {fleet.devices} inventories re-evaluated, {fleet.covered} covered by the "
+        f"catalogue, {fleet.affected} missing patches ({fleet.findings} findings), "
+        f"{fleet.changed} changed"
+    )
 
 
 @click.command()

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from controller.core import enrichment
 from controller.core.observed import (
     DeviceView,
     JobKind,
@@ -23,27 +24,34 @@ from controller.core.observed import (
     ScanView,
 )
 from controller.kinds.common import OsFamily
-from controller.store import catalogue, devices, schema
+from controller.store import devices, findings, schema
 
 JOB_HORIZON = timedelta(days=35)  # finished jobs older than this no longer inform the planner
 _ACTIVE_STATES = tuple(s.value for s in JobState if s.in_flight)
 
 
 def observe(conn: Connection, *, now: datetime) -> ObservedState:
-    """Everything the planner needs from the store, as one consistent snapshot."""
+    """Everything the planner needs from the store, as one consistent snapshot.
+
+    The catalogue is the enriched one (`controller.core.enrichment`): supersedence completed
+    over the whole catalogue, gaps filled from what agents report; agents' KB spellings are
+    mapped to the catalogue's ids.
+    """
+    view = findings.current_catalogue(conn)
+    reported = enrichment.ReportedMetadata(view.completed)
     states = devices.load_patch_states(conn)
     fleet: list[DeviceView] = []
     scans: dict[str, ScanView] = {}
     for row in conn.execute(sa.select(schema.devices)):
         fleet.append(_device(row))
-        scan = _scan(row, states.get(row.id, {}))
+        scan = _scan(row, states.get(row.id, {}), view, reported)
         if scan is not None:
             scans[row.id] = scan
     return ObservedState(
         devices=tuple(fleet),
         scans=scans,
         jobs=tuple(_jobs(conn, since=now - JOB_HORIZON)),
-        catalogue=catalogue.load_catalogue(conn),
+        catalogue=reported.apply(),
     )
 
 
@@ -64,19 +72,31 @@ def _device(row: Any) -> DeviceView:
     )
 
 
-def _scan(row: Any, documents: dict[str, tuple[datetime, list[dict[str, Any]]]]) -> ScanView | None:
+def _scan(
+    row: Any,
+    documents: dict[str, tuple[datetime, list[dict[str, Any]]]],
+    view: findings.CatalogueView,
+    reported: enrichment.ReportedMetadata,
+) -> ScanView | None:
     """Agent-reported and feed-computed findings merged: missing if either says missing."""
     if row.last_scan_at is None and "feed" not in documents:
         return None
     missing: dict[str, None] = {}
     installed: dict[str, None] = {}
-    for _source, (_at, entries) in sorted(documents.items()):
+    known = view.completed
+    for source, (_at, entries) in sorted(documents.items()):
         for entry in entries:
             patch_id = sys.intern(str(entry["id"]))
+            if patch_id not in known:
+                patch_id = sys.intern(
+                    enrichment.canonical_id(view.index, patch_id, entry.get("kb"))
+                )
             if entry.get("state") == "installed":
                 installed[patch_id] = None
             else:
                 missing[patch_id] = None
+                if source != "feed" and reported.needs(patch_id):
+                    reported.note(patch_id, entry)
     scanned_at = row.last_scan_at or max(at for at, _ in documents.values())
     return ScanView(
         scanned_at=scanned_at,

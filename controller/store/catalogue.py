@@ -5,6 +5,11 @@ time (counted as unchanged), a changed record replaces the stored one (updated),
 once withdrawn stays withdrawn even when a later import omits the flag: a vendor that pulled a
 patch has said it should not be installed, and a stale mirror must not bring it back.
 Withdrawn records are kept (never deleted) so that explain and history can still name them.
+
+Every write that changes the catalogue also sets its version (`catalogue_version`), a token in
+the status table: whoever caches something built from the catalogue (the applicability index of
+`controller.store.findings`) compares one primary-key read with the token it built from, in
+whichever process or replica changed the catalogue.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from controller.core import patches as patch_records
-from controller.store import schema
+from controller.store import history, schema
 from controller.store.database import Store
 
 if TYPE_CHECKING:
@@ -31,6 +37,7 @@ if TYPE_CHECKING:
     from controller.kinds.common import OsFamily
 
 _CHUNK = 500
+VERSION_KEY = "catalogue"  # status key: {"version": token, "records": count at that version}
 _UPDATED_COLUMNS = (
     "os",
     "severity",
@@ -68,7 +75,25 @@ def upsert_records(
     stamp = now or datetime.now(tz=UTC)
     latest = {record.id: record for record in records}
     with _connection(store_or_conn) as conn:
-        return _upsert(conn, list(latest.values()), now=stamp)
+        counts = _upsert(conn, list(latest.values()), now=stamp)
+        if counts.new or counts.updated:
+            _bump_version(conn, now=stamp)
+        return counts
+
+
+def catalogue_version(conn: Connection) -> str:
+    """The catalogue's version token: it changes with every write that changes a record
+    ("" for a catalogue never written through `upsert_records`)."""
+    s = schema.status.c
+    value = conn.execute(sa.select(s.value).where(s.key == VERSION_KEY)).scalar_one_or_none()
+    return str(value.get("version", "")) if isinstance(value, dict) else ""
+
+
+def _bump_version(conn: Connection, *, now: datetime) -> None:
+    # A random token, not a counter: two replicas importing at once cannot both write "n + 1"
+    # for different contents, and a reader only ever compares tokens for equality.
+    value = {"version": uuid.uuid4().hex, "records": catalogue_size(conn)}
+    history.set_status(conn, VERSION_KEY, value, now=now)
 
 
 def load_catalogue(

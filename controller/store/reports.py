@@ -3,8 +3,10 @@
 `write_reports` stores a batch of already-validated reports in the caller's transaction with a
 handful of statements whatever the batch size: one read of the devices, one UPDATE per shape of
 report, one INSERT of scan headers, one DELETE and one multi-row INSERT of patch states, one
-upsert of inventories. The HTTP service batches concurrent reports through it (group commit);
-a report is never split across transactions.
+upsert of inventories, and for inventories one upsert of the `feed` patch states computed from
+them against the catalogue (`controller.store.findings`: server-side applicability). The HTTP
+service batches concurrent reports through it (group commit); a report is never split across
+transactions.
 
 Scans are ordered by `scannedAt`: a scan older than the device's newest one (a late retry) is
 not applied, and a replay of the newest one changes nothing but the heartbeat.
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 
-from controller.store import schema
+from controller.store import findings, schema
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -138,10 +140,11 @@ def write_reports(conn: Connection, reports: Sequence[Report], *, now: datetime)
 def _write_distinct(conn: Connection, reports: Sequence[Report], *, now: datetime) -> list[Outcome]:
     sql = _sql_for(conn.dialect.name)
     ids = [r.device_id for r in reports]
-    last_scans: dict[str, datetime | None] = {
-        device_id: sql.read_time(value)
-        for device_id, value in conn.exec_driver_sql(sql.last_scans(len(ids)), tuple(ids))
-    }
+    last_scans: dict[str, datetime | None] = {}
+    os_columns: dict[str, tuple[str | None, str | None, str | None]] = {}
+    for device_id, value, *os_info in conn.exec_driver_sql(sql.last_scans(len(ids)), tuple(ids)):
+        last_scans[device_id] = sql.read_time(value)
+        os_columns[device_id] = (os_info[0], os_info[1], os_info[2])
     outcomes: list[Outcome] = []
     fresh: list[Report] = []
     for report in reports:
@@ -160,7 +163,32 @@ def _write_distinct(conn: Connection, reports: Sequence[Report], *, now: datetim
     inventories = [r for r in known if r.inventory is not None]
     if inventories:
         _store_inventories(conn, inventories, now=now)
+        findings.evaluate_reported(
+            conn, [_device_inventory(r, os_columns[r.device_id]) for r in inventories], now=now
+        )
     return outcomes
+
+
+def _device_inventory(
+    report: Report, stored_os: tuple[str | None, str | None, str | None]
+) -> findings.DeviceInventory:
+    """The inventory with the device's OS as this report states it, else as stored."""
+    inventory, facts = report.inventory, report.facts
+    family, name, version = stored_os
+    if facts is not None:
+        family = facts.os_family or family
+        name = facts.os_name or name
+        version = facts.os_version or version
+    assert inventory is not None  # noqa: S101 - only reports with an inventory get here
+    return findings.DeviceInventory(
+        device_id=report.device_id,
+        os_family=family,
+        os_name=name,
+        os_version=version,
+        os_build=inventory.os_build,
+        kernel=inventory.kernel,
+        packages=inventory.packages,
+    )
 
 
 def _scan_outcome(scan: Scan | None, last_scan_at: datetime | None) -> ScanOutcome:
@@ -309,7 +337,10 @@ class _Sql:
 
     def last_scans(self, count: int) -> str:
         marks = ", ".join([self.mark] * count)
-        return f"SELECT id, last_scan_at FROM devices WHERE id IN ({marks})"  # noqa: S608 - placeholders only
+        return (
+            "SELECT id, last_scan_at, os_family, os_name, os_version "  # noqa: S608 - placeholders only
+            f"FROM devices WHERE id IN ({marks})"
+        )
 
     def device_update(self, columns: tuple[str, ...]) -> str:
         return _device_update(self, columns)

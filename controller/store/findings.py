@@ -1,0 +1,338 @@
+"""Feed findings: server-side applicability stored next to the agents' scans.
+
+A device that reports its package inventory gets a `feed` patch-state document
+(`patch_states`, source `feed`) holding the catalogue patches it misses, computed by
+`controller.core.applicability` from the inventory: one document per device, in the same shape as
+an agent's scan (`{"missing": [{"id", "package", "installed", "fixed"}]}`), so the planner
+(`controller.runtime.observe`) and the read API take feed findings exactly like scan findings,
+with their source recorded.
+
+When findings are (re)computed:
+- when a report carries an inventory (`evaluate_reported`, called by `reports.write_reports` in
+  the report's own transaction);
+- when the catalogue changes (`reevaluate_fleet`, over every stored inventory in the caller's
+  transaction), so a new advisory reaches the whole fleet without waiting for agents.
+
+A device whose release the catalogue does not cover (no fix for `debian:12` at all, no KB on its
+Windows build line) gets no `feed` document, and loses the one it had: an empty finding list
+would otherwise read as "nothing missing" and make a device compliant on no evidence.
+
+The `ApplicabilityIndex` is built once per catalogue version and shared by every evaluation of
+the process (`current_catalogue`): the report path pays one primary-key read of the version per
+batch, and rebuilds only after an import.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+import weakref
+from dataclasses import dataclass
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from controller.core import applicability, enrichment, patches
+from controller.core.applicability import ApplicabilityIndex, InstalledPackage, Inventory
+from controller.core.versions import windows_build_line
+from controller.kinds.common import OsFamily
+from controller.store import catalogue, schema
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from datetime import datetime
+
+    from sqlalchemy.engine import Connection, Engine
+
+    from controller.core.applicability import Finding
+    from controller.core.patches import PatchRecord
+
+FEED = "feed"
+_CHUNK = 500
+
+
+# --- the catalogue, indexed once per version ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueView:
+    """The catalogue at one version: its records indexed for applicability, the Linux releases
+    it has package fixes for (a device of another release is not covered), and the records with
+    their supersedence completed over the whole catalogue, as the planner reads them."""
+
+    version: str
+    index: ApplicabilityIndex
+    releases: frozenset[str]
+    completed: Mapping[str, PatchRecord]  # the records, supersedence completed (the planner's)
+
+    @classmethod
+    def build(cls, version: str, records: Iterable[PatchRecord]) -> CatalogueView:
+        index = ApplicabilityIndex(records)
+        releases = frozenset(
+            package.release
+            for record in index.records.values()
+            if not record.withdrawn
+            for package in record.packages
+        )
+        return cls(version, index, releases, enrichment.complete_supersedence(index))
+
+    def covers(self, inventory: Inventory) -> bool:
+        """Whether the catalogue can say anything about the device (see the module docstring)."""
+        if inventory.os is OsFamily.WINDOWS:
+            line = windows_build_line(inventory.os_build) if inventory.os_build else None
+            return line is not None and bool(self.index.fixes_on_line(line))
+        return inventory.release in self.releases
+
+
+_views: weakref.WeakKeyDictionary[Engine, CatalogueView] = weakref.WeakKeyDictionary()
+_views_lock = threading.Lock()
+
+
+def current_catalogue(conn: Connection) -> CatalogueView:
+    """The catalogue as the caller's transaction sees it, indexed; cached per store and version.
+
+    The version is read before the records: should an import commit in between (PostgreSQL reads
+    each statement at its own snapshot), the view holds newer records under the older version
+    and is rebuilt at the next call, never the reverse.
+    """
+    version = catalogue.catalogue_version(conn)
+    engine = conn.engine
+    cached = _views.get(engine)
+    if cached is not None and cached.version == version:
+        return cached
+    view = CatalogueView.build(version, catalogue.load_catalogue(conn).values())
+    remember(conn, view)
+    return view
+
+
+def remember(conn: Connection, view: CatalogueView) -> None:
+    """Make `view` the cached catalogue of the connection's store (after an import)."""
+    with _views_lock:
+        _views[conn.engine] = view
+
+
+# --- inventories → findings --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInventory:
+    """A stored or reported inventory with the device facts applicability needs."""
+
+    device_id: str
+    os_family: str | None
+    os_name: str | None
+    os_version: str | None
+    os_build: str | None
+    kernel: str | None
+    packages: Sequence[Mapping[str, Any]]
+
+    def inventory(self) -> Inventory | None:
+        """The core's value; None for a device whose OS family is unknown."""
+        if self.os_family == OsFamily.WINDOWS.value:
+            return Inventory(os=OsFamily.WINDOWS, os_build=self.os_build, kernel=self.kernel)
+        if self.os_family != OsFamily.LINUX.value:
+            return None
+        release = patches.release_key(self.os_name or "", self.os_version or "")
+        return Inventory(
+            os=OsFamily.LINUX,
+            release=release,
+            packages=tuple(_package(p) for p in self.packages if _is_package(p)),
+            os_build=self.os_build,
+            kernel=self.kernel,
+        )
+
+
+def _is_package(entry: Mapping[str, Any]) -> bool:
+    return isinstance(entry, dict) and bool(entry.get("name")) and bool(entry.get("version"))
+
+
+def _package(entry: Mapping[str, Any]) -> InstalledPackage:
+    epoch = entry.get("epoch")
+    return InstalledPackage(
+        name=str(entry["name"]),
+        version=str(entry["version"]),
+        arch=str(entry.get("arch") or ""),
+        epoch=str(epoch) if epoch not in (None, "") else None,
+        release=entry.get("release") or None,
+        source=entry.get("source") or None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """The findings of one device: `findings` None when the catalogue does not cover it."""
+
+    device_id: str
+    findings: tuple[Finding, ...] | None
+
+
+def evaluate(view: CatalogueView, device: DeviceInventory) -> Evaluation:
+    """Purely computational: the device's feed findings against one catalogue view."""
+    inventory = device.inventory()
+    if inventory is None or not view.covers(inventory):
+        return Evaluation(device.device_id, None)
+    return Evaluation(device.device_id, applicability.detect_missing(view.index, inventory))
+
+
+def document(findings: Sequence[Finding]) -> dict[str, Any]:
+    """The stored `feed` document: the scan form, each finding naming its package versions."""
+    return {"missing": [_entry(finding) for finding in findings]}
+
+
+def _entry(finding: Finding) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": finding.patch_id,
+        "package": finding.package,
+        "installed": finding.installed,
+        "fixed": finding.fixed,
+    }
+    if len(finding.packages) > 1:
+        entry["packages"] = [
+            {"name": u.name, "arch": u.arch, "installed": u.installed, "fixed": u.fixed}
+            for u in finding.packages
+        ]
+    return entry
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def evaluate_reported(
+    conn: Connection, devices: Sequence[DeviceInventory], *, now: datetime
+) -> list[Evaluation]:
+    """Evaluate freshly reported inventories and store their findings (the report path)."""
+    if not devices:
+        return []
+    view = current_catalogue(conn)
+    evaluations = [evaluate(view, device) for device in devices]
+    store_evaluations(conn, evaluations, now=now)
+    return evaluations
+
+
+def store_evaluations(
+    conn: Connection, evaluations: Sequence[Evaluation], *, now: datetime
+) -> None:
+    """Replace the `feed` documents of the evaluated devices (delete them where not covered)."""
+    sql = _sql_for(conn.dialect.name)
+    stamp = sql.time(now)
+    rows = [
+        (e.device_id, FEED, stamp, _json(document(e.findings)))
+        for e in evaluations
+        if e.findings is not None
+    ]
+    gone = [e.device_id for e in evaluations if e.findings is None]
+    if rows:
+        conn.exec_driver_sql(sql.upsert, rows)
+    for start in range(0, len(gone), _CHUNK):
+        s = schema.patch_states.c
+        conn.execute(
+            schema.patch_states.delete().where(
+                s.source == FEED, s.device_id.in_(gone[start : start + _CHUNK])
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FleetEvaluation:
+    """What one pass over the fleet found."""
+
+    devices: int = 0  # devices with a stored inventory
+    covered: int = 0  # of which the catalogue covers
+    affected: int = 0  # of which miss at least one patch
+    findings: int = 0  # missing (device, patch) pairs
+    changed: int = 0  # devices whose findings differ from the stored ones
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "devices": self.devices,
+            "covered": self.covered,
+            "affected": self.affected,
+            "findings": self.findings,
+            "changed": self.changed,
+        }
+
+
+def reevaluate_fleet(
+    conn: Connection, *, now: datetime, view: CatalogueView | None = None
+) -> FleetEvaluation:
+    """Recompute the feed findings of every device with a stored inventory, in the caller's
+    transaction, one chunk of devices at a time (memory stays bounded by the chunk)."""
+    view = view or current_catalogue(conn)
+    totals = {"devices": 0, "covered": 0, "affected": 0, "findings": 0, "changed": 0}
+    after = ""
+    while True:
+        chunk = _inventories(conn, after=after)
+        if not chunk:
+            break
+        after = chunk[-1].device_id
+        evaluations = [evaluate(view, device) for device in chunk]
+        before = _stored_ids(conn, [d.device_id for d in chunk])
+        for evaluation in evaluations:
+            found = evaluation.findings
+            totals["devices"] += 1
+            ids = None if found is None else [f.patch_id for f in found]
+            totals["changed"] += ids != before.get(evaluation.device_id)
+            if found is not None:
+                totals["covered"] += 1
+                totals["affected"] += bool(found)
+                totals["findings"] += len(found)
+        store_evaluations(conn, evaluations, now=now)
+    return FleetEvaluation(**totals)
+
+
+def _inventories(conn: Connection, *, after: str) -> list[DeviceInventory]:
+    i, d = schema.inventories.c, schema.devices.c
+    query = (
+        sa.select(
+            i.device_id, d.os_family, d.os_name, d.os_version, i.os_build, i.kernel, i.packages
+        )
+        .join(schema.devices, d.id == i.device_id)
+        .where(i.device_id > after)
+        .order_by(i.device_id)
+        .limit(_CHUNK)
+    )
+    return [DeviceInventory(*row) for row in conn.execute(query)]
+
+
+def _stored_ids(conn: Connection, device_ids: list[str]) -> dict[str, list[str]]:
+    """The patch ids of the devices' current `feed` documents."""
+    s = schema.patch_states.c
+    rows = conn.execute(
+        sa.select(s.device_id, s.patches).where(s.source == FEED, s.device_id.in_(device_ids))
+    )
+    return {
+        row.device_id: [str(e.get("id")) for e in (row.patches or {}).get("missing", [])]
+        for row in rows
+    }
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# --- SQL, built once per dialect (the report path runs it) -------------------------------------
+
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for SQLite DATETIME
+
+
+@dataclass(frozen=True, slots=True)
+class _Sql:
+    dialect: str
+    upsert: str
+
+    def time(self, value: datetime) -> Any:
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None).strftime(_SQLITE_TIME) if self.dialect == "sqlite" else utc
+
+
+@functools.cache
+def _sql_for(dialect: str) -> _Sql:
+    mark, json_mark = ("?", "?") if dialect == "sqlite" else ("%s", "CAST(%s AS JSONB)")
+    upsert = (
+        "INSERT INTO patch_states (device_id, source, observed_at, patches) "  # noqa: S608 - placeholders only
+        f"VALUES ({mark}, {mark}, {mark}, {json_mark}) ON CONFLICT (device_id, source) "
+        "DO UPDATE SET observed_at = excluded.observed_at, patches = excluded.patches"
+    )
+    return _Sql(dialect, upsert)
