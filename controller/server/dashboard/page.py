@@ -12,7 +12,7 @@ from datetime import datetime
 from html import escape
 
 from controller.reports import html as report_html
-from controller.reports.model import STATE_ORDER
+from controller.reports.model import STATE_ORDER, ReportData
 from controller.reports.render import STATE_LABELS, human_time, stamp
 from controller.server.dashboard.view import Dashboard
 
@@ -235,7 +235,7 @@ def _card(label: str, value: str, note: str, figure: str, *, alarm: bool = False
 
 
 def _cards(board: Dashboard) -> str:
-    counts = board.report.counts
+    counts = board.verdicts
     status = board.patch_status
     open_alerts = sum(1 for a in board.alerts if not a.resolved and a.severity == "critical")
     cards = [
@@ -292,7 +292,7 @@ def _table(header: Sequence[str], rows: Iterable[str], *, numeric: str = "") -> 
 
 
 def _compliance_panel(board: Dashboard) -> str:
-    baselines = board.report.baselines
+    baselines = board.baselines
     if not baselines:
         return _panel(
             "compliance",
@@ -313,8 +313,16 @@ def _compliance_panel(board: Dashboard) -> str:
     return _panel(
         "compliance",
         "Patch compliance per baseline",
-        [report_html.baseline_bars(board.report), _table(header, rows, numeric="lnnnn")],
+        [_baseline_bars(board), _table(header, rows, numeric="lnnnn")],
     )
+
+
+def _baseline_bars(board: Dashboard) -> str:
+    """The report's bars; they read only the per-baseline summaries of the report value."""
+    data = ReportData(
+        tenant=board.scope, revision=None, generated_at=board.now, baselines=board.baselines
+    )
+    return report_html.baseline_bars(data)
 
 
 def _approvals_panel(board: Dashboard) -> str:
@@ -384,19 +392,19 @@ def _patch_status_panel(board: Dashboard) -> str:
     return _panel(
         "patch-status",
         "Patch status, last 30 days",
-        [f'<div class="figures">{figures}</div>', report_html.install_chart(board.report.installs)],
+        [f'<div class="figures">{figures}</div>', report_html.install_chart(board.installs)],
     )
 
 
 def _trend_panel(board: Dashboard) -> str:
-    counts = board.report.counts
+    counts = board.verdicts
     body = [
-        report_html.trend_chart(board.report.trend),
+        report_html.trend_chart(board.trend),
         (
             '<p class="muted">'
             + ", ".join(f"{counts.of(s)} {STATE_LABELS[s]}" for s in STATE_ORDER)
-            + f" of {counts.total} verdicts on {board.report.device_count} devices; "
-            f"{_count(len(board.report.pending_reboots), 'device')} waiting for a reboot.</p>"
+            + f" of {counts.total} verdicts; "
+            f"{_count(board.reboots, 'device')} waiting for a reboot.</p>"
         ),
     ]
     return _panel("trend", "Compliance trend (% compliant)", body)

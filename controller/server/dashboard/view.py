@@ -1,9 +1,11 @@
 """What the dashboard shows, read out of the store for one tenant scope: `read_dashboard`.
 
-Reuses the readers the report and `patchctl status` already have: `reports.collect` (compliance
-per baseline, installs per day, the compliance trend; read-only, the trend is not written),
-`runtime.status.patch_status` and `agents` (the 30-day patch status and who is online) and the
-reconciler's status keys `source`, `conditions` and `plan`.
+Reuses the readers `patchctl status` and the report already have: the verdicts per baseline
+(`runtime.status.compliance_by_baseline`, one GROUP BY), the 30-day patch status and who is
+online (`runtime.status.patch_status`, `agents`), the installs per day (the report's), the
+compliance trend the report writer keeps (read only, never written here) and the reconciler's
+status keys `source`, `conditions` and `plan`. Nothing is read per device except the few rows
+shown (pending approvals, alerts), so a page costs about the same for ten devices or 100,000.
 
 Pending approvals are per device in a tenant's scope. The reconciler's `plan` status carries
 them per device under `pendingApprovalsByDevice` when it records them; otherwise only the whole
@@ -13,21 +15,32 @@ then exactly the scope's figure), never to a client whose neighbours' counts it 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from controller.reports import collect
-from controller.reports.model import PendingApproval, ReportData
+from controller.core.compliance import ComplianceState
+
+# The report's own readers, so the page and the report count installs and keep the trend alike.
+from controller.reports.collect import _installs as installs_per_day
+from controller.reports.collect import trend_key
+from controller.reports.model import (
+    BaselineSummary,
+    InstallDay,
+    PendingApproval,
+    StateCounts,
+    TrendPoint,
+)
 from controller.runtime import status as runtime_status
 from controller.store import history, schema
 from controller.store.devices import in_scope
 
 RECENT_ALERTS = 12
+CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +70,11 @@ class Dashboard:
 
     scope: str
     now: datetime
-    report: ReportData
+    baselines: tuple[BaselineSummary, ...]  # verdicts per baseline, in baseline order
+    verdicts: StateCounts  # every (device, baseline) verdict of the scope
+    installs: tuple[InstallDay, ...]  # installed and failed patches per day, 30 days
+    trend: tuple[TrendPoint, ...]  # the daily compliant share, today's included
+    reboots: int  # devices whose OS asks for a reboot
     tenants: tuple[str, ...]  # the tenant paths in the scope that have devices
     patch_status: Mapping[str, int]  # installed / pending / failed, last 30 days
     agents: Mapping[str, int]  # devices / online / offline
@@ -79,31 +96,31 @@ def read_dashboard(conn: Connection, *, scope: str, now: datetime) -> Dashboard:
     status = history.get_status(conn)
     source = _value(status, "source")
     plan = _value(status, "plan")
-    by_device = _pending_by_device(plan)
-    in_scope_ids = _device_ids(conn, scope=scope) if by_device is not None else set()
-    report = collect(
-        conn,
-        tenant=scope,
-        now=now,
-        revision=source.get("lastAppliedRevision"),
-        pending_approvals=(
-            {d: p for d, p in by_device.items() if d in in_scope_ids}
-            if by_device is not None
-            else None
-        ),
-        keep_trend=False,
+    baselines = _baselines(conn, scope=scope)
+    verdicts = StateCounts(
+        compliant=sum(b.counts.compliant for b in baselines),
+        non_compliant=sum(b.counts.non_compliant for b in baselines),
+        unknown=sum(b.counts.unknown for b in baselines),
     )
-    pending_total = _pending_total(conn, scope=scope, plan=plan, report=report)
+    pending = _pending_devices(conn, scope=scope, plan=plan)
     source_entry = status.get("source") or status.get("conditions") or {}
     return Dashboard(
         scope=scope,
         now=now,
-        report=report,
+        baselines=baselines,
+        verdicts=verdicts,
+        installs=installs_per_day(conn, tenant=scope, now=now),
+        trend=_trend(status, scope=scope, now=now, today=verdicts),
+        reboots=_reboots(conn, scope=scope),
         tenants=_tenants(conn, scope=scope),
         patch_status=runtime_status.patch_status(conn, now=now, tenant=scope),
         agents=runtime_status.agents(conn, now=now, tenant=scope),
-        pending_total=pending_total,
-        pending_devices=report.pending_approvals,
+        pending_total=(
+            sum(len(p.patches) for p in pending)
+            if pending is not None
+            else _fleet_total(conn, scope=scope, plan=plan)
+        ),
+        pending_devices=pending,
         alerts=_alerts(conn, scope=scope),
         applied_revision=source.get("lastAppliedRevision"),
         attempted_revision=source.get("lastAttemptedRevision"),
@@ -121,19 +138,46 @@ def _value(status: Mapping[str, Mapping[str, Any]], key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _pending_by_device(plan: Mapping[str, Any]) -> dict[str, Sequence[str]] | None:
-    found = plan.get("pendingApprovalsByDevice")
-    if not isinstance(found, dict):
+def _baselines(conn: Connection, *, scope: str) -> tuple[BaselineSummary, ...]:
+    found = runtime_status.compliance_by_baseline(conn, tenant=scope)
+    return tuple(
+        BaselineSummary(
+            baseline=baseline,
+            counts=StateCounts(
+                compliant=states.get(ComplianceState.COMPLIANT.value, 0),
+                non_compliant=states.get(ComplianceState.NON_COMPLIANT.value, 0),
+                unknown=states.get(ComplianceState.UNKNOWN.value, 0),
+            ),
+        )
+        for baseline, states in sorted(found.items())
+    )
+
+
+def _pending_devices(
+    conn: Connection, *, scope: str, plan: Mapping[str, Any]
+) -> tuple[PendingApproval, ...] | None:
+    """The scope's devices with patches pending approval; None when not recorded per device."""
+    recorded = plan.get("pendingApprovalsByDevice")
+    if not isinstance(recorded, dict):
         return None
-    return {str(device): [str(p) for p in patches or ()] for device, patches in found.items()}
+    d = schema.devices.c
+    found = []
+    ids = sorted(str(device_id) for device_id, patches in recorded.items() if patches)
+    for start in range(0, len(ids), CHUNK):
+        rows = conn.execute(
+            sa.select(d.id, d.name, d.tenant).where(
+                d.id.in_(ids[start : start + CHUNK]), in_scope(d.tenant, scope)
+            )
+        )
+        found += [
+            PendingApproval(row.id, row.name, row.tenant, tuple(map(str, recorded[row.id])))
+            for row in rows
+        ]
+    return tuple(sorted(found, key=lambda p: (p.tenant, p.device)))
 
 
-def _pending_total(
-    conn: Connection, *, scope: str, plan: Mapping[str, Any], report: ReportData
-) -> int | None:
-    """The scope's pending approvals; the fleet's total only when the scope is the fleet."""
-    if report.pending_approvals is not None:
-        return sum(len(p.patches) for p in report.pending_approvals)
+def _fleet_total(conn: Connection, *, scope: str, plan: Mapping[str, Any]) -> int | None:
+    """The fleet's total, when the scope holds every device (it is then the scope's figure)."""
     total = plan.get("pendingApprovals")
     if not isinstance(total, int):
         return None
@@ -144,9 +188,21 @@ def _pending_total(
     return total if outside == 0 else None
 
 
-def _device_ids(conn: Connection, *, scope: str) -> set[str]:
+def _trend(
+    status: Mapping[str, Mapping[str, Any]], *, scope: str, now: datetime, today: StateCounts
+) -> tuple[TrendPoint, ...]:
+    """The stored daily points, today's replaced by the current figure (nothing is written)."""
+    stored = _value(status, trend_key(scope)).get("points") or {}
+    points = {date.fromisoformat(day): float(v) for day, v in stored.items() if v is not None}
+    if today.total:
+        points[now.astimezone(UTC).date()] = today.compliant_percent
+    return tuple(TrendPoint(day, value) for day, value in sorted(points.items()))
+
+
+def _reboots(conn: Connection, *, scope: str) -> int:
     d = schema.devices.c
-    return set(conn.execute(sa.select(d.id).where(in_scope(d.tenant, scope))).scalars())
+    query = sa.select(sa.func.count()).where(in_scope(d.tenant, scope), d.reboot_required.is_(True))
+    return int(conn.execute(query).scalar_one())
 
 
 def _tenants(conn: Connection, *, scope: str) -> tuple[str, ...]:
