@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from controller import __version__
+from controller.cli import audit as audit_commands
 from controller.cli import feeds as feed_commands
 from controller.cli import operate as operate_commands
 from controller.cli import planning as planning_commands
@@ -68,5 +69,6 @@ for module in (
     feed_commands,
     planning_commands,
     report_commands,
+    audit_commands,
 ):
     module.register(main)

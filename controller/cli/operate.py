@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from controller.cli.audit import access_policy_option, load_access_or_fail
 from controller.cli.common import EXIT_NO, fail, json_option, print_json, source_options
 from controller.cli.serve import open_store_or_fail, store_options
 from controller.runtime import observe, status
@@ -37,17 +38,28 @@ now_option = click.option(
 
 
 def _reconciler(
-    repo: str, branch: str | None, db_url: str | None, state_dir: Path, now: datetime | None
+    repo: str,
+    branch: str | None,
+    db_url: str | None,
+    state_dir: Path,
+    now: datetime | None,
+    access_policy: Path | None = None,
 ) -> Reconciler:
     store = open_store_or_fail(db_url, state_dir)
     clock = (lambda: now) if now is not None else system_clock
-    return Reconciler(store=store, source=PolicySource(repo, branch, state_dir), clock=clock)
+    return Reconciler(
+        store=store,
+        source=PolicySource(repo, branch, state_dir),
+        clock=clock,
+        access=load_access_or_fail(access_policy),
+    )
 
 
 @click.command()
 @source_options
 @store_options
 @now_option
+@access_policy_option
 @json_option
 def reconcile(
     repo: str,
@@ -55,6 +67,7 @@ def reconcile(
     db_url: str | None,
     state_dir: Path,
     now: datetime | None,
+    access_policy: Path | None,
     as_json: bool,
 ) -> None:
     """Run one reconcile pass: fetch the policy, plan against the store, apply, save status.
@@ -63,7 +76,7 @@ def reconcile(
     and the last valid revision keeps being enforced. Exit 0 when the head revision was applied,
     1 when it was not (invalid policy, unreachable source), 2 on usage or database errors.
     """
-    outcome = _reconciler(repo, branch, db_url, state_dir, now).reconcile()
+    outcome = _reconciler(repo, branch, db_url, state_dir, now, access_policy).reconcile()
     if as_json:
         print_json(outcome.as_dict())
     else:

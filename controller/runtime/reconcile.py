@@ -1,9 +1,13 @@
-"""One reconcile: fetch source → load policy → observe devices → plan → apply → status.
+"""One reconcile: fetch source → load policy → audit → observe devices → plan → apply → status.
 
 Each step owns its part of the status; the status is saved in `finally`, whatever happened. A
 revision that does not validate never replaces the last valid one: the controller keeps enforcing
 `lastAppliedRevision`, records `lastAttemptedRevision` with every error, and raises PolicyInvalid
 once per bad revision.
+
+The audit step records the commits new since the last pass in the audit trail and judges every
+approving change against the server's access policy; approvals it rejects are left out of the
+desired state before planning, so they approve nothing (`controller.runtime.audit`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import structlog
 
 from controller.core.desired import DesiredState
 from controller.core.plan import Plan, plan
-from controller.runtime import apply, observe
+from controller.runtime import apply, audit, observe
+from controller.runtime.access import AccessPolicy
 from controller.sources import git as git_source
 from controller.sources import loading
 from controller.sources.documents import Problem
@@ -51,6 +56,7 @@ class Outcome:
     counts: dict[str, int] = field(default_factory=dict)
     errors: tuple[str, ...] = ()
     plan: Plan | None = field(default=None, compare=False, repr=False)
+    verified: Verification | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +70,15 @@ class Outcome:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """What the audit step found: the `SourceVerified` condition's status, reason and message."""
+
+    status: str  # True | False | Unknown
+    reason: str
+    message: str
+
+
 class SourceUnavailableError(Exception):
     """The repository could not be read; retried on the next trigger (transient)."""
 
@@ -72,11 +87,25 @@ class Reconciler:
     """Runs reconciles against one store and one policy source; keeps the last valid policy."""
 
     def __init__(
-        self, *, store: Store, source: PolicySource, clock: Callable[[], datetime]
+        self,
+        *,
+        store: Store,
+        source: PolicySource,
+        clock: Callable[[], datetime],
+        access: AccessPolicy | None = None,
     ) -> None:
+        """`access` None: no access policy, every approval applies (the trail is kept anyway)."""
         self.store = store
         self.source = source
         self.clock = clock
+        self.access = access if access is not None else AccessPolicy.open()
+        self.trail = audit.AuditTrail(
+            store=store,
+            repo=source.repo,
+            branch=source.branch,
+            state_dir=source.state_dir,
+            access=self.access,
+        )
         self.last_valid: DesiredState | None = None
         self._failed_revision: str | None = None
 
@@ -89,6 +118,7 @@ class Reconciler:
         result = "applied"
         counts: dict[str, int] = {}
         the_plan: Plan | None = None
+        verified: Verification | None = None
         try:
             attempted, loaded = self.fetch_and_load()
             if loaded.state is None:
@@ -96,16 +126,20 @@ class Reconciler:
                 self._record_invalid(attempted, loaded.errors, now=now)
             else:
                 self.last_valid = loaded.state
+            synced, audit_error = self.audit_step(now=now)
             desired = self.last_valid or self._restore_last_applied()
             if desired is None:
                 result = "no-valid-revision" if result == "applied" else result
             else:
-                the_plan, counts = self.plan_and_apply(desired, now=now)
+                planned, verified = self.approved_only(desired, synced, audit_error)
+                the_plan, counts = self.plan_and_apply(planned, now=now)
+                counts["auditEvents"] = synced.recorded if synced else 0
         except SourceUnavailableError as exc:
             result, errors = "source-error", (str(exc),)
             desired = self.last_valid
             if desired is not None:
-                the_plan, counts = self.plan_and_apply(desired, now=now)
+                planned, verified = self.approved_only(desired, None, str(exc))
+                the_plan, counts = self.plan_and_apply(planned, now=now)
         finally:
             duration_ms = int((time.perf_counter() - started) * 1000)
             outcome = Outcome(
@@ -117,6 +151,7 @@ class Reconciler:
                 counts=counts,
                 errors=errors,
                 plan=the_plan,
+                verified=verified,
             )
             self._save_status(outcome)
         log.info(
@@ -144,6 +179,46 @@ class Reconciler:
             return text, loading.LoadResult(self.last_valid, ())
         files = git_source.read_commit(repo, revision.sha)
         return text, loading.load_policy(files, revision=text)
+
+    def audit_step(self, *, now: datetime) -> tuple[audit.Sync | None, str | None]:
+        """Record the new commits in the audit trail; a failure is logged, never raised."""
+        try:
+            synced = self.trail.sync(now=now)
+        except audit.AuditUnavailableError as exc:
+            log.warning("audit trail not synced", error=str(exc))
+            return None, str(exc)
+        return synced, None
+
+    def approved_only(
+        self, desired: DesiredState, synced: audit.Sync | None, audit_error: str | None
+    ) -> tuple[DesiredState, Verification]:
+        """The desired state without the approvals the access policy rejected (or cannot vouch
+        for), and the SourceVerified condition that says so."""
+        if not self.access.enforced:
+            return desired, Verification(
+                "Unknown", "NotConfigured", "no access policy (approvers, signatures) is configured"
+            )
+        latest = synced.latest if synced is not None else self.trail.stored()
+        planned = audit.accepted(desired, latest, self.access)
+        left_out = audit.withheld(desired, planned)
+        if left_out:
+            shown = ", ".join(left_out[:5]) + (" ..." if len(left_out) > 5 else "")
+            unread = f" (audit trail not read: {audit_error})" if audit_error else ""
+            return planned, Verification(
+                "False",
+                "ApprovalRejected",
+                f"{len(left_out)} approving object(s) of {desired.revision} not applied: "
+                f"{shown}{unread}; see `patchctl audit`",
+            )
+        if audit_error is not None and synced is None and latest is None:
+            return planned, Verification("Unknown", "AuditUnavailable", audit_error)
+        signed = _signed_scopes(self.access)
+        return planned, Verification(
+            "True",
+            "ApprovalsVerified",
+            f"every approving change in {desired.revision} passed the access policy"
+            + (f"; signed commits required for {signed}" if signed else ""),
+        )
 
     def plan_and_apply(
         self, desired: DesiredState, *, now: datetime
@@ -211,6 +286,12 @@ class Reconciler:
             )
 
 
+def _signed_scopes(policy: AccessPolicy) -> str:
+    if policy.require_signed:
+        return "every tenant"
+    return ", ".join(sorted(s for s, rule in policy.tenants.items() if rule.require_signed))
+
+
 def plan_summary(the_plan: Plan) -> dict[str, Any]:
     """What status shows of the last plan: pending approvals and each window's next opening."""
     next_windows = {}
@@ -254,14 +335,17 @@ def conditions(outcome: Outcome) -> list[dict[str, str]]:
         "no-valid-revision": ("NoValidRevision", "no revision has validated yet"),
     }
     reason, message = reasons[outcome.result]
+    verified = outcome.verified or Verification(
+        "Unknown", "NotConfigured", "no commit signature policy is configured"
+    )
     return [
         {"type": "Ready", "status": str(ready), "reason": reason, "message": message},
         {"type": "Reconciling", "status": "False", "reason": reason, "message": message},
         {"type": "Stalled", "status": str(stalled), "reason": reason, "message": message},
         {
             "type": "SourceVerified",
-            "status": "Unknown",
-            "reason": "NotConfigured",
-            "message": "no commit signature policy is configured",
+            "status": verified.status,
+            "reason": verified.reason,
+            "message": verified.message,
         },
     ]

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from controller import __version__
-from controller.server import agent_api, dashboard, errors, models, probes, read_api
+from controller.server import agent_api, audit_api, dashboard, errors, models, probes, read_api
 from controller.server.context import Authenticator, Services
 from controller.server.ingest import ReportFastPath
 from controller.server.limits import RequestLimits
@@ -76,6 +76,7 @@ def create_app(store: Store, settings: Settings) -> FastAPI:
     app.state.services = services
     errors.install(app)
     app.include_router(agent_api.router)
+    app.include_router(audit_api.router)  # before read_api: it answers /api/v1/audit
     app.include_router(read_api.router)
     app.include_router(probes.router)
     app.include_router(dashboard.router)

@@ -1,0 +1,216 @@
+"""`patchctl audit`: the audit trail, synced from the branch first, as a table or JSON.
+
+Also the `--access-policy` option `reconcile` shares: the server's access policy is the
+`[access]` table of the given file, else of `./patchctl.toml`, else none (every approval
+applies).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from controller.cli.common import fail, json_option, print_json, source_options
+from controller.cli.serve import open_store_or_fail, store_options
+from controller.kinds.common import TENANT_PATTERN
+from controller.runtime.settings import system_clock
+
+F = TypeVar("F", bound=Callable[..., Any])
+CONFIG_FILE = Path("patchctl.toml")
+SUMMARY_WIDTH = 100
+
+
+def access_policy_option(func: F) -> F:
+    """--access-policy FILE (also PATCHCTL_ACCESS_POLICY)."""
+    return click.option(
+        "--access-policy",
+        "access_policy",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        envvar="PATCHCTL_ACCESS_POLICY",
+        show_envvar=True,
+        metavar="FILE",
+        help="TOML file whose [access] table says who may approve per tenant and which commits "
+        "must be signed. Default: the [access] table of ./patchctl.toml, if any.",
+    )(func)
+
+
+def load_access_or_fail(path: Path | None) -> Any:
+    """The access policy (`controller.runtime.access.AccessPolicy`), or exit 2 naming the field."""
+    from controller.runtime import access  # noqa: PLC0415 - keep --help fast
+
+    try:
+        if path is not None:
+            return access.load_access(path, required=True)
+        if CONFIG_FILE.is_file():
+            return access.load_access(CONFIG_FILE)
+    except access.AccessError as exc:
+        fail(str(exc))
+    return access.AccessPolicy.open()
+
+
+def _since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        if len(value) == len("2026-12-01"):
+            return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date or ISO 8601 time, e.g. 2026-12-01 or 2026-12-01T08:00Z"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _tenant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(TENANT_PATTERN, value):
+        raise click.BadParameter(f"{value!r} is not a tenant path such as acme or acme/retail")
+    return value
+
+
+@click.command("audit")
+@click.option(
+    "--since", callback=_since, default=None, metavar="DATE", help="Only entries from then on."
+)
+@click.option(
+    "--tenant", callback=_tenant, default=None, help="Only this tenant (and its clients)."
+)
+@click.option(
+    "--patch",
+    default=None,
+    metavar="ID",
+    help="Only what concerns this patch: approvals granting or revoking it, the jobs that "
+    "carried it (per revision, with their results) and its alerts.",
+)
+@click.option(
+    "--limit", type=click.IntRange(1, 100_000), default=500, show_default=True, help="Entries."
+)
+@click.option("--no-sync", is_flag=True, help="Show the trail as recorded; do not read git.")
+@source_options
+@store_options
+@access_policy_option
+@json_option
+def audit_command(
+    since: datetime | None,
+    tenant: str | None,
+    patch: str | None,
+    limit: int,
+    no_sync: bool,
+    repo: str,
+    branch: str | None,
+    db_url: str | None,
+    state_dir: Path,
+    access_policy: Path | None,
+    as_json: bool,
+) -> None:
+    """The audit trail, oldest first: who changed which policy object in which commit and pull
+    request, the signature and the access verdict, and what the controller did (jobs issued,
+    with the revision; with --patch also their results and alerts).
+
+    The commits new since the last sync are read from --repo first (so it works without
+    `serve`); when the repository cannot be read, the trail is shown as last recorded, with
+    its age. Exit 0, or 2 on usage or database errors.
+    """
+    from controller.runtime import audit  # noqa: PLC0415 - keep --help fast
+
+    store = open_store_or_fail(db_url, state_dir)
+    now = system_clock()
+    freshness = ""
+    if not no_sync:
+        trail = audit.AuditTrail(
+            store=store,
+            repo=repo,
+            branch=branch,
+            state_dir=state_dir,
+            access=load_access_or_fail(access_policy),
+        )
+        try:
+            synced = trail.sync(now=now, fetch=True)
+            freshness = f"synced {synced.branch}@sha1:{synced.tip} ({synced.recorded} new)"
+        except audit.AuditUnavailableError as exc:
+            click.echo(f"patchctl: audit trail not synced: {exc}", err=True)
+    with store.read() as conn:
+        cursors = audit.read_cursors(conn)
+        entries = audit.query(
+            conn, scope=tenant, since=since, patch=patch, limit=limit, lineage=True
+        )
+    if not freshness:
+        freshness = _recorded(cursors, now=now)
+    if as_json:
+        print_json(
+            {
+                "trail": {
+                    branch: cursor.to_value() | {"latest": None}
+                    for branch, cursor in cursors.items()
+                },
+                "events": [_json(entry) for entry in entries],
+            }
+        )
+        return
+    click.echo(freshness, err=True)
+    _table(entries)
+
+
+def _recorded(cursors: dict[str, Any], *, now: datetime) -> str:
+    if not cursors:
+        return "the audit trail was never synced (run `patchctl audit --repo R` or `serve`)"
+    parts = []
+    for branch, cursor in sorted(cursors.items()):
+        age = (
+            f"{int((now - cursor.synced_at).total_seconds() // 60)} min ago"
+            if cursor.synced_at
+            else "?"
+        )
+        parts.append(f"{branch}@sha1:{cursor.tip} recorded {age}")
+    return "trail as recorded: " + "; ".join(parts)
+
+
+def _json(entry: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: value.isoformat() if isinstance(value, datetime) else value
+        for key, value in entry.items()
+    }
+
+
+def _table(entries: list[dict[str, Any]]) -> None:
+    columns = ("at", "type", "tenant", "actor", "object", "revision", "summary")
+    rows = [
+        {
+            "at": entry["at"].strftime("%Y-%m-%d %H:%M"),
+            "type": entry["type"],
+            "tenant": entry["tenant"] or "*",
+            "actor": entry["actor"],
+            "object": entry["object"] or "",
+            "revision": _short(entry["revision"]),
+            "summary": _clip(entry["summary"]),
+        }
+        for entry in entries
+    ]
+    widths = {c: max([len(c)] + [len(row[c]) for row in rows]) for c in columns}
+    click.echo("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        click.echo("  ".join(row[c].ljust(widths[c]) for c in columns).rstrip())
+    if not rows:
+        click.echo("(no entries)")
+
+
+def _short(revision: str | None) -> str:
+    """`main@sha1:<40 hex>` → `main@3f1c5e2a9b0d`."""
+    if not revision:
+        return ""
+    branch, _, sha = revision.partition("@sha1:")
+    return f"{branch}@{sha[:12]}" if sha else revision
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= SUMMARY_WIDTH else text[: SUMMARY_WIDTH - 3] + "..."
+
+
+def register(main: click.Group) -> None:
+    main.add_command(audit_command)
