@@ -8,7 +8,14 @@ the updates of the host from `dpkg-installed.tsv`, and checks them against what 
 version for version. Index build and per-host computation are timed apart; the per-host figure is
 measured with the version-comparison cache emptied before every run (a cold host), and also warm.
 
-Target (DESIGN.md 9): one host <= 50 ms (Patchman takes about 7 s for the same host).
+Then the same host through the store (`--fleet N`): the two indexes imported into a SQLite store
+(`controller.runtime.feeds.import_records`), the host's inventory written as an agent report
+(`controller.store.reports.write_reports`, which computes and stores its feed findings), the
+stored findings checked equal to the pure computation, and the fleet pass timed over N devices
+with that inventory (`controller.store.findings.reevaluate_fleet`, as after a feed import).
+
+Target (DESIGN.md 9): one host <= 50 ms (Patchman takes about 7 s for the same host, and about
+10 s to ingest a report and compute its updates).
 Writes `bench/results/feeds_real.json` and prints it. Skips cleanly when the samples are absent.
 
     .venv/bin/python bench/feeds_real.py [--samples ../shared/feeds] [--runs 20]
@@ -21,9 +28,12 @@ import json
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from controller.core import applicability, versions
 from controller.core.applicability import ApplicabilityIndex, InstalledPackage, Inventory
@@ -75,6 +85,7 @@ def main() -> int:
     parser.add_argument("--samples", type=Path, default=SAMPLES)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--fleet", type=int, default=1000, help="devices for the fleet pass")
     args = parser.parse_args()
     if not args.samples.is_dir():
         print(f"skipped: no feed samples at {args.samples} (see shared/feeds/README.md)")
@@ -83,12 +94,14 @@ def main() -> int:
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "import": import_samples(args.samples),
         "applicability": debian_host(args.samples / HOST, runs=args.runs),
+        "store": debian_host_in_store(args.samples / HOST, runs=args.runs, fleet=args.fleet),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(figures, indent=2))
     host = figures["applicability"]
     ok = host.get("matches_apt", False) or host.get("unexplained_differences") == 0
+    ok = ok and figures["store"].get("equal_to_pure", True)
     return 0 if ok and host.get("host_ms_cold_median", 0) <= TARGET_HOST_MS else 1
 
 
@@ -173,6 +186,86 @@ def debian_host(folder: Path, *, runs: int) -> dict[str, object]:
     }
     _print_differences(differences)
     return figures
+
+
+def debian_host_in_store(folder: Path, *, runs: int, fleet: int) -> dict[str, object]:
+    """The host through the store's report path and the fleet pass (SQLite in a temp dir)."""
+    if not folder.is_dir():
+        return {"skipped": f"no {folder}"}
+    from controller.runtime import feeds  # noqa: PLC0415 - the store part only
+    from controller.store import devices, findings, open_store, reports  # noqa: PLC0415
+
+    now = datetime.now(tz=UTC)
+    records: list[PatchRecord] = []
+    for name in INDEXES:
+        records.extend(read_feed(folder / name, FeedFormat.DEB_PACKAGES, release=RELEASE).records)
+    inventory = read_dpkg_inventory(folder / "dpkg-installed.tsv")
+    pure = {
+        f.patch_id for f in applicability.detect_missing(ApplicabilityIndex(records), inventory)
+    }
+    packages = [{"name": p.name, "version": p.version, "arch": p.arch} for p in inventory.packages]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(f"sqlite:///{tmp}/patchctl.db")
+        try:
+            started = time.perf_counter()
+            feeds.import_records(store, FeedResult(records=tuple(records)), now=now)
+            import_s = time.perf_counter() - started
+            ids = _enrol_debian_hosts(store, devices, count=fleet, now=now)
+            report = reports.Report(ids[0], inventory=reports.Inventory(None, None, packages))
+
+            def write() -> float:
+                with store.write() as conn:
+                    begun = time.perf_counter()
+                    reports.write_reports(conn, [report], now=now)
+                    return (time.perf_counter() - begun) * 1000
+
+            versions.compare_dpkg.cache_clear()
+            first_ms = write()  # the index is built from the store here (first use)
+            per_report = [write() for _ in range(runs)]
+            with store.read() as conn:
+                stored = {e["id"] for e in devices.device_patches(conn, ids[0])}
+            with store.write() as conn:
+                rows = [reports.Report(i, inventory=report.inventory) for i in ids[1:]]
+                reports.write_reports(conn, rows, now=now)
+            started = time.perf_counter()
+            with store.write() as conn:
+                evaluation = findings.reevaluate_fleet(conn, now=now)
+            fleet_s = time.perf_counter() - started
+        finally:
+            store.close()
+    return {
+        "import_and_fleet_pass_s": round(import_s, 3),
+        "report_ms_first_with_index_build": round(first_ms, 1),
+        "report_ms_median": round(statistics.median(per_report), 2),
+        "report_ms_max": round(max(per_report), 2),
+        "stored_findings": len(stored),
+        "equal_to_pure": stored == pure,
+        "fleet_devices": evaluation.devices,
+        "fleet_findings": evaluation.findings,
+        "fleet_pass_s": round(fleet_s, 2),
+        "fleet_ms_per_device": round(fleet_s * 1000 / max(evaluation.devices, 1), 2),
+    }
+
+
+def _enrol_debian_hosts(store: Any, devices: Any, *, count: int, now: datetime) -> list[str]:
+    with store.write() as conn:
+        return [
+            devices.enrol(
+                conn,
+                devices.Enrolment(
+                    tenant="bench",
+                    hostname=f"debian-{n:05d}",
+                    os_family="linux",
+                    os_name="Debian GNU/Linux",
+                    os_version="12",
+                    role="server",
+                    agent_version="bench",
+                ),
+                poll_interval=60,
+                now=now,
+            ).device_id
+            for n in range(max(count, 1))
+        ]
 
 
 def _timed_host(index: ApplicabilityIndex, inventory: Inventory, *, cold: bool) -> float:

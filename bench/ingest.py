@@ -10,8 +10,15 @@ The load generator writes pre-built HTTP/1.1 requests on raw sockets so that it 
 of the machine's CPU: the figure is the server's, not the client's.
 
     .venv/bin/python bench/ingest.py [--reports 20000] [--clients 16] [--devices 500]
+    .venv/bin/python bench/ingest.py --inventory 700 --catalogue 2000   # server-side applicability
 
-Writes bench/results/ingest.json and prints it.
+With `--inventory N` every report also carries the device's package inventory: N Ubuntu 24.04
+packages on the Linux half of the fleet, the OS build on the Windows half. With `--catalogue N`
+the store first holds N synthetic patch records (half Ubuntu 24.04 package fixes, half Windows
+KBs, 24 of them cumulative on the devices' build line), so every inventory is evaluated against
+the catalogue in the report's transaction (controller/store/findings.py).
+
+Writes bench/results/ingest.json (or --out) and prints it.
 """
 
 from __future__ import annotations
@@ -55,6 +62,45 @@ def enrolment_token(db_url: str) -> str:
                 conn, kind=tokens.TokenKind.ENROLLMENT, tenant="bench", now=datetime.now(tz=UTC)
             )
         return issued.secret
+    finally:
+        store.close()
+
+
+def seed_catalogue(db_url: str, size: int) -> None:
+    """`size` synthetic records: Ubuntu 24.04 package fixes (every 20th newer than the installed
+    version) and Windows KBs (24 cumulative ones on the bench devices' 10.0.20348 line)."""
+    from controller.core.patches import FixedPackage, PatchRecord, ProductBuild  # noqa: PLC0415
+    from controller.kinds.common import Classification, OsFamily, Severity  # noqa: PLC0415
+    from controller.store import catalogue, open_store  # noqa: PLC0415
+
+    records = []
+    for n in range(size // 2):
+        fixed = "1.9-1ubuntu1" if n % 20 == 0 else "1.0-1ubuntu1"
+        records.append(
+            PatchRecord(
+                id=f"USN-{9000 + n}-1",
+                os=OsFamily.LINUX,
+                classification=Classification.SECURITY,
+                severity=Severity.IMPORTANT,
+                packages=(FixedPackage(f"pkg-{n % 1000:04d}", fixed, "ubuntu:24.04", "amd64"),),
+            )
+        )
+    for n in range(size - size // 2):
+        on_line = n < 24
+        build = f"10.0.20348.{2000 + 100 * n}" if on_line else f"10.0.17763.{5000 + n}"
+        records.append(
+            PatchRecord(
+                id=f"KB{6000000 + n}",
+                os=OsFamily.WINDOWS,
+                classification=Classification.SECURITY,
+                severity=Severity.CRITICAL,
+                supersedes=(f"KB{6000000 + n - 1}",) if on_line and n else (),
+                builds=(ProductBuild("Windows Server 2022", build),),
+            )
+        )
+    store = open_store(db_url)
+    try:
+        catalogue.upsert_records(store, records)
     finally:
         store.close()
 
@@ -118,12 +164,27 @@ def enrol(port: int, token: str, devices: int) -> list[tuple[str, str]]:
     return found
 
 
-def build_requests(devices: list[tuple[str, str]], count: int, port: int) -> list[bytes]:
+def inventory(index: int, packages: int) -> dict[str, object]:
+    """The inventory of bench device `index` (even: Windows, odd: Ubuntu 24.04)."""
+    if index % 2 == 0:
+        return {"osBuild": f"10.0.20348.{2050 + index % 2000}"}
+    return {
+        "kernel": "6.8.0-45-generic",
+        "packages": [
+            {"name": f"pkg-{p:04d}", "version": "1.2-1ubuntu1", "arch": "amd64"}
+            for p in range(packages)
+        ],
+    }
+
+
+def build_requests(
+    devices: list[tuple[str, str]], count: int, port: int, *, packages: int = 0
+) -> list[bytes]:
     start = datetime(2026, 11, 1, tzinfo=UTC)
     requests = []
     for n in range(count):
         device_id, token = devices[n % len(devices)]
-        body = {
+        body: dict[str, object] = {
             "facts": {
                 "hostname": f"bench-{n % len(devices):05d}",
                 "uptime": 1000 + n,
@@ -148,6 +209,8 @@ def build_requests(devices: list[tuple[str, str]], count: int, port: int) -> lis
                 ],
             },
         }
+        if packages:
+            body["inventory"] = inventory(n % len(devices), packages)
         payload = json.dumps(body).encode()
         head = (
             f"POST /api/v1/devices/{device_id}/report HTTP/1.1\r\n"
@@ -201,12 +264,14 @@ def run(engine: str, db_url: str, args: argparse.Namespace) -> dict[str, object]
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         token = enrolment_token(db_url)
+        if args.catalogue:
+            seed_catalogue(db_url, args.catalogue)
         server = start_server(db_url, port, Path(tmp))
         try:
             devices = enrol(port, token, args.devices)
-            warmup = build_requests(devices, args.warmup, port)
+            warmup = build_requests(devices, args.warmup, port, packages=args.inventory)
             asyncio.run(load(port, warmup, args.clients))
-            requests = build_requests(devices, args.reports, port)
+            requests = build_requests(devices, args.reports, port, packages=args.inventory)
             # Fresh scans only: shift the measured reports after the warm-up ones.
             requests = [r.replace(b"2026-11-01T", b"2026-11-02T", 1) for r in requests]
             cpu_before = cpu_seconds(server.pid)
@@ -222,6 +287,8 @@ def run(engine: str, db_url: str, args: argparse.Namespace) -> dict[str, object]
         "clients": args.clients,
         "devices": args.devices,
         "patchesPerReport": 40,
+        "inventoryPackages": args.inventory,
+        "catalogueRecords": args.catalogue,
         "seconds": round(seconds, 3),
         "reportsPerSecond": round(len(latencies) / seconds, 1),
         "latencyMs": {
@@ -264,6 +331,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1_000)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--devices", type=int, default=500)
+    parser.add_argument(
+        "--inventory", type=int, default=0, help="packages per Linux inventory (0: none)"
+    )
+    parser.add_argument("--catalogue", type=int, default=0, help="synthetic catalogue records")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -285,8 +357,8 @@ def main() -> None:
         "measuredAt": datetime.now(tz=UTC).isoformat(timespec="seconds"),
         "results": results,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(document, indent=2))
 
 

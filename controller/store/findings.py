@@ -98,8 +98,8 @@ def current_catalogue(conn: Connection) -> CatalogueView:
     and is rebuilt at the next call, never the reverse.
     """
     version = catalogue.catalogue_version(conn)
-    engine = conn.engine
-    cached = _views.get(engine)
+    with _views_lock:  # the writer (event loop) and the reconcile thread both read it
+        cached = _views.get(conn.engine)
     if cached is not None and cached.version == version:
         return cached
     view = CatalogueView.build(version, catalogue.load_catalogue(conn).values())

@@ -3,10 +3,10 @@
 `write_reports` stores a batch of already-validated reports in the caller's transaction with a
 handful of statements whatever the batch size: one read of the devices, one UPDATE per shape of
 report, one INSERT of scan headers, one DELETE and one multi-row INSERT of patch states, one
-upsert of inventories, and for inventories one upsert of the `feed` patch states computed from
-them against the catalogue (`controller.store.findings`: server-side applicability). The HTTP
-service batches concurrent reports through it (group commit); a report is never split across
-transactions.
+upsert of inventories, and for inventories one read of their devices' OS and one upsert of the
+`feed` patch states computed from them against the catalogue (`controller.store.findings`:
+server-side applicability). The HTTP service batches concurrent reports through it (group
+commit); a report is never split across transactions.
 
 Scans are ordered by `scannedAt`: a scan older than the device's newest one (a late retry) is
 not applied, and a replay of the newest one changes nothing but the heartbeat.
@@ -140,11 +140,10 @@ def write_reports(conn: Connection, reports: Sequence[Report], *, now: datetime)
 def _write_distinct(conn: Connection, reports: Sequence[Report], *, now: datetime) -> list[Outcome]:
     sql = _sql_for(conn.dialect.name)
     ids = [r.device_id for r in reports]
-    last_scans: dict[str, datetime | None] = {}
-    os_columns: dict[str, tuple[str | None, str | None, str | None]] = {}
-    for device_id, value, *os_info in conn.exec_driver_sql(sql.last_scans(len(ids)), tuple(ids)):
-        last_scans[device_id] = sql.read_time(value)
-        os_columns[device_id] = (os_info[0], os_info[1], os_info[2])
+    last_scans: dict[str, datetime | None] = {
+        device_id: sql.read_time(value)
+        for device_id, value in conn.exec_driver_sql(sql.last_scans(len(ids)), tuple(ids))
+    }
     outcomes: list[Outcome] = []
     fresh: list[Report] = []
     for report in reports:
@@ -163,8 +162,16 @@ def _write_distinct(conn: Connection, reports: Sequence[Report], *, now: datetim
     inventories = [r for r in known if r.inventory is not None]
     if inventories:
         _store_inventories(conn, inventories, now=now)
+        # The OS as stored before this batch (read only for reports with an inventory, to
+        # keep the plain report path to its one read); a report's own facts override it.
+        stored = {
+            row[0]: (row[1], row[2], row[3])
+            for row in conn.exec_driver_sql(
+                sql.os_columns(len(inventories)), tuple(r.device_id for r in inventories)
+            )
+        }
         findings.evaluate_reported(
-            conn, [_device_inventory(r, os_columns[r.device_id]) for r in inventories], now=now
+            conn, [_device_inventory(r, stored[r.device_id]) for r in inventories], now=now
         )
     return outcomes
 
@@ -337,8 +344,12 @@ class _Sql:
 
     def last_scans(self, count: int) -> str:
         marks = ", ".join([self.mark] * count)
+        return f"SELECT id, last_scan_at FROM devices WHERE id IN ({marks})"  # noqa: S608 - placeholders only
+
+    def os_columns(self, count: int) -> str:
+        marks = ", ".join([self.mark] * count)
         return (
-            "SELECT id, last_scan_at, os_family, os_name, os_version "  # noqa: S608 - placeholders only
+            "SELECT id, os_family, os_name, os_version "  # noqa: S608 - placeholders only
             f"FROM devices WHERE id IN ({marks})"
         )
 
