@@ -18,6 +18,7 @@ import click
 
 from controller import __version__
 from controller.cli import audit as audit_commands
+from controller.cli import demo as demo_commands
 from controller.cli import feeds as feed_commands
 from controller.cli import operate as operate_commands
 from controller.cli import planning as planning_commands
@@ -70,5 +71,6 @@ for module in (
     planning_commands,
     report_commands,
     audit_commands,
+    demo_commands,
 ):
     module.register(main)

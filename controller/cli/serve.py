@@ -1,4 +1,4 @@
-"""`patchctl serve`: the service (agent API and read API; the reconcile loop comes later).
+"""`patchctl serve`: the service — agent API, read API, dashboard, and the reconcile loop.
 
 Also home of `store_options` (--db, --state-dir), which every command that opens the state
 store takes.
@@ -7,6 +7,7 @@ store takes.
 from __future__ import annotations
 
 import gc
+import os
 import signal
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from controller.cli.common import fail
+from controller.cli.common import fail, source_options
 from controller.kinds.common import parse_duration
 from controller.runtime.settings import (
     DEFAULT_LISTEN,
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from controller.store import Store
 
 F = TypeVar("F", bound="Callable[..., Any]")
+
+WEBHOOK_SECRET_ENV = "PATCHCTL_WEBHOOK_SECRET"  # noqa: S105 - the variable's name, not a secret
 
 
 def store_options(func: F) -> F:
@@ -79,6 +82,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timed
 
 
 @click.command()
+@source_options
 @click.option(
     "--listen",
     default=DEFAULT_LISTEN,
@@ -105,6 +109,34 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timed
     help="Largest request body accepted, in bytes (larger ones get 413 before parsing).",
 )
 @click.option(
+    "--interval",
+    default="5m",
+    show_default=True,
+    callback=_duration,
+    help="Reconcile at least this often (with 10% jitter); commits, agent reports, the webhook "
+    "and window openings also start a pass at once.",
+)
+@click.option(
+    "--watch/--no-watch",
+    default=True,
+    show_default=True,
+    help="Watch the branch: file events on a local repository, polling for a URL.",
+)
+@click.option(
+    "--git-poll",
+    default="30s",
+    show_default=True,
+    callback=_duration,
+    help="How often to fetch a repository given as a URL (with --watch).",
+)
+@click.option(
+    "--reconcile/--no-reconcile",
+    "run_loop",
+    default=True,
+    show_default=True,
+    help="Run the reconcile loop in this process (--no-reconcile: serve agents only).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -118,26 +150,44 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timed
     help="auto: JSON lines unless stderr is a terminal.",
 )
 def serve(
+    repo: str,
+    branch: str | None,
     listen: str,
     db_url: str | None,
     state_dir: Path,
     poll_interval: timedelta,
     max_body_bytes: int,
+    interval: timedelta,
+    watch: bool,
+    git_poll: timedelta,
+    run_loop: bool,
     log_level: str,
     log_format: str,
 ) -> None:
-    """Run the service: the agent protocol, the read API, /healthz, /readyz, /metrics.
+    """Run the service: the reconcile loop over --repo/--branch, the agent protocol, the read
+    API, the dashboard at /, /healthz, /readyz, /metrics and the git webhook.
 
     Opens (creates, migrates) the state store first and refuses a database written by a newer
     patchctl. Agents enrol with a token from `patchctl token create --kind enrollment`; people
     and tools read with one from `patchctl token create --kind read`. The OpenAPI document is
-    at /openapi.json. Stops cleanly on Ctrl-C or SIGTERM, finishing queued writes.
+    at /openapi.json.
+
+    The loop reconciles one pass at a time: on start, every --interval, when the branch moves,
+    when agents report, when a patch window opens or reaches its cutoff, and on a verified
+    POST /api/v1/hooks/git (set PATCHCTL_WEBHOOK_SECRET; GitHub, Gitea and GitLab headers are
+    understood). After each pass, notifications are sent (SMTP settings from the [smtp] table
+    of patchctl.toml) and due ReportSchedules are written back to the patchctl-reports branch.
+
+    Stops cleanly on Ctrl-C or SIGTERM: finishes the pass in progress and the queued writes.
 
     Exit codes: 0 stopped cleanly, 2 bad option, unreachable database or address in use.
     """
     import structlog  # noqa: PLC0415 - keep --help fast
     import uvicorn  # noqa: PLC0415
 
+    from controller.notify.settings import SettingsError, load_smtp_settings  # noqa: PLC0415
+    from controller.runtime.reconcile import PolicySource, Reconciler  # noqa: PLC0415
+    from controller.runtime.service import Controller, ServiceOptions  # noqa: PLC0415
     from controller.server import create_app, logs  # noqa: PLC0415
 
     try:
@@ -147,16 +197,34 @@ def serve(
             listen=listen,
             poll_interval=poll_interval,
             max_body_bytes=max_body_bytes,
+            webhook_secret=os.environ.get(WEBHOOK_SECRET_ENV) or None,
         )
-    except ValueError as exc:
+        smtp = load_smtp_settings() if run_loop else None
+    except (ValueError, SettingsError) as exc:
         fail(str(exc))
         return
     store = open_store_or_fail(db_url, state_dir)
+    controller = None
+    if run_loop:
+        reconciler = Reconciler(
+            store=store, source=PolicySource(repo, branch, state_dir), clock=settings.clock
+        )
+        options = ServiceOptions(
+            interval=interval, watch_branch=watch, poll_every=git_poll, smtp=smtp
+        )
+        controller = Controller(reconciler, options)
     logs.configure(level=log_level, json_lines={"json": True, "console": False}.get(log_format))
     log = structlog.get_logger("patchctl.serve")
-    log.info("serving", listen=listen, database=store.url, schema=store.schema_revision())
+    log.info(
+        "serving",
+        listen=listen,
+        database=store.url,
+        schema=store.schema_revision(),
+        repo=repo if run_loop else None,
+        webhook=settings.webhook_secret is not None,
+    )
     config = uvicorn.Config(
-        create_app(store, settings),
+        create_app(store, settings, controller),
         host=settings.host,
         port=settings.port,
         log_config=None,

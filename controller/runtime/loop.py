@@ -119,12 +119,12 @@ class ReconcileLoop:
     def _seconds_until_next(self) -> float:
         """The interval with jitter, shortened to the next window opening or cutoff."""
         interval = self.interval.total_seconds() * (1 + random.uniform(-self.jitter, self.jitter))  # noqa: S311 - jitter, not security
-        boundary = self._next_window_boundary()
+        boundary = self.next_window_boundary()
         if boundary is not None:
             interval = min(interval, max(boundary, 0.0) + 1.0)
         return max(interval * self.sleep_scale, 0.01)
 
-    def _next_window_boundary(self) -> float | None:
+    def next_window_boundary(self) -> float | None:
         """Seconds (of controller time) until the next start or cutoff of any patch window."""
         desired = self.reconciler.last_valid
         if desired is None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -223,10 +223,16 @@ class Reconciler:
     def plan_and_apply(
         self, desired: DesiredState, *, now: datetime
     ) -> tuple[Plan, dict[str, int]]:
-        with self.store.write() as conn:
+        # Observe in a read snapshot and plan outside any transaction: agents' reports keep
+        # landing while a large fleet is planned (SQLite has one writer). Applying stays safe on
+        # a snapshot that has aged: jobs have deterministic ids and are inserted only if new,
+        # only jobs the agent has not taken are cancelled or expired, alerts are deduplicated,
+        # and the reconciler is the only one issuing jobs. The next pass sees what changed.
+        with self.store.read() as conn:
             observed = observe.observe(conn, now=now)
-            the_plan = plan(desired, observed, now=now)
-            tenants = {d.id: d.tenant for d in observed.devices}
+        the_plan = plan(desired, observed, now=now)
+        tenants = {d.id: d.tenant for d in observed.devices}
+        with self.store.write() as conn:
             applied = apply.apply_plan(conn, the_plan, tenants=tenants, now=now)
         return the_plan, {**the_plan.counts(), **applied.as_dict()}
 
@@ -278,7 +284,7 @@ class Reconciler:
             history.record_reconcile_run(
                 conn,
                 started_at=now,
-                finished_at=now,
+                finished_at=now + timedelta(milliseconds=outcome.duration_ms),
                 revision=outcome.applied_revision,
                 result=outcome.result,
                 counts=outcome.counts,
@@ -305,6 +311,10 @@ def plan_summary(the_plan: Plan) -> dict[str, Any]:
     return {
         "revision": the_plan.revision,
         "pendingApprovals": the_plan.pending_approvals,
+        # per device, so that tenant-scoped views (the dashboard) count only their own devices
+        "pendingApprovalsByDevice": {
+            d.device_id: list(d.pending_approval) for d in the_plan.devices if d.pending_approval
+        },
         "installable": sum(len(d.installable) for d in the_plan.devices),
         "nextWindows": next_windows,
     }

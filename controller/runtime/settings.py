@@ -53,6 +53,7 @@ class Settings:
     poll_interval: timedelta = DEFAULT_POLL_INTERVAL
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     clock: Callable[[], datetime] = field(default=system_clock, compare=False)
+    webhook_secret: str | None = field(default=None, repr=False)  # PATCHCTL_WEBHOOK_SECRET
 
     def __post_init__(self) -> None:
         parse_listen(self.listen)

@@ -142,9 +142,13 @@ async def poll_jobs(
     if found:
         ids = [job["id"] for job in found]
         await context.writer.call(lambda conn, now: jobs.mark_delivered(conn, ids, now=now))
+    poll = context.settings.poll_interval
+    if context.controller is not None:  # sooner when the device's window opens or is open
+        poll = context.controller.poll_interval(
+            device_id, now=context.settings.clock(), default=poll
+        )
     return models.JobsResponse(
-        jobs=[agent_job(job) for job in found],
-        poll_interval=int(context.settings.poll_interval.total_seconds()),
+        jobs=[agent_job(job) for job in found], poll_interval=int(poll.total_seconds())
     )
 
 

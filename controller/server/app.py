@@ -5,11 +5,21 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
 from fastapi import FastAPI
 from pydantic import BaseModel
 
 from controller import __version__
-from controller.server import agent_api, audit_api, dashboard, errors, models, probes, read_api
+from controller.server import (
+    agent_api,
+    audit_api,
+    dashboard,
+    errors,
+    hooks,
+    models,
+    probes,
+    read_api,
+)
 from controller.server.context import Authenticator, Services
 from controller.server.ingest import ReportFastPath
 from controller.server.limits import RequestLimits
@@ -19,6 +29,7 @@ from controller.server.writer import Writer
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from controller.runtime.service import Controller
     from controller.runtime.settings import Settings
     from controller.store import Store
 
@@ -31,17 +42,24 @@ Errors are JSON objects `{error, message, details?}`; request bodies are limited
 """
 
 
-def create_app(store: Store, settings: Settings) -> FastAPI:
-    """The FastAPI app over an open store. The app starts its writer thread on startup and
-    stops it (finishing queued writes) on shutdown; the caller owns and closes the store."""
+def create_app(store: Store, settings: Settings, controller: Controller | None = None) -> FastAPI:
+    """The FastAPI app over an open store. The app starts its writer on startup and stops it
+    (finishing queued writes) on shutdown; with a `controller`, it also starts and stops the
+    reconcile loop, and stored writes and the git webhook trigger it. The caller owns and
+    closes the store."""
     metrics = Metrics()
-    writer = Writer(store, clock=settings.clock)
+    writer = Writer(
+        store,
+        clock=settings.clock,
+        on_commit=controller.reports_arrived if controller is not None else None,
+    )
     services = Services(
         store=store,
         settings=settings,
         writer=writer,
         metrics=metrics,
         authenticator=Authenticator(store=store, settings=settings),
+        controller=controller,
     )
     metrics.gauges.extend(
         [
@@ -57,9 +75,13 @@ def create_app(store: Store, settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         writer.start()
+        if controller is not None:
+            controller.start()
         try:
             yield
         finally:
+            if controller is not None:  # finishes the pass in progress; off the event loop
+                await anyio.to_thread.run_sync(controller.stop)
             await writer.stop()
 
     app = FastAPI(
@@ -80,6 +102,7 @@ def create_app(store: Store, settings: Settings) -> FastAPI:
     app.include_router(read_api.router)
     app.include_router(probes.router)
     app.include_router(dashboard.router)
+    app.include_router(hooks.router)
     app.add_middleware(ReportFastPath, context=services)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(dashboard.LoginForm)  # the sign-in form posts no JSON

@@ -14,6 +14,7 @@ from controller.server.errors import ApiError
 from controller.store import tokens
 
 if TYPE_CHECKING:
+    from controller.runtime.service import Controller
     from controller.runtime.settings import Settings
     from controller.server.metrics import Metrics
     from controller.server.writer import Writer
@@ -65,6 +66,7 @@ class Services:
     writer: Writer
     metrics: Metrics
     authenticator: Authenticator
+    controller: Controller | None = None  # the reconcile loop, when this process runs it
 
     async def principal(self, secret: str | None, *, needed: tokens.TokenKind) -> tokens.Principal:
         """Who a bearer secret speaks for; ApiError 401 or 403 unless it is a valid `needed`."""

@@ -1,4 +1,4 @@
-"""Liveness, readiness, Prometheus metrics, and the git webhook placeholder."""
+"""Liveness, readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -48,16 +48,4 @@ async def readyz(context: Context) -> JSONResponse:
 async def metrics(context: Context) -> PlainTextResponse:
     return PlainTextResponse(
         context.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
-    )
-
-
-@router.post(
-    "/api/v1/hooks/git",
-    summary="Forge push webhook (not implemented yet)",
-    status_code=501,
-    responses={501: {"description": "Arrives with the git poller."}},
-)
-async def git_hook() -> JSONResponse:
-    return JSONResponse(
-        error_body(501, "the git webhook arrives with the reconcile loop; nothing was done"), 501
     )

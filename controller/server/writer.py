@@ -62,9 +62,16 @@ class WriterClosedError(RuntimeError):
 class Writer:
     """Serialises and batches the service's writes; see the module docstring."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], datetime],
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._on_commit = on_commit  # told after each batch (the reconcile loop's trigger)
         self._queue: collections.deque[_Item] = collections.deque()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -133,6 +140,13 @@ class Writer:
     async def _write(self, batch: list[_Item]) -> None:
         self.batches += 1
         self.items += len(batch)
+        try:
+            await self._write_batch(batch)
+        finally:
+            if self._on_commit is not None:
+                self._on_commit()
+
+    async def _write_batch(self, batch: list[_Item]) -> None:
         try:
             results = self._write_together(self._connection(), batch)
         except DBAPIError as exc:

@@ -55,6 +55,7 @@ class FleetConfig:
     seed: int = 1
     behaviour: Behaviour = field(default_factory=Behaviour)
     once: bool = False  # enrol, report, poll once and stop
+    connections: int = MAX_CONNECTIONS  # httpx scans its whole pool on every request
 
 
 async def run_fleet(  # noqa: PLR0913 - the fleet's whole context, all keyword-only
@@ -67,6 +68,7 @@ async def run_fleet(  # noqa: PLR0913 - the fleet's whole context, all keyword-o
     duration: float | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     stop: asyncio.Event | None = None,
+    stats: Stats | None = None,
 ) -> Stats:
     """Run the fleet until `duration` wall seconds pass, `stop` is set, or (with `once`) every
     agent has done one cycle. `enrollment_tokens` maps tenant paths to enrolment tokens;
@@ -76,7 +78,7 @@ async def run_fleet(  # noqa: PLR0913 - the fleet's whole context, all keyword-o
     tenants = tuple(enrollment_tokens) or DEFAULT_TENANTS
     profiles = plan_fleet(config.devices, seed=config.seed, tenants=tenants)
     patches = list(catalogue) or list(BUILTIN)
-    stats = Stats()
+    stats = stats if stats is not None else Stats()  # pass one in to watch it while running
     deadline = None if duration is None else time.monotonic() + duration
     stopped = stop or asyncio.Event()
 
@@ -84,7 +86,7 @@ async def run_fleet(  # noqa: PLR0913 - the fleet's whole context, all keyword-o
         return stopped.is_set() or (deadline is not None and time.monotonic() >= deadline)
 
     limits = httpx.Limits(
-        max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+        max_connections=config.connections, max_keepalive_connections=config.connections
     )
     async with httpx.AsyncClient(
         base_url=server, transport=transport, limits=limits, timeout=30.0

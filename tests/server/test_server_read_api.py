@@ -196,7 +196,8 @@ async def test_probes_metrics_and_openapi(api) -> None:
     metrics = await api.client.get("/metrics")
     openapi = (await api.client.get("/openapi.json")).json()
     hook = await api.client.post("/api/v1/hooks/git", json={})
-    assert (200, 200, 501) == (health.status_code, ready.status_code, hook.status_code)
+    assert (200, 200, 503) == (health.status_code, ready.status_code, hook.status_code)
+    assert "PATCHCTL_WEBHOOK_SECRET" in hook.json()["message"]
     assert "ok" == ready.json()["database"]
     assert 'patchctl_reports_total{scan="none"} 1' in metrics.text
     assert 'route="/api/v1/devices/{device_id}/report"' in metrics.text

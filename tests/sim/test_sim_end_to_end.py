@@ -86,6 +86,7 @@ def test_fifty_agents_enrol_and_report_through_serve(database_url: str, tmp_path
             str(state),
             "--log-format",
             "json",
+            "--no-reconcile",  # the protocol alone: no scan jobs, so one report per agent
         ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

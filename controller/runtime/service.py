@@ -1,0 +1,286 @@
+"""The controller's background work inside `serve`: the reconcile loop, the branch watcher, and
+the chores that follow a pass (notifications, scheduled reports, feed refreshes).
+
+Chores run on their own thread, one round at a time, after the pass that asked for them: a slow
+SMTP server or a push to a far remote never delays the next reconcile. A chore that fails is
+logged and its error kept in the status table (`chore:<name>`); the next round tries again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import structlog
+
+from controller.core.desired import DesiredState
+from controller.core.plan import Plan
+from controller.notify.notifier import Notifier
+from controller.notify.settings import SmtpSettings
+from controller.notify.state import StatusWriter, new_events
+from controller.reports import publish, schedules
+from controller.reports.collect import pending_from_plan
+from controller.runtime.loop import DEFAULT_INTERVAL, BranchWatcher, ReconcileLoop
+from controller.runtime.reconcile import Outcome, Reconciler
+from controller.sources import git as git_source
+from controller.store import Store, history
+
+log = structlog.get_logger("patchctl.service")
+
+REPORT_RUNS_KEY = "report-runs"
+FAST_POLL = timedelta(minutes=15)  # how often an agent polls while its window is open
+MIN_POLL = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceOptions:
+    """How the background work runs; the defaults are those of `patchctl serve`."""
+
+    interval: timedelta = DEFAULT_INTERVAL
+    jitter: float = 0.1
+    sleep_scale: float = 1.0  # < 1 when the clock runs faster than the wall (the demo)
+    watch_branch: bool = True
+    poll_every: timedelta = timedelta(seconds=30)  # git polling of a URL source
+    notify: bool = True
+    smtp: SmtpSettings | None = None
+    scheduled_reports: bool = True
+    reports_dir: Path | None = None  # scheduled reports are also written here when set
+
+
+@dataclass(frozen=True, slots=True)
+class PassContext:
+    """What a chore is told about the pass it follows."""
+
+    outcome: Outcome
+    desired: DesiredState | None
+    now: datetime
+
+
+Chore = Callable[[PassContext], None]
+
+
+class Controller:
+    """Starts and stops the loop, the watcher and the chores; the HTTP app calls `trigger` (the
+    forge webhook) and `reports_arrived` (the report writer)."""
+
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        options: ServiceOptions | None = None,
+        *,
+        chores: Sequence[tuple[str, Chore]] | None = None,
+    ) -> None:
+        self.reconciler = reconciler
+        self.options = options or ServiceOptions()
+        self.store: Store = reconciler.store
+        self.notifier: Notifier | None = None
+        self.loop = ReconcileLoop(
+            reconciler,
+            interval=self.options.interval,
+            jitter=self.options.jitter,
+            sleep_scale=self.options.sleep_scale,
+            on_outcome=self._after_pass,
+        )
+        source = reconciler.source
+        self.watcher = (
+            BranchWatcher(
+                self.loop,
+                repo=source.repo,
+                branch=source.branch,
+                state_dir=source.state_dir,
+                every=self.options.poll_every
+                if git_source.is_url(source.repo)
+                else timedelta(seconds=5),
+            )
+            if self.options.watch_branch
+            else None
+        )
+        self.chores = list(chores) if chores is not None else self._default_chores()
+        self._chore_wake = threading.Event()
+        self._chore_context: PassContext | None = None
+        self._chore_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._chore_thread: threading.Thread | None = None
+        # device id -> (start, end) of its current or next window occurrence, from the last pass
+        self._windows: dict[str, tuple[datetime, datetime]] = {}
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._chore_thread = threading.Thread(
+            target=self._run_chores, name="patchctl-chores", daemon=True
+        )
+        self._chore_thread.start()
+        self.loop.start()
+        if self.watcher is not None:
+            self.watcher.start()
+        log.info(
+            "controller started",
+            repo=self.reconciler.source.repo,
+            branch=self.reconciler.source.branch,
+            interval_s=self.options.interval.total_seconds(),
+        )
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the pass and the chore round in progress, then stop every thread."""
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.loop.stop(timeout)
+        self._stopping.set()
+        self._chore_wake.set()
+        if self._chore_thread is not None:
+            self._chore_thread.join(timeout)
+        if self.notifier is not None:
+            self.notifier.flush(min(timeout, 5.0))
+            self.notifier.close()
+
+    def trigger(self, reason: str) -> None:
+        self.loop.trigger(reason)
+
+    def poll_interval(self, device_id: str, *, now: datetime, default: timedelta) -> timedelta:
+        """How long the agent should wait before its next poll: `default`, but every
+        `FAST_POLL` while its patch window is open, and no later than the window's opening, so
+        a fleet can poll rarely and still start installing the minute its window opens."""
+        window = self._windows.get(device_id)
+        if window is None:
+            return default
+        start, end = window
+        if start <= now < end:
+            return min(default, FAST_POLL)
+        if now < start < now + default:
+            return max(start - now, MIN_POLL)
+        return default
+
+    def reports_arrived(self) -> None:
+        self.loop.reports_arrived()
+
+    # --- chores -----------------------------------------------------------------------------
+
+    def _after_pass(self, outcome: Outcome) -> None:
+        if outcome.plan is not None:
+            self._windows = _device_windows(outcome.plan)
+        with self._chore_lock:
+            self._chore_context = PassContext(
+                outcome, self.reconciler.last_valid, outcome.started_at
+            )
+        self._chore_wake.set()
+
+    def run_chores_now(self, context: PassContext) -> None:
+        """One round of every chore, on the caller's thread (the demo and tests)."""
+        for name, chore in self.chores:
+            try:
+                chore(context)
+            except Exception as exc:  # a broken chore must not stop the others or the loop
+                log.exception("chore failed", chore=name)
+                self._record_chore(name, context.now, error=str(exc))
+
+    def _run_chores(self) -> None:
+        while not self._stopping.is_set():
+            self._chore_wake.wait()
+            self._chore_wake.clear()
+            with self._chore_lock:
+                context, self._chore_context = self._chore_context, None
+            if context is not None:
+                self.run_chores_now(context)
+
+    def _record_chore(self, name: str, now: datetime, *, error: str | None) -> None:
+        try:
+            with self.store.write() as conn:
+                history.set_status(
+                    conn, f"chore:{name}", {"at": now.isoformat(), "error": error}, now=now
+                )
+        except Exception:  # noqa: BLE001 - the status is best effort when the store is down
+            log.warning("chore status not saved", chore=name)
+
+    def _default_chores(self) -> list[tuple[str, Chore]]:
+        chores: list[tuple[str, Chore]] = []
+        if self.options.notify:
+            chores.append(("notify", self._notify))
+        if self.options.scheduled_reports:
+            chores.append(("reports", self._scheduled_reports))
+        return chores
+
+    def _notify(self, context: PassContext) -> None:
+        """Hand the alerts and audit events stored since the last round to the notifier."""
+        notifications = context.desired.notifications if context.desired else ()
+        if self.notifier is None:
+            if not notifications:
+                return
+            self.notifier = Notifier(
+                notifications,
+                smtp=self.options.smtp,
+                clock=self.reconciler.clock,
+                on_status=StatusWriter(self.store, clock=self.reconciler.clock),
+            )
+        self.notifier.configure(notifications)
+        with self.store.write() as conn:
+            events = new_events(conn, now=context.now)
+        self.notifier.submit(events)
+
+    def _scheduled_reports(self, context: PassContext) -> None:
+        """Run the ReportSchedules due since their last run; write back to the reports branch."""
+        desired = context.desired
+        if desired is None:
+            return
+        with self.store.read() as conn:
+            stored = history.get_status(conn).get(REPORT_RUNS_KEY, {}).get("value") or {}
+        last_runs = {key: datetime.fromisoformat(at) for key, at in stored.items()}
+        due = schedules.due_reports(desired.report_schedules, last_runs, context.now)
+        ran: list[str] = []
+        for schedule in due:
+            publication = publish.run_schedule(
+                self.store,
+                schedule,
+                now=context.now,
+                revision=desired.revision,
+                pending_approvals=self._pending(context),
+                out_dir=self.options.reports_dir,
+                writeback=self._writeback_target(),
+            )
+            ran.append(schedules.schedule_key(schedule))
+            log.info("report published", schedule=ran[-1], location=publication.location)
+            if self.notifier is not None:
+                self.notifier.submit(publish.published_events(publication))
+        kept = schedules.track_runs(desired.report_schedules, last_runs, context.now, ran=ran)
+        with self.store.write() as conn:
+            history.set_status(
+                conn,
+                REPORT_RUNS_KEY,
+                {key: at.isoformat() for key, at in kept.items()},
+                now=context.now,
+            )
+
+    @staticmethod
+    def _pending(context: PassContext) -> dict[str, tuple[str, ...]] | None:
+        plan = context.outcome.plan
+        return pending_from_plan(plan.devices) if plan is not None else None
+
+    def _writeback_target(self) -> publish.WritebackTarget:
+        source = self.reconciler.source
+        repo = source.repo
+        if git_source.is_url(repo):  # commit into the clone and push from there
+            repo = str(
+                git_source.open_repository(repo, state_dir=source.state_dir, fetch=False).git_dir
+            )
+        policy_branch = source.branch or git_source.default_branch(
+            git_source.open_repository(source.repo, state_dir=source.state_dir, fetch=False)
+        )
+        return publish.WritebackTarget(repo=repo, policy_branch=policy_branch)
+
+
+def _device_windows(plan: Plan) -> dict[str, tuple[datetime, datetime]]:
+    """Each device's current or next window occurrence, as (start, end)."""
+    occurrences = {
+        key: (occurrence.start, occurrence.end)
+        for key, state in plan.windows.items()
+        if (occurrence := state.current or state.upcoming) is not None
+    }
+    return {
+        d.device_id: occurrences[d.next_window]
+        for d in plan.devices
+        if d.next_window is not None and d.next_window in occurrences
+    }
