@@ -12,9 +12,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Until the reconcile engine lands, the main job is validating the example policy repository.
+# The main job: the example repository, SQLite, the service and 200 simulated agents, two weeks
+# in about a minute.
 demo: $(STAMP)
-	$(BIN)/patchctl validate --repo .
+	$(BIN)/patchctl demo
 
 test: $(STAMP)
 	$(BIN)/pytest

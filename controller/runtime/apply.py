@@ -21,7 +21,6 @@ from controller.core.jobs import JobSpec, ScriptPayload
 from controller.core.observed import JobKind, JobState
 from controller.core.plan import AlertSpec, Plan
 from controller.store import history, jobs, schema
-from controller.store.job_states import JobKind as StoreJobKind
 
 _CHUNK = 500
 
@@ -65,7 +64,7 @@ def _new_job(job: JobSpec, tenants: Mapping[str, str], plan: Plan) -> jobs.NewJo
         id=job.id,
         device_id=job.device_id,
         tenant=tenants[job.device_id],
-        kind=StoreJobKind(job.kind.value),
+        kind=job.kind,
         revision=job.revision or plan.revision or "",
         patch_ids=job.patch_ids,
         payload=job_payload(job),

@@ -44,6 +44,7 @@ CATALOGUE = Path("feeds") / "example-catalogue.json"
 AUTHOR = git.Actor("Dana Ops", "dana@acme.example")
 REVIEWER = "Sam Lead <sam@acme.example>"
 ENROLLING = ("acme/retail", "acme/logistics", "acme")
+LINUX_BASELINE = "Baseline acme/linux-security"
 
 Progress = Callable[[str], None]
 
@@ -289,19 +290,20 @@ class _Driver:
         branch = repo.create_head("approve-december-linux", main.commit)
         branch.checkout()
         path = self.repo / "policies" / "approvals" / "2026-12-linux-security.yaml"
-        ids = ", ".join(pending)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ids = "\n".join(f"    - {patch}" for patch in pending)
         path.write_text(
             "# yaml-language-server: $schema=../../schemas/approval.json\n"
             "apiVersion: patchctl/v1\nkind: Approval\n"
             "metadata: {name: 2026-12-linux-security, tenant: acme}\n"
-            f"spec:\n  patches: [{ids}]\n  targets: {{groups: [all-linux]}}\n"
+            f"spec:\n  patches:\n{ids}\n  targets: {{groups: [all-linux]}}\n"
             "  reason: December Linux security advisories (baseline linux-security)\n"
             "  expires: 2027-01-31\n  ticket: CHG-4900\n",
             encoding="utf-8",
         )
         now = _git_date(self.clock.now())
         repo.index.add([str(path.relative_to(self.repo))])
-        feature = repo.index.commit(
+        repo.index.commit(
             "Approve December Linux security advisories",
             author=AUTHOR,
             committer=AUTHOR,
@@ -309,18 +311,23 @@ class _Driver:
             commit_date=now,
         )
         main.checkout()
-        merge = repo.index.commit(
-            "Merge pull request #42 from acme/approve-december-linux\n\n"
-            "Approve December Linux security advisories\n\n"
-            f"Reviewed-by: {REVIEWER}\nApproved-by: {REVIEWER}\n",
-            parent_commits=(main.commit, feature),
-            head=True,
-            author=AUTHOR,
-            committer=AUTHOR,
-            author_date=now,
-            commit_date=now,
+        identity = {"NAME": AUTHOR.name, "EMAIL": AUTHOR.email, "DATE": now}
+        repo.git.merge(
+            "--no-ff",
+            branch.name,
+            "-m",
+            "Merge pull request #42 from acme/approve-december-linux",
+            "-m",
+            "Approve December Linux security advisories",
+            "-m",
+            f"Reviewed-by: {REVIEWER}\nApproved-by: {REVIEWER}",
+            env={
+                f"GIT_{who}_{key}": value
+                for who in ("AUTHOR", "COMMITTER")
+                for key, value in identity.items()
+            },
         )
-        repo.head.reset(merge, index=True, working_tree=True)
+        merge = repo.head.commit
         self.approval = {
             "commit": merge.hexsha,
             "patches": list(pending),
@@ -332,17 +339,20 @@ class _Driver:
         )
 
     def _pending_linux_patches(self, controller: Controller) -> list[str]:
-        """The Linux patches that most devices wait on for approval (from the last plan)."""
+        """What the Linux baseline finds missing and nothing approves yet (from the last plan):
+        the list an operator would put in the month's approval."""
         outcome = controller.loop.last_outcome
         plan = outcome.plan if outcome is not None else None
-        waiting = [d.pending_approval for d in plan.devices] if plan is not None else []
-        linux = {
-            record_id
-            for record_id, record in catalogue.load_catalogue(self.store).items()
-            if record.os.value == "linux"
+        if plan is None:
+            return ["USN-7123-1"]
+        waiting = {p for d in plan.devices for p in d.pending_approval}
+        required = {
+            patch
+            for record in plan.compliance
+            if record.baseline == LINUX_BASELINE
+            for patch in record.missing
         }
-        counted = Counter(p for patches in waiting for p in patches if p in linux)
-        return sorted(p for p, _ in counted.most_common(25)) or ["USN-7123-1"]
+        return sorted(required & waiting) or ["USN-7123-1"]
 
     # --- reading the result -----------------------------------------------------------------
 

@@ -151,23 +151,6 @@ async def list_alerts(
     return {"scope": scope, "alerts": [camel(row) for row in rows]}
 
 
-@router.get("/audit", responses=_ERRORS, summary="The audit trail of the scope, newest first")
-async def list_audit(
-    principal: ReadPrincipal,
-    context: Context,
-    since: Since = None,
-    tenant: TenantFilter = None,
-    limit: Limit = 500,
-    offset: Offset = 0,
-) -> dict[str, Any]:
-    scope = _scope(principal, tenant)
-    rows = await _read(
-        context,
-        lambda conn: history.list_audit(conn, scope=scope, since=since, limit=limit, offset=offset),
-    )
-    return {"scope": scope, "events": [camel(row) for row in rows]}
-
-
 @router.get(
     "/compliance",
     responses=_ERRORS,

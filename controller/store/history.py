@@ -111,24 +111,6 @@ def add_audit_event(conn: Connection, event: NewAuditEvent, *, now: datetime) ->
     )
 
 
-def list_audit(
-    conn: Connection,
-    *,
-    scope: str,
-    since: datetime | None = None,
-    limit: int = 500,
-    offset: int = 0,
-) -> list[dict[str, Any]]:
-    a = schema.audit_events.c
-    query = sa.select(
-        a.id, a.at, a.tenant, a.actor, a.action, a.object, a.revision, a.details
-    ).where(_visible(a.tenant, scope))
-    if since is not None:
-        query = query.where(a.at >= since)
-    rows = conn.execute(query.order_by(a.at.desc(), a.id.desc()).limit(limit).offset(offset))
-    return [dict(row) for row in rows.mappings()]
-
-
 def list_compliance(
     conn: Connection,
     *,

@@ -19,24 +19,20 @@ import json
 from enum import StrEnum
 from typing import Any
 
+# One vocabulary for the planner and the store: the states and kinds are the core's.
+from controller.core.observed import JobKind, JobState
 
-class JobState(StrEnum):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    ACKED = "acked"
-    DOWNLOADING = "downloading"
-    INSTALLING = "installing"
-    REBOOTING = "rebooting"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    EXPIRED = "expired"  # not picked up before its deadline (no agent)
-    CANCELLED = "cancelled"
-
-
-class JobKind(StrEnum):
-    SCAN = "scan"
-    INSTALL = "install"
-    SCRIPT = "script"
+__all__ = [
+    "AGENT_STATES",
+    "DELIVERABLE_STATES",
+    "TERMINAL_STATES",
+    "EventVerdict",
+    "JobKind",
+    "JobState",
+    "dedupe_key",
+    "evaluate_event",
+    "job_id_for",
+]
 
 
 class EventVerdict(StrEnum):
