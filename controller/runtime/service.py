@@ -23,6 +23,7 @@ from controller.notify.settings import SmtpSettings
 from controller.notify.state import StatusWriter, new_events
 from controller.reports import publish, schedules
 from controller.reports.collect import pending_from_plan
+from controller.runtime import feeds
 from controller.runtime.loop import DEFAULT_INTERVAL, BranchWatcher, ReconcileLoop
 from controller.runtime.reconcile import Outcome, Reconciler
 from controller.sources import git as git_source
@@ -47,6 +48,7 @@ class ServiceOptions:
     notify: bool = True
     smtp: SmtpSettings | None = None
     scheduled_reports: bool = True
+    feeds: bool = True  # refresh the PatchFeeds that are due
     reports_dir: Path | None = None  # scheduled reports are also written here when set
 
 
@@ -202,7 +204,26 @@ class Controller:
             chores.append(("notify", self._notify))
         if self.options.scheduled_reports:
             chores.append(("reports", self._scheduled_reports))
+        if self.options.feeds:
+            chores.append(("feeds", self._refresh_feeds))
         return chores
+
+    def _refresh_feeds(self, context: PassContext) -> None:
+        """Import the PatchFeeds whose refresh is due; a changed catalogue re-evaluates the
+        fleet's inventories, and the next pass plans with it."""
+        if context.desired is None:
+            return
+        source = self.reconciler.source
+        local = None if git_source.is_url(source.repo) else Path(source.repo)
+        runs = feeds.refresh_due_feeds(
+            self.store,
+            context.desired,
+            now=context.now,
+            state_dir=source.state_dir,
+            repo_root=local,
+        )
+        if any(run.fleet is not None for run in runs):
+            self.loop.trigger("feeds refreshed")
 
     def _notify(self, context: PassContext) -> None:
         """Hand the alerts and audit events stored since the last round to the notifier."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.runtime.service import FAST_POLL, Controller, ServiceOptions
 from controller.runtime.settings import Settings
 from controller.server import create_app
-from controller.store import Store, open_store, tokens
+from controller.store import Store, catalogue, history, open_store, tokens
 
 pytestmark = pytest.mark.anyio
 
@@ -53,7 +54,9 @@ async def service(example_repo: PolicyRepo, tmp_path: Path) -> AsyncIterator[Ser
     )
     controller = Controller(
         reconciler,
-        ServiceOptions(interval=timedelta(hours=1), jitter=0.0, watch_branch=False, notify=False),
+        ServiceOptions(
+            interval=timedelta(hours=1), jitter=0.0, watch_branch=False, notify=False, feeds=False
+        ),
     )
     settings = Settings(clock=lambda: now[0], poll_interval=POLL, webhook_secret=SECRET)
     app = create_app(store, settings, controller)
@@ -146,3 +149,33 @@ async def test_agents_poll_sooner_for_their_window(service: Service) -> None:
     assert service.controller.loop.wait_idle(30)
     answer = (await service.client.get(jobs, headers=auth)).json()
     assert POLL.total_seconds() == answer["pollInterval"]
+
+
+def test_due_patch_feeds_are_imported_after_a_pass(
+    example_repo: PolicyRepo, tmp_path: Path
+) -> None:
+    """The example's PatchFeed is due on first sight: the chore after the first pass imports
+    the catalogue it names, keeps its status, and asks for a pass that plans with it."""
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    reconciler = Reconciler(
+        store=store,
+        source=PolicySource(str(example_repo.path), "main", tmp_path / "state"),
+        clock=lambda: BEFORE_LINUX_WINDOW,
+    )
+    options = ServiceOptions(watch_branch=False, notify=False, scheduled_reports=False)
+    controller = Controller(reconciler, options)
+    assert 0 == catalogue.catalogue_size(store)
+    controller.start()
+    try:
+        deadline = time.monotonic() + 60
+        while controller.loop.passes < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert controller.loop.wait_idle(30)
+    finally:
+        controller.stop()
+    with store.read() as conn:
+        feed = history.get_status(conn)["feed:*/example-catalogue"]["value"]
+    assert 1939 == catalogue.catalogue_size(store)
+    assert ("ok", 1939) == (feed["result"], feed["counts"]["new"])
+    assert controller.loop.passes >= 2
+    store.close()
