@@ -7,7 +7,9 @@ import os
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from gitrepos import GROUPS, TENANTS, PolicyRepo
 
@@ -173,3 +175,34 @@ class History:
         self.write("inventory/tenants.yaml", TENANTS)
         self.write("inventory/groups/groups.yaml", GROUPS)
         return self.commit("tenants and groups")
+
+
+def linux_device(store: Any, *, missing: tuple[str, ...], now: datetime) -> str:
+    """Enrol web-01 (Ubuntu, acme/retail) through the store and store a scan missing `missing`."""
+    # imported here: the conftest loads this module before the store package is importable
+    from controller.store import devices, reports  # noqa: PLC0415
+
+    with store.write() as conn:
+        device = devices.enrol(
+            conn,
+            devices.Enrolment(
+                tenant="acme/retail",
+                hostname="web-01",
+                os_family="linux",
+                os_name="Ubuntu",
+                os_version="24.04",
+                role="server",
+                agent_version="1.0",
+                labels={},
+            ),
+            poll_interval=60,
+            now=now,
+        ).device_id
+        scan = reports.Scan(
+            scanned_at=now,
+            reboot_required=False,
+            missing=tuple((p, {}) for p in missing),
+            installed=(),
+        )
+        reports.write_reports(conn, [reports.Report(device_id=device, scan=scan)], now=now)
+    return device

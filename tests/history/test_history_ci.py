@@ -14,10 +14,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from gitrepos import PROJECT_ROOT
-from historyrepos import BOB, History, approval
+from historyrepos import BOB, History, approval, linux_device
 
 from controller.cli import main
-from controller.store import Store, devices, reports
+from controller.store import Store
 
 EXAMPLES = {
     "github": PROJECT_ROOT / "examples" / "ci" / "github-actions.yml",
@@ -84,26 +84,7 @@ def test_plan_shows_a_pull_request_against_the_fleet(
     git_history.write("policies/approvals/openssl.yaml", approval("openssl", "USN-1-1"))
     head = git_history.commit("Approve USN-1-1 for linux-web", author=BOB)
     git_history.git("checkout", "-q", "main")
-    with store.write() as conn:
-        device = devices.enrol(
-            conn,
-            devices.Enrolment(
-                tenant="acme/retail",
-                hostname="web-01",
-                os_family="linux",
-                os_name="Ubuntu",
-                os_version="24.04",
-                role="server",
-                agent_version="1.0",
-                labels={},
-            ),
-            poll_interval=60,
-            now=NOW,
-        ).device_id
-        scan = reports.Scan(
-            scanned_at=NOW, reboot_required=False, missing=(("USN-1-1", {}),), installed=()
-        )
-        reports.write_reports(conn, [reports.Report(device_id=device, scan=scan)], now=NOW)
+    linux_device(store, missing=("USN-1-1",), now=NOW)
     common = [
         "plan",
         "--repo",

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from gitrepos import PolicyRepo
-from historyrepos import ALICE, BOB, History, SshKey, approval
+from historyrepos import ALICE, BOB, History, SshKey, approval, linux_device
 
 from controller.cli import main
 from controller.runtime import access, audit
@@ -121,41 +121,6 @@ def test_a_force_push_is_recorded_not_merged(
 # --- rejected approvals ----------------------------------------------------------------------
 
 
-def linux_device(store: Store, *, missing: tuple[str, ...]) -> str:
-    with store.write() as conn:
-        device = devices.enrol(
-            conn,
-            devices.Enrolment(
-                tenant="acme/retail",
-                hostname="web-01",
-                os_family="linux",
-                os_name="Ubuntu",
-                os_version="24.04",
-                role="server",
-                agent_version="1.0",
-                labels={},
-            ),
-            poll_interval=60,
-            now=NOW,
-        ).device_id
-        reports.write_reports(
-            conn,
-            [
-                reports.Report(
-                    device_id=device,
-                    scan=reports.Scan(
-                        scanned_at=NOW,
-                        reboot_required=False,
-                        missing=tuple((p, {}) for p in missing),
-                        installed=(),
-                    ),
-                )
-            ],
-            now=NOW,
-        )
-    return device
-
-
 def test_unsigned_and_unauthorised_approvals_are_rejected_alerted_once_and_not_planned(
     git_history: History, store: Store, tmp_path: Path, ssh_keys: dict[str, SshKey]
 ) -> None:
@@ -166,7 +131,7 @@ def test_unsigned_and_unauthorised_approvals_are_rejected_alerted_once_and_not_p
     git_history.commit("grant openssl", key=ssh_keys["alice"])
     git_history.write(KERNEL, approval("kernel", "USN-2-1"))
     git_history.commit("grant kernel", author=BOB)
-    device = linux_device(store, missing=("USN-1-1", "USN-2-1"))
+    device = linux_device(store, missing=("USN-1-1", "USN-2-1"), now=NOW)
     reconciler = Reconciler(
         store=store,
         source=PolicySource(str(git_history.path), "main", tmp_path / "state"),
@@ -203,7 +168,7 @@ def test_without_an_access_policy_every_approval_applies(
     git_history.seed()
     git_history.write(KERNEL, approval("kernel", "USN-2-1"))
     git_history.commit("grant kernel", author=BOB)
-    device = linux_device(store, missing=("USN-2-1",))
+    device = linux_device(store, missing=("USN-2-1",), now=NOW)
     outcome = Reconciler(
         store=store,
         source=PolicySource(str(git_history.path), "main", tmp_path / "state"),
