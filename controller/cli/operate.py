@@ -194,6 +194,12 @@ def status_command(db_url: str | None, state_dir: Path, tenant: str | None, as_j
     source = report["source"]
     click.echo(f"applied   {source.get('lastAppliedRevision') or '-'}")
     click.echo(f"attempted {source.get('lastAttemptedRevision') or '-'}")
+    lease = report["leader"]
+    if lease is not None:
+        state = "until" if lease["valid"] else "expired"
+        click.echo(
+            f"leader    {lease['holder']} (epoch {lease['epoch']}, {state} {lease['expiresAt']})"
+        )
     for condition in report["conditions"]:
         click.echo(
             f"  {condition['type']:<15} {condition['status']:<8} "

@@ -21,6 +21,7 @@ import watchfiles
 from controller.core import windows
 from controller.runtime.reconcile import Outcome, Reconciler
 from controller.sources import git as git_source
+from controller.store.leases import LeaseLostError
 
 log = structlog.get_logger("patchctl.loop")
 
@@ -40,12 +41,15 @@ class ReconcileLoop:
         jitter: float = 0.1,
         sleep_scale: float = 1.0,
         on_outcome: Callable[[Outcome], None] | None = None,
+        may_run: Callable[[], bool] | None = None,
     ) -> None:
+        """`may_run`: asked before each pass; False skips it (a replica that does not lead)."""
         self.reconciler = reconciler
         self.interval = interval
         self.jitter = jitter
         self.sleep_scale = sleep_scale  # < 1 when the clock runs faster than the wall (the demo)
         self.on_outcome = on_outcome
+        self.may_run = may_run
         self.last_outcome: Outcome | None = None
         self.passes = 0
         self._wake = threading.Event()
@@ -99,8 +103,15 @@ class ReconcileLoop:
                 reasons = sorted(self._reasons) or ["interval"]
                 self._reasons.clear()
                 self._wake.clear()
+            if self.may_run is not None and not self.may_run():
+                self._idle.set()  # the leader reconciles; its triggers are its own
+                continue
             try:
                 outcome = self.reconciler.reconcile()
+            except LeaseLostError as exc:  # another replica leads now; it finishes the work
+                log.warning("reconcile abandoned: lease lost", triggers=reasons, error=str(exc))
+                self._idle.set()
+                continue
             except Exception:  # a bug or a dead database must not kill the service
                 failures += 1
                 pause = min(ERROR_BACKOFF[0] * 2 ** (failures - 1), ERROR_BACKOFF[1])

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from controller.store import history, schema
+from controller.store import history, leases, schema
 
 PATCH_STATUS_DAYS = 30
 
@@ -37,7 +37,15 @@ def summary(conn: Connection, *, now: datetime, tenant: str | None = None) -> di
         "patchStatus": patch_status(conn, now=now, tenant=tenant),
         "agents": agents(conn, now=now, tenant=tenant),
         "reconciles": [_run(r) for r in history.list_reconcile_runs(conn, limit=10)],
+        "leader": leader(conn),
     }
+
+
+def leader(conn: Connection) -> dict[str, Any] | None:
+    """The reconciler lease: which replica leads, under which epoch, until when (None before
+    any `serve` ran)."""
+    lease = leases.read(conn)
+    return lease.as_dict(now=leases.database_now(conn)) if lease is not None else None
 
 
 def compliance_by_baseline(

@@ -22,7 +22,10 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Readiness: the database answers",
+    summary="Readiness: the database answers; whether this replica leads the reconcile",
+    description="`leader` is true on the replica that holds the reconciler lease (it runs the "
+    "reconcile loop and the chores); every ready replica serves agents. `replica` names this "
+    "process (host:pid:nonce); both are null/false with --no-reconcile.",
     responses={503: {"description": "The database is not reachable."}},
 )
 async def readyz(context: Context) -> JSONResponse:
@@ -30,8 +33,14 @@ async def readyz(context: Context) -> JSONResponse:
         context.store.ping()
         with context.store.read() as conn:
             status = history.get_status(conn)
-        applied = status.get("lastAppliedRevision", {}).get("value")
-        return {"status": "ready", "database": "ok", "lastAppliedRevision": applied}
+        applied = (status.get("source", {}).get("value") or {}).get("lastAppliedRevision")
+        controller = context.controller
+        role = (
+            controller.role()
+            if controller is not None
+            else {"replica": None, "leader": False, "epoch": None}
+        )
+        return {"status": "ready", "database": "ok", "lastAppliedRevision": applied} | role
 
     try:
         body = await anyio.to_thread.run_sync(check)

@@ -18,6 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from controller import __version__
 from controller.kinds.common import TENANT_PATTERN, tenant_contains
+from controller.runtime import status as run_status
 from controller.server.context import Context, read_principal
 from controller.server.errors import ApiError
 from controller.store import devices, history, jobs, tokens
@@ -196,7 +197,15 @@ async def status(
                 for key, entry in history.get_status(conn).items()
             },
             "reconcileRuns": [camel(row) for row in history.list_reconcile_runs(conn)],
+            "leader": leader(conn),
         }
+
+    def leader(conn: Connection) -> dict[str, Any] | None:
+        lease = run_status.leader(conn)
+        if lease is None:
+            return None
+        here = context.controller.role()["replica"] if context.controller is not None else None
+        return lease | {"thisReplica": lease["holder"] == here}
 
     found = await _read(context, read)
     return {"scope": scope, "serverTime": now.isoformat(), "version": __version__} | found
