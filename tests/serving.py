@@ -4,6 +4,7 @@ the server acknowledged: for the end-to-end tests of crashes and replicas."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import socket
@@ -80,7 +81,7 @@ class Serve:
             )
         return self
 
-    def wait_healthy(self, timeout: float = 30.0) -> None:
+    def wait_healthy(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is not None
@@ -211,8 +212,10 @@ class Fleet:
 
     def stop(self) -> None:
         """Stop every agent after its current step, and wait for them."""
-        self._loop.call_soon_threadsafe(self._stop.set)
         assert self.thread is not None
+        if self.thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # its loop ended meanwhile
+                self._loop.call_soon_threadsafe(self._stop.set)
         self.thread.join(60)
         assert not self.thread.is_alive()
 
@@ -234,7 +237,7 @@ def lost_acknowledgements(store: Store, acknowledged: Acknowledged) -> dict[str,
 
 def duplicated_work(store: Store) -> dict[str, list[Any]]:
     """Work done twice, by kind (empty lists: none): a patch in two install jobs of one window
-    occurrence, two jobs in flight on one device, two alerts about one job and transition."""
+    occurrence, two jobs in flight on one device, two alerts of a kind on one job and patch)."""
     j, a = schema.jobs.c, schema.alerts.c
     with store.read() as conn:
         installs = conn.execute(
@@ -252,9 +255,9 @@ def duplicated_work(store: Store) -> dict[str, list[Any]]:
             for patch in patches:
                 key = (device, window, patch)
                 patch_jobs[key] = patch_jobs.get(key, 0) + 1
-        alert_count: dict[tuple[str, str | None, str | None], int] = {}
+        alert_count: dict[tuple[str, str | None, str | None, str | None], int] = {}
         for kind, device, details in alerts:
-            key2 = (kind, device, (details or {}).get("job"))
+            key2 = (kind, device, (details or {}).get("job"), (details or {}).get("patch"))
             alert_count[key2] = alert_count.get(key2, 0) + 1
     return {
         "patchInstalledTwice": sorted(k for k, n in patch_jobs.items() if n > 1),
