@@ -2,7 +2,7 @@
 
 What is real: SQLite files in `tmp_path` (WAL, the store's own pragmas and migrations), the
 PostgreSQL server named by PATCHCTL_TEST_POSTGRES_URL (each test gets a schema of its own,
-or with `postgres_database_url` a database of its own, dropped afterwards), the FastAPI app driven through httpx's ASGI transport with its lifespan
+dropped afterwards), the FastAPI app driven through httpx's ASGI transport with its lifespan
 (writer included), and, in the end-to-end tests, `patchctl serve` as a subprocess on a real
 loopback port. What is faked: only the clock (`SettableClock`), so that scans, deadlines and
 expiry are decided by the test.
@@ -88,32 +88,6 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(_plain(url), autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
-@pytest.fixture
-def postgres_database_url() -> Iterator[str]:
-    """A SQLAlchemy URL of a fresh PostgreSQL database of its own, dropped afterwards (for
-    several processes, and for what is database-wide, such as leases held by `serve`)."""
-    url = _postgres_or_skip()
-    name = f"patchctl_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_plain(url), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = url.partition("?")
-    try:
-        yield f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
-    finally:
-        with psycopg.connect(_plain(url), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(params=ENGINES)
-def engine_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh database on each engine for processes started by the test: a SQLite file in
-    tmp_path, then a PostgreSQL database of its own."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'patchctl.db'}"
-    url: str = request.getfixturevalue("postgres_database_url")
-    return url
 
 
 @pytest.fixture(params=ENGINES)

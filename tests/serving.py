@@ -117,6 +117,12 @@ class Serve:
             self.process.send_signal(signal.SIGTERM)
         return self.process.wait(60)
 
+    def reap(self) -> None:
+        """Kill the process if it still runs (test teardown, whatever happened)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
+
     def log_lines(self) -> list[dict[str, Any]]:
         lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
         return [json.loads(line) for line in lines if line.startswith("{")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,15 @@ spec:
 """,
 }
 SERVE_OPTIONS = ("--poll-interval", "1s", "--interval", "3s")
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Serve]]:
+    """The `serve` processes of a test; any still running at the end are killed."""
+    started: list[Serve] = []
+    yield started
+    for serve in started:
+        serve.reap()
 
 
 @pytest.fixture
@@ -155,19 +165,20 @@ def problems_logged(*servers: Serve) -> list[str]:
 
 
 def test_ten_kill_9s_lose_no_acknowledged_report_and_duplicate_no_job(
-    engine_url: str, repo: Path, tmp_path: Path
+    database_url: str, repo: Path, tmp_path: Path, servers: list[Serve]
 ) -> None:
     """Killing `serve` with -9 ten times under 20 busy agents loses nothing it acknowledged
     and makes no job, install or alert twice."""
     rng = random.Random(14)  # noqa: S311 - when to kill, reproducibly
     serve = Serve.configure(
         repo=repo,
-        database_url=engine_url,
+        database_url=database_url,
         state_dir=tmp_path / "state",
         log_path=tmp_path / "serve.log",
         extra=SERVE_OPTIONS,
     )
-    secrets = enrolment_tokens(engine_url)
+    servers.append(serve)
+    secrets = enrolment_tokens(database_url)
     fleet = Fleet(serve.base, {t: secrets[t] for t in TENANTS[:2]}, devices=20, duration=280)
     serve.start().wait_healthy()
     fleet.start()
@@ -184,7 +195,7 @@ def test_ten_kill_9s_lose_no_acknowledged_report_and_duplicate_no_job(
     finally:
         fleet.stop()
         code = serve.stop()
-    lost, duplicated, _ = findings(engine_url, fleet)
+    lost, duplicated, _ = findings(database_url, fleet)
     assert 0 == code
     assert 10 == kills
     assert ({"scans": [], "events": []}, all_empty(duplicated)) == (lost, duplicated)
@@ -193,11 +204,11 @@ def test_ten_kill_9s_lose_no_acknowledged_report_and_duplicate_no_job(
 
 
 def test_two_replicas_one_leads_and_the_other_takes_over_within_15_s(
-    postgres_database_url: str, repo: Path, tmp_path: Path
+    postgres_url: str, repo: Path, tmp_path: Path, servers: list[Serve]
 ) -> None:
     """Two replicas on one PostgreSQL: exactly one leads, agents are served by the other; after
     kill -9 of the leader the other leads within 15 s, and no work is done twice."""
-    url = postgres_database_url
+    url = postgres_url
     secrets, reader = enrolment_tokens(url), read_token(url)
     # device names are unique per tenant: the late fleet enrols in a tenant of its own
     early, late = {t: secrets[t] for t in TENANTS[:2]}, {"acme": secrets["acme"]}
@@ -211,6 +222,7 @@ def test_two_replicas_one_leads_and_the_other_takes_over_within_15_s(
         )
         for name in ("first", "second")
     )
+    servers.extend((first, second))
     first.start(), second.start()
     first.wait_healthy()
     second.wait_healthy()
