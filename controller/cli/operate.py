@@ -12,8 +12,10 @@ from controller.cli.audit import access_policy_option, load_access_or_fail
 from controller.cli.common import EXIT_NO, fail, json_option, print_json, source_options
 from controller.cli.serve import open_store_or_fail, store_options
 from controller.runtime import observe, status
+from controller.runtime.leadership import Leadership
 from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.runtime.settings import system_clock
+from controller.store import Store, leases
 
 
 def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
@@ -44,8 +46,10 @@ def _reconciler(
     state_dir: Path,
     now: datetime | None,
     access_policy: Path | None = None,
+    *,
+    store: Store | None = None,
 ) -> Reconciler:
-    store = open_store_or_fail(db_url, state_dir)
+    store = store or open_store_or_fail(db_url, state_dir)
     clock = (lambda: now) if now is not None else system_clock
     return Reconciler(
         store=store,
@@ -53,6 +57,23 @@ def _reconciler(
         clock=clock,
         access=load_access_or_fail(access_policy),
     )
+
+
+def _lead_or_fail(store: Store) -> Leadership:
+    """Hold the reconciler lease for one pass (renewed meanwhile), or exit 2 naming the
+    `serve` replica that holds it."""
+    leadership = Leadership(store)
+    if leadership.step():
+        leadership.start()
+        return leadership
+    with store.read() as conn:
+        lease = leases.read(conn)
+    holder = f"{lease.holder} (epoch {lease.epoch})" if lease else "another process"
+    fail(
+        f"the reconciler lease is held by {holder}: a running `patchctl serve` reconciles this "
+        "database; push a commit or call its webhook to start a pass, or stop it first"
+    )
+    raise AssertionError  # unreachable: fail() exits
 
 
 @click.command()
@@ -74,9 +95,17 @@ def reconcile(
 
     A revision that does not validate is recorded (lastAttemptedRevision, a PolicyInvalid alert)
     and the last valid revision keeps being enforced. Exit 0 when the head revision was applied,
-    1 when it was not (invalid policy, unreachable source), 2 on usage or database errors.
+    1 when it was not (invalid policy, unreachable source), 2 on usage or database errors, or
+    when a running `serve` holds the reconciler lease (its loop reconciles; two passes at once
+    would race).
     """
-    outcome = _reconciler(repo, branch, db_url, state_dir, now, access_policy).reconcile()
+    leadership = _lead_or_fail(open_store_or_fail(db_url, state_dir))
+    try:
+        outcome = _reconciler(
+            repo, branch, db_url, state_dir, now, access_policy, store=leadership.store
+        ).reconcile()
+    finally:
+        leadership.stop()
     if as_json:
         print_json(outcome.as_dict())
     else:

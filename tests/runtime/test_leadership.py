@@ -146,3 +146,28 @@ def test_a_second_serve_on_sqlite_exits_2_naming_the_first(tmp_path: Path) -> No
     assert 2 == result.exit_code
     assert "is already served by pid" in result.stderr
     assert "use PostgreSQL" in result.stderr
+
+
+def test_reconcile_command_waits_for_no_running_serve(
+    policy_repo: PolicyRepo, tmp_path: Path
+) -> None:
+    """`patchctl reconcile` exits 2 naming the replica that holds the lease; once that one has
+    stopped it runs its pass under the lease and releases it."""
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    args = ["reconcile", "--repo", str(policy_repo.path), "--db", db, "--state-dir", str(tmp_path)]
+    store = open_store(db)
+    serving = Leadership(store, holder="serve-1")
+    serving.step()
+    try:
+        refused = CliRunner().invoke(main, args)
+    finally:
+        serving.stop()
+    ran = CliRunner().invoke(main, args)
+    with store.read() as conn:
+        lease = leases.read(conn)
+        now = leases.database_now(conn)
+    store.close()
+    assert (2, 0) == (refused.exit_code, ran.exit_code), ran.output
+    assert "the reconciler lease is held by serve-1 (epoch 1)" in refused.stderr
+    assert lease is not None
+    assert (2, False) == (lease.epoch, lease.expires_at > now)
