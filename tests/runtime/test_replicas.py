@@ -200,6 +200,7 @@ def test_ten_kill_9s_lose_no_acknowledged_report_and_duplicate_no_job(
     assert 10 == kills
     assert ({"scans": [], "events": []}, all_empty(duplicated)) == (lost, duplicated)
     assert fleet.acknowledged.events  # jobs ran through the crashes
+    assert 0 == fleet.stats.errors.get("re-enrolled", 0)  # no device token was forgotten
     assert [] == problems_logged(serve)
 
 
