@@ -239,7 +239,7 @@ def test_two_replicas_one_leads_and_the_other_takes_over_within_15_s(
             time.sleep(0.3)
         leader.kill()
         took_over = wait_for(follower.leads, timeout=15, every=0.1)
-        follower_id = (follower.readyz() or {}).get("replica")
+        ready = follower.readyz() or {}
         issued_at_takeover = issued_jobs(url)
         newcomers = Fleet(follower.base, late, devices=5, duration=280, seed=6).start()
         wait_for(lambda: issued_jobs(url) > issued_at_takeover, timeout=20)
@@ -257,7 +257,8 @@ def test_two_replicas_one_leads_and_the_other_takes_over_within_15_s(
     assert [(True, False)] * 5 == roles
     assert took_over < 15
     assert lease is not None
-    assert (2, follower_id) == (lease.epoch, lease.holder)
+    assert (2, ready["replica"]) == (lease.epoch, lease.holder)
+    assert str(ready["lastAppliedRevision"]).startswith("main@sha1:")
     assert (True, 2) == (status["leader"]["thisReplica"], status["leader"]["epoch"])
     assert ({"scans": [], "events": []}, all_empty(duplicated)) == (lost, duplicated)
     assert 0 == code
