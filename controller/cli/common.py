@@ -15,6 +15,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_OK = 0
 EXIT_NO = 1
 EXIT_USAGE = 2
+CONFIG_FILE = Path("patchctl.toml")
 
 
 def repo_options(func: F) -> F:
@@ -29,12 +30,36 @@ def repo_options(func: F) -> F:
     return source_options(func)
 
 
+DEFAULT_BRANCH = "main"
+
+
 def source_options(func: F) -> F:
-    """--repo and --branch: where the policy comes from (commands that also open the store
-    take --state-dir from the store options)."""
+    """--repo and --branch for commands that only read a policy (`validate`, `plan`): the
+    checked-out branch by default, because reading a work in progress is their purpose.
+    (Commands that also open the store take --state-dir from the store options.)"""
     func = click.option(
         "--branch", default=None, help="Branch to read (default: the checked-out one)."
     )(func)
+    return _repo_option(func)
+
+
+def enforced_source_options(func: F) -> F:
+    """--repo and --branch for commands that enforce or record a policy (`serve`, `reconcile`,
+    `explain`, `audit`, `report`): always a named branch, `main` by default, read from git
+    objects. The checked-out branch and the working tree are never enforced (DESIGN §7): a
+    `git checkout -b wip` in the served directory must not apply unreviewed commits."""
+    func = click.option(
+        "--branch",
+        default=DEFAULT_BRANCH,
+        show_default=True,
+        envvar="PATCHCTL_BRANCH",
+        show_envvar=True,
+        help="The reviewed branch to enforce; never the checked-out one.",
+    )(func)
+    return _repo_option(func)
+
+
+def _repo_option(func: F) -> F:
     return click.option(
         "--repo",
         default=".",
@@ -56,3 +81,32 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
     """Print `patchctl: message` on stderr and exit; for user and I/O errors, never a traceback."""
     click.echo(f"patchctl: {message}", err=True)
     sys.exit(code)
+
+
+def access_policy_option(func: F) -> F:
+    """--access-policy FILE (also PATCHCTL_ACCESS_POLICY)."""
+    return click.option(
+        "--access-policy",
+        "access_policy",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        envvar="PATCHCTL_ACCESS_POLICY",
+        show_envvar=True,
+        metavar="FILE",
+        help="TOML file whose [access] table says who may approve per tenant and which commits "
+        "must be signed. Default: the [access] table of ./patchctl.toml, if any.",
+    )(func)
+
+
+def load_access_or_fail(path: Path | None) -> Any:
+    """The access policy (`controller.runtime.access.AccessPolicy`), or exit 2 naming the field."""
+    from controller.runtime import access  # noqa: PLC0415 - keep --help fast
+
+    try:
+        if path is not None:
+            return access.load_access(path, required=True)
+        if CONFIG_FILE.is_file():
+            return access.load_access(CONFIG_FILE)
+    except access.AccessError as exc:
+        fail(str(exc))
+    return access.AccessPolicy.open()

@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from controller.cli.common import fail, source_options
+from controller.cli.common import (
+    access_policy_option,
+    enforced_source_options,
+    fail,
+    load_access_or_fail,
+)
 from controller.kinds.common import parse_duration
 from controller.runtime.settings import (
     DEFAULT_LISTEN,
@@ -82,7 +87,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timed
 
 
 @click.command()
-@source_options
+@enforced_source_options
 @click.option(
     "--listen",
     default=DEFAULT_LISTEN,
@@ -149,9 +154,10 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timed
     show_default=True,
     help="auto: JSON lines unless stderr is a terminal.",
 )
+@access_policy_option
 def serve(
     repo: str,
-    branch: str | None,
+    branch: str,
     listen: str,
     db_url: str | None,
     state_dir: Path,
@@ -163,6 +169,7 @@ def serve(
     run_loop: bool,
     log_level: str,
     log_format: str,
+    access_policy: Path | None,
 ) -> None:
     """Run the service: the reconcile loop over --repo/--branch, the agent protocol, the read
     API, the dashboard at /, /healthz, /readyz, /metrics and the git webhook.
@@ -177,6 +184,10 @@ def serve(
     POST /api/v1/hooks/git (set PATCHCTL_WEBHOOK_SECRET; GitHub, Gitea and GitLab headers are
     understood). After each pass, notifications are sent (SMTP settings from the [smtp] table
     of patchctl.toml) and due ReportSchedules are written back to the patchctl-reports branch.
+
+    Only --branch (default main) is enforced, read from git objects: the checked-out branch
+    and the working tree of --repo never are. Approvals are judged by the same access policy
+    as `patchctl reconcile` (--access-policy, else the [access] table of ./patchctl.toml).
 
     Stops cleanly on Ctrl-C or SIGTERM: finishes the pass in progress and the queued writes.
 
@@ -203,11 +214,15 @@ def serve(
     except (ValueError, SettingsError) as exc:
         fail(str(exc))
         return
+    access = load_access_or_fail(access_policy) if run_loop else None
     store = open_store_or_fail(db_url, state_dir)
     controller = None
     if run_loop:
         reconciler = Reconciler(
-            store=store, source=PolicySource(repo, branch, state_dir), clock=settings.clock
+            store=store,
+            source=PolicySource(repo, branch, state_dir),
+            clock=settings.clock,
+            access=access,
         )
         options = ServiceOptions(
             interval=interval, watch_branch=watch, poll_every=git_poll, smtp=smtp
@@ -221,6 +236,8 @@ def serve(
         database=store.url,
         schema=store.schema_revision(),
         repo=repo if run_loop else None,
+        branch=branch if run_loop else None,
+        access="enforced" if access is not None and access.enforced else "open",
         webhook=settings.webhook_secret is not None,
     )
     config = uvicorn.Config(
