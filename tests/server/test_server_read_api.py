@@ -235,3 +235,13 @@ async def test_tokens_never_reach_the_logs(api) -> None:
     text = repr(logs)
     assert any(entry["event"] == "enrolled" for entry in logs)
     assert [] == [s for s in [*secrets, device_token, "pcr_wrong"] if s in text]
+
+
+async def test_readiness_names_the_applied_revision(api) -> None:
+    """/readyz shows the revision the reconciler last applied (from its `source` status)."""
+    with api.store.write() as conn:
+        history.set_status(
+            conn, "source", {"lastAppliedRevision": "main@sha1:abc"}, now=api.clock()
+        )
+    ready = (await api.client.get("/readyz")).json()
+    assert "main@sha1:abc" == ready["lastAppliedRevision"]
