@@ -107,6 +107,39 @@ def visible_conditions(stored: Any) -> list[dict[str, str]]:
     return shown
 
 
+# Entries that belong to the repository rather than to a tenant: an invalid commit may touch
+# any tenant's files, and its errors, author and message say so.
+REPOSITORY_LEVEL = frozenset({"PolicyInvalid", "HistoryRewritten"})
+
+
+def visible_entry(entry: dict[str, Any], *, kind: str) -> dict[str, Any]:
+    """An audit entry or alert (read API shape; `kind` names its type field: `type` or `kind`)
+    as a tenant-scoped reader sees it. Repository-level entries without a tenant keep their
+    type, time, revision and commit, and only count their errors: the text, the author and the
+    message may belong to any tenant (`patchctl audit` and `validate` on the controller host
+    show them). Every other entry is returned as it is."""
+    if entry.get("tenant") is not None or entry.get(kind) not in REPOSITORY_LEVEL:
+        return entry
+    details = _mapping(entry.get("details"))
+    errors = details.get("errors") or ()
+    commit = _mapping(details.get("commit"))
+    withheld = {
+        "revision": details.get("revision"),
+        "commit": {"sha": commit.get("sha")} if commit else None,
+        "errorCount": len(errors),
+    }
+    shown = dict(entry) | {"details": withheld}
+    if "actor" in shown:
+        shown["actor"] = None
+    if "summary" in shown:
+        shown["summary"] = f"{len(errors)} error(s); `patchctl validate` lists them"
+    return shown
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _scoped_pending(conn: Connection, recorded: Any, *, scope: str) -> dict[str, list[str]]:
     if not isinstance(recorded, dict) or not recorded:
         return {}

@@ -149,7 +149,10 @@ async def list_alerts(
             conn, scope=scope, since=since, open_only=open_only, limit=limit, offset=offset
         ),
     )
-    return {"scope": scope, "alerts": [camel(row) for row in rows]}
+    return {
+        "scope": scope,
+        "alerts": [runtime_status.visible_entry(camel(row), kind="kind") for row in rows],
+    }
 
 
 @router.get(

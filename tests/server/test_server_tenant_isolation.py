@@ -148,6 +148,15 @@ async def test_every_read_answer_is_scoped_to_the_token(
         clock=clock,
     )
     assert "applied" == reconciler.reconcile().result
+    # a broken commit to a logistics file: its PolicyInvalid alert and trail entry have no
+    # tenant, and must not quote the file to retail
+    fleet_repo.write(
+        "policies/approvals/logistics-openssl-rush.yaml",
+        "apiVersion: patchctl/v1\nkind: Approval\nmetadata: {name: logistics-openssl-rush, "
+        "tenant: acme/logistics}\nspec: {patches: [RHSA-2026:1234], bogus: LOG-4802}\n",
+    )
+    fleet_repo.commit("break it", author=LOGISTICS_AUTHOR)
+    assert "policy-invalid" == reconciler.reconcile().result
 
     seen = {
         tenant: await walk(api, api.token(tenant), device_ids[tenant]) for tenant in CLIENTS
