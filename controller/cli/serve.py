@@ -17,6 +17,7 @@ import click
 
 from controller.cli.common import (
     access_policy_option,
+    current_config,
     enforced_source_options,
     fail,
     load_access_or_fail,
@@ -196,7 +197,7 @@ def serve(
     import structlog  # noqa: PLC0415 - keep --help fast
     import uvicorn  # noqa: PLC0415
 
-    from controller.notify.settings import SettingsError, load_smtp_settings  # noqa: PLC0415
+    from controller.notify.settings import SettingsError, smtp_from_table  # noqa: PLC0415
     from controller.runtime.reconcile import PolicySource, Reconciler  # noqa: PLC0415
     from controller.runtime.service import Controller, ServiceOptions  # noqa: PLC0415
     from controller.server import create_app, logs  # noqa: PLC0415
@@ -210,7 +211,12 @@ def serve(
             max_body_bytes=max_body_bytes,
             webhook_secret=os.environ.get(WEBHOOK_SECRET_ENV) or None,
         )
-        smtp = load_smtp_settings() if run_loop else None
+        settings_file = current_config()
+        smtp = (
+            smtp_from_table(settings_file.table("smtp"), source=settings_file.source)
+            if run_loop
+            else None
+        )
     except (ValueError, SettingsError) as exc:
         fail(str(exc))
         return
