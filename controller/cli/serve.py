@@ -69,15 +69,43 @@ def database_url(db_url: str | None, state_dir: Path) -> str:
     return db_url or default_database_url(state_dir)
 
 
-def open_store_or_fail(db_url: str | None, state_dir: Path) -> Store:
-    """Open (create, migrate) the store, or exit 2 with the store's own message."""
+def open_store_or_fail(db_url: str | None, state_dir: Path, *, create: bool = False) -> Store:
+    """Open (migrate) the store, or exit 2 with the store's own message.
+
+    Only the commands that build state (`serve`, `reconcile`, `token create`, `feed import`)
+    pass `create`: any other command on a SQLite file that does not exist says so instead of
+    creating an empty database and answering "0 devices" (run in the wrong folder, or with the
+    wrong --state-dir)."""
     from controller.store import StoreError, open_store  # noqa: PLC0415 - keep --help fast
 
+    url = database_url(db_url, state_dir)
+    missing = _missing_sqlite_file(url)
+    if missing is not None and not create:
+        fail(
+            f"no state database at {missing}: nothing has run with this state yet. Give the "
+            "controller's --state-dir or --db (PATCHCTL_STATE_DIR, PATCHCTL_DB), or start it "
+            "with `patchctl serve` or `patchctl reconcile`."
+        )
     try:
-        return open_store(database_url(db_url, state_dir))
+        return open_store(url)
     except StoreError as exc:
         fail(str(exc))
         raise  # unreachable: fail() exits
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    """The SQLite file a URL names, when it does not exist (None for other engines)."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - keep --help fast
+    from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # open_store says what is wrong with it
+    if not parsed.drivername.startswith("sqlite") or parsed.database in {None, "", ":memory:"}:
+        return None
+    path = Path(str(parsed.database))
+    return None if path.exists() else path
 
 
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timedelta:
@@ -221,7 +249,7 @@ def serve(
         fail(str(exc))
         return
     access = load_access_or_fail(access_policy) if run_loop else None
-    store = open_store_or_fail(db_url, state_dir)
+    store = open_store_or_fail(db_url, state_dir, create=True)
     controller = None
     if run_loop:
         reconciler = Reconciler(
