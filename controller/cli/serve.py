@@ -186,6 +186,11 @@ def serve(
     import uvicorn  # noqa: PLC0415
 
     from controller.notify.settings import SettingsError, load_smtp_settings  # noqa: PLC0415
+    from controller.runtime.feedsources import (  # noqa: PLC0415
+        FeedSettings,
+        FeedSettingsError,
+        load_feed_settings,
+    )
     from controller.runtime.reconcile import PolicySource, Reconciler  # noqa: PLC0415
     from controller.runtime.service import Controller, ServiceOptions  # noqa: PLC0415
     from controller.server import create_app, logs  # noqa: PLC0415
@@ -200,7 +205,8 @@ def serve(
             webhook_secret=os.environ.get(WEBHOOK_SECRET_ENV) or None,
         )
         smtp = load_smtp_settings() if run_loop else None
-    except (ValueError, SettingsError) as exc:
+        feed_settings = load_feed_settings() if run_loop else FeedSettings()
+    except (ValueError, SettingsError, FeedSettingsError) as exc:
         fail(str(exc))
         return
     store = open_store_or_fail(db_url, state_dir)
@@ -210,7 +216,11 @@ def serve(
             store=store, source=PolicySource(repo, branch, state_dir), clock=settings.clock
         )
         options = ServiceOptions(
-            interval=interval, watch_branch=watch, poll_every=git_poll, smtp=smtp
+            interval=interval,
+            watch_branch=watch,
+            poll_every=git_poll,
+            smtp=smtp,
+            feed_settings=feed_settings,
         )
         controller = Controller(reconciler, options)
     logs.configure(level=log_level, json_lines={"json": True, "console": False}.get(log_format))
