@@ -36,15 +36,25 @@ _PAIR = re.compile(
     r"(?i)\b((?:access_|api_?|auth_?|private_|refresh_)?(?:token|key|secret|password|passwd|pwd|"
     r"signature|sig|credentials?))=[^&\s'\"]+"
 )
-_known: set[str] = set()
+_known: dict[str, str] = {}  # secret -> what is shown instead
 _known_lock = threading.Lock()
 
 
 def remember_secret(value: str | None) -> None:
-    """Mask `value` in every redacted text from now on (values under 8 characters are ignored)."""
-    if value and len(value) >= MIN_SECRET_LENGTH:
-        with _known_lock:
-            _known.add(value)
+    """Mask `value` in every redacted text from now on (values under 8 characters are ignored).
+
+    A URL is shown as its origin and `/***` (`https://hooks.slack.com/***`), so a reader still
+    sees where a request went."""
+    if not value or len(value) < MIN_SECRET_LENGTH:
+        return
+    shown = MASK
+    if _URL.fullmatch(value):
+        parts = urlsplit(value)
+        shown = f"{parts.scheme}://{parts.hostname or ''}" + (
+            f":{parts.port}" if parts.port is not None else ""
+        ) + f"/{MASK}"
+    with _known_lock:
+        _known[value] = shown
 
 
 def redact_url(url: str) -> str:
@@ -94,8 +104,9 @@ def redact_value(value: Any) -> Any:
 
 def _mask_known(text: str) -> str:
     with _known_lock:
-        known = sorted(_known, key=len, reverse=True)  # a longer secret may contain a shorter one
-    for secret in known:
+        known = sorted(_known.items(), key=lambda item: len(item[0]), reverse=True)
+    # longest first: a longer secret may contain a shorter one
+    for secret, shown in known:
         if secret in text:
-            text = text.replace(secret, MASK)
+            text = text.replace(secret, shown)
     return text
