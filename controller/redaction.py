@@ -50,9 +50,11 @@ def remember_secret(value: str | None) -> None:
     shown = MASK
     if _URL.fullmatch(value):
         parts = urlsplit(value)
-        shown = f"{parts.scheme}://{parts.hostname or ''}" + (
-            f":{parts.port}" if parts.port is not None else ""
-        ) + f"/{MASK}"
+        shown = (
+            f"{parts.scheme}://{parts.hostname or ''}"
+            + (f":{parts.port}" if parts.port is not None else "")
+            + f"/{MASK}"
+        )
     with _known_lock:
         _known[value] = shown
 
