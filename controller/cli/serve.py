@@ -176,7 +176,8 @@ def serve(
     when agents report, when a patch window opens or reaches its cutoff, and on a verified
     POST /api/v1/hooks/git (set PATCHCTL_WEBHOOK_SECRET; GitHub, Gitea and GitLab headers are
     understood). After each pass, notifications are sent (SMTP settings from the [smtp] table
-    of patchctl.toml) and due ReportSchedules are written back to the patchctl-reports branch.
+    of patchctl.toml) and due ReportSchedules are written back to the patchctl-reports branch;
+    due PatchFeeds are imported (URLs and local paths only when [feeds] allow lists them).
 
     Stops cleanly on Ctrl-C or SIGTERM: finishes the pass in progress and the queued writes.
 
