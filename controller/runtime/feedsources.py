@@ -60,10 +60,13 @@ CONFIG_FILE = Path("patchctl.toml")
 MAX_DOWNLOAD = 256 * 1024 * 1024  # the importers refuse larger documents anyway
 MAX_REPOSITORY_FEED = MAX_DOWNLOAD  # bytes of one feed read from the repository
 DOWNLOAD_TIMEOUT = 60.0
-DOWNLOAD_RETRY = retries.RetryPolicy(
-    max_attempts=3, first_delay=timedelta(seconds=2), max_delay=timedelta(seconds=30)
-)
 INLINE_WAIT_LIMIT = timedelta(seconds=30)  # longer waits are not slept: the feed runs later
+DOWNLOAD_RETRY = retries.RetryPolicy(
+    max_attempts=3,
+    first_delay=timedelta(seconds=2),
+    max_delay=timedelta(seconds=30),
+    max_retry_after=INLINE_WAIT_LIMIT,
+)
 SYMLINK_MODE = 0o120000
 WEB_SCHEMES = ("http", "https")
 

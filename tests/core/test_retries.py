@@ -67,7 +67,8 @@ def test_throttling_and_server_errors_are_retryable(status: int, expected: bool)
         (1, 20, 20),
         (1, 1, 2),
         (4, 3, 16),
-        (1, 3600, 300),
+        (1, 3600, 3600),
+        (1, 7200, 3600),
         (20, None, 300),
     ],
     ids=[
@@ -76,6 +77,7 @@ def test_throttling_and_server_errors_are_retryable(status: int, expected: bool)
         "server-asks-longer",
         "server-asks-shorter",
         "backoff-longer",
+        "an-hour-honoured",
         "capped-retry-after",
         "capped-backoff",
     ],
@@ -83,7 +85,8 @@ def test_throttling_and_server_errors_are_retryable(status: int, expected: bool)
 def test_the_delay_is_never_sooner_than_asked_nor_past_the_cap(
     attempt: int, retry_after: int | None, seconds: int
 ) -> None:
-    """The wait is the longer of backoff and Retry-After, at most five minutes."""
+    """The wait is the longer of backoff (at most five minutes) and Retry-After (at most an
+    hour)."""
     wait = timedelta(seconds=retry_after) if retry_after is not None else None
     assert timedelta(seconds=seconds) == RetryPolicy().delay(attempt, retry_after=wait)
 
