@@ -8,8 +8,15 @@ from typing import Any
 
 import click
 
-from controller.cli.audit import access_policy_option, load_access_or_fail
-from controller.cli.common import EXIT_NO, fail, json_option, print_json, source_options
+from controller.cli.common import (
+    EXIT_NO,
+    access_policy_option,
+    enforced_source_options,
+    fail,
+    json_option,
+    load_access_or_fail,
+    print_json,
+)
 from controller.cli.serve import open_store_or_fail, store_options
 from controller.runtime import observe, status
 from controller.runtime.reconcile import PolicySource, Reconciler
@@ -39,7 +46,7 @@ now_option = click.option(
 
 def _reconciler(
     repo: str,
-    branch: str | None,
+    branch: str,
     db_url: str | None,
     state_dir: Path,
     now: datetime | None,
@@ -56,14 +63,14 @@ def _reconciler(
 
 
 @click.command()
-@source_options
+@enforced_source_options
 @store_options
 @now_option
 @access_policy_option
 @json_option
 def reconcile(
     repo: str,
-    branch: str | None,
+    branch: str,
     db_url: str | None,
     state_dir: Path,
     now: datetime | None,
@@ -94,7 +101,7 @@ def reconcile(
 @click.command()
 @click.argument("device")
 @click.option("--tenant", default=None, help="Tenant of the device, when its name is not unique.")
-@source_options
+@enforced_source_options
 @store_options
 @now_option
 @json_option
@@ -102,7 +109,7 @@ def explain(
     device: str,
     tenant: str | None,
     repo: str,
-    branch: str | None,
+    branch: str,
     db_url: str | None,
     state_dir: Path,
     now: datetime | None,

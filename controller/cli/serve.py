@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from controller.cli.common import fail, source_options
+from controller.cli.common import (
+    access_policy_option,
+    current_config,
+    enforced_source_options,
+    fail,
+    load_access_or_fail,
+)
 from controller.kinds.common import parse_duration
 from controller.runtime.settings import (
     DEFAULT_LISTEN,
@@ -82,7 +88,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timed
 
 
 @click.command()
-@source_options
+@enforced_source_options
 @click.option(
     "--listen",
     default=DEFAULT_LISTEN,
@@ -149,9 +155,10 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timed
     show_default=True,
     help="auto: JSON lines unless stderr is a terminal.",
 )
+@access_policy_option
 def serve(
     repo: str,
-    branch: str | None,
+    branch: str,
     listen: str,
     db_url: str | None,
     state_dir: Path,
@@ -163,6 +170,7 @@ def serve(
     run_loop: bool,
     log_level: str,
     log_format: str,
+    access_policy: Path | None,
 ) -> None:
     """Run the service: the reconcile loop over --repo/--branch, the agent protocol, the read
     API, the dashboard at /, /healthz, /readyz, /metrics and the git webhook.
@@ -179,6 +187,10 @@ def serve(
     of patchctl.toml) and due ReportSchedules are written back to the patchctl-reports branch;
     due PatchFeeds are imported (URLs and local paths only when [feeds] allow lists them).
 
+    Only --branch (default main) is enforced, read from git objects: the checked-out branch
+    and the working tree of --repo never are. Approvals are judged by the same access policy
+    as `patchctl reconcile` (--access-policy, else the [access] table of ./patchctl.toml).
+
     Stops cleanly on Ctrl-C or SIGTERM: finishes the pass in progress and the queued writes.
 
     Exit codes: 0 stopped cleanly, 2 bad option, unreachable database or address in use.
@@ -186,11 +198,11 @@ def serve(
     import structlog  # noqa: PLC0415 - keep --help fast
     import uvicorn  # noqa: PLC0415
 
-    from controller.notify.settings import SettingsError, load_smtp_settings  # noqa: PLC0415
+    from controller.notify.settings import SettingsError, smtp_from_table  # noqa: PLC0415
     from controller.runtime.feedsources import (  # noqa: PLC0415
         FeedSettings,
         FeedSettingsError,
-        load_feed_settings,
+        feeds_from_table,
     )
     from controller.runtime.reconcile import PolicySource, Reconciler  # noqa: PLC0415
     from controller.runtime.service import Controller, ServiceOptions  # noqa: PLC0415
@@ -205,16 +217,29 @@ def serve(
             max_body_bytes=max_body_bytes,
             webhook_secret=os.environ.get(WEBHOOK_SECRET_ENV) or None,
         )
-        smtp = load_smtp_settings() if run_loop else None
-        feed_settings = load_feed_settings() if run_loop else FeedSettings()
+        settings_file = current_config()
+        smtp = (
+            smtp_from_table(settings_file.table("smtp"), source=settings_file.source)
+            if run_loop
+            else None
+        )
+        feed_settings = (
+            feeds_from_table(settings_file.table("feeds"), source=settings_file.source)
+            if run_loop
+            else FeedSettings()
+        )
     except (ValueError, SettingsError, FeedSettingsError) as exc:
         fail(str(exc))
         return
+    access = load_access_or_fail(access_policy) if run_loop else None
     store = open_store_or_fail(db_url, state_dir)
     controller = None
     if run_loop:
         reconciler = Reconciler(
-            store=store, source=PolicySource(repo, branch, state_dir), clock=settings.clock
+            store=store,
+            source=PolicySource(repo, branch, state_dir),
+            clock=settings.clock,
+            access=access,
         )
         options = ServiceOptions(
             interval=interval,
@@ -232,6 +257,8 @@ def serve(
         database=store.url,
         schema=store.schema_revision(),
         repo=repo if run_loop else None,
+        branch=branch if run_loop else None,
+        access="enforced" if access is not None and access.enforced else "open",
         webhook=settings.webhook_secret is not None,
     )
     config = uvicorn.Config(

@@ -35,7 +35,6 @@ import posixpath
 import shutil
 import tempfile
 import time
-import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -56,7 +55,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("patchctl.feeds")
 
-CONFIG_FILE = Path("patchctl.toml")
 MAX_DOWNLOAD = 256 * 1024 * 1024  # the importers refuse larger documents anyway
 MAX_REPOSITORY_FEED = MAX_DOWNLOAD  # bytes of one feed read from the repository
 DOWNLOAD_TIMEOUT = 60.0
@@ -158,24 +156,15 @@ def feed_settings(table: Mapping[str, Any]) -> FeedSettings:
     return FeedSettings(allow=tuple(allow))
 
 
-def load_feed_settings(path: Path = CONFIG_FILE) -> FeedSettings:
-    """The `[feeds]` table of a `patchctl.toml`; no file or no table allows nothing outside the
-    repository."""
-    if not path.is_file():
-        return FeedSettings()
-    try:
-        config = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise FeedSettingsError(f"{path}: {exc}") from None
-    table = config.get("feeds")
+def feeds_from_table(table: Mapping[str, Any] | None, *, source: str) -> FeedSettings:
+    """Settings from a `[feeds]` table already read (`controller.config`); no table allows
+    nothing outside the repository. FeedSettingsError names the file and the key."""
     if table is None:
         return FeedSettings()
-    if not isinstance(table, dict):
-        raise FeedSettingsError(f"{path}: feeds must be a table ([feeds])")
     try:
         return feed_settings(table)
     except ValueError as exc:
-        raise FeedSettingsError(f"{path}: [feeds]: {exc}") from None
+        raise FeedSettingsError(f"{source}: [feeds]: {exc}") from None
 
 
 # --- reading a source --------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ from controller.runtime.feedsources import (
     FeedSettings,
     FeedSettingsError,
     FeedSources,
-    load_feed_settings,
+    feeds_from_table,
 )
 from controller.store import catalogue, history
 
@@ -257,26 +258,25 @@ def test_the_allow_list_matches_origin_and_path(entry: str, url: str, expected: 
         ('[feeds]\nallow = ["ftp://mirror/x/"]\n', "feeds.allow[0]: 'ftp://mirror/x/' is not"),
         ('[feeds]\nallow = "https://x/"\n', "feeds.allow must be a list"),
         ("[feeds]\ndeny = []\n", "unknown feeds key(s) deny"),
-        ('feeds = "all"\n', "feeds must be a table"),
     ],
-    ids=["relative-path", "ftp", "not-a-list", "unknown-key", "not-a-table"],
+    ids=["relative-path", "ftp", "not-a-list", "unknown-key"],
 )
-def test_a_bad_feeds_table_names_the_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
+def test_a_bad_feeds_table_names_the_file_and_key(text: str, expected: str) -> None:
     """`[feeds]` mistakes stop the service with the file and the key at fault."""
-    config = tmp_path / "patchctl.toml"
-    config.write_text(text)
     with pytest.raises(FeedSettingsError) as raised:
-        load_feed_settings(config)
-    assert str(raised.value).startswith(f"{config}: ")
+        feeds_from_table(tomllib.loads(text)["feeds"], source="/etc/patchctl.toml")
+    assert str(raised.value).startswith("/etc/patchctl.toml: [feeds]: ")
     assert expected in str(raised.value)
 
 
-def test_a_good_feeds_table_is_read(tmp_path: Path) -> None:
-    """URLs and absolute paths are accepted as they are written."""
-    config = tmp_path / "patchctl.toml"
-    config.write_text('[feeds]\nallow = ["https://feeds.example/osv/", "/srv/feeds"]\n')
+def test_a_good_feeds_table_is_read() -> None:
+    """URLs and absolute paths are accepted as they are written; no table allows nothing."""
+    table = {"allow": ["https://feeds.example/osv/", "/srv/feeds"]}
     expected = FeedSettings(allow=("https://feeds.example/osv/", "/srv/feeds"))
-    assert expected == load_feed_settings(config)
+    assert (expected, FeedSettings()) == (
+        feeds_from_table(table, source="patchctl.toml"),
+        feeds_from_table(None, source="patchctl.toml"),
+    )
 
 
 # --- downloads: Retry-After ----------------------------------------------------------------------
