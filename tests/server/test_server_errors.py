@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 
 from controller.runtime.settings import Settings
-from controller.server import create_app
-from controller.store import Store
+from controller.server import create_app, errors
+from controller.server.writer import WriterClosedError
+from controller.store import Store, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -97,3 +99,45 @@ async def test_the_answer_does_not_leak_the_database_address(client: httpx.Async
     """The client learns that the database is away, not where it lives."""
     answer = await client.get("/api/v1/status", headers=READ)
     assert ("127.0.0.1" in answer.text, "sqlite" in answer.text) == (False, False)
+
+
+def dbapi(kind: type[sa_exc.DBAPIError], *, invalidated: bool = False) -> sa_exc.DBAPIError:
+    return kind(
+        "SELECT 1",
+        {},
+        Exception("server closed the connection"),
+        connection_invalidated=invalidated,
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (dbapi(sa_exc.OperationalError), (503, "database-unavailable")),
+        (dbapi(sa_exc.InterfaceError), (503, "database-unavailable")),
+        (sa_exc.TimeoutError("QueuePool limit reached"), (503, "database-unavailable")),
+        (dbapi(sa_exc.DBAPIError, invalidated=True), (503, "database-unavailable")),
+        (StoreError("database is not reachable"), (503, "database-unavailable")),
+        (WriterClosedError("the service is shutting down"), (503, "unavailable")),
+        (dbapi(sa_exc.IntegrityError), None),
+        (ValueError("a bug"), None),
+    ],
+    ids=[
+        "operational",
+        "interface",
+        "pool-timeout",
+        "connection-invalidated",
+        "store",
+        "stopping",
+        "integrity-is-a-bug",
+        "other",
+    ],
+)
+def test_only_outages_are_answered_as_unavailable(
+    error: Exception, expected: tuple[int, str] | None
+) -> None:
+    """The one decision: an outage is a 503 to retry, anything else stays a 500."""
+    answer = errors.unavailable(error)
+    found = None if answer is None else (answer.status, answer.code)
+    assert expected == found
+    assert answer is None or {"Retry-After": "5"} == answer.headers
