@@ -133,7 +133,10 @@ def refresh_due_feeds(
         return []
     # Read every source before the write transaction: downloads must not hold the store's lock.
     revision = desired.revision
-    read = [(feed, _read_source(feed, sources=sources, revision=revision)) for feed in due]
+    read = [
+        (feed, _read_source(feed, sources=sources, revision=revision, where=_where(desired, feed)))
+        for feed in due
+    ]
     runs: list[FeedRefresh] = []
     with store.write() as conn:
         changed = False
@@ -260,19 +263,26 @@ def _alert(
 
 
 def _read_source(
-    feed: PatchFeed, *, sources: FeedSources, revision: str | None
+    feed: PatchFeed, *, sources: FeedSources, revision: str | None, where: str
 ) -> tuple[FeedResult | None, FeedSourceError | None]:
-    """The feed's records, or None and why not. Never raises."""
+    """The feed's records, or None and why not (located at the PatchFeed's file and line).
+    Never raises."""
     try:
         with sources.open(feed.spec.source, revision=revision) as path:
             return read_feed(
                 path, feed.spec.format, release=feed.spec.release, label=_label(feed)
             ), None
     except FeedSourceError as exc:
-        return None, exc
+        return None, FeedSourceError(f"{where}spec.source: {exc}", retry_after=exc.retry_after)
     except Exception as exc:  # noqa: BLE001 - one bad feed must not stop the others
         log.warning("feed import crashed", feed=status_key(feed), error=repr(exc))
         return None, FeedSourceError(f"import failed: {exc!r}")
+
+
+def _where(desired: DesiredState, feed: PatchFeed) -> str:
+    """`policies/feeds/osv.yaml:3: ` where the PatchFeed is defined; empty when unknown."""
+    origin = desired.origins.get(feed.key)
+    return f"{origin.path}:{origin.line}: " if origin is not None else ""
 
 
 def _label(feed: PatchFeed) -> str:

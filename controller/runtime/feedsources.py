@@ -193,12 +193,12 @@ class FeedSources:
             parts = urlsplit(source)
             if parts.scheme.lower() not in WEB_SCHEMES:
                 raise FeedSourceError(
-                    f"source {redact_url(source)!r}: only http(s) URLs are fetched; a file in "
+                    f"{redact_url(source)!r}: only http(s) URLs are fetched; a file in "
                     "the repository is named by its path"
                 )
             if not self.settings.allows_url(source):
                 raise FeedSourceError(
-                    f"source {redact_url(source)!r} is not allowed: URLs must be listed in "
+                    f"{redact_url(source)!r} is not allowed: URLs must be listed in "
                     "[feeds] allow of the server configuration"
                 )
             yield self._download(source)
@@ -207,7 +207,7 @@ class FeedSources:
             resolved = Path(source).expanduser().resolve()
             if not self.settings.allows_path(resolved):
                 raise FeedSourceError(
-                    f"source {source!r} is not allowed: a local path outside the repository "
+                    f"{source!r} is not allowed: a local path outside the repository "
                     "must be listed in [feeds] allow of the server configuration"
                 )
             yield resolved
@@ -221,19 +221,17 @@ class FeedSources:
     def _from_repository(self, source: str, revision: str | None) -> Iterator[Path]:
         relative = repository_path(source)
         if self.repo is None or not revision:
-            raise FeedSourceError(f"source {source!r}: no repository revision to read it from")
+            raise FeedSourceError(f"{source!r}: no repository revision to read it from")
         sha = revision.rpartition("sha1:")[2]
         try:
             tree = self.repo.commit(sha).tree
             item = tree if relative == "." else tree / relative
         except KeyError:
             raise FeedSourceError(
-                f"source {source!r}: no such file or directory in the repository at {revision}"
+                f"{source!r}: no such file or directory in the repository at {revision}"
             ) from None
         except (ValueError, git.BadName, git.GitCommandError):
-            raise FeedSourceError(
-                f"source {source!r}: revision {revision} cannot be read"
-            ) from None
+            raise FeedSourceError(f"{source!r}: revision {revision} cannot be read") from None
         work = self.state_dir / "feeds"
         work.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix="repo-", dir=work))
@@ -310,7 +308,7 @@ def repository_path(source: str) -> str:
     the repository."""
     normal = posixpath.normpath(source.replace("\\", "/"))
     if normal == ".." or normal.startswith(("../", "/")):
-        raise FeedSourceError(f"source {source!r} leaves the repository")
+        raise FeedSourceError(f"{source!r} leaves the repository")
     return normal
 
 
@@ -325,7 +323,7 @@ def _materialize(tree: git.Tree, item: Any, relative: str, folder: Path) -> Path
                 _write_blob(tree, entry, folder, budget)
         return root
     if not isinstance(item, git.Blob):  # a submodule: another repository, not read
-        raise FeedSourceError(f"source {relative!r} is a submodule, not a file or directory")
+        raise FeedSourceError(f"{relative!r} is a submodule, not a file or directory")
     return _write_blob(tree, item, folder, budget)
 
 

@@ -15,7 +15,7 @@ import pytest
 from feedserver import feed_server
 from logcapture import json_logs
 
-from controller.core.desired import DesiredState
+from controller.core.desired import DesiredState, Origin
 from controller.kinds.feeds import PatchFeed
 from controller.runtime import feeds
 from controller.runtime.feedsources import (
@@ -80,7 +80,8 @@ def refresh(
         sleep=sleeps if sleeps is not None else Sleeps(),
         clock=clock,
     )
-    desired = DesiredState(revision=revision, objects=feed_objects)
+    origins = {feed.key: Origin(f"policies/feeds/{feed.name}.yaml", 3) for feed in feed_objects}
+    desired = DesiredState(revision=revision, objects=feed_objects, origins=origins)
     return feeds.refresh_due_feeds(store, desired, now=clock(), sources=sources)
 
 
@@ -132,7 +133,8 @@ def test_a_source_outside_the_repository_is_refused_unread(
     source: str,
     expected: str,
 ) -> None:
-    """A source the policy may not name fails with the rule, opens nothing, quotes nothing."""
+    """A source the policy may not name fails at its file, line and field with the rule, opens
+    nothing, quotes nothing."""
     feeds_dir = policy_repo.path / "feeds"
     (feeds_dir / "linked").mkdir(parents=True)
     os.symlink(secret_file, feeds_dir / "absolute-link.yaml")
@@ -143,6 +145,7 @@ def test_a_source_outside_the_repository_is_refused_unread(
     (run,) = refresh(sqlite_store, policy_repo, clock, feed)
     status, alerts = stored(sqlite_store)
     assert ("failed", True) == (run.result, expected in run.message)
+    assert run.message.startswith("policies/feeds/windows.yaml:3: spec.source: ")
     assert ["FeedFailed"] == [alert["kind"] for alert in alerts]
     assert "do-not-quote-me" not in json.dumps([status, alerts], default=str)
 
