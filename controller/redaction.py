@@ -1,7 +1,7 @@
 """Secrets out of every text that leaves the process: logs, status, alerts, errors, messages.
 
 The one home of redaction; every writer of such text calls it (the log pipeline does for every
-library's lines, see `controller.server.logs`):
+library's lines, see `controller.logs`):
 
 - `redact_url(url)`: a URL without its secrets. Credentials (`user:pass@`) become `***@`, every
   query value becomes `***` (the keys stay, so a reader still sees `?token=***`), the fragment is

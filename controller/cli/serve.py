@@ -198,6 +198,7 @@ def serve(
     import structlog  # noqa: PLC0415 - keep --help fast
     import uvicorn  # noqa: PLC0415
 
+    from controller import logs  # noqa: PLC0415
     from controller.notify.settings import SettingsError, smtp_from_table  # noqa: PLC0415
     from controller.runtime.feedsources import (  # noqa: PLC0415
         FeedSettings,
@@ -206,7 +207,7 @@ def serve(
     )
     from controller.runtime.reconcile import PolicySource, Reconciler  # noqa: PLC0415
     from controller.runtime.service import Controller, ServiceOptions  # noqa: PLC0415
-    from controller.server import create_app, logs  # noqa: PLC0415
+    from controller.server import create_app  # noqa: PLC0415
 
     try:
         settings = Settings(

@@ -1,20 +1,28 @@
-"""The service's log pipeline (`controller.server.logs`, JSON lines, as `serve` configures it):
+"""The log pipeline (`controller.logs`, JSON lines, as `serve` configures it; every command):
 tracebacks are rendered, and no secret reaches a line, whichever library writes it. Real
 libraries (structlog, the standard library's logging, httpx against a real local server)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import TYPE_CHECKING
 
 import pytest
 import structlog
+from click.testing import CliRunner
+from gitrepos import policy_repo
 from logcapture import json_logs
 
-from controller.server import logs
+from controller import logs
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
+
+    from gitrepos import PolicyRepo
+
+__all__ = ["policy_repo"]  # a fixture
 
 
 def raise_and_log(write: Callable[[], None]) -> None:
@@ -82,3 +90,14 @@ def test_keys_naming_a_secret_are_masked() -> None:
         "authorization": "[redacted]",
         "token_id": "t1",
     } == dict(logs.redact(None, "info", event))
+
+
+def test_a_one_shot_command_keeps_stdout_for_its_answer(
+    policy_repo: PolicyRepo, tmp_path: Path
+) -> None:
+    """`patchctl reconcile --json` prints JSON only; its log lines would go to stderr."""
+    from controller.cli import main  # noqa: PLC0415 - the command line itself
+
+    args = ["reconcile", "--repo", str(policy_repo.path), "--state-dir", str(tmp_path / "st")]
+    result = CliRunner().invoke(main, [*args, "--json"], catch_exceptions=False)
+    assert ("applied", 0) == (json.loads(result.stdout)["result"], result.exit_code)

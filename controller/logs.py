@@ -1,5 +1,9 @@
 """structlog set-up: JSON lines when the output is not a terminal, readable lines when it is.
 
+Every command logs to stderr through this pipeline (`patchctl` configures it at warning level
+for one-shot commands, whose answer is on stdout; `serve` at its `--log-level`), so stdout
+carries only a command's output (`--json` stays parseable).
+
 Secrets never reach a log line: the handlers log ids, never tokens or request bodies; and, as a
 second line of defence applied to every line of every library (structlog's own, and the
 standard library's: uvicorn, httpx, httpcore, git), the `redact` processor masks the values of
@@ -40,9 +44,30 @@ def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mutab
     return event
 
 
-def configure(*, level: str = "info", json_lines: bool | None = None) -> None:
-    """Configure structlog (and route uvicorn's stdlib logging through the same level)."""
+class _Stderr:
+    """Whatever `sys.stderr` is when a line is written (a test runner may swap it), so that a
+    logger cached at first use never writes to a stream that has since been closed."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+HANDLER_NAME = "patchctl"
+
+
+def configure(
+    *, level: str = "info", json_lines: bool | None = None, cache_loggers: bool = True
+) -> None:
+    """Configure structlog (and route uvicorn's stdlib logging through the same level).
+
+    `cache_loggers`: freeze each logger's configuration at its first use (the service's hot
+    paths); one-shot commands leave it off so that configuring again takes effect everywhere.
+    Configuring twice replaces this module's handler and leaves others on the root logger."""
     as_json = not sys.stderr.isatty() if json_lines is None else json_lines
+    stream: Any = _Stderr()
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if as_json
@@ -65,11 +90,11 @@ def configure(*, level: str = "info", json_lines: bool | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=cache_loggers,
     )
     # uvicorn and other libraries log through the standard library: same renderer, same stream.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
@@ -81,6 +106,9 @@ def configure(*, level: str = "info", json_lines: bool | None = None) -> None:
             ],
         )
     )
+    handler.set_name(HANDLER_NAME)
     root = logging.getLogger()
-    root.handlers = [handler]
+    for previous in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
+        root.removeHandler(previous)
+    root.addHandler(handler)
     root.setLevel(numeric)
