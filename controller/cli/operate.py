@@ -51,8 +51,10 @@ def _reconciler(
     state_dir: Path,
     now: datetime | None,
     access_policy: Path | None = None,
+    *,
+    create: bool = False,
 ) -> Reconciler:
-    store = open_store_or_fail(db_url, state_dir)
+    store = open_store_or_fail(db_url, state_dir, create=create)
     clock = (lambda: now) if now is not None else system_clock
     return Reconciler(
         store=store,
@@ -83,7 +85,9 @@ def reconcile(
     and the last valid revision keeps being enforced. Exit 0 when the head revision was applied,
     1 when it was not (invalid policy, unreachable source), 2 on usage or database errors.
     """
-    outcome = _reconciler(repo, branch, db_url, state_dir, now, access_policy).reconcile()
+    outcome = _reconciler(
+        repo, branch, db_url, state_dir, now, access_policy, create=True
+    ).reconcile()
     if as_json:
         print_json(outcome.as_dict())
     else:
