@@ -95,6 +95,12 @@ async def test_every_endpoint_answers_503_when_the_database_is_gone(
     assert "retry in 5 seconds" in answer.json()["message"]
 
 
+async def test_readiness_says_when_to_ask_again(client: httpx.AsyncClient) -> None:
+    """/readyz answers 503 with Retry-After too."""
+    answer = await client.get("/readyz")
+    assert (503, "5") == (answer.status_code, answer.headers.get("Retry-After"))
+
+
 async def test_the_answer_does_not_leak_the_database_address(client: httpx.AsyncClient) -> None:
     """The client learns that the database is away, not where it lives."""
     answer = await client.get("/api/v1/status", headers=READ)
