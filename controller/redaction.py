@@ -22,7 +22,7 @@ import re
 import threading
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 MASK = "***"
 MIN_SECRET_LENGTH = 8  # shorter values would mask ordinary words
@@ -80,7 +80,8 @@ def redact_url(url: str) -> str:
         for pair in parts.query.split("&")
         if pair
     )
-    return urlunsplit((parts.scheme, netloc, path, query, ""))
+    # Composed by hand: urlunsplit drops the empty authority of `sqlite:////var/lib/x.db`.
+    return f"{parts.scheme}://{netloc}{path}" + (f"?{query}" if query else "")
 
 
 def redact_text(text: str) -> str:

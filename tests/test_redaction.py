@@ -47,6 +47,8 @@ if TYPE_CHECKING:
             "postgresql+psycopg://app:pw@db:5432/patchctl",
             "postgresql+psycopg://***@db:5432/patchctl",
         ),
+        ("sqlite:////var/lib/patchctl/patchctl.db", "sqlite:////var/lib/patchctl/patchctl.db"),
+        ("sqlite:///patchctl.db", "sqlite:///patchctl.db"),
     ],
     ids=[
         "credentials",
@@ -58,6 +60,8 @@ if TYPE_CHECKING:
         "ordinary-path",
         "file-path-kept",
         "database",
+        "sqlite-absolute",
+        "sqlite-relative",
     ],
 )
 def test_a_url_loses_its_secrets_and_keeps_its_place(url: str, expected: str) -> None:
