@@ -204,8 +204,11 @@ class FeedSources:
             yield self._download(source)
             return
         if Path(source).is_absolute() or source.startswith("~"):
-            resolved = Path(source).expanduser().resolve()
-            if not self.settings.allows_path(resolved):
+            try:
+                resolved = Path(source).expanduser().resolve()
+            except RuntimeError:  # `~nobody/...`: no such user
+                resolved = None
+            if resolved is None or not self.settings.allows_path(resolved):
                 raise FeedSourceError(
                     f"{source!r} is not allowed: a local path outside the repository "
                     "must be listed in [feeds] allow of the server configuration"
@@ -282,9 +285,20 @@ class FeedSources:
     def _fetch(self, url: str, into: Path) -> tuple[str, bool, timedelta | None] | None:
         """Stream `url` into a file: None when the whole body arrived, else (the problem,
         whether asking again may help, the wait the server asked for)."""
+
+        def allowed(request: httpx.Request) -> None:
+            # Every hop, redirects included: an allowed server must not lead anywhere else.
+            if not self.settings.allows_url(str(request.url)):
+                raise FeedSourceError(
+                    f"GET {redact_url(url)} is redirected to {redact_url(str(request.url))}, "
+                    "which [feeds] allow does not list"
+                )
+
+        hooks = {"request": [allowed]}
         try:
             with (
-                httpx.stream("GET", url, timeout=DOWNLOAD_TIMEOUT, follow_redirects=True) as answer,
+                httpx.Client(timeout=DOWNLOAD_TIMEOUT, event_hooks=hooks) as client,
+                client.stream("GET", url, follow_redirects=True) as answer,
                 into.open("wb") as out,
             ):
                 if answer.status_code != httpx.codes.OK:

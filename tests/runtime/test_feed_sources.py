@@ -104,6 +104,7 @@ def secret_file(tmp_path: Path) -> Path:
         ("/proc/self/environ", "is not allowed: a local path outside the repository"),
         ("{secret}", "is not allowed: a local path outside the repository"),
         ("~/.ssh/id_rsa", "is not allowed: a local path outside the repository"),
+        ("~nosuchuser-patchctl/x", "is not allowed: a local path outside the repository"),
         ("../outside/secret.env", "leaves the repository"),
         ("feeds/../../outside/secret.env", "leaves the repository"),
         ("file://{secret}", "only http(s) URLs are fetched"),
@@ -116,6 +117,7 @@ def secret_file(tmp_path: Path) -> Path:
         "proc-environ",
         "absolute-path",
         "home",
+        "unknown-home",
         "dot-dot",
         "dot-dot-inside",
         "file-url",
@@ -220,6 +222,29 @@ def test_allowed_local_paths_and_urls_are_read(
         ("acme/url-climb", "failed"),
     ] == [(run.feed, run.result) for run in runs]
     assert ["/osv/windows.yaml"] == server.requests
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [("/osv/moved.yaml", "ok"), ("/other/windows.yaml", "failed")],
+    ids=["within-the-allowed-prefix", "outside-it"],
+)
+def test_a_redirect_must_stay_within_the_allow_list(
+    sqlite_store: Store, clock: SettableClock, policy_repo: PolicyRepo, location: str, expected: str
+) -> None:
+    """An allowed server cannot redirect a download to a URL nobody allowed."""
+    files = {"/osv/moved.yaml": GOOD.encode(), "/other/windows.yaml": GOOD.encode()}
+    with feed_server(files, script=[(302, {"Location": location})]) as server:
+        (run,) = refresh(
+            sqlite_store,
+            policy_repo,
+            clock,
+            patch_feed(f"{server.base}/osv/windows.yaml"),
+            allow=(f"{server.base}/osv/",),
+        )
+    requested = ["/osv/windows.yaml", location] if expected == "ok" else ["/osv/windows.yaml"]
+    assert (expected, requested) == (run.result, server.requests)
+    assert expected == "ok" or "which [feeds] allow does not list" in run.message
 
 
 @pytest.mark.parametrize(
