@@ -3,6 +3,7 @@ secrets; and the alerts table and notification events that apply it."""
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING
 
 import pytest
@@ -129,3 +130,21 @@ def test_alerts_are_stored_and_notified_redacted(sqlite_store: Store, clock: Set
         row["details"]["source"],
     )
     assert (row["message"], row["details"]) == (event.message, event.details)
+
+
+def test_a_remote_command_error_hides_the_server_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`patchctl status --server URL` names the server without its password."""
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from controller.cli import main  # noqa: PLC0415
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("PATCHCTL_TOKEN", "patchctl_read_0123456789abcdef")
+    server = f"http://reader:pw-S3cret@127.0.0.1:{port}/"
+    result = CliRunner().invoke(main, ["status", "--server", server])
+    assert (2, False) == (result.exit_code, "pw-S3cret" in result.output)
+    assert f"cannot reach http://***@127.0.0.1:{port}/" in result.output
