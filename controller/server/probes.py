@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from controller.server.context import Context
-from controller.server.errors import error_body
+from controller.server.errors import RETRY_AFTER_SECONDS, error_body
 from controller.store import StoreError, history
 
 router = APIRouter(tags=["service"])
@@ -33,19 +33,23 @@ async def readyz(context: Context) -> JSONResponse:
         context.store.ping()
         with context.store.read() as conn:
             status = history.get_status(conn)
-        applied = (status.get("source", {}).get("value") or {}).get("lastAppliedRevision")
-        controller = context.controller
-        role = (
-            controller.role()
-            if controller is not None
-            else {"replica": None, "leader": False, "epoch": None}
-        )
-        return {"status": "ready", "database": "ok", "lastAppliedRevision": applied} | role
+        source = status.get("source", {}).get("value") or {}
+        applied = source.get("lastAppliedRevision") if isinstance(source, dict) else None
+        # whether this replica leads, not who it is: the probe answers without a token
+        role = context.controller.role() if context.controller is not None else {}
+        return {
+            "status": "ready",
+            "database": "ok",
+            "lastAppliedRevision": applied,
+            "leader": bool(role.get("leader")),
+            "epoch": role.get("epoch"),
+        }
 
     try:
         body = await anyio.to_thread.run_sync(check)
     except StoreError as exc:
-        return JSONResponse(error_body(503, str(exc)), 503)
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return JSONResponse(error_body(503, str(exc)), 503, headers=retry)
     return JSONResponse(body)
 
 

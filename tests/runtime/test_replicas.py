@@ -20,7 +20,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from gitrepos import PolicyRepo
-from serving import Fleet, Serve, duplicated_work, lost_acknowledgements, wait_for
+from replicas import Fleet, Replica, duplicated_work, lost_acknowledgements, wait_for
 
 from controller.store import leases, open_store, schema, tokens
 
@@ -78,9 +78,9 @@ SERVE_OPTIONS = ("--poll-interval", "1s", "--interval", "3s")
 
 
 @pytest.fixture
-def servers() -> Iterator[list[Serve]]:
+def servers() -> Iterator[list[Replica]]:
     """The `serve` processes of a test; any still running at the end are killed."""
-    started: list[Serve] = []
+    started: list[Replica] = []
     yield started
     for serve in started:
         serve.reap()
@@ -153,7 +153,7 @@ def findings(
         store.close()
 
 
-def problems_logged(*servers: Serve) -> list[str]:
+def problems_logged(*servers: Replica) -> list[str]:
     """Warnings and errors a healthy run does not log (a lost lease is expected in failover)."""
     return [
         f"{line.get('event')}: {line.get('exception', line.get('error', ''))}"[:300]
@@ -165,12 +165,12 @@ def problems_logged(*servers: Serve) -> list[str]:
 
 
 def test_ten_kill_9s_lose_no_acknowledged_report_and_duplicate_no_job(
-    database_url: str, repo: Path, tmp_path: Path, servers: list[Serve]
+    database_url: str, repo: Path, tmp_path: Path, servers: list[Replica]
 ) -> None:
     """Killing `serve` with -9 ten times under 20 busy agents loses nothing it acknowledged
     and makes no job, install or alert twice."""
     rng = random.Random(14)  # noqa: S311 - when to kill, reproducibly
-    serve = Serve.configure(
+    serve = Replica.configure(
         repo=repo,
         database_url=database_url,
         state_dir=tmp_path / "state",
@@ -205,7 +205,7 @@ def test_ten_kill_9s_lose_no_acknowledged_report_and_duplicate_no_job(
 
 
 def test_two_replicas_one_leads_and_the_other_takes_over_within_15_s(
-    postgres_url: str, repo: Path, tmp_path: Path, servers: list[Serve]
+    postgres_url: str, repo: Path, tmp_path: Path, servers: list[Replica]
 ) -> None:
     """Two replicas on one PostgreSQL: exactly one leads, agents are served by the other; after
     kill -9 of the leader the other leads within 15 s, and no work is done twice."""
@@ -214,7 +214,7 @@ def test_two_replicas_one_leads_and_the_other_takes_over_within_15_s(
     # device names are unique per tenant: the late fleet enrols in a tenant of its own
     early, late = {t: secrets[t] for t in TENANTS[:2]}, {"acme": secrets["acme"]}
     first, second = (
-        Serve.configure(
+        Replica.configure(
             repo=repo,
             database_url=url,
             state_dir=tmp_path / f"state-{name}",
@@ -240,6 +240,7 @@ def test_two_replicas_one_leads_and_the_other_takes_over_within_15_s(
         leader.kill()
         took_over = wait_for(follower.leads, timeout=15, every=0.1)
         ready = follower.readyz() or {}
+        elected = [line for line in follower.log_lines() if line.get("event") == "leading"]
         issued_at_takeover = issued_jobs(url)
         newcomers = Fleet(follower.base, late, devices=5, duration=280, seed=6).start()
         wait_for(lambda: issued_jobs(url) > issued_at_takeover, timeout=20)
@@ -257,7 +258,8 @@ def test_two_replicas_one_leads_and_the_other_takes_over_within_15_s(
     assert [(True, False)] * 5 == roles
     assert took_over < 15
     assert lease is not None
-    assert (2, ready["replica"]) == (lease.epoch, lease.holder)
+    assert (2, elected[-1]["replica"]) == (lease.epoch, lease.holder)
+    assert (True, 2) == (ready["leader"], ready["epoch"])
     assert str(ready["lastAppliedRevision"]).startswith("main@sha1:")
     assert (True, 2) == (status["leader"]["thisReplica"], status["leader"]["epoch"])
     assert ({"scans": [], "events": []}, all_empty(duplicated)) == (lost, duplicated)
