@@ -248,12 +248,12 @@ def status_command(
     source = report["source"]
     click.echo(f"applied   {source.get('lastAppliedRevision') or '-'}")
     click.echo(f"attempted {source.get('lastAttemptedRevision') or '-'}")
-    lease = report["leader"]
-    if lease is not None:
+    lease = report.get("leader")
+    if lease is not None:  # a service shows no holder: it names a host
         state = "until" if lease["valid"] else "expired"
-        click.echo(
-            f"leader    {lease['holder']} (epoch {lease['epoch']}, {state} {lease['expiresAt']})"
-        )
+        asked = "the replica asked" if lease.get("thisReplica") else "another replica"
+        holder = lease.get("holder") or asked
+        click.echo(f"leader    {holder} (epoch {lease['epoch']}, {state} {lease['expiresAt']})")
     for condition in report["conditions"]:
         click.echo(
             f"  {condition['type']:<15} {condition['status']:<8} "

@@ -152,7 +152,7 @@ def test_reconcile_command_waits_for_no_running_serve(
     policy_repo: PolicyRepo, tmp_path: Path
 ) -> None:
     """`patchctl reconcile` exits 2 naming the replica that holds the lease; once that one has
-    stopped it runs its pass under the lease and releases it."""
+    stopped it runs its pass under the lease and releases it, as `status` shows."""
     db = f"sqlite:///{tmp_path / 'p.db'}"
     args = ["reconcile", "--repo", str(policy_repo.path), "--db", db, "--state-dir", str(tmp_path)]
     store = open_store(db)
@@ -163,6 +163,7 @@ def test_reconcile_command_waits_for_no_running_serve(
     finally:
         serving.stop()
     ran = CliRunner().invoke(main, args)
+    shown = CliRunner().invoke(main, ["status", "--db", db, "--state-dir", str(tmp_path)])
     with store.read() as conn:
         lease = leases.read(conn)
         now = leases.database_now(conn)
@@ -171,3 +172,4 @@ def test_reconcile_command_waits_for_no_running_serve(
     assert "the reconciler lease is held by serve-1 (epoch 1)" in refused.stderr
     assert lease is not None
     assert (2, False) == (lease.epoch, lease.expires_at > now)
+    assert f"leader    {lease.holder} (epoch 2, expired " in shown.output
