@@ -136,7 +136,10 @@ class Leadership:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            self.step()
+            try:
+                self.step()
+            except Exception:  # a bug must not end the attempts: the lease would just run out
+                log.exception("lease attempt failed", replica=self.holder)
             self._wake.wait(self.every.total_seconds())
             self._wake.clear()
 
