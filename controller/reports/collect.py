@@ -32,7 +32,7 @@ from controller.reports.model import (
     state_counts,
     summarise,
 )
-from controller.store import history, schema
+from controller.store import history, reports, schema
 
 INSTALL_DAYS = 30
 TREND_DAYS = 400  # a little more than a year of daily points
@@ -186,13 +186,28 @@ def _severities(
         documents = conn.execute(
             sa.select(s.device_id, s.patches).where(s.device_id.in_(chunk), s.source == "agent")
         )
-        for device_id, entries in documents:
-            for entry in entries or ():
+        for device_id, document in documents:
+            # The stored scan form is {"missing": [{"id", "severity"?, ...}], "installed": [...]}:
+            # read it through the store's one reader, never by iterating the raw document.
+            for entry in reports.patch_entries(document):
                 pid = str(entry.get("id"))
-                severity = (entry.get("details") or {}).get("severity")
+                severity = _agent_severity(entry)
                 if pid in unknown and severity:
-                    found[(device_id, pid)] = Severity.parse(str(severity))
+                    found[(device_id, pid)] = Severity.parse(severity)
     return found
+
+
+def _agent_severity(entry: Mapping[str, Any]) -> str | None:
+    """The agent's severity word of a stored entry: `severity` as the agent API stores it, or
+    `details.severity` as older writers did; None when absent or not text."""
+    details = entry.get("details")
+    for value in (
+        entry.get("severity"),
+        details.get("severity") if isinstance(details, dict) else None,
+    ):
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
 
 
 def _failure_reasons(conn: Connection, device_ids: Sequence[str]) -> dict[tuple[str, str], str]:

@@ -136,6 +136,9 @@ def _job(row: Any) -> JobView:
         results=results,
         reasons=reasons,
         reboot_required=bool(row.reboot_required),
+        started_at=row.started_at,
+        run_timeout=timedelta(seconds=row.run_timeout) if row.run_timeout else None,
+        end_reason=row.end_reason,
     )
 
 

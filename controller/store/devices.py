@@ -48,8 +48,12 @@ def enrol(conn: Connection, enrolment: Enrolment, *, poll_interval: int, now: da
     """Enrol a device, or re-enrol the one with the same name in the same tenant.
 
     A re-enrolment keeps the device id (and so its history), refreshes what the agent says about
-    itself, revokes the device's previous tokens and issues a new one.
+    itself, revokes the device's previous tokens, releases its unfinished jobs (the machine
+    starts afresh and will never report on them: `jobs.release_device_jobs`) and issues a new
+    token.
     """
+    from controller.store import jobs  # noqa: PLC0415 - jobs imports this module (in_scope)
+
     d = schema.devices.c
     name = device_name(enrolment.hostname)
     tokens.ensure_tenant(conn, enrolment.tenant, now=now)
@@ -86,6 +90,7 @@ def enrol(conn: Connection, enrolment: Enrolment, *, poll_interval: int, now: da
         device_id = existing
         conn.execute(schema.devices.update().where(d.id == device_id).values(**values))
         revoked = tokens.revoke_device_tokens(conn, device_id, now=now)
+        jobs.release_device_jobs(conn, device_id, now=now)
     token = tokens.create_token(
         conn,
         kind=tokens.TokenKind.DEVICE,
