@@ -42,7 +42,7 @@ from controller.sources import git as git_source
 from controller.sources import history as git_history
 from controller.sources.history import AuditEvent, HistoryCache
 from controller.store import Store, history, schema
-from controller.store.devices import in_scope
+from controller.store.scopes import in_scope
 
 STATUS_PREFIX = "audit:"
 ACTOR_MAX, ACTION_MAX, OBJECT_MAX, DEDUPE_MAX = 200, 64, 300, 200

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from controller.store import reports, schema, tokens
+from controller.store import jobs, reports, schema, tokens
+from controller.store.scopes import in_scope
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -52,7 +53,6 @@ def enrol(conn: Connection, enrolment: Enrolment, *, poll_interval: int, now: da
     starts afresh and will never report on them: `jobs.release_device_jobs`) and issues a new
     token.
     """
-    from controller.store import jobs  # noqa: PLC0415 - jobs imports this module (in_scope)
 
     d = schema.devices.c
     name = device_name(enrolment.hostname)
@@ -102,11 +102,6 @@ def enrol(conn: Connection, enrolment: Enrolment, *, poll_interval: int, now: da
     return Enrolled(
         device_id=device_id, token=token, created=existing is None, revoked_hashes=tuple(revoked)
     )
-
-
-def in_scope(column: sa.ColumnElement[str], scope: str) -> sa.ColumnElement[bool]:
-    """Rows of tenant `scope` and of its clients (a partner sees its clients)."""
-    return sa.or_(column == scope, column.like(scope + "/%"))
 
 
 _LISTED = (

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from controller.store import schema
-from controller.store.devices import in_scope
+from controller.store.scopes import in_scope
 
 if TYPE_CHECKING:
     from datetime import datetime

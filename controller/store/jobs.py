@@ -18,7 +18,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from controller.core.jobs import EndReason
 from controller.store import schema
-from controller.store.devices import in_scope
 from controller.store.job_states import (
     DELIVERABLE_STATES,
     STARTED_STATES,
@@ -29,6 +28,7 @@ from controller.store.job_states import (
     dedupe_key,
     evaluate_event,
 )
+from controller.store.scopes import in_scope
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence

@@ -37,7 +37,7 @@ from controller.reports.model import (
 )
 from controller.runtime import status as runtime_status
 from controller.store import history, schema
-from controller.store.devices import in_scope
+from controller.store.scopes import in_scope
 
 RECENT_ALERTS = 12
 CHUNK = 500
