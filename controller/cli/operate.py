@@ -144,6 +144,8 @@ def explain(
         f"next install opportunity: {result.next_window or 'none (no patch window targets it)'}"
     )
     click.echo("targeted by: " + (", ".join(result.policies) or "nothing"))
+    for sentence in result.jobs:
+        click.echo(f"job: {sentence}")
     for patch in result.patches:
         click.echo(f"  {patch.patch_id:<24} {patch.status:<9} {patch.verdict}")
 
@@ -160,6 +162,7 @@ def _explanation_json(result: Any, revision: str | None) -> dict[str, Any]:
         "scannedAt": result.scanned_at,
         "nextWindow": result.next_window,
         "policies": list(result.policies),
+        "jobs": list(result.jobs),
         "patches": [
             {
                 "id": p.patch_id,

@@ -273,7 +273,7 @@ def plan(desired: DesiredState, observed: ObservedState, *, now: datetime) -> Pl
     in this very pass (a verifying scan at once, installs in a later window occurrence).
     """
     settled = tuple(jobs.settle(job, now=now) for job in observed.jobs)
-    ended = [job for job in settled if job.end_reason is not None]
+    ended = [s for s, job in zip(settled, observed.jobs, strict=True) if s is not job]
     ledger = _Ledger.of(settled)
     sets = PolicySets(desired, observed, today=now.date())
     window_states = {window_key(w): windows.evaluate(w.spec, now=now) for w in desired.windows}
