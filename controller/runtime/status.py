@@ -25,18 +25,52 @@ def _scoped(column: sa.ColumnElement[str], tenant: str | None) -> sa.ColumnEleme
 
 
 def summary(conn: Connection, *, now: datetime, tenant: str | None = None) -> dict[str, Any]:
-    """The status widgets: compliance, pending approvals, patch status (30 days), revisions."""
+    """The status widgets: compliance, pending approvals, patch status (30 days), revisions.
+
+    Stored status values are reduced to the shapes the renderers expect (a value of another
+    shape, written by another version or damaged, reads as absent), so any stored state renders.
+    """
     status = history.get_status(conn)
-    plan_summary = status.get("plan", {}).get("value") or {}
+    plan_summary = _mapping(status.get("plan", {}).get("value"))
+    pending = plan_summary.get("pendingApprovals")
     return {
-        "source": status.get("source", {}).get("value") or {},
-        "conditions": status.get("conditions", {}).get("value") or [],
+        "source": _mapping(status.get("source", {}).get("value")),
+        "conditions": _conditions(status.get("conditions", {}).get("value")),
         "compliance": compliance_by_baseline(conn, tenant=tenant),
-        "pendingApprovals": plan_summary.get("pendingApprovals", 0),
-        "nextWindows": plan_summary.get("nextWindows", {}),
+        "pendingApprovals": pending if _is_count(pending) else 0,
+        "nextWindows": _next_windows(plan_summary.get("nextWindows")),
         "patchStatus": patch_status(conn, now=now, tenant=tenant),
         "agents": agents(conn, now=now, tenant=tenant),
         "reconciles": [_run(r) for r in history.list_reconcile_runs(conn, limit=10)],
+    }
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _conditions(value: Any) -> list[dict[str, Any]]:
+    """Stored conditions as `{type, status, reason, message}` texts; other entries dropped."""
+    if not isinstance(value, list):
+        return []
+    return [
+        {k: str(c.get(k) or "") for k in ("type", "status", "reason", "message")}
+        | {k: v for k, v in c.items() if k not in {"type", "status", "reason", "message"}}
+        for c in value
+        if isinstance(c, dict)
+    ]
+
+
+def _next_windows(value: Any) -> dict[str, dict[str, Any]]:
+    """Stored next windows as `{key: {open: bool, start: text or None, ...}}`."""
+    return {
+        str(key): window | {"open": window.get("open") is True, "start": window.get("start")}
+        for key, window in _mapping(value).items()
+        if isinstance(window, dict)
     }
 
 
@@ -69,12 +103,12 @@ def patch_status(conn: Connection, *, now: datetime, tenant: str | None = None) 
     counts: Counter[str] = Counter({"installed": 0, "failed": 0, "pending": 0})
     for state, patch_ids, results in rows:
         if state in {"succeeded", "failed"}:
-            for outcome in (results or {}).values():
-                result = outcome.get("result")
+            for outcome in _mapping(results).values():
+                result = outcome.get("result") if isinstance(outcome, dict) else None
                 if result in {"installed", "failed"}:
                     counts[result] += 1
         elif state not in {"expired", "cancelled"}:
-            counts["pending"] += len(patch_ids or ())
+            counts["pending"] += len(patch_ids) if isinstance(patch_ids, list) else 0
     return dict(counts)
 
 
