@@ -556,7 +556,9 @@ def _job_entry(
     results: dict[str, int] = defaultdict(int)
     reasons: list[str] = []
     for row in rows:
-        outcome = (row["results"] or {}).get(patch) or {}
+        stored = row["results"] if isinstance(row["results"], dict) else {}
+        found = stored.get(patch)
+        outcome: dict[str, Any] = found if isinstance(found, dict) else {}
         result = outcome.get("result")
         if result:
             results[result] += 1
