@@ -290,11 +290,14 @@ def devices(db_url: str | None, state_dir: Path, tenant: str | None, as_json: bo
 def jobs(
     db_url: str | None, state_dir: Path, tenant: str | None, job_state: str | None, as_json: bool
 ) -> None:
-    """Jobs, newest first (at most 200)."""
+    """Jobs, newest first (at most 200); END_REASON says why the controller ended a job
+    (timed-out, no-agent, not-installable, re-enrolled)."""
     with open_store_or_fail(db_url, state_dir).read() as conn:
         rows = status.list_jobs(conn, tenant=tenant, state=job_state)
     _listing(
-        rows, ("id", "tenant", "kind", "state", "patch_ids", "window_key", "created_at"), as_json
+        rows,
+        ("id", "tenant", "kind", "state", "end_reason", "patch_ids", "window_key", "created_at"),
+        as_json,
     )
 
 

@@ -159,6 +159,9 @@ def list_jobs(
         j.created_at,
         j.updated_at,
         j.deadline,
+        j.started_at,
+        j.end_reason,
+        j.end_state,
     ).where(_scoped(j.tenant, tenant))
     if state:
         query = query.where(j.state == state)

@@ -280,3 +280,8 @@ def test_explain_lists_overdue_jobs() -> None:
         "install job i-1 is overdue (timed-out: still acked past its deadline 2026-11-29 00:30Z);"
         " the next reconcile ends it and plans the device again",
     ) == result.jobs
+
+
+def test_explain_says_an_offline_device_installs_when_it_checks_in() -> None:
+    """The planner installs only on online devices, and explain says so."""
+    assert verdict_of((), online=False).endswith("when the device checks in (it is offline)")
