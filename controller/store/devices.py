@@ -49,9 +49,8 @@ def enrol(conn: Connection, enrolment: Enrolment, *, poll_interval: int, now: da
     """Enrol a device, or re-enrol the one with the same name in the same tenant.
 
     A re-enrolment keeps the device id (and so its history), refreshes what the agent says about
-    itself, revokes the device's previous tokens, releases its unfinished jobs (the machine
-    starts afresh and will never report on them: `jobs.release_device_jobs`) and issues a new
-    token.
+    itself, revokes the device's previous tokens, releases its started jobs (the new agent
+    instance will never report on them: `jobs.release_device_jobs`) and issues a new token.
     """
 
     d = schema.devices.c

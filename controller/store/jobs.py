@@ -255,27 +255,19 @@ def end_jobs(
 
 
 def release_device_jobs(conn: Connection, device_id: str, *, now: datetime) -> int:
-    """Release every unfinished job of a device that enrolled again (`re-enrolled`): the machine
-    starts afresh and will never report on them. Jobs it had not taken are cancelled, started
-    ones fail; both keep the state they were in. Returns how many were released."""
+    """Release the started jobs of a device that enrolled again (`re-enrolled`): the new agent
+    instance does not know them and will never report on them, so they fail, keeping the state
+    they were in. Jobs not yet taken stay: they are delivered to the new instance (at least
+    once, until acknowledged). Returns how many were released."""
     j = schema.jobs.c
-    unfinished = conn.execute(
-        sa.select(j.id, j.state).where(
-            j.device_id == device_id, j.state.notin_([s.value for s in TERMINAL_STATES])
+    started = conn.execute(
+        sa.select(j.id).where(
+            j.device_id == device_id, j.state.in_([s.value for s in STARTED_STATES])
         )
-    ).all()
-    waiting = [row.id for row in unfinished if JobState(row.state) in DELIVERABLE_STATES]
-    started = [row.id for row in unfinished if JobState(row.state) in STARTED_STATES]
+    ).scalars()
     return end_jobs(
         conn,
-        waiting,
-        state=JobState.CANCELLED,
-        reason=EndReason.RE_ENROLLED,
-        only_from=DELIVERABLE_STATES,
-        now=now,
-    ) + end_jobs(
-        conn,
-        started,
+        list(started),
         state=JobState.FAILED,
         reason=EndReason.RE_ENROLLED,
         only_from=STARTED_STATES,

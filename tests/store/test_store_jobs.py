@@ -209,7 +209,7 @@ def test_the_first_started_event_stamps_the_start(store: Store) -> None:
 @pytest.mark.parametrize(
     ("state", "ended_as"),
     [
-        pytest.param(S.PENDING, S.CANCELLED, id="pending-cancelled"),
+        pytest.param(S.PENDING, S.PENDING, id="pending-kept-for-the-new-agent"),
         pytest.param(S.ACKED, S.FAILED, id="acked-failed"),
         pytest.param(S.INSTALLING, S.FAILED, id="installing-failed"),
         pytest.param(S.SUCCEEDED, S.SUCCEEDED, id="finished-kept"),
@@ -218,8 +218,8 @@ def test_the_first_started_event_stamps_the_start(store: Store) -> None:
 def test_re_enrolment_releases_unfinished_jobs(
     store: Store, state: JobState, ended_as: JobState
 ) -> None:
-    """Enrolling the same machine again ends its unfinished jobs (re-enrolled, with the state
-    they were in) and leaves finished ones alone."""
+    """Enrolling the same machine again fails its started jobs (re-enrolled, with the state
+    they were in) and leaves jobs not yet taken and finished ones alone."""
     device = enrolled(store)
     with store.write() as conn:
         jobs.insert_jobs(conn, [install(device)], now=NOW)
