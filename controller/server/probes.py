@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from controller.server.context import Context
-from controller.server.errors import error_body
+from controller.server.errors import RETRY_AFTER_SECONDS, error_body
 from controller.store import StoreError, history
 
 router = APIRouter(tags=["service"])
@@ -30,13 +30,15 @@ async def readyz(context: Context) -> JSONResponse:
         context.store.ping()
         with context.store.read() as conn:
             status = history.get_status(conn)
-        applied = status.get("lastAppliedRevision", {}).get("value")
+        source = status.get("source", {}).get("value") or {}
+        applied = source.get("lastAppliedRevision") if isinstance(source, dict) else None
         return {"status": "ready", "database": "ok", "lastAppliedRevision": applied}
 
     try:
         body = await anyio.to_thread.run_sync(check)
     except StoreError as exc:
-        return JSONResponse(error_body(503, str(exc)), 503)
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return JSONResponse(error_body(503, str(exc)), 503, headers=retry)
     return JSONResponse(body)
 
 
