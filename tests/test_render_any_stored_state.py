@@ -1,5 +1,6 @@
 """Every renderer of stored state renders whatever the store holds: reports (all formats),
-status (and its text), the listings, and explain (and its text and JSON).
+status (its text, the tenant-scoped view of the read API and the dashboard), the listings, and
+explain (and its text and JSON).
 
 Property test: hypothesis writes random stored states into a real SQLite store — unknown patch
 ids, missing fields, None severities, odd dates and odd JSON shapes where the columns are JSON —
@@ -30,6 +31,8 @@ from controller.kinds.common import Classification, OsFamily, Severity
 from controller.kinds.reports import ReportFormat
 from controller.reports import collect, render_summary, report_files
 from controller.runtime import observe, status
+from controller.server.dashboard.page import render_dashboard
+from controller.server.dashboard.view import read_dashboard
 from controller.sources.loading import SourceFile, load_policy
 from controller.store import Store, catalogue, open_store, schema
 
@@ -128,12 +131,23 @@ windows_by_key = st.one_of(
     json_scalars, st.dictionaries(st.text(max_size=3), maybe(open=json_scalars, start=odd_dates))
 )
 STATUS_VALUES: dict[str, st.SearchStrategy[Any]] = {
-    "source": maybe(lastAppliedRevision=json_scalars, lastAttemptedRevision=json_scalars),
+    "source": maybe(
+        lastAppliedRevision=json_scalars,
+        lastAttemptedRevision=json_scalars,
+        errors=st.one_of(json_scalars, st.lists(json_scalars, max_size=2)),
+    ),
+    "catalogue": maybe(version=json_scalars, records=json_scalars),
     "conditions": st.one_of(
         json_scalars,
         st.lists(maybe(type=json_scalars, status=json_scalars, reason=json_scalars), max_size=3),
     ),
-    "plan": maybe(pendingApprovals=json_scalars, nextWindows=windows_by_key),
+    "plan": maybe(
+        pendingApprovals=json_scalars,
+        nextWindows=windows_by_key,
+        pendingApprovalsByDevice=st.one_of(
+            json_scalars, st.dictionaries(st.sampled_from(DEVICE_IDS), id_lists, max_size=2)
+        ),
+    ),
     "trend:*": maybe(
         points=st.one_of(json_scalars, st.dictionaries(odd_dates.map(str), json_scalars))
     ),
@@ -328,6 +342,9 @@ def test_every_renderer_renders_any_stored_state(
         summary = status.summary(conn, now=NOW)
         status_lines(summary)
         json.dumps(summary, default=str)
+        for scope in ("acme", "acme/retail"):
+            json.dumps(status.tenant_view(conn, scope=scope), default=str)
+            render_dashboard(read_dashboard(conn, scope=scope, now=NOW))
         for listing in (status.list_devices, status.list_jobs, status.list_alerts):
             json.dumps(listing(conn), default=str)
         observed = observe.observe(conn, now=NOW)

@@ -318,7 +318,7 @@ def _trend(
     stored = conn.execute(
         sa.select(schema.status.c.value).where(schema.status.c.key == key)
     ).scalar()
-    points = _trend_points(stored)
+    points = trend_points(stored)
     if today is not None:
         points[now.astimezone(UTC).date()] = today
     kept = dict(sorted(points.items())[-TREND_DAYS:])
@@ -329,7 +329,7 @@ def _trend(
     return tuple(TrendPoint(day, value) for day, value in kept.items())
 
 
-def _trend_points(stored: Any) -> dict[date, float]:
+def trend_points(stored: Any) -> dict[date, float]:
     """The stored `{"points": {day: percent}}`; unreadable days and values are left out."""
     found = stored.get("points") if isinstance(stored, dict) else None
     points: dict[date, float] = {}

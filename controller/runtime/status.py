@@ -73,15 +73,15 @@ def tenant_view(conn: Connection, *, scope: str) -> dict[str, Any]:
         "source": {
             "lastAppliedRevision": source.get("lastAppliedRevision"),
             "lastAttemptedRevision": source.get("lastAttemptedRevision"),
-            "errorCount": len(source.get("errors") or ()),
+            "errorCount": len(stored_list(source.get("errors"))),
             "updatedAt": _iso((status.get("source") or {}).get("updatedAt")),
         },
-        "conditions": visible_conditions((status.get("conditions") or {}).get("value") or []),
+        "conditions": visible_conditions((status.get("conditions") or {}).get("value")),
         "pendingApprovals": sum(len(patches) for patches in pending.values()),
         "pendingApprovalsByDevice": pending,
         "nextWindows": {
             key: value
-            for key, value in sorted((plan.get("nextWindows") or {}).items())
+            for key, value in sorted(_mapping(plan.get("nextWindows")).items())
             if _applies_to(key.rpartition("/")[0], scope)
         },
         "catalogue": {"version": catalogue.get("version"), "records": catalogue.get("records")},
@@ -102,7 +102,9 @@ def visible_conditions(stored: Any) -> list[dict[str, str]]:
     """The stored conditions for a tenant-scoped reader: a `SourceVerified` message naming the
     approving objects left out (any tenant's) becomes a pointer to the scoped audit trail."""
     shown = []
-    for condition in stored if isinstance(stored, list) else ():
+    for condition in stored_list(stored):
+        if not isinstance(condition, dict):
+            continue
         entry = {
             key: str(condition.get(key, "")) for key in ("type", "status", "reason", "message")
         }
@@ -145,6 +147,16 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def stored_list(value: Any) -> list[Any]:
+    """A stored JSON value that should be a list; anything else reads as empty."""
+    return value if isinstance(value, list) else []
+
+
+def stored_text(value: Any) -> str | None:
+    """A stored JSON value that should be text (a revision, a name); anything else is None."""
+    return value if isinstance(value, str) and value else None
+
+
 def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -180,7 +192,7 @@ def _scoped_pending(conn: Connection, recorded: Any, *, scope: str) -> dict[str,
         rows = conn.execute(
             sa.select(d.id).where(d.id.in_(ids[start : start + _CHUNK]), _scoped(d.tenant, scope))
         )
-        found |= {row.id: [str(p) for p in recorded[row.id]] for row in rows}
+        found |= {row.id: [str(p) for p in stored_list(recorded[row.id])] for row in rows}
     return dict(sorted(found.items()))
 
 
