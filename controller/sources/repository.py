@@ -7,7 +7,7 @@ from pathlib import Path
 
 import git
 
-from controller.sources import files, loading
+from controller.sources import files, loading, refs
 from controller.sources import git as git_source
 from controller.sources.git import SourceError
 
@@ -48,6 +48,8 @@ def load(
         return Loaded(revision, result, where)
     repo = git_source.open_repository(spec, state_dir=state_dir)
     resolved = git_source.resolve(repo, branch=branch, rev=rev)
+    if rev is not None:  # named after the ref it was given as: `pr-42@sha1:…`, not `main@…`
+        resolved = git_source.Revision(refs.label(repo, rev, resolved.sha), resolved.sha)
     source_files = git_source.read_commit(repo, resolved.sha)
     revision = str(resolved)
     return Loaded(revision, loading.load_policy(source_files, revision=revision), revision)
