@@ -71,8 +71,9 @@ def test_the_pre_commit_hook_is_named_patchctl_validate() -> None:
 def test_plan_shows_a_pull_request_against_the_fleet(
     git_history: History, store: Store, database_url: str, tmp_path: Path
 ) -> None:
-    """Bob's PR grants USN-1-1 to linux-web: the comment names the object, the device, the
-    pending approvals going down; --exit-code says something changed."""
+    """Bob's PR grants USN-1-1 to linux-web: the comment names the head by its branch, the
+    object and what it approves, the device, the pending approvals going down; --exit-code
+    says something changed."""
     git_history.seed()
     git_history.write(
         "policies/baselines/linux.yaml",
@@ -104,8 +105,8 @@ def test_plan_shows_a_pull_request_against_the_fleet(
 
     assert 1 == markdown.exit_code, markdown.output
     text = markdown.stdout
-    assert text.startswith(f"### patchctl plan: `main@sha1:{base}` → `main@sha1:{head}`")
-    assert "| `Approval/acme/retail/openssl` | ApprovalGranted |" in text
+    assert text.startswith(f"### patchctl plan: `main@sha1:{base}` → `bob/openssl@sha1:{head}`")
+    assert "#### `Approval/acme/retail/openssl`: ApprovalGranted\n\n- approves **USN-1-1**" in text
     assert "| acme/retail | USN-1-1 | - | 1: web-01 |" in text
     assert "Pending approvals: 1 → 0" in text
     assert len(text) < 60_000
