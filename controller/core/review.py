@@ -185,10 +185,10 @@ def _review_one(
     now: datetime,
     catalogue: Catalogue | None,
 ) -> ObjectReview:
-    added, removed = _target_words(before), _target_words(after)
+    old_targets, new_targets = _target_words(before), _target_words(after)
     fields: dict[str, Any] = {
-        "targets_added": tuple(sorted(removed - added)),
-        "targets_removed": tuple(sorted(added - removed)),
+        "targets_added": tuple(sorted(new_targets - old_targets)),
+        "targets_removed": tuple(sorted(old_targets - new_targets)),
     }
     details: list[str] = []
     if isinstance(after or before, Approval | Whitelist):
@@ -207,7 +207,7 @@ def _review_one(
         fields["unrejected"] = _refs(_excludes(old) - _excludes(new), catalogue)
         tighter, looser = _baseline_moves(old, new, catalogue)
         fields["direction"] = _direction(tighter, looser, change.action)
-        details += tighter + looser
+        details += [line for line in tighter + looser if line]
     elif isinstance(after or before, PatchWindow):
         details += _window_details(_as(PatchWindow, before), _as(PatchWindow, after), now=now)
     elif isinstance(after or before, Script):
@@ -280,11 +280,12 @@ def _approval_fields(
 
 
 def expiry_words(expires: date | None, in_days: int | None) -> str:
-    """`expires 2027-01-31 (in 62 days)`; `expired 2026-11-01 (29 days ago)`; `no expiry`."""
+    """`expires 2027-01-31 (in 62 days)`, `expired: last day was 2026-11-01 (29 days ago)` or
+    `no expiry`; `expires` is the last day the approval holds."""
     if expires is None or in_days is None:
         return "no expiry"
     if in_days < 0:
-        return f"expired {expires} ({-in_days} day{'s' if in_days != -1 else ''} ago)"
+        return f"expired: last day was {expires} ({-in_days} day{'s' if in_days != -1 else ''} ago)"
     if in_days == 0:
         return f"expires {expires} (today is its last day)"
     return f"expires {expires} (in {in_days} day{'s' if in_days != 1 else ''})"
@@ -379,13 +380,9 @@ def _baseline_moves(
         f"no longer always requires {patch}"
         for patch in sorted(_includes(before) - _includes(after))
     ]
-    looser += [
-        f"rejects {patch_ref(patch, catalogue).words()}: never required or installed"
-        for patch in sorted(_excludes(after) - _excludes(before))
-    ]
-    tighter += [
-        f"no longer rejects {patch}" for patch in sorted(_excludes(before) - _excludes(after))
-    ]
+    # New excludes loosen (and are listed as `rejected`); dropped ones tighten.
+    looser += [""] * len(_excludes(after) - _excludes(before))
+    tighter += [""] * len(_excludes(before) - _excludes(after))
     _rule_moves(before.spec.rules, after.spec.rules, tighter, looser)
     old, new = before.spec, after.spec
     if new.stale_scan_after != old.stale_scan_after:
@@ -439,7 +436,7 @@ def _rule_edit(was: Rule, now: Rule, tighter: list[str], looser: list[str]) -> N
         lower = now.min_rating is None or (
             was.min_rating is not None and now.min_rating < was.min_rating
         )
-        line = f"minimum rating {was.min_rating} → {now.min_rating}"
+        line = f"minimum rating {_show(was.min_rating)} → {_show(now.min_rating)}"
         (widened if lower else narrowed).append(line)
     if now.released_after_days != was.released_after_days:
         shorter = now.released_after_days < was.released_after_days
@@ -643,7 +640,7 @@ def _approval_warnings(
             PlanWarning(
                 key,
                 WarningCode.EXPIRED_ON_ARRIVAL,
-                f"expired on {approval.spec.expires} (its last day), before this change "
+                f"already expired (last day {approval.spec.expires}) when this change "
                 "arrives: it approves nothing",
             )
         ]
@@ -672,9 +669,9 @@ def _linux_auto_warnings(
 ) -> list[PlanWarning]:
     """DESIGN.md 3.2: `approval: auto` and whitelist filters approve nothing on Linux."""
     if isinstance(obj, PatchWindow) and obj.spec.approval is ApprovalMode.AUTO:
-        what = "approval: auto"
+        what = "approval: auto approves"
     elif isinstance(obj, Whitelist) and obj.filters():
-        what = "whitelist filters"
+        what = "whitelist filters approve"
     else:
         return []
     found = references.targets_of(obj)
@@ -689,7 +686,7 @@ def _linux_auto_warnings(
         PlanWarning(
             key,
             WarningCode.LINUX_AUTO_APPROVAL,
-            f"{what} approves nothing on Linux devices{on}: Linux patches are approved only "
+            f"{what} nothing on Linux devices{on}: Linux patches are approved only "
             "by explicit id in an Approval or Whitelist",
         )
     ]
@@ -730,8 +727,9 @@ def _target_warnings(
         PlanWarning(
             key,
             WarningCode.UNKNOWN_TARGET,
-            f"targets device {name!r}, which is neither declared in inventory/, listed by a "
-            f"group{', nor enrolled' if fleet is not None else ''}",
+            f"targets device {name!r}, which is not "
+            f"{'enrolled, ' if fleet is not None else ''}declared in inventory/ "
+            "or listed by any group",
         )
         for name in sorted(new_devices - known)
     ]

@@ -39,6 +39,10 @@ _LABEL_PREFIX = {"pull": "pr", "merge-requests": "mr"}
 MAX_REF_LENGTH = 200
 
 
+class MissingRefError(SourceError):
+    """The remote does not have the ref asked for."""
+
+
 def label(repo: git.Repo, rev: str, sha: str) -> str:
     """The name `rev` (as given, resolving to commit `sha`) is shown under.
 
@@ -148,5 +152,5 @@ def fetch(repo: git.Repo, refs: Iterable[str]) -> None:
         except git.GitCommandError as exc:
             # git's own message may quote the remote URL (and its credentials): not repeated.
             if "couldn't find remote ref" in str(exc.stderr):
-                raise SourceError(f"the policy repository has no ref {ref!r}") from None
+                raise MissingRefError(f"the policy repository has no ref {ref!r}") from None
             raise SourceError(f"cannot fetch {ref!r} from the policy repository") from None
