@@ -112,13 +112,15 @@ def checked_ref(text: str, *, field: str) -> str:
     The rule, for text that arrives over HTTP: a full forge ref (`refs/pull/N/head`,
     `refs/pull/N/merge`, `refs/merge-requests/N/head`), a 7-40 digit lowercase hex commit id,
     or a branch name of letters, digits and `._/+-` (at most 200 characters) that does not start
-    with `-` or `.`, and has no `..`, `//`, `@{`, trailing `/` or `.`, or `.lock` component.
+    with `-`, `.` or `refs/`, and has no `..`, `//`, `@{`, trailing `/` or `.`, or component
+    starting with `.` or ending in `.lock`.
     The message names `field`.
     """
     if _FETCHABLE_FORGE_REF.match(text) or _COMMIT_ID.match(text):
         return text
     if (
         _BRANCH.match(text)
+        and not text.startswith("refs/")  # full refs: only the forge PR refs above
         and ".." not in text
         and "//" not in text
         and not text.endswith(("/", "."))
