@@ -12,7 +12,7 @@ from controller.kinds.common import OsFamily
 from controller.runtime import plans
 
 CATALOGUE = {
-    "USN-1-1": CatalogueEntry("USN-1-1", "OpenSSL vulnerabilities", "high", "linux"),
+    "USN-1-1": CatalogueEntry("USN-1-1", "OpenSSL vulnerabilities", "important", "linux"),
     "USN-2-1": CatalogueEntry("USN-2-1", "curl vulnerability", "", "linux"),
     "KB1": CatalogueEntry("KB1", "Cumulative Update", "critical", "windows"),
 }
@@ -94,7 +94,7 @@ WORDING = [
             "#### `Approval/acme/retail/hotfix`: ApprovalGranted",
             "",
             "- approves **KB9999999** (not in the catalogue)",
-            "- approves **USN-1-1** (high): OpenSSL vulnerabilities",
+            "- approves **USN-1-1** (important): OpenSSL vulnerabilities",
             "- targets added: group linux",
             "- reason: PR 12",
             "- ticket: CHG-1",
@@ -109,7 +109,7 @@ WORDING = [
         [
             "#### `Approval/acme/retail/hotfix`: ApprovalRevoked",
             "",
-            "- revokes **USN-1-1** (high): OpenSSL vulnerabilities",
+            "- revokes **USN-1-1** (important): OpenSSL vulnerabilities",
             "- targets removed: group linux",
             "- reason was: PR 12",
             "- ticket was: CHG-1",
@@ -129,7 +129,7 @@ WORDING = [
             "#### `Approval/acme/retail/hotfix`: ApprovalChanged",
             "",
             "- approves **USN-2-1**: curl vulnerability",
-            "- revokes **USN-1-1** (high): OpenSSL vulnerabilities",
+            "- revokes **USN-1-1** (important): OpenSSL vulnerabilities",
             "- targets added: device web-01",
             "- reason: 'PR 12' → 'PR 13'",
             "- ticket: 'CHG-1' → 'CHG-2'",
