@@ -206,8 +206,13 @@ def _review_one(
         fields["rejected"] = _refs(_excludes(new) - _excludes(old), catalogue)
         fields["unrejected"] = _refs(_excludes(old) - _excludes(new), catalogue)
         tighter, looser = _baseline_moves(old, new, catalogue)
-        fields["direction"] = _direction(tighter, looser, change.action)
-        details += [line for line in tighter + looser if line]
+        # New excludes loosen (they are listed as `rejected`); dropped ones tighten.
+        fields["direction"] = _direction(
+            tightens=bool(tighter or fields["unrejected"]),
+            loosens=bool(looser or fields["rejected"]),
+            action=change.action,
+        )
+        details += tighter + looser
     elif isinstance(after or before, PatchWindow):
         details += _window_details(_as(PatchWindow, before), _as(PatchWindow, after), now=now)
     elif isinstance(after or before, Script):
@@ -360,7 +365,8 @@ def _includes(baseline: Baseline | None) -> frozenset[str]:
 def _baseline_moves(
     before: Baseline | None, after: Baseline | None, catalogue: Catalogue | None
 ) -> tuple[list[str], list[str]]:
-    """(sentences that tighten, sentences that loosen) the baseline."""
+    """(sentences that tighten, sentences that loosen) the baseline; excludes are left to the
+    caller, which lists them as rejected patches."""
     tighter: list[str] = []
     looser: list[str] = []
     if before is None or after is None:
@@ -380,9 +386,6 @@ def _baseline_moves(
         f"no longer always requires {patch}"
         for patch in sorted(_includes(before) - _includes(after))
     ]
-    # New excludes loosen (and are listed as `rejected`); dropped ones tighten.
-    looser += [""] * len(_excludes(after) - _excludes(before))
-    tighter += [""] * len(_excludes(before) - _excludes(after))
     _rule_moves(before.spec.rules, after.spec.rules, tighter, looser)
     old, new = before.spec, after.spec
     if new.stale_scan_after != old.stale_scan_after:
@@ -407,10 +410,9 @@ def rule_words(rule: Rule) -> str:
         parts.append(f"for products {', '.join(rule.products)}")
     if rule.min_rating is not None:
         parts.append(f"rated ≥ {rule.min_rating}")
+    days = rule.released_after_days
     parts.append(
-        f"{rule.released_after_days} days after release"
-        if rule.released_after_days
-        else "as soon as released"
+        f"{days} day{'s' if days != 1 else ''} after release" if days else "as soon as released"
     )
     return ", ".join(parts)
 
@@ -467,14 +469,14 @@ def _set_moves(was: Rule, now: Rule) -> tuple[list[str], list[str]]:
     return widened, narrowed
 
 
-def _direction(tighter: list[str], looser: list[str], action: ChangeAction) -> str | None:
+def _direction(*, tightens: bool, loosens: bool, action: ChangeAction) -> str | None:
     if action is not ChangeAction.CHANGED:
         return None
-    if tighter and looser:
+    if tightens and loosens:
         return "tightened and loosened"
-    if tighter:
+    if tightens:
         return "tightened"
-    return "loosened" if looser else None
+    return "loosened" if loosens else None
 
 
 # --- PatchWindow --------------------------------------------------------------------------------
