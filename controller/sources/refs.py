@@ -49,8 +49,9 @@ def label(repo: git.Repo, rev: str, sha: str) -> str:
     `refs/pull/42/head` → `pr-42`, `refs/merge-requests/7/head` → `mr-7`, `refs/heads/x` or a
     local branch `x` → `x`, `origin/main` → `main`, a tag → the tag. A commit id, `HEAD` or any
     other expression is named after a ref whose tip is exactly `sha` (PR refs first, then local
-    branches, then remote-tracking branches; HEAD's own branch when it points there), and
-    `detached` when no ref points at it.
+    branches, then remote-tracking branches; HEAD's own branch when it points there), else
+    after a local branch whose history holds it (the checked-out one first), and `detached`
+    when none does.
     """
     named = _name_of_ref(repo, rev)
     if named is not None:
@@ -63,7 +64,25 @@ def label(repo: git.Repo, rev: str, sha: str) -> str:
         if branch is not None:
             return str(branch)
     tips = _names_at(repo.refs, sha)
-    return tips[0] if tips else "detached"
+    if tips:
+        return tips[0]
+    return _branch_containing(repo, sha) or "detached"
+
+
+def _branch_containing(repo: git.Repo, sha: str) -> str | None:
+    """The checked-out branch, else the first local branch by name, whose history has `sha`."""
+    try:
+        current = [repo.head.reference] if not repo.head.is_detached else []
+    except TypeError:
+        current = []
+    commit = repo.commit(sha)
+    for head in [*current, *sorted(repo.heads, key=lambda h: h.name)]:
+        try:
+            if repo.is_ancestor(commit, head.commit):
+                return str(head.name)
+        except (git.GitCommandError, ValueError):
+            continue
+    return None
 
 
 def _name_of_ref(repo: git.Repo, rev: str) -> str | None:

@@ -32,7 +32,8 @@ class Forge:
 
 @pytest.fixture
 def forge(policy_repo: PolicyRepo) -> Forge:
-    main = policy_repo.repo.head.commit.hexsha
+    policy_repo.write("policies/approvals/old.yaml", APPROVAL.replace("openssl", "old"))
+    main = policy_repo.commit("a second commit on main")
     policy_repo.repo.git.checkout("-q", "-b", "bob/openssl")
     policy_repo.write("policies/approvals/openssl.yaml", APPROVAL)
     pr = policy_repo.commit("approve USN-1-1")
@@ -61,17 +62,25 @@ def forge(policy_repo: PolicyRepo) -> Forge:
         pytest.param("FORK_SHA", "fork", "mr-7", id="sha-of-a-fork-head-first-by-name"),
         pytest.param("HEAD", "main", "main", id="head-on-a-branch"),
         pytest.param("PR_SHA~1", "main", "main", id="expression-at-a-branch-tip"),
+        pytest.param("MAIN_SHA~1", "main~1", "main", id="older-commit-of-main"),
     ],
 )
 def test_a_revision_is_named_after_its_ref(forge: Forge, rev: str, sha: str, expected: str) -> None:
     """PR refs read `pr-N`/`mr-N`, branches and tags their name, a commit id a ref at its tip."""
-    shas = {"main": forge.main, "pr": forge.pr, "fork": forge.fork}
+    shas = {
+        "main": forge.main,
+        "main~1": forge.repo.repo.commit(f"{forge.main}~1").hexsha,
+        "pr": forge.pr,
+        "fork": forge.fork,
+    }
     rev = rev.replace("PR_SHA", forge.pr).replace("FORK_SHA", forge.fork)
+    rev = rev.replace("MAIN_SHA", forge.main)
     assert expected == refs.label(forge.repo.repo, rev, shas[sha])
 
 
-def test_a_commit_no_ref_points_at_is_detached(forge: Forge) -> None:
-    """A commit that is no ref's tip is named `detached`, never the checked-out branch."""
+def test_a_commit_no_branch_holds_is_detached(forge: Forge) -> None:
+    """A commit no ref points at and no branch's history holds is named `detached`, never the
+    checked-out branch."""
     forge.repo.write("policies/approvals/other.yaml", APPROVAL.replace("openssl", "other"))
     loose = forge.repo.commit("loose")
     forge.repo.repo.git.reset("-q", "--hard", forge.main)
@@ -85,7 +94,7 @@ def test_loading_a_pr_head_labels_its_revision(forge: Forge, tmp_path: Path) -> 
     )
     assert f"pr-42@sha1:{forge.pr}" == loaded.revision
     assert loaded.result.state is not None
-    assert ["openssl"] == [a.name for a in loaded.result.state.approvals]
+    assert ["old", "openssl"] == [a.name for a in loaded.result.state.approvals]
 
 
 @pytest.mark.parametrize(
