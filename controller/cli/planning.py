@@ -86,6 +86,8 @@ def plan_command(
     cannot be read; an invalid revision prints its errors and exits 1.
     """
     del branch  # both revisions are explicit
+    if server is not None and catalogue_file is not None:
+        fail("--catalogue is for a plan made here; with --server the controller uses its own")
     if server is not None:
         document = _server_plan(server, base=base, head=head)
     else:

@@ -370,3 +370,24 @@ def test_a_revision_that_does_not_exist_exits_2_naming_it(
     )
     assert 2 == done.exit_code
     assert "head: revision 'refs/pull/13/head' does not exist" in done.output
+
+
+def test_server_and_catalogue_exclude_each_other(tmp_path: Path) -> None:
+    """`--server` with `--catalogue` is a usage error before anything is contacted."""
+    done = CliRunner().invoke(
+        main,
+        [
+            "plan",
+            "--server",
+            "http://127.0.0.1:9",
+            "--catalogue",
+            str(tmp_path / "c.json"),
+            "--base",
+            "main",
+            "--head",
+            "main",
+        ],
+        env={"PATCHCTL_TOKEN": "pcr_not-used"},
+    )
+    assert 2 == done.exit_code
+    assert "--catalogue is for a plan made here" in done.output
