@@ -311,8 +311,9 @@ def _approval_details(
         words = expiry_words(fields.get("expires"), fields.get("expires_in_days"))
         prefix = f"expiry: was {old_expiry or 'none'}, now " if before is not None else ""
         lines.append(f"{prefix}{words}")
-    if after is not None and before is not None and before.spec.patches == after.spec.patches:
-        lines.append(f"still approves {', '.join(after.spec.patches)}")
+    kept = [p for p in after.spec.patches if p in before.spec.patches] if after and before else []
+    if kept:
+        lines.append(f"still approves {', '.join(kept)}")
     return lines
 
 
@@ -515,7 +516,8 @@ def _occurrences(window: PatchWindow | None, *, now: datetime) -> str:
     for occurrence in found:
         start, end = occurrence.start.astimezone(zone), occurrence.end.astimezone(zone)
         shown.append(f"{start:%a %Y-%m-%d %H:%M}-{end:%H:%M %Z}")
-    return f"{'; '.join(shown)} ({spec.timezone})"
+    named = {f"{o.start.astimezone(zone):%Z}" for o in found} == {spec.timezone}
+    return "; ".join(shown) + ("" if named else f" ({spec.timezone})")
 
 
 # --- Script -------------------------------------------------------------------------------------

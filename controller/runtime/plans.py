@@ -25,6 +25,10 @@ from controller.kinds.common import tenant_contains
 MARKDOWN_LIMIT = 60_000
 DEVICE_NAMES_SHOWN = 5
 DIFF_LINES_SHOWN = 200
+NO_CATALOGUE = (
+    "_No patch catalogue at hand: patch ids were not checked "
+    "(`--catalogue FILE` or `--server URL`)._"
+)
 
 
 class CatalogueFileError(ValueError):
@@ -157,12 +161,9 @@ def render_markdown(document: dict[str, Any]) -> str:
         lines += [f"- ⚠️ `{w['object']}`: {_text(w['message'])}" for w in document["warnings"]]
     for change in changes:
         lines += ["", *_change_lines(change)]
-    lines.append("")
     if document["catalogue"] is None:
-        lines.append(
-            "_No patch catalogue at hand: patch ids were not checked "
-            "(`--catalogue FILE` or `--server URL`)._"
-        )
+        lines += ["", NO_CATALOGUE]
+    lines.append("")
     if not document["fleetKnown"]:
         lines.append("_Fleet state not available here: device effects are not shown._")
     else:
@@ -193,7 +194,7 @@ def _change_lines(change: dict[str, Any]) -> list[str]:
         lines.append(f"- targets removed: {', '.join(change['targetsRemoved'])}")
     lines += [f"- {_text(detail)}" for detail in change["details"]]
     if change["diff"]:
-        lines += ["", *_diff_block(change["diff"])]
+        lines += [*([""] if lines[-1] else []), *_diff_block(change["diff"])]
     return lines
 
 

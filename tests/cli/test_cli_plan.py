@@ -169,6 +169,7 @@ EXPECTED = {
                 "reason: CVE-2026-1234 hot fix for the web shop",
                 "ticket: CHG-4711",
                 "expiry: was 2027-01-31, now expires 2026-12-15 (in 15 days)",
+                "still approves USN-7123-1",
             ],
             "diff": None,
         },
@@ -232,9 +233,9 @@ EXPECTED = {
             "direction": None,
             "details": [
                 "next occurrences before: Sat 2026-12-05 03:00-06:00 UTC; Sat "
-                "2026-12-12 03:00-06:00 UTC; Sat 2026-12-19 03:00-06:00 UTC (UTC)",
+                "2026-12-12 03:00-06:00 UTC; Sat 2026-12-19 03:00-06:00 UTC",
                 "next occurrences after: Sun 2026-12-06 04:00-07:00 UTC; Sun "
-                "2026-12-13 04:00-07:00 UTC; Sun 2026-12-20 04:00-07:00 UTC (UTC)",
+                "2026-12-13 04:00-07:00 UTC; Sun 2026-12-20 04:00-07:00 UTC",
                 "approval: auto",
                 "spec.recurrence.cron: 0 3 * * SAT → 0 4 * * SUN",
             ],
