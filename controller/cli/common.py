@@ -6,16 +6,18 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from controller.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK = 0
 EXIT_NO = 1
 EXIT_USAGE = 2
-CONFIG_FILE = Path("patchctl.toml")
 
 
 def repo_options(func: F) -> F:
@@ -94,19 +96,32 @@ def access_policy_option(func: F) -> F:
         show_envvar=True,
         metavar="FILE",
         help="TOML file whose [access] table says who may approve per tenant and which commits "
-        "must be signed. Default: the [access] table of ./patchctl.toml, if any.",
+        "must be signed. Default: the [access] table of the configuration file, if any.",
     )(func)
 
 
 def load_access_or_fail(path: Path | None) -> Any:
-    """The access policy (`controller.runtime.access.AccessPolicy`), or exit 2 naming the field."""
+    """The access policy (`controller.runtime.access.AccessPolicy`): the `[access]` table of
+    `path` when given, else of the configuration file (`--config`, ./patchctl.toml), else the
+    open policy. Exits 2 naming the file and the field."""
     from controller.runtime import access  # noqa: PLC0415 - keep --help fast
 
     try:
         if path is not None:
             return access.load_access(path, required=True)
-        if CONFIG_FILE.is_file():
-            return access.load_access(CONFIG_FILE)
+        config = current_config()
+        table = config.table("access")
+        if table is not None:
+            return access.parse_access(table, base_dir=config.base_dir, source=config.source)
     except access.AccessError as exc:
         fail(str(exc))
     return access.AccessPolicy.open()
+
+
+def current_config() -> Config:
+    """The configuration file as the `patchctl` group read it (empty outside a command)."""
+    from controller.config import Config  # noqa: PLC0415 - keep --help fast
+
+    context = click.get_current_context(silent=True)
+    found = context.find_object(Config) if context is not None else None
+    return found if found is not None else Config()

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
+from controller.cli import remote
 from controller.cli.common import EXIT_NO, fail, source_options
 from controller.cli.operate import now_option
+from controller.cli.remote import server_options
 from controller.cli.serve import database_url, store_options
 from controller.core import review
 from controller.core.desired import DesiredState
@@ -20,7 +21,6 @@ from controller.runtime import plans
 from controller.runtime.settings import DATABASE_FILE, system_clock
 from controller.sources import repository
 
-TOKEN_ENV = "PATCHCTL_TOKEN"  # noqa: S105 - the name of the variable, not a secret
 SERVER_TIMEOUT_S = 120.0  # the service fetches both refs and plans the whole fleet
 
 
@@ -49,14 +49,7 @@ SERVER_TIMEOUT_S = 120.0  # the service fetches both refs and plans the whole fl
     help="Patch catalogue snapshot (JSON, as GET /api/v1/catalogue serves it): titles, "
     "severities, and a warning for unknown patch ids.",
 )
-@click.option(
-    "--server",
-    default=None,
-    envvar="PATCHCTL_SERVER",
-    show_envvar=True,
-    help="Plan on the controller (GET /api/v1/plan) with the read token in PATCHCTL_TOKEN: "
-    "it fetches both refs and uses the live fleet. --repo and the store are not used.",
-)
+@server_options
 @source_options
 @store_options
 @now_option
@@ -67,6 +60,7 @@ def plan_command(
     exit_code: bool,
     catalogue_file: Path | None,
     server: str | None,
+    ca_file: Path | None,
     repo: str,
     branch: str | None,
     db_url: str | None,
@@ -80,8 +74,11 @@ def plan_command(
     targets), and, when a fleet is at hand, the devices affected and compliance before/after.
 
     From the two revisions alone the plan needs no database. The fleet is read from the store
-    (--db, or the SQLite file in --state-dir) when there is one, or from the controller with
-    --server. Markdown stays under 60,000 characters, so it fits a PR comment. Exit 0, or 1 with
+    (--db, or the SQLite file in --state-dir) when there is one, or the controller plans with
+    --server URL (GET /api/v1/plan, the read token in PATCHCTL_TOKEN): it fetches both refs
+    (branch names, refs/pull/N/head, refs/merge-requests/N/head or commit ids) and uses its
+    live fleet and catalogue; --repo and the store are then not used. Markdown stays under
+    60,000 characters, so it fits a PR comment. Exit 0, or 1 with
     --exit-code when something changed, or 2 when a revision, the catalogue or the server
     cannot be read; an invalid revision prints its errors and exits 1.
     """
@@ -89,7 +86,13 @@ def plan_command(
     if server is not None and catalogue_file is not None:
         fail("--catalogue is for a plan made here; with --server the controller uses its own")
     if server is not None:
-        document = _server_plan(server, base=base, head=head)
+        document = remote.get(
+            server,
+            "/api/v1/plan",
+            ca_file=ca_file,
+            params={"base": base, "head": head},
+            timeout=SERVER_TIMEOUT_S,
+        )
     else:
         document = _local_plan(
             repo,
@@ -164,35 +167,6 @@ def _fleet(db_url: str | None, state_dir: Path, now: datetime) -> ObservedState 
     except StoreError as exc:
         fail(str(exc))
         raise
-
-
-def _server_plan(server: str, *, base: str, head: str) -> dict[str, Any]:
-    """The plan document from `GET /api/v1/plan`; exit 2 with the service's message on error."""
-    import httpx  # noqa: PLC0415 - keep --help fast
-
-    token = os.environ.get(TOKEN_ENV)
-    if not token:
-        fail(f"--server needs a read token in the {TOKEN_ENV} environment variable")
-    url = server.rstrip("/") + "/api/v1/plan"
-    try:
-        answer = httpx.get(
-            url,
-            params={"base": base, "head": head},
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=SERVER_TIMEOUT_S,
-        )
-    except httpx.HTTPError as exc:
-        fail(f"cannot reach {server}: {exc}")
-        raise
-    try:
-        found = answer.json()
-    except ValueError:
-        found = None
-    if answer.status_code != 200 or not isinstance(found, dict):
-        message = found.get("message") if isinstance(found, dict) else None
-        fail(f"{url}: HTTP {answer.status_code}: {message or answer.text[:200]}")
-        raise SystemExit(2)
-    return found
 
 
 def register(main: click.Group) -> None:

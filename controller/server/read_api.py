@@ -203,6 +203,9 @@ async def status(
                     conn, scope=scope, seen_since=now - timedelta(days=1)
                 ),
             },
+            "compliance": runtime_status.compliance_by_baseline(conn, tenant=scope),
+            "patchStatus": runtime_status.patch_status(conn, now=now, tenant=scope),
+            "agents": runtime_status.agents(conn, now=now, tenant=scope),
         } | runtime_status.tenant_view(conn, scope=scope)
 
     found = await _read(context, read)

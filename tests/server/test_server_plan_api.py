@@ -425,6 +425,6 @@ def test_plan_with_server_uses_the_service_and_the_token_from_the_environment(
     assert "Approval/acme/logistics/curl" not in done.stdout
     assert secret not in done.output
     assert 2 == refused.exit_code
-    assert "a read token in the PATCHCTL_TOKEN environment variable" in refused.output
+    assert "--server needs a read token in PATCHCTL_TOKEN" in refused.output
     assert 2 == bad.exit_code
     assert "head: '--bad' is not a branch name" in bad.output
