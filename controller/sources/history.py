@@ -415,12 +415,12 @@ _FAST_LOADER: Any = None
 if yaml.__with_libyaml__:
     from yaml._yaml import CParser
 
-    class _FastLoader(CParser, yaml.constructor.SafeConstructor, _RememberingResolver):
-        """`yaml.CSafeLoader` with the remembering resolver."""
+    class _FastLoader(CParser, documents.StrictConstructor, _RememberingResolver):
+        """`yaml.CSafeLoader` with the strict constructor and the remembering resolver."""
 
         def __init__(self, stream: str) -> None:
             CParser.__init__(self, stream)
-            yaml.constructor.SafeConstructor.__init__(self)
+            documents.StrictConstructor.__init__(self)
             _RememberingResolver.__init__(self)
 
     _FAST_LOADER = _FastLoader
@@ -453,7 +453,9 @@ def parse_policy_file(source: SourceFile) -> ParsedFile:
     Small, plain files (no anchors, modest nesting) are read with libyaml first, which is about
     ten times faster; anything unusual, and any file with a problem, goes through the loader's
     own parser (`documents.parse_file`), which records the position of every field and guards
-    against hostile input.
+    against hostile input. Both build values with `documents.StrictConstructor`, and the fast
+    path gives up on anything the strict constructor refuses (duplicate keys included), so the
+    two accept exactly the same files. Raises nothing: every failure is a Problem.
     """
     return _parse_fast(source) or _parse_reference(source)
 
@@ -494,7 +496,7 @@ def _parse_fast(source: SourceFile) -> ParsedFile | None:
                 objects.append(obj)
                 lines.append(start.line)
             index += 1
-    except (yaml.YAMLError, RecursionError, ValueError, TypeError):
+    except Exception:  # noqa: BLE001 - any failure: the reference parser locates and reports it
         return None
     finally:
         loader.dispose()
@@ -531,6 +533,8 @@ def _construct_plain(node: yaml.Node, loader: Any) -> Any:
                 key = loader.construct_object(key_node)
             else:
                 raise _NotPlainError
+            if key in mapping:  # a duplicate key: the reference parser names both lines
+                raise _NotPlainError
             mapping[key] = _construct_plain(value_node, loader)
         return mapping
     if tag == _SEQ_TAG:
@@ -542,8 +546,7 @@ def _construct_plain(node: yaml.Node, loader: Any) -> Any:
 
 def _parse_reference(source: SourceFile) -> ParsedFile:
     if source.data is None:
-        refusal = Problem(source.path, None, "", source.refusal or "file refused")
-        return ParsedFile(source, (), (), (refusal,), ())
+        return ParsedFile(source, (), (), (loading.refusal_problem(source),), ())
     raw, problems = documents.parse_file(source.path, source.data)
     objects: list[Document] = []
     raw_of_object: list[RawDocument] = []
@@ -1017,6 +1020,12 @@ def read_blobs(repo: git.Repo, blobs: Iterable[str]) -> dict[str, bytes]:
     return found
 
 
+def _read_commit(repo: git.Repo, sha: str) -> list[SourceFile]:
+    """The policy files of a commit, without the ones left out with a warning (submodules):
+    the log leaves gitlinks out too, so both ways of reading a commit hold the same paths."""
+    return [source for source in git_source.read_commit(repo, sha) if not source.ignored]
+
+
 def _symlink_paths(repo: git.Repo, sha: str) -> set[str]:
     listing = repo.git.ls_tree("-r", "-z", sha, "--", *loading.POLICY_DIRS)
     found: set[str] = set()
@@ -1175,9 +1184,7 @@ class _Walker:
 
     def reload(self, cache: HistoryCache, sha: str) -> set[str]:
         """Read a whole commit again: symlinks may point at files that changed elsewhere."""
-        fresh = {
-            source.path: cache.parse(source) for source in git_source.read_commit(self.repo, sha)
-        }
+        fresh = {source.path: cache.parse(source) for source in _read_commit(self.repo, sha)}
         current = cache.tree.files
         changed = {
             path
@@ -1226,7 +1233,7 @@ class _Walker:
     def cache_at(self, sha: str) -> HistoryCache:
         """A cache for the policy at `sha`, read in full (and its last valid commit, if not it)."""
         cache = HistoryCache(sha=sha)
-        for source in git_source.read_commit(self.repo, sha):
+        for source in _read_commit(self.repo, sha):
             cache.tree.replace(source.path, cache.parse(source))
         cache.symlinks = _symlink_paths(self.repo, sha)
         if not cache.tree.errors():
@@ -1240,7 +1247,7 @@ class _Walker:
         )
         for older in reversed(older_shas):
             tree = PolicyTree()
-            for source in git_source.read_commit(self.repo, older):
+            for source in _read_commit(self.repo, older):
                 tree.replace(source.path, cache.parse(source))
             if not tree.errors():
                 cache.valid_sha, cache.valid_files = older, dict(tree.files)
