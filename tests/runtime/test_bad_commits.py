@@ -145,7 +145,9 @@ def summary(outcome: Outcome) -> tuple[str, str | None, str | None, tuple[str, .
     )
 
 
-@pytest.mark.parametrize(("line", "expected"), [c[1:] for c in BAD_VALUES], ids=[c[0] for c in BAD_VALUES])
+@pytest.mark.parametrize(
+    ("line", "expected"), [c[1:] for c in BAD_VALUES], ids=[c[0] for c in BAD_VALUES]
+)
 def test_validate_names_the_bad_value_on_disk_and_in_git(
     example_repo: PolicyRepo, tmp_path: Path, line: str, expected: str
 ) -> None:
@@ -155,7 +157,9 @@ def test_validate_names_the_bad_value_on_disk_and_in_git(
     on_disk = runner.invoke(main, ["validate", "--repo", str(example_repo.path)])
     sha = example_repo.commit("bad value")
     state = ["--state-dir", str(tmp_path / "state")]
-    in_git = runner.invoke(main, ["validate", "--repo", str(example_repo.path), "--rev", sha, *state])
+    in_git = runner.invoke(
+        main, ["validate", "--repo", str(example_repo.path), "--rev", sha, *state]
+    )
     assert (1, 1) == (on_disk.exit_code, in_git.exit_code), on_disk.output + in_git.output
     assert [expected] == on_disk.stdout.splitlines()
     assert [expected] == in_git.stdout.splitlines()
