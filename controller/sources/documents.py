@@ -267,6 +267,18 @@ def parse_file(path: str, data: bytes) -> tuple[list[RawDocument], list[Problem]
         position = Position(mark.line + 1, mark.column + 1) if mark else None
         message = " ".join(part for part in (exc.context, exc.problem) if part) or str(exc)
         return [], [Problem(path, position, "", f"YAML error: {message}")]
+    except yaml.reader.ReaderError as exc:  # a character YAML forbids: its offset in the text
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        character = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return [], [
+            Problem(
+                path,
+                Position(line, column),
+                "",
+                f"YAML error: character U+{character:04X} is not allowed in YAML text",
+            )
+        ]
     except yaml.YAMLError as exc:
         return [], [Problem(path, None, "", f"YAML error: {exc}")]
     except _BudgetExceededError:

@@ -429,6 +429,7 @@ if yaml.__with_libyaml__:
 # crash the process), so it only sees small files with few nesting indicators; the rest, and
 # anything with anchors (alias bombs), goes to the loader's own budgeted parser.
 FAST_PARSE_MAX_BYTES = 64 * 1024
+_CONTROL_BYTES = re.compile(rb"[\x00-\x09\x0b-\x1f\x7f]")
 FAST_PARSE_MAX_INDICATORS = 1000
 
 
@@ -467,6 +468,9 @@ def _parse_fast(source: SourceFile) -> ParsedFile | None:
         or data is None
         or len(data) > FAST_PARSE_MAX_BYTES
         or b"&" in data  # anchors (and so aliases): left to the parser that budgets them
+        # libyaml and PyYAML's scanner disagree on tabs and control characters (libyaml takes
+        # `key: <tab>` as null, PyYAML refuses it): only the reference parser decides those.
+        or _CONTROL_BYTES.search(data) is not None
         or sum(data.count(mark) for mark in (b"[", b"{", b"- ", b"? ")) > FAST_PARSE_MAX_INDICATORS
     ):
         return None
