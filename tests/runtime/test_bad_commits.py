@@ -223,3 +223,30 @@ def test_the_audit_command_walks_over_the_old_bad_commit(
         ("PolicyInvalid", f"main@sha1:{bad}", [IMPOSSIBLE_DATE]),
         ("ApprovalChanged", f"main@sha1:{fixed}", []),
     ] == events
+
+
+def test_plan_prints_the_located_error_of_a_bad_head(
+    example_repo: PolicyRepo, tmp_path: Path
+) -> None:
+    """`patchctl plan` on a pull request with the impossible date exits 1 naming the value."""
+    base = example_repo.repo.head.commit.hexsha
+    break_openssl(example_repo, "  expires: 2027-02-30\n")
+    head = example_repo.commit("approval until the 30th of February")
+    result = CliRunner().invoke(
+        main,
+        [
+            "plan",
+            "--repo",
+            str(example_repo.path),
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--base",
+            base,
+            "--head",
+            head,
+        ],
+    )
+    assert (1, [f"head main@sha1:{head} does not validate:", f"  {IMPOSSIBLE_DATE}"]) == (
+        result.exit_code,
+        result.stdout.splitlines(),
+    )
