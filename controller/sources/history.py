@@ -877,8 +877,11 @@ def iter_log(
         "--",
     ]
     batch: list[tuple[CommitFacts, tuple[FileChange, ...]]] = []
-    for record in _parse_log(_stream_git(repo, command, env=verifier.environment())):
-        batch.append(record)
+    for facts, files in _parse_log(_stream_git(repo, command, env=verifier.environment())):
+        signature = verifier.at_signing_time(repo, facts.sha, facts.signature)
+        if signature != facts.signature:  # judged at signing time, not today (signatures.py)
+            facts = dataclasses.replace(facts, signature=signature)  # noqa: PLW2901
+        batch.append((facts, files))
         if len(batch) >= batch_size:
             yield _with_merged_heads(repo, batch)
             batch = []
