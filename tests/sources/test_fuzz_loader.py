@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import yaml
 from gitrepos import PROJECT_ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -190,7 +191,11 @@ def test_a_mutated_file_gives_a_located_error_or_the_same_result_by_both_parsers
     case: tuple[str, bytes],
 ) -> None:
     """No traceback; each error names a file and a line; both parsers agree on the outcome."""
-    path, data = case
+    check(*case)
+
+
+def check(path: str, data: bytes) -> None:
+    """The property: located errors (none from the catch-all), or the same objects by both."""
     files = sources(path, data)
     loaded = load_policy(files, revision=None)
     tree = history.PolicyTree()
@@ -208,6 +213,76 @@ def test_a_mutated_file_gives_a_located_error_or_the_same_result_by_both_parsers
     if loaded.state is not None:
         fast = history.state_of(tree.files, None)
         assert loaded.state.objects == fast.objects
+
+
+# Values put into a document's structure: what a schema sees after YAML, beyond what text
+# mutations reach (most of those break the YAML before any validator runs).
+SCALARS = (
+    st.text(max_size=20)
+    | st.sampled_from(TOKENS[:40])
+    | st.integers(-(10**30), 10**30)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.booleans()
+    | st.none()
+    | st.dates()
+    | st.datetimes()
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _paths(value: object, here: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    found = [here]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*here, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _paths(item, (*here, index))
+    return found
+
+
+@st.composite
+def restructured(draw: st.DrawFn) -> tuple[str, bytes]:
+    """One example document with a value replaced, a field removed or an unknown one added,
+    written back as YAML (the other documents of its file unchanged)."""
+    path = draw(st.sampled_from(sorted(FILES)))
+    documents = list(yaml.safe_load_all(FILES[path]))
+    index = draw(st.integers(0, len(documents) - 1))
+    target = draw(st.sampled_from(_paths(documents[index])[1:]))
+    parent = documents[index]
+    for part in target[:-1]:
+        parent = parent[part]
+    how = draw(st.sampled_from(("replace", "remove", "add")))
+    if how == "replace":
+        parent[target[-1]] = draw(VALUES)
+    elif how == "remove":
+        del parent[target[-1]]
+    elif isinstance(parent, dict):
+        parent[draw(st.text(min_size=1, max_size=8))] = draw(VALUES)
+    else:
+        parent.append(draw(VALUES))
+    return path, yaml.safe_dump_all(documents, allow_unicode=True).encode()
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=not RANDOM,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(restructured())
+def test_a_restructured_document_gives_a_located_error_or_the_same_result_by_both_parsers(
+    case: tuple[str, bytes],
+) -> None:
+    """Validators see every kind of value; none lets an exception out, and both parsers agree."""
+    check(*case)
 
 
 def test_the_corpus_is_the_example_repository() -> None:
