@@ -204,11 +204,13 @@ def test_the_audit_command_walks_over_the_old_bad_commit(
     text = (example_repo.path / OPENSSL).read_text(encoding="utf-8")
     (example_repo.path / OPENSSL).write_text(text.replace("2027-02-30", "2027-02-28"))
     fixed = example_repo.commit("the 28th, then")
+    database = f"sqlite:///{tmp_path / 'audit.db'}"
+    open_store(database).close()  # a controller's store that has not read the branch yet
     common = [
         "--repo",
         str(example_repo.path),
         "--db",
-        f"sqlite:///{tmp_path / 'audit.db'}",
+        database,
         "--state-dir",
         str(tmp_path / "state"),
     ]
