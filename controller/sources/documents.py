@@ -4,13 +4,14 @@ Hostile input is refused here, before anything is built from it: files over a si
 non-UTF-8 bytes, tags that would construct Python objects (only the safe loader is used),
 alias bombs (a budget on the expanded node count) and nesting deep enough to exhaust the stack.
 
-What a reviewer reads must be what runs, so `StrictConstructor` also refuses the YAML
-constructs whose loaded value differs from the text shown in review: a key written twice (only
-one would apply), merge keys `<<` (fields copied from elsewhere), `!!binary` (base64 text that
-loads as other bytes), integers with a leading zero (YAML 1.1 reads `010` as 8) and
-sexagesimal numbers (`1:30` is 90). Every other failure of a value's constructor (an impossible
-date such as `2027-02-30`, an integer too long to convert, ...) becomes a Problem at the value,
-never an exception: `parse_file` raises nothing for any input.
+What a reviewer reads must be what runs, so the YAML constructs whose loaded value differs from
+the text shown in review are refused: a key written twice (only one would apply), merge keys
+`<<` (fields copied from elsewhere), `!!binary` (base64 text that loads as other bytes),
+integers with a leading zero (YAML 1.1 reads `010` as 8), sexagesimal numbers (`1:30` is 90)
+(all in `StrictConstructor`), and invisible or text-direction characters (a zero-width space
+after a patch id, a right-to-left override). Every other failure of a value's constructor (an
+impossible date such as `2027-02-30`, an integer too long to convert, ...) becomes a Problem at
+the value, never an exception: `parse_file` raises nothing for any input.
 """
 
 from __future__ import annotations
@@ -103,6 +104,31 @@ def format_field_path(field_path: FieldPath) -> str:
 
 class _BudgetExceededError(Exception):
     pass
+
+
+# Characters a review tool may not show, or that reorder what it shows (Trojan Source,
+# CVE-2021-42574): `KB5011048<U+200B>` reads as the excluded patch and is another id. A byte
+# order mark is allowed as the file's first character only, where YAML expects it.
+_HIDDEN = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def find_hidden_character(text: str) -> int | None:
+    """The offset of the first invisible or text-direction character (a leading BOM aside)."""
+    found = _HIDDEN.search(text, 1 if text.startswith("\ufeff") else 0)
+    return None if found is None else found.start()
+
+
+def hidden_character_problem(path: str, text: str, offset: int) -> Problem:
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return Problem(
+        path,
+        Position(line, column),
+        "",
+        f"invisible or text-direction character U+{ord(text[offset]):04X}: what a reviewer "
+        "reads could differ from what runs; remove it (or, in a quoted string, write it as "
+        "an escape such as \\u200b)",
+    )
 
 
 class NodeError(Exception):
@@ -256,6 +282,9 @@ def parse_file(path: str, data: bytes) -> tuple[list[RawDocument], list[Problem]
                 f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
             )
         ]
+    hidden = find_hidden_character(text)
+    if hidden is not None:
+        return [], [hidden_character_problem(path, text, hidden)]
     try:
         return list(_documents(path, text)), []
     except NodeError as exc:

@@ -478,6 +478,8 @@ def _parse_fast(source: SourceFile) -> ParsedFile | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
+    if documents.find_hidden_character(text) is not None:
+        return None
     objects: list[Document] = []
     lines: list[int] = []
     loader = _FAST_LOADER(text)

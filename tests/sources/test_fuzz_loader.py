@@ -105,6 +105,8 @@ TOKENS = [
     "\x85",
     "\ufeff",
     "\u2028",
+    "\u200b",
+    "\u202e",
     "Europe",
     "x" * 300,
     "../../etc/passwd",

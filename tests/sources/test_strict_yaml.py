@@ -90,6 +90,24 @@ CASES = [
         ],
     ),
     (
+        "zero-width-space-after-a-patch-id",
+        ENVELOPE + "spec:\n  patches: [KB5011048\u200b]\n",
+        [
+            f"{PATH}:5:22: invisible or text-direction character U+200B: what a reviewer "
+            "reads could differ from what runs; remove it (or, in a quoted string, write it as "
+            "an escape such as \\u200b)"
+        ],
+    ),
+    (
+        "right-to-left-override-in-a-comment",
+        "# approved \u202e,detaleted\n" + ENVELOPE + SPEC,
+        [
+            f"{PATH}:1:12: invisible or text-direction character U+202E: what a reviewer "
+            "reads could differ from what runs; remove it (or, in a quoted string, write it as "
+            "an escape such as \\u200b)"
+        ],
+    ),
+    (
         "kind-is-a-list",
         "apiVersion: patchctl/v1\nkind: [Approval]\nmetadata: {name: a}\nspec: {}\n",
         [
@@ -125,6 +143,14 @@ def test_every_read_path_gives_the_same_located_error(text: str, expected: list[
     parsed = history.parse_policy_file(source)
     assert expected == [str(p) for p in loaded.problems]
     assert (expected, ()) == ([str(p) for p in parsed.problems], parsed.objects)
+
+
+def test_a_leading_byte_order_mark_and_an_escaped_zero_width_space_are_fine() -> None:
+    """A BOM opening the file is YAML's own; an escape is visible in review."""
+    text = "\ufeff" + ENVELOPE + "spec:\n  patches: [KB1]\n  targets: {groups: [g]}\n"
+    text += '  reason: "a\\u200bb"\n'
+    source = SourceFile(PATH, text.encode())
+    assert [] == [str(p) for p in history.parse_policy_file(source).problems]
 
 
 def test_the_same_key_in_separate_mappings_is_fine() -> None:
