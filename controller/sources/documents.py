@@ -119,6 +119,7 @@ def find_hidden_character(text: str) -> int | None:
 
 
 def hidden_character_problem(path: str, text: str, offset: int) -> Problem:
+    """The error for the character at `offset` of `text` (from `find_hidden_character`)."""
     line = text.count("\n", 0, offset) + 1
     column = offset - (text.rfind("\n", 0, offset) + 1) + 1
     return Problem(

@@ -108,6 +108,11 @@ CASES = [
         ],
     ),
     (
+        "control-character",
+        ENVELOPE + SPEC + "  ticket: a\x00b\n",
+        [f"{PATH}:8:12: YAML error: character U+0000 is not allowed in YAML text"],
+    ),
+    (
         "kind-is-a-list",
         "apiVersion: patchctl/v1\nkind: [Approval]\nmetadata: {name: a}\nspec: {}\n",
         [
