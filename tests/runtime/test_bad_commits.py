@@ -102,6 +102,12 @@ def break_openssl(repo: PolicyRepo, line: str) -> None:
     path.write_text(text.replace("  expires: 2027-01-31\n", line), encoding="utf-8")
 
 
+def fix_date(repo: PolicyRepo) -> None:
+    """The fixing commit's change: the 28th of February instead of the 30th."""
+    path = repo.path / OPENSSL
+    path.write_text(path.read_text(encoding="utf-8").replace("2027-02-30", "2027-02-28"))
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     opened = open_store(f"sqlite:///{tmp_path / 'state.db'}")
@@ -183,10 +189,7 @@ def test_reconcile_and_audit_survive_an_impossible_date_and_recover_at_the_fix(
     restarted = reconciler(example_repo, store, tmp_path)  # a restart with the bad head
     assert ("policy-invalid", good, bad, (IMPOSSIBLE_DATE,)) == summary(restarted.reconcile())
 
-    break_openssl_fix = (example_repo.path / OPENSSL).read_text(encoding="utf-8")
-    (example_repo.path / OPENSSL).write_text(
-        break_openssl_fix.replace("2027-02-30", "2027-02-28"), encoding="utf-8"
-    )
+    fix_date(example_repo)
     fixed = f"main@sha1:{example_repo.commit('the 28th, then')}"
     assert ("applied", fixed, fixed, ()) == summary(restarted.reconcile())
     assert [("PolicyInvalid", bad), ("ApprovalChanged", fixed)] == [
@@ -201,8 +204,7 @@ def test_the_audit_command_walks_over_the_old_bad_commit(
     """`patchctl audit` on a fresh store reads the whole branch, bad commit included, and exits 0."""
     break_openssl(example_repo, "  expires: 2027-02-30\n")
     bad = example_repo.commit("approval until the 30th of February")
-    text = (example_repo.path / OPENSSL).read_text(encoding="utf-8")
-    (example_repo.path / OPENSSL).write_text(text.replace("2027-02-30", "2027-02-28"))
+    fix_date(example_repo)
     fixed = example_repo.commit("the 28th, then")
     database = f"sqlite:///{tmp_path / 'audit.db'}"
     open_store(database).close()  # a controller's store that has not read the branch yet
