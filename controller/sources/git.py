@@ -13,8 +13,14 @@ from pathlib import Path
 
 import git
 
+from controller.redaction import redact_text, redact_url
 from controller.sources.documents import MAX_FILE_BYTES
-from controller.sources.loading import SourceFile, is_policy_path
+from controller.sources.loading import (
+    SourceFile,
+    ignored_submodule,
+    is_policy_path,
+    is_under_policy_dirs,
+)
 
 SYMLINK_MODE = 0o120000
 _URL_RE = re.compile(r"^(https?|ssh|git|file)://|^[\w.-]+@[\w.-]+:")
@@ -61,13 +67,9 @@ def open_repository(spec: str, *, state_dir: Path, fetch: bool = True) -> git.Re
         if fetch:
             repo.git.fetch("origin", "+refs/heads/*:refs/heads/*", "--prune")
     except git.GitCommandError as exc:
-        raise SourceError(f"cannot fetch {_redact(spec)}: {exc.stderr.strip() or exc}") from None
+        detail = redact_text(exc.stderr.strip() or str(exc))
+        raise SourceError(f"cannot fetch {redact_url(spec)}: {detail}") from None
     return repo
-
-
-def _redact(url: str) -> str:
-    """Drop credentials from a URL before it reaches a message or a log."""
-    return re.sub(r"//[^@/]+@", "//***@", url)
 
 
 def default_branch(repo: git.Repo) -> str:
@@ -95,10 +97,18 @@ def resolve(repo: git.Repo, *, branch: str | None = None, rev: str | None = None
 
 
 def read_commit(repo: git.Repo, sha: str) -> list[SourceFile]:
-    """Every policy file of a commit, read from its tree without a checkout."""
+    """Every policy file of a commit, read from its tree without a checkout.
+
+    A git submodule under a policy folder is left out with a warning (`ignored_submodule`), as
+    `files.read_tree` does on a working tree.
+    """
     tree = repo.commit(sha).tree
     found: list[SourceFile] = []
     for item in tree.traverse():
+        if isinstance(item, git.Submodule):
+            if is_under_policy_dirs(str(item.path)):
+                found.append(ignored_submodule(str(item.path)))
+            continue
         if not isinstance(item, git.Blob) or not is_policy_path(str(item.path)):
             continue
         found.append(_read_blob(tree, item))
