@@ -1,7 +1,7 @@
 """Leader leases: the `leases` table (one row per lease, with its fencing epoch).
 
-Revision ID: 0002_leases
-Revises: 0001
+Revision ID: 0003_leases
+Revises: 0002_job_run_deadlines
 Create Date: 2026-11-30
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_leases"
-down_revision = "0001"
+revision = "0003_leases"
+down_revision = "0002_job_run_deadlines"
 branch_labels = None
 depends_on = None
 
