@@ -1,0 +1,220 @@
+"""The backend interface: what the agent needs from an OS's package manager, and the choice of
+backend by what the host has (apt, dnf/yum, Windows Update Agent).
+
+A backend only reads and changes the host; it knows nothing about HTTP or the controller. Its
+values are plain frozen dataclasses that become the protocol's JSON (DESIGN.md §4).
+"""
+
+from __future__ import annotations
+
+import abc
+import platform
+import shutil
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+# Per-patch results of an install, as the protocol names them.
+INSTALLED = "installed"
+FAILED = "failed"
+SKIPPED = "skipped"
+NOT_APPLICABLE = "not-applicable"
+
+
+@dataclass(frozen=True)
+class OsInfo:
+    family: str  # linux | windows
+    name: str  # Debian GNU/Linux, Ubuntu, Rocky Linux, Windows Server 2022
+    version: str  # 12, 24.04, 9.4, 10.0.20348
+
+    def to_json(self) -> Dict[str, str]:
+        return {"family": self.family, "name": self.name, "version": self.version}
+
+
+@dataclass(frozen=True)
+class Package:
+    """One installed package: dpkg splits its version into epoch, upstream version and Debian
+    revision (`release`); rpm into epoch, version and release. `source` is the source package
+    (dpkg: `"inetutils (2:2.4-2+deb12u3)"`, or a bare name when the versions are equal; rpm: the
+    source rpm's file name)."""
+
+    name: str
+    version: str
+    arch: str
+    epoch: Optional[str] = None
+    release: Optional[str] = None
+    source: Optional[str] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        body: Dict[str, Any] = {"name": self.name, "version": self.version, "arch": self.arch}
+        for key in ("epoch", "release", "source"):
+            value = getattr(self, key)
+            if value:
+                body[key] = value
+        return body
+
+
+@dataclass(frozen=True)
+class Update:
+    """A missing update: `id` is what the controller approves (`openssl=3.0.15-1~deb12u1`,
+    `RHSA-2026:1234`, `KB5044284`)."""
+
+    id: str
+    title: Optional[str] = None
+    classification: Optional[str] = None
+    severity: Optional[str] = None
+    kb: Optional[str] = None
+    cves: Tuple[str, ...] = ()
+    size_bytes: Optional[int] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        body: Dict[str, Any] = {"id": self.id}
+        for key, name in (
+            ("title", "title"),
+            ("classification", "classification"),
+            ("severity", "severity"),
+            ("kb", "kb"),
+            ("size_bytes", "sizeBytes"),
+        ):
+            value = getattr(self, key)
+            if value is not None:
+                body[name] = value
+        if self.cves:
+            body["cves"] = list(self.cves)
+        return body
+
+
+@dataclass(frozen=True)
+class PatchResult:
+    id: str
+    result: str  # installed | failed | skipped | not-applicable
+    reason: Optional[str] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        body: Dict[str, Any] = {"id": self.id, "result": self.result}
+        if self.reason:
+            body["reason"] = self.reason[:2000]
+        return body
+
+
+@dataclass(frozen=True)
+class Inventory:
+    packages: Tuple[Package, ...] = ()
+    kernel: Optional[str] = None
+    os_build: Optional[str] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        body: Dict[str, Any] = {"packages": [p.to_json() for p in self.packages]}
+        if self.kernel:
+            body["kernel"] = self.kernel
+        if self.os_build:
+            body["osBuild"] = self.os_build
+        return body
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a download or an install did: per-patch results (install only) and the output."""
+
+    ok: bool
+    output: str
+    results: Tuple[PatchResult, ...] = ()
+    reason: Optional[str] = None  # why it failed as a whole, in one line
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    missing: Tuple[Update, ...]
+    installed: Tuple[str, ...]  # patch ids the OS says are installed (Windows KBs)
+    reboot_required: bool
+    inventory: Optional[Inventory]
+    facts: Dict[str, Any] = field(default_factory=dict)
+
+
+class BackendError(Exception):
+    """The package manager could not answer (not installed, database locked, broken output)."""
+
+
+class Backend(abc.ABC):
+    """One OS's package manager, seen from the agent."""
+
+    name = "backend"
+
+    @abc.abstractmethod
+    def os_info(self) -> OsInfo:
+        """The OS family, name and version the agent reports."""
+
+    @abc.abstractmethod
+    def machine_id(self) -> Optional[str]:
+        """A stable identity of this machine (`/etc/machine-id`, Windows `MachineGuid`)."""
+
+    @abc.abstractmethod
+    def inventory(self) -> Optional[Inventory]:
+        """The installed packages (None where the controller does not use them)."""
+
+    @abc.abstractmethod
+    def missing_updates(self) -> List[Update]:
+        """Updates the OS's own tools say are available and not installed."""
+
+    def installed_patches(self) -> List[str]:
+        """Patch ids the OS lists as installed (Windows KBs); Linux reports packages instead."""
+        return []
+
+    @abc.abstractmethod
+    def reboot_pending(self) -> bool:
+        """The OS's own signal that a reboot is required."""
+
+    def facts(self) -> Dict[str, Any]:
+        """Extra facts for the report's `facts.custom` (e.g. the Windows update source)."""
+        return {}
+
+    def download(self, patch_ids: Sequence[str], *, timeout: float) -> Outcome:
+        """Fetch the approved updates without installing them (default: nothing to do)."""
+        del patch_ids, timeout
+        return Outcome(ok=True, output="")
+
+    @abc.abstractmethod
+    def install(self, patch_ids: Sequence[str], *, timeout: float) -> Outcome:
+        """Install exactly `patch_ids`, one result per id."""
+
+    def scan(self) -> ScanResult:
+        """Everything a scan report carries."""
+        return ScanResult(
+            missing=tuple(self.missing_updates()),
+            installed=tuple(self.installed_patches()),
+            reboot_required=self.reboot_pending(),
+            inventory=self.inventory(),
+            facts=self.facts(),
+        )
+
+
+def detect(name: str = "auto") -> Backend:
+    """The backend for this host: `name` forces one (apt, dnf, yum, wua); `auto` picks by what
+    the host has. Raises BackendError when none fits."""
+    if name == "auto":
+        if sys.platform == "win32":
+            name = "wua"
+        elif shutil.which("dpkg-query") and shutil.which("apt-get"):
+            name = "apt"
+        elif shutil.which("dnf"):
+            name = "dnf"
+        elif shutil.which("yum"):
+            name = "yum"
+        else:
+            raise BackendError(
+                f"no supported package manager on this host ({platform.platform()}): "
+                "need apt (Debian/Ubuntu), dnf/yum (RHEL family) or Windows Update"
+            )
+    if name == "apt":
+        from patchctl_agent.backends import apt  # noqa: PLC0415 - only the chosen backend loads
+
+        return apt.AptBackend()
+    if name in ("dnf", "yum"):
+        from patchctl_agent.backends import dnf  # noqa: PLC0415
+
+        return dnf.DnfBackend(tool=name)
+    if name == "wua":
+        from patchctl_agent.backends import wua  # noqa: PLC0415
+
+        return wua.WuaBackend()
+    raise BackendError(f"unknown backend {name!r}: expected auto, apt, dnf, yum or wua")
