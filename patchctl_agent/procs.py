@@ -10,8 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, NamedTuple, Optional, Sequence
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -22,8 +21,7 @@ MAX_OUTPUT_CHARS = 64 * 1024
 TRUNCATION_MARK = "\n[... {n} characters cut by patchctl-agent ...]\n"
 
 
-@dataclass(frozen=True)
-class Completed:
+class Completed(NamedTuple):
     """The outcome of one command: exit code (None when it timed out), merged output."""
 
     args: tuple[str, ...]
@@ -36,6 +34,15 @@ class Completed:
 
 
 Runner = Callable[..., Completed]
+
+
+def which(program: str) -> Optional[str]:
+    """The path of `program` on PATH, like `shutil.which` (which python3-minimal lacks)."""
+    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(folder, program)  # noqa: PTH118 - str in, str out
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):  # noqa: PTH113
+            return candidate
+    return None
 
 
 def truncate(text: str, limit: int = MAX_OUTPUT_CHARS) -> str:

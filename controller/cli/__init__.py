@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from controller import __version__
+from controller.cli import agents as agent_commands
 from controller.cli import audit as audit_commands
 from controller.cli import demo as demo_commands
 from controller.cli import feeds as feed_commands
@@ -72,5 +73,6 @@ for module in (
     report_commands,
     audit_commands,
     demo_commands,
+    agent_commands,
 ):
     module.register(main)

@@ -2,17 +2,17 @@
 backend by what the host has (apt, dnf/yum, Windows Update Agent).
 
 A backend only reads and changes the host; it knows nothing about HTTP or the controller. Its
-values are plain frozen dataclasses that become the protocol's JSON (DESIGN.md §4).
+values are NamedTuples that become the protocol's JSON (DESIGN.md §4): Debian's
+`python3-minimal` has no `dataclasses`, and the agent runs there.
 """
 
 from __future__ import annotations
 
 import abc
 import platform
-import shutil
 import sys
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from patchctl_agent import procs
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 # Per-patch results of an install, as the protocol names them.
 INSTALLED = "installed"
@@ -21,8 +21,7 @@ SKIPPED = "skipped"
 NOT_APPLICABLE = "not-applicable"
 
 
-@dataclass(frozen=True)
-class OsInfo:
+class OsInfo(NamedTuple):
     family: str  # linux | windows
     name: str  # Debian GNU/Linux, Ubuntu, Rocky Linux, Windows Server 2022
     version: str  # 12, 24.04, 9.4, 10.0.20348
@@ -31,8 +30,7 @@ class OsInfo:
         return {"family": self.family, "name": self.name, "version": self.version}
 
 
-@dataclass(frozen=True)
-class Package:
+class Package(NamedTuple):
     """One installed package: dpkg splits its version into epoch, upstream version and Debian
     revision (`release`); rpm into epoch, version and release. `source` is the source package
     (dpkg: `"inetutils (2:2.4-2+deb12u3)"`, or a bare name when the versions are equal; rpm: the
@@ -54,8 +52,7 @@ class Package:
         return body
 
 
-@dataclass(frozen=True)
-class Update:
+class Update(NamedTuple):
     """A missing update: `id` is what the controller approves (`openssl=3.0.15-1~deb12u1`,
     `RHSA-2026:1234`, `KB5044284`)."""
 
@@ -84,8 +81,7 @@ class Update:
         return body
 
 
-@dataclass(frozen=True)
-class PatchResult:
+class PatchResult(NamedTuple):
     id: str
     result: str  # installed | failed | skipped | not-applicable
     reason: Optional[str] = None
@@ -97,8 +93,7 @@ class PatchResult:
         return body
 
 
-@dataclass(frozen=True)
-class Inventory:
+class Inventory(NamedTuple):
     packages: Tuple[Package, ...] = ()
     kernel: Optional[str] = None
     os_build: Optional[str] = None
@@ -112,8 +107,7 @@ class Inventory:
         return body
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What a download or an install did: per-patch results (install only) and the output."""
 
     ok: bool
@@ -122,13 +116,12 @@ class Outcome:
     reason: Optional[str] = None  # why it failed as a whole, in one line
 
 
-@dataclass(frozen=True)
-class ScanResult:
+class ScanResult(NamedTuple):
     missing: Tuple[Update, ...]
     installed: Tuple[str, ...]  # patch ids the OS says are installed (Windows KBs)
     reboot_required: bool
     inventory: Optional[Inventory]
-    facts: Dict[str, Any] = field(default_factory=dict)
+    facts: Dict[str, Any] = {}  # noqa: RUF012 - never mutated
 
 
 class BackendError(Exception):
@@ -168,6 +161,10 @@ class Backend(abc.ABC):
         """Extra facts for the report's `facts.custom` (e.g. the Windows update source)."""
         return {}
 
+    def refresh(self) -> None:
+        """Bring the package manager's view of available updates up to date (apt's lists);
+        default: the tool refreshes by itself."""
+
     def download(self, patch_ids: Sequence[str], *, timeout: float) -> Outcome:
         """Fetch the approved updates without installing them (default: nothing to do)."""
         del patch_ids, timeout
@@ -194,11 +191,11 @@ def detect(name: str = "auto") -> Backend:
     if name == "auto":
         if sys.platform == "win32":
             name = "wua"
-        elif shutil.which("dpkg-query") and shutil.which("apt-get"):
+        elif procs.which("dpkg-query") and procs.which("apt-get"):
             name = "apt"
-        elif shutil.which("dnf"):
+        elif procs.which("dnf"):
             name = "dnf"
-        elif shutil.which("yum"):
+        elif procs.which("yum"):
             name = "yum"
         else:
             raise BackendError(
