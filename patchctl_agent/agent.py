@@ -139,6 +139,8 @@ class Agent:
             journal["finishedAt"] = utc_now()
         body: Dict[str, Any] = {"state": state, "seq": journal["seq"]}
         body.update({k: v for k, v in extra.items() if v is not None})
+        if journal["phase"] == "finished":
+            journal["result"] = body  # kept for `status` and for the operator
         self.state.save_journal(journal)
         self.state.enqueue({"jobId": journal["job"]["id"], "body": body})
         self.log(f"job {journal['job']['id']}: {state}")
