@@ -20,7 +20,7 @@ from __future__ import annotations
 import platform
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, FrozenSet, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from patchctl_agent import procs
 from patchctl_agent.backends import (
@@ -82,15 +82,13 @@ class AptBackend(Backend):
         return read_machine_id(self.root)
 
     def inventory(self) -> Inventory:
-        done = self._checked(["dpkg-query", "-W", "-f", DPKG_FORMAT], what="dpkg-query")
-        packages, _ = parse_dpkg_query(done.output)
+        packages = self._dpkg().packages
         return Inventory(packages=tuple(packages), kernel=platform.release())
 
     # --- scan ---------------------------------------------------------------------------
 
     def missing_updates(self) -> List[Update]:
-        done = self._checked(["dpkg-query", "-W", "-f", DPKG_FORMAT], what="dpkg-query")
-        packages, _ = parse_dpkg_query(done.output)
+        packages = self._dpkg().packages
         if not packages:
             return []
         native = self._checked(["dpkg", "--print-architecture"], what="dpkg").output.strip()
@@ -146,31 +144,21 @@ class AptBackend(Backend):
         if not pairs:
             return Outcome(ok=True, output="nothing to install", results=tuple(early.values()))
         done = self._apt_get(["install", "--only-upgrade", *pairs], timeout)
-        after, _ = parse_dpkg_query(
-            self._checked(["dpkg-query", "-W", "-f", DPKG_FORMAT], what="dpkg-query").output
-        )
-        installed = {p.name: full_version(p) for p in after}
+        after = self._dpkg()
         reason = None if done.code == 0 else apt_failure(done)
         results = dict(early)
         for pair in pairs:
-            name, version = pair.split("=", 1)
-            if installed.get(name) == version:
-                results[pair] = PatchResult(pair, INSTALLED)
-            else:
-                why = package_failure(done.output, name) or reason or (
-                    f"apt-get exited 0 but {name} is at {installed.get(name, 'nothing')}"
-                )
-                results[pair] = PatchResult(pair, FAILED, why)
+            results[pair] = pair_result(pair, after, output=done.output, reason=reason)
         ordered = tuple(results[p] for p in patch_ids if p in results)
-        ok = done.code == 0 and all(r.result != FAILED for r in ordered)
+        # The job's outcome is its packages': apt also fails for a broken package it was not
+        # asked about (left half-configured earlier), which the output and the reason tell.
+        ok = all(r.result != FAILED for r in ordered)
         return Outcome(ok=ok, output=done.output, results=ordered, reason=reason)
 
     def _plan(self, patch_ids: Sequence[str]) -> Tuple[List[str], Dict[str, PatchResult]]:
         """The `name=version` pairs to give apt, and the results known before running it."""
-        packages, held = parse_dpkg_query(
-            self._checked(["dpkg-query", "-W", "-f", DPKG_FORMAT], what="dpkg-query").output
-        )
-        installed = {p.name: full_version(p) for p in packages}
+        before = self._dpkg()
+        installed = before.versions()
         pairs: List[str] = []
         early: Dict[str, PatchResult] = {}
         for patch_id in patch_ids:
@@ -181,15 +169,19 @@ class AptBackend(Backend):
                 )
             elif name not in installed:
                 early[patch_id] = PatchResult(patch_id, NOT_APPLICABLE, f"{name} is not installed")
-            elif installed[name] == version:
+            elif installed[name] == version and name not in before.unconfigured:
                 early[patch_id] = PatchResult(patch_id, INSTALLED, f"{name} is already at {version}")
-            elif name in held:
+            elif name in before.held:
                 early[patch_id] = PatchResult(
                     patch_id, SKIPPED, f"{name} is held (apt-mark hold); left at {installed[name]}"
                 )
             else:
                 pairs.append(patch_id)
         return pairs, early
+
+    def _dpkg(self) -> DpkgState:
+        done = self._checked(["dpkg-query", "-W", "-f", DPKG_FORMAT], what="dpkg-query")
+        return parse_dpkg_query(done.output)
 
     def _apt_get(self, args: List[str], timeout: float) -> procs.Completed:
         return self.run(
@@ -274,14 +266,28 @@ def source_field(name: str, version: str, source: str, source_version: str) -> O
     return None if source == name else source
 
 
-def parse_dpkg_query(text: str) -> Tuple[List[Package], set[str]]:
-    """The installed packages of `dpkg-query -W -f DPKG_FORMAT` output, and the held ones' names.
+class DpkgState(NamedTuple):
+    """What dpkg says is installed: the packages, and the names of held ones and of those not
+    fully configured (an install that failed half-way leaves them `iU`/`iF`)."""
 
-    Packages that are only configured-files (`rc`) or not installed are left out; half-installed
-    ones (`iU`, `iF`) are installed as far as updates go.
+    packages: List[Package]
+    held: FrozenSet[str]
+    unconfigured: FrozenSet[str]
+
+    def versions(self) -> Dict[str, str]:
+        return {p.name: full_version(p) for p in self.packages}
+
+
+def parse_dpkg_query(text: str) -> DpkgState:
+    """The installed packages of `dpkg-query -W -f DPKG_FORMAT` output.
+
+    Packages that are only configuration files (`rc`) or not installed are left out; unpacked
+    and half-configured ones are installed as far as updates go (their version is on disk),
+    and named in `unconfigured`.
     """
     packages: List[Package] = []
-    held: set[str] = set()
+    held: Set[str] = set()
+    unconfigured: Set[str] = set()
     for line in text.splitlines():
         fields = line.split("\t")
         if len(fields) < 6 or len(fields[5]) < 2:
@@ -291,6 +297,8 @@ def parse_dpkg_query(text: str) -> Tuple[List[Package], set[str]]:
             continue
         if status[0] == "h":
             held.add(name)
+        if status[1] != "i" or status[2:3].strip():  # not installed-ok, or an error flag
+            unconfigured.add(name)
         epoch, upstream, revision = split_version(version)
         packages.append(
             Package(
@@ -302,7 +310,7 @@ def parse_dpkg_query(text: str) -> Tuple[List[Package], set[str]]:
                 source=source_field(name, version, source, source_version),
             )
         )
-    return packages, held
+    return DpkgState(packages, frozenset(held), frozenset(unconfigured))
 
 
 def policy_name(package: Package, native: str) -> str:
@@ -382,6 +390,21 @@ def candidate_updates(policy: Policy) -> List[Update]:
             )
         )
     return updates
+
+
+def pair_result(pair: str, after: DpkgState, *, output: str, reason: Optional[str]) -> PatchResult:
+    """The result of one `name=version` pair, read back from dpkg after apt ran: installed only
+    when dpkg has that version fully configured."""
+    name, _, version = pair.partition("=")
+    found = after.versions().get(name)
+    if found == version and name not in after.unconfigured:
+        return PatchResult(pair, INSTALLED)
+    why = package_failure(output, name)
+    if why is None and found == version:
+        why = f"{name} {version} is unpacked but not configured"
+    if why is None:
+        why = reason or f"apt-get exited 0 but {name} is at {found or 'nothing'}"
+    return PatchResult(pair, FAILED, why)
 
 
 def apt_failure(done: procs.Completed) -> str:
