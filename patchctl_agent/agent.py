@@ -181,7 +181,7 @@ class Agent:
         return ran
 
     def run_job(self, job: Dict[str, Any]) -> None:
-        journal: Dict[str, Any] = {"job": job, "seq": 0, "startedAt": utc_now(), "output": ""}
+        journal: Dict[str, Any] = {"job": job, "seq": 0, "startedAt": utc_now()}
         self.emit(journal, "acked")
         kind = job.get("kind")
         deadline = job.get("deadline")

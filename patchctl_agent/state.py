@@ -132,6 +132,7 @@ class State:
         return found if isinstance(found, dict) else None
 
     def save_journal(self, journal: Dict[str, Any]) -> None:
+        self.ensure()
         self.write_json(self.journal_path(str(journal["job"]["id"])), journal)
 
     def journals(self) -> List[Dict[str, Any]]:
