@@ -16,13 +16,14 @@ controller confirms each install with a scan.
 
 from __future__ import annotations
 
-import datetime
+import datetime as dt
 import os
 import random
 import socket
 import sys
 import time
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Callable, NamedTuple
 
 from patchctl_agent import AGENT_VERSION, procs, protocol, wire
 from patchctl_agent.backends import FAILED, Backend, PatchResult, ScanResult
@@ -41,11 +42,11 @@ class Settings(NamedTuple):
     scan_interval: float = 6 * 3600.0  # seconds between full scans in `run`
     max_backoff: float = 600.0  # seconds, the longest wait after failed calls
     role: str = "server"
-    labels: Dict[str, str] = {}  # noqa: RUF012 - never mutated
+    labels: dict[str, str] = {}  # noqa: RUF012 - never mutated
 
 
 def utc_now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
 def backoff(failures: int, *, cap: float, rng: random.Random) -> float:
@@ -69,7 +70,7 @@ class Agent:
         settings: Settings,
         runner: procs.Runner = procs.run,
         sleep: Callable[[float], None] = time.sleep,
-        rng: Optional[random.Random] = None,
+        rng: random.Random | None = None,
         log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),  # noqa: T201
     ) -> None:
         self.state = state
@@ -88,8 +89,8 @@ class Agent:
 
     # --- reports ------------------------------------------------------------------------
 
-    def facts(self, scan: Optional[ScanResult] = None) -> Dict[str, Any]:
-        facts: Dict[str, Any] = {
+    def facts(self, scan: ScanResult | None = None) -> dict[str, Any]:
+        facts: dict[str, Any] = {
             "hostname": self.hostname,
             "os": self.backend.os_info().to_json(),
             "role": self.settings.role,
@@ -107,8 +108,8 @@ class Agent:
             facts["custom"] = custom
         return facts
 
-    def report_body(self, scan: Optional[ScanResult]) -> Dict[str, Any]:
-        body: Dict[str, Any] = {"facts": self.facts(scan)}
+    def report_body(self, scan: ScanResult | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"facts": self.facts(scan)}
         if scan is not None:
             body["scan"] = {
                 "scannedAt": utc_now(),
@@ -120,7 +121,7 @@ class Agent:
                 body["inventory"] = scan.inventory.to_json()
         return body
 
-    def report(self, *, scan: bool) -> Dict[str, Any]:
+    def report(self, *, scan: bool) -> dict[str, Any]:
         """Send a heartbeat, with a fresh scan when `scan`."""
         result = self.backend.scan() if scan else None
         answer = self.controller.report(self.device_id, self.report_body(result))
@@ -131,13 +132,13 @@ class Agent:
 
     # --- events -------------------------------------------------------------------------
 
-    def emit(self, journal: Dict[str, Any], state: str, **extra: Any) -> None:
+    def emit(self, journal: dict[str, Any], state: str, **extra: Any) -> None:
         """Journal then queue one event of the job, and try to deliver the queue."""
         journal["seq"] = int(journal.get("seq", 0)) + 1
         journal["phase"] = state if state not in ("succeeded", "failed") else "finished"
         if journal["phase"] == "finished":
             journal["finishedAt"] = utc_now()
-        body: Dict[str, Any] = {"state": state, "seq": journal["seq"]}
+        body: dict[str, Any] = {"state": state, "seq": journal["seq"]}
         body.update({k: v for k, v in extra.items() if v is not None})
         if journal["phase"] == "finished":
             journal["result"] = body  # kept for `status` and for the operator
@@ -157,7 +158,7 @@ class Agent:
         for path, item in self.state.outbox():
             try:
                 self.controller.event(str(item["jobId"]), item["body"])
-            except protocol.Refused as exc:
+            except protocol.RefusedError as exc:
                 self.log(f"event {item['body'].get('state')} of job {item['jobId']} dropped: {exc}")
             path.unlink()
             delivered += 1
@@ -180,8 +181,8 @@ class Agent:
             ran += 1
         return ran
 
-    def run_job(self, job: Dict[str, Any]) -> None:
-        journal: Dict[str, Any] = {"job": job, "seq": 0, "startedAt": utc_now()}
+    def run_job(self, job: dict[str, Any]) -> None:
+        journal: dict[str, Any] = {"job": job, "seq": 0, "startedAt": utc_now()}
         self.emit(journal, "acked")
         kind = job.get("kind")
         deadline = job.get("deadline")
@@ -197,7 +198,7 @@ class Agent:
         else:
             self._finish(journal, "failed", output=f"unknown job kind {kind!r}")
 
-    def _scan_job(self, journal: Dict[str, Any]) -> None:
+    def _scan_job(self, journal: dict[str, Any]) -> None:
         try:
             self.report(scan=True)
         except wire.WireError:
@@ -207,7 +208,7 @@ class Agent:
             return
         self._finish(journal, "succeeded", output="scan reported")
 
-    def _script(self, journal: Dict[str, Any]) -> None:
+    def _script(self, journal: dict[str, Any]) -> None:
         payload = journal["job"].get("payload") or {}
         script = payload.get("script") or (journal["job"].get("scripts") or {}).get("run")
         if not isinstance(script, dict):
@@ -217,12 +218,12 @@ class Agent:
         ok, output = self._run_script(script)
         self._finish(journal, "succeeded" if ok else "failed", output=output)
 
-    def _install(self, journal: Dict[str, Any]) -> None:
+    def _install(self, journal: dict[str, Any]) -> None:
         job = journal["job"]
         patches = [str(p) for p in job.get("patches") or []]
         payload = job.get("payload") or {}
         scripts = job.get("scripts") or {}
-        outputs: List[str] = []
+        outputs: list[str] = []
         pre = payload.get("preScript") or scripts.get("pre")
         if isinstance(pre, dict):
             ok, output = self._run_script(pre)
@@ -252,7 +253,7 @@ class Agent:
         if failed and outcome.reason:
             outputs.insert(0, f"reason: {outcome.reason}")
         reboot_required = self.backend.reboot_pending()
-        final = {
+        final: dict[str, Any] = {
             "state": "failed" if failed else "succeeded",
             "patches": [r.to_json() for r in results],
             "rebootRequired": reboot_required,
@@ -273,13 +274,13 @@ class Agent:
         self._rescan()
 
     def _fail_all(
-        self, journal: Dict[str, Any], patches: Sequence[str], reason: str, outputs: List[str]
+        self, journal: dict[str, Any], patches: Sequence[str], reason: str, outputs: list[str]
     ) -> None:
         results = [PatchResult(p, FAILED, reason).to_json() for p in patches]
         text = procs.truncate("\n".join([f"reason: {reason}", *outputs]))
         self._finish(journal, "failed", patches=results, output=text)
 
-    def _finish(self, journal: Dict[str, Any], state: str, **extra: Any) -> None:
+    def _finish(self, journal: dict[str, Any], state: str, **extra: Any) -> None:
         if state == "failed":
             self.failed_jobs += 1
         journal.pop("final", None)
@@ -292,7 +293,7 @@ class Agent:
         except wire.WireError as exc:
             self.log(f"the rescan after the job could not be reported yet: {exc}")
 
-    def _run_script(self, script: Dict[str, Any]) -> tuple[bool, str]:
+    def _run_script(self, script: dict[str, Any]) -> tuple[bool, str]:
         name = str(script.get("name") or "script")
         shell = str(script.get("shell") or "sh")
         timeout = float(script.get("timeoutSeconds") or self.settings.script_timeout)
@@ -366,7 +367,7 @@ class Agent:
                 return 0
             self.sleep(wait)
 
-    def _take_poll_interval(self, answer: Dict[str, Any]) -> None:
+    def _take_poll_interval(self, answer: dict[str, Any]) -> None:
         value = answer.get("pollInterval")
         if isinstance(value, (int, float)) and value > 0:
             self.poll_interval = float(value)
@@ -376,7 +377,7 @@ def section(title: str, output: str) -> str:
     return f"--- {title} ---\n{output.rstrip()}" if output.strip() else f"--- {title} ---"
 
 
-def shell_args(command: str) -> List[str]:
+def shell_args(command: str) -> list[str]:
     """The command line of a configured command (run by the system shell)."""
     if sys.platform == "win32":
         return ["cmd", "/c", command]
@@ -389,15 +390,15 @@ def past(deadline: object) -> bool:
     if not isinstance(deadline, str) or not deadline:
         return False
     try:  # Python 3.9's fromisoformat does not read "Z"
-        when = datetime.datetime.fromisoformat(deadline.replace("Z", "+00:00"))
+        when = dt.datetime.fromisoformat(deadline.replace("Z", "+00:00"))
     except ValueError:
         return False
     if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.timezone.utc)
-    return when < datetime.datetime.now(datetime.timezone.utc)
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return when < dt.datetime.now(dt.timezone.utc)
 
 
-def read_uptime() -> Optional[int]:
+def read_uptime() -> int | None:
     try:
         with open("/proc/uptime") as handle:  # noqa: PTH123
             return int(float(handle.read().split()[0]))

@@ -19,8 +19,9 @@ import argparse
 import configparser
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 from patchctl_agent import AGENT_VERSION, VERSION, agent, backends, protocol, wire
 from patchctl_agent.state import State, StateError, default_state_dir
@@ -51,15 +52,19 @@ class UsageError(Exception):
 
 def default_config() -> Path:
     if sys.platform == "win32":
-        base = Path(os.environ.get("ProgramData", r"C:\ProgramData"))
+        base = Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData"))
         return base / "patchctl-agent" / "agent.conf"
     return Path("/etc/patchctl-agent/agent.conf")
 
 
-def read_config(path: Optional[str]) -> Dict[str, Any]:
+def read_config(  # noqa: C901 - one check per line of the file
+    path: str | None,
+) -> dict[str, Any]:
     """The `[agent]` section of agent.conf, typed; UsageError names the file and the key.
     A missing default file is no configuration; a missing `--config` file is an error."""
-    chosen = Path(path) if path else Path(os.environ.get("PATCHCTL_AGENT_CONFIG") or default_config())
+    chosen = (
+        Path(path) if path else Path(os.environ.get("PATCHCTL_AGENT_CONFIG") or default_config())
+    )
     if not chosen.exists():
         if path:
             raise UsageError(f"--config: {chosen} does not exist")
@@ -72,7 +77,7 @@ def read_config(path: Optional[str]) -> Dict[str, Any]:
     unknown_sections = [s for s in parser.sections() if s != "agent"]
     if unknown_sections:
         raise UsageError(f"{chosen}: unknown section [{unknown_sections[0]}] (expected [agent])")
-    values: Dict[str, Any] = {}
+    values: dict[str, Any] = {}
     if not parser.has_section("agent"):
         return values
     for key, raw in parser.items("agent"):
@@ -93,8 +98,8 @@ def read_config(path: Optional[str]) -> Dict[str, Any]:
     return values
 
 
-def parse_labels(items: Sequence[str], *, where: str) -> Dict[str, str]:
-    labels: Dict[str, str] = {}
+def parse_labels(items: Sequence[str], *, where: str) -> dict[str, str]:
+    labels: dict[str, str] = {}
     for item in items:
         for part in (p.strip() for p in item.split(",")):
             if not part:
@@ -109,7 +114,7 @@ def parse_labels(items: Sequence[str], *, where: str) -> Dict[str, str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="patchctl-agent",
-        description="The patchctl agent: reports this machine's updates and installs approved ones.",
+        description="The patchctl agent: reports this machine's updates, installs approved ones.",
         epilog="Exit codes: 0 success, 1 job failed or refused, 2 usage/config error, "
         "3 controller unreachable, 4 package manager error.",
     )
@@ -122,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument("--server", help="the controller's URL (https://..., http:// to loopback)")
     enroll.add_argument(
         "--enrollment-token",
-        help="the tenant's enrolment token (or PATCHCTL_ENROLLMENT_TOKEN, or --enrollment-token-file)",
+        help="the tenant's enrolment token (or PATCHCTL_ENROLLMENT_TOKEN, --enrollment-token-file)",
     )
     enroll.add_argument("--enrollment-token-file", help="read the enrolment token from this file")
     enroll.add_argument("--hostname", help="the device name to enrol as (default: this host's)")
@@ -158,7 +163,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", help="auto, apt, dnf, yum or wua")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one exit per error type
     args = build_parser().parse_args(argv)
     try:
         config = read_config(args.config)
@@ -168,7 +173,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return fail(str(exc), EXIT_USAGE)
     except StateError as exc:
         return fail(str(exc), EXIT_USAGE)
-    except protocol.Refused as exc:
+    except protocol.RefusedError as exc:
         return fail(str(exc), EXIT_NO)
     except wire.WireError as exc:
         return fail(f"controller unreachable: {exc}", EXIT_UNREACHABLE)
@@ -183,24 +188,24 @@ def fail(message: str, code: int) -> int:
     return code
 
 
-def _option(args: argparse.Namespace, config: Dict[str, Any], name: str, default: Any) -> Any:
+def _option(args: argparse.Namespace, config: dict[str, Any], name: str, *, default: Any) -> Any:
     value = getattr(args, name, None)
     if value is not None:
         return value
     return config.get(name, default)
 
 
-def _state(args: argparse.Namespace, config: Dict[str, Any]) -> State:
-    return State(Path(_option(args, config, "state_dir", default_state_dir())))
+def _state(args: argparse.Namespace, config: dict[str, Any]) -> State:
+    return State(Path(_option(args, config, "state_dir", default=default_state_dir())))
 
 
-def _settings(args: argparse.Namespace, config: Dict[str, Any]) -> agent.Settings:
+def _settings(args: argparse.Namespace, config: dict[str, Any]) -> agent.Settings:
     defaults = agent.Settings()
     role = config.get("role", defaults.role)
     if role not in ROLES:
         raise UsageError(f"agent.conf: [agent] role: {role!r} is not one of {', '.join(ROLES)}")
     return agent.Settings(
-        reboot_command=_option(args, config, "reboot_command", defaults.reboot_command),
+        reboot_command=_option(args, config, "reboot_command", default=defaults.reboot_command),
         install_timeout=float(config.get("install_timeout", defaults.install_timeout)),
         script_timeout=float(config.get("script_timeout", defaults.script_timeout)),
         scan_interval=float(config.get("scan_interval", defaults.scan_interval)),
@@ -210,8 +215,8 @@ def _settings(args: argparse.Namespace, config: Dict[str, Any]) -> agent.Setting
     )
 
 
-def _backend(args: argparse.Namespace, config: Dict[str, Any]) -> backends.Backend:
-    backend = backends.detect(_option(args, config, "backend", "auto"))
+def _backend(args: argparse.Namespace, config: dict[str, Any]) -> backends.Backend:
+    backend = backends.detect(_option(args, config, "backend", default="auto"))
     if "lock_timeout" in config and hasattr(backend, "lock_timeout"):
         backend.lock_timeout = float(config["lock_timeout"])
     return backend
@@ -220,17 +225,17 @@ def _backend(args: argparse.Namespace, config: Dict[str, Any]) -> backends.Backe
 # --- commands ------------------------------------------------------------------------------
 
 
-def cmd_enroll(args: argparse.Namespace, config: Dict[str, Any]) -> int:
-    server = _option(args, config, "server", None)
+def cmd_enroll(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    server = _option(args, config, "server", default=None)
     if not server:
         raise UsageError("enroll: --server is required (or server= in agent.conf)")
-    insecure = bool(_option(args, config, "insecure_http", False))
+    insecure = bool(_option(args, config, "insecure_http", default=False))
     try:
         server = wire.check_server_url(server, insecure_http=insecure)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     secret = _enrollment_token(args)
-    ca_file = _option(args, config, "ca_file", None)
+    ca_file = _option(args, config, "ca_file", default=None)
     if ca_file and not Path(ca_file).is_file():
         raise UsageError(f"--ca-file: {ca_file} is not a file")
     state = _state(args, config)
@@ -284,7 +289,7 @@ def _enrollment_token(args: argparse.Namespace) -> str:
     return secret
 
 
-def cmd_run(args: argparse.Namespace, config: Dict[str, Any]) -> int:
+def cmd_run(args: argparse.Namespace, config: dict[str, Any]) -> int:
     state = _state(args, config)
     enrolment = state.enrolment()
     if enrolment is None:
@@ -294,7 +299,7 @@ def cmd_run(args: argparse.Namespace, config: Dict[str, Any]) -> int:
         role=str(enrolment.get("role") or settings.role),
         labels=dict(enrolment.get("labels") or settings.labels),
     )
-    ca_file = _option(args, config, "ca_file", enrolment.get("caFile"))
+    ca_file = _option(args, config, "ca_file", default=enrolment.get("caFile"))
     controller = protocol.Controller(str(enrolment["server"]), token=state.token(), ca_file=ca_file)
     worker = agent.Agent(
         state=state,
@@ -309,7 +314,7 @@ def cmd_run(args: argparse.Namespace, config: Dict[str, Any]) -> int:
     return worker.run(once=args.once)
 
 
-def cmd_scan(args: argparse.Namespace, config: Dict[str, Any]) -> int:
+def cmd_scan(args: argparse.Namespace, config: dict[str, Any]) -> int:
     state = _state(args, config)
     enrolment = state.enrolment() or {}
     backend = _backend(args, config)
@@ -339,7 +344,7 @@ def cmd_scan(args: argparse.Namespace, config: Dict[str, Any]) -> int:
     return EXIT_OK
 
 
-def cmd_status(args: argparse.Namespace, config: Dict[str, Any]) -> int:
+def cmd_status(args: argparse.Namespace, config: dict[str, Any]) -> int:
     state = _state(args, config)
     enrolment = state.enrolment()
     jobs = [
@@ -367,8 +372,16 @@ def cmd_status(args: argparse.Namespace, config: Dict[str, Any]) -> int:
     if args.json:
         print(wire.dumps(summary))  # noqa: T201
     else:
-        for key in ("stateDir", "enrolled", "server", "deviceId", "hostname", "enrolledAt",
-                    "token", "queuedEvents"):
+        for key in (
+            "stateDir",
+            "enrolled",
+            "server",
+            "deviceId",
+            "hostname",
+            "enrolledAt",
+            "token",
+            "queuedEvents",
+        ):
             print(f"{key}: {summary[key]}")  # noqa: T201
         for job in jobs:
             print(f"job {job['id']} ({job['kind']}): {job['phase']}")  # noqa: T201

@@ -6,11 +6,13 @@ Every backend takes a `Runner` so that its parsing can be tested against recorde
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-from typing import TYPE_CHECKING, Callable, Mapping, NamedTuple, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -25,7 +27,7 @@ class Completed(NamedTuple):
     """The outcome of one command: exit code (None when it timed out), merged output."""
 
     args: tuple[str, ...]
-    code: Optional[int]
+    code: int | None
     output: str
 
     @property
@@ -36,7 +38,7 @@ class Completed(NamedTuple):
 Runner = Callable[..., Completed]
 
 
-def which(program: str) -> Optional[str]:
+def which(program: str) -> str | None:
     """The path of `program` on PATH, like `shutil.which` (which python3-minimal lacks)."""
     for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
         candidate = os.path.join(folder, program)  # noqa: PTH118 - str in, str out
@@ -59,9 +61,9 @@ def run(
     args: Sequence[str],
     *,
     timeout: float = 3600.0,
-    env: Optional[Mapping[str, str]] = None,
-    stdin: Optional[str] = None,
-    cwd: Optional[Path] = None,
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
+    cwd: Path | None = None,
 ) -> Completed:
     """Run `args` (no shell) with `env` added to the agent's environment; on timeout the whole
     process group is killed and `code` is None. A missing program is exit code 127."""
@@ -96,7 +98,5 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
     if sys.platform == "win32":
         process.kill()
         return
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

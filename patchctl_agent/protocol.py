@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 from patchctl_agent import AGENT_VERSION, wire
 
 
-class Refused(Exception):
+class RefusedError(Exception):
     """The controller answered with an error (4xx): retrying the same call will not help."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -23,8 +23,8 @@ class Controller:
         self,
         server: str,
         *,
-        token: Optional[str] = None,
-        ca_file: Optional[str] = None,
+        token: str | None = None,
+        ca_file: str | None = None,
         timeout: float = 60.0,
     ) -> None:
         self.server = server.rstrip("/")
@@ -32,20 +32,20 @@ class Controller:
         self.ca_file = ca_file
         self.timeout = timeout
 
-    def enroll(self, body: Dict[str, Any]) -> Dict[str, Any]:
+    def enroll(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/api/v1/enroll", body, auth=False)
 
-    def report(self, device_id: str, body: Dict[str, Any]) -> Dict[str, Any]:
+    def report(self, device_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", f"/api/v1/devices/{device_id}/report", body)
 
-    def jobs(self, device_id: str) -> Dict[str, Any]:
+    def jobs(self, device_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/v1/devices/{device_id}/jobs", None)
 
-    def event(self, job_id: str, body: Dict[str, Any]) -> Dict[str, Any]:
+    def event(self, job_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", f"/api/v1/jobs/{job_id}/events", body)
 
-    def _call(self, method: str, path: str, body: Any, *, auth: bool = True) -> Dict[str, Any]:
-        """The JSON answer; Refused on 4xx, WireError on 5xx or no answer (both transient)."""
+    def _call(self, method: str, path: str, body: Any, *, auth: bool = True) -> dict[str, Any]:
+        """The JSON answer; RefusedError on 4xx, WireError on 5xx or no answer (both transient)."""
         answer = wire.request(
             method,
             self.server + path,
@@ -58,7 +58,7 @@ class Controller:
         if answer.status >= 500:
             raise wire.WireError(f"{method} {path}: the controller answered {answer.status}")
         if answer.status >= 400:
-            raise Refused(answer.status, error_message(answer.body))
+            raise RefusedError(answer.status, error_message(answer.body))
         if not isinstance(answer.body, dict):
             raise wire.WireError(f"{method} {path}: the answer is not a JSON object")
         return answer.body

@@ -17,8 +17,9 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any
 
 from patchctl_agent import wire
 
@@ -28,7 +29,7 @@ DIR_MODE = 0o700
 
 def default_state_dir() -> Path:
     if sys.platform == "win32":
-        return Path(os.environ.get("ProgramData", r"C:\ProgramData")) / "patchctl-agent"
+        return Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData")) / "patchctl-agent"
     return Path("/var/lib/patchctl-agent")
 
 
@@ -66,7 +67,7 @@ class State:
             os.close(fd)
         if sys.platform != "win32":
             os.chmod(temporary, FILE_MODE)  # noqa: PTH101 - an older file kept its mode
-        os.replace(temporary, path)
+        temporary.replace(path)
 
     def write_json(self, path: Path, value: Any) -> None:
         self.write_text(path, wire.dumps(value) + "\n")
@@ -89,12 +90,12 @@ class State:
     def token_path(self) -> Path:
         return self.root / "token"
 
-    def save_enrolment(self, enrolment: Dict[str, Any], token: str) -> None:
+    def save_enrolment(self, enrolment: dict[str, Any], token: str) -> None:
         self.ensure()
         self.write_text(self.token_path, token)
         self.write_json(self.enrolment_path, enrolment)
 
-    def enrolment(self) -> Optional[Dict[str, Any]]:
+    def enrolment(self) -> dict[str, Any] | None:
         found = self.read_json(self.enrolment_path)
         return found if isinstance(found, dict) else None
 
@@ -127,15 +128,15 @@ class State:
     def journal_path(self, job_id: str) -> Path:
         return self.root / "jobs" / f"{_safe_name(job_id)}.json"
 
-    def journal(self, job_id: str) -> Optional[Dict[str, Any]]:
+    def journal(self, job_id: str) -> dict[str, Any] | None:
         found = self.read_json(self.journal_path(job_id))
         return found if isinstance(found, dict) else None
 
-    def save_journal(self, journal: Dict[str, Any]) -> None:
+    def save_journal(self, journal: dict[str, Any]) -> None:
         self.ensure()
         self.write_json(self.journal_path(str(journal["job"]["id"])), journal)
 
-    def journals(self) -> List[Dict[str, Any]]:
+    def journals(self) -> list[dict[str, Any]]:
         folder = self.root / "jobs"
         if not folder.is_dir():
             return []
@@ -158,14 +159,15 @@ class State:
 
     # --- outbox -------------------------------------------------------------------------
 
-    def enqueue(self, item: Dict[str, Any]) -> None:
+    def enqueue(self, item: dict[str, Any]) -> None:
         """Queue an event for delivery after every event queued before it."""
         self.ensure()
         numbers = [n for n, _ in self._outbox_files()]
-        self.write_json(self.root / "outbox" / f"{(max(numbers) + 1 if numbers else 1):010d}.json",
-                        item)
+        self.write_json(
+            self.root / "outbox" / f"{(max(numbers) + 1 if numbers else 1):010d}.json", item
+        )
 
-    def outbox(self) -> Iterator[Tuple[Path, Dict[str, Any]]]:
+    def outbox(self) -> Iterator[tuple[Path, dict[str, Any]]]:
         """Queued events, oldest first."""
         for _, path in self._outbox_files():
             item = self.read_json(path)
@@ -175,10 +177,8 @@ class State:
     def outbox_size(self) -> int:
         return len(self._outbox_files())
 
-    def _outbox_files(self) -> List[Tuple[int, Path]]:
+    def _outbox_files(self) -> list[tuple[int, Path]]:
         folder = self.root / "outbox"
         if not folder.is_dir():
             return []
-        return sorted(
-            (int(p.stem), p) for p in folder.glob("*.json") if p.stem.isdigit()
-        )
+        return sorted((int(p.stem), p) for p in folder.glob("*.json") if p.stem.isdigit())

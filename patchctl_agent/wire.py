@@ -9,10 +9,11 @@ RFC 9112 closely enough for the controller's answers; they are not general-purpo
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import socket
 import ssl
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 try:  # the standard module when the host has it
@@ -42,8 +43,15 @@ def loads(text: str) -> Any:
     return decode(text)
 
 
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b",
-            "\f": "\\f"}
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\b": "\\b",
+    "\f": "\\f",
+}
 
 
 def _string(text: str) -> str:
@@ -58,7 +66,7 @@ def _string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def encode(value: Any) -> str:
+def encode(value: Any) -> str:  # noqa: PLR0911 - one branch per JSON type
     """JSON text of `value`, without the `json` module."""
     if value is None:
         return "null"
@@ -69,7 +77,7 @@ def encode(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise ValueError("JSON has no NaN or infinity")
         return repr(value)
     if isinstance(value, str):
@@ -100,7 +108,7 @@ def _skip(text: str, index: int) -> int:
     return index
 
 
-def _value(text: str, index: int) -> Tuple[Any, int]:  # noqa: PLR0911 - one branch per token
+def _value(text: str, index: int) -> tuple[Any, int]:
     if index >= len(text):
         raise ValueError("unexpected end of JSON")
     char = text[index]
@@ -122,8 +130,8 @@ def _value(text: str, index: int) -> Tuple[Any, int]:  # noqa: PLR0911 - one bra
     return int(number), match.end()
 
 
-def _object(text: str, index: int) -> Tuple[Dict[str, Any], int]:
-    found: Dict[str, Any] = {}
+def _object(text: str, index: int) -> tuple[dict[str, Any], int]:
+    found: dict[str, Any] = {}
     index = _skip(text, index)
     if text.startswith("}", index):
         return found, index + 1
@@ -143,8 +151,8 @@ def _object(text: str, index: int) -> Tuple[Dict[str, Any], int]:
         index = _skip(text, index + 1)
 
 
-def _array(text: str, index: int) -> Tuple[List[Any], int]:
-    found: List[Any] = []
+def _array(text: str, index: int) -> tuple[list[Any], int]:
+    found: list[Any] = []
     index = _skip(text, index)
     if text.startswith("]", index):
         return found, index + 1
@@ -162,8 +170,8 @@ def _array(text: str, index: int) -> Tuple[List[Any], int]:
 _UNESCAPE = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
 
-def _read_string(text: str, index: int) -> Tuple[str, int]:
-    out: List[str] = []
+def _read_string(text: str, index: int) -> tuple[str, int]:
+    out: list[str] = []
     while True:
         if index >= len(text):
             raise ValueError("unterminated string")
@@ -221,13 +229,13 @@ def check_server_url(url: str, *, insecure_http: bool) -> str:
     return url.rstrip("/")
 
 
-def request(  # noqa: PLR0913 - one HTTP call's whole description
+def request(
     method: str,
     url: str,
     *,
     body: Any = None,
-    token: Optional[str] = None,
-    ca_file: Optional[str] = None,
+    token: str | None = None,
+    ca_file: str | None = None,
     timeout: float = 30.0,
     user_agent: str = "patchctl-agent",
 ) -> Answer:
@@ -273,7 +281,7 @@ def request(  # noqa: PLR0913 - one HTTP call's whole description
 
 def _exchange(sock: socket.socket, raw: bytes) -> bytes:
     sock.sendall(raw)
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         chunk = sock.recv(65536)
         if not chunk:
@@ -289,7 +297,11 @@ def parse_response(received: bytes) -> Answer:
         raise WireError("the server closed the connection before a complete answer")
     lines = head.decode("latin-1").split("\r\n")
     status_line = lines[0].split(" ", 2)
-    if len(status_line) < 2 or not status_line[0].startswith("HTTP/") or not status_line[1].isdigit():
+    if (
+        len(status_line) < 2
+        or not status_line[0].startswith("HTTP/")
+        or not status_line[1].isdigit()
+    ):
         raise WireError(f"not an HTTP answer: {lines[0][:80]!r}")
     headers = {}
     for line in lines[1:]:

@@ -54,9 +54,7 @@ def write_bundle(directory: Path) -> list[Path]:
             source, root / AGENT_PACKAGE, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
         )
         (root / "__main__.py").write_text(MAIN, encoding="utf-8")
-        zipapp.create_archive(
-            root, archive, interpreter="/usr/bin/env python3", compressed=True
-        )
+        zipapp.create_archive(root, archive, interpreter="/usr/bin/env python3", compressed=True)
     written = [archive]
     templates = importlib.resources.files("controller") / "templates" / "agent"
     for name in TEMPLATES:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import abc
 import platform
 import sys
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
 from patchctl_agent import procs
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 # Per-patch results of an install, as the protocol names them.
 INSTALLED = "installed"
@@ -26,7 +28,7 @@ class OsInfo(NamedTuple):
     name: str  # Debian GNU/Linux, Ubuntu, Rocky Linux, Windows Server 2022
     version: str  # 12, 24.04, 9.4, 10.0.20348
 
-    def to_json(self) -> Dict[str, str]:
+    def to_json(self) -> dict[str, str]:
         return {"family": self.family, "name": self.name, "version": self.version}
 
 
@@ -39,12 +41,12 @@ class Package(NamedTuple):
     name: str
     version: str
     arch: str
-    epoch: Optional[str] = None
-    release: Optional[str] = None
-    source: Optional[str] = None
+    epoch: str | None = None
+    release: str | None = None
+    source: str | None = None
 
-    def to_json(self) -> Dict[str, Any]:
-        body: Dict[str, Any] = {"name": self.name, "version": self.version, "arch": self.arch}
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": self.name, "version": self.version, "arch": self.arch}
         for key in ("epoch", "release", "source"):
             value = getattr(self, key)
             if value:
@@ -57,15 +59,15 @@ class Update(NamedTuple):
     `RHSA-2026:1234`, `KB5044284`)."""
 
     id: str
-    title: Optional[str] = None
-    classification: Optional[str] = None
-    severity: Optional[str] = None
-    kb: Optional[str] = None
-    cves: Tuple[str, ...] = ()
-    size_bytes: Optional[int] = None
+    title: str | None = None
+    classification: str | None = None
+    severity: str | None = None
+    kb: str | None = None
+    cves: tuple[str, ...] = ()
+    size_bytes: int | None = None
 
-    def to_json(self) -> Dict[str, Any]:
-        body: Dict[str, Any] = {"id": self.id}
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": self.id}
         for key, name in (
             ("title", "title"),
             ("classification", "classification"),
@@ -84,22 +86,22 @@ class Update(NamedTuple):
 class PatchResult(NamedTuple):
     id: str
     result: str  # installed | failed | skipped | not-applicable
-    reason: Optional[str] = None
+    reason: str | None = None
 
-    def to_json(self) -> Dict[str, Any]:
-        body: Dict[str, Any] = {"id": self.id, "result": self.result}
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": self.id, "result": self.result}
         if self.reason:
             body["reason"] = self.reason[:2000]
         return body
 
 
 class Inventory(NamedTuple):
-    packages: Tuple[Package, ...] = ()
-    kernel: Optional[str] = None
-    os_build: Optional[str] = None
+    packages: tuple[Package, ...] = ()
+    kernel: str | None = None
+    os_build: str | None = None
 
-    def to_json(self) -> Dict[str, Any]:
-        body: Dict[str, Any] = {"packages": [p.to_json() for p in self.packages]}
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"packages": [p.to_json() for p in self.packages]}
         if self.kernel:
             body["kernel"] = self.kernel
         if self.os_build:
@@ -112,16 +114,16 @@ class Outcome(NamedTuple):
 
     ok: bool
     output: str
-    results: Tuple[PatchResult, ...] = ()
-    reason: Optional[str] = None  # why it failed as a whole, in one line
+    results: tuple[PatchResult, ...] = ()
+    reason: str | None = None  # why it failed as a whole, in one line
 
 
 class ScanResult(NamedTuple):
-    missing: Tuple[Update, ...]
-    installed: Tuple[str, ...]  # patch ids the OS says are installed (Windows KBs)
+    missing: tuple[Update, ...]
+    installed: tuple[str, ...]  # patch ids the OS says are installed (Windows KBs)
     reboot_required: bool
-    inventory: Optional[Inventory]
-    facts: Dict[str, Any] = {}  # noqa: RUF012 - never mutated
+    inventory: Inventory | None
+    facts: dict[str, Any] = {}  # noqa: RUF012 - never mutated
 
 
 class BackendError(Exception):
@@ -138,18 +140,18 @@ class Backend(abc.ABC):
         """The OS family, name and version the agent reports."""
 
     @abc.abstractmethod
-    def machine_id(self) -> Optional[str]:
+    def machine_id(self) -> str | None:
         """A stable identity of this machine (`/etc/machine-id`, Windows `MachineGuid`)."""
 
     @abc.abstractmethod
-    def inventory(self) -> Optional[Inventory]:
+    def inventory(self) -> Inventory | None:
         """The installed packages (None where the controller does not use them)."""
 
     @abc.abstractmethod
-    def missing_updates(self) -> List[Update]:
+    def missing_updates(self) -> list[Update]:
         """Updates the OS's own tools say are available and not installed."""
 
-    def installed_patches(self) -> List[str]:
+    def installed_patches(self) -> list[str]:
         """Patch ids the OS lists as installed (Windows KBs); Linux reports packages instead."""
         return []
 
@@ -157,11 +159,11 @@ class Backend(abc.ABC):
     def reboot_pending(self) -> bool:
         """The OS's own signal that a reboot is required."""
 
-    def facts(self) -> Dict[str, Any]:
+    def facts(self) -> dict[str, Any]:
         """Extra facts for the report's `facts.custom` (e.g. the Windows update source)."""
         return {}
 
-    def refresh(self) -> None:
+    def refresh(self) -> None:  # noqa: B027 - an optional hook, not abstract
         """Bring the package manager's view of available updates up to date (apt's lists);
         default: the tool refreshes by itself."""
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import platform
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, FrozenSet, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import NamedTuple, Optional
 
 from patchctl_agent import procs
 from patchctl_agent.backends import (
@@ -78,7 +79,7 @@ class AptBackend(Backend):
             family="linux", name=release.get("NAME", "Linux"), version=version or "unknown"
         )
 
-    def machine_id(self) -> Optional[str]:
+    def machine_id(self) -> str | None:
         return read_machine_id(self.root)
 
     def inventory(self) -> Inventory:
@@ -87,7 +88,7 @@ class AptBackend(Backend):
 
     # --- scan ---------------------------------------------------------------------------
 
-    def missing_updates(self) -> List[Update]:
+    def missing_updates(self) -> list[Update]:
         packages = self._dpkg().packages
         if not packages:
             return []
@@ -103,8 +104,10 @@ class AptBackend(Backend):
 
     def _newer_kernel_installed(self) -> bool:
         running = platform.release()
-        done = self.run(["dpkg-query", "-W", "-f", "${Package}\\t${db:Status-Abbrev}\\n",
-                         "linux-image-[0-9]*"], timeout=60)
+        done = self.run(
+            ["dpkg-query", "-W", "-f", "${Package}\\t${db:Status-Abbrev}\\n", "linux-image-[0-9]*"],
+            timeout=60,
+        )
         if done.code != 0:
             return False  # no kernel package (containers, chroots): no signal
         kernels = [
@@ -155,12 +158,12 @@ class AptBackend(Backend):
         ok = all(r.result != FAILED for r in ordered)
         return Outcome(ok=ok, output=done.output, results=ordered, reason=reason)
 
-    def _plan(self, patch_ids: Sequence[str]) -> Tuple[List[str], Dict[str, PatchResult]]:
+    def _plan(self, patch_ids: Sequence[str]) -> tuple[list[str], dict[str, PatchResult]]:
         """The `name=version` pairs to give apt, and the results known before running it."""
         before = self._dpkg()
         installed = before.versions()
-        pairs: List[str] = []
-        early: Dict[str, PatchResult] = {}
+        pairs: list[str] = []
+        early: dict[str, PatchResult] = {}
         for patch_id in patch_ids:
             name, sep, version = patch_id.partition("=")
             if not sep or not name or not version:
@@ -170,7 +173,9 @@ class AptBackend(Backend):
             elif name not in installed:
                 early[patch_id] = PatchResult(patch_id, NOT_APPLICABLE, f"{name} is not installed")
             elif installed[name] == version and name not in before.unconfigured:
-                early[patch_id] = PatchResult(patch_id, INSTALLED, f"{name} is already at {version}")
+                early[patch_id] = PatchResult(
+                    patch_id, INSTALLED, f"{name} is already at {version}"
+                )
             elif name in before.held:
                 early[patch_id] = PatchResult(
                     patch_id, SKIPPED, f"{name} is held (apt-mark hold); left at {installed[name]}"
@@ -183,7 +188,7 @@ class AptBackend(Backend):
         done = self._checked(["dpkg-query", "-W", "-f", DPKG_FORMAT], what="dpkg-query")
         return parse_dpkg_query(done.output)
 
-    def _apt_get(self, args: List[str], timeout: float) -> procs.Completed:
+    def _apt_get(self, args: list[str], timeout: float) -> procs.Completed:
         return self.run(
             [
                 "apt-get",
@@ -198,7 +203,7 @@ class AptBackend(Backend):
             env=APT_ENV,
         )
 
-    def _checked(self, args: List[str], *, what: str) -> procs.Completed:
+    def _checked(self, args: list[str], *, what: str) -> procs.Completed:
         done = self.run(args, timeout=300, env=APT_ENV)
         if done.code != 0:
             last = done.output.strip().splitlines()[-1:] or ["no output"]
@@ -209,9 +214,9 @@ class AptBackend(Backend):
 # --- parsing (pure) ------------------------------------------------------------------------
 
 
-def read_os_release(path: Path) -> Dict[str, str]:
+def read_os_release(path: Path) -> dict[str, str]:
     """The KEY=value pairs of an os-release file (quotes removed); empty when it is missing."""
-    values: Dict[str, str] = {}
+    values: dict[str, str] = {}
     try:
         text = path.read_text()
     except OSError:
@@ -223,7 +228,7 @@ def read_os_release(path: Path) -> Dict[str, str]:
     return values
 
 
-def read_machine_id(root: Path) -> Optional[str]:
+def read_machine_id(root: Path) -> str | None:
     """systemd's machine id (`/etc/machine-id`, else D-Bus's copy); None when there is none."""
     for path in (root / "etc" / "machine-id", root / "var" / "lib" / "dbus" / "machine-id"):
         try:
@@ -235,9 +240,9 @@ def read_machine_id(root: Path) -> Optional[str]:
     return None
 
 
-def split_version(version: str) -> Tuple[Optional[str], str, Optional[str]]:
+def split_version(version: str) -> tuple[str | None, str, str | None]:
     """dpkg's (epoch, upstream, revision): `1:9.2p1-2+deb12u6` → ("1", "9.2p1", "2+deb12u6")."""
-    epoch: Optional[str] = None
+    epoch: str | None = None
     rest = version
     if ":" in rest:
         epoch, rest = rest.split(":", 1)
@@ -256,7 +261,7 @@ def full_version(package: Package) -> str:
     return text
 
 
-def source_field(name: str, version: str, source: str, source_version: str) -> Optional[str]:
+def source_field(name: str, version: str, source: str, source_version: str) -> str | None:
     """dpkg's `Source` field: None when the source is the package itself at the same version,
     the bare source name when only the name differs, `"src (version)"` otherwise."""
     source = source or name
@@ -270,11 +275,11 @@ class DpkgState(NamedTuple):
     """What dpkg says is installed: the packages, and the names of held ones and of those not
     fully configured (an install that failed half-way leaves them `iU`/`iF`)."""
 
-    packages: List[Package]
-    held: FrozenSet[str]
-    unconfigured: FrozenSet[str]
+    packages: list[Package]
+    held: frozenset[str]
+    unconfigured: frozenset[str]
 
-    def versions(self) -> Dict[str, str]:
+    def versions(self) -> dict[str, str]:
         return {p.name: full_version(p) for p in self.packages}
 
 
@@ -285,9 +290,9 @@ def parse_dpkg_query(text: str) -> DpkgState:
     and half-configured ones are installed as far as updates go (their version is on disk),
     and named in `unconfigured`.
     """
-    packages: List[Package] = []
-    held: Set[str] = set()
-    unconfigured: Set[str] = set()
+    packages: list[Package] = []
+    held: set[str] = set()
+    unconfigured: set[str] = set()
     for line in text.splitlines():
         fields = line.split("\t")
         if len(fields) < 6 or len(fields[5]) < 2:
@@ -321,16 +326,16 @@ def policy_name(package: Package, native: str) -> str:
 
 
 # name -> (installed, candidate, the candidate's first source line)
-Policy = Dict[str, Tuple[Optional[str], Optional[str], str]]
+Policy = dict[str, tuple[Optional[str], Optional[str], str]]
 
 
-def parse_policy(text: str) -> Policy:
+def parse_policy(text: str) -> Policy:  # noqa: C901 - one line-oriented scanner
     """Each package's installed and candidate versions and where the candidate comes from,
     from `apt-cache policy NAME...` output."""
     found: Policy = {}
     name = ""
-    installed: Optional[str] = None
-    candidate: Optional[str] = None
+    installed: str | None = None
+    candidate: str | None = None
     origin = ""
     in_table = False
     at_candidate = False
@@ -362,18 +367,18 @@ def parse_policy(text: str) -> Policy:
     return found
 
 
-def _none(value: str) -> Optional[str]:
+def _none(value: str) -> str | None:
     return None if value in ("(none)", "") else value
 
 
-def candidate_updates(policy: Policy) -> List[Update]:
+def candidate_updates(policy: Policy) -> list[Update]:
     """The updates apt would install: candidate set and different from the installed version.
 
     apt's candidate is never older than the installed version unless pinned so; a pinned
     downgrade is not an update, and the agent cannot compare dpkg versions without dpkg, so a
     candidate that differs is reported only when its origin is an archive (not the status file).
     """
-    updates: List[Update] = []
+    updates: list[Update] = []
     for name in sorted(policy):
         installed, candidate, origin = policy[name]
         if installed is None or candidate is None or installed == candidate:
@@ -392,7 +397,7 @@ def candidate_updates(policy: Policy) -> List[Update]:
     return updates
 
 
-def pair_result(pair: str, after: DpkgState, *, output: str, reason: Optional[str]) -> PatchResult:
+def pair_result(pair: str, after: DpkgState, *, output: str, reason: str | None) -> PatchResult:
     """The result of one `name=version` pair, read back from dpkg after apt ran: installed only
     when dpkg has that version fully configured."""
     name, _, version = pair.partition("=")
@@ -422,7 +427,7 @@ def apt_failure(done: procs.Completed) -> str:
 _DPKG_ERROR = re.compile(r"^dpkg: error processing (?:package|archive) (\S+) \(([^)]*)\):")
 
 
-def package_failure(output: str, name: str) -> Optional[str]:
+def package_failure(output: str, name: str) -> str | None:
     """The reason apt/dpkg gave for `name`, from lines such as
     `dpkg: error processing package foo (--configure):` and the line after it, or
     `E: Version '1.2' for 'foo' was not found`."""

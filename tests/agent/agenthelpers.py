@@ -52,12 +52,12 @@ class FakeController:
         if self.down:
             raise wire.WireError("cannot reach 127.0.0.1:9: connection refused")
 
-    def report(self, device_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    def report(self, _device_id: str, body: dict[str, Any]) -> dict[str, Any]:
         self._reachable()
         self.reports.append(body)
         return {"accepted": True, "pollInterval": 30}
 
-    def jobs(self, device_id: str) -> dict[str, Any]:
+    def jobs(self, _device_id: str) -> dict[str, Any]:
         self._reachable()
         jobs, self.pending_jobs = self.pending_jobs, []
         return {"jobs": jobs, "pollInterval": 30}
@@ -65,9 +65,9 @@ class FakeController:
     def event(self, job_id: str, body: dict[str, Any]) -> dict[str, Any]:
         self._reachable()
         if self.refuse:
-            from patchctl_agent.protocol import Refused  # noqa: PLC0415
+            from patchctl_agent.protocol import RefusedError  # noqa: PLC0415
 
-            raise Refused(409, "state: the job already finished")
+            raise RefusedError(409, "state: the job already finished")
         self.events.append((job_id, body))
         return {"jobId": job_id, "state": body["state"], "status": "applied"}
 

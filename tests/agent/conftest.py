@@ -18,9 +18,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
-
 import debianroot
+import pytest
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -54,4 +53,4 @@ def debian12(debian12_image: Path, tmp_path: Path) -> Iterator[Path]:
     root = debianroot.extract(debian12_image, tmp_path / "debian12")
     (root / "etc" / "machine-id").write_text("5f0c4bd2e6a84c0c9a1e7d2b3c4d5e6f\n")
     debianroot.chroot(root, "apt-get", "update", "-q", timeout=600)
-    yield root
+    return root

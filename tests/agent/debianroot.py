@@ -29,10 +29,7 @@ MIRROR = "http://deb.debian.org/debian"
 SECURITY = "http://deb.debian.org/debian-security"
 SUITE = "bookworm"
 IMAGE_NAME = "debian12-minbase-python3.tar"
-SOURCES = (
-    f"deb {MIRROR} {SUITE} main\n"
-    f"deb {SECURITY} {SUITE}-security main\n"
-)
+SOURCES = f"deb {MIRROR} {SUITE} main\ndeb {SECURITY} {SUITE}-security main\n"
 ENV = {
     "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
     "DEBIAN_FRONTEND": "noninteractive",

@@ -45,10 +45,26 @@ def test_missing_updates_are_apts_candidates() -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        pytest.param("bsdutils", Package("bsdutils", "2.38.1", "amd64", "1", "5+deb12u3", "util-linux (2.38.1-5+deb12u3)"), id="epoch-and-source-version"),
-        pytest.param("bash", Package("bash", "5.2.15", "amd64", None, "2+b13", "bash (5.2.15-2)"), id="binnmu"),
-        pytest.param("libssl3", Package("libssl3", "3.0.20", "amd64", None, "1~deb12u2", "openssl"), id="source-name-only"),
-        pytest.param("tzdata", Package("tzdata", "2026b", "all", None, "0+deb12u1", None), id="own-source"),
+        pytest.param(
+            "bsdutils",
+            Package(
+                "bsdutils", "2.38.1", "amd64", "1", "5+deb12u3", "util-linux (2.38.1-5+deb12u3)"
+            ),
+            id="epoch-and-source-version",
+        ),
+        pytest.param(
+            "bash",
+            Package("bash", "5.2.15", "amd64", None, "2+b13", "bash (5.2.15-2)"),
+            id="binnmu",
+        ),
+        pytest.param(
+            "libssl3",
+            Package("libssl3", "3.0.20", "amd64", None, "1~deb12u2", "openssl"),
+            id="source-name-only",
+        ),
+        pytest.param(
+            "tzdata", Package("tzdata", "2026b", "all", None, "0+deb12u1", None), id="own-source"
+        ),
     ],
 )
 def test_inventory_is_dpkgs(name: str, expected: Package) -> None:
@@ -78,7 +94,11 @@ def test_held_packages_are_skipped_and_left_out_of_apt() -> None:
     found, replay = backend("held")
     outcome = found.install(["tzdata=2026f-0+deb12u1", "liblzma5=5.4.1-1+deb12u2"], timeout=60)
     expected = (
-        PatchResult("tzdata=2026f-0+deb12u1", SKIPPED, "tzdata is held (apt-mark hold); left at 2026b-0+deb12u1"),
+        PatchResult(
+            "tzdata=2026f-0+deb12u1",
+            SKIPPED,
+            "tzdata is held (apt-mark hold); left at 2026b-0+deb12u1",
+        ),
         PatchResult("liblzma5=5.4.1-1+deb12u2", INSTALLED),
     )
     apt_call = next(args for args in replay.ran if args[0] == "apt-get")
@@ -137,8 +157,18 @@ def test_source_field(fields: tuple[str, str, str, str], expected: str | None) -
     ("code", "output", "expected"),
     [
         pytest.param(None, "", "apt-get timed out", id="timeout"),
-        pytest.param(100, "E: Could not get lock /var/lib/dpkg/lock-frontend.\n", "dpkg lock busy: another package manager is running (waited for the lock timeout)", id="lock"),
-        pytest.param(100, "E: first\nE: Version '9' for 'tzdata' was not found\n", "E: Version '9' for 'tzdata' was not found", id="last-error"),
+        pytest.param(
+            100,
+            "E: Could not get lock /var/lib/dpkg/lock-frontend.\n",
+            "dpkg lock busy: another package manager is running (waited for the lock timeout)",
+            id="lock",
+        ),
+        pytest.param(
+            100,
+            "E: first\nE: Version '9' for 'tzdata' was not found\n",
+            "E: Version '9' for 'tzdata' was not found",
+            id="last-error",
+        ),
         pytest.param(1, "something odd\n", "apt-get exited 1", id="no-error-line"),
     ],
 )

@@ -84,7 +84,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def patchctl(*args: str, db: str | None = None, state: Path | None = None) -> subprocess.CompletedProcess[str]:
+def patchctl(
+    *args: str, db: str | None = None, state: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     store = ["--db", db, "--state-dir", str(state)] if db and state else []
     done = subprocess.run(
         [*PATCHCTL, *args, *store],
@@ -140,42 +142,86 @@ def commit(repo: git.Repo, files: dict[str, str], message: str) -> None:
     repo.index.commit(message)
 
 
-def test_the_agent_patches_a_real_debian_12_system(debian12: Path, tmp_path: Path) -> None:
+def test_the_agent_patches_a_real_debian_12_system(  # noqa: PLR0915 - one story, told in order
+    debian12: Path, tmp_path: Path
+) -> None:
     """The bundled agent reports a real bookworm system, the controller's missing updates equal
     apt's security upgrades, and a merged approval gets them installed by apt: compliant."""
     started = time.monotonic()
     state, db = tmp_path / "state", f"sqlite:///{tmp_path / 'patchctl.db'}"
     repo = git.Repo.init(tmp_path / "policy", initial_branch="main")
     window_start = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M")
-    commit(repo, POLICY | {"policies/schedules/now.yaml": WINDOW.format(start=window_start)}, "base")
+    commit(
+        repo, POLICY | {"policies/schedules/now.yaml": WINDOW.format(start=window_start)}, "base"
+    )
 
     expected = security_upgradable(debian12)
     assert expected, "the cached bookworm image has no security update left to install"
     imported = patchctl(
-        "feed", "import", str(debian12 / "var/lib/apt/lists" / SECURITY_INDEX),
-        "--format", "deb-packages", "--release", "debian:12", "--json", db=db, state=state,
+        "feed",
+        "import",
+        str(debian12 / "var/lib/apt/lists" / SECURITY_INDEX),
+        "--format",
+        "deb-packages",
+        "--release",
+        "debian:12",
+        "--json",
+        db=db,
+        state=state,
     )
     enrolment = json.loads(
         patchctl("token", "create", "--tenant", "acme/retail", "--json", db=db, state=state).stdout
     )["token"]
     reader = json.loads(
-        patchctl("token", "create", "--tenant", "acme", "--kind", "read", "--json", db=db, state=state).stdout
+        patchctl(
+            "token", "create", "--tenant", "acme", "--kind", "read", "--json", db=db, state=state
+        ).stdout
     )["token"]
     patchctl("agent", "bundle", str(tmp_path / "bundle"))
-    (debian12 / "patchctl-agent.pyz").write_bytes((tmp_path / "bundle/patchctl-agent.pyz").read_bytes())
+    (debian12 / "patchctl-agent.pyz").write_bytes(
+        (tmp_path / "bundle/patchctl-agent.pyz").read_bytes()
+    )
 
     base = f"http://127.0.0.1:{free_port()}"
     server = subprocess.Popen(
-        [*PATCHCTL, "serve", "--repo", repo.working_dir, "--branch", "main",
-         "--listen", base.removeprefix("http://"), "--db", db, "--state-dir", str(state),
-         "--poll-interval", "5s", "--interval", "10s", "--log-format", "json"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            *PATCHCTL,
+            "serve",
+            "--repo",
+            repo.working_dir,
+            "--branch",
+            "main",
+            "--listen",
+            base.removeprefix("http://"),
+            "--db",
+            db,
+            "--state-dir",
+            str(state),
+            "--poll-interval",
+            "5s",
+            "--interval",
+            "10s",
+            "--log-format",
+            "json",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     read = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {reader}"}, timeout=30)
     try:
         wait_for("/healthz", lambda: _healthy(base, server), timeout=30)
-        enrolled = agent(debian12, "enroll", "--server", base, "--enrollment-token", enrolment,
-                         "--hostname", HOSTNAME)
+        enrolled = agent(
+            debian12,
+            "enroll",
+            "--server",
+            base,
+            "--enrollment-token",
+            enrolment,
+            "--hostname",
+            HOSTNAME,
+        )
         assert 0 == enrolled.returncode, enrolled.stderr
         device_id = read.get("/api/v1/devices").json()["devices"][0]["id"]
         first = agent(debian12, "run", "--once", "--reboot-command", "true")
@@ -194,8 +240,15 @@ def test_the_agent_patches_a_real_debian_12_system(debian12: Path, tmp_path: Pat
         assert expected == computed
         assert expected <= agent_reported
 
-        commit(repo, {"policies/approvals/debian-security.yaml":
-                      APPROVAL.format(patches=json.dumps(sorted(computed)))}, "approve bookworm-security")
+        commit(
+            repo,
+            {
+                "policies/approvals/debian-security.yaml": APPROVAL.format(
+                    patches=json.dumps(sorted(computed))
+                )
+            },
+            "approve bookworm-security",
+        )
 
         def install_job() -> list[dict[str, Any]]:
             listed = read.get("/api/v1/jobs", params={"device": device_id}).json()["jobs"]
@@ -230,8 +283,10 @@ def test_the_agent_patches_a_real_debian_12_system(debian12: Path, tmp_path: Pat
     assert enrolment not in logs
     assert enrolment not in enrolled.stdout + enrolled.stderr
     assert 0 == status["queuedEvents"]
-    summary = re.findall(r"\d+ upgraded, \d+ newly installed, \d+ to remove and \d+ not upgraded",
-                         journal["result"].get("output", ""))
+    summary = re.findall(
+        r"\d+ upgraded, \d+ newly installed, \d+ to remove and \d+ not upgraded",
+        journal["result"].get("output", ""),
+    )
     assert "succeeded" == finished["state"]
     print(  # noqa: T201 - the figures of the run, for the record (pytest -s / -rP)
         json.dumps(

@@ -31,7 +31,9 @@ class MemoryOs(Backend):
 
     name = "memory"
 
-    def __init__(self, missing: list[str], *, broken: tuple[str, ...] = (), reboot_after: bool = False) -> None:
+    def __init__(
+        self, missing: list[str], *, broken: tuple[str, ...] = (), reboot_after: bool = False
+    ) -> None:
         self.missing = list(missing)
         self.broken = broken
         self.reboot_after = reboot_after
@@ -54,6 +56,7 @@ class MemoryOs(Backend):
         return self.rebooting
 
     def install(self, patch_ids: Any, *, timeout: float) -> Outcome:
+        del timeout
         self.installs.append(list(patch_ids))
         results = []
         for patch_id in patch_ids:
@@ -64,16 +67,29 @@ class MemoryOs(Backend):
                 results.append(PatchResult(patch_id, INSTALLED))
         self.rebooting = self.reboot_after
         ok = all(r.result == INSTALLED for r in results)
-        return Outcome(ok=ok, output="2 upgraded", results=tuple(results), reason=None if ok else "dpkg failed")
+        return Outcome(
+            ok=ok, output="2 upgraded", results=tuple(results), reason=None if ok else "dpkg failed"
+        )
 
 
-def install_job(job_id: str = "job-1", *, reboot: str = "if-required", **payload: Any) -> dict[str, Any]:
-    return {"id": job_id, "kind": "install", "patches": ["openssl=3.0.15-1~deb12u1", "bash=5.2.15-2+b8"],
-            "reboot": reboot, "scripts": {}, "deadline": None, "revision": "main@sha1:abc",
-            "payload": {"reboot": reboot, **payload}}
+def install_job(
+    job_id: str = "job-1", *, reboot: str = "if-required", **payload: Any
+) -> dict[str, Any]:
+    return {
+        "id": job_id,
+        "kind": "install",
+        "patches": ["openssl=3.0.15-1~deb12u1", "bash=5.2.15-2+b8"],
+        "reboot": reboot,
+        "scripts": {},
+        "deadline": None,
+        "revision": "main@sha1:abc",
+        "payload": {"reboot": reboot, **payload},
+    }
 
 
-def make_agent(tmp_path: Path, os: MemoryOs, controller: FakeController, *, reboot_command: str = "true") -> agent.Agent:
+def make_agent(
+    tmp_path: Path, os: MemoryOs, controller: FakeController, *, reboot_command: str = "true"
+) -> agent.Agent:
     return agent.Agent(
         state=State(tmp_path / "state"),
         backend=os,
@@ -81,7 +97,7 @@ def make_agent(tmp_path: Path, os: MemoryOs, controller: FakeController, *, rebo
         device_id="dev-1",
         hostname="web-01",
         settings=agent.Settings(reboot_command=reboot_command),
-        rng=random.Random(7),
+        rng=random.Random(7),  # noqa: S311 - jitter
         log=lambda _: None,
     )
 
@@ -96,25 +112,51 @@ def test_an_install_job_goes_acked_downloading_installing_succeeded(tmp_path: Pa
     final = controller.events[-1][1]
     assert ["acked", "downloading", "installing", "succeeded"] == controller.states("job-1")
     assert [1, 2, 3, 4] == [body["seq"] for _, body in controller.events]
-    assert [{"id": "openssl=3.0.15-1~deb12u1", "result": "installed"}, {"id": "bash=5.2.15-2+b8", "result": "installed"}] == final["patches"]
+    assert [
+        {"id": "openssl=3.0.15-1~deb12u1", "result": "installed"},
+        {"id": "bash=5.2.15-2+b8", "result": "installed"},
+    ] == final["patches"]
     assert [] == controller.reports[-1]["scan"]["missing"]
 
 
 @pytest.mark.parametrize(
     ("option", "signal", "expected"),
     [
-        pytest.param("if-required", True, ["acked", "downloading", "installing", "rebooting", "succeeded"], id="if-required-and-signal"),
-        pytest.param("if-required", False, ["acked", "downloading", "installing", "succeeded"], id="if-required-no-signal"),
-        pytest.param("always", False, ["acked", "downloading", "installing", "rebooting", "succeeded"], id="always"),
-        pytest.param("never", True, ["acked", "downloading", "installing", "succeeded"], id="never"),
+        pytest.param(
+            "if-required",
+            True,
+            ["acked", "downloading", "installing", "rebooting", "succeeded"],
+            id="if-required-and-signal",
+        ),
+        pytest.param(
+            "if-required",
+            False,
+            ["acked", "downloading", "installing", "succeeded"],
+            id="if-required-no-signal",
+        ),
+        pytest.param(
+            "always",
+            False,
+            ["acked", "downloading", "installing", "rebooting", "succeeded"],
+            id="always",
+        ),
+        pytest.param(
+            "never", True, ["acked", "downloading", "installing", "succeeded"], id="never"
+        ),
     ],
 )
-def test_reboots_follow_the_jobs_option_and_the_os_signal(tmp_path: Path, option: str, signal: bool, expected: list[str]) -> None:
+def test_reboots_follow_the_jobs_option_and_the_os_signal(
+    tmp_path: Path, option: str, signal: bool, expected: list[str]
+) -> None:
     """The agent reboots (through its command) when the job's option and the OS signal say so."""
     marker = tmp_path / "rebooted"
     controller = FakeController([install_job(reboot=option)])
-    worker = make_agent(tmp_path, MemoryOs(install_job()["patches"], reboot_after=signal), controller,
-                        reboot_command=f"touch {marker}")
+    worker = make_agent(
+        tmp_path,
+        MemoryOs(install_job()["patches"], reboot_after=signal),
+        controller,
+        reboot_command=f"touch {marker}",
+    )
     worker.run(once=True)
     assert expected == controller.states("job-1")
     assert ("rebooting" in expected) == marker.exists()
@@ -124,10 +166,18 @@ def test_reboots_follow_the_jobs_option_and_the_os_signal(tmp_path: Path, option
 def test_a_failing_reboot_command_fails_the_job_with_its_reason(tmp_path: Path) -> None:
     """A reboot command that exits non-zero fails the job, saying so."""
     controller = FakeController([install_job(reboot="always")])
-    worker = make_agent(tmp_path, MemoryOs(install_job()["patches"]), controller, reboot_command="echo no way; exit 3")
+    worker = make_agent(
+        tmp_path,
+        MemoryOs(install_job()["patches"]),
+        controller,
+        reboot_command="echo no way; exit 3",
+    )
     assert 1 == worker.run(once=True)
     final = controller.events[-1][1]
-    assert ("failed", "reason: the reboot command failed (exit 3): no way") == (final["state"], final["output"].splitlines()[0])
+    assert ("failed", "reason: the reboot command failed (exit 3): no way") == (
+        final["state"],
+        final["output"].splitlines()[0],
+    )
 
 
 def test_a_failed_package_fails_the_job_with_per_patch_results(tmp_path: Path) -> None:
@@ -143,7 +193,13 @@ def test_a_failed_package_fails_the_job_with_per_patch_results(tmp_path: Path) -
 
 def test_a_failing_pre_script_stops_the_install(tmp_path: Path) -> None:
     """A pre-script that fails fails the job before anything is downloaded or installed."""
-    pre = {"name": "drain", "shell": "sh", "content": "echo draining; exit 4", "timeoutSeconds": 30, "successCodes": [0]}
+    pre = {
+        "name": "drain",
+        "shell": "sh",
+        "content": "echo draining; exit 4",
+        "timeoutSeconds": 30,
+        "successCodes": [0],
+    }
     controller = FakeController([install_job(preScript=pre)])
     os = MemoryOs(install_job()["patches"])
     make_agent(tmp_path, os, controller).run(once=True)
@@ -155,7 +211,13 @@ def test_a_failing_pre_script_stops_the_install(tmp_path: Path) -> None:
 
 def test_post_script_runs_after_the_install_and_its_output_is_kept(tmp_path: Path) -> None:
     """A post-script with an accepted exit code runs after the install; its output is reported."""
-    post = {"name": "health", "shell": "sh", "content": "echo healthy; exit 3", "timeoutSeconds": 30, "successCodes": [0, 3]}
+    post = {
+        "name": "health",
+        "shell": "sh",
+        "content": "echo healthy; exit 3",
+        "timeoutSeconds": 30,
+        "successCodes": [0, 3],
+    }
     controller = FakeController([install_job(postScript=post)])
     make_agent(tmp_path, MemoryOs(install_job()["patches"]), controller).run(once=True)
     final = controller.events[-1][1]
@@ -165,7 +227,13 @@ def test_post_script_runs_after_the_install_and_its_output_is_kept(tmp_path: Pat
 
 def test_a_script_job_that_overruns_its_timeout_fails(tmp_path: Path) -> None:
     """A script job is killed at its timeout and fails, saying so."""
-    script = {"name": "slow", "shell": "sh", "content": "echo started; sleep 30", "timeoutSeconds": 1, "successCodes": [0]}
+    script = {
+        "name": "slow",
+        "shell": "sh",
+        "content": "echo started; sleep 30",
+        "timeoutSeconds": 1,
+        "successCodes": [0],
+    }
     job = {"id": "job-s", "kind": "script", "patches": [], "payload": {"script": script}}
     controller = FakeController([job])
     make_agent(tmp_path, MemoryOs([]), controller).run(once=True)
@@ -200,7 +268,12 @@ def test_a_job_that_rebooted_the_machine_is_finished_after_the_restart(tmp_path:
     controller = FakeController()
     state = State(tmp_path / "state")
     state.ensure()
-    final = {"state": "succeeded", "patches": [{"id": "bash=5.2.15-2+b8", "result": "installed"}], "rebootRequired": True, "output": "ok"}
+    final = {
+        "state": "succeeded",
+        "patches": [{"id": "bash=5.2.15-2+b8", "result": "installed"}],
+        "rebootRequired": True,
+        "output": "ok",
+    }
     state.save_journal({"job": install_job(), "seq": 4, "phase": "rebooting", "final": final})
     make_agent(tmp_path, MemoryOs([]), controller).run(once=True)
     _, sent = controller.events[-1]
@@ -268,14 +341,18 @@ def test_state_files_are_private(tmp_path: Path) -> None:
 def test_backoff_grows_is_capped_and_jittered(failures: int) -> None:
     """Waits grow exponentially from 5 s, never pass the cap, and vary between agents."""
     ceiling = min(600.0, 5.0 * 2 ** (failures - 1))
-    waits = {round(agent.backoff(failures, cap=600.0, rng=random.Random(seed)), 3) for seed in range(20)}
+    rngs = [random.Random(seed) for seed in range(20)]  # noqa: S311 - jitter, not secrets
+    waits = {round(agent.backoff(failures, cap=600.0, rng=rng), 3) for rng in rngs}
     assert all(ceiling / 2 <= w <= ceiling for w in waits)
     assert len(waits) > 1
 
 
 @pytest.mark.parametrize(
     ("size", "expected_length"),
-    [pytest.param(100, 100, id="short-kept"), pytest.param(200_000, procs.MAX_OUTPUT_CHARS, id="long-cut")],
+    [
+        pytest.param(100, 100, id="short-kept"),
+        pytest.param(200_000, procs.MAX_OUTPUT_CHARS, id="long-cut"),
+    ],
 )
 def test_output_is_truncated_in_the_middle(size: int, expected_length: int) -> None:
     """Long output keeps its head and tail and says how much was cut."""
