@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument("--hostname", help="the device name to enrol as (default: this host's)")
     enroll.add_argument("--role", choices=ROLES, help="server, workstation or gateway")
     enroll.add_argument("--label", action="append", default=[], help="key=value (repeatable)")
+    enroll.add_argument(
+        "--replace",
+        action="store_true",
+        help="this machine replaces the one enrolled under the hostname (another machine id); "
+        "without it the controller refuses such an enrolment",
+    )
     _common(enroll)
 
     run = commands.add_parser("run", help="report, poll and run jobs (the service)")
@@ -253,6 +259,8 @@ def cmd_enroll(args: argparse.Namespace, config: dict[str, Any]) -> int:
         "labels": labels,
         "machineId": agent.machine_identity(backend, state),
     }
+    if args.replace:
+        body["replaceMachine"] = True
     answer = protocol.Controller(server, ca_file=ca_file).enroll(body)
     device_id, token = str(answer.get("deviceId") or ""), str(answer.get("deviceToken") or "")
     if not device_id or not token:

@@ -53,6 +53,14 @@ async def ingest_report(
         outcome = await context.writer.report(to_report(device_id, body))
     except WriterClosedError as exc:
         raise ApiError(503, f"{exc}; retry later") from None
+    if outcome.conflict is not None:
+        raise ApiError(
+            409,
+            f"facts.machineId: this device is enrolled by machine {outcome.conflict}, and this "
+            "report comes from another one (a clone with the original's agent state?); enrol "
+            "this machine with its own hostname and a fresh agent state",
+            code="identity-conflict",
+        )
     if not outcome.known:
         raise ApiError(404, f"device {device_id} is not enrolled")
     context.metrics.reports.inc(scan=outcome.scan.value)

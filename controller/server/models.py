@@ -93,6 +93,12 @@ class EnrollRequest(Request):
     role: DeviceRole
     labels: Labels = Field(default_factory=dict)
     machine_id: MachineId | None = None
+    replace_machine: bool = Field(
+        default=False,
+        description="This machine replaces the one enrolled under the hostname (another "
+        "machine id): allowed, and raised as an IdentityConflict alert. Without it such an "
+        "enrolment is refused with 409.",
+    )
 
 
 class EnrollResponse(Response):

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from controller.store import schema
-from controller.store.devices import in_scope
+# a module reference, not a name: devices.enrol raises alerts, so devices imports this module
+from controller.store import devices, schema
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def _visible(column: sa.ColumnElement[str], scope: str) -> sa.ColumnElement[bool]:
-    return sa.or_(column.is_(None), in_scope(column, scope))
+    return sa.or_(column.is_(None), devices.in_scope(column, scope))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,7 +122,7 @@ def list_compliance(
     c = schema.compliance.c
     query = sa.select(
         c.device_id, c.baseline, c.tenant, c.state, c.revision, c.evaluated_at, c.patches
-    ).where(in_scope(c.tenant, scope))
+    ).where(devices.in_scope(c.tenant, scope))
     if device_id is not None:
         query = query.where(c.device_id == device_id)
     rows = conn.execute(
