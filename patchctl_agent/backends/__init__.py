@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import abc
 import platform
+import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from patchctl_agent import procs
@@ -185,6 +187,32 @@ class Backend(abc.ABC):
             inventory=self.inventory(),
             facts=self.facts(),
         )
+
+
+def read_os_release(path: Path) -> dict[str, str]:
+    """The KEY=value pairs of an os-release file (quotes removed); empty when it is missing."""
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text()
+    except OSError:
+        return values
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() and not key.startswith("#"):
+            values[key.strip()] = value.strip().strip("\"'")
+    return values
+
+
+def read_machine_id(root: Path) -> str | None:
+    """systemd's machine id (`/etc/machine-id`, else D-Bus's copy); None when there is none."""
+    for path in (root / "etc" / "machine-id", root / "var" / "lib" / "dbus" / "machine-id"):
+        try:
+            value = path.read_text().strip()
+        except OSError:
+            continue
+        if re.fullmatch(r"[0-9a-f]{32}", value):
+            return value
+    return None
 
 
 def detect(name: str = "auto") -> Backend:

@@ -37,6 +37,8 @@ from patchctl_agent.backends import (
     Package,
     PatchResult,
     Update,
+    read_machine_id,
+    read_os_release,
 )
 
 DPKG_FORMAT = (
@@ -212,32 +214,6 @@ class AptBackend(Backend):
 
 
 # --- parsing (pure) ------------------------------------------------------------------------
-
-
-def read_os_release(path: Path) -> dict[str, str]:
-    """The KEY=value pairs of an os-release file (quotes removed); empty when it is missing."""
-    values: dict[str, str] = {}
-    try:
-        text = path.read_text()
-    except OSError:
-        return values
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() and not key.startswith("#"):
-            values[key.strip()] = value.strip().strip("\"'")
-    return values
-
-
-def read_machine_id(root: Path) -> str | None:
-    """systemd's machine id (`/etc/machine-id`, else D-Bus's copy); None when there is none."""
-    for path in (root / "etc" / "machine-id", root / "var" / "lib" / "dbus" / "machine-id"):
-        try:
-            value = path.read_text().strip()
-        except OSError:
-            continue
-        if re.fullmatch(r"[0-9a-f]{32}", value):
-            return value
-    return None
 
 
 def split_version(version: str) -> tuple[str | None, str, str | None]:
