@@ -126,24 +126,30 @@ class DnfBackend(Backend):
             if self.tool == "dnf"
             else ["needs-restarting", "-r"]
         )
-        return self.run(args, timeout=300, env=ENV).code == 1
+        done = self.run(args, timeout=300, env=ENV)
+        # exit 1 is also how it fails (no /proc, plugin missing): only its sentence counts
+        return done.code == 1 and "Reboot is required" in done.output
 
     def download(self, patch_ids: Sequence[str], *, timeout: float) -> Outcome:
-        targets, _ = self._targets(patch_ids)
-        if not targets:
+        commands, _ = self._commands(patch_ids, "--downloadonly")
+        if not commands:
             return Outcome(ok=True, output="nothing to download")
-        done = self.run(
-            self._dnf("-y", "upgrade", "--downloadonly", *targets), timeout=timeout, env=ENV
+        done = [self.run(args, timeout=timeout, env=ENV) for args in commands]
+        failed = [d for d in done if d.code != 0]
+        return Outcome(
+            ok=not failed,
+            output="\n".join(d.output for d in done),
+            reason=dnf_failure(failed[0]) if failed else None,
         )
-        ok = done.code == 0
-        return Outcome(ok=ok, output=done.output, reason=None if ok else dnf_failure(done))
 
     def install(self, patch_ids: Sequence[str], *, timeout: float) -> Outcome:
-        targets, early = self._targets(patch_ids)
-        if not targets:
+        commands, early = self._commands(patch_ids)
+        if not commands:
             return Outcome(ok=True, output="nothing to install", results=tuple(early.values()))
-        done = self.run(self._dnf("-y", "upgrade", *targets), timeout=timeout, env=ENV)
-        reason = None if done.code == 0 else dnf_failure(done)
+        done = [self.run(args, timeout=timeout, env=ENV) for args in commands]
+        failed = [d for d in done if d.code != 0]
+        reason = dnf_failure(failed[0]) if failed else None
+        output = "\n".join(d.output for d in done)
         still = parse_updateinfo_list(
             self.run(
                 self._dnf("updateinfo", "list", "--updates", "-q"), timeout=600, env=ENV
@@ -160,33 +166,43 @@ class DnfBackend(Backend):
             else:
                 name, _, evr = patch_id.partition("=")
                 ok = same_evr(installed.get(name), evr)
+            why = package_failure(output, patch_id) or reason or f"{self.tool} did not install it"
             results[patch_id] = (
-                PatchResult(patch_id, INSTALLED)
-                if ok
-                else PatchResult(patch_id, FAILED, reason or f"{self.tool} did not install it")
+                PatchResult(patch_id, INSTALLED) if ok else PatchResult(patch_id, FAILED, why)
             )
         ordered = tuple(results[p] for p in patch_ids)
         return Outcome(
             ok=all(r.result != FAILED for r in ordered),
-            output=done.output,
+            output=output,
             results=ordered,
             reason=reason,
         )
 
-    def _targets(self, patch_ids: Sequence[str]) -> tuple[list[str], dict[str, PatchResult]]:
-        targets: list[str] = []
+    def _commands(
+        self, patch_ids: Sequence[str], *flags: str
+    ) -> tuple[list[list[str]], dict[str, PatchResult]]:
+        """The dnf commands for the approved ids, and the ids answered without dnf.
+
+        Advisories and packages take two transactions: given package arguments, dnf applies
+        `--advisory` to those packages only (dnf 4.14 answered "Nothing to do").
+        """
+        advisories: list[str] = []
+        packages: list[str] = []
         early: dict[str, PatchResult] = {}
         for patch_id in patch_ids:
             if ADVISORY.match(patch_id):
-                targets.append(f"--advisory={patch_id}")
+                advisories.append(f"--advisory={patch_id}")
             elif "=" in patch_id:
                 name, _, evr = patch_id.partition("=")
-                targets.append(f"{name}-{evr}")
+                packages.append(f"{name}-{evr}")
             else:
                 early[patch_id] = PatchResult(
                     patch_id, NOT_APPLICABLE, "neither an advisory id nor name=version"
                 )
-        return targets, early
+        commands = [
+            self._dnf("-y", "upgrade", *flags, *args) for args in (advisories, packages) if args
+        ]
+        return commands, early
 
     def _inventory_now(self) -> list[Package]:
         done = self._checked(["rpm", *self.rpm_options, "-qa", "--qf", RPM_FORMAT], what="rpm -qa")
@@ -277,6 +293,17 @@ def parse_module_list(text: str) -> list[str]:
         if len(words) >= 2 and "[e]" in line and not line.startswith(("Name", "Hint")):
             streams.append(f"{words[0]}:{words[1]}")
     return streams
+
+
+def package_failure(output: str, patch_id: str) -> str | None:
+    """The line of dnf's output that says why a package failed (`error: %prein(pctl-bad-1.1-1…)
+    scriptlet failed`, `Error unpacking rpm package pctl-bad-1.1-1…`), if any."""
+    name = patch_id.partition("=")[0]
+    for line in output.splitlines():
+        text = line.strip()
+        if name in text and ("error" in text.lower() or "failed" in text.lower()):
+            return text[:500]
+    return None
 
 
 def dnf_failure(done: procs.Completed) -> str:
