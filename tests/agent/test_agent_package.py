@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
+import ssl
 import stat
 import subprocess
 import sys
@@ -316,3 +318,63 @@ def test_bundle_writes_the_zipapp_unit_config_and_readme(tmp_path: Path) -> None
             str(tmp_path / "none"),
         ]
     )
+
+
+@pytest.fixture
+def https_server(tmp_path: Path) -> Any:
+    """An HTTPS server on loopback with a self-signed certificate for 127.0.0.1 (made by the
+    openssl command line); yields its URL and the certificate's path."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command line to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    _Enrol.bodies = []
+    _Enrol.status = 200
+    server = HTTPServer(("127.0.0.1", 0), _Enrol)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_address[1]}", cert
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_with_the_ca_file_is_trusted(https_server: Any) -> None:
+    """The agent's own HTTP client speaks TLS and trusts the --ca-file certificate."""
+    url, cert = https_server
+    answer = wire.request(
+        "POST", f"{url}/api/v1/enroll", body={"hostname": "web-01"}, ca_file=str(cert)
+    )
+    assert (200, "dev-1") == (answer.status, answer.body["deviceId"])
+
+
+def test_https_without_trust_is_refused(https_server: Any) -> None:
+    """A certificate the system trust store does not know fails the call, sending nothing."""
+    url, _ = https_server
+    with pytest.raises(wire.WireError, match=r"TLS with 127\.0\.0\.1"):
+        wire.request("POST", f"{url}/api/v1/enroll", body={"hostname": "web-01"})
+    assert [] == _Enrol.bodies
