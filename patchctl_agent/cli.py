@@ -35,6 +35,8 @@ CONFIG_KEYS = {
     "insecure_http": bool,
     "reboot_command": str,
     "backend": str,
+    "package_root": str,
+    "dnf_options": str,
     "role": str,
     "labels": str,
     "install_timeout": float,
@@ -222,10 +224,33 @@ def _settings(args: argparse.Namespace, config: dict[str, Any]) -> agent.Setting
 
 
 def _backend(args: argparse.Namespace, config: dict[str, Any]) -> backends.Backend:
-    backend = backends.detect(_option(args, config, "backend", default="auto"))
+    name = _option(args, config, "backend", default="auto")
+    root = config.get("package_root")
+    if root or config.get("dnf_options"):
+        backend = _rooted_backend(name, root, config.get("dnf_options", "").split())
+    else:
+        backend = backends.detect(name)
     if "lock_timeout" in config and hasattr(backend, "lock_timeout"):
         backend.lock_timeout = float(config["lock_timeout"])
     return backend
+
+
+def _rooted_backend(name: str, root: str | None, options: list[str]) -> backends.Backend:
+    """A backend working on another root than / (`package_root`: images, and the tests)."""
+    if name not in ("dnf", "yum"):
+        raise UsageError(
+            f"agent.conf: package_root and dnf_options need backend = dnf or yum, not {name}"
+        )
+    from patchctl_agent.backends import dnf  # noqa: PLC0415 - only the chosen backend loads
+
+    if root:
+        options = [f"--installroot={root}", *options]
+    return dnf.DnfBackend(
+        tool=name,
+        root=Path(root or "/"),
+        options=options,
+        rpm_options=[f"--root={root}"] if root else [],
+    )
 
 
 # --- commands ------------------------------------------------------------------------------

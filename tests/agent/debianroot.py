@@ -92,6 +92,32 @@ def build_image(cache: Path) -> Path:
     return image
 
 
+DNF_IMAGE_NAME = "debian12-minbase-python3-dnf.tar"
+DNF_PACKAGES = ("dnf", "rpm", "createrepo-c", "dnf-plugins-core")
+
+
+def build_dnf_image(cache: Path) -> Path:
+    """The cached image plus Debian's dnf, rpm (rpmbuild), createrepo-c and dnf-plugins-core:
+    a real dnf to drive an install root with (several minutes on first use)."""
+    image = cache / DNF_IMAGE_NAME
+    if image.exists():
+        return image
+    base = build_image(cache)
+    work = cache / f"build-dnf-{os.getpid()}"
+    try:
+        root = extract(base, work / "root")
+        chroot(root, "apt-get", "update", "-q")
+        chroot(root, "apt-get", "install", "-y", "-q", "--no-install-recommends", *DNF_PACKAGES)
+        chroot(root, "apt-get", "clean")
+        partial = image.with_suffix(".partial")
+        with tarfile.open(partial, "w") as tar:
+            tar.add(root, arcname=".")
+        partial.rename(image)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return image
+
+
 def extract(image: Path, target: Path) -> Path:
     """A private copy of the image at `target` (the chroot's root directory)."""
     target.mkdir(parents=True)
@@ -120,4 +146,5 @@ def mounted_proc(root: Path) -> Iterator[None]:
 if __name__ == "__main__":
     started = time.monotonic()
     print(build_image(cache_dir()), f"{time.monotonic() - started:.0f} s")  # noqa: T201
+    print(build_dnf_image(cache_dir()), f"{time.monotonic() - started:.0f} s")  # noqa: T201
     sys.exit(0)
