@@ -47,6 +47,12 @@ def debian12_image() -> Path:
     return debianroot.build_image(debianroot.cache_dir())
 
 
+@pytest.fixture(scope="session")
+def dnf_image(debian12_image: Path) -> Path:
+    """The cached image with Debian's dnf, rpm and createrepo-c (built on first use)."""
+    return debianroot.build_dnf_image(debianroot.cache_dir())
+
+
 @pytest.fixture
 def debian12(debian12_image: Path, tmp_path: Path) -> Iterator[Path]:
     """A private Debian 12 root in tmp_path with fresh apt lists and its own machine id."""
