@@ -189,23 +189,23 @@ class Agent:
         if past(deadline):
             self._finish(journal, "failed", output="the job's deadline passed before it started")
             return
-        if kind == "install":
-            self._install(journal)
-        elif kind == "script":
-            self._script(journal)
-        elif kind == "scan":
-            self._scan_job(journal)
-        else:
+        handler = {"install": self._install, "script": self._script, "scan": self._scan_job}.get(
+            str(kind)
+        )
+        if handler is None:
             self._finish(journal, "failed", output=f"unknown job kind {kind!r}")
+            return
+        try:
+            handler(journal)
+        except Exception as exc:  # noqa: BLE001 - a job never stays unfinished: say why it failed
+            if journal.get("phase") != "finished":
+                patches = [str(p) for p in job.get("patches") or []]
+                reason = f"the agent could not run the job: {exc}"
+                results = [PatchResult(p, FAILED, reason).to_json() for p in patches]
+                self._finish(journal, "failed", patches=results, output=f"reason: {reason}")
 
     def _scan_job(self, journal: dict[str, Any]) -> None:
-        try:
-            self.report(scan=True)
-        except wire.WireError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the reason goes to the controller
-            self._finish(journal, "failed", output=f"scan failed: {exc}")
-            return
+        self.report(scan=True)
         self._finish(journal, "succeeded", output="scan reported")
 
     def _script(self, journal: dict[str, Any]) -> None:

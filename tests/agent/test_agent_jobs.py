@@ -17,6 +17,7 @@ from patchctl_agent.backends import (
     FAILED,
     INSTALLED,
     Backend,
+    BackendError,
     Inventory,
     OsInfo,
     Outcome,
@@ -360,3 +361,36 @@ def test_output_is_truncated_in_the_middle(size: int, expected_length: int) -> N
     cut = procs.truncate(text)
     assert (text[0], text[-1]) == (cut[0], cut[-1])
     assert expected_length >= len(cut) > expected_length - 100
+
+
+class BrokenOs(MemoryOs):
+    """An OS whose package manager stops answering during the install."""
+
+    def install(self, patch_ids: Any, *, timeout: float) -> Outcome:
+        del patch_ids, timeout
+        message = "dpkg-query failed (exit 2): dpkg: error: parsing file '/var/lib/dpkg/status'"
+        raise BackendError(message)
+
+
+def test_a_package_manager_that_breaks_mid_job_fails_the_job_with_why(tmp_path: Path) -> None:
+    """A backend error during an install finishes the job failed with the error, per patch."""
+    controller = FakeController([install_job()])
+    make_agent(tmp_path, BrokenOs(install_job()["patches"]), controller).run(once=True)
+    final = controller.events[-1][1]
+    reason = "the agent could not run the job: dpkg-query failed (exit 2): dpkg: error: parsing file '/var/lib/dpkg/status'"
+    assert ["acked", "downloading", "installing", "failed"] == controller.states("job-1")
+    assert [reason, reason] == [p["reason"] for p in final["patches"]]
+
+
+def test_a_scan_job_with_the_controller_gone_is_finished_and_queued(tmp_path: Path) -> None:
+    """A scan job whose report cannot be sent fails, and its events wait in the outbox."""
+    controller = FakeController()
+    worker = make_agent(tmp_path, MemoryOs([]), controller)
+    controller.down = True
+    worker.run_job({"id": "job-scan", "kind": "scan", "patches": []})
+    controller.down = False
+    worker.flush()
+    assert ["acked", "failed"] == controller.states("job-scan")
+    assert controller.events[-1][1]["output"].startswith(
+        "reason: the agent could not run the job: cannot reach"
+    )
