@@ -13,6 +13,7 @@ reason, except in CI (CI=true), where it fails instead.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -59,4 +60,5 @@ def debian12(debian12_image: Path, tmp_path: Path) -> Iterator[Path]:
     root = debianroot.extract(debian12_image, tmp_path / "debian12")
     (root / "etc" / "machine-id").write_text("5f0c4bd2e6a84c0c9a1e7d2b3c4d5e6f\n")
     debianroot.chroot(root, "apt-get", "update", "-q", timeout=600)
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)  # 250 MB: not kept for pytest's last three runs

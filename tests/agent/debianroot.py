@@ -12,7 +12,6 @@ test's folder is written, except installing the `debootstrap` package on the hos
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -20,10 +19,6 @@ import sys
 import tarfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 MIRROR = "http://deb.debian.org/debian"
 SECURITY = "http://deb.debian.org/debian-security"
@@ -125,22 +120,6 @@ def extract(image: Path, target: Path) -> Path:
     run(["tar", "-xf", str(image), "-C", str(target), "--numeric-owner"])
     shutil.copyfile("/etc/resolv.conf", target / "etc" / "resolv.conf")
     return target
-
-
-@contextlib.contextmanager
-def mounted_proc(root: Path) -> Iterator[None]:
-    """/proc mounted inside the chroot (apt and dpkg scripts read it), unmounted afterwards."""
-    proc = root / "proc"
-    run(["mount", "-t", "proc", "proc", str(proc)])
-    try:
-        yield
-    finally:
-        for _ in range(10):
-            if subprocess.run(["umount", str(proc)], check=False, env=ENV).returncode == 0:
-                break
-            time.sleep(0.5)
-        else:
-            subprocess.run(["umount", "-l", str(proc)], check=False, env=ENV)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,16 @@ def commit(repo: git.Repo, files: dict[str, str], message: str) -> None:
     repo.index.commit(message)
 
 
+def merge(repo: git.Repo, files: dict[str, str], message: str) -> None:
+    """Commit `files` on a branch and merge it into main with a merge commit, as a pull
+    request's merge does."""
+    repo.git.checkout("-b", "pull-request")
+    commit(repo, files, message)
+    repo.git.checkout("main")
+    repo.git.merge("--no-ff", "pull-request", "-m", f"Merge pull request #1: {message}")
+    repo.git.branch("-d", "pull-request")
+
+
 class Service:
     """A running `patchctl serve`: its URL, its stderr log once stopped."""
 

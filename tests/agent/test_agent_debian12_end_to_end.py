@@ -15,7 +15,17 @@ from pathlib import Path
 import debianroot
 import git
 import pytest
-from servehelpers import ReadApi, agent, commit, install_agent, patchctl, serve, tokens, wait_for
+from servehelpers import (
+    ReadApi,
+    agent,
+    commit,
+    install_agent,
+    merge,
+    patchctl,
+    serve,
+    tokens,
+    wait_for,
+)
 
 HOSTNAME = "deb12-e2e"
 SECURITY_INDEX = "deb.debian.org_debian-security_dists_bookworm-security_main_binary-amd64_Packages"
@@ -133,7 +143,7 @@ def test_the_agent_patches_a_real_debian_12_system(debian12: Path, tmp_path: Pat
         assert expected <= read.missing(device_id, "agent")
 
         approval = APPROVAL.format(patches=json.dumps(sorted(computed)))
-        commit(
+        merge(
             repo, {"policies/approvals/debian-security.yaml": approval}, "approve bookworm-security"
         )
         job = wait_for("the install job", lambda: read.install_jobs(device_id))[0]

@@ -7,6 +7,8 @@ approval issues the install job; dnf installs it; the device is compliant."""
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +16,17 @@ import debianroot
 import git
 import pytest
 import rpmrepo
-from servehelpers import ReadApi, agent, commit, install_agent, patchctl, serve, tokens, wait_for
+from servehelpers import (
+    ReadApi,
+    agent,
+    commit,
+    install_agent,
+    merge,
+    patchctl,
+    serve,
+    tokens,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -71,10 +83,11 @@ dnf_options = {" ".join(o for o in rpmrepo.OPTIONS if not o.startswith("--instal
 
 
 @pytest.fixture
-def rpm_world(dnf_image: Path, tmp_path: Path) -> tuple[Path, Path]:
+def rpm_world(dnf_image: Path, tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """A Debian root with dnf, and in it the install root and repository of `rpmrepo`."""
     root = debianroot.extract(dnf_image, tmp_path / "debian12-dnf")
-    return root, rpmrepo.make_world(root)
+    yield root, rpmrepo.make_world(root)
+    shutil.rmtree(root, ignore_errors=True)  # 450 MB: not kept for pytest's last three runs
 
 
 def dnf_advisories(root: Path) -> set[str]:
@@ -135,7 +148,7 @@ def test_the_agent_patches_an_install_root_with_the_real_dnf(
         assert expected == computed
         assert expected | {"pctl-ok=1.1-1", "pctl-bad=1.1-1"} == read.missing(device_id, "agent")
 
-        commit(
+        merge(
             repo,
             {"policies/approvals/pctl.yaml": APPROVAL.format(patches=json.dumps(sorted(computed)))},
             "approve the advisory",
