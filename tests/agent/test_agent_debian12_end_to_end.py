@@ -15,17 +15,8 @@ from pathlib import Path
 import debianroot
 import git
 import pytest
-from servehelpers import (
-    ReadApi,
-    agent,
-    commit,
-    install_agent,
-    merge,
-    patchctl,
-    serve,
-    tokens,
-    wait_for,
-)
+from servehelpers import ReadApi, agent, checked, commit, install_agent, merge, running
+from serving import Serve
 
 HOSTNAME = "deb12-e2e"
 SECURITY_INDEX = "deb.debian.org_debian-security_dists_bookworm-security_main_binary-amd64_Packages"
@@ -96,7 +87,9 @@ def test_the_agent_patches_a_real_debian_12_system(debian12: Path, tmp_path: Pat
     """The bundled agent reports a real bookworm system, the controller's missing updates equal
     apt's security upgrades, and a merged approval gets them installed by apt: compliant."""
     started = time.monotonic()
-    state, db = tmp_path / "state", f"sqlite:///{tmp_path / 'patchctl.db'}"
+    service = Serve(
+        database_url=f"sqlite:///{tmp_path / 'patchctl.db'}", state_dir=tmp_path / "state"
+    )
     repo = git.Repo.init(tmp_path / "policy", initial_branch="main")
     window_start = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M")
     commit(
@@ -105,23 +98,16 @@ def test_the_agent_patches_a_real_debian_12_system(debian12: Path, tmp_path: Pat
     expected = security_upgradable(debian12)
     assert expected, "the cached bookworm image has no security update left to install"
     index = str(debian12 / "var/lib/apt/lists" / SECURITY_INDEX)
-    imported = patchctl(
-        "feed",
-        "import",
-        index,
-        "--format",
-        "deb-packages",
-        "--release",
-        "debian:12",
-        "--json",
-        db=db,
-        state=state,
+    imported = checked(
+        service.patchctl(
+            "feed", "import", index, "--format", "deb-packages", "--release", "debian:12", "--json"
+        )
     )
-    enrolment, reader = tokens(db=db, state=state)
+    enrolment, reader = service.token("enrollment", "acme/retail"), service.token("read", "acme")
     install_agent(debian12, tmp_path)
 
-    with serve(repo, db=db, state=state) as service:
-        read = ReadApi(service.base, reader)
+    with running(service, repo) as logs:
+        read = ReadApi(service, reader)
         enrolled = agent(
             debian12,
             "enroll",
@@ -136,7 +122,7 @@ def test_the_agent_patches_a_real_debian_12_system(debian12: Path, tmp_path: Pat
         device_id = read.device_id()
         first = agent(debian12, "run", "--once", "--reboot-command", "true")
         assert 0 == first.returncode, first.stderr
-        computed = wait_for(
+        computed = service.wait_for(
             "the controller's missing updates", lambda: read.missing(device_id, "feed")
         )
         assert expected == computed
@@ -146,15 +132,15 @@ def test_the_agent_patches_a_real_debian_12_system(debian12: Path, tmp_path: Pat
         merge(
             repo, {"policies/approvals/debian-security.yaml": approval}, "approve bookworm-security"
         )
-        job = wait_for("the install job", lambda: read.install_jobs(device_id))[0]
+        job = service.wait_for("the install job", lambda: read.install_jobs(device_id))[0]
         assert sorted(computed) == sorted(job["patchIds"])
         install_started = time.monotonic()
         second = agent(debian12, "run", "--once", "--reboot-command", "true")
         install_seconds = time.monotonic() - install_started
         assert 0 == second.returncode, second.stdout + second.stderr
         assert set() == expected & security_upgradable(debian12)
-        wait_for("a compliant device", lambda: read.compliance(device_id) == ["compliant"])
-        finished = wait_for(
+        service.wait_for("a compliant device", lambda: read.compliance(device_id) == ["compliant"])
+        finished = service.wait_for(
             "the finished install job",
             lambda: [
                 j for j in read.install_jobs(device_id) if j["state"] in ("succeeded", "failed")
@@ -166,9 +152,7 @@ def test_the_agent_patches_a_real_debian_12_system(debian12: Path, tmp_path: Pat
     )
     assert "succeeded" == finished["state"]
     assert 0 == status["queuedEvents"]
-    assert [] == [
-        line for line in (service.logs, enrolled.stdout, enrolled.stderr) if enrolment in line
-    ]
+    assert [] == [line for line in (*logs, enrolled.stdout, enrolled.stderr) if enrolment in line]
     summary = re.findall(
         r"\d+ upgraded, \d+ newly installed, \d+ to remove and \d+ not upgraded",
         journal["result"].get("output", ""),

@@ -16,17 +16,8 @@ import debianroot
 import git
 import pytest
 import rpmrepo
-from servehelpers import (
-    ReadApi,
-    agent,
-    commit,
-    install_agent,
-    merge,
-    patchctl,
-    serve,
-    tokens,
-    wait_for,
-)
+from servehelpers import ReadApi, agent, checked, commit, install_agent, merge, running
+from serving import Serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -102,7 +93,9 @@ def test_the_agent_patches_an_install_root_with_the_real_dnf(
     """The controller's missing advisories equal dnf's; an approved advisory is installed by
     dnf through the agent and the device ends compliant."""
     root, updateinfo = rpm_world
-    state, db = tmp_path / "state", f"sqlite:///{tmp_path / 'patchctl.db'}"
+    service = Serve(
+        database_url=f"sqlite:///{tmp_path / 'patchctl.db'}", state_dir=tmp_path / "state"
+    )
     repo = git.Repo.init(tmp_path / "policy", initial_branch="main")
     window_start = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M")
     commit(
@@ -110,24 +103,18 @@ def test_the_agent_patches_an_install_root_with_the_real_dnf(
     )
     expected = dnf_advisories(root)
     assert {rpmrepo.ADVISORY} == expected
-    patchctl(
-        "feed",
-        "import",
-        str(updateinfo),
-        "--format",
-        "updateinfo",
-        "--release",
-        "rocky:9",
-        db=db,
-        state=state,
+    checked(
+        service.patchctl(
+            "feed", "import", str(updateinfo), "--format", "updateinfo", "--release", "rocky:9"
+        )
     )
-    enrolment, reader = tokens(db=db, state=state)
+    enrolment, reader = service.token("enrollment", "acme/retail"), service.token("read", "acme")
     install_agent(root, tmp_path)
     (root / "etc" / "patchctl-agent").mkdir(parents=True)
     (root / "etc" / "patchctl-agent" / "agent.conf").write_text(AGENT_CONF)
 
-    with serve(repo, db=db, state=state) as service:
-        read = ReadApi(service.base, reader)
+    with running(service, repo) as logs:
+        read = ReadApi(service, reader)
         enrolled = agent(
             root,
             "enroll",
@@ -142,7 +129,7 @@ def test_the_agent_patches_an_install_root_with_the_real_dnf(
         device_id = read.device_id()
         first = agent(root, "run", "--once", "--reboot-command", "true")
         assert 0 == first.returncode, first.stderr
-        computed = wait_for(
+        computed = service.wait_for(
             "the controller's missing advisories", lambda: read.missing(device_id, "feed")
         )
         assert expected == computed
@@ -153,11 +140,12 @@ def test_the_agent_patches_an_install_root_with_the_real_dnf(
             {"policies/approvals/pctl.yaml": APPROVAL.format(patches=json.dumps(sorted(computed)))},
             "approve the advisory",
         )
-        job = wait_for("the install job", lambda: read.install_jobs(device_id))[0]
+        job = service.wait_for("the install job", lambda: read.install_jobs(device_id))[0]
         assert sorted(computed) == job["patchIds"]
         second = agent(root, "run", "--once", "--reboot-command", "true")
         assert 0 == second.returncode, second.stdout + second.stderr
         assert set() == dnf_advisories(root)
-        wait_for("a compliant device", lambda: read.compliance(device_id) == ["compliant"])
+        service.wait_for("a compliant device", lambda: read.compliance(device_id) == ["compliant"])
+    assert [] == [text for text in (*logs, enrolled.stdout, enrolled.stderr) if enrolment in text]
     installed = rpmrepo.chroot(root, "rpm", *rpmrepo.RPM_OPTIONS, "-q", "pctl-lib", "pctl-ok")
     assert ["pctl-lib-1.1-1.noarch", "pctl-ok-1.0-1.noarch"] == installed.split()
