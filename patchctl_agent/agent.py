@@ -147,18 +147,22 @@ class Agent:
         self.log(f"job {journal['job']['id']}: {state}")
         try:
             self.flush()
-        except wire.WireError as exc:
-            self.log(f"controller unreachable, {self.state.outbox_size()} event(s) queued: {exc}")
+        except (wire.WireError, protocol.RefusedError) as exc:
+            # the job carries on; its events wait for the controller (or a new device token)
+            self.log(f"{self.state.outbox_size()} event(s) queued: {exc}")
 
     def flush(self) -> int:
         """Deliver queued events in order; WireError (and the rest stays queued) when the
         controller cannot be reached. An event the controller refuses (the job is gone or
-        already finished) is dropped with a log line: retrying it would never succeed."""
+        already finished) is dropped with a log line: retrying it would never succeed. A
+        refused token (401, 403) is not the event's fault: the event stays, the error rises."""
         delivered = 0
         for path, item in self.state.outbox():
             try:
                 self.controller.event(str(item["jobId"]), item["body"])
             except protocol.RefusedError as exc:
+                if exc.status in (401, 403):
+                    raise
                 self.log(f"event {item['body'].get('state')} of job {item['jobId']} dropped: {exc}")
             path.unlink()
             delivered += 1

@@ -39,14 +39,14 @@ class Replay:
 
 class FakeController:
     """The controller's agent API in memory: records every call; `down` makes calls fail as an
-    unreachable server does, `refuse` answers 409 to job events."""
+    unreachable server does, `refuse` answers job events with that HTTP status."""
 
     def __init__(self, jobs: list[dict[str, Any]] | None = None) -> None:
         self.pending_jobs = list(jobs or [])
         self.reports: list[dict[str, Any]] = []
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.down = False
-        self.refuse = False
+        self.refuse = 0  # the HTTP status job events are refused with (0: accepted)
 
     def _reachable(self) -> None:
         if self.down:
@@ -67,7 +67,7 @@ class FakeController:
         if self.refuse:
             from patchctl_agent.protocol import RefusedError  # noqa: PLC0415
 
-            raise RefusedError(409, "state: the job already finished")
+            raise RefusedError(self.refuse, "refused")
         self.events.append((job_id, body))
         return {"jobId": job_id, "state": body["state"], "status": "applied"}
 

@@ -24,6 +24,7 @@ from patchctl_agent.backends import (
     PatchResult,
     Update,
 )
+from patchctl_agent.protocol import RefusedError
 from patchctl_agent.state import State
 
 
@@ -305,14 +306,29 @@ def test_an_unreachable_controller_is_exit_code_3(tmp_path: Path) -> None:
     assert 3 == make_agent(tmp_path, MemoryOs([]), controller).run(once=True)
 
 
-def test_an_event_the_controller_refuses_is_dropped_not_retried(tmp_path: Path) -> None:
-    """An event answered 409 (the job is finished or gone) leaves the queue."""
+@pytest.mark.parametrize("status", [404, 409, 422])
+def test_an_event_the_controller_refuses_is_dropped_not_retried(
+    tmp_path: Path, status: int
+) -> None:
+    """An event refused for what it is (the job is finished or gone) leaves the queue."""
     controller = FakeController()
-    controller.refuse = True
+    controller.refuse = status
     worker = make_agent(tmp_path, MemoryOs([]), controller)
     worker.state.enqueue({"jobId": "job-1", "body": {"state": "acked", "seq": 1}})
     assert 1 == worker.flush()
     assert 0 == worker.state.outbox_size()
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_an_event_refused_for_the_token_stays_queued(tmp_path: Path, status: int) -> None:
+    """A refused device token is not the event's fault: it stays queued and the error rises."""
+    controller = FakeController()
+    controller.refuse = status
+    worker = make_agent(tmp_path, MemoryOs([]), controller)
+    worker.state.enqueue({"jobId": "job-1", "body": {"state": "acked", "seq": 1}})
+    with pytest.raises(RefusedError):
+        worker.flush()
+    assert 1 == worker.state.outbox_size()
 
 
 def test_a_redelivered_job_is_not_run_twice(tmp_path: Path) -> None:
