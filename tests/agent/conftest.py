@@ -1,13 +1,16 @@
 """Fixtures of the agent tests.
 
-What is real: in the end-to-end test, a Debian 12 system built by Debian's `debootstrap` from
+What is real: in the end-to-end tests, a Debian 12 system built by Debian's `debootstrap` from
 deb.debian.org (cached between runs, see `debianroot.py`), its apt and dpkg, the real
-bookworm-security archive, `patchctl serve` as a subprocess on loopback, and the bundled
-zipapp run with that system's own `python3-minimal` under `chroot`. What is faked: in the unit
-tests, only the far side of the package manager (recorded command output, `FakeRunner`).
+bookworm-security archive, Debian's dnf/rpm on an install root (`rpmrepo.py`), `patchctl serve`
+as a subprocess on loopback, and the bundled zipapp run with that system's own
+`python3-minimal` under `chroot`; state directories, scripts and reboot commands everywhere.
+What is faked, in the unit tests only: the package manager's far side (command output recorded
+on those real systems, `agenthelpers.Replay`), the controller (`agenthelpers.FakeController`),
+and WUA's COM object model (no Windows here).
 
-The end-to-end test needs root (chroot) and the network; without them it skips with the
-reason, except in CI (CI=true), where it fails instead.
+The end-to-end tests need root (chroot) and the network; without them they skip with the
+reason, except in CI (CI=true), where they fail instead.
 """
 
 from __future__ import annotations
