@@ -4,6 +4,11 @@ good install; and its pure parsers."""
 
 from __future__ import annotations
 
+import platform
+import shutil
+from pathlib import Path
+from typing import Any
+
 import pytest
 from agenthelpers import Replay
 
@@ -181,3 +186,48 @@ def test_policy_without_candidate_is_not_an_update() -> None:
     """A package apt has no candidate for (installed from elsewhere) is not missing anything."""
     text = "local-tool:\n  Installed: 1.0\n  Candidate: (none)\n  Version table:\n *** 1.0 100\n        100 /var/lib/dpkg/status\n"
     assert [] == apt.candidate_updates(apt.parse_policy(text))
+
+
+def kernels_runner(installed: list[str]) -> Any:
+    """dpkg-query answers with these installed kernel packages; `dpkg --compare-versions` is
+    the host's real dpkg (a pure comparison)."""
+
+    def run(args: list[str], **kwargs: Any) -> procs.Completed:
+        if args[0] == "dpkg-query":
+            lines = "".join(f"linux-image-{k}\tii \n" for k in installed)
+            return procs.Completed(tuple(args), 0 if installed else 1, lines)
+        return procs.run(args, **kwargs)
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("installed", "expected"),
+    [
+        pytest.param(["{running}", "999.0.0-1-amd64"], True, id="newer-kernel-installed"),
+        pytest.param(["{running}"], False, id="running-is-newest"),
+        pytest.param(["{running}", "0.1.0-1-amd64"], False, id="only-older-others"),
+        pytest.param(["999.0.0-1-amd64"], False, id="running-kernel-not-from-a-package"),
+        pytest.param([], False, id="no-kernel-package"),
+    ],
+)
+def test_a_newer_installed_kernel_means_a_reboot(
+    tmp_path: Path, installed: list[str], expected: bool
+) -> None:
+    """A reboot is pending when a kernel package newer than the running kernel is installed."""
+    if shutil.which("dpkg") is None:
+        pytest.skip("needs dpkg to compare versions")
+    running = platform.release()
+    found = apt.AptBackend(
+        root=tmp_path, runner=kernels_runner([k.format(running=running) for k in installed])
+    )
+    assert expected == found.reboot_pending()
+
+
+def test_run_reboot_required_means_a_reboot(tmp_path: Path) -> None:
+    """Debian's /run/reboot-required flag is the OS's reboot signal; no command is needed."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "reboot-required").write_text("*** System restart required ***\n")
+    replay = Replay([])
+    assert apt.AptBackend(root=tmp_path, runner=replay).reboot_pending() is True
+    assert [] == replay.ran
