@@ -72,6 +72,7 @@ class Agent:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),  # noqa: T201
+        read_only: bool = False,
     ) -> None:
         self.state = state
         self.backend = backend
@@ -83,6 +84,7 @@ class Agent:
         self.sleep = sleep
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self.log = log
+        self.read_only = read_only  # `scan`: write nothing, not even a made-up machine id
         self.poll_interval = 60.0
         self.failed_jobs = 0
         self.last_scan_at = 0.0
@@ -96,8 +98,10 @@ class Agent:
             "role": self.settings.role,
             "labels": dict(self.settings.labels),
             "agentVersion": AGENT_VERSION,
-            "machineId": machine_identity(self.backend, self.state),
         }
+        machine = machine_identity(self.backend, self.state, create=not self.read_only)
+        if machine:
+            facts["machineId"] = machine
         uptime = read_uptime()
         if uptime is not None:
             facts["uptime"] = uptime
@@ -410,9 +414,10 @@ def read_uptime() -> int | None:
         return None
 
 
-def machine_identity(backend: Backend, state: State) -> str:
-    """The OS's machine id, else the one the agent made up and kept in its state dir."""
-    return backend.machine_id() or state.machine_id()
+def machine_identity(backend: Backend, state: State, *, create: bool = True) -> str:
+    """The OS's machine id, else the one the agent made up and kept in its state dir (made now
+    when `create`; otherwise empty, for commands that must change nothing)."""
+    return backend.machine_id() or state.machine_id(create=create)
 
 
 def default_hostname() -> str:

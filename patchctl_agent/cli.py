@@ -359,6 +359,7 @@ def cmd_scan(args: argparse.Namespace, config: dict[str, Any]) -> int:
         device_id=str(enrolment.get("deviceId") or ""),
         hostname=str(enrolment.get("hostname") or agent.default_hostname()),
         settings=settings,
+        read_only=True,
     )
     result = backend.scan()
     body = worker.report_body(result)
@@ -369,7 +370,7 @@ def cmd_scan(args: argparse.Namespace, config: dict[str, Any]) -> int:
     os_info = facts["os"]
     packages = len(result.inventory.packages) if result.inventory else 0
     print(f"{facts['hostname']}: {os_info['name']} {os_info['version']} ({backend.name})")  # noqa: T201
-    print(f"machine id: {facts['machineId']}")  # noqa: T201
+    print(f"machine id: {facts.get('machineId') or 'none yet (made at enrolment)'}")  # noqa: T201
     print(f"packages: {packages}; reboot required: {'yes' if result.reboot_required else 'no'}")  # noqa: T201
     print(f"missing updates: {len(result.missing)}")  # noqa: T201
     for update in result.missing:

@@ -110,13 +110,16 @@ class State:
         except OSError as exc:
             raise StateError(f"{self.token_path}: no device token ({exc.strerror})") from exc
 
-    def machine_id(self) -> str:
-        """The agent's own identity for hosts without one (made once, then kept)."""
+    def machine_id(self, *, create: bool = True) -> str:
+        """The agent's own identity for hosts without one (made once, then kept); without
+        `create`, a missing one is the empty string and nothing is written."""
         path = self.root / "machine-id"
         try:
             value = path.read_text().strip()
         except OSError:
             value = ""
+        if not create and not re.fullmatch(r"[0-9a-f]{32}", value):
+            return ""
         if not re.fullmatch(r"[0-9a-f]{32}", value):
             self.ensure()
             value = os.urandom(16).hex()

@@ -180,6 +180,7 @@ _LISTED = (
     schema.devices.c.last_seen,
     schema.devices.c.last_scan_at,
     schema.devices.c.reboot_required,
+    schema.devices.c.machine_id,
 )
 
 

@@ -410,3 +410,31 @@ def test_a_scan_job_with_the_controller_gone_is_finished_and_queued(tmp_path: Pa
     assert controller.events[-1][1]["output"].startswith(
         "reason: the agent could not run the job: cannot reach"
     )
+
+
+class AnonymousOs(MemoryOs):
+    """An OS without a machine id of its own."""
+
+    def machine_id(self) -> None:  # type: ignore[override]
+        return None
+
+
+def test_a_scan_writes_nothing_but_a_report_makes_an_identity(tmp_path: Path) -> None:
+    """Without an OS machine id, `scan` (read-only) reports none and writes nothing; a real
+    report makes one in the state dir and keeps it."""
+    state = State(tmp_path / "state")
+    scanning = agent.Agent(
+        state=state,
+        backend=AnonymousOs([]),
+        controller=FakeController(),  # type: ignore[arg-type]
+        device_id="",
+        hostname="web-01",
+        settings=agent.Settings(),
+        read_only=True,
+    )
+    assert "machineId" not in scanning.facts()
+    assert not (tmp_path / "state").exists()
+    reporting = make_agent(tmp_path, AnonymousOs([]), FakeController())
+    made = reporting.facts()["machineId"]
+    assert (32, made) == (len(made), reporting.facts()["machineId"])
+    assert made == (tmp_path / "state" / "machine-id").read_text().strip()

@@ -67,11 +67,16 @@ async def test_another_machine_cannot_enrol_an_enrolled_hostname(api) -> None:
 
 
 async def test_the_same_machine_re_enrols_as_before(api) -> None:
-    """The machine a device was enrolled with re-enrols to the same device, without alert."""
+    """The machine a device was enrolled with re-enrols to the same device, without alert, and
+    the read API shows the device's machine id."""
     first = (await enrol(api, FIRST)).json()["deviceId"]
     again = await enrol(api, FIRST, hostname="WEB-01")
+    listed = await api.client.get(
+        "/api/v1/devices", headers={"Authorization": f"Bearer {api.token('acme')}"}
+    )
     assert (200, first) == (again.status_code, again.json()["deviceId"])
     assert [] == await alerts(api)
+    assert [FIRST] == [d["machineId"] for d in listed.json()["devices"]]
 
 
 @pytest.mark.parametrize(
