@@ -14,10 +14,19 @@ Ecosystems that are not operating systems (PyPI, npm, …) are skipped. `withdra
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING, Any
 
-from controller.core.patches import SOURCE_ARCH, FixedPackage, PatchRecord, release_key
+from controller.core.patches import (
+    SOURCE_ARCH,
+    EventKind,
+    FixedPackage,
+    PatchRecord,
+    RangeEvent,
+    release_key,
+)
+from controller.core.versions import Scheme, compare, is_in_range, scheme_for_release
 from controller.feeds.common import (
     FeedError,
     FeedResult,
@@ -45,6 +54,8 @@ from controller.kinds.common import Classification, OsFamily, Severity
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from controller.core.patches import VersionRange
 
 
 def accepts(path: Path) -> bool:
@@ -126,8 +137,8 @@ def _fixed_packages(
     release: str,
     ecosystem_specific: dict[str, Any],
 ) -> tuple[FixedPackage, ...]:
-    fixed = _fixed_versions(entry, at)
-    if not fixed:
+    affected = _affected_spec(entry, at, release)
+    if affected is None:
         return ()
     binaries = get_list(ecosystem_specific, "binaries", pointer(at, "ecosystem_specific"))
     if binaries:
@@ -137,13 +148,12 @@ def _fixed_packages(
             binary_at = pointer(at, "ecosystem_specific", "binaries", index)
             binary = require_object(raw, binary_at)
             name = get_str(binary, "binary_name", binary_at, required=True)
-            version = get_str(binary, "binary_version", binary_at) or fixed[-1]
-            found.append(FixedPackage(name, version, release, None, source))
+            version = get_str(binary, "binary_version", binary_at) or affected.newest
+            found.append(affected.package(name, version, release, None, source))
         return tuple(found)
     purl = get_str(get_dict(entry, "package", at), "purl", pointer(at, "package"))
     arch = SOURCE_ARCH if _names_source(purl, release) else None
-    source_name = source if arch else None
-    return tuple(FixedPackage(source, version, release, arch, source_name) for version in fixed)
+    return (affected.package(source, affected.newest, release, arch, source if arch else None),)
 
 
 def _names_source(purl: str, release: str) -> bool:
@@ -151,19 +161,108 @@ def _names_source(purl: str, release: str) -> bool:
     return "arch=source" in purl or release.startswith("debian:")
 
 
-def _fixed_versions(entry: dict[str, Any], at: str) -> list[str]:
-    versions = []
+_EVENT_KINDS = {kind.value: kind for kind in EventKind}
+# Range types whose versions are the distribution's own (`type` may be absent in old records).
+_ORDERED_TYPES = frozenset({"ECOSYSTEM", ""})
+
+
+class _AffectedSpec:
+    """The usable ranges and listed versions of one affected entry, and its newest fix."""
+
+    __slots__ = ("newest", "ranges", "simple", "versions")
+
+    def __init__(
+        self, ranges: tuple[VersionRange, ...], versions: tuple[str, ...], scheme: Scheme | None
+    ) -> None:
+        fixes = [e.version for events in ranges for e in events if e.kind is EventKind.FIXED]
+        self.newest = _newest(fixes, scheme)
+        # `introduced 0, fixed X` (one interval from the start) is what `version` alone says.
+        self.simple = len(ranges) == 1 and {(e.kind, e.version) for e in ranges[0]} == {
+            (EventKind.INTRODUCED, "0"),
+            (EventKind.FIXED, self.newest),
+        }
+        self.ranges = ranges
+        self.versions = _uncovered(versions, ranges, scheme) if scheme else ()
+
+    def package(
+        self, name: str, version: str, release: str, arch: str | None, source: str | None
+    ) -> FixedPackage:
+        """The fixed package; ranges are kept when they say more than "below `version`"."""
+        if (self.simple and not self.versions) or version != self.newest:
+            # A binary versioned apart from its source (Ubuntu) cannot use the source's ranges.
+            return FixedPackage(name, version, release, arch, source)
+        return FixedPackage(name, version, release, arch, source, self.ranges, self.versions)
+
+
+def _affected_spec(entry: dict[str, Any], at: str, release: str) -> _AffectedSpec | None:
+    """The entry's ranges, or None when it has no fix (an unfixed entry has nothing to install)."""
+    ranges: list[VersionRange] = []
     for index, raw in enumerate(get_list(entry, "ranges", at)):
         range_at = pointer(at, "ranges", index)
-        ranges = require_object(raw, range_at)
-        if get_str(ranges, "type", range_at) not in {"ECOSYSTEM", ""}:
-            continue  # GIT and SEMVER ranges do not order distribution packages
-        for event_index, event in enumerate(get_list(ranges, "events", range_at)):
-            event_at = pointer(range_at, "events", event_index)
-            value = get_str(require_object(event, event_at), "fixed", event_at)
-            if value and value not in versions:
-                versions.append(value)
-    return versions
+        osv_range = require_object(raw, range_at)
+        events = _events(osv_range, range_at)
+        if get_str(osv_range, "type", range_at).upper() in _ORDERED_TYPES and events:
+            # GIT ranges name commits and SEMVER ranges order by SemVer, which misorders
+            # distribution versions (`2.6.1-2ubuntu0.9` would be a pre-release): neither can be
+            # compared with an installed package, so only the listed `versions` of such
+            # entries count, and an entry without a fixed version yields no package.
+            ranges.append(_with_start(events))
+    versions = []
+    for index, value in enumerate(get_list(entry, "versions", at)):
+        if not isinstance(value, str) or not value.strip():
+            raise RecordError(pointer(at, "versions", index), "expected a version (text)")
+        versions.append(value.strip())
+    if not any(e.kind is EventKind.FIXED for events in ranges for e in events):
+        return None
+    return _AffectedSpec(tuple(ranges), tuple(versions), scheme_for_release(release))
+
+
+def _events(osv_range: dict[str, Any], at: str) -> VersionRange:
+    events = []
+    for index, raw in enumerate(get_list(osv_range, "events", at)):
+        event_at = pointer(at, "events", index)
+        event = require_object(raw, event_at)
+        if len(event) != 1 or next(iter(event)) not in _EVENT_KINDS:
+            expected = "exactly one of introduced, fixed, last_affected, limit"
+            raise RecordError(event_at, f"expected {expected}, got {sorted(event)}")
+        key, value = next(iter(event.items()))
+        if not isinstance(value, str) or not value.strip():
+            raise RecordError(pointer(event_at, key), "expected a version (text)")
+        events.append(RangeEvent(_EVENT_KINDS[key], value.strip()))
+    return tuple(events)
+
+
+def _with_start(events: VersionRange) -> VersionRange:
+    """The schema requires an `introduced` event per range; a range that has none (some older
+    records give only `fixed`) is read as starting from the first version, as its author means."""
+    if any(event.kind is EventKind.INTRODUCED for event in events):
+        return events
+    return (RangeEvent(EventKind.INTRODUCED, "0"), *events)
+
+
+def _newest(versions: list[str], scheme: Scheme | None) -> str:
+    """The newest of the fixed versions (the last one given when they cannot be ordered)."""
+    if scheme is None:
+        return versions[-1]
+    try:
+        return max(versions, key=functools.cmp_to_key(functools.partial(compare, scheme)))
+    except ValueError:
+        return versions[-1]
+
+
+def _uncovered(
+    versions: tuple[str, ...], ranges: tuple[VersionRange, ...], scheme: Scheme
+) -> tuple[str, ...]:
+    """The listed versions the ranges do not already make affected (usually none: Debian and
+    Ubuntu list every affected version below the fix). Unparseable versions are dropped."""
+    kept = []
+    for version in versions:
+        try:
+            if not any(is_in_range(scheme, version, events) for events in ranges):
+                kept.append(version)
+        except ValueError:
+            continue
+    return tuple(kept)
 
 
 def _cves_map(
