@@ -52,10 +52,13 @@ class FeedError:
 
 @dataclass(frozen=True, slots=True)
 class FeedResult:
-    """The records a feed yielded and the errors met on the way; both in file order."""
+    """The records a feed yielded, the errors met on the way (records that were not imported),
+    and warnings (records that imported but cannot do what the operator expects, such as an
+    advisory that can match no host); all in file order."""
 
     records: tuple[PatchRecord, ...] = ()
     errors: tuple[FeedError, ...] = ()
+    warnings: tuple[FeedError, ...] = ()
 
 
 class RecordError(Exception):

@@ -41,11 +41,17 @@ def read_feed(path: Path, fmt: FeedFormat, *, release: str | None = None) -> Fee
         return FeedResult(errors=(FeedError(str(path), "", "no such file or directory"),))
     records: list[PatchRecord] = []
     errors: list[FeedError] = []
+    warnings: list[FeedError] = []
     for file, name in files:
         result = reader.parse_file(file, name=name, release=release)
         records.extend(result.records)
         errors.extend(FeedError(str(file), e.position, e.message) for e in result.errors)
-    return FeedResult(records=link_supersedence(_deduplicate(records)), errors=tuple(errors))
+        warnings.extend(FeedError(str(file), w.position, w.message) for w in result.warnings)
+    return FeedResult(
+        records=link_supersedence(_deduplicate(records)),
+        errors=tuple(errors),
+        warnings=tuple(warnings),
+    )
 
 
 def _files(path: Path, reader: FormatReader) -> list[tuple[Path, str]] | None:

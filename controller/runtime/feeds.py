@@ -65,6 +65,7 @@ class ImportOutcome:
     unchanged: int
     errors: tuple[FeedError, ...] = ()
     fleet: findings.FleetEvaluation | None = None  # None: catalogue unchanged, nothing to redo
+    warnings: tuple[FeedError, ...] = ()  # imported, but e.g. an advisory that matches no host
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +75,7 @@ class ImportOutcome:
             "unchanged": self.unchanged,
             "failed": len(self.errors),
             "errors": [str(e) for e in self.errors],
+            "warnings": [str(w) for w in self.warnings],
             "fleet": self.fleet.as_dict() if self.fleet is not None else None,
         }
 
@@ -90,6 +92,7 @@ def import_records(store: Store, result: FeedResult, *, now: datetime) -> Import
         unchanged=counts.unchanged,
         errors=result.errors,
         fleet=fleet,
+        warnings=result.warnings,
     )
 
 
@@ -196,7 +199,12 @@ def _import_one(
     if result is not None:
         counts = catalogue.upsert_records(conn, result.records, now=now)
         outcome = ImportOutcome(
-            len(result.records), counts.new, counts.updated, counts.unchanged, result.errors
+            len(result.records),
+            counts.new,
+            counts.updated,
+            counts.unchanged,
+            result.errors,
+            warnings=result.warnings,
         )
     state, message = _verdict(outcome, failure)
     status: dict[str, Any] = {
@@ -210,9 +218,12 @@ def _import_one(
     }
     if outcome is not None:
         status["counts"] = {
-            k: v for k, v in outcome.as_dict().items() if k not in {"errors", "fleet"}
+            k: v
+            for k, v in outcome.as_dict().items()
+            if k not in {"errors", "warnings", "fleet"}
         }
         status["errors"] = [str(e) for e in outcome.errors[:MAX_ERRORS_KEPT]]
+        status["warnings"] = [str(w) for w in outcome.warnings[:MAX_ERRORS_KEPT]]
     if state == "ok":
         status["failingSince"] = None
     else:
