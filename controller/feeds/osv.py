@@ -15,7 +15,10 @@ Ecosystems that are not operating systems (PyPI, npm, …) are skipped. `withdra
 from __future__ import annotations
 
 import functools
+import lzma
 import re
+import zipfile
+import zlib
 from typing import TYPE_CHECKING, Any
 
 from controller.core.patches import (
@@ -28,6 +31,7 @@ from controller.core.patches import (
 )
 from controller.core.versions import Scheme, compare, is_in_range, scheme_for_release
 from controller.feeds.common import (
+    MAX_FILE_BYTES,
     FeedError,
     FeedResult,
     RecordError,
@@ -41,10 +45,10 @@ from controller.feeds.common import (
     join_names,
     load_json,
     max_rating,
-    parse_date,
-    parse_datetime,
     pointer,
     read_bytes,
+    read_date,
+    read_datetime,
     require_object,
     severity_from_rating,
     severity_word,
@@ -59,18 +63,78 @@ if TYPE_CHECKING:
 
 
 def accepts(path: Path) -> bool:
-    """OSV records are JSON files."""
-    return path.suffix.lower() == ".json"
+    """OSV records are JSON files, or zip archives of them (osv.dev's `<ecosystem>/all.zip`)."""
+    return path.suffix.lower() in {".json", ".zip"}
 
 
 def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:  # noqa: ARG001 - OSV names its ecosystems
-    """The record of one OSV file, or the error that prevented it."""
+    """The record of one OSV file, or the error that prevented it; every record of a zip
+    archive, each error positioned as `member:position`."""
+    if path.suffix.lower() == ".zip":
+        return _parse_zip(path, name)
     try:
         document = require_object(load_json(read_bytes(path)), "")
         record = parse_record(document, source=f"osv:{name}")
     except RecordError as exc:
         return FeedResult(errors=(FeedError(name, exc.position, exc.message),))
     return FeedResult(records=(record,))
+
+
+# Errors zipfile raises for a damaged, encrypted or unsupported archive or member.
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    OSError,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    lzma.LZMAError,
+)
+
+
+def _parse_zip(path: Path, name: str) -> FeedResult:
+    records: list[PatchRecord] = []
+    errors: list[FeedError] = []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = sorted(
+                (i for i in archive.infolist() if not i.is_dir() and accepts_member(i.filename)),
+                key=lambda info: info.filename,
+            )
+            budget = MAX_FILE_BYTES
+            for number, info in enumerate(members):
+                try:
+                    data = _read_member(archive, info, budget)
+                    if len(data) > budget:
+                        message = f"the archive holds more than {MAX_FILE_BYTES} bytes; refused"
+                        rest = f"{len(members) - number} member(s) not read"
+                        errors.append(FeedError(name, info.filename, f"{message} ({rest})"))
+                        break
+                    budget -= len(data)
+                    document = require_object(load_json(data), "")
+                    records.append(parse_record(document, source=f"osv:{name}:{info.filename}"))
+                except RecordError as exc:
+                    position = f"{info.filename}:{exc.position}".rstrip(":")
+                    errors.append(FeedError(name, position, exc.message))
+    except _ZIP_ERRORS as exc:
+        errors.append(FeedError(name, "", f"cannot read the zip archive: {exc}"))
+    return FeedResult(records=tuple(records), errors=tuple(errors))
+
+
+def accepts_member(filename: str) -> bool:
+    """The JSON members of an archive (not macOS resource forks)."""
+    return filename.lower().endswith(".json") and "__MACOSX/" not in filename
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> bytes:
+    """At most `budget + 1` bytes of a member: more than `budget` means the archive decompresses
+    past what any real feed holds (a zip bomb), whatever its headers claim."""
+    try:
+        with archive.open(info) as stream:
+            return stream.read(budget + 1)
+    except _ZIP_ERRORS as exc:
+        raise RecordError("", f"cannot read this member: {exc}") from None
 
 
 def parse_record(doc: dict[str, Any], *, source: str) -> PatchRecord:
@@ -82,6 +146,11 @@ def parse_record(doc: dict[str, Any], *, source: str) -> PatchRecord:
     vectors = _vectors(doc, affected)
     rating = max_rating(cvss_base_score(vector) for vector in vectors)
     summary = get_str(doc, "summary", "")
+    modified = read_datetime(get_str(doc, "modified", ""), "/modified")
+    # `published` is optional in the schema; a record without it was published when last changed
+    released = read_date(get_str(doc, "published", ""), "/published") or (
+        modified.date() if modified else None
+    )
     return PatchRecord(
         id=record_id,
         title=summary or _first_line(get_str(doc, "details", "")),
@@ -91,8 +160,8 @@ def parse_record(doc: dict[str, Any], *, source: str) -> PatchRecord:
         os_versions=releases,
         classification=classification_from_id(record_id, Classification.SECURITY),
         severity=_severity(summary, affected, rating),
-        released=parse_date(get_str(doc, "published", "")),
-        modified=parse_datetime(get_str(doc, "modified", "")),
+        released=released,
+        modified=modified,
         rating=rating,
         cves=_cves(doc, record_id, affected),
         packages=packages,
