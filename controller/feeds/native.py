@@ -132,8 +132,9 @@ def accepts(path: Path) -> bool:
 def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:  # noqa: ARG001 - native records name their release
     """Every valid record of a native feed file, and an error per invalid one."""
     try:
-        document, lines = _load(path)
+        document, lines, refused = _load(path)
         items, base = _record_list(document)
+        _refuse_outside_records(refused, base)
     except RecordError as exc:
         return FeedResult(errors=(FeedError(name, exc.position, exc.message),))
     records: list[PatchRecord] = []
@@ -141,6 +142,10 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:  # 
     seen: dict[str, int] = {}
     for index, item in enumerate(items):
         at = pointer(base, index)
+        refusal = _refusal(at, refused)
+        if refusal is not None:
+            errors.append(FeedError(name, refusal[0], refusal[1]))
+            continue
         try:
             record = NativeRecord.model_validate(item).to_record(source=f"native:{name}")
         except ValidationError as exc:
@@ -157,37 +162,99 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:  # 
 
 # Line numbers of YAML nodes, by JSON pointer, so errors can say where a record is.
 LineMap = dict[str, int]
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 
-def _load(path: Path) -> tuple[Any, LineMap]:
+class _FeedLoader(yaml.SafeLoader):
+    """SafeLoader that keeps timestamps as their text: pydantic then validates `2027-02-30` as
+    a located field error, where PyYAML's own constructor raises a bare ValueError."""
+
+
+_FeedLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _timestamp_as_text(loader: _FeedLoader, node: yaml.Node) -> str:
+    return str(loader.construct_scalar(node))  # type: ignore[arg-type] # only scalars are timestamps
+
+
+_FeedLoader.add_constructor(_TIMESTAMP, _timestamp_as_text)
+
+
+def _load(path: Path) -> tuple[Any, LineMap, dict[str, str]]:
+    """The document, the line of every node, and the constructs refused per node pointer."""
     data = read_bytes(path)
     if path.suffix.lower() == ".json":
-        return load_json(data), {}
+        return load_json(data), {}, {}
     try:
-        node = yaml.compose(data, Loader=yaml.SafeLoader)
-        document = yaml.safe_load(data)
+        node = yaml.compose(data, Loader=_FeedLoader)
+        lines: LineMap = {}
+        refused: dict[str, str] = {}
+        if node is not None:
+            _map_lines(node, "", lines, refused, set())
+        document = yaml.load(data, Loader=_FeedLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise RecordError(where, f"invalid YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise RecordError("", f"invalid YAML: {exc}") from None
-    lines: LineMap = {}
-    if node is not None:
-        _map_lines(node, "", lines)
-    return document, lines
+    except RecursionError:
+        raise RecordError("", "invalid YAML: nested too deeply") from None
+    return document, lines, refused
 
 
-def _map_lines(node: yaml.Node, at: str, lines: LineMap) -> None:
-    lines[at] = node.start_mark.line + 1
+def _map_lines(
+    node: yaml.Node, at: str, lines: LineMap, refused: dict[str, str], seen: set[int]
+) -> None:
+    """Fill `lines`; note in `refused` what review could read otherwise than the loader does.
+
+    A key written twice (the loader keeps the last; a reviewer may read the first), a merge key
+    `<<` and an alias `*name` (the value is written elsewhere; aliases also let a small file
+    expand without bound) are refused.
+    """
+    line = node.start_mark.line + 1
+    if id(node) in seen:
+        refused.setdefault(
+            at, f"line {line}: YAML aliases (*name) are not accepted; write the value"
+        )
+        return
+    seen.add(id(node))
+    lines[at] = line
     if isinstance(node, yaml.SequenceNode):
         for index, child in enumerate(node.value):
-            _map_lines(child, pointer(at, index), lines)
+            _map_lines(child, pointer(at, index), lines, refused, seen)
     elif isinstance(node, yaml.MappingNode):
+        first_lines: dict[str, int] = {}
         for key, child in node.value:
+            key_line = key.start_mark.line + 1
             key_at = pointer(at, str(key.value))
-            _map_lines(child, key_at, lines)
-            lines[key_at] = key.start_mark.line + 1
+            if key.tag == "tag:yaml.org,2002:merge":
+                refused.setdefault(at, f"line {key_line}: merge keys (<<) are not accepted")
+            elif str(key.value) in first_lines:
+                first = first_lines[str(key.value)]
+                message = f"line {key_line}: duplicate key {key.value!r} (first at line {first})"
+                refused.setdefault(key_at, message)
+            first_lines.setdefault(str(key.value), key_line)
+            _map_lines(child, key_at, lines, refused, seen)
+            lines[key_at] = key_line
+
+
+def _refuse_outside_records(refused: dict[str, str], base: str) -> None:
+    """RecordError for a refused construct that belongs to no record (the file's own shape)."""
+    outside = [where for where in refused if not where.startswith(f"{base}/")]
+    if outside:
+        raise RecordError(outside[0] or "/", refused[outside[0]])
+
+
+def _refusal(at: str, refused: dict[str, str]) -> tuple[str, str] | None:
+    """The first refused construct at or under `at`, as (pointer, message)."""
+    for where, message in refused.items():
+        if where == at or where.startswith(f"{at}/"):
+            return where, message
+    return None
 
 
 def _record_list(document: Any) -> tuple[list[Any], str]:
