@@ -58,6 +58,8 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:  # 
             document = _from_json(load_json(data))
     except RecordError as exc:
         return FeedResult(errors=(FeedError(name, exc.position, exc.message),))
+    except RecursionError:  # branches nested deeper than the interpreter recurses
+        return FeedResult(errors=(FeedError(name, "", "nested too deeply"),))
     records = build_records(document, source=f"msrc:{name}")
     return FeedResult(records=records, errors=tuple(errors))
 
