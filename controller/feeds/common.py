@@ -159,6 +159,10 @@ def parse_xml(data: bytes) -> Element:
         line, column = exc.position
         reason = _XML_POSITION.sub("", str(exc))
         raise RecordError(f"line {line}, column {column + 1}", f"invalid XML: {reason}") from None
+    except LookupError as exc:  # <?xml encoding="…"?> names an encoding Python does not know
+        raise RecordError("line 1", f"invalid XML declaration: {exc}") from None
+    except ValueError as exc:  # e.g. "multi-byte encodings are not supported"
+        raise RecordError("line 1", f"invalid XML: {exc}") from None
     return root
 
 

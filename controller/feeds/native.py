@@ -192,9 +192,11 @@ def _load(path: Path) -> tuple[Any, LineMap, dict[str, str]]:
         node = yaml.compose(data, Loader=_FeedLoader)
         lines: LineMap = {}
         refused: dict[str, str] = {}
-        if node is not None:
-            _map_lines(node, "", lines, refused, set())
-        document = yaml.load(data, Loader=_FeedLoader)  # noqa: S506 - a SafeLoader subclass
+        scalars: dict[str, yaml.ScalarNode] = {}
+        if node is None:
+            return None, lines, refused
+        _map_lines(node, "", lines, refused, set(), scalars)
+        document = _construct(node, refused, scalars)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -206,8 +208,43 @@ def _load(path: Path) -> tuple[Any, LineMap, dict[str, str]]:
     return document, lines, refused
 
 
+def _construct(
+    node: yaml.Node, refused: dict[str, str], scalars: dict[str, yaml.ScalarNode]
+) -> Any:
+    """The document of a composed node. A scalar PyYAML resolves but cannot construct (`0x_`,
+    an integer of 5,000 digits) raises a bare ValueError: it is found, refused at its pointer
+    (so only its record fails), read as text, and the document constructed again."""
+    for _ in range(len(scalars) + 1):
+        try:
+            return _FeedLoader("").construct_document(node)
+        except (ValueError, OverflowError) as exc:
+            failing = _failing_scalar(scalars)
+            if failing is None:
+                raise RecordError("", f"invalid YAML value: {exc}") from None
+            at, scalar, message = failing
+            refused.setdefault(at, f"line {scalar.start_mark.line + 1}: {message}")
+            scalar.tag = "tag:yaml.org,2002:str"
+    raise RecordError("", "invalid YAML values")  # pragma: no cover - each pass fixes a scalar
+
+
+def _failing_scalar(
+    scalars: dict[str, yaml.ScalarNode],
+) -> tuple[str, yaml.ScalarNode, str] | None:
+    for at, scalar in scalars.items():
+        try:
+            _FeedLoader("").construct_document(scalar)
+        except (ValueError, OverflowError) as exc:
+            return at, scalar, f"cannot read {scalar.value[:40]!r} as {scalar.tag}: {exc}"
+    return None
+
+
 def _map_lines(
-    node: yaml.Node, at: str, lines: LineMap, refused: dict[str, str], seen: set[int]
+    node: yaml.Node,
+    at: str,
+    lines: LineMap,
+    refused: dict[str, str],
+    seen: set[int],
+    scalars: dict[str, yaml.ScalarNode],
 ) -> None:
     """Fill `lines`; note in `refused` what review could read otherwise than the loader does.
 
@@ -223,9 +260,11 @@ def _map_lines(
         return
     seen.add(id(node))
     lines[at] = line
-    if isinstance(node, yaml.SequenceNode):
+    if isinstance(node, yaml.ScalarNode):
+        scalars[at] = node
+    elif isinstance(node, yaml.SequenceNode):
         for index, child in enumerate(node.value):
-            _map_lines(child, pointer(at, index), lines, refused, seen)
+            _map_lines(child, pointer(at, index), lines, refused, seen, scalars)
     elif isinstance(node, yaml.MappingNode):
         first_lines: dict[str, int] = {}
         for key, child in node.value:
@@ -238,7 +277,7 @@ def _map_lines(
                 message = f"line {key_line}: duplicate key {key.value!r} (first at line {first})"
                 refused.setdefault(key_at, message)
             first_lines.setdefault(str(key.value), key_line)
-            _map_lines(child, key_at, lines, refused, seen)
+            _map_lines(child, key_at, lines, refused, seen, scalars)
             lines[key_at] = key_line
 
 

@@ -261,7 +261,9 @@ def mutate_tree(data: st.DataObject, document: Any) -> Any:
         if operation == "replace":
             parent[path[-1]] = data.draw(JSON_VALUES, label="value")
         elif operation == "splice":
-            parent[path[-1]] = copy.deepcopy(data.draw(st.sampled_from(leaves(doc) or [None]), label="leaf"))
+            parent[path[-1]] = copy.deepcopy(
+                data.draw(st.sampled_from(leaves(doc) or [None]), label="leaf")
+            )
         elif operation == "duplicate" and isinstance(parent, list):
             parent.append(copy.deepcopy(parent[path[-1]]))
         elif isinstance(parent, dict):
@@ -290,18 +292,45 @@ def mutate_xml(data: st.DataObject, raw: bytes) -> bytes:
                 element.remove(child)
             else:
                 element.append(copy.deepcopy(child))
-    return ET.tostring(root, encoding="utf-8")
+    text = ET.tostring(root, encoding="unicode")
+    # The declaration is a few bytes of the file: mutate it on purpose, not by chance.
+    encoding = data.draw(
+        st.sampled_from(["utf-8", "UTF-8", "TTF-8", "utf-16", "latin-1", "cp500", "x"])
+    )
+    return f'<?xml version="1.0" encoding="{encoding}"?>\n{text}'.encode("utf-8", "surrogatepass")
+
+
+# Unquoted YAML values whose meaning differs from their text, or which PyYAML's constructors
+# refuse after parsing them (impossible timestamps, anchors, aliases, merge keys, tags).
+YAML_VALUES = st.sampled_from(
+    [
+        "2027-02-30",
+        "2027-02-30 10:00:00",
+        "!!timestamp 2027-13-01",
+        "&a x",
+        "*a",
+        "*nope",
+        "!!binary @@",
+        "!!python/name:os.system",
+        "[*a, *a]",
+        "{<<: *a}",
+        ".nan",
+        "0x_",
+        "1e999",
+    ]
+)
 
 
 def mutate_lines(data: st.DataObject, raw: bytes) -> bytes:
-    """Replace, drop and repeat lines of a deb822 index."""
+    """Replace, drop and repeat lines of a deb822 index or a YAML document (indentation kept)."""
     lines = raw.decode("utf-8").split("\n")
     for _ in range(data.draw(st.integers(1, 4), label="mutations")):
         where = data.draw(st.integers(0, len(lines) - 1), label="line")
         field = lines[where].partition(":")[0] or "Version"
         operation = data.draw(st.sampled_from(["value", "drop", "repeat", "raw"]))
         if operation == "value":
-            lines[where] = f"{field}: {data.draw(HOSTILE | st.text(max_size=12))}"
+            value = data.draw(HOSTILE | YAML_VALUES | st.text(max_size=12))
+            lines[where] = f"{field}: {value}"
         elif operation == "drop":
             del lines[where]
         elif operation == "repeat":
@@ -318,6 +347,8 @@ def mutate_structure(data: st.DataObject, fixture: str) -> bytes:
     if fixture.endswith(".xml"):
         return mutate_xml(data, raw)
     if fixture.endswith("Packages"):
+        return mutate_lines(data, raw)
+    if fixture.endswith(".yaml") and data.draw(st.booleans(), label="by lines"):
         return mutate_lines(data, raw)
     if fixture.endswith(".yaml"):
         return yaml.safe_dump(mutate_tree(data, yaml.safe_load(raw)), allow_unicode=True).encode()
