@@ -254,9 +254,11 @@ def _map_lines(
     """
     line = node.start_mark.line + 1
     if id(node) in seen:
-        refused.setdefault(
-            at, f"line {line}: YAML aliases (*name) are not accepted; write the value"
+        message = (
+            f"YAML aliases (*name) are not accepted (the value anchored at line {line});"
+            " write the value out"
         )
+        refused.setdefault(at, message)
         return
     seen.add(id(node))
     lines[at] = line
