@@ -218,9 +218,7 @@ def _import_one(
     }
     if outcome is not None:
         status["counts"] = {
-            k: v
-            for k, v in outcome.as_dict().items()
-            if k not in {"errors", "warnings", "fleet"}
+            k: v for k, v in outcome.as_dict().items() if k not in {"errors", "warnings", "fleet"}
         }
         status["errors"] = [str(e) for e in outcome.errors[:MAX_ERRORS_KEPT]]
         status["warnings"] = [str(w) for w in outcome.warnings[:MAX_ERRORS_KEPT]]
@@ -241,7 +239,10 @@ def _verdict(outcome: ImportOutcome | None, failure: str | None) -> tuple[str, s
         return "failed", f"{len(outcome.errors)} error(s), nothing imported: {outcome.errors[0]}"
     if outcome.errors:
         return "partial", f"{len(outcome.errors)} error(s), the rest imported: {outcome.errors[0]}"
-    return "ok", f"{outcome.records} records: {outcome.new} new, {outcome.updated} updated"
+    message = f"{outcome.records} records: {outcome.new} new, {outcome.updated} updated"
+    if outcome.warnings:
+        message += f"; {len(outcome.warnings)} warning(s): {outcome.warnings[0]}"
+    return "ok", message
 
 
 def _alert(
