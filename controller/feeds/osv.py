@@ -77,7 +77,20 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:  # 
         record = parse_record(document, source=f"osv:{name}")
     except RecordError as exc:
         return FeedResult(errors=(FeedError(name, exc.position, exc.message),))
-    return FeedResult(records=(record,))
+    warning = _unmatchable(record)
+    return FeedResult(
+        records=(record,), warnings=(FeedError(name, "/affected", warning),) if warning else ()
+    )
+
+
+def _unmatchable(record: PatchRecord) -> str:
+    """Why the record can match no host ("" when it can): a withdrawn one is meant not to."""
+    if record.packages or record.withdrawn:
+        return ""
+    return (
+        f"{record.id} can match no host: no affected entry of an operating-system ecosystem"
+        " has a fixed version in an ECOSYSTEM range"
+    )
 
 
 # Errors zipfile raises for a damaged, encrypted or unsupported archive or member.
@@ -96,6 +109,7 @@ _ZIP_ERRORS = (
 def _parse_zip(path: Path, name: str) -> FeedResult:
     records: list[PatchRecord] = []
     errors: list[FeedError] = []
+    warnings: list[FeedError] = []
     try:
         with zipfile.ZipFile(path) as archive:
             members = sorted(
@@ -113,13 +127,16 @@ def _parse_zip(path: Path, name: str) -> FeedResult:
                         break
                     budget -= len(data)
                     document = require_object(load_json(data), "")
-                    records.append(parse_record(document, source=f"osv:{name}:{info.filename}"))
+                    record = parse_record(document, source=f"osv:{name}:{info.filename}")
+                    records.append(record)
+                    if warning := _unmatchable(record):
+                        warnings.append(FeedError(name, f"{info.filename}:/affected", warning))
                 except RecordError as exc:
                     position = f"{info.filename}:{exc.position}".rstrip(":")
                     errors.append(FeedError(name, position, exc.message))
     except _ZIP_ERRORS as exc:
         errors.append(FeedError(name, "", f"cannot read the zip archive: {exc}"))
-    return FeedResult(records=tuple(records), errors=tuple(errors))
+    return FeedResult(records=tuple(records), errors=tuple(errors), warnings=tuple(warnings))
 
 
 def accepts_member(filename: str) -> bool:

@@ -304,3 +304,51 @@ def test_malformed_event_is_located(
     result = read_feed(path, FeedFormat.OSV)
 
     assert ((), (FeedError(str(path), position, message),)) == (result.records, result.errors)
+
+
+@pytest.mark.parametrize(
+    "affected",
+    [
+        pytest.param(
+            {
+                "package": {"ecosystem": "Debian:12", "name": "demo"},
+                "ranges": [
+                    {
+                        "type": "GIT",
+                        "repo": "https://example.org/demo.git",
+                        "events": [{"introduced": "0"}, {"fixed": "a1b2c3"}],
+                    }
+                ],
+            },
+            id="git-range-only",
+        ),
+        pytest.param(
+            {
+                "package": {"ecosystem": "Debian:12", "name": "demo"},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}],
+            },
+            id="unfixed",
+        ),
+        pytest.param(
+            {
+                "package": {"ecosystem": "PyPI", "name": "demo"},
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.0"}]}
+                ],
+            },
+            id="not-an-os",
+        ),
+    ],
+)
+def test_record_matching_no_host_is_a_warning(tmp_path: Path, affected: dict[str, Any]) -> None:
+    """An OSV record that yields no package to install imports with a warning instead of silently."""
+    path = write(tmp_path, osv("DEMO-2099:0005", affected))
+
+    result = read_feed(path, FeedFormat.OSV)
+
+    message = "DEMO-2099:0005 can match no host: no affected entry of an operating-system ecosystem has a fixed version in an ECOSYSTEM range"
+    assert ((), (), (FeedError(str(path), "/affected", message),)) == (
+        result.records[0].packages,
+        result.errors,
+        result.warnings,
+    )
