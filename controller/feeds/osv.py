@@ -107,35 +107,38 @@ _ZIP_ERRORS = (
 
 
 def _parse_zip(path: Path, name: str) -> FeedResult:
+    try:
+        archive = zipfile.ZipFile(path)
+    except _ZIP_ERRORS as exc:
+        return FeedResult(errors=(FeedError(name, "", f"cannot read the zip archive: {exc}"),))
     records: list[PatchRecord] = []
     errors: list[FeedError] = []
     warnings: list[FeedError] = []
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = sorted(
-                (i for i in archive.infolist() if not i.is_dir() and accepts_member(i.filename)),
-                key=lambda info: info.filename,
-            )
-            budget = MAX_FILE_BYTES
-            for number, info in enumerate(members):
-                try:
-                    data = _read_member(archive, info, budget)
-                    if len(data) > budget:
-                        message = f"the archive holds more than {MAX_FILE_BYTES} bytes; refused"
-                        rest = f"{len(members) - number} member(s) not read"
-                        errors.append(FeedError(name, info.filename, f"{message} ({rest})"))
-                        break
-                    budget -= len(data)
-                    document = require_object(load_json(data), "")
-                    record = parse_record(document, source=f"osv:{name}:{info.filename}")
-                    records.append(record)
-                    if warning := _unmatchable(record):
-                        warnings.append(FeedError(name, f"{info.filename}:/affected", warning))
-                except RecordError as exc:
-                    position = f"{info.filename}:{exc.position}".rstrip(":")
-                    errors.append(FeedError(name, position, exc.message))
-    except _ZIP_ERRORS as exc:
-        errors.append(FeedError(name, "", f"cannot read the zip archive: {exc}"))
+    with archive:
+        members = sorted(
+            (i for i in archive.infolist() if not i.is_dir() and accepts_member(i.filename)),
+            key=lambda info: info.filename,
+        )
+        budget = MAX_FILE_BYTES
+        for number, info in enumerate(members):
+            try:
+                data = _read_member(archive, info, budget)
+                if len(data) > budget:
+                    message = f"the archive holds more than {MAX_FILE_BYTES} bytes; refused"
+                    rest = f"{len(members) - number} member(s) not read"
+                    errors.append(FeedError(name, info.filename, f"{message} ({rest})"))
+                    break
+                budget -= len(data)
+                record = parse_record(
+                    require_object(load_json(data), ""), source=f"osv:{name}:{info.filename}"
+                )
+            except RecordError as exc:
+                position = f"{info.filename}:{exc.position}".rstrip(":")
+                errors.append(FeedError(name, position, exc.message))
+                continue
+            records.append(record)
+            if warning := _unmatchable(record):
+                warnings.append(FeedError(name, f"{info.filename}:/affected", warning))
     return FeedResult(records=tuple(records), errors=tuple(errors), warnings=tuple(warnings))
 
 
