@@ -234,7 +234,8 @@ class _ProductTree:
         at = "/product_tree"
         self._branches(get_list(tree, "branches", at), pointer(at, "branches"), ())
         for index, raw in enumerate(get_list(tree, "full_product_names", at)):
-            self._add(require_object(raw, pointer(at, "full_product_names", index)), (), at)
+            product_at = pointer(at, "full_product_names", index)
+            self._add(require_object(raw, product_at), (), product_at)
         self.relationships: dict[str, tuple[str, str]] = {}
         for index, raw in enumerate(get_list(tree, "relationships", at)):
             relation_at = pointer(at, "relationships", index)

@@ -367,3 +367,16 @@ def test_malformed_product_status_is_located(
     result = read_feed(path, FeedFormat.CSAF)
 
     assert ((), (FeedError(str(path), position, message),)) == (result.records, result.errors)
+
+
+def test_full_product_name_without_id_is_located(tmp_path: Path) -> None:
+    """A product of `full_product_names` without `product_id` is an error at its own pointer."""
+    tree = {"full_product_names": [product("CSAFPID-0001", "a"), {"name": "no id"}]}
+    path = write(tmp_path, csaf(tree, {"fixed": ["CSAFPID-0001"]}))
+
+    result = read_feed(path, FeedFormat.CSAF)
+
+    expected = FeedError(
+        str(path), "/product_tree/full_product_names/1/product_id", "required field is missing"
+    )
+    assert ((), (expected,)) == (result.records, result.errors)
