@@ -287,10 +287,7 @@ class Controller:
             repo = str(
                 git_source.open_repository(repo, state_dir=source.state_dir, fetch=False).git_dir
             )
-        policy_branch = source.branch or git_source.default_branch(
-            git_source.open_repository(source.repo, state_dir=source.state_dir, fetch=False)
-        )
-        return publish.WritebackTarget(repo=repo, policy_branch=policy_branch)
+        return publish.WritebackTarget(repo=repo, policy_branch=source.branch)
 
 
 def _device_windows(plan: Plan) -> dict[str, tuple[datetime, datetime]]:
