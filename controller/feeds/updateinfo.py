@@ -128,7 +128,12 @@ def _packages(update: Element, release: str) -> tuple[FixedPackage, ...]:
             raise RecordError("/pkglist//package", "a package lacks its name or version")
         if arch in _SOURCE_ARCHES:
             continue
-        evr = f"{package.get('epoch') or '0'}:{version}-{package.get('release', '')}".rstrip("-")
+        epoch = (package.get("epoch") or "0").strip()
+        if not (epoch.isascii() and epoch.isdigit()):
+            # rpm epochs are integers; `1:` glued to a word would silently reorder versions
+            where = f"/pkglist//package[@name={name!r}]/@epoch"
+            raise RecordError(where, f"epoch {epoch[:20]!r} is not a number")
+        evr = f"{epoch}:{version}-{package.get('release', '')}".rstrip("-")
         fixed = FixedPackage(name, evr, release, arch, _source_name(package.get("src", "")))
         found.setdefault((name, evr, arch), fixed)
     return tuple(found.values())

@@ -36,6 +36,23 @@ def update(update_id: str, dates: str) -> str:
 """
 
 
+def test_updateinfo_package_epoch_must_be_a_number(tmp_path: Path) -> None:
+    """A package whose epoch is not a number fails its update, at the package; the others land."""
+    bad = update("RLSA-2099:2002", '<issued date="2099-01-01"/>').replace(
+        'epoch="0"', 'epoch="one"'
+    )
+    path = updateinfo(tmp_path, update("RLSA-2099:2001", ""), bad)
+
+    result = read_feed(path, FeedFormat.UPDATEINFO)
+
+    expected = FeedError(
+        str(path),
+        "/updates/update[2]/pkglist//package[@name='demo']/@epoch",
+        "RLSA-2099:2002: epoch 'one' is not a number",
+    )
+    assert (["RLSA-2099:2001"], [expected]) == ([r.id for r in result.records], list(result.errors))
+
+
 def updateinfo(tmp_path: Path, *updates: str) -> Path:
     path = tmp_path / "updateinfo.xml"
     body = "".join(updates)
