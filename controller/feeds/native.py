@@ -25,6 +25,7 @@ from controller.feeds.common import (
     severity_word,
 )
 from controller.kinds.common import Classification, Model, OsFamily, PatchId, Severity
+from controller.sources import documents
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -132,9 +133,7 @@ def accepts(path: Path) -> bool:
 def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:  # noqa: ARG001 - native records name their release
     """Every valid record of a native feed file, and an error per invalid one."""
     try:
-        document, lines, refused = _load(path)
-        items, base = _record_list(document)
-        _refuse_outside_records(refused, base)
+        items, base, lines, refused = _load(path)
     except RecordError as exc:
         return FeedResult(errors=(FeedError(name, exc.position, exc.message),))
     records: list[PatchRecord] = []
@@ -147,7 +146,11 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:  # 
             errors.append(FeedError(name, refusal[0], refusal[1]))
             continue
         try:
-            record = NativeRecord.model_validate(item).to_record(source=f"native:{name}")
+            value = _construct(item) if isinstance(item, yaml.Node) else item
+            record = NativeRecord.model_validate(value).to_record(source=f"native:{name}")
+        except RecordError as exc:
+            errors.append(FeedError(name, exc.position, exc.message))
+            continue
         except ValidationError as exc:
             errors.extend(_validation_errors(name, at, exc, lines))
             continue
@@ -162,41 +165,31 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:  # 
 
 # Line numbers of YAML nodes, by JSON pointer, so errors can say where a record is.
 LineMap = dict[str, int]
-_TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 
-class _FeedLoader(yaml.SafeLoader):
-    """SafeLoader that keeps timestamps as their text: pydantic then validates `2027-02-30` as
-    a located field error, where PyYAML's own constructor raises a bare ValueError."""
-
-
-_FeedLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _timestamp_as_text(loader: _FeedLoader, node: yaml.Node) -> str:
-    return str(loader.construct_scalar(node))  # type: ignore[arg-type] # only scalars are timestamps
-
-
-_FeedLoader.add_constructor(_TIMESTAMP, _timestamp_as_text)
-
-
-def _load(path: Path) -> tuple[Any, LineMap, dict[str, str]]:
-    """The document, the line of every node, and the constructs refused per node pointer."""
+def _load(path: Path) -> tuple[list[Any], str, LineMap, dict[str, str]]:
+    """The records (values from JSON; composed nodes from YAML, each constructed on its own so
+    that a bad value fails its record only), their base pointer, the line of every YAML node,
+    and the constructs refused per node pointer. RecordError when the file itself is bad."""
     data = read_bytes(path)
     if path.suffix.lower() == ".json":
-        return load_json(data), {}, {}
+        return (*_record_list(load_json(data)), {}, {})
     try:
-        node = yaml.compose(data, Loader=_FeedLoader)
+        loader = documents.StrictLoader(data)  # type: ignore[arg-type] # the Reader takes bytes
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
         lines: LineMap = {}
         refused: dict[str, str] = {}
-        scalars: dict[str, yaml.ScalarNode] = {}
-        if node is None:
-            return None, lines, refused
-        _map_lines(node, "", lines, refused, set(), scalars)
-        document = _construct(node, refused, scalars)
+        if node is not None:
+            _map_lines(node, "", lines, refused, set())
+        shape = _record_nodes(node)
+        if shape is None:
+            # Not a list of records: the strict constructor names a bad value, else the shape
+            # expected is the error.
+            return (*_record_list(_construct(node) if node is not None else None), lines, refused)
+        _refuse_outside_records(refused, shape[1])
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -204,54 +197,43 @@ def _load(path: Path) -> tuple[Any, LineMap, dict[str, str]]:
     except yaml.YAMLError as exc:
         raise RecordError("", f"invalid YAML: {exc}") from None
     except RecursionError:
-        raise RecordError("", "invalid YAML: nested too deeply") from None
-    return document, lines, refused
+        raise RecordError("", "invalid YAML: nesting is too deep") from None
+    return shape[0], shape[1], lines, refused
 
 
-def _construct(
-    node: yaml.Node, refused: dict[str, str], scalars: dict[str, yaml.ScalarNode]
-) -> Any:
-    """The document of a composed node. A scalar PyYAML resolves but cannot construct (`0x_`,
-    an integer of 5,000 digits) raises a bare ValueError: it is found, refused at its pointer
-    (so only its record fails), read as text, and the document constructed again."""
-    for _ in range(len(scalars) + 1):
-        try:
-            return _FeedLoader("").construct_document(node)
-        except (ValueError, OverflowError) as exc:
-            failing = _failing_scalar(scalars)
-            if failing is None:
-                raise RecordError("", f"invalid YAML value: {exc}") from None
-            at, scalar, message = failing
-            refused.setdefault(at, f"line {scalar.start_mark.line + 1}: {message}")
-            scalar.tag = "tag:yaml.org,2002:str"
-    raise RecordError("", "invalid YAML values")  # pragma: no cover - each pass fixes a scalar
-
-
-def _failing_scalar(
-    scalars: dict[str, yaml.ScalarNode],
-) -> tuple[str, yaml.ScalarNode, str] | None:
-    for at, scalar in scalars.items():
-        try:
-            _FeedLoader("").construct_document(scalar)
-        except (ValueError, OverflowError) as exc:
-            return at, scalar, f"cannot read {scalar.value[:40]!r} as {scalar.tag}: {exc}"
+def _record_nodes(node: yaml.Node | None) -> tuple[list[Any], str] | None:
+    """The record nodes of `[...]` or `{records: [...]}`, with their base pointer."""
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value), ""
+    if isinstance(node, yaml.MappingNode) and len(node.value) == 1:
+        key, value = node.value[0]
+        if key.value == "records" and isinstance(value, yaml.SequenceNode):
+            return list(value.value), "/records"
     return None
 
 
-def _map_lines(
-    node: yaml.Node,
-    at: str,
-    lines: LineMap,
-    refused: dict[str, str],
-    seen: set[int],
-    scalars: dict[str, yaml.ScalarNode],
-) -> None:
-    """Fill `lines`; note in `refused` what review could read otherwise than the loader does.
+def _construct(node: yaml.Node) -> Any:
+    """A node's value through the policy loader's strict constructor (`documents.StrictLoader`):
+    a value YAML cannot build (`2027-02-30`, `0x_`), a duplicate key, a merge key or `!!binary`
+    is a RecordError at its line and column, never a traceback."""
+    loader = documents.StrictLoader("")
+    try:
+        return loader.construct_document(node)
+    except documents.NodeError as exc:
+        mark = exc.node.start_mark
+        raise RecordError(f"line {mark.line + 1}, column {mark.column + 1}", exc.message) from None
+    except RecursionError:
+        raise RecordError("", "invalid YAML: nesting is too deep") from None
+    finally:
+        loader.dispose()
 
-    A key written twice (the loader keeps the last; a reviewer may read the first), a merge key
-    `<<` and an alias `*name` (the value is written elsewhere; aliases also let a small file
-    expand without bound) are refused.
-    """
+
+def _map_lines(
+    node: yaml.Node, at: str, lines: LineMap, refused: dict[str, str], seen: set[int]
+) -> None:
+    """Fill `lines`; refuse aliases in `refused` (the strict constructor refuses duplicate and
+    merge keys). An alias `*name` writes the value elsewhere than where a reviewer reads it, and
+    aliases let a small file expand without bound."""
     line = node.start_mark.line + 1
     if id(node) in seen:
         message = (
@@ -262,25 +244,14 @@ def _map_lines(
         return
     seen.add(id(node))
     lines[at] = line
-    if isinstance(node, yaml.ScalarNode):
-        scalars[at] = node
-    elif isinstance(node, yaml.SequenceNode):
+    if isinstance(node, yaml.SequenceNode):
         for index, child in enumerate(node.value):
-            _map_lines(child, pointer(at, index), lines, refused, seen, scalars)
+            _map_lines(child, pointer(at, index), lines, refused, seen)
     elif isinstance(node, yaml.MappingNode):
-        first_lines: dict[str, int] = {}
         for key, child in node.value:
-            key_line = key.start_mark.line + 1
             key_at = pointer(at, str(key.value))
-            if key.tag == "tag:yaml.org,2002:merge":
-                refused.setdefault(at, f"line {key_line}: merge keys (<<) are not accepted")
-            elif str(key.value) in first_lines:
-                first = first_lines[str(key.value)]
-                message = f"line {key_line}: duplicate key {key.value!r} (first at line {first})"
-                refused.setdefault(key_at, message)
-            first_lines.setdefault(str(key.value), key_line)
-            _map_lines(child, key_at, lines, refused, seen, scalars)
-            lines[key_at] = key_line
+            _map_lines(child, key_at, lines, refused, seen)
+            lines[key_at] = key.start_mark.line + 1
 
 
 def _refuse_outside_records(refused: dict[str, str], base: str) -> None:

@@ -317,16 +317,24 @@ def test_native_yaml_records(native_file: Path) -> None:
     expected_errors = [
         FeedError(
             str(native_file),
-            "/1/releaseDate (line 4)",
-            'Input should be a valid date or datetime, day value is outside expected range (got "2027-02-30")',
+            "line 4, column 16",
+            "'2027-02-30' is not a date or timestamp: day is out of range for month",
         ),
-        FeedError(str(native_file), "/2/title", "line 7: duplicate key 'title' (first at line 6)"),
         FeedError(
             str(native_file),
-            "/3/rating",
-            "line 9: cannot read '0x_' as tag:yaml.org,2002:int: invalid literal for int() with base 16: ''",
+            "line 7, column 3",
+            "duplicate key 'title': written at line 6 and again at line 7; only one of them would apply",
         ),
-        FeedError(str(native_file), "/4", "line 11: merge keys (<<) are not accepted"),
+        FeedError(
+            str(native_file),
+            "line 9, column 11",
+            "'0x_' is not an integer: invalid literal for int() with base 16: ''",
+        ),
+        FeedError(
+            str(native_file),
+            "line 11, column 3",
+            "merge keys (`<<`) are not allowed: the key at line 11 copies fields from line 11, which a reviewer may not see; write the fields out",
+        ),
     ]
     assert (["KB1", "KB6"], expected_errors) == (
         [r.id for r in result.records],
