@@ -49,15 +49,25 @@ _AGENT_ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/enroll",
     response_model=models.EnrollResponse,
-    responses={401: _AGENT_ERRORS[401], 422: _AGENT_ERRORS[422]},
+    responses={
+        401: _AGENT_ERRORS[401],
+        409: {
+            "description": "The hostname is enrolled by another machine (another machine id); "
+            "an IdentityConflict alert is raised."
+        },
+        422: _AGENT_ERRORS[422],
+    },
     summary="Enrol a device with a tenant's enrolment token",
 )
 async def enroll(body: models.EnrollRequest, context: Context) -> models.EnrollResponse:
     """Re-enrolling the same hostname in the same tenant returns the same device id and a new
-    device token (the previous ones are revoked)."""
+    device token (the previous ones are revoked), unless another machine identity enrolled it:
+    then 409, nothing changes, and an IdentityConflict alert is raised."""
     poll = int(context.settings.poll_interval.total_seconds())
 
-    def enrol(conn: Connection, now: datetime) -> devices.Enrolled | None:
+    def enrol(
+        conn: Connection, now: datetime
+    ) -> devices.Enrolled | devices.IdentityConflict | None:
         principal = tokens.authenticate(conn, body.enrollment_token, now=now)
         if principal is None or principal.kind is not tokens.TokenKind.ENROLLMENT:
             return None
@@ -70,6 +80,8 @@ async def enroll(body: models.EnrollRequest, context: Context) -> models.EnrollR
             role=body.role.value,
             agent_version=body.agent_version,
             labels=dict(body.labels),
+            machine_id=body.machine_id,
+            replace_machine=body.replace_machine,
         )
         return devices.enrol(conn, enrolment, poll_interval=poll, now=now)
 
@@ -78,6 +90,14 @@ async def enroll(body: models.EnrollRequest, context: Context) -> models.EnrollR
         raise ApiError(
             401, "enrollmentToken: not a valid enrolment token (unknown, revoked or expired)"
         )
+    if isinstance(enrolled, devices.IdentityConflict):
+        log.warning(
+            "enrolment refused: identity conflict",
+            device_id=enrolled.device_id,
+            tenant=enrolled.tenant,
+            name=enrolled.name,
+        )
+        raise ApiError(409, f"machineId: {enrolled.message}", code="identity-conflict")
     context.authenticator.forget(enrolled.revoked_hashes)
     context.metrics.enrolments.inc(kind="new" if enrolled.created else "re-enrolment")
     log.info(
