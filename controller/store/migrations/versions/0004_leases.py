@@ -1,7 +1,7 @@
 """Leader leases: the `leases` table (one row per lease, with its fencing epoch).
 
-Revision ID: 0003_leases
-Revises: 0002_job_run_deadlines
+Revision ID: 0004_leases
+Revises: 0003_device_machine_id
 Create Date: 2026-11-30
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_leases"
-down_revision = "0002_job_run_deadlines"
+revision = "0004_leases"
+down_revision = "0003_device_machine_id"
 branch_labels = None
 depends_on = None
 
