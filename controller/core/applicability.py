@@ -12,7 +12,11 @@ Rules (docs/feeds.md has the reasoning):
   several intervals, `last_affected`, `limit` or listed versions), the installed version must be
   affected by them, and the fix is the one that closes its interval (`versions.affected_fix`):
   a host between two affected intervals misses nothing. Packages match by binary name, or by
-  source name for feeds that only name source packages (Debian OSV). An architecture-specific
+  source name for feeds that only name source packages (Debian OSV): then the *source* version
+  the binary was built from is compared (`telnet 0.17+2.4-2+deb12u3` is built from
+  `inetutils 2:2.4-2+deb12u3`), never the binary's own. Of an install-only package (kernels,
+  installed at several versions side by side) only the newest installed version is judged
+  (`kernels.judged_packages`). An architecture-specific
   fix only matches the same architecture (`i686` fixes do not apply to `x86_64` packages);
   `all`/`noarch` match any.
   An installed version that cannot be parsed is skipped, never guessed.
@@ -29,10 +33,13 @@ Rules (docs/feeds.md has the reasoning):
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from controller.core import kernels
 from controller.core.patches import (
     SOURCE_ARCH,
     PatchRecord,
@@ -82,7 +89,46 @@ class InstalledPackage:
     @property
     def source_name(self) -> str:
         """The source package: the reported one (without a `(version)` suffix), else the name."""
-        return (self.source or "").split(" ", 1)[0] or self.name
+        return _lenient_source(self.source)[0] or self.name
+
+    def source_version(self, scheme: Scheme) -> str:
+        """The version of the source package the binary was built from, as dpkg prints it.
+
+        `Source: inetutils (2:2.4-2+deb12u3)` gives `2:2.4-2+deb12u3`; a bare source name (or
+        none) means the source version equals the binary's (dpkg-query's `${source:Version}`).
+        """
+        return _lenient_source(self.source)[1] or self.full_version(scheme)
+
+
+def _lenient_source(text: str | None) -> tuple[str, str]:
+    # Inventories stored before the report API checked the field may hold other text: its first
+    # word is the name, as before, and the binary's version stands in for the source's.
+    try:
+        return parse_source(text)
+    except ValueError:
+        return (text or "").split(" ", 1)[0], ""
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def parse_source(text: str | None) -> tuple[str, str]:
+    """(name, version) of a source field as dpkg prints it: `inetutils (2:2.4-2+deb12u3)` ->
+    (`inetutils`, `2:2.4-2+deb12u3`), `openssl` -> (`openssl`, ``), None -> (``, ``).
+
+    Raises ValueError when the text is neither `name` nor `name (version)` (deb-control(5),
+    `Source` field of a binary package's control data).
+    """
+    if not text:
+        return "", ""
+    match = _SOURCE_FIELD.fullmatch(text)
+    if match is None:
+        msg = f"expected `name` or `name (version)` as dpkg prints a binary's source, got {text!r}"
+        raise ValueError(msg)
+    return match["name"], match["version"] or ""
+
+
+# Debian policy §5.6.1/§5.6.12: source names are [a-z0-9][a-z0-9+.-]+; rpm source names are
+# looser (`perl-Net-SSLeay`), so letters of both cases and `_` are accepted.
+_SOURCE_FIELD = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9+._-]*)(?: \((?P<version>[^()\s]+)\))?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +145,15 @@ class Inventory:
 
 @dataclass(frozen=True, slots=True)
 class PackageUpdate:
-    """One installed package a patch updates."""
+    """One installed package a patch updates. `installed` and `fixed` are the source package's
+    versions when `source` names it (the feed named the source, as Debian's does), else the
+    binary's."""
 
     name: str
     arch: str
     installed: str
     fixed: str
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,9 +245,18 @@ class ApplicabilityIndex:
 
     def fixes_for(self, release: str, package: InstalledPackage) -> tuple[PackageFix, ...]:
         """Fixes of the release that name the package, by binary name or by source name."""
-        by_name = self._by_name.get((release, package.name), ())
-        by_source = self._by_source.get((release, package.source_name), ())
+        by_source = self.source_fixes_for(release, package)
+        by_name = self.binary_fixes_for(release, package)
         return by_name + by_source if by_source else by_name
+
+    def binary_fixes_for(self, release: str, package: InstalledPackage) -> tuple[PackageFix, ...]:
+        """Fixes of the release that name the binary package: compare the binary's version."""
+        return self._by_name.get((release, package.name), ())
+
+    def source_fixes_for(self, release: str, package: InstalledPackage) -> tuple[PackageFix, ...]:
+        """Fixes of the release that name the package's source (Debian OSV, DSA, DLA): their
+        versions are the source's, so compare `InstalledPackage.source_version`."""
+        return self._by_source.get((release, package.source_name), ())
 
     def fixes_on_line(self, line: tuple[int, int, int]) -> tuple[BuildFix, ...]:
         """KB builds of one Windows build line."""
@@ -286,21 +344,36 @@ def _package_findings(index: ApplicabilityIndex, inventory: Inventory) -> dict[s
     if scheme is None:
         return {}
     updates: dict[str, dict[tuple[str, str], PackageUpdate]] = {}
-    for package in inventory.packages:
-        fixes = index.fixes_for(inventory.release, package)
-        if not fixes:
-            continue
-        installed = package.full_version(scheme)
-        for fix in fixes:
-            if not _arch_matches(fix.arch, package.arch):
-                continue
-            fixed = fix.fix_for(scheme, installed)
-            if fixed is not None:
-                found = updates.setdefault(fix.patch_id, {})
-                key = (package.name, package.arch)
-                if key not in found or _older(scheme, found[key].fixed, fixed):
-                    found[key] = PackageUpdate(package.name, package.arch, installed, fixed)
+    for package in kernels.judged_packages(scheme, inventory.packages):
+        by_name = index.binary_fixes_for(inventory.release, package)
+        by_source = index.source_fixes_for(inventory.release, package)
+        if by_name:
+            _collect(scheme, package, by_name, package.full_version(scheme), "", updates)
+        if by_source:
+            source_version = package.source_version(scheme)
+            _collect(scheme, package, by_source, source_version, package.source_name, updates)
     return {pid: _finding(pid, packages.values()) for pid, packages in updates.items()}
+
+
+def _collect(
+    scheme: Scheme,
+    package: InstalledPackage,
+    fixes: tuple[PackageFix, ...],
+    installed: str,
+    source: str,
+    updates: dict[str, dict[tuple[str, str], PackageUpdate]],
+) -> None:
+    """Add the fixes `installed` needs; `source` names the source package when `installed` is
+    the source's version (the fix names the source, not the binary)."""
+    for fix in fixes:
+        if not _arch_matches(fix.arch, package.arch):
+            continue
+        fixed = fix.fix_for(scheme, installed)
+        if fixed is not None:
+            found = updates.setdefault(fix.patch_id, {})
+            key = (package.name, package.arch)
+            if key not in found or _older(scheme, found[key].fixed, fixed):
+                found[key] = PackageUpdate(package.name, package.arch, installed, fixed, source)
 
 
 def _finding(patch_id: str, updates: Iterable[PackageUpdate]) -> Finding:

@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from pydantic.alias_generators import to_camel
 from typing_extensions import TypedDict
 
+from controller.core import applicability
 from controller.kinds.common import OsFamily
 from controller.store.job_states import JobState
 
@@ -189,7 +190,22 @@ class Package(Request):
     version: ShortText
     release: Annotated[str, Field(max_length=200)] | None = None
     arch: Annotated[str, Field(min_length=1, max_length=32)]
-    source: Annotated[str, Field(max_length=200)] | None = None
+    source: Annotated[str, Field(max_length=200)] | None = Field(
+        default=None,
+        description=(
+            "The source package the binary was built from, as dpkg prints it: `inetutils` or "
+            "`inetutils (2:2.4-2+deb12u3)` when the source's version differs from the binary's "
+            "(dpkg-query `${source:Package} (${source:Version})`); rpm agents give the name."
+        ),
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _dpkg_source(cls, value: str | None) -> str | None:
+        # Advisories that name source packages are judged by this version: refuse what would
+        # be read as another package or version rather than guess.
+        applicability.parse_source(value)
+        return value
 
 
 class Inventory(Request):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from controller.store import history, jobs, reports, schema, tokens
+from controller.store import findings, history, jobs, reports, schema, tokens
 from controller.store.scopes import in_scope
 
 if TYPE_CHECKING:
@@ -271,7 +271,9 @@ def load_patch_states(
 
 
 def device_inventory(conn: Connection, device_id: str) -> dict[str, Any] | None:
-    """The package inventory summary of a device (without the package list)."""
+    """The package inventory summary of a device (without the package list), with
+    `reboot_required` `{reason, running, package, installed}` when its running kernel is older
+    than the newest installed one (else None); the scan's own OS signal stays on the device."""
     i = schema.inventories.c
     row = (
         conn.execute(
@@ -282,4 +284,16 @@ def device_inventory(conn: Connection, device_id: str) -> dict[str, Any] | None:
         .mappings()
         .first()
     )
-    return dict(row) if row is not None else None
+    if row is None:
+        return None
+    return dict(row) | {"reboot_required": _kernel_reboot(conn, device_id)}
+
+
+def _kernel_reboot(conn: Connection, device_id: str) -> dict[str, Any] | None:
+    """The reboot the device's installed kernels imply, from its `feed` document, else None."""
+    s = schema.patch_states.c
+    stored = conn.execute(
+        sa.select(s.patches).where(s.device_id == device_id, s.source == findings.FEED)
+    ).scalar()
+    found = stored.get(findings.REBOOT_REQUIRED) if isinstance(stored, dict) else None
+    return found if isinstance(found, dict) else None

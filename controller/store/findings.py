@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from controller.core import applicability, enrichment, patches
+from controller.core import applicability, enrichment, kernels, patches
 from controller.core.applicability import ApplicabilityIndex, InstalledPackage, Inventory
-from controller.core.versions import windows_build_line
+from controller.core.versions import scheme_for_release, windows_build_line
 from controller.kinds.common import OsFamily
 from controller.store import catalogue, schema
 
@@ -162,10 +162,12 @@ def _package(entry: Mapping[str, Any]) -> InstalledPackage:
 
 @dataclass(frozen=True, slots=True)
 class Evaluation:
-    """The findings of one device: `findings` None when the catalogue does not cover it."""
+    """The findings of one device: `findings` None when the catalogue does not cover it;
+    `reboot` the reboot its installed kernels imply (`kernels.detect_reboot`)."""
 
     device_id: str
     findings: tuple[Finding, ...] | None
+    reboot: kernels.KernelReboot | None = None
 
 
 def evaluate(view: CatalogueView, device: DeviceInventory) -> Evaluation:
@@ -173,12 +175,30 @@ def evaluate(view: CatalogueView, device: DeviceInventory) -> Evaluation:
     inventory = device.inventory()
     if inventory is None or not view.covers(inventory):
         return Evaluation(device.device_id, None)
-    return Evaluation(device.device_id, applicability.detect_missing(view.index, inventory))
+    reboot = kernels.detect_reboot(
+        scheme_for_release(inventory.release), inventory.kernel, inventory.packages
+    )
+    return Evaluation(device.device_id, applicability.detect_missing(view.index, inventory), reboot)
 
 
-def document(findings: Sequence[Finding]) -> dict[str, Any]:
-    """The stored `feed` document: the scan form, each finding naming its package versions."""
-    return {"missing": [_entry(finding) for finding in findings]}
+def document(
+    findings: Sequence[Finding], reboot: kernels.KernelReboot | None = None
+) -> dict[str, Any]:
+    """The stored `feed` document: the scan form, each finding naming its package versions, and
+    `rebootRequired` `{reason, running, package, installed}` when the running kernel is older
+    than the newest installed one (a finding of its own: the scan's OS signal is kept apart)."""
+    found: dict[str, Any] = {"missing": [_entry(finding) for finding in findings]}
+    if reboot is not None:
+        found[REBOOT_REQUIRED] = {
+            "reason": reboot.reason,
+            "running": reboot.running,
+            "package": reboot.package,
+            "installed": reboot.installed,
+        }
+    return found
+
+
+REBOOT_REQUIRED = "rebootRequired"
 
 
 def _entry(finding: Finding) -> dict[str, Any]:
@@ -189,11 +209,22 @@ def _entry(finding: Finding) -> dict[str, Any]:
         "fixed": finding.fixed,
     }
     if len(finding.packages) > 1:
-        entry["packages"] = [
-            {"name": u.name, "arch": u.arch, "installed": u.installed, "fixed": u.fixed}
-            for u in finding.packages
-        ]
+        entry["packages"] = [_update(u) for u in finding.packages]
+    elif finding.packages and finding.packages[0].source:
+        entry["source"] = finding.packages[0].source
     return entry
+
+
+def _update(update: applicability.PackageUpdate) -> dict[str, Any]:
+    found = {
+        "name": update.name,
+        "arch": update.arch,
+        "installed": update.installed,
+        "fixed": update.fixed,
+    }
+    if update.source:
+        found["source"] = update.source  # the versions are this source package's
+    return found
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -218,7 +249,7 @@ def store_evaluations(
     sql = _sql_for(conn.dialect.name)
     stamp = sql.time(now)
     rows = [
-        (e.device_id, FEED, stamp, _json(document(e.findings)))
+        (e.device_id, FEED, stamp, _json(document(e.findings, e.reboot)))
         for e in evaluations
         if e.findings is not None
     ]
