@@ -211,7 +211,8 @@ def _entry(finding: Finding) -> dict[str, Any]:
     if len(finding.packages) > 1:
         entry["packages"] = [_update(u) for u in finding.packages]
     elif finding.packages and finding.packages[0].source:
-        entry["source"] = finding.packages[0].source
+        # Not `source`: a patch entry's `source` is who found it (agent, feed).
+        entry["sourcePackage"] = finding.packages[0].source
     return entry
 
 
@@ -223,7 +224,7 @@ def _update(update: applicability.PackageUpdate) -> dict[str, Any]:
         "fixed": update.fixed,
     }
     if update.source:
-        found["source"] = update.source  # the versions are this source package's
+        found["sourcePackage"] = update.source  # the versions are this source package's
     return found
 
 

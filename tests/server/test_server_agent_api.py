@@ -123,6 +123,24 @@ BAD_REPORTS = [
         422,
         "appears twice",
     ),
+    (
+        "source-not-as-dpkg-prints-it",
+        {
+            "inventory": {
+                "packages": [
+                    {
+                        "name": "telnet",
+                        "version": "0.17",
+                        "arch": "amd64",
+                        "source": "inetutils 2:2.4",
+                    }
+                ]
+            }
+        },
+        {},
+        422,
+        "inventory.packages[0].source",
+    ),
     ("text-body", b"hello", {"content-type": "text/plain"}, 415, "Content-Type"),
     ("oversized", {"facts": {"custom": {"blob": "x" * 70_000}}}, {}, 413, "larger than"),
     ("no-token", {}, {"Authorization": ""}, 401, "missing bearer token"),
