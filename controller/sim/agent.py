@@ -35,6 +35,16 @@ LINUX_FAILURES = (
     "Failed to fetch package: 404 Not Found",
     "E: Could not get lock /var/lib/dpkg/lock-frontend",
 )
+# Binaries built from a source of another name (dpkg's `Source:` field), for Debian and Ubuntu.
+_DPKG_SOURCES = {
+    "libssl3": "openssl",
+    "libcurl4": "curl",
+    "openssh-server": "openssh",
+    "libc6": "glibc",
+    "zlib1g": "zlib",
+    "python3": "python3-defaults",
+    "postgresql-15": "postgresql-15",
+}
 LINUX_PACKAGES = (
     "openssl",
     "libssl3",
@@ -406,7 +416,51 @@ class Agent:
     def _packages(self) -> list[dict[str, Any]]:
         if self.profile.os_family != "linux":
             return []
+        dpkg = _is_dpkg(self.profile.os_name)
+        arch = "amd64" if dpkg else "x86_64"
+        found: list[dict[str, Any]] = []
+        for i, name in enumerate(LINUX_PACKAGES):
+            version = f"{1 + i % 4}.{self.rng.randint(0, 20)}.{i}"
+            package = {"name": name, "version": version, "arch": arch}
+            if dpkg and name in _DPKG_SOURCES:
+                # As dpkg prints `${source:Package}`: a bare name, built at the binary's version.
+                package["source"] = _DPKG_SOURCES[name]
+            found.append(package)
+        return found + self._kernel_packages(dpkg=dpkg, arch=arch)
+
+    def _kernel_packages(self, *, dpkg: bool, arch: str) -> list[dict[str, Any]]:
+        """The running kernel and the one before it, installed side by side as real hosts keep
+        them: an older install-only version must not count as missing anything."""
+        running = self._kernel()
+        if "ubuntu" in self.profile.os_name.lower():
+            return [
+                {"name": "linux-image-6.8.0-41-generic", "version": "6.8.0-41.41", "arch": arch},
+                {"name": f"linux-image-{running}", "version": "6.8.0-45.45", "arch": arch},
+            ]
+        if dpkg:
+            signed = "linux-signed-amd64"
+            return [
+                {
+                    "name": "linux-image-6.1.0-25-amd64",
+                    "version": "6.1.106-3",
+                    "arch": arch,
+                    "source": f"{signed} (6.1.106+3)",
+                },
+                {
+                    "name": f"linux-image-{running}",
+                    "version": "6.1.112-1",
+                    "arch": arch,
+                    "source": f"{signed} (6.1.112+1)",
+                },
+            ]
+        version, release = running.removesuffix(f".{arch}").split("-", 1)
+        older = "362.8.1.el9_3"
         return [
-            {"name": name, "version": f"{1 + i % 4}.{self.rng.randint(0, 20)}.{i}", "arch": "amd64"}
-            for i, name in enumerate(LINUX_PACKAGES)
+            {"name": "kernel-core", "version": version, "release": older, "arch": arch},
+            {"name": "kernel-core", "version": version, "release": release, "arch": arch},
         ]
+
+
+def _is_dpkg(os_name: str) -> bool:
+    name = os_name.lower()
+    return "debian" in name or "ubuntu" in name

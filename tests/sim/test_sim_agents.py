@@ -131,3 +131,17 @@ async def test_agents_run_install_and_scan_jobs(store) -> None:
     assert 12 == events["acked"]
     assert 6 == events["downloading"]
     assert stats.patches_installed + stats.patches_failed > 0
+
+
+async def test_linux_agents_report_real_style_sources_and_kernels(store) -> None:
+    """Simulated Linux hosts report dpkg-style sources and two kernels, running the newest: no reboot finding."""
+    stats = await run(store, 12)
+    i = schema.inventories.c
+    with store.read() as conn:
+        rows = conn.execute(sa.select(i.device_id, i.kernel, i.packages)).all()
+        reboots = [devices.device_inventory(conn, r.device_id)["reboot_required"] for r in rows]
+    kernels_installed = [
+        sum(p["name"].startswith(("kernel-core", "linux-image-")) for p in r.packages) for r in rows
+    ]
+    assert ({}, [2] * len(rows), [None] * len(rows)) == (stats.errors, kernels_installed, reboots)
+    assert any(p.get("source") == "openssl" for r in rows for p in r.packages)
