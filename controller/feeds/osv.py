@@ -7,8 +7,9 @@ severity from Ubuntu priorities, else the `Important:` prefix of AlmaLinux/Rocky
 the CVSS band of the highest score; rating from the CVSS vectors; the ecosystem gives the OS
 release (`Ubuntu:Pro:16.04:LTS` -> `ubuntu:16.04`, `Rocky Linux:9` -> `rocky:9`,
 `Red Hat:rhel_eus:9.2::appstream` -> `rhel:9`); the fixed versions come from `ranges[].events[]
-.fixed`, per Ubuntu binary package when Ubuntu lists them. Debian names only the source package:
-such entries get arch `source` and hosts match them through their binaries' source name.
+.fixed`, per Ubuntu binary package when Ubuntu lists them. Debian names only the source package
+(and so do Ubuntu CVE entries without binaries, purl `arch=src`): such entries get arch `source`
+and hosts match them through their binaries' source name and source version.
 Ecosystems that are not operating systems (PyPI, npm, …) are skipped. `withdrawn` is kept.
 """
 
@@ -247,7 +248,14 @@ def _fixed_packages(
 
 def _names_source(purl: str, release: str) -> bool:
     # Debian's OSV names source packages (purl `?arch=source`); RPM distributions name binaries.
-    return "arch=source" in purl or release.startswith("debian:")
+    # Ubuntu's CVE records name the source too, spelt `arch=src` (`…/rabbitmq-server?arch=src
+    # ?distro=noble`): their versions are the source's, compared with the binaries' source.
+    if "arch=source" in purl or release.startswith("debian:"):
+        return True
+    return purl.startswith("pkg:deb/") and _DEB_SOURCE_PURL.search(purl) is not None
+
+
+_DEB_SOURCE_PURL = re.compile(r"[?&]arch=src(?![A-Za-z0-9])")
 
 
 _EVENT_KINDS = {kind.value: kind for kind in EventKind}

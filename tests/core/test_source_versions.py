@@ -216,3 +216,46 @@ def test_stored_odd_source_keeps_the_first_word() -> None:
     """An inventory stored before the check keeps working: first word as name, binary version."""
     package = InstalledPackage("openssl", "3.0.15-1~deb12u1", "amd64", source="openssl junk")
     assert ["DSA-9103-1"] == missing(package)
+
+
+def ubuntu_cve(source: str, fixed: str) -> dict[str, Any]:
+    """An Ubuntu CVE record entry naming the source without binaries (purl `arch=src`)."""
+    purl = f"pkg:deb/ubuntu/{source}?arch=src?distro=noble"
+    return {
+        "schema_version": "1.6.0",
+        "id": "UBUNTU-CVE-2099-0001",
+        "modified": "2099-04-02T00:00:00Z",
+        "published": "2099-04-01T00:00:00Z",
+        "affected": [
+            {
+                "package": {"ecosystem": "Ubuntu:24.04:LTS", "name": source, "purl": purl},
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}
+                ],
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("package", "expected"),
+    [
+        pytest.param(
+            InstalledPackage("libexpat1", "2.6.1-2ubuntu0.1", "amd64", source="expat"),
+            ["UBUNTU-CVE-2099-0001"],
+            id="binary-of-an-unfixed-source",
+        ),
+        pytest.param(
+            InstalledPackage("libexpat1", "2.6.1-2ubuntu0.2", "amd64", source="expat"),
+            [],
+            id="binary-of-the-fixed-source",
+        ),
+    ],
+)
+def test_ubuntu_cve_records_name_the_source(package: InstalledPackage, expected: list[str]) -> None:
+    """Ubuntu's `arch=src` entries match binaries through their source, like Debian's."""
+    index = ApplicabilityIndex(
+        (osv.parse_record(ubuntu_cve("expat", "2.6.1-2ubuntu0.2"), source="t"),)
+    )
+    inventory = Inventory(os=OsFamily.LINUX, release="ubuntu:24.04", packages=(package,))
+    assert expected == [f.patch_id for f in detect_missing(index, inventory)]

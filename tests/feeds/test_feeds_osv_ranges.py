@@ -69,6 +69,9 @@ DPKG = two_intervals("2.0-1", "2.1-1", "2.1-3")
 RPM = two_intervals("0:2.0-1.el9", "0:2.1-1.el9", "0:2.1-3.el9")
 UBUNTU_BINARIES = {"binaries": [{"binary_name": "libdemo1", "binary_version": "2.1-3"}]}
 
+# Debian's records name the source package: its findings say whose versions they compare.
+COMPARED_SOURCE = {"debian:12": "demo"}
+
 # (ecosystem, affected entry, release, installed package name, source name, versions: first fix,
 # inside the second interval, below the first fix)
 ECOSYSTEMS = [
@@ -142,7 +145,9 @@ def test_two_intervals_through_the_catalogue(
     }
 
     def finding(installed: str, fixed: str) -> tuple[Finding, ...]:
-        update = PackageUpdate(package.name, package.arch, installed, fixed)
+        update = PackageUpdate(
+            package.name, package.arch, installed, fixed, COMPARED_SOURCE.get(release, "")
+        )
         return (Finding("DEMO-2099:0001", package.name, installed, fixed, "feed", (update,)),)
 
     expected = {
