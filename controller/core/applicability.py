@@ -115,7 +115,8 @@ def parse_source(text: str | None) -> tuple[str, str]:
     (`inetutils`, `2:2.4-2+deb12u3`), `openssl` -> (`openssl`, ``), None -> (``, ``).
 
     Raises ValueError when the text is neither `name` nor `name (version)` (deb-control(5),
-    `Source` field of a binary package's control data).
+    `Source` field of a binary package's control data). rpm's source rpm file names
+    (`openssl-3.0.7-27.el9.src.rpm`) are names.
     """
     if not text:
         return "", ""
@@ -126,9 +127,10 @@ def parse_source(text: str | None) -> tuple[str, str]:
     return match["name"], match["version"] or ""
 
 
-# Debian policy §5.6.1/§5.6.12: source names are [a-z0-9][a-z0-9+.-]+; rpm source names are
-# looser (`perl-Net-SSLeay`), so letters of both cases and `_` are accepted.
-_SOURCE_FIELD = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9+._-]*)(?: \((?P<version>[^()\s]+)\))?")
+# Debian policy §5.6.1/§5.6.12 spell source names [a-z0-9][a-z0-9+.-]+; rpm agents send the
+# source rpm's file name (`%{SOURCERPM}`: `libfoo-1.0~rc1-1.el9.src.rpm`, `~` and `^` included),
+# so a name is any run without blanks or parentheses, and only its `(version)` part is checked.
+_SOURCE_FIELD = re.compile(r"(?P<name>[^\s()]+)(?: \((?P<version>[^()\s]+)\))?")
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,6 +189,11 @@ def test_ubuntu_binaries_keep_their_own_versions() -> None:
             "gcc-12 (12.2.0-14+deb12u1)", ("gcc-12", "12.2.0-14+deb12u1"), id="digits-and-dash"
         ),
         pytest.param("perl-Net-SSLeay", ("perl-Net-SSLeay", ""), id="rpm-source-name"),
+        pytest.param(
+            "libfoo-1.0~rc1^git1-1.el9.src.rpm",
+            ("libfoo-1.0~rc1^git1-1.el9.src.rpm", ""),
+            id="rpm-sourcerpm-file-name",
+        ),
     ],
 )
 def test_parse_source(text: str | None, expected: tuple[str, str]) -> None:
