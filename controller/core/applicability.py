@@ -100,13 +100,23 @@ class InstalledPackage:
         return _lenient_source(self.source)[1] or self.full_version(scheme)
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def _lenient_source(text: str | None) -> tuple[str, str]:
     # Inventories stored before the report API checked the field may hold other text: its first
     # word is the name, as before, and the binary's version stands in for the source's.
     try:
-        return parse_source(text)
+        name, version = parse_source(text)
     except ValueError:
         return (text or "").split(" ", 1)[0], ""
+    if _DEBIAN_SIGNED_KERNEL.fullmatch(name):
+        # Debian's signed kernel images are built from `linux-signed-amd64 (6.1.112+1)`, a
+        # wrapper of `linux 6.1.112-1`; Debian's advisories (DSA, DLA, OSV) name `linux` only.
+        return "linux", version.replace("+", "-", 1)
+    return name, version
+
+
+# Debian's per-architecture wrappers (Ubuntu's `linux-signed-hwe-6.8` wraps another source).
+_DEBIAN_SIGNED_KERNEL = re.compile(r"linux-signed-(?:amd64|arm64|i386)")
 
 
 @functools.lru_cache(maxsize=1 << 14)

@@ -125,6 +125,21 @@ def missing(*packages: InstalledPackage) -> list[str]:
             [],
             id="kernel-headers-at-the-fixed-linux",
         ),
+        pytest.param(
+            deb("linux-image-6.1.0-25-amd64", "6.1.106-3", "linux-signed-amd64 (6.1.106+3)"),
+            ["DSA-9104-1"],
+            id="signed-kernel-image-of-an-unfixed-linux",
+        ),
+        pytest.param(
+            deb("linux-image-6.1.0-26-amd64", "6.1.112-1", "linux-signed-amd64 (6.1.112+1)"),
+            [],
+            id="signed-kernel-image-of-the-fixed-linux",
+        ),
+        pytest.param(
+            deb("linux-image-6.1.0-26-arm64", "6.1.112-1", "linux-signed-arm64"),
+            [],
+            id="signed-kernel-image-bare-source-name",
+        ),
     ],
 )
 def test_source_named_fixes(package: InstalledPackage, expected: list[str]) -> None:
