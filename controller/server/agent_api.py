@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from controller.server import ingest, models
 from controller.server.context import Context, device_principal, services
-from controller.server.errors import ApiError
+from controller.server.errors import ApiError, parse_body
 from controller.store import devices, jobs, tokens
 from controller.store.job_states import JobKind
 
@@ -38,23 +38,22 @@ def json_body(schema: str) -> dict[str, Any]:
     }
 
 
-_AGENT_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, unknown, revoked or expired token."},
-    403: {"description": "The token is not a device token, or it belongs to another device."},
-    413: {"description": "The body is larger than the limit."},
-    422: {"description": "Invalid body; the message names the field."},
-}
+# Every call with a body: malformed (400), too large (413), not JSON (415), invalid (422), the
+# service stopping or its database gone (503).
+_BODY_ERRORS = (400, 413, 415, 422, 503)
 
 
 @router.post(
     "/enroll",
     response_model=models.EnrollResponse,
-    responses={401: _AGENT_ERRORS[401], 422: _AGENT_ERRORS[422]},
+    responses=models.error_responses(*_BODY_ERRORS, 401, 429),
+    openapi_extra={"requestBody": json_body("EnrollRequest")},
     summary="Enrol a device with a tenant's enrolment token",
 )
-async def enroll(body: models.EnrollRequest, context: Context) -> models.EnrollResponse:
+async def enroll(request: Request, context: Context) -> models.EnrollResponse:
     """Re-enrolling the same hostname in the same tenant returns the same device id and a new
-    device token (the previous ones are revoked)."""
+    device token (the previous ones are revoked and deleted)."""
+    body = parse_body(models.EnrollRequest, await request.body())
     poll = int(context.settings.poll_interval.total_seconds())
 
     def enrol(conn: Connection, now: datetime) -> devices.Enrolled | None:
@@ -97,8 +96,7 @@ async def enroll(body: models.EnrollRequest, context: Context) -> models.EnrollR
     response_model=None,
     responses={
         200: {"model": models.ReportResponse, "description": "Stored."},
-        **_AGENT_ERRORS,
-        404: {"description": "The device is no longer enrolled."},
+        **models.error_responses(*_BODY_ERRORS, 401, 403, 404),
     },
     openapi_extra={
         "requestBody": json_body("ReportRequest"),
@@ -125,7 +123,7 @@ async def report(device_id: DeviceId, request: Request) -> Response:
 @router.get(
     "/devices/{device_id}/jobs",
     response_model=models.JobsResponse,
-    responses={k: v for k, v in _AGENT_ERRORS.items() if k in {401, 403}},
+    responses=models.error_responses(400, 401, 403, 422, 503),
     summary="The jobs the device should run now",
 )
 async def poll_jobs(
@@ -155,21 +153,16 @@ async def poll_jobs(
 @router.post(
     "/jobs/{job_id}/events",
     response_model=models.JobEventResponse,
-    responses={
-        **_AGENT_ERRORS,
-        404: {"description": "No such job for this device."},
-        409: {"description": "The transition is not allowed (e.g. the job already finished)."},
-    },
+    responses=models.error_responses(*_BODY_ERRORS, 401, 403, 404, 409),
+    openapi_extra={"requestBody": json_body("JobEventRequest")},
     summary="Report the progress or result of a job",
 )
 async def job_event(
-    job_id: JobId,
-    body: models.JobEventRequest,
-    principal: DevicePrincipal,
-    context: Context,
+    job_id: JobId, request: Request, principal: DevicePrincipal, context: Context
 ) -> models.JobEventResponse:
     """Idempotent: a replayed event (same state and `seq`, or same content) changes nothing
     and answers `status: duplicate`."""
+    body = parse_body(models.JobEventRequest, await request.body())
     device_id = principal.device_id or ""
     event = jobs.JobEvent(
         state=body.job_state,

@@ -107,7 +107,7 @@ def create_app(store: Store, settings: Settings, controller: Controller | None =
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(dashboard.LoginForm)  # the sign-in form posts no JSON
     app.add_middleware(RequestMetrics, metrics=metrics)
-    document_models(app, [models.ReportRequest])
+    document_models(app, [models.EnrollRequest, models.ReportRequest, models.JobEventRequest])
     return app
 
 

@@ -85,7 +85,7 @@ def enrol(conn: Connection, enrolment: Enrolment, *, poll_interval: int, now: da
     else:
         device_id = existing
         conn.execute(schema.devices.update().where(d.id == device_id).values(**values))
-        revoked = tokens.revoke_device_tokens(conn, device_id, now=now)
+        revoked = tokens.revoke_device_tokens(conn, device_id)
     token = tokens.create_token(
         conn,
         kind=tokens.TokenKind.DEVICE,
