@@ -38,9 +38,9 @@ def json_body(schema: str) -> dict[str, Any]:
     }
 
 
-# Every call with a body: malformed (400), too large (413), not JSON (415), invalid (422), the
-# service stopping or its database gone (503).
-_BODY_ERRORS = (400, 413, 415, 422, 503)
+# Every call with a body: malformed (400), too slow (408), too large (413), not JSON (415),
+# invalid (422), the service stopping or its database gone (503).
+_BODY_ERRORS = (400, 408, 413, 415, 422, 503)
 
 
 @router.post(

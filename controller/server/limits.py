@@ -1,15 +1,22 @@
-"""Request limits enforced before any parsing: body size and content type.
+"""Request limits enforced before any parsing: the URL, body size, content type and read time.
 
-A pure ASGI middleware (no per-request task or buffering when the client sends a
-Content-Length, as agents do): a body announced larger than the limit is refused with 413 before
-a byte of it is read; a chunked body is counted as it arrives and refused once it passes the
-limit. A body whose Content-Type is not JSON (or missing) is refused with 415.
+A pure ASGI middleware (no per-request task): a URL holding a control character (a NUL reaches
+no database column) is refused with 400; a body announced larger than the limit is refused with
+413 before a byte of it is read; a chunked body is counted as it arrives and refused once it
+passes the limit. A body whose Content-Type is not JSON (or missing) is refused with 415. A body
+is read whole, within `body_timeout` seconds of its headers, before the app sees it: a client
+that trickles its body gets 408 and the connection is closed, so slow clients cannot hold
+sockets and tasks open (issue 11.6). The header read timeout and the connection cap live in
+`controller.server.transport`, below ASGI.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from controller.server.errors import error_body
 
@@ -23,21 +30,43 @@ if TYPE_CHECKING:
     ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class BodyTooLargeError(Exception):
-    pass
+DEFAULT_BODY_TIMEOUT = 30.0
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# The answers this middleware gives, for the OpenAPI document (`app.document_limits`).
+URL_STATUSES = (400,)
+BODY_STATUSES = (408, 413, 415)
+
+
+class _ClientGoneError(Exception):
+    """The client disconnected before sending its whole body."""
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BYTES = re.compile(rb"[\x00-\x1f\x7f]|%(?:[01][0-9A-Fa-f]|7[Ff])")
 
 
 class RequestLimits:
-    """ASGI middleware: refuse oversized bodies (413) and non-JSON POST bodies (415)."""
+    """ASGI middleware: refuse control characters in the URL (400), oversized bodies (413),
+    non-JSON POST bodies (415) and bodies slower than `body_timeout` seconds (408)."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, body_timeout: float = DEFAULT_BODY_TIMEOUT
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
-            return
+        elif _CONTROL.search(scope["path"]) or _CONTROL_BYTES.search(scope["query_string"]):
+            await _refuse(send, 400, "the URL holds a NUL or another control character")
+        elif scope["method"] in BODY_METHODS:
+            await self._with_body(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _with_body(self, scope: Scope, receive: Receive, send: Send) -> None:
         length: int | None = None
         content_type = b""
         for name, value in scope["headers"]:
@@ -54,14 +83,19 @@ class RequestLimits:
         if length is not None and length > self.max_body_bytes:
             await _refuse(send, 413, self._too_large())
             return
-        if length is not None:
-            await self.app(scope, receive, send)
-            return
-        body = await self._read_counted(receive)
-        if body is None:
+        body: bytes | None = b""
+        with anyio.move_on_after(self.body_timeout) as deadline:
+            try:
+                body = await self._read_counted(receive)
+            except _ClientGoneError:
+                return  # nobody is left to answer
+        if deadline.cancelled_caught:
+            message = f"the request body did not arrive within {self.body_timeout:g} s"
+            await _refuse(send, 408, message)
+        elif body is None:
             await _refuse(send, 413, self._too_large())
-            return
-        await self.app(scope, _replay(body), send)
+        else:
+            await self.app(scope, _replay(body, receive), send)
 
     def _too_large(self) -> str:
         return f"the request body is larger than the limit of {self.max_body_bytes} bytes"
@@ -72,7 +106,7 @@ class RequestLimits:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                break
+                raise _ClientGoneError
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
@@ -83,17 +117,19 @@ class RequestLimits:
         return b"".join(chunks)
 
 
-def _replay(body: bytes) -> Receive:
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body read already, in one message; then the connection's own messages (a
+    disconnect), so the app still learns when the client goes away."""
     sent = False
 
-    async def receive() -> Message:
+    async def replay() -> Message:
         nonlocal sent
         if sent:
-            return {"type": "http.disconnect"}
+            return await receive()
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    return receive
+    return replay
 
 
 async def _refuse(send: Send, status: int, message: str) -> None:

@@ -121,6 +121,7 @@ ERROR_MEANINGS: dict[int, str] = {
     401: "Missing, unknown, revoked or expired token.",
     403: "The token is of another kind, or does not reach this device or tenant.",
     404: "No such resource in the token's scope.",
+    408: "The body did not arrive in time; the connection is closed.",
     409: "The transition is not allowed (e.g. the job already finished).",
     413: "The body is larger than the limit.",
     415: "The body is not sent as `application/json`.",

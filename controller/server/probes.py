@@ -8,6 +8,7 @@ import anyio.to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from controller.server import models
 from controller.server.context import Context
 from controller.server.errors import error_body
 from controller.store import StoreError, history
@@ -23,7 +24,7 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="Readiness: the database answers",
-    responses={503: {"description": "The database is not reachable."}},
+    responses=models.error_responses(503),
 )
 async def readyz(context: Context) -> JSONResponse:
     def check() -> dict[str, Any]:
