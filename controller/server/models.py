@@ -9,6 +9,7 @@ finite. JSON keys are camelCase. `controller.server.errors.parse_body` reads the
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import (
@@ -25,6 +26,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     field_validator,
     with_config,
 )
@@ -47,6 +49,9 @@ MAX_OUTPUT = 256 * 1024
 # numbers are doubles): larger ones are refused here rather than overflow the database.
 MAX_INT = 2**63 - 1
 MIN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_EPOCH = 2**31
+MAX_EPOCH_TEXT = 16
+MAX_FACT_TEXT = 2000
 
 # Settings shared by every request model and patch-list TypedDict (see the module docstring).
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
@@ -63,6 +68,51 @@ def _storable(value: datetime) -> datetime:
     return value
 
 
+def _epoch(value: object) -> str | int:
+    if isinstance(value, str) and len(value) <= MAX_EPOCH_TEXT:
+        return value
+    if type(value) is int and 0 <= value <= MAX_EPOCH:
+        return value
+    raise ValueError(
+        f"expected a string of at most {MAX_EPOCH_TEXT} characters or an integer from 0 to "
+        f"{MAX_EPOCH}"
+    )
+
+
+def _fact_value(value: object) -> str | int | float | bool | None:
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str) and len(value) <= MAX_FACT_TEXT:
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    raise ValueError(
+        f"expected a string of at most {MAX_FACT_TEXT} characters, a finite number, a boolean "
+        "or null"
+    )
+
+
+# A union type names the member that failed in each error's location (`epoch.constrained-str`);
+# these validate the union by hand so that errors name the request field alone.
+Epoch = Annotated[
+    str | int,
+    PlainValidator(
+        _epoch,
+        json_schema_input_type=Annotated[str, Field(max_length=MAX_EPOCH_TEXT)]
+        | Annotated[int, Field(ge=0, le=MAX_EPOCH)],
+    ),
+]
+FactValue = Annotated[
+    str | int | float | bool | None,
+    PlainValidator(
+        _fact_value,
+        json_schema_input_type=Annotated[str, Field(max_length=MAX_FACT_TEXT)]
+        | int
+        | float
+        | bool
+        | None,
+    ),
+]
 Time = Annotated[AwareDatetime, AfterValidator(_storable)]
 Count = Annotated[int, Field(ge=0, le=MAX_INT)]
 Text = Annotated[str, Field(max_length=500)]
@@ -188,14 +238,7 @@ class Facts(Request):
         Field(default_factory=list)
     )
     custom: Annotated[
-        dict[
-            Annotated[str, Field(min_length=1, max_length=64)],
-            Annotated[str, Field(max_length=2000)]
-            | Annotated[int, Field(ge=-MAX_INT, le=MAX_INT)]
-            | float
-            | bool
-            | None,
-        ],
+        dict[Annotated[str, Field(min_length=1, max_length=64)], FactValue],
         Field(max_length=100),
     ] = Field(default_factory=dict, description="Site-specific facts.")
 
@@ -251,9 +294,7 @@ class Scan(Request):
 
 class Package(Request):
     name: ShortText
-    epoch: Annotated[str, Field(max_length=16)] | Annotated[int, Field(ge=0, le=2**31)] | None = (
-        None
-    )
+    epoch: Epoch | None = None
     version: ShortText
     release: Annotated[str, Field(max_length=200)] | None = None
     arch: Annotated[str, Field(min_length=1, max_length=32)]
