@@ -145,16 +145,22 @@ class AuditTrail:
         """Record the commits new since the cursor; AuditUnavailableError when git fails."""
         try:
             repo = git_source.open_repository(self.repo_spec, state_dir=self.state_dir, fetch=fetch)
-            branch = self.branch or git_source.default_branch(repo)
         except git_source.SourceError as exc:
             raise AuditUnavailableError(str(exc)) from None
-        with self.store.read() as conn:
-            cursor = _read_cursor(conn, branch)
-        try:
-            walked = self._walk(repo, branch, cursor.tip)
-        except (git_source.SourceError, git.GitCommandError) as exc:
-            self._cache = None
-            raise AuditUnavailableError(f"cannot read the history of {branch!r}: {exc}") from None
+        with repo:
+            try:
+                branch = self.branch or git_source.default_branch(repo)
+            except git_source.SourceError as exc:
+                raise AuditUnavailableError(str(exc)) from None
+            with self.store.read() as conn:
+                cursor = _read_cursor(conn, branch)
+            try:
+                walked = self._walk(repo, branch, cursor.tip)
+            except (git_source.SourceError, git.GitCommandError) as exc:
+                self._cache = None
+                raise AuditUnavailableError(
+                    f"cannot read the history of {branch!r}: {exc}"
+                ) from None
         expiries = _expiries(walked, cursor, today=now.date())
         judged = access.judge_events((*walked.events, *expiries), self.access)
         latest, events = _rejudge(cursor.latest, judged, self.access)

@@ -282,14 +282,12 @@ class Controller:
 
     def _writeback_target(self) -> publish.WritebackTarget:
         source = self.reconciler.source
-        repo = source.repo
-        if git_source.is_url(repo):  # commit into the clone and push from there
-            repo = str(
-                git_source.open_repository(repo, state_dir=source.state_dir, fetch=False).git_dir
-            )
-        policy_branch = source.branch or git_source.default_branch(
-            git_source.open_repository(source.repo, state_dir=source.state_dir, fetch=False)
-        )
+        with git_source.open_repository(
+            source.repo, state_dir=source.state_dir, fetch=False
+        ) as opened:
+            # A URL: commit into the clone and push from there.
+            repo = str(opened.git_dir) if git_source.is_url(source.repo) else source.repo
+            policy_branch = source.branch or git_source.default_branch(opened)
         return publish.WritebackTarget(repo=repo, policy_branch=policy_branch)
 
 

@@ -44,7 +44,12 @@ def is_url(spec: str) -> bool:
 
 
 def open_repository(spec: str, *, state_dir: Path, fetch: bool = True) -> git.Repo:
-    """A local repository as it is, or a URL cloned (then fetched) under the state directory."""
+    """A local repository as it is, or a URL cloned (then fetched) under the state directory.
+
+    The caller closes it (`with open_repository(...) as repo:`): GitPython keeps `git cat-file`
+    processes alive per Repo object until it is closed, so a service that opens one per pass
+    and forgets it accumulates child processes and descriptors (issue 11.10).
+    """
     if not is_url(spec):
         path = Path(spec)
         if not path.exists():
@@ -58,10 +63,16 @@ def open_repository(spec: str, *, state_dir: Path, fetch: bool = True) -> git.Re
         if not mirror.exists():
             return git.Repo.clone_from(spec, mirror, bare=True)
         repo = git.Repo(mirror)
-        if fetch:
-            repo.git.fetch("origin", "+refs/heads/*:refs/heads/*", "--prune")
     except git.GitCommandError as exc:
         raise SourceError(f"cannot fetch {_redact(spec)}: {exc.stderr.strip() or exc}") from None
+    if fetch:
+        try:
+            repo.git.fetch("origin", "+refs/heads/*:refs/heads/*", "--prune")
+        except git.GitCommandError as exc:
+            repo.close()
+            raise SourceError(
+                f"cannot fetch {_redact(spec)}: {exc.stderr.strip() or exc}"
+            ) from None
     return repo
 
 

@@ -46,9 +46,9 @@ def load(
             f" at {revision}" if revision else " (uncommitted changes)"
         )
         return Loaded(revision, result, where)
-    repo = git_source.open_repository(spec, state_dir=state_dir)
-    resolved = git_source.resolve(repo, branch=branch, rev=rev)
-    source_files = git_source.read_commit(repo, resolved.sha)
+    with git_source.open_repository(spec, state_dir=state_dir) as repo:
+        resolved = git_source.resolve(repo, branch=branch, rev=rev)
+        source_files = git_source.read_commit(repo, resolved.sha)
     revision = str(resolved)
     return Loaded(revision, loading.load_policy(source_files, revision=revision), revision)
 
@@ -56,12 +56,12 @@ def load(
 def _head_revision(root: Path) -> str | None:
     """The revision a clean working tree is at; None when it is not a repository or is dirty."""
     try:
-        repo = git.Repo(root)
-        dirty = repo.git.status("--porcelain", "--", *loading.POLICY_DIRS)
-        if repo.head.is_valid() and not dirty:
-            return str(
-                git_source.Revision(git_source.default_branch(repo), repo.head.commit.hexsha)
-            )
+        with git.Repo(root) as repo:
+            dirty = repo.git.status("--porcelain", "--", *loading.POLICY_DIRS)
+            if repo.head.is_valid() and not dirty:
+                return str(
+                    git_source.Revision(git_source.default_branch(repo), repo.head.commit.hexsha)
+                )
     except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandError, ValueError):
         return None
     return None
