@@ -18,8 +18,11 @@ import click
 from controller.cli.common import fail, source_options
 from controller.kinds.common import parse_duration
 from controller.runtime.settings import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
     DEFAULT_LISTEN,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_STATE_DIR,
     Settings,
@@ -109,6 +112,27 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timed
     help="Largest request body accepted, in bytes (larger ones get 413 before parsing).",
 )
 @click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True,
+    help="Open connections accepted; more get 503 and are closed (keep it under `ulimit -n`).",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0.1, max=3600),
+    default=DEFAULT_HEADER_TIMEOUT,
+    show_default=True,
+    help="Seconds a request's headers may take; slower clients get 408 and are disconnected.",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0.1, max=3600),
+    default=DEFAULT_BODY_TIMEOUT,
+    show_default=True,
+    help="Seconds a request's body may take; slower clients get 408 and are disconnected.",
+)
+@click.option(
     "--interval",
     default="5m",
     show_default=True,
@@ -157,6 +181,9 @@ def serve(
     state_dir: Path,
     poll_interval: timedelta,
     max_body_bytes: int,
+    max_connections: int,
+    header_timeout: float,
+    body_timeout: float,
     interval: timedelta,
     watch: bool,
     git_poll: timedelta,
@@ -188,7 +215,7 @@ def serve(
     from controller.notify.settings import SettingsError, load_smtp_settings  # noqa: PLC0415
     from controller.runtime.reconcile import PolicySource, Reconciler  # noqa: PLC0415
     from controller.runtime.service import Controller, ServiceOptions  # noqa: PLC0415
-    from controller.server import create_app, logs  # noqa: PLC0415
+    from controller.server import create_app, logs, transport  # noqa: PLC0415
 
     try:
         settings = Settings(
@@ -197,6 +224,9 @@ def serve(
             listen=listen,
             poll_interval=poll_interval,
             max_body_bytes=max_body_bytes,
+            max_connections=max_connections,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
             webhook_secret=os.environ.get(WEBHOOK_SECRET_ENV) or None,
         )
         smtp = load_smtp_settings() if run_loop else None
@@ -223,17 +253,8 @@ def serve(
         repo=repo if run_loop else None,
         webhook=settings.webhook_secret is not None,
     )
-    config = uvicorn.Config(
-        create_app(store, settings, controller),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        log_level=log_level,
-        access_log=False,
-        lifespan="on",
-        server_header=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=10,
+    config = transport.server_config(
+        create_app(store, settings, controller), settings, log_level=log_level
     )
     server = uvicorn.Server(config)
     _tune_garbage_collector()

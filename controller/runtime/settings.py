@@ -20,6 +20,11 @@ DATABASE_FILE = "patchctl.db"
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_POLL_INTERVAL = timedelta(seconds=60)
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+# Transport limits (issue 11.6; `controller.server.transport`, `controller.server.limits`).
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_BODY_TIMEOUT = 30.0
+DEFAULT_KEEP_ALIVE_TIMEOUT = 5
+DEFAULT_MAX_CONNECTIONS = 1000
 
 
 def system_clock() -> datetime:
@@ -54,6 +59,15 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     clock: Callable[[], datetime] = field(default=system_clock, compare=False)
     webhook_secret: str | None = field(default=None, repr=False)  # PATCHCTL_WEBHOOK_SECRET
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT  # seconds for a request's headers
+    body_timeout: float = DEFAULT_BODY_TIMEOUT  # seconds for a request's whole body
+    keep_alive_timeout: int = DEFAULT_KEEP_ALIVE_TIMEOUT  # seconds an idle connection stays
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # open connections; more are refused
+    # Enrolment calls, as token buckets: a burst, then one call every `1 / rate` seconds.
+    enrol_rate_per_token: float = 10.0
+    enrol_burst_per_token: int = 1000
+    enrol_rate_per_address: float = 2.0
+    enrol_burst_per_address: int = 100
 
     def __post_init__(self) -> None:
         parse_listen(self.listen)
@@ -61,6 +75,16 @@ class Settings:
             raise ValueError("poll interval must be at least 1s")
         if self.max_body_bytes < 1024:
             raise ValueError("the request body limit must be at least 1 KiB")
+        for name in ("header_timeout", "body_timeout", "keep_alive_timeout"):
+            if not 0 < getattr(self, name) <= 3600:
+                raise ValueError(f"{name.replace('_', ' ')} must be between 0 and 3600 seconds")
+        if self.max_connections < 1:
+            raise ValueError("the connection cap must be at least 1")
+        if (
+            min(self.enrol_rate_per_token, self.enrol_rate_per_address) <= 0
+            or min(self.enrol_burst_per_token, self.enrol_burst_per_address) < 1
+        ):
+            raise ValueError("enrolment rates must be positive and bursts at least 1")
 
     @property
     def database_url(self) -> str:

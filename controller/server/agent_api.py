@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio.to_thread
 import structlog
 from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.responses import JSONResponse
 
 from controller.server import ingest, models
 from controller.server.context import Context, device_principal, services
-from controller.server.errors import ApiError, parse_body
+from controller.server.errors import ApiError, error_body, parse_body
 from controller.store import devices, jobs, tokens
 from controller.store.job_states import JobKind
 
@@ -50,10 +52,18 @@ _BODY_ERRORS = (400, 408, 413, 415, 422, 503)
     openapi_extra={"requestBody": json_body("EnrollRequest")},
     summary="Enrol a device with a tenant's enrolment token",
 )
-async def enroll(request: Request, context: Context) -> models.EnrollResponse:
+async def enroll(request: Request, context: Context) -> models.EnrollResponse | JSONResponse:
     """Re-enrolling the same hostname in the same tenant returns the same device id and a new
-    device token (the previous ones are revoked and deleted)."""
+    device token (the previous ones are revoked and deleted). Rate-limited per enrolment token
+    and per client address: past the limit, 429 with `Retry-After`."""
     body = parse_body(models.EnrollRequest, await request.body())
+    if context.enrolment_limits is not None:
+        wait = context.enrolment_limits.wait(
+            token_hash=tokens.hash_secret(body.enrollment_token),
+            address=request.client.host if request.client else "",
+        )
+        if wait:
+            return _too_many_enrolments(wait)
     poll = int(context.settings.poll_interval.total_seconds())
 
     def enrol(conn: Connection, now: datetime) -> devices.Enrolled | None:
@@ -189,6 +199,13 @@ async def job_event(
         state=result.state.value if result.state else body.state,
         status=result.status.value,
     )
+
+
+def _too_many_enrolments(wait: float) -> JSONResponse:
+    seconds = math.ceil(wait)
+    log.info("refused", path="/api/v1/enroll", status=429, reason="enrolment rate limit")
+    message = f"too many enrolments from this address or with this token; retry in {seconds} s"
+    return JSONResponse(error_body(429, message), 429, headers={"Retry-After": str(seconds)})
 
 
 def _own_device(principal: tokens.Principal, device_id: str) -> None:

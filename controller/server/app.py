@@ -22,7 +22,13 @@ from controller.server import (
 )
 from controller.server.context import Authenticator, Services
 from controller.server.ingest import ReportFastPath
-from controller.server.limits import BODY_METHODS, BODY_STATUSES, URL_STATUSES, RequestLimits
+from controller.server.limits import (
+    BODY_METHODS,
+    BODY_STATUSES,
+    URL_STATUSES,
+    EnrolmentLimits,
+    RequestLimits,
+)
 from controller.server.metrics import Gauge, Metrics, RequestMetrics
 from controller.server.writer import Writer
 
@@ -60,6 +66,7 @@ def create_app(store: Store, settings: Settings, controller: Controller | None =
         metrics=metrics,
         authenticator=Authenticator(store=store, settings=settings),
         controller=controller,
+        enrolment_limits=EnrolmentLimits.from_settings(settings),
     )
     metrics.gauges.extend(
         [
@@ -104,7 +111,11 @@ def create_app(store: Store, settings: Settings, controller: Controller | None =
     app.include_router(dashboard.router)
     app.include_router(hooks.router)
     app.add_middleware(ReportFastPath, context=services)
-    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout,
+    )
     app.add_middleware(dashboard.LoginForm)  # the sign-in form posts no JSON
     app.add_middleware(RequestMetrics, metrics=metrics)
     document_models(

@@ -1,27 +1,36 @@
-"""Request limits enforced before any parsing: the URL, body size, content type and read time.
+"""Request limits: the URL, body size, content type and read time of every request, enforced
+before any parsing (`RequestLimits`); rate limits (`RateLimiter`, `EnrolmentLimits`); and
+the log rate limit (`LogRateLimit`).
 
-A pure ASGI middleware (no per-request task): a URL holding a control character (a NUL reaches
-no database column) is refused with 400; a body announced larger than the limit is refused with
-413 before a byte of it is read; a chunked body is counted as it arrives and refused once it
-passes the limit. A body whose Content-Type is not JSON (or missing) is refused with 415. A body
-is read whole, within `body_timeout` seconds of its headers, before the app sees it: a client
-that trickles its body gets 408 and the connection is closed, so slow clients cannot hold
-sockets and tasks open (issue 11.6). The header read timeout and the connection cap live in
-`controller.server.transport`, below ASGI.
+`RequestLimits` is a pure ASGI middleware (no per-request task): a URL holding a control
+character (a NUL reaches no database column) is refused with 400; a body announced larger than
+the limit is refused with 413 before a byte of it is read; a chunked body is counted as it
+arrives and refused once it passes the limit. A body whose Content-Type is not JSON (or
+missing) is refused with 415. A body is read whole, within `body_timeout` seconds of its
+headers, before the app sees it: a client that trickles its body gets 408 and the connection
+is closed, so slow clients cannot hold sockets and tasks open (issue 11.6). The header read
+timeout and the connection cap live in `controller.server.transport`, below ASGI.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+import threading
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import structlog
 
 from controller.server.errors import error_body
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
+
+    from controller.runtime.settings import Settings
 
     Scope = MutableMapping[str, Any]
     Message = MutableMapping[str, Any]
@@ -30,7 +39,6 @@ if TYPE_CHECKING:
     ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-DEFAULT_BODY_TIMEOUT = 30.0
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # The answers this middleware gives, for the OpenAPI document (`app.document_limits`).
 URL_STATUSES = (400,)
@@ -49,9 +57,7 @@ class RequestLimits:
     """ASGI middleware: refuse control characters in the URL (400), oversized bodies (413),
     non-JSON POST bodies (415) and bodies slower than `body_timeout` seconds (408)."""
 
-    def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, body_timeout: float = DEFAULT_BODY_TIMEOUT
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, body_timeout: float) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
@@ -146,3 +152,140 @@ async def _refuse(send: Send, status: int, message: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+class RateLimiter:
+    """Token buckets by key: `burst` calls at once, then one every `1 / rate` seconds.
+
+    `wait(key)` takes a token and answers 0, or answers the seconds until one is free (for
+    `Retry-After`) and takes nothing. At most `max_keys` buckets are kept: full ones are dropped
+    first, and if every bucket is in use they are all forgotten (a flood of distinct keys then
+    costs memory bounded by `max_keys`, at the price of a fresh start for each key).
+    """
+
+    def __init__(
+        self,
+        *,
+        rate: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self.max_keys = max_keys
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+
+    def wait(self, key: str) -> float:
+        now = self.clock()
+        tokens, at = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            return (1 - tokens) / self.rate
+        if key not in self._buckets and len(self._buckets) >= self.max_keys:
+            self._prune(now)
+        self._buckets[key] = (tokens - 1, now)
+        return 0.0
+
+    def _prune(self, now: float) -> None:
+        self._buckets = {
+            key: (tokens, at)
+            for key, (tokens, at) in self._buckets.items()
+            if tokens + (now - at) * self.rate < self.burst
+        }
+        if len(self._buckets) >= self.max_keys:
+            self._buckets.clear()
+
+
+class LogRateLimit:
+    """At most `burst` log lines of one kind every `window` seconds; the rest are dropped and
+    counted, and the next line of that kind to pass says how many (`suppressed=N`).
+
+    A kind is the logger, the level and the message template (structlog's event name, the
+    standard library's unformatted message), not the values: 20,000 clients refused for the
+    same reason make one kind (issue 11.6: 455 MB of identical lines in 56 s). Installed as a
+    structlog processor and as a `logging.Filter` by `controller.server.logs.configure`;
+    thread-safe, since the writer, the loop and uvicorn log from different threads.
+    """
+
+    def __init__(
+        self,
+        *,
+        burst: int = 20,
+        window: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_kinds: int = 10_000,
+    ) -> None:
+        self.burst = burst
+        self.window = window
+        self.clock = clock
+        self.max_kinds = max_kinds
+        self._lock = threading.Lock()
+        self._kinds: dict[tuple[object, ...], list[float]] = {}  # [window start, passed, dropped]
+
+    def admit(self, kind: tuple[object, ...]) -> int | None:
+        """None: drop this line; else the number of its kind dropped since the last one passed."""
+        now = self.clock()
+        with self._lock:
+            state = self._kinds.get(kind)
+            if state is None or now - state[0] >= self.window:
+                if state is None and len(self._kinds) >= self.max_kinds:
+                    self._kinds.clear()
+                dropped = int(state[2]) if state is not None else 0
+                self._kinds[kind] = [now, 1, 0]
+                return dropped
+            if state[1] < self.burst:
+                state[1] += 1
+                dropped, state[2] = int(state[2]), 0
+                return dropped
+            state[2] += 1
+            return None
+
+    def __call__(
+        self, _logger: object, method: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        """The structlog processor."""
+        dropped = self.admit(("structlog", method, event.get("event")))
+        if dropped is None:
+            raise structlog.DropEvent
+        if dropped:
+            event["suppressed"] = dropped
+        return event
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """The `logging.Filter` for the standard library's records (uvicorn, httpx, ...)."""
+        dropped = self.admit((record.name, record.levelno, str(record.msg)))
+        if dropped is None:
+            return False
+        if dropped:
+            record.msg = f"{record.getMessage()} ({dropped} more like it suppressed)"
+            record.args = ()
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentLimits:
+    """Enrolment calls per enrolment token and per client address (issue 11.6): a leaked or
+    guessed token, or one host in a loop, cannot enrol without bound. The address is the TCP
+    peer (`serve` trusts no forwarding headers), so behind a proxy the per-address bucket is
+    the proxy's and its burst should be raised."""
+
+    per_token: RateLimiter
+    per_address: RateLimiter
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EnrolmentLimits:
+        return cls(
+            per_token=RateLimiter(
+                rate=settings.enrol_rate_per_token, burst=settings.enrol_burst_per_token
+            ),
+            per_address=RateLimiter(
+                rate=settings.enrol_rate_per_address, burst=settings.enrol_burst_per_address
+            ),
+        )
+
+    def wait(self, *, token_hash: str, address: str) -> float:
+        """0 when the call may go ahead, else the seconds to wait (for `Retry-After`)."""
+        return self.per_address.wait(address) or self.per_token.wait(token_hash)

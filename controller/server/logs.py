@@ -13,6 +13,8 @@ from typing import Any
 
 import structlog
 
+from controller.server.limits import LogRateLimit
+
 SECRET_WORDS = ("token", "secret", "password", "authorization")
 
 
@@ -32,8 +34,10 @@ def configure(*, level: str = "info", json_lines: bool | None = None) -> None:
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
     )
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    limiter = LogRateLimit()  # identical lines collapse: a flood of clients cannot fill a disk
     structlog.configure(
         processors=[
+            limiter,
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -46,6 +50,7 @@ def configure(*, level: str = "info", json_lines: bool | None = None) -> None:
     )
     # uvicorn and other libraries log through the standard library: same renderer, same stream.
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(limiter)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processor=renderer,
