@@ -93,15 +93,22 @@ def guarded_protocol(
     return Guarded
 
 
-def server_config(app: Any, settings: Settings, *, log_level: str) -> uvicorn.Config:
+def server_config(
+    app: Any,
+    settings: Settings,
+    *,
+    log_level: str,
+    protocol: type[asyncio.Protocol] = AutoHTTPProtocol,
+) -> uvicorn.Config:
     """uvicorn's configuration for `serve`: the transport limits of `settings`, uvicorn's own
-    logging off (the service logs through structlog) and no access log."""
+    logging off (the service logs through structlog) and no access log. `protocol` is
+    uvicorn's HTTP parser (httptools when installed, else h11)."""
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         http=guarded_protocol(
-            AutoHTTPProtocol,
+            protocol,
             header_timeout=settings.header_timeout,
             max_connections=settings.max_connections,
         ),
