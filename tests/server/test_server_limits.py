@@ -155,8 +155,9 @@ async def test_re_enrolment_replaces_the_token_row(store, clock) -> None:
     assert (1, 401, 200) == (len(rows), old.status_code, new.status_code)
 
 
-def test_two_thousand_re_enrolments_leave_one_token_row(store, clock) -> None:
-    """2,000 re-enrolments of one device leave one token row for it, not 2,000."""
+def test_repeated_re_enrolments_leave_one_token_row(store, clock) -> None:
+    """200 re-enrolments of one device leave one token row for it, not 200 (the issue saw
+    1,999 rows after 2,000; 200 shows the same class in a tenth of the time)."""
     enrolment = devices.Enrolment(
         tenant="acme/retail",
         hostname="web-01",
@@ -168,7 +169,7 @@ def test_two_thousand_re_enrolments_leave_one_token_row(store, clock) -> None:
         labels={},
     )
     with store.write() as conn:
-        for _ in range(2000):
+        for _ in range(200):
             enrolled = devices.enrol(conn, enrolment, poll_interval=60, now=clock())
     t = schema.tokens.c
     with store.read() as conn:
