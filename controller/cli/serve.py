@@ -19,6 +19,8 @@ from controller.cli.common import fail, source_options
 from controller.kinds.common import parse_duration
 from controller.runtime.settings import (
     DEFAULT_BODY_TIMEOUT,
+    DEFAULT_ENROLMENTS_PER_ADDRESS,
+    DEFAULT_ENROLMENTS_PER_TOKEN,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_LISTEN,
     DEFAULT_MAX_BODY_BYTES,
@@ -119,6 +121,21 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timed
     help="Open connections accepted; more get 503 and are closed (keep it under `ulimit -n`).",
 )
 @click.option(
+    "--enrolments-per-address",
+    type=click.IntRange(min=1),
+    default=DEFAULT_ENROLMENTS_PER_ADDRESS,
+    show_default=True,
+    help="Enrolments a minute from one client address (raise it behind a proxy or NAT); "
+    "more get 429 with Retry-After.",
+)
+@click.option(
+    "--enrolments-per-token",
+    type=click.IntRange(min=1),
+    default=DEFAULT_ENROLMENTS_PER_TOKEN,
+    show_default=True,
+    help="Enrolments a minute with one enrolment token; more get 429 with Retry-After.",
+)
+@click.option(
     "--header-timeout",
     type=click.FloatRange(min=0.1, max=3600),
     default=DEFAULT_HEADER_TIMEOUT,
@@ -182,6 +199,8 @@ def serve(
     poll_interval: timedelta,
     max_body_bytes: int,
     max_connections: int,
+    enrolments_per_address: int,
+    enrolments_per_token: int,
     header_timeout: float,
     body_timeout: float,
     interval: timedelta,
@@ -225,6 +244,8 @@ def serve(
             poll_interval=poll_interval,
             max_body_bytes=max_body_bytes,
             max_connections=max_connections,
+            enrolments_per_address=enrolments_per_address,
+            enrolments_per_token=enrolments_per_token,
             header_timeout=header_timeout,
             body_timeout=body_timeout,
             webhook_secret=os.environ.get(WEBHOOK_SECRET_ENV) or None,

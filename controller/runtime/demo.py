@@ -197,6 +197,8 @@ class _Driver:
             listen=f"127.0.0.1:{_free_port()}",
             poll_interval=self.config.poll_interval,
             clock=self.clock.now,
+            # The whole simulated fleet enrols at once from one address.
+            enrolments_per_address=max(600, 2 * self.config.devices),
         )
         app = create_app(self.store, settings, controller)
         stop = asyncio.Event()

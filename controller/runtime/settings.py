@@ -25,6 +25,8 @@ DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_BODY_TIMEOUT = 30.0
 DEFAULT_KEEP_ALIVE_TIMEOUT = 5
 DEFAULT_MAX_CONNECTIONS = 1000
+DEFAULT_ENROLMENTS_PER_ADDRESS = 600
+DEFAULT_ENROLMENTS_PER_TOKEN = 6000
 
 
 def system_clock() -> datetime:
@@ -63,11 +65,9 @@ class Settings:
     body_timeout: float = DEFAULT_BODY_TIMEOUT  # seconds for a request's whole body
     keep_alive_timeout: int = DEFAULT_KEEP_ALIVE_TIMEOUT  # seconds an idle connection stays
     max_connections: int = DEFAULT_MAX_CONNECTIONS  # open connections; more are refused
-    # Enrolment calls, as token buckets: a burst, then one call every `1 / rate` seconds.
-    enrol_rate_per_token: float = 10.0
-    enrol_burst_per_token: int = 1000
-    enrol_rate_per_address: float = 2.0
-    enrol_burst_per_address: int = 100
+    # Enrolments per minute (in bursts of as many) per client address and per enrolment token.
+    enrolments_per_address: int = DEFAULT_ENROLMENTS_PER_ADDRESS
+    enrolments_per_token: int = DEFAULT_ENROLMENTS_PER_TOKEN
 
     def __post_init__(self) -> None:
         parse_listen(self.listen)
@@ -80,11 +80,8 @@ class Settings:
                 raise ValueError(f"{name.replace('_', ' ')} must be between 0 and 3600 seconds")
         if self.max_connections < 1:
             raise ValueError("the connection cap must be at least 1")
-        if (
-            min(self.enrol_rate_per_token, self.enrol_rate_per_address) <= 0
-            or min(self.enrol_burst_per_token, self.enrol_burst_per_address) < 1
-        ):
-            raise ValueError("enrolment rates must be positive and bursts at least 1")
+        if min(self.enrolments_per_address, self.enrolments_per_token) < 1:
+            raise ValueError("enrolment rate limits must be at least 1 a minute")
 
     @property
     def database_url(self) -> str:

@@ -277,13 +277,11 @@ class EnrolmentLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EnrolmentLimits:
+        """`settings.enrolments_per_*` a minute, in bursts of as many."""
+        per_token, per_address = settings.enrolments_per_token, settings.enrolments_per_address
         return cls(
-            per_token=RateLimiter(
-                rate=settings.enrol_rate_per_token, burst=settings.enrol_burst_per_token
-            ),
-            per_address=RateLimiter(
-                rate=settings.enrol_rate_per_address, burst=settings.enrol_burst_per_address
-            ),
+            per_token=RateLimiter(rate=per_token / 60, burst=per_token),
+            per_address=RateLimiter(rate=per_address / 60, burst=per_address),
         )
 
     def wait(self, *, token_hash: str, address: str) -> float:
