@@ -5,11 +5,15 @@ anything (issue 17.8, issue 11.12)."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from controller.server import errors, models
 from controller.store import jobs, schema, tokens
 from controller.store.job_states import JobKind
 
@@ -264,3 +268,136 @@ def _scan_job(device: str) -> jobs.NewJob:
         kind=JobKind.SCAN,
         revision="main@sha1:0123",
     )
+
+
+# --- every position, by property ----------------------------------------------------------
+
+VALID_REPORT: dict[str, Any] = {
+    "facts": {
+        "hostname": "web-01",
+        "os": {"family": "linux", "name": "Ubuntu", "version": "24.04"},
+        "role": "server",
+        "labels": {"env": "prod"},
+        "agentVersion": "1.2.0",
+        "uptime": 3600,
+        "lastBootAt": "2026-11-20T08:00:00Z",
+        "ipAddresses": ["10.0.0.1"],
+        "custom": {"rack": "b4", "temp": 21.5, "spare": True, "slots": 4},
+    },
+    "scan": {
+        "scannedAt": "2026-11-20T09:00:00Z",
+        "rebootRequired": False,
+        "missing": [{"id": "USN-1-1", "severity": "High", "sizeBytes": 10, "cves": ["CVE-1"]}],
+        "installed": [{"id": "USN-0-1", "installedAt": "2026-10-01T00:00:00Z"}],
+    },
+    "inventory": {
+        "kernel": "6.8.0",
+        "packages": [{"name": "bash", "epoch": 0, "version": "5.2", "arch": "amd64"}],
+    },
+}
+VALID_EVENT: dict[str, Any] = {
+    "state": "failed",
+    "seq": 3,
+    "patches": [{"id": "KB1", "result": "failed", "reason": "disk full"}],
+    "rebootRequired": False,
+    "output": "exit 1",
+}
+
+
+def leaf_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in leaf_paths(item, (*path, key))]
+    if isinstance(value, list):
+        return [p for index, item in enumerate(value) for p in leaf_paths(item, (*path, index))]
+    return [path]
+
+
+def replaced(body: Any, path: tuple[Any, ...], value: Any) -> Any:
+    copy = json.loads(json.dumps(body))
+    target = copy
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return copy
+
+
+BODIES = [
+    pytest.param(models.ReportRequest, VALID_REPORT, id="report"),
+    pytest.param(models.JobEventRequest, VALID_EVENT, id="job-event"),
+]
+JSON_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
+)
+
+
+@pytest.mark.parametrize(("model", "body"), BODIES)
+def test_the_valid_bodies_are_valid(model, body) -> None:
+    """The bases of the properties below are accepted as they are."""
+    assert isinstance(errors.parse_body(model, json.dumps(body).encode()), model)
+
+
+@pytest.mark.parametrize(("model", "body"), BODIES)
+@settings(max_examples=150, deadline=None, database=None, derandomize=True)
+@given(data=st.data(), number=st.sampled_from([math.nan, math.inf, -math.inf]))
+def test_a_non_json_number_anywhere_is_a_400(model, body, data, number) -> None:
+    """NaN or ±Infinity in place of any value of a valid body is a 400, whatever its type."""
+    path = data.draw(st.sampled_from(leaf_paths(body)))
+    raw = json.dumps(replaced(body, path, number)).encode()
+    with pytest.raises(errors.ApiError) as refused:
+        errors.parse_body(model, raw)
+    assert 400 == refused.value.status
+
+
+# Fields that take several JSON types on purpose.
+MIXED_FIELDS = {"custom", "epoch"}
+
+
+@pytest.mark.parametrize(("model", "body"), BODIES)
+@settings(max_examples=300, deadline=None, database=None, derandomize=True)
+@given(data=st.data(), value=JSON_SCALARS)
+def test_any_json_value_anywhere_is_a_model_or_a_located_422(model, body, data, value) -> None:
+    """Any JSON scalar in place of any value yields the model or a 422 naming a field on
+    that path (never another error); a value of another JSON type is never accepted."""
+    path = data.draw(st.sampled_from(leaf_paths(body)))
+    original = _at(body, path)
+    outcome = _parse(model, replaced(body, path, value))
+    same_kind = {_json_type(original), _json_type(value)} <= {"integer", "number"} or (
+        _json_type(original) == _json_type(value)
+    )
+    if isinstance(outcome, errors.ApiError):
+        assert (422, True) == (
+            outcome.status,
+            errors.field_path(path).startswith(outcome.details[0]["field"]),
+        )
+    else:
+        assert isinstance(outcome, model)
+        assert same_kind or value is None or bool(MIXED_FIELDS & set(path))
+
+
+def _parse(model: type[Any], body: Any) -> Any:
+    try:
+        return errors.parse_body(model, json.dumps(body).encode())
+    except errors.ApiError as exc:
+        return exc
+
+
+def _at(body: Any, path: tuple[Any, ...]) -> Any:
+    for key in path:
+        body = body[key]
+    return body
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    return "string"
