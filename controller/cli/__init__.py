@@ -4,15 +4,13 @@ Exit codes (every command): 0 success; 1 the answer is "no" (invalid policy, cha
 `--exit-code`, a failed check); 2 usage, configuration or I/O error.
 
 Options can also come from `PATCHCTL_<OPTION>` environment variables (e.g. `PATCHCTL_REPO`,
-`PATCHCTL_DB`, `PATCHCTL_STATE_DIR`) and from a `patchctl.toml` in the current directory, whose
-tables are named after the commands (`[validate]`, `[serve]`, ...).
+`PATCHCTL_DB`, `PATCHCTL_STATE_DIR`) and from the configuration file (`controller.config`):
+`./patchctl.toml` or `--config FILE`, read once, validated as a whole, unknown keys refused.
 """
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -30,33 +28,39 @@ from controller.cli import simulate as simulate_commands
 from controller.cli import tokens as token_commands
 from controller.cli import validate as validate_commands
 
-CONFIG_FILE = "patchctl.toml"
-
-
-def _default_map() -> dict[str, Any]:
-    path = Path(CONFIG_FILE)
-    if not path.is_file():
-        return {}
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise click.UsageError(f"{CONFIG_FILE}: {exc}") from None
-
 
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "PATCHCTL"},
     epilog="Exit codes: 0 success, 1 negative answer (e.g. invalid policy), 2 usage or I/O error.",
 )
 @click.version_option(__version__, prog_name="patchctl")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="PATCHCTL_CONFIG",
+    show_envvar=True,
+    metavar="FILE",
+    help="Configuration file (default: ./patchctl.toml when it exists). Unknown keys are "
+    "errors; see docs/configuration.md.",
+)
 @click.pass_context
-def main(ctx: click.Context) -> None:
+def main(ctx: click.Context, config_path: Path | None) -> None:
     """patchctl: declarative GitOps patch management for Windows and Linux fleets.
 
     Policies (baselines, whitelists, approvals, patch windows, scripts) live as YAML in a git
     repository; agents report what is installed and missing; patchctl decides what to install,
     when, and explains why.
     """
-    ctx.default_map = _default_map()
+    from controller import config  # noqa: PLC0415 - keep --help fast
+
+    try:
+        loaded = config.load(config_path, cli=main, required=config_path is not None)
+    except config.ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    ctx.default_map = dict(loaded.defaults)
+    ctx.obj = loaded
 
 
 for module in (

@@ -1,8 +1,6 @@
 """`patchctl audit`: the audit trail, synced from the branch first, as a table or JSON.
 
-Also the `--access-policy` option `reconcile` shares: the server's access policy is the
-`[access]` table of the given file, else of `./patchctl.toml`, else none (every approval
-applies).
+The access policy judges every approving change (`--access-policy`, see `cli.common`).
 """
 
 from __future__ import annotations
@@ -15,43 +13,19 @@ from typing import Any, TypeVar
 
 import click
 
-from controller.cli.common import fail, json_option, print_json, source_options
+from controller.cli.common import (
+    access_policy_option,
+    enforced_source_options,
+    json_option,
+    load_access_or_fail,
+    print_json,
+)
 from controller.cli.serve import open_store_or_fail, store_options
 from controller.kinds.common import TENANT_PATTERN
 from controller.runtime.settings import system_clock
 
 F = TypeVar("F", bound=Callable[..., Any])
-CONFIG_FILE = Path("patchctl.toml")
 SUMMARY_WIDTH = 100
-
-
-def access_policy_option(func: F) -> F:
-    """--access-policy FILE (also PATCHCTL_ACCESS_POLICY)."""
-    return click.option(
-        "--access-policy",
-        "access_policy",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        envvar="PATCHCTL_ACCESS_POLICY",
-        show_envvar=True,
-        metavar="FILE",
-        help="TOML file whose [access] table says who may approve per tenant and which commits "
-        "must be signed. Default: the [access] table of ./patchctl.toml, if any.",
-    )(func)
-
-
-def load_access_or_fail(path: Path | None) -> Any:
-    """The access policy (`controller.runtime.access.AccessPolicy`), or exit 2 naming the field."""
-    from controller.runtime import access  # noqa: PLC0415 - keep --help fast
-
-    try:
-        if path is not None:
-            return access.load_access(path, required=True)
-        if CONFIG_FILE.is_file():
-            return access.load_access(CONFIG_FILE)
-    except access.AccessError as exc:
-        fail(str(exc))
-    return access.AccessPolicy.open()
 
 
 def _since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
@@ -92,7 +66,7 @@ def _tenant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
     "--limit", type=click.IntRange(1, 100_000), default=500, show_default=True, help="Entries."
 )
 @click.option("--no-sync", is_flag=True, help="Show the trail as recorded; do not read git.")
-@source_options
+@enforced_source_options
 @store_options
 @access_policy_option
 @json_option
@@ -103,7 +77,7 @@ def audit_command(
     limit: int,
     no_sync: bool,
     repo: str,
-    branch: str | None,
+    branch: str,
     db_url: str | None,
     state_dir: Path,
     access_policy: Path | None,

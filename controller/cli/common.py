@@ -6,9 +6,12 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from controller.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,12 +32,36 @@ def repo_options(func: F) -> F:
     return source_options(func)
 
 
+DEFAULT_BRANCH = "main"
+
+
 def source_options(func: F) -> F:
-    """--repo and --branch: where the policy comes from (commands that also open the store
-    take --state-dir from the store options)."""
+    """--repo and --branch for commands that only read a policy (`validate`, `plan`): the
+    checked-out branch by default, because reading a work in progress is their purpose.
+    (Commands that also open the store take --state-dir from the store options.)"""
     func = click.option(
         "--branch", default=None, help="Branch to read (default: the checked-out one)."
     )(func)
+    return _repo_option(func)
+
+
+def enforced_source_options(func: F) -> F:
+    """--repo and --branch for commands that enforce or record a policy (`serve`, `reconcile`,
+    `explain`, `audit`, `report`): always a named branch, `main` by default, read from git
+    objects. The checked-out branch and the working tree are never enforced (DESIGN §7): a
+    `git checkout -b wip` in the served directory must not apply unreviewed commits."""
+    func = click.option(
+        "--branch",
+        default=DEFAULT_BRANCH,
+        show_default=True,
+        envvar="PATCHCTL_BRANCH",
+        show_envvar=True,
+        help="The reviewed branch to enforce; never the checked-out one.",
+    )(func)
+    return _repo_option(func)
+
+
+def _repo_option(func: F) -> F:
     return click.option(
         "--repo",
         default=".",
@@ -56,3 +83,45 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
     """Print `patchctl: message` on stderr and exit; for user and I/O errors, never a traceback."""
     click.echo(f"patchctl: {message}", err=True)
     sys.exit(code)
+
+
+def access_policy_option(func: F) -> F:
+    """--access-policy FILE (also PATCHCTL_ACCESS_POLICY)."""
+    return click.option(
+        "--access-policy",
+        "access_policy",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        envvar="PATCHCTL_ACCESS_POLICY",
+        show_envvar=True,
+        metavar="FILE",
+        help="TOML file whose [access] table says who may approve per tenant and which commits "
+        "must be signed. Default: the [access] table of the configuration file, if any.",
+    )(func)
+
+
+def load_access_or_fail(path: Path | None) -> Any:
+    """The access policy (`controller.runtime.access.AccessPolicy`): the `[access]` table of
+    `path` when given, else of the configuration file (`--config`, ./patchctl.toml), else the
+    open policy. Exits 2 naming the file and the field."""
+    from controller.runtime import access  # noqa: PLC0415 - keep --help fast
+
+    try:
+        if path is not None:
+            return access.load_access(path, required=True)
+        config = current_config()
+        table = config.table("access")
+        if table is not None:
+            return access.parse_access(table, base_dir=config.base_dir, source=config.source)
+    except access.AccessError as exc:
+        fail(str(exc))
+    return access.AccessPolicy.open()
+
+
+def current_config() -> Config:
+    """The configuration file as the `patchctl` group read it (empty outside a command)."""
+    from controller.config import Config  # noqa: PLC0415 - keep --help fast
+
+    context = click.get_current_context(silent=True)
+    found = context.find_object(Config) if context is not None else None
+    return found if found is not None else Config()

@@ -52,7 +52,7 @@ def import_feed(
     if fmt == FeedFormat.DEB_PACKAGES and not release:
         fail("--release is required for deb-packages (e.g. --release debian:12)")
     result = read_feed(path, FeedFormat(fmt), release=release)
-    store = open_store_or_fail(db_url, state_dir)
+    store = open_store_or_fail(db_url, state_dir, create=True)
     outcome = runtime_feeds.import_records(store, result, now=datetime.now(tz=UTC))
     if as_json:
         print_json(outcome.as_dict())

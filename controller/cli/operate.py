@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from controller.cli.audit import access_policy_option, load_access_or_fail
-from controller.cli.common import EXIT_NO, fail, json_option, print_json, source_options
+from controller.cli import remote
+from controller.cli.common import (
+    EXIT_NO,
+    access_policy_option,
+    enforced_source_options,
+    fail,
+    json_option,
+    load_access_or_fail,
+    print_json,
+)
+from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
 from controller.runtime import observe, status
 from controller.runtime.reconcile import PolicySource, Reconciler
@@ -39,13 +49,15 @@ now_option = click.option(
 
 def _reconciler(
     repo: str,
-    branch: str | None,
+    branch: str,
     db_url: str | None,
     state_dir: Path,
     now: datetime | None,
     access_policy: Path | None = None,
+    *,
+    create: bool = False,
 ) -> Reconciler:
-    store = open_store_or_fail(db_url, state_dir)
+    store = open_store_or_fail(db_url, state_dir, create=create)
     clock = (lambda: now) if now is not None else system_clock
     return Reconciler(
         store=store,
@@ -56,14 +68,14 @@ def _reconciler(
 
 
 @click.command()
-@source_options
+@enforced_source_options
 @store_options
 @now_option
 @access_policy_option
 @json_option
 def reconcile(
     repo: str,
-    branch: str | None,
+    branch: str,
     db_url: str | None,
     state_dir: Path,
     now: datetime | None,
@@ -76,7 +88,9 @@ def reconcile(
     and the last valid revision keeps being enforced. Exit 0 when the head revision was applied,
     1 when it was not (invalid policy, unreachable source), 2 on usage or database errors.
     """
-    outcome = _reconciler(repo, branch, db_url, state_dir, now, access_policy).reconcile()
+    outcome = _reconciler(
+        repo, branch, db_url, state_dir, now, access_policy, create=True
+    ).reconcile()
     if as_json:
         print_json(outcome.as_dict())
     else:
@@ -94,7 +108,7 @@ def reconcile(
 @click.command()
 @click.argument("device")
 @click.option("--tenant", default=None, help="Tenant of the device, when its name is not unique.")
-@source_options
+@enforced_source_options
 @store_options
 @now_option
 @json_option
@@ -102,7 +116,7 @@ def explain(
     device: str,
     tenant: str | None,
     repo: str,
-    branch: str | None,
+    branch: str,
     db_url: str | None,
     state_dir: Path,
     now: datetime | None,
@@ -180,14 +194,28 @@ def _explanation_json(result: Any, revision: str | None) -> dict[str, Any]:
 
 @click.command("status")
 @store_options
+@server_options
 @click.option("--tenant", default=None, help="Only this tenant (and its clients).")
 @json_option
-def status_command(db_url: str | None, state_dir: Path, tenant: str | None, as_json: bool) -> None:
+def status_command(
+    db_url: str | None,
+    state_dir: Path,
+    server: str | None,
+    ca_file: Path | None,
+    tenant: str | None,
+    as_json: bool,
+) -> None:
     """Compliance per baseline, pending approvals, patch status of the last 30 days, the applied
-    and attempted revisions, conditions, recent reconciles and agents online."""
-    store = open_store_or_fail(db_url, state_dir)
-    with store.read() as conn:
-        report = status.summary(conn, now=system_clock(), tenant=tenant)
+    and attempted revisions, conditions, recent reconciles and agents online.
+
+    With --server, the same from a running service, scoped to the read token's tenant (policy
+    errors are then counted, not listed)."""
+    if server:
+        report = remote.get(server, "/api/v1/status", ca_file=ca_file, params={"tenant": tenant})
+    else:
+        store = open_store_or_fail(db_url, state_dir)
+        with store.read() as conn:
+            report = status.summary(conn, now=system_clock(), tenant=tenant)
     if as_json:
         print_json(report)
         return
@@ -226,10 +254,32 @@ def _listing(rows: list[dict[str, Any]], columns: tuple[str, ...], as_json: bool
     if as_json:
         print_json(rows)
         return
+    rows = [_local_shape(row) for row in rows]
     widths = {c: max([len(c)] + [len(_cell(r.get(c))) for r in rows]) for c in columns}
     click.echo("  ".join(c.upper().ljust(widths[c]) for c in columns))
     for row in rows:
         click.echo("  ".join(_cell(row.get(c)).ljust(widths[c]) for c in columns))
+
+
+def _local_shape(row: dict[str, Any]) -> dict[str, Any]:
+    """A read API row (camelCase keys, ISO times) in the store's shape, for one table format."""
+    shaped = {}
+    for key, value in row.items():
+        name = re.sub(r"(?<!^)([A-Z])", lambda m: "_" + m.group(1).lower(), key)
+        if isinstance(value, str) and _ISO_TIME.match(value):
+            value = datetime.fromisoformat(value)  # noqa: PLW2901 - the converted cell
+        shaped[name] = value
+    return shaped
+
+
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
+def _remote_rows(
+    server: str, path: str, key: str, *, ca_file: Path | None, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = remote.get(server, path, ca_file=ca_file, params=params)[key]
+    return rows
 
 
 def _cell(value: Any) -> str:
@@ -242,12 +292,26 @@ def _cell(value: Any) -> str:
 
 @click.command()
 @store_options
+@server_options
 @click.option("--tenant", default=None, help="Only this tenant (and its clients).")
 @json_option
-def devices(db_url: str | None, state_dir: Path, tenant: str | None, as_json: bool) -> None:
-    """Enrolled devices with their OS, role, last check-in and last scan."""
-    with open_store_or_fail(db_url, state_dir).read() as conn:
-        rows = status.list_devices(conn, tenant=tenant)
+def devices(
+    db_url: str | None,
+    state_dir: Path,
+    server: str | None,
+    ca_file: Path | None,
+    tenant: str | None,
+    as_json: bool,
+) -> None:
+    """Enrolled devices with their OS, role, last check-in and last scan (--server: from a
+    running service, scoped to the read token)."""
+    if server:
+        rows = _remote_rows(
+            server, "/api/v1/devices", "devices", ca_file=ca_file, params={"tenant": tenant}
+        )
+    else:
+        with open_store_or_fail(db_url, state_dir).read() as conn:
+            rows = status.list_devices(conn, tenant=tenant)
     _listing(
         rows,
         ("tenant", "name", "os_family", "os_name", "role", "last_seen", "last_scan_at"),
@@ -257,17 +321,33 @@ def devices(db_url: str | None, state_dir: Path, tenant: str | None, as_json: bo
 
 @click.command()
 @store_options
+@server_options
 @click.option("--tenant", default=None, help="Only this tenant (and its clients).")
 @click.option(
     "--state", "job_state", default=None, help="Only jobs in this state (pending, failed, ...)."
 )
 @json_option
 def jobs(
-    db_url: str | None, state_dir: Path, tenant: str | None, job_state: str | None, as_json: bool
+    db_url: str | None,
+    state_dir: Path,
+    server: str | None,
+    ca_file: Path | None,
+    tenant: str | None,
+    job_state: str | None,
+    as_json: bool,
 ) -> None:
-    """Jobs, newest first (at most 200)."""
-    with open_store_or_fail(db_url, state_dir).read() as conn:
-        rows = status.list_jobs(conn, tenant=tenant, state=job_state)
+    """Jobs, newest first (at most 200; --server: from a running service)."""
+    if server:
+        rows = _remote_rows(
+            server,
+            "/api/v1/jobs",
+            "jobs",
+            ca_file=ca_file,
+            params={"tenant": tenant, "state": job_state},
+        )
+    else:
+        with open_store_or_fail(db_url, state_dir).read() as conn:
+            rows = status.list_jobs(conn, tenant=tenant, state=job_state)
     _listing(
         rows, ("id", "tenant", "kind", "state", "patch_ids", "window_key", "created_at"), as_json
     )
@@ -275,12 +355,25 @@ def jobs(
 
 @click.command()
 @store_options
+@server_options
 @click.option("--tenant", default=None, help="Only this tenant (and its clients).")
 @json_option
-def alerts(db_url: str | None, state_dir: Path, tenant: str | None, as_json: bool) -> None:
-    """Alerts, newest first (at most 200)."""
-    with open_store_or_fail(db_url, state_dir).read() as conn:
-        rows = status.list_alerts(conn, tenant=tenant)
+def alerts(
+    db_url: str | None,
+    state_dir: Path,
+    server: str | None,
+    ca_file: Path | None,
+    tenant: str | None,
+    as_json: bool,
+) -> None:
+    """Alerts, newest first (at most 200; --server: from a running service)."""
+    if server:
+        rows = _remote_rows(
+            server, "/api/v1/alerts", "alerts", ca_file=ca_file, params={"tenant": tenant}
+        )
+    else:
+        with open_store_or_fail(db_url, state_dir).read() as conn:
+            rows = status.list_alerts(conn, tenant=tenant)
     _listing(rows, ("created_at", "severity", "kind", "tenant", "message"), as_json)
 
 

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from controller.cli.common import fail, source_options
+from controller.cli.common import (
+    access_policy_option,
+    current_config,
+    enforced_source_options,
+    fail,
+    load_access_or_fail,
+)
 from controller.kinds.common import parse_duration
 from controller.runtime.settings import (
     DEFAULT_BODY_TIMEOUT,
@@ -34,6 +40,7 @@ from controller.runtime.settings import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from controller.server.tls import TlsFiles
     from controller.store import Store
 
 F = TypeVar("F", bound="Callable[..., Any]")
@@ -68,15 +75,43 @@ def database_url(db_url: str | None, state_dir: Path) -> str:
     return db_url or default_database_url(state_dir)
 
 
-def open_store_or_fail(db_url: str | None, state_dir: Path) -> Store:
-    """Open (create, migrate) the store, or exit 2 with the store's own message."""
+def open_store_or_fail(db_url: str | None, state_dir: Path, *, create: bool = False) -> Store:
+    """Open (migrate) the store, or exit 2 with the store's own message.
+
+    Only the commands that build state (`serve`, `reconcile`, `token create`, `feed import`)
+    pass `create`: any other command on a SQLite file that does not exist says so instead of
+    creating an empty database and answering "0 devices" (run in the wrong folder, or with the
+    wrong --state-dir)."""
     from controller.store import StoreError, open_store  # noqa: PLC0415 - keep --help fast
 
+    url = database_url(db_url, state_dir)
+    missing = _missing_sqlite_file(url)
+    if missing is not None and not create:
+        fail(
+            f"no state database at {missing}: nothing has run with this state yet. Give the "
+            "controller's --state-dir or --db (PATCHCTL_STATE_DIR, PATCHCTL_DB), or start it "
+            "with `patchctl serve` or `patchctl reconcile`."
+        )
     try:
-        return open_store(database_url(db_url, state_dir))
+        return open_store(url)
     except StoreError as exc:
         fail(str(exc))
         raise  # unreachable: fail() exits
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    """The SQLite file a URL names, when it does not exist (None for other engines)."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - keep --help fast
+    from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # open_store says what is wrong with it
+    if not parsed.drivername.startswith("sqlite") or parsed.database in {None, "", ":memory:"}:
+        return None
+    path = Path(str(parsed.database))
+    return None if path.exists() else path
 
 
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timedelta:
@@ -87,7 +122,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timed
 
 
 @click.command()
-@source_options
+@enforced_source_options
 @click.option(
     "--listen",
     default=DEFAULT_LISTEN,
@@ -190,9 +225,38 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timed
     show_default=True,
     help="auto: JSON lines unless stderr is a terminal.",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="PATCHCTL_TLS_CERT",
+    show_envvar=True,
+    metavar="FILE",
+    help="Serve HTTPS with this PEM certificate chain (with --tls-key); reloaded on SIGHUP.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="PATCHCTL_TLS_KEY",
+    show_envvar=True,
+    metavar="FILE",
+    help="The private key of --tls-cert (PEM).",
+)
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    envvar="PATCHCTL_TRUSTED_PROXIES",
+    show_envvar=True,
+    metavar="ADDRESS",
+    help="A reverse proxy (IP or CIDR) whose X-Forwarded-For/-Proto headers are believed; "
+    "repeat for several. Headers from any other address are ignored.",
+)
+@access_policy_option
 def serve(
     repo: str,
-    branch: str | None,
+    branch: str,
     listen: str,
     db_url: str | None,
     state_dir: Path,
@@ -209,6 +273,10 @@ def serve(
     run_loop: bool,
     log_level: str,
     log_format: str,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    trusted_proxies: tuple[str, ...],
+    access_policy: Path | None,
 ) -> None:
     """Run the service: the reconcile loop over --repo/--branch, the agent protocol, the read
     API, the dashboard at /, /healthz, /readyz, /metrics and the git webhook.
@@ -224,6 +292,14 @@ def serve(
     understood). After each pass, notifications are sent (SMTP settings from the [smtp] table
     of patchctl.toml) and due ReportSchedules are written back to the patchctl-reports branch.
 
+    Only --branch (default main) is enforced, read from git objects: the checked-out branch
+    and the working tree of --repo never are. Approvals are judged by the same access policy
+    as `patchctl reconcile` (--access-policy, else the [access] table of ./patchctl.toml).
+
+    With --tls-cert and --tls-key it serves HTTPS; `kill -HUP` loads a renewed certificate
+    without a restart. Behind a reverse proxy, --trusted-proxy names the proxies whose
+    forwarded headers are believed (docs/deployment.md).
+
     Stops cleanly on Ctrl-C or SIGTERM: finishes the pass in progress and the queued writes.
 
     Exit codes: 0 stopped cleanly, 2 bad option, unreachable database or address in use.
@@ -231,10 +307,11 @@ def serve(
     import structlog  # noqa: PLC0415 - keep --help fast
     import uvicorn  # noqa: PLC0415
 
-    from controller.notify.settings import SettingsError, load_smtp_settings  # noqa: PLC0415
+    from controller.notify.settings import SettingsError, smtp_from_table  # noqa: PLC0415
     from controller.runtime.reconcile import PolicySource, Reconciler  # noqa: PLC0415
     from controller.runtime.service import Controller, ServiceOptions  # noqa: PLC0415
     from controller.server import create_app, logs, transport  # noqa: PLC0415
+    from controller.server import tls as tls_files  # noqa: PLC0415
 
     try:
         settings = Settings(
@@ -250,15 +327,25 @@ def serve(
             body_timeout=body_timeout,
             webhook_secret=os.environ.get(WEBHOOK_SECRET_ENV) or None,
         )
-        smtp = load_smtp_settings() if run_loop else None
+        settings_file = current_config()
+        smtp = (
+            smtp_from_table(settings_file.table("smtp"), source=settings_file.source)
+            if run_loop
+            else None
+        )
     except (ValueError, SettingsError) as exc:
         fail(str(exc))
         return
-    store = open_store_or_fail(db_url, state_dir)
+    tls = _tls_or_fail(tls_cert, tls_key)
+    access = load_access_or_fail(access_policy) if run_loop else None
+    store = open_store_or_fail(db_url, state_dir, create=True)
     controller = None
     if run_loop:
         reconciler = Reconciler(
-            store=store, source=PolicySource(repo, branch, state_dir), clock=settings.clock
+            store=store,
+            source=PolicySource(repo, branch, state_dir),
+            clock=settings.clock,
+            access=access,
         )
         options = ServiceOptions(
             interval=interval, watch_branch=watch, poll_every=git_poll, smtp=smtp
@@ -272,11 +359,23 @@ def serve(
         database=store.url,
         schema=store.schema_revision(),
         repo=repo if run_loop else None,
+        branch=branch if run_loop else None,
+        access="enforced" if access is not None and access.enforced else "open",
         webhook=settings.webhook_secret is not None,
     )
     config = transport.server_config(
-        create_app(store, settings, controller), settings, log_level=log_level
+        create_app(store, settings, controller),
+        settings,
+        log_level=log_level,
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=list(trusted_proxies) or None,
+        ssl_certfile=tls.cert if tls else None,
+        ssl_keyfile=tls.key if tls else None,
     )
+    config.load()  # builds the TLS context now, so that SIGHUP can reload into it
+    if tls is not None and config.ssl is not None:
+        context = config.ssl
+        signal.signal(signal.SIGHUP, lambda _s, _f: tls_files.reload(tls, context))
     server = uvicorn.Server(config)
     _tune_garbage_collector()
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
@@ -296,6 +395,23 @@ def serve(
 
 def _stopped(_signal: int, _frame: object) -> None:
     """Nothing left to do: uvicorn has already stopped the service."""
+
+
+def _tls_or_fail(cert: Path | None, key: Path | None) -> TlsFiles | None:
+    """Both files or neither; a pair that does not load exits 2 before anything starts."""
+    from controller.server.tls import TlsError, TlsFiles  # noqa: PLC0415 - keep --help fast
+
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        fail("--tls-cert and --tls-key go together (a certificate and its private key)")
+        return None
+    files = TlsFiles(cert, key)
+    try:
+        files.check()
+    except TlsError as exc:
+        fail(str(exc))
+    return files
 
 
 def _tune_garbage_collector() -> None:

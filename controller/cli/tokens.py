@@ -82,7 +82,7 @@ def create(
     """
     from controller.store import tokens  # noqa: PLC0415 - keep --help fast
 
-    store = open_store_or_fail(db_url, state_dir)
+    store = open_store_or_fail(db_url, state_dir, create=True)
     now = datetime.now(tz=UTC)
     try:
         with store.write() as conn:

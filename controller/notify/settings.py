@@ -100,11 +100,17 @@ def load_smtp_settings(path: Path = CONFIG_FILE) -> SmtpSettings | None:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise SettingsError(f"{path}: {exc}") from None
     table = config.get("smtp")
+    if table is not None and not isinstance(table, dict):
+        raise SettingsError(f"{path}: smtp must be a table ([smtp])")
+    return smtp_from_table(table, source=str(path))
+
+
+def smtp_from_table(table: Mapping[str, Any] | None, *, source: str) -> SmtpSettings | None:
+    """Settings from an `[smtp]` table already read (`controller.config`); None when absent.
+    SettingsError names the file and the key."""
     if table is None:
         return None
-    if not isinstance(table, dict):
-        raise SettingsError(f"{path}: smtp must be a table ([smtp])")
     try:
         return smtp_settings(table)
     except ValueError as exc:
-        raise SettingsError(f"{path}: [smtp]: {exc}") from None
+        raise SettingsError(f"{source}: [smtp]: {exc}") from None

@@ -132,8 +132,10 @@ class AuditTrail:
     """The audit trail of one policy source in one store; keeps the walk's cache between syncs."""
 
     def __init__(
-        self, *, store: Store, repo: str, branch: str | None, state_dir: Path, access: AccessPolicy
+        self, *, store: Store, repo: str, branch: str, state_dir: Path, access: AccessPolicy
     ) -> None:
+        """`branch`: the one branch whose history is recorded; never the checked-out one, so
+        the trail cannot mix in another branch's commits."""
         self.store = store
         self.repo_spec = repo
         self.branch = branch
@@ -147,11 +149,8 @@ class AuditTrail:
             repo = git_source.open_repository(self.repo_spec, state_dir=self.state_dir, fetch=fetch)
         except git_source.SourceError as exc:
             raise AuditUnavailableError(str(exc)) from None
+        branch = self.branch
         with repo:
-            try:
-                branch = self.branch or git_source.default_branch(repo)
-            except git_source.SourceError as exc:
-                raise AuditUnavailableError(str(exc)) from None
             with self.store.read() as conn:
                 cursor = _read_cursor(conn, branch)
             try:
@@ -196,10 +195,7 @@ class AuditTrail:
         """The verdicts recorded by the last sync (None: the trail was never synced)."""
         with self.store.read() as conn:
             cursors = read_cursors(conn)
-        if self.branch is not None:
-            cursor = cursors.get(self.branch)
-        else:
-            cursor = next(iter(cursors.values()), None) if len(cursors) == 1 else None
+        cursor = cursors.get(self.branch)
         return None if cursor is None or cursor.tip is None else tuple(cursor.latest.values())
 
 

@@ -154,7 +154,7 @@ class BranchWatcher:
         loop: ReconcileLoop,
         *,
         repo: str,
-        branch: str | None,
+        branch: str,
         state_dir: Path,
         every: timedelta = timedelta(seconds=5),
     ) -> None:
@@ -180,9 +180,7 @@ class BranchWatcher:
         """Read the tip once; trigger and return True when it moved."""
         try:
             with git_source.open_repository(self.repo, state_dir=self.state_dir) as repo:
-                tip = git_source.resolve(
-                    repo, branch=self.branch or git_source.default_branch(repo)
-                ).sha
+                tip = git_source.resolve(repo, branch=self.branch).sha
         except git_source.SourceError as exc:
             log.warning("branch poll failed", error=str(exc))
             return False

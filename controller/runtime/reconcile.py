@@ -37,10 +37,11 @@ HISTORY_KEPT = 20
 
 @dataclass(frozen=True, slots=True)
 class PolicySource:
-    """Where the desired state comes from: a repository (path or URL) and a branch."""
+    """Where the desired state comes from: a repository (path or URL) and the one branch that
+    is enforced, read from git objects (never the checked-out branch or the working tree)."""
 
     repo: str
-    branch: str | None
+    branch: str
     state_dir: Path
 
 
@@ -174,8 +175,7 @@ class Reconciler:
             raise SourceUnavailableError(str(exc)) from None
         with repo:
             try:
-                branch = self.source.branch or git_source.default_branch(repo)
-                revision = git_source.resolve(repo, branch=branch)
+                revision = git_source.resolve(repo, branch=self.source.branch)
             except git_source.SourceError as exc:
                 raise SourceUnavailableError(str(exc)) from None
             text = str(revision)

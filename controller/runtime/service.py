@@ -282,13 +282,13 @@ class Controller:
 
     def _writeback_target(self) -> publish.WritebackTarget:
         source = self.reconciler.source
-        with git_source.open_repository(
-            source.repo, state_dir=source.state_dir, fetch=False
-        ) as opened:
-            # A URL: commit into the clone and push from there.
-            repo = str(opened.git_dir) if git_source.is_url(source.repo) else source.repo
-            policy_branch = source.branch or git_source.default_branch(opened)
-        return publish.WritebackTarget(repo=repo, policy_branch=policy_branch)
+        repo = source.repo
+        if git_source.is_url(repo):  # commit into the clone and push from there
+            with git_source.open_repository(
+                repo, state_dir=source.state_dir, fetch=False
+            ) as opened:
+                repo = str(opened.git_dir)
+        return publish.WritebackTarget(repo=repo, policy_branch=source.branch)
 
 
 def _device_windows(plan: Plan) -> dict[str, tuple[datetime, datetime]]:

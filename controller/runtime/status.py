@@ -13,9 +13,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from controller.kinds.common import tenant_contains
 from controller.store import history, schema
 
 PATCH_STATUS_DAYS = 30
+_CHUNK = 500  # ids per IN (...) query, under every engine's parameter limit
 
 
 def _scoped(column: sa.ColumnElement[str], tenant: str | None) -> sa.ColumnElement[bool]:
@@ -38,6 +40,135 @@ def summary(conn: Connection, *, now: datetime, tenant: str | None = None) -> di
         "agents": agents(conn, now=now, tenant=tenant),
         "reconciles": [_run(r) for r in history.list_reconcile_runs(conn, limit=10)],
     }
+
+
+def tenant_view(conn: Connection, *, scope: str) -> dict[str, Any]:
+    """The controller's own status as a read token of tenant `scope` may see it: the read API's
+    `/status` and the dashboard show this and nothing else of the status table.
+
+    Shape: `{source: {lastAppliedRevision, lastAttemptedRevision, errorCount, updatedAt},
+    conditions: [{type, status, reason, message}], pendingApprovals: int,
+    pendingApprovalsByDevice: {device id: [patch id]}, nextWindows: {"tenant/name": {open,
+    start, end}}, catalogue: {version, records}, reconcileRuns: [{startedAt, finishedAt,
+    revision, result, durationMs}]}`.
+
+    Built field by field (an allow-list, never a copy of the table) because the table is the
+    whole fleet's: pending approvals and windows are kept only for the scope's devices and the
+    tenants that apply to it; policy errors, which quote any tenant's files, are only counted
+    (`patchctl validate` shows them); run counts and messages stay on the controller host;
+    audit cursors, channel, chore and feed entries are left out (the scoped audit, alert and
+    feed views have them).
+    """
+    status = history.get_status(conn)
+    source = _status_value(status, "source")
+    plan = _status_value(status, "plan")
+    pending = _scoped_pending(conn, plan.get("pendingApprovalsByDevice"), scope=scope)
+    catalogue = _status_value(status, "catalogue")
+    return {
+        "source": {
+            "lastAppliedRevision": source.get("lastAppliedRevision"),
+            "lastAttemptedRevision": source.get("lastAttemptedRevision"),
+            "errorCount": len(source.get("errors") or ()),
+            "updatedAt": _iso((status.get("source") or {}).get("updatedAt")),
+        },
+        "conditions": visible_conditions((status.get("conditions") or {}).get("value") or []),
+        "pendingApprovals": sum(len(patches) for patches in pending.values()),
+        "pendingApprovalsByDevice": pending,
+        "nextWindows": {
+            key: value
+            for key, value in sorted((plan.get("nextWindows") or {}).items())
+            if _applies_to(key.rpartition("/")[0], scope)
+        },
+        "catalogue": {"version": catalogue.get("version"), "records": catalogue.get("records")},
+        "reconcileRuns": [
+            {
+                "startedAt": _iso(run["started_at"]),
+                "finishedAt": _iso(run["finished_at"]),
+                "revision": run["revision"],
+                "result": run["result"],
+                "durationMs": run["duration_ms"],
+            }
+            for run in history.list_reconcile_runs(conn)
+        ],
+    }
+
+
+def visible_conditions(stored: Any) -> list[dict[str, str]]:
+    """The stored conditions for a tenant-scoped reader: a `SourceVerified` message naming the
+    approving objects left out (any tenant's) becomes a pointer to the scoped audit trail."""
+    shown = []
+    for condition in stored if isinstance(stored, list) else ():
+        entry = {
+            key: str(condition.get(key, "")) for key in ("type", "status", "reason", "message")
+        }
+        if entry["type"] == "SourceVerified" and entry["reason"] == "ApprovalRejected":
+            entry["message"] = "approving changes were not applied; see the audit trail"
+        shown.append(entry)
+    return shown
+
+
+# Entries that belong to the repository rather than to a tenant: an invalid commit may touch
+# any tenant's files, and its errors, author and message say so.
+REPOSITORY_LEVEL = frozenset({"PolicyInvalid", "HistoryRewritten"})
+
+
+def visible_entry(entry: dict[str, Any], *, kind: str) -> dict[str, Any]:
+    """An audit entry or alert (read API shape; `kind` names its type field: `type` or `kind`)
+    as a tenant-scoped reader sees it. Repository-level entries without a tenant keep their
+    type, time, revision and commit, and only count their errors: the text, the author and the
+    message may belong to any tenant (`patchctl audit` and `validate` on the controller host
+    show them). Every other entry is returned as it is."""
+    if entry.get("tenant") is not None or entry.get(kind) not in REPOSITORY_LEVEL:
+        return entry
+    details = _mapping(entry.get("details"))
+    errors = details.get("errors") or ()
+    commit = _mapping(details.get("commit"))
+    withheld = {
+        "revision": details.get("revision"),
+        "commit": {"sha": commit.get("sha")} if commit else None,
+        "errorCount": len(errors),
+    }
+    shown = dict(entry) | {"details": withheld}
+    if "actor" in shown:
+        shown["actor"] = None
+    if "summary" in shown:
+        shown["summary"] = f"{len(errors)} error(s); `patchctl validate` lists them"
+    return shown
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _scoped_pending(conn: Connection, recorded: Any, *, scope: str) -> dict[str, list[str]]:
+    if not isinstance(recorded, dict) or not recorded:
+        return {}
+    d = schema.devices.c
+    ids = sorted(str(device_id) for device_id in recorded)
+    found: dict[str, list[str]] = {}
+    for start in range(0, len(ids), _CHUNK):
+        rows = conn.execute(
+            sa.select(d.id).where(d.id.in_(ids[start : start + _CHUNK]), _scoped(d.tenant, scope))
+        )
+        found |= {row.id: [str(p) for p in recorded[row.id]] for row in rows}
+    return dict(sorted(found.items()))
+
+
+def _applies_to(tenant: str, scope: str) -> bool:
+    """Whether an object of `tenant` ("*": every tenant) concerns a reader of `scope`: global
+    objects, the scope's own and its clients', and its partner's (which apply to it)."""
+    if tenant == "*":
+        return True
+    return tenant_contains(scope, tenant) or tenant_contains(tenant, scope)
+
+
+def _status_value(status: dict[str, dict[str, Any]], key: str) -> dict[str, Any]:
+    value = (status.get(key) or {}).get("value")
+    return value if isinstance(value, dict) else {}
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def compliance_by_baseline(

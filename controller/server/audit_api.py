@@ -4,7 +4,8 @@ The same entries as `patchctl audit --json`: policy changes from git (commit, pu
 signature, access verdict), the controller's own actions (jobs issued, with their revision)
 and, with `patch`, the jobs that carried the patch with their results, and its alerts. Oldest
 first. Entries without a tenant (global objects, invalid commits, force-pushes) are visible to
-every scope, like the other read endpoints. The service's reconcile loop keeps the trail
+every scope, like the other read endpoints; invalid commits and force-pushes only count their
+errors (`runtime.status.visible_entry`). The service's reconcile loop keeps the trail
 synced; `trail` says up to which commit, and when.
 """
 
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Query
 
 from controller.runtime import audit
+from controller.runtime import status as runtime_status
 from controller.server.context import Context
 from controller.server.read_api import (
     _ERRORS,
@@ -69,7 +71,12 @@ async def audit_trail(
                 }
                 for branch, cursor in cursors.items()
             },
-            "events": [{key: _iso(value) for key, value in e.items()} for e in entries],
+            "events": [
+                runtime_status.visible_entry(
+                    {key: _iso(value) for key, value in e.items()}, kind="type"
+                )
+                for e in entries
+            ],
         }
 
     return {"scope": scope} | await _read(context, read)

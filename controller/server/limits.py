@@ -269,8 +269,8 @@ class LogRateLimit:
 class EnrolmentLimits:
     """Enrolment calls per enrolment token and per client address (issue 11.6): a leaked or
     guessed token, or one host in a loop, cannot enrol without bound. The address is the TCP
-    peer (`serve` trusts no forwarding headers), so behind a proxy the per-address bucket is
-    the proxy's and its burst should be raised."""
+    peer, or the forwarded client's when the peer is a `serve --trusted-proxy`; behind NAT or
+    an untrusted proxy it is shared, and `--enrolments-per-address` should be raised."""
 
     per_token: RateLimiter
     per_address: RateLimiter

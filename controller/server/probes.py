@@ -31,7 +31,8 @@ async def readyz(context: Context) -> JSONResponse:
         context.store.ping()
         with context.store.read() as conn:
             status = history.get_status(conn)
-        applied = status.get("lastAppliedRevision", {}).get("value")
+        source = status.get("source", {}).get("value") or {}
+        applied = source.get("lastAppliedRevision") if isinstance(source, dict) else None
         return {"status": "ready", "database": "ok", "lastAppliedRevision": applied}
 
     try:

@@ -18,6 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from controller import __version__
 from controller.kinds.common import TENANT_PATTERN, tenant_contains
+from controller.runtime import status as runtime_status
 from controller.server import models
 from controller.server.context import Context, read_principal
 from controller.server.errors import ApiError
@@ -146,7 +147,10 @@ async def list_alerts(
             conn, scope=scope, since=since, open_only=open_only, limit=limit, offset=offset
         ),
     )
-    return {"scope": scope, "alerts": [camel(row) for row in rows]}
+    return {
+        "scope": scope,
+        "alerts": [runtime_status.visible_entry(camel(row), kind="kind") for row in rows],
+    }
 
 
 @router.get(
@@ -172,7 +176,15 @@ async def list_compliance(
     return {"scope": scope, "compliance": [camel(row) for row in rows]}
 
 
-@router.get("/status", responses=_ERRORS, summary="Controller status and fleet counts")
+@router.get(
+    "/status",
+    responses=_ERRORS,
+    summary="Controller status and fleet counts of the token's tenant scope",
+    description="Device counts of the scope, the applied and attempted revisions, conditions, "
+    "pending approvals of the scope's devices, the next occurrence of every window that applies "
+    "to the scope and the last reconcile runs. Policy errors are counted, not quoted: they may "
+    "name any tenant's files (`patchctl validate` shows them).",
+)
 async def status(
     principal: ReadPrincipal, context: Context, tenant: TenantFilter = None
 ) -> dict[str, Any]:
@@ -189,12 +201,10 @@ async def status(
                     conn, scope=scope, seen_since=now - timedelta(days=1)
                 ),
             },
-            "status": {
-                key: {"value": entry["value"], "updatedAt": _iso(entry["updatedAt"])}
-                for key, entry in history.get_status(conn).items()
-            },
-            "reconcileRuns": [camel(row) for row in history.list_reconcile_runs(conn)],
-        }
+            "compliance": runtime_status.compliance_by_baseline(conn, tenant=scope),
+            "patchStatus": runtime_status.patch_status(conn, now=now, tenant=scope),
+            "agents": runtime_status.agents(conn, now=now, tenant=scope),
+        } | runtime_status.tenant_view(conn, scope=scope)
 
     found = await _read(context, read)
     return {"scope": scope, "serverTime": now.isoformat(), "version": __version__} | found

@@ -99,30 +99,32 @@ def server_config(
     *,
     log_level: str,
     protocol: type[asyncio.Protocol] = AutoHTTPProtocol,
+    **options: Any,
 ) -> uvicorn.Config:
     """uvicorn's configuration for `serve`: the transport limits of `settings`, uvicorn's own
     logging off (the service logs through structlog) and no access log. `protocol` is
-    uvicorn's HTTP parser (httptools when installed, else h11)."""
-    return uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        http=guarded_protocol(
+    uvicorn's HTTP parser (httptools when installed, else h11); `options` are further
+    `uvicorn.Config` arguments (TLS, trusted proxies), which win over the defaults here."""
+    chosen: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "http": guarded_protocol(
             protocol,
             header_timeout=settings.header_timeout,
             max_connections=settings.max_connections,
         ),
-        log_config=None,
-        log_level=log_level,
-        access_log=False,
-        lifespan="on",
-        server_header=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=10,
-        timeout_keep_alive=settings.keep_alive_timeout,
+        "log_config": None,
+        "log_level": log_level,
+        "access_log": False,
+        "lifespan": "on",
+        "server_header": False,
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": 10,
+        "timeout_keep_alive": settings.keep_alive_timeout,
         # No `limit_concurrency`: it counts the same connections, but acts only once a request's
         # headers are complete (a trickling client never gets there); the cap above acts on
         # connect. The listen backlog stays within the cap as well.
-        backlog=min(2048, settings.max_connections),
-        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
-    )
+        "backlog": min(2048, settings.max_connections),
+        "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
+    }
+    return uvicorn.Config(app, **(chosen | options))

@@ -166,17 +166,30 @@ async def test_alerts_and_audit_are_scoped(api) -> None:
 
 
 async def test_status_counts_the_scope(api) -> None:
-    """Status counts the scope's devices, online ones, and shows stored status values."""
+    """Status counts the scope's devices, online ones, and shows the revisions, with the
+    policy errors counted rather than quoted."""
     await fleet(api)
     with api.store.write() as conn:
-        history.set_status(conn, "lastAppliedRevision", "main@sha1:abc", now=api.clock())
+        history.set_status(
+            conn,
+            "source",
+            {
+                "lastAppliedRevision": "main@sha1:abc",
+                "lastAttemptedRevision": "main@sha1:def",
+                "errors": ["policies/approvals/globex.yaml:3:1: spec: boom"],
+            },
+            now=api.clock(),
+        )
     api.clock.advance(minutes=30)
     await api.enroll("fresh", "acme/retail")
     body = (await api.client.get("/api/v1/status", headers=bearer(api.token("acme/retail")))).json()
-    assert ({"total": 2, "online": 1, "seenLastDay": 2}, "main@sha1:abc") == (
+    assert ({"total": 2, "online": 1, "seenLastDay": 2}, "main@sha1:abc", "main@sha1:def", 1) == (
         body["devices"],
-        body["status"]["lastAppliedRevision"]["value"],
+        body["source"]["lastAppliedRevision"],
+        body["source"]["lastAttemptedRevision"],
+        body["source"]["errorCount"],
     )
+    assert "globex" not in str(body)
 
 
 async def test_jobs_and_compliance_listings_answer(api) -> None:
@@ -222,3 +235,13 @@ async def test_tokens_never_reach_the_logs(api) -> None:
     text = repr(logs)
     assert any(entry["event"] == "enrolled" for entry in logs)
     assert [] == [s for s in [*secrets, device_token, "pcr_wrong"] if s in text]
+
+
+async def test_readiness_names_the_applied_revision(api) -> None:
+    """/readyz shows the revision the reconciler last applied (from its `source` status)."""
+    with api.store.write() as conn:
+        history.set_status(
+            conn, "source", {"lastAppliedRevision": "main@sha1:abc"}, now=api.clock()
+        )
+    ready = (await api.client.get("/readyz")).json()
+    assert "main@sha1:abc" == ready["lastAppliedRevision"]

@@ -447,10 +447,11 @@ def _revision_panel(board: Dashboard) -> str:
         + _revision(board.attempted_revision, "attempted-revision")
         + "</p>"
     ]
-    if board.source_errors:
-        errors = "".join(f"<li><code>{_e(e)}</code></li>" for e in board.source_errors[:10])
+    if board.source_error_count:
         lines.append(
-            f'<p class="sev-critical">The last attempted revision failed:</p><ul>{errors}</ul>'
+            f'<p class="sev-critical">The last attempted revision failed with '
+            f"{board.source_error_count} error(s); <code>patchctl validate</code> on the policy "
+            "repository lists them.</p>"
         )
     if board.conditions:
         rows = [

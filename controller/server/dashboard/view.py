@@ -83,7 +83,7 @@ class Dashboard:
     alerts: tuple[Alert, ...]
     applied_revision: str | None
     attempted_revision: str | None
-    source_errors: tuple[str, ...]
+    source_error_count: int  # counted, not quoted: errors may name any tenant's files
     conditions: tuple[Condition, ...]
     status_updated_at: datetime | None  # when the reconciler last wrote its status
 
@@ -124,7 +124,7 @@ def read_dashboard(conn: Connection, *, scope: str, now: datetime) -> Dashboard:
         alerts=_alerts(conn, scope=scope),
         applied_revision=source.get("lastAppliedRevision"),
         attempted_revision=source.get("lastAttemptedRevision"),
-        source_errors=tuple(str(e) for e in source.get("errors") or ()),
+        source_error_count=len(source.get("errors") or ()),
         conditions=_conditions(status),
         status_updated_at=source_entry.get("updatedAt"),
     )
@@ -238,12 +238,6 @@ def _alerts(conn: Connection, *, scope: str) -> tuple[Alert, ...]:
 def _conditions(status: Mapping[str, Mapping[str, Any]]) -> tuple[Condition, ...]:
     found = (status.get("conditions") or {}).get("value") or []
     return tuple(
-        Condition(
-            type=str(c.get("type", "")),
-            status=str(c.get("status", "Unknown")),
-            reason=str(c.get("reason", "")),
-            message=str(c.get("message", "")),
-        )
-        for c in found
-        if isinstance(c, dict)
+        Condition(type=c["type"], status=c["status"], reason=c["reason"], message=c["message"])
+        for c in runtime_status.visible_conditions([c for c in found if isinstance(c, dict)])
     )

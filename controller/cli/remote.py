@@ -1,0 +1,88 @@
+"""Read commands against a running service: `--server URL` with a read token from
+`PATCHCTL_TOKEN`, so operators never need the controller's database file or credentials.
+
+The token is read from the environment only (never an option: command lines are visible to
+every user of the machine in the process list). Answers are the read API's, already scoped to
+the token's tenant (docs/api.md).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from controller.cli.common import fail
+
+F = TypeVar("F", bound=Callable[..., Any])
+TOKEN_ENV = "PATCHCTL_TOKEN"  # noqa: S105 - the variable's name, not a secret
+TIMEOUT_SECONDS = 30.0
+
+
+def server_options(func: F) -> F:
+    """--server URL (PATCHCTL_SERVER) and --ca-file FILE (PATCHCTL_CA_FILE)."""
+    func = click.option(
+        "--ca-file",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        default=None,
+        envvar="PATCHCTL_CA_FILE",
+        show_envvar=True,
+        metavar="FILE",
+        help="CA certificate(s) to trust for an https --server (default: the system store).",
+    )(func)
+    return click.option(
+        "--server",
+        default=None,
+        envvar="PATCHCTL_SERVER",
+        show_envvar=True,
+        metavar="URL",
+        help=f"Ask a running service instead of the local database, with the read token in "
+        f"{TOKEN_ENV}; answers are scoped to the token's tenant.",
+    )(func)
+
+
+def get(
+    server: str, path: str, *, ca_file: Path | None, params: dict[str, Any] | None = None
+) -> Any:
+    """GET `path` of the read API as JSON; exits 2 with the service's own message on an error
+    answer, and a sentence on an unreachable server or a missing token."""
+    import httpx  # noqa: PLC0415 - keep --help fast
+
+    token = os.environ.get(TOKEN_ENV, "")
+    if not token:
+        fail(f"--server needs a read token in {TOKEN_ENV} (patchctl token create --kind read)")
+    if not server.startswith(("http://", "https://")):
+        fail(f"--server {server!r} is not an http:// or https:// URL")
+    query = {k: v for k, v in (params or {}).items() if v is not None}
+    verify: Any = True
+    if ca_file is not None:
+        import ssl  # noqa: PLC0415
+
+        verify = ssl.create_default_context(cafile=str(ca_file))
+    try:
+        answer = httpx.get(
+            server.rstrip("/") + path,
+            params=query,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=TIMEOUT_SECONDS,
+            verify=verify,
+        )
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach {server}: {exc}")
+        raise  # unreachable: fail() exits
+    if answer.status_code != 200:
+        fail(f"{server} answered {answer.status_code}: {_message(answer)}")
+    return answer.json()
+
+
+def _message(answer: Any) -> str:
+    try:
+        body = answer.json()
+    except ValueError:
+        return str(answer.text)[:200]
+    if isinstance(body, dict):
+        return str(body.get("message") or body)
+    return str(body)[:200]

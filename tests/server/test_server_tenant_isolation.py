@@ -1,0 +1,187 @@
+"""Nobody sees what their token does not cover: every read endpoint of the OpenAPI document and
+the dashboard, walked with a read token per tenant over a reconciled two-client fleet, show each
+tenant its own devices, patches, policy documents and authors, and nothing of the other's
+(issue 11, item 3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import git
+import pytest
+from gitrepos import PolicyRepo
+
+from controller.feeds import native
+from controller.runtime.reconcile import PolicySource, Reconciler
+from controller.store import catalogue
+
+if TYPE_CHECKING:
+    from conftest import SettableClock
+    from server.conftest import Api
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).resolve().parents[2]
+RETAIL_AUTHOR = git.Actor("Rita Retail", "rita@retail.example")
+LOGISTICS_AUTHOR = git.Actor("Lars Logistics", "lars@logistics.example")
+APPROVAL = """\
+apiVersion: patchctl/v1
+kind: Approval
+metadata: {{name: {name}, tenant: {tenant}}}
+spec:
+  patches: [{patch}]
+  targets: {{groups: [{group}]}}
+  reason: {reason}
+  ticket: {ticket}
+"""
+# What each client owns; the walk must find every marker for its owner and none for the other.
+CLIENTS = {
+    "acme/retail": {
+        "host": "ret-web-07",
+        "os": {"family": "linux", "name": "Ubuntu", "version": "24.04"},
+        "labels": {"role": "web"},
+        "missing": ["USN-7123-1", "USN-6791-1"],
+        "approval": "retail-openssl-rush",
+        "reason": "retail-only reason text",
+        "ticket": "RET-4711",
+        "group": "linux-web",
+        "author": RETAIL_AUTHOR,
+    },
+    "acme/logistics": {
+        "host": "log-db-09",
+        "os": {"family": "linux", "name": "Red Hat Enterprise Linux", "version": "9"},
+        "labels": {"role": "db"},
+        "missing": ["RHSA-2026:1234", "RHSA-2025:100"],
+        "approval": "logistics-openssl-rush",
+        "reason": "logistics-only reason text",
+        "ticket": "LOG-4802",
+        "group": "linux-db",
+        "author": LOGISTICS_AUTHOR,
+    },
+}
+
+
+def markers(tenant: str, device_id: str) -> dict[str, str]:
+    """The strings that only `tenant`'s answers may contain."""
+    client = CLIENTS[tenant]
+    return {
+        "device id": device_id,
+        "device name": str(client["host"]),
+        "pending patch": str(client["missing"][1]),  # type: ignore[index]
+        "approval name": str(client["approval"]),
+        "approval reason": str(client["reason"]),
+        "ticket": str(client["ticket"]),
+        "author": client["author"].email,  # type: ignore[union-attr]
+    }
+
+
+async def walk(api: Api, token: str, device_id: str) -> dict[str, str]:
+    """Every GET endpoint of the OpenAPI document (path parameters filled with the caller's own
+    device) and the dashboard, as text, by path."""
+    headers = {"Authorization": f"Bearer {token}"}
+    document = (await api.client.get("/openapi.json")).json()
+    answers = {}
+    for path, operations in document["paths"].items():
+        if "get" not in operations:
+            continue
+        url = path.replace("{device_id}", device_id)
+        assert "{" not in url, f"no value for a path parameter of {path}"
+        answer = await api.client.get(url, headers=headers)
+        assert answer.status_code in {200, 403}, (path, answer.status_code, answer.text)
+        answers[path] = answer.text
+    dashboard = await api.client.get("/", headers=headers)
+    assert 200 == dashboard.status_code
+    answers["/"] = dashboard.text
+    return answers
+
+
+@pytest.fixture
+def fleet_repo(tmp_path: Path) -> PolicyRepo:
+    repo = PolicyRepo(tmp_path / "repo")
+    repo.copy_example()
+    repo.commit("the example repository")
+    for tenant, client in CLIENTS.items():
+        repo.write(
+            f"policies/approvals/{client['approval']}.yaml",
+            APPROVAL.format(
+                name=client["approval"],
+                tenant=tenant,
+                patch=client["missing"][0],  # type: ignore[index]
+                group=client["group"],
+                reason=client["reason"],
+                ticket=client["ticket"],
+            ),
+        )
+        repo.commit(f"approve for {tenant}", author=client["author"])  # type: ignore[arg-type]
+    return repo
+
+
+async def test_every_read_answer_is_scoped_to_the_token(
+    api: Api, clock: SettableClock, fleet_repo: PolicyRepo, tmp_path: Path
+) -> None:
+    """A client's token finds its own devices, pending patches, approvals, reasons, tickets and
+    authors in the read API and the dashboard, and none of the other client's."""
+    parsed = native.parse_file(
+        ROOT / "feeds" / "example-catalogue.json", name="example-catalogue", release=None
+    )
+    catalogue.upsert_records(api.store, parsed.records)
+    device_ids = {}
+    for tenant, client in CLIENTS.items():
+        device, auth = await api.enroll(
+            str(client["host"]), tenant, os=client["os"], labels=client["labels"]
+        )
+        scan = {
+            "scannedAt": clock().isoformat(),
+            "rebootRequired": True,
+            "missing": [{"id": p} for p in client["missing"]],  # type: ignore[attr-defined]
+            "installed": [],
+        }
+        answer = await api.client.post(
+            f"/api/v1/devices/{device}/report", headers=auth, json={"scan": scan}
+        )
+        assert 200 == answer.status_code, answer.text
+        device_ids[tenant] = device
+    reconciler = Reconciler(
+        store=api.store,
+        source=PolicySource(str(fleet_repo.path), "main", tmp_path / "state"),
+        clock=clock,
+    )
+    assert "applied" == reconciler.reconcile().result
+    # a broken commit to a logistics file: its PolicyInvalid alert and trail entry have no
+    # tenant, and must not quote the file to retail
+    fleet_repo.write(
+        "policies/approvals/logistics-openssl-rush.yaml",
+        "apiVersion: patchctl/v1\nkind: Approval\nmetadata: {name: logistics-openssl-rush, "
+        "tenant: acme/logistics}\nspec: {patches: [RHSA-2026:1234], bogus: LOG-4802}\n",
+    )
+    fleet_repo.commit("break it", author=LOGISTICS_AUTHOR)
+    assert "policy-invalid" == reconciler.reconcile().result
+
+    seen = {
+        tenant: await walk(api, api.token(tenant), device_ids[tenant]) for tenant in CLIENTS
+    }
+
+    for tenant, answers in seen.items():
+        (other,) = set(CLIENTS) - {tenant}
+        text = "\n".join(answers.values())
+        own = markers(tenant, device_ids[tenant])
+        foreign = markers(other, device_ids[other])
+        assert {} == {what: m for what, m in own.items() if m not in text}, f"{tenant} misses own"
+        leaks = {
+            (what, path)
+            for what, marker in foreign.items()
+            for path, body in answers.items()
+            if marker in body
+        }
+        assert set() == leaks, f"{tenant} sees {other}'s data"
+
+
+async def test_a_foreign_device_is_not_found(api: Api) -> None:
+    """A client's token asking for the other client's device by id gets 404, not the device."""
+    device, _ = await api.enroll("log-db-09", "acme/logistics")
+    answer = await api.client.get(
+        f"/api/v1/devices/{device}", headers={"Authorization": f"Bearer {api.token('acme/retail')}"}
+    )
+    assert 404 == answer.status_code
+    assert "log-db-09" not in answer.text

@@ -1,0 +1,111 @@
+"""A real `patchctl serve` process for end-to-end tests: a free loopback port, tokens made by
+the real `token create` command, and a clean stop that hands back the logs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PATCHCTL = [sys.executable, "-m", "controller.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Serve:
+    """`patchctl serve` on a free port, over one database and state directory."""
+
+    def __init__(self, *, database_url: str, state_dir: Path, cwd: Path = ROOT) -> None:
+        self.database_url = database_url
+        self.state_dir = state_dir
+        self.cwd = cwd
+        self.base = f"http://127.0.0.1:{free_port()}"
+        self.process: subprocess.Popen[str] | None = None
+
+    def patchctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run a patchctl command on the same database and state directory."""
+        return subprocess.run(
+            [*PATCHCTL, *args, "--db", self.database_url, "--state-dir", str(self.state_dir)],
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+
+    def token(self, kind: str, tenant: str) -> str:
+        done = self.patchctl("token", "create", "--tenant", tenant, "--kind", kind, "--json")
+        assert 0 == done.returncode, done.stderr
+        secret: str = json.loads(done.stdout)["token"]
+        return secret
+
+    def start(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [
+                *PATCHCTL,
+                "serve",
+                "--listen",
+                self.base.removeprefix("http://"),
+                "--db",
+                self.database_url,
+                "--state-dir",
+                str(self.state_dir),
+                "--log-format",
+                "json",
+                *args,
+            ],
+            cwd=self.cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"serve exited: {self.stop()}")
+            try:
+                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        pytest.fail("patchctl serve did not answer /healthz within 30 s")
+
+    def get(self, path: str, token: str) -> Any:
+        answer = httpx.get(
+            f"{self.base}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        assert 200 == answer.status_code, answer.text
+        return answer.json()
+
+    def wait_for(self, what: str, check: Callable[[], Any], *, timeout: float = 45) -> Any:
+        """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = check()
+            if found:
+                return found
+            time.sleep(0.3)
+        pytest.fail(f"timed out waiting for {what}")
+
+    def stop(self) -> str:
+        """Stop with SIGTERM; the process's stderr (JSON log lines)."""
+        if self.process is None:
+            return ""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        _, logs = self.process.communicate(timeout=30)
+        return logs

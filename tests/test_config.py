@@ -1,0 +1,105 @@
+"""The configuration file: read once by the `patchctl` group, every key meaningful, unknown
+keys refused with their path, server tables handed to their owners (issue 12, item 4)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from controller.cli import main
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            'stat-dir = "x"\n',
+            "patchctl.toml: stat-dir: not a known option of any command; did you mean 'state-dir'?",
+            id="top-level-typo",
+        ),
+        pytest.param(
+            '[serve]\nlistn = "0.0.0.0:1"\n',
+            "patchctl.toml: serve.listn: not a known option of `patchctl serve`; did you mean 'listen'?",
+            id="command-option-typo",
+        ),
+        pytest.param(
+            '[serv]\nlisten = "0.0.0.0:1"\n',
+            "patchctl.toml: serv: not a known command or table; did you mean 'serve'?",
+            id="unknown-command",
+        ),
+        pytest.param(
+            "[token.creat]\nkind = 'read'\n",
+            "patchctl.toml: token.creat: not a known sub-command table; did you mean 'create'?",
+            id="unknown-sub-command",
+        ),
+        pytest.param('access = "open"\n', "patchctl.toml: access: expected a table", id="table-as-value"),
+        pytest.param("[serve\n", "patchctl.toml: ", id="not-toml"),
+    ],
+)
+def test_a_key_that_would_do_nothing_is_an_error(here: Path, text: str, message: str) -> None:
+    """Unknown commands, options and tables exit 2 naming the key path, before any work."""
+    (here / "patchctl.toml").write_text(text, encoding="utf-8")
+    code, _, err = run("token", "list", "--db", f"sqlite:///{here / 'p.db'}")
+    assert 2 == code
+    assert message in err
+    assert not (here / "p.db").exists()
+
+
+def test_top_level_and_command_options_are_used(here: Path) -> None:
+    """A top-level `db` reaches every command that has the option; a `[token.create]` table
+    sets that sub-command's defaults; the command line still wins (and a read command on a
+    database that does not exist says so rather than creating it)."""
+    db = here / "from-config.db"
+    (here / "patchctl.toml").write_text(
+        f'db = "sqlite:///{db}"\n\n[token.create]\nkind = "read"\n', encoding="utf-8"
+    )
+    code, created, err = run("token", "create", "--tenant", "acme", "--json")
+    listed = json.loads(run("token", "list", "--json")[1])
+    other = here / "other.db"
+    elsewhere = run("token", "list", "--json", "--db", f"sqlite:///{other}")
+    assert 0 == code, err
+    assert "read" == json.loads(created)["kind"]
+    assert [json.loads(created)["id"]] == [t["id"] for t in listed]
+    assert 2 == elsewhere[0]  # the command line won: that database does not exist
+    assert f"no state database at {other}" in elsewhere[2]
+
+
+def test_an_explicit_config_file_must_exist(here: Path) -> None:
+    """`--config` naming a missing file exits 2 and says so."""
+    code, _, err = run("--config", str(here / "nope.toml"), "token", "list")
+    assert 2 == code
+    assert "nope.toml: no such configuration file" in err
+
+
+def test_the_access_table_comes_from_the_config_file(here: Path) -> None:
+    """`reconcile` reads `[access]` from `--config FILE`, and a mistake there names the field."""
+    config = here / "elsewhere.toml"
+    config.write_text('[access]\n[access.tenants."*"]\napprovers = 7\n', encoding="utf-8")
+    code, _, err = run(
+        "--config", str(config), "reconcile", "--repo", str(here), "--db", f"sqlite:///{here / 'p.db'}"
+    )
+    assert 2 == code
+    assert f'{config}: access.tenants."*".approvers' in err
+
+
+def test_the_documentation_lists_every_key() -> None:
+    """docs/configuration.md's generated section equals what the commands accept."""
+    from controller import config  # noqa: PLC0415
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    generated = text.split("<!-- generated: begin -->\n", 1)[1].split("\n<!-- generated: end -->")[0]
+    assert config.reference(main) == generated
