@@ -13,6 +13,7 @@ an unset variable or an unreachable server fails them instead.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
+from logcapture import restore_logging
 
 from controller.store import open_store
 
@@ -122,3 +124,12 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _default_logging() -> Iterator[None]:
+    """A command run in-process configures logging (`controller.logs`); the next test starts
+    from structlog's defaults and the root logger's level again."""
+    level = logging.getLogger().level
+    yield
+    restore_logging(level)

@@ -53,8 +53,11 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
     repository; agents report what is installed and missing; patchctl decides what to install,
     when, and explains why.
     """
-    from controller import config  # noqa: PLC0415 - keep --help fast
+    from controller import config, logs  # noqa: PLC0415 - keep --help fast
 
+    # One-shot commands answer on stdout; their log lines (warnings and errors, redacted) go
+    # to stderr. `serve` and `demo` configure their own level.
+    logs.configure(level="warning", cache_loggers=False)
     try:
         loaded = config.load(config_path, cli=main, required=config_path is not None)
     except config.ConfigError as exc:

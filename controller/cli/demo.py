@@ -52,8 +52,8 @@ def demo(
 
     Exit codes: 0 done, 2 the example repository or the working directory is not usable.
     """
+    from controller import logs  # noqa: PLC0415
     from controller.runtime.demo import DemoConfig, run_demo  # noqa: PLC0415 - keep --help fast
-    from controller.server import logs  # noqa: PLC0415
 
     logs.configure(level="warning")  # the story is told by the progress lines, not the logs
 

@@ -51,6 +51,8 @@ def get(
     answer, and a sentence on an unreachable server or a missing token."""
     import httpx  # noqa: PLC0415 - keep --help fast
 
+    from controller.redaction import redact_text  # noqa: PLC0415
+
     token = os.environ.get(TOKEN_ENV, "")
     if not token:
         fail(f"--server needs a read token in {TOKEN_ENV} (patchctl token create --kind read)")
@@ -71,10 +73,10 @@ def get(
             verify=verify,
         )
     except httpx.HTTPError as exc:
-        fail(f"cannot reach {server}: {exc}")
+        fail(redact_text(f"cannot reach {server}: {exc}"))
         raise  # unreachable: fail() exits
     if answer.status_code != 200:
-        fail(f"{server} answered {answer.status_code}: {_message(answer)}")
+        fail(redact_text(f"{server} answered {answer.status_code}: {_message(answer)}"))
     return answer.json()
 
 

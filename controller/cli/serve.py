@@ -290,7 +290,8 @@ def serve(
     when agents report, when a patch window opens or reaches its cutoff, and on a verified
     POST /api/v1/hooks/git (set PATCHCTL_WEBHOOK_SECRET; GitHub, Gitea and GitLab headers are
     understood). After each pass, notifications are sent (SMTP settings from the [smtp] table
-    of patchctl.toml) and due ReportSchedules are written back to the patchctl-reports branch.
+    of patchctl.toml) and due ReportSchedules are written back to the patchctl-reports branch;
+    due PatchFeeds are imported (URLs and local paths only when [feeds] allow lists them).
 
     Only --branch (default main) is enforced, read from git objects: the checked-out branch
     and the working tree of --repo never are. Approvals are judged by the same access policy
@@ -307,10 +308,16 @@ def serve(
     import structlog  # noqa: PLC0415 - keep --help fast
     import uvicorn  # noqa: PLC0415
 
+    from controller import logs  # noqa: PLC0415
     from controller.notify.settings import SettingsError, smtp_from_table  # noqa: PLC0415
+    from controller.runtime.feedsources import (  # noqa: PLC0415
+        FeedSettings,
+        FeedSettingsError,
+        feeds_from_table,
+    )
     from controller.runtime.reconcile import PolicySource, Reconciler  # noqa: PLC0415
     from controller.runtime.service import Controller, ServiceOptions  # noqa: PLC0415
-    from controller.server import create_app, logs, transport  # noqa: PLC0415
+    from controller.server import create_app, transport  # noqa: PLC0415
     from controller.server import tls as tls_files  # noqa: PLC0415
 
     try:
@@ -333,7 +340,12 @@ def serve(
             if run_loop
             else None
         )
-    except (ValueError, SettingsError) as exc:
+        feed_settings = (
+            feeds_from_table(settings_file.table("feeds"), source=settings_file.source)
+            if run_loop
+            else FeedSettings()
+        )
+    except (ValueError, SettingsError, FeedSettingsError) as exc:
         fail(str(exc))
         return
     tls = _tls_or_fail(tls_cert, tls_key)
@@ -348,7 +360,11 @@ def serve(
             access=access,
         )
         options = ServiceOptions(
-            interval=interval, watch_branch=watch, poll_every=git_poll, smtp=smtp
+            interval=interval,
+            watch_branch=watch,
+            poll_every=git_poll,
+            smtp=smtp,
+            feed_settings=feed_settings,
         )
         controller = Controller(reconciler, options)
     logs.configure(level=log_level, json_lines={"json": True, "console": False}.get(log_format))

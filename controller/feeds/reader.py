@@ -25,12 +25,16 @@ READERS: dict[FeedFormat, FormatReader] = {
 }
 
 
-def read_feed(path: Path, fmt: FeedFormat, *, release: str | None = None) -> FeedResult:
+def read_feed(
+    path: Path, fmt: FeedFormat, *, release: str | None = None, label: str | None = None
+) -> FeedResult:
     """Every record of `path` (a file, or a directory read recursively in sorted order).
 
     `release` names the OS release for formats that do not (`deb-packages`, where it is
     required, e.g. `debian:12`) and overrides the release `updateinfo` infers; the other formats
     name their releases themselves. Malformed files and records become errors; the rest imports.
+    Errors name files by `label` (how the caller calls `path`: a repository path, a redacted
+    URL) joined with the file's path under `path`; without it, by their local path.
     A patch read from several files becomes one record (see `_deduplicate`), and
     `superseded_by` is completed from the `supersedes` of the other records read. Reading twice
     gives equal results.
@@ -38,14 +42,20 @@ def read_feed(path: Path, fmt: FeedFormat, *, release: str | None = None) -> Fee
     reader = READERS[FeedFormat(fmt)]
     files = _files(path, reader)
     if files is None:
-        return FeedResult(errors=(FeedError(str(path), "", "no such file or directory"),))
+        return FeedResult(errors=(FeedError(label or str(path), "", "no such file or directory"),))
     records: list[PatchRecord] = []
     errors: list[FeedError] = []
     for file, name in files:
         result = reader.parse_file(file, name=name, release=release)
         records.extend(result.records)
-        errors.extend(FeedError(str(file), e.position, e.message) for e in result.errors)
+        shown = str(file) if label is None else _shown(label, name, single=file == path)
+        errors.extend(FeedError(shown, e.position, e.message) for e in result.errors)
     return FeedResult(records=link_supersedence(_deduplicate(records)), errors=tuple(errors))
+
+
+def _shown(label: str, name: str, *, single: bool) -> str:
+    """`feeds/osv` + `USN-1.json` -> `feeds/osv/USN-1.json`; a single file is its label."""
+    return label if single else f"{label.rstrip('/')}/{name}"
 
 
 def _files(path: Path, reader: FormatReader) -> list[tuple[Path, str]] | None:

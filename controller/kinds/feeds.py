@@ -24,7 +24,9 @@ class PatchFeedSpec(Model):
     format: FeedFormat = Field(description="Record format of the source.")
     source: str = Field(
         min_length=1,
-        description="A path in this repository, a local path, or an http(s) URL.",
+        description="A path in this repository (read at the applied revision), or an http(s) "
+        "URL or absolute local path listed in the server's `[feeds] allow` (patchctl.toml); "
+        "anything else is refused.",
     )
     os: OsFamily | None = Field(default=None, description="OS family of the records.")
     release: str | None = Field(

@@ -5,8 +5,9 @@ the background with de-duplication, a rate limit with digests, retries with back
 delivery state in the status table; `channels` holds the senders.
 """
 
+from controller.core.retries import RetryPolicy
 from controller.notify.channels import DeliveryError, sign, verify_signature
-from controller.notify.delivery import ChannelQueue, ChannelStatus, RateLimit, RetryPolicy
+from controller.notify.delivery import ChannelQueue, ChannelStatus, RateLimit
 from controller.notify.events import Attachment, Event, from_alert, from_audit
 from controller.notify.messages import Message
 from controller.notify.notifier import Notifier

@@ -19,7 +19,7 @@ import json
 import smtplib
 import ssl
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any, Protocol
@@ -28,9 +28,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from controller import __version__
+from controller.core import retries
 from controller.kinds.notifications import Channel
 from controller.notify.messages import Message
 from controller.notify.settings import SmtpSettings
+from controller.redaction import remember_secret
 
 DEFAULT_TIMEOUT = 10.0
 SIGNATURE_HEADER = "X-Patchctl-Signature"
@@ -38,15 +40,18 @@ TIMESTAMP_HEADER = "X-Patchctl-Timestamp"
 EVENT_HEADER = "X-Patchctl-Event"
 DELIVERY_HEADER = "X-Patchctl-Delivery"
 SLACK_TEXT_LIMIT = 3900  # Slack truncates longer `text`; keep the end readable instead
-_RETRY_STATUSES = {408, 425, 429}
 
 
 class DeliveryError(Exception):
-    """A message was not delivered; `permanent` when retrying cannot help."""
+    """A message was not delivered; `permanent` when retrying cannot help; `retry_after` the
+    wait the receiver asked for (its `Retry-After` header), if it did."""
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after: timedelta | None = None
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.retry_after = retry_after
 
 
 class Sender(Protocol):
@@ -66,13 +71,22 @@ def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
 
 
 def _env(environ: Mapping[str, str], name: str, what: str) -> str:
+    """A secret from the environment, remembered so that no log line or message can show it."""
     value = environ.get(name, "")
     if not value:
         raise DeliveryError(f"{what}: environment variable {name} is not set", permanent=True)
+    remember_secret(value)
     return value
 
 
-def _post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float) -> None:
+def _post(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    timeout: float,
+    clock: Callable[[], datetime],
+) -> None:
     host = urlsplit(url).hostname or "?"
     try:
         response = httpx.post(
@@ -85,8 +99,12 @@ def _post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float) 
     if response.is_success:
         return
     code = response.status_code
-    permanent = 400 <= code < 500 and code not in _RETRY_STATUSES
-    raise DeliveryError(f"{host}: HTTP {code} {response.reason_phrase}", permanent=permanent)
+    permanent = 400 <= code < 500 and not retries.is_retryable(code)
+    retry_after = retries.parse_retry_after(response.headers.get("Retry-After"), now=clock())
+    text = f"{host}: HTTP {code} {response.reason_phrase}"
+    if retry_after is not None and not permanent:
+        text += f" (retry after {retry_after.total_seconds():g}s)"
+    raise DeliveryError(text, permanent=permanent, retry_after=retry_after)
 
 
 def _reason(exc: Exception) -> str:
@@ -139,7 +157,7 @@ class WebhookSender:
         }
         if secret is not None:
             headers[SIGNATURE_HEADER] = sign(secret.encode("utf-8"), body)
-        _post(self.url, body, headers, timeout=self.timeout)
+        _post(self.url, body, headers, timeout=self.timeout, clock=self.clock)
 
 
 def _iso(moment: datetime) -> str:
@@ -180,16 +198,25 @@ class SlackSender:
     """`{"text": ...}` to a Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat)."""
 
     def __init__(
-        self, *, url_env: str, environ: Mapping[str, str], timeout: float = DEFAULT_TIMEOUT
+        self,
+        *,
+        url_env: str,
+        environ: Mapping[str, str],
+        timeout: float = DEFAULT_TIMEOUT,
+        clock: Callable[[], datetime] = lambda: datetime.now(tz=UTC),
     ) -> None:
         self.url_env = url_env
         self.environ = environ
         self.timeout = timeout
+        self.clock = clock
 
     def send(self, message: Message) -> None:
+        # The URL is the credential (whoever has it can post): remembered by `_env`, so it is
+        # masked in every log line (httpx logs each request's URL) and message.
         url = _env(self.environ, self.url_env, "Slack webhook URL")
         body = json.dumps({"text": slack_text(message)}, ensure_ascii=False).encode("utf-8")
-        _post(url, body, {"Content-Type": "application/json"}, timeout=self.timeout)
+        headers = {"Content-Type": "application/json"}
+        _post(url, body, headers, timeout=self.timeout, clock=self.clock)
 
 
 class EmailSender:
@@ -295,7 +322,9 @@ def make_sender(
             clock=clock,
         )
     if channel.slack is not None:
-        return SlackSender(url_env=channel.slack.url_env, environ=environ, timeout=timeout)
+        return SlackSender(
+            url_env=channel.slack.url_env, environ=environ, timeout=timeout, clock=clock
+        )
     if channel.email is None:
         raise ValueError("a channel sets exactly one of webhook, slack or email")
     return EmailSender(to=channel.email.to, settings=smtp, environ=environ, clock=clock)

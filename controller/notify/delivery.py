@@ -8,8 +8,10 @@ from a thread with the real clock; tests drive it with an invented one.
   kept; keys that were dropped unsent may come again).
 - **Rate limit**: at most `RateLimit.max_messages` sends per `RateLimit.per`. When more events
   wait than the window has room for, the last free send carries all the rest as one digest.
-- **Retries**: a failed send is tried again after `RetryPolicy.delay(attempt)` (exponential,
-  capped) up to `max_attempts`; a permanent failure (a 404, a missing secret) is not retried.
+- **Retries**: a failed send is tried again after `RetryPolicy.delay(attempt, retry_after=...)`
+  (exponential, never sooner than the receiver's `Retry-After`, capped; see
+  `controller.core.retries`) up to `max_attempts`; a permanent failure (a 404, a missing secret)
+  is not retried.
   Later events wait behind a message being retried, so a channel keeps its order.
 """
 
@@ -22,9 +24,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from controller.core.retries import RetryPolicy
 from controller.notify.channels import DeliveryError, Sender
 from controller.notify.events import Event
 from controller.notify.messages import Message
+from controller.redaction import redact_text
 
 STATUS_KEY_PREFIX = "notify:"
 
@@ -39,23 +43,6 @@ class RateLimit:
     def __post_init__(self) -> None:
         if self.max_messages < 1 or self.per <= timedelta(0):
             raise ValueError("a rate limit allows at least one message per positive period")
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Attempts per message and the exponential delay between them."""
-
-    max_attempts: int = 5
-    first_delay: timedelta = timedelta(seconds=2)
-    max_delay: timedelta = timedelta(minutes=5)
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-
-    def delay(self, attempt: int) -> timedelta:
-        """The wait after failed attempt number `attempt` (1-based): 2s, 4s, 8s, ... capped."""
-        return min(self.first_delay * (1 << (attempt - 1)), self.max_delay)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +162,7 @@ class ChannelQueue:
         except DeliveryError as exc:
             self._failed(head, exc, now)
         except Exception as exc:  # noqa: BLE001 - a sender bug must not stop the channel
-            self._failed(head, DeliveryError(f"{type(exc).__name__}: {exc}"), now)
+            self._failed(head, DeliveryError(redact_text(f"{type(exc).__name__}: {exc}")), now)
         else:
             self._succeeded(head, now)
         with self._lock:
@@ -230,7 +217,8 @@ class ChannelQueue:
                 note = "permanent" if error.permanent else f"gave up after {outgoing.attempts}"
                 message = f"{error} ({note})"
             else:
-                outgoing.retry_at = now + self.retry.delay(outgoing.attempts)
+                wait = self.retry.delay(outgoing.attempts, retry_after=error.retry_after)
+                outgoing.retry_at = now + wait
                 message = f"{error} (attempt {outgoing.attempts} of {self.retry.max_attempts})"
             self._status = replace(
                 status,

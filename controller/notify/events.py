@@ -14,6 +14,7 @@ from typing import Any
 
 from controller.core import changes
 from controller.kinds.notifications import AlertSeverity, EventType
+from controller.redaction import redact_text, redact_value
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +82,11 @@ def from_alert(row: Mapping[str, Any]) -> Event | None:
         key=str(key),
         type=kind,
         severity=severity,
-        message=str(row["message"]),
+        message=redact_text(str(row["message"])),
         at=row["created_at"],
         tenant=row.get("tenant"),
         device_id=row.get("device_id"),
-        details=dict(row.get("details") or {}),
+        details=redact_value(dict(row.get("details") or {})),
     )
 
 
@@ -115,8 +116,8 @@ def from_audit(row: Mapping[str, Any]) -> Event | None:
         key=key,
         type=kind,
         severity=_AUDIT_SEVERITY.get(kind, AlertSeverity.INFO),
-        message=f"{action.value}{subject}{revision}{actor}",
+        message=redact_text(f"{action.value}{subject}{revision}{actor}"),
         at=row["at"],
         tenant=row.get("tenant"),
-        details={"action": action.value, **dict(row.get("details") or {})},
+        details=redact_value({"action": action.value, **dict(row.get("details") or {})}),
     )

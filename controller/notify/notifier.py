@@ -22,9 +22,10 @@ from datetime import UTC, datetime
 
 import structlog
 
+from controller.core.retries import RetryPolicy
 from controller.kinds.notifications import Channel, Notification
 from controller.notify import channels, routing
-from controller.notify.delivery import ChannelQueue, ChannelStatus, RateLimit, RetryPolicy
+from controller.notify.delivery import ChannelQueue, ChannelStatus, RateLimit
 from controller.notify.events import Event
 from controller.notify.settings import SmtpSettings
 

@@ -20,6 +20,8 @@ from pathlib import Path, PurePosixPath
 
 import git
 
+from controller.redaction import redact_text
+
 DEFAULT_BRANCH = "patchctl-reports"
 DEFAULT_AUTHOR = ("patchctl", "patchctl@localhost")
 NETWORK_TIMEOUT = 120.0  # seconds for one fetch, ls-remote or push
@@ -179,7 +181,7 @@ def _commit_to_url(
         if head == branch:
             raise WritebackError(
                 f"refusing to write reports to {branch!r}: "
-                f"it is the default branch of {_redact(url)}"
+                f"it is the default branch of {redact_text(url)}"
             )
         return _commit(
             bare,
@@ -234,7 +236,7 @@ def _commit(
         except git.GitCommandError as exc:
             raise WritebackError(
                 f"committed {commit[:12]} to {branch!r} but could not push it to "
-                f"{_redact(remote)}: {_stderr(exc)}; it will be pushed with the next report"
+                f"{redact_text(remote)}: {_stderr(exc)}; it will be pushed with the next report"
             ) from None
         pushed = True
     return CommitResult(branch, commit, tree, parent, pushed)
@@ -290,7 +292,7 @@ def _fetch_branch(repo: git.Repo, remote: str, branch: str, *, timeout: float) -
         repo.git.fetch(remote, f"refs/heads/{branch}", kill_after_timeout=timeout)
     except git.GitCommandError as exc:
         raise WritebackError(
-            f"cannot read branch {branch!r} of {_redact(remote)}: {_stderr(exc)}"
+            f"cannot read branch {branch!r} of {redact_text(remote)}: {_stderr(exc)}"
         ) from None
     return str(sha)
 
@@ -300,7 +302,7 @@ def _remote_head(repo: git.Repo, url: str, *, timeout: float) -> str | None:
     try:
         listed = str(repo.git.ls_remote("--symref", url, "HEAD", kill_after_timeout=timeout))
     except git.GitCommandError as exc:
-        raise WritebackError(f"cannot reach {_redact(url)}: {_stderr(exc)}") from None
+        raise WritebackError(f"cannot reach {redact_text(url)}: {_stderr(exc)}") from None
     match = re.search(r"^ref: refs/heads/(\S+)\s+HEAD", listed, re.MULTILINE)
     return match.group(1) if match else None
 
@@ -321,9 +323,4 @@ def _check_branch_name(branch: str) -> None:
 
 def _stderr(exc: git.GitCommandError) -> str:
     text = exc.stderr if isinstance(exc.stderr, str) else str(exc)
-    return _redact(text.strip().removeprefix("stderr:").strip().strip("'")) or str(exc.status)
-
-
-def _redact(text: str) -> str:
-    """Drop credentials from URLs before they reach a message or a log."""
-    return re.sub(r"//[^@/\s]+@", "//***@", text)
+    return redact_text(text.strip().removeprefix("stderr:").strip().strip("'")) or str(exc.status)

@@ -11,10 +11,10 @@
   never raises for a bad feed: the error goes to the feed's status and raises one `FeedFailed`
   alert per failure streak.
 
-Where a source is read: an http(s) URL is downloaded (a single file, at most `MAX_DOWNLOAD`
-bytes) under `<state dir>/feeds/`; a relative path is a path in the policy repository
-(`repo_root`, and it may not leave it), else in the current directory; an absolute path is a
-local path.
+Where a source may be read from, and how, is `controller.runtime.feedsources`: a path in the
+policy repository at the applied revision, or a URL or local path the server configuration
+allows. Status and alerts show the source redacted (`controller.redaction`), and a refused
+source is a failed run whose message names the rule, never the content.
 """
 
 from __future__ import annotations
@@ -24,16 +24,15 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-import httpx
 import sqlalchemy as sa
 import structlog
 
 from controller.feeds import read_feed
 from controller.feeds.common import FeedError, FeedResult
+from controller.redaction import redact_text, redact_url
+from controller.runtime.feedsources import FeedSourceError, FeedSources
 from controller.store import catalogue, findings, history, schema
 
 if TYPE_CHECKING:
@@ -49,8 +48,7 @@ log = structlog.get_logger("patchctl.feeds")
 
 STATUS_PREFIX = "feed:"
 RETRY_AFTER_FAILURE = timedelta(minutes=10)  # a failed feed is retried sooner than its refresh
-MAX_DOWNLOAD = 256 * 1024 * 1024  # the importers refuse larger documents anyway
-DOWNLOAD_TIMEOUT = 60.0
+MAX_SERVER_WAIT = timedelta(days=1)  # a server's Retry-After beyond this is capped
 MAX_ERRORS_KEPT = 20  # per feed in its status; the count says how many there were
 FEED_FAILED = "FeedFailed"  # alert kind (no EventType yet: visible in alerts, not notified)
 
@@ -120,15 +118,11 @@ class FeedRefresh:
 
 
 def refresh_due_feeds(
-    store: Store,
-    desired: DesiredState,
-    *,
-    now: datetime,
-    state_dir: Path,
-    repo_root: Path | None = None,
+    store: Store, desired: DesiredState, *, now: datetime, sources: FeedSources
 ) -> list[FeedRefresh]:
     """Import the PatchFeeds that are due, then re-evaluate the fleet once; never raises for a
-    bad feed (see the module docstring). Returns one entry per feed that ran."""
+    bad feed (see the module docstring). Repository sources are read at `desired.revision`.
+    Returns one entry per feed that ran."""
     feeds = desired.feeds
     if not feeds:
         return []
@@ -138,7 +132,11 @@ def refresh_due_feeds(
     if not due:
         return []
     # Read every source before the write transaction: downloads must not hold the store's lock.
-    read = [(feed, _read_source(feed, state_dir=state_dir, repo_root=repo_root)) for feed in due]
+    revision = desired.revision
+    read = [
+        (feed, _read_source(feed, sources=sources, revision=revision, where=_where(desired, feed)))
+        for feed in due
+    ]
     runs: list[FeedRefresh] = []
     with store.write() as conn:
         changed = False
@@ -166,6 +164,9 @@ def is_due(feed: PatchFeed, status: dict[str, Any] | None, *, now: datetime) -> 
     if last is None:
         return True
     wait = feed.spec.refresh if status.get("result") != "failed" else RETRY_AFTER_FAILURE
+    not_before = _parse_time(status.get("retryAt"))  # the server's Retry-After
+    if not_before is not None and now < not_before:
+        return False
     return now >= last + min(wait, feed.spec.refresh)
 
 
@@ -185,7 +186,7 @@ def _import_one(
     conn: Connection,
     feed: PatchFeed,
     result: FeedResult | None,
-    failure: str | None,
+    failure: FeedSourceError | None,
     statuses: dict[str, dict[str, Any]],
     *,
     now: datetime,
@@ -198,10 +199,11 @@ def _import_one(
         outcome = ImportOutcome(
             len(result.records), counts.new, counts.updated, counts.unchanged, result.errors
         )
-    state, message = _verdict(outcome, failure)
+    state, message = _verdict(outcome, str(failure) if failure else None)
+    message = redact_text(message)
     status: dict[str, Any] = {
         "spec": spec_digest(feed),
-        "source": feed.spec.source,
+        "source": redact_url(feed.spec.source) if "://" in feed.spec.source else feed.spec.source,
         "format": feed.spec.format.value,
         "lastRunAt": now.isoformat(),
         "lastSuccessAt": now.isoformat() if state != "failed" else previous.get("lastSuccessAt"),
@@ -212,7 +214,9 @@ def _import_one(
         status["counts"] = {
             k: v for k, v in outcome.as_dict().items() if k not in {"errors", "fleet"}
         }
-        status["errors"] = [str(e) for e in outcome.errors[:MAX_ERRORS_KEPT]]
+        status["errors"] = [redact_text(str(e)) for e in outcome.errors[:MAX_ERRORS_KEPT]]
+    if failure is not None and failure.retry_after is not None:
+        status["retryAt"] = (now + min(failure.retry_after, MAX_SERVER_WAIT)).isoformat()
     if state == "ok":
         status["failingSince"] = None
     else:
@@ -246,7 +250,7 @@ def _alert(
             tenant=feed.tenant,
             details={
                 "feed": key.removeprefix(STATUS_PREFIX),
-                "source": feed.spec.source,
+                "source": status["source"],
                 "errors": status.get("errors", []),
             },
             dedupe_key=f"{FEED_FAILED}:{key.removeprefix(STATUS_PREFIX)}:{status['failingSince']}",
@@ -258,81 +262,32 @@ def _alert(
 # --- reading a source --------------------------------------------------------------------------
 
 
-class FeedSourceError(Exception):
-    """The feed's source cannot be read at all; the message says which and why."""
-
-
 def _read_source(
-    feed: PatchFeed, *, state_dir: Path, repo_root: Path | None
-) -> tuple[FeedResult | None, str | None]:
-    """The feed's records, or None and why not. Never raises."""
+    feed: PatchFeed, *, sources: FeedSources, revision: str | None, where: str
+) -> tuple[FeedResult | None, FeedSourceError | None]:
+    """The feed's records, or None and why not (located at the PatchFeed's file and line).
+    Never raises."""
     try:
-        path = locate(feed.spec.source, state_dir=state_dir, repo_root=repo_root)
-        result = read_feed(path, feed.spec.format, release=feed.spec.release)
+        with sources.open(feed.spec.source, revision=revision) as path:
+            return read_feed(
+                path, feed.spec.format, release=feed.spec.release, label=_label(feed)
+            ), None
     except FeedSourceError as exc:
-        return None, str(exc)
+        return None, FeedSourceError(f"{where}spec.source: {exc}", retry_after=exc.retry_after)
     except Exception as exc:  # noqa: BLE001 - one bad feed must not stop the others
         log.warning("feed import crashed", feed=status_key(feed), error=repr(exc))
-        return None, f"import failed: {exc!r}"
-    return result, None
+        return None, FeedSourceError(f"import failed: {exc!r}")
 
 
-def locate(source: str, *, state_dir: Path, repo_root: Path | None) -> Path:
-    """The local file or directory of a source, downloading a URL first."""
-    if source.startswith(("http://", "https://")):
-        return download(source, target_dir=state_dir / "feeds")
-    path = Path(source)
-    if path.is_absolute():
-        return path
-    base = (repo_root or Path.cwd()).resolve()
-    resolved = (base / path).resolve()
-    if repo_root is not None and not resolved.is_relative_to(base):
-        raise FeedSourceError(f"source {source!r} leaves the repository")
-    return resolved
+def _where(desired: DesiredState, feed: PatchFeed) -> str:
+    """`policies/feeds/osv.yaml:3: ` where the PatchFeed is defined; empty when unknown."""
+    origin = desired.origins.get(feed.key)
+    return f"{origin.path}:{origin.line}: " if origin is not None else ""
 
 
-def download(url: str, *, target_dir: Path) -> Path:
-    """Fetch `url` to a file named like the URL's last path segment (the importers recognise
-    files by name: `…Packages.gz`, `…updateinfo.xml`), replaced only once complete."""
-    name = PurePosixPath(urlsplit(url).path).name or "feed"
-    folder = target_dir / hashlib.sha256(url.encode()).hexdigest()[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
-    partial = folder / f".{name}.partial"
-    try:
-        problem = _fetch(url, partial)
-    except httpx.HTTPError as exc:
-        problem = str(exc)
-    if problem is not None:
-        partial.unlink(missing_ok=True)
-        raise FeedSourceError(f"GET {_redact(url)}: {problem}")
-    partial.replace(target)
-    return target
-
-
-def _fetch(url: str, into: Path) -> str | None:
-    """Stream `url` into a file; the problem, or None when the whole body arrived."""
-    with (
-        httpx.stream("GET", url, timeout=DOWNLOAD_TIMEOUT, follow_redirects=True) as answer,
-        into.open("wb") as out,
-    ):
-        if answer.status_code != httpx.codes.OK:
-            return f"HTTP {answer.status_code}"
-        size = 0
-        for chunk in answer.iter_bytes():
-            size += len(chunk)
-            if size > MAX_DOWNLOAD:
-                return f"larger than {MAX_DOWNLOAD} bytes"
-            out.write(chunk)
-    return None
-
-
-def _redact(url: str) -> str:
-    """No credentials nor query string (tokens) in messages and logs."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return parts._replace(netloc=netloc, query="").geturl()
+def _label(feed: PatchFeed) -> str:
+    """How errors name the source's files: its repository path, or its redacted URL."""
+    return redact_url(feed.spec.source) if "://" in feed.spec.source else feed.spec.source
 
 
 def _parse_time(value: object) -> datetime | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from controller.notify.state import StatusWriter, new_events
 from controller.reports import publish, schedules
 from controller.reports.collect import pending_from_plan
 from controller.runtime import feeds
+from controller.runtime.feedsources import FeedSettings, FeedSources
 from controller.runtime.loop import DEFAULT_INTERVAL, BranchWatcher, ReconcileLoop
 from controller.runtime.reconcile import Outcome, Reconciler
 from controller.sources import git as git_source
@@ -49,6 +50,9 @@ class ServiceOptions:
     smtp: SmtpSettings | None = None
     scheduled_reports: bool = True
     feeds: bool = True  # refresh the PatchFeeds that are due
+    feed_settings: FeedSettings = field(
+        default_factory=FeedSettings
+    )  # URLs and paths feeds may name ([feeds])
     reports_dir: Path | None = None  # scheduled reports are also written here when set
 
 
@@ -214,14 +218,23 @@ class Controller:
         if context.desired is None:
             return
         source = self.reconciler.source
-        local = None if git_source.is_url(source.repo) else Path(source.repo)
-        runs = feeds.refresh_due_feeds(
-            self.store,
-            context.desired,
-            now=context.now,
-            state_dir=source.state_dir,
-            repo_root=local,
-        )
+        # The policy repository's objects (for a URL, the mirror the reconcile fetched): feed
+        # files are read at the applied revision, like the policy, never from a working tree.
+        repo = git_source.open_repository(source.repo, state_dir=source.state_dir, fetch=False)
+        try:
+            runs = feeds.refresh_due_feeds(
+                self.store,
+                context.desired,
+                now=context.now,
+                sources=FeedSources(
+                    state_dir=source.state_dir,
+                    repo=repo,
+                    settings=self.options.feed_settings,
+                    clock=self.reconciler.clock,
+                ),
+            )
+        finally:
+            repo.close()
         if any(run.fleet is not None for run in runs):
             self.loop.trigger("feeds refreshed")
 

@@ -7,6 +7,11 @@ Every 4xx and 5xx answer is a JSON object:
 
 `error` is a stable code for programs, `message` a sentence for people (it names the field),
 `details` lists every field problem of a 422.
+
+When the database cannot answer (refused or lost connection, pool exhausted, the store closed),
+every endpoint answers 503 `database-unavailable` with a `Retry-After` header, never a 500:
+`unavailable(exc)` is the one place that decides it, for the routes (through `install`) and for
+the middleware that answer reports without routing.
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ import structlog
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 
+from controller.redaction import redact_text
 from controller.server.writer import WriterClosedError
+from controller.store import StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -46,6 +54,16 @@ _CODES = {
     501: "not-implemented",
     503: "unavailable",
 }
+DATABASE_UNAVAILABLE = "database-unavailable"
+RETRY_AFTER_SECONDS = 5  # what a client is told to wait when the database or service is away
+# The database is away, not the request at fault: connection refused or lost, pool exhausted.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    sa_exc.DisconnectionError,
+    StoreError,
+)
 
 
 class ApiError(Exception):
@@ -58,12 +76,38 @@ class ApiError(Exception):
         *,
         code: str | None = None,
         details: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code or _CODES.get(status, "error")
         self.details = details
+        self.headers = headers
+
+
+def unavailable(exc: BaseException) -> ApiError | None:
+    """The 503 answer (with Retry-After) for an exception saying the database or the service
+    cannot answer now; None for any other exception."""
+    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if isinstance(exc, WriterClosedError):
+        return ApiError(503, f"{exc}; retry later", headers=retry)
+    connection_lost = isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+    if isinstance(exc, DATABASE_ERRORS) or connection_lost:
+        return ApiError(
+            503,
+            f"the database is unavailable; retry in {RETRY_AFTER_SECONDS} seconds",
+            code=DATABASE_UNAVAILABLE,
+            headers=retry,
+        )
+    return None
+
+
+def database_reason(exc: BaseException) -> str:
+    """The first line of a database error's cause, redacted: for the log, never the answer."""
+    original = getattr(exc, "orig", None) or exc
+    text = str(original).strip()
+    return redact_text(text.splitlines()[0] if text else type(exc).__name__)
 
 
 def error_body(
@@ -177,7 +221,7 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, ApiError)  # noqa: S101 - registered for ApiError only
         log.info("refused", path=request.url.path, status=exc.status, reason=exc.message)
         body = error_body(exc.status, exc.message, code=exc.code, details=exc.details)
-        return JSONResponse(body, exc.status)
+        return JSONResponse(body, exc.status, headers=exc.headers)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)  # noqa: S101
@@ -201,16 +245,36 @@ def install(app: FastAPI) -> None:
             error_body(exc.status_code, message), exc.status_code, headers=exc.headers
         )
 
-    async def on_shutdown(request: Request, exc: Exception) -> JSONResponse:
-        log.info("refused while stopping", path=request.url.path, status=503)
-        return JSONResponse(error_body(503, f"{exc}; retry later"), 503)
-
-    async def on_crash(request: Request, exc: Exception) -> JSONResponse:
-        log.error("internal error", path=request.url.path, error=repr(exc))
-        return JSONResponse(error_body(500, "internal error; see the server log"), 500)
-
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(HTTPException, on_http)
-    app.add_exception_handler(WriterClosedError, on_shutdown)
-    app.add_exception_handler(Exception, on_crash)
+    app.add_exception_handler(WriterClosedError, _on_unavailable)
+    for error in (*DATABASE_ERRORS, sa_exc.DBAPIError):
+        app.add_exception_handler(error, _on_unavailable)
+    app.add_exception_handler(Exception, _on_crash)
+
+
+async def _on_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    answer = unavailable(exc)
+    if answer is None:  # a DBAPIError subclass that is the request's fault, not an outage
+        return await _on_crash(request, exc)
+    return unavailable_response(request.url.path, exc, answer)
+
+
+async def _on_crash(request: Request, exc: Exception) -> JSONResponse:
+    # Also reached from middleware (outside the routes' handlers): an outage is still a 503.
+    answer = unavailable(exc)
+    if answer is not None:
+        return unavailable_response(request.url.path, exc, answer)
+    log.error("internal error", path=request.url.path, exc_info=exc)
+    return JSONResponse(error_body(500, "internal error; see the server log"), 500)
+
+
+def unavailable_response(path: str, exc: BaseException, answer: ApiError) -> JSONResponse:
+    """The 503 of `unavailable`, logged once with the cause (which the client is not told)."""
+    if answer.code == DATABASE_UNAVAILABLE:
+        log.warning("database unavailable", path=path, status=503, reason=database_reason(exc))
+    else:
+        log.info("refused while stopping", path=path, status=503)
+    body = error_body(answer.status, answer.message, code=answer.code)
+    return JSONResponse(body, answer.status, headers=answer.headers)

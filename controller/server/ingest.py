@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from controller.server import models
+from controller.server import errors, models
 from controller.server.errors import ApiError, error_body, parse_body
 from controller.server.reports import to_report
-from controller.server.writer import WriterClosedError
 from controller.store import tokens
 
 if TYPE_CHECKING:
@@ -49,10 +48,8 @@ async def ingest_report(
     if principal.device_id != device_id:
         raise ApiError(403, f"this device token belongs to another device, not {device_id}")
     body = parse_body(models.ReportRequest, raw)
-    try:
-        outcome = await context.writer.report(to_report(device_id, body))
-    except WriterClosedError as exc:
-        raise ApiError(503, f"{exc}; retry later") from None
+    # A stopping writer or an unreachable database is a 503 with Retry-After (errors.unavailable)
+    outcome = await context.writer.report(to_report(device_id, body))
     if not outcome.known:
         raise ApiError(404, f"device {device_id} is not enrolled")
     context.metrics.reports.inc(scan=outcome.scan.value)
@@ -101,6 +98,13 @@ class ReportFastPath:
             log.info("refused", path=scope["path"], status=exc.status, reason=exc.message)
             body = error_body(exc.status, exc.message, code=exc.code, details=exc.details)
             await _send_json(send, exc.status, body)
+            return
+        except Exception as exc:
+            answer_503 = errors.unavailable(exc)
+            if answer_503 is None:
+                raise
+            response = errors.unavailable_response(scope["path"], exc, answer_503)
+            await response(scope, receive, send)
             return
         await _send_json(send, 200, answer)
 

@@ -1,6 +1,6 @@
 """Request limits: the URL, body size, content type and read time of every request, enforced
-before any parsing (`RequestLimits`); rate limits (`RateLimiter`, `EnrolmentLimits`); and
-the log rate limit (`LogRateLimit`).
+before any parsing (`RequestLimits`), and rate limits (`RateLimiter`, `EnrolmentLimits`). The
+log rate limit is `controller.logs.LogRateLimit`.
 
 `RequestLimits` is a pure ASGI middleware (no per-request task): a URL holding a control
 character (a NUL reaches no database column) is refused with 400; a body announced larger than
@@ -15,15 +15,12 @@ timeout and the connection cap live in `controller.server.transport`, below ASGI
 from __future__ import annotations
 
 import json
-import logging
 import re
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import structlog
 
 from controller.server.errors import error_body
 
@@ -197,72 +194,6 @@ class RateLimiter:
         }
         if len(self._buckets) >= self.max_keys:
             self._buckets.clear()
-
-
-class LogRateLimit:
-    """At most `burst` log lines of one kind every `window` seconds; the rest are dropped and
-    counted, and the next line of that kind to pass says how many (`suppressed=N`).
-
-    A kind is the logger, the level and the message template (structlog's event name, the
-    standard library's unformatted message), not the values: 20,000 clients refused for the
-    same reason make one kind (issue 11.6: 455 MB of identical lines in 56 s). Installed as a
-    structlog processor and as a `logging.Filter` by `controller.server.logs.configure`;
-    thread-safe, since the writer, the loop and uvicorn log from different threads.
-    """
-
-    def __init__(
-        self,
-        *,
-        burst: int = 20,
-        window: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
-        max_kinds: int = 10_000,
-    ) -> None:
-        self.burst = burst
-        self.window = window
-        self.clock = clock
-        self.max_kinds = max_kinds
-        self._lock = threading.Lock()
-        self._kinds: dict[tuple[object, ...], list[float]] = {}  # [window start, passed, dropped]
-
-    def admit(self, kind: tuple[object, ...]) -> int | None:
-        """None: drop this line; else the number of its kind dropped since the last one passed."""
-        now = self.clock()
-        with self._lock:
-            state = self._kinds.get(kind)
-            if state is None or now - state[0] >= self.window:
-                if state is None and len(self._kinds) >= self.max_kinds:
-                    self._kinds.clear()
-                dropped = int(state[2]) if state is not None else 0
-                self._kinds[kind] = [now, 1, 0]
-                return dropped
-            if state[1] < self.burst:
-                state[1] += 1
-                dropped, state[2] = int(state[2]), 0
-                return dropped
-            state[2] += 1
-            return None
-
-    def __call__(
-        self, _logger: object, method: str, event: MutableMapping[str, Any]
-    ) -> MutableMapping[str, Any]:
-        """The structlog processor."""
-        dropped = self.admit(("structlog", method, event.get("event")))
-        if dropped is None:
-            raise structlog.DropEvent
-        if dropped:
-            event["suppressed"] = dropped
-        return event
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """The `logging.Filter` for the standard library's records (uvicorn, httpx, ...)."""
-        dropped = self.admit((record.name, record.levelno, str(record.msg)))
-        if dropped is None:
-            return False
-        if dropped:
-            record.msg = f"{record.getMessage()} ({dropped} more like it suppressed)"
-            record.args = ()
-        return True
 
 
 @dataclass(frozen=True, slots=True)

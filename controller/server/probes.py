@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from controller.server import models
 from controller.server.context import Context
-from controller.server.errors import error_body
+from controller.server.errors import RETRY_AFTER_SECONDS, error_body
 from controller.store import StoreError, history
 
 router = APIRouter(tags=["service"])
@@ -38,7 +38,8 @@ async def readyz(context: Context) -> JSONResponse:
     try:
         body = await anyio.to_thread.run_sync(check)
     except StoreError as exc:
-        return JSONResponse(error_body(503, str(exc)), 503)
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return JSONResponse(error_body(503, str(exc)), 503, headers=retry)
     return JSONResponse(body)
 
 

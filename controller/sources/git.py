@@ -13,6 +13,7 @@ from pathlib import Path
 
 import git
 
+from controller.redaction import redact_text, redact_url
 from controller.sources.documents import MAX_FILE_BYTES
 from controller.sources.loading import SourceFile, is_policy_path
 
@@ -64,21 +65,19 @@ def open_repository(spec: str, *, state_dir: Path, fetch: bool = True) -> git.Re
             return git.Repo.clone_from(spec, mirror, bare=True)
         repo = git.Repo(mirror)
     except git.GitCommandError as exc:
-        raise SourceError(f"cannot fetch {_redact(spec)}: {exc.stderr.strip() or exc}") from None
+        raise SourceError(_fetch_failed(spec, exc)) from None
     if fetch:
         try:
             repo.git.fetch("origin", "+refs/heads/*:refs/heads/*", "--prune")
         except git.GitCommandError as exc:
             repo.close()
-            raise SourceError(
-                f"cannot fetch {_redact(spec)}: {exc.stderr.strip() or exc}"
-            ) from None
+            raise SourceError(_fetch_failed(spec, exc)) from None
     return repo
 
 
-def _redact(url: str) -> str:
-    """Drop credentials from a URL before it reaches a message or a log."""
-    return re.sub(r"//[^@/]+@", "//***@", url)
+def _fetch_failed(spec: str, exc: git.GitCommandError) -> str:
+    detail = redact_text(exc.stderr.strip() or str(exc))
+    return f"cannot fetch {redact_url(spec)}: {detail}"
 
 
 def default_branch(repo: git.Repo) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from controller.redaction import redact_text, redact_value
 from controller.store import schema
 from controller.store.devices import in_scope
 
@@ -48,15 +49,16 @@ class NewAuditEvent:
 
 
 def add_alert(conn: Connection, alert: NewAlert, *, now: datetime) -> bool:
-    """Raise an alert; with a `dedupe_key` already raised, nothing happens (returns False)."""
+    """Raise an alert; with a `dedupe_key` already raised, nothing happens (returns False).
+    Message and details are redacted (`controller.redaction`): every token may read alerts."""
     insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     statement = insert(schema.alerts).values(
         tenant=alert.tenant,
         device_id=alert.device_id,
         kind=alert.kind,
         severity=alert.severity,
-        message=alert.message,
-        details=alert.details,
+        message=redact_text(alert.message),
+        details=redact_value(alert.details),
         dedupe_key=alert.dedupe_key,
         created_at=now,
         resolved_at=None,

@@ -1,12 +1,16 @@
-"""PatchFeed objects refreshed on their schedule from local files, and bad feeds recorded."""
+"""PatchFeed objects refreshed on their schedule from files of a real policy repository (read at
+the revision, from git objects), and bad feeds recorded."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import git
+
 from controller.core.desired import DesiredState
 from controller.kinds.feeds import PatchFeed
 from controller.runtime import feeds
+from controller.runtime.feedsources import FeedSources
 from controller.store import catalogue, devices, history, reports
 
 if TYPE_CHECKING:
@@ -39,13 +43,23 @@ def patch_feed(name: str, source: str, *, refresh: str = "6h") -> PatchFeed:
 
 
 def state(*objects: PatchFeed) -> DesiredState:
-    return DesiredState(revision="main@sha1:abc", objects=objects)
+    """The feeds at a revision still to be committed: `refresh` commits the files first."""
+    return DesiredState(revision=None, objects=objects)
 
 
 def refresh(store: Store, desired: DesiredState, clock: SettableClock, repo: Path):
-    return feeds.refresh_due_feeds(
-        store, desired, now=clock(), state_dir=repo / ".state", repo_root=repo
-    )
+    """Commit the repository's files (tmp_path), then refresh at that commit."""
+    objects = git.Repo.init(repo, initial_branch="main")
+    try:
+        (repo / ".git" / "info" / "exclude").write_text(".state/\n")
+        objects.git.add(all=True)
+        actor = git.Actor("Alice Admin", "alice@example.com")
+        sha = objects.index.commit("feeds", author=actor, committer=actor).hexsha
+        at_commit = DesiredState(revision=f"main@sha1:{sha}", objects=desired.objects)
+        sources = FeedSources(state_dir=repo / ".state", repo=objects)
+        return feeds.refresh_due_feeds(store, at_commit, now=clock(), sources=sources)
+    finally:
+        objects.close()
 
 
 def test_due_feeds_run_and_others_wait(store: Store, clock, tmp_path: Path) -> None:

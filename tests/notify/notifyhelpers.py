@@ -77,6 +77,7 @@ class Receiver:
     requests: list[Request] = field(default_factory=list)
     status: int = 200
     delay: float = 0.0
+    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # answers, in turn
     arrived: threading.Event = field(default_factory=threading.Event)
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Request]:
@@ -87,9 +88,15 @@ class Receiver:
 
 
 @contextmanager
-def http_receiver(status: int = 200, delay: float = 0.0) -> Iterator[Receiver]:
-    """A real HTTP server on 127.0.0.1 that records POSTs."""
-    receiver = Receiver(url="", status=status, delay=delay)
+def http_receiver(
+    status: int = 200,
+    delay: float = 0.0,
+    *,
+    script: list[tuple[int, dict[str, str]]] | None = None,
+) -> Iterator[Receiver]:
+    """A real HTTP server on 127.0.0.1 that records POSTs; it answers with the (status,
+    headers) of `script` in turn, then with `status`."""
+    receiver = Receiver(url="", status=status, delay=delay, script=list(script or ()))
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -98,7 +105,10 @@ def http_receiver(status: int = 200, delay: float = 0.0) -> Iterator[Receiver]:
             if receiver.delay:
                 time.sleep(receiver.delay)
             receiver.requests.append(Request(self.path, dict(self.headers.items()), body))
-            self.send_response(receiver.status)
+            answer, headers = receiver.script.pop(0) if receiver.script else (receiver.status, {})
+            self.send_response(answer)
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"ok")

@@ -7,10 +7,11 @@ import email.policy
 import hashlib
 import hmac
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
+from logcapture import json_logs
 from notifyhelpers import T0, closed_port, event, http_receiver, smtp_server
 
 from controller.kinds.notifications import AlertSeverity, EventType
@@ -23,6 +24,7 @@ PLAIN_AUTH = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiri
 SECRET_ENV = "HOOK_SECRET"  # noqa: S105 - the name of a variable
 PASSWORD = "pw-from-env"  # noqa: S105 - a test password
 PASSWORD_ENV = "SMTP_PASSWORD"  # noqa: S105 - the name of a variable
+SLACK_SECRET = "XXXXXXXXXXXXXXXXXXXXXXXX"  # noqa: S105 - Slack's own documentation placeholder
 
 
 def clock() -> datetime:
@@ -255,3 +257,43 @@ def test_email_without_smtp_settings_is_a_permanent_error() -> None:
     sender = EmailSender(to=("ops@example.com",), settings=None, environ={})
     with pytest.raises(DeliveryError, match=r"no \[smtp\] settings in patchctl.toml"):
         sender.send(Message((event(),)))
+
+
+@pytest.mark.parametrize(
+    "retry_after",
+    ["20", "Mon, 07 Dec 2026 06:00:20 GMT"],
+    ids=["seconds", "http-date"],
+)
+def test_slack_throttling_carries_the_wait_it_asks_for(retry_after: str) -> None:
+    """A 429 with Retry-After (seconds or an HTTP date) is a transient error asking for 20s."""
+    with http_receiver(script=[(429, {"Retry-After": retry_after})]) as receiver:
+        sender = SlackSender(url_env="SLACK_URL", environ={"SLACK_URL": receiver.url}, clock=clock)
+        with pytest.raises(DeliveryError, match=r"HTTP 429 .*\(retry after 20s\)") as raised:
+            sender.send(Message((event(),)))
+    assert (False, timedelta(seconds=20)) == (raised.value.permanent, raised.value.retry_after)
+
+
+def test_webhook_unavailable_carries_the_wait_it_asks_for() -> None:
+    """A 503 with Retry-After is retried no sooner than asked."""
+    with http_receiver(script=[(503, {"Retry-After": "120"})]) as receiver:
+        sender = WebhookSender(receiver.url, secret_env=None, environ={}, clock=clock)
+        with pytest.raises(DeliveryError) as raised:
+            sender.send(Message((event(),)))
+    assert timedelta(seconds=120) == raised.value.retry_after
+
+
+def test_slack_webhook_url_reaches_no_log_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """httpx logs every request's URL; a Slack webhook URL is shown without its key."""
+    with (
+        http_receiver(script=[(429, {"Retry-After": "20"})]) as receiver,
+        json_logs(capsys) as lines,
+    ):
+        url = receiver.url.replace("/hook", f"/services/T00000000/B00000000/{SLACK_SECRET}")
+        sender = SlackSender(url_env="SLACK_URL", environ={"SLACK_URL": url})
+        with pytest.raises(DeliveryError) as raised:
+            sender.send(Message((event(),)))
+        sender.send(Message((event(),)))
+    requests = [line["event"] for line in lines if line.get("logger") == "httpx"]
+    assert 2 == len(requests)
+    assert all(f"POST {receiver.url.removesuffix('/hook')}/*** " in r for r in requests)
+    assert SLACK_SECRET not in str(lines) + str(raised.value)

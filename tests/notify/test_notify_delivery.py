@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pytest
-from notifyhelpers import T0, event
+from notifyhelpers import T0, event, http_receiver
 
 from controller.notify import ChannelQueue, DeliveryError, Message, RateLimit, RetryPolicy
+from controller.notify.channels import SlackSender
 
 
 @dataclass
@@ -175,3 +176,34 @@ def test_a_full_queue_drops_and_counts() -> None:
 def test_backoff_doubles_up_to_the_cap(attempt: int, seconds: int) -> None:
     """The delay after attempt n is 2s times 2^(n-1), never more than five minutes."""
     assert timedelta(seconds=seconds) == RetryPolicy().delay(attempt)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "waited"),
+    [(20, 20), (1, 2), (7200, 3600)],
+    ids=["honoured", "backoff-longer", "capped"],
+)
+def test_a_retry_waits_as_long_as_the_receiver_asks(retry_after: int, waited: int) -> None:
+    """Retry-After sets the next attempt (never sooner than the backoff, at most the cap)."""
+    asked = timedelta(seconds=retry_after)
+    sender = RecordingSender(errors=[DeliveryError("HTTP 429", retry_after=asked)])
+    channel = ChannelQueue("slack:X", "slack", sender)
+    channel.offer([event()])
+    drain(channel, sender, until=T0 + timedelta(hours=1))
+    assert [T0, T0 + timedelta(seconds=waited)] == [at for at, _ in sender.attempts]
+
+
+def test_slack_throttled_is_sent_again_after_the_wait_it_asked_for() -> None:
+    """A real Slack-style endpoint answers 429 Retry-After: 20; the queue asks to run again at
+    20s, not 2s, and the second attempt delivers."""
+    with http_receiver(script=[(429, {"Retry-After": "20"})]) as receiver:
+        sender = SlackSender(
+            url_env="SLACK_URL", environ={"SLACK_URL": receiver.url}, clock=lambda: T0
+        )
+        channel = ChannelQueue("slack:SLACK_URL", "slack", sender)
+        channel.offer([event()])
+        wake = channel.step(T0)
+        assert wake is not None
+        channel.step(wake)
+    status = channel.status()
+    assert (T0 + timedelta(seconds=20), 2, 1) == (wake, len(receiver.requests), status.delivered)

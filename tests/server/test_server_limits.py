@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -12,14 +11,16 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import structlog
+from logcapture import json_logs
 
+from controller.logs import LogRateLimit
 from controller.runtime.settings import Settings
-from controller.server import create_app, logs
-from controller.server.limits import LogRateLimit, RateLimiter
+from controller.server import create_app
+from controller.server.limits import RateLimiter
 from controller.store import devices, schema, tokens
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator
 
     from conftest import SettableClock
 
@@ -200,30 +201,13 @@ def test_log_rate_limit_passes_a_burst_then_counts_what_it_drops() -> None:
     assert (0, 980) == (other, later)
 
 
-@pytest.fixture
-def configured_logs() -> Iterator[io.StringIO]:
-    """`logs.configure` writing into a buffer; the defaults restored afterwards."""
-    import sys  # noqa: PLC0415
-
-    stream = io.StringIO()
-    saved_stderr, root = sys.stderr, logging.getLogger()
-    saved = (root.handlers[:], root.level)
-    sys.stderr = stream
-    try:
-        logs.configure(level="info", json_lines=True)
-        yield stream
-    finally:
-        sys.stderr = saved_stderr
-        root.handlers, root.level = saved[0], saved[1]
-        structlog.reset_defaults()
-
-
-def test_a_flood_of_identical_lines_is_collapsed(configured_logs: io.StringIO) -> None:
+def test_a_flood_of_identical_lines_is_collapsed(capsys: pytest.CaptureFixture[str]) -> None:
     """10,000 identical structlog and standard-library lines write at most a burst of each."""
     log = structlog.get_logger("patchctl.api")
     uvicorn_log = logging.getLogger("uvicorn.error")
-    for n in range(10_000):
-        log.info("refused", path="/api/v1/enroll", status=401, attempt=n)
-        uvicorn_log.warning("Invalid HTTP request received.")
-    lines = configured_logs.getvalue().splitlines()
-    assert 40 == len(lines)
+    with json_logs(capsys) as lines:
+        for n in range(10_000):
+            log.info("refused", path="/api/v1/enroll", status=401, attempt=n)
+            uvicorn_log.warning("Invalid HTTP request received.")
+    events = [line["event"] for line in lines]
+    assert (20, 20) == (events.count("refused"), events.count("Invalid HTTP request received."))
