@@ -25,6 +25,7 @@ from controller.feeds.common import (
     severity_word,
 )
 from controller.kinds.common import Classification, Model, OsFamily, PatchId, Severity
+from controller.sources import documents
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -164,14 +165,25 @@ def _load(path: Path) -> tuple[Any, LineMap]:
     if path.suffix.lower() == ".json":
         return load_json(data), {}
     try:
-        node = yaml.compose(data, Loader=yaml.SafeLoader)
-        document = yaml.safe_load(data)
+        # The policy loader's strict constructor: a duplicate key or a merge key is an error,
+        # and a value YAML cannot build (`released: 2027-02-30`) is located, not a traceback.
+        loader = documents.StrictLoader(data)  # type: ignore[arg-type] # the Reader takes bytes
+        try:
+            node = loader.get_single_node()
+            document = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except documents.NodeError as exc:
+        mark = exc.node.start_mark
+        raise RecordError(f"line {mark.line + 1}, column {mark.column + 1}", exc.message) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise RecordError(where, f"invalid YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise RecordError("", f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise RecordError("", "invalid YAML: nesting is too deep") from None
     lines: LineMap = {}
     if node is not None:
         _map_lines(node, "", lines)

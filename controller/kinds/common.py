@@ -200,7 +200,8 @@ CountOrPercent = Annotated[
 def check_time_zone(value: str) -> str:
     try:
         zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    # OSError: a name that is a folder of the time zone database (`Europe`) or too long a path
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(
             f"{value!r} is not an IANA time zone such as Europe/Berlin or UTC"
         ) from None

@@ -10,7 +10,10 @@ rejected change is recorded as `ApprovalRejected` and raises an `ApprovalRejecte
 The cursor also keeps, per approving object (Approval, Whitelist), the last judged change of
 its key: what `accepted` needs to keep rejected approvals away from the planner, even after a
 restart. Those verdicts are judged again at every sync, so a changed access policy takes effect
-on the objects in force (a newly rejected one is recorded and alerted once).
+on the objects in force (a newly rejected one is recorded and alerted once). When the trusted
+keys change (a key removed, revoked, re-exported) the signatures of those commits are verified
+again first, so a verdict never depends on which keys were configured when the controller
+first read a commit: a fresh store and an old one agree.
 
 `query(conn, ...)` reads the trail back merged with what the controller did: the jobs issued
 for a patch (with the revision they were issued under), their results, and the alerts about it.
@@ -18,6 +21,7 @@ for a patch (with the revision they were issued under), their results, and the a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -68,11 +72,13 @@ class Cursor:
     expired_through: date | None = None
     synced_at: datetime | None = None
     latest: Mapping[str, AuditEvent] = field(default_factory=dict)  # object key -> judged change
+    trusted_keys: str | None = None  # digest of the keys `latest` was verified with
 
     def to_value(self) -> dict[str, Any]:
         return {
             "branch": self.branch,
             "tip": self.tip,
+            "trustedKeys": self.trusted_keys,
             "validRevision": self.valid_revision,
             "expiredThrough": self.expired_through.isoformat() if self.expired_through else None,
             "syncedAt": self.synced_at.isoformat() if self.synced_at else None,
@@ -94,6 +100,7 @@ class Cursor:
             latest={
                 key: AuditEvent.from_dict(data) for key, data in value.get("latest", {}).items()
             },
+            trusted_keys=value.get("trustedKeys"),
         )
 
 
@@ -150,11 +157,15 @@ class AuditTrail:
         except git_source.SourceError as exc:
             raise AuditUnavailableError(str(exc)) from None
         branch = self.branch
+        keys = self.access.trusted.digest()
         with repo:
             with self.store.read() as conn:
                 cursor = _read_cursor(conn, branch)
             try:
                 walked = self._walk(repo, branch, cursor.tip)
+                in_force = cursor.latest
+                if cursor.trusted_keys != keys and in_force:
+                    in_force = self._reverified(repo, in_force)
             except (git_source.SourceError, git.GitCommandError) as exc:
                 self._cache = None
                 raise AuditUnavailableError(
@@ -162,7 +173,7 @@ class AuditTrail:
                 ) from None
         expiries = _expiries(walked, cursor, today=now.date())
         judged = access.judge_events((*walked.events, *expiries), self.access)
-        latest, events = _rejudge(cursor.latest, judged, self.access)
+        latest, events = _rejudge(in_force, judged, self.access)
         advanced = Cursor(
             branch=branch,
             tip=walked.tip,
@@ -170,8 +181,14 @@ class AuditTrail:
             expired_through=now.date(),
             synced_at=now,
             latest=latest,
+            trusted_keys=keys,
         )
-        moved = bool(events) or walked.tip != cursor.tip or advanced.latest != cursor.latest
+        moved = (
+            bool(events)
+            or walked.tip != cursor.tip
+            or advanced.latest != cursor.latest
+            or keys != cursor.trusted_keys
+        )
         if not moved:
             return _summary(cursor, walked, (), recorded=0)
         with self.store.write() as conn:
@@ -190,6 +207,22 @@ class AuditTrail:
             walked = git_history.walk(repo, branch, since_sha=since, cache=cache, verifier=verifier)
         self._cache = walked.cache
         return walked
+
+    def _reverified(
+        self, repo: git.Repo, latest: Mapping[str, AuditEvent]
+    ) -> dict[str, AuditEvent]:
+        """`latest` with each commit's signature verified against today's trusted keys."""
+        shas = [e.commit.sha for e in latest.values() if e.commit is not None]
+        with self.access.verifier() as verifier:
+            found = verifier.verify(repo, shas)
+        fresh: dict[str, AuditEvent] = {}
+        for key, event in latest.items():
+            commit = event.commit
+            if commit is not None and commit.sha in found:
+                commit = dataclasses.replace(commit, signature=found[commit.sha])
+                event = dataclasses.replace(event, commit=commit)  # noqa: PLW2901
+            fresh[key] = event
+        return fresh
 
     def stored(self) -> tuple[AuditEvent, ...] | None:
         """The verdicts recorded by the last sync (None: the trail was never synced)."""

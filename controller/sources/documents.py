@@ -3,18 +3,42 @@
 Hostile input is refused here, before anything is built from it: files over a size limit,
 non-UTF-8 bytes, tags that would construct Python objects (only the safe loader is used),
 alias bombs (a budget on the expanded node count) and nesting deep enough to exhaust the stack.
+
+What a reviewer reads must be what runs, so the YAML constructs whose loaded value differs from
+the text shown in review are refused: a key written twice (only one would apply), merge keys
+`<<` (fields copied from elsewhere), `!!binary` (base64 text that loads as other bytes),
+integers with a leading zero (YAML 1.1 reads `010` as 8), sexagesimal numbers (`1:30` is 90)
+(all in `StrictConstructor`), and invisible or text-direction characters (a zero-width space
+after a patch id, a right-to-left override). Every other failure of a value's constructor (an
+impossible date such as `2027-02-30`, an integer too long to convert, ...) becomes a Problem at
+the value, never an exception: `parse_file` raises nothing for any input.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_EXPANDED_NODES = 100_000
+SHOWN_VALUE_CHARS = 60  # a refused value is quoted up to this length in a message
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
+_TAG_NAMES = {
+    "tag:yaml.org,2002:timestamp": "a date or timestamp",
+    "tag:yaml.org,2002:int": "an integer",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:bool": "a boolean",
+    "tag:yaml.org,2002:null": "null",
+}
+# YAML 1.1 integers that read differently from their decimal look: `010` (octal 8), `0_7`, and
+# base 60 `1:30` (90); the same base 60 form for floats (`1:30.5`).
+_LEADING_ZERO_INT = re.compile(r"[-+]?0[0-9_]+")
+_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?")
 
 FieldPath = tuple[str | int, ...]
 
@@ -82,6 +106,164 @@ class _BudgetExceededError(Exception):
     pass
 
 
+# Characters a review tool may not show, or that reorder what it shows (Trojan Source,
+# CVE-2021-42574): `KB5011048<U+200B>` reads as the excluded patch and is another id. A byte
+# order mark is allowed as the file's first character only, where YAML expects it.
+_HIDDEN = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def find_hidden_character(text: str) -> int | None:
+    """The offset of the first invisible or text-direction character (a leading BOM aside)."""
+    found = _HIDDEN.search(text, 1 if text.startswith("\ufeff") else 0)
+    return None if found is None else found.start()
+
+
+def hidden_character_problem(path: str, text: str, offset: int) -> Problem:
+    """The error for the character at `offset` of `text` (from `find_hidden_character`)."""
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return Problem(
+        path,
+        Position(line, column),
+        "",
+        f"invisible or text-direction character U+{ord(text[offset]):04X}: what a reviewer "
+        "reads could differ from what runs; remove it (or, in a quoted string, write it as "
+        "an escape such as \\u200b)",
+    )
+
+
+class NodeError(Exception):
+    """A value the policy may not hold, at a node of the composed document.
+
+    `field_path` is filled in by the parser, which knows where each node sits.
+    """
+
+    def __init__(self, node: yaml.Node, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+        self.message = message
+        self.field_path: FieldPath = ()
+
+
+def _shown(value: object) -> str:
+    """`value` quoted for a message, shortened; safe for integers too long to print."""
+    try:
+        text = str(value)
+    except ValueError:  # an int beyond Python's digit limit for decimal conversion
+        return "a number too long to print"
+    return repr(value) if len(text) <= SHOWN_VALUE_CHARS else repr(f"{text[:SHOWN_VALUE_CHARS]}...")
+
+
+def _line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+class StrictConstructor(yaml.constructor.SafeConstructor):
+    """The safe constructor, refusing what reads one way in review and loads another.
+
+    Used by every loader of policy files (`parse_file` and the history's fast path) so that
+    they accept exactly the same documents. Raises `NodeError` (or PyYAML's own
+    `MarkedYAMLError`); never any other exception.
+    """
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (NodeError, yaml.YAMLError, RecursionError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any constructor failure is the value's fault
+            raise NodeError(node, _construction_message(node, exc)) from None
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        for key_node, value_node in node.value:
+            if key_node.tag == MERGE_TAG:
+                raise NodeError(
+                    key_node,
+                    f"merge keys (`<<`) are not allowed: the key at line {_line(key_node)} "
+                    f"copies fields from line {_line(value_node)}, which a reviewer may not "
+                    "see; write the fields out",
+                )
+        super().flatten_mapping(node)
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, yaml.MappingNode):
+            raise NodeError(node, f"expected a mapping, found {type(node).__name__}")
+        self.flatten_mapping(node)
+        mapping: dict[Any, Any] = {}
+        first_key: dict[Any, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = first_key.get(key)
+            except TypeError:
+                raise NodeError(
+                    key_node, "a key must be a plain value, not a list or a mapping"
+                ) from None
+            if first is not None:
+                raise NodeError(
+                    key_node,
+                    f"duplicate key {_shown(key)}: written at line {_line(first)} and again at "
+                    f"line {_line(key_node)}; only one of them would apply",
+                )
+            first_key[key] = key_node
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        text = str(node.value)
+        if _LEADING_ZERO_INT.fullmatch(text) or _SEXAGESIMAL.fullmatch(text):
+            raise NodeError(node, _ambiguous_number(node, super().construct_yaml_int(node)))
+        return super().construct_yaml_int(node)
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        if _SEXAGESIMAL.fullmatch(str(node.value)):
+            raise NodeError(node, _ambiguous_number(node, super().construct_yaml_float(node)))
+        return super().construct_yaml_float(node)
+
+    def construct_yaml_binary(self, node: yaml.ScalarNode) -> bytes:
+        raise NodeError(node, "binary values (`!!binary`) are not allowed: write the text itself")
+
+    yaml_constructors: ClassVar[dict[Any, Any]] = {
+        **yaml.constructor.SafeConstructor.yaml_constructors,
+        "tag:yaml.org,2002:int": construct_yaml_int,
+        "tag:yaml.org,2002:float": construct_yaml_float,
+        "tag:yaml.org,2002:binary": construct_yaml_binary,
+    }
+
+
+def _ambiguous_number(node: yaml.ScalarNode, value: object) -> str:
+    return (
+        f"{_shown(node.value)} is read by YAML as {_shown(value)}, not as written; "
+        "write the number without leading zeros or colons, or quote it as text"
+    )
+
+
+def _construction_message(node: yaml.Node, exc: Exception) -> str:
+    if isinstance(node, yaml.ScalarNode):
+        what = _TAG_NAMES.get(node.tag, f"a value tagged {node.tag}")
+        return f"{_shown(node.value)} is not {what}: {exc}"
+    return f"cannot be read: {type(exc).__name__}: {exc}"
+
+
+class StrictLoader(
+    yaml.reader.Reader,
+    yaml.scanner.Scanner,
+    yaml.parser.Parser,
+    yaml.composer.Composer,
+    StrictConstructor,
+    yaml.resolver.Resolver,
+):
+    """`yaml.SafeLoader` with `StrictConstructor`."""
+
+    def __init__(self, stream: str) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        yaml.composer.Composer.__init__(self)
+        StrictConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+
+
 def parse_file(path: str, data: bytes) -> tuple[list[RawDocument], list[Problem]]:  # noqa: PLR0911
     """Split a YAML file into documents; every refusal becomes a Problem naming the position."""
     if len(data) > MAX_FILE_BYTES:
@@ -101,13 +283,32 @@ def parse_file(path: str, data: bytes) -> tuple[list[RawDocument], list[Problem]
                 f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
             )
         ]
+    hidden = find_hidden_character(text)
+    if hidden is not None:
+        return [], [hidden_character_problem(path, text, hidden)]
     try:
         return list(_documents(path, text)), []
+    except NodeError as exc:
+        return [], [
+            Problem(path, _position(exc.node), format_field_path(exc.field_path), exc.message)
+        ]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         position = Position(mark.line + 1, mark.column + 1) if mark else None
         message = " ".join(part for part in (exc.context, exc.problem) if part) or str(exc)
         return [], [Problem(path, position, "", f"YAML error: {message}")]
+    except yaml.reader.ReaderError as exc:  # a character YAML forbids: its offset in the text
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        character = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return [], [
+            Problem(
+                path,
+                Position(line, column),
+                "",
+                f"YAML error: character U+{character:04X} is not allowed in YAML text",
+            )
+        ]
     except yaml.YAMLError as exc:
         return [], [Problem(path, None, "", f"YAML error: {exc}")]
     except _BudgetExceededError:
@@ -125,42 +326,60 @@ def parse_file(path: str, data: bytes) -> tuple[list[RawDocument], list[Problem]
 
 
 def _documents(path: str, text: str) -> Iterator[RawDocument]:
-    loader = yaml.SafeLoader(text)
+    loader = StrictLoader(text)
     try:
         index = 0
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
-            positions: dict[FieldPath, Position] = {}
-            _record_positions(node, (), positions, budget=[MAX_EXPANDED_NODES])
-            data = loader.construct_document(node)
+            walk = _NodeWalk()
+            walk.record(node, ())
+            try:
+                data = loader.construct_document(node)
+            except NodeError as exc:
+                exc.field_path = walk.paths.get(id(exc.node), ())
+                raise
+            except (yaml.YAMLError, RecursionError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - whatever fails, the document is at fault
+                error = NodeError(node, _construction_message(node, exc))
+                raise error from None
             if data is not None:
-                yield RawDocument(path, index, data, positions)
+                yield RawDocument(path, index, data, walk.positions)
             index += 1
     finally:
         loader.dispose()
 
 
-def _record_positions(
-    node: yaml.Node, here: FieldPath, positions: dict[FieldPath, Position], budget: list[int]
-) -> None:
-    """Walk the composed node graph, following aliases, charging each visit to the budget."""
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise _BudgetExceededError
-    positions.setdefault(here, _position(node))
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode):
-                key_path = (*here, str(key_node.value))
-                positions.setdefault(key_path, _position(key_node))
-                _record_positions(value_node, key_path, positions, budget)
-            else:  # merge keys and complex keys: still charged, positions of the parent
-                _record_positions(value_node, here, positions, budget)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _record_positions(item, (*here, index), positions, budget)
+class _NodeWalk:
+    """The position of every field of a composed document, and the field path of every node."""
+
+    def __init__(self) -> None:
+        self.positions: dict[FieldPath, Position] = {}
+        self.paths: dict[int, FieldPath] = {}  # id(node) -> where it first appears
+        self.budget = MAX_EXPANDED_NODES
+
+    def record(self, node: yaml.Node, here: FieldPath) -> None:
+        """Walk the node graph, following aliases, charging each visit to the budget."""
+        self.budget -= 1
+        if self.budget < 0:
+            raise _BudgetExceededError
+        self.positions.setdefault(here, _position(node))
+        self.paths.setdefault(id(node), here)
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    key_path = (*here, str(key_node.value))
+                    self.positions.setdefault(key_path, _position(key_node))
+                    self.paths.setdefault(id(key_node), key_path)
+                    self.record(value_node, key_path)
+                else:  # complex keys: still charged, positions of the parent
+                    self.record(key_node, here)
+                    self.record(value_node, here)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.record(item, (*here, index))
 
 
 def _position(node: yaml.Node) -> Position:

@@ -15,7 +15,12 @@ import git
 
 from controller.redaction import redact_text, redact_url
 from controller.sources.documents import MAX_FILE_BYTES
-from controller.sources.loading import SourceFile, is_policy_path
+from controller.sources.loading import (
+    SourceFile,
+    ignored_submodule,
+    is_policy_path,
+    is_under_policy_dirs,
+)
 
 SYMLINK_MODE = 0o120000
 _URL_RE = re.compile(r"^(https?|ssh|git|file)://|^[\w.-]+@[\w.-]+:")
@@ -101,10 +106,18 @@ def resolve(repo: git.Repo, *, branch: str | None = None, rev: str | None = None
 
 
 def read_commit(repo: git.Repo, sha: str) -> list[SourceFile]:
-    """Every policy file of a commit, read from its tree without a checkout."""
+    """Every policy file of a commit, read from its tree without a checkout.
+
+    A git submodule under a policy folder is left out with a warning (`ignored_submodule`), as
+    `files.read_tree` does on a working tree.
+    """
     tree = repo.commit(sha).tree
     found: list[SourceFile] = []
     for item in tree.traverse():
+        if isinstance(item, git.Submodule):
+            if is_under_policy_dirs(str(item.path)):
+                found.append(ignored_submodule(str(item.path)))
+            continue
         if not isinstance(item, git.Blob) or not is_policy_path(str(item.path)):
             continue
         found.append(_read_blob(tree, item))

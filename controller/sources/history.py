@@ -415,12 +415,12 @@ _FAST_LOADER: Any = None
 if yaml.__with_libyaml__:
     from yaml._yaml import CParser
 
-    class _FastLoader(CParser, yaml.constructor.SafeConstructor, _RememberingResolver):
-        """`yaml.CSafeLoader` with the remembering resolver."""
+    class _FastLoader(CParser, documents.StrictConstructor, _RememberingResolver):
+        """`yaml.CSafeLoader` with the strict constructor and the remembering resolver."""
 
         def __init__(self, stream: str) -> None:
             CParser.__init__(self, stream)
-            yaml.constructor.SafeConstructor.__init__(self)
+            documents.StrictConstructor.__init__(self)
             _RememberingResolver.__init__(self)
 
     _FAST_LOADER = _FastLoader
@@ -429,6 +429,7 @@ if yaml.__with_libyaml__:
 # crash the process), so it only sees small files with few nesting indicators; the rest, and
 # anything with anchors (alias bombs), goes to the loader's own budgeted parser.
 FAST_PARSE_MAX_BYTES = 64 * 1024
+_CONTROL_BYTES = re.compile(rb"[\x00-\x09\x0b-\x1f\x7f]")
 FAST_PARSE_MAX_INDICATORS = 1000
 
 
@@ -453,7 +454,9 @@ def parse_policy_file(source: SourceFile) -> ParsedFile:
     Small, plain files (no anchors, modest nesting) are read with libyaml first, which is about
     ten times faster; anything unusual, and any file with a problem, goes through the loader's
     own parser (`documents.parse_file`), which records the position of every field and guards
-    against hostile input.
+    against hostile input. Both build values with `documents.StrictConstructor`, and the fast
+    path gives up on anything the strict constructor refuses (duplicate keys included), so the
+    two accept exactly the same files. Raises nothing: every failure is a Problem.
     """
     return _parse_fast(source) or _parse_reference(source)
 
@@ -465,12 +468,17 @@ def _parse_fast(source: SourceFile) -> ParsedFile | None:
         or data is None
         or len(data) > FAST_PARSE_MAX_BYTES
         or b"&" in data  # anchors (and so aliases): left to the parser that budgets them
+        # libyaml and PyYAML's scanner disagree on tabs and control characters (libyaml takes
+        # `key: <tab>` as null, PyYAML refuses it): only the reference parser decides those.
+        or _CONTROL_BYTES.search(data) is not None
         or sum(data.count(mark) for mark in (b"[", b"{", b"- ", b"? ")) > FAST_PARSE_MAX_INDICATORS
     ):
         return None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
+        return None
+    if documents.find_hidden_character(text) is not None:
         return None
     objects: list[Document] = []
     lines: list[int] = []
@@ -494,7 +502,7 @@ def _parse_fast(source: SourceFile) -> ParsedFile | None:
                 objects.append(obj)
                 lines.append(start.line)
             index += 1
-    except (yaml.YAMLError, RecursionError, ValueError, TypeError):
+    except Exception:  # noqa: BLE001 - any failure: the reference parser locates and reports it
         return None
     finally:
         loader.dispose()
@@ -531,6 +539,8 @@ def _construct_plain(node: yaml.Node, loader: Any) -> Any:
                 key = loader.construct_object(key_node)
             else:
                 raise _NotPlainError
+            if key in mapping:  # a duplicate key: the reference parser names both lines
+                raise _NotPlainError
             mapping[key] = _construct_plain(value_node, loader)
         return mapping
     if tag == _SEQ_TAG:
@@ -542,8 +552,7 @@ def _construct_plain(node: yaml.Node, loader: Any) -> Any:
 
 def _parse_reference(source: SourceFile) -> ParsedFile:
     if source.data is None:
-        refusal = Problem(source.path, None, "", source.refusal or "file refused")
-        return ParsedFile(source, (), (), (refusal,), ())
+        return ParsedFile(source, (), (), (loading.refusal_problem(source),), ())
     raw, problems = documents.parse_file(source.path, source.data)
     objects: list[Document] = []
     raw_of_object: list[RawDocument] = []
@@ -870,8 +879,11 @@ def iter_log(
         "--",
     ]
     batch: list[tuple[CommitFacts, tuple[FileChange, ...]]] = []
-    for record in _parse_log(_stream_git(repo, command, env=verifier.environment())):
-        batch.append(record)
+    for facts, files in _parse_log(_stream_git(repo, command, env=verifier.environment())):
+        signature = verifier.at_signing_time(repo, facts.sha, facts.signature)
+        if signature != facts.signature:  # judged at signing time, not today (signatures.py)
+            facts = dataclasses.replace(facts, signature=signature)  # noqa: PLW2901
+        batch.append((facts, files))
         if len(batch) >= batch_size:
             yield _with_merged_heads(repo, batch)
             batch = []
@@ -1015,6 +1027,12 @@ def read_blobs(repo: git.Repo, blobs: Iterable[str]) -> dict[str, bytes]:
             found[header[0].decode()] = stdout[end + 1 : end + 1 + size]
             at = end + 1 + size + 1
     return found
+
+
+def _read_commit(repo: git.Repo, sha: str) -> list[SourceFile]:
+    """The policy files of a commit, without the ones left out with a warning (submodules):
+    the log leaves gitlinks out too, so both ways of reading a commit hold the same paths."""
+    return [source for source in git_source.read_commit(repo, sha) if not source.ignored]
 
 
 def _symlink_paths(repo: git.Repo, sha: str) -> set[str]:
@@ -1175,9 +1193,7 @@ class _Walker:
 
     def reload(self, cache: HistoryCache, sha: str) -> set[str]:
         """Read a whole commit again: symlinks may point at files that changed elsewhere."""
-        fresh = {
-            source.path: cache.parse(source) for source in git_source.read_commit(self.repo, sha)
-        }
+        fresh = {source.path: cache.parse(source) for source in _read_commit(self.repo, sha)}
         current = cache.tree.files
         changed = {
             path
@@ -1226,7 +1242,7 @@ class _Walker:
     def cache_at(self, sha: str) -> HistoryCache:
         """A cache for the policy at `sha`, read in full (and its last valid commit, if not it)."""
         cache = HistoryCache(sha=sha)
-        for source in git_source.read_commit(self.repo, sha):
+        for source in _read_commit(self.repo, sha):
             cache.tree.replace(source.path, cache.parse(source))
         cache.symlinks = _symlink_paths(self.repo, sha)
         if not cache.tree.errors():
@@ -1240,7 +1256,7 @@ class _Walker:
         )
         for older in reversed(older_shas):
             tree = PolicyTree()
-            for source in git_source.read_commit(self.repo, older):
+            for source in _read_commit(self.repo, older):
                 tree.replace(source.path, cache.parse(source))
             if not tree.errors():
                 cache.valid_sha, cache.valid_files = older, dict(tree.files)

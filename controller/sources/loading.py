@@ -24,16 +24,36 @@ from controller.sources.documents import (
 )
 
 POLICY_DIRS = ("policies", "inventory")
+MAX_MESSAGE_CHARS = 300
 YAML_SUFFIXES = (".yaml", ".yml")
+
+
+SUBMODULE_IGNORED = "git submodule: ignored (policy is read from this repository only)"
 
 
 @dataclass(frozen=True, slots=True)
 class SourceFile:
-    """A policy file's path (relative to the repository root) and bytes, or why it was refused."""
+    """A policy file's path (relative to the repository root) and bytes, or why it was refused.
+
+    `ignored`: the refusal is a warning, not an error; the path is left out and the rest loads
+    (a git submodule under a policy folder).
+    """
 
     path: str
     data: bytes | None
     refusal: str | None = None
+    ignored: bool = False
+
+
+def ignored_submodule(path: str) -> SourceFile:
+    """The warning for a git submodule under a policy folder, from a working tree or a commit
+    alike: git does not read a submodule's files as part of the commit, so neither do we."""
+    return SourceFile(path, None, SUBMODULE_IGNORED, ignored=True)
+
+
+def is_under_policy_dirs(path: str) -> bool:
+    """Whether `path` is a policy folder or inside one (whatever its suffix)."""
+    return path.split("/", 1)[0] in POLICY_DIRS
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +87,7 @@ def load_policy(files: Iterable[SourceFile], *, revision: str | None) -> LoadRes
     raw: list[RawDocument] = []
     for source in sorted(files, key=lambda f: f.path):
         if source.data is None:
-            problems.append(Problem(source.path, None, "", source.refusal or "file refused"))
+            problems.append(refusal_problem(source))
             continue
         documents, file_problems = parse_file(source.path, source.data)
         raw.extend(documents)
@@ -95,6 +115,11 @@ def load_policy(files: Iterable[SourceFile], *, revision: str | None) -> LoadRes
     }
     state = DesiredState(revision=revision, objects=tuple(objects), origins=origins)
     return LoadResult(state, tuple(problems))
+
+
+def refusal_problem(source: SourceFile) -> Problem:
+    """Why a source file was refused (or, `ignored`, left out with a warning)."""
+    return Problem(source.path, None, "", source.refusal or "file refused", warning=source.ignored)
 
 
 def finding_problems(
@@ -127,7 +152,34 @@ def reading_order(problem: Problem) -> tuple[str, int, int]:
 
 
 def validate_document(document: RawDocument) -> tuple[Document | None, list[Problem]]:
-    """One raw document → a policy object, or the problems that stop it."""
+    """One raw document → a policy object, or the problems that stop it.
+
+    Raises nothing: a failure the models do not report as a validation error (a validator
+    raising something else) becomes a Problem at the document's start rather than a traceback
+    that would stop every command reading the repository.
+    """
+    try:
+        return _validate_document(document)
+    except Exception as exc:  # noqa: BLE001 - a bad document must never stop the loader
+        return None, [
+            Problem(
+                document.path,
+                document.start,
+                "",
+                f"cannot be validated ({type(exc).__name__}: {_exception_text(exc)})",
+            )
+        ]
+
+
+def _exception_text(exc: Exception) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - an exception whose message itself fails
+        return "no message"
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "..."
+
+
+def _validate_document(document: RawDocument) -> tuple[Document | None, list[Problem]]:
     data = document.data
     if not isinstance(data, dict):
         return None, [
@@ -138,7 +190,7 @@ def validate_document(document: RawDocument) -> tuple[Document | None, list[Prob
             )
         ]
     kind = data.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         known = ", ".join(sorted(KINDS))
         message = "required field is missing" if kind is None else f"{kind!r} is not one of {known}"
         return None, [_problem(document, ("kind",), message)]

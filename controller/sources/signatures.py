@@ -10,13 +10,25 @@ keyring and allowed-signers file are never consulted.
 Git reports a signature with the `%G?`, `%GF`, `%GP` and `%GS` placeholders; `SIGNATURE_FORMAT`
 is the fragment the history walker adds to its `git log` format so a whole branch is verified
 in the same pass that reads it.
+
+A verdict is a pure function of the commit, the trusted keys and one rule, never of the day
+the controller happens to read the commit (`docs/audit.md`, "When a signature is judged"): a
+signature is judged at the time it was made, against the key's validity then. SSH: git already
+gives ssh-keygen the commit's committer date as the verification time, so an allowed-signers
+line's `valid-after`/`valid-before` apply at that date. GPG: gpg judges expiry against the
+clock, so a signature git reports as made by an expired key (or as expired itself) is judged
+again from gpg's status lines (`judge_at_signing_time`): good when it was made before the key
+expired. A revoked key vouches for nothing, whenever it signed: revocation says the key may be
+in other hands, and such hands can date a signature as they like.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -110,6 +122,37 @@ def parse_signature(fields: Sequence[str]) -> Signature:
     return Signature(status, key or None, primary or None, signer or None)
 
 
+def judge_at_signing_time(signature: Signature, status_lines: str) -> Signature:
+    """An `expired` GPG signature judged at the time it was made. Purely computational.
+
+    `status_lines` are gpg's machine-readable `[GNUPG:]` lines for the signature (what
+    `git verify-commit --raw` prints). Good when gpg found the signature valid (`VALIDSIG`)
+    and it was made before every key gpg reports expired (`KEYEXPIRED <time>`) had expired; a
+    signature's own expiry (`EXPSIG`) does not count against it, since it held when it was
+    made. Anything else (no `VALIDSIG`, a revoked key, a signature made after the expiry) keeps
+    the signature as it was.
+    """
+    if signature.status is not SignatureStatus.EXPIRED:
+        return signature
+    made: int | None = None
+    expiries: list[int] = []
+    revoked = False
+    for line in status_lines.splitlines():
+        parts = line.split()
+        if len(parts) < 2 or parts[0] != "[GNUPG:]":
+            continue
+        keyword, args = parts[1], parts[2:]
+        if keyword == "VALIDSIG" and len(args) >= 3 and args[2].isdigit():
+            made = int(args[2])
+        elif keyword == "KEYEXPIRED" and args and args[0].isdigit():
+            expiries.append(int(args[0]))
+        elif keyword in {"REVKEYSIG", "KEYREVOKED"}:
+            revoked = True
+    if made is None or revoked or any(made >= expiry for expiry in expiries):
+        return signature
+    return dataclasses.replace(signature, status=SignatureStatus.GOOD)
+
+
 # --- trusted keys ----------------------------------------------------------------------------
 
 
@@ -122,6 +165,12 @@ class TrustedKeys:
 
     def __bool__(self) -> bool:
         return bool(self.ssh_allowed_signers or self.gpg_public_keys)
+
+    def digest(self) -> str:
+        """A short fingerprint of the whole set: it changes when a key is added, removed, or
+        replaced (a GPG key re-exported with its revocation or a new expiry)."""
+        text = "\0".join((*self.ssh_allowed_signers, "\1", *self.gpg_public_keys))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def ssh_fingerprint(line: str) -> str:
@@ -264,6 +313,7 @@ class Verifier:
                 *self.git_options(),
                 "log",
                 "--no-walk=unsorted",
+                "--ignore-missing",  # a commit gone from the repository is left out
                 "--stdin",
                 f"--format=%H%x00{SIGNATURE_FORMAT}%x00",
             ],
@@ -275,7 +325,27 @@ class Verifier:
         for start in range(0, len(fields) - SIGNATURE_FIELDS, SIGNATURE_FIELDS + 1):
             sha = fields[start].strip()
             found[sha] = parse_signature(fields[start + 1 : start + 1 + SIGNATURE_FIELDS])
-        return found
+        return {sha: self.at_signing_time(repo, sha, found[sha]) for sha in found}
+
+    def at_signing_time(self, repo: git.Repo, sha: str, signature: Signature) -> Signature:
+        """`signature` judged at the time it was made (`judge_at_signing_time`): for an
+        `expired` one, gpg's status lines are read once more with `git verify-commit --raw`."""
+        if signature.status is not SignatureStatus.EXPIRED:
+            return signature
+        completed = subprocess.run(  # noqa: S603 - git, with arguments built here
+            [
+                git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git",
+                f"--git-dir={repo.git_dir}",
+                *self.git_options(),
+                "verify-commit",
+                "--raw",
+                sha,
+            ],
+            capture_output=True,
+            env={**os.environ, "LC_ALL": "C", **self.environment()},
+            check=False,  # non-zero for any signature that is not plainly good
+        )
+        return judge_at_signing_time(signature, completed.stderr.decode("utf-8", "replace"))
 
     def close(self) -> None:
         if self.trusted.gpg_public_keys and shutil.which("gpgconf"):

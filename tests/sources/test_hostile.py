@@ -94,11 +94,22 @@ def test_hostile_files_are_refused_from_git(
 
 
 def test_small_aliases_are_fine() -> None:
-    """Ordinary anchors and merge keys, well under the budget, load normally."""
-    text = b"defaults: &d {os: linux}\nspec:\n  <<: *d\n  shell: sh\n"
+    """Ordinary anchors and aliases, well under the budget, load normally."""
+    text = b"defaults: &d {os: linux}\nspec:\n  os: *d\n  shell: sh\n"
     documents, problems = parse_file("p.yaml", text)
     assert [] == problems
-    assert {"os": "linux", "shell": "sh"} == documents[0].data["spec"]
+    assert {"os": {"os": "linux"}, "shell": "sh"} == documents[0].data["spec"]
+
+
+def test_merge_keys_are_refused_naming_both_lines() -> None:
+    """A merge key `<<` (issue 17: fields a reviewer may not see) is an error naming both lines."""
+    text = b"defaults: &d {os: linux}\nspec:\n  <<: *d\n  shell: sh\n"
+    documents, problems = parse_file("p.yaml", text)
+    assert [
+        "p.yaml:3:3: spec.<<: merge keys (`<<`) are not allowed: the key at line 3 copies "
+        "fields from line 1, which a reviewer may not see; write the fields out"
+    ] == [str(p) for p in problems]
+    assert [] == documents
 
 
 def test_recursive_alias_is_refused() -> None:
