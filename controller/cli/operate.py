@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,6 +24,9 @@ from controller.cli.serve import open_store_or_fail, store_options
 from controller.runtime import observe, status
 from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.runtime.settings import system_clock
+
+if TYPE_CHECKING:
+    from controller.core.explain import DeviceExplanation
 
 
 def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
@@ -146,23 +149,34 @@ def explain(
     view = next(d for d in observed.devices if d.id == matches[0]["id"])
     result = explain_device(desired, observed, view, now=moment)
     if as_json:
-        print_json(_explanation_json(result, desired.revision))
+        print_json(explanation_json(result, desired.revision))
         return
+    for line in explanation_lines(result, desired.revision):
+        click.echo(line)
+
+
+def explanation_lines(result: DeviceExplanation, revision: str | None) -> list[str]:
+    """The text form of `patchctl explain`."""
     d = result.device
-    click.echo(
-        f"{d.tenant}/{d.name} ({d.id}): {d.os} {d.os_name} {d.os_version}, role {d.role}, "
-        f"{'online' if result.online else 'offline'}"
+    os_text = " ".join(part for part in (d.os, d.os_name, d.os_version) if part) or "unknown OS"
+    lines = [
+        (
+            f"{d.tenant}/{d.name} ({d.id}): {os_text}, role {d.role or '-'}, "
+            f"{'online' if result.online else 'offline'}"
+        ),
+        f"policy {revision or '-'}; last scan {result.scanned_at or 'never'}",
+        f"next install opportunity: {result.next_window or 'none (no patch window targets it)'}",
+        "targeted by: " + (", ".join(result.policies) or "nothing"),
+    ]
+    lines.extend(f"job: {sentence}" for sentence in result.jobs)
+    lines.extend(
+        f"  {patch.patch_id:<24} {patch.status:<9} {patch.verdict}" for patch in result.patches
     )
-    click.echo(f"policy {desired.revision}; last scan {result.scanned_at or 'never'}")
-    click.echo(
-        f"next install opportunity: {result.next_window or 'none (no patch window targets it)'}"
-    )
-    click.echo("targeted by: " + (", ".join(result.policies) or "nothing"))
-    for patch in result.patches:
-        click.echo(f"  {patch.patch_id:<24} {patch.status:<9} {patch.verdict}")
+    return lines
 
 
-def _explanation_json(result: Any, revision: str | None) -> dict[str, Any]:
+def explanation_json(result: DeviceExplanation, revision: str | None) -> dict[str, Any]:
+    """The `--json` form of `patchctl explain`."""
     return {
         "device": {
             "id": result.device.id,
@@ -174,6 +188,7 @@ def _explanation_json(result: Any, revision: str | None) -> dict[str, Any]:
         "scannedAt": result.scanned_at,
         "nextWindow": result.next_window,
         "policies": list(result.policies),
+        "jobs": list(result.jobs),
         "patches": [
             {
                 "id": p.patch_id,
@@ -219,35 +234,45 @@ def status_command(
     if as_json:
         print_json(report)
         return
+    for line in status_lines(report):
+        click.echo(line)
+
+
+def status_lines(report: dict[str, Any]) -> list[str]:
+    """The text form of `patchctl status` (`status.summary`, whose stored parts are already
+    reduced to the expected shapes)."""
     source = report["source"]
-    click.echo(f"applied   {source.get('lastAppliedRevision') or '-'}")
-    click.echo(f"attempted {source.get('lastAttemptedRevision') or '-'}")
-    for condition in report["conditions"]:
-        click.echo(
-            f"  {condition['type']:<15} {condition['status']:<8} "
-            f"{condition['reason']}: {condition['message']}"
-        )
-    click.echo("compliance:")
+    lines = [
+        f"applied   {source.get('lastAppliedRevision') or '-'}",
+        f"attempted {source.get('lastAttemptedRevision') or '-'}",
+    ]
+    lines.extend(
+        f"  {c.get('type', '?'):<15} {c.get('status', '?'):<8} "
+        f"{c.get('reason', '')}: {c.get('message', '')}"
+        for c in report["conditions"]
+    )
+    lines.append("compliance:")
     for baseline, states in report["compliance"].items():
         total = sum(states.values())
         compliant = states.get("compliant", 0)
         share = 100 * compliant / total if total else 0
         details = ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
-        click.echo(f"  {baseline:<40} {share:5.1f}%  ({details})")
-    click.echo(f"pending approvals: {report['pendingApprovals']}")
+        lines.append(f"  {baseline:<40} {share:5.1f}%  ({details})")
+    lines.append(f"pending approvals: {report['pendingApprovals']}")
     ps = report["patchStatus"]
-    click.echo(
+    lines.append(
         f"patch status (30 days): installed {ps['installed']}, failed {ps['failed']}, "
         f"pending {ps['pending']}"
     )
     agents = report["agents"]
-    click.echo(
+    lines.append(
         f"agents: {agents['devices']} devices, {agents['online']} online, "
         f"{agents['offline']} offline"
     )
     for key, window in report["nextWindows"].items():
-        state = "open now" if window["open"] else f"next {window['start']}"
-        click.echo(f"  window {key:<36} {state}")
+        state = "open now" if window.get("open") else f"next {window.get('start') or '-'}"
+        lines.append(f"  window {key:<36} {state}")
+    return lines
 
 
 def _listing(rows: list[dict[str, Any]], columns: tuple[str, ...], as_json: bool) -> None:
@@ -336,7 +361,8 @@ def jobs(
     job_state: str | None,
     as_json: bool,
 ) -> None:
-    """Jobs, newest first (at most 200; --server: from a running service)."""
+    """Jobs, newest first (at most 200; --server: from a running service); END_REASON says
+    why the controller ended a job (timed-out, no-agent, not-installable, re-enrolled)."""
     if server:
         rows = _remote_rows(
             server,
@@ -349,7 +375,9 @@ def jobs(
         with open_store_or_fail(db_url, state_dir).read() as conn:
             rows = status.list_jobs(conn, tenant=tenant, state=job_state)
     _listing(
-        rows, ("id", "tenant", "kind", "state", "patch_ids", "window_key", "created_at"), as_json
+        rows,
+        ("id", "tenant", "kind", "state", "end_reason", "patch_ids", "window_key", "created_at"),
+        as_json,
     )
 
 

@@ -45,7 +45,12 @@ def server_options(func: F) -> F:
 
 
 def get(
-    server: str, path: str, *, ca_file: Path | None, params: dict[str, Any] | None = None
+    server: str,
+    path: str,
+    *,
+    ca_file: Path | None,
+    params: dict[str, Any] | None = None,
+    timeout: float = TIMEOUT_SECONDS,
 ) -> Any:
     """GET `path` of the read API as JSON; exits 2 with the service's own message on an error
     answer, and a sentence on an unreachable server or a missing token."""
@@ -69,7 +74,7 @@ def get(
             server.rstrip("/") + path,
             params=query,
             headers={"Authorization": f"Bearer {token}"},
-            timeout=TIMEOUT_SECONDS,
+            timeout=timeout,
             verify=verify,
         )
     except httpx.HTTPError as exc:

@@ -1,15 +1,21 @@
 """Why each patch of a device is (or is not) required, approved and installable, and when it will
-be installed. Purely computational: the same decisions the planner takes, with their reasons."""
+be installed. Purely computational: the same decisions the planner takes, with their reasons.
+
+"When" follows the planner's rules on the device's jobs too: a job in flight blocks new installs
+until it finishes or reaches its deadline; an overdue job (`jobs.settle`) is ended by the next
+pass, so the device is planned again; a patch already attempted in the open occurrence waits
+for the next one.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from controller.core import targets, windows
+from controller.core import jobs, targets, windows
 from controller.core.decisions import Applicable, Decision, decide, object_ref
 from controller.core.desired import DesiredState
-from controller.core.observed import DeviceView, ObservedState
+from controller.core.observed import DeviceView, JobKind, JobView, ObservedState
 from controller.core.plan import PolicySets, window_key
 
 
@@ -29,6 +35,17 @@ class DeviceExplanation:
     policies: tuple[str, ...]  # object refs of everything that targets the device
     next_window: str | None
     patches: tuple[PatchExplanation, ...]
+    jobs: tuple[str, ...] = ()  # one sentence per unfinished or overdue job of the device
+
+
+@dataclass(frozen=True, slots=True)
+class _Schedule:
+    """When installs can happen for the device: now (an open occurrence), or next."""
+
+    now: str | None  # "now, in PatchWindow ..." when an occurrence accepts installs
+    now_slot: tuple[str, str] | None  # (window key, occurrence key) of that occurrence
+    next: str | None  # "in PatchWindow ... at ..." for the next occurrence to start
+    online: bool = True  # the planner installs only on devices that checked in lately
 
 
 def explain(
@@ -38,11 +55,16 @@ def explain(
     device = targets.effective_device(device, desired)
     applicable = PolicySets(desired, observed, today=now.date()).applicable(device)
     scan = observed.scans.get(device.id)
-    states = {window_key(w): windows.evaluate(w.spec, now=now) for w in applicable.windows}
-    when = _when(applicable, states, device, now=now)
+    schedule = _schedule(applicable, device, now=now)
+    device_jobs = [job for job in observed.jobs if job.device_id == device.id]
+    context = _JobContext.of(device_jobs, now=now)
     patches = [
         _explain_patch(
-            patch_id, status, decide(applicable, observed.patch(patch_id), today=now.date()), when
+            patch_id,
+            status,
+            decide(applicable, observed.patch(patch_id), today=now.date()),
+            schedule,
+            context,
         )
         for status, ids in (
             ("missing", scan.missing if scan else ()),
@@ -64,41 +86,98 @@ def explain(
                 *applicable.scan_schedules,
             )
         ),
-        next_window=when,
+        next_window=schedule.now or schedule.next,
         patches=tuple(patches),
+        jobs=tuple(_job_sentence(job, now=now) for job in (*context.overdue, *context.running)),
     )
 
 
-def _when(
-    applicable: Applicable,
-    states: dict[str, windows.WindowState],
-    device: DeviceView,
-    *,
-    now: datetime,
-) -> str | None:
+@dataclass(frozen=True, slots=True)
+class _JobContext:
+    """The device's jobs as the next pass will see them."""
+
+    running: tuple[JobView, ...]  # in flight and within their deadlines
+    overdue: tuple[JobView, ...]  # in flight but past a deadline: the next pass ends them
+    settled: tuple[JobView, ...]  # every job, overdue ones ended
+
+    @classmethod
+    def of(cls, device_jobs: list[JobView], *, now: datetime) -> _JobContext:
+        settled = tuple(jobs.settle(job, now=now) for job in device_jobs)
+        overdue = tuple(j for j, s in zip(device_jobs, settled, strict=True) if s is not j)
+        running = tuple(s for s in settled if s.state.in_flight)
+        return cls(running=running, overdue=overdue, settled=settled)
+
+    def attempted(self, patch_id: str, slot: tuple[str, str] | None) -> JobView | None:
+        """The finished install of `patch_id` in the occurrence `slot`, if any."""
+        if slot is None:
+            return None
+        found = [
+            job
+            for job in self.settled
+            if job.kind is JobKind.INSTALL
+            and (job.window, job.occurrence) == slot
+            and patch_id in job.patch_ids
+            and not job.state.in_flight
+        ]
+        return found[-1] if found else None
+
+
+def _schedule(applicable: Applicable, device: DeviceView, *, now: datetime) -> _Schedule:
     if device.is_gateway:
-        return None
+        return _Schedule(None, None, None)
+    online = device.is_online(now=now)
+    states = {window_key(w): windows.evaluate(w.spec, now=now) for w in applicable.windows}
+    current_text, slot = None, None
     for window in applicable.windows:
         current = states[window_key(window)].current
         if current is not None and current.accepts_new_installs(now):
             until = f"{current.cutoff_at:%Y-%m-%d %H:%M}Z"
-            return f"now, in PatchWindow {window_key(window)} (installs start until {until})"
+            current_text = (
+                f"now, in PatchWindow {window_key(window)} (installs start until {until})"
+            )
+            slot = (window_key(window), current.key)
+            break
     upcoming = [
         (state.upcoming.start, key) for key, state in states.items() if state.upcoming is not None
     ]
-    if not upcoming:
-        return None
-    start, key = min(upcoming)
-    return f"in PatchWindow {key} at {start:%Y-%m-%d %H:%M}Z"
+    next_text = None
+    if upcoming:
+        start, key = min(upcoming)
+        next_text = f"in PatchWindow {key} at {start:%Y-%m-%d %H:%M}Z"
+    return _Schedule(current_text, slot, next_text, online)
+
+
+def _job_sentence(job: JobView, *, now: datetime) -> str:
+    """One sentence on an unfinished job: its state and its deadline, or why it is overdue."""
+    ending = jobs.ended_at(job, now=now)
+    label = f"{job.kind.value} job {job.id}"
+    if ending is not None:
+        _, reason = ending
+        deadline = jobs.run_deadline(job) if reason == jobs.EndReason.TIMED_OUT else job.deadline
+        return (
+            f"{label} is overdue ({reason}: still {job.state.value} past its deadline "
+            f"{_stamp(deadline)}); the next reconcile ends it and plans the device again"
+        )
+    if job.state.started:
+        return f"{label} is {job.state.value}; it times out at {_stamp(jobs.run_deadline(job))}"
+    return f"{label} is {job.state.value}, waiting for the agent until {_stamp(job.deadline)}"
+
+
+def _stamp(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}Z" if moment is not None else "no deadline"
 
 
 def _explain_patch(
-    patch_id: str, status: str, decision: Decision, when: str | None
+    patch_id: str, status: str, decision: Decision, schedule: _Schedule, context: _JobContext
 ) -> PatchExplanation:
-    return PatchExplanation(patch_id, status, decision, _verdict(status, decision, when))
+    return PatchExplanation(
+        patch_id, status, decision, _verdict(patch_id, status, decision, schedule, context)
+    )
 
 
-def _verdict(status: str, decision: Decision, when: str | None) -> str:  # noqa: PLR0911 - one sentence per case
+def _verdict(  # noqa: PLR0911 - one sentence per case
+    patch_id: str, status: str, decision: Decision, schedule: _Schedule, context: _JobContext
+) -> str:
     required = (
         f"required by {', '.join(decision.required_by)}" if decision.required else "not required"
     )
@@ -114,7 +193,44 @@ def _verdict(status: str, decision: Decision, when: str | None) -> str:  # noqa:
         return "not applicable: the patch is for another operating system"
     if not decision.approved:
         return f"{required}; waiting for approval (no Approval or Whitelist id covers it)"
-    approved = f"approved by {', '.join(decision.approved_by)}"
-    if when is None:
-        return f"{required}; {approved}; no patch window targets this device"
-    return f"{required}; {approved}; will be installed {when}"
+    approved = f"{required}; approved by {', '.join(decision.approved_by)}"
+    return f"{approved}; {_when(patch_id, schedule, context)}"
+
+
+def _when(patch_id: str, schedule: _Schedule, context: _JobContext) -> str:
+    """When an approved, missing patch will be installed, given the device's jobs."""
+    later = f"will be installed {schedule.next}" if schedule.next else "no later window is planned"
+    for job in context.running:
+        if job.kind is JobKind.INSTALL and patch_id in job.patch_ids:
+            return f"being installed by job {job.id} ({job.state.value})"
+    for job in context.overdue:
+        if job.kind is JobKind.INSTALL and patch_id in job.patch_ids:
+            return f"its install job {job.id} is overdue (still {job.state.value}); {later}"
+    if schedule.now is None:
+        return later if schedule.next else "no patch window targets this device"
+    tried = context.attempted(patch_id, schedule.now_slot)
+    if tried is not None:
+        return (
+            f"already attempted in this occurrence (job {tried.id}, {tried.state.value}); {later}"
+        )
+    return _now(schedule.now, schedule, context)
+
+
+def _now(now: str, schedule: _Schedule, context: _JobContext) -> str:
+    """An open occurrence accepts the patch: now, unless a job or the device's absence blocks."""
+    afterwards = now.removeprefix("now, ")  # "in PatchWindow ... (installs start until ...)"
+    if context.running:
+        blocking = context.running[0]
+        return (
+            f"waits for {blocking.kind.value} job {blocking.id} ({blocking.state.value}) to "
+            f"finish; then installable {afterwards}"
+        )
+    if context.overdue:
+        stuck = context.overdue[0]
+        return (
+            f"blocked by overdue {stuck.kind.value} job {stuck.id} until the next reconcile "
+            f"ends it; then installable {afterwards}"
+        )
+    if not schedule.online:
+        return f"will be installed {now}, when the device checks in (it is offline)"
+    return f"will be installed {now}"

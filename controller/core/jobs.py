@@ -1,19 +1,49 @@
-"""Jobs the planner issues: deterministic ids and the payload an agent receives.
+"""Jobs the planner issues: deterministic ids, the payload an agent receives, and deadlines.
 
 Purely computational. The id is a hash of what makes a job unique (device, kind, patch set and the
 window occurrence or trigger), so planning twice on the same input issues nothing new.
+
+Every job has two deadlines (docs/jobs.md):
+- the **pickup deadline** (`JobSpec.deadline`): a job the agent has not acknowledged by then
+  expires (`no-agent`);
+- the **run deadline** (`run_deadline`): a job the agent started (acked, downloading, installing,
+  rebooting) must reach a final state within its **run timeout** of being started, else the
+  controller fails it (`timed-out`) and plans the device again. The run timeout is
+  `run_timeout(...)`: a scan 2 h; a script its Script's timeout + 30 min; an install the window's
+  duration + the pre- and post-script timeouts + 30 min for a reboot (unless `reboot: never`)
+  + 30 min.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
 
-from controller.core.observed import JobKind
+from controller.core.observed import JobKind, JobState, JobView
 from controller.kinds import Script
 from controller.kinds.windows import RebootOption
+
+SCAN_RUN_TIMEOUT = timedelta(hours=2)
+RUN_GRACE = timedelta(minutes=30)  # the agent's last report may lag behind its work
+REBOOT_ALLOWANCE = timedelta(minutes=30)  # a reboot and the agent's restart after it
+# For jobs stored without a run timeout (issued before the rule existed): by kind.
+DEFAULT_RUN_TIMEOUTS = {
+    JobKind.SCAN: SCAN_RUN_TIMEOUT,
+    JobKind.INSTALL: timedelta(hours=6),
+    JobKind.SCRIPT: timedelta(hours=2),
+}
+
+
+class EndReason(StrEnum):
+    """Why the controller, not the agent, ended a job (stored with the state it was in)."""
+
+    TIMED_OUT = "timed-out"  # started, no final state before its run deadline
+    NO_AGENT = "no-agent"  # not picked up before its pickup deadline
+    NOT_INSTALLABLE = "not-installable"  # cancelled: its patches are no longer installable
+    RE_ENROLLED = "re-enrolled"  # the machine enrolled again; its old jobs will never report
 
 
 def job_id(device_id: str, kind: JobKind, patch_ids: Iterable[str], occasion: str) -> str:
@@ -60,5 +90,75 @@ class JobSpec:
     pre_script: ScriptPayload | None = None
     post_script: ScriptPayload | None = None
     script: ScriptPayload | None = None  # ScriptJob
-    deadline: datetime | None = None
+    deadline: datetime | None = None  # pickup deadline
     revision: str | None = None
+    run_timeout: timedelta | None = None  # from the agent's start to a final state
+
+
+def run_timeout(
+    kind: JobKind,
+    *,
+    window_duration: timedelta | None = None,
+    reboot: RebootOption | None = None,
+    scripts: Iterable[ScriptPayload | None] = (),
+) -> timedelta:
+    """How long a job may run once the agent started it (the module docstring gives the rule).
+
+    `window_duration` is the PatchWindow's `duration` (installs); `scripts` are the job's pre-,
+    post- or ScriptJob scripts (None entries are skipped).
+    """
+    script_time = sum(
+        (timedelta(seconds=s.timeout_seconds) for s in scripts if s is not None), timedelta()
+    )
+    if kind is JobKind.SCAN:
+        return SCAN_RUN_TIMEOUT
+    if kind is JobKind.SCRIPT:
+        return script_time + RUN_GRACE
+    reboot_time = timedelta() if reboot is RebootOption.NEVER else REBOOT_ALLOWANCE
+    return (window_duration or timedelta()) + script_time + reboot_time + RUN_GRACE
+
+
+def run_deadline(job: JobView) -> datetime | None:
+    """When a started job must have finished: its start + its run timeout (the kind's default
+    when it has none). None for a job not started or already finished. A job without a start
+    instant (stored before starts were recorded) counts from its last update."""
+    if not (job.state.started and job.state.in_flight):
+        return None
+    started = job.started_at or job.updated_at or job.created_at
+    if started is None:
+        return None
+    return started + (job.run_timeout or DEFAULT_RUN_TIMEOUTS[job.kind])
+
+
+def has_timed_out(job: JobView, *, now: datetime) -> bool:
+    """A started job past its run deadline at `now`."""
+    deadline = run_deadline(job)
+    return deadline is not None and deadline <= now
+
+
+def has_expired(job: JobView, *, now: datetime) -> bool:
+    """A job the agent never took, past its pickup deadline at `now`."""
+    return job.state in _NOT_TAKEN and job.deadline is not None and job.deadline <= now
+
+
+def ended_at(job: JobView, *, now: datetime) -> tuple[JobState, str] | None:
+    """What the controller does to `job` at `now`: (the state it ends in, the reason), or None
+    when the job is finished or within its deadlines."""
+    if has_expired(job, now=now):
+        return JobState.EXPIRED, EndReason.NO_AGENT
+    if has_timed_out(job, now=now):
+        return JobState.FAILED, EndReason.TIMED_OUT
+    return None
+
+
+def settle(job: JobView, *, now: datetime) -> JobView:
+    """`job` as it stands once the controller ended it at `now` if it is overdue (expired or
+    timed out, stamped `now` with the reason); else `job` itself."""
+    ending = ended_at(job, now=now)
+    if ending is None:
+        return job
+    state, reason = ending
+    return replace(job, state=state, updated_at=now, end_reason=reason)
+
+
+_NOT_TAKEN = frozenset({JobState.PENDING, JobState.DELIVERED})

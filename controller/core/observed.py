@@ -124,6 +124,9 @@ class JobView:
     results: Mapping[str, PatchResult] = field(default_factory=dict)
     reasons: Mapping[str, str] = field(default_factory=dict)
     reboot_required: bool = False
+    started_at: datetime | None = None  # the agent's first acked-or-later event
+    run_timeout: timedelta | None = None  # from the start to a final state
+    end_reason: str | None = None  # why the controller ended it (`jobs.EndReason`)
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
-from controller.core import compliance, references, targets, windows
+from controller.core import compliance, jobs, references, targets, windows
 from controller.core.compliance import BaselineCompliance, DeviceHistory
 from controller.core.decisions import Applicable, Decision, decide, object_ref
 from controller.core.desired import DesiredState
-from controller.core.jobs import JobSpec, ScriptPayload, job_id
+from controller.core.jobs import EndReason, JobSpec, ScriptPayload, job_id
 from controller.core.observed import (
     DeviceView,
     JobKind,
@@ -42,6 +42,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SCAN_DEADLINE = timedelta(days=1)
 _NO_HISTORY = DeviceHistory()
 SCRIPT_JOB_LOOKBACK = timedelta(days=1)
+SCAN_RETRY_AFTER = timedelta(hours=1)  # after an agent reported a scan job failed
 REBOOT_PENDING_MESSAGE = "Patching completed and need to reboot."
 
 
@@ -71,13 +72,19 @@ class DeviceSummary:
 
 @dataclass(frozen=True)
 class Plan:
-    """What one reconcile decides. Empty `issue`/`cancel`/`expire`/`alerts` mean nothing to do."""
+    """What one reconcile decides. Empty `issue`/`cancel`/`expire`/`time_out`/`alerts` mean
+    nothing to do.
+
+    `expire`: jobs the agent never took before their pickup deadline (`no-agent`); `time_out`:
+    started jobs past their run deadline, to be failed (`timed-out`, with the state they were in).
+    """
 
     revision: str | None
     now: datetime
     issue: tuple[JobSpec, ...] = ()
     cancel: tuple[str, ...] = ()
     expire: tuple[str, ...] = ()
+    time_out: tuple[str, ...] = ()
     compliance: tuple[BaselineCompliance, ...] = ()
     alerts: tuple[AlertSpec, ...] = ()
     devices: tuple[DeviceSummary, ...] = ()
@@ -92,6 +99,7 @@ class Plan:
             "issued": len(self.issue),
             "cancelled": len(self.cancel),
             "expired": len(self.expire),
+            "timedOut": len(self.time_out),
             "alerts": len(self.alerts),
             "devices": len(self.devices),
             "pendingApprovals": self.pending_approvals,
@@ -146,11 +154,13 @@ class _Ledger:
 
 
 def device_history(jobs: Iterable[JobView]) -> DeviceHistory:
-    """Failed patches (last attempt failed) and patches waiting for a reboot, from the ledger."""
+    """Failed patches (last attempt failed) and patches waiting for a reboot, from the ledger.
+
+    A job the controller ended (timed out, expired) says nothing about the device's patches."""
     failed: set[str] = set()
     pending_reboot: frozenset[str] = frozenset()
     for job in jobs:  # oldest first
-        if job.kind is not JobKind.INSTALL or job.state.in_flight:
+        if job.kind is not JobKind.INSTALL or job.state.in_flight or job.end_reason:
             continue
         installed = {p for p, r in job.results.items() if r is PatchResult.INSTALLED}
         failed -= installed
@@ -256,8 +266,15 @@ def _targets(obj: Document, device: DeviceView, desired: DesiredState) -> bool:
 
 
 def plan(desired: DesiredState, observed: ObservedState, *, now: datetime) -> Plan:
-    """Decide jobs, compliance and alerts for every device. Pure: same input, same plan."""
-    ledger = _Ledger.of(observed.jobs)
+    """Decide jobs, compliance and alerts for every device. Pure: same input, same plan.
+
+    Overdue jobs are ended first (`jobs.settle`): a job never picked up expires, a started job
+    past its run deadline fails (`timed-out`); either way the device is free to be planned again
+    in this very pass (a verifying scan at once, installs in a later window occurrence).
+    """
+    settled = tuple(jobs.settle(job, now=now) for job in observed.jobs)
+    ended = [s for s, job in zip(settled, observed.jobs, strict=True) if s is not job]
+    ledger = _Ledger.of(settled)
     sets = PolicySets(desired, observed, today=now.date())
     window_states = {window_key(w): windows.evaluate(w.spec, now=now) for w in desired.windows}
     devices = sorted(
@@ -267,13 +284,6 @@ def plan(desired: DesiredState, observed: ObservedState, *, now: datetime) -> Pl
     applicable = {d.id: sets.applicable(d) for d in devices}
     population = _window_population(devices, applicable)
 
-    expired = [
-        j
-        for j in observed.jobs
-        if j.state in {JobState.PENDING, JobState.DELIVERED} and j.deadline and j.deadline <= now
-    ]
-    for job in expired:
-        ledger.in_flight.discard(job.device_id)
     builder = _PlanBuilder(
         desired=desired,
         observed=observed,
@@ -286,27 +296,46 @@ def plan(desired: DesiredState, observed: ObservedState, *, now: datetime) -> Pl
     for device in devices:
         builder.device(device, applicable[device.id])
     builder.alerts.extend(_ledger_alerts(observed.jobs))
-    builder.alerts.extend(
-        AlertSpec(
-            f"JobExpired:{job.id}",
-            EventType.JOB_EXPIRED,
-            AlertSeverity.WARNING,
-            "no-agent: the job was not picked up before its deadline",
-            device_id=job.device_id,
-            job_id=job.id,
-        )
-        for job in expired
-    )
+    names = {d.id: d.name for d in observed.devices}
+    before = {job.id: job for job in observed.jobs}
+    builder.alerts.extend(_ended_alert(before[job.id], names, now=now) for job in ended)
     return Plan(
         revision=desired.revision,
         now=now,
         issue=tuple(builder.issue),
         cancel=tuple(sorted(builder.cancel)),
-        expire=tuple(j.id for j in expired),
+        expire=tuple(j.id for j in ended if j.end_reason is EndReason.NO_AGENT),
+        time_out=tuple(j.id for j in ended if j.end_reason is EndReason.TIMED_OUT),
         compliance=tuple(builder.compliance),
         alerts=tuple(builder.alerts),
         devices=tuple(builder.summaries),
         windows=window_states,
+    )
+
+
+def _ended_alert(job: JobView, names: Mapping[str, str], *, now: datetime) -> AlertSpec:
+    """The alert for a job the controller ends at `now`: `JobExpired` or `JobTimedOut`, naming
+    the device."""
+    device = names.get(job.device_id, job.device_id)
+    if jobs.has_expired(job, now=now):
+        return AlertSpec(
+            f"JobExpired:{job.id}",
+            EventType.JOB_EXPIRED,
+            AlertSeverity.WARNING,
+            f"no-agent: {device} did not pick up {job.kind.value} job {job.id} before its deadline",
+            device_id=job.device_id,
+            job_id=job.id,
+        )
+    deadline = jobs.run_deadline(job)
+    return AlertSpec(
+        f"JobTimedOut:{job.id}",
+        EventType.JOB_TIMED_OUT,
+        AlertSeverity.CRITICAL if job.kind is JobKind.INSTALL else AlertSeverity.WARNING,
+        f"timed-out: {job.kind.value} job {job.id} on {device} stopped in state "
+        f"{job.state.value}; no final state by {deadline:%Y-%m-%d %H:%M}Z; "
+        "the device is planned again",
+        device_id=job.device_id,
+        job_id=job.id,
     )
 
 
@@ -389,8 +418,9 @@ class _PlanBuilder:
         self.ledger.add(job)
 
     def _cancel_stale_installs(self, jobs: Iterable[JobView], installable: list[str]) -> None:
-        """An install not yet taken by the agent is cancelled when its patches are no longer
-        installable (an approval was revoked, a baseline now excludes one)."""
+        """An install not yet taken by the agent is cancelled (`not-installable`) when its
+        patches are no longer installable (an approval was revoked, a baseline now excludes
+        one)."""
         allowed = set(installable)
         for job in jobs:
             cancellable = (
@@ -405,11 +435,14 @@ class _PlanBuilder:
         device: DeviceView,
         applicable: Applicable,
         scan: ScanView | None,
-        jobs: list[JobView],
+        device_jobs: list[JobView],
     ) -> None:
         if device.id in self.ledger.in_flight:
             return
-        occasion = _scan_occasion(scan, jobs, applicable, now=self.now)
+        occasion = _scan_occasion(scan, device_jobs, applicable, now=self.now)
+        if occasion is None:
+            return
+        occasion = _retry_occasion(device.id, occasion, device_jobs, now=self.now)
         if occasion is None:
             return
         reason, key = occasion
@@ -421,6 +454,7 @@ class _PlanBuilder:
             occurrence=key,
             deadline=self.now + SCAN_DEADLINE,
             revision=self.desired.revision,
+            run_timeout=jobs.run_timeout(JobKind.SCAN),
         )
         if job.id in self.ledger.ids:
             return
@@ -444,6 +478,8 @@ class _PlanBuilder:
             return
         window, occurrence, deadline = chosen
         key = window_key(window)
+        pre_script = self._script(window, window.spec.pre_script)
+        post_script = self._script(window, window.spec.post_script)
         attempted = self.ledger.attempted.get((device.id, key, occurrence.key))
         fresh = [p for p in installable if p not in attempted] if attempted else installable
         patches = tuple(sorted(fresh))
@@ -469,10 +505,16 @@ class _PlanBuilder:
                 window=key,
                 occurrence=occurrence.key,
                 reboot=window.spec.reboot,
-                pre_script=self._script(window, window.spec.pre_script),
-                post_script=self._script(window, window.spec.post_script),
+                pre_script=pre_script,
+                post_script=post_script,
                 deadline=deadline,
                 revision=self.desired.revision,
+                run_timeout=jobs.run_timeout(
+                    JobKind.INSTALL,
+                    window_duration=window.spec.duration,
+                    reboot=window.spec.reboot,
+                    scripts=(pre_script, post_script),
+                ),
             )
         )
         self.alerts.append(
@@ -543,6 +585,7 @@ class _PlanBuilder:
                 script=payload,
                 deadline=start + SCRIPT_JOB_LOOKBACK,
                 revision=self.desired.revision,
+                run_timeout=jobs.run_timeout(JobKind.SCRIPT, scripts=(payload,)),
             )
             if job.id not in self.ledger.ids:
                 self._emit(job)
@@ -601,6 +644,26 @@ def _scan_occasion(
         stamp = windows.occurrence_key(scan.scanned_at)
         return f"scan due every {every} (last {stamp})", f"due:{stamp}"
     return None
+
+
+def _retry_occasion(
+    device_id: str, occasion: tuple[str, str], jobs_of_device: list[JobView], *, now: datetime
+) -> tuple[str, str] | None:
+    """The occasion to issue a scan for, following retries: while the scan job of an occasion
+    exists and ended without a scan (failed, expired, timed out, cancelled), the next is its
+    retry (`retry:<job id>`). A scan the agent itself failed is retried `SCAN_RETRY_AFTER`
+    later; one the controller ended (it waited for its deadline already) at once. None: wait.
+    """
+    by_id = {job.id: job for job in jobs_of_device if job.kind is JobKind.SCAN}
+    reason, key = occasion
+    while (job := by_id.get(job_id(device_id, JobKind.SCAN, (), key))) is not None:
+        if job.state.in_flight or job.state is JobState.SUCCEEDED:
+            return reason, key  # issued already: the caller finds its id in the ledger
+        agent_failed = job.end_reason is None and job.state is JobState.FAILED
+        if agent_failed and job.updated_at is not None and now < job.updated_at + SCAN_RETRY_AFTER:
+            return None
+        reason, key = f"retry {reason.removeprefix('retry ')}", f"retry:{job.id}"
+    return reason, key
 
 
 def _latest_start(script_job: ScriptJob, *, now: datetime) -> datetime | None:

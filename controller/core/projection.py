@@ -12,12 +12,11 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from controller.core import changes, targets
+from controller.core import changes, review
 from controller.core.compliance import ComplianceState
 from controller.core.desired import DesiredState
 from controller.core.observed import ObservedState
 from controller.core.plan import Plan, plan
-from controller.kinds import Approval
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,37 +107,5 @@ def projected_compliance(the_plan: Plan) -> dict[str, dict[str, int]]:
 def _warnings(
     object_changes: tuple[changes.ObjectChange, ...], head: DesiredState, observed: ObservedState
 ) -> list[str]:
-    """Approvals that grant patches no targeted device is missing approve nothing (yet).
-
-    Without a fleet (no store where `plan` runs) there is nothing to say.
-    """
-    if not observed.devices:
-        return []
-    missing_by_device = {device_id: set(scan.missing) for device_id, scan in observed.scans.items()}
-    warnings = []
-    for change in object_changes:
-        delta = changes.patch_delta(change)
-        if change.key.kind != Approval.KIND or delta is None or not delta.granted:
-            continue
-        approval = head.get(Approval, change.key.tenant, change.key.name)
-        if approval is None:
-            continue
-        reached = [
-            d
-            for d in observed.devices
-            if targets.matches(
-                approval.spec.targets,
-                owner=approval.tenant,
-                device=targets.effective_device(d, head),
-                desired=head,
-            )
-        ]
-        needed = {p for d in reached for p in missing_by_device.get(d.id, ())} & delta.granted
-        if not reached:
-            warnings.append(f"{change.key}: targets no enrolled device")
-        elif not needed:
-            warnings.append(
-                f"{change.key}: approves {', '.join(sorted(delta.granted))}, which no targeted "
-                f"device is missing ({len(reached)} device(s) targeted)"
-            )
-    return warnings
+    """Approvals that grant patches no targeted device is missing approve nothing (yet)."""
+    return [str(w) for w in review.approval_reach_warnings(object_changes, head, observed)]

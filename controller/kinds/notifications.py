@@ -22,6 +22,7 @@ class EventType(StrEnum):
     POLICY_INVALID = "PolicyInvalid"
     AGENT_OFFLINE_IN_WINDOW = "AgentOfflineInWindow"
     JOB_EXPIRED = "JobExpired"
+    JOB_TIMED_OUT = "JobTimedOut"  # a started job reached no final state before its deadline
     APPROVAL_CHANGED = "ApprovalChanged"
     APPROVAL_REJECTED = "ApprovalRejected"
     CONFIGURATION_CHANGED = "ConfigurationChanged"

@@ -32,7 +32,7 @@ from controller.reports.model import (
     state_counts,
     summarise,
 )
-from controller.store import history, schema
+from controller.store import history, reports, schema
 
 INSTALL_DAYS = 30
 TREND_DAYS = 400  # a little more than a year of daily points
@@ -133,7 +133,7 @@ def _device_row(
     severities: Mapping[tuple[str, str], Severity],
     reasons: Mapping[tuple[str, str], str],
 ) -> DeviceRow:
-    document = row.patches or {}
+    document = row.patches if isinstance(row.patches, dict) else {}
     findings = tuple(
         Finding(
             patch_id=pid,
@@ -146,7 +146,6 @@ def _device_row(
         for key, state in _FINDING_KEYS
         for pid in _ids(document, key)
     )
-    scanned = document.get("scannedAt")
     return DeviceRow(
         device_id=row.device_id,
         device=row.name,
@@ -156,15 +155,40 @@ def _device_row(
         state=ComplianceState(row.state),
         evaluated_at=row.evaluated_at,
         revision=row.revision,
-        scanned_at=datetime.fromisoformat(scanned) if scanned else None,
+        scanned_at=stored_instant(document.get("scannedAt")),
         findings=findings,
-        installed=int((document.get("counts") or {}).get(PatchState.INSTALLED.value, 0)),
+        installed=_installed_count(document.get("counts")),
         reboot_pending=bool(row.reboot_required) or bool(_ids(document, "pendingReboot")),
     )
 
 
-def _ids(document: Mapping[str, Any] | None, key: str) -> list[str]:
-    return [str(pid) for pid in (document or {}).get(key) or ()]
+def _ids(document: Any, key: str) -> list[str]:
+    """The patch ids listed under `key` of a stored compliance document; whatever is not a list
+    of ids there counts as none."""
+    listed = document.get(key) if isinstance(document, dict) else None
+    if not isinstance(listed, list):
+        return []
+    return [str(pid) for pid in listed if isinstance(pid, str | int) and pid != ""]
+
+
+def _installed_count(counts: Any) -> int:
+    value = counts.get(PatchState.INSTALLED.value) if isinstance(counts, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def stored_instant(value: Any) -> datetime | None:
+    """An instant stored as ISO 8601 text in a JSON document (UTC when it has no offset), or None
+    when it is missing or unreadable: a report shows "never" rather than failing."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _severities(
@@ -186,13 +210,28 @@ def _severities(
         documents = conn.execute(
             sa.select(s.device_id, s.patches).where(s.device_id.in_(chunk), s.source == "agent")
         )
-        for device_id, entries in documents:
-            for entry in entries or ():
+        for device_id, document in documents:
+            # The stored scan form is {"missing": [{"id", "severity"?, ...}], "installed": [...]}:
+            # read it through the store's one reader, never by iterating the raw document.
+            for entry in reports.patch_entries(document):
                 pid = str(entry.get("id"))
-                severity = (entry.get("details") or {}).get("severity")
+                severity = _agent_severity(entry)
                 if pid in unknown and severity:
-                    found[(device_id, pid)] = Severity.parse(str(severity))
+                    found[(device_id, pid)] = Severity.parse(severity)
     return found
+
+
+def _agent_severity(entry: Mapping[str, Any]) -> str | None:
+    """The agent's severity word of a stored entry: `severity` as the agent API stores it, or
+    `details.severity` as older writers did; None when absent or not text."""
+    details = entry.get("details")
+    for value in (
+        entry.get("severity"),
+        details.get("severity") if isinstance(details, dict) else None,
+    ):
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
 
 
 def _failure_reasons(conn: Connection, device_ids: Sequence[str]) -> dict[tuple[str, str], str]:
@@ -209,7 +248,7 @@ def _failure_reasons(conn: Connection, device_ids: Sequence[str]) -> dict[tuple[
             .order_by(finished, j.id)
         )
         for device_id, results in rows:  # oldest first: a later failure overwrites
-            for pid, outcome in (results or {}).items():
+            for pid, outcome in (results if isinstance(results, dict) else {}).items():
                 if isinstance(outcome, dict) and outcome.get("result") == "failed":
                     reasons[(device_id, pid)] = str(outcome.get("reason") or "no reason given")
     return reasons
@@ -262,7 +301,7 @@ def _installs(conn: Connection, *, tenant: str | None, now: datetime) -> tuple[I
         day = days.get(moment.astimezone(UTC).date())
         if day is None:
             continue
-        for outcome in (results or {}).values():
+        for outcome in (results if isinstance(results, dict) else {}).values():
             result = outcome.get("result") if isinstance(outcome, dict) else None
             if result == "installed":
                 day[0] += 1
@@ -276,15 +315,10 @@ def _trend(
 ) -> tuple[TrendPoint, ...]:
     """The stored daily points with today's replaced by the current figure (and saved)."""
     key = trend_key(tenant)
-    stored = (
-        conn.execute(sa.select(schema.status.c.value).where(schema.status.c.key == key)).scalar()
-        or {}
-    )
-    points = {
-        date.fromisoformat(day): float(value)
-        for day, value in (stored.get("points") or {}).items()
-        if value is not None
-    }
+    stored = conn.execute(
+        sa.select(schema.status.c.value).where(schema.status.c.key == key)
+    ).scalar()
+    points = trend_points(stored)
     if today is not None:
         points[now.astimezone(UTC).date()] = today
     kept = dict(sorted(points.items())[-TREND_DAYS:])
@@ -293,6 +327,20 @@ def _trend(
             conn, key, {"points": {day.isoformat(): v for day, v in kept.items()}}, now=now
         )
     return tuple(TrendPoint(day, value) for day, value in kept.items())
+
+
+def trend_points(stored: Any) -> dict[date, float]:
+    """The stored `{"points": {day: percent}}`; unreadable days and values are left out."""
+    found = stored.get("points") if isinstance(stored, dict) else None
+    points: dict[date, float] = {}
+    for day, value in (found if isinstance(found, dict) else {}).items():
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        try:
+            points[date.fromisoformat(str(day))] = float(value)
+        except ValueError:
+            continue
+    return points
 
 
 def _chunks(items: Sequence[str]) -> Iterator[list[str]]:

@@ -1,4 +1,5 @@
-"""Apply a Plan to the store in one transaction: jobs, cancellations, expiries, compliance, alerts.
+"""Apply a Plan to the store in one transaction: jobs, cancellations, expiries, time-outs,
+compliance, alerts.
 
 Idempotent by construction: job ids are deterministic (existing ones are left alone), alerts carry
 a transition key (raised once), and compliance rows are written only when they changed, so a pass
@@ -17,10 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from controller.core.compliance import BaselineCompliance
-from controller.core.jobs import JobSpec, ScriptPayload
+from controller.core.jobs import EndReason, JobSpec, ScriptPayload
 from controller.core.observed import JobKind, JobState
 from controller.core.plan import AlertSpec, Plan
 from controller.store import history, jobs, schema
+from controller.store.job_states import DELIVERABLE_STATES, STARTED_STATES
 
 _CHUNK = 500
 
@@ -32,6 +34,7 @@ class Applied:
     jobs_issued: int
     jobs_cancelled: int
     jobs_expired: int
+    jobs_timed_out: int
     compliance_written: int
     alerts_raised: int
 
@@ -40,6 +43,7 @@ class Applied:
             "jobsIssued": self.jobs_issued,
             "jobsCancelled": self.jobs_cancelled,
             "jobsExpired": self.jobs_expired,
+            "jobsTimedOut": self.jobs_timed_out,
             "complianceWritten": self.compliance_written,
             "alertsRaised": self.alerts_raised,
         }
@@ -50,13 +54,35 @@ def apply_plan(
 ) -> Applied:
     """Write the plan; `tenants` maps device id → tenant path."""
     issued = jobs.insert_jobs(conn, [_new_job(j, tenants, plan) for j in plan.issue], now=now)
-    cancelled = _finish(conn, plan.cancel, JobState.CANCELLED, now=now)
-    expired = _finish(conn, plan.expire, JobState.EXPIRED, now=now)
+    cancelled = jobs.end_jobs(
+        conn,
+        plan.cancel,
+        state=JobState.CANCELLED,
+        reason=EndReason.NOT_INSTALLABLE,
+        only_from=DELIVERABLE_STATES,
+        now=now,
+    )
+    expired = jobs.end_jobs(
+        conn,
+        plan.expire,
+        state=JobState.EXPIRED,
+        reason=EndReason.NO_AGENT,
+        only_from=DELIVERABLE_STATES,
+        now=now,
+    )
+    timed_out = jobs.end_jobs(
+        conn,
+        plan.time_out,
+        state=JobState.FAILED,
+        reason=EndReason.TIMED_OUT,
+        only_from=STARTED_STATES,
+        now=now,
+    )
     written = _write_compliance(conn, plan.compliance, tenants, plan.revision or "", now=now)
     raised = _raise_alerts(conn, plan.alerts, tenants, now=now)
     if issued:
         _audit_issued(conn, plan.issue, tenants, plan.revision, now=now)
-    return Applied(issued, cancelled, expired, written, raised)
+    return Applied(issued, cancelled, expired, timed_out, written, raised)
 
 
 def _new_job(job: JobSpec, tenants: Mapping[str, str], plan: Plan) -> jobs.NewJob:
@@ -70,6 +96,7 @@ def _new_job(job: JobSpec, tenants: Mapping[str, str], plan: Plan) -> jobs.NewJo
         payload=job_payload(job),
         window_key=f"{job.window}@{job.occurrence}" if job.window else None,
         deadline=job.deadline,
+        run_timeout_s=int(job.run_timeout.total_seconds()) if job.run_timeout else None,
     )
 
 
@@ -79,6 +106,8 @@ def job_payload(job: JobSpec) -> dict[str, Any]:
     if job.kind is JobKind.INSTALL:
         payload["reboot"] = job.reboot.value if job.reboot else "if-required"
         payload["window"] = job.window
+    if job.run_timeout is not None:  # the agent may size its own timers by it
+        payload["runTimeoutSeconds"] = int(job.run_timeout.total_seconds())
     for name, script in (
         ("preScript", job.pre_script),
         ("postScript", job.post_script),
@@ -97,22 +126,6 @@ def _script(script: ScriptPayload) -> dict[str, Any]:
         "timeoutSeconds": script.timeout_seconds,
         "successCodes": list(script.success_codes),
     }
-
-
-def _finish(conn: Connection, job_ids: Sequence[str], state: JobState, *, now: datetime) -> int:
-    """Cancel or expire jobs the agent has not taken yet (a job it took is left alone)."""
-    if not job_ids:
-        return 0
-    j = schema.jobs.c
-    total = 0
-    for chunk in _chunks(job_ids):
-        result = conn.execute(
-            schema.jobs.update()
-            .where(j.id.in_(chunk), j.state.in_([JobState.PENDING.value, JobState.DELIVERED.value]))
-            .values(state=state.value, updated_at=now, finished_at=now)
-        )
-        total += max(result.rowcount, 0)
-    return total
 
 
 def compliance_document(record: BaselineCompliance) -> dict[str, Any]:

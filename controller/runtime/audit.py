@@ -46,7 +46,7 @@ from controller.sources import git as git_source
 from controller.sources import history as git_history
 from controller.sources.history import AuditEvent, HistoryCache
 from controller.store import Store, history, schema
-from controller.store.devices import in_scope
+from controller.store.scopes import in_scope
 
 STATUS_PREFIX = "audit:"
 ACTOR_MAX, ACTION_MAX, OBJECT_MAX, DEDUPE_MAX = 200, 64, 300, 200
@@ -591,7 +591,9 @@ def _job_entry(
     results: dict[str, int] = defaultdict(int)
     reasons: list[str] = []
     for row in rows:
-        outcome = (row["results"] or {}).get(patch) or {}
+        stored = row["results"] if isinstance(row["results"], dict) else {}
+        found = stored.get(patch)
+        outcome: dict[str, Any] = found if isinstance(found, dict) else {}
         result = outcome.get("result")
         if result:
             results[result] += 1

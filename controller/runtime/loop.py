@@ -4,6 +4,11 @@ Triggers — the interval (with jitter), a moved branch (git polling, or file ev
 repository), the forge webhook, agent reports and the next patch-window boundary — all set one
 flag; the loop runs a reconcile when the flag is set, so a burst of triggers coalesces into one
 pass. `stop()` finishes the pass in progress and returns.
+
+Agent reports are debounced: at most one report-triggered pass starts per `REPORT_DEBOUNCE`.
+A report that arrives inside the debounce period is deferred to its end, never dropped, so the
+last report of a burst is planned at most one debounce period after it was stored (not at the
+next interval).
 """
 
 from __future__ import annotations
@@ -40,20 +45,27 @@ class ReconcileLoop:
         jitter: float = 0.1,
         sleep_scale: float = 1.0,
         on_outcome: Callable[[Outcome], None] | None = None,
+        report_debounce: timedelta = REPORT_DEBOUNCE,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`monotonic` (seconds) times the interval and the debounce; tests pass a fake one."""
         self.reconciler = reconciler
         self.interval = interval
         self.jitter = jitter
         self.sleep_scale = sleep_scale  # < 1 when the clock runs faster than the wall (the demo)
         self.on_outcome = on_outcome
         self.last_outcome: Outcome | None = None
+        self.last_triggers: tuple[str, ...] = ()  # what started the last completed pass
         self.passes = 0
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._reasons: set[str] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._last_report_trigger = 0.0
+        self.report_debounce = report_debounce
+        self._monotonic = monotonic
+        self._last_report_trigger: float | None = None
+        self._deferred_reports_at: float | None = None  # monotonic instant of a deferred trigger
         self._idle = threading.Event()
 
     # --- triggers ---------------------------------------------------------------------------
@@ -66,11 +78,21 @@ class ReconcileLoop:
         self._wake.set()
 
     def reports_arrived(self) -> None:
-        """Agent reports were stored: reconcile, at most once per debounce period."""
-        now = time.monotonic()
-        if now - self._last_report_trigger >= REPORT_DEBOUNCE.total_seconds() * self.sleep_scale:
-            self._last_report_trigger = now
-            self.trigger("reports")
+        """Agent reports were stored: reconcile now, or, within the debounce period of the last
+        report-triggered pass, at the end of that period (one deferred pass for any number of
+        reports)."""
+        now = self._monotonic()
+        debounce = self.report_debounce.total_seconds() * self.sleep_scale
+        with self._lock:
+            last = self._last_report_trigger
+            if last is None or now - last >= debounce:
+                self._last_report_trigger = now
+                self._deferred_reports_at = None
+                self._reasons.add("reports")
+            elif self._deferred_reports_at is None:
+                self._deferred_reports_at = last + debounce
+        self._idle.clear()
+        self._wake.set()  # wakes the loop to run, or to shorten its wait to the deferred instant
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -91,14 +113,15 @@ class ReconcileLoop:
 
     def _run(self) -> None:
         failures = 0
+        next_interval = self._monotonic() + self._seconds_until_next()
         while not self._stopping.is_set():
-            self._wake.wait(self._seconds_until_next())
+            self._wake.wait(self._seconds_to_wait(next_interval))
             if self._stopping.is_set():
                 break
-            with self._lock:
-                reasons = sorted(self._reasons) or ["interval"]
-                self._reasons.clear()
-                self._wake.clear()
+            reasons = self._take_reasons(next_interval)
+            if reasons is None:  # woken to shorten the wait (a deferred report), not to run
+                continue
+            next_interval = self._monotonic() + self._seconds_until_next()
             try:
                 outcome = self.reconciler.reconcile()
             except Exception:  # a bug or a dead database must not kill the service
@@ -110,11 +133,37 @@ class ReconcileLoop:
             failures = 0
             self.passes += 1
             self.last_outcome = outcome
+            self.last_triggers = tuple(reasons)
             log.debug("reconcile triggered", triggers=reasons)
             if self.on_outcome is not None:
                 self.on_outcome(outcome)
-            if not self._wake.is_set():
-                self._idle.set()
+            with self._lock:
+                if not self._wake.is_set() and self._deferred_reports_at is None:
+                    self._idle.set()
+
+    def _seconds_to_wait(self, next_interval: float) -> float:
+        """Until the interval pass or the deferred report trigger, whichever comes first."""
+        with self._lock:
+            due = next_interval
+            if self._deferred_reports_at is not None:
+                due = min(due, self._deferred_reports_at)
+        return max(due - self._monotonic(), 0.0)
+
+    def _take_reasons(self, next_interval: float) -> list[str] | None:
+        """The triggers of the pass to run now (emptied), or None when nothing is due yet."""
+        now = self._monotonic()
+        with self._lock:
+            self._wake.clear()
+            deferred = self._deferred_reports_at
+            if deferred is not None and now >= deferred:
+                self._deferred_reports_at = None
+                self._last_report_trigger = now
+                self._reasons.add("reports")
+            if not self._reasons and now < next_interval:
+                return None
+            reasons = sorted(self._reasons) or ["interval"]
+            self._reasons.clear()
+            return reasons
 
     def _seconds_until_next(self) -> float:
         """The interval with jitter, shortened to the next window opening or cutoff."""
@@ -122,7 +171,7 @@ class ReconcileLoop:
         boundary = self.next_window_boundary()
         if boundary is not None:
             interval = min(interval, max(boundary, 0.0) + 1.0)
-        return max(interval * self.sleep_scale, 0.01)
+        return max(interval * self.sleep_scale, 0.01)  # seconds of `monotonic`
 
     def next_window_boundary(self) -> float | None:
         """Seconds (of controller time) until the next start or cutoff of any patch window."""

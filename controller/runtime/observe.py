@@ -65,7 +65,7 @@ def _device(row: Any) -> DeviceView:
         os_name=row.os_name,
         os_version=row.os_version,
         role=row.role,
-        labels=dict(row.labels or {}),
+        labels=_labels(row.labels),
         enrolled_at=row.enrolled_at,
         last_seen=row.last_seen,
         poll_interval=timedelta(seconds=row.poll_interval),
@@ -114,29 +114,49 @@ def _jobs(conn: Connection, *, since: datetime) -> list[JobView]:
 
 def _job(row: Any) -> JobView:
     window, _, occurrence = (row.window_key or "").partition("@")
-    payload = row.payload or {}
+    payload = row.payload if isinstance(row.payload, dict) else {}
+    occasion = payload.get("occasion")
     results: dict[str, PatchResult] = {}
     reasons: dict[str, str] = {}
-    for patch_id, outcome in (row.results or {}).items():
-        result = str(outcome.get("result", ""))
+    stored = row.results if isinstance(row.results, dict) else {}
+    for patch_id, outcome in stored.items():
+        found = outcome if isinstance(outcome, dict) else {}  # an odd entry: skipped, no reason
+        result = str(found.get("result", ""))
         results[patch_id] = PatchResult(result) if result in _RESULTS else PatchResult.SKIPPED
-        if outcome.get("reason"):
-            reasons[patch_id] = str(outcome["reason"])
+        if found.get("reason"):
+            reasons[patch_id] = str(found["reason"])
     return JobView(
         id=row.id,
         device_id=row.device_id,
         kind=JobKind(row.kind),
         state=JobState(row.state),
-        patch_ids=tuple(row.patch_ids or ()),
+        patch_ids=_patch_ids(row.patch_ids),
         window=window or None,
-        occurrence=occurrence or payload.get("occasion"),
+        occurrence=occurrence or (occasion if isinstance(occasion, str) else None),
         created_at=row.created_at,
         updated_at=row.updated_at,
         deadline=row.deadline,
         results=results,
         reasons=reasons,
         reboot_required=bool(row.reboot_required),
+        started_at=row.started_at,
+        run_timeout=timedelta(seconds=row.run_timeout) if row.run_timeout else None,
+        end_reason=row.end_reason,
     )
 
 
 _RESULTS = {r.value for r in PatchResult}
+
+
+# Stored JSON is read defensively: a value of another shape (another version's writer, a manual
+# edit) reads as absent rather than stopping every pass.
+def _labels(stored: Any) -> dict[str, str]:
+    if not isinstance(stored, dict):
+        return {}
+    return {str(k): str(v) for k, v in stored.items() if isinstance(v, str | int | float)}
+
+
+def _patch_ids(stored: Any) -> tuple[str, ...]:
+    if not isinstance(stored, list):
+        return ()
+    return tuple(str(p) for p in stored if isinstance(p, str | int) and p != "")

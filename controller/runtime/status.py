@@ -27,15 +27,20 @@ def _scoped(column: sa.ColumnElement[str], tenant: str | None) -> sa.ColumnEleme
 
 
 def summary(conn: Connection, *, now: datetime, tenant: str | None = None) -> dict[str, Any]:
-    """The status widgets: compliance, pending approvals, patch status (30 days), revisions."""
+    """The status widgets: compliance, pending approvals, patch status (30 days), revisions.
+
+    Stored status values are reduced to the shapes the renderers expect (a value of another
+    shape, written by another version or damaged, reads as absent), so any stored state renders.
+    """
     status = history.get_status(conn)
-    plan_summary = status.get("plan", {}).get("value") or {}
+    plan_summary = _mapping(status.get("plan", {}).get("value"))
+    pending = plan_summary.get("pendingApprovals")
     return {
-        "source": status.get("source", {}).get("value") or {},
-        "conditions": status.get("conditions", {}).get("value") or [],
+        "source": _mapping(status.get("source", {}).get("value")),
+        "conditions": _conditions(status.get("conditions", {}).get("value")),
         "compliance": compliance_by_baseline(conn, tenant=tenant),
-        "pendingApprovals": plan_summary.get("pendingApprovals", 0),
-        "nextWindows": plan_summary.get("nextWindows", {}),
+        "pendingApprovals": pending if _is_count(pending) else 0,
+        "nextWindows": _next_windows(plan_summary.get("nextWindows")),
         "patchStatus": patch_status(conn, now=now, tenant=tenant),
         "agents": agents(conn, now=now, tenant=tenant),
         "reconciles": [_run(r) for r in history.list_reconcile_runs(conn, limit=10)],
@@ -68,15 +73,15 @@ def tenant_view(conn: Connection, *, scope: str) -> dict[str, Any]:
         "source": {
             "lastAppliedRevision": source.get("lastAppliedRevision"),
             "lastAttemptedRevision": source.get("lastAttemptedRevision"),
-            "errorCount": len(source.get("errors") or ()),
+            "errorCount": len(stored_list(source.get("errors"))),
             "updatedAt": _iso((status.get("source") or {}).get("updatedAt")),
         },
-        "conditions": visible_conditions((status.get("conditions") or {}).get("value") or []),
+        "conditions": visible_conditions((status.get("conditions") or {}).get("value")),
         "pendingApprovals": sum(len(patches) for patches in pending.values()),
         "pendingApprovalsByDevice": pending,
         "nextWindows": {
             key: value
-            for key, value in sorted((plan.get("nextWindows") or {}).items())
+            for key, value in sorted(_mapping(plan.get("nextWindows")).items())
             if _applies_to(key.rpartition("/")[0], scope)
         },
         "catalogue": {"version": catalogue.get("version"), "records": catalogue.get("records")},
@@ -97,7 +102,9 @@ def visible_conditions(stored: Any) -> list[dict[str, str]]:
     """The stored conditions for a tenant-scoped reader: a `SourceVerified` message naming the
     approving objects left out (any tenant's) becomes a pointer to the scoped audit trail."""
     shown = []
-    for condition in stored if isinstance(stored, list) else ():
+    for condition in stored_list(stored):
+        if not isinstance(condition, dict):
+            continue
         entry = {
             key: str(condition.get(key, "")) for key in ("type", "status", "reason", "message")
         }
@@ -140,6 +147,41 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def stored_list(value: Any) -> list[Any]:
+    """A stored JSON value that should be a list; anything else reads as empty."""
+    return value if isinstance(value, list) else []
+
+
+def stored_text(value: Any) -> str | None:
+    """A stored JSON value that should be text (a revision, a name); anything else is None."""
+    return value if isinstance(value, str) and value else None
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _conditions(value: Any) -> list[dict[str, Any]]:
+    """Stored conditions as `{type, status, reason, message}` texts; other entries dropped."""
+    if not isinstance(value, list):
+        return []
+    return [
+        {k: str(c.get(k) or "") for k in ("type", "status", "reason", "message")}
+        | {k: v for k, v in c.items() if k not in {"type", "status", "reason", "message"}}
+        for c in value
+        if isinstance(c, dict)
+    ]
+
+
+def _next_windows(value: Any) -> dict[str, dict[str, Any]]:
+    """Stored next windows as `{key: {open: bool, start: text or None, ...}}`."""
+    return {
+        str(key): window | {"open": window.get("open") is True, "start": window.get("start")}
+        for key, window in _mapping(value).items()
+        if isinstance(window, dict)
+    }
+
+
 def _scoped_pending(conn: Connection, recorded: Any, *, scope: str) -> dict[str, list[str]]:
     if not isinstance(recorded, dict) or not recorded:
         return {}
@@ -150,7 +192,7 @@ def _scoped_pending(conn: Connection, recorded: Any, *, scope: str) -> dict[str,
         rows = conn.execute(
             sa.select(d.id).where(d.id.in_(ids[start : start + _CHUNK]), _scoped(d.tenant, scope))
         )
-        found |= {row.id: [str(p) for p in recorded[row.id]] for row in rows}
+        found |= {row.id: [str(p) for p in stored_list(recorded[row.id])] for row in rows}
     return dict(sorted(found.items()))
 
 
@@ -200,12 +242,12 @@ def patch_status(conn: Connection, *, now: datetime, tenant: str | None = None) 
     counts: Counter[str] = Counter({"installed": 0, "failed": 0, "pending": 0})
     for state, patch_ids, results in rows:
         if state in {"succeeded", "failed"}:
-            for outcome in (results or {}).values():
-                result = outcome.get("result")
+            for outcome in _mapping(results).values():
+                result = outcome.get("result") if isinstance(outcome, dict) else None
                 if result in {"installed", "failed"}:
                     counts[result] += 1
         elif state not in {"expired", "cancelled"}:
-            counts["pending"] += len(patch_ids or ())
+            counts["pending"] += len(patch_ids) if isinstance(patch_ids, list) else 0
     return dict(counts)
 
 
@@ -256,6 +298,9 @@ def list_jobs(
         j.created_at,
         j.updated_at,
         j.deadline,
+        j.started_at,
+        j.end_reason,
+        j.end_state,
     ).where(_scoped(j.tenant, tenant))
     if state:
         query = query.where(j.state == state)

@@ -17,6 +17,7 @@ from controller.server import (
     errors,
     hooks,
     models,
+    plan_api,
     probes,
     read_api,
 )
@@ -107,6 +108,7 @@ def create_app(store: Store, settings: Settings, controller: Controller | None =
     app.include_router(agent_api.router)
     app.include_router(audit_api.router)  # before read_api: it answers /api/v1/audit
     app.include_router(read_api.router)
+    app.include_router(plan_api.router)
     app.include_router(probes.router)
     app.include_router(dashboard.router)
     app.include_router(hooks.router)

@@ -93,7 +93,11 @@ def default_branch(repo: git.Repo) -> str:
 
 
 def resolve(repo: git.Repo, *, branch: str | None = None, rev: str | None = None) -> Revision:
-    """The commit `rev` (any git revision expression) or the tip of `branch`."""
+    """The commit `rev` (any git revision expression) or the tip of `branch`.
+
+    The revision's name is `branch` or the checked-out branch, even for a `rev` on another
+    line: callers that read an arbitrary `rev` rename it with `controller.sources.refs.label`.
+    """
     branch_name = branch or default_branch(repo)
     target = rev or branch_name
     if rev is None and branch is not None and branch not in {h.name for h in repo.heads}:

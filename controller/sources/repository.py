@@ -7,11 +7,11 @@ from pathlib import Path
 
 import git
 
-from controller.sources import files, loading
+from controller.sources import files, loading, refs
 from controller.sources import git as git_source
 from controller.sources.git import SourceError
 
-__all__ = ["Loaded", "SourceError", "load"]
+__all__ = ["Loaded", "SourceError", "load", "load_revision"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +47,20 @@ def load(
         )
         return Loaded(revision, result, where)
     with git_source.open_repository(spec, state_dir=state_dir) as repo:
-        resolved = git_source.resolve(repo, branch=branch, rev=rev)
+        if rev is not None:
+            return load_revision(repo, rev)
+        resolved = git_source.resolve(repo, branch=branch)
         source_files = git_source.read_commit(repo, resolved.sha)
     revision = str(resolved)
+    return Loaded(revision, loading.load_policy(source_files, revision=revision), revision)
+
+
+def load_revision(repo: git.Repo, rev: str) -> Loaded:
+    """The policy at `rev` (any revision expression) of an open repository, named after the ref
+    it was given as (`pr-42@sha1:…`, `bob/openssl@sha1:…`), never the checked-out branch."""
+    resolved = git_source.resolve(repo, rev=rev)
+    revision = git_source.format_revision(refs.label(repo, rev, resolved.sha), resolved.sha)
+    source_files = git_source.read_commit(repo, resolved.sha)
     return Loaded(revision, loading.load_policy(source_files, revision=revision), revision)
 
 

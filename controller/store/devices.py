@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from controller.store import reports, schema, tokens
+from controller.store import jobs, reports, schema, tokens
+from controller.store.scopes import in_scope
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -48,8 +49,10 @@ def enrol(conn: Connection, enrolment: Enrolment, *, poll_interval: int, now: da
     """Enrol a device, or re-enrol the one with the same name in the same tenant.
 
     A re-enrolment keeps the device id (and so its history), refreshes what the agent says about
-    itself, revokes the device's previous tokens and issues a new one.
+    itself, revokes the device's previous tokens, releases its started jobs (the new agent
+    instance will never report on them: `jobs.release_device_jobs`) and issues a new token.
     """
+
     d = schema.devices.c
     name = device_name(enrolment.hostname)
     tokens.ensure_tenant(conn, enrolment.tenant, now=now)
@@ -86,6 +89,7 @@ def enrol(conn: Connection, enrolment: Enrolment, *, poll_interval: int, now: da
         device_id = existing
         conn.execute(schema.devices.update().where(d.id == device_id).values(**values))
         revoked = tokens.revoke_device_tokens(conn, device_id)
+        jobs.release_device_jobs(conn, device_id, now=now)
     token = tokens.create_token(
         conn,
         kind=tokens.TokenKind.DEVICE,
@@ -97,11 +101,6 @@ def enrol(conn: Connection, enrolment: Enrolment, *, poll_interval: int, now: da
     return Enrolled(
         device_id=device_id, token=token, created=existing is None, revoked_hashes=tuple(revoked)
     )
-
-
-def in_scope(column: sa.ColumnElement[str], scope: str) -> sa.ColumnElement[bool]:
-    """Rows of tenant `scope` and of its clients (a partner sees its clients)."""
-    return sa.or_(column == scope, column.like(scope + "/%"))
 
 
 _LISTED = (

@@ -302,10 +302,16 @@ def _stored_ids(conn: Connection, device_ids: list[str]) -> dict[str, list[str]]
     rows = conn.execute(
         sa.select(s.device_id, s.patches).where(s.source == FEED, s.device_id.in_(device_ids))
     )
-    return {
-        row.device_id: [str(e.get("id")) for e in (row.patches or {}).get("missing", [])]
-        for row in rows
-    }
+    found: dict[str, list[str]] = {}
+    for row in rows:  # read defensively: an odd stored document counts as listing nothing
+        document = row.patches if isinstance(row.patches, dict) else {}
+        missing = document.get("missing")
+        found[row.device_id] = [
+            str(e["id"])
+            for e in (missing if isinstance(missing, list) else ())
+            if isinstance(e, dict) and e.get("id") not in (None, "")
+        ]
+    return found
 
 
 def _json(value: Any) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from controller.redaction import redact_text, redact_value
 from controller.store import schema
-from controller.store.devices import in_scope
+from controller.store.scopes import in_scope
 
 if TYPE_CHECKING:
     from datetime import datetime

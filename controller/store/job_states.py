@@ -25,6 +25,7 @@ from controller.core.observed import JobKind, JobState
 __all__ = [
     "AGENT_STATES",
     "DELIVERABLE_STATES",
+    "STARTED_STATES",
     "TERMINAL_STATES",
     "EventVerdict",
     "JobKind",
@@ -55,6 +56,10 @@ TERMINAL_STATES = frozenset(
     {JobState.SUCCEEDED, JobState.FAILED, JobState.EXPIRED, JobState.CANCELLED}
 )
 DELIVERABLE_STATES = frozenset({JobState.PENDING, JobState.DELIVERED})
+# Taken by the agent, not finished: these run against a run deadline (core.jobs.run_deadline).
+STARTED_STATES = frozenset(
+    {JobState.ACKED, JobState.DOWNLOADING, JobState.INSTALLING, JobState.REBOOTING}
+)
 _RANK = {
     JobState.PENDING: 0,
     JobState.DELIVERED: 0,

@@ -1,7 +1,10 @@
-"""Jobs: issuing (idempotent on the deterministic id), delivery to agents, agent events, listings.
+"""Jobs: issuing (idempotent on the deterministic id), delivery to agents, agent events, the
+controller's endings (expiry, time-out, release on re-enrolment), listings.
 
 Delivery is at-least-once: a job stays in every poll answer of its device until the agent
-acknowledges it (or sends any later state), and each poll counts a delivery.
+acknowledges it (or sends any later state), and each poll counts a delivery. The first event
+that starts a job (acked or later) stamps `started_at`, from which its run deadline counts
+(`controller.core.jobs.run_deadline`).
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from controller.core.jobs import EndReason
 from controller.store import schema
-from controller.store.devices import in_scope
 from controller.store.job_states import (
     DELIVERABLE_STATES,
+    STARTED_STATES,
     TERMINAL_STATES,
     EventVerdict,
     JobKind,
@@ -24,9 +28,10 @@ from controller.store.job_states import (
     dedupe_key,
     evaluate_event,
 )
+from controller.store.scopes import in_scope
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
     from datetime import datetime
 
     from sqlalchemy.engine import Connection
@@ -47,6 +52,7 @@ class NewJob:
     payload: dict[str, Any] = field(default_factory=dict)  # reboot option, scripts, ...
     window_key: str | None = None
     deadline: datetime | None = None
+    run_timeout_s: int | None = None  # seconds from the agent's start to a final state
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +113,10 @@ def insert_jobs(conn: Connection, new_jobs: Sequence[NewJob], *, now: datetime) 
             "reboot_required": None,
             "results": {},
             "output": None,
+            "started_at": None,
+            "run_timeout": job.run_timeout_s,
+            "end_reason": None,
+            "end_state": None,
         }
         for job in new_jobs
     ]
@@ -166,7 +176,7 @@ def record_event(
     """Apply an agent's event to its job, idempotently; refuse illegal transitions."""
     j = schema.jobs.c
     job = conn.execute(
-        sa.select(j.state, j.results)
+        sa.select(j.state, j.results, j.started_at)
         .where(j.id == job_id, j.device_id == device_id)
         .with_for_update()
     ).first()
@@ -206,11 +216,66 @@ def record_event(
         values["output"] = event.output[-MAX_OUTPUT_CHARS:]
     if event.state in TERMINAL_STATES:
         values["finished_at"] = now
+    if job.started_at is None and event.state in STARTED_STATES:
+        values["started_at"] = now
     conn.execute(schema.jobs.update().where(j.id == job_id).values(**values))
     status = EventStatus.APPLIED if verdict is EventVerdict.ADVANCE else EventStatus.PROGRESS
     return EventResult(status, event.state)
 
 
+def end_jobs(
+    conn: Connection,
+    job_ids: Sequence[str],
+    *,
+    state: JobState,
+    reason: str,
+    only_from: Collection[JobState],
+    now: datetime,
+) -> int:
+    """The controller ends jobs: each of `job_ids` still in one of `only_from` (an agent may have
+    finished it meanwhile) moves to `state`, keeping `reason` and the state it was in. Returns
+    how many moved."""
+    if not job_ids:
+        return 0
+    j = schema.jobs.c
+    total = 0
+    for start in range(0, len(job_ids), _CHUNK):
+        result = conn.execute(
+            schema.jobs.update()
+            .where(
+                j.id.in_(list(job_ids[start : start + _CHUNK])),
+                j.state.in_([s.value for s in only_from]),
+            )
+            # SET expressions read the row as it was: end_state gets the old state.
+            .values(end_state=j.state, state=state.value, end_reason=reason)
+            .values(updated_at=now, finished_at=now)
+        )
+        total += max(result.rowcount, 0)
+    return total
+
+
+def release_device_jobs(conn: Connection, device_id: str, *, now: datetime) -> int:
+    """Release the started jobs of a device that enrolled again (`re-enrolled`): the new agent
+    instance does not know them and will never report on them, so they fail, keeping the state
+    they were in. Jobs not yet taken stay: they are delivered to the new instance (at least
+    once, until acknowledged). Returns how many were released."""
+    j = schema.jobs.c
+    started = conn.execute(
+        sa.select(j.id).where(
+            j.device_id == device_id, j.state.in_([s.value for s in STARTED_STATES])
+        )
+    ).scalars()
+    return end_jobs(
+        conn,
+        list(started),
+        state=JobState.FAILED,
+        reason=EndReason.RE_ENROLLED,
+        only_from=STARTED_STATES,
+        now=now,
+    )
+
+
+_CHUNK = 500
 _LISTED = (
     schema.jobs.c.id,
     schema.jobs.c.device_id,
@@ -229,6 +294,10 @@ _LISTED = (
     schema.jobs.c.finished_at,
     schema.jobs.c.reboot_required,
     schema.jobs.c.results,
+    schema.jobs.c.started_at,
+    schema.jobs.c.run_timeout,
+    schema.jobs.c.end_reason,
+    schema.jobs.c.end_state,
 )
 
 

@@ -278,14 +278,24 @@ def patch_entries(document: Any) -> list[dict[str, Any]]:
 
     Accepts the scan form `{"missing": [...], "installed": [...]}` and a list that is already
     flat (each entry with its own `state`), as a writer of `feed` documents may store.
+    Whatever is stored, the answer is well formed: an entry that is not an object or has no
+    usable `id` (text or a number) is skipped, and a list that is not a list counts as empty.
     """
     if isinstance(document, list):
-        return [entry for entry in document if isinstance(entry, dict) and "id" in entry]
+        return [e for e in document if isinstance(e, dict) and e.get("id") not in _NO_ID]
     if not isinstance(document, dict):
         return []
-    entries = [{**entry, "state": MISSING} for entry in document.get(MISSING, [])]
-    entries.extend({**entry, "state": INSTALLED} for entry in document.get(INSTALLED, []))
-    return entries
+    # Inline checks, no call per entry: this runs for every patch of the fleet at each pass.
+    return [
+        {**e, "state": state}
+        for state in (MISSING, INSTALLED)
+        if isinstance(listed := document.get(state), list)
+        for e in listed
+        if isinstance(e, dict) and e.get("id") not in _NO_ID
+    ]
+
+
+_NO_ID = (None, "")  # an entry without a usable id is skipped
 
 
 def _store_inventories(conn: Connection, reports: Sequence[Report], *, now: datetime) -> None:

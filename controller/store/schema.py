@@ -209,6 +209,10 @@ jobs = sa.Table(
     sa.Column("reboot_required", sa.Boolean(), nullable=True),
     sa.Column("results", json_type(), nullable=False),  # patch id -> {result, reason}
     sa.Column("output", sa.Text(), nullable=True),
+    sa.Column("started_at", UtcDateTime(), nullable=True),  # the agent's first acked-or-later
+    sa.Column("run_timeout", sa.Integer(), nullable=True),  # seconds from the start to the end
+    sa.Column("end_reason", sa.String(64), nullable=True),  # why the controller ended it
+    sa.Column("end_state", sa.String(16), nullable=True),  # the state it ended it from
     sa.Index(None, "device_id", "state"),
     sa.Index(None, "tenant", "created_at"),
     sa.Index(None, "state"),

@@ -4,8 +4,11 @@ prints what merging a realistic pull request would do to the fleet in the store.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,8 +74,9 @@ def test_the_pre_commit_hook_is_named_patchctl_validate() -> None:
 def test_plan_shows_a_pull_request_against_the_fleet(
     git_history: History, store: Store, database_url: str, tmp_path: Path
 ) -> None:
-    """Bob's PR grants USN-1-1 to linux-web: the comment names the object, the device, the
-    pending approvals going down; --exit-code says something changed."""
+    """Bob's PR grants USN-1-1 to linux-web: the comment names the head by its branch, the
+    object and what it approves, the device, the pending approvals going down; --exit-code
+    says something changed."""
     git_history.seed()
     git_history.write(
         "policies/baselines/linux.yaml",
@@ -104,11 +108,92 @@ def test_plan_shows_a_pull_request_against_the_fleet(
 
     assert 1 == markdown.exit_code, markdown.output
     text = markdown.stdout
-    assert text.startswith(f"### patchctl plan: `main@sha1:{base}` → `main@sha1:{head}`")
-    assert "| `Approval/acme/retail/openssl` | ApprovalGranted |" in text
+    assert text.startswith(f"### patchctl plan: `main@sha1:{base}` → `bob/openssl@sha1:{head}`")
+    assert "#### `Approval/acme/retail/openssl`: ApprovalGranted\n\n- approves **USN-1-1**" in text
     assert "| acme/retail | USN-1-1 | - | 1: web-01 |" in text
     assert "Pending approvals: 1 → 0" in text
     assert len(text) < 60_000
     assert 0 == as_json.exit_code, as_json.output
     found = json.loads(as_json.stdout)
     assert isinstance(found, dict)
+
+
+def example_shell(name: str) -> tuple[str, str]:
+    """(the install line, the shell lines from fetching the PR to writing plan.md) of an example."""
+    document = yaml.safe_load(EXAMPLES[name].read_text(encoding="utf-8"))
+    if name == "github":
+        runs = [step["run"] for step in document["jobs"]["plan"]["steps"] if "run" in step]
+    else:
+        job = document["patchctl"]
+        runs = [*job["before_script"], *job["script"]]
+    install = next(run for run in runs if run.startswith("pip install"))
+    body = [
+        run
+        for run in runs
+        if not run.startswith(("pip install", "apt-get", "gh pr", "curl"))
+        and "--request POST" not in run
+    ]
+    return install, "\n".join(body)
+
+
+@pytest.mark.parametrize(
+    ("name", "env", "head_label"),
+    [
+        pytest.param("github", {"PR": "42", "BASE": "main"}, "pr-42", id="github"),
+        pytest.param(
+            "gitlab",
+            {
+                "CI_MERGE_REQUEST_IID": "7",
+                "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+                "HEAD_REF": "refs/merge-requests/7/head",
+            },
+            "mr-7",
+            id="gitlab",
+        ),
+    ],
+)
+def test_ci_examples_run_against_a_forge_and_write_the_plan(
+    git_history: History, tmp_path: Path, name: str, env: dict[str, str], head_label: str
+) -> None:
+    """Each example's shell, run in a clone of a forge that holds the PR only as its forge ref,
+    validates the head and writes a plan naming the PR; its install line refuses to run
+    without PATCHCTL_PACKAGE instead of installing an unrelated `patchctl` from PyPI."""
+    git_history.seed()
+    git_history.write("policies/approvals/openssl.yaml", approval("openssl", "USN-1-1"))
+    head = git_history.commit("Approve USN-1-1", author=BOB)
+    git_history.git("reset", "-q", "--hard", "HEAD~1")
+    git_history.git("update-ref", "refs/pull/42/head", head)
+    git_history.git("update-ref", "refs/merge-requests/7/head", head)
+    checkout = tmp_path / "ci"
+    subprocess.run(["git", "clone", "-q", str(git_history.path), str(checkout)], check=True)
+    install, shell = example_shell(name)
+    environment = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "PATCHCTL_SERVER": "",
+        "PATCHCTL_STATE_DIR": str(tmp_path / "state"),
+        **env,
+    }
+    done = subprocess.run(
+        ["bash", "-euc", shell],
+        cwd=checkout,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    refused = subprocess.run(
+        ["bash", "-euc", install],
+        cwd=checkout,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert 0 == done.returncode, done.stderr
+    plan = (checkout / "plan.md").read_text(encoding="utf-8")
+    assert plan.startswith("### patchctl plan: `main@sha1:")
+    assert f"→ `{head_label}@sha1:{head}`" in plan.splitlines()[0]
+    assert "- approves **USN-1-1**" in plan.splitlines()
+    assert 1 == refused.returncode
+    assert "PATCHCTL_PACKAGE: set the PATCHCTL_PACKAGE variable" in refused.stderr

@@ -20,7 +20,7 @@ from controller.reports.model import (
     StateCounts,
     TrendPoint,
 )
-from controller.store import Store, schema
+from controller.store import Store, reports, schema
 
 
 @pytest.mark.parametrize(
@@ -173,3 +173,34 @@ def test_a_read_only_collect_leaves_the_trend_alone(fleet_store: Store) -> None:
             sa.select(schema.status.c.key).where(schema.status.c.key == "trend:*")
         ).all()
     assert ((TrendPoint(date(2026, 12, 7), 40.0),), []) == (data.trend, stored)
+
+
+def test_an_agent_reported_unknown_patch_takes_the_agent_severity(fleet_store: Store) -> None:
+    """A patch the catalogue does not know, reported by the agent API, gets the agent's
+    severity in the report (the stored scan form, not a flat list)."""
+    with fleet_store.write() as conn:
+        reports.write_reports(
+            conn,
+            [
+                reports.Report(
+                    device_id="d-web-01",
+                    scan=reports.Scan(
+                        scanned_at=NOW,
+                        reboot_required=False,
+                        missing=(("USN-9999-1", {"severity": "High"}), ("USN-1", {})),
+                    ),
+                )
+            ],
+            now=NOW,
+        )
+        conn.execute(
+            schema.compliance.update()
+            .where(schema.compliance.c.device_id == "d-web-01")
+            .values(patches={"missing": ["USN-9999-1", "USN-1"]})
+        )
+        data = collect(conn, tenant="acme/retail", now=NOW, revision=REVISION)
+    rows = {row.device: row for row in data.devices}
+    assert (
+        Finding("USN-9999-1", PatchState.MISSING, Severity.IMPORTANT),
+        Finding("USN-1", PatchState.MISSING, Severity.CRITICAL),
+    ) == rows["web-01"].findings

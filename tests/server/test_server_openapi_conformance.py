@@ -8,10 +8,12 @@ validation and the store instead of stopping at authentication.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import schemathesis
+from gitrepos import GROUPS, TENANTS, PolicyRepo
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
@@ -24,12 +26,16 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from controller.runtime.reconcile import PolicySource, Reconciler
+from controller.runtime.service import Controller, ServiceOptions
 from controller.runtime.settings import Settings
 from controller.server import create_app
 from controller.store import devices, jobs, tokens
 from controller.store.job_states import JobKind
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from conftest import SettableClock
 
     from controller.store import Store
@@ -107,15 +113,38 @@ class Fleet:
             case.body["enrollmentToken"] = self.enrollment
 
 
+def controller_over_a_repository(store: Store, clock: SettableClock, tmp_path: Path) -> Controller:
+    """The reconcile loop over a small policy repository (the plan API needs it)."""
+    repo = PolicyRepo(tmp_path / "repo")
+    repo.write("inventory/tenants.yaml", TENANTS)
+    repo.write("inventory/groups/groups.yaml", GROUPS)
+    repo.commit("tenants and groups")
+    reconciler = Reconciler(
+        store=store, source=PolicySource(str(repo.path), "main", tmp_path / "state"), clock=clock
+    )
+    options = ServiceOptions(
+        interval=timedelta(hours=1),
+        jitter=0.0,
+        watch_branch=False,
+        notify=False,
+        feeds=False,
+        scheduled_reports=False,
+    )
+    return Controller(reconciler, options)
+
+
 @pytest.mark.parametrize("mode", list(GenerationMode), ids=str)
 def test_every_answer_matches_the_openapi_document(
-    store: Store, clock: SettableClock, mode: GenerationMode
+    store: Store, clock: SettableClock, tmp_path: Path, mode: GenerationMode
 ) -> None:
     """Generated requests never get a 5xx, and every answer matches the document."""
     fleet = Fleet(store, clock)
-    # With a webhook secret, unsigned webhook calls are a 401, not "not configured" (503).
+    # With a webhook secret and the loop running, unsigned webhook calls are a 401 and plans
+    # are made, not "not configured" (503).
     app = create_app(
-        store, Settings(clock=clock, max_body_bytes=64 * 1024, webhook_secret="s" * 32)
+        store,
+        Settings(clock=clock, max_body_bytes=64 * 1024, webhook_secret="s" * 32),
+        controller_over_a_repository(store, clock, tmp_path),
     )
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     failures: dict[str, str] = {}

@@ -76,6 +76,15 @@ def markers(tenant: str, device_id: str) -> dict[str, str]:
     }
 
 
+# Query parameters an endpoint requires. The plan needs the reconcile loop, which this app does
+# not run, so it answers 503 here; its scoping is walked with the loop in test_server_plan_api.py.
+REQUIRED_QUERY = {"/api/v1/plan": {"base": "main", "head": "main"}}
+NEEDS_THE_LOOP = {"/api/v1/plan"}
+# Answers that list public feed data, the same for every token: the catalogue names every
+# published patch id, and says nothing about which tenant misses one.
+PUBLIC_MARKERS = {"/api/v1/catalogue": {"pending patch"}}
+
+
 async def walk(api: Api, token: str, device_id: str) -> dict[str, str]:
     """Every GET endpoint of the OpenAPI document (path parameters filled with the caller's own
     device) and the dashboard, as text, by path."""
@@ -87,8 +96,9 @@ async def walk(api: Api, token: str, device_id: str) -> dict[str, str]:
             continue
         url = path.replace("{device_id}", device_id)
         assert "{" not in url, f"no value for a path parameter of {path}"
-        answer = await api.client.get(url, headers=headers)
-        assert answer.status_code in {200, 403}, (path, answer.status_code, answer.text)
+        answer = await api.client.get(url, params=REQUIRED_QUERY.get(path), headers=headers)
+        allowed = {200, 403} | ({503} if path in NEEDS_THE_LOOP else set())
+        assert answer.status_code in allowed, (path, answer.status_code, answer.text)
         answers[path] = answer.text
     dashboard = await api.client.get("/", headers=headers)
     assert 200 == dashboard.status_code
@@ -172,7 +182,7 @@ async def test_every_read_answer_is_scoped_to_the_token(
             (what, path)
             for what, marker in foreign.items()
             for path, body in answers.items()
-            if marker in body
+            if marker in body and what not in PUBLIC_MARKERS.get(path, set())
         }
         assert set() == leaks, f"{tenant} sees {other}'s data"
 

@@ -8,6 +8,7 @@ import pytest
 
 from controller.store import Store, devices, jobs
 from controller.store.job_states import (
+    STARTED_STATES,
     EventVerdict,
     JobKind,
     JobState,
@@ -185,3 +186,83 @@ def test_another_devices_job_is_not_found(store: Store) -> None:
             conn, device_id="other", job_id="install-1", event=jobs.JobEvent(state=S.ACKED), now=NOW
         )
     assert jobs.EventStatus.NOT_FOUND == result.status
+
+
+def test_the_first_started_event_stamps_the_start(store: Store) -> None:
+    """`started_at` is the first acked-or-later event's time; later progress keeps it."""
+    device = enrolled(store)
+    with store.write() as conn:
+        jobs.insert_jobs(conn, [install(device, run_timeout_s=3600)], now=NOW)
+        for minutes, state in ((5, S.ACKED), (9, S.INSTALLING)):
+            jobs.record_event(
+                conn,
+                device_id=device,
+                job_id="install-1",
+                event=jobs.JobEvent(state=state),
+                now=NOW + timedelta(minutes=minutes),
+            )
+        job = jobs.get_job(conn, "install-1")
+    assert job is not None
+    assert (NOW + timedelta(minutes=5), 3600) == (job["started_at"], job["run_timeout"])
+
+
+@pytest.mark.parametrize(
+    ("state", "ended_as"),
+    [
+        pytest.param(S.PENDING, S.PENDING, id="pending-kept-for-the-new-agent"),
+        pytest.param(S.ACKED, S.FAILED, id="acked-failed"),
+        pytest.param(S.INSTALLING, S.FAILED, id="installing-failed"),
+        pytest.param(S.SUCCEEDED, S.SUCCEEDED, id="finished-kept"),
+    ],
+)
+def test_re_enrolment_releases_unfinished_jobs(
+    store: Store, state: JobState, ended_as: JobState
+) -> None:
+    """Enrolling the same machine again fails its started jobs (re-enrolled, with the state
+    they were in) and leaves jobs not yet taken and finished ones alone."""
+    device = enrolled(store)
+    with store.write() as conn:
+        jobs.insert_jobs(conn, [install(device)], now=NOW)
+        if state is not S.PENDING:
+            jobs.record_event(
+                conn,
+                device_id=device,
+                job_id="install-1",
+                event=jobs.JobEvent(state=state),
+                now=NOW,
+            )
+    again = enrolled(store)
+    with store.read() as conn:
+        job = jobs.get_job(conn, "install-1")
+    assert job is not None
+    expected_reason = None if ended_as is state else ("re-enrolled", state.value)
+    assert (device, ended_as.value, expected_reason) == (
+        again,
+        job["state"],
+        (job["end_reason"], job["end_state"]) if job["end_reason"] else None,
+    )
+
+
+def test_ending_leaves_a_job_the_agent_finished_meanwhile(store: Store) -> None:
+    """The controller's time-out does not overwrite a job the agent finished in the meantime."""
+    device = enrolled(store)
+    with store.write() as conn:
+        jobs.insert_jobs(conn, [install(device), install(device, "install-2")], now=NOW)
+        for job_id, state in (("install-1", S.INSTALLING), ("install-2", S.SUCCEEDED)):
+            jobs.record_event(
+                conn, device_id=device, job_id=job_id, event=jobs.JobEvent(state=state), now=NOW
+            )
+        ended = jobs.end_jobs(
+            conn,
+            ["install-1", "install-2"],
+            state=S.FAILED,
+            reason="timed-out",
+            only_from=STARTED_STATES,
+            now=NOW + timedelta(hours=9),
+        )
+        rows = {row["id"]: row for row in jobs.list_jobs(conn, scope="acme")}
+    assert 1 == ended
+    assert ("failed", "timed-out", "installing") == tuple(
+        rows["install-1"][k] for k in ("state", "end_reason", "end_state")
+    )
+    assert ("succeeded", None) == (rows["install-2"]["state"], rows["install-2"]["end_reason"])

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,7 +27,7 @@ from controller.core.compliance import ComplianceState
 
 # The report's own readers, so the page and the report count installs and keep the trend alike.
 from controller.reports.collect import _installs as installs_per_day
-from controller.reports.collect import trend_key
+from controller.reports.collect import trend_key, trend_points
 from controller.reports.model import (
     BaselineSummary,
     InstallDay,
@@ -37,7 +37,7 @@ from controller.reports.model import (
 )
 from controller.runtime import status as runtime_status
 from controller.store import history, schema
-from controller.store.devices import in_scope
+from controller.store.scopes import in_scope
 
 RECENT_ALERTS = 12
 CHUNK = 500
@@ -122,9 +122,9 @@ def read_dashboard(conn: Connection, *, scope: str, now: datetime) -> Dashboard:
         ),
         pending_devices=pending,
         alerts=_alerts(conn, scope=scope),
-        applied_revision=source.get("lastAppliedRevision"),
-        attempted_revision=source.get("lastAttemptedRevision"),
-        source_error_count=len(source.get("errors") or ()),
+        applied_revision=runtime_status.stored_text(source.get("lastAppliedRevision")),
+        attempted_revision=runtime_status.stored_text(source.get("lastAttemptedRevision")),
+        source_error_count=len(runtime_status.stored_list(source.get("errors"))),
         conditions=_conditions(status),
         status_updated_at=source_entry.get("updatedAt"),
     )
@@ -170,7 +170,12 @@ def _pending_devices(
             )
         )
         found += [
-            PendingApproval(row.id, row.name, row.tenant, tuple(map(str, recorded[row.id])))
+            PendingApproval(
+                row.id,
+                row.name,
+                row.tenant,
+                tuple(map(str, runtime_status.stored_list(recorded[row.id]))),
+            )
             for row in rows
         ]
     return tuple(sorted(found, key=lambda p: (p.tenant, p.device)))
@@ -192,8 +197,7 @@ def _trend(
     status: Mapping[str, Mapping[str, Any]], *, scope: str, now: datetime, today: StateCounts
 ) -> tuple[TrendPoint, ...]:
     """The stored daily points, today's replaced by the current figure (nothing is written)."""
-    stored = _value(status, trend_key(scope)).get("points") or {}
-    points = {date.fromisoformat(day): float(v) for day, v in stored.items() if v is not None}
+    points = trend_points(_value(status, trend_key(scope)))
     if today.total:
         points[now.astimezone(UTC).date()] = today.compliant_percent
     return tuple(TrendPoint(day, value) for day, value in sorted(points.items()))
@@ -236,8 +240,8 @@ def _alerts(conn: Connection, *, scope: str) -> tuple[Alert, ...]:
 
 
 def _conditions(status: Mapping[str, Mapping[str, Any]]) -> tuple[Condition, ...]:
-    found = (status.get("conditions") or {}).get("value") or []
+    found = (status.get("conditions") or {}).get("value")
     return tuple(
         Condition(type=c["type"], status=c["status"], reason=c["reason"], message=c["message"])
-        for c in runtime_status.visible_conditions([c for c in found if isinstance(c, dict)])
+        for c in runtime_status.visible_conditions(found)
     )
