@@ -25,6 +25,7 @@ lint: $(STAMP)
 
 types: $(STAMP)
 	$(BIN)/mypy controller
+	$(BIN)/mypy patchctl_agent
 
 schemas: $(STAMP)
 	$(BIN)/patchctl schema export schemas

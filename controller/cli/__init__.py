@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from controller import __version__
+from controller.cli import agents as agent_commands
 from controller.cli import audit as audit_commands
 from controller.cli import demo as demo_commands
 from controller.cli import feeds as feed_commands
@@ -79,5 +80,6 @@ for module in (
     report_commands,
     audit_commands,
     demo_commands,
+    agent_commands,
 ):
     module.register(main)

@@ -46,8 +46,9 @@ def import_feed(
     When the catalogue changed, the feed findings of every device that reported a package
     inventory are recomputed in the same transaction, and their counts printed. Re-importing is
     idempotent; an updated advisory updates its record. Malformed documents are
-    reported with their file and position and the rest still lands. Exit 1 when any document
-    failed, 0 otherwise.
+    reported with their file and position and the rest still lands; records that import but
+    can match no host (an advisory without a resolvable package) are reported as warnings.
+    Exit 1 when any document failed, 0 otherwise (warnings do not fail).
     """
     if fmt == FeedFormat.DEB_PACKAGES and not release:
         fail("--release is required for deb-packages (e.g. --release debian:12)")
@@ -59,9 +60,12 @@ def import_feed(
     else:
         for error in result.errors:
             click.echo(str(error), err=True)
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        warned = f", {len(result.warnings)} warnings" if result.warnings else ""
         click.echo(
             f"{path}: {outcome.new} new, {outcome.updated} updated, {outcome.unchanged} "
-            f"unchanged, {len(result.errors)} failed"
+            f"unchanged, {len(result.errors)} failed{warned}"
         )
         click.echo(_fleet_line(outcome.fleet))
     raise SystemExit(EXIT_NO if result.errors else 0)

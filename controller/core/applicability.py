@@ -8,9 +8,13 @@ re-evaluate the whole fleet without waiting for agents to rescan.
 Rules (docs/feeds.md has the reasoning):
 - Linux: a patch is missing when an installed package of the device's release (`debian:12`,
   `almalinux:9`) has a fixed version in the patch that is newer, by dpkg ordering on Debian and
-  Ubuntu and by rpm EVR ordering elsewhere. Packages match by binary name, or by source name for
-  feeds that only name source packages (Debian OSV). An architecture-specific fix only matches the
-  same architecture (`i686` fixes do not apply to `x86_64` packages); `all`/`noarch` match any.
+  Ubuntu and by rpm EVR ordering elsewhere. When the feed gave version ranges (OSV records with
+  several intervals, `last_affected`, `limit` or listed versions), the installed version must be
+  affected by them, and the fix is the one that closes its interval (`versions.affected_fix`):
+  a host between two affected intervals misses nothing. Packages match by binary name, or by
+  source name for feeds that only name source packages (Debian OSV). An architecture-specific
+  fix only matches the same architecture (`i686` fixes do not apply to `x86_64` packages);
+  `all`/`noarch` match any.
   An installed version that cannot be parsed is skipped, never guessed.
 - Windows: a KB is missing when the device's OS build is on the line of one of the KB's fixed
   builds (`10.0.17763.x` is Windows 10 1809 / Server 2019) and below it. KBs for products that do
@@ -29,9 +33,16 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from controller.core.patches import SOURCE_ARCH, PatchRecord, is_package_update, normalize_kb
+from controller.core.patches import (
+    SOURCE_ARCH,
+    PatchRecord,
+    VersionRange,
+    is_package_update,
+    normalize_kb,
+)
 from controller.core.versions import (
     Scheme,
+    affected_fix,
     compare,
     join_dpkg,
     join_evr,
@@ -117,11 +128,20 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class PackageFix:
-    """A fixed package version of a patch, as indexed (arch "" when the feed names none)."""
+    """A fixed package version of a patch, as indexed (arch "" when the feed names none);
+    `ranges` and `affected_versions` as in `FixedPackage` (empty: affected below `fixed`)."""
 
     patch_id: str
     fixed: str
     arch: str
+    ranges: tuple[VersionRange, ...] = ()
+    affected_versions: tuple[str, ...] = ()
+
+    def fix_for(self, scheme: Scheme, installed: str) -> str | None:
+        """The fixed version `installed` needs, or None when it is not affected (or unfixed)."""
+        if self.ranges or self.affected_versions:
+            return affected_fix(scheme, installed, self.ranges, self.affected_versions)
+        return self.fixed if _older(scheme, installed, self.fixed) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +211,13 @@ def _add_packages(
     by_source: dict[tuple[str, str], list[PackageFix]],
 ) -> None:
     for package in record.packages:
-        fix = PackageFix(record.id, package.version, package.arch or "")
+        fix = PackageFix(
+            record.id,
+            package.version,
+            package.arch or "",
+            package.ranges,
+            package.affected_versions,
+        )
         index = by_source if package.arch == SOURCE_ARCH else by_name
         index.setdefault((package.release, package.name), []).append(fix)
 
@@ -266,11 +292,14 @@ def _package_findings(index: ApplicabilityIndex, inventory: Inventory) -> dict[s
             continue
         installed = package.full_version(scheme)
         for fix in fixes:
-            if _arch_matches(fix.arch, package.arch) and _older(scheme, installed, fix.fixed):
+            if not _arch_matches(fix.arch, package.arch):
+                continue
+            fixed = fix.fix_for(scheme, installed)
+            if fixed is not None:
                 found = updates.setdefault(fix.patch_id, {})
                 key = (package.name, package.arch)
-                if key not in found or _older(scheme, found[key].fixed, fix.fixed):
-                    found[key] = PackageUpdate(package.name, package.arch, installed, fix.fixed)
+                if key not in found or _older(scheme, found[key].fixed, fixed):
+                    found[key] = PackageUpdate(package.name, package.arch, installed, fixed)
     return {pid: _finding(pid, packages.values()) for pid, packages in updates.items()}
 
 

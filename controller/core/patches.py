@@ -8,12 +8,34 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from controller.kinds.common import Classification, OsFamily, Severity
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+
+class EventKind(StrEnum):
+    """The events of an OSV range (OSV schema, `affected[].ranges[].events[]`)."""
+
+    INTRODUCED = "introduced"  # affected from this version on (`0`: from the first version)
+    FIXED = "fixed"  # not affected from this version on
+    LAST_AFFECTED = "last_affected"  # the last affected version (later ones are not)
+    LIMIT = "limit"  # no version at or above it is in the range
+
+
+@dataclass(frozen=True, slots=True)
+class RangeEvent:
+    """One event of a version range: `RangeEvent(EventKind.FIXED, "2.0-1")`."""
+
+    kind: EventKind
+    version: str
+
+
+# One OSV range: its events in the feed's order (evaluation sorts them, see versions.py).
+VersionRange = tuple[RangeEvent, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +50,12 @@ class FixedPackage:
     `noarch`). The arch `source` marks a *source* package (Debian OSV names only those): hosts
     then match it through the source name of their installed binaries. `release_key` builds the
     `release` value from an OS name and version.
+
+    Without `ranges` and `affected_versions`, every version below `version` is affected (what
+    errata, CSAF and simple OSV records say). With them (OSV records whose ranges have several
+    intervals, an `introduced` above 0, `last_affected` or `limit`), a version is affected when
+    it is in one of the ranges or in `affected_versions`, and `version` is the newest fix only:
+    `versions.affected_fix` gives the fix that applies to an installed version.
     """
 
     name: str
@@ -35,6 +63,8 @@ class FixedPackage:
     release: str
     arch: str | None = None
     source_name: str | None = None
+    ranges: tuple[VersionRange, ...] = ()
+    affected_versions: tuple[str, ...] = ()
 
 
 SOURCE_ARCH = "source"  # FixedPackage.arch of a source package (Debian's own spelling)
@@ -108,6 +138,7 @@ def to_dict(record: PatchRecord) -> dict[str, object]:
                 "arch": p.arch,
                 "source_name": p.source_name,
             }
+            | _range_fields(p)
             for p in record.packages
         ],
         "fixed_build": record.fixed_build,
@@ -153,6 +184,8 @@ def from_dict(data: dict[str, object]) -> PatchRecord:
                 release=str(p["release"]),
                 arch=p.get("arch"),
                 source_name=p.get("source_name"),
+                ranges=_ranges(p.get("ranges")),
+                affected_versions=tuple(_strings(p.get("affected_versions"))),
             )
             for p in _dicts(get("packages"))
         ),
@@ -169,6 +202,33 @@ def from_dict(data: dict[str, object]) -> PatchRecord:
             )
             for b in _dicts(get("builds"))
         ),
+    )
+
+
+def _range_fields(package: FixedPackage) -> dict[str, object]:
+    # Written only when present: records without ranges keep their stored form (and digest).
+    fields: dict[str, object] = {}
+    if package.ranges:
+        fields["ranges"] = [
+            [{event.kind.value: event.version} for event in events] for events in package.ranges
+        ]
+    if package.affected_versions:
+        fields["affected_versions"] = list(package.affected_versions)
+    return fields
+
+
+def _ranges(value: object) -> tuple[VersionRange, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(
+        tuple(
+            RangeEvent(EventKind(str(kind)), str(version))
+            for event in events
+            if isinstance(event, dict)
+            for kind, version in event.items()
+        )
+        for events in value
+        if isinstance(events, list)
     )
 
 

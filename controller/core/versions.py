@@ -20,8 +20,16 @@ from __future__ import annotations
 
 import functools
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from debian.debian_support import version_compare as _debian_version_compare
+
+from controller.core.patches import EventKind, RangeEvent
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from controller.core.patches import VersionRange
 
 _CACHE_SIZE = 1 << 16
 
@@ -232,3 +240,78 @@ def compare_windows_build(a: str, b: str) -> int:
     padded_a = parts_a + (0,) * (width - len(parts_a))
     padded_b = parts_b + (0,) * (width - len(parts_b))
     return (padded_a > padded_b) - (padded_a < padded_b)
+
+
+# --- OSV ranges -----------------------------------------------------------------------------
+
+
+def affected_fix(
+    scheme: Scheme,
+    installed: str,
+    ranges: Iterable[VersionRange],
+    affected_versions: Iterable[str] = (),
+) -> str | None:
+    """The fixed version that repairs `installed`, or None when it is not affected or unfixed.
+
+    Purely computational. The OSV schema's evaluation (ossf.github.io/osv-schema, "Evaluation"):
+    a version is affected when it is one of `affected_versions` or lies in one of `ranges`; a
+    range's events are sorted by version (`introduced: 0` first) and walked: `introduced` at or
+    below the version opens an interval, `fixed` at or below it closes it, `last_affected` below
+    it closes it, and `limit` caps the whole range (no version at or above it is in the range).
+    So `introduced 0, fixed 2.0-1, introduced 2.1-1, fixed 2.1-3` affects 1.9 (fix 2.0-1) and
+    2.1-2 (fix 2.1-3) but not 2.0-1. The fix is the lowest `fixed` event above `installed`,
+    preferring the range that affects it. A version the scheme cannot parse is never affected
+    (a comparison that fails cannot be judged; applicability never invents a finding).
+    """
+    try:
+        ranges = tuple(ranges)
+        affected = [events for events in ranges if is_in_range(scheme, installed, events)]
+        listed = any(compare(scheme, installed, v) == 0 for v in affected_versions)
+        if not affected and not listed:
+            return None
+        return _lowest_fix_above(scheme, installed, affected or ranges)
+    except ValueError:
+        return None
+
+
+def is_in_range(scheme: Scheme, version: str, events: VersionRange) -> bool:
+    """Whether one OSV range makes `version` affected (see `affected_fix`); ValueError when a
+    version cannot be parsed."""
+    limits = [e.version for e in events if e.kind is EventKind.LIMIT and e.version != "*"]
+    if any(compare(scheme, version, limit) >= 0 for limit in limits):
+        return False
+    ordered = sorted(
+        (e for e in events if e.kind is not EventKind.LIMIT),
+        key=functools.cmp_to_key(functools.partial(_compare_event, scheme)),
+    )
+    affected = False
+    for event in ordered:
+        if event.kind is EventKind.INTRODUCED:
+            if event.version == "0" or compare(scheme, version, event.version) >= 0:
+                affected = True
+        elif event.kind is EventKind.FIXED:
+            if compare(scheme, version, event.version) >= 0:
+                affected = False
+        elif compare(scheme, version, event.version) > 0:  # last_affected
+            affected = False
+    return affected
+
+
+def _compare_event(scheme: Scheme, a: RangeEvent, b: RangeEvent) -> int:
+    zero_a = a.kind is EventKind.INTRODUCED and a.version == "0"
+    zero_b = b.kind is EventKind.INTRODUCED and b.version == "0"
+    if zero_a or zero_b:
+        return zero_b - zero_a
+    return compare(scheme, a.version, b.version)
+
+
+def _lowest_fix_above(scheme: Scheme, installed: str, ranges: Iterable[VersionRange]) -> str | None:
+    fixes = [
+        e.version
+        for events in ranges
+        for e in events
+        if e.kind is EventKind.FIXED and compare(scheme, installed, e.version) < 0
+    ]
+    if not fixes:
+        return None
+    return min(fixes, key=functools.cmp_to_key(functools.partial(compare, scheme)))

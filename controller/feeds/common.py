@@ -52,10 +52,13 @@ class FeedError:
 
 @dataclass(frozen=True, slots=True)
 class FeedResult:
-    """The records a feed yielded and the errors met on the way; both in file order."""
+    """The records a feed yielded, the errors met on the way (records that were not imported),
+    and warnings (records that imported but cannot do what the operator expects, such as an
+    advisory that can match no host); all in file order."""
 
     records: tuple[PatchRecord, ...] = ()
     errors: tuple[FeedError, ...] = ()
+    warnings: tuple[FeedError, ...] = ()
 
 
 class RecordError(Exception):
@@ -109,14 +112,33 @@ def _open(path: Path) -> io.BufferedIOBase:
 
 
 def load_json(data: bytes) -> Any:
-    """Parsed JSON; RecordError at the line and column of a syntax error."""
+    """Parsed JSON (RFC 8259); RecordError at the line and column of a syntax error.
+
+    `NaN`, `Infinity` and `-Infinity` are refused (they are not JSON, and a version or score
+    read from them would be nonsense), as are integers longer than Python converts and nesting
+    deeper than the interpreter's recursion limit.
+    """
     try:
-        return json.loads(data)
+        return json.loads(data, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
         raise RecordError(where, f"invalid JSON: {exc.msg}") from None
     except UnicodeDecodeError as exc:
         raise RecordError(f"byte {exc.start}", "not UTF-8 text") from None
+    except _NotJsonError as exc:
+        raise RecordError("", f"invalid JSON: {exc} is not a JSON value") from None
+    except RecursionError:
+        raise RecordError("", "invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more digits than int() accepts
+        raise RecordError("", f"invalid JSON: {exc}") from None
+
+
+class _NotJsonError(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJsonError(name)
 
 
 _XML_POSITION = re.compile(r": line \d+, column \d+$")
@@ -137,6 +159,10 @@ def parse_xml(data: bytes) -> Element:
         line, column = exc.position
         reason = _XML_POSITION.sub("", str(exc))
         raise RecordError(f"line {line}, column {column + 1}", f"invalid XML: {reason}") from None
+    except LookupError as exc:  # <?xml encoding="…"?> names an encoding Python does not know
+        raise RecordError("line 1", f"invalid XML declaration: {exc}") from None
+    except ValueError as exc:  # e.g. "multi-byte encodings are not supported"
+        raise RecordError("line 1", f"invalid XML: {exc}") from None
     return root
 
 
@@ -208,6 +234,48 @@ def _kind(value: Any) -> str:
 # --- dates --------------------------------------------------------------------------------
 
 _DATE_PREFIX = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
+# Seconds since the epoch beyond this (the year 5138) are not seconds: a 13-digit value is the
+# milliseconds some generators write, and guessing the unit would silently move the date.
+_MAX_EPOCH_SECONDS = 10**11
+_DATE_FORMS = "YYYY-MM-DD, ISO 8601 or seconds since 1970"
+
+
+def read_date(text: str | None, at: str) -> date | None:
+    """The calendar date of a feed's timestamp; None when absent or empty.
+
+    RecordError at `at` when a value is present but is no date (`2024-02-30`, epoch
+    milliseconds, `yesterday`): a record with a wrong release date would be approved on the
+    wrong day, so it is reported rather than guessed.
+    """
+    if not text or not text.strip():
+        return None
+    _check_epoch(text.strip(), at)
+    value = parse_date(text)
+    if value is None:
+        raise RecordError(at, f"not a date: {text.strip()[:40]!r} (expected {_DATE_FORMS})")
+    return value
+
+
+def read_datetime(text: str | None, at: str) -> datetime | None:
+    """Like `read_date`, for a timestamp (an aware UTC datetime)."""
+    if not text or not text.strip():
+        return None
+    _check_epoch(text.strip(), at)
+    if _DATE_PREFIX.match(text.strip()) and parse_date(text) is None:
+        raise RecordError(at, f"not a date: {text.strip()[:40]!r} (expected {_DATE_FORMS})")
+    value = parse_datetime(text)
+    if value is None:
+        raise RecordError(at, f"not a date: {text.strip()[:40]!r} (expected {_DATE_FORMS})")
+    return value
+
+
+def _check_epoch(value: str, at: str) -> None:
+    if _is_number(value) and int(value) >= _MAX_EPOCH_SECONDS:
+        message = (
+            f"not a date: {value[:40]!r} is too large for seconds since 1970"
+            " (epoch milliseconds are not accepted; expected seconds)"
+        )
+        raise RecordError(at, message)
 
 
 def parse_datetime(text: str | None) -> datetime | None:
@@ -219,14 +287,29 @@ def parse_datetime(text: str | None) -> datetime | None:
     if not text or not text.strip():
         return None
     value = text.strip()
-    if value.isdigit():
-        return datetime.fromtimestamp(int(value), tz=UTC)
+    if _is_number(value):
+        return _from_epoch(value)
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        # `astimezone` overflows for year 1 with a positive offset, year 9999 with a negative one
         day = parse_date(value)
         return datetime(day.year, day.month, day.day, tzinfo=UTC) if day else None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _is_number(value: str) -> bool:
+    # ASCII only: `str.isdigit` is also true for `²`, which `int` refuses.
+    return value.isascii() and value.isdigit()
+
+
+def _from_epoch(digits: str) -> datetime | None:
+    if int(digits) >= _MAX_EPOCH_SECONDS:
+        return None
+    try:
+        return datetime.fromtimestamp(int(digits), tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def parse_date(text: str | None) -> date | None:
@@ -234,8 +317,9 @@ def parse_date(text: str | None) -> date | None:
     if not text or not text.strip():
         return None
     value = text.strip()
-    if value.isdigit():
-        return datetime.fromtimestamp(int(value), tz=UTC).date()
+    if _is_number(value):
+        moment = _from_epoch(value)
+        return moment.date() if moment else None
     match = _DATE_PREFIX.match(value)
     if match is None:
         return None

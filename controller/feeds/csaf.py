@@ -15,8 +15,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
-from controller.core.patches import FixedPackage, PatchRecord
+from controller.core.patches import FixedPackage, PatchRecord, release_key
 from controller.feeds.common import (
     FeedError,
     FeedResult,
@@ -31,10 +32,10 @@ from controller.feeds.common import (
     join_names,
     load_json,
     max_rating,
-    parse_date,
-    parse_datetime,
     pointer,
     read_bytes,
+    read_date,
+    read_datetime,
     require_object,
     severity_word,
 )
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-_FIXED_STATUSES = ("fixed", "first_fixed")
 # CSAF restart categories that mean the machine restarts; a service restart is not a reboot.
 _REBOOTS = frozenset({"machine", "system", "zone"})
 _NO_REBOOTS = frozenset(
@@ -61,14 +61,20 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:  # 
     """The record of one CSAF document, or the error that prevented it."""
     try:
         document = require_object(load_json(read_bytes(path)), "")
-        record = parse_document(document, source=f"csaf:{name}")
+        record, notes = parse_document(document, source=f"csaf:{name}")
     except RecordError as exc:
         return FeedResult(errors=(FeedError(name, exc.position, exc.message),))
-    return FeedResult(records=(record,))
+    except RecursionError:  # branches nested deeper than the interpreter recurses
+        return FeedResult(errors=(FeedError(name, "/product_tree", "nested too deeply"),))
+    warnings = tuple(FeedError(name, position, message) for position, message in notes)
+    return FeedResult(records=(record,), warnings=warnings)
 
 
-def parse_document(doc: dict[str, Any], *, source: str) -> PatchRecord:
-    """A patch record from one CSAF document (purely computational)."""
+def parse_document(
+    doc: dict[str, Any], *, source: str
+) -> tuple[PatchRecord, tuple[tuple[str, str], ...]]:
+    """A patch record from one CSAF document, and warnings as (position, message) pairs
+    (purely computational). RecordError for a document that cannot be read."""
     header = get_dict(doc, "document", "")
     tracking = get_dict(header, "tracking", "/document")
     advisory_id = get_str(tracking, "id", "/document/tracking", required=True)
@@ -77,7 +83,8 @@ def parse_document(doc: dict[str, Any], *, source: str) -> PatchRecord:
         for index, raw in enumerate(get_list(doc, "vulnerabilities", ""))
     ]
     tree = _ProductTree(get_dict(doc, "product_tree", ""))
-    packages, platforms = _fixed_packages(vulnerabilities, tree)
+    resolution = _fixed_packages(vulnerabilities, tree)
+    packages, platforms = list(resolution.packages.values()), resolution.platforms
     rating = max_rating(_scores(vulnerabilities))
     aggregate = get_str(get_dict(header, "aggregate_severity", "/document"), "text", "/document")
     default_class = (
@@ -85,7 +92,7 @@ def parse_document(doc: dict[str, Any], *, source: str) -> PatchRecord:
         if get_str(header, "category", "/document") == "csaf_security_advisory"
         else Classification.OTHER
     )
-    return PatchRecord(
+    record = PatchRecord(
         id=advisory_id,
         title=get_str(header, "title", "/document"),
         vendor=_vendor(header),
@@ -94,8 +101,14 @@ def parse_document(doc: dict[str, Any], *, source: str) -> PatchRecord:
         os_versions=tuple(sorted({p.release for p in packages})),
         classification=classification_from_id(advisory_id, default_class),
         severity=severity_word(aggregate) or _impact(vulnerabilities),
-        released=parse_date(get_str(tracking, "initial_release_date", "/document/tracking")),
-        modified=parse_datetime(get_str(tracking, "current_release_date", "/document/tracking")),
+        released=read_date(
+            get_str(tracking, "initial_release_date", "/document/tracking"),
+            "/document/tracking/initial_release_date",
+        ),
+        modified=read_datetime(
+            get_str(tracking, "current_release_date", "/document/tracking"),
+            "/document/tracking/current_release_date",
+        ),
         rating=rating,
         cves=cve_ids(get_str(v, "cve", "") for v in vulnerabilities),
         reboot_required=_reboot(vulnerabilities),
@@ -103,6 +116,33 @@ def parse_document(doc: dict[str, Any], *, source: str) -> PatchRecord:
         url=_self_url(header),
         source=source,
     )
+    return record, _warnings(advisory_id, vulnerabilities, resolution)
+
+
+def _warnings(
+    advisory_id: str, vulnerabilities: list[dict[str, Any]], resolution: _Resolution
+) -> tuple[tuple[str, str], ...]:
+    notes = []
+    if not resolution.packages:
+        if resolution.unresolved:
+            count = len(resolution.unresolved)
+            position = resolution.unresolved[0]
+            reason = (
+                f"none of its {count} fixed product id(s) names an OS package with a release"
+                " (container images, source packages and products without purl, NEVRA or"
+                " platform CPE are not host packages)"
+            )
+        else:
+            position = "/vulnerabilities" if vulnerabilities else "/"
+            reason = "no vulnerability lists a fixed, first_fixed or recommended product"
+        notes.append((position, f"{advisory_id} can match no host: {reason}"))
+    if resolution.unfixed:
+        message = (
+            f"{len(resolution.unfixed)} known_affected package(s) have no fix in this advisory:"
+            " nothing to install for them"
+        )
+        notes.append((resolution.unfixed[0], message))
+    return tuple(notes)
 
 
 # --- product tree ---------------------------------------------------------------------------
@@ -114,105 +154,288 @@ _NEVRA = re.compile(
 _HOST_ARCHES = frozenset(
     {"x86_64", "i686", "i386", "aarch64", "ppc64le", "ppc64", "s390x", "s390", "noarch", "armv7hl"}
 )
+_DEB_SOURCE_ARCHES = frozenset({"source", "src"})
 _CPE_EL = re.compile(r"(?:^|[^a-z])el(\d+)")
-_CPE_RHEL = re.compile(r"^cpe:/[ao]:redhat:(?:enterprise_linux|rhel_[a-z0-9_]+):(\d+)")
 _DIST_TAG = re.compile(r"\.el(\d+)")
+# (CPE vendor, CPE product prefix) -> os-release ID of the platform.
+_CPE_PLATFORMS = (
+    ("redhat", "enterprise_linux", "rhel"),
+    ("redhat", "rhel_", "rhel"),
+    ("almalinux", "almalinux", "almalinux"),
+    ("rocky", "rocky", "rocky"),
+    ("rockylinux", "rocky", "rocky"),
+    ("debian", "debian_linux", "debian"),
+    ("canonical", "ubuntu_linux", "ubuntu"),
+    ("oracle", "linux", "ol"),
+    ("centos", "centos", "centos"),
+    ("fedoraproject", "fedora", "fedora"),
+    ("amazon", "linux", "amzn"),
+)
+_PURL_DISTROS = {"redhat": "rhel", "rhel": "rhel", "almalinux": "almalinux", "rocky": "rocky"}
+_PURL_DISTROS |= {"debian": "debian", "ubuntu": "ubuntu", "centos": "centos", "fedora": "fedora"}
+_PURL_DISTROS |= {"oracle": "ol", "amazon": "amzn", "amzn": "amzn"}
+_DISTRO_QUALIFIER = re.compile(r"^(?:[a-z]+-)?v?(\d+(?:\.\d+)?)")
 
 
 @dataclass(frozen=True, slots=True)
 class _Product:
+    """A product as the tree describes it: its name, helpers and the branches above it."""
+
     name: str
-    cpe: str
-    purl: str
+    cpe: str = ""
+    purl: str = ""
+    branch: tuple[tuple[str, str], ...] = ()  # (category, name) from the root down
+
+
+@dataclass(frozen=True, slots=True)
+class _Package:
+    name: str
+    version: str
+    arch: str | None
+    family: str  # rpm | deb: how the version is spelled
+    release: str | None  # what the package itself says (purl `distro`, `.elN` tag)
+
+
+@dataclass(frozen=True, slots=True)
+class _Purl:
+    kind: str
+    namespace: str
+    name: str
+    version: str
+    qualifiers: dict[str, str]
+
+
+def _parse_purl(text: str) -> _Purl | None:
+    """`pkg:rpm/redhat/c-ares@1.19.1-2.el9_4?arch=x86_64&epoch=1` (purl-spec); None if not one."""
+    if not text.startswith("pkg:"):
+        return None
+    rest = text[4:].split("#", 1)[0]
+    rest, _, query = rest.partition("?")
+    rest, _, version = rest.partition("@")
+    parts = [unquote(part) for part in rest.strip("/").split("/")]
+    if len(parts) < 2 or not parts[-1]:
+        return None
+    qualifiers = {}
+    for pair in query.split("&") if query else []:
+        key, _, value = pair.partition("=")
+        qualifiers[key.lower()] = unquote(value)
+    return _Purl(
+        parts[0].lower(), "/".join(parts[1:-1]).lower(), parts[-1], unquote(version), qualifiers
+    )
 
 
 class _ProductTree:
-    """Product ids of a CSAF product tree, and how packages relate to platforms."""
+    """Product ids of a CSAF product tree and how packages relate to platforms, in every layout
+    CSAF 2.0 allows: products at the leaves of `branches`, in `full_product_names`, and the
+    products `relationships` build (package *component of*, *installed on* … platform)."""
 
     def __init__(self, tree: dict[str, Any]) -> None:
         self.products: dict[str, _Product] = {}
-        for branch in _walk(get_list(tree, "branches", "/product_tree")):
-            product = branch.get("product")
-            if isinstance(product, dict) and isinstance(product.get("product_id"), str):
-                helper = product.get("product_identification_helper") or {}
-                self.products[product["product_id"]] = _Product(
-                    name=str(product.get("name", "")),
-                    cpe=str(helper.get("cpe", "")) if isinstance(helper, dict) else "",
-                    purl=str(helper.get("purl", "")) if isinstance(helper, dict) else "",
-                )
+        at = "/product_tree"
+        self._branches(get_list(tree, "branches", at), pointer(at, "branches"), ())
+        for index, raw in enumerate(get_list(tree, "full_product_names", at)):
+            product_at = pointer(at, "full_product_names", index)
+            self._add(require_object(raw, product_at), (), product_at)
         self.relationships: dict[str, tuple[str, str]] = {}
-        for index, raw in enumerate(get_list(tree, "relationships", "/product_tree")):
-            at = pointer("/product_tree/relationships", index)
-            relation = require_object(raw, at)
-            full = get_dict(relation, "full_product_name", at)
-            product_id = get_str(full, "product_id", pointer(at, "full_product_name"))
+        for index, raw in enumerate(get_list(tree, "relationships", at)):
+            relation_at = pointer(at, "relationships", index)
+            relation = require_object(raw, relation_at)
+            full = get_dict(relation, "full_product_name", relation_at)
+            product_id = get_str(full, "product_id", pointer(relation_at, "full_product_name"))
             if product_id:
                 self.relationships[product_id] = (
-                    get_str(relation, "product_reference", at),
-                    get_str(relation, "relates_to_product_reference", at),
+                    get_str(relation, "product_reference", relation_at, required=True),
+                    get_str(relation, "relates_to_product_reference", relation_at, required=True),
                 )
+                self.products.setdefault(product_id, _Product(get_str(full, "name", relation_at)))
+
+    def _branches(self, branches: list[Any], at: str, path: tuple[tuple[str, str], ...]) -> None:
+        for index, raw in enumerate(branches):
+            branch_at = pointer(at, index)
+            branch = require_object(raw, branch_at)
+            here = (
+                *path,
+                (get_str(branch, "category", branch_at), get_str(branch, "name", branch_at)),
+            )
+            product = get_dict(branch, "product", branch_at)
+            if product:
+                self._add(product, here, pointer(branch_at, "product"))
+            children = get_list(branch, "branches", branch_at)
+            self._branches(children, pointer(branch_at, "branches"), here)
+
+    def _add(self, product: dict[str, Any], path: tuple[tuple[str, str], ...], at: str) -> None:
+        product_id = get_str(product, "product_id", at, required=True)
+        helper = get_dict(product, "product_identification_helper", at)
+        helper_at = pointer(at, "product_identification_helper")
+        self.products[product_id] = _Product(
+            name=get_str(product, "name", at),
+            cpe=get_str(helper, "cpe", helper_at),
+            purl=get_str(helper, "purl", helper_at),
+            branch=path,
+        )
 
     def resolve(self, product_id: str) -> tuple[FixedPackage, str] | None:
-        """The host package a fixed product id stands for and its platform's name, or None for
-        container images, source RPMs and ids the tree does not explain."""
+        """The host package a product id stands for and its platform's name, or None for
+        container images, source packages and ids the tree does not explain."""
         package_ref, platform_ref = self.relationships.get(product_id, (product_id, ""))
-        nevra = _parse_nevra(package_ref, self.products.get(package_ref))
-        if nevra is None:
-            return None
-        name, evr, arch = nevra
-        release = self._release(platform_ref, evr)
-        if release is None:
+        package = self._package(package_ref)
+        if package is None:
             return None
         platform = self.products.get(platform_ref)
-        return FixedPackage(name, evr, release, arch), platform.name if platform else ""
+        release = _platform_release(platform.cpe if platform else "") or package.release
+        if release is None:
+            product = self.products.get(package_ref)
+            release = _platform_release(product.cpe) if product else None
+        if release is None:
+            return None
+        fixed = FixedPackage(package.name, package.version, release, package.arch)
+        return fixed, platform.name if platform else ""
 
-    def _release(self, platform_ref: str, evr: str) -> str | None:
-        cpe = self.products[platform_ref].cpe.lower() if platform_ref in self.products else ""
-        rhel = _CPE_RHEL.match(cpe)
-        if rhel:
-            return f"rhel:{rhel.group(1)}"
-        el = _CPE_EL.search(cpe.rsplit(":", 1)[-1]) or _DIST_TAG.search(evr)
-        return f"rhel:{el.group(1)}" if el else None
+    def _package(self, product_id: str) -> _Package | None:
+        product = self.products.get(product_id)
+        purl = _parse_purl(product.purl) if product else None
+        if purl is not None and purl.kind not in {"rpm", "deb"}:
+            return None  # a container image, a language package or another non-OS artefact
+        if purl is not None and purl.version:
+            return _purl_package(purl)
+        # Red Hat writes the NEVRA in the id (and the name); a purl without version names the
+        # package only.
+        for text in (product_id, product.name if product else ""):
+            nevra = _parse_nevra(text)
+            if nevra is not None:
+                return nevra
+        return _branch_package(product, purl) if product else None
 
 
-def _walk(branches: list[Any]) -> Iterator[dict[str, Any]]:
-    for branch in branches:
-        if isinstance(branch, dict):
-            yield branch
-            children = branch.get("branches")
-            if isinstance(children, list):
-                yield from _walk(children)
+def _purl_package(purl: _Purl) -> _Package | None:
+    arch = purl.qualifiers.get("arch") or None
+    distro = _PURL_DISTROS.get(purl.namespace)
+    if purl.kind == "rpm":
+        if arch is not None and arch not in _HOST_ARCHES:
+            return None  # a source RPM
+        epoch = purl.qualifiers.get("epoch") or "0"
+        version = purl.version if ":" in purl.version else f"{epoch}:{purl.version}"
+        return _Package(purl.name, version, arch, "rpm", _rpm_release(distro, purl, version))
+    if arch in _DEB_SOURCE_ARCHES:
+        return None  # hosts install binaries; a source package is matched through them
+    release = _distro_release(distro, purl.qualifiers.get("distro", ""))
+    return _Package(purl.name, purl.version, arch, "deb", release)
 
 
-def _parse_nevra(product_id: str, product: _Product | None) -> tuple[str, str, str] | None:
-    """(name, epoch:version-release, arch) of an RPM product id: `c-ares-0:1.13.0-9.el8.x86_64`."""
-    if product is not None and product.purl and not product.purl.startswith("pkg:rpm/"):
-        return None  # a container image or another non-RPM artefact
-    match = _NEVRA.match(product_id)
+def _rpm_release(distro: str | None, purl: _Purl, version: str) -> str | None:
+    release = _distro_release(distro, purl.qualifiers.get("distro", ""))
+    if release is None and distro in {None, "rhel", "almalinux", "rocky", "centos", "ol"}:
+        tag = _DIST_TAG.search(version)
+        release = release_key(distro or "rhel", tag.group(1)) if tag else None
+    return release
+
+
+def _distro_release(distro: str | None, qualifier: str) -> str | None:
+    """`debian:12` for namespace debian and `distro=debian-12` (`rhel-8.9` -> `rhel:8`)."""
+    match = _DISTRO_QUALIFIER.match(qualifier.lower())
+    if distro is None or match is None:
+        return None
+    return release_key(distro, match.group(1))
+
+
+def _parse_nevra(text: str) -> _Package | None:
+    """The RPM of a NEVRA such as `c-ares-0:1.13.0-9.el8.x86_64`; None for sources and others."""
+    match = _NEVRA.match(text)
     if match is None or match.group("arch") not in _HOST_ARCHES:
         return None
     epoch = match.group("epoch") or "0"
     evr = f"{epoch}:{match.group('version')}-{match.group('release')}"
-    return match.group("name"), evr, match.group("arch")
+    tag = _DIST_TAG.search(evr)
+    release = f"rhel:{tag.group(1)}" if tag else None
+    return _Package(match.group("name"), evr, match.group("arch"), "rpm", release)
 
 
-def _fixed_packages(
-    vulnerabilities: list[dict[str, Any]], tree: _ProductTree
-) -> tuple[list[FixedPackage], set[str]]:
-    """The distinct fixed host packages, and the names of the platforms they ship on."""
-    found: dict[tuple[str, str, str | None, str], FixedPackage] = {}
-    platforms: set[str] = set()
+def _branch_package(product: _Product, purl: _Purl | None) -> _Package | None:
+    """A package named by the branches above it: `product_name` openssl, `product_version`
+    3.0.15-1~deb12u1, `architecture` amd64 (the layout of vendors that write no NEVRA)."""
+    names = dict(product.branch)
+    name = names.get("product_name") or (purl.name if purl else "")
+    version = names.get("product_version", "")
+    if not name or not version or name == version:
+        return None
+    arch = names.get("architecture") or None
+    family = purl.kind if purl else ("rpm" if _DIST_TAG.search(version) else "deb")
+    if family == "rpm":
+        if arch is not None and arch not in _HOST_ARCHES:
+            return None
+        version = version if ":" in version else f"0:{version}"
+    elif arch in _DEB_SOURCE_ARCHES:
+        return None
+    tag = _DIST_TAG.search(version) if family == "rpm" else None
+    return _Package(name, version, arch, family, f"rhel:{tag.group(1)}" if tag else None)
+
+
+def _platform_release(cpe: str) -> str | None:
+    """The release a platform's CPE names: `cpe:/o:redhat:enterprise_linux:8::baseos` ->
+    `rhel:8`, `cpe:2.3:o:debian:debian_linux:12:*:…` -> `debian:12`, layered `…::el9` ->
+    `rhel:9`."""
+    text = cpe.strip().lower()
+    if text.startswith("cpe:2.3:"):
+        fields = text[8:].split(":")
+    elif text.startswith("cpe:/"):
+        fields = text[5:].split(":")
+    else:
+        return None
+    fields += [""] * (6 - len(fields))
+    vendor, product, version = fields[1], fields[2], fields[3]
+    for cpe_vendor, prefix, distro in _CPE_PLATFORMS:
+        if vendor == cpe_vendor and product.startswith(prefix):
+            match = _DISTRO_QUALIFIER.match(version)
+            return release_key(distro, match.group(1)) if match else None
+    el = _CPE_EL.search(fields[5] if text.startswith("cpe:/") else ":".join(fields[4:]))
+    return f"rhel:{el.group(1)}" if el and vendor == "redhat" else None
+
+
+# product_status lists whose products carry the fix: the version to install.
+_FIX_STATUSES = ("fixed", "first_fixed", "recommended")
+
+
+@dataclass(slots=True)
+class _Resolution:
+    """What the product statuses of a document resolved to."""
+
+    packages: dict[tuple[str, str, str | None, str], FixedPackage]
+    platforms: set[str]
+    unresolved: list[str]  # pointers of fix statuses that name no host package
+    unfixed: list[str]  # known_affected packages without a fix in the document
+
+
+def _fixed_packages(vulnerabilities: list[dict[str, Any]], tree: _ProductTree) -> _Resolution:
+    """The distinct fixed host packages, the platforms they ship on, and what did not resolve."""
+    found = _Resolution({}, set(), [], [])
+    affected: list[tuple[FixedPackage, str]] = []
     for index, vulnerability in enumerate(vulnerabilities):
         at = pointer("/vulnerabilities", index)
+        status_at = pointer(at, "product_status")
         status = get_dict(vulnerability, "product_status", at)
-        for key in _FIXED_STATUSES:
-            for product_id in get_list(status, key, pointer(at, "product_status")):
-                resolved = tree.resolve(str(product_id))
-                if resolved is not None:
-                    package, platform = resolved
-                    found[(package.release, package.name, package.arch, package.version)] = package
-                    platforms.add(platform)
-    return list(found.values()), platforms
+        for key in (*_FIX_STATUSES, "known_affected"):
+            for item, product_id in enumerate(get_list(status, key, status_at)):
+                item_at = pointer(status_at, key, item)
+                if not isinstance(product_id, str) or not product_id:
+                    raise RecordError(item_at, "expected a product id (text)")
+                resolved = tree.resolve(product_id)
+                if resolved is None:
+                    if key != "known_affected":
+                        found.unresolved.append(item_at)
+                    continue
+                package, platform = resolved
+                if key == "known_affected":
+                    affected.append((package, item_at))
+                    continue
+                found.packages[(package.release, package.name, package.arch, package.version)] = (
+                    package
+                )
+                found.platforms.add(platform)
+    fixed_names = {(p.release, p.name) for p in found.packages.values()}
+    found.unfixed = [
+        at for package, at in affected if (package.release, package.name) not in fixed_names
+    ]
+    return found
 
 
 # --- severity, rating, reboot -----------------------------------------------------------------

@@ -59,12 +59,16 @@ def stanzas(text: str) -> Iterator[tuple[int, Stanza]]:
     """(first line, fields) of each deb822 stanza; continuation lines are joined to their field.
 
     A line that is neither `Field: value` nor a continuation becomes the pseudo-field
-    `_malformed` so the caller can report it at the stanza's line.
+    `_malformed`, and a field given twice `_duplicate`, so the caller can report it at the
+    stanza's line.
     """
     stanza: Stanza = {}
     start = 0
     field = ""
-    for number, line in enumerate(text.splitlines(), start=1):
+    # deb822 separates lines by LF only; `str.splitlines` would also split at form feeds and
+    # Unicode separators inside a value and shift every later line number.
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.removesuffix("\r")
         if not line.strip():
             if stanza:
                 yield start, stanza
@@ -76,6 +80,9 @@ def stanzas(text: str) -> Iterator[tuple[int, Stanza]]:
             stanza[field] += "\n" + line.strip()
         elif ":" in line and line[0] not in " \t#":
             field, _, value = line.partition(":")
+            if field in stanza:
+                # dpkg refuses a field given twice; keeping either value would be a guess
+                stanza.setdefault("_duplicate", f"line {number}: {field}")
             stanza[field] = value.strip()
         elif line[0] != "#":
             stanza.setdefault("_malformed", f"line {number}: {line[:60]!r}")
@@ -89,6 +96,8 @@ def stanza_record(
     """The patch record of one package stanza (purely computational)."""
     if "_malformed" in stanza:
         raise RecordError("", f"not a `Field: value` line ({stanza['_malformed']})")
+    if "_duplicate" in stanza:
+        raise RecordError("", f"a field is given twice ({stanza['_duplicate']})")
     name, version = stanza.get("Package", ""), stanza.get("Version", "")
     if not name or not version:
         raise RecordError("", "a stanza lacks its Package or Version field")

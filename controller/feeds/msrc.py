@@ -28,10 +28,10 @@ from controller.feeds.common import (
     load_json,
     local_name,
     max_rating,
-    parse_date,
-    parse_datetime,
     parse_xml,
     read_bytes,
+    read_date,
+    read_datetime,
     severity_word,
 )
 from controller.kinds.common import Classification, OsFamily, Severity
@@ -58,6 +58,8 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:  # 
             document = _from_json(load_json(data))
     except RecordError as exc:
         return FeedResult(errors=(FeedError(name, exc.position, exc.message),))
+    except RecursionError:  # branches nested deeper than the interpreter recurses
+        return FeedResult(errors=(FeedError(name, "", "nested too deeply"),))
     records = build_records(document, source=f"msrc:{name}")
     return FeedResult(records=records, errors=tuple(errors))
 
@@ -264,8 +266,12 @@ def _from_xml(root: Element, errors: list[FeedError], name: str) -> Document:
         vulnerabilities.append(_xml_vulnerability(element, at, errors, name))
     return Document(
         id=month,
-        released=parse_date(_text(tracking, "InitialReleaseDate")),
-        modified=parse_datetime(_text(tracking, "CurrentReleaseDate")),
+        released=read_date(
+            _text(tracking, "InitialReleaseDate"), "/cvrfdoc/DocumentTracking/InitialReleaseDate"
+        ),
+        modified=read_datetime(
+            _text(tracking, "CurrentReleaseDate"), "/cvrfdoc/DocumentTracking/CurrentReleaseDate"
+        ),
         products=products,
         families=families,
         vulnerabilities=vulnerabilities,
@@ -360,8 +366,12 @@ def _from_json(raw: Any) -> Document:
     _json_products(_obj(doc.get("producttree")), "", products, families)
     return Document(
         id=month,
-        released=parse_date(_value(tracking.get("initialreleasedate"))),
-        modified=parse_datetime(_value(tracking.get("currentreleasedate"))),
+        released=read_date(
+            _value(tracking.get("initialreleasedate")), "/DocumentTracking/InitialReleaseDate"
+        ),
+        modified=read_datetime(
+            _value(tracking.get("currentreleasedate")), "/DocumentTracking/CurrentReleaseDate"
+        ),
         products=products,
         families=families,
         vulnerabilities=[_json_vulnerability(v) for v in _items(doc, "vulnerability", "")],

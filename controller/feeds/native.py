@@ -133,8 +133,7 @@ def accepts(path: Path) -> bool:
 def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:  # noqa: ARG001 - native records name their release
     """Every valid record of a native feed file, and an error per invalid one."""
     try:
-        document, lines = _load(path)
-        items, base = _record_list(document)
+        items, base, lines, refused = _load(path)
     except RecordError as exc:
         return FeedResult(errors=(FeedError(name, exc.position, exc.message),))
     records: list[PatchRecord] = []
@@ -142,8 +141,16 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:  # 
     seen: dict[str, int] = {}
     for index, item in enumerate(items):
         at = pointer(base, index)
+        refusal = _refusal(at, refused)
+        if refusal is not None:
+            errors.append(FeedError(name, refusal[0], refusal[1]))
+            continue
         try:
-            record = NativeRecord.model_validate(item).to_record(source=f"native:{name}")
+            value = _construct(item) if isinstance(item, yaml.Node) else item
+            record = NativeRecord.model_validate(value).to_record(source=f"native:{name}")
+        except RecordError as exc:
+            errors.append(FeedError(name, exc.position, exc.message))
+            continue
         except ValidationError as exc:
             errors.extend(_validation_errors(name, at, exc, lines))
             continue
@@ -160,22 +167,29 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:  # 
 LineMap = dict[str, int]
 
 
-def _load(path: Path) -> tuple[Any, LineMap]:
+def _load(path: Path) -> tuple[list[Any], str, LineMap, dict[str, str]]:
+    """The records (values from JSON; composed nodes from YAML, each constructed on its own so
+    that a bad value fails its record only), their base pointer, the line of every YAML node,
+    and the constructs refused per node pointer. RecordError when the file itself is bad."""
     data = read_bytes(path)
     if path.suffix.lower() == ".json":
-        return load_json(data), {}
+        return (*_record_list(load_json(data)), {}, {})
     try:
-        # The policy loader's strict constructor: a duplicate key or a merge key is an error,
-        # and a value YAML cannot build (`released: 2027-02-30`) is located, not a traceback.
         loader = documents.StrictLoader(data)  # type: ignore[arg-type] # the Reader takes bytes
         try:
             node = loader.get_single_node()
-            document = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
-    except documents.NodeError as exc:
-        mark = exc.node.start_mark
-        raise RecordError(f"line {mark.line + 1}, column {mark.column + 1}", exc.message) from None
+        lines: LineMap = {}
+        refused: dict[str, str] = {}
+        if node is not None:
+            _map_lines(node, "", lines, refused, set())
+        shape = _record_nodes(node)
+        if shape is None:
+            # Not a list of records: the strict constructor names a bad value, else the shape
+            # expected is the error.
+            return (*_record_list(_construct(node) if node is not None else None), lines, refused)
+        _refuse_outside_records(refused, shape[1])
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -184,22 +198,75 @@ def _load(path: Path) -> tuple[Any, LineMap]:
         raise RecordError("", f"invalid YAML: {exc}") from None
     except RecursionError:
         raise RecordError("", "invalid YAML: nesting is too deep") from None
-    lines: LineMap = {}
-    if node is not None:
-        _map_lines(node, "", lines)
-    return document, lines
+    return shape[0], shape[1], lines, refused
 
 
-def _map_lines(node: yaml.Node, at: str, lines: LineMap) -> None:
-    lines[at] = node.start_mark.line + 1
+def _record_nodes(node: yaml.Node | None) -> tuple[list[Any], str] | None:
+    """The record nodes of `[...]` or `{records: [...]}`, with their base pointer."""
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value), ""
+    if isinstance(node, yaml.MappingNode) and len(node.value) == 1:
+        key, value = node.value[0]
+        if key.value == "records" and isinstance(value, yaml.SequenceNode):
+            return list(value.value), "/records"
+    return None
+
+
+def _construct(node: yaml.Node) -> Any:
+    """A node's value through the policy loader's strict constructor (`documents.StrictLoader`):
+    a value YAML cannot build (`2027-02-30`, `0x_`), a duplicate key, a merge key or `!!binary`
+    is a RecordError at its line and column, never a traceback."""
+    loader = documents.StrictLoader("")
+    try:
+        return loader.construct_document(node)
+    except documents.NodeError as exc:
+        mark = exc.node.start_mark
+        raise RecordError(f"line {mark.line + 1}, column {mark.column + 1}", exc.message) from None
+    except RecursionError:
+        raise RecordError("", "invalid YAML: nesting is too deep") from None
+    finally:
+        loader.dispose()
+
+
+def _map_lines(
+    node: yaml.Node, at: str, lines: LineMap, refused: dict[str, str], seen: set[int]
+) -> None:
+    """Fill `lines`; refuse aliases in `refused` (the strict constructor refuses duplicate and
+    merge keys). An alias `*name` writes the value elsewhere than where a reviewer reads it, and
+    aliases let a small file expand without bound."""
+    line = node.start_mark.line + 1
+    if id(node) in seen:
+        message = (
+            f"YAML aliases (*name) are not accepted (the value anchored at line {line});"
+            " write the value out"
+        )
+        refused.setdefault(at, message)
+        return
+    seen.add(id(node))
+    lines[at] = line
     if isinstance(node, yaml.SequenceNode):
         for index, child in enumerate(node.value):
-            _map_lines(child, pointer(at, index), lines)
+            _map_lines(child, pointer(at, index), lines, refused, seen)
     elif isinstance(node, yaml.MappingNode):
         for key, child in node.value:
             key_at = pointer(at, str(key.value))
-            _map_lines(child, key_at, lines)
+            _map_lines(child, key_at, lines, refused, seen)
             lines[key_at] = key.start_mark.line + 1
+
+
+def _refuse_outside_records(refused: dict[str, str], base: str) -> None:
+    """RecordError for a refused construct that belongs to no record (the file's own shape)."""
+    outside = [where for where in refused if not where.startswith(f"{base}/")]
+    if outside:
+        raise RecordError(outside[0] or "/", refused[outside[0]])
+
+
+def _refusal(at: str, refused: dict[str, str]) -> tuple[str, str] | None:
+    """The first refused construct at or under `at`, as (pointer, message)."""
+    for where, message in refused.items():
+        if where == at or where.startswith(f"{at}/"):
+            return where, message
+    return None
 
 
 def _record_list(document: Any) -> tuple[list[Any], str]:

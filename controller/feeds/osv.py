@@ -14,11 +14,24 @@ Ecosystems that are not operating systems (PyPI, npm, …) are skipped. `withdra
 
 from __future__ import annotations
 
+import functools
+import lzma
 import re
+import zipfile
+import zlib
 from typing import TYPE_CHECKING, Any
 
-from controller.core.patches import SOURCE_ARCH, FixedPackage, PatchRecord, release_key
+from controller.core.patches import (
+    SOURCE_ARCH,
+    EventKind,
+    FixedPackage,
+    PatchRecord,
+    RangeEvent,
+    release_key,
+)
+from controller.core.versions import Scheme, compare, is_in_range, scheme_for_release
 from controller.feeds.common import (
+    MAX_FILE_BYTES,
     FeedError,
     FeedResult,
     RecordError,
@@ -32,10 +45,10 @@ from controller.feeds.common import (
     join_names,
     load_json,
     max_rating,
-    parse_date,
-    parse_datetime,
     pointer,
     read_bytes,
+    read_date,
+    read_datetime,
     require_object,
     severity_from_rating,
     severity_word,
@@ -46,20 +59,102 @@ from controller.kinds.common import Classification, OsFamily, Severity
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from controller.core.patches import VersionRange
+
 
 def accepts(path: Path) -> bool:
-    """OSV records are JSON files."""
-    return path.suffix.lower() == ".json"
+    """OSV records are JSON files, or zip archives of them (osv.dev's `<ecosystem>/all.zip`)."""
+    return path.suffix.lower() in {".json", ".zip"}
 
 
 def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:  # noqa: ARG001 - OSV names its ecosystems
-    """The record of one OSV file, or the error that prevented it."""
+    """The record of one OSV file, or the error that prevented it; every record of a zip
+    archive, each error positioned as `member:position`."""
+    if path.suffix.lower() == ".zip":
+        return _parse_zip(path, name)
     try:
         document = require_object(load_json(read_bytes(path)), "")
         record = parse_record(document, source=f"osv:{name}")
     except RecordError as exc:
         return FeedResult(errors=(FeedError(name, exc.position, exc.message),))
-    return FeedResult(records=(record,))
+    warning = _unmatchable(record)
+    return FeedResult(
+        records=(record,), warnings=(FeedError(name, "/affected", warning),) if warning else ()
+    )
+
+
+def _unmatchable(record: PatchRecord) -> str:
+    """Why the record can match no host ("" when it can): a withdrawn one is meant not to."""
+    if record.packages or record.withdrawn:
+        return ""
+    return (
+        f"{record.id} can match no host: no affected entry of an operating-system ecosystem"
+        " has a fixed version in an ECOSYSTEM range"
+    )
+
+
+# Errors zipfile raises for a damaged, encrypted or unsupported archive or member.
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    OSError,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    lzma.LZMAError,
+)
+
+
+def _parse_zip(path: Path, name: str) -> FeedResult:
+    try:
+        archive = zipfile.ZipFile(path)
+    except _ZIP_ERRORS as exc:
+        return FeedResult(errors=(FeedError(name, "", f"cannot read the zip archive: {exc}"),))
+    records: list[PatchRecord] = []
+    errors: list[FeedError] = []
+    warnings: list[FeedError] = []
+    with archive:
+        members = sorted(
+            (i for i in archive.infolist() if not i.is_dir() and accepts_member(i.filename)),
+            key=lambda info: info.filename,
+        )
+        budget = MAX_FILE_BYTES
+        for number, info in enumerate(members):
+            try:
+                data = _read_member(archive, info, budget)
+                if len(data) > budget:
+                    message = f"the archive holds more than {MAX_FILE_BYTES} bytes; refused"
+                    rest = f"{len(members) - number} member(s) not read"
+                    errors.append(FeedError(name, info.filename, f"{message} ({rest})"))
+                    break
+                budget -= len(data)
+                record = parse_record(
+                    require_object(load_json(data), ""), source=f"osv:{name}:{info.filename}"
+                )
+            except RecordError as exc:
+                position = f"{info.filename}:{exc.position}".rstrip(":")
+                errors.append(FeedError(name, position, exc.message))
+                continue
+            records.append(record)
+            if warning := _unmatchable(record):
+                warnings.append(FeedError(name, f"{info.filename}:/affected", warning))
+    return FeedResult(records=tuple(records), errors=tuple(errors), warnings=tuple(warnings))
+
+
+def accepts_member(filename: str) -> bool:
+    """The JSON members of an archive (not macOS resource forks)."""
+    return filename.lower().endswith(".json") and "__MACOSX/" not in filename
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> bytes:
+    """At most `budget + 1` bytes of a member: more than `budget` means the archive decompresses
+    past what any real feed holds (a zip bomb), whatever its headers claim."""
+    try:
+        with archive.open(info) as stream:
+            return stream.read(budget + 1)
+    except _ZIP_ERRORS as exc:
+        raise RecordError("", f"cannot read this member: {exc}") from None
 
 
 def parse_record(doc: dict[str, Any], *, source: str) -> PatchRecord:
@@ -71,6 +166,11 @@ def parse_record(doc: dict[str, Any], *, source: str) -> PatchRecord:
     vectors = _vectors(doc, affected)
     rating = max_rating(cvss_base_score(vector) for vector in vectors)
     summary = get_str(doc, "summary", "")
+    modified = read_datetime(get_str(doc, "modified", ""), "/modified")
+    # `published` is optional in the schema; a record without it was published when last changed
+    released = read_date(get_str(doc, "published", ""), "/published") or (
+        modified.date() if modified else None
+    )
     return PatchRecord(
         id=record_id,
         title=summary or _first_line(get_str(doc, "details", "")),
@@ -80,8 +180,8 @@ def parse_record(doc: dict[str, Any], *, source: str) -> PatchRecord:
         os_versions=releases,
         classification=classification_from_id(record_id, Classification.SECURITY),
         severity=_severity(summary, affected, rating),
-        released=parse_date(get_str(doc, "published", "")),
-        modified=parse_datetime(get_str(doc, "modified", "")),
+        released=released,
+        modified=modified,
         rating=rating,
         cves=_cves(doc, record_id, affected),
         packages=packages,
@@ -126,8 +226,8 @@ def _fixed_packages(
     release: str,
     ecosystem_specific: dict[str, Any],
 ) -> tuple[FixedPackage, ...]:
-    fixed = _fixed_versions(entry, at)
-    if not fixed:
+    affected = _affected_spec(entry, at, release)
+    if affected is None:
         return ()
     binaries = get_list(ecosystem_specific, "binaries", pointer(at, "ecosystem_specific"))
     if binaries:
@@ -137,13 +237,12 @@ def _fixed_packages(
             binary_at = pointer(at, "ecosystem_specific", "binaries", index)
             binary = require_object(raw, binary_at)
             name = get_str(binary, "binary_name", binary_at, required=True)
-            version = get_str(binary, "binary_version", binary_at) or fixed[-1]
-            found.append(FixedPackage(name, version, release, None, source))
+            version = get_str(binary, "binary_version", binary_at) or affected.newest
+            found.append(affected.package(name, version, release, None, source))
         return tuple(found)
     purl = get_str(get_dict(entry, "package", at), "purl", pointer(at, "package"))
     arch = SOURCE_ARCH if _names_source(purl, release) else None
-    source_name = source if arch else None
-    return tuple(FixedPackage(source, version, release, arch, source_name) for version in fixed)
+    return (affected.package(source, affected.newest, release, arch, source if arch else None),)
 
 
 def _names_source(purl: str, release: str) -> bool:
@@ -151,19 +250,108 @@ def _names_source(purl: str, release: str) -> bool:
     return "arch=source" in purl or release.startswith("debian:")
 
 
-def _fixed_versions(entry: dict[str, Any], at: str) -> list[str]:
-    versions = []
+_EVENT_KINDS = {kind.value: kind for kind in EventKind}
+# Range types whose versions are the distribution's own (`type` may be absent in old records).
+_ORDERED_TYPES = frozenset({"ECOSYSTEM", ""})
+
+
+class _AffectedSpec:
+    """The usable ranges and listed versions of one affected entry, and its newest fix."""
+
+    __slots__ = ("newest", "ranges", "simple", "versions")
+
+    def __init__(
+        self, ranges: tuple[VersionRange, ...], versions: tuple[str, ...], scheme: Scheme | None
+    ) -> None:
+        fixes = [e.version for events in ranges for e in events if e.kind is EventKind.FIXED]
+        self.newest = _newest(fixes, scheme)
+        # `introduced 0, fixed X` (one interval from the start) is what `version` alone says.
+        self.simple = len(ranges) == 1 and {(e.kind, e.version) for e in ranges[0]} == {
+            (EventKind.INTRODUCED, "0"),
+            (EventKind.FIXED, self.newest),
+        }
+        self.ranges = ranges
+        self.versions = _uncovered(versions, ranges, scheme) if scheme else ()
+
+    def package(
+        self, name: str, version: str, release: str, arch: str | None, source: str | None
+    ) -> FixedPackage:
+        """The fixed package; ranges are kept when they say more than "below `version`"."""
+        if (self.simple and not self.versions) or version != self.newest:
+            # A binary versioned apart from its source (Ubuntu) cannot use the source's ranges.
+            return FixedPackage(name, version, release, arch, source)
+        return FixedPackage(name, version, release, arch, source, self.ranges, self.versions)
+
+
+def _affected_spec(entry: dict[str, Any], at: str, release: str) -> _AffectedSpec | None:
+    """The entry's ranges, or None when it has no fix (an unfixed entry has nothing to install)."""
+    ranges: list[VersionRange] = []
     for index, raw in enumerate(get_list(entry, "ranges", at)):
         range_at = pointer(at, "ranges", index)
-        ranges = require_object(raw, range_at)
-        if get_str(ranges, "type", range_at) not in {"ECOSYSTEM", ""}:
-            continue  # GIT and SEMVER ranges do not order distribution packages
-        for event_index, event in enumerate(get_list(ranges, "events", range_at)):
-            event_at = pointer(range_at, "events", event_index)
-            value = get_str(require_object(event, event_at), "fixed", event_at)
-            if value and value not in versions:
-                versions.append(value)
-    return versions
+        osv_range = require_object(raw, range_at)
+        events = _events(osv_range, range_at)
+        if get_str(osv_range, "type", range_at).upper() in _ORDERED_TYPES and events:
+            # GIT ranges name commits and SEMVER ranges order by SemVer, which misorders
+            # distribution versions (`2.6.1-2ubuntu0.9` would be a pre-release): neither can be
+            # compared with an installed package, so only the listed `versions` of such
+            # entries count, and an entry without a fixed version yields no package.
+            ranges.append(_with_start(events))
+    versions = []
+    for index, value in enumerate(get_list(entry, "versions", at)):
+        if not isinstance(value, str) or not value.strip():
+            raise RecordError(pointer(at, "versions", index), "expected a version (text)")
+        versions.append(value.strip())
+    if not any(e.kind is EventKind.FIXED for events in ranges for e in events):
+        return None
+    return _AffectedSpec(tuple(ranges), tuple(versions), scheme_for_release(release))
+
+
+def _events(osv_range: dict[str, Any], at: str) -> VersionRange:
+    events = []
+    for index, raw in enumerate(get_list(osv_range, "events", at)):
+        event_at = pointer(at, "events", index)
+        event = require_object(raw, event_at)
+        if len(event) != 1 or next(iter(event)) not in _EVENT_KINDS:
+            expected = "exactly one of introduced, fixed, last_affected, limit"
+            raise RecordError(event_at, f"expected {expected}, got {sorted(event)}")
+        key, value = next(iter(event.items()))
+        if not isinstance(value, str) or not value.strip():
+            raise RecordError(pointer(event_at, key), "expected a version (text)")
+        events.append(RangeEvent(_EVENT_KINDS[key], value.strip()))
+    return tuple(events)
+
+
+def _with_start(events: VersionRange) -> VersionRange:
+    """The schema requires an `introduced` event per range; a range that has none (some older
+    records give only `fixed`) is read as starting from the first version, as its author means."""
+    if any(event.kind is EventKind.INTRODUCED for event in events):
+        return events
+    return (RangeEvent(EventKind.INTRODUCED, "0"), *events)
+
+
+def _newest(versions: list[str], scheme: Scheme | None) -> str:
+    """The newest of the fixed versions (the last one given when they cannot be ordered)."""
+    if scheme is None:
+        return versions[-1]
+    try:
+        return max(versions, key=functools.cmp_to_key(functools.partial(compare, scheme)))
+    except ValueError:
+        return versions[-1]
+
+
+def _uncovered(
+    versions: tuple[str, ...], ranges: tuple[VersionRange, ...], scheme: Scheme
+) -> tuple[str, ...]:
+    """The listed versions the ranges do not already make affected (usually none: Debian and
+    Ubuntu list every affected version below the fix). Unparseable versions are dropped."""
+    kept = []
+    for version in versions:
+        try:
+            if not any(is_in_range(scheme, version, events) for events in ranges):
+                kept.append(version)
+        except ValueError:
+            continue
+    return tuple(kept)
 
 
 def _cves_map(

@@ -45,12 +45,18 @@ def read_feed(
         return FeedResult(errors=(FeedError(label or str(path), "", "no such file or directory"),))
     records: list[PatchRecord] = []
     errors: list[FeedError] = []
+    warnings: list[FeedError] = []
     for file, name in files:
         result = reader.parse_file(file, name=name, release=release)
         records.extend(result.records)
         shown = str(file) if label is None else _shown(label, name, single=file == path)
         errors.extend(FeedError(shown, e.position, e.message) for e in result.errors)
-    return FeedResult(records=link_supersedence(_deduplicate(records)), errors=tuple(errors))
+        warnings.extend(FeedError(shown, w.position, w.message) for w in result.warnings)
+    return FeedResult(
+        records=link_supersedence(_deduplicate(records)),
+        errors=tuple(errors),
+        warnings=tuple(warnings),
+    )
 
 
 def _shown(label: str, name: str, *, single: bool) -> str:

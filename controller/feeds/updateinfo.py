@@ -1,7 +1,8 @@
 """yum/dnf `updateinfo.xml` (repository errata), plain or compressed: one `<update>` is one record.
 
 Mapping: `<id>`, `<title>`, `@type` (security, bugfix, enhancement, newpackage) -> classification,
-`<severity>` (else the `Important:` prefix of the title), `<issued date>` and `<updated date>`,
+`<severity>` (else the `Important:` prefix of the title), `<issued date>` (else the `<updated
+date>`: some repositories write only that) and `<updated date>`,
 CVEs from `<reference type="cve">`, fixed packages from `<pkglist>/<collection>/<package>` with
 their EVR, arch and source RPM, and `<reboot_suggested>`. The release comes from the `release`
 argument (updateinfo belongs to one repository of one release, and PatchFeed says which), else
@@ -22,10 +23,10 @@ from controller.feeds.common import (
     cve_ids,
     join_names,
     local_name,
-    parse_date,
-    parse_datetime,
     parse_xml,
     read_bytes,
+    read_date,
+    read_datetime,
     severity_word,
     vendor_for,
 )
@@ -61,13 +62,15 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:
         return FeedResult(errors=(FeedError(name, f"/{local_name(root)}", "expected <updates>"),))
     records: list[PatchRecord] = []
     errors: list[FeedError] = []
-    for index, update in enumerate(root, start=1):
-        if local_name(update) != "update":
-            continue
+    updates = [element for element in root if local_name(element) == "update"]
+    for index, update in enumerate(updates, start=1):
         try:
             records.append(parse_update(update, release=release, source=f"updateinfo:{name}"))
         except RecordError as exc:
-            errors.append(FeedError(name, f"/updates/update[{index}]{exc.position}", exc.message))
+            # The id, when the update has one, finds the record faster than its position.
+            update_id = _text(update, "id")
+            message = f"{update_id}: {exc.message}" if update_id else exc.message
+            errors.append(FeedError(name, f"/updates/update[{index}]{exc.position}", message))
     unknown = sum(1 for record in records if record.os_versions == (UNKNOWN_RELEASE,))
     if unknown:
         message = (
@@ -87,6 +90,10 @@ def parse_update(update: Element, *, release: str | None, source: str) -> PatchR
     key = release or _release(update) or UNKNOWN_RELEASE
     packages = _packages(update, key)
     kind = update.get("type", "").strip().lower()
+    modified = read_datetime(_attribute(update, "updated", "date"), "/updated/@date")
+    released = read_date(_attribute(update, "issued", "date"), "/issued/@date")
+    if released is None and modified is not None:
+        released = modified.date()  # an erratum published once, never re-issued
     return PatchRecord(
         id=update_id,
         title=title,
@@ -96,8 +103,8 @@ def parse_update(update: Element, *, release: str | None, source: str) -> PatchR
         os_versions=(key,),
         classification=_TYPES.get(kind, Classification.OTHER),
         severity=_severity(_text(update, "severity"), title),
-        released=parse_date(_attribute(update, "issued", "date")),
-        modified=parse_datetime(_attribute(update, "updated", "date")),
+        released=released,
+        modified=modified,
         cves=cve_ids(
             reference.get("id", "")
             for reference in update.iter()
@@ -121,7 +128,12 @@ def _packages(update: Element, release: str) -> tuple[FixedPackage, ...]:
             raise RecordError("/pkglist//package", "a package lacks its name or version")
         if arch in _SOURCE_ARCHES:
             continue
-        evr = f"{package.get('epoch') or '0'}:{version}-{package.get('release', '')}".rstrip("-")
+        epoch = (package.get("epoch") or "0").strip()
+        if not (epoch.isascii() and epoch.isdigit()):
+            # rpm epochs are integers; `1:` glued to a word would silently reorder versions
+            where = f"/pkglist//package[@name={name!r}]/@epoch"
+            raise RecordError(where, f"epoch {epoch[:20]!r} is not a number")
+        evr = f"{epoch}:{version}-{package.get('release', '')}".rstrip("-")
         fixed = FixedPackage(name, evr, release, arch, _source_name(package.get("src", "")))
         found.setdefault((name, evr, arch), fixed)
     return tuple(found.values())

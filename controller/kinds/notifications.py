@@ -27,6 +27,7 @@ class EventType(StrEnum):
     APPROVAL_REJECTED = "ApprovalRejected"
     CONFIGURATION_CHANGED = "ConfigurationChanged"
     REPORT_PUBLISHED = "ReportPublished"
+    IDENTITY_CONFLICT = "IdentityConflict"  # another machine claimed an enrolled device's name
 
 
 class AlertSeverity(StrEnum):

@@ -63,6 +63,7 @@ class ImportOutcome:
     unchanged: int
     errors: tuple[FeedError, ...] = ()
     fleet: findings.FleetEvaluation | None = None  # None: catalogue unchanged, nothing to redo
+    warnings: tuple[FeedError, ...] = ()  # imported, but e.g. an advisory that matches no host
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +73,7 @@ class ImportOutcome:
             "unchanged": self.unchanged,
             "failed": len(self.errors),
             "errors": [str(e) for e in self.errors],
+            "warnings": [str(w) for w in self.warnings],
             "fleet": self.fleet.as_dict() if self.fleet is not None else None,
         }
 
@@ -88,6 +90,7 @@ def import_records(store: Store, result: FeedResult, *, now: datetime) -> Import
         unchanged=counts.unchanged,
         errors=result.errors,
         fleet=fleet,
+        warnings=result.warnings,
     )
 
 
@@ -197,7 +200,12 @@ def _import_one(
     if result is not None:
         counts = catalogue.upsert_records(conn, result.records, now=now)
         outcome = ImportOutcome(
-            len(result.records), counts.new, counts.updated, counts.unchanged, result.errors
+            len(result.records),
+            counts.new,
+            counts.updated,
+            counts.unchanged,
+            result.errors,
+            warnings=result.warnings,
         )
     state, message = _verdict(outcome, str(failure) if failure else None)
     message = redact_text(message)
@@ -212,9 +220,10 @@ def _import_one(
     }
     if outcome is not None:
         status["counts"] = {
-            k: v for k, v in outcome.as_dict().items() if k not in {"errors", "fleet"}
+            k: v for k, v in outcome.as_dict().items() if k not in {"errors", "warnings", "fleet"}
         }
         status["errors"] = [redact_text(str(e)) for e in outcome.errors[:MAX_ERRORS_KEPT]]
+        status["warnings"] = [redact_text(str(w)) for w in outcome.warnings[:MAX_ERRORS_KEPT]]
     if failure is not None and failure.retry_after is not None:
         status["retryAt"] = (now + min(failure.retry_after, MAX_SERVER_WAIT)).isoformat()
     if state == "ok":
@@ -234,7 +243,10 @@ def _verdict(outcome: ImportOutcome | None, failure: str | None) -> tuple[str, s
         return "failed", f"{len(outcome.errors)} error(s), nothing imported: {outcome.errors[0]}"
     if outcome.errors:
         return "partial", f"{len(outcome.errors)} error(s), the rest imported: {outcome.errors[0]}"
-    return "ok", f"{outcome.records} records: {outcome.new} new, {outcome.updated} updated"
+    message = f"{outcome.records} records: {outcome.new} new, {outcome.updated} updated"
+    if outcome.warnings:
+        message += f"; {len(outcome.warnings)} warning(s): {outcome.warnings[0]}"
+    return "ok", message
 
 
 def _alert(

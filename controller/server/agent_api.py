@@ -48,14 +48,23 @@ _BODY_ERRORS = (400, 408, 413, 415, 422, 503)
 @router.post(
     "/enroll",
     response_model=models.EnrollResponse,
-    responses=models.error_responses(*_BODY_ERRORS, 401, 429),
+    responses={
+        **models.error_responses(*_BODY_ERRORS, 401, 429),
+        409: {
+            "model": models.ErrorBody,
+            "description": "The hostname is enrolled by another machine (another machine id); "
+            "an IdentityConflict alert is raised.",
+        },
+    },
     openapi_extra={"requestBody": json_body("EnrollRequest")},
     summary="Enrol a device with a tenant's enrolment token",
 )
 async def enroll(request: Request, context: Context) -> models.EnrollResponse | JSONResponse:
     """Re-enrolling the same hostname in the same tenant returns the same device id and a new
-    device token (the previous ones are revoked and deleted). Rate-limited per enrolment token
-    and per client address: past the limit, 429 with `Retry-After`."""
+    device token (the previous ones are revoked and deleted), unless another machine identity
+    enrolled it: then 409, nothing changes, and an IdentityConflict alert is raised.
+    Rate-limited per enrolment token and per client address: past the limit, 429 with
+    `Retry-After`."""
     body = parse_body(models.EnrollRequest, await request.body())
     if context.enrolment_limits is not None:
         wait = context.enrolment_limits.wait(
@@ -66,7 +75,9 @@ async def enroll(request: Request, context: Context) -> models.EnrollResponse | 
             return _too_many_enrolments(wait)
     poll = int(context.settings.poll_interval.total_seconds())
 
-    def enrol(conn: Connection, now: datetime) -> devices.Enrolled | None:
+    def enrol(
+        conn: Connection, now: datetime
+    ) -> devices.Enrolled | devices.IdentityConflict | None:
         principal = tokens.authenticate(conn, body.enrollment_token, now=now)
         if principal is None or principal.kind is not tokens.TokenKind.ENROLLMENT:
             return None
@@ -79,6 +90,8 @@ async def enroll(request: Request, context: Context) -> models.EnrollResponse | 
             role=body.role.value,
             agent_version=body.agent_version,
             labels=dict(body.labels),
+            machine_id=body.machine_id,
+            replace_machine=body.replace_machine,
         )
         return devices.enrol(conn, enrolment, poll_interval=poll, now=now)
 
@@ -87,6 +100,14 @@ async def enroll(request: Request, context: Context) -> models.EnrollResponse | 
         raise ApiError(
             401, "enrollmentToken: not a valid enrolment token (unknown, revoked or expired)"
         )
+    if isinstance(enrolled, devices.IdentityConflict):
+        log.warning(
+            "enrolment refused: identity conflict",
+            device_id=enrolled.device_id,
+            tenant=enrolled.tenant,
+            name=enrolled.name,
+        )
+        raise ApiError(409, f"machineId: {enrolled.message}", code="identity-conflict")
     context.authenticator.forget(enrolled.revoked_hashes)
     context.metrics.enrolments.inc(kind="new" if enrolled.created else "re-enrolment")
     log.info(
@@ -107,6 +128,11 @@ async def enroll(request: Request, context: Context) -> models.EnrollResponse | 
     responses={
         200: {"model": models.ReportResponse, "description": "Stored."},
         **models.error_responses(*_BODY_ERRORS, 401, 403, 404),
+        409: {
+            "model": models.ErrorBody,
+            "description": "The report's machineId is not the enrolled machine's "
+            "(`identity-conflict`).",
+        },
     },
     openapi_extra={
         "requestBody": json_body("ReportRequest"),

@@ -50,6 +50,14 @@ async def ingest_report(
     body = parse_body(models.ReportRequest, raw)
     # A stopping writer or an unreachable database is a 503 with Retry-After (errors.unavailable)
     outcome = await context.writer.report(to_report(device_id, body))
+    if outcome.conflict is not None:
+        raise ApiError(
+            409,
+            f"facts.machineId: this device is enrolled by machine {outcome.conflict}, and this "
+            "report comes from another one (a clone with the original's agent state?); enrol "
+            "this machine with its own hostname and a fresh agent state",
+            code="identity-conflict",
+        )
     if not outcome.known:
         raise ApiError(404, f"device {device_id} is not enrolled")
     context.metrics.reports.inc(scan=outcome.scan.value)

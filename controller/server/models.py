@@ -129,6 +129,13 @@ Labels = Annotated[
     Field(max_length=64, json_schema_extra={"additionalProperties": False}),
 ]
 Secret = Annotated[str, Field(min_length=1, max_length=200)]
+MachineId = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9{}-]{8,64}$",
+        description="The machine's stable identity: `/etc/machine-id`, Windows `MachineGuid`.",
+    ),
+]
 
 
 class Request(BaseModel):
@@ -209,6 +216,13 @@ class EnrollRequest(Request):
     agent_version: Annotated[str, Field(min_length=1, max_length=64)]
     role: DeviceRole
     labels: Labels = Field(default_factory=dict)
+    machine_id: MachineId | None = None
+    replace_machine: bool = Field(
+        default=False,
+        description="This machine replaces the one enrolled under the hostname (another "
+        "machine id): allowed, and raised as an IdentityConflict alert. Without it such an "
+        "enrolment is refused with 409.",
+    )
 
 
 class EnrollResponse(Response):
@@ -225,6 +239,7 @@ class Facts(Request):
     role: DeviceRole | None = None
     labels: Labels | None = None
     agent_version: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    machine_id: MachineId | None = None
     uptime: Count | None = Field(default=None, description="Seconds.")
     last_boot_at: Time | None = None
     kernel: Text | None = None

@@ -20,6 +20,7 @@ def to_report(device_id: str, body: models.ReportRequest) -> reports.Report:
             role=f.role.value if f.role else None,
             labels=dict(f.labels) if f.labels is not None else None,
             agent_version=f.agent_version,
+            machine_id=f.machine_id,
             document=f.model_dump_json(by_alias=True, exclude_unset=True),
         )
     scan = None

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from controller.store import jobs, reports, schema, tokens
+from controller.store import history, jobs, reports, schema, tokens
 from controller.store.scopes import in_scope
 
 if TYPE_CHECKING:
@@ -30,6 +30,39 @@ class Enrolment:
     role: str
     agent_version: str
     labels: dict[str, str] = field(default_factory=dict)
+    machine_id: str | None = None  # /etc/machine-id, MachineGuid; None from older agents
+    replace_machine: bool = False  # the operator says this machine replaces the enrolled one
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IdentityConflict:
+    """Another machine asked for an enrolled device's name (a cloned VM, or a reinstall)."""
+
+    device_id: str
+    tenant: str
+    name: str
+    enrolled_machine_id: str
+    machine_id: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"hostname {self.name!r} is already enrolled in tenant {self.tenant} by another "
+            f"machine (machine id {self.enrolled_machine_id}; this one is {self.machine_id}). "
+            "A cloned VM needs its own hostname and machine id; a machine that really replaces "
+            "the enrolled one enrols with replaceMachine (patchctl-agent enroll --replace)"
+        )
+
+    def alert(self) -> history.NewAlert:
+        return history.NewAlert(
+            kind="IdentityConflict",
+            severity="warning",
+            message=self.message,
+            tenant=self.tenant,
+            device_id=self.device_id,
+            details={"enrolledMachineId": self.enrolled_machine_id, "machineId": self.machine_id},
+            dedupe_key=f"IdentityConflict:{self.device_id}:{self.machine_id}",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,20 +78,46 @@ def device_name(hostname: str) -> str:
     return hostname.strip().lower()
 
 
-def enrol(conn: Connection, enrolment: Enrolment, *, poll_interval: int, now: datetime) -> Enrolled:
+def enrol(
+    conn: Connection, enrolment: Enrolment, *, poll_interval: int, now: datetime
+) -> Enrolled | IdentityConflict:
     """Enrol a device, or re-enrol the one with the same name in the same tenant.
 
     A re-enrolment keeps the device id (and so its history), refreshes what the agent says about
     itself, revokes the device's previous tokens, releases its started jobs (the new agent
     instance will never report on them: `jobs.release_device_jobs`) and issues a new token.
+    When the device is known with another machine identity, nothing changes: the conflict is
+    returned and raised as an `IdentityConflict` alert (once per machine), unless the enrolment
+    says `replace_machine`, which is allowed and raised as an alert all the same (DESIGN.md §4,
+    issue 18.5).
     """
 
     d = schema.devices.c
     name = device_name(enrolment.hostname)
     tokens.ensure_tenant(conn, enrolment.tenant, now=now)
-    existing = conn.execute(
-        sa.select(d.id).where(d.tenant == enrolment.tenant, d.name == name)
-    ).scalar_one_or_none()
+    found = conn.execute(
+        sa.select(d.id, d.machine_id).where(d.tenant == enrolment.tenant, d.name == name)
+    ).first()
+    existing = found.id if found is not None else None
+    if (
+        found is not None
+        and found.machine_id
+        and enrolment.machine_id
+        not in (
+            None,
+            found.machine_id,
+        )
+    ):
+        conflict = IdentityConflict(
+            device_id=found.id,
+            tenant=enrolment.tenant,
+            name=name,
+            enrolled_machine_id=found.machine_id,
+            machine_id=str(enrolment.machine_id),
+        )
+        history.add_alert(conn, conflict.alert(), now=now)
+        if not enrolment.replace_machine:
+            return conflict
     values: dict[str, Any] = {
         "hostname": enrolment.hostname,
         "os_family": enrolment.os_family,
@@ -70,6 +129,8 @@ def enrol(conn: Connection, enrolment: Enrolment, *, poll_interval: int, now: da
         "poll_interval": poll_interval,
         "last_seen": now,
     }
+    if enrolment.machine_id is not None:
+        values["machine_id"] = enrolment.machine_id
     revoked: list[str] = []
     if existing is None:
         device_id = str(uuid.uuid4())
@@ -119,6 +180,7 @@ _LISTED = (
     schema.devices.c.last_seen,
     schema.devices.c.last_scan_at,
     schema.devices.c.reboot_required,
+    schema.devices.c.machine_id,
 )
 
 

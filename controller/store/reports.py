@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from controller.store import findings, schema
@@ -43,6 +44,7 @@ class Facts:
     role: str | None = None
     labels: dict[str, str] | None = None
     agent_version: str | None = None
+    machine_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,9 @@ class Outcome:
     device_id: str
     known: bool  # False: no such device (deleted since the token was checked)
     scan: ScanOutcome = ScanOutcome.NONE
+    # the machine id the device is enrolled with, when the report came from another machine
+    # (then nothing of the report was stored)
+    conflict: str | None = None
 
 
 AGENT = "agent"
@@ -140,21 +145,29 @@ def write_reports(conn: Connection, reports: Sequence[Report], *, now: datetime)
 def _write_distinct(conn: Connection, reports: Sequence[Report], *, now: datetime) -> list[Outcome]:
     sql = _sql_for(conn.dialect.name)
     ids = [r.device_id for r in reports]
-    last_scans: dict[str, datetime | None] = {
-        device_id: sql.read_time(value)
-        for device_id, value in conn.exec_driver_sql(sql.last_scans(len(ids)), tuple(ids))
-    }
+    last_scans: dict[str, datetime | None] = {}
+    machine_ids: dict[str, str | None] = {}
+    for device_id, value, machine_id in conn.exec_driver_sql(sql.last_scans(len(ids)), tuple(ids)):
+        last_scans[device_id] = sql.read_time(value)
+        machine_ids[device_id] = machine_id
     outcomes: list[Outcome] = []
     fresh: list[Report] = []
     for report in reports:
         if report.device_id not in last_scans:
             outcomes.append(Outcome(report.device_id, known=False))
             continue
+        enrolled = machine_ids[report.device_id]
+        reported = report.facts.machine_id if report.facts is not None else None
+        if enrolled and reported and reported != enrolled:
+            _identity_conflict(conn, report.device_id, enrolled, reported, now=now)
+            outcomes.append(Outcome(report.device_id, known=False, conflict=enrolled))
+            continue
         scan_outcome = _scan_outcome(report.scan, last_scans[report.device_id])
         if scan_outcome is ScanOutcome.STORED:
             fresh.append(report)
         outcomes.append(Outcome(report.device_id, known=True, scan=scan_outcome))
     known = [r for r, o in zip(reports, outcomes, strict=True) if o.known]
+    # a device enrolled before agents reported identities adopts the first one reported
     fresh_ids = {r.device_id for r in fresh}
     _update_devices(conn, sql, known, fresh_ids, now=now)
     if fresh:
@@ -174,6 +187,36 @@ def _write_distinct(conn: Connection, reports: Sequence[Report], *, now: datetim
             conn, [_device_inventory(r, stored[r.device_id]) for r in inventories], now=now
         )
     return outcomes
+
+
+def _identity_conflict(
+    conn: Connection, device_id: str, enrolled: str, reported: str, *, now: datetime
+) -> None:
+    """Raise the IdentityConflict alert of a device token used from another machine (a clone
+    that kept the original's agent state), once per machine."""
+    from controller.store import history  # noqa: PLC0415 - history -> devices -> reports
+
+    tenant = conn.execute(
+        sa.select(schema.devices.c.tenant).where(schema.devices.c.id == device_id)
+    ).scalar_one()
+    message = (
+        f"device {device_id} reported from another machine (machine id {reported}; it is "
+        f"enrolled as {enrolled}): a cloned machine is using the original's agent state. "
+        "Its reports are refused; enrol the clone with its own hostname and a fresh state dir"
+    )
+    history.add_alert(
+        conn,
+        history.NewAlert(
+            kind="IdentityConflict",
+            severity="warning",
+            message=message,
+            tenant=tenant,
+            device_id=device_id,
+            details={"enrolledMachineId": enrolled, "machineId": reported},
+            dedupe_key=f"IdentityConflict:{device_id}:{reported}",
+        ),
+        now=now,
+    )
 
 
 def _device_inventory(
@@ -231,6 +274,7 @@ def _update_devices(
                 "role": facts.role,
                 "labels": sql.json(facts.labels) if facts.labels is not None else None,
                 "agent_version": facts.agent_version,
+                "machine_id": facts.machine_id,
             }
             row |= {key: value for key, value in columns.items() if value is not None}
         if report.device_id in fresh_ids and report.scan is not None:
@@ -354,7 +398,7 @@ class _Sql:
 
     def last_scans(self, count: int) -> str:
         marks = ", ".join([self.mark] * count)
-        return f"SELECT id, last_scan_at FROM devices WHERE id IN ({marks})"  # noqa: S608 - placeholders only
+        return f"SELECT id, last_scan_at, machine_id FROM devices WHERE id IN ({marks})"  # noqa: S608 - placeholders only
 
     def os_columns(self, count: int) -> str:
         marks = ", ".join([self.mark] * count)

@@ -94,6 +94,8 @@ devices = sa.Table(
     sa.Column("last_seen", UtcDateTime(), nullable=False),
     sa.Column("last_scan_at", UtcDateTime(), nullable=True),
     sa.Column("reboot_required", sa.Boolean(), nullable=True),
+    # the agent's machine identity (/etc/machine-id, MachineGuid); None until one reports it
+    sa.Column("machine_id", sa.String(64), nullable=True),
     sa.UniqueConstraint("tenant", "name"),
     sa.Index(None, "last_seen"),
 )

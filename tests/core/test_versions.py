@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from controller.core import versions
+from controller.core.patches import EventKind, RangeEvent
 
 Compare = Callable[[str, str], int]
 
@@ -179,3 +180,201 @@ def test_joining_inventory_parts(
         versions.join_dpkg(version, epoch=epoch, revision=release),
         versions.join_evr(version, epoch=epoch, release=release),
     )
+
+
+# --- OSV ranges (ossf.github.io/osv-schema, "Evaluation") ---------------------------------------
+
+IN, FX, LA, LIM = EventKind.INTRODUCED, EventKind.FIXED, EventKind.LAST_AFFECTED, EventKind.LIMIT
+
+
+def events(*pairs: tuple[EventKind, str]) -> tuple[RangeEvent, ...]:
+    return tuple(RangeEvent(kind, version) for kind, version in pairs)
+
+
+TWO_INTERVALS = events((IN, "0"), (FX, "2.0-1"), (IN, "2.1-1"), (FX, "2.1-3"))
+
+
+@pytest.mark.parametrize(
+    ("scheme", "installed", "ranges", "listed", "expected"),
+    [
+        pytest.param(
+            versions.Scheme.DPKG, "1.9", [TWO_INTERVALS], (), "2.0-1", id="issue-below-first-fix"
+        ),
+        pytest.param(
+            versions.Scheme.DPKG,
+            "2.0-1",
+            [TWO_INTERVALS],
+            (),
+            None,
+            id="issue-at-first-fix-not-affected",
+        ),
+        pytest.param(
+            versions.Scheme.DPKG, "2.0-5", [TWO_INTERVALS], (), None, id="issue-between-intervals"
+        ),
+        pytest.param(
+            versions.Scheme.DPKG, "2.1-2", [TWO_INTERVALS], (), "2.1-3", id="issue-second-interval"
+        ),
+        pytest.param(
+            versions.Scheme.DPKG,
+            "2.1-1",
+            [TWO_INTERVALS],
+            (),
+            "2.1-3",
+            id="introduced-is-inclusive",
+        ),
+        pytest.param(versions.Scheme.DPKG, "2.1-3", [TWO_INTERVALS], (), None, id="at-second-fix"),
+        pytest.param(
+            versions.Scheme.DPKG,
+            "1.9",
+            [events((FX, "2.1-3"), (IN, "2.1-1"), (FX, "2.0-1"), (IN, "0"))],
+            (),
+            "2.0-1",
+            id="events-in-any-order",
+        ),
+        pytest.param(
+            versions.Scheme.DPKG,
+            "2.0-5",
+            [events((FX, "2.1-3"), (IN, "2.1-1"), (FX, "2.0-1"), (IN, "0"))],
+            (),
+            None,
+            id="unordered-between-intervals",
+        ),
+        pytest.param(
+            versions.Scheme.DPKG,
+            "2.0-5",
+            [events((IN, "0"), (FX, "2.0-1")), events((IN, "2.1-1"), (FX, "2.1-3"))],
+            (),
+            None,
+            id="two-ranges-between",
+        ),
+        pytest.param(
+            versions.Scheme.DPKG,
+            "2.1-2",
+            [events((IN, "0"), (FX, "2.0-1")), events((IN, "2.1-1"), (FX, "2.1-3"))],
+            (),
+            "2.1-3",
+            id="two-ranges-second",
+        ),
+        pytest.param(
+            versions.Scheme.DPKG,
+            "1.5",
+            [events((IN, "1.0"), (FX, "2.0"))],
+            (),
+            "2.0",
+            id="introduced-above-zero-inside",
+        ),
+        pytest.param(
+            versions.Scheme.DPKG,
+            "0.9",
+            [events((IN, "1.0"), (FX, "2.0"))],
+            (),
+            None,
+            id="introduced-above-zero-before",
+        ),
+        pytest.param(
+            versions.Scheme.DPKG,
+            "1.5",
+            [events((IN, "0"), (LA, "1.5")), events((IN, "0"), (FX, "2.0"))],
+            (),
+            "2.0",
+            id="last-affected-inclusive-fix-from-other-range",
+        ),
+        pytest.param(
+            versions.Scheme.DPKG,
+            "1.6",
+            [events((IN, "0"), (LA, "1.5"))],
+            (),
+            None,
+            id="after-last-affected",
+        ),
+        pytest.param(
+            versions.Scheme.DPKG,
+            "1.4",
+            [events((IN, "0"), (LA, "1.5"))],
+            (),
+            None,
+            id="affected-but-no-fix",
+        ),
+        pytest.param(
+            versions.Scheme.DPKG,
+            "1.8",
+            [events((IN, "0"), (FX, "2.0"), (LIM, "1.7"))],
+            (),
+            None,
+            id="at-or-above-limit",
+        ),
+        pytest.param(
+            versions.Scheme.DPKG,
+            "1.6",
+            [events((IN, "0"), (FX, "2.0"), (LIM, "1.7"))],
+            (),
+            "2.0",
+            id="below-limit",
+        ),
+        pytest.param(
+            versions.Scheme.DPKG,
+            "1.8",
+            [events((IN, "0"), (FX, "2.0"), (LIM, "*"))],
+            (),
+            "2.0",
+            id="limit-star-is-none",
+        ),
+        pytest.param(
+            versions.Scheme.DPKG,
+            "0.5",
+            [events((IN, "1.0"), (FX, "2.0"))],
+            ("0.5",),
+            "2.0",
+            id="listed-version-outside-ranges",
+        ),
+        pytest.param(
+            versions.Scheme.DPKG,
+            "0.6",
+            [events((IN, "1.0"), (FX, "2.0"))],
+            ("0.5",),
+            None,
+            id="unlisted-version-outside-ranges",
+        ),
+        pytest.param(
+            versions.Scheme.DPKG,
+            "not a version!",
+            [TWO_INTERVALS],
+            (),
+            None,
+            id="unparseable-never-affected",
+        ),
+        pytest.param(
+            versions.Scheme.RPM,
+            "0:2.1-2.el9",
+            [events((IN, "0"), (FX, "0:2.0-1.el9"), (IN, "0:2.1-1.el9"), (FX, "0:2.1-3.el9"))],
+            (),
+            "0:2.1-3.el9",
+            id="rpm-second-interval",
+        ),
+        pytest.param(
+            versions.Scheme.RPM,
+            "0:2.0-1.el9",
+            [events((IN, "0"), (FX, "0:2.0-1.el9"), (IN, "0:2.1-1.el9"), (FX, "0:2.1-3.el9"))],
+            (),
+            None,
+            id="rpm-at-first-fix",
+        ),
+        pytest.param(
+            versions.Scheme.RPM,
+            "1:1.0-1.el9",
+            [events((IN, "0"), (FX, "0:2.0-1.el9"))],
+            (),
+            None,
+            id="rpm-epoch-above-fix",
+        ),
+    ],
+)
+def test_affected_fix_follows_the_osv_evaluation(
+    scheme: versions.Scheme,
+    installed: str,
+    ranges: list[tuple[RangeEvent, ...]],
+    listed: tuple[str, ...],
+    expected: str | None,
+) -> None:
+    """An installed version is affected by the ranges' intervals or the list, and gets the fix that closes its interval."""
+    assert expected == versions.affected_fix(scheme, installed, ranges, listed)

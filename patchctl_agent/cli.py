@@ -1,0 +1,422 @@
+"""The `patchctl-agent` command line: enroll, run [--once], scan [--json], status.
+
+Exit codes (every command):
+  0  success
+  1  a negative outcome: a job failed, or the controller refused (bad enrolment token, a
+     machine identity that conflicts with the enrolled device, a revoked device token)
+  2  usage, configuration or state error (bad option, unknown agent.conf key, not enrolled)
+  3  the controller could not be reached (events stay queued and are sent on the next run)
+  4  the package manager could not answer (dpkg/apt, rpm/dnf or Windows Update failed)
+
+Options override `agent.conf` (`--config`, default /etc/patchctl-agent/agent.conf or
+%ProgramData%\\patchctl-agent\\agent.conf), which overrides the built-in defaults.
+The device token is kept in the state directory (mode 0600) and never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from patchctl_agent import AGENT_VERSION, VERSION, agent, backends, protocol, wire
+from patchctl_agent.state import State, StateError, default_state_dir
+
+EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_BACKEND = 0, 1, 2, 3, 4
+
+CONFIG_KEYS = {
+    "server": str,
+    "state_dir": str,
+    "ca_file": str,
+    "insecure_http": bool,
+    "reboot_command": str,
+    "backend": str,
+    "package_root": str,
+    "dnf_options": str,
+    "role": str,
+    "labels": str,
+    "install_timeout": float,
+    "script_timeout": float,
+    "lock_timeout": float,
+    "scan_interval": float,
+    "max_backoff": float,
+}
+ROLES = ("server", "workstation", "gateway")
+
+
+class UsageError(Exception):
+    """A mistake in the options or agent.conf (exit 2)."""
+
+
+def default_config() -> Path:
+    if sys.platform == "win32":
+        base = Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData"))
+        return base / "patchctl-agent" / "agent.conf"
+    return Path("/etc/patchctl-agent/agent.conf")
+
+
+def read_config(  # noqa: C901 - one check per line of the file
+    path: str | None,
+) -> dict[str, Any]:
+    """The `[agent]` section of agent.conf, typed; UsageError names the file and the key.
+    A missing default file is no configuration; a missing `--config` file is an error."""
+    chosen = (
+        Path(path) if path else Path(os.environ.get("PATCHCTL_AGENT_CONFIG") or default_config())
+    )
+    if not chosen.exists():
+        if path:
+            raise UsageError(f"--config: {chosen} does not exist")
+        return {}
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(chosen, encoding="utf-8")
+    except (configparser.Error, OSError) as exc:
+        raise UsageError(f"{chosen}: {exc}") from exc
+    unknown_sections = [s for s in parser.sections() if s != "agent"]
+    if unknown_sections:
+        raise UsageError(f"{chosen}: unknown section [{unknown_sections[0]}] (expected [agent])")
+    values: dict[str, Any] = {}
+    if not parser.has_section("agent"):
+        return values
+    for key, raw in parser.items("agent"):
+        kind = CONFIG_KEYS.get(key)
+        if kind is None:
+            raise UsageError(
+                f"{chosen}: [agent] {key}: unknown key (expected one of {', '.join(CONFIG_KEYS)})"
+            )
+        try:
+            if kind is bool:
+                values[key] = parser.getboolean("agent", key)
+            elif kind is float:
+                values[key] = float(raw)
+            else:
+                values[key] = raw.strip()
+        except ValueError as exc:
+            raise UsageError(f"{chosen}: [agent] {key}: {exc}") from exc
+    return values
+
+
+def parse_labels(items: Sequence[str], *, where: str) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for item in items:
+        for part in (p.strip() for p in item.split(",")):
+            if not part:
+                continue
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip():
+                raise UsageError(f"{where}: {part!r} is not key=value")
+            labels[key.strip()] = value.strip()
+    return labels
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="patchctl-agent",
+        description="The patchctl agent: reports this machine's updates, installs approved ones.",
+        epilog="Exit codes: 0 success, 1 job failed or refused, 2 usage/config error, "
+        "3 controller unreachable, 4 package manager error.",
+    )
+    parser.add_argument("--version", action="version", version=AGENT_VERSION)
+    parser.add_argument("--config", help="agent.conf to read (default: %(default)s)", default=None)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    enroll = commands.add_parser("enroll", help="enrol this machine with a controller")
+    enroll.add_argument("--server", help="the controller's URL (https://..., http:// to loopback)")
+    enroll.add_argument(
+        "--enrollment-token",
+        help="the tenant's enrolment token (or PATCHCTL_ENROLLMENT_TOKEN, --enrollment-token-file)",
+    )
+    enroll.add_argument("--enrollment-token-file", help="read the enrolment token from this file")
+    enroll.add_argument("--hostname", help="the device name to enrol as (default: this host's)")
+    enroll.add_argument("--role", choices=ROLES, help="server, workstation or gateway")
+    enroll.add_argument("--label", action="append", default=[], help="key=value (repeatable)")
+    enroll.add_argument(
+        "--replace",
+        action="store_true",
+        help="this machine replaces the one enrolled under the hostname (another machine id); "
+        "without it the controller refuses such an enrolment",
+    )
+    _common(enroll)
+
+    run = commands.add_parser("run", help="report, poll and run jobs (the service)")
+    run.add_argument("--once", action="store_true", help="one full cycle, then exit")
+    run.add_argument("--reboot-command", help="how to reboot (default: systemctl reboot)")
+    _common(run)
+
+    scan = commands.add_parser("scan", help="print what the agent would report")
+    scan.add_argument("--json", action="store_true", help="the report body as JSON")
+    scan.add_argument("--backend", help="auto, apt, dnf, yum or wua")
+    scan.add_argument("--state-dir", help="the state directory")
+
+    status = commands.add_parser("status", help="enrolment, queued events and recent jobs")
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--state-dir", help="the state directory")
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-dir", help="where the agent keeps its state")
+    parser.add_argument("--ca-file", help="CA bundle for the controller's TLS certificate")
+    parser.add_argument(
+        "--insecure-http",
+        action="store_true",
+        default=None,
+        help="allow plain http:// to a host that is not loopback (sends the token in clear)",
+    )
+    parser.add_argument("--backend", help="auto, apt, dnf, yum or wua")
+
+
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one exit per error type
+    args = build_parser().parse_args(argv)
+    try:
+        config = read_config(args.config)
+        command = {"enroll": cmd_enroll, "run": cmd_run, "scan": cmd_scan, "status": cmd_status}
+        return command[args.command](args, config)
+    except UsageError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    except StateError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    except protocol.RefusedError as exc:
+        return fail(str(exc), EXIT_NO)
+    except wire.WireError as exc:
+        return fail(f"controller unreachable: {exc}", EXIT_UNREACHABLE)
+    except backends.BackendError as exc:
+        return fail(str(exc), EXIT_BACKEND)
+    except KeyboardInterrupt:
+        return fail("interrupted", EXIT_NO)
+
+
+def fail(message: str, code: int) -> int:
+    print(f"patchctl-agent: {message}", file=sys.stderr)  # noqa: T201
+    return code
+
+
+def _option(args: argparse.Namespace, config: dict[str, Any], name: str, *, default: Any) -> Any:
+    value = getattr(args, name, None)
+    if value is not None:
+        return value
+    return config.get(name, default)
+
+
+def _state(args: argparse.Namespace, config: dict[str, Any]) -> State:
+    return State(Path(_option(args, config, "state_dir", default=default_state_dir())))
+
+
+def _settings(args: argparse.Namespace, config: dict[str, Any]) -> agent.Settings:
+    defaults = agent.Settings()
+    role = config.get("role", defaults.role)
+    if role not in ROLES:
+        raise UsageError(f"agent.conf: [agent] role: {role!r} is not one of {', '.join(ROLES)}")
+    return agent.Settings(
+        reboot_command=_option(args, config, "reboot_command", default=defaults.reboot_command),
+        install_timeout=float(config.get("install_timeout", defaults.install_timeout)),
+        script_timeout=float(config.get("script_timeout", defaults.script_timeout)),
+        scan_interval=float(config.get("scan_interval", defaults.scan_interval)),
+        max_backoff=float(config.get("max_backoff", defaults.max_backoff)),
+        role=role,
+        labels=parse_labels([config.get("labels", "")], where="agent.conf: [agent] labels"),
+    )
+
+
+def _backend(args: argparse.Namespace, config: dict[str, Any]) -> backends.Backend:
+    name = _option(args, config, "backend", default="auto")
+    root = config.get("package_root")
+    if root or config.get("dnf_options"):
+        backend = _rooted_backend(name, root, config.get("dnf_options", "").split())
+    else:
+        backend = backends.detect(name)
+    if "lock_timeout" in config and hasattr(backend, "lock_timeout"):
+        backend.lock_timeout = float(config["lock_timeout"])
+    return backend
+
+
+def _rooted_backend(name: str, root: str | None, options: list[str]) -> backends.Backend:
+    """A backend working on another root than / (`package_root`: images, and the tests)."""
+    if name not in ("dnf", "yum"):
+        raise UsageError(
+            f"agent.conf: package_root and dnf_options need backend = dnf or yum, not {name}"
+        )
+    from patchctl_agent.backends import dnf  # noqa: PLC0415 - only the chosen backend loads
+
+    if root:
+        options = [f"--installroot={root}", *options]
+    return dnf.DnfBackend(
+        tool=name,
+        root=Path(root or "/"),
+        options=options,
+        rpm_options=[f"--root={root}"] if root else [],
+    )
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def cmd_enroll(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    server = _option(args, config, "server", default=None)
+    if not server:
+        raise UsageError("enroll: --server is required (or server= in agent.conf)")
+    insecure = bool(_option(args, config, "insecure_http", default=False))
+    try:
+        server = wire.check_server_url(server, insecure_http=insecure)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    secret = _enrollment_token(args)
+    ca_file = _option(args, config, "ca_file", default=None)
+    if ca_file and not Path(ca_file).is_file():
+        raise UsageError(f"--ca-file: {ca_file} is not a file")
+    state = _state(args, config)
+    backend = _backend(args, config)
+    settings = _settings(args, config)
+    labels = dict(settings.labels)
+    labels.update(parse_labels(args.label, where="--label"))
+    hostname = args.hostname or agent.default_hostname()
+    body = {
+        "enrollmentToken": secret,
+        "hostname": hostname,
+        "os": backend.os_info().to_json(),
+        "agentVersion": AGENT_VERSION,
+        "role": args.role or settings.role,
+        "labels": labels,
+        "machineId": agent.machine_identity(backend, state),
+    }
+    if args.replace:
+        body["replaceMachine"] = True
+    answer = protocol.Controller(server, ca_file=ca_file).enroll(body)
+    device_id, token = str(answer.get("deviceId") or ""), str(answer.get("deviceToken") or "")
+    if not device_id or not token:
+        raise wire.WireError("the enrolment answer lacks deviceId or deviceToken")
+    enrolment = {
+        "server": server,
+        "deviceId": device_id,
+        "hostname": hostname,
+        "caFile": ca_file,
+        "insecureHttp": insecure,
+        "role": args.role or settings.role,
+        "labels": labels,
+        "pollInterval": answer.get("pollInterval"),
+        "enrolledAt": agent.utc_now(),
+    }
+    state.save_enrolment(enrolment, token)
+    print(f"enrolled {hostname} as device {device_id} with {server}")  # noqa: T201
+    return EXIT_OK
+
+
+def _enrollment_token(args: argparse.Namespace) -> str:
+    if args.enrollment_token_file:
+        try:
+            secret = Path(args.enrollment_token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(f"--enrollment-token-file: {exc.strerror}") from exc
+    else:
+        secret = args.enrollment_token or os.environ.get("PATCHCTL_ENROLLMENT_TOKEN", "")
+    if not secret:
+        raise UsageError(
+            "enroll: --enrollment-token (or PATCHCTL_ENROLLMENT_TOKEN, --enrollment-token-file) "
+            "is required"
+        )
+    return secret
+
+
+def cmd_run(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    state = _state(args, config)
+    enrolment = state.enrolment()
+    if enrolment is None:
+        raise UsageError(f"not enrolled: no {state.enrolment_path}; run `patchctl-agent enroll`")
+    settings = _settings(args, config)
+    settings = settings._replace(
+        role=str(enrolment.get("role") or settings.role),
+        labels=dict(enrolment.get("labels") or settings.labels),
+    )
+    ca_file = _option(args, config, "ca_file", default=enrolment.get("caFile"))
+    controller = protocol.Controller(str(enrolment["server"]), token=state.token(), ca_file=ca_file)
+    worker = agent.Agent(
+        state=state,
+        backend=_backend(args, config),
+        controller=controller,
+        device_id=str(enrolment["deviceId"]),
+        hostname=str(enrolment["hostname"]),
+        settings=settings,
+    )
+    if isinstance(enrolment.get("pollInterval"), (int, float)):
+        worker.poll_interval = float(enrolment["pollInterval"])
+    return worker.run(once=args.once)
+
+
+def cmd_scan(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    state = _state(args, config)
+    enrolment = state.enrolment() or {}
+    backend = _backend(args, config)
+    settings = _settings(args, config)
+    worker = agent.Agent(
+        state=state,
+        backend=backend,
+        controller=protocol.Controller("http://127.0.0.1"),  # never called by a scan
+        device_id=str(enrolment.get("deviceId") or ""),
+        hostname=str(enrolment.get("hostname") or agent.default_hostname()),
+        settings=settings,
+        read_only=True,
+    )
+    result = backend.scan()
+    body = worker.report_body(result)
+    if args.json:
+        print(wire.dumps(body))  # noqa: T201
+        return EXIT_OK
+    facts = body["facts"]
+    os_info = facts["os"]
+    packages = len(result.inventory.packages) if result.inventory else 0
+    print(f"{facts['hostname']}: {os_info['name']} {os_info['version']} ({backend.name})")  # noqa: T201
+    print(f"machine id: {facts.get('machineId') or 'none yet (made at enrolment)'}")  # noqa: T201
+    print(f"packages: {packages}; reboot required: {'yes' if result.reboot_required else 'no'}")  # noqa: T201
+    print(f"missing updates: {len(result.missing)}")  # noqa: T201
+    for update in result.missing:
+        print(f"  {update.id}  {update.classification or ''}")  # noqa: T201
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    state = _state(args, config)
+    enrolment = state.enrolment()
+    jobs = [
+        {
+            "id": j["job"].get("id"),
+            "kind": j["job"].get("kind"),
+            "phase": j.get("phase"),
+            "startedAt": j.get("startedAt"),
+            "finishedAt": j.get("finishedAt"),
+        }
+        for j in state.journals()
+    ]
+    summary = {
+        "agentVersion": VERSION,
+        "stateDir": str(state.root),
+        "enrolled": enrolment is not None,
+        "server": (enrolment or {}).get("server"),
+        "deviceId": (enrolment or {}).get("deviceId"),
+        "hostname": (enrolment or {}).get("hostname"),
+        "enrolledAt": (enrolment or {}).get("enrolledAt"),
+        "token": "present" if state.token_path.exists() else "missing",
+        "queuedEvents": state.outbox_size(),
+        "jobs": jobs,
+    }
+    if args.json:
+        print(wire.dumps(summary))  # noqa: T201
+    else:
+        for key in (
+            "stateDir",
+            "enrolled",
+            "server",
+            "deviceId",
+            "hostname",
+            "enrolledAt",
+            "token",
+            "queuedEvents",
+        ):
+            print(f"{key}: {summary[key]}")  # noqa: T201
+        for job in jobs:
+            print(f"job {job['id']} ({job['kind']}): {job['phase']}")  # noqa: T201
+    return EXIT_OK if enrolment is not None else EXIT_USAGE
