@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 
     from controller.store import Store
 
+# schemathesis' own strategies draw from `random`; hypothesis warns about it, not about us.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module:hypothesis.errors.HypothesisDeprecationWarning"
+)
 EXAMPLES_PER_OPERATION = 20
 CHECKS = [
     not_a_server_error,
