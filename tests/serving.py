@@ -35,6 +35,8 @@ class Serve:
         self.cwd = cwd
         self.base = f"http://127.0.0.1:{free_port()}"
         self.process: subprocess.Popen[str] | None = None
+        # a file, not a pipe: a pipe nobody reads fills up and stalls a chatty server
+        self.log_path = state_dir.parent / f"serve-{self.base.rpartition(':')[2]}.log"
 
     def patchctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run a patchctl command on the same database and state directory."""
@@ -54,25 +56,26 @@ class Serve:
         return secret
 
     def start(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [
-                *PATCHCTL,
-                "serve",
-                "--listen",
-                self.base.removeprefix("http://"),
-                "--db",
-                self.database_url,
-                "--state-dir",
-                str(self.state_dir),
-                "--log-format",
-                "json",
-                *args,
-            ],
-            cwd=self.cwd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        with self.log_path.open("w", encoding="utf-8") as log:
+            self.process = subprocess.Popen(
+                [
+                    *PATCHCTL,
+                    "serve",
+                    "--listen",
+                    self.base.removeprefix("http://"),
+                    "--db",
+                    self.database_url,
+                    "--state-dir",
+                    str(self.state_dir),
+                    "--log-format",
+                    "json",
+                    *args,
+                ],
+                cwd=self.cwd,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                text=True,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -107,5 +110,5 @@ class Serve:
             return ""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        _, logs = self.process.communicate(timeout=30)
-        return logs
+        self.process.wait(timeout=30)
+        return self.log_path.read_text(encoding="utf-8")

@@ -22,8 +22,10 @@ from controller.cli.common import (
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
 from controller.runtime import observe, status
+from controller.runtime.leadership import Leadership
 from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.runtime.settings import system_clock
+from controller.store import Store, leases
 
 if TYPE_CHECKING:
     from controller.core.explain import DeviceExplanation
@@ -59,8 +61,9 @@ def _reconciler(
     access_policy: Path | None = None,
     *,
     create: bool = False,
+    store: Store | None = None,
 ) -> Reconciler:
-    store = open_store_or_fail(db_url, state_dir, create=create)
+    store = store or open_store_or_fail(db_url, state_dir, create=create)
     clock = (lambda: now) if now is not None else system_clock
     return Reconciler(
         store=store,
@@ -68,6 +71,23 @@ def _reconciler(
         clock=clock,
         access=load_access_or_fail(access_policy),
     )
+
+
+def _lead_or_fail(store: Store) -> Leadership:
+    """Hold the reconciler lease for one pass (renewed meanwhile), or exit 2 naming the
+    `serve` replica that holds it."""
+    leadership = Leadership(store)
+    if leadership.step():
+        leadership.start()
+        return leadership
+    with store.read() as conn:
+        lease = leases.read(conn)
+    holder = f"{lease.holder} (epoch {lease.epoch})" if lease else "another process"
+    fail(
+        f"the reconciler lease is held by {holder}: a running `patchctl serve` reconciles this "
+        "database; push a commit or call its webhook to start a pass, or stop it first"
+    )
+    raise AssertionError  # unreachable: fail() exits
 
 
 @click.command()
@@ -89,11 +109,17 @@ def reconcile(
 
     A revision that does not validate is recorded (lastAttemptedRevision, a PolicyInvalid alert)
     and the last valid revision keeps being enforced. Exit 0 when the head revision was applied,
-    1 when it was not (invalid policy, unreachable source), 2 on usage or database errors.
+    1 when it was not (invalid policy, unreachable source), 2 on usage or database errors, or
+    when a running `serve` holds the reconciler lease (its loop reconciles; two passes at once
+    would race).
     """
-    outcome = _reconciler(
-        repo, branch, db_url, state_dir, now, access_policy, create=True
-    ).reconcile()
+    leadership = _lead_or_fail(open_store_or_fail(db_url, state_dir, create=True))
+    try:
+        outcome = _reconciler(
+            repo, branch, db_url, state_dir, now, access_policy, store=leadership.store
+        ).reconcile()
+    finally:
+        leadership.stop()
     if as_json:
         print_json(outcome.as_dict())
     else:
@@ -246,6 +272,12 @@ def status_lines(report: dict[str, Any]) -> list[str]:
         f"applied   {source.get('lastAppliedRevision') or '-'}",
         f"attempted {source.get('lastAttemptedRevision') or '-'}",
     ]
+    lease = report.get("leader")
+    if lease is not None:  # a service shows no holder: it names a host
+        state = "until" if lease["valid"] else "expired"
+        asked = "the replica asked" if lease.get("thisReplica") else "another replica"
+        holder = lease.get("holder") or asked
+        lines.append(f"leader    {holder} (epoch {lease['epoch']}, {state} {lease['expiresAt']})")
     lines.extend(
         f"  {c.get('type', '?'):<15} {c.get('status', '?'):<8} "
         f"{c.get('reason', '')}: {c.get('message', '')}"

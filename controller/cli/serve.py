@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import signal
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from controller.server.tls import TlsFiles
     from controller.store import Store
+    from controller.store.leases import ServeLock
 
 F = TypeVar("F", bound="Callable[..., Any]")
 
@@ -301,9 +302,16 @@ def serve(
     without a restart. Behind a reverse proxy, --trusted-proxy names the proxies whose
     forwarded headers are believed (docs/deployment.md).
 
-    Stops cleanly on Ctrl-C or SIGTERM: finishes the pass in progress and the queued writes.
+    Several replicas may serve one PostgreSQL database: each serves agents, and the one holding
+    the reconciler lease runs the loop and the chores; when it stops or dies another takes over
+    within about 10 seconds (readyz and status say which replica leads). SQLite allows one
+    `serve` at a time: a second one exits 2 naming the first.
 
-    Exit codes: 0 stopped cleanly, 2 bad option, unreachable database or address in use.
+    Stops cleanly on Ctrl-C or SIGTERM: finishes the pass in progress and the queued writes,
+    then hands the lease over.
+
+    Exit codes: 0 stopped cleanly, 2 bad option, unreachable database, address in use or a
+    SQLite database that another `serve` is serving.
     """
     import structlog  # noqa: PLC0415 - keep --help fast
     import uvicorn  # noqa: PLC0415
@@ -315,6 +323,7 @@ def serve(
         FeedSettingsError,
         feeds_from_table,
     )
+    from controller.runtime.leadership import Leadership  # noqa: PLC0415
     from controller.runtime.reconcile import PolicySource, Reconciler  # noqa: PLC0415
     from controller.runtime.service import Controller, ServiceOptions  # noqa: PLC0415
     from controller.server import create_app, transport  # noqa: PLC0415
@@ -351,10 +360,13 @@ def serve(
     tls = _tls_or_fail(tls_cert, tls_key)
     access = load_access_or_fail(access_policy) if run_loop else None
     store = open_store_or_fail(db_url, state_dir, create=True)
+    serve_lock = _serve_lock_or_fail(store)
     controller = None
     if run_loop:
+        # Only the replica holding the lease reconciles, writing through its fenced store.
+        leadership = Leadership(store, exclusive=serve_lock is not None)
         reconciler = Reconciler(
-            store=store,
+            store=leadership.store,
             source=PolicySource(repo, branch, state_dir),
             clock=settings.clock,
             access=access,
@@ -366,7 +378,7 @@ def serve(
             smtp=smtp,
             feed_settings=feed_settings,
         )
-        controller = Controller(reconciler, options)
+        controller = Controller(reconciler, options, leadership=leadership)
     logs.configure(level=log_level, json_lines={"json": True, "console": False}.get(log_format))
     log = structlog.get_logger("patchctl.serve")
     log.info(
@@ -404,9 +416,27 @@ def serve(
         if server.started:
             raise
     finally:
-        store.close()
+        _close(store, serve_lock)
     if not server.started:
         fail(f"could not serve on {listen} (address in use or not available)")
+
+
+def _close(store: Store, serve_lock: ServeLock | None) -> None:
+    store.close()
+    if serve_lock is not None:  # after the store: the next serve may start at once
+        serve_lock.release()
+
+
+def _serve_lock_or_fail(store: Store) -> ServeLock | None:
+    """SQLite: this process's exclusive serve lock, or exit 2 naming the `serve` that runs."""
+    from controller.store import leases  # noqa: PLC0415 - keep --help fast
+
+    try:
+        return leases.lock_sqlite(store, now=datetime.now(tz=UTC))
+    except leases.ReplicaConflictError as exc:
+        store.close()
+        fail(str(exc))
+        raise  # unreachable: fail() exits
 
 
 def _stopped(_signal: int, _frame: object) -> None:

@@ -26,6 +26,7 @@ import watchfiles
 from controller.core import windows
 from controller.runtime.reconcile import Outcome, Reconciler
 from controller.sources import git as git_source
+from controller.store.leases import LeaseLostError
 
 log = structlog.get_logger("patchctl.loop")
 
@@ -37,7 +38,7 @@ ERROR_BACKOFF = (1.0, 60.0)  # first and largest pause after an unexpected error
 class ReconcileLoop:
     """Runs `reconciler.reconcile()` on a background thread, coalescing triggers."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only options, each with a default
         self,
         reconciler: Reconciler,
         *,
@@ -47,13 +48,16 @@ class ReconcileLoop:
         on_outcome: Callable[[Outcome], None] | None = None,
         report_debounce: timedelta = REPORT_DEBOUNCE,
         monotonic: Callable[[], float] = time.monotonic,
+        may_run: Callable[[], bool] | None = None,
     ) -> None:
-        """`monotonic` (seconds) times the interval and the debounce; tests pass a fake one."""
+        """`monotonic` (seconds) times the interval and the debounce; tests pass a fake one.
+        `may_run`: asked before each pass; False skips it (a replica that does not lead)."""
         self.reconciler = reconciler
         self.interval = interval
         self.jitter = jitter
         self.sleep_scale = sleep_scale  # < 1 when the clock runs faster than the wall (the demo)
         self.on_outcome = on_outcome
+        self.may_run = may_run
         self.last_outcome: Outcome | None = None
         self.last_triggers: tuple[str, ...] = ()  # what started the last completed pass
         self.passes = 0
@@ -122,8 +126,15 @@ class ReconcileLoop:
             if reasons is None:  # woken to shorten the wait (a deferred report), not to run
                 continue
             next_interval = self._monotonic() + self._seconds_until_next()
+            if self.may_run is not None and not self.may_run():
+                self._idle.set()  # the leader reconciles; its triggers are its own
+                continue
             try:
                 outcome = self.reconciler.reconcile()
+            except LeaseLostError as exc:  # another replica leads now; it finishes the work
+                log.warning("reconcile abandoned: lease lost", triggers=reasons, error=str(exc))
+                self._idle.set()
+                continue
             except Exception:  # a bug or a dead database must not kill the service
                 failures += 1
                 pause = min(ERROR_BACKOFF[0] * 2 ** (failures - 1), ERROR_BACKOFF[1])

@@ -1,6 +1,10 @@
 """The controller's background work inside `serve`: the reconcile loop, the branch watcher, and
 the chores that follow a pass (notifications, scheduled reports, feed refreshes).
 
+With a `Leadership` (every `serve`), only the replica that holds the reconciler lease runs
+passes and chores, and they write through the lease's fenced store; a follower forwards its
+triggers to the leader (`controller.runtime.leadership`).
+
 Chores run on their own thread, one round at a time, after the pass that asked for them: a slow
 SMTP server or a push to a far remote never delays the next reconcile. A chore that fails is
 logged and its error kept in the status table (`chore:<name>`); the next round tries again.
@@ -25,10 +29,12 @@ from controller.reports import publish, schedules
 from controller.reports.collect import pending_from_plan
 from controller.runtime import feeds
 from controller.runtime.feedsources import FeedSettings, FeedSources
+from controller.runtime.leadership import Leadership
 from controller.runtime.loop import DEFAULT_INTERVAL, BranchWatcher, ReconcileLoop
 from controller.runtime.reconcile import Outcome, Reconciler
 from controller.sources import git as git_source
 from controller.store import Store, history
+from controller.store.leases import LeaseLostError
 
 log = structlog.get_logger("patchctl.service")
 
@@ -78,8 +84,14 @@ class Controller:
         options: ServiceOptions | None = None,
         *,
         chores: Sequence[tuple[str, Chore]] | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
+        """`leadership` None: this process is the only one and always reconciles (tests, the
+        demo); with it, the reconciler must write through `leadership.store`."""
+        if leadership is not None and reconciler.store is not leadership.store:
+            raise ValueError("the reconciler must write through the leadership's fenced store")
         self.reconciler = reconciler
+        self.leadership = leadership
         self.options = options or ServiceOptions()
         self.store: Store = reconciler.store
         self.notifier: Notifier | None = None
@@ -89,6 +101,7 @@ class Controller:
             jitter=self.options.jitter,
             sleep_scale=self.options.sleep_scale,
             on_outcome=self._after_pass,
+            may_run=self.leading,
         )
         source = reconciler.source
         self.watcher = (
@@ -115,7 +128,21 @@ class Controller:
 
     # --- life cycle -------------------------------------------------------------------------
 
+    def leading(self) -> bool:
+        """Whether this replica runs the passes and chores."""
+        return self.leadership is None or self.leadership.leading
+
+    def role(self) -> dict[str, object]:
+        """This replica's part, for readiness: its id, whether it leads, the lease epoch."""
+        if self.leadership is None:
+            return {"replica": None, "leader": True, "epoch": None}
+        return self.leadership.describe()
+
     def start(self) -> None:
+        if self.leadership is not None:
+            self.leadership.on_elected = lambda: self.loop.trigger("elected")
+            self.leadership.on_wanted = lambda: self.loop.trigger("asked by a replica")
+            self.leadership.start()
         self._stopping.clear()
         self._chore_thread = threading.Thread(
             target=self._run_chores, name="patchctl-chores", daemon=True
@@ -143,9 +170,14 @@ class Controller:
         if self.notifier is not None:
             self.notifier.flush(min(timeout, 5.0))
             self.notifier.close()
+        if self.leadership is not None:  # last: the pass and the chores write under the lease
+            self.leadership.stop()
 
     def trigger(self, reason: str) -> None:
-        self.loop.trigger(reason)
+        if self.leading():
+            self.loop.trigger(reason)
+        elif self.leadership is not None:
+            self.leadership.ask_for_pass()
 
     def poll_interval(self, device_id: str, *, now: datetime, default: timedelta) -> timedelta:
         """How long the agent should wait before its next poll: `default`, but every
@@ -162,7 +194,10 @@ class Controller:
         return default
 
     def reports_arrived(self) -> None:
-        self.loop.reports_arrived()
+        if self.leading():
+            self.loop.reports_arrived()
+        elif self.leadership is not None:
+            self.leadership.ask_for_pass()
 
     # --- chores -----------------------------------------------------------------------------
 
@@ -178,8 +213,14 @@ class Controller:
     def run_chores_now(self, context: PassContext) -> None:
         """One round of every chore, on the caller's thread (the demo and tests)."""
         for name, chore in self.chores:
+            if not self.leading():
+                log.info("chores left to the leader", chore=name)
+                return
             try:
                 chore(context)
+            except LeaseLostError as exc:
+                log.warning("chore abandoned: lease lost", chore=name, error=str(exc))
+                return
             except Exception as exc:  # a broken chore must not stop the others or the loop
                 log.exception("chore failed", chore=name)
                 self._record_chore(name, context.now, error=str(exc))

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from controller.kinds.common import tenant_contains
-from controller.store import history, schema
+from controller.store import history, leases, schema
 
 PATCH_STATUS_DAYS = 30
 _CHUNK = 500  # ids per IN (...) query, under every engine's parameter limit
@@ -44,7 +44,15 @@ def summary(conn: Connection, *, now: datetime, tenant: str | None = None) -> di
         "patchStatus": patch_status(conn, now=now, tenant=tenant),
         "agents": agents(conn, now=now, tenant=tenant),
         "reconciles": [_run(r) for r in history.list_reconcile_runs(conn, limit=10)],
+        "leader": leader(conn),
     }
+
+
+def leader(conn: Connection) -> dict[str, Any] | None:
+    """The reconciler lease: which replica leads, under which epoch, until when (None before
+    any `serve` ran)."""
+    lease = leases.read(conn)
+    return lease.as_dict(now=leases.database_now(conn)) if lease is not None else None
 
 
 def tenant_view(conn: Connection, *, scope: str) -> dict[str, Any]:

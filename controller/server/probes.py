@@ -23,7 +23,10 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Readiness: the database answers",
+    summary="Readiness: the database answers; whether this replica leads the reconcile",
+    description="`leader` is true on the replica that holds the reconciler lease (it runs the "
+    "reconcile loop and the chores); every ready replica serves agents. `replica` names this "
+    "process (host:pid:nonce); both are null/false with --no-reconcile.",
     responses=models.error_responses(503),
 )
 async def readyz(context: Context) -> JSONResponse:
@@ -33,7 +36,15 @@ async def readyz(context: Context) -> JSONResponse:
             status = history.get_status(conn)
         source = status.get("source", {}).get("value") or {}
         applied = source.get("lastAppliedRevision") if isinstance(source, dict) else None
-        return {"status": "ready", "database": "ok", "lastAppliedRevision": applied}
+        # whether this replica leads, not who it is: the probe answers without a token
+        role = context.controller.role() if context.controller is not None else {}
+        return {
+            "status": "ready",
+            "database": "ok",
+            "lastAppliedRevision": applied,
+            "leader": bool(role.get("leader")),
+            "epoch": role.get("epoch"),
+        }
 
     try:
         body = await anyio.to_thread.run_sync(check)

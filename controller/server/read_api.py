@@ -204,7 +204,17 @@ async def status(
             "compliance": runtime_status.compliance_by_baseline(conn, tenant=scope),
             "patchStatus": runtime_status.patch_status(conn, now=now, tenant=scope),
             "agents": runtime_status.agents(conn, now=now, tenant=scope),
+            "leader": leader(conn),
         } | runtime_status.tenant_view(conn, scope=scope)
+
+    def leader(conn: Connection) -> dict[str, Any] | None:
+        # The holder names a host and a process: it stays on the controller host.
+        lease = runtime_status.leader(conn)
+        if lease is None:
+            return None
+        here = context.controller.role()["replica"] if context.controller is not None else None
+        shown = {key: lease[key] for key in ("epoch", "expiresAt", "valid")}
+        return shown | {"thisReplica": lease["holder"] == here}
 
     found = await _read(context, read)
     return {"scope": scope, "serverTime": now.isoformat(), "version": __version__} | found

@@ -13,6 +13,7 @@ so several replicas may start at once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from sqlalchemy.engine import URL, Connection, Engine
 
@@ -56,10 +57,16 @@ class SchemaTooNewError(StoreError):
 
 @dataclass(frozen=True, slots=True)
 class Store:
-    """An open state store. Use `read()` and `write()` for transactions; `close()` when done."""
+    """An open state store. Use `read()` and `write()` for transactions; `close()` when done.
+
+    A fenced store (`fenced(check)`) runs `check(conn)` at the start of every write
+    transaction, and the transaction is rolled back when it raises: the leader's reconciler and
+    chores write through one, so a replica that lost its lease writes nothing (DESIGN §7).
+    """
 
     engine: Engine
     url: str  # with any password masked, for messages and logs
+    fence: Callable[[Connection], None] | None = None
 
     @property
     def dialect(self) -> str:
@@ -78,7 +85,13 @@ class Store:
         with self.engine.connect() as conn:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
+                if self.fence is not None:
+                    self.fence(conn)
                 yield conn
+
+    def fenced(self, check: Callable[[Connection], None]) -> Store:
+        """The same store (same engine) whose write transactions first run `check`."""
+        return dataclasses.replace(self, fence=check)
 
     def ping(self) -> None:
         """Raise StoreError unless the database answers."""

@@ -307,3 +307,22 @@ status = sa.Table(
     sa.Column("value", json_type(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+# Leader leases (DESIGN §7): one row per lease name ("reconciler"). `epoch` is the fencing
+# token: it grows by one every time the lease changes hands, and every write of the leader
+# checks it (`controller.store.leases`). The unique (name, epoch) constraint makes `epoch` a
+# key column for PostgreSQL's row locks, so the leader's `FOR KEY SHARE` check blocks a
+# takeover (which changes the epoch) until the leader's transaction ends, but not the
+# leader's own renewals (which do not).
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),  # host:pid:nonce of the replica
+    sa.Column("epoch", sa.Integer(), nullable=False),
+    sa.Column("acquired_at", UtcDateTime(), nullable=False),
+    sa.Column("renewed_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("wanted_at", UtcDateTime(), nullable=True),  # a follower asked for a pass
+    sa.UniqueConstraint("name", "epoch"),
+)
