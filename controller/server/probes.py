@@ -8,6 +8,7 @@ import anyio.to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from controller.server import models
 from controller.server.context import Context
 from controller.server.errors import RETRY_AFTER_SECONDS, error_body
 from controller.store import StoreError, history
@@ -26,7 +27,7 @@ async def healthz() -> dict[str, str]:
     description="`leader` is true on the replica that holds the reconciler lease (it runs the "
     "reconcile loop and the chores); every ready replica serves agents. `replica` names this "
     "process (host:pid:nonce); both are null/false with --no-reconcile.",
-    responses={503: {"description": "The database is not reachable."}},
+    responses=models.error_responses(503),
 )
 async def readyz(context: Context) -> JSONResponse:
     def check() -> dict[str, Any]:
