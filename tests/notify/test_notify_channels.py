@@ -58,6 +58,7 @@ def test_webhook_body_carries_the_event_and_the_signed_time() -> None:
         )
     [request] = receiver.requests
     assert "X-Patchctl-Signature" not in request.headers
+    assert "k1" == request.headers["X-Patchctl-Event-Id"]
     assert {
         "version": 1,
         "sender": "patchctl",
@@ -67,6 +68,7 @@ def test_webhook_body_carries_the_event_and_the_signed_time() -> None:
         "text": "InstallFailed (critical) acme/retail: USN-1 failed on web-01: dpkg error",
         "events": [
             {
+                "id": "k1",
                 "key": "k1",
                 "type": "InstallFailed",
                 "severity": "critical",
