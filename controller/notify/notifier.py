@@ -72,6 +72,7 @@ class _ChannelThread:
         self.on_status = on_status
         self.on_progress = on_progress
         self._stored: dict[str, int] = {}
+        self._progress_lock = threading.Lock()  # one writer at a time: a position never goes back
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.busy = False
@@ -115,15 +116,20 @@ class _ChannelThread:
 
     def _progress(self) -> None:
         """Store the channel's settled position when it moved (after sends, never on intake)."""
-        position = self.queue.position()
-        if self.on_progress is None or not position or position == self._stored:
+        if self.on_progress is None:
             return
-        try:
-            self.on_progress(self.queue.channel_id, position)
-        except Exception:  # tried again at the next step; a fenced-out leader stays refused
-            log.warning("notify position not saved", channel=self.queue.channel_id, exc_info=True)
-        else:
-            self._stored = position
+        with self._progress_lock:
+            position = self.queue.position()
+            if not position or position == self._stored:
+                return
+            try:
+                self.on_progress(self.queue.channel_id, position)
+            except Exception:  # tried again at the next step; a fenced-out leader stays refused
+                log.warning(
+                    "notify position not saved", channel=self.queue.channel_id, exc_info=True
+                )
+            else:
+                self._stored = position
 
     def stop(self, timeout: float) -> None:
         self.stopping.set()
@@ -300,6 +306,9 @@ class Notifier:
                     rate=self._rate,
                     retry=self._retry,
                 )
+                # what the channel had before a restart counts as routed: its position never
+                # goes below the stored one, even while the read cursor catches up
+                channel_queue.advance(self._settled.get(channel_id, {}))
                 thread = _ChannelThread(
                     channel_queue,
                     clock=self._clock,

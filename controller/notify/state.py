@@ -92,31 +92,40 @@ class ProgressWriter:
 def resume(
     conn: Connection, channel_ids: Iterable[str], *, now: datetime
 ) -> dict[str, dict[str, int]]:
-    """The stored settled positions of these channels, by channel id; moves the read cursor
-    back to the least of them so that what was read but not delivered is read again.
+    """The settled positions of these channels, by channel id; moves the read cursor back to
+    the least of them so that what was read but not delivered is read again.
 
-    Channels without a stored position (new ones) get what is read from the cursor on, as
-    before; call it in a (fenced) write transaction, before the first `read_events`.
+    A channel without a stored position (a new installation, a new channel, an upgrade) is
+    given the read cursor's, and it is stored at once: what is read from now on is kept for it
+    even if this leader dies before delivering anything. Call it in the leader's (fenced) write
+    transaction, before the first `read_events`.
     """
-    keys = {channel_cursor_key(cid): cid for cid in channel_ids}
-    if not keys:
-        return {}
     s = schema.status.c
-    rows = conn.execute(sa.select(s.key, s.value).where(s.key.in_(list(keys))))
+    stored = conn.execute(sa.select(s.value).where(s.key == CURSOR_KEY)).scalar()
+    cursor = _newest(conn) if not stored else {src: int(stored.get(src, 0)) for src in SOURCES}
+    keys = {channel_cursor_key(cid): cid for cid in channel_ids}
+    rows = conn.execute(sa.select(s.key, s.value).where(s.key.in_(list(keys)))) if keys else ()
     settled = {
-        keys[key]: {source: int(value[source]) for source in SOURCES if source in value}
-        for key, value in rows
+        keys[key]: {source: int(value.get(source, 0)) for source in SOURCES} for key, value in rows
     }
-    if not settled:
-        return {}
-    stored = conn.execute(sa.select(s.value).where(s.key == CURSOR_KEY)).scalar() or {}
-    cursor = {source: int(number) for source, number in stored.items() if source in SOURCES}
     for position in settled.values():
         for source, number in position.items():
-            cursor[source] = min(number, cursor.get(source, number))
+            cursor[source] = min(number, cursor[source])
     if cursor != stored:
         history.set_status(conn, CURSOR_KEY, cursor, now=now)
+    for cid in sorted(set(keys.values()) - set(settled)):
+        settled[cid] = dict(cursor)
+        history.set_status(conn, channel_cursor_key(cid), cursor, now=now)
     return settled
+
+
+def _newest(conn: Connection) -> dict[str, int]:
+    """The newest alert and audit rows: where a new installation starts (no history replay)."""
+    a, e = schema.alerts.c, schema.audit_events.c
+    return {
+        "alert": conn.execute(sa.select(sa.func.max(a.id))).scalar() or 0,
+        "audit": conn.execute(sa.select(sa.func.max(e.id))).scalar() or 0,
+    }
 
 
 def new_events(conn: Connection, *, now: datetime, limit: int = BATCH) -> list[Event]:
@@ -133,10 +142,7 @@ def read_events(
         sa.select(schema.status.c.value).where(schema.status.c.key == CURSOR_KEY)
     ).scalar()
     if not stored:
-        cursor = {
-            "alert": conn.execute(sa.select(sa.func.max(a.id))).scalar() or 0,
-            "audit": conn.execute(sa.select(sa.func.max(e.id))).scalar() or 0,
-        }
+        cursor = _newest(conn)
         history.set_status(conn, CURSOR_KEY, cursor, now=now)
         return [], cursor
     alert_rows = (
