@@ -193,6 +193,7 @@ def test_email_is_delivered_through_smtp_with_the_report_attached() -> None:
     assert (
         "[patchctl] ReportPublished (info) acme: compliance report for acme: 75.0% compliant"
     ) == message["Subject"]
+    assert report_event().event_id == message["X-Patchctl-Event-Id"]
     body = message.get_body(preferencelist=("plain",))
     assert body is not None
     assert "# Patch compliance: acme" in body.get_content()
