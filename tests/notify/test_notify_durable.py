@@ -1,14 +1,13 @@
-"""At-least-once notifications with a real store and a real local receiver: a notifier killed
-with events in flight loses none of them, and a fresh one on the same store re-sends only those."""
+"""At-least-once notifications on a real store (SQLite, PostgreSQL) with a real receiver: a
+notifier killed with events in flight loses none, and a fresh one re-sends only those."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from notifyhelpers import T0, Request, event, http_receiver, notification
@@ -24,18 +23,10 @@ from controller.notify.state import (
     read_events,
     resume,
 )
-from controller.store import Store, history, leases, open_store
+from controller.store import Store, history, leases
 from controller.store.leases import LeaseLostError
 
 SLOW_RETRY = RetryPolicy(max_attempts=5, first_delay=timedelta(minutes=1))  # stays in flight
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    """A migrated, empty SQLite store."""
-    opened = open_store(f"sqlite:///{tmp_path}/db.sqlite")
-    yield opened
-    opened.close()
 
 
 def hook(url: str) -> Notification:
