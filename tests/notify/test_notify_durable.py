@@ -8,10 +8,12 @@ import json
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from notifyhelpers import T0, Request, event, http_receiver, notification
 
+from controller.core.desired import DesiredState
 from controller.kinds.notifications import Notification
 from controller.notify import ChannelQueue, DeliveryError, Message, Notifier, RetryPolicy
 from controller.notify.events import Event
@@ -23,6 +25,8 @@ from controller.notify.state import (
     read_events,
     resume,
 )
+from controller.runtime.reconcile import Outcome, PolicySource, Reconciler
+from controller.runtime.service import Controller, PassContext, ServiceOptions
 from controller.store import Store, history, leases
 from controller.store.leases import LeaseLostError
 
@@ -237,3 +241,42 @@ def test_resume_rewinds_the_read_cursor_to_the_least_settled_channel(store: Stor
         "slack:new": {"alert": 2, "audit": 0},
     } == settled
     assert ["alert:3", "alert:4"] == [e.event_id for e in events]
+
+
+def test_a_new_controller_delivers_what_a_killed_one_had_in_flight(
+    store: Store, tmp_path: Path
+) -> None:
+    """Through the service's notify chore: the controller killed mid-delivery loses nothing,
+    and the next one sends only the events that were in flight."""
+    first_read(store)
+    with http_receiver(script=[(200, {}), (503, {"Retry-After": "60"})]) as receiver:
+        desired = DesiredState(revision="main@sha1:abc", objects=(hook(receiver.url),))
+        notifications = list(desired.notifications)
+
+        def controller() -> Controller:
+            source = PolicySource(str(tmp_path / "policy"), "main", tmp_path / "state")
+            reconciler = Reconciler(store=store, source=source, clock=lambda: T0)
+            return Controller(reconciler, ServiceOptions(watch_branch=False, feeds=False))
+
+        context = PassContext(
+            Outcome("applied", desired.revision, desired.revision, T0, 1), desired, T0
+        )
+        killed = controller()
+        killed.run_chores_now(context)  # the first round only places the positions
+        add_alerts(store, "web-01", "web-02", "web-03")
+        killed.run_chores_now(context)
+        wait_until(lambda: stored_position(store, notifications) == {"alert": 2, "audit": 0})
+        assert 2 == len(receiver.wait_for(2))
+        assert killed.notifier is not None
+        killed.notifier.close(timeout=2)  # its queue is gone unsent, as by kill -9
+
+        fresh = controller()
+        fresh.run_chores_now(context)
+        try:
+            assert fresh.notifier is not None
+            assert fresh.notifier.flush(timeout=10)
+            wait_until(lambda: stored_position(store, notifications) == {"alert": 4, "audit": 0})
+        finally:
+            fresh.stop(timeout=2)
+    assert ["alert:2", "alert:3", "alert:3", "alert:4"] == ids(receiver.requests)
+    assert {"alert": 4, "audit": 0} == stored_position(store, notifications)
