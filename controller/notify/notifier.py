@@ -122,14 +122,16 @@ class _ChannelThread:
             position = self.queue.position()
             if not position or position == self._stored:
                 return
+            # Tried once per new position: a failure (the store down, a lease lost) only leaves
+            # the stored position behind, which costs duplicates after a crash, never losses;
+            # retrying the same one every step would only repeat the warning.
+            self._stored = position
             try:
                 self.on_progress(self.queue.channel_id, position)
-            except Exception:  # tried again at the next step; a fenced-out leader stays refused
+            except Exception as exc:  # noqa: BLE001 - delivery goes on; the next position retries
                 log.warning(
-                    "notify position not saved", channel=self.queue.channel_id, exc_info=True
+                    "notify position not saved", channel=self.queue.channel_id, error=str(exc)
                 )
-            else:
-                self._stored = position
 
     def stop(self, timeout: float) -> None:
         self.stopping.set()
