@@ -52,7 +52,7 @@ def create_app(store: Store, settings: Settings, controller: Controller | None =
     writer = Writer(
         store,
         clock=settings.clock,
-        on_commit=controller.reports_arrived if controller is not None else None,
+        on_change=controller.reports_arrived if controller is not None else None,
     )
     services = Services(
         store=store,
