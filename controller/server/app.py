@@ -70,6 +70,11 @@ def create_app(store: Store, settings: Settings, controller: Controller | None =
             Gauge(
                 "patchctl_writer_items", "Writes (reports, calls) committed.", lambda: writer.items
             ),
+            Gauge(
+                "patchctl_writer_changing_batches",
+                "Write transactions that changed a planner input (each asked for a pass).",
+                lambda: writer.changing,
+            ),
         ]
     )
 
