@@ -37,7 +37,7 @@ from controller.core.observed import is_online
 from controller.store import findings, schema
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from sqlalchemy.engine import Connection
 
@@ -72,18 +72,32 @@ class Scan:
     installed: tuple[tuple[str, datetime | None], ...] = ()
     document: str | None = None  # {"missing": [{"id", ...}], "installed": [{"id", ...}]}
     counts: tuple[int, int] | None = None  # (missing, installed) when `document` is given
+    # the lists `document` serialises, as the caller holds them (spares parsing it back)
+    lists: tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]] | None = None
+
+    def quick_digest(self) -> str:
+        """A digest of the stored document and the reboot signal: cheap (one hash of the text),
+        equal for a repeated scan listed in the same order."""
+        return _digest([self.stored_document(), str(self.reboot_required)])
 
     def planning_digest(self) -> str:
-        """`scan_digest` of this scan (for a stored one only: it reads the document)."""
+        """`scan_digest` of this scan (costlier: only when the quick one moved)."""
+        if self.lists is not None:
+            missing, installed = self.lists
+            return scan_digest(
+                (entry["id"] for entry in missing),
+                (entry["id"] for entry in installed),
+                reboot_required=self.reboot_required,
+            )
         if self.document is not None:
             lists = json.loads(self.document)
             return scan_digest(
-                lists.get(MISSING, ()),
+                (entry["id"] for entry in lists.get(MISSING, ())),
                 (entry["id"] for entry in lists.get(INSTALLED, ())),
                 reboot_required=self.reboot_required,
             )
         return scan_digest(
-            ({**details, "id": pid} for pid, details in self.missing),
+            (pid for pid, _ in self.missing),
             (pid for pid, _ in self.installed),
             reboot_required=self.reboot_required,
         )
@@ -117,6 +131,10 @@ class Inventory:
     kernel: str | None
     packages: list[dict[str, Any]] = field(default_factory=list)
 
+    def quick_digest(self) -> str:
+        """A digest of the inventory as listed (one serialisation, one hash)."""
+        return _digest([json.dumps([self.os_build, self.kernel, self.packages])])
+
     def planning_digest(self) -> str:
         """A digest of what server-side applicability reads (`findings.DeviceInventory`): the
         package set (order does not matter), the OS build and the kernel."""
@@ -124,16 +142,27 @@ class Inventory:
         return _digest([_canonical([self.os_build, self.kernel]), *entries])
 
 
-def scan_digest(
-    missing: Iterable[Mapping[str, Any]], installed: Iterable[str], *, reboot_required: bool
-) -> str:
-    """A digest of what the planner reads of a scan (`runtime.observe`): the set of missing
-    patches with the metadata agents report for them (it fills catalogue gaps), the set of
-    installed patch ids, and the reboot signal. List order, installation times and the scan
-    instant are left out: a repeated scan has the same digest. 32 hex digits."""
-    entries = sorted(_canonical(dict(entry)) for entry in missing)
-    ids = sorted(str(patch_id) for patch_id in installed)
-    return _digest([_canonical([reboot_required, ids]), *entries])
+def compare_digests(
+    stored: str | None, quick: str, planning: Callable[[], str]
+) -> tuple[str, bool]:
+    """(the `quick:planning` digest pair to store, whether the planning digest changed) for a
+    new scan or inventory against the stored pair. The planning digest (order-free, the costly
+    one) is computed only when the quick one differs: a repeated report costs one hash."""
+    stored_quick, _, stored_planning = (stored or "").partition(":")
+    if stored is not None and quick == stored_quick:
+        return stored, False
+    found = planning()
+    return f"{quick}:{found}", found != stored_planning
+
+
+def scan_digest(missing: Iterable[str], installed: Iterable[str], *, reboot_required: bool) -> str:
+    """A digest of what the planner decides on from a scan (`runtime.observe`): the sets of
+    missing and installed patch ids and the reboot signal. List order, installation times, the
+    scan instant and the agent's metadata of a missing patch are left out: a repeated scan has
+    the same digest. (That metadata only fills catalogue gaps; a change of it alone is seen by
+    the periodic pass.) 30 hex digits."""
+    lists = [reboot_required, sorted(map(str, missing)), sorted(map(str, installed))]
+    return _digest([_canonical(lists)])
 
 
 def _canonical(value: Any) -> str:
@@ -141,7 +170,8 @@ def _canonical(value: Any) -> str:
 
 
 def _digest(parts: list[str]) -> str:
-    return hashlib.blake2b("\n".join(parts).encode("utf-8"), digest_size=16).hexdigest()
+    # 30 hex digits: a stored `quick:planning` pair fits the 64-character column
+    return hashlib.blake2b("\n".join(parts).encode("utf-8"), digest_size=15).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,12 +262,7 @@ def _write_distinct(conn: Connection, reports: Sequence[Report], *, now: datetim
         scan_outcome = _scan_outcome(report.scan, sql.read_time(device.last_scan_at))
         if scan_outcome is ScanOutcome.STORED:
             fresh.append(report)
-        found = _Digests(
-            scan=report.scan.planning_digest()
-            if report.scan is not None and scan_outcome is ScanOutcome.STORED
-            else None,
-            inventory=report.inventory.planning_digest() if report.inventory is not None else None,
-        )
+        found = _digests(report, device, stored_scan=scan_outcome is ScanOutcome.STORED)
         digests[report.device_id] = found
         changes = _changes(sql, report, device, found, now=now)
         outcomes.append(Outcome(report.device_id, known=True, scan=scan_outcome, changes=changes))
@@ -284,8 +309,30 @@ class _Stored:
 
 @dataclass(frozen=True, slots=True)
 class _Digests:
-    scan: str | None  # of a scan that replaces the stored one
-    inventory: str | None
+    """The digest pairs to store (None: no such part in the report) and what changed."""
+
+    scan: str | None = None  # of a scan that replaces the stored one
+    inventory: str | None = None
+    scan_changed: bool = False
+    inventory_changed: bool = False
+
+
+def _digests(report: Report, device: _Stored, *, stored_scan: bool) -> _Digests:
+    scan, scan_changed = (
+        compare_digests(device.scan_digest, report.scan.quick_digest(), report.scan.planning_digest)
+        if report.scan is not None and stored_scan
+        else (None, False)
+    )
+    inventory, inventory_changed = (
+        compare_digests(
+            device.inventory_digest,
+            report.inventory.quick_digest(),
+            report.inventory.planning_digest,
+        )
+        if report.inventory is not None
+        else (None, False)
+    )
+    return _Digests(scan, inventory, scan_changed, inventory_changed)
 
 
 def _changes(
@@ -300,9 +347,9 @@ def _changes(
         changes.add(Change.ONLINE)
     if report.facts is not None and _facts_differ(report.facts, device):
         changes.add(Change.FACTS)
-    if digests.scan is not None and digests.scan != device.scan_digest:
+    if digests.scan_changed:
         changes.add(Change.SCAN)
-    if digests.inventory is not None and digests.inventory != device.inventory_digest:
+    if digests.inventory_changed:
         changes.add(Change.INVENTORY)
     return frozenset(changes)
 
