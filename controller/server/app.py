@@ -24,7 +24,7 @@ from controller.server import (
 from controller.server.context import Authenticator, Services
 from controller.server.ingest import ReportFastPath
 from controller.server.limits import RequestLimits
-from controller.server.metrics import Gauge, Metrics, RequestMetrics
+from controller.server.metrics import FleetCache, Gauge, Metrics, RequestMetrics
 from controller.server.writer import Writer
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ def create_app(store: Store, settings: Settings, controller: Controller | None =
     reconcile loop, and stored writes and the git webhook trigger it. The caller owns and
     closes the store."""
     metrics = Metrics()
+    metrics.fleet = FleetCache(store, clock=settings.clock)
     writer = Writer(
         store,
         clock=settings.clock,
@@ -72,6 +73,15 @@ def create_app(store: Store, settings: Settings, controller: Controller | None =
             ),
         ]
     )
+    if controller is not None:
+        # whether this replica leads, as /readyz says it without a token (no tenant data)
+        metrics.gauges.append(
+            Gauge(
+                "patchctl_leader",
+                "1 while this replica holds the reconciler lease (runs the reconcile loop).",
+                lambda: 1.0 if controller.role().get("leader") else 0.0,
+            )
+        )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
