@@ -79,28 +79,33 @@ def _labels(**values: str) -> Labels:
 
 
 def _devices(conn: Connection, *, scope: str, now: datetime) -> Family:
+    """Counted in the database: one query for the poll intervals in use (a handful), then one
+    GROUP BY whose CASE tests each device against the cut-off of its own interval."""
     d = schema.devices.c
+    polls = conn.execute(
+        sa.select(d.poll_interval).where(in_scope(d.tenant, scope)).distinct()
+    ).scalars()
+    online = [
+        (
+            sa.and_(d.poll_interval == poll, d.last_seen >= now - timedelta(seconds=2 * poll)),
+            "online",
+        )
+        for poll in sorted(polls)
+    ]
+    classified = sa.case(*online, (d.last_seen < now - STALE_AFTER, "stale"), else_="offline")
     rows = conn.execute(
-        sa.select(d.tenant, d.os_family, d.last_seen, d.poll_interval).where(
-            in_scope(d.tenant, scope)
-        )
+        sa.select(d.tenant, d.os_family, classified, sa.func.count())
+        .where(in_scope(d.tenant, scope))
+        .group_by(d.tenant, d.os_family, classified)
     )
-    counts: Counter[tuple[str, str, str]] = Counter()
-    groups: set[tuple[str, str]] = set()
-    for tenant, os_family, last_seen, poll in rows:
-        groups.add((tenant, os_family))
-        age = now - last_seen
-        state = (
-            "online"
-            if age <= timedelta(seconds=2 * poll)
-            else "stale"
-            if age > STALE_AFTER
-            else "offline"
-        )
-        counts[tenant, os_family, state] += 1
+    counts = {(tenant, os_family, found): int(n) for tenant, os_family, found, n in rows}
+    groups = sorted({(tenant, os_family) for tenant, os_family, _ in counts})
     samples = tuple(
-        Sample(_labels(tenant=tenant, os=os_family, state=state), counts[tenant, os_family, state])
-        for tenant, os_family in sorted(groups)
+        Sample(
+            _labels(tenant=tenant, os=os_family, state=state),
+            counts.get((tenant, os_family, state), 0),
+        )
+        for tenant, os_family in groups
         for state in DEVICE_STATES
     )
     return Family(
