@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from controller.core.observed import JobKind, JobState
+from controller.kinds.common import tenant_contains
 from controller.notify.delivery import STATUS_KEY_PREFIX
+from controller.runtime import feeds
 from controller.store import history, schema
 from controller.store.scopes import in_scope
 
@@ -70,6 +72,7 @@ def collect(conn: Connection, *, scope: str, now: datetime) -> list[Family]:
         _install_failures(conn, scope=scope),
         *_reconciles(conn, now=now),
         _policy_invalid(status),
+        *_feeds(status, scope=scope, now=now),
         *_notifications(status),
     ]
 
@@ -322,6 +325,50 @@ def _policy_invalid(status: dict[str, dict[str, Any]]) -> Family:
         "enforced), 0 otherwise.",
         (Sample((), 1 if stalled else 0),),
     )
+
+
+def _feeds(status: dict[str, dict[str, Any]], *, scope: str, now: datetime) -> list[Family]:
+    """Each PatchFeed that concerns the scope (global ones, `tenant="*"`, its own, its clients'
+    and its partner's), from the status the feed refresh stores under `feed:<tenant>/<name>`."""
+    age: list[Sample] = []
+    failing: list[Sample] = []
+    for key, entry in sorted(status.items()):
+        if not key.startswith(feeds.STATUS_PREFIX):
+            continue
+        tenant, _, name = key.removeprefix(feeds.STATUS_PREFIX).rpartition("/")
+        if tenant != "*" and not (tenant_contains(scope, tenant) or tenant_contains(tenant, scope)):
+            continue
+        value = _mapping(entry.get("value"))
+        labels = _labels(tenant=tenant, feed=name)
+        failing.append(Sample(labels, 1 if value.get("result") == "failed" else 0))
+        success = _moment(value.get("lastSuccessAt"))
+        if success is not None:
+            age.append(Sample(labels, max(0.0, (now - success).total_seconds())))
+    return [
+        Family(
+            "patchctl_feed_age_seconds",
+            "gauge",
+            "Seconds since each patch feed last imported successfully (absent before the "
+            "first success), by the feed's tenant (* for global feeds) and name.",
+            tuple(age),
+        ),
+        Family(
+            "patchctl_feed_failing",
+            "gauge",
+            "1 while a patch feed's last refresh failed, 0 otherwise.",
+            tuple(failing),
+        ),
+    ]
+
+
+def _moment(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _notifications(status: dict[str, dict[str, Any]]) -> list[Family]:

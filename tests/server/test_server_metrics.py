@@ -35,6 +35,8 @@ FLEET_FAMILIES = (
     "patchctl_reconcile_last_success_timestamp_seconds",
     "patchctl_applied_revision_age_seconds",
     "patchctl_policy_invalid",
+    "patchctl_feed_age_seconds",
+    "patchctl_feed_failing",
     "patchctl_notification_failing_channels",
     "patchctl_notification_dropped_events",
 )
@@ -155,6 +157,14 @@ async def build_fleet(api: Api) -> dict[str, str]:
         ]:
             value = {"channel": channel, "kind": kind, "failures": failures, "dropped": dropped}
             history.set_status(conn, f"notify:{channel}", value, now=now)
+        for feed, result, hours_ago in [
+            ("*/osv", "ok", 1),
+            ("acme/vendor", "failed", 3),
+            ("globex/private", "ok", 1),
+        ]:
+            success = (now - timedelta(hours=hours_ago)).isoformat()
+            value = {"result": result, "lastSuccessAt": success}
+            history.set_status(conn, f"feed:{feed}", value, now=now)
     assert timedelta(hours=27) == now - start
     return ids
 
@@ -281,6 +291,14 @@ async def test_a_partner_token_sees_its_clients_fleet(api: Api) -> None:
         ),
         "patchctl_install_failures": by_labels(
             ("patchctl_install_failures_total", {"tenant": retail}, 1)
+        ),
+        "patchctl_feed_age_seconds": by_labels(
+            ("patchctl_feed_age_seconds", {"tenant": "*", "feed": "osv"}, 3600),
+            ("patchctl_feed_age_seconds", {"tenant": "acme", "feed": "vendor"}, 3 * 3600),
+        ),
+        "patchctl_feed_failing": by_labels(
+            ("patchctl_feed_failing", {"tenant": "*", "feed": "osv"}, 0),
+            ("patchctl_feed_failing", {"tenant": "acme", "feed": "vendor"}, 1),
         ),
         **controller_wide(api),
     }
