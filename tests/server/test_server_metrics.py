@@ -3,10 +3,14 @@ token's scope with one, parsed by prometheus_client's text-format parser."""
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from controller.runtime import fleet_metrics
@@ -409,4 +413,45 @@ def test_label_values_and_help_are_escaped() -> None:
         parsed.documentation,
         parsed.samples[0].labels,
         parsed.samples[0].value,
+    )
+
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = [
+    ROOT / "examples" / "prometheus" / "patchctl-alerts.yml",
+    ROOT / "examples" / "grafana" / "patchctl-fleet.json",
+]
+# Exported only by a process that runs the reconcile loop (the `api` fixture runs none).
+WITH_A_CONTROLLER = {"patchctl_leader"}
+
+
+def family_of(sample_name: str) -> str:
+    """A histogram's sample name without its `_bucket`, `_sum` or `_count` suffix."""
+    return re.sub(r"_(bucket|sum|count)$", "", sample_name)
+
+
+async def test_examples_and_docs_name_the_exported_metrics(api: Api) -> None:
+    """The example alert rules and dashboard query only exported metrics, and docs/metrics.md
+    lists every exported one."""
+    await build_fleet(api)
+    answer = await api.client.get("/metrics", headers=bearer(api.token("acme")))
+    exported = {
+        sample.name
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
+    exported = {family_of(name) for name in exported}
+    yaml.safe_load((ROOT / "examples" / "prometheus" / "patchctl-alerts.yml").read_text())
+    json.loads((ROOT / "examples" / "grafana" / "patchctl-fleet.json").read_text())
+    queried = {
+        family_of(name)
+        for path in EXAMPLES
+        for name in re.findall(r"patchctl_[a-z_]+", path.read_text())
+    }
+    documented = set(
+        re.findall(r"`(patchctl_[a-z_]+)`", (ROOT / "docs" / "metrics.md").read_text())
+    )
+    assert (set(), set()) == (
+        queried - exported - WITH_A_CONTROLLER,
+        exported - documented,
     )
