@@ -46,7 +46,7 @@ class Counter:
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} counter"
         for labels, value in sorted(self.values.items()):
-            yield f"{self.name}{_labels(labels)} {value:g}"
+            yield f"{self.name}{_labels(labels)} {_number(value)}"
 
 
 @dataclass
@@ -92,7 +92,7 @@ class Gauge:
     def render(self) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} gauge"
-        yield f"{self.name} {self.value():g}"
+        yield f"{self.name} {_number(self.value())}"
 
 
 class Metrics:

@@ -14,7 +14,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from controller.runtime import fleet_metrics
-from controller.server.metrics import FleetCache, render_families
+from controller.server.metrics import FleetCache, Gauge, Metrics, render_families
 from controller.store import history, jobs, schema, tokens
 
 if TYPE_CHECKING:
@@ -454,4 +454,16 @@ async def test_examples_and_docs_name_the_exported_metrics(api: Api) -> None:
     assert (set(), set()) == (
         queried - exported - WITH_A_CONTROLLER,
         exported - documented,
+    )
+
+
+def test_large_counts_keep_every_digit() -> None:
+    """A process counter or gauge past a million keeps its exact value (no `1.23457e+06`)."""
+    metrics = Metrics()
+    metrics.reports.inc(1_234_567, scan="stored")
+    metrics.gauges.append(Gauge("patchctl_writer_items", "Writes committed.", lambda: 9_876_543))
+    families = parse(metrics.render())
+    assert (1_234_567, 9_876_543) == (
+        families["patchctl_reports"][("patchctl_reports_total", (("scan", "stored"),))],
+        families["patchctl_writer_items"][("patchctl_writer_items", ())],
     )
