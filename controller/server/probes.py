@@ -8,6 +8,7 @@ import anyio.to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from controller.server import models
 from controller.server.context import Context, Credentials
 from controller.server.errors import RETRY_AFTER_SECONDS, error_body
 from controller.store import StoreError, history
@@ -27,7 +28,7 @@ async def healthz() -> dict[str, str]:
     description="`leader` is true on the replica that holds the reconciler lease (it runs the "
     "reconcile loop and the chores); every ready replica serves agents. `replica` names this "
     "process (host:pid:nonce); both are null/false with --no-reconcile.",
-    responses={503: {"description": "The database is not reachable."}},
+    responses=models.error_responses(503),
 )
 async def readyz(context: Context) -> JSONResponse:
     def check() -> dict[str, Any]:
@@ -63,10 +64,7 @@ async def readyz(context: Context) -> JSONResponse:
     "install failures, reconcile runs, policy source, notifications; see docs/metrics.md), "
     "computed from the store at most every 15 seconds per scope.",
     response_class=PlainTextResponse,
-    responses={
-        401: {"description": "The bearer token is not valid."},
-        403: {"description": "The token is not a read token."},
-    },
+    responses=models.error_responses(401, 403, 503),
 )
 async def metrics(credentials: Credentials, context: Context) -> PlainTextResponse:
     text = context.metrics.render()
