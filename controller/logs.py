@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+import threading
+import time
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import structlog
@@ -58,6 +60,72 @@ class _Stderr:
 HANDLER_NAME = "patchctl"
 
 
+class LogRateLimit:
+    """At most `burst` log lines of one kind every `window` seconds; the rest are dropped and
+    counted, and the next line of that kind to pass says how many (`suppressed=N`).
+
+    A kind is the logger, the level and the message template (structlog's event name, the
+    standard library's unformatted message), not the values: 20,000 clients refused for the
+    same reason make one kind (issue 11.6: 455 MB of identical lines in 56 s). Installed as a
+    structlog processor and as a `logging.Filter` by `configure`;
+    thread-safe, since the writer, the loop and uvicorn log from different threads.
+    """
+
+    def __init__(
+        self,
+        *,
+        burst: int = 20,
+        window: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_kinds: int = 10_000,
+    ) -> None:
+        self.burst = burst
+        self.window = window
+        self.clock = clock
+        self.max_kinds = max_kinds
+        self._lock = threading.Lock()
+        self._kinds: dict[tuple[object, ...], list[float]] = {}  # [window start, passed, dropped]
+
+    def admit(self, kind: tuple[object, ...]) -> int | None:
+        """None: drop this line; else the number of its kind dropped since the last one passed."""
+        now = self.clock()
+        with self._lock:
+            state = self._kinds.get(kind)
+            if state is None or now - state[0] >= self.window:
+                if state is None and len(self._kinds) >= self.max_kinds:
+                    self._kinds.clear()
+                dropped = int(state[2]) if state is not None else 0
+                self._kinds[kind] = [now, 1, 0]
+                return dropped
+            if state[1] < self.burst:
+                state[1] += 1
+                dropped, state[2] = int(state[2]), 0
+                return dropped
+            state[2] += 1
+            return None
+
+    def __call__(
+        self, _logger: object, method: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        """The structlog processor."""
+        dropped = self.admit(("structlog", method, event.get("event")))
+        if dropped is None:
+            raise structlog.DropEvent
+        if dropped:
+            event["suppressed"] = dropped
+        return event
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """The `logging.Filter` for the standard library's records (uvicorn, httpx, ...)."""
+        dropped = self.admit((record.name, record.levelno, str(record.msg)))
+        if dropped is None:
+            return False
+        if dropped:
+            record.msg = f"{record.getMessage()} ({dropped} more like it suppressed)"
+            record.args = ()
+        return True
+
+
 def configure(
     *, level: str = "info", json_lines: bool | None = None, cache_loggers: bool = True
 ) -> None:
@@ -74,6 +142,7 @@ def configure(
         else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
     )
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    limiter = LogRateLimit()  # identical lines collapse: a flood of clients cannot fill a disk
     # The traceback becomes text before `redact`, so a secret in an exception's message (a URL
     # with credentials in an httpx error) is masked like any other; JSON lines then carry it.
     tail: list[structlog.typing.Processor] = [
@@ -83,6 +152,7 @@ def configure(
     ]
     structlog.configure(
         processors=[
+            limiter,
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -107,6 +177,7 @@ def configure(
         )
     )
     handler.set_name(HANDLER_NAME)
+    handler.addFilter(limiter)
     root = logging.getLogger()
     for previous in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
         root.removeHandler(previous)

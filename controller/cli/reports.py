@@ -66,8 +66,8 @@ def _pending_approvals(
     if not revision or "@sha1:" not in revision:
         return None, "no policy revision has been applied yet"
     try:
-        repository = git_source.open_repository(repo, state_dir=state_dir, fetch=False)
-        files = git_source.read_commit(repository, revision.split("@sha1:", 1)[1])
+        with git_source.open_repository(repo, state_dir=state_dir, fetch=False) as repository:
+            files = git_source.read_commit(repository, revision.split("@sha1:", 1)[1])
     except (git_source.SourceError, ValueError) as exc:
         return None, f"cannot read {revision} from {repo}: {exc}"
     loaded = loading.load_policy(files, revision=revision)
@@ -177,7 +177,11 @@ def report(
             push=push,
         )
         try:  # refuse a forbidden branch before collecting (which records the trend)
-            check_target(target.repo, branch=target.branch, policy_branch=target.policy_branch)
+            checked = check_target(
+                target.repo, branch=target.branch, policy_branch=target.policy_branch
+            )
+            if checked is not None:
+                checked.close()  # only the refusal matters here; the write opens it again
         except WritebackError as exc:
             store.close()
             fail(str(exc))

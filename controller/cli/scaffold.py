@@ -33,14 +33,14 @@ def init(directory: Path, branch: str) -> None:
     (directory / "schemas").mkdir(exist_ok=True)
     for name, text in schemas.render_all().items():
         (directory / "schemas" / name).write_text(text, encoding="utf-8")
-    repo = git.Repo.init(directory, initial_branch=branch)
-    repo.git.add(all=True)
-    reader = repo.config_reader()
-    has_identity = reader.has_option("user", "name") and reader.has_option("user", "email")
-    author = None if has_identity else FALLBACK_AUTHOR
-    repo.index.commit(
-        "Scaffold the policy repository (patchctl init)", author=author, committer=author
-    )
+    with git.Repo.init(directory, initial_branch=branch) as repo:
+        repo.git.add(all=True)
+        reader = repo.config_reader()
+        has_identity = reader.has_option("user", "name") and reader.has_option("user", "email")
+        author = None if has_identity else FALLBACK_AUTHOR
+        repo.index.commit(
+            "Scaffold the policy repository (patchctl init)", author=author, committer=author
+        )
     click.echo(f"initialised a policy repository in {directory} on branch {branch}")
     click.echo(f"next: cd {directory} && patchctl validate")
 

@@ -24,8 +24,13 @@ from controller.cli.common import (
 )
 from controller.kinds.common import parse_duration
 from controller.runtime.settings import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_ENROLMENTS_PER_ADDRESS,
+    DEFAULT_ENROLMENTS_PER_TOKEN,
+    DEFAULT_HEADER_TIMEOUT,
     DEFAULT_LISTEN,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_STATE_DIR,
     Settings,
@@ -145,6 +150,42 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timed
     help="Largest request body accepted, in bytes (larger ones get 413 before parsing).",
 )
 @click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True,
+    help="Open connections accepted; more get 503 and are closed (keep it under `ulimit -n`).",
+)
+@click.option(
+    "--enrolments-per-address",
+    type=click.IntRange(min=1),
+    default=DEFAULT_ENROLMENTS_PER_ADDRESS,
+    show_default=True,
+    help="Enrolments a minute from one client address (raise it behind a proxy or NAT); "
+    "more get 429 with Retry-After.",
+)
+@click.option(
+    "--enrolments-per-token",
+    type=click.IntRange(min=1),
+    default=DEFAULT_ENROLMENTS_PER_TOKEN,
+    show_default=True,
+    help="Enrolments a minute with one enrolment token; more get 429 with Retry-After.",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0.1, max=3600),
+    default=DEFAULT_HEADER_TIMEOUT,
+    show_default=True,
+    help="Seconds a request's headers may take; slower clients get 408 and are disconnected.",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0.1, max=3600),
+    default=DEFAULT_BODY_TIMEOUT,
+    show_default=True,
+    help="Seconds a request's body may take; slower clients get 408 and are disconnected.",
+)
+@click.option(
     "--interval",
     default="5m",
     show_default=True,
@@ -222,6 +263,11 @@ def serve(
     state_dir: Path,
     poll_interval: timedelta,
     max_body_bytes: int,
+    max_connections: int,
+    enrolments_per_address: int,
+    enrolments_per_token: int,
+    header_timeout: float,
+    body_timeout: float,
     interval: timedelta,
     watch: bool,
     git_poll: timedelta,
@@ -280,7 +326,7 @@ def serve(
     from controller.runtime.leadership import Leadership  # noqa: PLC0415
     from controller.runtime.reconcile import PolicySource, Reconciler  # noqa: PLC0415
     from controller.runtime.service import Controller, ServiceOptions  # noqa: PLC0415
-    from controller.server import create_app  # noqa: PLC0415
+    from controller.server import create_app, transport  # noqa: PLC0415
     from controller.server import tls as tls_files  # noqa: PLC0415
 
     try:
@@ -290,6 +336,11 @@ def serve(
             listen=listen,
             poll_interval=poll_interval,
             max_body_bytes=max_body_bytes,
+            max_connections=max_connections,
+            enrolments_per_address=enrolments_per_address,
+            enrolments_per_token=enrolments_per_token,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
             webhook_secret=os.environ.get(WEBHOOK_SECRET_ENV) or None,
         )
         settings_file = current_config()
@@ -340,20 +391,14 @@ def serve(
         access="enforced" if access is not None and access.enforced else "open",
         webhook=settings.webhook_secret is not None,
     )
-    config = uvicorn.Config(
+    config = transport.server_config(
         create_app(store, settings, controller),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
+        settings,
         log_level=log_level,
-        access_log=False,
-        lifespan="on",
-        server_header=False,
         proxy_headers=bool(trusted_proxies),
         forwarded_allow_ips=list(trusted_proxies) or None,
         ssl_certfile=tls.cert if tls else None,
         ssl_keyfile=tls.key if tls else None,
-        timeout_graceful_shutdown=10,
     )
     config.load()  # builds the TLS context now, so that SIGHUP can reload into it
     if tls is not None and config.ssl is not None:

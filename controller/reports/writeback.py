@@ -121,16 +121,17 @@ def commit_reports(  # noqa: PLR0913 - keyword-only options, each with a default
         return _commit_to_url(
             str(repo), branch=branch, files=files, message=message, author=author, timeout=timeout
         )
-    target = remote if push and remote in {r.name for r in local.remotes} else None
-    return _commit(
-        local,
-        branch=branch,
-        files=files,
-        message=message,
-        author=author,
-        remote=target,
-        timeout=timeout,
-    )
+    with local:
+        target = remote if push and remote in {r.name for r in local.remotes} else None
+        return _commit(
+            local,
+            branch=branch,
+            files=files,
+            message=message,
+            author=author,
+            remote=target,
+            timeout=timeout,
+        )
 
 
 def check_target(
@@ -138,8 +139,8 @@ def check_target(
 ) -> git.Repo | None:
     """Refuse a reports branch that must not be written, before any work is done.
 
-    Returns the local repository, or None for a URL (whose default branch is checked when it
-    is reached).
+    Returns the local repository, for the caller to close, or None for a URL (whose default
+    branch is checked when it is reached).
     """
     if branch == policy_branch:
         raise WritebackError(
@@ -155,6 +156,7 @@ def check_target(
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         raise WritebackError(f"{spec!r} is not a git repository") from None
     if _checked_out_branch(local) == branch:
+        local.close()
         raise WritebackError(
             f"refusing to write reports to {branch!r}: it is checked out in {spec}; "
             "reports go to a branch nobody works on"
@@ -171,8 +173,10 @@ def _commit_to_url(
     author: tuple[str, str],
     timeout: float,
 ) -> CommitResult:
-    with tempfile.TemporaryDirectory(prefix="patchctl-reports-") as scratch:
-        bare = git.Repo.init(scratch, bare=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="patchctl-reports-") as scratch,
+        git.Repo.init(scratch, bare=True) as bare,
+    ):
         head = _remote_head(bare, url, timeout=timeout)
         if head == branch:
             raise WritebackError(

@@ -157,17 +157,20 @@ class AuditTrail:
         except git_source.SourceError as exc:
             raise AuditUnavailableError(str(exc)) from None
         branch = self.branch
-        with self.store.read() as conn:
-            cursor = _read_cursor(conn, branch)
         keys = self.access.trusted.digest()
-        try:
-            walked = self._walk(repo, branch, cursor.tip)
-            in_force = cursor.latest
-            if cursor.trusted_keys != keys and in_force:
-                in_force = self._reverified(repo, in_force)
-        except (git_source.SourceError, git.GitCommandError) as exc:
-            self._cache = None
-            raise AuditUnavailableError(f"cannot read the history of {branch!r}: {exc}") from None
+        with repo:
+            with self.store.read() as conn:
+                cursor = _read_cursor(conn, branch)
+            try:
+                walked = self._walk(repo, branch, cursor.tip)
+                in_force = cursor.latest
+                if cursor.trusted_keys != keys and in_force:
+                    in_force = self._reverified(repo, in_force)
+            except (git_source.SourceError, git.GitCommandError) as exc:
+                self._cache = None
+                raise AuditUnavailableError(
+                    f"cannot read the history of {branch!r}: {exc}"
+                ) from None
         expiries = _expiries(walked, cursor, today=now.date())
         judged = access.judge_events((*walked.events, *expiries), self.access)
         latest, events = _rejudge(in_force, judged, self.access)

@@ -114,7 +114,8 @@ def run_demo(config: DemoConfig, progress: Progress = lambda _line: None) -> Dem
 
 
 def repo_head(repo: Path) -> str:
-    return git.Repo(repo).head.commit.hexsha[:12]
+    with git.Repo(repo) as opened:
+        return opened.head.commit.hexsha[:12]
 
 
 def _policy_repository(config: DemoConfig) -> Path:
@@ -122,16 +123,16 @@ def _policy_repository(config: DemoConfig) -> Path:
     repo_dir = config.work_dir / "policy-repo"
     for name in EXAMPLE_DIRS:
         shutil.copytree(config.example / name, repo_dir / name)
-    repo = git.Repo.init(repo_dir, initial_branch="main")
-    repo.git.add("--all")
-    stamp = config.start - timedelta(days=1)
-    repo.index.commit(
-        "Example policies for acme, acme/retail and acme/logistics",
-        author=AUTHOR,
-        committer=AUTHOR,
-        author_date=_git_date(stamp),
-        commit_date=_git_date(stamp),
-    )
+    with git.Repo.init(repo_dir, initial_branch="main") as repo:
+        repo.git.add("--all")
+        stamp = config.start - timedelta(days=1)
+        repo.index.commit(
+            "Example policies for acme, acme/retail and acme/logistics",
+            author=AUTHOR,
+            committer=AUTHOR,
+            author_date=_git_date(stamp),
+            commit_date=_git_date(stamp),
+        )
     return repo_dir
 
 
@@ -196,6 +197,8 @@ class _Driver:
             listen=f"127.0.0.1:{_free_port()}",
             poll_interval=self.config.poll_interval,
             clock=self.clock.now,
+            # The whole simulated fleet enrols at once from one address.
+            enrolments_per_address=max(600, 2 * self.config.devices),
         )
         app = create_app(self.store, settings, controller)
         stop = asyncio.Event()
@@ -285,49 +288,49 @@ class _Driver:
     def _merge_approval(self, controller: Controller) -> None:
         """Approve the Linux advisories the fleet waits for, as a reviewed, merged pull request."""
         pending = self._pending_linux_patches(controller)
-        repo = git.Repo(self.repo)
-        main = repo.heads.main
-        branch = repo.create_head("approve-december-linux", main.commit)
-        branch.checkout()
-        path = self.repo / "policies" / "approvals" / "2026-12-linux-security.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ids = "\n".join(f"    - {patch}" for patch in pending)
-        path.write_text(
-            "# yaml-language-server: $schema=../../schemas/approval.json\n"
-            "apiVersion: patchctl/v1\nkind: Approval\n"
-            "metadata: {name: 2026-12-linux-security, tenant: acme}\n"
-            f"spec:\n  patches:\n{ids}\n  targets: {{groups: [all-linux]}}\n"
-            "  reason: December Linux security advisories (baseline linux-security)\n"
-            "  expires: 2027-01-31\n  ticket: CHG-4900\n",
-            encoding="utf-8",
-        )
-        now = _git_date(self.clock.now())
-        repo.index.add([str(path.relative_to(self.repo))])
-        repo.index.commit(
-            "Approve December Linux security advisories",
-            author=AUTHOR,
-            committer=AUTHOR,
-            author_date=now,
-            commit_date=now,
-        )
-        main.checkout()
-        identity = {"NAME": AUTHOR.name, "EMAIL": AUTHOR.email, "DATE": now}
-        repo.git.merge(
-            "--no-ff",
-            branch.name,
-            "-m",
-            "Merge pull request #42 from acme/approve-december-linux",
-            "-m",
-            "Approve December Linux security advisories",
-            "-m",
-            f"Reviewed-by: {REVIEWER}\nApproved-by: {REVIEWER}",
-            env={
-                f"GIT_{who}_{key}": value
-                for who in ("AUTHOR", "COMMITTER")
-                for key, value in identity.items()
-            },
-        )
-        merge = repo.head.commit
+        with git.Repo(self.repo) as repo:
+            main = repo.heads.main
+            branch = repo.create_head("approve-december-linux", main.commit)
+            branch.checkout()
+            path = self.repo / "policies" / "approvals" / "2026-12-linux-security.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            ids = "\n".join(f"    - {patch}" for patch in pending)
+            path.write_text(
+                "# yaml-language-server: $schema=../../schemas/approval.json\n"
+                "apiVersion: patchctl/v1\nkind: Approval\n"
+                "metadata: {name: 2026-12-linux-security, tenant: acme}\n"
+                f"spec:\n  patches:\n{ids}\n  targets: {{groups: [all-linux]}}\n"
+                "  reason: December Linux security advisories (baseline linux-security)\n"
+                "  expires: 2027-01-31\n  ticket: CHG-4900\n",
+                encoding="utf-8",
+            )
+            now = _git_date(self.clock.now())
+            repo.index.add([str(path.relative_to(self.repo))])
+            repo.index.commit(
+                "Approve December Linux security advisories",
+                author=AUTHOR,
+                committer=AUTHOR,
+                author_date=now,
+                commit_date=now,
+            )
+            main.checkout()
+            identity = {"NAME": AUTHOR.name, "EMAIL": AUTHOR.email, "DATE": now}
+            repo.git.merge(
+                "--no-ff",
+                branch.name,
+                "-m",
+                "Merge pull request #42 from acme/approve-december-linux",
+                "-m",
+                "Approve December Linux security advisories",
+                "-m",
+                f"Reviewed-by: {REVIEWER}\nApproved-by: {REVIEWER}",
+                env={
+                    f"GIT_{who}_{key}": value
+                    for who in ("AUTHOR", "COMMITTER")
+                    for key, value in identity.items()
+                },
+            )
+            merge = repo.head.commit
         self.approval = {
             "commit": merge.hexsha,
             "patches": list(pending),

@@ -241,8 +241,8 @@ class BranchWatcher:
     def check(self) -> bool:
         """Read the tip once; trigger and return True when it moved."""
         try:
-            repo = git_source.open_repository(self.repo, state_dir=self.state_dir)
-            tip = git_source.resolve(repo, branch=self.branch).sha
+            with git_source.open_repository(self.repo, state_dir=self.state_dir) as repo:
+                tip = git_source.resolve(repo, branch=self.branch).sha
         except git_source.SourceError as exc:
             log.warning("branch poll failed", error=str(exc))
             return False
@@ -276,7 +276,8 @@ class BranchWatcher:
         if git_source.is_url(self.repo):
             return None
         try:
-            return Path(git_source.open_repository(self.repo, state_dir=self.state_dir).git_dir)
+            with git_source.open_repository(self.repo, state_dir=self.state_dir) as repo:
+                return Path(repo.git_dir)
         except git_source.SourceError:
             return None
 

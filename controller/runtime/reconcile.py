@@ -171,13 +171,17 @@ class Reconciler:
         """Fetch the branch tip and load it; the same valid revision is not parsed twice."""
         try:
             repo = git_source.open_repository(self.source.repo, state_dir=self.source.state_dir)
-            revision = git_source.resolve(repo, branch=self.source.branch)
         except git_source.SourceError as exc:
             raise SourceUnavailableError(str(exc)) from None
-        text = str(revision)
-        if self.last_valid is not None and self.last_valid.revision == text:
-            return text, loading.LoadResult(self.last_valid, ())
-        files = git_source.read_commit(repo, revision.sha)
+        with repo:
+            try:
+                revision = git_source.resolve(repo, branch=self.source.branch)
+            except git_source.SourceError as exc:
+                raise SourceUnavailableError(str(exc)) from None
+            text = str(revision)
+            if self.last_valid is not None and self.last_valid.revision == text:
+                return text, loading.LoadResult(self.last_valid, ())
+            files = git_source.read_commit(repo, revision.sha)
         return text, loading.load_policy(files, revision=text)
 
     def audit_step(self, *, now: datetime) -> tuple[audit.Sync | None, str | None]:
@@ -264,11 +268,11 @@ class Reconciler:
         if not revision or "@sha1:" not in revision:
             return None
         try:
-            repo = git_source.open_repository(
+            with git_source.open_repository(
                 self.source.repo, state_dir=self.source.state_dir, fetch=False
-            )
-            sha = revision.split("@sha1:", 1)[1]
-            loaded = loading.load_policy(git_source.read_commit(repo, sha), revision=revision)
+            ) as repo:
+                files = git_source.read_commit(repo, revision.split("@sha1:", 1)[1])
+            loaded = loading.load_policy(files, revision=revision)
         except (git_source.SourceError, ValueError):
             return None
         self.last_valid = loaded.state

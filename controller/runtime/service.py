@@ -338,9 +338,10 @@ class Controller:
         source = self.reconciler.source
         repo = source.repo
         if git_source.is_url(repo):  # commit into the clone and push from there
-            repo = str(
-                git_source.open_repository(repo, state_dir=source.state_dir, fetch=False).git_dir
-            )
+            with git_source.open_repository(
+                repo, state_dir=source.state_dir, fetch=False
+            ) as opened:
+                repo = str(opened.git_dir)
         return publish.WritebackTarget(repo=repo, policy_branch=source.branch)
 
 

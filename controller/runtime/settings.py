@@ -20,6 +20,13 @@ DATABASE_FILE = "patchctl.db"
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_POLL_INTERVAL = timedelta(seconds=60)
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+# Transport limits (issue 11.6; `controller.server.transport`, `controller.server.limits`).
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_BODY_TIMEOUT = 30.0
+DEFAULT_KEEP_ALIVE_TIMEOUT = 5
+DEFAULT_MAX_CONNECTIONS = 1000
+DEFAULT_ENROLMENTS_PER_ADDRESS = 600
+DEFAULT_ENROLMENTS_PER_TOKEN = 6000
 
 
 def system_clock() -> datetime:
@@ -54,6 +61,13 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     clock: Callable[[], datetime] = field(default=system_clock, compare=False)
     webhook_secret: str | None = field(default=None, repr=False)  # PATCHCTL_WEBHOOK_SECRET
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT  # seconds for a request's headers
+    body_timeout: float = DEFAULT_BODY_TIMEOUT  # seconds for a request's whole body
+    keep_alive_timeout: int = DEFAULT_KEEP_ALIVE_TIMEOUT  # seconds an idle connection stays
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # open connections; more are refused
+    # Enrolments per minute (in bursts of as many) per client address and per enrolment token.
+    enrolments_per_address: int = DEFAULT_ENROLMENTS_PER_ADDRESS
+    enrolments_per_token: int = DEFAULT_ENROLMENTS_PER_TOKEN
 
     def __post_init__(self) -> None:
         parse_listen(self.listen)
@@ -61,6 +75,13 @@ class Settings:
             raise ValueError("poll interval must be at least 1s")
         if self.max_body_bytes < 1024:
             raise ValueError("the request body limit must be at least 1 KiB")
+        for name in ("header_timeout", "body_timeout", "keep_alive_timeout"):
+            if not 0 < getattr(self, name) <= 3600:
+                raise ValueError(f"{name.replace('_', ' ')} must be between 0 and 3600 seconds")
+        if self.max_connections < 1:
+            raise ValueError("the connection cap must be at least 1")
+        if min(self.enrolments_per_address, self.enrolments_per_token) < 1:
+            raise ValueError("enrolment rate limits must be at least 1 a minute")
 
     @property
     def database_url(self) -> str:

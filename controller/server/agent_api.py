@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio.to_thread
 import structlog
 from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.responses import JSONResponse
 
 from controller.server import ingest, models
 from controller.server.context import Context, device_principal, services
-from controller.server.errors import ApiError
+from controller.server.errors import ApiError, error_body, parse_body
 from controller.store import devices, jobs, tokens
 from controller.store.job_states import JobKind
 
@@ -38,31 +40,39 @@ def json_body(schema: str) -> dict[str, Any]:
     }
 
 
-_AGENT_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, unknown, revoked or expired token."},
-    403: {"description": "The token is not a device token, or it belongs to another device."},
-    413: {"description": "The body is larger than the limit."},
-    422: {"description": "Invalid body; the message names the field."},
-}
+# Every call with a body: malformed (400), too slow (408), too large (413), not JSON (415),
+# invalid (422), the service stopping or its database gone (503).
+_BODY_ERRORS = (400, 408, 413, 415, 422, 503)
 
 
 @router.post(
     "/enroll",
     response_model=models.EnrollResponse,
     responses={
-        401: _AGENT_ERRORS[401],
+        **models.error_responses(*_BODY_ERRORS, 401, 429),
         409: {
+            "model": models.ErrorBody,
             "description": "The hostname is enrolled by another machine (another machine id); "
-            "an IdentityConflict alert is raised."
+            "an IdentityConflict alert is raised.",
         },
-        422: _AGENT_ERRORS[422],
     },
+    openapi_extra={"requestBody": json_body("EnrollRequest")},
     summary="Enrol a device with a tenant's enrolment token",
 )
-async def enroll(body: models.EnrollRequest, context: Context) -> models.EnrollResponse:
+async def enroll(request: Request, context: Context) -> models.EnrollResponse | JSONResponse:
     """Re-enrolling the same hostname in the same tenant returns the same device id and a new
-    device token (the previous ones are revoked), unless another machine identity enrolled it:
-    then 409, nothing changes, and an IdentityConflict alert is raised."""
+    device token (the previous ones are revoked and deleted), unless another machine identity
+    enrolled it: then 409, nothing changes, and an IdentityConflict alert is raised.
+    Rate-limited per enrolment token and per client address: past the limit, 429 with
+    `Retry-After`."""
+    body = parse_body(models.EnrollRequest, await request.body())
+    if context.enrolment_limits is not None:
+        wait = context.enrolment_limits.wait(
+            token_hash=tokens.hash_secret(body.enrollment_token),
+            address=request.client.host if request.client else "",
+        )
+        if wait:
+            return _too_many_enrolments(wait)
     poll = int(context.settings.poll_interval.total_seconds())
 
     def enrol(
@@ -120,8 +130,12 @@ async def enroll(body: models.EnrollRequest, context: Context) -> models.EnrollR
     response_model=None,
     responses={
         200: {"model": models.ReportResponse, "description": "Stored."},
-        **_AGENT_ERRORS,
-        404: {"description": "The device is no longer enrolled."},
+        **models.error_responses(*_BODY_ERRORS, 401, 403, 404),
+        409: {
+            "model": models.ErrorBody,
+            "description": "The report's machineId is not the enrolled machine's "
+            "(`identity-conflict`).",
+        },
     },
     openapi_extra={
         "requestBody": json_body("ReportRequest"),
@@ -148,7 +162,7 @@ async def report(device_id: DeviceId, request: Request) -> Response:
 @router.get(
     "/devices/{device_id}/jobs",
     response_model=models.JobsResponse,
-    responses={k: v for k, v in _AGENT_ERRORS.items() if k in {401, 403}},
+    responses=models.error_responses(400, 401, 403, 422, 503),
     summary="The jobs the device should run now",
 )
 async def poll_jobs(
@@ -181,21 +195,16 @@ async def poll_jobs(
 @router.post(
     "/jobs/{job_id}/events",
     response_model=models.JobEventResponse,
-    responses={
-        **_AGENT_ERRORS,
-        404: {"description": "No such job for this device."},
-        409: {"description": "The transition is not allowed (e.g. the job already finished)."},
-    },
+    responses=models.error_responses(*_BODY_ERRORS, 401, 403, 404, 409),
+    openapi_extra={"requestBody": json_body("JobEventRequest")},
     summary="Report the progress or result of a job",
 )
 async def job_event(
-    job_id: JobId,
-    body: models.JobEventRequest,
-    principal: DevicePrincipal,
-    context: Context,
+    job_id: JobId, request: Request, principal: DevicePrincipal, context: Context
 ) -> models.JobEventResponse:
     """Idempotent: a replayed event (same state and `seq`, or same content) changes nothing
     and answers `status: duplicate`."""
+    body = parse_body(models.JobEventRequest, await request.body())
     device_id = principal.device_id or ""
     event = jobs.JobEvent(
         state=body.job_state,
@@ -223,6 +232,13 @@ async def job_event(
         state=result.state.value if result.state else body.state,
         status=result.status.value,
     )
+
+
+def _too_many_enrolments(wait: float) -> JSONResponse:
+    seconds = math.ceil(wait)
+    log.info("refused", path="/api/v1/enroll", status=429, reason="enrolment rate limit")
+    message = f"too many enrolments from this address or with this token; retry in {seconds} s"
+    return JSONResponse(error_body(429, message), 429, headers={"Retry-After": str(seconds)})
 
 
 def _own_device(principal: tokens.Principal, device_id: str) -> None:

@@ -23,8 +23,14 @@ from controller.server import (
 )
 from controller.server.context import Authenticator, Services
 from controller.server.ingest import ReportFastPath
-from controller.server.limits import RequestLimits
-from controller.server.metrics import Gauge, Metrics, RequestMetrics
+from controller.server.limits import (
+    BODY_METHODS,
+    BODY_STATUSES,
+    URL_STATUSES,
+    EnrolmentLimits,
+    RequestLimits,
+)
+from controller.server.metrics import FleetCache, Gauge, Metrics, RequestMetrics
 from controller.server.writer import Writer
 
 if TYPE_CHECKING:
@@ -49,6 +55,7 @@ def create_app(store: Store, settings: Settings, controller: Controller | None =
     reconcile loop, and stored writes and the git webhook trigger it. The caller owns and
     closes the store."""
     metrics = Metrics()
+    metrics.fleet = FleetCache(store, clock=settings.clock)
     writer = Writer(
         store,
         clock=settings.clock,
@@ -61,6 +68,7 @@ def create_app(store: Store, settings: Settings, controller: Controller | None =
         metrics=metrics,
         authenticator=Authenticator(store=store, settings=settings),
         controller=controller,
+        enrolment_limits=EnrolmentLimits.from_settings(settings),
     )
     metrics.gauges.extend(
         [
@@ -77,6 +85,15 @@ def create_app(store: Store, settings: Settings, controller: Controller | None =
             ),
         ]
     )
+    if controller is not None:
+        # whether this replica leads, as /readyz says it without a token (no tenant data)
+        metrics.gauges.append(
+            Gauge(
+                "patchctl_leader",
+                "1 while this replica holds the reconciler lease (runs the reconcile loop).",
+                lambda: 1.0 if controller.role().get("leader") else 0.0,
+            )
+        )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -111,15 +128,23 @@ def create_app(store: Store, settings: Settings, controller: Controller | None =
     app.include_router(dashboard.router)
     app.include_router(hooks.router)
     app.add_middleware(ReportFastPath, context=services)
-    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout,
+    )
     app.add_middleware(dashboard.LoginForm)  # the sign-in form posts no JSON
     app.add_middleware(RequestMetrics, metrics=metrics)
-    document_models(app, [models.ReportRequest])
+    document_models(
+        app,
+        [models.EnrollRequest, models.ReportRequest, models.JobEventRequest, models.ErrorBody],
+    )
     return app
 
 
 def document_models(app: FastAPI, bodies: list[type[BaseModel]]) -> None:
-    """Add the schemas of bodies that handlers validate by hand to the OpenAPI components."""
+    """Add the schemas of bodies that handlers validate by hand to the OpenAPI components,
+    and the answers `RequestLimits` gives before any handler runs to every operation."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -132,7 +157,31 @@ def document_models(app: FastAPI, bodies: list[type[BaseModel]]) -> None:
             for name, definition in schema.pop("$defs", {}).items():
                 schemas.setdefault(name, definition)
             schemas[model.__name__] = schema
+        document_limits(document)
         app.openapi_schema = document
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def document_limits(document: dict[str, Any]) -> None:
+    """Every operation can answer `limits.URL_STATUSES`, and those with a body
+    `limits.BODY_STATUSES` too (an `ErrorBody` each)."""
+    for operations in document.get("paths", {}).values():
+        for method, operation in operations.items():
+            statuses: tuple[int, ...] = URL_STATUSES
+            if method.upper() in BODY_METHODS:
+                statuses += BODY_STATUSES
+            responses = operation.setdefault("responses", {})
+            for status in statuses:
+                responses.setdefault(
+                    str(status),
+                    {
+                        "description": models.ERROR_MEANINGS[status],
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ErrorBody"}
+                            }
+                        },
+                    },
+                )

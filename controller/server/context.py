@@ -16,6 +16,7 @@ from controller.store import tokens
 if TYPE_CHECKING:
     from controller.runtime.service import Controller
     from controller.runtime.settings import Settings
+    from controller.server.limits import EnrolmentLimits
     from controller.server.metrics import Metrics
     from controller.server.writer import Writer
     from controller.store import Store
@@ -67,6 +68,7 @@ class Services:
     metrics: Metrics
     authenticator: Authenticator
     controller: Controller | None = None  # the reconcile loop, when this process runs it
+    enrolment_limits: EnrolmentLimits | None = None  # None: enrolment is not rate-limited
 
     async def principal(self, secret: str | None, *, needed: tokens.TokenKind) -> tokens.Principal:
         """Who a bearer secret speaks for; ApiError 401 or 403 unless it is a valid `needed`."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import pydantic_core
 import structlog
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -43,10 +44,12 @@ _CODES = {
     403: "forbidden",
     404: "not-found",
     405: "method-not-allowed",
+    408: "timeout",
     409: "conflict",
     413: "too-large",
     415: "unsupported-media-type",
     422: "invalid-request",
+    429: "too-many-requests",
     500: "internal-error",
     501: "not-implemented",
     503: "unavailable",
@@ -161,14 +164,54 @@ def summary(details: list[dict[str, str]]) -> str:
 
 def parse_body(model: type[M], raw: bytes) -> M:
     """Validate a JSON request body straight from bytes (pydantic parses the JSON itself, the
-    fastest path); raise ApiError 400 for malformed JSON and 422 for a body that does not fit."""
+    fastest path); raise ApiError 400 for a body that is not standard JSON (RFC 8259: malformed,
+    or holding NaN/Infinity, which pydantic's parser accepts) and 422 for a body that does not
+    fit the model or holds a NUL character (no database column can store one)."""
     try:
-        return model.model_validate_json(raw)
+        body = model.model_validate_json(raw)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         details = validation_details(errors)
         status = 400 if any(e.get("type") == "json_invalid" for e in errors) else 422
+        # NaN and Infinity reach validation as floats, which the strict request models refuse
+        # (`allow_inf_nan=False`, no untyped fields): so only a failed body can hold them.
+        nonstandard = None if status == 400 else _nonstandard_json(raw)
+        if nonstandard is not None:
+            status, details = 400, [{"field": "", "message": nonstandard}]
         raise ApiError(status, summary(details), details=details) from None
+    if b"\\u0000" in raw:  # rare: only then parse again to find the field
+        field = _nul_field(pydantic_core.from_json(raw), ())
+        if field is not None:
+            details = [{"field": field, "message": "NUL characters (\\u0000) are not allowed"}]
+            raise ApiError(422, summary(details), details=details)
+    return body
+
+
+def _nonstandard_json(raw: bytes) -> str | None:
+    try:
+        pydantic_core.from_json(raw, allow_inf_nan=False)
+    except ValueError as exc:
+        return f"malformed JSON: NaN, Infinity and -Infinity are not JSON numbers ({exc})"
+    return None
+
+
+def _nul_field(value: Any, loc: tuple[str | int, ...]) -> str | None:
+    """The path of the first key or string holding a NUL character, else None."""
+    if isinstance(value, str):
+        return field_path(loc) if "\x00" in value else None
+    items: Any = ()
+    if isinstance(value, dict):
+        for key in value:
+            if "\x00" in key:
+                return field_path(loc) or "(a key of the body)"
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    for key, item in items:
+        found = _nul_field(item, (*loc, key))
+        if found is not None:
+            return found
+    return None
 
 
 def install(app: FastAPI) -> None:

@@ -21,6 +21,7 @@ import hmac
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from controller.server import models
 from controller.server.context import Context
 from controller.server.errors import ApiError
 
@@ -47,8 +48,14 @@ def verify(secret: str, body: bytes, headers: dict[str, str]) -> str | None:
     summary="Forge push webhook: verify, then fetch and reconcile now",
     status_code=202,
     responses={
-        401: {"description": "No valid signature or token for the configured secret."},
-        503: {"description": "No webhook secret is configured, or the loop is not running."},
+        401: {
+            "model": models.ErrorBody,
+            "description": "No valid signature or token for the configured secret.",
+        },
+        503: {
+            "model": models.ErrorBody,
+            "description": "No webhook secret is configured, or the loop is not running.",
+        },
     },
 )
 async def git_hook(request: Request, context: Context) -> JSONResponse:

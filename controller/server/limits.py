@@ -1,20 +1,33 @@
-"""Request limits enforced before any parsing: body size and content type.
+"""Request limits: the URL, body size, content type and read time of every request, enforced
+before any parsing (`RequestLimits`), and rate limits (`RateLimiter`, `EnrolmentLimits`). The
+log rate limit is `controller.logs.LogRateLimit`.
 
-A pure ASGI middleware (no per-request task or buffering when the client sends a
-Content-Length, as agents do): a body announced larger than the limit is refused with 413 before
-a byte of it is read; a chunked body is counted as it arrives and refused once it passes the
-limit. A body whose Content-Type is not JSON (or missing) is refused with 415.
+`RequestLimits` is a pure ASGI middleware (no per-request task): a URL holding a control
+character (a NUL reaches no database column) is refused with 400; a body announced larger than
+the limit is refused with 413 before a byte of it is read; a chunked body is counted as it
+arrives and refused once it passes the limit. A body whose Content-Type is not JSON (or
+missing) is refused with 415. A body is read whole, within `body_timeout` seconds of its
+headers, before the app sees it: a client that trickles its body gets 408 and the connection
+is closed, so slow clients cannot hold sockets and tasks open (issue 11.6). The header read
+timeout and the connection cap live in `controller.server.transport`, below ASGI.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from controller.server.errors import error_body
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
+
+    from controller.runtime.settings import Settings
 
     Scope = MutableMapping[str, Any]
     Message = MutableMapping[str, Any]
@@ -23,21 +36,40 @@ if TYPE_CHECKING:
     ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class BodyTooLargeError(Exception):
-    pass
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# The answers this middleware gives, for the OpenAPI document (`app.document_limits`).
+URL_STATUSES = (400,)
+BODY_STATUSES = (408, 413, 415)
+
+
+class _ClientGoneError(Exception):
+    """The client disconnected before sending its whole body."""
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BYTES = re.compile(rb"[\x00-\x1f\x7f]|%(?:[01][0-9A-Fa-f]|7[Ff])")
 
 
 class RequestLimits:
-    """ASGI middleware: refuse oversized bodies (413) and non-JSON POST bodies (415)."""
+    """ASGI middleware: refuse control characters in the URL (400), oversized bodies (413),
+    non-JSON POST bodies (415) and bodies slower than `body_timeout` seconds (408)."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, body_timeout: float) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
-            return
+        elif _CONTROL.search(scope["path"]) or _CONTROL_BYTES.search(scope["query_string"]):
+            await _refuse(send, 400, "the URL holds a NUL or another control character")
+        elif scope["method"] in BODY_METHODS:
+            await self._with_body(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _with_body(self, scope: Scope, receive: Receive, send: Send) -> None:
         length: int | None = None
         content_type = b""
         for name, value in scope["headers"]:
@@ -54,14 +86,19 @@ class RequestLimits:
         if length is not None and length > self.max_body_bytes:
             await _refuse(send, 413, self._too_large())
             return
-        if length is not None:
-            await self.app(scope, receive, send)
-            return
-        body = await self._read_counted(receive)
-        if body is None:
+        body: bytes | None = b""
+        with anyio.move_on_after(self.body_timeout) as deadline:
+            try:
+                body = await self._read_counted(receive)
+            except _ClientGoneError:
+                return  # nobody is left to answer
+        if deadline.cancelled_caught:
+            message = f"the request body did not arrive within {self.body_timeout:g} s"
+            await _refuse(send, 408, message)
+        elif body is None:
             await _refuse(send, 413, self._too_large())
-            return
-        await self.app(scope, _replay(body), send)
+        else:
+            await self.app(scope, _replay(body, receive), send)
 
     def _too_large(self) -> str:
         return f"the request body is larger than the limit of {self.max_body_bytes} bytes"
@@ -72,7 +109,7 @@ class RequestLimits:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                break
+                raise _ClientGoneError
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
@@ -83,17 +120,19 @@ class RequestLimits:
         return b"".join(chunks)
 
 
-def _replay(body: bytes) -> Receive:
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body read already, in one message; then the connection's own messages (a
+    disconnect), so the app still learns when the client goes away."""
     sent = False
 
-    async def receive() -> Message:
+    async def replay() -> Message:
         nonlocal sent
         if sent:
-            return {"type": "http.disconnect"}
+            return await receive()
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    return receive
+    return replay
 
 
 async def _refuse(send: Send, status: int, message: str) -> None:
@@ -110,3 +149,72 @@ async def _refuse(send: Send, status: int, message: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+class RateLimiter:
+    """Token buckets by key: `burst` calls at once, then one every `1 / rate` seconds.
+
+    `wait(key)` takes a token and answers 0, or answers the seconds until one is free (for
+    `Retry-After`) and takes nothing. At most `max_keys` buckets are kept: full ones are dropped
+    first, and if every bucket is in use they are all forgotten (a flood of distinct keys then
+    costs memory bounded by `max_keys`, at the price of a fresh start for each key).
+    """
+
+    def __init__(
+        self,
+        *,
+        rate: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self.max_keys = max_keys
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+
+    def wait(self, key: str) -> float:
+        now = self.clock()
+        tokens, at = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            return (1 - tokens) / self.rate
+        if key not in self._buckets and len(self._buckets) >= self.max_keys:
+            self._prune(now)
+        self._buckets[key] = (tokens - 1, now)
+        return 0.0
+
+    def _prune(self, now: float) -> None:
+        self._buckets = {
+            key: (tokens, at)
+            for key, (tokens, at) in self._buckets.items()
+            if tokens + (now - at) * self.rate < self.burst
+        }
+        if len(self._buckets) >= self.max_keys:
+            self._buckets.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentLimits:
+    """Enrolment calls per enrolment token and per client address (issue 11.6): a leaked or
+    guessed token, or one host in a loop, cannot enrol without bound. The address is the TCP
+    peer, or the forwarded client's when the peer is a `serve --trusted-proxy`; behind NAT or
+    an untrusted proxy it is shared, and `--enrolments-per-address` should be raised."""
+
+    per_token: RateLimiter
+    per_address: RateLimiter
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EnrolmentLimits:
+        """`settings.enrolments_per_*` a minute, in bursts of as many."""
+        per_token, per_address = settings.enrolments_per_token, settings.enrolments_per_address
+        return cls(
+            per_token=RateLimiter(rate=per_token / 60, burst=per_token),
+            per_address=RateLimiter(rate=per_address / 60, burst=per_address),
+        )
+
+    def wait(self, *, token_hash: str, address: str) -> float:
+        """0 when the call may go ahead, else the seconds to wait (for `Retry-After`)."""
+        return self.per_address.wait(address) or self.per_token.wait(token_hash)

@@ -1,21 +1,35 @@
 """The agent protocol's request and response bodies (DESIGN.md §4), as pydantic models.
 
-Requests reject unknown fields and carry size limits on every string and list, so a bad agent
-gets a 422 that names the field instead of filling the database. JSON keys are camelCase.
+Requests reject unknown fields and carry size limits on every string, number and list, so a bad
+agent gets a 422 that names the field instead of filling the database. They are strict: a
+boolean is `true` or `false` (never `0` or `"yes"`), an integer is a JSON integer (never `false`
+or `1.0`), a time is an ISO 8601 string with a UTC offset (never a number), and floats are
+finite. JSON keys are camelCase. `controller.server.errors.parse_body` reads them from bytes.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import (
     Annotated,
+    Any,
     Literal,
     NotRequired,  # pydantic wants these on 3.11
     TypeVar,
 )
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, with_config
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    field_validator,
+    with_config,
+)
 from pydantic.alias_generators import to_camel
 from typing_extensions import TypedDict
 
@@ -31,7 +45,76 @@ MAX_MISSING = 10_000
 MAX_INSTALLED = 50_000
 MAX_PACKAGES = 50_000
 MAX_OUTPUT = 256 * 1024
+# Integers are stored in 64-bit columns (or read by agents written in languages whose JSON
+# numbers are doubles): larger ones are refused here rather than overflow the database.
+MAX_INT = 2**63 - 1
+MIN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_EPOCH = 2**31
+MAX_EPOCH_TEXT = 16
+MAX_FACT_TEXT = 2000
 
+# Settings shared by every request model and patch-list TypedDict (see the module docstring).
+STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+def _storable(value: datetime) -> datetime:
+    """Refuse times that cannot be converted to UTC or lie before 1970 (a wrong clock)."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time out of range once converted to UTC") from None
+    if utc < MIN_TIME:
+        raise ValueError("time before 1970-01-01T00:00:00Z (is the device clock set?)")
+    return value
+
+
+def _epoch(value: object) -> str | int:
+    if isinstance(value, str) and len(value) <= MAX_EPOCH_TEXT:
+        return value
+    if type(value) is int and 0 <= value <= MAX_EPOCH:
+        return value
+    raise ValueError(
+        f"expected a string of at most {MAX_EPOCH_TEXT} characters or an integer from 0 to "
+        f"{MAX_EPOCH}"
+    )
+
+
+def _fact_value(value: object) -> str | int | float | bool | None:
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str) and len(value) <= MAX_FACT_TEXT:
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    raise ValueError(
+        f"expected a string of at most {MAX_FACT_TEXT} characters, a finite number, a boolean "
+        "or null"
+    )
+
+
+# A union type names the member that failed in each error's location (`epoch.constrained-str`);
+# these validate the union by hand so that errors name the request field alone.
+Epoch = Annotated[
+    str | int,
+    PlainValidator(
+        _epoch,
+        json_schema_input_type=Annotated[str, Field(max_length=MAX_EPOCH_TEXT)]
+        | Annotated[int, Field(ge=0, le=MAX_EPOCH)],
+    ),
+]
+FactValue = Annotated[
+    str | int | float | bool | None,
+    PlainValidator(
+        _fact_value,
+        json_schema_input_type=Annotated[str, Field(max_length=MAX_FACT_TEXT)]
+        | int
+        | float
+        | bool
+        | None,
+    ),
+]
+Time = Annotated[AwareDatetime, AfterValidator(_storable)]
+Count = Annotated[int, Field(ge=0, le=MAX_INT)]
 Text = Annotated[str, Field(max_length=500)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 Hostname = Annotated[str, Field(pattern=HOSTNAME_PATTERN, max_length=253)]
@@ -41,7 +124,9 @@ Labels = Annotated[
         Annotated[str, Field(pattern=LABEL_KEY_PATTERN)],
         Annotated[str, Field(max_length=200)],
     ],
-    Field(max_length=64),
+    # patternProperties alone lets any other key through a JSON Schema validator; the server
+    # refuses them, and the document says so.
+    Field(max_length=64, json_schema_extra={"additionalProperties": False}),
 ]
 Secret = Annotated[str, Field(min_length=1, max_length=200)]
 MachineId = Annotated[
@@ -56,8 +141,7 @@ MachineId = Annotated[
 class Request(BaseModel):
     """Base of request bodies: camelCase keys only, unknown keys refused."""
 
-    model_config = ConfigDict(
-        extra="forbid",
+    model_config = STRICT | ConfigDict(
         alias_generator=to_camel,
         validate_by_name=False,
         validate_by_alias=True,
@@ -69,6 +153,46 @@ class Response(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, serialize_by_alias=True, validate_by_name=True, frozen=True
     )
+
+
+class FieldProblem(Response):
+    field: str = Field(description="The request field, e.g. `scan.missing[0].id`; empty: the body.")
+    message: str
+
+
+class ErrorBody(Response):
+    """Every 4xx and 5xx answer (`controller.server.errors`)."""
+
+    error: str = Field(description="A stable code for programs, e.g. `invalid-request`.")
+    message: str = Field(description="A sentence for people; it names the field.")
+    details: list[FieldProblem] | None = Field(
+        default=None, description="Every field problem of a 400 or 422."
+    )
+
+
+# What each error status means, for the OpenAPI document; `error_responses` picks the ones an
+# endpoint can answer (schemathesis fails the suite on an answer the document does not list).
+ERROR_MEANINGS: dict[int, str] = {
+    400: "Malformed request: the body is not standard JSON (RFC 8259: no NaN or Infinity), "
+    "or the URL holds a NUL or control character.",
+    401: "Missing, unknown, revoked or expired token.",
+    403: "The token is of another kind, or does not reach this device or tenant.",
+    404: "No such resource in the token's scope.",
+    408: "The body did not arrive in time; the connection is closed.",
+    409: "The transition is not allowed (e.g. the job already finished).",
+    413: "The body is larger than the limit.",
+    415: "The body is not sent as `application/json`.",
+    422: "Invalid body or parameter; the message names the field.",
+    429: "Too many calls; retry after the `Retry-After` seconds.",
+    503: "The service is stopping or its database is unreachable; retry later.",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` entries of these error statuses, each an `ErrorBody`."""
+    return {
+        status: {"model": ErrorBody, "description": ERROR_MEANINGS[status]} for status in statuses
+    }
 
 
 class DeviceRole(StrEnum):
@@ -116,8 +240,8 @@ class Facts(Request):
     labels: Labels | None = None
     agent_version: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     machine_id: MachineId | None = None
-    uptime: Annotated[int, Field(ge=0)] | None = Field(default=None, description="Seconds.")
-    last_boot_at: AwareDatetime | None = None
+    uptime: Count | None = Field(default=None, description="Seconds.")
+    last_boot_at: Time | None = None
     kernel: Text | None = None
     os_build: Text | None = None
     domain: Text | None = None
@@ -129,7 +253,7 @@ class Facts(Request):
         Field(default_factory=list)
     )
     custom: Annotated[
-        dict[Annotated[str, Field(max_length=64)], str | int | float | bool | None],
+        dict[Annotated[str, Field(min_length=1, max_length=64)], FactValue],
         Field(max_length=100),
     ] = Field(default_factory=dict, description="Site-specific facts.")
 
@@ -137,7 +261,7 @@ class Facts(Request):
 # The patch lists are TypedDicts, not models: a scan carries hundreds of entries, and pydantic
 # validates plain dicts about a third faster than it builds model instances. Keys are the JSON
 # keys (camelCase); unknown keys are refused all the same.
-@with_config(ConfigDict(extra="forbid"))
+@with_config(STRICT)
 class MissingPatch(TypedDict):
     """A patch the agent found missing; only `id` is required, the rest fills catalogue gaps."""
 
@@ -147,20 +271,20 @@ class MissingPatch(TypedDict):
     severity: NotRequired[Annotated[str, Field(max_length=32)] | None]
     kb: NotRequired[Annotated[str, Field(max_length=32)] | None]
     cves: NotRequired[Annotated[list[Annotated[str, Field(max_length=32)]], Field(max_length=500)]]
-    sizeBytes: NotRequired[Annotated[int, Field(ge=0)] | None]
+    sizeBytes: NotRequired[Count | None]
 
 
-@with_config(ConfigDict(extra="forbid"))
+@with_config(STRICT)
 class InstalledPatch(TypedDict):
     id: PatchId
-    installedAt: NotRequired[AwareDatetime | None]
+    installedAt: NotRequired[Time | None]
 
 
 _P = TypeVar("_P", MissingPatch, InstalledPatch)
 
 
 class Scan(Request):
-    scanned_at: AwareDatetime = Field(description="When the agent scanned (with a UTC offset).")
+    scanned_at: Time = Field(description="When the agent scanned (with a UTC offset).")
     reboot_required: bool = Field(description="The OS signal that a reboot is pending.")
     missing: Annotated[list[MissingPatch], Field(max_length=MAX_MISSING)] = Field(
         default_factory=list
@@ -185,7 +309,7 @@ class Scan(Request):
 
 class Package(Request):
     name: ShortText
-    epoch: Annotated[str, Field(max_length=16)] | int | None = None
+    epoch: Epoch | None = None
     version: ShortText
     release: Annotated[str, Field(max_length=200)] | None = None
     arch: Annotated[str, Field(min_length=1, max_length=32)]
@@ -252,7 +376,7 @@ class PatchResult(Request):
 
 class JobEventRequest(Request):
     state: AgentState
-    seq: Annotated[int, Field(ge=0)] | None = Field(
+    seq: Count | None = Field(
         default=None, description="Optional event number; without it the content is the key."
     )
     patches: Annotated[list[PatchResult], Field(max_length=MAX_MISSING)] = Field(

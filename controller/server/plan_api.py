@@ -122,34 +122,41 @@ def _checked(name: str, value: str) -> str:
 
 
 def _states(source: PolicySource, checked: dict[str, str]) -> dict[str, DesiredState]:
-    repo = _repository(source, list(checked.values()))
     states: dict[str, DesiredState] = {}
-    for name, rev in checked.items():
-        try:
-            loaded = repository.load_revision(repo, rev)
-        except git_source.SourceError:
-            raise ApiError(404, f"{name}: the policy repository has no revision {rev!r}") from None
-        if loaded.result.state is None:
-            raise ApiError(
-                422,
-                f"{name}: {loaded.revision} does not validate "
-                f"({len(loaded.result.errors)} error(s)); `patchctl validate --rev` lists them",
-                code="policy-invalid",
-            )
-        states[name] = loaded.result.state
+    with _repository(source, list(checked.values())) as repo:
+        for name, rev in checked.items():
+            try:
+                loaded = repository.load_revision(repo, rev)
+            except git_source.SourceError:
+                raise ApiError(
+                    404, f"{name}: the policy repository has no revision {rev!r}"
+                ) from None
+            if loaded.result.state is None:
+                raise ApiError(
+                    422,
+                    f"{name}: {loaded.revision} does not validate "
+                    f"({len(loaded.result.errors)} error(s)); `patchctl validate --rev` lists them",
+                    code="policy-invalid",
+                )
+            states[name] = loaded.result.state
     return states
 
 
 def _repository(source: PolicySource, wanted: list[str]) -> git.Repo:
     """The service's repository with `wanted` fetched (a URL source's clone; a local repository
-    is read as it is)."""
+    is read as it is), for the caller to close."""
     try:
         repo = git_source.open_repository(source.repo, state_dir=source.state_dir, fetch=False)
+    except git_source.SourceError as exc:
+        raise ApiError(503, str(exc)) from None
+    try:
         if git_source.is_url(source.repo):
             with _FETCH_LOCK:
                 refs.fetch(repo, wanted)
     except refs.MissingRefError as exc:
+        repo.close()
         raise ApiError(404, str(exc)) from None
     except git_source.SourceError as exc:
+        repo.close()
         raise ApiError(503, str(exc)) from None
     return repo

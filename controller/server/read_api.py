@@ -20,6 +20,7 @@ from controller import __version__
 from controller.core.observed import is_online
 from controller.kinds.common import TENANT_PATTERN, tenant_contains
 from controller.runtime import status as runtime_status
+from controller.server import models
 from controller.server.context import Context, read_principal
 from controller.server.errors import ApiError
 from controller.store import devices, history, jobs, tokens
@@ -41,10 +42,7 @@ TenantFilter = Annotated[
 ]
 Since = Annotated[datetime | None, Query(description="ISO date-time; only newer entries.")]
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, unknown, revoked or expired token."},
-    403: {"description": "Not a read token, or a tenant outside its scope."},
-}
+_ERRORS = models.error_responses(401, 403, 422, 503)
 # Catalogue fields a patch entry shows; the agent's own metadata fills the ones left empty.
 _ENRICHED = (
     "title",
@@ -89,7 +87,7 @@ def _online(device: dict[str, Any], *, now: datetime) -> bool:
 
 @router.get(
     "/devices/{device_id}",
-    responses={**_ERRORS, 404: {"description": "No such device in the token's scope."}},
+    responses={**_ERRORS, **models.error_responses(404)},
     summary="One device: facts, inventory summary, compliance and every patch with its state",
 )
 async def get_device(device_id: str, principal: ReadPrincipal, context: Context) -> dict[str, Any]:

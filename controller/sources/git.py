@@ -50,7 +50,12 @@ def is_url(spec: str) -> bool:
 
 
 def open_repository(spec: str, *, state_dir: Path, fetch: bool = True) -> git.Repo:
-    """A local repository as it is, or a URL cloned (then fetched) under the state directory."""
+    """A local repository as it is, or a URL cloned (then fetched) under the state directory.
+
+    The caller closes it (`with open_repository(...) as repo:`): GitPython keeps `git cat-file`
+    processes alive per Repo object until it is closed, so a service that opens one per pass
+    and forgets it accumulates child processes and descriptors (issue 11.10).
+    """
     if not is_url(spec):
         path = Path(spec)
         if not path.exists():
@@ -64,12 +69,20 @@ def open_repository(spec: str, *, state_dir: Path, fetch: bool = True) -> git.Re
         if not mirror.exists():
             return git.Repo.clone_from(spec, mirror, bare=True)
         repo = git.Repo(mirror)
-        if fetch:
-            repo.git.fetch("origin", "+refs/heads/*:refs/heads/*", "--prune")
     except git.GitCommandError as exc:
-        detail = redact_text(exc.stderr.strip() or str(exc))
-        raise SourceError(f"cannot fetch {redact_url(spec)}: {detail}") from None
+        raise SourceError(_fetch_failed(spec, exc)) from None
+    if fetch:
+        try:
+            repo.git.fetch("origin", "+refs/heads/*:refs/heads/*", "--prune")
+        except git.GitCommandError as exc:
+            repo.close()
+            raise SourceError(_fetch_failed(spec, exc)) from None
     return repo
+
+
+def _fetch_failed(spec: str, exc: git.GitCommandError) -> str:
+    detail = redact_text(exc.stderr.strip() or str(exc))
+    return f"cannot fetch {redact_url(spec)}: {detail}"
 
 
 def default_branch(repo: git.Repo) -> str:

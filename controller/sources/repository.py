@@ -46,11 +46,11 @@ def load(
             f" at {revision}" if revision else " (uncommitted changes)"
         )
         return Loaded(revision, result, where)
-    repo = git_source.open_repository(spec, state_dir=state_dir)
-    if rev is not None:
-        return load_revision(repo, rev)
-    resolved = git_source.resolve(repo, branch=branch)
-    source_files = git_source.read_commit(repo, resolved.sha)
+    with git_source.open_repository(spec, state_dir=state_dir) as repo:
+        if rev is not None:
+            return load_revision(repo, rev)
+        resolved = git_source.resolve(repo, branch=branch)
+        source_files = git_source.read_commit(repo, resolved.sha)
     revision = str(resolved)
     return Loaded(revision, loading.load_policy(source_files, revision=revision), revision)
 
@@ -67,12 +67,12 @@ def load_revision(repo: git.Repo, rev: str) -> Loaded:
 def _head_revision(root: Path) -> str | None:
     """The revision a clean working tree is at; None when it is not a repository or is dirty."""
     try:
-        repo = git.Repo(root)
-        dirty = repo.git.status("--porcelain", "--", *loading.POLICY_DIRS)
-        if repo.head.is_valid() and not dirty:
-            return str(
-                git_source.Revision(git_source.default_branch(repo), repo.head.commit.hexsha)
-            )
+        with git.Repo(root) as repo:
+            dirty = repo.git.status("--porcelain", "--", *loading.POLICY_DIRS)
+            if repo.head.is_valid() and not dirty:
+                return str(
+                    git_source.Revision(git_source.default_branch(repo), repo.head.commit.hexsha)
+                )
     except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandError, ValueError):
         return None
     return None

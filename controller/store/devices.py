@@ -150,7 +150,7 @@ def enrol(
     else:
         device_id = existing
         conn.execute(schema.devices.update().where(d.id == device_id).values(**values))
-        revoked = tokens.revoke_device_tokens(conn, device_id, now=now)
+        revoked = tokens.revoke_device_tokens(conn, device_id)
         jobs.release_device_jobs(conn, device_id, now=now)
     token = tokens.create_token(
         conn,

@@ -140,12 +140,22 @@ def authenticate(conn: Connection, secret: str, *, now: datetime) -> Principal |
     )
 
 
-def revoke_device_tokens(conn: Connection, device_id: str, *, now: datetime) -> list[str]:
-    """Revoke every live token of a device; returns the secret hashes revoked (for caches)."""
+def revoke_device_tokens(conn: Connection, device_id: str) -> list[str]:
+    """Revoke every token of a device by deleting its rows, live and revoked alike; returns the
+    secret hashes of the live ones (for caches).
+
+    Called on re-enrolment, which replaces the device's token: a replaced token has nothing
+    left to show (the device row keeps the enrolment), and keeping its row would let a device
+    that re-enrols in a loop grow the table without bound (issue 11.6: 2,000 re-enrolments
+    left 1,999 rows).
+    """
     t = schema.tokens.c
-    live = sa.and_(t.device_id == device_id, t.revoked_at.is_(None))
-    hashes = list(conn.execute(sa.select(t.secret_hash).where(live)).scalars())
-    conn.execute(schema.tokens.update().where(live).values(revoked_at=now))
+    hashes = list(
+        conn.execute(
+            sa.select(t.secret_hash).where(t.device_id == device_id, t.revoked_at.is_(None))
+        ).scalars()
+    )
+    conn.execute(schema.tokens.delete().where(t.device_id == device_id))
     return hashes
 
 
