@@ -92,9 +92,17 @@ class DeviceView:
         return self.role == GATEWAY_ROLE
 
     def is_online(self, *, now: datetime) -> bool:
-        if self.last_seen is None:
-            return False
-        return now - self.last_seen <= self.poll_interval * ONLINE_POLL_INTERVALS
+        return is_online(self.last_seen, self.poll_interval, now=now)
+
+
+def is_online(last_seen: datetime | None, poll_interval: timedelta, *, now: datetime) -> bool:
+    """DESIGN.md 3.8: a device is online at `now` when it checked in (`last_seen`) within
+    `ONLINE_POLL_INTERVALS` of its poll interval; never seen is offline. The one home of the
+    rule: the planner reads it through `DeviceView.is_online`, the report writer to tell a
+    device coming back online (`controller.store.reports`)."""
+    if last_seen is None:
+        return False
+    return now - last_seen <= poll_interval * ONLINE_POLL_INTERVALS
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,8 @@ secret applies without a restart, and they never appear in an error message.
 Webhook receivers verify `X-Patchctl-Signature: sha256=<hex>`, the HMAC-SHA256 of the raw body
 under the shared secret (`verify_signature` is the reference). The body carries `sentAt` too,
 the same instant as the `X-Patchctl-Timestamp` header, so the timestamp is covered by the
-signature and receivers can refuse stale replays.
+signature and receivers can refuse stale replays. Delivery is at least once: every event in
+the body has a stable `id` (`X-Patchctl-Event-Id` too, for a single event) to drop duplicates by.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ SIGNATURE_HEADER = "X-Patchctl-Signature"
 TIMESTAMP_HEADER = "X-Patchctl-Timestamp"
 EVENT_HEADER = "X-Patchctl-Event"
 DELIVERY_HEADER = "X-Patchctl-Delivery"
+EVENT_ID_HEADER = "X-Patchctl-Event-Id"  # a single event's stable id; digests list them in the body
+DIGEST_IDS = 50  # event ids an email header lists (a digest's text lists as many events)
 SLACK_TEXT_LIMIT = 3900  # Slack truncates longer `text`; keep the end readable instead
 
 
@@ -155,6 +158,8 @@ class WebhookSender:
             EVENT_HEADER: "Digest" if message.digest else message.events[0].type.value,
             DELIVERY_HEADER: hashlib.sha256("\n".join(message.keys).encode()).hexdigest()[:32],
         }
+        if not message.digest:
+            headers[EVENT_ID_HEADER] = message.events[0].event_id
         if secret is not None:
             headers[SIGNATURE_HEADER] = sign(secret.encode("utf-8"), body)
         _post(self.url, body, headers, timeout=self.timeout, clock=self.clock)
@@ -244,6 +249,7 @@ class EmailSender:
         email["Subject"] = f"[patchctl] {message.subject}"
         email["Date"] = format_datetime(self.clock().astimezone(UTC))
         email["Message-ID"] = make_msgid(domain=self.settings.sender.rsplit("@", 1)[-1])
+        email[EVENT_ID_HEADER] = ", ".join(e.event_id for e in message.events[:DIGEST_IDS])
         email.set_content(message.text)
         for attachment in message.attachments:
             maintype, _, subtype = attachment.content_type.partition("/")

@@ -13,13 +13,17 @@ from a thread with the real clock; tests drive it with an invented one.
   `controller.core.retries`) up to `max_attempts`; a permanent failure (a 404, a missing secret)
   is not retried.
   Later events wait behind a message being retried, so a channel keeps its order.
+- **Position**: `advance(upto)` says the store's rows up to `upto` (`{"alert": id, "audit": id}`)
+  were all routed; `position()` is then how far this channel is *settled*: every row at or
+  below it that was routed here was delivered or given up on (the Notifier stores it, so a new
+  leader resumes there and re-sends only what was still in flight).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -113,6 +117,8 @@ class ChannelQueue:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._sent: deque[datetime] = deque()
         self._status = ChannelStatus(channel_id, kind)
+        self._routed: dict[str, int] = {}  # source -> the highest row id routed
+        self._unsettled: dict[str, set[int]] = {}  # source -> queued row ids
 
     # --- any thread -------------------------------------------------------------------------
 
@@ -129,11 +135,31 @@ class ChannelQueue:
                     continue
                 self._remember(event.key)
                 self._pending.append(event)
+                if event.position is not None:
+                    source, number = event.position
+                    self._unsettled.setdefault(source, set()).add(number)
                 accepted += 1
             self._status = replace(
                 self._status, dropped=self._status.dropped + dropped, queued=self._queued()
             )
         return accepted
+
+    def advance(self, upto: Mapping[str, int]) -> None:
+        """Every stored row up to `upto` (source -> row id) was routed (offered here or not)."""
+        with self._lock:
+            for source, number in upto.items():
+                self._routed[source] = max(number, self._routed.get(source, number))
+
+    def position(self) -> dict[str, int]:
+        """Per source, the row id up to which everything routed here is delivered or given
+        up on (empty before the first `advance`)."""
+        with self._lock:
+            position = {}
+            for source, routed in self._routed.items():
+                waiting = self._unsettled.get(source)
+                # rows offered before their batch's `advance` may lie above `routed`
+                position[source] = min(routed, min(waiting) - 1) if waiting else routed
+            return position
 
     def status(self) -> ChannelStatus:
         with self._lock:
@@ -192,9 +218,17 @@ class ChannelQueue:
             self._outbox.append(_Outgoing(Message(tuple(rest), digest=True)))
         return None
 
+    def _settle(self, message: Message) -> None:
+        """The message's events are delivered or given up on (lock held)."""
+        for event in message.events:
+            if event.position is not None:
+                source, number = event.position
+                self._unsettled.get(source, set()).discard(number)
+
     def _succeeded(self, outgoing: _Outgoing, now: datetime) -> None:
         with self._lock:
             self._outbox.popleft()
+            self._settle(outgoing.message)
             self._sent.append(now)
             status = self._status
             self._status = replace(
@@ -213,6 +247,7 @@ class ChannelQueue:
             give_up = error.permanent or outgoing.attempts >= self.retry.max_attempts
             if give_up:
                 self._outbox.popleft()
+                self._settle(outgoing.message)
                 outgoing.retry_at = None
                 note = "permanent" if error.permanent else f"gave up after {outgoing.attempts}"
                 message = f"{error} ({note})"

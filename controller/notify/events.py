@@ -1,8 +1,10 @@
 """What notifications carry: an `Event` (an alert, an audit event or a published report).
 
-Events are frozen values. `key` identifies one event across every source and every retry: a
-channel delivers each key once. The converters read the rows the store returns (`alerts`,
-`audit_events`); nothing here touches the store itself.
+Events are frozen values. `key` identifies what happened across every source and every retry
+(two alert rows of one transition share it): a channel delivers each key once. `event_id` is
+the stable id receivers de-duplicate with: `alert:<row id>` / `audit:<row id>` for stored
+rows (the same after a crash or a leader change), the key otherwise (reports). The converters
+read the rows the store returns (`alerts`, `audit_events`); nothing here touches the store.
 """
 
 from __future__ import annotations
@@ -40,6 +42,20 @@ class Event:
     details: Mapping[str, Any] = field(default_factory=dict)
     body: str | None = None  # longer text (Markdown), e.g. a report summary
     attachments: tuple[Attachment, ...] = ()
+    id: str | None = None  # `alert:<id>` or `audit:<id>`: the stored row it was read from
+
+    @property
+    def event_id(self) -> str:
+        """The id receivers drop duplicates by: the stored row's id, else the key."""
+        return self.id or self.key
+
+    @property
+    def position(self) -> tuple[str, int] | None:
+        """(`alert` or `audit`, row id) for an event read from the store; None otherwise."""
+        if self.id is None:
+            return None
+        source, _, number = self.id.partition(":")
+        return source, int(number)
 
     @property
     def title(self) -> str:
@@ -50,6 +66,7 @@ class Event:
     def as_json(self) -> dict[str, Any]:
         """The event as webhook receivers get it (attachments are named, not embedded)."""
         document: dict[str, Any] = {
+            "id": self.event_id,
             "key": self.key,
             "type": self.type.value,
             "severity": self.severity.value,
@@ -87,6 +104,7 @@ def from_alert(row: Mapping[str, Any]) -> Event | None:
         tenant=row.get("tenant"),
         device_id=row.get("device_id"),
         details=redact_value(dict(row.get("details") or {})),
+        id=f"alert:{row['id']}",
     )
 
 
@@ -120,4 +138,5 @@ def from_audit(row: Mapping[str, Any]) -> Event | None:
         at=row["at"],
         tenant=row.get("tenant"),
         details=redact_value({"action": action.value, **dict(row.get("details") or {})}),
+        id=f"audit:{row['id']}",
     )

@@ -5,6 +5,8 @@ repository), the forge webhook, agent reports and the next patch-window boundary
 flag; the loop runs a reconcile when the flag is set, so a burst of triggers coalesces into one
 pass. `stop()` finishes the pass in progress and returns.
 
+The report writer triggers only for writes that changed a planner input
+(`controller.server.writer`): a heartbeat or a repeated scan starts no pass.
 Agent reports are debounced: at most one report-triggered pass starts per `REPORT_DEBOUNCE`.
 A report that arrives inside the debounce period is deferred to its end, never dropped, so the
 last report of a burst is planned at most one debounce period after it was stored (not at the

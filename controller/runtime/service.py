@@ -23,8 +23,9 @@ import structlog
 from controller.core.desired import DesiredState
 from controller.core.plan import Plan
 from controller.notify.notifier import Notifier
+from controller.notify.routing import channel_id
 from controller.notify.settings import SmtpSettings
-from controller.notify.state import StatusWriter, new_events
+from controller.notify.state import ProgressWriter, StatusWriter, read_events, resume
 from controller.reports import publish, schedules
 from controller.reports.collect import pending_from_plan
 from controller.runtime import feeds
@@ -95,6 +96,7 @@ class Controller:
         self.options = options or ServiceOptions()
         self.store: Store = reconciler.store
         self.notifier: Notifier | None = None
+        self._notifier_epoch: int | None = None  # the lease epoch the notifier resumed under
         self.loop = ReconcileLoop(
             reconciler,
             interval=self.options.interval,
@@ -282,19 +284,31 @@ class Controller:
     def _notify(self, context: PassContext) -> None:
         """Hand the alerts and audit events stored since the last round to the notifier."""
         notifications = context.desired.notifications if context.desired else ()
+        epoch = self.leadership.epoch if self.leadership is not None else None
+        if self.notifier is not None and epoch != self._notifier_epoch:
+            # leading again after another replica led: its queue is stale, resume afresh
+            self.notifier.close()
+            self.notifier = None
         if self.notifier is None:
             if not notifications:
                 return
+            # a new leader: resume from what each channel has delivered (controller.notify.state)
+            with self.store.write() as conn:
+                channel_ids = {channel_id(n.spec.channel) for n in notifications}
+                settled = resume(conn, channel_ids, now=context.now)
             self.notifier = Notifier(
                 notifications,
                 smtp=self.options.smtp,
                 clock=self.reconciler.clock,
                 on_status=StatusWriter(self.store, clock=self.reconciler.clock),
+                on_progress=ProgressWriter(self.store, clock=self.reconciler.clock),
+                settled=settled,
             )
+            self._notifier_epoch = epoch
         self.notifier.configure(notifications)
         with self.store.write() as conn:
-            events = new_events(conn, now=context.now)
-        self.notifier.submit(events)
+            events, upto = read_events(conn, now=context.now)
+        self.notifier.submit(events, upto=upto)
 
     def _scheduled_reports(self, context: PassContext) -> None:
         """Run the ReportSchedules due since their last run; write back to the reports branch."""

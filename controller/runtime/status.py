@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from controller.core.observed import is_online
 from controller.kinds.common import tenant_contains
 from controller.store import history, leases, schema
 
@@ -264,7 +265,7 @@ def agents(conn: Connection, *, now: datetime, tenant: str | None = None) -> dic
     rows = conn.execute(
         sa.select(d.last_seen, d.poll_interval).where(_scoped(d.tenant, tenant))
     ).all()
-    online = sum(1 for seen, poll in rows if now - seen <= timedelta(seconds=2 * poll))
+    online = sum(1 for seen, poll in rows if is_online(seen, timedelta(seconds=poll), now=now))
     return {"devices": len(rows), "online": online, "offline": len(rows) - online}
 
 

@@ -95,7 +95,10 @@ async def enroll(request: Request, context: Context) -> models.EnrollResponse | 
         )
         return devices.enrol(conn, enrolment, poll_interval=poll, now=now)
 
-    enrolled = await context.writer.call(enrol)
+    # a device enrolled (or re-enrolled, its started jobs released) is a planner input
+    enrolled = await context.writer.call(
+        enrol, replans=lambda result: isinstance(result, devices.Enrolled)
+    )
     if enrolled is None:
         raise ApiError(
             401, "enrollmentToken: not a valid enrolment token (unknown, revoked or expired)"
@@ -175,7 +178,10 @@ async def poll_jobs(
     found = await anyio.to_thread.run_sync(read)
     if found:
         ids = [job["id"] for job in found]
-        await context.writer.call(lambda conn, now: jobs.mark_delivered(conn, ids, now=now))
+        # pending and delivered are alike to the planner (neither is taken: `core.jobs`)
+        await context.writer.call(
+            lambda conn, now: jobs.mark_delivered(conn, ids, now=now), replans=lambda _: False
+        )
     poll = context.settings.poll_interval
     if context.controller is not None:  # sooner when the device's window opens or is open
         poll = context.controller.poll_interval(
@@ -210,7 +216,8 @@ async def job_event(
     result = await context.writer.call(
         lambda conn, now: jobs.record_event(
             conn, device_id=device_id, job_id=job_id, event=event, now=now
-        )
+        ),
+        replans=lambda found: found.replans,
     )
     context.metrics.job_events.inc(state=body.state, status=result.status.value)
     if result.status is jobs.EventStatus.NOT_FOUND:

@@ -30,7 +30,7 @@ from controller.server.limits import (
     EnrolmentLimits,
     RequestLimits,
 )
-from controller.server.metrics import Gauge, Metrics, RequestMetrics
+from controller.server.metrics import FleetCache, Gauge, Metrics, RequestMetrics
 from controller.server.writer import Writer
 
 if TYPE_CHECKING:
@@ -55,10 +55,11 @@ def create_app(store: Store, settings: Settings, controller: Controller | None =
     reconcile loop, and stored writes and the git webhook trigger it. The caller owns and
     closes the store."""
     metrics = Metrics()
+    metrics.fleet = FleetCache(store, clock=settings.clock)
     writer = Writer(
         store,
         clock=settings.clock,
-        on_commit=controller.reports_arrived if controller is not None else None,
+        on_change=controller.reports_arrived if controller is not None else None,
     )
     services = Services(
         store=store,
@@ -77,8 +78,22 @@ def create_app(store: Store, settings: Settings, controller: Controller | None =
             Gauge(
                 "patchctl_writer_items", "Writes (reports, calls) committed.", lambda: writer.items
             ),
+            Gauge(
+                "patchctl_writer_changing_batches",
+                "Write transactions that changed a planner input (each asked for a pass).",
+                lambda: writer.changing,
+            ),
         ]
     )
+    if controller is not None:
+        # whether this replica leads, as /readyz says it without a token (no tenant data)
+        metrics.gauges.append(
+            Gauge(
+                "patchctl_leader",
+                "1 while this replica holds the reconciler lease (runs the reconcile loop).",
+                lambda: 1.0 if controller.role().get("leader") else 0.0,
+            )
+        )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -1,17 +1,25 @@
 """Prometheus metrics in the text exposition format (version 0.0.4), without a client library.
 
-A handful of counters and one latency histogram, updated from the event loop thread (and the
-writer thread for batch sizes); increments are plain dict updates under the GIL.
+Process metrics: a handful of counters and one latency histogram, updated from the event loop
+thread (and the writer thread for batch sizes); increments are plain dict updates under the GIL.
+Fleet metrics (`controller.runtime.fleet_metrics`) are computed from the store per tenant scope
+and cached for `FLEET_CACHE_SECONDS` (`FleetCache`), so scrapes never load the database.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from controller.runtime import fleet_metrics
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+    from datetime import datetime
+
+    from controller.store import Store
 
     Scope = MutableMapping[str, Any]
     Message = MutableMapping[str, Any]
@@ -19,6 +27,7 @@ if TYPE_CHECKING:
     Send = Callable[[Message], Awaitable[None]]
     ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+FLEET_CACHE_SECONDS = 15.0
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 Labels = tuple[tuple[str, str], ...]
 
@@ -37,7 +46,7 @@ class Counter:
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} counter"
         for labels, value in sorted(self.values.items()):
-            yield f"{self.name}{_labels(labels)} {value:g}"
+            yield f"{self.name}{_labels(labels)} {_number(value)}"
 
 
 @dataclass
@@ -83,7 +92,7 @@ class Gauge:
     def render(self) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} gauge"
-        yield f"{self.name} {self.value():g}"
+        yield f"{self.name} {_number(self.value())}"
 
 
 class Metrics:
@@ -100,6 +109,7 @@ class Metrics:
         self.enrolments = Counter("patchctl_enrolments_total", "Enrolments (new or re-enrolment).")
         self.job_events = Counter("patchctl_job_events_total", "Job events by state and status.")
         self.gauges: list[Gauge] = []
+        self.fleet: FleetCache | None = None  # set by the app: fleet metrics for read tokens
 
     def render(self) -> str:
         parts: list[Iterable[str]] = [
@@ -111,6 +121,66 @@ class Metrics:
         ]
         parts.extend(gauge.render() for gauge in self.gauges)
         return "\n".join(line for part in parts for line in part) + "\n"
+
+
+def render_families(families: Iterable[fleet_metrics.Family]) -> str:
+    """Families as exposition text: HELP and TYPE lines, then each sample."""
+    lines: list[str] = []
+    for family in families:
+        lines.append(f"# HELP {family.name} {_escape_help(family.help)}")
+        lines.append(f"# TYPE {family.name} {family.type}")
+        lines.extend(
+            f"{family.name}{sample.suffix}{_labels(sample.labels)} {_number(sample.value)}"
+            for sample in family.samples
+        )
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+class FleetCache:
+    """Fleet metrics text per tenant scope, computed at most once per `ttl` seconds per scope.
+
+    One lock serialises the computations, so concurrent scrapes wait for the one in progress
+    and then read its result instead of querying the store again.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], datetime],
+        ttl: float = FLEET_CACHE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.ttl = ttl
+        self.monotonic = monotonic
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[str, float]] = {}
+
+    def render(self, scope: str) -> str:
+        """The fleet metrics of tenant `scope` (blocking: call it off the event loop)."""
+        with self._lock:
+            hit = self._cache.get(scope)
+            if hit is not None and hit[1] > self.monotonic():
+                return hit[0]
+            with self.store.read() as conn:
+                families = fleet_metrics.collect(conn, scope=scope, now=self.clock())
+            text = render_families(families)
+            self._cache[scope] = (text, self.monotonic() + self.ttl)
+            return text
+
+
+def _number(value: float) -> str:
+    if value != value:  # noqa: PLR0124 - NaN is the one value unequal to itself
+        return "NaN"
+    if value in {float("inf"), float("-inf")}:
+        return "+Inf" if value > 0 else "-Inf"
+    return str(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(value)
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
 
 
 def _labels(labels: Iterable[tuple[str, str]]) -> str:

@@ -9,9 +9,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from controller.server import models
-from controller.server.context import Context
+from controller.server.context import Context, Credentials
 from controller.server.errors import RETRY_AFTER_SECONDS, error_body
 from controller.store import StoreError, history
+from controller.store.tokens import TokenKind
 
 router = APIRouter(tags=["service"])
 
@@ -57,9 +58,17 @@ async def readyz(context: Context) -> JSONResponse:
 @router.get(
     "/metrics",
     summary="Prometheus metrics (text exposition format 0.0.4)",
+    description="Without a token: the process's own metrics (HTTP requests, reports, "
+    "enrolments, job events, writer), which carry no tenant data. With a read token: also the "
+    "fleet metrics of the token's tenant scope (devices, compliance, approvals, reboots, jobs, "
+    "install failures, reconcile runs, policy source, notifications; see docs/metrics.md), "
+    "computed from the store at most every 15 seconds per scope.",
     response_class=PlainTextResponse,
+    responses=models.error_responses(401, 403, 503),
 )
-async def metrics(context: Context) -> PlainTextResponse:
-    return PlainTextResponse(
-        context.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
-    )
+async def metrics(credentials: Credentials, context: Context) -> PlainTextResponse:
+    text = context.metrics.render()
+    if credentials is not None and context.metrics.fleet is not None:
+        principal = await context.principal(credentials.credentials, needed=TokenKind.READ)
+        text += await anyio.to_thread.run_sync(context.metrics.fleet.render, principal.tenant)
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic.alias_generators import to_camel
 
 from controller import __version__
+from controller.core.observed import is_online
 from controller.kinds.common import TENANT_PATTERN, tenant_contains
 from controller.runtime import status as runtime_status
 from controller.server import models
@@ -68,14 +69,20 @@ async def list_devices(
     offset: Offset = 0,
 ) -> dict[str, Any]:
     scope = _scope(principal, tenant)
-    online_since = context.settings.clock() - 2 * context.settings.poll_interval
+    now = context.settings.clock()
     rows = await _read(
         context, lambda conn: devices.list_devices(conn, scope=scope, limit=limit, offset=offset)
     )
     return {
         "scope": scope,
-        "devices": [camel(row) | {"online": row["last_seen"] >= online_since} for row in rows],
+        "devices": [camel(row) | {"online": _online(row, now=now)} for row in rows],
     }
+
+
+def _online(device: dict[str, Any], *, now: datetime) -> bool:
+    """The planner's rule (`core.observed.is_online`), with the device's own poll interval."""
+    poll = timedelta(seconds=device["poll_interval"])
+    return is_online(device["last_seen"], poll, now=now)
 
 
 @router.get(
@@ -100,10 +107,9 @@ async def get_device(device_id: str, principal: ReadPrincipal, context: Context)
     found = await _read(context, read)
     if found is None:
         raise ApiError(404, f"no device {device_id!r} in tenant scope {principal.tenant!r}")
-    online_since = context.settings.clock() - 2 * context.settings.poll_interval
     device = found["device"]
     return camel(device) | {
-        "online": device["last_seen"] >= online_since,
+        "online": _online(device, now=context.settings.clock()),
         "patches": [patch_entry(entry) for entry in found["patches"]],
         "inventory": camel(found["inventory"]) if found["inventory"] else None,
         "compliance": [camel(row) for row in found["compliance"]],
@@ -190,13 +196,13 @@ async def status(
 ) -> dict[str, Any]:
     scope = _scope(principal, tenant)
     now = context.settings.clock()
-    online_since = now - 2 * context.settings.poll_interval
 
     def read(conn: Connection) -> dict[str, Any]:
         return {
             "devices": {
                 "total": devices.count_devices(conn, scope=scope),
-                "online": devices.count_devices(conn, scope=scope, seen_since=online_since),
+                # each device by its own poll interval, as the planner counts it
+                "online": runtime_status.agents(conn, now=now, tenant=scope)["online"],
                 "seenLastDay": devices.count_devices(
                     conn, scope=scope, seen_since=now - timedelta(days=1)
                 ),

@@ -31,6 +31,7 @@ def to_report(device_id: str, body: models.ReportRequest) -> reports.Report:
             reboot_required=s.reboot_required,
             counts=(len(s.missing), len(s.installed)),
             document=s.model_dump_json(include=_PATCH_LISTS, by_alias=True, exclude_defaults=True),
+            lists=(s.missing, s.installed),
         )
     inventory = None
     if body.inventory is not None:

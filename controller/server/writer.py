@@ -14,6 +14,11 @@ so the event loop never stalls on a lock.
 Guarantees: each report, and each submitted call, runs exactly once in a committed transaction
 or fails alone. A call runs inside a SAVEPOINT, so its exception is its own; if a whole batch
 fails, it is rolled back and every item is retried in its own transaction.
+
+The reconcile loop is told (`on_change`) only after a batch that changed something the planner
+reads: a report whose outcome lists changes (`controller.store.reports.Outcome.changes`), a call
+whose `replans` says so of its result (every call, when it gives none). A heartbeat, a repeated
+scan or a failed item costs no planning.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class _Item:
     future: asyncio.Future[Any]
     report: reports.Report | None = None
     call: Callable[[Connection, datetime], Any] | None = None
+    replans: Callable[[Any], bool] | None = None  # of a call's result; None: always
 
 
 class WriterClosedError(RuntimeError):
@@ -67,11 +73,13 @@ class Writer:
         store: Store,
         *,
         clock: Callable[[], datetime],
-        on_commit: Callable[[], None] | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
+        """`on_change`: called after each batch that changed a planner input (the reconcile
+        loop's trigger), on the event loop's thread."""
         self._store = store
         self._clock = clock
-        self._on_commit = on_commit  # told after each batch (the reconcile loop's trigger)
+        self._on_change = on_change
         self._queue: collections.deque[_Item] = collections.deque()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -80,6 +88,7 @@ class Writer:
         self.batches = 0
         self.items = 0
         self.handed_off = 0  # batches written by a worker thread because of a lock
+        self.changing = 0  # batches after which `on_change` was told
 
     def start(self) -> None:
         """Start writing (call from the running event loop)."""
@@ -103,9 +112,15 @@ class Writer:
         result: reports.Outcome = await self._submit(_Item(self._future(), report=report))
         return result
 
-    async def call(self, function: Callable[[Connection, datetime], T]) -> T:
-        """Run `function(conn, now)` in a write transaction; it must not block."""
-        result: T = await self._submit(_Item(self._future(), call=function))
+    async def call(
+        self,
+        function: Callable[[Connection, datetime], T],
+        *,
+        replans: Callable[[T], bool] | None = None,
+    ) -> T:
+        """Run `function(conn, now)` in a write transaction; it must not block. `replans(result)`
+        says whether it changed a planner input (None: assume it did)."""
+        result: T = await self._submit(_Item(self._future(), call=function, replans=replans))
         return result
 
     def _future(self) -> asyncio.Future[Any]:
@@ -140,31 +155,31 @@ class Writer:
     async def _write(self, batch: list[_Item]) -> None:
         self.batches += 1
         self.items += len(batch)
-        try:
-            await self._write_batch(batch)
-        finally:
-            if self._on_commit is not None:
-                self._on_commit()
+        results = await self._write_batch(batch)
+        written = zip(batch, results, strict=True)
+        if any(_replans(item, ok=ok, value=value) for item, (ok, value) in written):
+            self.changing += 1
+            if self._on_change is not None:
+                self._on_change()
 
-    async def _write_batch(self, batch: list[_Item]) -> None:
+    async def _write_batch(self, batch: list[_Item]) -> list[tuple[bool, Any]]:
+        """Write and settle the batch; each item's (ok, result or exception)."""
         try:
             results = self._write_together(self._connection(), batch)
         except DBAPIError as exc:
             self._discard_connection()
             if _is_lock_timeout(exc):
                 self.handed_off += 1
-                await asyncio.to_thread(self._write_waiting, batch)
-                return
+                return await asyncio.to_thread(self._write_waiting, batch)
             log.warning("write batch failed; retrying one by one", size=len(batch), error=str(exc))
-            await asyncio.to_thread(self._write_each, batch)
-            return
+            return await asyncio.to_thread(self._write_each, batch)
         except Exception as exc:  # noqa: BLE001 - whatever it was, each item gets its own answer
             self._discard_connection()
             log.warning("write batch failed; retrying one by one", size=len(batch), error=str(exc))
-            await asyncio.to_thread(self._write_each, batch)
-            return
+            return await asyncio.to_thread(self._write_each, batch)
         for item, (ok, value) in zip(batch, results, strict=True):
             _settle(item, ok=ok, value=value)
+        return results
 
     def _write_together(self, conn: Connection, batch: list[_Item]) -> list[tuple[bool, Any]]:
         now = self._clock()
@@ -190,19 +205,20 @@ class Writer:
 
     # --- worker-thread paths (a lock held elsewhere, or a failed batch) ---------------------
 
-    def _write_waiting(self, batch: list[_Item]) -> None:
+    def _write_waiting(self, batch: list[_Item]) -> list[tuple[bool, Any]]:
         """The whole batch in one transaction that waits for the lock (worker thread)."""
         try:
             with self._store.engine.connect() as conn:
                 conn.execution_options(patchctl_write=True)
                 results = self._write_together(conn, batch)
         except Exception:  # noqa: BLE001 - fall back to one transaction per item
-            self._write_each(batch)
-            return
+            return self._write_each(batch)
         for item, (ok, value) in zip(batch, results, strict=True):
             _settle_threadsafe(item, ok=ok, value=value)
+        return results
 
-    def _write_each(self, batch: list[_Item]) -> None:
+    def _write_each(self, batch: list[_Item]) -> list[tuple[bool, Any]]:
+        results: list[tuple[bool, Any]] = []
         for item in batch:
             now = self._clock()
             try:
@@ -213,9 +229,12 @@ class Writer:
                         assert item.report is not None  # noqa: S101 - a call or a report
                         value = reports.write_reports(conn, [item.report], now=now)[0]
             except Exception as exc:  # noqa: BLE001 - delivered to the caller
+                results.append((False, exc))
                 _settle_threadsafe(item, ok=False, value=exc)
             else:
+                results.append((True, value))
                 _settle_threadsafe(item, ok=True, value=value)
+        return results
 
     # --- the dedicated connection ----------------------------------------------------------
 
@@ -244,6 +263,15 @@ def _is_lock_timeout(exc: DBAPIError) -> bool:
     if isinstance(original, sqlite3.OperationalError):
         return original.sqlite_errorcode in {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
     return getattr(original, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE
+
+
+def _replans(item: _Item, *, ok: bool, value: Any) -> bool:
+    """Whether a written item changed a planner input (a failed one changed nothing)."""
+    if not ok:
+        return False
+    if item.report is not None:
+        return bool(value.replans)
+    return item.replans is None or item.replans(value)
 
 
 def _settle(item: _Item, *, ok: bool, value: Any) -> None:

@@ -128,6 +128,7 @@ def enrol(
         "agent_version": enrolment.agent_version,
         "poll_interval": poll_interval,
         "last_seen": now,
+        "awaiting_report": True,  # its first report triggers a pass (`reports.write_reports`)
     }
     if enrolment.machine_id is not None:
         values["machine_id"] = enrolment.machine_id

@@ -87,6 +87,10 @@ class EventResult:
     status: EventStatus
     state: JobState | None
     message: str = ""
+    # whether the event changed what the planner reads of the job: its state, or the patch
+    # results of a progress event (a failed patch counts against a rollout's failure budget
+    # while the job still runs: `core.plan._Ledger`)
+    replans: bool = False
 
 
 def insert_jobs(conn: Connection, new_jobs: Sequence[NewJob], *, now: datetime) -> int:
@@ -219,8 +223,11 @@ def record_event(
     if job.started_at is None and event.state in STARTED_STATES:
         values["started_at"] = now
     conn.execute(schema.jobs.update().where(j.id == job_id).values(**values))
-    status = EventStatus.APPLIED if verdict is EventVerdict.ADVANCE else EventStatus.PROGRESS
-    return EventResult(status, event.state)
+    advance = verdict is EventVerdict.ADVANCE
+    status = EventStatus.APPLIED if advance else EventStatus.PROGRESS
+    # Progress in the same (unfinished) state: output, `updated_at` and the reboot signal are
+    # read by the planner of finished jobs only; patch results are read while it runs.
+    return EventResult(status, event.state, replans=advance or bool(event.patches))
 
 
 def end_jobs(

@@ -10,24 +10,34 @@ commit); a report is never split across transactions.
 
 Scans are ordered by `scannedAt`: a scan older than the device's newest one (a late retry) is
 not applied, and a replay of the newest one changes nothing but the heartbeat.
+
+Each outcome says what the report changed of the planner's inputs (`Outcome.changes`), decided
+in the same transaction from the device row alone (one read, already made): digests of what the
+planner reads of the last scan and inventory, the facts it reads (OS, role, labels), whether the
+agent reported since its enrolment and whether the device was offline (`core.observed.is_online`).
+The service reconciles only after reports that changed something (a heartbeat or a repeated
+scan costs no planning); effects of time alone (a device going offline, a scan growing stale)
+are the periodic pass's.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from controller.core.observed import is_online
 from controller.store import findings, schema
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from sqlalchemy.engine import Connection
 
@@ -62,6 +72,35 @@ class Scan:
     installed: tuple[tuple[str, datetime | None], ...] = ()
     document: str | None = None  # {"missing": [{"id", ...}], "installed": [{"id", ...}]}
     counts: tuple[int, int] | None = None  # (missing, installed) when `document` is given
+    # the lists `document` serialises, as the caller holds them (spares parsing it back)
+    lists: tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]] | None = None
+
+    def quick_digest(self) -> str:
+        """A digest of the stored document and the reboot signal: cheap (one hash of the text),
+        equal for a repeated scan listed in the same order."""
+        return _digest([self.stored_document(), str(self.reboot_required)])
+
+    def planning_digest(self) -> str:
+        """`scan_digest` of this scan (costlier: only when the quick one moved)."""
+        if self.lists is not None:
+            missing, installed = self.lists
+            return scan_digest(
+                (entry["id"] for entry in missing),
+                (entry["id"] for entry in installed),
+                reboot_required=self.reboot_required,
+            )
+        if self.document is not None:
+            lists = json.loads(self.document)
+            return scan_digest(
+                (entry["id"] for entry in lists.get(MISSING, ())),
+                (entry["id"] for entry in lists.get(INSTALLED, ())),
+                reboot_required=self.reboot_required,
+            )
+        return scan_digest(
+            (pid for pid, _ in self.missing),
+            (pid for pid, _ in self.installed),
+            reboot_required=self.reboot_required,
+        )
 
     @property
     def missing_count(self) -> int:
@@ -92,6 +131,48 @@ class Inventory:
     kernel: str | None
     packages: list[dict[str, Any]] = field(default_factory=list)
 
+    def quick_digest(self) -> str:
+        """A digest of the inventory as listed (one serialisation, one hash)."""
+        return _digest([json.dumps([self.os_build, self.kernel, self.packages])])
+
+    def planning_digest(self) -> str:
+        """A digest of what server-side applicability reads (`findings.DeviceInventory`): the
+        package set (order does not matter), the OS build and the kernel."""
+        entries = sorted(_canonical(package) for package in self.packages)
+        return _digest([_canonical([self.os_build, self.kernel]), *entries])
+
+
+def compare_digests(
+    stored: str | None, quick: str, planning: Callable[[], str]
+) -> tuple[str, bool]:
+    """(the `quick:planning` digest pair to store, whether the planning digest changed) for a
+    new scan or inventory against the stored pair. The planning digest (order-free, the costly
+    one) is computed only when the quick one differs: a repeated report costs one hash."""
+    stored_quick, _, stored_planning = (stored or "").partition(":")
+    if stored is not None and quick == stored_quick:
+        return stored, False
+    found = planning()
+    return f"{quick}:{found}", found != stored_planning
+
+
+def scan_digest(missing: Iterable[str], installed: Iterable[str], *, reboot_required: bool) -> str:
+    """A digest of what the planner decides on from a scan (`runtime.observe`): the sets of
+    missing and installed patch ids and the reboot signal. List order, installation times, the
+    scan instant and the agent's metadata of a missing patch are left out: a repeated scan has
+    the same digest. (That metadata only fills catalogue gaps; a change of it alone is seen by
+    the periodic pass.) 30 hex digits."""
+    lists = [reboot_required, sorted(map(str, missing)), sorted(map(str, installed))]
+    return _digest([_canonical(lists)])
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _digest(parts: list[str]) -> str:
+    # 30 hex digits: a stored `quick:planning` pair fits the 64-character column
+    return hashlib.blake2b("\n".join(parts).encode("utf-8"), digest_size=15).hexdigest()
+
 
 @dataclass(frozen=True, slots=True)
 class Report:
@@ -110,6 +191,16 @@ class ScanOutcome(StrEnum):
     STALE = "stale"  # older than the newest scan stored
 
 
+class Change(StrEnum):
+    """A planner input a report changed (`Outcome.changes`)."""
+
+    FIRST_REPORT = "first-report"  # the first report since the device's (re-)enrolment
+    ONLINE = "online"  # the device was offline (`core.observed.is_online`) until this report
+    FACTS = "facts"  # OS family, name or version, role or labels
+    SCAN = "scan"  # a newer scan whose missing/installed sets or reboot signal differ
+    INVENTORY = "inventory"  # a package set, OS build or kernel that differs
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     device_id: str
@@ -118,6 +209,12 @@ class Outcome:
     # the machine id the device is enrolled with, when the report came from another machine
     # (then nothing of the report was stored)
     conflict: str | None = None
+    changes: frozenset[Change] = frozenset()  # what it changed of the planner's inputs
+
+    @property
+    def replans(self) -> bool:
+        """Whether the report changed anything a planning decision depends on."""
+        return bool(self.changes)
 
 
 AGENT = "agent"
@@ -145,48 +242,132 @@ def write_reports(conn: Connection, reports: Sequence[Report], *, now: datetime)
 def _write_distinct(conn: Connection, reports: Sequence[Report], *, now: datetime) -> list[Outcome]:
     sql = _sql_for(conn.dialect.name)
     ids = [r.device_id for r in reports]
-    last_scans: dict[str, datetime | None] = {}
-    machine_ids: dict[str, str | None] = {}
-    for device_id, value, machine_id in conn.exec_driver_sql(sql.last_scans(len(ids)), tuple(ids)):
-        last_scans[device_id] = sql.read_time(value)
-        machine_ids[device_id] = machine_id
+    stored: dict[str, _Stored] = {}
+    for row in conn.exec_driver_sql(sql.last_scans(len(ids)), tuple(ids)):
+        stored[row[0]] = _Stored(*row[1:])
     outcomes: list[Outcome] = []
     fresh: list[Report] = []
+    digests: dict[str, _Digests] = {}
     for report in reports:
-        if report.device_id not in last_scans:
+        device = stored.get(report.device_id)
+        if device is None:
             outcomes.append(Outcome(report.device_id, known=False))
             continue
-        enrolled = machine_ids[report.device_id]
+        enrolled = device.machine_id
         reported = report.facts.machine_id if report.facts is not None else None
         if enrolled and reported and reported != enrolled:
             _identity_conflict(conn, report.device_id, enrolled, reported, now=now)
             outcomes.append(Outcome(report.device_id, known=False, conflict=enrolled))
             continue
-        scan_outcome = _scan_outcome(report.scan, last_scans[report.device_id])
+        scan_outcome = _scan_outcome(report.scan, sql.read_time(device.last_scan_at))
         if scan_outcome is ScanOutcome.STORED:
             fresh.append(report)
-        outcomes.append(Outcome(report.device_id, known=True, scan=scan_outcome))
+        found = _digests(report, device, stored_scan=scan_outcome is ScanOutcome.STORED)
+        digests[report.device_id] = found
+        changes = _changes(sql, report, device, found, now=now)
+        outcomes.append(Outcome(report.device_id, known=True, scan=scan_outcome, changes=changes))
     known = [r for r, o in zip(reports, outcomes, strict=True) if o.known]
     # a device enrolled before agents reported identities adopts the first one reported
     fresh_ids = {r.device_id for r in fresh}
-    _update_devices(conn, sql, known, fresh_ids, now=now)
+    first_ids = {r.device_id for r in known if stored[r.device_id].awaiting_report}
+    _update_devices(conn, sql, known, fresh_ids, first_ids, digests, now=now)
     if fresh:
         _store_scans(conn, sql, fresh, now=now)
     inventories = [r for r in known if r.inventory is not None]
     if inventories:
         _store_inventories(conn, inventories, now=now)
-        # The OS as stored before this batch (read only for reports with an inventory, to
-        # keep the plain report path to its one read); a report's own facts override it.
-        stored = {
-            row[0]: (row[1], row[2], row[3])
-            for row in conn.exec_driver_sql(
-                sql.os_columns(len(inventories)), tuple(r.device_id for r in inventories)
-            )
-        }
+        # The OS as stored before this batch (read with the device); a report's own facts
+        # override it.
         findings.evaluate_reported(
-            conn, [_device_inventory(r, stored[r.device_id]) for r in inventories], now=now
+            conn,
+            [_device_inventory(r, stored[r.device_id].operating_system()) for r in inventories],
+            now=now,
         )
     return outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """The device row as `_Sql.last_scans` reads it (driver values)."""
+
+    last_scan_at: Any
+    machine_id: str | None
+    last_seen: Any
+    poll_interval: int
+    awaiting_report: Any
+    scan_digest: str | None
+    inventory_digest: str | None
+    os_family: str
+    os_name: str
+    os_version: str
+    role: str
+    labels: Any
+
+    def operating_system(self) -> tuple[str | None, str | None, str | None]:
+        return self.os_family, self.os_name, self.os_version
+
+
+@dataclass(frozen=True, slots=True)
+class _Digests:
+    """The digest pairs to store (None: no such part in the report) and what changed."""
+
+    scan: str | None = None  # of a scan that replaces the stored one
+    inventory: str | None = None
+    scan_changed: bool = False
+    inventory_changed: bool = False
+
+
+def _digests(report: Report, device: _Stored, *, stored_scan: bool) -> _Digests:
+    scan, scan_changed = (
+        compare_digests(device.scan_digest, report.scan.quick_digest(), report.scan.planning_digest)
+        if report.scan is not None and stored_scan
+        else (None, False)
+    )
+    inventory, inventory_changed = (
+        compare_digests(
+            device.inventory_digest,
+            report.inventory.quick_digest(),
+            report.inventory.planning_digest,
+        )
+        if report.inventory is not None
+        else (None, False)
+    )
+    return _Digests(scan, inventory, scan_changed, inventory_changed)
+
+
+def _changes(
+    sql: _Sql, report: Report, device: _Stored, digests: _Digests, *, now: datetime
+) -> frozenset[Change]:
+    """What `report` changes of the planner's inputs, against the device row before it."""
+    changes: set[Change] = set()
+    if device.awaiting_report:
+        changes.add(Change.FIRST_REPORT)
+    poll = timedelta(seconds=device.poll_interval)
+    if not is_online(sql.read_time(device.last_seen), poll, now=now):
+        changes.add(Change.ONLINE)
+    if report.facts is not None and _facts_differ(report.facts, device):
+        changes.add(Change.FACTS)
+    if digests.scan_changed:
+        changes.add(Change.SCAN)
+    if digests.inventory_changed:
+        changes.add(Change.INVENTORY)
+    return frozenset(changes)
+
+
+def _facts_differ(facts: Facts, device: _Stored) -> bool:
+    """Whether the facts the planner reads change (a fact not reported keeps its value)."""
+    for reported, stored in (
+        (facts.os_family, device.os_family),
+        (facts.os_name, device.os_name),
+        (facts.os_version, device.os_version),
+        (facts.role, device.role),
+    ):
+        if reported is not None and reported != stored:
+            return True
+    if facts.labels is None:
+        return False
+    labels = json.loads(device.labels) if isinstance(device.labels, str) else device.labels
+    return bool(facts.labels != labels)
 
 
 def _identity_conflict(
@@ -257,6 +438,8 @@ def _update_devices(
     sql: _Sql,
     reports: Sequence[Report],
     fresh_ids: set[str],
+    first_ids: set[str],
+    digests: dict[str, _Digests],
     *,
     now: datetime,
 ) -> None:
@@ -264,6 +447,8 @@ def _update_devices(
     by_shape: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
     for report in reports:
         row: dict[str, Any] = {"last_seen": seen}
+        if report.device_id in first_ids:
+            row["awaiting_report"] = False
         if report.facts is not None:
             facts = report.facts
             row["facts"] = facts.document
@@ -280,6 +465,9 @@ def _update_devices(
         if report.device_id in fresh_ids and report.scan is not None:
             row["last_scan_at"] = sql.time(report.scan.scanned_at)
             row["reboot_required"] = report.scan.reboot_required
+            row["scan_digest"] = digests[report.device_id].scan
+        if report.inventory is not None:
+            row["inventory_digest"] = digests[report.device_id].inventory
         by_shape.setdefault(tuple(row), []).append((*row.values(), report.device_id))
     for shape, rows in by_shape.items():
         conn.exec_driver_sql(sql.device_update(shape), rows)
@@ -398,12 +586,9 @@ class _Sql:
 
     def last_scans(self, count: int) -> str:
         marks = ", ".join([self.mark] * count)
-        return f"SELECT id, last_scan_at, machine_id FROM devices WHERE id IN ({marks})"  # noqa: S608 - placeholders only
-
-    def os_columns(self, count: int) -> str:
-        marks = ", ".join([self.mark] * count)
         return (
-            "SELECT id, os_family, os_name, os_version "  # noqa: S608 - placeholders only
+            "SELECT id, last_scan_at, machine_id, last_seen, poll_interval, awaiting_report, "  # noqa: S608 - placeholders only
+            "scan_digest, inventory_digest, os_family, os_name, os_version, role, labels "
             f"FROM devices WHERE id IN ({marks})"
         )
 

@@ -96,6 +96,14 @@ devices = sa.Table(
     sa.Column("reboot_required", sa.Boolean(), nullable=True),
     # the agent's machine identity (/etc/machine-id, MachineGuid); None until one reports it
     sa.Column("machine_id", sa.String(64), nullable=True),
+    # What the planner reads of the last stored agent scan and inventory, as digests, so the
+    # report writer tells a changed input from a repeated one without reading the documents
+    # (`controller.store.reports.compare_digests`: "quick:planning" pairs); None: nothing
+    # recorded yet (the next one counts as changed).
+    sa.Column("scan_digest", sa.String(64), nullable=True),
+    sa.Column("inventory_digest", sa.String(64), nullable=True),
+    # True from an enrolment (or re-enrolment) until the agent's first report
+    sa.Column("awaiting_report", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("tenant", "name"),
     sa.Index(None, "last_seen"),
 )

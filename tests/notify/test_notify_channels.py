@@ -58,6 +58,7 @@ def test_webhook_body_carries_the_event_and_the_signed_time() -> None:
         )
     [request] = receiver.requests
     assert "X-Patchctl-Signature" not in request.headers
+    assert "k1" == request.headers["X-Patchctl-Event-Id"]
     assert {
         "version": 1,
         "sender": "patchctl",
@@ -67,6 +68,7 @@ def test_webhook_body_carries_the_event_and_the_signed_time() -> None:
         "text": "InstallFailed (critical) acme/retail: USN-1 failed on web-01: dpkg error",
         "events": [
             {
+                "id": "k1",
                 "key": "k1",
                 "type": "InstallFailed",
                 "severity": "critical",
@@ -191,6 +193,7 @@ def test_email_is_delivered_through_smtp_with_the_report_attached() -> None:
     assert (
         "[patchctl] ReportPublished (info) acme: compliance report for acme: 75.0% compliant"
     ) == message["Subject"]
+    assert report_event().event_id == message["X-Patchctl-Event-Id"]
     body = message.get_body(preferencelist=("plain",))
     assert body is not None
     assert "# Patch compliance: acme" in body.get_content()

@@ -179,3 +179,38 @@ def test_due_patch_feeds_are_imported_after_a_pass(
     assert ("ok", 1939) == (feed["result"], feed["counts"]["new"])
     assert controller.loop.passes >= 2
     store.close()
+
+
+async def test_metrics_show_the_leader_and_the_reconciles_of_the_loop(service: Service) -> None:
+    """With the loop running, /metrics shows this replica leading and, to a read token, the
+    passes the loop stored: each applied, none invalid, the last one's end as last success."""
+    with service.store.read() as conn:
+        runs = history.list_reconcile_runs(conn, limit=100)
+    with service.store.write() as conn:
+        secret = tokens.create_token(
+            conn, kind=tokens.TokenKind.READ, tenant="acme", now=service.now[0]
+        ).secret
+    service.now[0] += timedelta(hours=1)  # no pass runs: the interval is an hour of real time
+    public = (await service.client.get("/metrics")).text
+    fleet = (
+        await service.client.get("/metrics", headers={"Authorization": f"Bearer {secret}"})
+    ).text
+
+    def value(text: str, sample: str) -> float:
+        [found] = [line for line in text.splitlines() if line.startswith(sample + " ")]
+        return float(found.rpartition(" ")[2])
+
+    first_applied = min(run["finished_at"] for run in runs)
+    assert (
+        1.0,
+        len(runs),
+        0.0,
+        max(run["finished_at"] for run in runs).timestamp(),
+        (service.now[0] - first_applied).total_seconds(),
+    ) == (
+        value(public, "patchctl_leader"),
+        value(fleet, 'patchctl_reconcile_duration_seconds_count{result="applied"}'),
+        value(fleet, "patchctl_policy_invalid"),
+        value(fleet, "patchctl_reconcile_last_success_timestamp_seconds"),
+        value(fleet, "patchctl_applied_revision_age_seconds"),
+    )

@@ -7,7 +7,7 @@ from structlog.testing import capture_logs
 
 from controller.core.patches import PatchRecord
 from controller.kinds.common import Classification, OsFamily, Severity
-from controller.store import catalogue, history
+from controller.store import catalogue, history, schema
 from controller.store.tokens import TokenKind
 
 pytestmark = pytest.mark.anyio
@@ -245,3 +245,24 @@ async def test_readiness_names_the_applied_revision(api) -> None:
         )
     ready = (await api.client.get("/readyz")).json()
     assert "main@sha1:abc" == ready["lastAppliedRevision"]
+
+
+async def test_online_follows_each_devices_own_poll_interval(api) -> None:
+    """The planner's rule (seen within two of the device's poll intervals), not the service's
+    current default, in the device list, the device detail and the status count."""
+    device, _ = await api.enroll("slow-poller", "acme/retail")
+    await api.enroll("fast-poller", "acme/retail")
+    with api.store.write() as conn:  # enrolled when the service told agents to poll hourly
+        conn.execute(
+            schema.devices.update().where(schema.devices.c.id == device).values(poll_interval=3600)
+        )
+    api.clock.advance(minutes=90)
+    auth = bearer(api.token("acme/retail"))
+    listed = (await api.client.get("/api/v1/devices", headers=auth)).json()["devices"]
+    detail = (await api.client.get(f"/api/v1/devices/{device}", headers=auth)).json()
+    status = (await api.client.get("/api/v1/status", headers=auth)).json()
+    assert ({"slow-poller": True, "fast-poller": False}, True, 1) == (
+        {d["name"]: d["online"] for d in listed},
+        detail["online"],
+        status["devices"]["online"],
+    )

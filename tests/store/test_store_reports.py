@@ -149,3 +149,43 @@ def test_old_scan_headers_can_be_pruned(store: Store) -> None:
         gone = reports.prune_scans(conn, before=NOW + timedelta(days=1))
     assert 1 == gone
     assert [("KB1", "installed"), ("KB2", "missing")] == states(store, device)
+
+
+def test_each_outcome_lists_what_its_report_changed(store: Store) -> None:
+    """In one batch, the second report of a device is compared with the first one's writes."""
+    first, second = enrol(store, "web-01"), enrol(store, "web-02")
+    write(store, reports.Report(second, scan=scan(NOW, "KB2")))
+    later = NOW + timedelta(minutes=5)
+    outcomes = write(
+        store,
+        reports.Report(first, scan=scan(NOW, "KB2")),
+        reports.Report(first, scan=scan(later, "KB2")),
+        reports.Report(second, scan=scan(later, "KB2")),
+        reports.Report(second, scan=scan(later + timedelta(minutes=5), "KB2", reboot=True)),
+    )
+    change = reports.Change
+    assert [
+        {change.FIRST_REPORT, change.SCAN},
+        set(),
+        set(),
+        {change.SCAN},
+    ] == [set(o.changes) for o in outcomes]
+
+
+def test_a_scans_digest_is_the_same_in_both_forms_and_any_order() -> None:
+    """The lists as pairs or as the serialised document, in any order, digest alike; the
+    scan instant and installation times are not part of it."""
+    pairs = reports.Scan(
+        scanned_at=NOW,
+        reboot_required=False,
+        missing=(("KB2", {"severity": "Critical"}), ("KB3", {})),
+        installed=(("KB1", NOW),),
+    )
+    document = reports.Scan(
+        scanned_at=NOW + timedelta(hours=1),
+        reboot_required=False,
+        document='{"missing":[{"id":"KB3"},{"severity":"Critical","id":"KB2"}],'
+        '"installed":[{"id":"KB1"}]}',
+        counts=(2, 1),
+    )
+    assert pairs.planning_digest() == document.planning_digest()
