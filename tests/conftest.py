@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import psycopg
 import pytest
 from logcapture import restore_logging
+from required import unavailable
 
 from controller.store import open_store
 
@@ -57,18 +58,13 @@ def clock() -> SettableClock:
 
 def _postgres_or_skip() -> str:
     url = os.environ.get(POSTGRES_ENV, "")
-    in_ci = os.environ.get("CI", "").lower() == "true"
     if not url:
-        if in_ci:
-            pytest.fail(f"{POSTGRES_ENV} is not set; CI must run the PostgreSQL tests")
-        pytest.skip(f"{POSTGRES_ENV} is not set")
+        unavailable(f"{POSTGRES_ENV} is not set")
     try:
         with psycopg.connect(_plain(url), connect_timeout=5):
             pass
     except psycopg.Error as exc:
-        if in_ci:
-            pytest.fail(f"PostgreSQL at {POSTGRES_ENV} is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
+        unavailable(f"PostgreSQL at {POSTGRES_ENV} is unreachable: {exc}")
     return url
 
 

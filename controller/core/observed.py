@@ -100,9 +100,13 @@ def is_online(last_seen: datetime | None, poll_interval: timedelta, *, now: date
     `ONLINE_POLL_INTERVALS` of its poll interval; never seen is offline. The one home of the
     rule: the planner reads it through `DeviceView.is_online`, the report writer to tell a
     device coming back online (`controller.store.reports`)."""
-    if last_seen is None:
-        return False
-    return now - last_seen <= poll_interval * ONLINE_POLL_INTERVALS
+    return last_seen is not None and last_seen >= online_since(poll_interval, now=now)
+
+
+def online_since(poll_interval: timedelta, *, now: datetime) -> datetime:
+    """The earliest check-in that still counts as online at `now` (the rule of `is_online`,
+    for queries that count devices in the database)."""
+    return now - poll_interval * ONLINE_POLL_INTERVALS
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from controller.core.observed import JobKind, JobState
+from controller.core.observed import JobKind, JobState, online_since
 from controller.kinds.common import tenant_contains
 from controller.notify.delivery import STATUS_KEY_PREFIX
 from controller.runtime import feeds
@@ -90,7 +90,10 @@ def _devices(conn: Connection, *, scope: str, now: datetime) -> Family:
     ).scalars()
     online = [
         (
-            sa.and_(d.poll_interval == poll, d.last_seen >= now - timedelta(seconds=2 * poll)),
+            sa.and_(
+                d.poll_interval == poll,
+                d.last_seen >= online_since(timedelta(seconds=poll), now=now),
+            ),
             "online",
         )
         for poll in sorted(polls)

@@ -7,6 +7,7 @@ tenant and its clients.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -74,16 +75,16 @@ def tenant_view(conn: Connection, *, scope: str) -> dict[str, Any]:
     feed views have them).
     """
     status = history.get_status(conn)
-    source = _status_value(status, "source")
-    plan = _status_value(status, "plan")
+    source = status_value(status, "source")
+    plan = status_value(status, "plan")
     pending = _scoped_pending(conn, plan.get("pendingApprovalsByDevice"), scope=scope)
-    catalogue = _status_value(status, "catalogue")
+    catalogue = status_value(status, "catalogue")
     return {
         "source": {
             "lastAppliedRevision": source.get("lastAppliedRevision"),
             "lastAttemptedRevision": source.get("lastAttemptedRevision"),
             "errorCount": len(stored_list(source.get("errors"))),
-            "updatedAt": _iso((status.get("source") or {}).get("updatedAt")),
+            "updatedAt": iso((status.get("source") or {}).get("updatedAt")),
         },
         "conditions": visible_conditions((status.get("conditions") or {}).get("value")),
         "pendingApprovals": sum(len(patches) for patches in pending.values()),
@@ -96,8 +97,8 @@ def tenant_view(conn: Connection, *, scope: str) -> dict[str, Any]:
         "catalogue": {"version": catalogue.get("version"), "records": catalogue.get("records")},
         "reconcileRuns": [
             {
-                "startedAt": _iso(run["started_at"]),
-                "finishedAt": _iso(run["finished_at"]),
+                "startedAt": iso(run["started_at"]),
+                "finishedAt": iso(run["finished_at"]),
                 "revision": run["revision"],
                 "result": run["result"],
                 "durationMs": run["duration_ms"],
@@ -213,12 +214,15 @@ def _applies_to(tenant: str, scope: str) -> bool:
     return tenant_contains(scope, tenant) or tenant_contains(tenant, scope)
 
 
-def _status_value(status: dict[str, dict[str, Any]], key: str) -> dict[str, Any]:
+def status_value(status: Mapping[str, Mapping[str, Any]], key: str) -> dict[str, Any]:
+    """The dict stored under a status key (`history.get_status` shape); {} when absent or not
+    a dict, so renderers never fail on an odd stored value."""
     value = (status.get(key) or {}).get("value")
     return value if isinstance(value, dict) else {}
 
 
-def _iso(value: Any) -> Any:
+def iso(value: Any) -> Any:
+    """A stored value for JSON: date-times as ISO 8601 text, anything else unchanged."""
     return value.isoformat() if isinstance(value, datetime) else value
 
 

@@ -11,7 +11,6 @@ synced; `trail` says up to which commit, and when.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -67,13 +66,13 @@ async def audit_trail(
                 branch: {
                     "tip": cursor.tip,
                     "validRevision": cursor.valid_revision,
-                    "syncedAt": _iso(cursor.synced_at),
+                    "syncedAt": runtime_status.iso(cursor.synced_at),
                 }
                 for branch, cursor in cursors.items()
             },
             "events": [
                 runtime_status.visible_entry(
-                    {key: _iso(value) for key, value in e.items()}, kind="type"
+                    {key: runtime_status.iso(value) for key, value in e.items()}, kind="type"
                 )
                 for e in entries
             ],
@@ -82,5 +81,3 @@ async def audit_trail(
     return {"scope": scope} | await _read(context, read)
 
 
-def _iso(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value

@@ -257,12 +257,10 @@ def camel(row: dict[str, Any]) -> dict[str, Any]:
         name = _CAMEL_CACHE.get(key)
         if name is None:
             name = _CAMEL_CACHE[key] = to_camel(key) if "_" in key else key
-        out[name] = _iso(value)
+        out[name] = runtime_status.iso(value)
     return out
 
 
-def _iso(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
 
 
 _CAMEL_WORD = re.compile(r"_([a-z])")
@@ -277,7 +275,7 @@ def patch_entry(entry: dict[str, Any]) -> dict[str, Any]:
         "id": entry["id"],
         "state": entry["state"],
         "source": entry["source"],
-        "observedAt": _iso(entry.get("observedAt")),
+        "observedAt": runtime_status.iso(entry.get("observedAt")),
         "inCatalogue": bool(record),
     }
     if "installedAt" in entry:

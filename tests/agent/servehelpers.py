@@ -6,6 +6,7 @@ with `chroot`."""
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,66 @@ from serving import PATCHCTL, ROOT, Serve
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+TENANT = """
+apiVersion: patchctl/v1
+kind: Tenant
+metadata: {name: acme}
+spec: {clients: [retail]}
+"""
+GROUP = """
+apiVersion: patchctl/v1
+kind: DeviceGroup
+metadata: {{name: {group}, tenant: acme}}
+spec: {{selector: {{os: linux}}}}
+"""
+BASELINE = """
+apiVersion: patchctl/v1
+kind: Baseline
+metadata: {{name: {baseline}, tenant: acme}}
+spec:
+  os: linux
+  targets: {{groups: [{group}]}}
+  rules: [{{classifications: [security]}}]
+"""
+WINDOW_NOW = """
+apiVersion: patchctl/v1
+kind: PatchWindow
+metadata: {{name: now, tenant: acme}}
+spec:
+  targets: {{groups: [{group}]}}
+  recurrence: {{once: "{start}"}}
+  timezone: UTC
+  duration: 4h
+  approval: manual
+  reboot: if-required
+  rollout: {{maxConcurrent: 100%, maxFailures: 100%}}
+"""
+APPROVAL = """
+apiVersion: patchctl/v1
+kind: Approval
+metadata: {{name: {name}, tenant: acme}}
+spec:
+  patches: {patches}
+  targets: {{groups: [{group}]}}
+  reason: {reason}
+"""
+
+
+def security_fleet(*, group: str, baseline: str, window_start: str) -> dict[str, str]:
+    """The base commit of an end-to-end test: tenant acme, one group of every Linux device, a
+    security baseline for it, and a manual window that opened at `window_start` (UTC)."""
+    return {
+        "inventory/tenants.yaml": TENANT,
+        "inventory/groups.yaml": GROUP.format(group=group),
+        f"policies/baselines/{baseline}.yaml": BASELINE.format(group=group, baseline=baseline),
+        "policies/schedules/now.yaml": WINDOW_NOW.format(group=group, start=window_start),
+    }
+
+
+def approval(*, name: str, group: str, patches: list[str], reason: str) -> str:
+    """An Approval of `patches` (a JSON list in YAML flow style) for `group`."""
+    return APPROVAL.format(name=name, group=group, patches=json.dumps(patches), reason=reason)
 
 
 def agent(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from agenthelpers import Replay
+from required import unavailable
 
 from patchctl_agent import procs
 from patchctl_agent.backends import FAILED, INSTALLED, SKIPPED, Package, PatchResult, apt
@@ -216,7 +217,7 @@ def test_a_newer_installed_kernel_means_a_reboot(
 ) -> None:
     """A reboot is pending when a kernel package newer than the running kernel is installed."""
     if shutil.which("dpkg") is None:
-        pytest.skip("needs dpkg to compare versions")
+        unavailable("dpkg is needed to compare versions")
     running = platform.release()
     found = apt.AptBackend(
         root=tmp_path, runner=kernels_runner([k.format(running=running) for k in installed])

@@ -15,61 +15,23 @@ from pathlib import Path
 import debianroot
 import git
 import pytest
-from servehelpers import ReadApi, agent, checked, commit, install_agent, merge, running
+from servehelpers import (
+    ReadApi,
+    agent,
+    approval,
+    checked,
+    commit,
+    install_agent,
+    merge,
+    running,
+    security_fleet,
+)
 from serving import Serve
 
 HOSTNAME = "deb12-e2e"
 SECURITY_INDEX = "deb.debian.org_debian-security_dists_bookworm-security_main_binary-amd64_Packages"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-
-POLICY = {
-    "inventory/tenants.yaml": """
-apiVersion: patchctl/v1
-kind: Tenant
-metadata: {name: acme}
-spec: {clients: [retail]}
-""",
-    "inventory/groups.yaml": """
-apiVersion: patchctl/v1
-kind: DeviceGroup
-metadata: {name: debian-servers, tenant: acme}
-spec: {selector: {os: linux}}
-""",
-    "policies/baselines/debian-security.yaml": """
-apiVersion: patchctl/v1
-kind: Baseline
-metadata: {name: debian-security, tenant: acme}
-spec:
-  os: linux
-  targets: {groups: [debian-servers]}
-  rules: [{classifications: [security]}]
-""",
-}
-
-WINDOW = """
-apiVersion: patchctl/v1
-kind: PatchWindow
-metadata: {{name: now, tenant: acme}}
-spec:
-  targets: {{groups: [debian-servers]}}
-  recurrence: {{once: "{start}"}}
-  timezone: UTC
-  duration: 4h
-  approval: manual
-  reboot: if-required
-  rollout: {{maxConcurrent: 100%, maxFailures: 100%}}
-"""
-
-APPROVAL = """
-apiVersion: patchctl/v1
-kind: Approval
-metadata: {{name: debian-security-now, tenant: acme}}
-spec:
-  patches: {patches}
-  targets: {{groups: [debian-servers]}}
-  reason: bookworm-security updates (end-to-end test)
-"""
 
 
 def security_upgradable(root: Path) -> set[str]:
@@ -93,7 +55,11 @@ def test_the_agent_patches_a_real_debian_12_system(debian12: Path, tmp_path: Pat
     repo = git.Repo.init(tmp_path / "policy", initial_branch="main")
     window_start = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M")
     commit(
-        repo, POLICY | {"policies/schedules/now.yaml": WINDOW.format(start=window_start)}, "base"
+        repo,
+        security_fleet(
+            group="debian-servers", baseline="debian-security", window_start=window_start
+        ),
+        "base",
     )
     expected = security_upgradable(debian12)
     assert expected, "the cached bookworm image has no security update left to install"
@@ -128,9 +94,16 @@ def test_the_agent_patches_a_real_debian_12_system(debian12: Path, tmp_path: Pat
         assert expected == computed
         assert expected <= read.missing(device_id, "agent")
 
-        approval = APPROVAL.format(patches=json.dumps(sorted(computed)))
+        approving = approval(
+            name="debian-security-now",
+            group="debian-servers",
+            patches=sorted(computed),
+            reason="bookworm-security updates (end-to-end test)",
+        )
         merge(
-            repo, {"policies/approvals/debian-security.yaml": approval}, "approve bookworm-security"
+            repo,
+            {"policies/approvals/debian-security.yaml": approving},
+            "approve bookworm-security",
         )
         job = service.wait_for("the install job", lambda: read.install_jobs(device_id))[0]
         assert sorted(computed) == sorted(job["patchIds"])

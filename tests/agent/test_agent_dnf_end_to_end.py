@@ -6,7 +6,6 @@ approval issues the install job; dnf installs it; the device is compliant."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,56 +15,21 @@ import debianroot
 import git
 import pytest
 import rpmrepo
-from servehelpers import ReadApi, agent, checked, commit, install_agent, merge, running
+from servehelpers import (
+    ReadApi,
+    agent,
+    approval,
+    checked,
+    commit,
+    install_agent,
+    merge,
+    running,
+    security_fleet,
+)
 from serving import Serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-POLICY = {
-    "inventory/tenants.yaml": """
-apiVersion: patchctl/v1
-kind: Tenant
-metadata: {name: acme}
-spec: {clients: [retail]}
-""",
-    "inventory/groups.yaml": """
-apiVersion: patchctl/v1
-kind: DeviceGroup
-metadata: {name: rocky-servers, tenant: acme}
-spec: {selector: {os: linux}}
-""",
-    "policies/baselines/rocky-security.yaml": """
-apiVersion: patchctl/v1
-kind: Baseline
-metadata: {name: rocky-security, tenant: acme}
-spec:
-  os: linux
-  targets: {groups: [rocky-servers]}
-  rules: [{classifications: [security]}]
-""",
-}
-WINDOW = """
-apiVersion: patchctl/v1
-kind: PatchWindow
-metadata: {{name: now, tenant: acme}}
-spec:
-  targets: {{groups: [rocky-servers]}}
-  recurrence: {{once: "{start}"}}
-  timezone: UTC
-  duration: 4h
-  approval: manual
-  reboot: if-required
-  rollout: {{maxConcurrent: 100%, maxFailures: 100%}}
-"""
-APPROVAL = """
-apiVersion: patchctl/v1
-kind: Approval
-metadata: {{name: pctl-advisory, tenant: acme}}
-spec:
-  patches: {patches}
-  targets: {{groups: [rocky-servers]}}
-  reason: the test advisory (end-to-end test)
-"""
 AGENT_CONF = f"""[agent]
 backend = dnf
 package_root = {rpmrepo.INSTALL_ROOT}
@@ -99,7 +63,9 @@ def test_the_agent_patches_an_install_root_with_the_real_dnf(
     repo = git.Repo.init(tmp_path / "policy", initial_branch="main")
     window_start = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M")
     commit(
-        repo, POLICY | {"policies/schedules/now.yaml": WINDOW.format(start=window_start)}, "base"
+        repo,
+        security_fleet(group="rocky-servers", baseline="rocky-security", window_start=window_start),
+        "base",
     )
     expected = dnf_advisories(root)
     assert {rpmrepo.ADVISORY} == expected
@@ -137,7 +103,14 @@ def test_the_agent_patches_an_install_root_with_the_real_dnf(
 
         merge(
             repo,
-            {"policies/approvals/pctl.yaml": APPROVAL.format(patches=json.dumps(sorted(computed)))},
+            {
+                "policies/approvals/pctl.yaml": approval(
+                    name="pctl-advisory",
+                    group="rocky-servers",
+                    patches=sorted(computed),
+                    reason="the test advisory (end-to-end test)",
+                )
+            },
             "approve the advisory",
         )
         job = service.wait_for("the install job", lambda: read.install_jobs(device_id))[0]

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from required import unavailable
 
 from controller.cli import main as patchctl
 from patchctl_agent import cli, wire
@@ -328,7 +329,7 @@ def https_server(tmp_path: Path) -> Any:
     """An HTTPS server on loopback with a self-signed certificate for 127.0.0.1 (made by the
     openssl command line); yields its URL and the certificate's path."""
     if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command line to make a certificate")
+        unavailable("the openssl command line is needed to make a certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         [

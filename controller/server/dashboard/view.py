@@ -94,8 +94,8 @@ class Dashboard:
 def read_dashboard(conn: Connection, *, scope: str, now: datetime) -> Dashboard:
     """The dashboard of `scope` (a tenant path with its clients) as the store holds it."""
     status = history.get_status(conn)
-    source = _value(status, "source")
-    plan = _value(status, "plan")
+    source = runtime_status.status_value(status, "source")
+    plan = runtime_status.status_value(status, "plan")
     baselines = _baselines(conn, scope=scope)
     verdicts = StateCounts(
         compliant=sum(b.counts.compliant for b in baselines),
@@ -131,11 +131,6 @@ def read_dashboard(conn: Connection, *, scope: str, now: datetime) -> Dashboard:
 
 
 # --- steps ----------------------------------------------------------------------------------
-
-
-def _value(status: Mapping[str, Mapping[str, Any]], key: str) -> dict[str, Any]:
-    value = (status.get(key) or {}).get("value")
-    return value if isinstance(value, dict) else {}
 
 
 def _baselines(conn: Connection, *, scope: str) -> tuple[BaselineSummary, ...]:
@@ -197,7 +192,7 @@ def _trend(
     status: Mapping[str, Mapping[str, Any]], *, scope: str, now: datetime, today: StateCounts
 ) -> tuple[TrendPoint, ...]:
     """The stored daily points, today's replaced by the current figure (nothing is written)."""
-    points = trend_points(_value(status, trend_key(scope)))
+    points = trend_points(runtime_status.status_value(status, trend_key(scope)))
     if today.total:
         points[now.astimezone(UTC).date()] = today.compliant_percent
     return tuple(TrendPoint(day, value) for day, value in sorted(points.items()))
