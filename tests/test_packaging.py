@@ -21,7 +21,9 @@ from serving import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "packaging" / "systemd" / "patchctl.service"
-SKIP = shutil.ignore_patterns(".venv", ".git", "*.egg-info", "build", "dist", "__pycache__", ".*_cache")
+SKIP = shutil.ignore_patterns(
+    ".venv", ".git", "*.egg-info", "build", "dist", "__pycache__", ".*_cache"
+)
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +44,10 @@ def test_the_wheel_installs_and_serves_with_the_unit_command_line(tmp_path: Path
     shutil.copytree(ROOT, source, ignore=SKIP)
     built = subprocess.run(
         [sys.executable, "-m", "build", "--outdir", str(tmp_path / "dist"), str(source)],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert 0 == built.returncode, built.stderr[-3000:]
     wheels = sorted((tmp_path / "dist").glob("patchctl-*.whl"))
@@ -53,7 +58,10 @@ def test_the_wheel_installs_and_serves_with_the_unit_command_line(tmp_path: Path
     venv.create(prefix, with_pip=True)
     installed = subprocess.run(
         [str(prefix / "bin" / "pip"), "install", "--quiet", str(wheels[0])],
-        capture_output=True, text=True, timeout=900, check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert 0 == installed.returncode, installed.stderr[-3000:]
 
@@ -95,5 +103,9 @@ def test_the_wheel_installs_and_serves_with_the_unit_command_line(tmp_path: Path
     assert ready is not None, logs[-3000:]
     assert ready["lastAppliedRevision"].startswith("main@sha1:")
     assert 0 == server.returncode, logs[-3000:]
-    assert any(json.loads(line).get("event") == "serving" for line in logs.splitlines() if line.startswith("{"))
+    assert any(
+        json.loads(line).get("event") == "serving"
+        for line in logs.splitlines()
+        if line.startswith("{")
+    )
     assert (state / "patchctl.db").is_file()

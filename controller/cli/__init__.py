@@ -16,9 +16,12 @@ import click
 
 from controller import __version__
 from controller.cli import agents as agent_commands
+from controller.cli import alerts as alert_commands
 from controller.cli import audit as audit_commands
 from controller.cli import demo as demo_commands
+from controller.cli import devices as device_commands
 from controller.cli import feeds as feed_commands
+from controller.cli import jobs as job_commands
 from controller.cli import operate as operate_commands
 from controller.cli import planning as planning_commands
 from controller.cli import reports as report_commands
@@ -75,6 +78,9 @@ for module in (
     simulate_commands,
     token_commands,
     operate_commands,
+    device_commands,
+    job_commands,
+    alert_commands,
     feed_commands,
     planning_commands,
     report_commands,
