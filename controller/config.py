@@ -105,7 +105,7 @@ def load(path: Path | None, *, cli: click.Group, required: bool = False) -> Conf
 def _defaults(data: Mapping[str, Any], cli: click.Group, *, source: str) -> dict[str, Any]:
     """click's default_map from the file: command tables, and top-level options copied into
     every command that has them (a command's own table wins)."""
-    commands = {name: cmd for name, cmd in cli.commands.items() if not cmd.hidden}
+    commands = {name: cmd for name, cmd in _subcommands(cli).items() if not cmd.hidden}
     shared = {k: v for k, v in data.items() if not isinstance(v, dict)}
     defaults: dict[str, Any] = {}
     for key, value in data.items():
@@ -175,7 +175,7 @@ def _option_names(command: click.Command) -> dict[str, str]:
 
 def _leaves(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
     found: list[tuple[tuple[str, ...], Any]] = []
-    for name, command in group.commands.items():
+    for name, command in _subcommands(group).items():
         if not isinstance(command, click.Group):
             found.append(((*prefix, name), command))
             continue
@@ -183,6 +183,13 @@ def _leaves(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tupl
             found.append(((*prefix, name), command))
         found += _leaves(command, (*prefix, name))
     return found
+
+
+def _subcommands(group: click.Group) -> dict[str, click.Command]:
+    """A group's commands through click's own API, so a lazily loaded group loads them all."""
+    ctx = click.Context(group)
+    found = {name: group.get_command(ctx, name) for name in group.list_commands(ctx)}
+    return {name: command for name, command in found.items() if command is not None}
 
 
 def _nested(defaults: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
