@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from controller.core.applicability import ApplicabilityIndex, InstalledPackage, fixed_in
-from controller.core.patches import PatchRecord, is_package_update
+from controller.core.patches import PatchRecord, is_package_update, package_update_id
 from controller.core.versions import Scheme, compare, scheme_for_release
 
 if TYPE_CHECKING:
@@ -43,8 +43,21 @@ def is_grouping(record: PatchRecord) -> bool:
     version): DSA, DLA, USN, Debian OSV. Its id names packages apt installs as pairs."""
     return (
         bool(record.packages)
-        and not is_package_update(record)
+        and not _is_package_version(record)
         and all(scheme_for_release(p.release) is Scheme.DPKG for p in record.packages)
+    )
+
+
+def _is_package_version(record: PatchRecord) -> bool:
+    # One package version, possibly read from several architectures' indexes (amd64, i386)
+    # and merged into one record with a package per architecture.
+    return is_package_update(record) or (
+        bool(record.packages)
+        and all(
+            record.id == package_update_id(p.name, p.version)
+            and p.release == record.packages[0].release
+            for p in record.packages
+        )
     )
 
 
@@ -70,10 +83,13 @@ class Candidate:
 
 
 def candidate(record: PatchRecord) -> Candidate | None:
-    """The candidate of a package-version patch of a Debian or Ubuntu release, else None."""
-    if not is_package_update(record):
+    """The candidate of a package-version patch of a Debian or Ubuntu release, else None.
+
+    A version published for several architectures matches any of them (arch "")."""
+    if not _is_package_version(record):
         return None
     package = record.packages[0]
+    arches = {p.arch or "" for p in record.packages}
     if scheme_for_release(package.release) is not Scheme.DPKG:
         return None
     return Candidate(
@@ -81,7 +97,7 @@ def candidate(record: PatchRecord) -> Candidate | None:
         release=package.release,
         name=package.name,
         version=package.version,
-        arch=package.arch or "",
+        arch=arches.pop() if len(arches) == 1 else "",
         source_name=package.source_name or package.name,
         source_version=package.source_version or package.version,
     )
@@ -112,8 +128,8 @@ class Grouping:
     """What an approved advisory does on one device.
 
     `approved`: the decisions that change: package patches approved through an advisory (the
-    others stay as `decisions.decide` took them); `members`: advisory id -> the package patches
-    it brings to this device (sorted).
+    others stay as `decisions.decide` took them); `members`: advisory id -> the pairs an install
+    brings for it (installable, newest version per package, sorted).
     """
 
     approved: Mapping[str, Decision]
@@ -160,14 +176,19 @@ def group(
         )
         for patch_id, extra in reasons.items()
     }
-    return Grouping(grouped, {a: tuple(sorted(ids)) for a, ids in members.items()})
+    # what each advisory brings: its installable pairs, the newest version of each package
+    brought = {
+        advisory: tuple(job_patches((p for p in ids if grouped[p].installable), record=record))
+        for advisory, ids in members.items()
+    }
+    return Grouping(grouped, brought)
 
 
 def job_patches(installable: Iterable[str], *, record: Callable[[str], PatchRecord]) -> list[str]:
     """The ids an install job carries, sorted: Debian and Ubuntu advisories dropped (their
     packages are installable in their place, see `group`), and of several versions of one
-    package (release, name, arch) only the newest."""
-    newest: dict[tuple[str, str, str], Candidate] = {}
+    package (release, name) only the newest."""
+    newest: dict[tuple[str, str], Candidate] = {}
     kept: list[str] = []
     for patch_id in installable:
         found = record(patch_id)
@@ -177,7 +198,7 @@ def job_patches(installable: Iterable[str], *, record: Callable[[str], PatchReco
         if package is None:
             kept.append(patch_id)
             continue
-        key = (package.release, package.name, package.arch)
+        key = (package.release, package.name)  # a pair names no arch: apt picks the host's
         other = newest.get(key)
         if other is None or _newer(package.version, other.version):
             newest[key] = package
