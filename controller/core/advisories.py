@@ -188,22 +188,41 @@ def job_patches(installable: Iterable[str], *, record: Callable[[str], PatchReco
     """The ids an install job carries, sorted: Debian and Ubuntu advisories dropped (their
     packages are installable in their place, see `group`), and of several versions of one
     package (release, name) only the newest."""
-    newest: dict[tuple[str, str], Candidate] = {}
-    kept: list[str] = []
-    for patch_id in installable:
-        found = record(patch_id)
+    return JobPatches(record)(installable)
+
+
+class JobPatches:
+    """`job_patches` that remembers what each id is: a plan asks about the same ids for many
+    devices, and most are neither advisories nor package versions (KBs, RPM advisories)."""
+
+    __slots__ = ("_kinds", "_record")
+
+    def __init__(self, record: Callable[[str], PatchRecord]) -> None:
+        self._record = record
+        self._kinds: dict[str, Candidate | bool] = {}  # True: keep as is, False: drop
+
+    def __call__(self, installable: Iterable[str]) -> list[str]:
+        newest: dict[tuple[str, str], Candidate] = {}
+        kept: list[str] = []
+        for patch_id in installable:
+            kind = self._kinds.get(patch_id)
+            if kind is None:
+                kind = self._kinds[patch_id] = self._kind(patch_id)
+            if kind is True:
+                kept.append(patch_id)
+            elif isinstance(kind, Candidate):
+                key = (kind.release, kind.name)  # a pair names no arch: apt picks the host's
+                other = newest.get(key)
+                if other is None or _newer(kind.version, other.version):
+                    newest[key] = kind
+        kept.extend(package.patch_id for package in newest.values())
+        return sorted(kept)
+
+    def _kind(self, patch_id: str) -> Candidate | bool:
+        found = self._record(patch_id)
         if is_grouping(found):
-            continue
-        package = candidate(found)
-        if package is None:
-            kept.append(patch_id)
-            continue
-        key = (package.release, package.name)  # a pair names no arch: apt picks the host's
-        other = newest.get(key)
-        if other is None or _newer(package.version, other.version):
-            newest[key] = package
-    kept.extend(package.patch_id for package in newest.values())
-    return sorted(kept)
+            return False
+        return candidate(found) or True
 
 
 def _newer(version: str, than: str) -> bool:

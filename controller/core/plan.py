@@ -195,6 +195,7 @@ class PolicySets:
         self._decisions: dict[int, compliance.LazyMap[str, Decision]] = {}
         self._evaluators: dict[int, tuple[compliance.BaselineEvaluator, ...]] = {}
         self._advisories: advisories.AdvisoryIndex | None = None
+        self.job_patches = advisories.JobPatches(observed.patch)
         self._listed_advisories: dict[int, frozenset[str]] = {}
 
     def advisory_index(self) -> advisories.AdvisoryIndex:
@@ -511,7 +512,7 @@ class _PlanBuilder:
         attempted = self.ledger.attempted.get((device.id, key, occurrence.key))
         fresh = [p for p in installable if p not in attempted] if attempted else installable
         # apt installs `name=version` pairs: Debian/Ubuntu advisories go as their packages
-        patches = tuple(advisories.job_patches(fresh, record=self.observed.patch))
+        patches = tuple(self.sets.job_patches(fresh))
         if not patches:
             return
         if not device.is_online(now=self.now):

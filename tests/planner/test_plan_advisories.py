@@ -152,3 +152,30 @@ def test_explain_names_the_advisory_and_its_packages() -> None:
     assert verdicts["telnet=0.17+2.4-2+deb12u4"].startswith(
         "required by Baseline acme/lin; waiting for approval"
     )
+
+
+def test_ubuntu_usn_installs_its_binaries_pairs() -> None:
+    """An approved USN brings the device's missing versions of its binaries, not its id."""
+    usn = PatchRecord(
+        id="USN-7000-1",
+        os=OsFamily.LINUX,
+        classification=Classification.SECURITY,
+        packages=(
+            FixedPackage("libexpat1", "2.6.1-2ubuntu0.1", "ubuntu:24.04", "amd64", "expat"),
+            FixedPackage("expat", "2.6.1-2ubuntu0.1", "ubuntu:24.04", "amd64", "expat"),
+        ),
+    )
+    pair = PatchRecord(
+        id="libexpat1=2.6.1-2ubuntu0.2",
+        os=OsFamily.LINUX,
+        packages=(FixedPackage("libexpat1", "2.6.1-2ubuntu0.2", "ubuntu:24.04", "amd64", "expat"),),
+    )
+    host = device("ubu1", os=OsFamily.LINUX)  # Ubuntu 24.04
+    state = ObservedState(
+        devices=(host,),
+        scans={host.id: scan("USN-7000-1", "libexpat1=2.6.1-2ubuntu0.2")},
+        catalogue={usn.id: usn, pair.id: pair},
+    )
+    result = plan(desired(approval("USN-7000-1")), state, now=SUNDAY_OPEN)
+    installs = [j.patch_ids for j in result.issue if j.kind is JobKind.INSTALL]
+    assert [("libexpat1=2.6.1-2ubuntu0.2",)] == installs
