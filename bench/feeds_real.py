@@ -14,6 +14,13 @@ Then the same host through the store (`--fleet N`): the two indexes imported int
 stored findings checked equal to the pure computation, and the fleet pass timed over N devices
 with that inventory (`controller.store.findings.reevaluate_fleet`, as after a feed import).
 
+Then the Debian-advisory grouping of that host's updates (`controller.core.advisories`): each
+update (`name=version`) is put under the advisory that covers it with the newest fix. With
+`<samples>/debian-security/` (the tracker's `DSA/list`, `DLA/list` and JSON, not part of the
+shared samples today) those are the real DSAs; without it, one stand-in advisory per source
+package version of bookworm-security (`SRC-<source>=<version>`: what one DSA names), so the
+figure is the number of approvals an operator would give instead of one per binary.
+
 Target (DESIGN.md 9): one host <= 50 ms (Patchman takes about 7 s for the same host, and about
 10 s to ingest a report and compute its updates).
 Writes `bench/results/feeds_real.json` and prints it. Skips cleanly when the samples are absent.
@@ -24,6 +31,7 @@ Writes `bench/results/feeds_real.json` and prints it. Skips cleanly when the sam
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import statistics
@@ -35,9 +43,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from controller.core import applicability, versions
+from controller.core import advisories, applicability, versions
 from controller.core.applicability import ApplicabilityIndex, InstalledPackage, Inventory
-from controller.core.patches import PatchRecord
+from controller.core.patches import SOURCE_ARCH, FixedPackage, PatchRecord
 from controller.feeds import FeedResult, read_feed
 from controller.kinds.common import OsFamily
 from controller.kinds.feeds import FeedFormat
@@ -95,6 +103,7 @@ def main() -> int:
         "import": import_samples(args.samples),
         "applicability": debian_host(args.samples / HOST, runs=args.runs),
         "store": debian_host_in_store(args.samples / HOST, runs=args.runs, fleet=args.fleet),
+        "advisories": debian_host_advisories(args.samples),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
@@ -245,6 +254,82 @@ def debian_host_in_store(folder: Path, *, runs: int, fleet: int) -> dict[str, ob
         "fleet_pass_s": round(fleet_s, 2),
         "fleet_ms_per_device": round(fleet_s * 1000 / max(evaluation.devices, 1), 2),
     }
+
+
+def debian_host_advisories(root: Path) -> dict[str, object]:
+    """The host's updates grouped under the advisories that cover them."""
+    folder = root / HOST
+    if not folder.is_dir():
+        return {"skipped": f"no {folder}"}
+    records: list[PatchRecord] = []
+    for name in INDEXES:
+        records.extend(read_feed(folder / name, FeedFormat.DEB_PACKAGES, release=RELEASE).records)
+    catalogue = {record.id: record for record in records}
+    inventory = read_dpkg_inventory(folder / "dpkg-installed.tsv")
+    updates = [
+        f.patch_id for f in applicability.detect_missing(ApplicabilityIndex(records), inventory)
+    ]
+    real = root / "debian-security"
+    if real.is_dir():
+        found = read_feed(real, FeedFormat.DEBIAN_SECURITY).records
+        origin = f"{real} ({len(found)} advisories)"
+    else:
+        found = _stand_ins(records)
+        origin = "stand-ins: one per source package version of bookworm-security"
+    index = advisories.AdvisoryIndex(found)
+    fixes = {r.id: r.packages for r in found}
+    groups: dict[str, list[str]] = {}
+    ungrouped: list[str] = []
+    for patch_id in updates:
+        candidate = advisories.candidate(catalogue[patch_id])
+        covering = index.covering(candidate) if candidate else frozenset()
+        if not covering:
+            ungrouped.append(patch_id)
+            continue
+        newest = max(covering, key=lambda a: _newest_fix(fixes[a], candidate))
+        groups.setdefault(newest, []).append(patch_id)
+    largest = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))[:5]
+    figures: dict[str, object] = {
+        "advisories_from": origin,
+        "updates": len(updates),
+        "grouped_updates": sum(len(ids) for ids in groups.values()),
+        "advisories": len(groups),
+        "ungrouped_updates": len(ungrouped),
+        "ungrouped_examples": sorted(ungrouped)[:10],
+        "largest_groups": {advisory: len(ids) for advisory, ids in largest},
+    }
+    print(
+        f"advisories: {len(updates)} updates -> {len(groups)} advisories "
+        f"+ {len(ungrouped)} updates no advisory covers ({origin})",
+        file=sys.stderr,
+    )
+    return figures
+
+
+def _stand_ins(records: list[PatchRecord]) -> list[PatchRecord]:
+    """One source-package advisory per source version of the security index."""
+    sources: set[tuple[str, str]] = set()
+    for record in records:
+        if "security" not in record.source:
+            continue
+        package = record.packages[0]
+        source_name = package.source_name or package.name
+        sources.add((source_name, package.source_version or package.version))
+    return [
+        PatchRecord(
+            id=f"SRC-{name}={version}",
+            packages=(FixedPackage(name, version, RELEASE, SOURCE_ARCH, name),),
+        )
+        for name, version in sorted(sources)
+    ]
+
+
+_DPKG_ORDER = functools.cmp_to_key(versions.compare_dpkg)
+
+
+def _newest_fix(packages: tuple[FixedPackage, ...], candidate: Any) -> Any:
+    relevant = [p.version for p in packages if p.release == candidate.release] or ["0"]
+    return _DPKG_ORDER(max(relevant, key=_DPKG_ORDER))
 
 
 def _enrol_debian_hosts(store: Any, devices: Any, *, count: int, now: datetime) -> list[str]:

@@ -33,7 +33,9 @@ def feed() -> None:
     "fmt",
     type=click.Choice([f.value for f in FeedFormat]),
     required=True,
-    help="Record format of PATH (a file, or a directory imported recursively).",
+    help="Record format of PATH (a file, or a directory imported recursively). "
+    "debian-security: a directory with the security tracker's DSA/list, DLA/list and its JSON "
+    "(per-CVE urgency), imported together (docs/feeds.md).",
 )
 @click.option("--release", default=None, help="OS release for deb-packages, e.g. debian:12.")
 @store_options

@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from controller.cli.common import EXIT_NO, EXIT_OK, fail, json_option, print_json, repo_options
-from controller.core.desired import count_by_kind
+from controller.core import review
+from controller.core.desired import DesiredState, count_by_kind
+from controller.runtime import plans
+from controller.runtime.settings import DATABASE_FILE, default_database_url
 from controller.sources import repository
-from controller.sources.documents import Problem
+from controller.sources.documents import Position, Problem
 
 
 @click.command()
 @repo_options
 @click.option("--rev", default=None, help="Revision to read from git (sha, tag, HEAD~1, ...).")
+@click.option(
+    "--catalogue",
+    "catalogue_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Patch catalogue snapshot (JSON, as GET /api/v1/catalogue serves it) to check "
+    "Baseline rules against. Default: the catalogue of the SQLite database in --state-dir "
+    "when there is one.",
+)
 @json_option
 def validate(
-    repo: str, branch: str | None, state_dir: Path, rev: str | None, as_json: bool
+    repo: str,
+    branch: str | None,
+    state_dir: Path,
+    rev: str | None,
+    catalogue_file: Path | None,
+    as_json: bool,
 ) -> None:
     """Check every policy file: YAML syntax, schemas and cross-references.
 
@@ -25,13 +43,22 @@ def validate(
     included; with them the commit is read from git, no checkout needed. Errors are printed as
     `path:line:col: field.path: message`; warnings do not fail the check.
 
-    Exit codes: 0 valid, 1 invalid, 2 the repository, branch or revision cannot be read.
+    With a patch catalogue (--catalogue, or the state directory's database), a Baseline rule
+    that matches none of the catalogue's patches of its OS is a warning: it requires nothing,
+    so devices would look compliant whatever they miss (e.g. `severities: [critical]` against
+    Debian Packages records, which carry no severity).
+
+    Exit codes: 0 valid, 1 invalid, 2 the repository, branch, revision or catalogue cannot be
+    read.
     """
     try:
         loaded = repository.load(repo, state_dir=state_dir, branch=branch, rev=rev)
     except repository.SourceError as exc:
         fail(str(exc))
         return
+    catalogue = _catalogue(catalogue_file, state_dir)
+    if catalogue is not None and loaded.result.state is not None:
+        loaded = _with_rule_warnings(loaded, loaded.result.state, catalogue)
     result = loaded.result
     if as_json:
         print_json(
@@ -58,6 +85,52 @@ def _summary(loaded: repository.Loaded) -> str:
         return f"invalid: {len(result.errors)} error(s){warnings} in {loaded.description}"
     counts = ", ".join(f"{kind} {n}" for kind, n in count_by_kind(result.state).items())
     return f"valid: {len(result.state)} objects ({counts}){warnings} in {loaded.description}"
+
+
+def _catalogue(catalogue_file: Path | None, state_dir: Path) -> review.Catalogue | None:
+    """The snapshot file, else the catalogue of the state directory's database, else None
+    (a database is never created here)."""
+    if catalogue_file is not None:
+        try:
+            return plans.read_catalogue(catalogue_file)
+        except plans.CatalogueFileError as exc:
+            fail(str(exc))
+            raise
+    if not (state_dir / DATABASE_FILE).is_file():
+        return None
+    from controller.store import StoreError, catalogue, open_store  # noqa: PLC0415 - only with a store
+
+    try:
+        store = open_store(default_database_url(state_dir), migrate=False)
+        try:
+            with store.read() as conn:
+                return review.catalogue_from_records(catalogue.load_catalogue(conn).values())
+        finally:
+            store.close()
+    except StoreError as exc:
+        fail(str(exc))
+        raise
+
+
+def _with_rule_warnings(
+    loaded: repository.Loaded, state: DesiredState, catalogue: review.Catalogue
+) -> repository.Loaded:
+    """`loaded` with a located warning per Baseline rule that matches nothing."""
+    found = []
+    for baseline in state.baselines:
+        origin = state.origins.get(baseline.key)
+        for index, message in review.unmatched_rules(baseline, catalogue):
+            found.append(
+                Problem(
+                    origin.path if origin else "",
+                    Position(origin.line, 1) if origin else None,
+                    f"spec.rules[{index}]",
+                    message,
+                    warning=True,
+                )
+            )
+    problems = (*loaded.result.problems, *found)
+    return replace(loaded, result=replace(loaded.result, problems=problems))
 
 
 def _problem_json(problem: Problem) -> dict[str, object]:

@@ -388,6 +388,37 @@ def _collect(
                 found[key] = PackageUpdate(package.name, package.arch, installed, fixed, source)
 
 
+def fixed_in(index: ApplicabilityIndex, release: str, package: InstalledPackage) -> frozenset[str]:
+    """The patches of `index` that name `package` (by binary name, or by its source) and whose
+    fix its version already carries: the same matching as `detect_missing`, read the other way
+    (a package at this version is not affected). Purely computational.
+
+    `controller.core.advisories` asks it whether a package-version patch (`libssl3=3.0.16-1`,
+    built from `openssl (3.0.16-1)`) carries an advisory's fix.
+    """
+    scheme = scheme_for_release(release)
+    if scheme is None:
+        return frozenset()
+    found: set[str] = set()
+    lookups = (
+        (index.binary_fixes_for(release, package), package.full_version(scheme)),
+        (index.source_fixes_for(release, package), package.source_version(scheme)),
+    )
+    for fixes, version in lookups:
+        for fix in fixes:
+            if _arch_matches(fix.arch, package.arch) and _carries(scheme, fix, version):
+                found.add(fix.patch_id)
+    return frozenset(found)
+
+
+def _carries(scheme: Scheme, fix: PackageFix, version: str) -> bool:
+    try:
+        compare(scheme, version, fix.fixed)  # raises for a version that cannot be parsed
+    except ValueError:
+        return False  # an unparseable version cannot be judged; `fix_for` would not say so
+    return fix.fix_for(scheme, version) is None
+
+
 def _finding(patch_id: str, updates: Iterable[PackageUpdate]) -> Finding:
     ordered = tuple(sorted(updates, key=lambda u: (u.name, u.arch)))
     first = ordered[0]

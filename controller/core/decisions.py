@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 from controller.core.patches import PatchRecord
 from controller.kinds import Approval, Baseline, Document, PatchWindow, ScanSchedule, Whitelist
 from controller.kinds.baselines import Rule
-from controller.kinds.common import Classification, OsFamily
+from controller.kinds.common import Classification, OsFamily, Severity
 from controller.kinds.whitelists import WhitelistEntry
 from controller.kinds.windows import ApprovalMode
 
@@ -105,15 +105,32 @@ def baseline_requires(baseline: Baseline, patch: PatchRecord, *, today: date) ->
 def rule_matches(rule: Rule, patch: PatchRecord, *, today: date) -> bool:
     """Every condition the rule sets holds. An unknown rating never meets `minRating`; an
     unknown release date counts as past every grace period (the agent saw it published)."""
-    if rule.classifications and patch.classification not in rule.classifications:
+    return rule_selects(
+        rule,
+        classification=patch.classification,
+        severity=patch.severity,
+        product=patch.product,
+        rating=patch.rating,
+    ) and released_before(patch, days=rule.released_after_days, today=today)
+
+
+def rule_selects(
+    rule: Rule,
+    *,
+    classification: Classification,
+    severity: Severity,
+    product: str,
+    rating: float | None,
+) -> bool:
+    """The rule's conditions on what a patch is (all but its grace period) hold; shared by
+    `rule_matches` and the check for rules that can match nothing (`review`)."""
+    if rule.classifications and classification not in rule.classifications:
         return False
-    if rule.severities and patch.severity not in rule.severities:
+    if rule.severities and severity not in rule.severities:
         return False
-    if rule.products and not _glob_any(rule.products, patch.product):
+    if rule.products and not _glob_any(rule.products, product):
         return False
-    if rule.min_rating is not None and (patch.rating is None or patch.rating < rule.min_rating):
-        return False
-    return released_before(patch, days=rule.released_after_days, today=today)
+    return rule.min_rating is None or (rating is not None and rating >= rule.min_rating)
 
 
 def released_before(patch: PatchRecord, *, days: int, today: date) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from controller.core import jobs, targets, windows
-from controller.core.decisions import Applicable, Decision, decide, object_ref
+from controller.core.decisions import Applicable, Decision, object_ref
 from controller.core.desired import DesiredState
 from controller.core.observed import DeviceView, JobKind, JobView, ObservedState
 from controller.core.plan import PolicySets, window_key
@@ -53,8 +53,11 @@ def explain(
 ) -> DeviceExplanation:
     """Explain every scanned patch of `device` under `desired` at `now`."""
     device = targets.effective_device(device, desired)
-    applicable = PolicySets(desired, observed, today=now.date()).applicable(device)
+    sets = PolicySets(desired, observed, today=now.date())
+    applicable = sets.applicable(device)
     scan = observed.scans.get(device.id)
+    decisions = sets.decisions(applicable)
+    grouping = sets.grouping(applicable, scan.missing if scan else ())
     schedule = _schedule(applicable, device, now=now)
     device_jobs = [job for job in observed.jobs if job.device_id == device.id]
     context = _JobContext.of(device_jobs, now=now)
@@ -62,9 +65,10 @@ def explain(
         _explain_patch(
             patch_id,
             status,
-            decide(applicable, observed.patch(patch_id), today=now.date()),
+            grouping.decision(patch_id, decisions) if status == "missing" else decisions[patch_id],
             schedule,
             context,
+            grouping.members.get(patch_id),
         )
         for status, ids in (
             ("missing", scan.missing if scan else ()),
@@ -168,11 +172,34 @@ def _stamp(moment: datetime | None) -> str:
 
 
 def _explain_patch(
-    patch_id: str, status: str, decision: Decision, schedule: _Schedule, context: _JobContext
+    patch_id: str,
+    status: str,
+    decision: Decision,
+    schedule: _Schedule,
+    context: _JobContext,
+    members: tuple[str, ...] | None = None,
 ) -> PatchExplanation:
-    return PatchExplanation(
-        patch_id, status, decision, _verdict(patch_id, status, decision, schedule, context)
+    verdict = _verdict(patch_id, status, decision, schedule, context)
+    if members is not None and decision.installable:
+        verdict = _through_packages(decision, members, schedule, context)
+    return PatchExplanation(patch_id, status, decision, verdict)
+
+
+def _through_packages(
+    decision: Decision, members: tuple[str, ...], schedule: _Schedule, context: _JobContext
+) -> str:
+    """An approved Debian/Ubuntu advisory: apt installs its packages, not its id
+    (`controller.core.advisories`)."""
+    required = (
+        f"required by {', '.join(decision.required_by)}" if decision.required else "not required"
     )
+    approved = f"{required}; approved by {', '.join(decision.approved_by)}"
+    if not members:
+        return (
+            f"{approved}; no package update offered to the device carries its fix yet "
+            "(its archives or the catalogue's Packages indexes lack the fixed versions)"
+        )
+    return f"{approved}; installed as {', '.join(members)}: {_when(members[0], schedule, context)}"
 
 
 def _verdict(  # noqa: PLR0911 - one sentence per case

@@ -56,6 +56,11 @@ class FixedPackage:
     intervals, an `introduced` above 0, `last_affected` or `limit`), a version is affected when
     it is in one of the ranges or in `affected_versions`, and `version` is the newest fix only:
     `versions.affected_fix` gives the fix that applies to an installed version.
+
+    `source_version` is the version of the source package a binary was built from, when the
+    feed says it differs from `version` (a `Packages` stanza's `Source: inetutils
+    (2:2.4-2+deb12u3)`); None means the same version. Advisories that name source packages
+    (DSA, DLA) cover a binary through it (`controller.core.advisories`).
     """
 
     name: str
@@ -65,6 +70,7 @@ class FixedPackage:
     source_name: str | None = None
     ranges: tuple[VersionRange, ...] = ()
     affected_versions: tuple[str, ...] = ()
+    source_version: str | None = None  # the source's version when it differs (Packages indexes)
 
 
 SOURCE_ARCH = "source"  # FixedPackage.arch of a source package (Debian's own spelling)
@@ -186,6 +192,7 @@ def from_dict(data: dict[str, object]) -> PatchRecord:
                 source_name=p.get("source_name"),
                 ranges=_ranges(p.get("ranges")),
                 affected_versions=tuple(_strings(p.get("affected_versions"))),
+                source_version=p.get("source_version"),
             )
             for p in _dicts(get("packages"))
         ),
@@ -214,6 +221,8 @@ def _range_fields(package: FixedPackage) -> dict[str, object]:
         ]
     if package.affected_versions:
         fields["affected_versions"] = list(package.affected_versions)
+    if package.source_version:
+        fields["source_version"] = package.source_version
     return fields
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
-from controller.core import compliance, jobs, references, targets, windows
+from controller.core import advisories, compliance, jobs, references, targets, windows
 from controller.core.compliance import BaselineCompliance, DeviceHistory
 from controller.core.decisions import Applicable, Decision, decide, object_ref
 from controller.core.desired import DesiredState
@@ -194,6 +194,33 @@ class PolicySets:
         self._script_jobs: dict[int, tuple[ScriptJob, ...]] = {}
         self._decisions: dict[int, compliance.LazyMap[str, Decision]] = {}
         self._evaluators: dict[int, tuple[compliance.BaselineEvaluator, ...]] = {}
+        self._advisories: advisories.AdvisoryIndex | None = None
+        self.job_patches = advisories.JobPatches(observed.patch)
+        self._listed_advisories: dict[int, frozenset[str]] = {}
+
+    def advisory_index(self) -> advisories.AdvisoryIndex:
+        """The catalogue's Debian and Ubuntu advisories, indexed on first use."""
+        if self._advisories is None:
+            self._advisories = advisories.AdvisoryIndex(self.observed.catalogue.values())
+        return self._advisories
+
+    def grouping(self, applicable: Applicable, missing: tuple[str, ...]) -> advisories.Grouping:
+        """The device's package patches approved through an approved, missing advisory."""
+        listed = self._listed_advisories.get(id(applicable))
+        if listed is None:
+            index = self.advisory_index()
+            ids = {p for a in applicable.approvals for p in a.spec.patches}
+            ids.update(p for w in applicable.whitelists for p in w.explicit_ids())
+            listed = frozenset(p for p in ids if p in index) if index else frozenset()
+            self._listed_advisories[id(applicable)] = listed
+        if not listed or listed.isdisjoint(missing):
+            return advisories.NOTHING
+        return advisories.group(
+            missing,
+            self.decisions(applicable),
+            index=self.advisory_index(),
+            record=self.observed.patch,
+        )
 
     def applicable(self, device: DeviceView) -> Applicable:
         facts = (
@@ -391,8 +418,10 @@ class _PlanBuilder:
         )
         installable: list[str] = []
         pending: list[str] = []
-        for patch_id in scan.missing if scan else ():
-            decision = decisions[patch_id]
+        missing = scan.missing if scan else ()
+        grouping = self.sets.grouping(applicable, missing)
+        for patch_id in missing:
+            decision = grouping.decision(patch_id, decisions)
             if decision.installable:
                 installable.append(patch_id)
             elif decision.pending_approval:
@@ -482,7 +511,8 @@ class _PlanBuilder:
         post_script = self._script(window, window.spec.post_script)
         attempted = self.ledger.attempted.get((device.id, key, occurrence.key))
         fresh = [p for p in installable if p not in attempted] if attempted else installable
-        patches = tuple(sorted(fresh))
+        # apt installs `name=version` pairs: Debian/Ubuntu advisories go as their packages
+        patches = tuple(self.sets.job_patches(fresh))
         if not patches:
             return
         if not device.is_online(now=self.now):

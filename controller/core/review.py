@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from controller.core import changes, references, targets, windows
+from controller.core import changes, decisions, references, targets, windows
 from controller.core.changes import ChangeAction, ObjectChange
 from controller.core.desired import DesiredState
 from controller.core.observed import ObservedState
@@ -41,7 +41,7 @@ from controller.kinds import (
     Whitelist,
 )
 from controller.kinds.baselines import ExcludeAction, Rule
-from controller.kinds.common import OsFamily, Targets, format_duration
+from controller.kinds.common import Classification, OsFamily, Severity, Targets, format_duration
 from controller.kinds.windows import ApprovalMode
 
 OCCURRENCES_SHOWN = 3
@@ -57,6 +57,11 @@ class CatalogueEntry:
     title: str = ""
     severity: str = ""  # "" when the feed gives none
     os: str | None = None
+    # What baseline rules select on; classification None: a snapshot without it (written
+    # before it was served), whose entries cannot say whether a rule matches them.
+    classification: str | None = None
+    product: str = ""
+    rating: float | None = None
 
 
 Catalogue = Mapping[str, CatalogueEntry]
@@ -70,6 +75,9 @@ def catalogue_from_records(records: Iterable[PatchRecord]) -> dict[str, Catalogu
             title=record.title,
             severity="" if record.severity.value == "unspecified" else record.severity.value,
             os=record.os.value if record.os is not None else None,
+            classification=record.classification.value,
+            product=record.product,
+            rating=record.rating,
         )
         for record in records
     }
@@ -100,6 +108,7 @@ class WarningCode(StrEnum):
     EXPIRED_ON_ARRIVAL = "expired-on-arrival"
     LINUX_AUTO_APPROVAL = "linux-auto-approval"
     UNKNOWN_TARGET = "unknown-target"
+    RULE_MATCHES_NOTHING = "rule-matches-nothing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +180,14 @@ def review(
         )
     if fleet is not None:
         found += approval_reach_warnings(object_changes, head, fleet)
+    if catalogue is not None:
+        # every Baseline of the head, changed or not: a rule that requires nothing makes any
+        # plan look like "no change"
+        found += [
+            PlanWarning(b.key, WarningCode.RULE_MATCHES_NOTHING, f"spec.rules[{i}]: {message}")
+            for b in head.baselines
+            for i, message in unmatched_rules(b, catalogue)
+        ]
     return Review(reviews, tuple(found))
 
 
@@ -618,6 +635,7 @@ def _object_warnings(
             )
     if isinstance(obj, Approval):
         found += _approval_warnings(key, obj, head, today=today, catalogue=catalogue)
+
     found += _linux_auto_warnings(key, obj, head, fleet)
     found += _target_warnings(key, obj, before, head, fleet)
     return found
@@ -788,3 +806,56 @@ def approval_reach_warnings(
                 )
             )
     return found
+
+
+# --- baseline rules against the catalogue --------------------------------------------------------
+
+
+def unmatched_rules(baseline: Baseline, catalogue: Catalogue) -> list[tuple[int, str]]:
+    """(rule index, why) of every rule of `baseline` that matches none of the catalogue's
+    patches of the baseline's OS, whatever their age (purely computational).
+
+    Such a rule requires nothing: devices look compliant however much they miss (the Linux
+    rule `severities: [critical, important]` against Debian `Packages` records, which carry no
+    severity). Nothing is said when the catalogue holds no judgeable patch of that OS.
+    """
+    entries = [
+        e
+        for e in catalogue.values()
+        if e.os == baseline.spec.os.value and e.classification is not None
+    ]
+    if not entries:
+        return []
+    found = []
+    for index, rule in enumerate(baseline.spec.rules):
+        if not any(_selects(rule, entry) for entry in entries):
+            found.append((index, _unmatched_words(rule, entries, baseline.spec.os.value)))
+    return found
+
+
+def _selects(rule: Rule, entry: CatalogueEntry) -> bool:
+    return decisions.rule_selects(
+        rule,
+        classification=Classification(entry.classification or "other"),
+        severity=Severity.parse(entry.severity),
+        product=entry.product,
+        rating=entry.rating,
+    )
+
+
+def _unmatched_words(rule: Rule, entries: Sequence[CatalogueEntry], os: str) -> str:
+    severities = _tally(e.severity or "unspecified" for e in entries)
+    classes = _tally(e.classification or "other" for e in entries)
+    return (
+        f"matches none of the {len(entries)} {os} patches in the catalogue ({rule_words(rule)}; "
+        f"the catalogue's severities: {severities}; classifications: {classes}), so it "
+        "requires nothing and devices look compliant whatever they miss"
+    )
+
+
+def _tally(values: Iterable[str]) -> str:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{value} {count}" for value, count in ordered)

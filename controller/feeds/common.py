@@ -13,7 +13,7 @@ import io
 import json
 import lzma
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from xml.etree.ElementTree import ParseError
@@ -26,7 +26,7 @@ from defusedxml.ElementTree import fromstring as _safe_fromstring
 from controller.kinds.common import Classification, Severity
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator, Mapping
     from pathlib import Path
     from xml.etree.ElementTree import Element
 
@@ -59,6 +59,9 @@ class FeedResult:
     records: tuple[PatchRecord, ...] = ()
     errors: tuple[FeedError, ...] = ()
     warnings: tuple[FeedError, ...] = ()
+    # Severities a feed publishes per CVE apart from its advisories (Debian's tracker urgency):
+    # (release, package, CVE id) -> severity; `read_feed` applies them to the records it read.
+    cve_severities: Mapping[tuple[str, str, str], Severity] = field(default_factory=dict)
 
 
 class RecordError(Exception):
@@ -436,3 +439,18 @@ def join_names(names: Iterable[str]) -> str:
     shown = ", ".join(roots[:_MAX_PRODUCT_NAMES])
     rest = len(roots) - _MAX_PRODUCT_NAMES
     return f"{shown} (+{rest} more)" if rest > 0 else shown
+
+
+def apply_cve_severities(
+    records: Iterable[PatchRecord], found: Mapping[tuple[str, str, str], Severity]
+) -> Iterator[PatchRecord]:
+    """The records with their severity raised to the highest of `found` for their CVEs, package
+    names and releases (purely computational; a record without a match is unchanged)."""
+    for record in records:
+        matched = [
+            found[key]
+            for package in record.packages
+            for cve in record.cves
+            if (key := (package.release, package.name, cve)) in found
+        ]
+        yield replace(record, severity=highest([record.severity, *matched])) if matched else record

@@ -101,7 +101,9 @@ def stanza_record(
     name, version = stanza.get("Package", ""), stanza.get("Version", "")
     if not name or not version:
         raise RecordError("", "a stanza lacks its Package or Version field")
-    source_name = stanza.get("Source", name).split(" ", 1)[0] or name
+    source_name, source_version = _source(stanza.get("Source", ""), name)
+    if source_version == version:
+        source_version = None  # the common case, stored as dpkg-query prints it: implied
     arch = stanza.get("Architecture") or None
     return PatchRecord(
         id=package_update_id(name, version),
@@ -111,6 +113,17 @@ def stanza_record(
         os=OsFamily.LINUX,
         os_versions=(release,),
         classification=classification,
-        packages=(FixedPackage(name, version, release, arch, source_name),),
+        packages=(
+            FixedPackage(name, version, release, arch, source_name, source_version=source_version),
+        ),
         source=f"deb-packages:{source}",
     )
+
+
+def _source(field: str, name: str) -> tuple[str, str | None]:
+    """(source name, source version or None) of a `Source` field: `inetutils (2:2.4-2+deb12u3)`
+    names a source whose version differs from the binary's; a bare name (or none) shares it
+    (deb-control(5))."""
+    source_name, _, rest = field.strip().partition(" ")
+    source_version = rest.strip().removeprefix("(").removesuffix(")").strip()
+    return source_name or name, source_version or None

@@ -6,8 +6,15 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
 from controller.core.patches import PatchRecord, link_supersedence
-from controller.feeds import csaf, debpackages, msrc, native, osv, updateinfo
-from controller.feeds.common import FeedError, FeedResult, FormatReader, highest
+from controller.feeds import csaf, debpackages, debsecurity, msrc, native, osv, updateinfo
+from controller.feeds.common import (
+    FeedError,
+    FeedResult,
+    FormatReader,
+    apply_cve_severities,
+    highest,
+)
+from controller.kinds.common import Severity
 from controller.kinds.feeds import FeedFormat
 
 if TYPE_CHECKING:
@@ -22,6 +29,7 @@ READERS: dict[FeedFormat, FormatReader] = {
     FeedFormat.CSAF: csaf,
     FeedFormat.UPDATEINFO: updateinfo,
     FeedFormat.DEB_PACKAGES: debpackages,
+    FeedFormat.DEBIAN_SECURITY: debsecurity,
 }
 
 
@@ -36,7 +44,9 @@ def read_feed(
     Errors name files by `label` (how the caller calls `path`: a repository path, a redacted
     URL) joined with the file's path under `path`; without it, by their local path.
     A patch read from several files becomes one record (see `_deduplicate`), and
-    `superseded_by` is completed from the `supersedes` of the other records read. Reading twice
+    `superseded_by` is completed from the `supersedes` of the other records read. Per-CVE
+    severities a file publishes (`debian-security`: the tracker JSON's urgency) raise the
+    severity of the records read with it. Reading twice
     gives equal results.
     """
     reader = READERS[FeedFormat(fmt)]
@@ -46,12 +56,16 @@ def read_feed(
     records: list[PatchRecord] = []
     errors: list[FeedError] = []
     warnings: list[FeedError] = []
+    severities: dict[tuple[str, str, str], Severity] = {}
     for file, name in files:
         result = reader.parse_file(file, name=name, release=release)
         records.extend(result.records)
+        severities.update(result.cve_severities)
         shown = str(file) if label is None else _shown(label, name, single=file == path)
         errors.extend(FeedError(shown, e.position, e.message) for e in result.errors)
         warnings.extend(FeedError(shown, w.position, w.message) for w in result.warnings)
+    if severities:
+        records = list(apply_cve_severities(records, severities))
     return FeedResult(
         records=link_supersedence(_deduplicate(records)),
         errors=tuple(errors),

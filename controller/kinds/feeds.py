@@ -18,6 +18,7 @@ class FeedFormat(StrEnum):
     CSAF = "csaf"
     UPDATEINFO = "updateinfo"
     DEB_PACKAGES = "deb-packages"
+    DEBIAN_SECURITY = "debian-security"  # DSA/DLA lists and the tracker's per-CVE urgency
 
 
 class PatchFeedSpec(Model):

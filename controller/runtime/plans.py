@@ -20,7 +20,7 @@ from controller.core import review
 from controller.core.desired import DesiredState
 from controller.core.observed import ObservedState
 from controller.core.projection import project
-from controller.kinds.common import tenant_contains
+from controller.kinds.common import Classification, tenant_contains
 
 MARKDOWN_LIMIT = 60_000
 DEVICE_NAMES_SHOWN = 5
@@ -294,7 +294,15 @@ def catalogue_json(catalogue: review.Catalogue, *, version: str | None) -> dict[
     return {
         "version": version,
         "patches": [
-            {"id": e.id, "title": e.title, "severity": e.severity or None, "os": e.os}
+            {
+                "id": e.id,
+                "title": e.title,
+                "severity": e.severity or None,
+                "os": e.os,
+                "classification": e.classification,
+                "product": e.product or None,
+                "rating": e.rating,
+            }
             for e in sorted(catalogue.values(), key=lambda e: e.id)
         ],
     }
@@ -302,7 +310,9 @@ def catalogue_json(catalogue: review.Catalogue, *, version: str | None) -> dict[
 
 def read_catalogue(path: Path) -> dict[str, review.CatalogueEntry]:
     """A catalogue snapshot file (`catalogue_json`'s format): `{"patches": [{"id", "title"?,
-    "severity"?, "os"?}]}`. CatalogueFileError names the file and the field at fault."""
+    "severity"?, "os"?, "classification"?, "product"?, "rating"?}]}`. CatalogueFileError
+    names the file and the field at fault. Without `classification` (older snapshots) an entry
+    is not used to judge whether a baseline rule can match."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -317,13 +327,23 @@ def read_catalogue(path: Path) -> dict[str, review.CatalogueEntry]:
         where = f"{path}: patches[{index}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) or not entry["id"]:
             raise CatalogueFileError(f"{where}.id: expected a patch id string")
-        for field in ("title", "severity", "os"):
+        for field in ("title", "severity", "os", "classification", "product"):
             if entry.get(field) is not None and not isinstance(entry[field], str):
                 raise CatalogueFileError(f"{where}.{field}: expected a string or null")
+        known = {c.value for c in Classification}
+        if entry.get("classification") is not None and entry["classification"] not in known:
+            message = f"expected one of {', '.join(sorted(known))}"
+            raise CatalogueFileError(f"{where}.classification: {message}")
+        rating = entry.get("rating")
+        if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int | float)):
+            raise CatalogueFileError(f"{where}.rating: expected a number or null")
         found[entry["id"]] = review.CatalogueEntry(
             id=entry["id"],
             title=entry.get("title") or "",
             severity=entry.get("severity") or "",
             os=entry.get("os"),
+            classification=entry.get("classification"),
+            product=entry.get("product") or "",
+            rating=float(rating) if rating is not None else None,
         )
     return found

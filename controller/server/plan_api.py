@@ -96,7 +96,8 @@ async def get_plan(
 @router.get(
     "/catalogue",
     responses=_ERRORS,
-    summary="The patch catalogue snapshot: id, title, severity and OS of every patch",
+    summary="The patch catalogue snapshot: id, title, severity, OS, classification, product "
+    "and rating of every patch",
     description="The file `patchctl plan --catalogue FILE` reads, so that a plan made in CI "
     "without the service shows titles and severities and warns about unknown patch ids.",
 )

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from click.testing import CliRunner
 
 from controller.cli import main
 from controller.store import devices, open_store, reports
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 FEED = """\
 - id: KB9000001
@@ -61,3 +58,61 @@ def test_import_reevaluates_the_fleet_then_is_idempotent(tmp_path: Path) -> None
         json.loads(first.output)["fleet"],
     )
     assert "fleet: catalogue unchanged, findings not recomputed" in second.output
+
+
+def debian_device_with_inventory(url: str) -> str:
+    store = open_store(url)
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    packages = [
+        {
+            "name": "telnet",
+            "version": "0.17+2.4-2+deb12u3",
+            "arch": "amd64",
+            "source": "inetutils (2:2.4-2+deb12u3)",
+        },
+        {
+            "name": "bsdutils",
+            "version": "1:2.38.1-5+deb12u4",
+            "arch": "amd64",
+            "source": "util-linux (2.38.1-5+deb12u4)",
+        },
+        {"name": "libssl3", "version": "3.0.14-1~deb12u2", "arch": "amd64", "source": "openssl"},
+    ]
+    try:
+        with store.write() as conn:
+            enrolment = devices.Enrolment(
+                tenant="acme",
+                hostname="deb-01",
+                os_family="linux",
+                os_name="Debian GNU/Linux",
+                os_version="12.8",
+                role="server",
+                agent_version="1.0.0",
+            )
+            device_id = devices.enrol(conn, enrolment, poll_interval=60, now=now).device_id
+            inventory = reports.Inventory(None, None, packages)
+            reports.write_reports(conn, [reports.Report(device_id, inventory=inventory)], now=now)
+    finally:
+        store.close()
+    return device_id
+
+
+def test_debian_advisories_found_through_source_versions(tmp_path: Path) -> None:
+    """DSA records match the sources of a host's binaries: two of three advisories are missing."""
+    url = f"sqlite:///{tmp_path / 'patchctl.db'}"
+    device_id = debian_device_with_inventory(url)
+    fixtures = Path(__file__).parent / "fixtures" / "debsecurity"
+    args = ["feed", "import", str(fixtures), "--format", "debian-security", "--db", url, "--json"]
+    result = CliRunner().invoke(main, args)
+    store = open_store(url)
+    try:
+        with store.read() as conn:
+            states = devices.load_patch_states(conn)[device_id]
+    finally:
+        store.close()
+    missing = sorted(entry["id"] for entry in states["feed"][1])
+    assert (0, 5, ["DSA-6010-1", "DSA-6021-1"]) == (
+        result.exit_code,
+        json.loads(result.output)["new"],
+        missing,
+    )

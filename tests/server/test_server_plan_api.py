@@ -332,7 +332,7 @@ async def test_bad_requests_get_a_clear_error_and_change_nothing(
 async def test_the_catalogue_snapshot_feeds_an_offline_plan(
     service: Service, forge: Forge, tmp_path: Path
 ) -> None:
-    """`GET /api/v1/catalogue` lists ids, titles and severities; saved to a file, it gives a
+    """`GET /api/v1/catalogue` lists ids, titles, severities and what rules select on; saved to a file, it gives a
     plan without fleet or database its titles and its unknown-id warning."""
     answer = await service.client.get(
         "/api/v1/catalogue", headers={"Authorization": f"Bearer {service.token('acme/retail')}"}
@@ -340,8 +340,24 @@ async def test_the_catalogue_snapshot_feeds_an_offline_plan(
     assert 200 == answer.status_code, answer.text
     snapshot = answer.json()
     assert [
-        {"id": "USN-1-1", "title": "OpenSSL", "severity": "important", "os": "linux"},
-        {"id": "USN-2-1", "title": "curl", "severity": "moderate", "os": "linux"},
+        {
+            "id": "USN-1-1",
+            "title": "OpenSSL",
+            "severity": "important",
+            "os": "linux",
+            "classification": "other",
+            "product": None,
+            "rating": None,
+        },
+        {
+            "id": "USN-2-1",
+            "title": "curl",
+            "severity": "moderate",
+            "os": "linux",
+            "classification": "other",
+            "product": None,
+            "rating": None,
+        },
     ] == snapshot["patches"]
     saved = tmp_path / "catalogue.json"
     saved.write_text(json.dumps(snapshot), encoding="utf-8")
