@@ -19,6 +19,11 @@ Rules (docs/feeds.md has the reasoning):
   (`kernels.judged_packages`). An architecture-specific
   fix only matches the same architecture (`i686` fixes do not apply to `x86_64` packages);
   `all`/`noarch` match any.
+  Module streams (RHEL family, `modules.fix_applies`): a fixed build of a stream the host does
+  not run (`php:8.2` on a `php:7.4` host) is not judged; without reported streams, modular builds
+  (`.module+el8…`/`.module_el8…` releases) judge modular packages and others the rest. An
+  installed build equal to one of a patch's fixed builds for the package is not missing that
+  patch, even when another stream or context of the same patch sorts higher.
   An installed version that cannot be parsed is skipped, never guessed.
 - Windows: a KB is missing when the device's OS build is on the line of one of the KB's fixed
   builds (`10.0.17763.x` is Windows 10 1809 / Server 2019) and below it. KBs for products that do
@@ -39,7 +44,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from controller.core import kernels
+from controller.core import kernels, modules
 from controller.core.patches import (
     SOURCE_ARCH,
     PatchRecord,
@@ -146,13 +151,15 @@ _SOURCE_FIELD = re.compile(r"(?P<name>[^\s()]+)(?: \((?P<version>[^()\s]+)\))?")
 @dataclass(frozen=True, slots=True)
 class Inventory:
     """What a device reported about itself; `release` is a release key such as `debian:12`
-    (`patches.release_key(os.name, os.version)`), `os_build` a Windows build."""
+    (`patches.release_key(os.name, os.version)`), `os_build` a Windows build, `module_streams`
+    the enabled module streams (`php:7.4`; None when the agent did not report them)."""
 
     os: OsFamily
     release: str = ""
     packages: tuple[InstalledPackage, ...] = ()
     os_build: str | None = None
     kernel: str | None = None
+    module_streams: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,13 +197,15 @@ class Finding:
 @dataclass(frozen=True, slots=True)
 class PackageFix:
     """A fixed package version of a patch, as indexed (arch "" when the feed names none);
-    `ranges` and `affected_versions` as in `FixedPackage` (empty: affected below `fixed`)."""
+    `ranges`, `affected_versions` and `module` as in `FixedPackage` (empty ranges: affected
+    below `fixed`)."""
 
     patch_id: str
     fixed: str
     arch: str
     ranges: tuple[VersionRange, ...] = ()
     affected_versions: tuple[str, ...] = ()
+    module: str | None = None
 
     def fix_for(self, scheme: Scheme, installed: str) -> str | None:
         """The fixed version `installed` needs, or None when it is not affected (or unfixed)."""
@@ -287,6 +296,7 @@ def _add_packages(
             package.arch or "",
             package.ranges,
             package.affected_versions,
+            package.module,
         )
         index = by_source if package.arch == SOURCE_ARCH else by_name
         index.setdefault((package.release, package.name), []).append(fix)
@@ -356,15 +366,55 @@ def _package_findings(index: ApplicabilityIndex, inventory: Inventory) -> dict[s
     if scheme is None:
         return {}
     updates: dict[str, dict[tuple[str, str], PackageUpdate]] = {}
+    streams = _host_streams(inventory)
     for package in kernels.judged_packages(scheme, inventory.packages):
         by_name = index.binary_fixes_for(inventory.release, package)
         by_source = index.source_fixes_for(inventory.release, package)
         if by_name:
+            by_name = _stream_fixes(scheme, by_name, package.full_version(scheme), streams)
             _collect(scheme, package, by_name, package.full_version(scheme), "", updates)
         if by_source:
             source_version = package.source_version(scheme)
             _collect(scheme, package, by_source, source_version, package.source_name, updates)
     return {pid: _finding(pid, packages.values()) for pid, packages in updates.items()}
+
+
+def _host_streams(inventory: Inventory) -> dict[str, str] | None:
+    if inventory.module_streams is None:
+        return None
+    return modules.enabled_by_module(inventory.module_streams)
+
+
+def _stream_fixes(
+    scheme: Scheme,
+    fixes: tuple[PackageFix, ...],
+    installed: str,
+    streams: dict[str, str] | None,
+) -> tuple[PackageFix, ...]:
+    """The fixes that can update the installed build: of the host's module stream (module
+    rule), and none of a patch that lists the installed build itself among its fixed builds
+    (another stream or context of that patch may sort higher, but the host already has a fix)."""
+    if scheme is not Scheme.RPM:
+        return fixes
+    has_build = {fix.patch_id for fix in fixes if _same(scheme, installed, fix.fixed)}
+    return tuple(
+        fix
+        for fix in fixes
+        if fix.patch_id not in has_build
+        and modules.fix_applies(
+            fix_stream=fix.module,
+            fix_version=fix.fixed,
+            installed_version=installed,
+            host_streams=streams,
+        )
+    )
+
+
+def _same(scheme: Scheme, installed: str, fixed: str) -> bool:
+    try:
+        return compare(scheme, installed, fixed) == 0
+    except ValueError:
+        return False
 
 
 def _collect(

@@ -56,6 +56,9 @@ class FixedPackage:
     intervals, an `introduced` above 0, `last_affected` or `limit`), a version is affected when
     it is in one of the ranges or in `affected_versions`, and `version` is the newest fix only:
     `versions.affected_fix` gives the fix that applies to an installed version.
+
+    `module` is the module stream the build belongs to (`php:7.4`, RHEL-family modularity),
+    when the feed says it: such a fix only updates hosts on that stream (`modules.fix_applies`).
     """
 
     name: str
@@ -65,6 +68,7 @@ class FixedPackage:
     source_name: str | None = None
     ranges: tuple[VersionRange, ...] = ()
     affected_versions: tuple[str, ...] = ()
+    module: str | None = None
 
 
 SOURCE_ARCH = "source"  # FixedPackage.arch of a source package (Debian's own spelling)
@@ -186,6 +190,7 @@ def from_dict(data: dict[str, object]) -> PatchRecord:
                 source_name=p.get("source_name"),
                 ranges=_ranges(p.get("ranges")),
                 affected_versions=tuple(_strings(p.get("affected_versions"))),
+                module=p.get("module") or None,
             )
             for p in _dicts(get("packages"))
         ),
@@ -214,6 +219,8 @@ def _range_fields(package: FixedPackage) -> dict[str, object]:
         ]
     if package.affected_versions:
         fields["affected_versions"] = list(package.affected_versions)
+    if package.module:
+        fields["module"] = package.module
     return fields
 
 
