@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 _MARKER = re.compile(r"\.module[+_][a-z]+\d")
 # `name:stream` as dnf spells it (`dnf module enable php:7.4`); names and streams are
 # [A-Za-z0-9_.+-] (modulemd specification), a stream may be `rhel8` or `1.14`.
-_STREAM = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.+-]*):(?P<stream>[A-Za-z0-9][A-Za-z0-9_.+-]*)")
+_STREAM = re.compile(
+    r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.+-]*):(?P<stream>[A-Za-z0-9][A-Za-z0-9_.+-]*)"
+)
 # In an advisory title: `php:7.4`, `container-tools:rhel8` between blanks or punctuation;
 # `Important: php` (a severity prefix) has a blank after the colon and is not one.
 _TITLE_STREAM = re.compile(r"(?<![\w.+:-])([a-z0-9][a-z0-9_.+-]*:[a-z0-9][a-z0-9_.+-]*)(?![\w+:-])")

@@ -166,9 +166,7 @@ def parse_record(doc: dict[str, Any], *, source: str) -> PatchRecord:
     record_id = get_str(doc, "id", "", required=True)
     affected = _affected(doc)
     summary = get_str(doc, "summary", "")
-    packages = _with_streams(
-        tuple(pkg for entry in affected for pkg in entry.packages), summary
-    )
+    packages = _with_streams(tuple(pkg for entry in affected for pkg in entry.packages), summary)
     releases = tuple(sorted({entry.release for entry in affected}))
     vectors = _vectors(doc, affected)
     rating = max_rating(cvss_base_score(vector) for vector in vectors)

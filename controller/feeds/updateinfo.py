@@ -5,10 +5,11 @@ Mapping: `<id>`, `<title>`, `@type` (security, bugfix, enhancement, newpackage) 
 date>`: some repositories write only that) and `<updated date>`,
 CVEs from `<reference type="cve">`, fixed packages from `<pkglist>/<collection>/<package>` with
 their EVR, arch and source RPM (and the module stream of the collection's `<module name= stream=
-version= context= arch=/>`, for modular errata: `php:7.4`), and `<reboot_suggested>`. The release comes from the `release`
-argument (updateinfo belongs to one repository of one release, and PatchFeed says which), else
-from the `<release>` or collection name (`Rocky Linux 8`, `almalinux-9-for-x86_64-…`, `Amazon
-Linux 2023`). An update that cannot be read is an error at its element path; the others import.
+version= context= arch=/>`, for modular errata: `php:7.4`), and `<reboot_suggested>`. The release
+comes from the `release` argument (updateinfo belongs to one repository of one release, and
+PatchFeed says which), else from the `<release>` or collection name (`Rocky Linux 8`,
+`almalinux-9-for-x86_64-…`, `Amazon Linux 2023`). An update that cannot be read is an error at
+its element path; the others import.
 """
 
 from __future__ import annotations
@@ -166,8 +167,8 @@ def _collection_stream(collection: Element) -> str | None:
     try:
         return modules.parse_stream(f"{name}:{stream}")
     except ValueError:
-        where = "/pkglist/collection/module"
-        raise RecordError(where, f"module needs a name and a stream, got {name!r}:{stream!r}") from None
+        message = f"module needs a name and a stream, got {name!r}:{stream!r}"
+        raise RecordError("/pkglist/collection/module", message) from None
 
 
 _SRPM = re.compile(r"([^/]+)-[^-/]+-[^-/]+\.(?:no)?src\.rpm$")

@@ -332,10 +332,43 @@ class Package(Request):
         return value
 
 
+ModuleStream = Annotated[
+    str,
+    Field(
+        max_length=200,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*:[A-Za-z0-9][A-Za-z0-9_.+-]*$",
+        examples=["php:7.4"],
+    ),
+]
+
+
 class Inventory(Request):
     os_build: Text | None = None
     kernel: Text | None = None
     packages: Annotated[list[Package], Field(max_length=MAX_PACKAGES)] = Field(default_factory=list)
+    module_streams: Annotated[list[ModuleStream], Field(max_length=500)] | None = Field(
+        default=None,
+        description=(
+            "RHEL family: the enabled module streams as `name:stream` (`php:7.4`; dnf's "
+            "`/etc/dnf/modules.d/*.module` files, `dnf module list --enabled`); `[]` when none "
+            "is enabled. Advisories for another stream of a listed module are not judged "
+            "against this host. Omitted: the `.module+el…`/`.module_el…` marker of each "
+            "package's release decides (modular builds update modular packages)."
+        ),
+    )
+
+    @field_validator("module_streams")
+    @classmethod
+    def _one_stream_per_module(cls, streams: list[str] | None) -> list[str] | None:
+        # dnf enables one stream per module; two would make the answer depend on order.
+        seen: dict[str, str] = {}
+        for stream in streams or []:
+            name = stream.split(":", 1)[0]
+            if name in seen and seen[name] != stream:
+                msg = f"module {name!r} has two enabled streams: {seen[name]!r}, {stream!r}"
+                raise ValueError(msg)
+            seen[name] = stream
+        return streams
 
 
 class ReportRequest(Request):

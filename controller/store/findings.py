@@ -127,6 +127,7 @@ class DeviceInventory:
     os_build: str | None
     kernel: str | None
     packages: Sequence[Mapping[str, Any]]
+    module_streams: Sequence[str] | None = None
 
     def inventory(self) -> Inventory | None:
         """The core's value; None for a device whose OS family is unknown."""
@@ -141,7 +142,15 @@ class DeviceInventory:
             packages=tuple(_package(p) for p in self.packages if _is_package(p)),
             os_build=self.os_build,
             kernel=self.kernel,
+            module_streams=_streams(self.module_streams),
         )
+
+
+def _streams(stored: object) -> tuple[str, ...] | None:
+    # Read defensively: only a list of texts is a report of streams.
+    if not isinstance(stored, list | tuple):
+        return None
+    return tuple(str(stream) for stream in stored if isinstance(stream, str))
 
 
 def _is_package(entry: Mapping[str, Any]) -> bool:
@@ -318,7 +327,14 @@ def _inventories(conn: Connection, *, after: str) -> list[DeviceInventory]:
     i, d = schema.inventories.c, schema.devices.c
     query = (
         sa.select(
-            i.device_id, d.os_family, d.os_name, d.os_version, i.os_build, i.kernel, i.packages
+            i.device_id,
+            d.os_family,
+            d.os_name,
+            d.os_version,
+            i.os_build,
+            i.kernel,
+            i.packages,
+            i.module_streams,
         )
         .join(schema.devices, d.id == i.device_id)
         .where(i.device_id > after)

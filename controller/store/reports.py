@@ -130,16 +130,19 @@ class Inventory:
     os_build: str | None
     kernel: str | None
     packages: list[dict[str, Any]] = field(default_factory=list)
+    module_streams: list[str] | None = None  # None: the agent did not report them
 
     def quick_digest(self) -> str:
         """A digest of the inventory as listed (one serialisation, one hash)."""
-        return _digest([json.dumps([self.os_build, self.kernel, self.packages])])
+        listed = [self.os_build, self.kernel, self.packages, self.module_streams]
+        return _digest([json.dumps(listed)])
 
     def planning_digest(self) -> str:
         """A digest of what server-side applicability reads (`findings.DeviceInventory`): the
-        package set (order does not matter), the OS build and the kernel."""
+        package set (order does not matter), the OS build, the kernel and the module streams."""
         entries = sorted(_canonical(package) for package in self.packages)
-        return _digest([_canonical([self.os_build, self.kernel]), *entries])
+        streams = None if self.module_streams is None else sorted(self.module_streams)
+        return _digest([_canonical([self.os_build, self.kernel, streams]), *entries])
 
 
 def compare_digests(
@@ -419,6 +422,7 @@ def _device_inventory(
         os_build=inventory.os_build,
         kernel=inventory.kernel,
         packages=inventory.packages,
+        module_streams=inventory.module_streams,
     )
 
 
@@ -539,6 +543,7 @@ def _store_inventories(conn: Connection, reports: Sequence[Report], *, now: date
             "kernel": r.inventory.kernel,
             "package_count": len(r.inventory.packages),
             "packages": r.inventory.packages,
+            "module_streams": r.inventory.module_streams,
         }
         for r in reports
         if r.inventory is not None
@@ -644,7 +649,14 @@ def _statements(dialect: str) -> _Statements:
             index_elements=["device_id"],
             set_={
                 name: inventories.excluded[name]
-                for name in ("reported_at", "os_build", "kernel", "package_count", "packages")
+                for name in (
+                    "reported_at",
+                    "os_build",
+                    "kernel",
+                    "package_count",
+                    "packages",
+                    "module_streams",
+                )
             },
         ),
     )

@@ -175,6 +175,8 @@ inventories = sa.Table(
     sa.Column("kernel", sa.String(200), nullable=True),
     sa.Column("package_count", sa.Integer(), nullable=False),
     sa.Column("packages", json_type(), nullable=False),
+    # The enabled module streams (`["php:7.4"]`); NULL when the agent did not report them.
+    sa.Column("module_streams", json_type(), nullable=True),
 )
 
 patches = sa.Table(

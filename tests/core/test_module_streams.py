@@ -56,9 +56,7 @@ CATALOGUE = (
 INDEX = ApplicabilityIndex(CATALOGUE)
 
 
-def host(
-    *packages: tuple[str, str, str], streams: tuple[str, ...] | None = None
-) -> Inventory:
+def host(*packages: tuple[str, str, str], streams: tuple[str, ...] | None = None) -> Inventory:
     return Inventory(
         os=OsFamily.LINUX,
         release=EL8,
