@@ -86,6 +86,7 @@ class ProductBuild:
     product: str
     build: str
     product_id: str = ""
+    subtype: str = ""  # the remediation's SubType: Security Update, AzureHotpatch, Monthly Rollup
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +153,7 @@ def to_dict(record: PatchRecord) -> dict[str, object]:
         "extra": dict(record.extra),
         "builds": [
             {"product": b.product, "build": b.build, "product_id": b.product_id}
+            | ({"subtype": b.subtype} if b.subtype else {})
             for b in record.builds
         ],
     }
@@ -204,6 +206,7 @@ def from_dict(data: dict[str, object]) -> PatchRecord:
                 product=str(b["product"]),
                 build=str(b["build"]),
                 product_id=str(b.get("product_id") or ""),
+                subtype=str(b.get("subtype") or ""),
             )
             for b in _dicts(get("builds"))
         ),
