@@ -342,6 +342,34 @@ ModuleStream = Annotated[
 ]
 
 
+class WindowsOs(Request):
+    """What a Windows device runs, as the registry key `HKLM\\SOFTWARE\\Microsoft\\Windows NT\\
+    CurrentVersion` and the processor architecture say; used to pick the KBs of the device's own
+    product and update channel from Microsoft's monthly documents."""
+
+    product_name: ShortText | None = Field(
+        default=None, description="`ProductName`: `Windows Server 2022 Datacenter`."
+    )
+    installation_type: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None, description="`InstallationType`: `Client`, `Server` or `Server Core`."
+    )
+    edition_id: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None, description="`EditionID`: `ServerDatacenter`, `Enterprise`, ..."
+    )
+    display_version: Annotated[str, Field(max_length=32)] | None = Field(
+        default=None, description="`DisplayVersion` (`21H2`), or `ReleaseId` (`1809`) before it."
+    )
+    architecture: Annotated[str, Field(max_length=32)] | None = Field(
+        default=None, description="`PROCESSOR_ARCHITECTURE`: `AMD64`, `ARM64` or `x86`."
+    )
+    hotpatch_enrolled: bool = Field(
+        default=False,
+        description="The device takes hotpatches (Windows Server Azure Edition, or Windows "
+        "Server 2025 / Windows 11 Enterprise enrolled in a hotpatch policy): remediations of "
+        "SubType `AzureHotpatch` apply to it, in place of the month's security update.",
+    )
+
+
 class Inventory(Request):
     os_build: Text | None = None
     kernel: Text | None = None
@@ -355,6 +383,13 @@ class Inventory(Request):
             "against this host. Omitted: the `.module+el…`/`.module_el…` marker of each "
             "package's release decides (modular builds update modular packages)."
         ),
+    )
+
+    windows: WindowsOs | None = Field(
+        default=None,
+        description="Windows: the OS the device runs (product, installation type, architecture, "
+        "hotpatch enrolment). Without it every product of the build line counts and the "
+        "standard channel applies.",
     )
 
     @field_validator("module_streams")

@@ -41,5 +41,10 @@ def to_report(device_id: str, body: models.ReportRequest) -> reports.Report:
             kernel=i.kernel,
             packages=[p.model_dump(exclude_none=True) for p in i.packages],
             module_streams=i.module_streams,
+            windows=(
+                i.windows.model_dump(by_alias=True, exclude_none=True)
+                if i.windows is not None
+                else None
+            ),
         )
     return reports.Report(device_id=device_id, facts=facts, scan=scan, inventory=inventory)

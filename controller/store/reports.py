@@ -131,18 +131,21 @@ class Inventory:
     kernel: str | None
     packages: list[dict[str, Any]] = field(default_factory=list)
     module_streams: list[str] | None = None  # None: the agent did not report them
+    windows: dict[str, Any] | None = None  # what a Windows device says it runs
 
     def quick_digest(self) -> str:
         """A digest of the inventory as listed (one serialisation, one hash)."""
-        listed = [self.os_build, self.kernel, self.packages, self.module_streams]
+        listed = [self.os_build, self.kernel, self.packages, self.module_streams, self.windows]
         return _digest([json.dumps(listed)])
 
     def planning_digest(self) -> str:
         """A digest of what server-side applicability reads (`findings.DeviceInventory`): the
-        package set (order does not matter), the OS build, the kernel and the module streams."""
+        package set (order does not matter), the OS build, the kernel, the module streams and the
+        Windows OS."""
         entries = sorted(_canonical(package) for package in self.packages)
         streams = None if self.module_streams is None else sorted(self.module_streams)
-        return _digest([_canonical([self.os_build, self.kernel, streams]), *entries])
+        platform = _canonical([self.os_build, self.kernel, streams, self.windows])
+        return _digest([platform, *entries])
 
 
 def compare_digests(
@@ -423,6 +426,7 @@ def _device_inventory(
         kernel=inventory.kernel,
         packages=inventory.packages,
         module_streams=inventory.module_streams,
+        windows=inventory.windows,
     )
 
 
@@ -544,6 +548,7 @@ def _store_inventories(conn: Connection, reports: Sequence[Report], *, now: date
             "package_count": len(r.inventory.packages),
             "packages": r.inventory.packages,
             "module_streams": r.inventory.module_streams,
+            "windows": r.inventory.windows,
         }
         for r in reports
         if r.inventory is not None
@@ -656,6 +661,7 @@ def _statements(dialect: str) -> _Statements:
                     "package_count",
                     "packages",
                     "module_streams",
+                    "windows",
                 )
             },
         ),
