@@ -105,6 +105,7 @@ class Inventory(NamedTuple):
     kernel: str | None = None
     os_build: str | None = None
     module_streams: tuple[str, ...] | None = None
+    windows: dict[str, Any] | None = None  # Windows: registry values naming the OS
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"packages": [p.to_json() for p in self.packages]}
@@ -114,6 +115,8 @@ class Inventory(NamedTuple):
             body["osBuild"] = self.os_build
         if self.module_streams is not None:
             body["moduleStreams"] = list(self.module_streams)
+        if self.windows:
+            body["windows"] = dict(self.windows)
         return body
 
 
