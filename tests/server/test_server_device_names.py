@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from controller.runtime import status
 from controller.store import jobs
 from controller.store.job_states import JobKind
 
@@ -54,3 +55,14 @@ async def test_a_long_host_name_filter_is_accepted_and_a_longer_one_refused(api)
     assert (200, []) == (ok.status_code, ok.json()["compliance"])
     assert 422 == refused.status_code
     assert "device" in refused.text
+
+
+async def test_explain_finds_a_device_by_its_host_name_in_any_case(api) -> None:
+    """`patchctl explain DEVICE` looks the device up by id or host name, case-insensitively."""
+    device, _ = await api.enroll("RealHost.Example.ORG")
+    with api.store.read() as conn:
+        found = [
+            [row["id"] for row in status.find_device(conn, needle, tenant="acme")]
+            for needle in ("REALHOST.EXAMPLE.ORG", "realhost.example.org", device, "realhost")
+        ]
+    assert [[device], [device], [device], []] == found
