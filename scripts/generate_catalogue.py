@@ -38,6 +38,53 @@ WINDOWS_PRODUCTS = (
     ("Windows 11 Version 23H2", "win11-23h2"),
     ("Windows 10 Version 22H2", "win10-22h2"),
 )
+# The products of each cumulative update as Microsoft's monthly documents name them, the OS build
+# line and the update revision (UBR) of the first month; each month adds BUILD_STEP, so the
+# fixed builds are plain arithmetic (no random draw: the rest of the catalogue stays the same).
+CU_BUILDS = {
+    "server-2022": (
+        ("Windows Server 2022", "Windows Server 2022 (Server Core installation)"),
+        "10.0.20348",
+        2849,
+    ),
+    "server-2019": (
+        ("Windows Server 2019", "Windows Server 2019 (Server Core installation)"),
+        "10.0.17763",
+        6532,
+    ),
+    "server-2016": (
+        ("Windows Server 2016", "Windows Server 2016 (Server Core installation)"),
+        "10.0.14393",
+        7515,
+    ),
+    "win11-23h2": (
+        (
+            "Windows 11 Version 23H2 for x64-based Systems",
+            "Windows 11 Version 23H2 for ARM64-based Systems",
+        ),
+        "10.0.22631",
+        4460,
+    ),
+    "win10-22h2": (
+        (
+            "Windows 10 Version 22H2 for x64-based Systems",
+            "Windows 10 Version 22H2 for 32-bit Systems",
+            "Windows 10 Version 22H2 for ARM64-based Systems",
+        ),
+        "10.0.19045",
+        5131,
+    ),
+}
+BUILD_STEP = 70
+
+
+def cu_builds(key: str, month_index: int) -> list[dict[str, str]]:
+    """The fixed build per product of one month's cumulative update (native `builds`)."""
+    products, line, first = CU_BUILDS[key]
+    build = f"{line}.{first + BUILD_STEP * month_index}"
+    return [{"product": product, "build": build} for product in products]
+
+
 DOTNET_PRODUCTS = (
     ("Windows Server 2022", ".NET Framework 3.5, 4.8 and 4.8.1"),
     ("Windows Server 2019", ".NET Framework 3.5, 4.7.2 and 4.8"),
@@ -227,7 +274,7 @@ def monthly_updates(catalogue: Catalogue) -> None:
     """Cumulative updates per product, .NET rollups and quarterly servicing stack updates."""
     rng = catalogue.rng
     previous: dict[str, str] = {}
-    for year, month in months():
+    for month_index, (year, month) in enumerate(months()):
         released = patch_tuesday(year, month)
         label = f"{year}-{month:02d}"
         for product, key in WINDOWS_PRODUCTS:
@@ -253,6 +300,7 @@ def monthly_updates(catalogue: Catalogue) -> None:
                     reboot=True,
                 )
             )
+            catalogue.records[kb_id]["builds"] = cu_builds(key, month_index)
             if key in previous:
                 catalogue.records[previous[key]]["supersededBy"] = [kb_id]
             previous[key] = kb_id

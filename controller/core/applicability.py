@@ -19,10 +19,21 @@ Rules (docs/feeds.md has the reasoning):
   (`kernels.judged_packages`). An architecture-specific
   fix only matches the same architecture (`i686` fixes do not apply to `x86_64` packages);
   `all`/`noarch` match any.
+  Module streams (RHEL family, `modules.fix_applies`): a fixed build of a stream the host does
+  not run (`php:8.2` on a `php:7.4` host) is not judged; without reported streams, modular builds
+  (`.module+el8…`/`.module_el8…` releases) judge modular packages and others the rest. An
+  installed build equal to one of a patch's fixed builds for the package is not missing that
+  patch, even when another stream or context of the same patch sorts higher.
   An installed version that cannot be parsed is skipped, never guessed.
 - Windows: a KB is missing when the device's OS build is on the line of one of the KB's fixed
-  builds (`10.0.17763.x` is Windows 10 1809 / Server 2019) and below it. KBs for products that do
-  not carry the OS build (.NET, Office) are left to the agent's own scan.
+  builds (`10.0.17763.x` is Windows 10 1809 / Server 2019) and below it. When the device says
+  what it runs (`inventory.windows`: product name, installation type, architecture), only the
+  builds of its own product count (`winproducts.product_matches`: `Windows Server 2022 (Server
+  Core installation)` for a Server Core device). Of alternatives for one product released the
+  same day (`Security Update` and `AzureHotpatch`, `Monthly Rollup` and `Security Only`) the
+  device takes one channel's: the hotpatch only when it reports hotpatch enrolment, else the
+  standard one (`winproducts.preferred_channels`). KBs for products that do not carry the OS
+  build (.NET, Office) are left to the agent's own scan.
 - Supersedence: a missing patch superseded by another missing patch is not reported: installing
   the newer one (a cumulative update, a newer package version) also fixes it. A superseded patch
   whose successor is not missing stays missing: the successor may not apply to the device.
@@ -36,10 +47,11 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from datetime import date
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from controller.core import kernels
+from controller.core import kernels, modules, winproducts
 from controller.core.patches import (
     SOURCE_ARCH,
     PatchRecord,
@@ -146,13 +158,16 @@ _SOURCE_FIELD = re.compile(r"(?P<name>[^\s()]+)(?: \((?P<version>[^()\s]+)\))?")
 @dataclass(frozen=True, slots=True)
 class Inventory:
     """What a device reported about itself; `release` is a release key such as `debian:12`
-    (`patches.release_key(os.name, os.version)`), `os_build` a Windows build."""
+    (`patches.release_key(os.name, os.version)`), `os_build` a Windows build, `module_streams`
+    the enabled module streams (`php:7.4`; None when the agent did not report them)."""
 
     os: OsFamily
     release: str = ""
     packages: tuple[InstalledPackage, ...] = ()
     os_build: str | None = None
     kernel: str | None = None
+    module_streams: tuple[str, ...] | None = None
+    windows: winproducts.WindowsOs | None = None  # Windows: what the device says it runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,13 +205,15 @@ class Finding:
 @dataclass(frozen=True, slots=True)
 class PackageFix:
     """A fixed package version of a patch, as indexed (arch "" when the feed names none);
-    `ranges` and `affected_versions` as in `FixedPackage` (empty: affected below `fixed`)."""
+    `ranges`, `affected_versions` and `module` as in `FixedPackage` (empty ranges: affected
+    below `fixed`)."""
 
     patch_id: str
     fixed: str
     arch: str
     ranges: tuple[VersionRange, ...] = ()
     affected_versions: tuple[str, ...] = ()
+    module: str | None = None
 
     def fix_for(self, scheme: Scheme, installed: str) -> str | None:
         """The fixed version `installed` needs, or None when it is not affected (or unfixed)."""
@@ -207,12 +224,15 @@ class PackageFix:
 
 @dataclass(frozen=True, slots=True)
 class BuildFix:
-    """A KB's fixed build of one product, as indexed."""
+    """A KB's fixed build of one product, as indexed; `channel` from the remediation's SubType,
+    `released` the KB's release day (alternatives share product and day)."""
 
     patch_id: str
     product: str
     build: tuple[int, ...]
     text: str
+    channel: winproducts.Channel = winproducts.Channel.STANDARD
+    released: date | None = None
 
 
 class ApplicabilityIndex:
@@ -287,6 +307,7 @@ def _add_packages(
             package.arch or "",
             package.ranges,
             package.affected_versions,
+            package.module,
         )
         index = by_source if package.arch == SOURCE_ARCH else by_name
         index.setdefault((package.release, package.name), []).append(fix)
@@ -295,13 +316,16 @@ def _add_packages(
 def _add_builds(
     record: PatchRecord, by_build_line: dict[tuple[int, int, int], list[BuildFix]]
 ) -> None:
-    builds = [(b.product, b.build) for b in record.builds]
+    subtype = record.extra.get("subtype", "")
+    builds = [(b.product, b.build, b.subtype or subtype) for b in record.builds]
     if not builds and record.fixed_build and record.os is OsFamily.WINDOWS:
-        builds = [(record.product, record.fixed_build)]
-    for product, text in sorted(set(builds)):
+        builds = [(record.product, record.fixed_build, subtype)]
+    for product, text, kind in sorted(set(builds)):
         line = windows_build_line(text)
         if line is not None:
-            fix = BuildFix(record.id, product, parse_windows_build(text), text)
+            channel = winproducts.channel_of(kind)
+            build = parse_windows_build(text)
+            fix = BuildFix(record.id, product, build, text, channel, record.released)
             by_build_line.setdefault(line, []).append(fix)
 
 
@@ -343,7 +367,7 @@ def _newer(scheme: Scheme, candidate: str, than: str) -> bool:
 def detect_missing(index: ApplicabilityIndex, inventory: Inventory) -> tuple[Finding, ...]:
     """The patches of the catalogue the device misses, one finding per patch, sorted by id."""
     if inventory.os is OsFamily.WINDOWS:
-        findings = _windows_findings(index, inventory.os_build)
+        findings = _windows_findings(index, inventory.os_build, inventory.windows)
     else:
         findings = _package_findings(index, inventory)
     missing = findings.keys()
@@ -356,15 +380,55 @@ def _package_findings(index: ApplicabilityIndex, inventory: Inventory) -> dict[s
     if scheme is None:
         return {}
     updates: dict[str, dict[tuple[str, str], PackageUpdate]] = {}
+    streams = _host_streams(inventory)
     for package in kernels.judged_packages(scheme, inventory.packages):
         by_name = index.binary_fixes_for(inventory.release, package)
         by_source = index.source_fixes_for(inventory.release, package)
         if by_name:
+            by_name = _stream_fixes(scheme, by_name, package.full_version(scheme), streams)
             _collect(scheme, package, by_name, package.full_version(scheme), "", updates)
         if by_source:
             source_version = package.source_version(scheme)
             _collect(scheme, package, by_source, source_version, package.source_name, updates)
     return {pid: _finding(pid, packages.values()) for pid, packages in updates.items()}
+
+
+def _host_streams(inventory: Inventory) -> dict[str, str] | None:
+    if inventory.module_streams is None:
+        return None
+    return modules.enabled_by_module(inventory.module_streams)
+
+
+def _stream_fixes(
+    scheme: Scheme,
+    fixes: tuple[PackageFix, ...],
+    installed: str,
+    streams: dict[str, str] | None,
+) -> tuple[PackageFix, ...]:
+    """The fixes that can update the installed build: of the host's module stream (module
+    rule), and none of a patch that lists the installed build itself among its fixed builds
+    (another stream or context of that patch may sort higher, but the host already has a fix)."""
+    if scheme is not Scheme.RPM:
+        return fixes
+    has_build = {fix.patch_id for fix in fixes if _same(scheme, installed, fix.fixed)}
+    return tuple(
+        fix
+        for fix in fixes
+        if fix.patch_id not in has_build
+        and modules.fix_applies(
+            fix_stream=fix.module,
+            fix_version=fix.fixed,
+            installed_version=installed,
+            host_streams=streams,
+        )
+    )
+
+
+def _same(scheme: Scheme, installed: str, fixed: str) -> bool:
+    try:
+        return compare(scheme, installed, fixed) == 0
+    except ValueError:
+        return False
 
 
 def _collect(
@@ -436,16 +500,40 @@ def _older(scheme: Scheme, installed: str, fixed: str) -> bool:
         return False  # an unparseable version cannot be judged; do not invent a finding
 
 
-def _windows_findings(index: ApplicabilityIndex, os_build: str | None) -> dict[str, Finding]:
+def _windows_findings(
+    index: ApplicabilityIndex, os_build: str | None, device: winproducts.WindowsOs | None
+) -> dict[str, Finding]:
     line = windows_build_line(os_build) if os_build else None
     if os_build is None or line is None:
         return {}
     build = parse_windows_build(os_build)
     findings: dict[str, Finding] = {}
-    for fix in index.fixes_on_line(line):
+    for fix in _device_fixes(index.fixes_on_line(line), device):
         if build < fix.build and fix.patch_id not in findings:
             findings[fix.patch_id] = Finding(fix.patch_id, fix.product, os_build, fix.text)
     return findings
+
+
+def _device_fixes(
+    fixes: tuple[BuildFix, ...], device: winproducts.WindowsOs | None
+) -> list[BuildFix]:
+    """The fixes of the device's own product (all of the line when it does not say, or when
+    none names its product), in the channel it takes for each product and day."""
+    product = winproducts.device_product(device) if device is not None else None
+    if product is not None:
+        own = tuple(f for f in fixes if winproducts.product_matches(f.product, product))
+        fixes = own or fixes
+    order = winproducts.preferred_channels(
+        hotpatch_enrolled=device is not None and device.hotpatch_enrolled
+    )
+    alternatives: dict[tuple[str, date | None], set[winproducts.Channel]] = {}
+    for fix in fixes:
+        alternatives.setdefault((fix.product, fix.released), set()).add(fix.channel)
+    taken = {
+        key: next((channel for channel in order if channel in channels), None)
+        for key, channels in alternatives.items()
+    }
+    return [fix for fix in fixes if taken[(fix.product, fix.released)] is fix.channel]
 
 
 # --- enrichment of agent-reported patches -------------------------------------------------------

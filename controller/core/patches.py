@@ -61,6 +61,9 @@ class FixedPackage:
     feed says it differs from `version` (a `Packages` stanza's `Source: inetutils
     (2:2.4-2+deb12u3)`); None means the same version. Advisories that name source packages
     (DSA, DLA) cover a binary through it (`controller.core.advisories`).
+
+    `module` is the module stream the build belongs to (`php:7.4`, RHEL-family modularity),
+    when the feed says it: such a fix only updates hosts on that stream (`modules.fix_applies`).
     """
 
     name: str
@@ -71,6 +74,7 @@ class FixedPackage:
     ranges: tuple[VersionRange, ...] = ()
     affected_versions: tuple[str, ...] = ()
     source_version: str | None = None  # the source's version when it differs (Packages indexes)
+    module: str | None = None
 
 
 SOURCE_ARCH = "source"  # FixedPackage.arch of a source package (Debian's own spelling)
@@ -88,6 +92,7 @@ class ProductBuild:
     product: str
     build: str
     product_id: str = ""
+    subtype: str = ""  # the remediation's SubType: Security Update, AzureHotpatch, Monthly Rollup
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +159,7 @@ def to_dict(record: PatchRecord) -> dict[str, object]:
         "extra": dict(record.extra),
         "builds": [
             {"product": b.product, "build": b.build, "product_id": b.product_id}
+            | ({"subtype": b.subtype} if b.subtype else {})
             for b in record.builds
         ],
     }
@@ -193,6 +199,7 @@ def from_dict(data: dict[str, object]) -> PatchRecord:
                 ranges=_ranges(p.get("ranges")),
                 affected_versions=tuple(_strings(p.get("affected_versions"))),
                 source_version=p.get("source_version"),
+                module=p.get("module") or None,
             )
             for p in _dicts(get("packages"))
         ),
@@ -206,6 +213,7 @@ def from_dict(data: dict[str, object]) -> PatchRecord:
                 product=str(b["product"]),
                 build=str(b["build"]),
                 product_id=str(b.get("product_id") or ""),
+                subtype=str(b.get("subtype") or ""),
             )
             for b in _dicts(get("builds"))
         ),
@@ -223,6 +231,8 @@ def _range_fields(package: FixedPackage) -> dict[str, object]:
         fields["affected_versions"] = list(package.affected_versions)
     if package.source_version:
         fields["source_version"] = package.source_version
+    if package.module:
+        fields["module"] = package.module
     return fields
 
 

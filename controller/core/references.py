@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from controller.core.desired import DesiredState
 from controller.kinds import (
+    Device,
     DeviceGroup,
     Document,
     PatchWindow,
@@ -19,7 +20,7 @@ from controller.kinds import (
     Tenant,
     Whitelist,
 )
-from controller.kinds.common import OsFamily, Targets, tenant_parent
+from controller.kinds.common import OsFamily, Targets, tenant_contains, tenant_parent
 from controller.kinds.windows import ApprovalMode
 
 
@@ -46,6 +47,7 @@ def detect_findings(objects: Sequence[Document]) -> list[Finding]:
             continue  # references cannot be resolved in an unknown tenant: one error is enough
         findings.extend(_reference_findings(index, obj, state))
         findings.extend(_linux_warnings(index, obj, state))
+        findings.extend(_device_warnings(index, obj, state))
     return sorted(findings, key=lambda f: (f.index, f.warning))
 
 
@@ -193,6 +195,42 @@ def _linux_warnings(index: int, obj: Document, state: DesiredState) -> Iterator[
                 f"approval: auto approves nothing {_LINUX_NOTE}",
                 warning=True,
             )
+
+
+def _device_warnings(index: int, obj: Document, state: DesiredState) -> Iterator[Finding]:
+    """Targeted device names the repository does not know (issue 13.10).
+
+    The repository knows a device when a `Device` document of the object's tenant scope declares
+    it or a `DeviceGroup` of that scope lists it. Enrolled devices live in the state store, not
+    in git: a repository that declares no `Device` at all says nothing about names, so nothing
+    is warned (`patchctl plan` also checks the enrolled fleet).
+    """
+    targets = targets_of(obj)
+    declared = state.of_kind(Device)
+    if targets is None or not declared:
+        return
+    known = {d.name for d in declared if tenant_contains(obj.tenant, d.tenant or "")}
+    known |= {
+        name
+        for group in state.of_kind(DeviceGroup)
+        if group.tenant is None or tenant_contains(obj.tenant, group.tenant)
+        for name in group.spec.devices
+    }
+    named = (
+        (("spec", "targets", "devices"), targets.devices),
+        (("spec", "targets", "exclude", "devices"), targets.exclude.devices),
+    )
+    for path, names in named:
+        for position, name in enumerate(names):
+            if name not in known:
+                yield Finding(
+                    index,
+                    (*path, position),
+                    f"device {name!r} is not declared in inventory/devices nor listed by a "
+                    f"DeviceGroup of tenant {obj.tenant or '(any)'}: a typo, or a device "
+                    "enrolled but not declared (`patchctl plan` checks the enrolled fleet)",
+                    warning=True,
+                )
 
 
 _LINUX_NOTE = "on Linux devices (Linux patches are approved only by explicit id)"

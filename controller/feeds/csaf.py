@@ -6,8 +6,12 @@ the CVSS scores (the vendor's `baseScore`, else the vector). Fixed packages are 
 `product_status.fixed` resolved through `product_tree.relationships` (package *component of*
 platform): the platform's CPE names the release (`cpe:/o:redhat:enterprise_linux:8::baseos`
 -> `rhel:8`, layered products `…::el9` -> `rhel:9`), the package's NEVRA (from its product id, or
-its purl when the id is not a NEVRA) the name, fixed EVR and arch. Container images and source RPMs
-are not host packages and are left out.
+its purl when the id is not a NEVRA) the name, fixed EVR and arch. A modular package is a component
+of its module stream, itself a component of the platform (`AppStream-8.10.0.Z.MAIN:php:7.4:
+8100020240102:a1b2c3d4:php-0:7.4.33-2.module+el8.10.0+….x86_64`; the module's purl is
+`pkg:rpmmod/redhat/php@7.4:…`, newer documents put `rpmmod=php:7.4:…` on the package's purl): the
+fixed package keeps the stream (`php:7.4`). Container images and source RPMs are not host packages
+and are left out.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from controller.core import modules
 from controller.core.patches import FixedPackage, PatchRecord, release_key
 from controller.feeds.common import (
     FeedError,
@@ -194,6 +199,7 @@ class _Package:
     arch: str | None
     family: str  # rpm | deb: how the version is spelled
     release: str | None  # what the package itself says (purl `distro`, `.elN` tag)
+    module: str | None = None  # the module stream its purl names (`rpmmod=php:7.4:…`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,9 +284,15 @@ class _ProductTree:
         """The host package a product id stands for and its platform's name, or None for
         container images, source packages and ids the tree does not explain."""
         package_ref, platform_ref = self.relationships.get(product_id, (product_id, ""))
+        stream = None
+        if platform_ref in self.relationships:
+            # package -> module stream -> platform: the platform is one step further.
+            module_ref, platform_ref = self.relationships[platform_ref]
+            stream = self._stream(module_ref)
         package = self._package(package_ref)
         if package is None:
             return None
+        stream = stream or package.module
         platform = self.products.get(platform_ref)
         release = _platform_release(platform.cpe if platform else "") or package.release
         if release is None:
@@ -288,8 +300,23 @@ class _ProductTree:
             release = _platform_release(product.cpe) if product else None
         if release is None:
             return None
-        fixed = FixedPackage(package.name, package.version, release, package.arch)
+        fixed = FixedPackage(package.name, package.version, release, package.arch, module=stream)
         return fixed, platform.name if platform else ""
+
+    def _stream(self, module_ref: str) -> str | None:
+        """`php:7.4` for a module product (`pkg:rpmmod/redhat/php@7.4:…`, id `php:7.4:V:C`)."""
+        product = self.products.get(module_ref)
+        purl = _parse_purl(product.purl) if product else None
+        if purl is not None and purl.kind == "rpmmod" and purl.version:
+            text = f"{purl.name}:{purl.version}"
+        elif module_ref.count(":") == 3:  # name:stream:version:context
+            text = module_ref
+        else:
+            return None
+        try:
+            return modules.parse_stream(text)
+        except ValueError:
+            return None
 
     def _package(self, product_id: str) -> _Package | None:
         product = self.products.get(product_id)
@@ -315,11 +342,19 @@ def _purl_package(purl: _Purl) -> _Package | None:
             return None  # a source RPM
         epoch = purl.qualifiers.get("epoch") or "0"
         version = purl.version if ":" in purl.version else f"{epoch}:{purl.version}"
-        return _Package(purl.name, version, arch, "rpm", _rpm_release(distro, purl, version))
+        release = _rpm_release(distro, purl, version)
+        return _Package(purl.name, version, arch, "rpm", release, _rpmmod(purl))
     if arch in _DEB_SOURCE_ARCHES:
         return None  # hosts install binaries; a source package is matched through them
     release = _distro_release(distro, purl.qualifiers.get("distro", ""))
     return _Package(purl.name, purl.version, arch, "deb", release)
+
+
+def _rpmmod(purl: _Purl) -> str | None:
+    try:
+        return modules.parse_stream(purl.qualifiers["rpmmod"])
+    except (KeyError, ValueError):
+        return None  # no qualifier, or one that is not `name:stream:…`
 
 
 def _rpm_release(distro: str | None, purl: _Purl, version: str) -> str | None:

@@ -116,6 +116,8 @@ def _record(
 ) -> PatchRecord:
     product_ids = sorted({pid for _, fix in uses for pid in fix.product_ids})
     names = sorted({document.products.get(pid, pid) for pid in product_ids})
+    # One KB has one SubType in practice; the builds keep each remediation's own (`AzureHotpatch`
+    # and `Security Update` KBs of one product are alternatives, see core/winproducts.py).
     subtype = next((fix.subtype for _, fix in uses if fix.subtype), "Security Update")
     builds = _builds(uses, document)
     distinct_builds = {b.build for b in builds}
@@ -153,7 +155,7 @@ def _severities(uses: list[tuple[Vulnerability, Fix]]) -> list[Severity]:
 
 def _builds(uses: list[tuple[Vulnerability, Fix]], document: Document) -> tuple[ProductBuild, ...]:
     builds = {
-        ProductBuild(document.products.get(pid, pid), fix.fixed_build, pid)
+        ProductBuild(document.products.get(pid, pid), fix.fixed_build, pid, fix.subtype)
         for _, fix in uses
         if fix.fixed_build
         for pid in fix.product_ids

@@ -56,6 +56,12 @@ class NativePackage(Model):
         default=None, description="Architecture; `source` for a source package."
     )
     source_name: str | None = Field(default=None, description="Source package name.")
+    module: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*:[A-Za-z0-9][A-Za-z0-9_.+-]*$",
+        description="RHEL family: the module stream of the build (`php:7.4`); it then only "
+        "updates hosts on that stream.",
+    )
 
 
 class NativeBuild(Model):
@@ -64,6 +70,12 @@ class NativeBuild(Model):
     product: str = Field(min_length=1, description="Product name, e.g. `Windows Server 2019`.")
     build: str = Field(min_length=1, description="Fixed build, e.g. `10.0.17763.5329`.")
     product_id: str = Field(default="", description="The vendor's product id.")
+    subtype: str = Field(
+        default="",
+        description="The remediation's SubType (`Security Update`, `AzureHotpatch`, `Monthly "
+        "Rollup`, `Security Only`): alternatives for one product and day; a device takes one "
+        "channel's (hotpatch only when enrolled).",
+    )
 
 
 class NativeRecord(Model):
@@ -114,11 +126,13 @@ class NativeRecord(Model):
             supersedes=self.supersedes,
             reboot_required=self.reboot_required,
             packages=tuple(
-                FixedPackage(p.name, p.version, p.release, p.arch, p.source_name)
+                FixedPackage(p.name, p.version, p.release, p.arch, p.source_name, module=p.module)
                 for p in self.packages
             ),
             fixed_build=self.fixed_build,
-            builds=tuple(ProductBuild(b.product, b.build, b.product_id) for b in self.builds),
+            builds=tuple(
+                ProductBuild(b.product, b.build, b.product_id, b.subtype) for b in self.builds
+            ),
             url=self.url,
             withdrawn=self.withdrawn,
             source=source,

@@ -20,8 +20,11 @@ import lzma
 import re
 import zipfile
 import zlib
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
+from controller.core import modules
 from controller.core.patches import (
     SOURCE_ARCH,
     EventKind,
@@ -162,11 +165,11 @@ def parse_record(doc: dict[str, Any], *, source: str) -> PatchRecord:
     """A patch record from one OSV document (purely computational)."""
     record_id = get_str(doc, "id", "", required=True)
     affected = _affected(doc)
-    packages = tuple(pkg for entry in affected for pkg in entry.packages)
+    summary = get_str(doc, "summary", "")
+    packages = _with_streams(tuple(pkg for entry in affected for pkg in entry.packages), summary)
     releases = tuple(sorted({entry.release for entry in affected}))
     vectors = _vectors(doc, affected)
     rating = max_rating(cvss_base_score(vector) for vector in vectors)
-    summary = get_str(doc, "summary", "")
     modified = read_datetime(get_str(doc, "modified", ""), "/modified")
     # `published` is optional in the schema; a record without it was published when last changed
     released = read_date(get_str(doc, "published", ""), "/published") or (
@@ -190,6 +193,19 @@ def parse_record(doc: dict[str, Any], *, source: str) -> PatchRecord:
         withdrawn=bool(get_str(doc, "withdrawn", "")),
         source=source,
         extra=_extra(affected),
+    )
+
+
+def _with_streams(packages: tuple[FixedPackage, ...], summary: str) -> tuple[FixedPackage, ...]:
+    """Modular fixed builds (`.module+el8…`, `.module_el8…`) with the module stream the title
+    names (`Low: php:7.4 security update`): AlmaLinux and Rocky OSV records carry the stream
+    nowhere else. A title naming several streams leaves the stream unknown."""
+    stream = modules.stream_in_title(summary)
+    if stream is None:
+        return packages
+    return tuple(
+        replace(p, module=stream) if p.module is None and modules.is_modular(p.version) else p
+        for p in packages
     )
 
 
@@ -243,7 +259,23 @@ def _fixed_packages(
         return tuple(found)
     purl = get_str(get_dict(entry, "package", at), "purl", pointer(at, "package"))
     arch = SOURCE_ARCH if _names_source(purl, release) else None
-    return (affected.package(source, affected.newest, release, arch, source if arch else None),)
+    fixed = affected.package(source, affected.newest, release, arch, source if arch else None)
+    stream = _purl_stream(purl)
+    return (replace(fixed, module=stream) if stream else fixed,)
+
+
+_RPMMOD = re.compile(r"[?&]rpmmod=([^&#]+)")
+
+
+def _purl_stream(purl: str) -> str | None:
+    """`php:7.4` from Red Hat's purl qualifier `rpmmod=php:7.4:8100020240102:a1b2c3d4`."""
+    match = _RPMMOD.search(purl)
+    if match is None:
+        return None
+    try:
+        return modules.parse_stream(unquote(match.group(1)))
+    except ValueError:
+        return None  # an unreadable qualifier: the release marker still says "modular"
 
 
 def _names_source(purl: str, release: str) -> bool:

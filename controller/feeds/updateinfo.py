@@ -4,10 +4,12 @@ Mapping: `<id>`, `<title>`, `@type` (security, bugfix, enhancement, newpackage) 
 `<severity>` (else the `Important:` prefix of the title), `<issued date>` (else the `<updated
 date>`: some repositories write only that) and `<updated date>`,
 CVEs from `<reference type="cve">`, fixed packages from `<pkglist>/<collection>/<package>` with
-their EVR, arch and source RPM, and `<reboot_suggested>`. The release comes from the `release`
-argument (updateinfo belongs to one repository of one release, and PatchFeed says which), else
-from the `<release>` or collection name (`Rocky Linux 8`, `almalinux-9-for-x86_64-…`, `Amazon
-Linux 2023`). An update that cannot be read is an error at its element path; the others import.
+their EVR, arch and source RPM (and the module stream of the collection's `<module name= stream=
+version= context= arch=/>`, for modular errata: `php:7.4`), and `<reboot_suggested>`. The release
+comes from the `release` argument (updateinfo belongs to one repository of one release, and
+PatchFeed says which), else from the `<release>` or collection name (`Rocky Linux 8`,
+`almalinux-9-for-x86_64-…`, `Amazon Linux 2023`). An update that cannot be read is an error at
+its element path; the others import.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from controller.core import modules
 from controller.core.patches import FixedPackage, PatchRecord, release_key
 from controller.feeds.common import (
     FeedError,
@@ -33,6 +36,7 @@ from controller.feeds.common import (
 from controller.kinds.common import Classification, OsFamily, Severity
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
     from xml.etree.ElementTree import Element
 
@@ -119,9 +123,7 @@ def parse_update(update: Element, *, release: str | None, source: str) -> PatchR
 
 def _packages(update: Element, release: str) -> tuple[FixedPackage, ...]:
     found: dict[tuple[str, str, str | None], FixedPackage] = {}
-    for package in update.iter():
-        if local_name(package) != "package":
-            continue
+    for package, stream in _listed_packages(update):
         name, version = package.get("name", ""), package.get("version", "")
         arch = package.get("arch") or None
         if not name or not version:
@@ -134,9 +136,39 @@ def _packages(update: Element, release: str) -> tuple[FixedPackage, ...]:
             where = f"/pkglist//package[@name={name!r}]/@epoch"
             raise RecordError(where, f"epoch {epoch[:20]!r} is not a number")
         evr = f"{epoch}:{version}-{package.get('release', '')}".rstrip("-")
-        fixed = FixedPackage(name, evr, release, arch, _source_name(package.get("src", "")))
+        source = _source_name(package.get("src", ""))
+        fixed = FixedPackage(name, evr, release, arch, source, module=stream)
         found.setdefault((name, evr, arch), fixed)
     return tuple(found.values())
+
+
+def _listed_packages(update: Element) -> Iterator[tuple[Element, str | None]]:
+    """Every `<package>` of the update with the module stream of its collection (None when the
+    collection has no `<module>`: a non-modular erratum)."""
+    seen: set[int] = set()
+    for collection in update.iter():
+        if local_name(collection) != "collection":
+            continue
+        stream = _collection_stream(collection)
+        for package in collection.iter():
+            if local_name(package) == "package":
+                seen.add(id(package))
+                yield package, stream
+    for package in update.iter():  # packages outside a collection (hand-written files)
+        if local_name(package) == "package" and id(package) not in seen:
+            yield package, None
+
+
+def _collection_stream(collection: Element) -> str | None:
+    module = next((c for c in collection if local_name(c) == "module"), None)
+    if module is None:
+        return None
+    name, stream = module.get("name", "").strip(), module.get("stream", "").strip()
+    try:
+        return modules.parse_stream(f"{name}:{stream}")
+    except ValueError:
+        message = f"module needs a name and a stream, got {name!r}:{stream!r}"
+        raise RecordError("/pkglist/collection/module", message) from None
 
 
 _SRPM = re.compile(r"([^/]+)-[^-/]+-[^-/]+\.(?:no)?src\.rpm$")

@@ -28,6 +28,12 @@ from pydantic.alias_generators import to_camel
 API_VERSION = "patchctl/v1"
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+# A device is named by its host name (RFC 1123 §2.1, RFC 952): dot-separated labels of letters,
+# digits and inner hyphens, each at most 63 characters, 253 in all; `web-01` or
+# `realhost.example.org`. DNS names are case-insensitive (RFC 4343), so names are kept lowercase.
+DEVICE_NAME_PATTERN = (
+    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 TENANT_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$"
 
 
@@ -236,6 +242,19 @@ CronExpression = Annotated[
 ]
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
+
+
+def device_name(value: str) -> str:
+    """A device name as stored and compared: the host name, lowercased (`Web-01.Example.ORG`
+    -> `web-01.example.org`)."""
+    return value.strip().lower()
+
+
+DeviceName = Annotated[
+    str,
+    Field(pattern=DEVICE_NAME_PATTERN, max_length=253),
+    AfterValidator(device_name),
+]
 TenantPath = Annotated[str, Field(pattern=TENANT_PATTERN)]
 PatchId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S+$")]
 
@@ -290,7 +309,10 @@ class Selector(Model):
 class Exclusion(Model):
     """Devices taken out of an otherwise matching target set."""
 
-    devices: tuple[Name, ...] = Field(default=(), description="Device names never targeted.")
+    devices: tuple[DeviceName, ...] = Field(
+        default=(),
+        description="Device names (host names, case-insensitive) never targeted.",
+    )
     groups: tuple[Name, ...] = Field(
         default=(), description="Groups whose devices are never targeted."
     )
@@ -302,7 +324,11 @@ class Targets(Model):
     groups: tuple[Name, ...] = Field(
         default=(), description="DeviceGroup names, of the same tenant or a parent tenant."
     )
-    devices: tuple[Name, ...] = Field(default=(), description="Device names.")
+    devices: tuple[DeviceName, ...] = Field(
+        default=(),
+        description="Device names: the host names the agents enrolled with (`web-01`, "
+        "`realhost.example.org`), case-insensitive.",
+    )
     selector: Selector | None = Field(
         default=None, description="Dynamic selection by OS, OS version and labels."
     )

@@ -6,7 +6,16 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from controller.kinds.common import Document, Model
+from controller.kinds.common import DeviceName, Document, Metadata, Model
+
+
+class DeviceMetadata(Metadata):
+    """A Device's identity: its name is the host name the agent enrols with."""
+
+    name: DeviceName = Field(
+        description="The device's host name (`web-01`, `realhost.example.org`), "
+        "case-insensitive; unique per tenant."
+    )
 
 
 class DeviceSpec(Model):
@@ -21,4 +30,5 @@ class Device(Document):
 
     KIND: ClassVar[str] = "Device"
     kind: Literal["Device"] = Field(description="Always `Device`.")
+    metadata: DeviceMetadata = Field(description="Name (the host name), tenant, labels.")
     spec: DeviceSpec = Field(default_factory=DeviceSpec, description="Declared labels.")

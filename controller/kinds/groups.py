@@ -6,11 +6,13 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from controller.kinds.common import Document, Model, Name, Selector
+from controller.kinds.common import DeviceName, Document, Model, Selector
 
 
 class DeviceGroupSpec(Model):
-    devices: tuple[Name, ...] = Field(default=(), description="Device names in the group.")
+    devices: tuple[DeviceName, ...] = Field(
+        default=(), description="Device names (host names, case-insensitive) in the group."
+    )
     selector: Selector | None = Field(
         default=None, description="Devices whose facts match are members too."
     )

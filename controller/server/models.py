@@ -332,10 +332,78 @@ class Package(Request):
         return value
 
 
+ModuleStream = Annotated[
+    str,
+    Field(
+        max_length=200,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*:[A-Za-z0-9][A-Za-z0-9_.+-]*$",
+        examples=["php:7.4"],
+    ),
+]
+
+
+class WindowsOs(Request):
+    """What a Windows device runs, as the registry key `HKLM\\SOFTWARE\\Microsoft\\Windows NT\\
+    CurrentVersion` and the processor architecture say; used to pick the KBs of the device's own
+    product and update channel from Microsoft's monthly documents."""
+
+    product_name: ShortText | None = Field(
+        default=None, description="`ProductName`: `Windows Server 2022 Datacenter`."
+    )
+    installation_type: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None, description="`InstallationType`: `Client`, `Server` or `Server Core`."
+    )
+    edition_id: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None, description="`EditionID`: `ServerDatacenter`, `Enterprise`, ..."
+    )
+    display_version: Annotated[str, Field(max_length=32)] | None = Field(
+        default=None, description="`DisplayVersion` (`21H2`), or `ReleaseId` (`1809`) before it."
+    )
+    architecture: Annotated[str, Field(max_length=32)] | None = Field(
+        default=None, description="`PROCESSOR_ARCHITECTURE`: `AMD64`, `ARM64` or `x86`."
+    )
+    hotpatch_enrolled: bool = Field(
+        default=False,
+        description="The device takes hotpatches (Windows Server Azure Edition, or Windows "
+        "Server 2025 / Windows 11 Enterprise enrolled in a hotpatch policy): remediations of "
+        "SubType `AzureHotpatch` apply to it, in place of the month's security update.",
+    )
+
+
 class Inventory(Request):
     os_build: Text | None = None
     kernel: Text | None = None
     packages: Annotated[list[Package], Field(max_length=MAX_PACKAGES)] = Field(default_factory=list)
+    module_streams: Annotated[list[ModuleStream], Field(max_length=500)] | None = Field(
+        default=None,
+        description=(
+            "RHEL family: the enabled module streams as `name:stream` (`php:7.4`; dnf's "
+            "`/etc/dnf/modules.d/*.module` files, `dnf module list --enabled`); `[]` when none "
+            "is enabled. Advisories for another stream of a listed module are not judged "
+            "against this host. Omitted: the `.module+el…`/`.module_el…` marker of each "
+            "package's release decides (modular builds update modular packages)."
+        ),
+    )
+
+    windows: WindowsOs | None = Field(
+        default=None,
+        description="Windows: the OS the device runs (product, installation type, architecture, "
+        "hotpatch enrolment). Without it every product of the build line counts and the "
+        "standard channel applies.",
+    )
+
+    @field_validator("module_streams")
+    @classmethod
+    def _one_stream_per_module(cls, streams: list[str] | None) -> list[str] | None:
+        # dnf enables one stream per module; two would make the answer depend on order.
+        seen: dict[str, str] = {}
+        for stream in streams or []:
+            name = stream.split(":", 1)[0]
+            if name in seen and seen[name] != stream:
+                msg = f"module {name!r} has two enabled streams: {seen[name]!r}, {stream!r}"
+                raise ValueError(msg)
+            seen[name] = stream
+        return streams
 
 
 class ReportRequest(Request):

@@ -40,6 +40,13 @@ TenantFilter = Annotated[
     str | None,
     Query(pattern=TENANT_PATTERN, description="Narrow to a tenant inside the token's scope."),
 ]
+DeviceFilter = Annotated[
+    str | None,
+    Query(
+        max_length=253,
+        description="Only this device: its id, or its name (the host name, case-insensitive).",
+    ),
+]
 Since = Annotated[datetime | None, Query(description="ISO date-time; only newer entries.")]
 
 _ERRORS = models.error_responses(401, 403, 422, 503)
@@ -120,7 +127,7 @@ async def get_device(device_id: str, principal: ReadPrincipal, context: Context)
 async def list_jobs(
     principal: ReadPrincipal,
     context: Context,
-    device: Annotated[str | None, Query(max_length=64, description="Only this device.")] = None,
+    device: DeviceFilter = None,
     state: Annotated[str | None, Query(max_length=16, description="Only this state.")] = None,
     tenant: TenantFilter = None,
     limit: Limit = 500,
@@ -167,7 +174,7 @@ async def list_alerts(
 async def list_compliance(
     principal: ReadPrincipal,
     context: Context,
-    device: Annotated[str | None, Query(max_length=64)] = None,
+    device: DeviceFilter = None,
     tenant: TenantFilter = None,
     limit: Limit = 1000,
     offset: Offset = 0,

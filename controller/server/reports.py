@@ -40,5 +40,11 @@ def to_report(device_id: str, body: models.ReportRequest) -> reports.Report:
             os_build=i.os_build,
             kernel=i.kernel,
             packages=[p.model_dump(exclude_none=True) for p in i.packages],
+            module_streams=i.module_streams,
+            windows=(
+                i.windows.model_dump(by_alias=True, exclude_none=True)
+                if i.windows is not None
+                else None
+            ),
         )
     return reports.Report(device_id=device_id, facts=facts, scan=scan, inventory=inventory)

@@ -242,6 +242,8 @@ class Agent:
             body["scan"] = self.scan()
             if self.profile.os_family == "linux":
                 body["inventory"] = {"kernel": self._kernel(), "packages": self.packages}
+            elif (windows := self.profile.windows()) is not None:
+                body["inventory"] = {"osBuild": self.profile.os_build, "windows": windows}
         await self._call("POST", f"/api/v1/devices/{self.device_id}/report", json=body)
         self.reports_sent += 1
         self.stats.reports += 1
@@ -372,6 +374,7 @@ class Agent:
             "uptime": int((now - self.booted_at).total_seconds()),
             "lastBootAt": self.booted_at.isoformat(),
             "kernel": self._kernel(),
+            **({"osBuild": self.profile.os_build} if self.profile.os_build else {}),
             "manufacturer": "patchctl-sim",
             "ipAddresses": [self._address()],
         }

@@ -20,6 +20,29 @@ WINDOWS_DESKTOPS = (
     ("Windows 11 Enterprise", "10.0.22631"),
     ("Windows 10 Enterprise", "10.0.19045"),
 )
+# What each of those OSes writes under HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion
+# (ProductName, EditionID, DisplayVersion) and its build with the update revision (UBR) of the
+# newest cumulative update of `feeds/example-catalogue.json` for it (scripts/generate_catalogue.py,
+# CU_BUILDS): the devices are patched up to the catalogue, so server-side applicability matches
+# them by product name and finds nothing the simulated agent cannot install. Windows 11 still
+# writes `Windows 10 Enterprise` as its ProductName, as real machines do.
+WINDOWS_REGISTRY = {
+    "Windows Server 2022 Datacenter": (
+        "Windows Server 2022 Datacenter",
+        "ServerDatacenter",
+        "21H2",
+        "10.0.20348.4459",
+    ),
+    "Windows Server 2019 Standard": (
+        "Windows Server 2019 Standard",
+        "ServerStandard",
+        "1809",
+        "10.0.17763.8142",
+    ),
+    "Windows 11 Enterprise": ("Windows 10 Enterprise", "Enterprise", "23H2", "10.0.22631.6070"),
+    "Windows 10 Enterprise": ("Windows 10 Enterprise", "Enterprise", "22H2", "10.0.19045.6741"),
+}
+SERVER_CORE_EVERY = 3  # one Windows server in three runs without the desktop experience
 LINUX = (
     ("Ubuntu", "24.04"),
     ("Ubuntu", "22.04"),
@@ -46,6 +69,32 @@ class DeviceProfile:
     @property
     def os_label(self) -> str:
         return f"{self.os_name} {self.os_version}"
+
+    @property
+    def os_build(self) -> str | None:
+        """Windows: the full build (`10.0.20348.4459`); None for Linux."""
+        registry = WINDOWS_REGISTRY.get(self.os_name)
+        return registry[3] if registry else None
+
+    def windows(self) -> dict[str, object] | None:
+        """Windows: what the device reports as `inventory.windows` (registry values as real
+        machines write them); None for Linux."""
+        registry = WINDOWS_REGISTRY.get(self.os_name)
+        if registry is None:
+            return None
+        product, edition, display_version, _ = registry
+        if self.role == "workstation":
+            installation = "Client"
+        else:
+            installation = "Server Core" if self.index % SERVER_CORE_EVERY == 0 else "Server"
+        return {
+            "productName": product,
+            "installationType": installation,
+            "editionId": edition,
+            "displayVersion": display_version,
+            "architecture": "AMD64",
+            "hotpatchEnrolled": False,
+        }
 
 
 def plan_fleet(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from controller.kinds import common
 from controller.store import findings, history, jobs, reports, schema, tokens
 from controller.store.scopes import in_scope
 
@@ -75,7 +76,7 @@ class Enrolled:
 
 def device_name(hostname: str) -> str:
     """A device's name: its hostname, lowercased (names are unique per tenant)."""
-    return hostname.strip().lower()
+    return common.device_name(hostname)
 
 
 def enrol(

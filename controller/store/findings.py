@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from controller.core import applicability, enrichment, kernels, patches
+from controller.core import applicability, enrichment, kernels, patches, winproducts
 from controller.core.applicability import ApplicabilityIndex, InstalledPackage, Inventory
 from controller.core.versions import scheme_for_release, windows_build_line
 from controller.kinds.common import OsFamily
@@ -127,11 +127,18 @@ class DeviceInventory:
     os_build: str | None
     kernel: str | None
     packages: Sequence[Mapping[str, Any]]
+    module_streams: Sequence[str] | None = None
+    windows: Mapping[str, Any] | None = None
 
     def inventory(self) -> Inventory | None:
         """The core's value; None for a device whose OS family is unknown."""
         if self.os_family == OsFamily.WINDOWS.value:
-            return Inventory(os=OsFamily.WINDOWS, os_build=self.os_build, kernel=self.kernel)
+            return Inventory(
+                os=OsFamily.WINDOWS,
+                os_build=self.os_build,
+                kernel=self.kernel,
+                windows=_windows(self.windows, self.os_build),
+            )
         if self.os_family != OsFamily.LINUX.value:
             return None
         release = patches.release_key(self.os_name or "", self.os_version or "")
@@ -141,7 +148,35 @@ class DeviceInventory:
             packages=tuple(_package(p) for p in self.packages if _is_package(p)),
             os_build=self.os_build,
             kernel=self.kernel,
+            module_streams=_streams(self.module_streams),
         )
+
+
+def _windows(stored: object, os_build: str | None) -> winproducts.WindowsOs | None:
+    # Read defensively, as stored by `reports`: camelCase keys of the report's `windows`.
+    if not isinstance(stored, dict):
+        return None
+
+    def text(key: str) -> str:
+        value = stored.get(key)
+        return value if isinstance(value, str) else ""
+
+    return winproducts.WindowsOs(
+        product_name=text("productName"),
+        installation_type=text("installationType"),
+        edition_id=text("editionId"),
+        display_version=text("displayVersion"),
+        architecture=text("architecture"),
+        build=os_build or "",
+        hotpatch_enrolled=stored.get("hotpatchEnrolled") is True,
+    )
+
+
+def _streams(stored: object) -> tuple[str, ...] | None:
+    # Read defensively: only a list of texts is a report of streams.
+    if not isinstance(stored, list | tuple):
+        return None
+    return tuple(str(stream) for stream in stored if isinstance(stream, str))
 
 
 def _is_package(entry: Mapping[str, Any]) -> bool:
@@ -318,7 +353,15 @@ def _inventories(conn: Connection, *, after: str) -> list[DeviceInventory]:
     i, d = schema.inventories.c, schema.devices.c
     query = (
         sa.select(
-            i.device_id, d.os_family, d.os_name, d.os_version, i.os_build, i.kernel, i.packages
+            i.device_id,
+            d.os_family,
+            d.os_name,
+            d.os_version,
+            i.os_build,
+            i.kernel,
+            i.packages,
+            i.module_streams,
+            i.windows,
         )
         .join(schema.devices, d.id == i.device_id)
         .where(i.device_id > after)

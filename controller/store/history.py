@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from controller.redaction import redact_text, redact_value
 from controller.store import schema
-from controller.store.scopes import in_scope
+from controller.store.scopes import in_scope, is_device
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -126,7 +126,7 @@ def list_compliance(
         c.device_id, c.baseline, c.tenant, c.state, c.revision, c.evaluated_at, c.patches
     ).where(in_scope(c.tenant, scope))
     if device_id is not None:
-        query = query.where(c.device_id == device_id)
+        query = query.where(is_device(c.device_id, device_id))
     rows = conn.execute(
         query.order_by(c.tenant, c.device_id, c.baseline).limit(limit).offset(offset)
     )

@@ -28,7 +28,7 @@ from controller.store.job_states import (
     dedupe_key,
     evaluate_event,
 )
-from controller.store.scopes import in_scope
+from controller.store.scopes import in_scope, is_device
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
@@ -321,7 +321,7 @@ def list_jobs(
     j = schema.jobs.c
     query = sa.select(*_LISTED).where(in_scope(j.tenant, scope))
     if device_id is not None:
-        query = query.where(j.device_id == device_id)
+        query = query.where(is_device(j.device_id, device_id))
     if state is not None:
         query = query.where(j.state == state)
     rows = conn.execute(query.order_by(j.created_at.desc(), j.id).limit(limit).offset(offset))

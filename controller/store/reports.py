@@ -130,16 +130,22 @@ class Inventory:
     os_build: str | None
     kernel: str | None
     packages: list[dict[str, Any]] = field(default_factory=list)
+    module_streams: list[str] | None = None  # None: the agent did not report them
+    windows: dict[str, Any] | None = None  # what a Windows device says it runs
 
     def quick_digest(self) -> str:
         """A digest of the inventory as listed (one serialisation, one hash)."""
-        return _digest([json.dumps([self.os_build, self.kernel, self.packages])])
+        listed = [self.os_build, self.kernel, self.packages, self.module_streams, self.windows]
+        return _digest([json.dumps(listed)])
 
     def planning_digest(self) -> str:
         """A digest of what server-side applicability reads (`findings.DeviceInventory`): the
-        package set (order does not matter), the OS build and the kernel."""
+        package set (order does not matter), the OS build, the kernel, the module streams and the
+        Windows OS."""
         entries = sorted(_canonical(package) for package in self.packages)
-        return _digest([_canonical([self.os_build, self.kernel]), *entries])
+        streams = None if self.module_streams is None else sorted(self.module_streams)
+        platform = _canonical([self.os_build, self.kernel, streams, self.windows])
+        return _digest([platform, *entries])
 
 
 def compare_digests(
@@ -419,6 +425,8 @@ def _device_inventory(
         os_build=inventory.os_build,
         kernel=inventory.kernel,
         packages=inventory.packages,
+        module_streams=inventory.module_streams,
+        windows=inventory.windows,
     )
 
 
@@ -539,6 +547,8 @@ def _store_inventories(conn: Connection, reports: Sequence[Report], *, now: date
             "kernel": r.inventory.kernel,
             "package_count": len(r.inventory.packages),
             "packages": r.inventory.packages,
+            "module_streams": r.inventory.module_streams,
+            "windows": r.inventory.windows,
         }
         for r in reports
         if r.inventory is not None
@@ -644,7 +654,15 @@ def _statements(dialect: str) -> _Statements:
             index_elements=["device_id"],
             set_={
                 name: inventories.excluded[name]
-                for name in ("reported_at", "os_build", "kernel", "package_count", "packages")
+                for name in (
+                    "reported_at",
+                    "os_build",
+                    "kernel",
+                    "package_count",
+                    "packages",
+                    "module_streams",
+                    "windows",
+                )
             },
         ),
     )

@@ -175,6 +175,11 @@ inventories = sa.Table(
     sa.Column("kernel", sa.String(200), nullable=True),
     sa.Column("package_count", sa.Integer(), nullable=False),
     sa.Column("packages", json_type(), nullable=False),
+    # The enabled module streams (`["php:7.4"]`); NULL when the agent did not report them.
+    sa.Column("module_streams", json_type(), nullable=True),
+    # Windows: `{productName, installationType, editionId, displayVersion, architecture,
+    # hotpatchEnrolled}` as the agent reported them; NULL when it did not.
+    sa.Column("windows", json_type(), nullable=True),
 )
 
 patches = sa.Table(

@@ -5,7 +5,18 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from controller.kinds.common import device_name
+from controller.store import schema
+
 
 def in_scope(column: sa.ColumnElement[str], scope: str) -> sa.ColumnElement[bool]:
     """Rows of tenant `scope` and of its clients (a partner sees its clients)."""
     return sa.or_(column == scope, column.like(scope + "/%"))
+
+
+def is_device(column: sa.ColumnElement[str], device: str) -> sa.ColumnElement[bool]:
+    """Rows of one device, named by its id or by its name (the host name, case-insensitive:
+    `RealHost.Example.org` finds `realhost.example.org`). The caller's tenant scope still
+    applies, so a name never reaches a device outside it."""
+    by_name = sa.select(schema.devices.c.id).where(schema.devices.c.name == device_name(device))
+    return sa.or_(column == device, column.in_(by_name.scalar_subquery()))

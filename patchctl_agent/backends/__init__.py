@@ -98,9 +98,14 @@ class PatchResult(NamedTuple):
 
 
 class Inventory(NamedTuple):
+    """The package inventory; `module_streams` the enabled module streams (`php:7.4`, RHEL
+    family), None when the backend cannot tell (the controller then reads release markers)."""
+
     packages: tuple[Package, ...] = ()
     kernel: str | None = None
     os_build: str | None = None
+    module_streams: tuple[str, ...] | None = None
+    windows: dict[str, Any] | None = None  # Windows: registry values naming the OS
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"packages": [p.to_json() for p in self.packages]}
@@ -108,6 +113,10 @@ class Inventory(NamedTuple):
             body["kernel"] = self.kernel
         if self.os_build:
             body["osBuild"] = self.os_build
+        if self.module_streams is not None:
+            body["moduleStreams"] = list(self.module_streams)
+        if self.windows:
+            body["windows"] = dict(self.windows)
         return body
 
 

@@ -1,7 +1,9 @@
 """The dnf/yum backend (RHEL, AlmaLinux, Rocky, Fedora): rpm's inventory, dnf's advisories.
 
-- Inventory: `rpm -qa` (name, epoch, version, release, arch, source rpm); enabled module
-  streams (`dnf module list --enabled`) are reported as the fact `moduleStreams`.
+- Inventory: `rpm -qa` (name, epoch, version, release, arch, source rpm) and the enabled module
+  streams as `inventory.moduleStreams` (`php:7.4`): read from dnf's own state files
+  `/etc/dnf/modules.d/*.module` (`state=enabled`), else from `dnf module list --enabled`; not
+  reported when neither answers (yum on RHEL 7 has no modules).
 - Missing updates: the advisories of `dnf updateinfo list --updates` (id, type, severity), and
   `name=epoch:version-release` for package updates no advisory covers (`dnf check-update`).
 - Pending reboot: `dnf needs-restarting -r` (yum: `needs-restarting -r`) exits 1.
@@ -87,12 +89,17 @@ class DnfBackend(Backend):
 
     def inventory(self) -> Inventory:
         done = self._checked(["rpm", *self.rpm_options, "-qa", "--qf", RPM_FORMAT], what="rpm -qa")
-        return Inventory(packages=tuple(parse_rpm_qa(done.output)))
+        return Inventory(
+            packages=tuple(parse_rpm_qa(done.output)), module_streams=self.module_streams()
+        )
 
-    def facts(self) -> dict[str, object]:
+    def module_streams(self) -> tuple[str, ...] | None:
+        """The enabled `name:stream`s, sorted; None when the host cannot say."""
+        folder = self.root / "etc" / "dnf" / "modules.d"
+        if folder.is_dir():
+            return tuple(sorted(read_module_files(folder)))
         done = self.run(self._dnf("module", "list", "--enabled", "-q"), timeout=300, env=ENV)
-        streams = parse_module_list(done.output) if done.code == 0 else []
-        return {"moduleStreams": ",".join(streams)} if streams else {}
+        return tuple(sorted(parse_module_list(done.output))) if done.code == 0 else None
 
     def missing_updates(self) -> list[Update]:
         listed = self._checked(
@@ -283,6 +290,32 @@ def parse_check_update(text: str) -> list[tuple[str, str, str]]:
             continue
         found.append((name, arch, words[1]))
     return found
+
+
+def read_module_files(folder: Path) -> list[str]:
+    """`name:stream` of every `*.module` file of dnf's module state folder whose state is
+    `enabled` (libdnf's ModulePackageContainer writes one INI file per module: `[php]`,
+    `name=php`, `stream=7.4`, `profiles=`, `state=enabled`). Unreadable files are skipped."""
+    streams = []
+    for path in sorted(folder.glob("*.module")):
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        values = parse_module_file(text)
+        if values.get("state") == "enabled" and values.get("name") and values.get("stream"):
+            streams.append(f"{values['name']}:{values['stream']}")
+    return streams
+
+
+def parse_module_file(text: str) -> dict[str, str]:
+    """The `key=value` lines of one `.module` file (one section), keys lowercased."""
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.lstrip().startswith(("#", ";", "[")):
+            values[key.strip().lower()] = value.strip()
+    return values
 
 
 def parse_module_list(text: str) -> list[str]:

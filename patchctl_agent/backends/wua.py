@@ -4,7 +4,11 @@ IUpdateDownloader, IUpdateInstaller, IInstallationResult; learn.microsoft.com, "
 Agent API") and the registry.
 
 - Inventory: installed KBs (a search for `IsInstalled=1`) and the OS build from the registry
-  (`CurrentBuild` + `UBR` under HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion).
+  (`CurrentBuild` + `UBR` under HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion), with
+  what the OS is (`inventory.windows`: `ProductName`, `InstallationType`, `EditionID`,
+  `DisplayVersion` else `ReleaseId` from the same key, and the machine's
+  `PROCESSOR_ARCHITECTURE` from the system environment), so that the controller picks the KBs
+  of the device's own product from Microsoft's monthly documents.
 - Missing updates: `IsInstalled=0 and IsHidden=0 and Type='Software'`, one patch per KB.
 - Pending reboot: `Microsoft.Update.SystemInfo.RebootRequired`, or one of the registry's
   pending-reboot keys (Component Based Servicing, WindowsUpdate\\Auto Update\\RebootRequired,
@@ -48,6 +52,7 @@ REBOOT_KEYS = (
     r"SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired",
 )
 SESSION_MANAGER = r"SYSTEM\CurrentControlSet\Control\Session Manager"
+SYSTEM_ENVIRONMENT = SESSION_MANAGER + r"\Environment"
 MISSING = "IsInstalled=0 and IsHidden=0 and Type='Software'"
 INSTALLED_QUERY = "IsInstalled=1 and Type='Software'"
 # OperationResultCode: orcSucceeded, orcSucceededWithErrors
@@ -103,7 +108,19 @@ class WuaBackend(Backend):
         return f"10.0.{build}.{ubr}" if ubr is not None else f"10.0.{build}"
 
     def inventory(self) -> Inventory:
-        return Inventory(os_build=self._build(), kernel=self._build())
+        return Inventory(os_build=self._build(), kernel=self._build(), windows=self._windows())
+
+    def _windows(self) -> dict[str, Any]:
+        """The registry values that name the OS; absent values are left out."""
+        values = {
+            "productName": self.registry(NT, "ProductName"),
+            "installationType": self.registry(NT, "InstallationType"),
+            "editionId": self.registry(NT, "EditionID"),
+            "displayVersion": self.registry(NT, "DisplayVersion") or self.registry(NT, "ReleaseId"),
+            # The machine's architecture, not this process's (a 32-bit python says x86).
+            "architecture": self.registry(SYSTEM_ENVIRONMENT, "PROCESSOR_ARCHITECTURE"),
+        }
+        return {key: str(value) for key, value in values.items() if value}
 
     def missing_updates(self) -> list[Update]:
         found: dict[str, Update] = {}

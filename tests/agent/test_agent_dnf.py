@@ -101,3 +101,63 @@ def test_an_id_that_is_neither_advisory_nor_package_is_not_applicable() -> None:
         PatchResult("KB5044284", NOT_APPLICABLE, "neither an advisory id nor name=version"),
     ) == outcome.results
     assert [] == replay.ran
+
+
+def test_enabled_module_streams_come_from_dnfs_module_state_files(tmp_path) -> None:
+    """`state=enabled` files of /etc/dnf/modules.d are the host's streams; others are not."""
+    folder = tmp_path / "etc" / "dnf" / "modules.d"
+    folder.mkdir(parents=True)
+    (folder / "php.module").write_text("[php]\nname=php\nstream=7.4\nprofiles=\nstate=enabled\n")
+    (folder / "nodejs.module").write_text(
+        "[nodejs]\nname=nodejs\nstream=18\nprofiles=common\nstate=enabled\n"
+    )
+    (folder / "perl.module").write_text("[perl]\nname=perl\nstream=\nprofiles=\nstate=disabled\n")
+    (folder / "notes.txt").write_text("name=x\nstream=1\nstate=enabled\n")
+    replay = Replay.of("dnf/scan.json")
+    found = dnf.DnfBackend(
+        runner=replay, options=OPTIONS, rpm_options=["--root=/srv/root"], root=tmp_path
+    )
+
+    inventory = found.inventory()
+
+    assert ("nodejs:18", "php:7.4") == inventory.module_streams
+    assert ["nodejs:18", "php:7.4"] == inventory.to_json()["moduleStreams"]
+    assert not any("module" in args for args in replay.ran)  # the files answered
+
+
+def test_without_module_files_dnf_module_list_answers(tmp_path) -> None:
+    """No modules.d folder: `dnf module list --enabled` is asked; no enabled stream is `[]`."""
+    found, replay = backend("scan")
+    found.root = tmp_path
+
+    inventory = found.inventory()
+
+    assert ((), []) == (inventory.module_streams, inventory.to_json()["moduleStreams"])
+    assert any(args[-4:] == ["module", "list", "--enabled", "-q"] for args in replay.ran)
+
+
+def test_module_list_output_names_enabled_streams() -> None:
+    """`[e]` marks an enabled stream in `dnf module list --enabled` (also next to `[d]`)."""
+    text = (
+        "Rocky Linux 8 - AppStream\n"
+        "Name      Stream    Profiles                      Summary\n"
+        "php       7.4 [e]   common [d], devel, minimal    PHP scripting language\n"
+        "nodejs    18 [d][e] common [d], development       Javascript runtime\n"
+        "\n"
+        "Hint: [d]efault, [e]nabled, [x]disabled, [i]nstalled\n"
+    )
+    assert ["php:7.4", "nodejs:18"] == dnf.parse_module_list(text)
+
+
+def test_a_failing_module_list_reports_no_streams(tmp_path) -> None:
+    """When dnf cannot list modules the inventory omits `moduleStreams` (the controller falls
+    back to release markers) instead of claiming none is enabled."""
+    calls = [
+        {"args": ["rpm", "-qa", "--qf", dnf.RPM_FORMAT], "code": 0, "output": ""},
+        {"args": ["dnf", "module", "list", "--enabled", "-q"], "code": 1, "output": "Error"},
+    ]
+    found = dnf.DnfBackend(runner=Replay(calls), root=tmp_path)
+
+    inventory = found.inventory()
+
+    assert (None, False) == (inventory.module_streams, "moduleStreams" in inventory.to_json())

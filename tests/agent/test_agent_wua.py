@@ -241,3 +241,34 @@ def test_without_a_com_client_the_backend_says_what_is_missing() -> None:
     """Off Windows the backend refuses to start with the reason."""
     with pytest.raises(wua.BackendError, match="runs on Windows only"):
         wua.WuaBackend()
+
+
+def test_inventory_says_which_windows_product_the_machine_runs() -> None:
+    """Registry values name the product, installation type, edition, version and architecture."""
+    found, _ = backend(
+        updates(),
+        {
+            (wua.NT, "InstallationType"): "Server Core",
+            (wua.NT, "EditionID"): "ServerStandard",
+            (wua.NT, "DisplayVersion"): "21H2",
+            (wua.SYSTEM_ENVIRONMENT, "PROCESSOR_ARCHITECTURE"): "AMD64",
+        },
+    )
+    assert {
+        "osBuild": "10.0.20348.2762",
+        "windows": {
+            "productName": "Windows Server 2022 Standard",
+            "installationType": "Server Core",
+            "editionId": "ServerStandard",
+            "displayVersion": "21H2",
+            "architecture": "AMD64",
+        },
+    }.items() <= found.inventory().to_json().items()
+
+
+def test_an_older_build_gives_its_release_id_as_the_version() -> None:
+    """Before DisplayVersion existed (1809), ReleaseId names the version."""
+    found, _ = backend(updates(), {(wua.NT, "ReleaseId"): "1809"})
+    assert {"productName": "Windows Server 2022 Standard", "displayVersion": "1809"} == (
+        found.inventory().windows
+    )

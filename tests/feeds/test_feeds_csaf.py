@@ -63,3 +63,15 @@ def test_csaf_without_tracking_id_is_an_error() -> None:
 
     expected = FeedError(str(path), "/document/tracking/id", "required field is missing")
     assert ((), (expected,)) == (result.records, result.errors)
+
+
+def test_csaf_modular_packages_keep_their_module_stream() -> None:
+    """Packages that are components of a module stream carry it; the streams stay apart."""
+    result = read_feed(FIXTURES / "csaf-modular", FeedFormat.CSAF)
+
+    (record,) = result.records
+    assert [
+        ("libzip", "0:1.6.1-1.module+el8.10.0+22000+1a2b3c4d", "rhel:8", "php:7.4"),
+        ("php", "0:7.4.33-2.module+el8.10.0+22000+1a2b3c4d", "rhel:8", "php:7.4"),
+        ("php", "0:8.2.25-1.module+el8.10.0+22010+5e6f7a8b", "rhel:8", "php:8.2"),
+    ] == [(p.name, p.version, p.release, p.module) for p in record.packages]

@@ -46,8 +46,8 @@ def test_msrc_xml_kb_record(feed: tuple[dict[str, PatchRecord], tuple[FeedError,
         reboot_required=True,
         fixed_build="10.0.17763.9001",
         builds=(
-            ProductBuild(W1809, "10.0.17763.9001", "11569"),
-            ProductBuild(S2019, "10.0.17763.9001", "11571"),
+            ProductBuild(W1809, "10.0.17763.9001", "11569", "Security Update"),
+            ProductBuild(S2019, "10.0.17763.9001", "11571", "Security Update"),
         ),
         url="https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB9000001",
         source="msrc:cvrf-2099-Jan.xml",
@@ -66,8 +66,8 @@ def test_msrc_kb_across_products_keeps_each_build_and_the_highest_severity(
 
     expected = (
         (
-            ProductBuild(W21H2, "10.0.19044.9002", "11931"),
-            ProductBuild(W22H2, "10.0.19045.9002", "12097"),
+            ProductBuild(W21H2, "10.0.19044.9002", "11931", "Security Update"),
+            ProductBuild(W22H2, "10.0.19045.9002", "12097", "Security Update"),
         ),
         None,
         Severity.CRITICAL,

@@ -131,3 +131,28 @@ def test_native_json_syntax_error_has_line_and_column(tmp_path: Path) -> None:
     message = "invalid JSON: Expecting property name enclosed in double quotes"
     expected = FeedError(str(path), "line 2, column 16", message)
     assert (expected,) == result.errors
+
+
+def test_native_builds_keep_their_subtype(tmp_path: Path) -> None:
+    """A native record can say that a build is a hotpatch, as MSRC's `SubType` does."""
+    (tmp_path / "hotpatch.json").write_text(
+        '[{"id": "KB9030325", "os": "windows", "builds": [{"product": "Windows Server 2022",'
+        ' "build": "10.0.20348.1964", "subtype": "AzureHotpatch"}]}]',
+        encoding="utf-8",
+    )
+    (record,) = read_feed(tmp_path, FeedFormat.NATIVE).records
+    assert (ProductBuild("Windows Server 2022", "10.0.20348.1964", "", "AzureHotpatch"),) == (
+        record.builds
+    )
+
+
+def test_native_packages_keep_their_module_stream(tmp_path: Path) -> None:
+    """A native record can name the module stream of a fixed build."""
+    (tmp_path / "php.json").write_text(
+        '[{"id": "ALSA-2099:0074", "os": "linux", "packages": [{"name": "php", "version":'
+        ' "7.4.33-2.module_el8.10.0+4243+1ccf9ea1", "release": "almalinux:8",'
+        ' "module": "php:7.4"}]}]',
+        encoding="utf-8",
+    )
+    (record,) = read_feed(tmp_path, FeedFormat.NATIVE).records
+    assert ["php:7.4"] == [p.module for p in record.packages]

@@ -184,3 +184,30 @@ def test_osv_malformed_file_is_one_error(name: str, position: str, message: str)
 
     expected = ((), (FeedError(str(MALFORMED / name), position, message),))
     assert expected == (result.records, result.errors)
+
+
+MODULAR = Path(__file__).parent / "fixtures" / "osv-modular"
+
+
+def test_osv_modular_builds_take_the_stream_their_title_or_purl_names() -> None:
+    """A modular fixed build gets the `module:stream` of the title (one stream) or purl `rpmmod`."""
+    result = read_feed(MODULAR, FeedFormat.OSV)
+
+    streams = {
+        record.id: [(p.name, p.version, p.module) for p in record.packages]
+        for record in result.records
+    }
+    assert {
+        "ALSA-2099:0074": [
+            ("libzip", "1.6.1-1.module_el8.6.0+2750+78feabcb", "php:7.4"),
+            ("libzip", "1.6.1-1.module_el8.10.0+3935+28808425", "php:7.4"),
+            ("php", "7.4.33-2.module_el8.10.0+4243+1ccf9ea1", "php:7.4"),
+        ],
+        # Two streams in the title: unknown, unless the purl says it; tzdata is not modular.
+        "RLSA-2099:0090": [
+            ("libvirt", "0:8.0.0-23.module+el8.10.0+1900+aabbccdd", None),
+            ("qemu-kvm", "15:6.2.0-52.module+el8.10.0+1900+aabbccdd", "virt:rhel"),
+            ("tzdata", "0:2099a-1.el8", None),
+        ],
+    } == streams
+    assert () == result.errors

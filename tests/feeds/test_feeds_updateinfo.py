@@ -111,3 +111,36 @@ def test_updateinfo_wrong_root_element(tmp_path: Path) -> None:
     result = read_feed(path, FeedFormat.UPDATEINFO)
 
     assert (FeedError(str(path), "/repomd", "expected <updates>"),) == result.errors
+
+
+MODULAR = Path(__file__).parent / "fixtures" / "updateinfo" / "rocky8-modular-updateinfo.xml"
+
+
+def test_updateinfo_keeps_the_module_stream_of_each_collection() -> None:
+    """Packages of a collection with `<module>` carry its `name:stream`; others carry none."""
+    result = read_feed(MODULAR, FeedFormat.UPDATEINFO)
+
+    streams = {
+        record.id: [(p.name, p.version, p.module) for p in record.packages]
+        for record in result.records
+    }
+    assert {
+        "RLSA-2099:2074": [
+            ("php", "0:7.4.33-2.module+el8.10.0+2100+1a2b3c4d", "php:7.4"),
+            ("libzip", "0:1.6.1-1.module+el8.10.0+2100+1a2b3c4d", "php:7.4"),
+        ],
+        "RLSA-2099:2082": [("php", "0:8.2.25-1.module+el8.10.0+2110+5e6f7a8b", "php:8.2")],
+        "RLBA-2099:2090": [("tzdata", "0:2099a-1.el8", None)],
+    } == streams
+
+
+def test_updateinfo_module_without_stream_is_an_error_at_its_update() -> None:
+    """A `<module>` without a stream is refused with the update's id and path; others import."""
+    result = read_feed(MODULAR, FeedFormat.UPDATEINFO)
+
+    expected = FeedError(
+        str(MODULAR),
+        "/updates/update[4]/pkglist/collection/module",
+        "RLSA-2099:2099: module needs a name and a stream, got 'nodejs':''",
+    )
+    assert (expected,) == result.errors

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from controller import sim
 from controller.runtime.settings import Settings
 from controller.server import create_app
+from controller.sim import fleet
 from controller.store import devices, jobs, open_store, schema, tokens
 from controller.store.job_states import JobKind
 
@@ -136,12 +137,37 @@ async def test_agents_run_install_and_scan_jobs(store) -> None:
 async def test_linux_agents_report_real_style_sources_and_kernels(store) -> None:
     """Simulated Linux hosts report dpkg-style sources and two kernels, running the newest: no reboot finding."""
     stats = await run(store, 12)
-    i = schema.inventories.c
+    i, d = schema.inventories.c, schema.devices.c
     with store.read() as conn:
-        rows = conn.execute(sa.select(i.device_id, i.kernel, i.packages)).all()
+        # Windows devices report an inventory too (their build and OS, no packages).
+        linux = sa.select(i.device_id, i.kernel, i.packages).join(
+            schema.devices, d.id == i.device_id
+        )
+        rows = conn.execute(linux.where(d.os_family == "linux")).all()
         reboots = [devices.device_inventory(conn, r.device_id)["reboot_required"] for r in rows]
     kernels_installed = [
         sum(p["name"].startswith(("kernel-core", "linux-image-")) for p in r.packages) for r in rows
     ]
     assert ({}, [2] * len(rows), [None] * len(rows)) == (stats.errors, kernels_installed, reboots)
     assert any(p.get("source") == "openssl" for r in rows for p in r.packages)
+
+
+async def test_windows_agents_report_their_os_as_the_registry_says(store) -> None:
+    """Simulated Windows hosts report a full build and registry-style OS values in the inventory."""
+    await run(store, 12)
+    i, d = schema.inventories.c, schema.devices.c
+    with store.read() as conn:
+        query = sa.select(d.os_name, i.os_build, i.windows).join(
+            schema.devices, d.id == i.device_id
+        )
+        rows = conn.execute(query.where(d.os_family == "windows")).all()
+    assert rows
+    for row in rows:
+        product, edition, display_version, build = fleet.WINDOWS_REGISTRY[row.os_name]
+        assert (build, product, edition, display_version, "AMD64") == (
+            row.os_build,
+            row.windows["productName"],
+            row.windows["editionId"],
+            row.windows["displayVersion"],
+            row.windows["architecture"],
+        )
