@@ -35,16 +35,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from controller.core import changes
+from controller.core import access, changes
+from controller.core.audit import AuditEvent
 from controller.core.changes import ChangeAction, EventType
 from controller.core.desired import DesiredState
 from controller.kinds import Approval
 from controller.kinds.common import tenant_lineage
-from controller.runtime import access
 from controller.runtime.access import AccessPolicy
 from controller.sources import git as git_source
 from controller.sources import history as git_history
-from controller.sources.history import AuditEvent, HistoryCache
+from controller.sources.history import HistoryCache
 from controller.store import Store, history, schema
 from controller.store.scopes import in_scope
 
