@@ -141,25 +141,34 @@ def walk(
     since_sha: str | None = None,
     cache: HistoryCache | None = None,
     verifier: signatures.Verifier | None = None,
+    tip: str | None = None,
+    parsed: ParseCache | None = None,
 ) -> HistoryWalk:
     """The audit events of `branch` after `since_sha` (the whole branch when None).
 
     Pass the previous walk's `tip` and `cache` to read only the new commits; without the cache
     the policy at `since_sha` is loaded once to diff against. `verifier` holds the trusted keys
-    signatures are checked against (none: every signed commit is `unknown-key`).
+    signatures are checked against (none: every signed commit is `unknown-key`). `tip`: the
+    branch tip the caller already resolved (the reconcile's fetch), so both read one commit;
+    `parsed`: parsed files shared with the caller's loader (for a new cache).
     """
     if verifier is None:
         with signatures.Verifier() as own:
-            return walk(repo, branch, since_sha=since_sha, cache=cache, verifier=own)
-    walker = _Walker(repo, branch, verifier)
-    return walker.run(since_sha, cache)
+            return walk(
+                repo, branch, since_sha=since_sha, cache=cache, verifier=own, tip=tip, parsed=parsed
+            )
+    walker = _Walker(repo, branch, verifier, parsed or ParseCache())
+    return walker.run(since_sha, cache, tip or git_source.resolve_tip(repo, branch))
 
 
 class _Walker:
     """One walk: the git reads, then the commits applied to the cache one by one."""
 
-    def __init__(self, repo: git.Repo, branch: str, verifier: signatures.Verifier) -> None:
+    def __init__(
+        self, repo: git.Repo, branch: str, verifier: signatures.Verifier, parsed: ParseCache
+    ) -> None:
         self.repo = repo
+        self.parsed = parsed
         self.branch = branch
         self.verifier = verifier
         self.events: list[AuditEvent] = []
@@ -168,10 +177,9 @@ class _Walker:
     def revision(self, sha: str) -> str:
         return git_source.format_revision(self.branch, sha)
 
-    def run(self, since_sha: str | None, cache: HistoryCache | None) -> HistoryWalk:
-        tip = git_source.resolve_tip(self.repo, self.branch)
+    def run(self, since_sha: str | None, cache: HistoryCache | None, tip: str) -> HistoryWalk:
         if since_sha is None:
-            cache, revisions = HistoryCache(), [tip]
+            cache, revisions = self.new_cache(), [tip]
         elif since_sha == tip:
             cache = cache if cache is not None and cache.sha == tip else self.cache_at(tip)
             return HistoryWalk(self.branch, tip, (), cache, 0, 0)
@@ -292,9 +300,12 @@ class _Walker:
 
     # --- starting points ---
 
+    def new_cache(self, sha: str | None = None) -> HistoryCache:
+        return HistoryCache(sha=sha, parsed=self.parsed)
+
     def cache_at(self, sha: str) -> HistoryCache:
         """A cache for the policy at `sha`, read in full (and its last valid commit, if not it)."""
-        cache = HistoryCache(sha=sha)
+        cache = self.new_cache(sha)
         for source in git_source.read_policy_commit(self.repo, sha):
             cache.tree.replace(source.path, cache.parse(source))
         cache.symlinks = git_source.symlink_paths(self.repo, sha)
@@ -344,7 +355,7 @@ class _Walker:
         )
         if cache is None or cache.sha != old_tip:
             cache = self.cache_at(old_tip) if old_known else None
-        base_cache = self.cache_at(base) if base is not None else HistoryCache()
+        base_cache = self.cache_at(base) if base is not None else self.new_cache()
         if cache is not None:
             undo_revision = self.revision(base or new_tip)
             before = cache.valid_files
