@@ -392,29 +392,34 @@ _RESOLVED_MAX = 1 << 16
 
 
 class _RememberingResolver(yaml.resolver.Resolver):
-    """The safe loader's tag resolution, remembered per (node kind, scalar, implicit flags).
+    """The safe loader's tag resolution, remembered per plain scalar.
 
-    Same answers as `yaml.resolver.Resolver` (a pure function of its arguments when, as in the
-    safe loaders, no path resolvers are registered), without re-running its regexes for the
-    keys and values every policy file repeats.
+    Same answers as `yaml.resolver.Resolver.resolve` when, as in the safe loaders, no path
+    resolvers are registered: a plain scalar's tag depends only on its text (the implicit
+    resolvers' regexes), a quoted scalar is a string, and sequences and mappings have their
+    default tags. So only plain scalars are looked up, by their text alone, without re-running
+    the regexes for the keys and values every policy file repeats.
     """
 
-    _resolved: ClassVar[dict[tuple[Any, ...], str]] = {}
+    _resolved: ClassVar[dict[str, str]] = {}
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        key = (kind, value, implicit)
-        tag = self._resolved.get(key)
+        if kind is not yaml.ScalarNode:
+            return _SEQ_TAG if kind is yaml.SequenceNode else _MAP_TAG
+        if not implicit[0]:
+            return _STR_TAG
+        tag = self._resolved.get(value)
         if tag is None:
             tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
-            if len(self._resolved) < _RESOLVED_MAX and (value is None or len(value) <= 64):
-                self._resolved[key] = tag
+            if len(self._resolved) < _RESOLVED_MAX and len(value) <= 64:
+                self._resolved[value] = tag
         return tag
 
-    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
-        """No path resolvers are registered: nothing to track."""
-
-    def ascend_resolver(self) -> None:
-        """No path resolvers are registered: nothing to track."""
+    # libyaml's composer calls these for every node; with no path resolvers registered there
+    # is nothing to track, and C built-ins that ignore their result cost less than Python
+    # methods: `slice(node, index)` and `tuple()` build throw-away values.
+    descend_resolver = staticmethod(slice)  # type: ignore[assignment]
+    ascend_resolver = staticmethod(tuple)  # type: ignore[assignment]
 
 
 _FAST_LOADER: Any = None
