@@ -4,6 +4,7 @@ the layers of docs/architecture.md hold (import-linter)."""
 from __future__ import annotations
 
 import ast
+import functools
 import shutil
 import subprocess
 import sys
@@ -84,6 +85,62 @@ def test_pure_packages_never_read_the_clock(path: Path) -> None:
         and node.func.attr in CLOCK_CALLS
     ]
     assert [] == calls
+
+
+# The audit trail's values and rules (issue 12.1): each has one home, and that home is pure.
+AUDIT_HOMES = {
+    "CommitFacts": "core/commits.py",
+    "Person": "core/commits.py",
+    "Signature": "core/commits.py",
+    "parse_pull_request": "core/commits.py",
+    "AuditEvent": "core/audit.py",
+    "Rewrite": "core/audit.py",
+    "judge_change": "core/access.py",
+    "judge_events": "core/access.py",
+    "filter_rejected": "core/access.py",
+    "parse_policy_file": "sources/loading.py",
+    "parse_reference": "sources/loading.py",
+    "PolicyTree": "sources/policytree.py",
+    "iter_log": "sources/git.py",
+    "resolve_tip": "sources/git.py",
+    "walk": "sources/history.py",
+}
+HISTORY_MAX_LINES = 400
+
+
+@functools.cache
+def top_level_definitions() -> dict[str, list[str]]:
+    """Each function or class name defined at a module's top level -> the modules defining it."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                found.setdefault(node.name, []).append(str(path.relative_to(PACKAGE)))
+    return found
+
+
+def definitions(name: str) -> list[str]:
+    """The modules of the package that define `name` at their top level."""
+    return top_level_definitions().get(name, [])
+
+
+@pytest.mark.parametrize(("name", "home"), sorted(AUDIT_HOMES.items()), ids=sorted(AUDIT_HOMES))
+def test_each_part_of_the_audit_trail_has_one_home(name: str, home: str) -> None:
+    """Commit facts, audit events, verdicts, the parser and the walk are each defined once."""
+    assert [home] == definitions(name)
+
+
+@pytest.mark.parametrize("name", ["commits.py", "audit.py", "access.py"])
+def test_the_audit_trail_core_is_checked_for_purity(name: str) -> None:
+    """The new core modules are among those the purity tests above read."""
+    assert PACKAGE / "core" / name in pure_modules()
+
+
+def test_the_history_walker_stays_small() -> None:
+    """`sources/history.py` is the walk only: under 400 lines (issue 12.1)."""
+    lines = (PACKAGE / "sources" / "history.py").read_text(encoding="utf-8").splitlines()
+    assert len(lines) < HISTORY_MAX_LINES
 
 
 def test_the_layer_contracts_hold() -> None:

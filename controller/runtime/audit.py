@@ -35,16 +35,17 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from controller.core import changes
+from controller.core import access, changes
+from controller.core.audit import AuditEvent
 from controller.core.changes import ChangeAction, EventType
 from controller.core.desired import DesiredState
 from controller.kinds import Approval
 from controller.kinds.common import tenant_lineage
-from controller.runtime import access
 from controller.runtime.access import AccessPolicy
 from controller.sources import git as git_source
 from controller.sources import history as git_history
-from controller.sources.history import AuditEvent, HistoryCache
+from controller.sources.history import HistoryCache
+from controller.sources.policytree import ParseCache
 from controller.store import Store, history, schema
 from controller.store.scopes import in_scope
 
@@ -149,9 +150,14 @@ class AuditTrail:
         self.state_dir = state_dir
         self.access = access
         self._cache: HistoryCache | None = None
+        self.parsed = ParseCache()  # shared with the reconcile's loader: one parse per file
 
-    def sync(self, *, now: datetime, fetch: bool = False) -> Sync:
-        """Record the commits new since the cursor; AuditUnavailableError when git fails."""
+    def sync(self, *, now: datetime, fetch: bool = False, tip: str | None = None) -> Sync:
+        """Record the commits new since the cursor; AuditUnavailableError when git fails.
+
+        `tip`: the branch tip the caller resolved (the reconcile's fetch), so the loader and
+        the trail read the same commit; None: resolved here.
+        """
         try:
             repo = git_source.open_repository(self.repo_spec, state_dir=self.state_dir, fetch=fetch)
         except git_source.SourceError as exc:
@@ -162,7 +168,7 @@ class AuditTrail:
             with self.store.read() as conn:
                 cursor = _read_cursor(conn, branch)
             try:
-                walked = self._walk(repo, branch, cursor.tip)
+                walked = self._walk(repo, branch, cursor.tip, tip)
                 in_force = cursor.latest
                 if cursor.trusted_keys != keys and in_force:
                     in_force = self._reverified(repo, in_force)
@@ -201,10 +207,20 @@ class AuditTrail:
         rejected = tuple(e for e in events if e.type is EventType.APPROVAL_REJECTED)
         return _summary(advanced, walked, rejected, recorded=len(events))
 
-    def _walk(self, repo: git.Repo, branch: str, since: str | None) -> git_history.HistoryWalk:
+    def _walk(
+        self, repo: git.Repo, branch: str, since: str | None, tip: str | None
+    ) -> git_history.HistoryWalk:
         cache = self._cache if self._cache is not None and self._cache.sha == since else None
         with self.access.verifier() as verifier:
-            walked = git_history.walk(repo, branch, since_sha=since, cache=cache, verifier=verifier)
+            walked = git_history.walk(
+                repo,
+                branch,
+                since_sha=since,
+                cache=cache,
+                verifier=verifier,
+                tip=tip,
+                parsed=self.parsed,
+            )
         self._cache = walked.cache
         return walked
 

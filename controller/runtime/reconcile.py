@@ -109,6 +109,7 @@ class Reconciler:
         )
         self.last_valid: DesiredState | None = None
         self._failed_revision: str | None = None
+        self._tip: str | None = None  # resolved once per pass, by the fetch, for the trail too
 
     def reconcile(self) -> Outcome:
         """One pass. Never raises for a bad commit or an unreachable repository."""
@@ -168,7 +169,12 @@ class Reconciler:
     # --- steps ----------------------------------------------------------------------------
 
     def fetch_and_load(self) -> tuple[str, loading.LoadResult]:
-        """Fetch the branch tip and load it; the same valid revision is not parsed twice."""
+        """Fetch the branch tip and load it; the same valid revision is not parsed twice.
+
+        The tip is resolved here once per pass and handed to the audit step; files are parsed
+        through the trail's cache, so the walk finds the tip's files already parsed.
+        """
+        self._tip = None
         try:
             repo = git_source.open_repository(self.source.repo, state_dir=self.source.state_dir)
         except git_source.SourceError as exc:
@@ -178,16 +184,17 @@ class Reconciler:
                 revision = git_source.resolve(repo, branch=self.source.branch)
             except git_source.SourceError as exc:
                 raise SourceUnavailableError(str(exc)) from None
+            self._tip = revision.sha
             text = str(revision)
             if self.last_valid is not None and self.last_valid.revision == text:
                 return text, loading.LoadResult(self.last_valid, ())
             files = git_source.read_commit(repo, revision.sha)
-        return text, loading.load_policy(files, revision=text)
+        return text, loading.load_policy(files, revision=text, parse=self.trail.parsed.parse)
 
     def audit_step(self, *, now: datetime) -> tuple[audit.Sync | None, str | None]:
         """Record the new commits in the audit trail; a failure is logged, never raised."""
         try:
-            synced = self.trail.sync(now=now)
+            synced = self.trail.sync(now=now, tip=self._tip)
         except audit.AuditUnavailableError as exc:
             log.warning("audit trail not synced", error=str(exc))
             return None, str(exc)

@@ -384,3 +384,149 @@ class _NodeWalk:
 
 def _position(node: yaml.Node) -> Position:
     return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+# --- the fast path: plain files through libyaml ----------------------------------------------
+
+_RESOLVED_MAX = 1 << 16
+
+
+class _RememberingResolver(yaml.resolver.Resolver):
+    """The safe loader's tag resolution, remembered per plain scalar.
+
+    Same answers as `yaml.resolver.Resolver.resolve` when, as in the safe loaders, no path
+    resolvers are registered: a plain scalar's tag depends only on its text (the implicit
+    resolvers' regexes), a quoted scalar is a string, and sequences and mappings have their
+    default tags. So only plain scalars are looked up, by their text alone, without re-running
+    the regexes for the keys and values every policy file repeats.
+    """
+
+    _resolved: ClassVar[dict[str, str]] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is not yaml.ScalarNode:
+            return _SEQ_TAG if kind is yaml.SequenceNode else _MAP_TAG
+        if not implicit[0]:
+            return _STR_TAG
+        tag = self._resolved.get(value)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+            if len(self._resolved) < _RESOLVED_MAX and len(value) <= 64:
+                self._resolved[value] = tag
+        return tag
+
+    # libyaml's composer calls these for every node; with no path resolvers registered there
+    # is nothing to track, and C built-ins that ignore their result cost less than Python
+    # methods: `slice(node, index)` and `tuple()` build throw-away values.
+    descend_resolver = staticmethod(slice)  # type: ignore[assignment]
+    ascend_resolver = staticmethod(tuple)  # type: ignore[assignment]
+
+
+_FAST_LOADER: Any = None
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser
+
+    class _FastLoader(CParser, StrictConstructor, _RememberingResolver):
+        """`yaml.CSafeLoader` with the strict constructor and the remembering resolver."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            StrictConstructor.__init__(self)
+            _RememberingResolver.__init__(self)
+
+    _FAST_LOADER = _FastLoader
+
+# libyaml's composer recurses in C without a depth limit (tens of thousands of nested levels
+# crash the process), so it only sees small files with few nesting indicators; the rest, and
+# anything with anchors (alias bombs), goes to the loader's own budgeted parser.
+FAST_PARSE_MAX_BYTES = 64 * 1024
+_CONTROL_BYTES = re.compile(rb"[\x00-\x09\x0b-\x1f\x7f]")
+FAST_PARSE_MAX_INDICATORS = 1000
+
+
+def parse_plain(path: str, data: bytes) -> list[RawDocument] | None:
+    """A plain file's documents read with libyaml (about ten times faster than `parse_file`),
+    or None when the file is left to `parse_file`: libyaml missing, a large file, anchors,
+    tabs or control characters, deep nesting, hidden characters, or anything the strict
+    constructor refuses (duplicate keys included), so both accept exactly the same files.
+
+    Each document carries only its start position; raises nothing.
+    """
+    if (
+        _FAST_LOADER is None
+        or len(data) > FAST_PARSE_MAX_BYTES
+        or b"&" in data  # anchors (and so aliases): left to the parser that budgets them
+        # libyaml and PyYAML's scanner disagree on tabs and control characters (libyaml takes
+        # `key: <tab>` as null, PyYAML refuses it): only the reference parser decides those.
+        or _CONTROL_BYTES.search(data) is not None
+        or sum(data.count(mark) for mark in (b"[", b"{", b"- ", b"? ")) > FAST_PARSE_MAX_INDICATORS
+    ):
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if find_hidden_character(text) is not None:
+        return None
+    found: list[RawDocument] = []
+    loader = _FAST_LOADER(text)
+    try:
+        index = 0
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            try:
+                value = _construct_plain(node, loader)
+            except _NotPlainError:
+                value = loader.construct_document(node)
+            if value is not None:
+                start = Position(node.start_mark.line + 1, node.start_mark.column + 1)
+                found.append(RawDocument(path, index, value, {(): start}))
+            index += 1
+    except Exception:  # noqa: BLE001 - any failure: the reference parser locates and reports it
+        return None
+    finally:
+        loader.dispose()
+    return found
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_SCALAR_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float", "timestamp")
+)
+
+
+class _NotPlainError(Exception):
+    """The document uses a YAML feature (merge keys, other tags) left to PyYAML's constructor."""
+
+
+def _construct_plain(node: yaml.Node, loader: Any) -> Any:
+    """The Python value of a plain document: strings, numbers, booleans, dates, lists, maps.
+
+    What PyYAML's SafeConstructor builds for these, without its generic machinery (several
+    times faster); scalars other than strings are still built by the loader's constructors.
+    """
+    tag = node.tag
+    if tag == _STR_TAG:
+        return node.value
+    if tag == _MAP_TAG:
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _STR_TAG:
+                key = key_node.value
+            elif key_node.tag in _SCALAR_TAGS:
+                key = loader.construct_object(key_node)
+            else:
+                raise _NotPlainError
+            if key in mapping:  # a duplicate key: the reference parser names both lines
+                raise _NotPlainError
+            mapping[key] = _construct_plain(value_node, loader)
+        return mapping
+    if tag == _SEQ_TAG:
+        return [_construct_plain(item, loader) for item in node.value]
+    if tag in _SCALAR_TAGS:
+        return loader.construct_object(node)
+    raise _NotPlainError

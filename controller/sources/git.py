@@ -1,21 +1,33 @@
 """Policy files straight from git: a local repository or a URL, a branch, a revision.
 
-Reading a commit's tree needs no checkout, so a PR's head can be validated next to main.
+Reading a commit's tree needs no checkout, so a PR's head can be validated next to main. The
+audit trail's reads live here too: a branch's first-parent history with every commit's facts
+and changed paths in one streaming `git log` (`iter_log`), blobs in batches (`read_blobs`), and
+the ancestry questions a force-push raises (`is_ancestor`, `merge_base`, `first_parent_shas`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import os
 import posixpath
 import re
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import git
 
+from controller.core.commits import CommitFacts, Person, parse_pull_request, parse_trailers
 from controller.redaction import redact_text, redact_url
+from controller.sources import signatures
 from controller.sources.documents import MAX_FILE_BYTES
 from controller.sources.loading import (
+    POLICY_DIRS,
     SourceFile,
     ignored_submodule,
     is_policy_path,
@@ -23,6 +35,9 @@ from controller.sources.loading import (
 )
 
 SYMLINK_MODE = 0o120000
+RAW_SYMLINK_MODE = "120000"  # as `git log --raw` and `git ls-tree` print modes
+GITLINK_MODE = "160000"
+BLOB_BATCH = 2000  # blobs read per `git cat-file --batch` process
 _URL_RE = re.compile(r"^(https?|ssh|git|file)://|^[\w.-]+@[\w.-]+:")
 
 
@@ -149,3 +164,253 @@ def _sized(path: str, blob: git.Blob) -> SourceFile:
     if blob.size > MAX_FILE_BYTES:
         return SourceFile(path, None, f"file is {blob.size} bytes; the limit is {MAX_FILE_BYTES}")
     return SourceFile(path, blob.data_stream.read())
+
+
+# --- the history of a branch ------------------------------------------------------------------
+
+_LOG_FORMAT = (
+    "%H%x00%P%x00%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00"
+    f"{signatures.SIGNATURE_FORMAT}%x00"
+    "%(trailers:only=true,unfold=true,separator=%x1f)%x00%B"
+)
+_HEADER_FIELDS = 10 + signatures.SIGNATURE_FIELDS
+_SHA = re.compile(rb"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_NO_BLOB = "0" * 40
+
+
+@dataclass(frozen=True, slots=True)
+class FileChange:
+    """One path a commit changed against its first parent (`git log --raw`)."""
+
+    path: str
+    old_mode: str
+    new_mode: str
+    blob: str | None  # the new content's blob id; None when the file was deleted
+
+    @property
+    def involves_symlink(self) -> bool:
+        return RAW_SYMLINK_MODE in (self.old_mode, self.new_mode)
+
+
+def iter_log(
+    repo: git.Repo,
+    revisions: Sequence[str],
+    *,
+    verifier: signatures.Verifier,
+    batch_size: int = BLOB_BATCH,
+) -> Iterator[list[tuple[CommitFacts, tuple[FileChange, ...]]]]:
+    """The first-parent commits of `revisions`, oldest first, with the paths each changed.
+
+    One streaming `git log` process reads metadata, trailers, verified signatures and raw
+    changes together; commits come in batches, so git keeps producing while the caller works.
+    Merge commits get the author of their merged head (one extra git call per batch).
+    """
+    command = [
+        *verifier.git_options(),
+        "-c",
+        "log.showSignature=false",
+        "log",
+        "-z",
+        "--reverse",
+        "--first-parent",
+        "--diff-merges=first-parent",
+        "--raw",
+        "--no-abbrev",
+        "--no-renames",
+        "--root",
+        "--encoding=UTF-8",
+        f"--format={_LOG_FORMAT}",
+        *revisions,
+        "--",
+    ]
+    batch: list[tuple[CommitFacts, tuple[FileChange, ...]]] = []
+    for facts, files in _parse_log(stream_git(repo, command, env=verifier.environment())):
+        signature = verifier.at_signing_time(repo, facts.sha, facts.signature)
+        if signature != facts.signature:  # judged at signing time, not today (signatures.py)
+            facts = dataclasses.replace(facts, signature=signature)  # noqa: PLW2901
+        batch.append((facts, files))
+        if len(batch) >= batch_size:
+            yield _with_merged_heads(repo, batch)
+            batch = []
+    if batch:
+        yield _with_merged_heads(repo, batch)
+
+
+def stream_git(repo: git.Repo, args: Sequence[str], *, env: Mapping[str, str]) -> Iterator[bytes]:
+    """The NUL-separated fields git prints, as they come; GitCommandError when git fails."""
+    command = [git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git", f"--git-dir={repo.git_dir}", *args]
+    environment = {**os.environ, "LC_ALL": "C", "LANGUAGE": "C", **env}
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(  # noqa: S603 - git, with arguments built here
+            command, stdout=subprocess.PIPE, stderr=errors, env=environment
+        )
+        if process.stdout is None:  # pragma: no cover - stdout is a pipe
+            raise SourceError("git log did not start")
+        try:
+            rest = b""
+            while chunk := process.stdout.read(1 << 18):
+                fields = (rest + chunk).split(b"\0")
+                rest = fields.pop()
+                yield from fields
+            if rest:
+                yield rest
+        finally:
+            process.stdout.close()
+            status = process.wait()
+        if status != 0:
+            errors.seek(0)
+            message = errors.read().decode("utf-8", "replace").strip()
+            raise git.GitCommandError(command, status, message)
+
+
+def _with_merged_heads(
+    repo: git.Repo, batch: list[tuple[CommitFacts, tuple[FileChange, ...]]]
+) -> list[tuple[CommitFacts, tuple[FileChange, ...]]]:
+    heads = [facts.parents[1] for facts, _ in batch if facts.is_merge]
+    if not heads:
+        return batch
+    authors = _authors(repo, heads)
+    return [
+        (
+            dataclasses.replace(facts, merged_head_author=authors.get(facts.parents[1]))
+            if facts.is_merge
+            else facts,
+            files,
+        )
+        for facts, files in batch
+    ]
+
+
+def _parse_log(fields: Iterable[bytes]) -> Iterator[tuple[CommitFacts, tuple[FileChange, ...]]]:
+    """Records of `_LOG_FORMAT` fields, each followed by `--raw -z` entries (`:meta`, path)."""
+    header: list[bytes] = []
+    changed: list[FileChange] = []
+    entry: list[str] | None = None  # the meta of a raw entry, waiting for its path
+    for value in fields:
+        if entry is not None:
+            blob = entry[3] if entry[3].strip("0") else None
+            changed.append(
+                FileChange(value.decode("utf-8", "surrogateescape"), entry[0], entry[1], blob)
+            )
+            entry = None
+            continue
+        if len(header) == _HEADER_FIELDS:
+            meta = value.lstrip(b"\n")
+            if meta.startswith(b":"):
+                entry = meta[1:].decode().split(" ")
+                continue
+            yield _facts(header), tuple(changed)
+            header, changed = [], []
+        if not header and not value.strip():
+            continue  # between records
+        if not header and not _SHA.match(value.strip()):
+            raise SourceError(f"unexpected `git log` output near {value[:60]!r}")
+        header.append(value)
+    if len(header) == _HEADER_FIELDS:
+        yield _facts(header), tuple(changed)
+
+
+def _facts(header: list[bytes]) -> CommitFacts:
+    text = [value.decode("utf-8", "replace") for value in header]
+    sha, parents, author, author_email, authored, committer, committer_email, committed = text[:8]
+    signature = signatures.parse_signature(text[8 : 8 + signatures.SIGNATURE_FIELDS])
+    trailer_text, message = text[8 + signatures.SIGNATURE_FIELDS :]
+    message = message.rstrip("\n")
+    return CommitFacts(
+        sha=sha.strip(),
+        parents=tuple(parents.split()),
+        author=Person(author, author_email),
+        committer=Person(committer, committer_email),
+        authored_at=datetime.fromisoformat(authored),
+        committed_at=datetime.fromisoformat(committed),
+        message=message,
+        pull_request=parse_pull_request(message),
+        trailers=parse_trailers(trailer_text),
+        signature=signature,
+    )
+
+
+def _authors(repo: git.Repo, shas: Sequence[str]) -> dict[str, Person]:
+    stdout = signatures.git_with_input(
+        repo,
+        ["log", "--no-walk=unsorted", "--stdin", "--format=%H%x00%an%x00%ae%x00"],
+        ("\n".join(dict.fromkeys(shas)) + "\n").encode(),
+    )
+    fields = [token.strip() for token in stdout.decode("utf-8", "replace").split("\0")]
+    return {
+        fields[at]: Person(fields[at + 1], fields[at + 2]) for at in range(0, len(fields) - 2, 3)
+    }
+
+
+def read_blobs(repo: git.Repo, blobs: Iterable[str]) -> dict[str, bytes]:
+    """The content of each blob, through `git cat-file --batch` (one process per batch)."""
+    wanted = list(dict.fromkeys(blobs))
+    found: dict[str, bytes] = {}
+    for start in range(0, len(wanted), BLOB_BATCH):
+        batch = wanted[start : start + BLOB_BATCH]
+        stdout = signatures.git_with_input(
+            repo, ["cat-file", "--batch"], ("\n".join(batch) + "\n").encode()
+        )
+        at = 0
+        while at < len(stdout):
+            end = stdout.index(b"\n", at)
+            header = stdout[at:end].split(b" ")
+            if len(header) < 3:  # "<sha> missing"
+                at = end + 1
+                continue
+            size = int(header[2])
+            found[header[0].decode()] = stdout[end + 1 : end + 1 + size]
+            at = end + 1 + size + 1
+    return found
+
+
+def read_policy_commit(repo: git.Repo, sha: str) -> list[SourceFile]:
+    """The policy files of a commit, without the ones left out with a warning (submodules):
+    the log leaves gitlinks out too, so both ways of reading a commit hold the same paths."""
+    return [source for source in read_commit(repo, sha) if not source.ignored]
+
+
+def symlink_paths(repo: git.Repo, sha: str) -> set[str]:
+    listing = repo.git.ls_tree("-r", "-z", sha, "--", *POLICY_DIRS)
+    found: set[str] = set()
+    for entry in listing.split("\0"):
+        meta, _, path = entry.partition("\t")
+        if meta.startswith(RAW_SYMLINK_MODE) and is_policy_path(path):
+            found.add(path)
+    return found
+
+
+def is_ancestor(repo: git.Repo, ancestor: str, descendant: str) -> bool:
+    try:
+        repo.git.merge_base("--is-ancestor", ancestor, descendant)
+    except git.GitCommandError:
+        return False
+    return True
+
+
+def merge_base(repo: git.Repo, one: str, other: str) -> str | None:
+    try:
+        return str(repo.git.merge_base(one, other)).strip() or None
+    except git.GitCommandError:
+        return None
+
+
+def commit_exists(repo: git.Repo, sha: str) -> bool:
+    try:
+        repo.git.cat_file("-e", f"{sha}^{{commit}}")
+    except git.GitCommandError:
+        return False
+    return True
+
+
+def first_parent_shas(repo: git.Repo, *revisions: str) -> list[str]:
+    output = str(repo.git.rev_list("--first-parent", "--reverse", *revisions))
+    return output.split()
+
+
+def resolve_tip(repo: git.Repo, branch: str) -> str:
+    """The commit the branch points at; SourceError when there is no such branch."""
+    try:
+        return str(repo.git.rev_parse("--verify", "--quiet", f"refs/heads/{branch}^{{commit}}"))
+    except git.GitCommandError:
+        raise SourceError(f"branch {branch!r} does not exist") from None

@@ -6,7 +6,7 @@ alike come back as `path:line:col: field.path: message`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,13 +14,14 @@ import pydantic
 
 from controller.core import references
 from controller.core.desired import DesiredState, Origin
-from controller.kinds import API_VERSION, KINDS, Document
+from controller.kinds import API_VERSION, KINDS, Document, ObjectKey
 from controller.kinds.common import DEVICE_NAME_PATTERN, NAME_PATTERN, TENANT_PATTERN
 from controller.sources.documents import (
     Problem,
     RawDocument,
     format_field_path,
     parse_file,
+    parse_plain,
 )
 
 POLICY_DIRS = ("policies", "inventory")
@@ -81,18 +82,26 @@ def is_policy_path(path: str) -> bool:
     return top in POLICY_DIRS and path.endswith(YAML_SUFFIXES)
 
 
-def load_policy(files: Iterable[SourceFile], *, revision: str | None) -> LoadResult:
-    """Parse, validate and cross-check a set of policy files."""
-    problems: list[Problem] = []
-    raw: list[RawDocument] = []
-    for source in sorted(files, key=lambda f: f.path):
-        if source.data is None:
-            problems.append(refusal_problem(source))
-            continue
-        documents, file_problems = parse_file(source.path, source.data)
-        raw.extend(documents)
-        problems.extend(file_problems)
+@dataclass(frozen=True, slots=True)
+class ParsedFile:
+    """One policy file of a revision: its source, its valid objects and its own problems."""
 
+    source: SourceFile
+    objects: tuple[Document, ...]
+    lines: tuple[int, ...]  # the line each object's document starts on
+    problems: tuple[Problem, ...]  # YAML and schema problems; cross-references are checked later
+    raw: tuple[RawDocument, ...] | None = None  # per object, with positions (reference parse)
+
+    @property
+    def path(self) -> str:
+        return self.source.path
+
+
+def parse_reference(source: SourceFile) -> ParsedFile:
+    """A policy file's objects and problems, every problem located (`documents.parse_file`)."""
+    if source.data is None:
+        return ParsedFile(source, (), (), (refusal_problem(source),), ())
+    raw, problems = parse_file(source.path, source.data)
     objects: list[Document] = []
     raw_of_object: list[RawDocument] = []
     for document in raw:
@@ -101,20 +110,82 @@ def load_policy(files: Iterable[SourceFile], *, revision: str | None) -> LoadRes
         if obj is not None:
             objects.append(obj)
             raw_of_object.append(document)
+    lines = tuple(document.start.line for document in raw_of_object)
+    return ParsedFile(source, tuple(objects), lines, tuple(problems), tuple(raw_of_object))
 
-    problems.extend(
-        finding_problems(references.detect_findings(objects), raw_of_object.__getitem__)
-    )
+
+def parse_policy_file(source: SourceFile) -> ParsedFile:
+    """A policy file's objects and problems, exactly as `parse_reference` finds them.
+
+    Small, plain files are read with libyaml first (`documents.parse_plain`, about ten times
+    faster); anything unusual, and any file with a problem, goes through `parse_reference`,
+    which records the position of every field and guards against hostile input. Raises
+    nothing: every failure is a Problem.
+    """
+    return _parse_plain(source) or parse_reference(source)
+
+
+def _parse_plain(source: SourceFile) -> ParsedFile | None:
+    raw = None if source.data is None else parse_plain(source.path, source.data)
+    if raw is None:
+        return None
+    objects: list[Document] = []
+    for document in raw:
+        obj, problems = validate_document(document)
+        if obj is None or problems:
+            return None
+        objects.append(obj)
+    lines = tuple(document.start.line for document in raw)
+    return ParsedFile(source, tuple(objects), lines, ())
+
+
+def load_policy(
+    files: Iterable[SourceFile],
+    *,
+    revision: str | None,
+    parse: Callable[[SourceFile], ParsedFile] = parse_reference,
+) -> LoadResult:
+    """Parse, validate and cross-check a set of policy files.
+
+    `parse` reads one file (`parse_reference`, or a cache of `parse_policy_file` shared with
+    the audit trail, so that a pass parses each file once).
+    """
+    return load_parsed([parse(source) for source in files], revision=revision)
+
+
+def load_parsed(parsed: Iterable[ParsedFile], *, revision: str | None) -> LoadResult:
+    """Parsed files, cross-checked: every problem in reading order, the state when valid."""
+    ordered = sorted(parsed, key=lambda f: f.path)
+    problems = [problem for file in ordered for problem in file.problems]
+    owners = [(file, index) for file in ordered for index in range(len(file.objects))]
+    objects = [file.objects[index] for file, index in owners]
+    raw_cache: dict[str, tuple[RawDocument, ...]] = {}
+
+    def raw_of(position: int) -> RawDocument:
+        # A fast-parsed file keeps no field positions: parse it again to locate a finding.
+        file, index = owners[position]
+        if file.path not in raw_cache:
+            raw = file.raw if file.raw is not None else parse_reference(file.source).raw
+            raw_cache[file.path] = raw or ()
+        return raw_cache[file.path][index]
+
+    problems.extend(finding_problems(references.detect_findings(objects), raw_of))
     problems.sort(key=reading_order)
-
     if any(not p.warning for p in problems):
         return LoadResult(None, tuple(problems))
-    origins = {
-        obj.key: Origin(doc.path, doc.start.line)
-        for obj, doc in zip(objects, raw_of_object, strict=True)
-    }
-    state = DesiredState(revision=revision, objects=tuple(objects), origins=origins)
-    return LoadResult(state, tuple(problems))
+    return LoadResult(state_of({f.path: f for f in ordered}, revision), tuple(problems))
+
+
+def state_of(files: Mapping[str, ParsedFile], revision: str | None) -> DesiredState:
+    """Parsed files by path as a DesiredState, objects in path order, then document order."""
+    objects: list[Document] = []
+    origins: dict[ObjectKey, Origin] = {}
+    for path in sorted(files):
+        parsed = files[path]
+        objects.extend(parsed.objects)
+        for obj, line in zip(parsed.objects, parsed.lines, strict=True):
+            origins[obj.key] = Origin(parsed.path, line)
+    return DesiredState(revision=revision, objects=tuple(objects), origins=origins)
 
 
 def refusal_problem(source: SourceFile) -> Problem:

@@ -35,34 +35,44 @@ import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import git
 
+from controller.core.access import TrustedKeys
+from controller.core.commits import UNSIGNED, Signature, SignatureStatus
+
+# The signature values and the trusted keys are pure values of the core (`controller.core`);
+# they are exported here too, where git verifies them.
+__all__ = [
+    "SIGNATURE_FIELDS",
+    "SIGNATURE_FORMAT",
+    "SSH_KEY_TYPE",
+    "UNSIGNED",
+    "Signature",
+    "SignatureError",
+    "SignatureStatus",
+    "TrustedKeys",
+    "Verifier",
+    "git_with_input",
+    "gpg_fingerprints",
+    "judge_at_signing_time",
+    "parse_signature",
+    "ssh_fingerprint",
+    "ssh_principals",
+]
+
 # The fields git prints for a signature, NUL-separated: status, key fingerprint, primary key
 # fingerprint (GPG subkeys), signer (SSH principal or GPG user id).
 SIGNATURE_FORMAT = "%G?%x00%GF%x00%GP%x00%GS"
 SIGNATURE_FIELDS = 4
 SSH_KEY_TYPE = re.compile(r"^(ssh-|ecdsa-|sk-ssh-|sk-ecdsa-)")
-_EMAIL_IN_ANGLES = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
 
 
 class SignatureError(Exception):
     """A trusted key cannot be read or installed; the message says which and why."""
-
-
-class SignatureStatus(StrEnum):
-    """What git says about a commit's signature, against the trusted keys."""
-
-    GOOD = "good"  # a valid signature by a trusted key
-    BAD = "bad"  # the signature does not match the commit: tampered with
-    UNSIGNED = "unsigned"
-    UNKNOWN_KEY = "unknown-key"  # signed, but not by a trusted key (or it cannot be checked)
-    EXPIRED = "expired"  # a good signature by an expired key, or an expired signature
-    REVOKED = "revoked"  # a good signature by a revoked key
 
 
 _GIT_CODES = {
@@ -75,42 +85,6 @@ _GIT_CODES = {
     "R": SignatureStatus.REVOKED,
     "N": SignatureStatus.UNSIGNED,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Signature:
-    """A commit's signature as git verified it.
-
-    `key` is the fingerprint of the signing key (`SHA256:...` for SSH, hex for GPG),
-    `primary_key` the GPG primary key's fingerprint when a subkey signed, and `signer` the
-    identity the trusted key stands for: the SSH principal from the allowed-signers line, or
-    the GPG user id (`Name <email>`).
-    """
-
-    status: SignatureStatus
-    key: str | None = None
-    primary_key: str | None = None
-    signer: str | None = None
-
-    @property
-    def is_good(self) -> bool:
-        return self.status is SignatureStatus.GOOD
-
-    @property
-    def signer_email(self) -> str | None:
-        """The signer as an email address: an SSH principal is one; a GPG uid holds one."""
-        if self.signer is None:
-            return None
-        found = _EMAIL_IN_ANGLES.search(self.signer)
-        if found:
-            return found.group(1).lower()
-        return self.signer.strip().lower() if "@" in self.signer else None
-
-    def fingerprints(self) -> frozenset[str]:
-        return frozenset(fp for fp in (self.key, self.primary_key) if fp)
-
-
-UNSIGNED = Signature(SignatureStatus.UNSIGNED)
 
 
 def parse_signature(fields: Sequence[str]) -> Signature:
@@ -154,23 +128,6 @@ def judge_at_signing_time(signature: Signature, status_lines: str) -> Signature:
 
 
 # --- trusted keys ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TrustedKeys:
-    """Keys the server trusts: SSH allowed-signers lines and armored GPG public keys."""
-
-    ssh_allowed_signers: tuple[str, ...] = ()
-    gpg_public_keys: tuple[str, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.ssh_allowed_signers or self.gpg_public_keys)
-
-    def digest(self) -> str:
-        """A short fingerprint of the whole set: it changes when a key is added, removed, or
-        replaced (a GPG key re-exported with its revocation or a new expiry)."""
-        text = "\0".join((*self.ssh_allowed_signers, "\1", *self.gpg_public_keys))
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def ssh_fingerprint(line: str) -> str:

@@ -1,0 +1,212 @@
+"""The policy tree of one revision, kept up to date file by file (the audit trail's walk).
+
+Files are parsed by the one parser in `controller.sources.loading` (`parse_policy_file`, through
+a `ParseCache` the reconcile's loader shares); a `PolicyTree` holds the `ParsedFile`s of one
+revision and tells whether they validate together (cross-references, duplicates), re-checking
+only what a swapped file could affect; its problems are `loading.load_parsed`'s, word for word.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from controller.core import references
+from controller.kinds import (
+    DeviceGroup,
+    Document,
+    ObjectKey,
+    PatchWindow,
+    Script,
+    ScriptJob,
+    Tenant,
+)
+from controller.sources import loading
+from controller.sources.documents import Problem
+from controller.sources.loading import ParsedFile, SourceFile
+
+# References resolve against these kinds (references.detect_findings): when one of them changes,
+# every object is checked again; otherwise only the objects that changed are.
+REFERENCED_KINDS = frozenset({Tenant.KIND, DeviceGroup.KIND, Script.KIND})
+PARSE_CACHE_SIZE = 2048  # parsed files kept by content, for reverts and rewrites
+
+
+class PolicyTree:
+    """The parsed policy files of one revision, with what it takes to tell cheaply if it is valid.
+
+    `replace` swaps one file; `is_valid` answers for the whole tree after re-checking only what
+    the swapped files could have affected; `problems` gives the exact errors when it is not.
+
+    Cross-references (`references.detect_findings`) resolve against Tenants, DeviceGroups and
+    Scripts only. So an object's reference errors depend on its tenant, the groups its targets
+    name and, for a PatchWindow or ScriptJob, the scripts: each changed object is checked
+    against just those, and the answer is remembered until a Tenant, DeviceGroup or Script
+    changes, when every object is checked again.
+    """
+
+    def __init__(self) -> None:
+        self.files: dict[str, ParsedFile] = {}
+        self._keys: Counter[ObjectKey] = Counter()
+        self._duplicated: set[ObjectKey] = set()
+        self._context: dict[str, list[Document]] = {}  # path -> its Tenants, groups, scripts
+        self._broken_files: set[str] = set()  # files with YAML or schema problems
+        self._broken_references: set[str] = set()  # files with a cross-reference error
+        self._unchecked: set[str] = set()
+        self._recheck_all = False
+        self._verdicts: dict[tuple[Any, ...], bool] = {}  # reference inputs -> has an error
+
+    def replace(self, path: str, parsed: ParsedFile | None) -> None:
+        """Put `parsed` at `path` (None: the file was deleted)."""
+        old = self.files.pop(path, None)
+        for obj in old.objects if old is not None else ():
+            self._count(obj.key, -1)
+        if self._context.pop(path, None):
+            self._recheck_all = True
+        self._broken_files.discard(path)
+        self._broken_references.discard(path)
+        self._unchecked.add(path)
+        if parsed is None:
+            return
+        self.files[path] = parsed
+        if parsed.problems:
+            self._broken_files.add(path)
+        for obj in parsed.objects:
+            self._count(obj.key, +1)
+        context = [obj for obj in parsed.objects if obj.KIND in REFERENCED_KINDS]
+        if context:
+            self._context[path] = context
+            self._recheck_all = True
+
+    def _count(self, key: ObjectKey, delta: int) -> None:
+        count = self._keys[key] + delta
+        if count > 0:
+            self._keys[key] = count
+        else:
+            del self._keys[key]
+        if count > 1:
+            self._duplicated.add(key)
+        else:
+            self._duplicated.discard(key)
+
+    def is_valid(self) -> bool:
+        """Whether the tree validates: no file problem, no duplicate, no reference error.
+
+        True is final; False is confirmed (or overturned) by `problems()`.
+        """
+        if self._recheck_all:
+            self._verdicts.clear()
+            self._broken_references = self._paths_with_reference_errors(
+                self.files.keys(), everything=True
+            )
+        elif self._unchecked:
+            self._broken_references |= self._paths_with_reference_errors(
+                self._unchecked & self.files.keys(), everything=False
+            )
+        self._unchecked.clear()
+        self._recheck_all = False
+        return not (self._broken_files or self._broken_references or self._duplicated)
+
+    def _paths_with_reference_errors(self, paths: Iterable[str], *, everything: bool) -> set[str]:
+        """The paths whose objects have a reference error; `everything`: `paths` is every file,
+        so the objects are their own context."""
+        broken: set[str] = set()
+        unknown: list[tuple[str, Document, tuple[Any, ...]]] = []
+        for path in paths:
+            for obj in self.files[path].objects:
+                inputs = _reference_inputs(obj)
+                verdict = self._verdicts.get(inputs)
+                if verdict is None:
+                    unknown.append((path, obj, inputs))
+                elif verdict:
+                    broken.add(path)
+        if not unknown:
+            return broken
+        context = [] if everything else self._context_for(obj for _, obj, _ in unknown)
+        errors = {
+            finding.index - len(context)
+            for finding in references.detect_findings([*context, *(obj for _, obj, _ in unknown)])
+            if not finding.warning and finding.index >= len(context)
+        }
+        for position, (path, _, inputs) in enumerate(unknown):
+            has_error = position in errors
+            if inputs[0] != _UNIQUE:
+                self._verdicts[inputs] = has_error
+            if has_error:
+                broken.add(path)
+        return broken
+
+    def _context_for(self, objects: Iterable[Document]) -> list[Document]:
+        """What references of `objects` resolve against: tenants, the groups they name, scripts."""
+        group_names: set[str] = set()
+        needs_scripts = False
+        for obj in objects:
+            targets = references.targets_of(obj)
+            if targets is not None:
+                group_names.update(targets.groups, targets.exclude.groups)
+            needs_scripts |= isinstance(obj, PatchWindow | ScriptJob)
+        return [
+            obj
+            for context in self._context.values()
+            for obj in context
+            if isinstance(obj, Tenant)
+            or (isinstance(obj, DeviceGroup) and obj.name in group_names)
+            or (needs_scripts and isinstance(obj, Script))
+        ]
+
+    def errors(self) -> tuple[str, ...]:
+        """Nothing when the tree validates; else every error, as `patchctl validate` prints it.
+
+        The quick check (`is_valid`) may be too cautious; the full check decides.
+        """
+        if self.is_valid():
+            return ()
+        return tuple(str(problem) for problem in self.problems() if not problem.warning)
+
+    def problems(self) -> tuple[Problem, ...]:
+        """Every problem of the tree, in the order and words of `loading.load_policy`."""
+        return loading.load_parsed(self.files.values(), revision=None).problems
+
+    def objects_of(self, paths: Iterable[str]) -> list[tuple[str, Document]]:
+        """(path, object) for every object defined in `paths`."""
+        return [
+            (path, obj) for path in paths if path in self.files for obj in self.files[path].objects
+        ]
+
+
+_UNIQUE = object()
+
+
+def _reference_inputs(obj: Document) -> tuple[Any, ...]:
+    """What an object's reference errors depend on, besides Tenants, DeviceGroups and Scripts.
+
+    The tenant and the groups its targets name; PatchWindows and ScriptJobs also name scripts
+    and are checked every time (`_UNIQUE`: never remembered).
+    """
+    if isinstance(obj, PatchWindow | ScriptJob):
+        return (_UNIQUE, id(obj))
+    targets = references.targets_of(obj)
+    groups = (targets.groups, targets.exclude.groups) if targets is not None else ()
+    return (obj.KIND, obj.tenant, groups)
+
+
+class ParseCache:
+    """`loading.parse_policy_file`, remembered by path and content (the newest `size` files).
+
+    Shared by a pass's loader and its audit walk, so a file is parsed once per pass, and kept
+    across walks, so reverts and rewrites do not parse the same bytes twice.
+    """
+
+    def __init__(self, size: int = PARSE_CACHE_SIZE) -> None:
+        self.size = size
+        self._parsed: dict[tuple[str, bytes | None, str | None], ParsedFile] = {}
+
+    def parse(self, source: SourceFile) -> ParsedFile:
+        key = (source.path, source.data, source.refusal)
+        found = self._parsed.get(key)
+        if found is None:
+            found = loading.parse_policy_file(source)
+            if len(self._parsed) >= self.size:
+                del self._parsed[next(iter(self._parsed))]
+            self._parsed[key] = found
+        return found
