@@ -130,7 +130,8 @@ class BaselineEvaluator:
     def evaluate(
         self, *, device_id: str, scan: ScanView | None, history: DeviceHistory, now: datetime
     ) -> BaselineCompliance:
-        if scan is None or now - scan.scanned_at > self.baseline.spec.stale_scan_after:
+        # staleness on the server's clock: the agent's `scannedAt` may be years off
+        if scan is None or now - scan.fresh_at > self.baseline.spec.stale_scan_after:
             scanned_at = scan.scanned_at if scan else None
             unknown = ComplianceState.UNKNOWN
             return BaselineCompliance(device_id, self.ref, unknown, scanned_at)

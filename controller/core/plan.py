@@ -594,7 +594,8 @@ class _PlanBuilder:
         latest = _latest_finished_install(jobs)
         if scan is None or latest is None or not scan.reboot_required:
             return
-        if latest.updated_at is not None and scan.scanned_at >= latest.updated_at:
+        # both on the server's clock: when the scan arrived, when the job's last event did
+        if latest.updated_at is not None and scan.fresh_at >= latest.updated_at:
             self.alerts.append(
                 AlertSpec(
                     f"RebootPending:{device.id}:{latest.id}",
@@ -631,7 +632,7 @@ def _scan_occasion(
     latest_install = _latest_finished_install(jobs)
     if latest_install is not None and (
         scan is None
-        or (latest_install.updated_at is not None and scan.scanned_at < latest_install.updated_at)
+        or (latest_install.updated_at is not None and scan.fresh_at < latest_install.updated_at)
     ):
         return f"verify install {latest_install.id}", f"after:{latest_install.id}"
     if scan is None:
@@ -640,8 +641,8 @@ def _scan_occasion(
             return "initial scan after enrolment", "initial"
         return "retry initial scan", f"retry:{scans[-1].id}"
     every = min((s.spec.every for s in applicable.scan_schedules), default=DEFAULT_SCAN_INTERVAL)
-    if now - scan.scanned_at >= every:
-        stamp = windows.occurrence_key(scan.scanned_at)
+    if now - scan.fresh_at >= every:  # server clock: an agent's wrong clock neither hides
+        stamp = windows.occurrence_key(scan.fresh_at)  # nor repeats a due scan
         return f"scan due every {every} (last {stamp})", f"due:{stamp}"
     return None
 

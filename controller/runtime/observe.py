@@ -97,9 +97,12 @@ def _scan(
                 missing[patch_id] = None
                 if source != "feed" and reported.needs(patch_id):
                     reported.note(patch_id, entry)
+    # feed documents are stamped by the server when it evaluated them
     scanned_at = row.last_scan_at or max(at for at, _ in documents.values())
+    received_at = row.last_scan_received_at if row.last_scan_at is not None else scanned_at
     return ScanView(
         scanned_at=scanned_at,
+        received_at=received_at,
         reboot_required=bool(row.reboot_required),
         missing=tuple(p for p in missing if p not in installed),
         installed=tuple(installed),

@@ -92,7 +92,9 @@ devices = sa.Table(
     sa.Column("poll_interval", sa.Integer(), nullable=False),
     sa.Column("enrolled_at", UtcDateTime(), nullable=False),
     sa.Column("last_seen", UtcDateTime(), nullable=False),
-    sa.Column("last_scan_at", UtcDateTime(), nullable=True),
+    sa.Column("last_scan_at", UtcDateTime(), nullable=True),  # the agent's `scannedAt`
+    # when the server received that scan: freshness is judged by it (`core.clocks`)
+    sa.Column("last_scan_received_at", UtcDateTime(), nullable=True),
     sa.Column("reboot_required", sa.Boolean(), nullable=True),
     # the agent's machine identity (/etc/machine-id, MachineGuid); None until one reports it
     sa.Column("machine_id", sa.String(64), nullable=True),
