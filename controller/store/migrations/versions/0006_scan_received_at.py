@@ -1,5 +1,6 @@
 """Devices keep when the server received their last scan: freshness ("scan older than N") is
-judged by the server's clock, never by the agent's `scannedAt`.
+judged by the server's clock, never by the agent's `scannedAt`; and whether their running kernel
+is older than the newest installed one (`kernel_reboot`), an OS reboot signal of its own.
 
 Revision ID: 0006_scan_received_at
 Revises: 0005_report_digests
@@ -22,6 +23,10 @@ UTC_TIME = sa.DateTime(timezone=True)
 def upgrade() -> None:
     with op.batch_alter_table("devices") as batch:
         batch.add_column(sa.Column("last_scan_received_at", UTC_TIME, nullable=True))
+        # set by the next inventory or catalogue evaluation (`store.findings`)
+        batch.add_column(
+            sa.Column("kernel_reboot", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
     # The receive time of the stored scan where its header is still kept; else (pruned) the
     # scan's own time, the best figure there is (it may be wrong: the next scan replaces it).
     devices = sa.table(
@@ -53,4 +58,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("devices") as batch:
+        batch.drop_column("kernel_reboot")
         batch.drop_column("last_scan_received_at")
