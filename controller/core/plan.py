@@ -68,6 +68,10 @@ class DeviceSummary:
     pending_approval: tuple[str, ...]
     next_window: str | None  # "tenant/name"
     next_window_start: datetime | None
+    install_job: str | None = None  # the install job this plan issues for the device
+    # why the device's installable patches get no install in this pass although a window
+    # occurrence accepts installs (one sentence), for explain: the planner's own reason
+    install_hold: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,9 @@ class Plan:
     """What one reconcile decides. Empty `issue`/`cancel`/`expire`/`time_out`/`alerts` mean
     nothing to do.
 
+    `supersede`: scan jobs the agent has not taken when a scan it reported on its own arrived
+    after they were issued (`superseded`): the scan they asked for is there, and the device is
+    free for its install in the same pass, whichever request came first.
     `expire`: jobs the agent never took before their pickup deadline (`no-agent`); `time_out`:
     started jobs past their run deadline, to be failed (`timed-out`, with the state they were in).
     """
@@ -83,6 +90,7 @@ class Plan:
     now: datetime
     issue: tuple[JobSpec, ...] = ()
     cancel: tuple[str, ...] = ()
+    supersede: tuple[str, ...] = ()  # scan jobs not taken, made moot by a fresh scan
     expire: tuple[str, ...] = ()
     time_out: tuple[str, ...] = ()
     compliance: tuple[BaselineCompliance, ...] = ()
@@ -98,6 +106,7 @@ class Plan:
         return {
             "issued": len(self.issue),
             "cancelled": len(self.cancel),
+            "superseded": len(self.supersede),
             "expired": len(self.expire),
             "timedOut": len(self.time_out),
             "alerts": len(self.alerts),
@@ -304,6 +313,7 @@ def plan(desired: DesiredState, observed: ObservedState, *, now: datetime) -> Pl
         now=now,
         issue=tuple(builder.issue),
         cancel=tuple(sorted(builder.cancel)),
+        supersede=tuple(sorted(builder.supersede)),
         expire=tuple(j.id for j in ended if j.end_reason is EndReason.NO_AGENT),
         time_out=tuple(j.id for j in ended if j.end_reason is EndReason.TIMED_OUT),
         compliance=tuple(builder.compliance),
@@ -375,6 +385,7 @@ class _PlanBuilder:
         self.now = now
         self.issue: list[JobSpec] = []
         self.cancel: set[str] = set()
+        self.supersede: set[str] = set()
         self.compliance: list[BaselineCompliance] = []
         self.alerts: list[AlertSpec] = []
         self.summaries: list[DeviceSummary] = []
@@ -398,8 +409,9 @@ class _PlanBuilder:
             elif decision.pending_approval:
                 pending.append(patch_id)
         self._cancel_stale_installs(jobs, installable)
+        self._supersede_scans(jobs, scan)
         self._scan(device, applicable, scan, jobs)
-        self._install(device, applicable, installable)
+        issued, hold = self._install(device, applicable, installable)
         self._script_jobs(device, applicable)
         self._reboot_alert(device, scan, jobs)
         upcoming = self._next_window(applicable)
@@ -410,6 +422,8 @@ class _PlanBuilder:
                 tuple(pending),
                 upcoming[0] if upcoming else None,
                 upcoming[1] if upcoming else None,
+                issued,
+                hold,
             )
         )
 
@@ -429,6 +443,29 @@ class _PlanBuilder:
             if cancellable and not set(job.patch_ids) <= allowed:
                 self.cancel.add(job.id)
                 self.ledger.in_flight.discard(job.device_id)
+
+    def _supersede_scans(self, jobs: list[JobView], scan: ScanView | None) -> None:
+        """A scan job the agent has not taken is moot once a scan the server received after the
+        job was issued is there: it ends (`superseded`), and frees the device for its install
+        in this very pass (issue 13.9: the outcome must not depend on which request came
+        first, the agent's report or the reconcile that issued the scan)."""
+        if scan is None:
+            return
+        moot = [
+            job
+            for job in jobs
+            if job.kind is JobKind.SCAN
+            and job.state.in_flight
+            and not job.state.started
+            and job.created_at is not None
+            and scan.fresh_at >= job.created_at
+        ]
+        if not moot:
+            return
+        self.supersede.update(job.id for job in moot)
+        ended = {job.id for job in moot} | self.cancel
+        if not any(job.state.in_flight and job.id not in ended for job in jobs):
+            self.ledger.in_flight.discard(jobs[0].device_id)
 
     def _scan(
         self,
@@ -470,12 +507,16 @@ class _PlanBuilder:
             )
         )
 
-    def _install(self, device: DeviceView, applicable: Applicable, installable: list[str]) -> None:
+    def _install(
+        self, device: DeviceView, applicable: Applicable, installable: list[str]
+    ) -> tuple[str | None, str | None]:
+        """Issue the device's install job if rule 8 allows it now: (the job id, None), or
+        (None, why not) when an occurrence accepts installs but the device gets none."""
         if device.is_gateway or not installable or device.id in self.ledger.in_flight:
-            return
+            return None, None
         chosen = self._open_occurrence(device, applicable)
         if chosen is None:
-            return
+            return None, None
         window, occurrence, deadline = chosen
         key = window_key(window)
         pre_script = self._script(window, window.spec.pre_script)
@@ -484,20 +525,17 @@ class _PlanBuilder:
         fresh = [p for p in installable if p not in attempted] if attempted else installable
         patches = tuple(sorted(fresh))
         if not patches:
-            return
+            return None, f"already attempted in PatchWindow {key} occurrence {occurrence.key}"
         if not device.is_online(now=self.now):
             self._offline_in_window(device, window, occurrence.key)
-            return
-        slot = (key, occurrence.key)
-        targeted = self.population.get(key, 0)
-        rollout = window.spec.rollout
-        if self.ledger.running.get(slot, 0) >= rollout.max_concurrent.of(targeted):
-            return
-        if len(self.ledger.failed_devices.get(slot, ())) > rollout.max_failures.of(targeted):
-            return
+            return None, "the device is offline (no check-in within two poll intervals)"
+        held = self._rollout_hold(window, occurrence.key)
+        if held is not None:
+            return None, held
+        job_key = job_id(device.id, JobKind.INSTALL, patches, f"{key}@{occurrence.key}")
         self._emit(
             JobSpec(
-                id=job_id(device.id, JobKind.INSTALL, patches, f"{key}@{occurrence.key}"),
+                id=job_key,
                 device_id=device.id,
                 kind=JobKind.INSTALL,
                 reason=f"PatchWindow {key} occurrence {occurrence.key}",
@@ -526,6 +564,28 @@ class _PlanBuilder:
                 device_id=device.id,
             )
         )
+        return job_key, None
+
+    def _rollout_hold(self, window: PatchWindow, occurrence: str) -> str | None:
+        """Why the occurrence's rollout limits start no install now (None: they allow one)."""
+        key = window_key(window)
+        slot = (key, occurrence)
+        targeted = self.population.get(key, 0)
+        rollout = window.spec.rollout
+        limit = rollout.max_concurrent.of(targeted)
+        if self.ledger.running.get(slot, 0) >= limit:
+            return (
+                f"PatchWindow {key} has {limit} install(s) running (rollout.maxConcurrent); "
+                "it starts when one finishes"
+            )
+        failures = len(self.ledger.failed_devices.get(slot, ()))
+        allowed = rollout.max_failures.of(targeted)
+        if failures > allowed:
+            return (
+                f"PatchWindow {key} occurrence {occurrence} stopped starting installs: "
+                f"{failures} device(s) failed (rollout.maxFailures {allowed})"
+            )
+        return None
 
     def _open_occurrence(
         self, device: DeviceView, applicable: Applicable

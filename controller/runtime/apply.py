@@ -62,6 +62,14 @@ def apply_plan(
         only_from=DELIVERABLE_STATES,
         now=now,
     )
+    cancelled += jobs.end_jobs(
+        conn,
+        plan.supersede,
+        state=JobState.CANCELLED,
+        reason=EndReason.SUPERSEDED,
+        only_from=DELIVERABLE_STATES,
+        now=now,
+    )
     expired = jobs.end_jobs(
         conn,
         plan.expire,
