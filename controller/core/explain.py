@@ -266,9 +266,7 @@ def _verdict(  # noqa: PLR0911 - one sentence per case
     return f"{approved}; {_when(patch_id, schedule, context)}"
 
 
-def _when(
-    patch_id: str, schedule: _Schedule, context: _JobContext
-) -> str:
+def _when(patch_id: str, schedule: _Schedule, context: _JobContext) -> str:
     """When an approved, missing patch will be installed, given the device's jobs."""
     later = f"will be installed {schedule.next}" if schedule.next else "no later window is planned"
     for job in context.running:
@@ -287,9 +285,7 @@ def _when(
     return _now(patch_id, schedule.now, schedule, context, later=later)
 
 
-def _now(
-    patch_id: str, now: str, schedule: _Schedule, context: _JobContext, *, later: str
-) -> str:
+def _now(patch_id: str, now: str, schedule: _Schedule, context: _JobContext, *, later: str) -> str:
     """An open occurrence accepts the patch: now when the planner issues the install in this
     pass, else why not (a job in flight, the device's absence, the planner's own reason)."""
     afterwards = now.removeprefix("now, ")  # "in PatchWindow ... (installs start until ...)"

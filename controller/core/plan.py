@@ -44,6 +44,12 @@ _NO_HISTORY = DeviceHistory()
 SCRIPT_JOB_LOOKBACK = timedelta(days=1)
 SCAN_RETRY_AFTER = timedelta(hours=1)  # after an agent reported a scan job failed
 REBOOT_PENDING_MESSAGE = "Patching completed and need to reboot."
+# Alerts that report a condition (raised → resolved): while it holds the planner reports the
+# alert's key in every pass (`Plan.holding`); an open alert of these types whose key is no
+# longer reported is resolved. Other alerts report events (a scan initiated, a job expired).
+CONDITION_TYPES = frozenset(
+    {EventType.AGENT_OFFLINE_IN_WINDOW, EventType.REBOOT_PENDING, EventType.INSTALL_FAILED}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +103,8 @@ class Plan:
     alerts: tuple[AlertSpec, ...] = ()
     devices: tuple[DeviceSummary, ...] = ()
     windows: Mapping[str, windows.WindowState] = field(default_factory=dict)
+    # keys of the `CONDITION_TYPES` alerts whose condition holds at `now` (raised or not)
+    holding: frozenset[str] = frozenset()
 
     @property
     def pending_approvals(self) -> int:
@@ -304,8 +312,8 @@ def plan(desired: DesiredState, observed: ObservedState, *, now: datetime) -> Pl
     )
     for device in devices:
         builder.device(device, applicable[device.id])
-    builder.alerts.extend(_ledger_alerts(observed.jobs))
     names = {d.id: d.name for d in observed.devices}
+    builder.alerts.extend(_ledger_alerts(observed.jobs, names))
     before = {job.id: job for job in observed.jobs}
     builder.alerts.extend(_ended_alert(before[job.id], names, now=now) for job in ended)
     return Plan(
@@ -320,6 +328,21 @@ def plan(desired: DesiredState, observed: ObservedState, *, now: datetime) -> Pl
         alerts=tuple(builder.alerts),
         devices=tuple(builder.summaries),
         windows=window_states,
+        holding=_holding(builder.alerts, builder.failed),
+    )
+
+
+def _holding(alerts: Iterable[AlertSpec], failed: Mapping[str, frozenset[str]]) -> frozenset[str]:
+    """The condition alerts that hold: every offline and reboot alert reported in this pass,
+    and an install failure while its patch is still failed on the device (`device_history`)."""
+    return frozenset(
+        alert.key
+        for alert in alerts
+        if alert.type in CONDITION_TYPES
+        and (
+            alert.type is not EventType.INSTALL_FAILED
+            or alert.patch_id in failed.get(alert.device_id or "", frozenset())
+        )
     )
 
 
@@ -388,6 +411,7 @@ class _PlanBuilder:
         self.supersede: set[str] = set()
         self.compliance: list[BaselineCompliance] = []
         self.alerts: list[AlertSpec] = []
+        self.failed: dict[str, frozenset[str]] = {}  # device id → patches whose install failed
         self.summaries: list[DeviceSummary] = []
         self._upcoming: dict[int, tuple[str, datetime] | None] = {}
 
@@ -396,6 +420,8 @@ class _PlanBuilder:
         jobs = self.ledger.by_device.get(device.id, [])
         decisions = self.sets.decisions(applicable)
         history = device_history(jobs) if jobs else _NO_HISTORY
+        if history.failed:
+            self.failed[device.id] = history.failed
         self.compliance.extend(
             evaluator.evaluate(device_id=device.id, scan=scan, history=history, now=self.now)
             for evaluator in self.sets.evaluators(applicable)
@@ -414,6 +440,7 @@ class _PlanBuilder:
         issued, hold = self._install(device, applicable, installable)
         self._script_jobs(device, applicable)
         self._reboot_alert(device, scan, jobs)
+        self._silent_with_install(device, jobs)
         upcoming = self._next_window(applicable)
         self.summaries.append(
             DeviceSummary(
@@ -617,6 +644,28 @@ class _PlanBuilder:
             )
         )
 
+    def _silent_with_install(self, device: DeviceView, device_jobs: list[JobView]) -> None:
+        """A device that went silent (offline by rule 8) while its install job is in flight
+        raises `AgentOfflineInWindow` naming it, during the window, not only the job's expiry
+        or time-out later; it resolves when the device checks in again or the job ends."""
+        if device.is_online(now=self.now):
+            return
+        for job in device_jobs:
+            if job.kind is not JobKind.INSTALL or not job.state.in_flight:
+                continue
+            seen = f"{device.last_seen:%Y-%m-%d %H:%M}Z" if device.last_seen else "never"
+            self.alerts.append(
+                AlertSpec(
+                    f"AgentOfflineInWindow:{device.id}:{job.window}@{job.occurrence}",
+                    EventType.AGENT_OFFLINE_IN_WINDOW,
+                    AlertSeverity.WARNING,
+                    f"{device.name} went silent (last seen {seen}) during PatchWindow "
+                    f"{job.window} with install job {job.id} {job.state.value}",
+                    device_id=device.id,
+                    job_id=job.id,
+                )
+            )
+
     def _script(self, owner: PatchWindow | ScriptJob, name: str | None) -> ScriptPayload | None:
         if name is None:
             return None
@@ -740,19 +789,21 @@ def _latest_start(script_job: ScriptJob, *, now: datetime) -> datetime | None:
         latest, cursor = start, start
 
 
-def _ledger_alerts(jobs: Iterable[JobView]) -> list[AlertSpec]:
-    """Alerts that follow from what agents reported about their jobs."""
+def _ledger_alerts(jobs: Iterable[JobView], names: Mapping[str, str]) -> list[AlertSpec]:
+    """Alerts that follow from what agents reported about their jobs, naming the device."""
     alerts: list[AlertSpec] = []
     for job in jobs:
         if job.kind is not JobKind.INSTALL:
             continue
+        device = names.get(job.device_id, job.device_id)
         if job.state in _DOWNLOADED:
             alerts.append(
                 AlertSpec(
                     f"DownloadInitiated:{job.id}",
                     EventType.DOWNLOAD_INITIATED,
                     AlertSeverity.INFO,
-                    f"download of {len(job.patch_ids)} patch(es) initiated",
+                    f"download of {len(job.patch_ids)} patch(es) initiated on {device} "
+                    f"(job {job.id})",
                     device_id=job.device_id,
                     job_id=job.id,
                 )
@@ -763,7 +814,8 @@ def _ledger_alerts(jobs: Iterable[JobView]) -> list[AlertSpec]:
                     f"InstallComplete:{job.id}",
                     EventType.INSTALL_COMPLETE,
                     AlertSeverity.INFO,
-                    f"install of {len(job.patch_ids)} patch(es) complete",
+                    f"install of {len(job.patch_ids)} patch(es) complete on {device} "
+                    f"(job {job.id})",
                     device_id=job.device_id,
                     job_id=job.id,
                 )
@@ -773,7 +825,8 @@ def _ledger_alerts(jobs: Iterable[JobView]) -> list[AlertSpec]:
                 f"InstallFailed:{job.id}:{patch}",
                 EventType.INSTALL_FAILED,
                 AlertSeverity.CRITICAL,
-                f"{patch} failed to install: {job.reasons.get(patch) or 'no reason given'}",
+                f"{patch} failed to install on {device}: "
+                f"{job.reasons.get(patch) or 'no reason given'}",
                 device_id=job.device_id,
                 job_id=job.id,
                 patch_id=patch,
