@@ -25,7 +25,9 @@ HOUR = timedelta(hours=1)
         pytest.param(None, -5, None, id="negative-uptime-ignored"),
     ],
 )
-def test_boot_time(last_boot_at: datetime | None, uptime: int | None, expected: datetime | None) -> None:
+def test_boot_time(
+    last_boot_at: datetime | None, uptime: int | None, expected: datetime | None
+) -> None:
     """The boot time is the facts' lastBootAt, else the scan time minus uptime, else unknown."""
     assert expected == reboots.boot_time(
         last_boot_at=last_boot_at, uptime_seconds=uptime, scanned_at=SCANNED
@@ -35,9 +37,7 @@ def test_boot_time(last_boot_at: datetime | None, uptime: int | None, expected: 
 @pytest.mark.parametrize(
     ("installed", "booted_at", "expected"),
     [
-        pytest.param(
-            [("KB1", SCANNED - HOUR / 2)], SCANNED - 48 * HOUR, ("KB1",), id="after-boot"
-        ),
+        pytest.param([("KB1", SCANNED - HOUR / 2)], SCANNED - 48 * HOUR, ("KB1",), id="after-boot"),
         pytest.param([("KB1", SCANNED - 49 * HOUR)], SCANNED - 48 * HOUR, (), id="before-boot"),
         pytest.param([("KB1", None)], SCANNED - 48 * HOUR, (), id="undated-never"),
         pytest.param(
