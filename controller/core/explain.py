@@ -304,7 +304,7 @@ def _now(patch_id: str, now: str, schedule: _Schedule, context: _JobContext, *, 
     if not schedule.online:
         return f"will be installed {now}, when the device checks in (it is offline)"
     if patch_id in schedule.issued:
-        return f"will be installed {now} by job {schedule.issued_job} (issued now)"
+        return f"will be installed {now}"  # the plan issues its install job in this pass
     if schedule.hold is not None:
         return f"not installed now: {schedule.hold}; {later}"
     # the planner issues nothing for it now and gives no reason: never claim "now"
