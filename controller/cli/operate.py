@@ -195,7 +195,8 @@ def explanation_lines(result: DeviceExplanation, revision: str | None) -> list[s
     ]
     lines.extend(f"job: {sentence}" for sentence in result.jobs)
     lines.extend(
-        f"  {patch.patch_id:<24} {patch.status:<9} {patch.verdict}" for patch in result.patches
+        f"  {patch.patch_id:<24} {patch.state or patch.status:<9} {patch.verdict}"
+        for patch in result.patches
     )
     return lines
 
@@ -218,6 +219,7 @@ def explanation_json(result: DeviceExplanation, revision: str | None) -> dict[st
             {
                 "id": p.patch_id,
                 "status": p.status,
+                "state": p.state,
                 "required": p.decision.required,
                 "requiredBy": list(p.decision.required_by),
                 "approved": p.decision.approved,

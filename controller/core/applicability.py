@@ -44,6 +44,7 @@ Rules (docs/feeds.md has the reasoning):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass
@@ -373,6 +374,24 @@ def detect_missing(index: ApplicabilityIndex, inventory: Inventory) -> tuple[Fin
     missing = findings.keys()
     kept = [f for pid, f in findings.items() if not index.superseded_by(pid) & missing]
     return tuple(sorted(kept, key=lambda finding: finding.patch_id))
+
+
+def detect_pending_reboot(
+    index: ApplicabilityIndex, inventory: Inventory, missing: Iterable[str]
+) -> tuple[str, ...]:
+    """The patches installed but not in effect until the device reboots: those the device
+    would miss judged by its running kernel (`kernels.as_running`) and does not miss judged by
+    its newest installed one (`missing`, from `detect_missing`). Sorted ids; () when the
+    running kernel is the newest or cannot be judged. DESIGN.md 3.6: `installed-pending-reboot`."""
+    scheme = scheme_for_release(inventory.release)
+    if scheme is None or not inventory.kernel or inventory.os is OsFamily.WINDOWS:
+        return ()
+    running = kernels.as_running(scheme, inventory.kernel, inventory.packages)
+    if len(running) == len(inventory.packages):
+        return ()
+    as_booted = detect_missing(index, dataclasses.replace(inventory, packages=running))
+    already = set(missing)
+    return tuple(f.patch_id for f in as_booted if f.patch_id not in already)
 
 
 def _package_findings(index: ApplicabilityIndex, inventory: Inventory) -> dict[str, Finding]:

@@ -130,7 +130,8 @@ class BaselineEvaluator:
     def evaluate(
         self, *, device_id: str, scan: ScanView | None, history: DeviceHistory, now: datetime
     ) -> BaselineCompliance:
-        if scan is None or now - scan.scanned_at > self.baseline.spec.stale_scan_after:
+        # staleness on the server's clock: the agent's `scannedAt` may be years off
+        if scan is None or now - scan.fresh_at > self.baseline.spec.stale_scan_after:
             scanned_at = scan.scanned_at if scan else None
             unknown = ComplianceState.UNKNOWN
             return BaselineCompliance(device_id, self.ref, unknown, scanned_at)
@@ -149,11 +150,17 @@ class BaselineEvaluator:
         rebooting: list[str] = []
         rejected: list[str] = []
         if_installed = self._if_installed
-        reboot = scan.reboot_required and history.pending_reboot
+        # The OS signal decides (DESIGN.md 3.6, 3.9), whoever installed the patch: patchctl's
+        # job (the ledger) or anyone else (the edge's attribution, `core.reboots`).
+        waiting = (
+            (history.pending_reboot | set(scan.pending_reboot))
+            if scan.reboot_required
+            else frozenset()
+        )
         for patch_id in scan.installed:
             state = if_installed[patch_id]
             if state is PatchState.INSTALLED:
-                if reboot and patch_id in history.pending_reboot:
+                if patch_id in waiting:
                     rebooting.append(patch_id)
                 else:
                     installed += 1

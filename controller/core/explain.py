@@ -1,30 +1,49 @@
 """Why each patch of a device is (or is not) required, approved and installable, and when it will
 be installed. Purely computational: the same decisions the planner takes, with their reasons.
 
-"When" follows the planner's rules on the device's jobs too: a job in flight blocks new installs
-until it finishes or reaches its deadline; an overdue job (`jobs.settle`) is ended by the next
-pass, so the device is planned again; a patch already attempted in the open occurrence waits
-for the next one.
+Explain runs the planner itself (`plan.plan` on the same inputs) and reads its answer for the
+device: each patch's compliance state (`failed`, `installed-pending-reboot`, ...) is the one the
+compliance records get, and "will be installed now" is said only when that pass issues the
+device's install job; otherwise the planner's own reason (already attempted in the occurrence,
+a rollout limit, offline) is given. Jobs: a job in flight blocks new installs until it finishes
+or reaches its deadline; an overdue job (`jobs.settle`) is ended by the next pass.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from controller.core import jobs, targets, windows
+from controller.core.compliance import (
+    BaselineCompliance,
+    ComplianceState,
+    PatchState,
+)
 from controller.core.decisions import Applicable, Decision, object_ref
 from controller.core.desired import DesiredState
-from controller.core.observed import DeviceView, JobKind, JobView, ObservedState
-from controller.core.plan import PolicySets, window_key
+from controller.core.observed import (
+    DeviceView,
+    JobKind,
+    JobView,
+    ObservedState,
+    PatchResult,
+    ScanView,
+)
+from controller.core.plan import DeviceSummary, PolicySets, plan, window_key
 
 
 @dataclass(frozen=True, slots=True)
 class PatchExplanation:
     patch_id: str
-    status: str  # missing | installed
+    status: str  # missing | installed: what the scan says
     decision: Decision
     verdict: str  # one sentence: what happens to this patch and why
+    # the compliance state the planner gives it (DESIGN.md 3.6), None when no baseline requires
+    # or rejects it: installed | installed-pending-reboot | missing | failed | installed-rejected
+    # | not-applicable
+    state: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +65,27 @@ class _Schedule:
     now_slot: tuple[str, str] | None  # (window key, occurrence key) of that occurrence
     next: str | None  # "in PatchWindow ... at ..." for the next occurrence to start
     online: bool = True  # the planner installs only on devices that checked in lately
+    issued: frozenset[str] = frozenset()  # patches of the install job the plan issues now
+    issued_job: str | None = None
+    hold: str | None = None  # the planner's reason for issuing no install now
+
+
+def _states(
+    records: Iterable[BaselineCompliance], device_id: str, scan: ScanView | None
+) -> dict[str, str]:
+    """Patch id → the compliance state the plan gives it on the device (the worst over its
+    baselines: a patch one baseline finds failed is failed)."""
+    found: dict[str, str] = {}
+    if scan is None:
+        return found
+    for record in records:
+        if record.device_id != device_id or record.state is ComplianceState.UNKNOWN:
+            continue
+        listed = {patch: state.value for patch, state in record.findings}
+        for patch_id in scan.installed:
+            found.setdefault(patch_id, PatchState.INSTALLED.value)
+        found.update(listed)
+    return found
 
 
 def explain(
@@ -58,9 +98,14 @@ def explain(
     scan = observed.scans.get(device.id)
     decisions = sets.decisions(applicable)
     grouping = sets.grouping(applicable, scan.missing if scan else ())
-    schedule = _schedule(applicable, device, now=now)
+    # The planner's own verdict for this device (compliance, whether an install is issued this
+    # occurrence), so explain never says what the plan does not do.
+    planned = plan(desired, observed, now=now)
+    summary = next((d for d in planned.devices if d.device_id == device.id), None)
+    schedule = _schedule(applicable, device, now=now, summary=summary)
     device_jobs = [job for job in observed.jobs if job.device_id == device.id]
     context = _JobContext.of(device_jobs, now=now)
+    states = _states(planned.compliance, device.id, scan)
     patches = [
         _explain_patch(
             patch_id,
@@ -68,6 +113,7 @@ def explain(
             grouping.decision(patch_id, decisions) if status == "missing" else decisions[patch_id],
             schedule,
             context,
+            states.get(patch_id),
             grouping.members.get(patch_id),
         )
         for status, ids in (
@@ -126,7 +172,9 @@ class _JobContext:
         return found[-1] if found else None
 
 
-def _schedule(applicable: Applicable, device: DeviceView, *, now: datetime) -> _Schedule:
+def _schedule(
+    applicable: Applicable, device: DeviceView, *, now: datetime, summary: DeviceSummary | None
+) -> _Schedule:
     if device.is_gateway:
         return _Schedule(None, None, None)
     online = device.is_online(now=now)
@@ -148,7 +196,16 @@ def _schedule(applicable: Applicable, device: DeviceView, *, now: datetime) -> _
     if upcoming:
         start, key = min(upcoming)
         next_text = f"in PatchWindow {key} at {start:%Y-%m-%d %H:%M}Z"
-    return _Schedule(current_text, slot, next_text, online)
+    issued_job = summary.install_job if summary is not None else None
+    return _Schedule(
+        current_text,
+        slot,
+        next_text,
+        online,
+        issued=frozenset(summary.installable) if issued_job and summary else frozenset(),
+        issued_job=issued_job,
+        hold=summary.install_hold if summary is not None else None,
+    )
 
 
 def _job_sentence(job: JobView, *, now: datetime) -> str:
@@ -177,12 +234,15 @@ def _explain_patch(
     decision: Decision,
     schedule: _Schedule,
     context: _JobContext,
+    state: str | None,
     members: tuple[str, ...] | None = None,
 ) -> PatchExplanation:
     verdict = _verdict(patch_id, status, decision, schedule, context)
     if members is not None and decision.installable:
         verdict = _through_packages(decision, members, schedule, context)
-    return PatchExplanation(patch_id, status, decision, verdict)
+    if state == PatchState.FAILED.value:
+        verdict = f"failed: {_failure(patch_id, context)}; {verdict}"
+    return PatchExplanation(patch_id, status, decision, verdict, state)
 
 
 def _through_packages(
@@ -200,6 +260,14 @@ def _through_packages(
             "(its archives or the catalogue's Packages indexes lack the fixed versions)"
         )
     return f"{approved}; installed as {', '.join(members)}: {_when(members[0], schedule, context)}"
+
+
+def _failure(patch_id: str, context: _JobContext) -> str:
+    """The last failed install of the patch and the agent's reason."""
+    for job in reversed(context.settled):
+        if job.kind is JobKind.INSTALL and job.results.get(patch_id) is PatchResult.FAILED:
+            return f"job {job.id} reported {job.reasons.get(patch_id) or 'no reason'}"
+    return "its last install attempt failed"
 
 
 def _verdict(  # noqa: PLR0911 - one sentence per case
@@ -240,11 +308,12 @@ def _when(patch_id: str, schedule: _Schedule, context: _JobContext) -> str:
         return (
             f"already attempted in this occurrence (job {tried.id}, {tried.state.value}); {later}"
         )
-    return _now(schedule.now, schedule, context)
+    return _now(patch_id, schedule.now, schedule, context, later=later)
 
 
-def _now(now: str, schedule: _Schedule, context: _JobContext) -> str:
-    """An open occurrence accepts the patch: now, unless a job or the device's absence blocks."""
+def _now(patch_id: str, now: str, schedule: _Schedule, context: _JobContext, *, later: str) -> str:
+    """An open occurrence accepts the patch: now when the planner issues the install in this
+    pass, else why not (a job in flight, the device's absence, the planner's own reason)."""
     afterwards = now.removeprefix("now, ")  # "in PatchWindow ... (installs start until ...)"
     if context.running:
         blocking = context.running[0]
@@ -260,4 +329,9 @@ def _now(now: str, schedule: _Schedule, context: _JobContext) -> str:
         )
     if not schedule.online:
         return f"will be installed {now}, when the device checks in (it is offline)"
-    return f"will be installed {now}"
+    if patch_id in schedule.issued:
+        return f"will be installed {now}"  # the plan issues its install job in this pass
+    if schedule.hold is not None:
+        return f"not installed now: {schedule.hold}; {later}"
+    # the planner issues nothing for it now and gives no reason: never claim "now"
+    return f"not installed in this pass; {later}"

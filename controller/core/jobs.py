@@ -44,6 +44,7 @@ class EndReason(StrEnum):
     NO_AGENT = "no-agent"  # not picked up before its pickup deadline
     NOT_INSTALLABLE = "not-installable"  # cancelled: its patches are no longer installable
     RE_ENROLLED = "re-enrolled"  # the machine enrolled again; its old jobs will never report
+    SUPERSEDED = "superseded"  # a scan job not taken: the agent reported a fresh scan meanwhile
 
 
 def job_id(device_id: str, kind: JobKind, patch_ids: Iterable[str], occasion: str) -> str:

@@ -116,6 +116,31 @@ def detect_reboot(
     return None
 
 
+def as_running(
+    scheme: Scheme, kernel: str, packages: Iterable[InstalledPackage]
+) -> tuple[InstalledPackage, ...]:
+    """The packages as the running system uses them: in the running kernel's install-only
+    family, the versions newer than the running one are left out (installed, not booted).
+    Judging these finds what the pending reboot will fix (`applicability.detect_pending_reboot`)."""
+    listed = tuple(packages)
+    running = next(
+        (
+            p
+            for p in listed
+            if install_only_group(scheme, p.name) and _is_running(scheme, p, kernel)
+        ),
+        None,
+    )
+    if running is None:
+        return listed
+    family = (install_only_group(scheme, running.name), running.arch)
+    return tuple(
+        p
+        for p in listed
+        if (install_only_group(scheme, p.name), p.arch) != family or not _newer(scheme, p, running)
+    )
+
+
 def _is_running(scheme: Scheme, package: InstalledPackage, kernel: str) -> bool:
     if scheme is Scheme.DPKG:
         return any(package.name == kind + kernel for kind in _DEB_IMAGE_KINDS)

@@ -111,12 +111,26 @@ def online_since(poll_interval: timedelta, *, now: datetime) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class ScanView:
-    """The latest scan of a device: missing and installed patch ids, and the OS reboot signal."""
+    """The latest scan of a device: missing and installed patch ids, and the OS reboot signal
+    (`reboot_required`: the scan's own, or the running-kernel finding).
+
+    `scanned_at` is the agent's own stamp (shown to people); `received_at` is when the server
+    received it, the instant freshness is measured from (`fresh_at`): the agent's clock may be
+    wrong (`controller.core.clocks`)."""
 
     scanned_at: datetime
     reboot_required: bool = False
     missing: tuple[str, ...] = ()
     installed: tuple[str, ...] = ()
+    received_at: datetime | None = None  # None: as scanned (hand-written views, old rows)
+    # installed patches the pending reboot is for, as the edge attributed them from the scan's
+    # dates, the device's boot time and the running-kernel finding (`controller.core.reboots`)
+    pending_reboot: tuple[str, ...] = ()
+
+    @property
+    def fresh_at(self) -> datetime:
+        """The server-clock instant of the scan: its receive time, else its own stamp."""
+        return self.received_at if self.received_at is not None else self.scanned_at
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,12 @@ _NO_HISTORY = DeviceHistory()
 SCRIPT_JOB_LOOKBACK = timedelta(days=1)
 SCAN_RETRY_AFTER = timedelta(hours=1)  # after an agent reported a scan job failed
 REBOOT_PENDING_MESSAGE = "Patching completed and need to reboot."
+# Alerts that report a condition (raised → resolved): while it holds the planner reports the
+# alert's key in every pass (`Plan.holding`); an open alert of these types whose key is no
+# longer reported is resolved. Other alerts report events (a scan initiated, a job expired).
+CONDITION_TYPES = frozenset(
+    {EventType.AGENT_OFFLINE_IN_WINDOW, EventType.REBOOT_PENDING, EventType.INSTALL_FAILED}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,10 @@ class DeviceSummary:
     pending_approval: tuple[str, ...]
     next_window: str | None  # "tenant/name"
     next_window_start: datetime | None
+    install_job: str | None = None  # the install job this plan issues for the device
+    # why the device's installable patches get no install in this pass although a window
+    # occurrence accepts installs (one sentence), for explain: the planner's own reason
+    install_hold: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,9 @@ class Plan:
     """What one reconcile decides. Empty `issue`/`cancel`/`expire`/`time_out`/`alerts` mean
     nothing to do.
 
+    `supersede`: scan jobs the agent has not taken when a scan it reported on its own arrived
+    after they were issued (`superseded`): the scan they asked for is there, and the device is
+    free for its install in the same pass, whichever request came first.
     `expire`: jobs the agent never took before their pickup deadline (`no-agent`); `time_out`:
     started jobs past their run deadline, to be failed (`timed-out`, with the state they were in).
     """
@@ -83,12 +96,15 @@ class Plan:
     now: datetime
     issue: tuple[JobSpec, ...] = ()
     cancel: tuple[str, ...] = ()
+    supersede: tuple[str, ...] = ()  # scan jobs not taken, made moot by a fresh scan
     expire: tuple[str, ...] = ()
     time_out: tuple[str, ...] = ()
     compliance: tuple[BaselineCompliance, ...] = ()
     alerts: tuple[AlertSpec, ...] = ()
     devices: tuple[DeviceSummary, ...] = ()
     windows: Mapping[str, windows.WindowState] = field(default_factory=dict)
+    # keys of the `CONDITION_TYPES` alerts whose condition holds at `now` (raised or not)
+    holding: frozenset[str] = frozenset()
 
     @property
     def pending_approvals(self) -> int:
@@ -98,6 +114,7 @@ class Plan:
         return {
             "issued": len(self.issue),
             "cancelled": len(self.cancel),
+            "superseded": len(self.supersede),
             "expired": len(self.expire),
             "timedOut": len(self.time_out),
             "alerts": len(self.alerts),
@@ -322,8 +339,8 @@ def plan(desired: DesiredState, observed: ObservedState, *, now: datetime) -> Pl
     )
     for device in devices:
         builder.device(device, applicable[device.id])
-    builder.alerts.extend(_ledger_alerts(observed.jobs))
     names = {d.id: d.name for d in observed.devices}
+    builder.alerts.extend(_ledger_alerts(observed.jobs, names))
     before = {job.id: job for job in observed.jobs}
     builder.alerts.extend(_ended_alert(before[job.id], names, now=now) for job in ended)
     return Plan(
@@ -331,12 +348,28 @@ def plan(desired: DesiredState, observed: ObservedState, *, now: datetime) -> Pl
         now=now,
         issue=tuple(builder.issue),
         cancel=tuple(sorted(builder.cancel)),
+        supersede=tuple(sorted(builder.supersede)),
         expire=tuple(j.id for j in ended if j.end_reason is EndReason.NO_AGENT),
         time_out=tuple(j.id for j in ended if j.end_reason is EndReason.TIMED_OUT),
         compliance=tuple(builder.compliance),
         alerts=tuple(builder.alerts),
         devices=tuple(builder.summaries),
         windows=window_states,
+        holding=_holding(builder.alerts, builder.failed),
+    )
+
+
+def _holding(alerts: Iterable[AlertSpec], failed: Mapping[str, frozenset[str]]) -> frozenset[str]:
+    """The condition alerts that hold: every offline and reboot alert reported in this pass,
+    and an install failure while its patch is still failed on the device (`device_history`)."""
+    return frozenset(
+        alert.key
+        for alert in alerts
+        if alert.type in CONDITION_TYPES
+        and (
+            alert.type is not EventType.INSTALL_FAILED
+            or alert.patch_id in failed.get(alert.device_id or "", frozenset())
+        )
     )
 
 
@@ -402,8 +435,10 @@ class _PlanBuilder:
         self.now = now
         self.issue: list[JobSpec] = []
         self.cancel: set[str] = set()
+        self.supersede: set[str] = set()
         self.compliance: list[BaselineCompliance] = []
         self.alerts: list[AlertSpec] = []
+        self.failed: dict[str, frozenset[str]] = {}  # device id → patches whose install failed
         self.summaries: list[DeviceSummary] = []
         self._upcoming: dict[int, tuple[str, datetime] | None] = {}
 
@@ -412,6 +447,8 @@ class _PlanBuilder:
         jobs = self.ledger.by_device.get(device.id, [])
         decisions = self.sets.decisions(applicable)
         history = device_history(jobs) if jobs else _NO_HISTORY
+        if history.failed:
+            self.failed[device.id] = history.failed
         self.compliance.extend(
             evaluator.evaluate(device_id=device.id, scan=scan, history=history, now=self.now)
             for evaluator in self.sets.evaluators(applicable)
@@ -427,10 +464,12 @@ class _PlanBuilder:
             elif decision.pending_approval:
                 pending.append(patch_id)
         self._cancel_stale_installs(jobs, installable)
+        self._supersede_scans(jobs, scan)
         self._scan(device, applicable, scan, jobs)
-        self._install(device, applicable, installable)
+        issued, hold = self._install(device, applicable, installable)
         self._script_jobs(device, applicable)
         self._reboot_alert(device, scan, jobs)
+        self._silent_with_install(device, jobs)
         upcoming = self._next_window(applicable)
         self.summaries.append(
             DeviceSummary(
@@ -439,6 +478,8 @@ class _PlanBuilder:
                 tuple(pending),
                 upcoming[0] if upcoming else None,
                 upcoming[1] if upcoming else None,
+                issued,
+                hold,
             )
         )
 
@@ -458,6 +499,29 @@ class _PlanBuilder:
             if cancellable and not set(job.patch_ids) <= allowed:
                 self.cancel.add(job.id)
                 self.ledger.in_flight.discard(job.device_id)
+
+    def _supersede_scans(self, jobs: list[JobView], scan: ScanView | None) -> None:
+        """A scan job the agent has not taken is moot once a scan the server received after the
+        job was issued is there: it ends (`superseded`), and frees the device for its install
+        in this very pass (issue 13.9: the outcome must not depend on which request came
+        first, the agent's report or the reconcile that issued the scan)."""
+        if scan is None:
+            return
+        moot = [
+            job
+            for job in jobs
+            if job.kind is JobKind.SCAN
+            and job.state.in_flight
+            and not job.state.started
+            and job.created_at is not None
+            and scan.fresh_at >= job.created_at
+        ]
+        if not moot:
+            return
+        self.supersede.update(job.id for job in moot)
+        ended = {job.id for job in moot} | self.cancel
+        if not any(job.state.in_flight and job.id not in ended for job in jobs):
+            self.ledger.in_flight.discard(jobs[0].device_id)
 
     def _scan(
         self,
@@ -499,12 +563,16 @@ class _PlanBuilder:
             )
         )
 
-    def _install(self, device: DeviceView, applicable: Applicable, installable: list[str]) -> None:
+    def _install(
+        self, device: DeviceView, applicable: Applicable, installable: list[str]
+    ) -> tuple[str | None, str | None]:
+        """Issue the device's install job if rule 8 allows it now: (the job id, None), or
+        (None, why not) when an occurrence accepts installs but the device gets none."""
         if device.is_gateway or not installable or device.id in self.ledger.in_flight:
-            return
+            return None, None
         chosen = self._open_occurrence(device, applicable)
         if chosen is None:
-            return
+            return None, None
         window, occurrence, deadline = chosen
         key = window_key(window)
         pre_script = self._script(window, window.spec.pre_script)
@@ -514,20 +582,17 @@ class _PlanBuilder:
         # apt installs `name=version` pairs: Debian/Ubuntu advisories go as their packages
         patches = tuple(self.sets.job_patches(fresh))
         if not patches:
-            return
+            return None, f"already attempted in PatchWindow {key} occurrence {occurrence.key}"
         if not device.is_online(now=self.now):
             self._offline_in_window(device, window, occurrence.key)
-            return
-        slot = (key, occurrence.key)
-        targeted = self.population.get(key, 0)
-        rollout = window.spec.rollout
-        if self.ledger.running.get(slot, 0) >= rollout.max_concurrent.of(targeted):
-            return
-        if len(self.ledger.failed_devices.get(slot, ())) > rollout.max_failures.of(targeted):
-            return
+            return None, "the device is offline (no check-in within two poll intervals)"
+        held = self._rollout_hold(window, occurrence.key)
+        if held is not None:
+            return None, held
+        job_key = job_id(device.id, JobKind.INSTALL, patches, f"{key}@{occurrence.key}")
         self._emit(
             JobSpec(
-                id=job_id(device.id, JobKind.INSTALL, patches, f"{key}@{occurrence.key}"),
+                id=job_key,
                 device_id=device.id,
                 kind=JobKind.INSTALL,
                 reason=f"PatchWindow {key} occurrence {occurrence.key}",
@@ -556,6 +621,28 @@ class _PlanBuilder:
                 device_id=device.id,
             )
         )
+        return job_key, None
+
+    def _rollout_hold(self, window: PatchWindow, occurrence: str) -> str | None:
+        """Why the occurrence's rollout limits start no install now (None: they allow one)."""
+        key = window_key(window)
+        slot = (key, occurrence)
+        targeted = self.population.get(key, 0)
+        rollout = window.spec.rollout
+        limit = rollout.max_concurrent.of(targeted)
+        if self.ledger.running.get(slot, 0) >= limit:
+            return (
+                f"PatchWindow {key} has {limit} install(s) running (rollout.maxConcurrent); "
+                "it starts when one finishes"
+            )
+        failures = len(self.ledger.failed_devices.get(slot, ()))
+        allowed = rollout.max_failures.of(targeted)
+        if failures > allowed:
+            return (
+                f"PatchWindow {key} occurrence {occurrence} stopped starting installs: "
+                f"{failures} device(s) failed (rollout.maxFailures {allowed})"
+            )
+        return None
 
     def _open_occurrence(
         self, device: DeviceView, applicable: Applicable
@@ -586,6 +673,28 @@ class _PlanBuilder:
                 device_id=device.id,
             )
         )
+
+    def _silent_with_install(self, device: DeviceView, device_jobs: list[JobView]) -> None:
+        """A device that went silent (offline by rule 8) while its install job is in flight
+        raises `AgentOfflineInWindow` naming it, during the window, not only the job's expiry
+        or time-out later; it resolves when the device checks in again or the job ends."""
+        if device.is_online(now=self.now):
+            return
+        for job in device_jobs:
+            if job.kind is not JobKind.INSTALL or not job.state.in_flight:
+                continue
+            seen = f"{device.last_seen:%Y-%m-%d %H:%M}Z" if device.last_seen else "never"
+            self.alerts.append(
+                AlertSpec(
+                    f"AgentOfflineInWindow:{device.id}:{job.window}@{job.occurrence}",
+                    EventType.AGENT_OFFLINE_IN_WINDOW,
+                    AlertSeverity.WARNING,
+                    f"{device.name} went silent (last seen {seen}) during PatchWindow "
+                    f"{job.window} with install job {job.id} {job.state.value}",
+                    device_id=device.id,
+                    job_id=job.id,
+                )
+            )
 
     def _script(self, owner: PatchWindow | ScriptJob, name: str | None) -> ScriptPayload | None:
         if name is None:
@@ -624,7 +733,8 @@ class _PlanBuilder:
         latest = _latest_finished_install(jobs)
         if scan is None or latest is None or not scan.reboot_required:
             return
-        if latest.updated_at is not None and scan.scanned_at >= latest.updated_at:
+        # both on the server's clock: when the scan arrived, when the job's last event did
+        if latest.updated_at is not None and scan.fresh_at >= latest.updated_at:
             self.alerts.append(
                 AlertSpec(
                     f"RebootPending:{device.id}:{latest.id}",
@@ -661,7 +771,7 @@ def _scan_occasion(
     latest_install = _latest_finished_install(jobs)
     if latest_install is not None and (
         scan is None
-        or (latest_install.updated_at is not None and scan.scanned_at < latest_install.updated_at)
+        or (latest_install.updated_at is not None and scan.fresh_at < latest_install.updated_at)
     ):
         return f"verify install {latest_install.id}", f"after:{latest_install.id}"
     if scan is None:
@@ -670,8 +780,8 @@ def _scan_occasion(
             return "initial scan after enrolment", "initial"
         return "retry initial scan", f"retry:{scans[-1].id}"
     every = min((s.spec.every for s in applicable.scan_schedules), default=DEFAULT_SCAN_INTERVAL)
-    if now - scan.scanned_at >= every:
-        stamp = windows.occurrence_key(scan.scanned_at)
+    if now - scan.fresh_at >= every:  # server clock: an agent's wrong clock neither hides
+        stamp = windows.occurrence_key(scan.fresh_at)  # nor repeats a due scan
         return f"scan due every {every} (last {stamp})", f"due:{stamp}"
     return None
 
@@ -709,19 +819,21 @@ def _latest_start(script_job: ScriptJob, *, now: datetime) -> datetime | None:
         latest, cursor = start, start
 
 
-def _ledger_alerts(jobs: Iterable[JobView]) -> list[AlertSpec]:
-    """Alerts that follow from what agents reported about their jobs."""
+def _ledger_alerts(jobs: Iterable[JobView], names: Mapping[str, str]) -> list[AlertSpec]:
+    """Alerts that follow from what agents reported about their jobs, naming the device."""
     alerts: list[AlertSpec] = []
     for job in jobs:
         if job.kind is not JobKind.INSTALL:
             continue
+        device = names.get(job.device_id, job.device_id)
         if job.state in _DOWNLOADED:
             alerts.append(
                 AlertSpec(
                     f"DownloadInitiated:{job.id}",
                     EventType.DOWNLOAD_INITIATED,
                     AlertSeverity.INFO,
-                    f"download of {len(job.patch_ids)} patch(es) initiated",
+                    f"download of {len(job.patch_ids)} patch(es) initiated on {device} "
+                    f"(job {job.id})",
                     device_id=job.device_id,
                     job_id=job.id,
                 )
@@ -732,7 +844,8 @@ def _ledger_alerts(jobs: Iterable[JobView]) -> list[AlertSpec]:
                     f"InstallComplete:{job.id}",
                     EventType.INSTALL_COMPLETE,
                     AlertSeverity.INFO,
-                    f"install of {len(job.patch_ids)} patch(es) complete",
+                    f"install of {len(job.patch_ids)} patch(es) complete on {device} "
+                    f"(job {job.id})",
                     device_id=job.device_id,
                     job_id=job.id,
                 )
@@ -742,7 +855,8 @@ def _ledger_alerts(jobs: Iterable[JobView]) -> list[AlertSpec]:
                 f"InstallFailed:{job.id}:{patch}",
                 EventType.INSTALL_FAILED,
                 AlertSeverity.CRITICAL,
-                f"{patch} failed to install: {job.reasons.get(patch) or 'no reason given'}",
+                f"{patch} failed to install on {device}: "
+                f"{job.reasons.get(patch) or 'no reason given'}",
                 device_id=job.device_id,
                 job_id=job.id,
                 patch_id=patch,

@@ -32,7 +32,7 @@ from controller.reports.model import (
     state_counts,
     summarise,
 )
-from controller.store import history, reports, schema
+from controller.store import devices, history, reports, schema
 
 INSTALL_DAYS = 30
 TREND_DAYS = 400  # a little more than a year of daily points
@@ -113,7 +113,7 @@ def _device_rows(conn: Connection, *, tenant: str | None) -> tuple[DeviceRow, ..
             c.patches,
             d.name,
             d.os_family,
-            d.reboot_required,
+            devices.reboot_pending().label("reboot_required"),
         )
         .join(schema.devices, d.id == c.device_id)
         .where(_in_scope(c.tenant, tenant))
@@ -270,7 +270,7 @@ def _pending_reboots(
     d = schema.devices.c
     flagged = conn.execute(
         sa.select(d.id, d.name, d.tenant, d.last_scan_at).where(
-            _in_scope(d.tenant, tenant), d.reboot_required.is_(True)
+            _in_scope(d.tenant, tenant), devices.reboot_pending()
         )
     )
     for device_id, name, device_tenant, scanned_at in flagged:

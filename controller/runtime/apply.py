@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from controller.core.compliance import BaselineCompliance
 from controller.core.jobs import EndReason, JobSpec, ScriptPayload
 from controller.core.observed import JobKind, JobState
-from controller.core.plan import AlertSpec, Plan
+from controller.core.plan import CONDITION_TYPES, AlertSpec, Plan
 from controller.store import history, jobs, schema
 from controller.store.job_states import DELIVERABLE_STATES, STARTED_STATES
 
@@ -62,6 +62,14 @@ def apply_plan(
         only_from=DELIVERABLE_STATES,
         now=now,
     )
+    cancelled += jobs.end_jobs(
+        conn,
+        plan.supersede,
+        state=JobState.CANCELLED,
+        reason=EndReason.SUPERSEDED,
+        only_from=DELIVERABLE_STATES,
+        now=now,
+    )
     expired = jobs.end_jobs(
         conn,
         plan.expire,
@@ -80,6 +88,7 @@ def apply_plan(
     )
     written = _write_compliance(conn, plan.compliance, tenants, plan.revision or "", now=now)
     raised = _raise_alerts(conn, plan.alerts, tenants, now=now)
+    _resolve_cleared(conn, plan, now=now)
     if issued:
         _audit_issued(conn, plan.issue, tenants, plan.revision, now=now)
     return Applied(issued, cancelled, expired, timed_out, written, raised)
@@ -211,6 +220,20 @@ def _raise_alerts(
             now=now,
         )
     return raised
+
+
+def _resolve_cleared(conn: Connection, plan: Plan, *, now: datetime) -> None:
+    """Alerts follow their conditions (raised → resolved): an open condition alert whose key
+    the plan no longer holds is resolved at `now`; a resolved one whose condition holds again
+    is open again. The plan covers the whole fleet, so absence means the condition cleared."""
+    kinds = [t.value for t in CONDITION_TYPES]
+    open_keys = history.open_alert_keys(conn, kinds=kinds)
+    cleared = [alert_id for key, alert_id in open_keys.items() if key not in plan.holding]
+    if cleared:
+        history.resolve_alerts(conn, cleared, now=now)
+    again = [key for key in plan.holding if key not in open_keys]
+    if again:
+        history.reopen_alerts(conn, again)
 
 
 def _audit_issued(

@@ -20,7 +20,7 @@ from controller.core.observed import JobKind, JobState, online_since
 from controller.kinds.common import tenant_contains
 from controller.notify.delivery import STATUS_KEY_PREFIX
 from controller.runtime import feeds
-from controller.store import history, schema
+from controller.store import devices, history, schema
 from controller.store.scopes import in_scope
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def _pending_reboots(conn: Connection, *, scope: str) -> Family:
     d = schema.devices.c
     rows = conn.execute(
         sa.select(d.tenant, d.os_family, sa.func.count())
-        .where(in_scope(d.tenant, scope), d.reboot_required.is_(True))
+        .where(in_scope(d.tenant, scope), devices.reboot_pending())
         .group_by(d.tenant, d.os_family)
     )
     samples = tuple(
@@ -137,7 +137,8 @@ def _pending_reboots(conn: Connection, *, scope: str) -> Family:
     return Family(
         "patchctl_devices_pending_reboot",
         "gauge",
-        "Devices whose last scan reported a pending reboot, by tenant and OS family.",
+        "Devices whose OS asks for a reboot (the last scan's signal, or a running kernel older "
+        "than the newest installed one), by tenant and OS family.",
         samples,
     )
 

@@ -7,13 +7,13 @@ pass. Patch ids are interned, so that 4 million references to 2,000 ids share th
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from controller.core import enrichment
+from controller.core import enrichment, reboots
 from controller.core.observed import (
     DeviceView,
     JobKind,
@@ -84,6 +84,9 @@ def _scan(
     missing: dict[str, None] = {}
     installed: dict[str, None] = {}
     known = view.completed
+    signal = bool(row.reboot_required) or bool(row.kernel_reboot)
+    dated: list[tuple[str, datetime | None]] = []  # agent-installed, when the OS signals a reboot
+    pending: dict[str, None] = {}
     for source, (_at, entries) in sorted(documents.items()):
         for entry in entries:
             patch_id = sys.intern(str(entry["id"]))
@@ -93,17 +96,53 @@ def _scan(
                 )
             if entry.get("state") == "installed":
                 installed[patch_id] = None
+                if signal and entry.get("pendingReboot") is True:
+                    pending[patch_id] = None
+                elif signal and row.reboot_required and source != "feed":
+                    dated.append((patch_id, _instant(entry.get("installedAt"))))
             else:
                 missing[patch_id] = None
                 if source != "feed" and reported.needs(patch_id):
                     reported.note(patch_id, entry)
+    # feed documents are stamped by the server when it evaluated them
     scanned_at = row.last_scan_at or max(at for at, _ in documents.values())
+    received_at = row.last_scan_received_at if row.last_scan_at is not None else scanned_at
+    if dated:
+        pending.update(dict.fromkeys(_since_boot(row, dated, scanned_at=scanned_at)))
     return ScanView(
         scanned_at=scanned_at,
-        reboot_required=bool(row.reboot_required),
+        received_at=received_at,
+        pending_reboot=tuple(pending),
+        reboot_required=signal,
         missing=tuple(p for p in missing if p not in installed),
         installed=tuple(installed),
     )
+
+
+def _since_boot(
+    row: Any, dated: list[tuple[str, datetime | None]], *, scanned_at: datetime
+) -> tuple[str, ...]:
+    """The agent-installed patches the scan's reboot signal is for (`core.reboots`), with the
+    boot time from the device's facts."""
+    facts = row.facts if isinstance(row.facts, dict) else {}
+    uptime = facts.get("uptime")
+    booted = reboots.boot_time(
+        last_boot_at=_instant(facts.get("lastBootAt")),
+        uptime_seconds=uptime if isinstance(uptime, int) and not isinstance(uptime, bool) else None,
+        scanned_at=scanned_at,
+    )
+    return reboots.installed_since_boot(dated, booted_at=booted, scanned_at=scanned_at)
+
+
+def _instant(value: Any) -> datetime | None:
+    """An ISO 8601 instant as stored (validated with an offset on the way in), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        found = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
 
 
 def _jobs(conn: Connection, *, since: datetime) -> list[JobView]:

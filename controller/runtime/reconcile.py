@@ -23,12 +23,15 @@ import structlog
 
 from controller.core.desired import DesiredState
 from controller.core.plan import Plan, plan
+from controller.kinds.notifications import EventType
 from controller.runtime import apply, audit, observe
 from controller.runtime.access import AccessPolicy
 from controller.sources import git as git_source
 from controller.sources import loading
 from controller.sources.documents import Problem
 from controller.store import Store, history
+
+POLICY_INVALID = EventType.POLICY_INVALID.value  # the alert kind, and its dedupe keys' prefix
 
 log = structlog.get_logger("patchctl.reconcile")
 
@@ -110,6 +113,8 @@ class Reconciler:
         self.last_valid: DesiredState | None = None
         self._failed_revision: str | None = None
         self._tip: str | None = None  # resolved once per pass, by the fetch, for the trail too
+        # whether PolicyInvalid alerts left open by an earlier process were looked for
+        self._invalid_checked = False
 
     def reconcile(self) -> Outcome:
         """One pass. Never raises for a bad commit or an unreachable repository."""
@@ -128,6 +133,9 @@ class Reconciler:
                 self._record_invalid(attempted, loaded.errors, now=now)
             else:
                 self.last_valid = loaded.state
+                if self._failed_revision is not None or not self._invalid_checked:
+                    self._resolve_invalid(keep=None, now=now)
+                    self._failed_revision, self._invalid_checked = None, True
             synced, audit_error = self.audit_step(now=now)
             desired = self.last_valid or self._restore_last_applied()
             if desired is None:
@@ -138,7 +146,9 @@ class Reconciler:
                 counts["auditEvents"] = synced.recorded if synced else 0
         except SourceUnavailableError as exc:
             result, errors = "source-error", (str(exc),)
-            desired = self.last_valid
+            # after a restart with the repository unreachable: the last applied revision from
+            # the local mirror, so it stays enforced and `lastAppliedRevision` is kept
+            desired = self.last_valid or self._restore_last_applied()
             if desired is not None:
                 planned, verified = self.approved_only(desired, None, str(exc))
                 the_plan, counts = self.plan_and_apply(planned, now=now)
@@ -253,19 +263,31 @@ class Reconciler:
         if revision == self._failed_revision:
             return
         self._failed_revision = revision
+        self._resolve_invalid(keep=f"{POLICY_INVALID}:{revision}", now=now)
         with self.store.write() as conn:
             history.add_alert(
                 conn,
                 history.NewAlert(
-                    kind="PolicyInvalid",
+                    kind=POLICY_INVALID,
                     severity="critical",
                     message=f"{revision} does not validate ({len(problems)} error(s)); "
                     "still enforcing the last valid revision",
                     details={"revision": revision, "errors": [str(p) for p in problems[:50]]},
-                    dedupe_key=f"PolicyInvalid:{revision}",
+                    dedupe_key=f"{POLICY_INVALID}:{revision}",
                 ),
                 now=now,
             )
+
+    def _resolve_invalid(self, *, keep: str | None, now: datetime) -> None:
+        """Resolve the PolicyInvalid alerts of revisions no longer at the branch head: all of
+        them once the head validates (`keep` None), the older ones when another bad revision
+        replaced them. Nothing is written when none is open (the common pass)."""
+        with self.store.read() as conn:
+            open_keys = history.open_alert_keys(conn, kinds=[POLICY_INVALID])
+        stale = [alert_id for key, alert_id in open_keys.items() if key != keep]
+        if stale:
+            with self.store.write() as conn:
+                history.resolve_alerts(conn, stale, now=now)
 
     def _restore_last_applied(self) -> DesiredState | None:
         """After a restart with a broken head: load the last applied revision from git."""
@@ -288,7 +310,15 @@ class Reconciler:
     def _save_status(self, outcome: Outcome) -> None:
         now = outcome.started_at
         with self.store.write() as conn:
-            history.set_status(conn, "source", _source_status(outcome), now=now)
+            source = _source_status(outcome)
+            if source["lastAppliedRevision"] is None:
+                # nothing could be loaded in this pass (a fresh process, the repository away):
+                # the revision applied before stays the last applied one, for status, /readyz
+                # and the dashboard alike
+                before = history.get_status(conn).get("source", {}).get("value")
+                kept = before.get("lastAppliedRevision") if isinstance(before, dict) else None
+                source["lastAppliedRevision"] = kept if isinstance(kept, str) else None
+            history.set_status(conn, "source", source, now=now)
             history.set_status(conn, "conditions", conditions(outcome), now=now)
             if outcome.plan is not None:
                 history.set_status(conn, "plan", plan_summary(outcome.plan), now=now)

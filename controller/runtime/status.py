@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from controller.core.observed import is_online
 from controller.kinds.common import tenant_contains
-from controller.store import history, leases, schema
+from controller.store import devices, history, leases, schema
 
 PATCH_STATUS_DAYS = 30
 _CHUNK = 500  # ids per IN (...) query, under every engine's parameter limit
@@ -289,7 +289,7 @@ def list_devices(conn: Connection, *, tenant: str | None = None) -> list[dict[st
         d.role,
         d.last_seen,
         d.last_scan_at,
-        d.reboot_required,
+        devices.reboot_pending().label("reboot_required"),
     )
     query = sa.select(*columns).where(_scoped(d.tenant, tenant)).order_by(d.tenant, d.name)
     return [dict(r) for r in conn.execute(query).mappings()]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from controller.core import clocks
 from controller.server import errors, models
 from controller.server.errors import ApiError, error_body, parse_body
 from controller.server.reports import to_report
@@ -23,6 +24,7 @@ from controller.store import tokens
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
+    from datetime import datetime
 
     from controller.server.context import Services
 
@@ -48,6 +50,7 @@ async def ingest_report(
     if principal.device_id != device_id:
         raise ApiError(403, f"this device token belongs to another device, not {device_id}")
     body = parse_body(models.ReportRequest, raw)
+    _bound_scan_time(body, now=context.settings.clock())
     # A stopping writer or an unreachable database is a 503 with Retry-After (errors.unavailable)
     outcome = await context.writer.report(to_report(device_id, body))
     if outcome.conflict is not None:
@@ -67,6 +70,27 @@ async def ingest_report(
         "pollInterval": int(context.settings.poll_interval.total_seconds()),
         "serverTime": context.settings.clock().isoformat(),
     }
+
+
+def _bound_scan_time(body: models.ReportRequest, *, now: datetime) -> None:
+    """Refuse (422, nothing stored) a scan dated beyond the server's clock plus the allowed
+    skew (`core.clocks`): stored, it would count as the newest scan and make every correct
+    one after it look older. Refusing tells the agent at once; clamping would hide its clock."""
+    if body.scan is None or not clocks.is_ahead(body.scan.scanned_at, now=now):
+        return
+    skew = int(clocks.MAX_CLOCK_SKEW.total_seconds() // 60)
+    field = "scan.scannedAt"
+    message = (
+        f"{body.scan.scanned_at.isoformat()} is later than the server's clock "
+        f"({now.isoformat()}) by more than {skew} minutes: the device's clock is wrong; "
+        "correct it (NTP) and scan again"
+    )
+    raise ApiError(
+        422,
+        f"{field}: {message}",
+        code="clock-skew",
+        details=[{"field": field, "message": message}],
+    )
 
 
 class _RouteLabel:

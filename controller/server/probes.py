@@ -8,6 +8,7 @@ import anyio.to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from controller.runtime import status as runtime_status
 from controller.server import models
 from controller.server.context import Context, Credentials
 from controller.server.errors import RETRY_AFTER_SECONDS, error_body
@@ -35,8 +36,8 @@ async def readyz(context: Context) -> JSONResponse:
         context.store.ping()
         with context.store.read() as conn:
             status = history.get_status(conn)
-        source = status.get("source", {}).get("value") or {}
-        applied = source.get("lastAppliedRevision") if isinstance(source, dict) else None
+        # read as `patchctl status` and the read API's /status read it (one stored value)
+        applied = runtime_status.status_value(status, "source").get("lastAppliedRevision")
         # whether this replica leads, not who it is: the probe answers without a token
         role = context.controller.role() if context.controller is not None else {}
         return {

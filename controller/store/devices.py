@@ -166,6 +166,15 @@ def enrol(
     )
 
 
+def reboot_pending() -> sa.ColumnElement[bool]:
+    """Whether the OS asks the device for a reboot: its last scan's signal, or its running
+    kernel older than the newest installed one (`kernel_reboot`). The one SQL form of the
+    rule that compliance applies (`core.observed.ScanView.reboot_required`), for every count
+    and listing (status, metrics, dashboard, reports), so they agree."""
+    d = schema.devices.c
+    return sa.or_(d.reboot_required.is_(True), d.kernel_reboot.is_(True))
+
+
 _LISTED = (
     schema.devices.c.id,
     schema.devices.c.tenant,
@@ -181,7 +190,7 @@ _LISTED = (
     schema.devices.c.enrolled_at,
     schema.devices.c.last_seen,
     schema.devices.c.last_scan_at,
-    schema.devices.c.reboot_required,
+    reboot_pending().label("reboot_required"),
     schema.devices.c.machine_id,
 )
 

@@ -203,6 +203,8 @@ class Evaluation:
     device_id: str
     findings: tuple[Finding, ...] | None
     reboot: kernels.KernelReboot | None = None
+    # installed, in effect only after the reboot (`applicability.detect_pending_reboot`)
+    pending_reboot: tuple[str, ...] = ()
 
 
 def evaluate(view: CatalogueView, device: DeviceInventory) -> Evaluation:
@@ -213,16 +215,28 @@ def evaluate(view: CatalogueView, device: DeviceInventory) -> Evaluation:
     reboot = kernels.detect_reboot(
         scheme_for_release(inventory.release), inventory.kernel, inventory.packages
     )
-    return Evaluation(device.device_id, applicability.detect_missing(view.index, inventory), reboot)
+    missing = applicability.detect_missing(view.index, inventory)
+    pending = (
+        applicability.detect_pending_reboot(view.index, inventory, (f.patch_id for f in missing))
+        if reboot is not None
+        else ()
+    )
+    return Evaluation(device.device_id, missing, reboot, pending)
 
 
 def document(
-    findings: Sequence[Finding], reboot: kernels.KernelReboot | None = None
+    findings: Sequence[Finding],
+    reboot: kernels.KernelReboot | None = None,
+    pending_reboot: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The stored `feed` document: the scan form, each finding naming its package versions, and
     `rebootRequired` `{reason, running, package, installed}` when the running kernel is older
-    than the newest installed one (a finding of its own: the scan's OS signal is kept apart)."""
+    than the newest installed one (a finding of its own: the scan's OS signal is kept apart),
+    with the patches that reboot puts in effect as `installed` entries `{id, pendingReboot:
+    true}` (DESIGN.md 3.6 `installed-pending-reboot`)."""
     found: dict[str, Any] = {"missing": [_entry(finding) for finding in findings]}
+    if pending_reboot:
+        found["installed"] = [{"id": pid, "pendingReboot": True} for pid in pending_reboot]
     if reboot is not None:
         found[REBOOT_REQUIRED] = {
             "reason": reboot.reason,
@@ -285,13 +299,14 @@ def store_evaluations(
     sql = _sql_for(conn.dialect.name)
     stamp = sql.time(now)
     rows = [
-        (e.device_id, FEED, stamp, _json(document(e.findings, e.reboot)))
+        (e.device_id, FEED, stamp, _json(document(e.findings, e.reboot, e.pending_reboot)))
         for e in evaluations
         if e.findings is not None
     ]
     gone = [e.device_id for e in evaluations if e.findings is None]
     if rows:
         conn.exec_driver_sql(sql.upsert, rows)
+    _store_kernel_reboots(conn, evaluations)
     for start in range(0, len(gone), _CHUNK):
         s = schema.patch_states.c
         conn.execute(
@@ -299,6 +314,22 @@ def store_evaluations(
                 s.source == FEED, s.device_id.in_(gone[start : start + _CHUNK])
             )
         )
+
+
+def _store_kernel_reboots(conn: Connection, evaluations: Sequence[Evaluation]) -> None:
+    """Keep `devices.kernel_reboot` (the running-kernel finding, an OS reboot signal that the
+    counts of pending reboots read next to the scan's) equal to the evaluations: set where
+    found, cleared where it was set and is no longer found. Set-based, few statements."""
+    d = schema.devices.c
+    found = [e.device_id for e in evaluations if e.reboot is not None]
+    cleared = [e.device_id for e in evaluations if e.reboot is None]
+    for ids, value in ((found, True), (cleared, False)):
+        for start in range(0, len(ids), _CHUNK):
+            conn.execute(
+                schema.devices.update()
+                .where(d.id.in_(ids[start : start + _CHUNK]), d.kernel_reboot != value)
+                .values(kernel_reboot=value)
+            )
 
 
 @dataclass(frozen=True, slots=True)

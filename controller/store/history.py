@@ -18,6 +18,7 @@ from controller.store import schema
 from controller.store.scopes import in_scope, is_device
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
     from datetime import datetime
 
     from sqlalchemy.engine import Connection
@@ -65,6 +66,48 @@ def add_alert(conn: Connection, alert: NewAlert, *, now: datetime) -> bool:
     )
     result = conn.execute(statement.on_conflict_do_nothing(index_elements=["dedupe_key"]))
     return result.rowcount == 1
+
+
+def open_alert_keys(conn: Connection, *, kinds: Collection[str]) -> dict[str, int]:
+    """The dedupe keys (→ alert id) of the unresolved alerts of `kinds`."""
+    a = schema.alerts.c
+    rows = conn.execute(
+        sa.select(a.id, a.dedupe_key).where(
+            a.resolved_at.is_(None), a.kind.in_(list(kinds)), a.dedupe_key.is_not(None)
+        )
+    )
+    return {row.dedupe_key: row.id for row in rows}
+
+
+def resolve_alerts(conn: Connection, alert_ids: Collection[int], *, now: datetime) -> int:
+    """Mark alerts resolved at `now` (their condition cleared); returns how many changed.
+    An alert resolved already keeps its first `resolved_at`."""
+    a = schema.alerts.c
+    ids = sorted(alert_ids)
+    total = 0
+    for start in range(0, len(ids), 500):
+        result = conn.execute(
+            schema.alerts.update()
+            .where(a.id.in_(ids[start : start + 500]), a.resolved_at.is_(None))
+            .values(resolved_at=now)
+        )
+        total += max(result.rowcount, 0)
+    return total
+
+
+def reopen_alerts(conn: Connection, keys: Collection[str]) -> int:
+    """Clear `resolved_at` of resolved alerts whose condition holds again (same dedupe key)."""
+    a = schema.alerts.c
+    listed = sorted(keys)
+    total = 0
+    for start in range(0, len(listed), 500):
+        result = conn.execute(
+            schema.alerts.update()
+            .where(a.dedupe_key.in_(listed[start : start + 500]), a.resolved_at.is_not(None))
+            .values(resolved_at=None)
+        )
+        total += max(result.rowcount, 0)
+    return total
 
 
 def list_alerts(

@@ -9,7 +9,10 @@ server-side applicability). The HTTP service batches concurrent reports through 
 commit); a report is never split across transactions.
 
 Scans are ordered by `scannedAt`: a scan older than the device's newest one (a late retry) is
-not applied, and a replay of the newest one changes nothing but the heartbeat.
+not applied, and a replay of the newest one changes nothing but the heartbeat. A stored scan
+dated beyond the server's clock (`core.clocks`) orders nothing: the next scan replaces it. The
+device keeps when the server received its scan (`last_scan_received_at`): freshness is judged
+by that, not by the agent's clock.
 
 Each outcome says what the report changed of the planner's inputs (`Outcome.changes`), decided
 in the same transaction from the device row alone (one read, already made): digests of what the
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from controller.core import clocks
 from controller.core.observed import is_online
 from controller.store import findings, schema
 
@@ -265,7 +269,9 @@ def _write_distinct(conn: Connection, reports: Sequence[Report], *, now: datetim
             _identity_conflict(conn, report.device_id, enrolled, reported, now=now)
             outcomes.append(Outcome(report.device_id, known=False, conflict=enrolled))
             continue
-        scan_outcome = _scan_outcome(report.scan, sql.read_time(device.last_scan_at))
+        # a scan stored with a clock far ahead (before scans were bounded) bounds nothing
+        newest = clocks.latest_trusted(sql.read_time(device.last_scan_at), now=now)
+        scan_outcome = _scan_outcome(report.scan, newest)
         if scan_outcome is ScanOutcome.STORED:
             fresh.append(report)
         found = _digests(report, device, stored_scan=scan_outcome is ScanOutcome.STORED)
@@ -472,6 +478,7 @@ def _update_devices(
             row |= {key: value for key, value in columns.items() if value is not None}
         if report.device_id in fresh_ids and report.scan is not None:
             row["last_scan_at"] = sql.time(report.scan.scanned_at)
+            row["last_scan_received_at"] = seen
             row["reboot_required"] = report.scan.reboot_required
             row["scan_digest"] = digests[report.device_id].scan
         if report.inventory is not None:

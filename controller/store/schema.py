@@ -92,8 +92,13 @@ devices = sa.Table(
     sa.Column("poll_interval", sa.Integer(), nullable=False),
     sa.Column("enrolled_at", UtcDateTime(), nullable=False),
     sa.Column("last_seen", UtcDateTime(), nullable=False),
-    sa.Column("last_scan_at", UtcDateTime(), nullable=True),
-    sa.Column("reboot_required", sa.Boolean(), nullable=True),
+    sa.Column("last_scan_at", UtcDateTime(), nullable=True),  # the agent's `scannedAt`
+    # when the server received that scan: freshness is judged by it (`core.clocks`)
+    sa.Column("last_scan_received_at", UtcDateTime(), nullable=True),
+    sa.Column("reboot_required", sa.Boolean(), nullable=True),  # the scan's OS signal
+    # the running kernel is older than the newest installed one (`store.findings`): an OS
+    # reboot signal too; a device is pending reboot when either is set
+    sa.Column("kernel_reboot", sa.Boolean(), nullable=False, server_default=sa.false()),
     # the agent's machine identity (/etc/machine-id, MachineGuid); None until one reports it
     sa.Column("machine_id", sa.String(64), nullable=True),
     # What the planner reads of the last stored agent scan and inventory, as digests, so the

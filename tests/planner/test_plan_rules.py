@@ -397,7 +397,7 @@ def test_failed_install_raises_a_critical_alert_with_the_reason() -> None:
         desired(), observed((dev, scan(age=timedelta(minutes=1))), jobs=(failed,)), now=SUNDAY_OPEN
     )
     (alert,) = [a for a in result.alerts if a.type is EventType.INSTALL_FAILED]
-    assert (AlertSeverity.CRITICAL, "KB-SEC failed to install: 0x80070005 access denied") == (
+    assert (AlertSeverity.CRITICAL, "KB-SEC failed to install on w1: 0x80070005 access denied") == (
         alert.severity,
         alert.message,
     )

@@ -23,8 +23,8 @@ TENANTS = ("acme/retail", "acme/logistics")
 
 
 @asynccontextmanager
-async def served(store):
-    app = create_app(store, Settings(clock=lambda: START))
+async def served(store, clock=lambda: START):
+    app = create_app(store, Settings(clock=clock))
     async with app.router.lifespan_context(app):
         yield httpx.ASGITransport(app=app)
 
@@ -41,12 +41,15 @@ def enrolment_tokens(store) -> dict[str, str]:
 
 async def run(store, devices_count: int, *, seed: int = 5, failure_rate: float = 0.0) -> sim.Stats:
     behaviour = sim.Behaviour(failure_rate=failure_rate, offline_rate=0.0, ramp_up=0.0)
-    async with served(store) as transport:
+    # one simulated time for the agents and the server, as in the demo: the server refuses a
+    # scan dated beyond its own clock (issue 13.5)
+    clock = sim.ScaledClock(speed=1e6, start=START)
+    async with served(store, clock.now) as transport:
         return await sim.run_fleet(
             sim.FleetConfig(devices=devices_count, seed=seed, behaviour=behaviour, once=True),
             server="http://patchctl.test",
             enrollment_tokens=enrolment_tokens(store),
-            clock=sim.ScaledClock(speed=1e6, start=START),
+            clock=clock,
             transport=transport,
         )
 
@@ -110,7 +113,8 @@ async def test_agents_run_install_and_scan_jobs(store) -> None:
                     revision="main@sha1:0123",
                     patch_ids=tuple(missing[:3]),
                     payload={"reboot": "if-required"},
-                    deadline=START + timedelta(days=1),
+                    # the shared simulated clock runs at 1e6x: far enough for a loaded machine
+                    deadline=START + timedelta(days=365),
                 )
             )
             new.append(

@@ -36,7 +36,7 @@ from controller.reports.model import (
     TrendPoint,
 )
 from controller.runtime import status as runtime_status
-from controller.store import history, schema
+from controller.store import devices, history, schema
 from controller.store.scopes import in_scope
 
 RECENT_ALERTS = 12
@@ -200,7 +200,7 @@ def _trend(
 
 def _reboots(conn: Connection, *, scope: str) -> int:
     d = schema.devices.c
-    query = sa.select(sa.func.count()).where(in_scope(d.tenant, scope), d.reboot_required.is_(True))
+    query = sa.select(sa.func.count()).where(in_scope(d.tenant, scope), devices.reboot_pending())
     return int(conn.execute(query).scalar_one())
 
 
