@@ -79,5 +79,3 @@ async def audit_trail(
         }
 
     return {"scope": scope} | await _read(context, read)
-
-

@@ -261,8 +261,6 @@ def camel(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-
-
 _CAMEL_WORD = re.compile(r"_([a-z])")
 
 
