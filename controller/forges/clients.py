@@ -145,12 +145,16 @@ class _Client:
         for page in range(1, MAX_PAGES + 1):
             answer = self.request("GET", self.comments_path(number), params=self.page_query(page))
             items = answer if isinstance(answer, list) else []
-            fresh = [c for c in items if isinstance(c, dict) and c.get("id") not in seen]
+            fresh = [
+                c
+                for c in items
+                if isinstance(c, dict) and isinstance(c.get("id"), int) and c["id"] not in seen
+            ]
             for comment in fresh:
                 body = comment.get("body")
                 if isinstance(body, str) and body.startswith(MARKER):
-                    return int(comment["id"]), body
-                seen.add(comment.get("id"))  # type: ignore[arg-type]
+                    return comment["id"], body
+                seen.add(comment["id"])
             # a short page is the last one; a forge that ignores paging repeats its one page
             if len(items) < PAGE_SIZE or not fresh:
                 return None

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from controller.core import review
 from controller.core.retries import RetryPolicy
 from controller.forges import events
 from controller.forges.clients import CommitStatus, Forge, ForgeError, StatusState, client_for
@@ -54,6 +55,7 @@ PLAN_CONTEXT = "patchctl/plan"
 APPLY_CONTEXT = "patchctl/apply"
 STATUS_KEY = "forge"
 ERRORS_SHOWN = 20
+STATUSES_KEPT = 1000  # remembered to send each status once; a forgotten one is sent again
 
 
 class PlanUnavailableError(Exception):
@@ -73,7 +75,10 @@ class _Counts:
     sent: int = 0
     failed: int = 0
     last_error: str | None = None
-    sent_statuses: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    # (sha, context) -> (state, description) of the statuses sent, the newest STATUSES_KEPT
+    sent_statuses: OrderedDict[tuple[str, str], tuple[str, str]] = field(
+        default_factory=OrderedDict
+    )
 
 
 class ForgePublisher:
@@ -270,10 +275,11 @@ class ForgePublisher:
     def _send_status(self, sha: str, status: CommitStatus) -> None:
         self.forge.set_status(sha, status)
         with self._lock:
-            self._counts.sent_statuses[(sha, status.context)] = (
-                status.state.value,
-                status.description,
-            )
+            sent = self._counts.sent_statuses
+            sent[(sha, status.context)] = (status.state.value, status.description)
+            sent.move_to_end((sha, status.context))
+            while len(sent) > STATUSES_KEPT:
+                sent.popitem(last=False)
         log.info("forge status sent", sha=sha[:12], context=status.context, state=status.state)
 
     def _plan(self, pr: events.PullRequest) -> None:
@@ -302,8 +308,6 @@ class ForgePublisher:
             )
         with self.store.read() as conn:
             observed = observe.observe(conn, now=now)
-        from controller.core import review  # noqa: PLC0415 - only the planning thread needs it
-
         document = plans.plan_document(
             base.state,
             head.state,

@@ -61,11 +61,6 @@ class ForgeSettings:
     token_env: str = DEFAULT_TOKEN_ENV
     token: str = field(default="", repr=False)
 
-    @property
-    def github_like(self) -> bool:
-        """GitHub and Gitea share the shapes of webhooks and of PR refs (`refs/pull/N/head`)."""
-        return self.kind is not ForgeKind.GITLAB
-
 
 def resolve(
     table: Mapping[str, Any] | None,
