@@ -128,16 +128,17 @@ class ForgePublisher:
 
     def submit_status(self, sha: str, status: CommitStatus) -> None:
         """Queue one commit status, unless this very status was sent already."""
-        with self._lock:
-            if self._counts.sent_statuses.get((sha, status.context)) == (
-                status.state.value,
-                status.description,
-            ):
-                return
+        if self._already_sent(sha, status):
+            return
         self._submit(
             f"status:{sha}:{status.context}",
             _Work(lambda: self._send_status(sha, status), f"status {status.context} {sha[:12]}"),
         )
+
+    def _already_sent(self, sha: str, status: CommitStatus) -> bool:
+        with self._lock:
+            sent = self._counts.sent_statuses.get((sha, status.context))
+        return sent == (status.state.value, status.description)
 
     def wait_idle(self, timeout: float) -> bool:
         """Whether the queue emptied (and nothing runs) within `timeout` seconds (tests)."""
@@ -273,6 +274,8 @@ class ForgePublisher:
     # --- the work ---------------------------------------------------------------------------
 
     def _send_status(self, sha: str, status: CommitStatus) -> None:
+        if self._already_sent(sha, status):  # queued again while the same one was in flight
+            return
         self.forge.set_status(sha, status)
         with self._lock:
             sent = self._counts.sent_statuses

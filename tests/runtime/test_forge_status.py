@@ -22,6 +22,7 @@ import httpx
 import pytest
 from forgefakes import FakeForge
 from gitrepos import PolicyRepo
+from serving import Serve
 
 from controller.core.retries import RetryPolicy
 from controller.forges.clients import MARKER
@@ -383,3 +384,39 @@ async def test_a_revision_the_access_policy_refuses_fails_with_the_reason(
     assert (rogue, "failure") == (sha, state)
     assert description.startswith("not applied: Approval/acme/retail/2026-12-kernel: ")
     assert "mallory@evil.example" in description
+
+
+@pytest.mark.slow
+def test_serve_with_forge_options_reports_to_the_forge(
+    example_repo: PolicyRepo, fake: FakeForge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real `patchctl serve --forge github ...` process: the token from the environment, a
+    status on the applied revision, and a verified pull-request delivery answered 202 and
+    commented on."""
+    monkeypatch.setenv("PATCHCTL_FORGE_TOKEN", TOKEN)
+    monkeypatch.setenv("PATCHCTL_WEBHOOK_SECRET", SECRET)
+    serve = Serve(database_url=f"sqlite:///{tmp_path / 'serve.db'}", state_dir=tmp_path / "state")
+    head = push_to_branch(example_repo, APPROVAL.format(patches="USN-7200-1"))
+    serve.start(
+        "--repo", str(example_repo.path), "--no-watch",
+        "--forge", "github", "--forge-url", fake.url, "--forge-repository", "acme/policies",
+    )
+    try:
+        serve.wait_for("the apply status", lambda: statuses(fake, "patchctl/apply"))
+        body, headers = hook("github", action="opened", sha=head)
+        answer = httpx.post(
+            f"{serve.base}/api/v1/hooks/git",
+            content=body,
+            headers={"Content-Type": "application/json", **headers},
+            timeout=10,
+        )
+        serve.wait_for("the plan status", lambda: statuses(fake, "patchctl/plan"))
+    finally:
+        logs = serve.stop()
+    assert (202, True) == (answer.status_code, answer.json()["planQueued"])
+    main_sha = example_repo.repo.commit("main").hexsha
+    assert [(main_sha, "success", "applied by patchctl")] == statuses(fake, "patchctl/apply")
+    assert [(head, "success", ONE_UNKNOWN)] == statuses(fake, "patchctl/plan")
+    assert 1 == len(fake.comments[PR])
+    assert '"forge": "github acme/policies"' in logs
+    assert TOKEN not in logs
