@@ -106,7 +106,7 @@ def load(path: Path | None, *, cli: click.Group, required: bool = False) -> Conf
 def _defaults(data: Mapping[str, Any], cli: click.Group, *, source: str) -> dict[str, Any]:
     """click's default_map from the file: command tables, and top-level options copied into
     every command that has them (a command's own table wins)."""
-    commands = {name: cmd for name, cmd in cli.commands.items() if not cmd.hidden}
+    commands = {name: cmd for name, cmd in _subcommands(cli).items() if not cmd.hidden}
     shared = {k: v for k, v in data.items() if not isinstance(v, dict)}
     defaults: dict[str, Any] = {}
     for key, value in data.items():
@@ -131,18 +131,25 @@ def _defaults(data: Mapping[str, Any], cli: click.Group, *, source: str) -> dict
 def _command_defaults(
     command: click.Command, table: Mapping[str, Any], *, source: str, path: str
 ) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     if isinstance(command, click.Group):
-        out: dict[str, Any] = {}
-        for key, value in table.items():
+        # A group's table holds its sub-commands' tables and, for a group that lists on its
+        # own (`patchctl jobs`), its own options.
+        subtables = {k: v for k, v in table.items() if isinstance(v, dict)}
+        for key, value in subtables.items():
             sub = command.commands.get(key)
-            if sub is None or not isinstance(value, dict):
+            if sub is None:
                 raise ConfigError(
                     _unknown(source, f"{path}.{key}", "sub-command table", command.commands)
                 )
             out[key] = _command_defaults(sub, value, source=source, path=f"{path}.{key}")
-        return out
+        table = {k: v for k, v in table.items() if k not in subtables}
+        if table and not _option_names(command):
+            key = next(iter(table))
+            raise ConfigError(
+                _unknown(source, f"{path}.{key}", "sub-command table", command.commands)
+            )
     options = _option_names(command)
-    out = {}
     for key, value in table.items():
         if key not in options:
             raise ConfigError(
@@ -169,12 +176,21 @@ def _option_names(command: click.Command) -> dict[str, str]:
 
 def _leaves(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
     found: list[tuple[tuple[str, ...], Any]] = []
-    for name, command in group.commands.items():
-        if isinstance(command, click.Group):
-            found += _leaves(command, (*prefix, name))
-        else:
+    for name, command in _subcommands(group).items():
+        if not isinstance(command, click.Group):
             found.append(((*prefix, name), command))
+            continue
+        if _option_names(command):  # a group that also runs on its own, with options
+            found.append(((*prefix, name), command))
+        found += _leaves(command, (*prefix, name))
     return found
+
+
+def _subcommands(group: click.Group) -> dict[str, click.Command]:
+    """A group's commands through click's own API, so a lazily loaded group loads them all."""
+    ctx = click.Context(group)
+    found = {name: group.get_command(ctx, name) for name in group.list_commands(ctx)}
+    return {name: command for name, command in found.items() if command is not None}
 
 
 def _nested(defaults: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:

@@ -1,8 +1,12 @@
-"""The import direction: kinds/ and core/ stay pure (no I/O library, no clock, no logger)."""
+"""The import direction: kinds/ and core/ stay pure (no I/O library, no clock, no logger), and
+the layers of docs/architecture.md hold (import-linter)."""
 
 from __future__ import annotations
 
 import ast
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,3 +84,13 @@ def test_pure_packages_never_read_the_clock(path: Path) -> None:
         and node.func.attr in CLOCK_CALLS
     ]
     assert [] == calls
+
+
+def test_the_layer_contracts_hold() -> None:
+    """import-linter's contracts in pyproject.toml (layers, the pure core, the lone agent) are kept."""
+    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    assert lint is not None, "import-linter is a dev dependency (pip install -e '.[dev]')"
+    result = subprocess.run(
+        [lint, "--no-cache"], cwd=PACKAGE.parent, capture_output=True, text=True, check=False
+    )
+    assert 0 == result.returncode, result.stdout[-3000:]

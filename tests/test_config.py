@@ -46,7 +46,19 @@ def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             "patchctl.toml: token.creat: not a known sub-command table; did you mean 'create'?",
             id="unknown-sub-command",
         ),
-        pytest.param('access = "open"\n', "patchctl.toml: access: expected a table", id="table-as-value"),
+        pytest.param(
+            "[jobs]\nstat = 'failed'\n",
+            "patchctl.toml: jobs.stat: not a known option of `patchctl jobs`; did you mean 'state'?",
+            id="listing-group-option-typo",
+        ),
+        pytest.param(
+            "[token]\nkind = 'read'\n",
+            "patchctl.toml: token.kind: not a known sub-command table",
+            id="option-of-a-group-without-options",
+        ),
+        pytest.param(
+            'access = "open"\n', "patchctl.toml: access: expected a table", id="table-as-value"
+        ),
         pytest.param("[serve\n", "patchctl.toml: ", id="not-toml"),
     ],
 )
@@ -90,7 +102,13 @@ def test_the_access_table_comes_from_the_config_file(here: Path) -> None:
     config = here / "elsewhere.toml"
     config.write_text('[access]\n[access.tenants."*"]\napprovers = 7\n', encoding="utf-8")
     code, _, err = run(
-        "--config", str(config), "reconcile", "--repo", str(here), "--db", f"sqlite:///{here / 'p.db'}"
+        "--config",
+        str(config),
+        "reconcile",
+        "--repo",
+        str(here),
+        "--db",
+        f"sqlite:///{here / 'p.db'}",
     )
     assert 2 == code
     assert f'{config}: access.tenants."*".approvers' in err
@@ -101,5 +119,16 @@ def test_the_documentation_lists_every_key() -> None:
     from controller import config  # noqa: PLC0415
 
     text = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
-    generated = text.split("<!-- generated: begin -->\n", 1)[1].split("\n<!-- generated: end -->")[0]
+    generated = text.split("<!-- generated: begin -->\n", 1)[1].split("\n<!-- generated: end -->")[
+        0
+    ]
     assert config.reference(main) == generated
+
+
+def test_a_listing_group_reads_its_own_table(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`[jobs] server = ...` is used by `patchctl jobs` as `--server` would be (the group lists)."""
+    monkeypatch.setenv("PATCHCTL_TOKEN", "pcr_x")
+    (here / "patchctl.toml").write_text("[jobs]\nserver = 'ftp://example'\n", encoding="utf-8")
+    code, _, err = run("jobs")
+    assert 2 == code
+    assert "--server 'ftp://example' is not an http:// or https:// URL" in err

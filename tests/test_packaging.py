@@ -27,7 +27,9 @@ from serving import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "packaging" / "systemd" / "patchctl.service"
-SKIP = shutil.ignore_patterns(".venv", ".git", "*.egg-info", "build", "dist", "__pycache__", ".*_cache")
+SKIP = shutil.ignore_patterns(
+    ".venv", ".git", "*.egg-info", "build", "dist", "__pycache__", ".*_cache"
+)
 
 # building and installing with pip takes minutes on a busy machine (the build is shared)
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -49,7 +51,10 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     shutil.copytree(ROOT, source, ignore=SKIP)
     built = subprocess.run(
         [sys.executable, "-m", "build", "--outdir", str(work / "dist"), str(source)],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert 0 == built.returncode, built.stderr[-3000:]
     wheels = sorted((work / "dist").glob("patchctl-*.whl"))
@@ -68,7 +73,10 @@ def test_the_wheel_installs_and_serves_with_the_unit_command_line(
     venv.create(prefix, with_pip=True)
     installed = subprocess.run(
         [str(prefix / "bin" / "pip"), "install", "--quiet", str(dist[0])],
-        capture_output=True, text=True, timeout=900, check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert 0 == installed.returncode, installed.stderr[-3000:]
 
@@ -110,7 +118,11 @@ def test_the_wheel_installs_and_serves_with_the_unit_command_line(
     assert ready is not None, logs[-3000:]
     assert ready["lastAppliedRevision"].startswith("main@sha1:")
     assert 0 == server.returncode, logs[-3000:]
-    assert any(json.loads(line).get("event") == "serving" for line in logs.splitlines() if line.startswith("{"))
+    assert any(
+        json.loads(line).get("event") == "serving"
+        for line in logs.splitlines()
+        if line.startswith("{")
+    )
     assert (state / "patchctl.db").is_file()
 
 
@@ -162,7 +174,11 @@ def test_ci_examples_install_the_wheel_and_plan(
     results = [
         subprocess.run(
             ["bash", "-euc", lines],
-            cwd=checkout, env=environment, capture_output=True, text=True, timeout=900,
+            cwd=checkout,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=900,
             check=False,
         )
         for lines in (install, "command -v patchctl", shell)

@@ -15,22 +15,37 @@ from pathlib import Path
 import click
 
 from controller import __version__
-from controller.cli import agents as agent_commands
-from controller.cli import audit as audit_commands
-from controller.cli import demo as demo_commands
-from controller.cli import feeds as feed_commands
-from controller.cli import operate as operate_commands
-from controller.cli import planning as planning_commands
-from controller.cli import reports as report_commands
-from controller.cli import scaffold as scaffold_commands
-from controller.cli import schema as schema_commands
-from controller.cli import serve as serve_commands
-from controller.cli import simulate as simulate_commands
-from controller.cli import tokens as token_commands
-from controller.cli import validate as validate_commands
+from controller.cli.lazy import LazyGroup
+
+# Command → (module under controller.cli that registers it, the one-line summary that
+# `patchctl --help` lists). The modules are imported only when their command runs: each pulls
+# in SQLAlchemy, pydantic or git, and `--help` should not pay for that (issue 14, item 6).
+COMMANDS = {
+    "agent": ("agents", "Bundle and describe the reference agent."),
+    "alerts": ("alerts", "Alerts, newest first; acknowledge or resolve one."),
+    "audit": ("audit", "The audit trail: who changed what, and what followed."),
+    "demo": ("demo", "Run the whole loop on the example repository."),
+    "devices": ("devices", "Enrolled devices; retire one or rotate its token."),
+    "explain": ("operate", "Why each patch of a device is or is not installed."),
+    "feed": ("feeds", "Import vendor advisories into the catalogue."),
+    "init": ("scaffold", "Scaffold a policy repository."),
+    "jobs": ("jobs", "Jobs, newest first; show, cancel or retry one."),
+    "patches": ("feeds", "The patch catalogue."),
+    "plan": ("planning", "What merging HEAD into BASE would do, in words."),
+    "reconcile": ("operate", "Run one reconcile pass."),
+    "report": ("reports", "Write compliance reports from the state store."),
+    "schema": ("schema", "JSON Schemas of the policy kinds."),
+    "serve": ("serve", "Run the service: reconcile loop, APIs, dashboard."),
+    "simulate": ("simulate", "Run simulated agents against a service."),
+    "status": ("operate", "Compliance, approvals, revisions and conditions."),
+    "token": ("tokens", "Create, list and revoke tokens."),
+    "validate": ("validate", "Check every policy file."),
+}
 
 
 @click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "PATCHCTL"},
     epilog="Exit codes: 0 success, 1 negative answer (e.g. invalid policy), 2 usage or I/O error.",
 )
@@ -65,21 +80,3 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
         raise click.UsageError(str(exc)) from None
     ctx.default_map = dict(loaded.defaults)
     ctx.obj = loaded
-
-
-for module in (
-    validate_commands,
-    scaffold_commands,
-    schema_commands,
-    serve_commands,
-    simulate_commands,
-    token_commands,
-    operate_commands,
-    feed_commands,
-    planning_commands,
-    report_commands,
-    audit_commands,
-    demo_commands,
-    agent_commands,
-):
-    module.register(main)

@@ -13,7 +13,7 @@ import click
 from controller.cli.common import fail, json_option, print_json
 
 if TYPE_CHECKING:
-    from controller.runtime.demo import DemoResult, Snapshot
+    from controller.demo import DemoResult, Snapshot
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,7 +53,7 @@ def demo(
     Exit codes: 0 done, 2 the example repository or the working directory is not usable.
     """
     from controller import logs  # noqa: PLC0415
-    from controller.runtime.demo import DemoConfig, run_demo  # noqa: PLC0415 - keep --help fast
+    from controller.demo import DemoConfig, run_demo  # noqa: PLC0415 - keep --help fast
 
     logs.configure(level="warning")  # the story is told by the progress lines, not the logs
 

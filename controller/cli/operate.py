@@ -1,8 +1,7 @@
-"""Operator commands: `reconcile`, `explain`, `status`, `devices`, `jobs`, `alerts`."""
+"""Operator commands: `reconcile`, `explain`, `status`."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -307,138 +306,8 @@ def status_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _listing(rows: list[dict[str, Any]], columns: tuple[str, ...], as_json: bool) -> None:
-    if as_json:
-        print_json(rows)
-        return
-    rows = [_local_shape(row) for row in rows]
-    widths = {c: max([len(c)] + [len(_cell(r.get(c))) for r in rows]) for c in columns}
-    click.echo("  ".join(c.upper().ljust(widths[c]) for c in columns))
-    for row in rows:
-        click.echo("  ".join(_cell(row.get(c)).ljust(widths[c]) for c in columns))
-
-
-def _local_shape(row: dict[str, Any]) -> dict[str, Any]:
-    """A read API row (camelCase keys, ISO times) in the store's shape, for one table format."""
-    shaped = {}
-    for key, value in row.items():
-        name = re.sub(r"(?<!^)([A-Z])", lambda m: "_" + m.group(1).lower(), key)
-        if isinstance(value, str) and _ISO_TIME.match(value):
-            value = datetime.fromisoformat(value)  # noqa: PLW2901 - the converted cell
-        shaped[name] = value
-    return shaped
-
-
-_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
-
-
-def _remote_rows(
-    server: str, path: str, key: str, *, ca_file: Path | None, params: dict[str, Any]
-) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = remote.get(server, path, ca_file=ca_file, params=params)[key]
-    return rows
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, list | tuple):
-        return ",".join(map(str, value)) if len(value) <= 3 else f"{len(value)} items"
-    return "" if value is None else str(value)
-
-
-@click.command()
-@store_options
-@server_options
-@click.option("--tenant", default=None, help="Only this tenant (and its clients).")
-@json_option
-def devices(
-    db_url: str | None,
-    state_dir: Path,
-    server: str | None,
-    ca_file: Path | None,
-    tenant: str | None,
-    as_json: bool,
-) -> None:
-    """Enrolled devices with their OS, role, last check-in and last scan (--server: from a
-    running service, scoped to the read token)."""
-    if server:
-        rows = _remote_rows(
-            server, "/api/v1/devices", "devices", ca_file=ca_file, params={"tenant": tenant}
-        )
-    else:
-        with open_store_or_fail(db_url, state_dir).read() as conn:
-            rows = status.list_devices(conn, tenant=tenant)
-    _listing(
-        rows,
-        ("tenant", "name", "os_family", "os_name", "role", "last_seen", "last_scan_at"),
-        as_json,
-    )
-
-
-@click.command()
-@store_options
-@server_options
-@click.option("--tenant", default=None, help="Only this tenant (and its clients).")
-@click.option(
-    "--state", "job_state", default=None, help="Only jobs in this state (pending, failed, ...)."
-)
-@json_option
-def jobs(
-    db_url: str | None,
-    state_dir: Path,
-    server: str | None,
-    ca_file: Path | None,
-    tenant: str | None,
-    job_state: str | None,
-    as_json: bool,
-) -> None:
-    """Jobs, newest first (at most 200; --server: from a running service); END_REASON says
-    why the controller ended a job (timed-out, no-agent, not-installable, re-enrolled)."""
-    if server:
-        rows = _remote_rows(
-            server,
-            "/api/v1/jobs",
-            "jobs",
-            ca_file=ca_file,
-            params={"tenant": tenant, "state": job_state},
-        )
-    else:
-        with open_store_or_fail(db_url, state_dir).read() as conn:
-            rows = status.list_jobs(conn, tenant=tenant, state=job_state)
-    _listing(
-        rows,
-        ("id", "tenant", "kind", "state", "end_reason", "patch_ids", "window_key", "created_at"),
-        as_json,
-    )
-
-
-@click.command()
-@store_options
-@server_options
-@click.option("--tenant", default=None, help="Only this tenant (and its clients).")
-@json_option
-def alerts(
-    db_url: str | None,
-    state_dir: Path,
-    server: str | None,
-    ca_file: Path | None,
-    tenant: str | None,
-    as_json: bool,
-) -> None:
-    """Alerts, newest first (at most 200; --server: from a running service)."""
-    if server:
-        rows = _remote_rows(
-            server, "/api/v1/alerts", "alerts", ca_file=ca_file, params={"tenant": tenant}
-        )
-    else:
-        with open_store_or_fail(db_url, state_dir).read() as conn:
-            rows = status.list_alerts(conn, tenant=tenant)
-    _listing(rows, ("created_at", "severity", "kind", "tenant", "message"), as_json)
-
-
 def register(main: click.Group) -> None:
-    for command in (reconcile, explain, status_command, devices, jobs, alerts):
+    for command in (reconcile, explain, status_command):
         main.add_command(command)
 
 

@@ -259,6 +259,9 @@ alerts = sa.Table(
     sa.Column("dedupe_key", sa.String(200), nullable=True, unique=True),
     _created(),
     sa.Column("resolved_at", UtcDateTime(), nullable=True),
+    # An operator's acknowledgement: the alert stays unresolved, but is no longer "open".
+    sa.Column("acknowledged_at", UtcDateTime(), nullable=True),
+    sa.Column("acknowledged_by", sa.String(200), nullable=True),
     sa.Index(None, "tenant", "created_at"),
 )
 

@@ -1,9 +1,10 @@
-"""Tokens: enrolment (per tenant), read (per tenant path) and device tokens.
+"""Tokens: enrolment (per tenant), read and admin (per tenant path) and device tokens.
 
 A token is shown once, when it is created; the store keeps only the SHA-256 of the secret.
 Secrets carry 256 bits from `secrets`, so a plain hash (no salt, no stretching) is enough: there
 is nothing to brute-force, and the hash doubles as the lookup key. The prefix names the kind
-(`pce_` enrolment, `pcr_` read, `pcd_` device) so secret scanners and people can tell them apart.
+(`pce_` enrolment, `pcr_` read, `pca_` admin, `pcd_` device) so secret scanners and people can
+tell them apart.
 """
 
 from __future__ import annotations
@@ -29,9 +30,15 @@ class TokenKind(StrEnum):
     ENROLLMENT = "enrollment"
     READ = "read"
     DEVICE = "device"
+    ADMIN = "admin"
 
 
-PREFIXES = {TokenKind.ENROLLMENT: "pce_", TokenKind.READ: "pcr_", TokenKind.DEVICE: "pcd_"}
+PREFIXES = {
+    TokenKind.ENROLLMENT: "pce_",
+    TokenKind.READ: "pcr_",
+    TokenKind.DEVICE: "pcd_",
+    TokenKind.ADMIN: "pca_",
+}
 MAX_SECRET_LENGTH = 200
 
 

@@ -37,7 +37,9 @@ def test_a_read_command_on_a_missing_database_says_so(
     assert [] == sorted(p.name for p in tmp_path.iterdir())
 
 
-def test_commands_that_build_state_create_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_commands_that_build_state_create_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`token create` starts a new state directory as before."""
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["token", "create", "--tenant", "acme"])

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.slow
 LINUX = {"family": "linux", "name": "Ubuntu", "version": "24.04"}
 
 
-def cli(*args: str, token: str | None, cwd: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+def cli(
+    *args: str, token: str | None, cwd: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, str]:
     monkeypatch.chdir(cwd)
     env = {"PATCHCTL_TOKEN": token} if token is not None else {"PATCHCTL_TOKEN": ""}
     result = CliRunner().invoke(main, list(args), env=env)
@@ -30,8 +32,14 @@ def cli(*args: str, token: str | None, cwd: Path, monkeypatch: pytest.MonkeyPatc
 def enrol(serve: Serve, token: str, hostname: str) -> str:
     answer = httpx.post(
         f"{serve.base}/api/v1/enroll",
-        json={"enrollmentToken": token, "hostname": hostname, "os": LINUX, "agentVersion": "1",
-              "role": "server", "labels": {"role": "web"}},
+        json={
+            "enrollmentToken": token,
+            "hostname": hostname,
+            "os": LINUX,
+            "agentVersion": "1",
+            "role": "server",
+            "labels": {"role": "web"},
+        },
         timeout=10,
     )
     assert 200 == answer.status_code, answer.text
@@ -55,13 +63,44 @@ def test_read_commands_ask_the_service(tmp_path: Path, monkeypatch: pytest.Monke
         enrol(serve, enrolling["acme/retail"], "shop-web-01")
         enrol(serve, enrolling["acme/logistics"], "depot-db-01")
         serve.wait_for("a scan job", lambda: serve.get("/api/v1/jobs", retail)["jobs"])
-        code, listed, err = cli("devices", "--server", serve.base, "--json", token=retail, cwd=elsewhere, monkeypatch=monkeypatch)
-        table = cli("devices", "--server", serve.base, token=retail, cwd=elsewhere, monkeypatch=monkeypatch)
-        jobs = cli("jobs", "--server", serve.base, "--json", token=retail, cwd=elsewhere, monkeypatch=monkeypatch)
-        status = cli("status", "--server", serve.base, token=retail, cwd=elsewhere, monkeypatch=monkeypatch)
-        alerts = cli("alerts", "--server", serve.base, token=retail, cwd=elsewhere, monkeypatch=monkeypatch)
-        tokenless = cli("devices", "--server", serve.base, token=None, cwd=elsewhere, monkeypatch=monkeypatch)
-        wrong = cli("devices", "--server", serve.base, token="pcr_nope", cwd=elsewhere, monkeypatch=monkeypatch)  # noqa: S106 - a wrong token on purpose
+        code, listed, err = cli(
+            "devices",
+            "--server",
+            serve.base,
+            "--json",
+            token=retail,
+            cwd=elsewhere,
+            monkeypatch=monkeypatch,
+        )
+        table = cli(
+            "devices", "--server", serve.base, token=retail, cwd=elsewhere, monkeypatch=monkeypatch
+        )
+        jobs = cli(
+            "jobs",
+            "--server",
+            serve.base,
+            "--json",
+            token=retail,
+            cwd=elsewhere,
+            monkeypatch=monkeypatch,
+        )
+        status = cli(
+            "status", "--server", serve.base, token=retail, cwd=elsewhere, monkeypatch=monkeypatch
+        )
+        alerts = cli(
+            "alerts", "--server", serve.base, token=retail, cwd=elsewhere, monkeypatch=monkeypatch
+        )
+        tokenless = cli(
+            "devices", "--server", serve.base, token=None, cwd=elsewhere, monkeypatch=monkeypatch
+        )
+        wrong = cli(
+            "devices",
+            "--server",
+            serve.base,
+            token="pcr_nope",  # noqa: S106 - a wrong token on purpose
+            cwd=elsewhere,
+            monkeypatch=monkeypatch,
+        )
     finally:
         serve.stop()
     assert 0 == code, err

@@ -11,7 +11,7 @@ import git
 import pytest
 
 from controller import sim
-from controller.runtime.demo import DemoConfig, run_demo
+from controller.demo import DemoConfig, run_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 

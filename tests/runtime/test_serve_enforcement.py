@@ -74,7 +74,10 @@ def test_serve_never_applies_the_checked_out_branch(
         repo.write("policies/whitelists/unreviewed.yaml", WIP_WHITELIST)
         wip_sha = repo.commit("whitelist everything, unreviewed")
         committed = datetime.now(tz=UTC)
-        serve.wait_for("two passes after the wip commit", lambda: len(runs_after(serve, reader, committed)) >= 2)
+        serve.wait_for(
+            "two passes after the wip commit",
+            lambda: len(runs_after(serve, reader, committed)) >= 2,
+        )
         status = serve.get("/api/v1/status", reader)
         trail = serve.get("/api/v1/audit", reader)
     finally:

@@ -123,7 +123,9 @@ def build_app(
     catalogue.upsert_records(
         store,
         [
-            PatchRecord(id="USN-1-1", title="OpenSSL", severity=Severity.IMPORTANT, os=OsFamily.LINUX),
+            PatchRecord(
+                id="USN-1-1", title="OpenSSL", severity=Severity.IMPORTANT, os=OsFamily.LINUX
+            ),
             PatchRecord(id="USN-2-1", title="curl", severity=Severity.MODERATE, os=OsFamily.LINUX),
         ],
         now=clock(),
@@ -221,9 +223,7 @@ async def test_the_api_plan_equals_the_local_plan_with_the_database(
     assert [
         ("unknown-patch", "Approval/acme/typo"),
         ("approves-nothing", "Approval/acme/typo"),
-    ] == [
-        (w["code"], w["object"]) for w in remote["warnings"]
-    ]
+    ] == [(w["code"], w["object"]) for w in remote["warnings"]]
     assert [{"id": "USN-1-1", "title": "OpenSSL", "severity": "important", "known": True}] == next(
         c for c in remote["changes"] if c["object"] == "Approval/acme/retail/openssl"
     )["approved"]

@@ -168,9 +168,7 @@ async def test_every_read_answer_is_scoped_to_the_token(
     fleet_repo.commit("break it", author=LOGISTICS_AUTHOR)
     assert "policy-invalid" == reconciler.reconcile().result
 
-    seen = {
-        tenant: await walk(api, api.token(tenant), device_ids[tenant]) for tenant in CLIENTS
-    }
+    seen = {tenant: await walk(api, api.token(tenant), device_ids[tenant]) for tenant in CLIENTS}
 
     for tenant, answers in seen.items():
         (other,) = set(CLIENTS) - {tenant}

@@ -1,0 +1,51 @@
+"""`patchctl devices`: the enrolled devices; sub-commands act on one device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from controller.cli.common import json_option
+from controller.cli.listing import print_listing, remote_rows
+from controller.cli.remote import server_options
+from controller.cli.serve import open_store_or_fail, store_options
+
+
+@click.group(invoke_without_command=True)
+@store_options
+@server_options
+@click.option("--tenant", default=None, help="Only this tenant (and its clients).")
+@json_option
+@click.pass_context
+def devices(
+    ctx: click.Context,
+    db_url: str | None,
+    state_dir: Path,
+    server: str | None,
+    ca_file: Path | None,
+    tenant: str | None,
+    as_json: bool,
+) -> None:
+    """Enrolled devices with their OS, role, last check-in and last scan (--server: from a
+    running service, scoped to the read token)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from controller.runtime import status  # noqa: PLC0415 - keep --help fast
+
+    if server:
+        rows = remote_rows(
+            server, "/api/v1/devices", "devices", ca_file=ca_file, params={"tenant": tenant}
+        )
+    else:
+        with open_store_or_fail(db_url, state_dir).read() as conn:
+            rows = status.list_devices(conn, tenant=tenant)
+    print_listing(
+        rows,
+        ("tenant", "name", "os_family", "os_name", "role", "last_seen", "last_scan_at"),
+        as_json,
+    )
+
+
+def register(main: click.Group) -> None:
+    main.add_command(devices)
