@@ -398,8 +398,15 @@ def test_serve_with_forge_options_reports_to_the_forge(
     serve = Serve(database_url=f"sqlite:///{tmp_path / 'serve.db'}", state_dir=tmp_path / "state")
     head = push_to_branch(example_repo, APPROVAL.format(patches="USN-7200-1"))
     serve.start(
-        "--repo", str(example_repo.path), "--no-watch",
-        "--forge", "github", "--forge-url", fake.url, "--forge-repository", "acme/policies",
+        "--repo",
+        str(example_repo.path),
+        "--no-watch",
+        "--forge",
+        "github",
+        "--forge-url",
+        fake.url,
+        "--forge-repository",
+        "acme/policies",
     )
     try:
         serve.wait_for("the apply status", lambda: statuses(fake, "patchctl/apply"))
