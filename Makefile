@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check lint types schemas clean
+.PHONY: demo test check lint types schemas dist clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ schemas: $(STAMP)
 check: lint types test
 	$(BIN)/patchctl schema export --check schemas
 	$(BIN)/patchctl validate --repo .
+
+# The release step: the wheel and the sdist in dist/ (what PATCHCTL_PACKAGE of the CI examples
+# and docs/deployment.md install).
+dist: $(STAMP)
+	$(BIN)/python -m build --outdir dist .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

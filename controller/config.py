@@ -12,8 +12,9 @@ interval = "2m"
 kind = "read"
 
 [access]                               # server tables, parsed by their owners:
-[smtp]                                 #   runtime.access, notify.settings, runtime.feeds
-[feeds]
+[smtp]                                 #   runtime.access, notify.settings, runtime.feeds,
+[feeds]                                #   forges.settings
+[forge]
 ```
 
 Keys are option names as written on the command line, without the dashes (`state-dir`,
@@ -40,7 +41,7 @@ import click
 CONFIG_FILE = Path("patchctl.toml")
 CONFIG_ENV = "PATCHCTL_CONFIG"
 # Server settings that are not command options, each validated by the module that owns it.
-SERVER_TABLES = ("access", "smtp", "feeds", "lease")
+SERVER_TABLES = ("access", "smtp", "feeds", "lease", "forge")
 
 
 class ConfigError(Exception):
@@ -60,7 +61,7 @@ class Config:
     tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def table(self, name: str) -> Mapping[str, Any] | None:
-        """A server table (`access`, `smtp`, `feeds`, `lease`), or None when absent."""
+        """A server table (`access`, `smtp`, `feeds`, `lease`, `forge`), or None when absent."""
         if name not in SERVER_TABLES:
             raise KeyError(name)
         return self.tables.get(name)

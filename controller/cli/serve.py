@@ -40,6 +40,7 @@ from controller.runtime.settings import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from controller.forges.settings import ForgeSettings
     from controller.server.tls import TlsFiles
     from controller.store import Store
     from controller.store.leases import ServeLock
@@ -254,6 +255,44 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timed
     help="A reverse proxy (IP or CIDR) whose X-Forwarded-For/-Proto headers are believed; "
     "repeat for several. Headers from any other address are ignored.",
 )
+@click.option(
+    "--forge",
+    "forge_kind",
+    type=click.Choice(["github", "gitlab", "gitea"]),
+    default=None,
+    envvar="PATCHCTL_FORGE",
+    show_envvar=True,
+    help="Post the plan of every pull request the webhook announces as a comment (edited in "
+    "place) with a patchctl/plan commit status, and a patchctl/apply status on each revision "
+    "applied or refused. gitea also means Forgejo. Also `kind` in the [forge] table; needs "
+    "--forge-repository and a token (docs/pull-requests.md).",
+)
+@click.option(
+    "--forge-url",
+    default=None,
+    envvar="PATCHCTL_FORGE_URL",
+    show_envvar=True,
+    metavar="URL",
+    help="The forge's API root: https://api.github.com (default for github), "
+    "https://gitlab.com/api/v4 (default for gitlab), https://HOST/api/v1 for Gitea/Forgejo, "
+    "https://HOST/api/v3 for GitHub Enterprise Server.",
+)
+@click.option(
+    "--forge-repository",
+    default=None,
+    envvar="PATCHCTL_FORGE_REPOSITORY",
+    show_envvar=True,
+    metavar="OWNER/NAME",
+    help="The policy repository on the forge (GitLab: the project path or its number); "
+    "pull-request events of other repositories are ignored.",
+)
+@click.option(
+    "--forge-token-env",
+    default=None,
+    metavar="VARIABLE",
+    help="The environment variable that holds the forge token (the token itself is never an "
+    "option or in a file). Default: PATCHCTL_FORGE_TOKEN.",
+)
 @access_policy_option
 def serve(
     repo: str,
@@ -277,6 +316,10 @@ def serve(
     tls_cert: Path | None,
     tls_key: Path | None,
     trusted_proxies: tuple[str, ...],
+    forge_kind: str | None,
+    forge_url: str | None,
+    forge_repository: str | None,
+    forge_token_env: str | None,
     access_policy: Path | None,
 ) -> None:
     """Run the service: the reconcile loop over --repo/--branch, the agent protocol, the read
@@ -290,9 +333,12 @@ def serve(
     The loop reconciles one pass at a time: on start, every --interval, when the branch moves,
     when agents report, when a patch window opens or reaches its cutoff, and on a verified
     POST /api/v1/hooks/git (set PATCHCTL_WEBHOOK_SECRET; GitHub, Gitea and GitLab headers are
-    understood). After each pass, notifications are sent (SMTP settings from the [smtp] table
-    of patchctl.toml) and due ReportSchedules are written back to the patchctl-reports branch;
-    due PatchFeeds are imported (URLs and local paths only when [feeds] allow lists them).
+    understood). With a forge (--forge or the [forge] table), a pull-request event posts that
+    PR's plan as a comment and a commit status instead, and every applied revision gets a
+    status (docs/pull-requests.md). After each pass, notifications are sent (SMTP settings
+    from the [smtp] table of patchctl.toml) and due ReportSchedules are written back to the
+    patchctl-reports branch; due PatchFeeds are imported (URLs and local paths only when
+    [feeds] allow lists them).
 
     Only --branch (default main) is enforced, read from git objects: the checked-out branch
     and the working tree of --repo never are. Approvals are judged by the same access policy
@@ -357,6 +403,13 @@ def serve(
     except (ValueError, SettingsError, FeedSettingsError) as exc:
         fail(str(exc))
         return
+    forge = (
+        _forge_or_fail(
+            kind=forge_kind, url=forge_url, repository=forge_repository, token_env=forge_token_env
+        )
+        if run_loop
+        else None
+    )
     tls = _tls_or_fail(tls_cert, tls_key)
     access = load_access_or_fail(access_policy) if run_loop else None
     store = open_store_or_fail(db_url, state_dir, create=True)
@@ -377,6 +430,7 @@ def serve(
             poll_every=git_poll,
             smtp=smtp,
             feed_settings=feed_settings,
+            forge=forge,
         )
         controller = Controller(reconciler, options, leadership=leadership)
     logs.configure(level=log_level, json_lines={"json": True, "console": False}.get(log_format))
@@ -390,6 +444,7 @@ def serve(
         branch=branch if run_loop else None,
         access="enforced" if access is not None and access.enforced else "open",
         webhook=settings.webhook_secret is not None,
+        forge=f"{forge.kind.value} {forge.repository}" if forge is not None else None,
     )
     config = transport.server_config(
         create_app(store, settings, controller),
@@ -441,6 +496,28 @@ def _serve_lock_or_fail(store: Store) -> ServeLock | None:
 
 def _stopped(_signal: int, _frame: object) -> None:
     """Nothing left to do: uvicorn has already stopped the service."""
+
+
+def _forge_or_fail(
+    *, kind: str | None, url: str | None, repository: str | None, token_env: str | None
+) -> ForgeSettings | None:
+    """The forge from the options over the [forge] table, or exit 2 naming the key at fault
+    (an unset token included: a forge that cannot be used is found before serving)."""
+    from controller.forges import settings  # noqa: PLC0415 - keep --help fast
+
+    config = current_config()
+    try:
+        return settings.resolve(
+            config.table("forge"),
+            source=config.source,
+            kind=kind,
+            url=url,
+            repository=repository,
+            token_env=token_env,
+        )
+    except settings.ForgeSettingsError as exc:
+        fail(str(exc))
+        raise  # unreachable: fail() exits
 
 
 def _tls_or_fail(cert: Path | None, key: Path | None) -> TlsFiles | None:

@@ -29,6 +29,7 @@ from controller.runtime.access import AccessPolicy
 from controller.sources import git as git_source
 from controller.sources import loading
 from controller.sources.documents import Problem
+from controller.sources.history import AuditEvent
 from controller.store import Store, history
 
 POLICY_INVALID = EventType.POLICY_INVALID.value  # the alert kind, and its dedupe keys' prefix
@@ -81,6 +82,8 @@ class Verification:
     status: str  # True | False | Unknown
     reason: str
     message: str
+    # ApprovalRejected: per object left out, `Approval/acme/x: <the verdict's reason>`
+    reasons: tuple[str, ...] = ()
 
 
 class SourceUnavailableError(Exception):
@@ -230,6 +233,7 @@ class Reconciler:
                 "ApprovalRejected",
                 f"{len(left_out)} approving object(s) of {desired.revision} not applied: "
                 f"{shown}{unread}; see `patchctl audit`",
+                _rejection_reasons(left_out, latest),
             )
         if audit_error is not None and synced is None and latest is None:
             return planned, Verification("Unknown", "AuditUnavailable", audit_error)
@@ -331,6 +335,21 @@ class Reconciler:
                 counts=outcome.counts,
                 message="; ".join(outcome.errors[:5]),
             )
+
+
+def _rejection_reasons(
+    left_out: tuple[str, ...], latest: tuple[AuditEvent, ...] | None
+) -> tuple[str, ...]:
+    """Per object left out, the reason of the last verdict that refused it (else: no judged
+    change vouches for it)."""
+    refused = {
+        str(event.key): event.verdict.reason
+        for event in latest or ()
+        if event.verdict is not None and not event.verdict.applied and event.key is not None
+    }
+    return tuple(
+        f"{key}: {refused.get(key, 'no accepted change vouches for it')}" for key in left_out
+    )
 
 
 def _signed_scopes(policy: AccessPolicy) -> str:

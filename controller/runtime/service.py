@@ -22,6 +22,8 @@ import structlog
 
 from controller.core.desired import DesiredState
 from controller.core.plan import Plan
+from controller.forges.publisher import ForgePublisher
+from controller.forges.settings import ForgeSettings
 from controller.notify.notifier import Notifier
 from controller.notify.routing import channel_id
 from controller.notify.settings import SmtpSettings
@@ -61,6 +63,7 @@ class ServiceOptions:
         default_factory=FeedSettings
     )  # URLs and paths feeds may name ([feeds])
     reports_dir: Path | None = None  # scheduled reports are also written here when set
+    forge: ForgeSettings | None = None  # plan comments and commit statuses ([forge])
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +79,9 @@ Chore = Callable[[PassContext], None]
 
 
 class Controller:
-    """Starts and stops the loop, the watcher and the chores; the HTTP app calls `trigger` (the
-    forge webhook) and `reports_arrived` (the report writer)."""
+    """Starts and stops the loop, the watcher, the chores and the forge publisher; the HTTP app
+    calls `trigger` (the forge webhook), `forge.pull_request_seen` (a pull-request webhook) and
+    `reports_arrived` (the report writer)."""
 
     def __init__(
         self,
@@ -95,6 +99,16 @@ class Controller:
         self.leadership = leadership
         self.options = options or ServiceOptions()
         self.store: Store = reconciler.store
+        self.forge = (
+            ForgePublisher(
+                self.options.forge,
+                source=reconciler.source,
+                store=self.store,
+                clock=reconciler.clock,
+            )
+            if self.options.forge is not None
+            else None
+        )
         self.notifier: Notifier | None = None
         self._notifier_epoch: int | None = None  # the lease epoch the notifier resumed under
         self.loop = ReconcileLoop(
@@ -146,6 +160,8 @@ class Controller:
             self.leadership.on_wanted = lambda: self.loop.trigger("asked by a replica")
             self.leadership.start()
         self._stopping.clear()
+        if self.forge is not None:
+            self.forge.start()
         self._chore_thread = threading.Thread(
             target=self._run_chores, name="patchctl-chores", daemon=True
         )
@@ -172,6 +188,8 @@ class Controller:
         if self.notifier is not None:
             self.notifier.flush(min(timeout, 5.0))
             self.notifier.close()
+        if self.forge is not None:
+            self.forge.stop(min(timeout, 10.0))
         if self.leadership is not None:  # last: the pass and the chores write under the lease
             self.leadership.stop()
 
@@ -253,7 +271,15 @@ class Controller:
             chores.append(("reports", self._scheduled_reports))
         if self.options.feeds:
             chores.append(("feeds", self._refresh_feeds))
+        if self.forge is not None:
+            chores.append(("forge", self._forge_status))
         return chores
+
+    def _forge_status(self, context: PassContext) -> None:
+        """Queue the `patchctl/apply` status of the revision this pass applied (or refused);
+        the forge's own thread sends it."""
+        if self.forge is not None:
+            self.forge.pass_finished(context.outcome)
 
     def _refresh_feeds(self, context: PassContext) -> None:
         """Import the PatchFeeds whose refresh is due; a changed catalogue re-evaluates the

@@ -9,8 +9,12 @@ Each forge proves the sender its own way; all are checked against one shared sec
 - anything else: `X-Patchctl-Signature: sha256=<hex>`, the same scheme as patchctl's own
   outgoing webhooks.
 
-The body is not trusted for anything: a verified call only wakes the loop, which reads the
-branch from the repository itself.
+The body is not trusted for anything but one thing: a verified call wakes the loop, which
+reads the branch from the repository itself. The one thing: with a forge configured
+(`[forge]`, `controller.forges`), a verified pull-request event (GitHub and Gitea
+`pull_request`, GitLab `Merge Request Hook`) queues the plan of that PR's head for a comment
+and a commit status instead; the commits it names are read from the policy repository, and
+the answer does not wait for the forge.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import hmac
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from controller.forges import events
 from controller.server import models
 from controller.server.context import Context
 from controller.server.errors import ApiError
@@ -76,6 +81,19 @@ async def git_hook(request: Request, context: Context) -> JSONResponse:
         )
     if context.controller is None:
         raise ApiError(503, "the reconcile loop is not running in this process")
+    forge = context.controller.forge
+    pull_request = events.pull_request(headers, body) if forge is not None else None
+    if forge is not None and pull_request is not None:
+        queued = forge.pull_request_seen(pull_request)
+        return JSONResponse(
+            {
+                "triggered": False,
+                "verifiedBy": proof,
+                "pullRequest": pull_request.label,
+                "planQueued": queued,
+            },
+            status_code=202,
+        )
     event = headers.get("x-github-event") or headers.get("x-gitlab-event") or "push"
     context.controller.trigger(f"webhook ({event})")
     return JSONResponse({"triggered": True, "verifiedBy": proof}, status_code=202)

@@ -14,7 +14,6 @@ the messages may name other tenants' files (`patchctl validate` in CI shows them
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio.to_thread
@@ -49,8 +48,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing, unknown, revoked or expired token."},
     403: {"description": "Not a read token."},
 }
-# One fetch at a time into the service's clone: concurrent fetches fight over ref locks.
-_FETCH_LOCK = threading.Lock()
 
 
 @router.get(
@@ -152,7 +149,7 @@ def _repository(source: PolicySource, wanted: list[str]) -> git.Repo:
         raise ApiError(503, str(exc)) from None
     try:
         if git_source.is_url(source.repo):
-            with _FETCH_LOCK:
+            with refs.FETCH_LOCK:
                 refs.fetch(repo, wanted)
     except refs.MissingRefError as exc:
         repo.close()

@@ -15,6 +15,7 @@ live here:
 from __future__ import annotations
 
 import re
+import threading
 from typing import TYPE_CHECKING
 
 import git
@@ -37,6 +38,9 @@ _COMMIT_ID = re.compile(r"^[0-9a-f]{7,40}$")
 _BRANCH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/+-]{0,199}$")
 _LABEL_PREFIX = {"pull": "pr", "merge-requests": "mr"}
 MAX_REF_LENGTH = 200
+# One fetch at a time into the service's clone (the plan API, the forge's plans): concurrent
+# fetches fight over ref locks.
+FETCH_LOCK = threading.Lock()
 
 
 class MissingRefError(SourceError):

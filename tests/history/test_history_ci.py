@@ -11,40 +11,17 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
+from ciexamples import EXAMPLES, commands, example_shell
 from click.testing import CliRunner
-from gitrepos import PROJECT_ROOT
 from historyrepos import BOB, History, approval, linux_device
 
 from controller.cli import main
 from controller.store import Store
 
-EXAMPLES = {
-    "github": PROJECT_ROOT / "examples" / "ci" / "github-actions.yml",
-    "gitlab": PROJECT_ROOT / "examples" / "ci" / "gitlab-ci.yml",
-    "pre-commit": PROJECT_ROOT / ".pre-commit-hooks.yaml",
-}
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-
-
-def commands(document: Any) -> list[str]:
-    """Every shell line of a workflow, job or hook that runs patchctl."""
-    found: list[str] = []
-    if isinstance(document, dict):
-        for key, value in document.items():
-            if key in {"run", "entry"} and isinstance(value, str):
-                found += value.splitlines()
-            elif key == "script" and isinstance(value, list):
-                found += [line for item in value for line in str(item).splitlines()]
-            else:
-                found += commands(value)
-    elif isinstance(document, list):
-        for item in document:
-            found += commands(item)
-    return [line.strip() for line in found if re.match(r"\s*patchctl\s", line)]
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
@@ -116,24 +93,6 @@ def test_plan_shows_a_pull_request_against_the_fleet(
     assert 0 == as_json.exit_code, as_json.output
     found = json.loads(as_json.stdout)
     assert isinstance(found, dict)
-
-
-def example_shell(name: str) -> tuple[str, str]:
-    """(the install line, the shell lines from fetching the PR to writing plan.md) of an example."""
-    document = yaml.safe_load(EXAMPLES[name].read_text(encoding="utf-8"))
-    if name == "github":
-        runs = [step["run"] for step in document["jobs"]["plan"]["steps"] if "run" in step]
-    else:
-        job = document["patchctl"]
-        runs = [*job["before_script"], *job["script"]]
-    install = next(run for run in runs if run.startswith("pip install"))
-    body = [
-        run
-        for run in runs
-        if not run.startswith(("pip install", "apt-get", "gh pr", "curl"))
-        and "--request POST" not in run
-    ]
-    return install, "\n".join(body)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,290 @@
+"""One HTTP client per forge: a commit status, and the one plan comment of a pull request.
+
+Endpoints and shapes, from each forge's REST API reference:
+
+- GitHub: `POST /repos/{o}/{r}/statuses/{sha}` `{state, context, description, target_url}`;
+  comments `GET|POST /repos/{o}/{r}/issues/{n}/comments` (`per_page`, `page`), edited with
+  `PATCH /repos/{o}/{r}/issues/comments/{id}` `{body}`.
+- GitLab: `POST /projects/:id/statuses/:sha` `{state, name, description, target_url}`; notes
+  `GET|POST /projects/:id/merge_requests/:iid/notes` (`per_page`, `page`), edited with
+  `PUT /projects/:id/merge_requests/:iid/notes/:note_id` `{body}`.
+- Gitea/Forgejo: GitHub's paths and bodies under `/api/v1`, paging with `limit` and `page`.
+
+Tokens: GitHub `Authorization: Bearer`, GitLab `PRIVATE-TOKEN`, Gitea `Authorization: token`.
+GitHub's states are `pending|success|failure|error`, Gitea's the same (plus `warning`), GitLab's
+`pending|running|success|failed|canceled`. A status description is cut to 140 characters
+(GitHub refuses longer ones).
+
+The plan comment is found again by `MARKER`, an HTML comment the forge does not display, so a
+new push edits the comment in place instead of adding one. Every error is a `ForgeError` that
+says whether trying again can help (`controller.core.retries`); its text names the forge host
+and the HTTP status, never the token or a full URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from controller import __version__
+from controller.core import retries
+from controller.forges.settings import ForgeKind, ForgeSettings
+
+MARKER = "<!-- patchctl:plan -->"
+DESCRIPTION_LIMIT = 140
+PAGE_SIZE = 100
+MAX_PAGES = 20  # 2,000 comments: a PR with more is not one patchctl comments on
+DEFAULT_TIMEOUT = 10.0
+
+
+class StatusState(StrEnum):
+    """A commit status's state, in GitHub's words (each client maps them to its forge)."""
+
+    PENDING = "pending"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class CommitStatus:
+    """One commit status: `context` is the check's name on the forge (`patchctl/plan`)."""
+
+    state: StatusState
+    context: str
+    description: str
+    target_url: str | None = None
+
+
+class ForgeError(Exception):
+    """A forge call failed; `permanent` when trying again cannot help (401, 403, 404, 422);
+    `retry_after` the wait the forge asked for."""
+
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after: timedelta | None = None
+    ) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class Forge(Protocol):
+    """What the publisher needs of a forge."""
+
+    def set_status(self, sha: str, status: CommitStatus) -> None: ...
+
+    def upsert_comment(self, number: int, body: str) -> str:
+        """Create or edit the plan comment; returns `created`, `edited` or `unchanged`."""
+        ...
+
+
+class _Client:
+    """The HTTP part every forge shares: headers, timeouts, errors, comment upsert."""
+
+    def __init__(
+        self,
+        settings: ForgeSettings,
+        *,
+        clock: Callable[[], datetime],
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.host = urlsplit(settings.url).netloc
+        self._http = httpx.Client(
+            base_url=settings.url,
+            headers={"User-Agent": f"patchctl/{__version__}", **self.auth_headers()},
+            timeout=DEFAULT_TIMEOUT,
+            follow_redirects=False,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def auth_headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def set_status(self, sha: str, status: CommitStatus) -> None:
+        raise NotImplementedError
+
+    def comments_path(self, number: int) -> str:
+        raise NotImplementedError
+
+    def comment_path(self, number: int, comment_id: int) -> str:
+        raise NotImplementedError
+
+    def page_query(self, page: int) -> dict[str, int]:
+        return {"per_page": PAGE_SIZE, "page": page}
+
+    edit_method = "PATCH"
+
+    # --- the plan comment -------------------------------------------------------------------
+
+    def upsert_comment(self, number: int, body: str) -> str:
+        text = f"{MARKER}\n{body}"
+        found = self._find_comment(number)
+        if found is None:
+            self.request("POST", self.comments_path(number), json={"body": text})
+            return "created"
+        comment_id, current = found
+        if current == text:
+            return "unchanged"
+        self.request(self.edit_method, self.comment_path(number, comment_id), json={"body": text})
+        return "edited"
+
+    def _find_comment(self, number: int) -> tuple[int, str] | None:
+        """The first comment that carries the marker (its id and body), or None."""
+        seen: set[int] = set()
+        for page in range(1, MAX_PAGES + 1):
+            answer = self.request("GET", self.comments_path(number), params=self.page_query(page))
+            items = answer if isinstance(answer, list) else []
+            fresh = [
+                c
+                for c in items
+                if isinstance(c, dict) and isinstance(c.get("id"), int) and c["id"] not in seen
+            ]
+            for comment in fresh:
+                body = comment.get("body")
+                if isinstance(body, str) and body.startswith(MARKER):
+                    return comment["id"], body
+                seen.add(comment["id"])
+            # a short page is the last one; a forge that ignores paging repeats its one page
+            if len(items) < PAGE_SIZE or not fresh:
+                return None
+        return None
+
+    # --- HTTP -------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One call; the JSON answer, or ForgeError naming the host and the status."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise ForgeError(f"{self.host}: timed out after {DEFAULT_TIMEOUT:g}s") from None
+        except httpx.HTTPError as exc:
+            # httpx's text may quote the URL; the exception's type says enough
+            raise ForgeError(f"{self.host}: {type(exc).__name__}") from None
+        if response.is_success:
+            return response.json() if response.content else None
+        code = response.status_code
+        permanent = not retries.is_retryable(code)
+        retry_after = retries.parse_retry_after(
+            response.headers.get("Retry-After"), now=self.clock()
+        )
+        text = f"{self.host}: {method} {_shape(path)}: HTTP {code} {response.reason_phrase}"
+        raise ForgeError(text, permanent=permanent, retry_after=retry_after)
+
+
+def _shape(path: str) -> str:
+    """A path without the query, for messages (paths name the repository, never a secret)."""
+    return path.split("?", 1)[0]
+
+
+def _description(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= DESCRIPTION_LIMIT else flat[: DESCRIPTION_LIMIT - 1] + "…"
+
+
+class GitHub(_Client):
+    """GitHub (github.com or Enterprise Server: `https://HOST/api/v3`)."""
+
+    def auth_headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self.settings.token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+        }
+
+    @property
+    def _repo(self) -> str:
+        owner, _, name = self.settings.repository.partition("/")
+        return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
+
+    def set_status(self, sha: str, status: CommitStatus) -> None:
+        body: dict[str, str] = {
+            "state": status.state.value,
+            "context": status.context,
+            "description": _description(status.description),
+        }
+        if status.target_url:
+            body["target_url"] = status.target_url
+        self.request("POST", f"{self._repo}/statuses/{sha}", json=body)
+
+    def comments_path(self, number: int) -> str:
+        return f"{self._repo}/issues/{number}/comments"
+
+    def comment_path(self, number: int, comment_id: int) -> str:
+        del number  # GitHub addresses a comment by its id alone
+        return f"{self._repo}/issues/comments/{comment_id}"
+
+
+class Gitea(GitHub):
+    """Gitea and Forgejo (`https://HOST/api/v1`): GitHub's shapes, its own token header and
+    `limit` instead of `per_page`."""
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.settings.token}", "Accept": "application/json"}
+
+    def page_query(self, page: int) -> dict[str, int]:
+        return {"limit": PAGE_SIZE, "page": page}
+
+
+_GITLAB_STATES = {
+    StatusState.PENDING: "pending",
+    StatusState.SUCCESS: "success",
+    StatusState.FAILURE: "failed",
+    StatusState.ERROR: "failed",
+}
+
+
+class GitLab(_Client):
+    """GitLab (gitlab.com or self-managed: `https://HOST/api/v4`)."""
+
+    edit_method = "PUT"
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"PRIVATE-TOKEN": self.settings.token}
+
+    @property
+    def _project(self) -> str:
+        return f"/projects/{quote(self.settings.repository, safe='')}"
+
+    def set_status(self, sha: str, status: CommitStatus) -> None:
+        body: dict[str, str] = {
+            "state": _GITLAB_STATES[status.state],
+            "name": status.context,
+            "description": _description(status.description),
+        }
+        if status.target_url:
+            body["target_url"] = status.target_url
+        self.request("POST", f"{self._project}/statuses/{sha}", json=body)
+
+    def comments_path(self, number: int) -> str:
+        return f"{self._project}/merge_requests/{number}/notes"
+
+    def comment_path(self, number: int, comment_id: int) -> str:
+        return f"{self._project}/merge_requests/{number}/notes/{comment_id}"
+
+
+CLIENTS: Mapping[ForgeKind, type[_Client]] = {
+    ForgeKind.GITHUB: GitHub,
+    ForgeKind.GITLAB: GitLab,
+    ForgeKind.GITEA: Gitea,
+}
+
+
+def client_for(
+    settings: ForgeSettings,
+    *,
+    clock: Callable[[], datetime],
+    transport: httpx.BaseTransport | None = None,
+) -> _Client:
+    """The client of the configured forge (close it when done)."""
+    return CLIENTS[settings.kind](settings, clock=clock, transport=transport)

@@ -1,0 +1,265 @@
+"""Local fakes of the forges' REST APIs (the far side of the network), for the forge tests.
+
+A real HTTP server on a loopback port that implements the endpoints patchctl calls, with the
+request and answer shapes of each forge's public API reference:
+
+- GitHub (docs.github.com/rest): `POST /repos/{o}/{r}/statuses/{sha}` `{state, context,
+  description, target_url}` → 201; `GET|POST /repos/{o}/{r}/issues/{n}/comments` (paged by
+  `per_page`/`page`) → 200 list / 201 comment; `PATCH /repos/{o}/{r}/issues/comments/{id}`
+  `{body}` → 200. States `error|failure|pending|success`; a description over 140 characters
+  is refused with 422. `Authorization: Bearer <token>`.
+- GitLab (docs.gitlab.com/api): `POST /api/v4/projects/:id/statuses/:sha` `{state, name,
+  description, target_url}` → 201; `GET|POST /api/v4/projects/:id/merge_requests/:iid/notes`
+  → 200 list / 201 note; `PUT .../notes/:note_id` `{body}` → 200. States
+  `pending|running|success|failed|canceled`. `PRIVATE-TOKEN: <token>`; `:id` is the project
+  number or its URL-encoded path.
+- Gitea/Forgejo (the /api/v1 swagger): GitHub's paths under `/api/v1`, paged by `limit`/`page`,
+  `Authorization: token <token>`, states `pending|success|error|failure|warning`.
+
+Every request is recorded; `fail_next` answers the next requests with 503 and `Retry-After: 0`;
+`gate` (when cleared) holds every answer until it is set, to prove callers do not wait.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+STATES = {
+    "github": {"error", "failure", "pending", "success"},
+    "gitea": {"error", "failure", "pending", "success", "warning"},
+    "gitlab": {"pending", "running", "success", "failed", "canceled"},
+}
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: Any
+    answered: int = 0
+
+
+@dataclass
+class FakeForge:
+    """One forge's fake: comments per PR number, statuses per commit, every request seen."""
+
+    kind: str
+    token: str
+    repository: str = "acme/policies"
+    project_id: int = 42  # GitLab's number for `repository`
+    requests: list[Request] = field(default_factory=list)
+    comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+    fail_next: int = 0
+    gate: threading.Event = field(default_factory=threading.Event)
+    _next_id: int = 1000
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+
+    def __post_init__(self) -> None:
+        self.gate.set()
+
+    # --- what tests read --------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The API root patchctl is configured with."""
+        assert self._server is not None
+        root = f"http://127.0.0.1:{self._server.server_address[1]}"
+        return {"github": root, "gitlab": f"{root}/api/v4", "gitea": f"{root}/api/v1"}[self.kind]
+
+    def calls(self, method: str, pattern: str) -> list[Request]:
+        """The answered requests with `method` whose path matches `pattern` (a regex)."""
+        return [
+            r
+            for r in self.requests
+            if r.method == method and re.search(pattern, r.path) and r.answered
+        ]
+
+    def add_comment(self, number: int, body: str, *, author: str = "bob") -> None:
+        """A comment someone else wrote, before patchctl comes."""
+        with self._lock:
+            self.comments.setdefault(number, []).append(self._comment(body, author))
+
+    # --- the server -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                fake._handle(self, "GET")
+
+            def do_POST(self) -> None:
+                fake._handle(self, "POST")
+
+            def do_PATCH(self) -> None:
+                fake._handle(self, "PATCH")
+
+            def do_PUT(self) -> None:
+                fake._handle(self, "PUT")
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+                del format, args
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.gate.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        parts = urlsplit(handler.path)
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        request = Request(
+            method,
+            parts.path,
+            parse_qs(parts.query),
+            {k.lower(): v for k, v in handler.headers.items()},
+            json.loads(raw) if raw else None,
+        )
+        with self._lock:
+            self.requests.append(request)
+        self.gate.wait(30)
+        with self._lock:
+            status, answer, headers = self._route(request)
+            request.answered = status
+        data = json.dumps(answer).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    # --- the API ----------------------------------------------------------------------------
+
+    def _route(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return 503, {"message": "Service Unavailable"}, {"Retry-After": "0"}
+        if not self._authorised(request.headers):
+            return 401, {"message": "Bad credentials"}, {}
+        if self.kind == "gitlab":
+            return self._gitlab(request)
+        return self._github(request)
+
+    def _authorised(self, headers: dict[str, str]) -> bool:
+        expected = {
+            "github": ("authorization", f"Bearer {self.token}"),
+            "gitea": ("authorization", f"token {self.token}"),
+            "gitlab": ("private-token", self.token),
+        }[self.kind]
+        return headers.get(expected[0]) == expected[1]
+
+    def _github(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+        prefix = "/api/v1" if self.kind == "gitea" else ""
+        repo = f"{prefix}/repos/{self.repository}"
+        path = request.path
+        if m := re.fullmatch(rf"{repo}/statuses/([0-9a-f]{{40}})", path):
+            return self._status(request, m[1], name_field="context")
+        if m := re.fullmatch(rf"{repo}/issues/([0-9]+)/comments", path):
+            number = int(m[1])
+            if request.method == "GET":
+                size_key = "limit" if self.kind == "gitea" else "per_page"
+                return 200, self._page(number, request.query, size_key), {}
+            if request.method == "POST":
+                return self._create(number, request.body)
+        if (m := re.fullmatch(rf"{repo}/issues/comments/([0-9]+)", path)) and (
+            request.method == "PATCH"
+        ):
+            return self._edit(None, int(m[1]), request.body)
+        return 404, {"message": "Not Found"}, {}
+
+    def _gitlab(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+        match = re.fullmatch(r"/api/v4/projects/([^/]+)(/.*)", request.path)
+        project = unquote(match[1]) if match else None
+        if match is None or project not in {self.repository, str(self.project_id)}:
+            return 404, {"message": "404 Project Not Found"}, {}
+        rest = match[2]
+        if m := re.fullmatch(r"/statuses/([0-9a-f]{40})", rest):
+            return self._status(request, m[1], name_field="name")
+        if m := re.fullmatch(r"/merge_requests/([0-9]+)/notes", rest):
+            number = int(m[1])
+            if request.method == "GET":
+                return 200, self._page(number, request.query, "per_page"), {}
+            if request.method == "POST":
+                return self._create(number, request.body)
+        if (m := re.fullmatch(r"/merge_requests/([0-9]+)/notes/([0-9]+)", rest)) and (
+            request.method == "PUT"
+        ):
+            return self._edit(int(m[1]), int(m[2]), request.body)
+        return 404, {"message": "404 Not Found"}, {}
+
+    def _status(
+        self, request: Request, sha: str, *, name_field: str
+    ) -> tuple[int, Any, dict[str, str]]:
+        body = request.body or {}
+        if request.method != "POST" or body.get("state") not in STATES[self.kind]:
+            return 422, {"message": "Validation Failed", "errors": [{"field": "state"}]}, {}
+        if self.kind == "github" and len(body.get("description") or "") > 140:
+            return 422, {"message": "Validation Failed", "errors": [{"field": "description"}]}, {}
+        status = {
+            "id": self._new_id(),
+            "sha": sha,
+            "state": body["state"],
+            "context": body.get(name_field),
+            "description": body.get("description"),
+            "target_url": body.get("target_url"),
+        }
+        self.statuses.append(status)
+        return 201, status, {}
+
+    def _page(
+        self, number: int, query: dict[str, list[str]], size_key: str
+    ) -> list[dict[str, Any]]:
+        size = int(query.get(size_key, ["30"])[0])
+        page = int(query.get("page", ["1"])[0])
+        every = self.comments.get(number, [])
+        return every[(page - 1) * size : page * size]
+
+    def _create(self, number: int, body: Any) -> tuple[int, Any, dict[str, str]]:
+        if not isinstance(body, dict) or not isinstance(body.get("body"), str):
+            return 422, {"message": "body is missing"}, {}
+        comment = self._comment(body["body"], "patchctl-bot")
+        self.comments.setdefault(number, []).append(comment)
+        return 201, comment, {}
+
+    def _edit(
+        self, number: int | None, comment_id: int, body: Any
+    ) -> tuple[int, Any, dict[str, str]]:
+        if not isinstance(body, dict) or not isinstance(body.get("body"), str):
+            return 422, {"message": "body is missing"}, {}
+        for pr, comments in self.comments.items():
+            for comment in comments:
+                if comment["id"] == comment_id and number in {None, pr}:
+                    comment["body"] = body["body"]
+                    return 200, comment, {}
+        return 404, {"message": "Not Found"}, {}
+
+    def _comment(self, body: str, author: str) -> dict[str, Any]:
+        if self.kind == "gitlab":
+            return {
+                "id": self._new_id(),
+                "body": body,
+                "system": False,
+                "author": {"username": author},
+            }
+        return {"id": self._new_id(), "body": body, "user": {"login": author}}
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
