@@ -23,6 +23,7 @@ from controller.cli import devices as device_commands
 from controller.cli import feeds as feed_commands
 from controller.cli import jobs as job_commands
 from controller.cli import operate as operate_commands
+from controller.cli import operations as operation_commands
 from controller.cli import planning as planning_commands
 from controller.cli import reports as report_commands
 from controller.cli import scaffold as scaffold_commands
@@ -81,6 +82,7 @@ for module in (
     device_commands,
     job_commands,
     alert_commands,
+    operation_commands,  # sub-commands of the device, job and alert groups: after them
     feed_commands,
     planning_commands,
     report_commands,

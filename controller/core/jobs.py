@@ -44,6 +44,8 @@ class EndReason(StrEnum):
     NO_AGENT = "no-agent"  # not picked up before its pickup deadline
     NOT_INSTALLABLE = "not-installable"  # cancelled: its patches are no longer installable
     RE_ENROLLED = "re-enrolled"  # the machine enrolled again; its old jobs will never report
+    OPERATOR = "cancelled-by-operator"  # an operator cancelled it (docs/operations.md)
+    DEVICE_RETIRED = "device-retired"  # an operator retired its device
 
 
 def job_id(device_id: str, kind: JobKind, patch_ids: Iterable[str], occasion: str) -> str:
