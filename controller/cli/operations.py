@@ -157,9 +157,10 @@ def rotate_token(
     as_json: bool,
 ) -> None:
     """Give DEVICE (its name or id) a new device token and print it (shown only this once).
-    The old token stops working at once: write the new one to the agent's `device-token` file
-    (in its state directory, e.g. /var/lib/patchctl-agent/device-token), or re-enrol the agent
-    (`patchctl-agent enroll`), which also replaces the token. See docs/operations.md.
+    The old token stops working at once: write the new one to the agent's `token` file (in its
+    state directory, /var/lib/patchctl-agent/token by default) and restart the agent, or
+    re-enrol the agent (`patchctl-agent enroll`), which also replaces the token. See
+    docs/operations.md.
 
     With --server, an admin token in PATCHCTL_TOKEN; otherwise the local database.
     Exit codes: 0 rotated, 1 no such device or retired, 2 usage or I/O error.

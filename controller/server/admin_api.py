@@ -72,8 +72,8 @@ class RotatedAnswer(BaseModel):
     token_id: str = Field(serialization_alias="tokenId")
     device_token: str = Field(
         serialization_alias="deviceToken",
-        description="The new device token, shown only here: write it to the agent's "
-        "`device-token` file (docs/operations.md). The old one no longer works.",
+        description="The new device token, shown only here: write it to the agent's `token` "
+        "file and restart the agent (docs/operations.md). The old one no longer works.",
     )
 
 
