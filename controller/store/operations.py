@@ -23,7 +23,7 @@ from controller.store.job_states import STARTED_STATES, TERMINAL_STATES, JobKind
 from controller.store.scopes import in_scope
 
 if TYPE_CHECKING:
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
     from sqlalchemy.engine import Connection
 
@@ -273,10 +273,12 @@ def cancel_job(conn: Connection, job_id: str, *, who: Operator, now: datetime) -
     return state
 
 
-def retry_job(conn: Connection, job_id: str, *, who: Operator, now: datetime, pickup: Any) -> str:
+def retry_job(
+    conn: Connection, job_id: str, *, who: Operator, now: datetime, pickup: timedelta
+) -> str:
     """Issue a failed or expired job again, now: a new job (id `<kind>-retry-<n>-...`, derived
     from the original, so asking twice issues it once) with the same kind, patches, payload and
-    window occurrence, a pickup deadline of `now + pickup` (a timedelta) and the original's run
+    window occurrence, a pickup deadline of `now + pickup` and the original's run
     timeout. Returns the new job's id. Refused for a job in any other state, for a device that is
     retired, and when the retry exists already."""
     job = _job(conn, job_id, scope=who.scope)
