@@ -11,6 +11,8 @@ from click.testing import CliRunner
 
 from controller.cli import main
 
+EXAMPLE = str(Path(__file__).resolve().parent.parent)  # the example policy repository (acme)
+
 
 def run(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(main, list(args))
@@ -79,7 +81,7 @@ def test_top_level_and_command_options_are_used(here: Path) -> None:
     (here / "patchctl.toml").write_text(
         f'db = "sqlite:///{db}"\n\n[token.create]\nkind = "read"\n', encoding="utf-8"
     )
-    code, created, err = run("token", "create", "--tenant", "acme", "--json")
+    code, created, err = run("token", "create", "--tenant", "acme", "--json", "--repo", EXAMPLE)
     listed = json.loads(run("token", "list", "--json")[1])
     other = here / "other.db"
     elsewhere = run("token", "list", "--json", "--db", f"sqlite:///{other}")

@@ -43,4 +43,7 @@ def alerts(
 
 
 def register(main: click.Group) -> None:
+    from controller.cli import operations  # noqa: PLC0415 - loaded with this group only
+
+    operations.add_sub_commands(alerts)
     main.add_command(alerts)

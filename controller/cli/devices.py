@@ -48,4 +48,7 @@ def devices(
 
 
 def register(main: click.Group) -> None:
+    from controller.cli import operations  # noqa: PLC0415 - loaded with this group only
+
+    operations.add_sub_commands(devices)
     main.add_command(devices)

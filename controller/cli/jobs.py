@@ -56,4 +56,7 @@ def jobs(
 
 
 def register(main: click.Group) -> None:
+    from controller.cli import operations  # noqa: PLC0415 - loaded with this group only
+
+    operations.add_sub_commands(jobs)
     main.add_command(jobs)

@@ -93,3 +93,49 @@ def _message(answer: Any) -> str:
     if isinstance(body, dict):
         return str(body.get("message") or body)
     return str(body)[:200]
+
+
+def post(
+    server: str,
+    path: str,
+    *,
+    ca_file: Path | None,
+    body: dict[str, Any],
+    timeout: float = TIMEOUT_SECONDS,
+) -> Any:
+    """POST `body` to `path` of the admin API with the admin token of `PATCHCTL_TOKEN`; the
+    answer as JSON. A 404 (no such object in the token's scope) or 409 (its state does not
+    allow it) exits 1 with the service's message; any other error answer, an unreachable
+    server or a missing token exits 2."""
+    import httpx  # noqa: PLC0415 - keep --help fast
+
+    from controller.redaction import redact_text  # noqa: PLC0415
+
+    token = os.environ.get(TOKEN_ENV, "")
+    if not token:
+        fail(f"--server needs an admin token in {TOKEN_ENV} (patchctl token create --kind admin)")
+    if not server.startswith(("http://", "https://")):
+        fail(f"--server {server!r} is not an http:// or https:// URL")
+    verify: Any = True
+    if ca_file is not None:
+        import ssl  # noqa: PLC0415
+
+        verify = ssl.create_default_context(cafile=str(ca_file))
+    try:
+        answer = httpx.post(
+            server.rstrip("/") + path,
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+            verify=verify,
+        )
+    except httpx.HTTPError as exc:
+        fail(redact_text(f"cannot reach {server}: {exc}"))
+        raise  # unreachable: fail() exits
+    if answer.status_code != 200:
+        negative = answer.status_code in (404, 409)
+        fail(
+            redact_text(f"{server} answered {answer.status_code}: {_message(answer)}"),
+            1 if negative else 2,
+        )
+    return answer.json()

@@ -1,4 +1,4 @@
-"""`patchctl token`: create, list and revoke enrolment and read tokens."""
+"""`patchctl token`: create, list and revoke enrolment, read and admin tokens."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from controller.cli.common import EXIT_NO, fail, json_option, print_json
+from controller.cli.common import EXIT_USAGE, fail, json_option, print_json
+from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
 from controller.kinds.common import TENANT_PATTERN, parse_duration
 
@@ -35,7 +36,7 @@ def _expiry(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 
 @click.group()
 def token() -> None:
-    """Enrolment and read tokens (stored hashed; a token is shown once, when created)."""
+    """Enrolment, read and admin tokens (stored hashed; a token is shown once, when created)."""
 
 
 @token.command()
@@ -47,11 +48,13 @@ def token() -> None:
 )
 @click.option(
     "--kind",
-    type=click.Choice(["enrollment", "read"]),
+    type=click.Choice(["enrollment", "read", "admin"]),
     default="enrollment",
     show_default=True,
     help="enrollment: agents enrol into the tenant with it. read: the read API, scoped to the "
-    "tenant (a partner's token also sees its clients).",
+    "tenant (a partner's token also sees its clients). admin: reads like a read token and may "
+    "run the day-2 operations on the tenant's devices, jobs, alerts and tokens, each audited "
+    "(docs/operations.md).",
 )
 @click.option("--description", default="", help="A note for people (who or what uses it).")
 @click.option(
@@ -62,6 +65,23 @@ def token() -> None:
     metavar="DURATION",
     help="Let the token expire after this long (e.g. 30d); default: never.",
 )
+@click.option(
+    "--max-uses",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Enrolment tokens: allow N enrolments (re-enrolments count), then refuse with 403 "
+    "token-used-up; default: no limit.",
+)
+@click.option(
+    "--repo",
+    default=".",
+    show_default=True,
+    envvar="PATCHCTL_REPO",
+    show_envvar=True,
+    help="Policy repository (a local path, read as it is on disk, or a git URL) whose Tenant "
+    "documents must declare --tenant.",
+)
 @store_options
 @json_option
 def create(
@@ -69,6 +89,8 @@ def create(
     kind: str,
     description: str,
     expires_in: timedelta | None,
+    max_uses: int | None,
+    repo: str,
     db_url: str | None,
     state_dir: Path,
     as_json: bool,
@@ -76,12 +98,21 @@ def create(
     """Create a token and print it. It is shown only this once: store it now.
 
     Give enrolment tokens to the agents' installer (`enrollmentToken` of POST /api/v1/enroll);
-    give read tokens to people and tools (`Authorization: Bearer ...` on the read API).
+    give read tokens to people and tools (`Authorization: Bearer ...` on the read API); give
+    admin tokens to operators (`PATCHCTL_TOKEN` with `--server` for the day-2 commands).
 
-    Exit codes: 0 created, 2 bad option or unreachable database.
+    The tenant must be declared by a Tenant document of the policy repository (--repo, default
+    the current directory): a partner's name or one of its clients. Without a readable policy
+    repository there, nothing is created: pass --repo.
+
+    Exit codes: 0 created, 2 bad option, undeclared tenant, no policy repository or
+    unreachable database.
     """
     from controller.store import tokens  # noqa: PLC0415 - keep --help fast
 
+    if max_uses is not None and kind != "enrollment":
+        fail("--max-uses: only enrolment tokens have a use limit")
+    check_declared(tenant, repo=repo, state_dir=state_dir)
     store = open_store_or_fail(db_url, state_dir, create=True)
     now = datetime.now(tz=UTC)
     try:
@@ -92,6 +123,7 @@ def create(
                 tenant=tenant,
                 description=description[:200],
                 expires_at=now + expires_in if expires_in else None,
+                max_uses=max_uses,
                 now=now,
             )
     finally:
@@ -105,6 +137,7 @@ def create(
                 "token": issued.secret,
                 "createdAt": issued.created_at.isoformat(),
                 "expiresAt": issued.expires_at.isoformat() if issued.expires_at else None,
+                "maxUses": issued.max_uses,
             }
         )
         return
@@ -112,57 +145,137 @@ def create(
     click.echo(
         f"{issued.kind.value} token {issued.id} for tenant {issued.tenant}"
         + (f", expires {issued.expires_at:%Y-%m-%d %H:%M} UTC" if issued.expires_at else "")
+        + (f", {issued.max_uses} enrolment(s)" if issued.max_uses else "")
         + ". It is not shown again.",
         err=True,
     )
 
 
+def check_declared(tenant: str, *, repo: str, state_dir: Path) -> None:
+    """Exit 2 unless the policy repository at `repo` declares `tenant` (a Tenant document's
+    name, or one of its clients)."""
+    from controller.sources import git as git_source  # noqa: PLC0415 - keep --help fast
+    from controller.sources import repository  # noqa: PLC0415
+
+    if not git_source.is_url(repo) and not any(
+        (Path(repo) / folder).is_dir() for folder in ("inventory", "policies")
+    ):
+        fail(
+            f"--repo {repo!r} is not a policy repository (no inventory/ or policies/ folder): "
+            "token create checks --tenant against the repository's Tenant documents; pass "
+            "--repo PATH (or PATCHCTL_REPO)"
+        )
+    try:
+        loaded = repository.load(repo, state_dir=state_dir)
+    except repository.SourceError as exc:
+        fail(f"--repo: {exc}")
+        raise
+    state = loaded.result.state
+    if state is None:
+        fail(
+            f"--repo: the policy in {loaded.description} does not validate, so its tenants are "
+            "unknown; fix it first (patchctl validate)"
+        )
+        raise SystemExit(EXIT_USAGE)  # unreachable: fail() exits
+    declared = state.tenant_paths()
+    if tenant not in declared:
+        known = ", ".join(sorted(declared)) or "none"
+        fail(
+            f"--tenant: {tenant!r} is not declared by a Tenant document in "
+            f"{loaded.description} (declared: {known}); add it to inventory/tenants.yaml first"
+        )
+
+
 @token.command(name="list")
 @store_options
+@server_options
 @json_option
-def list_tokens(db_url: str | None, state_dir: Path, as_json: bool) -> None:
-    """List tokens (never their secrets), newest first."""
-    from controller.store import tokens  # noqa: PLC0415
+def list_tokens(
+    db_url: str | None, state_dir: Path, server: str | None, ca_file: Path | None, as_json: bool
+) -> None:
+    """List tokens (never their secrets), newest first: every token of the local database, or
+    with --server those of the admin token's tenant scope (PATCHCTL_TOKEN).
 
-    store = open_store_or_fail(db_url, state_dir)
-    try:
-        with store.read() as conn:
-            rows = tokens.list_tokens(conn)
-    finally:
-        store.close()
+    Exit codes: 0 listed, 2 unreachable database or service, or not an admin token.
+    """
+    if server:
+        from controller.cli import remote  # noqa: PLC0415
+
+        answer = remote.get(server, "/api/v1/tokens", ca_file=ca_file)
+        rows = [_from_api(row) for row in answer["tokens"]]
+    else:
+        from controller.store import tokens  # noqa: PLC0415
+
+        store = open_store_or_fail(db_url, state_dir)
+        try:
+            with store.read() as conn:
+                rows = tokens.list_tokens(conn)
+        finally:
+            store.close()
     if as_json:
         print_json([_json_row(row) for row in rows])
         return
     for row in rows:
         state = "revoked" if row["revoked_at"] else "active"
         who = f" device {row['device_id']}" if row["device_id"] else ""
-        click.echo(f"{row['id']}  {row['kind']:<10}  {row['tenant']:<24}  {state}{who}")
+        uses = f" {row['uses']}/{row['max_uses']} uses" if row.get("max_uses") else ""
+        click.echo(f"{row['id']}  {row['kind']:<10}  {row['tenant']:<24}  {state}{who}{uses}")
 
 
 @token.command()
 @click.argument("token_id")
+@click.option("--reason", default="", help="Why; recorded in the audit trail.")
 @store_options
-def revoke(token_id: str, db_url: str | None, state_dir: Path) -> None:
-    """Revoke a token by its id (tok_...). Running services notice within 30 seconds.
+@server_options
+def revoke(
+    token_id: str,
+    reason: str,
+    db_url: str | None,
+    state_dir: Path,
+    server: str | None,
+    ca_file: Path | None,
+) -> None:
+    """Revoke a token by its id (tok_...); the revocation is audited. A running service stops
+    accepting it at once when revoked through it (--server), otherwise within 30 seconds.
 
-    Exit codes: 0 revoked, 1 no such active token, 2 unreachable database.
+    With --server, an admin token in PATCHCTL_TOKEN (its scope's tokens only); otherwise the
+    local database.
+    Exit codes: 0 revoked, 1 no such active token, 2 usage or I/O error.
     """
-    from controller.store import tokens  # noqa: PLC0415
+    if server:
+        from controller.cli import operations as commands  # noqa: PLC0415
 
-    store = open_store_or_fail(db_url, state_dir)
-    try:
-        with store.write() as conn:
-            done = tokens.revoke_token(conn, token_id, now=datetime.now(tz=UTC))
-    finally:
-        store.close()
-    if not done:
-        fail(f"no active token {token_id!r}", EXIT_NO)
+        commands.run_remote(
+            server, f"/api/v1/tokens/{token_id}/revoke", ca_file=ca_file, reason=reason
+        )
+    else:
+        from controller.cli import operations as commands  # noqa: PLC0415
+        from controller.store import operations  # noqa: PLC0415
+
+        who = commands.local_operator(reason)
+        commands.run_local(
+            db_url,
+            state_dir,
+            lambda conn, now: operations.revoke_token(conn, token_id, who=who, now=now),
+        )
     click.echo(f"revoked {token_id}")
 
 
+_SNAKE = {
+    "deviceId": "device_id",
+    "createdAt": "created_at",
+    "expiresAt": "expires_at",
+    "revokedAt": "revoked_at",
+    "maxUses": "max_uses",
+}
+
+
+def _from_api(row: dict[str, Any]) -> dict[str, Any]:
+    return {_SNAKE.get(k, k): v for k, v in row.items()}
+
+
 def _json_row(row: dict[str, Any]) -> dict[str, Any]:
-    keys = {"device_id": "deviceId", "created_at": "createdAt", "expires_at": "expiresAt"}
-    keys |= {"revoked_at": "revokedAt"}
+    keys = {snake: camel for camel, snake in _SNAKE.items()}
     return {keys.get(k, k): v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
 
 

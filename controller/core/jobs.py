@@ -45,6 +45,8 @@ class EndReason(StrEnum):
     NOT_INSTALLABLE = "not-installable"  # cancelled: its patches are no longer installable
     RE_ENROLLED = "re-enrolled"  # the machine enrolled again; its old jobs will never report
     SUPERSEDED = "superseded"  # a scan job not taken: the agent reported a fresh scan meanwhile
+    OPERATOR = "cancelled-by-operator"  # an operator cancelled it (docs/operations.md)
+    DEVICE_RETIRED = "device-retired"  # an operator retired its device
 
 
 def job_id(device_id: str, kind: JobKind, patch_ids: Iterable[str], occasion: str) -> str:

@@ -791,8 +791,9 @@ def _retry_occasion(
 ) -> tuple[str, str] | None:
     """The occasion to issue a scan for, following retries: while the scan job of an occasion
     exists and ended without a scan (failed, expired, timed out, cancelled), the next is its
-    retry (`retry:<job id>`). A scan the agent itself failed is retried `SCAN_RETRY_AFTER`
-    later; one the controller ended (it waited for its deadline already) at once. None: wait.
+    retry (`retry:<job id>`). A scan the agent itself failed, or an operator cancelled, is
+    retried `SCAN_RETRY_AFTER` later; one the controller ended (it waited for its deadline
+    already) at once. None: wait.
     """
     by_id = {job.id: job for job in jobs_of_device if job.kind is JobKind.SCAN}
     reason, key = occasion
@@ -800,7 +801,9 @@ def _retry_occasion(
         if job.state.in_flight or job.state is JobState.SUCCEEDED:
             return reason, key  # issued already: the caller finds its id in the ledger
         agent_failed = job.end_reason is None and job.state is JobState.FAILED
-        if agent_failed and job.updated_at is not None and now < job.updated_at + SCAN_RETRY_AFTER:
+        # an operator's cancellation is a decision, not a lost job: it waits like a failure
+        waits = agent_failed or job.end_reason == EndReason.OPERATOR
+        if waits and job.updated_at is not None and now < job.updated_at + SCAN_RETRY_AFTER:
             return None
         reason, key = f"retry {reason.removeprefix('retry ')}", f"retry:{job.id}"
     return reason, key

@@ -557,6 +557,8 @@ def _git_summary(event: AuditEvent, delta: changes.PatchDelta | None) -> str:
 
 
 def _controller_summary(action: str, details: Mapping[str, Any]) -> str:
+    if isinstance(details.get("summary"), str):  # an operator's action says what it did
+        return str(details["summary"])
     if "jobs" in details and "devices" in details:
         windows = ", ".join(details.get("windows", ()))
         during = f" in {windows}" if windows else ""

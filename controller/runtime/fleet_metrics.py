@@ -101,7 +101,7 @@ def _devices(conn: Connection, *, scope: str, now: datetime) -> Family:
     classified = sa.case(*online, (d.last_seen < now - STALE_AFTER, "stale"), else_="offline")
     rows = conn.execute(
         sa.select(d.tenant, d.os_family, classified, sa.func.count())
-        .where(in_scope(d.tenant, scope))
+        .where(in_scope(d.tenant, scope), d.retired_at.is_(None))
         .group_by(d.tenant, d.os_family, classified)
     )
     counts = {(tenant, os_family, found): int(n) for tenant, os_family, found, n in rows}
@@ -127,7 +127,7 @@ def _pending_reboots(conn: Connection, *, scope: str) -> Family:
     d = schema.devices.c
     rows = conn.execute(
         sa.select(d.tenant, d.os_family, sa.func.count())
-        .where(in_scope(d.tenant, scope), devices.reboot_pending())
+        .where(in_scope(d.tenant, scope), devices.reboot_pending(), d.retired_at.is_(None))
         .group_by(d.tenant, d.os_family)
     )
     samples = tuple(

@@ -42,7 +42,8 @@ def observe(conn: Connection, *, now: datetime) -> ObservedState:
     states = devices.load_patch_states(conn)
     fleet: list[DeviceView] = []
     scans: dict[str, ScanView] = {}
-    for row in conn.execute(sa.select(schema.devices)):
+    # a retired device is history: never planned, never counted in compliance
+    for row in conn.execute(sa.select(schema.devices).where(schema.devices.c.retired_at.is_(None))):
         fleet.append(_device(row))
         scan = _scan(row, states.get(row.id, {}), view, reported)
         if scan is not None:

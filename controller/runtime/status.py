@@ -267,7 +267,9 @@ def patch_status(conn: Connection, *, now: datetime, tenant: str | None = None) 
 def agents(conn: Connection, *, now: datetime, tenant: str | None = None) -> dict[str, int]:
     d = schema.devices.c
     rows = conn.execute(
-        sa.select(d.last_seen, d.poll_interval).where(_scoped(d.tenant, tenant))
+        sa.select(d.last_seen, d.poll_interval).where(
+            _scoped(d.tenant, tenant), d.retired_at.is_(None)
+        )
     ).all()
     online = sum(1 for seen, poll in rows if is_online(seen, timedelta(seconds=poll), now=now))
     return {"devices": len(rows), "online": online, "offline": len(rows) - online}
@@ -291,7 +293,11 @@ def list_devices(conn: Connection, *, tenant: str | None = None) -> list[dict[st
         d.last_scan_at,
         devices.reboot_pending().label("reboot_required"),
     )
-    query = sa.select(*columns).where(_scoped(d.tenant, tenant)).order_by(d.tenant, d.name)
+    query = (
+        sa.select(*columns)
+        .where(_scoped(d.tenant, tenant), d.retired_at.is_(None))
+        .order_by(d.tenant, d.name)
+    )
     return [dict(r) for r in conn.execute(query).mappings()]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio.to_thread
@@ -50,6 +51,11 @@ _BODY_ERRORS = (400, 408, 413, 415, 422, 503)
     response_model=models.EnrollResponse,
     responses={
         **models.error_responses(*_BODY_ERRORS, 401, 429),
+        403: {
+            "model": models.ErrorBody,
+            "description": "The enrolment token is used up (`token-used-up`): it allowed its "
+            "`--max-uses` enrolments already.",
+        },
         409: {
             "model": models.ErrorBody,
             "description": "The hostname is enrolled by another machine (another machine id); "
@@ -64,7 +70,8 @@ async def enroll(request: Request, context: Context) -> models.EnrollResponse | 
     device token (the previous ones are revoked and deleted), unless another machine identity
     enrolled it: then 409, nothing changes, and an IdentityConflict alert is raised.
     Rate-limited per enrolment token and per client address: past the limit, 429 with
-    `Retry-After`."""
+    `Retry-After`. An enrolment token created with `--max-uses N` allows N enrolments
+    (re-enrolments count); the next one gets 403 `token-used-up`."""
     body = parse_body(models.EnrollRequest, await request.body())
     if context.enrolment_limits is not None:
         wait = context.enrolment_limits.wait(
@@ -77,10 +84,13 @@ async def enroll(request: Request, context: Context) -> models.EnrollResponse | 
 
     def enrol(
         conn: Connection, now: datetime
-    ) -> devices.Enrolled | devices.IdentityConflict | None:
+    ) -> devices.Enrolled | devices.IdentityConflict | UsedUp | None:
         principal = tokens.authenticate(conn, body.enrollment_token, now=now)
         if principal is None or principal.kind is not tokens.TokenKind.ENROLLMENT:
             return None
+        # counted first, atomically (the last use is never taken twice); given back on a refusal
+        if not tokens.use_enrolment_token(conn, principal.token_id):
+            return UsedUp(*tokens.token_uses(conn, principal.token_id))
         enrolment = devices.Enrolment(
             tenant=principal.tenant,
             hostname=body.hostname,
@@ -93,7 +103,10 @@ async def enroll(request: Request, context: Context) -> models.EnrollResponse | 
             machine_id=body.machine_id,
             replace_machine=body.replace_machine,
         )
-        return devices.enrol(conn, enrolment, poll_interval=poll, now=now)
+        enrolled = devices.enrol(conn, enrolment, poll_interval=poll, now=now)
+        if isinstance(enrolled, devices.IdentityConflict):
+            tokens.use_enrolment_token(conn, principal.token_id, delta=-1)
+        return enrolled
 
     # a device enrolled (or re-enrolled, its started jobs released) is a planner input
     enrolled = await context.writer.call(
@@ -102,6 +115,14 @@ async def enroll(request: Request, context: Context) -> models.EnrollResponse | 
     if enrolled is None:
         raise ApiError(
             401, "enrollmentToken: not a valid enrolment token (unknown, revoked or expired)"
+        )
+    if isinstance(enrolled, UsedUp):
+        raise ApiError(
+            403,
+            f"enrollmentToken: this enrolment token is used up ({enrolled.uses} of "
+            f"{enrolled.max_uses} enrolments); create a new one (patchctl token create "
+            "--max-uses N)",
+            code="token-used-up",
         )
     if isinstance(enrolled, devices.IdentityConflict):
         log.warning(
@@ -232,6 +253,14 @@ async def job_event(
         state=result.state.value if result.state else body.state,
         status=result.status.value,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class UsedUp:
+    """An enrolment token that reached its `max_uses`."""
+
+    uses: int
+    max_uses: int | None
 
 
 def _too_many_enrolments(wait: float) -> JSONResponse:

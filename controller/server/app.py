@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from controller import __version__
 from controller.server import (
+    admin_api,
     agent_api,
     audit_api,
     dashboard,
@@ -41,10 +42,11 @@ if TYPE_CHECKING:
     from controller.store import Store
 
 DESCRIPTION = """\
-The patchctl agent protocol and read API (DESIGN.md §4).
+The patchctl agent protocol, read API and admin API (DESIGN.md §4, docs/operations.md).
 
 Agents enrol with a tenant's enrolment token, then call with their device token
-(`Authorization: Bearer pcd_...`). The read API takes a read token scoped to a tenant path.
+(`Authorization: Bearer pcd_...`). The read API takes a read token scoped to a tenant path;
+the admin API (day-2 writes, each audited) an admin token (`pca_...`), which also reads.
 Errors are JSON objects `{error, message, details?}`; request bodies are limited in size.
 """
 
@@ -124,6 +126,7 @@ def create_app(store: Store, settings: Settings, controller: Controller | None =
     app.include_router(audit_api.router)  # before read_api: it answers /api/v1/audit
     app.include_router(read_api.router)
     app.include_router(plan_api.router)
+    app.include_router(admin_api.router)
     app.include_router(probes.router)
     app.include_router(dashboard.router)
     app.include_router(hooks.router)
@@ -137,7 +140,13 @@ def create_app(store: Store, settings: Settings, controller: Controller | None =
     app.add_middleware(RequestMetrics, metrics=metrics)
     document_models(
         app,
-        [models.EnrollRequest, models.ReportRequest, models.JobEventRequest, models.ErrorBody],
+        [
+            models.EnrollRequest,
+            models.ReportRequest,
+            models.JobEventRequest,
+            models.ErrorBody,
+            admin_api.AdminRequest,
+        ],
     )
     return app
 

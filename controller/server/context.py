@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from controller.server.writer import Writer
     from controller.store import Store
 
+# An admin token reads what a read token of its tenant reads (issue 16.4).
+ALSO_ACCEPTED = {tokens.TokenKind.READ: frozenset({tokens.TokenKind.ADMIN})}
 AUTH_CACHE_SECONDS = 30.0
 AUTH_CACHE_SIZE = 200_000
 
@@ -79,7 +81,9 @@ class Services:
         principal = await self.authenticator.principal(secret)
         if principal is None:
             raise ApiError(401, "the bearer token is not valid (unknown, revoked or expired)")
-        if principal.kind is not needed:
+        if principal.kind is not needed and principal.kind not in ALSO_ACCEPTED.get(
+            needed, frozenset()
+        ):
             raise ApiError(403, f"this call needs a {needed} token, not a {principal.kind} token")
         return principal
 
@@ -92,7 +96,7 @@ def services(request: Request) -> Services:
 bearer = HTTPBearer(
     auto_error=False,
     description="`Authorization: Bearer <token>`: a device token for the agent calls, "
-    "a read token for the read API.",
+    "a read (or admin) token for the read API, an admin token for the admin API.",
 )
 
 
@@ -113,6 +117,12 @@ async def device_principal(credentials: Credentials, context: Context) -> tokens
 
 
 async def read_principal(credentials: Credentials, context: Context) -> tokens.Principal:
-    """The tenant scope of a read token."""
+    """The tenant scope of a read token (or of an admin token, which reads its scope too)."""
     secret = credentials.credentials if credentials else None
     return await _principal(secret, context, needed=tokens.TokenKind.READ)
+
+
+async def admin_principal(credentials: Credentials, context: Context) -> tokens.Principal:
+    """The tenant scope of an admin token (the admin API's write operations)."""
+    secret = credentials.credentials if credentials else None
+    return await _principal(secret, context, needed=tokens.TokenKind.ADMIN)

@@ -74,11 +74,17 @@ async def list_devices(
     tenant: TenantFilter = None,
     limit: Limit = 500,
     offset: Offset = 0,
+    retired: Annotated[
+        bool, Query(description="Also list retired devices (they have `retiredAt`).")
+    ] = False,
 ) -> dict[str, Any]:
     scope = _scope(principal, tenant)
     now = context.settings.clock()
     rows = await _read(
-        context, lambda conn: devices.list_devices(conn, scope=scope, limit=limit, offset=offset)
+        context,
+        lambda conn: devices.list_devices(
+            conn, scope=scope, limit=limit, offset=offset, include_retired=retired
+        ),
     )
     return {
         "scope": scope,

@@ -90,18 +90,22 @@ def enrol(
     When the device is known with another machine identity, nothing changes: the conflict is
     returned and raised as an `IdentityConflict` alert (once per machine), unless the enrolment
     says `replace_machine`, which is allowed and raised as an alert all the same (DESIGN.md §4,
-    issue 18.5).
+    issue 18.5). Re-enrolling the name of a retired device brings that device back (same id and
+    history), from any machine: retiring freed the name (docs/operations.md).
     """
 
     d = schema.devices.c
     name = device_name(enrolment.hostname)
     tokens.ensure_tenant(conn, enrolment.tenant, now=now)
     found = conn.execute(
-        sa.select(d.id, d.machine_id).where(d.tenant == enrolment.tenant, d.name == name)
+        sa.select(d.id, d.machine_id, d.retired_at).where(
+            d.tenant == enrolment.tenant, d.name == name
+        )
     ).first()
     existing = found.id if found is not None else None
     if (
         found is not None
+        and found.retired_at is None  # a retired name is free for any machine
         and found.machine_id
         and enrolment.machine_id
         not in (
@@ -130,6 +134,7 @@ def enrol(
         "poll_interval": poll_interval,
         "last_seen": now,
         "awaiting_report": True,  # its first report triggers a pass (`reports.write_reports`)
+        "retired_at": None,  # re-enrolling a retired device's name brings the device back
     }
     if enrolment.machine_id is not None:
         values["machine_id"] = enrolment.machine_id
@@ -192,27 +197,34 @@ _LISTED = (
     schema.devices.c.last_scan_at,
     reboot_pending().label("reboot_required"),
     schema.devices.c.machine_id,
+    schema.devices.c.retired_at,
 )
 
 
 def list_devices(
-    conn: Connection, *, scope: str, limit: int = 500, offset: int = 0
+    conn: Connection,
+    *,
+    scope: str,
+    limit: int = 500,
+    offset: int = 0,
+    include_retired: bool = False,
 ) -> list[dict[str, Any]]:
-    """Devices of a tenant scope, by tenant then name."""
+    """Devices of a tenant scope, by tenant then name; retired ones only with `include_retired`."""
     d = schema.devices.c
-    rows = conn.execute(
-        sa.select(*_LISTED)
-        .where(in_scope(d.tenant, scope))
-        .order_by(d.tenant, d.name)
-        .limit(limit)
-        .offset(offset)
-    )
+    query = sa.select(*_LISTED).where(in_scope(d.tenant, scope))
+    if not include_retired:
+        query = query.where(d.retired_at.is_(None))
+    rows = conn.execute(query.order_by(d.tenant, d.name).limit(limit).offset(offset))
     return [dict(row) for row in rows.mappings()]
 
 
 def count_devices(conn: Connection, *, scope: str, seen_since: datetime | None = None) -> int:
     d = schema.devices.c
-    query = sa.select(sa.func.count()).select_from(schema.devices).where(in_scope(d.tenant, scope))
+    query = (
+        sa.select(sa.func.count())
+        .select_from(schema.devices)
+        .where(in_scope(d.tenant, scope), d.retired_at.is_(None))
+    )
     if seen_since is not None:
         query = query.where(d.last_seen >= seen_since)
     return int(conn.execute(query).scalar_one())

@@ -109,6 +109,9 @@ devices = sa.Table(
     sa.Column("inventory_digest", sa.String(64), nullable=True),
     # True from an enrolment (or re-enrolment) until the agent's first report
     sa.Column("awaiting_report", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # set when an operator retires the device: it leaves planning, compliance and listings, its
+    # history stays; re-enrolling the name clears it (docs/operations.md)
+    sa.Column("retired_at", UtcDateTime(), nullable=True),
     sa.UniqueConstraint("tenant", "name"),
     sa.Index(None, "last_seen"),
 )
@@ -117,7 +120,7 @@ tokens = sa.Table(
     "tokens",
     metadata,
     _id(),
-    sa.Column("kind", sa.String(16), nullable=False),  # enrollment | read | device
+    sa.Column("kind", sa.String(16), nullable=False),  # enrollment | read | admin | device
     sa.Column("tenant", sa.String(127), sa.ForeignKey("tenants.path"), nullable=False),
     sa.Column(
         "device_id", sa.String(64), sa.ForeignKey("devices.id", ondelete="CASCADE"), nullable=True
@@ -127,6 +130,9 @@ tokens = sa.Table(
     _created(),
     sa.Column("expires_at", UtcDateTime(), nullable=True),
     sa.Column("revoked_at", UtcDateTime(), nullable=True),
+    # enrolment tokens: how many enrolments it allows (None: no limit) and has allowed
+    sa.Column("max_uses", sa.Integer(), nullable=True),
+    sa.Column("uses", sa.Integer(), nullable=False, server_default="0"),
     sa.Index(None, "device_id"),
 )
 

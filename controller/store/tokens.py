@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from controller.kinds.common import tenant_parent
 from controller.store import schema
+from controller.store.scopes import in_scope
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -53,6 +54,7 @@ class IssuedToken:
     created_at: datetime
     expires_at: datetime | None
     device_id: str | None = None
+    max_uses: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,13 @@ class Principal:
     kind: TokenKind
     tenant: str
     device_id: str | None
+    description: str = ""
+
+    @property
+    def actor(self) -> str:
+        """The audit trail's name for this token: its id and what it is for (never its secret)."""
+        note = f" ({self.description})" if self.description else ""
+        return f"{self.kind} token {self.token_id}{note}"
 
 
 def hash_secret(secret: str) -> str:
@@ -88,7 +97,7 @@ def ensure_tenant(conn: Connection, tenant: str, *, now: datetime) -> None:
             )
 
 
-def create_token(
+def create_token(  # noqa: PLR0913 - keyword-only, one per token column
     conn: Connection,
     *,
     kind: TokenKind,
@@ -97,10 +106,15 @@ def create_token(
     description: str = "",
     expires_at: datetime | None = None,
     device_id: str | None = None,
+    max_uses: int | None = None,
 ) -> IssuedToken:
-    """Create a token and return it with its secret (the only time the secret is known)."""
+    """Create a token and return it with its secret (the only time the secret is known).
+
+    `max_uses` (enrolment tokens only): how many enrolments it allows; None: no limit."""
     if (kind is TokenKind.DEVICE) != (device_id is not None):
         raise ValueError("device tokens, and only they, name a device")
+    if max_uses is not None and (kind is not TokenKind.ENROLLMENT or max_uses < 1):
+        raise ValueError("only enrolment tokens have a use limit, and it is at least 1")
     ensure_tenant(conn, tenant, now=now)
     secret = new_secret(kind)
     token_id = "tok_" + secrets.token_hex(8)
@@ -115,6 +129,8 @@ def create_token(
             created_at=now,
             expires_at=expires_at,
             revoked_at=None,
+            max_uses=max_uses,
+            uses=0,
         )
     )
     return IssuedToken(
@@ -125,6 +141,7 @@ def create_token(
         created_at=now,
         expires_at=expires_at,
         device_id=device_id,
+        max_uses=max_uses,
     )
 
 
@@ -134,17 +151,40 @@ def authenticate(conn: Connection, secret: str, *, now: datetime) -> Principal |
         return None
     t = schema.tokens.c
     row = conn.execute(
-        sa.select(t.id, t.kind, t.tenant, t.device_id, t.expires_at, t.revoked_at).where(
-            t.secret_hash == hash_secret(secret)
-        )
+        sa.select(
+            t.id, t.kind, t.tenant, t.device_id, t.description, t.expires_at, t.revoked_at
+        ).where(t.secret_hash == hash_secret(secret))
     ).first()
     if row is None or row.revoked_at is not None:
         return None
     if row.expires_at is not None and row.expires_at <= now:
         return None
     return Principal(
-        token_id=row.id, kind=TokenKind(row.kind), tenant=row.tenant, device_id=row.device_id
+        token_id=row.id,
+        kind=TokenKind(row.kind),
+        tenant=row.tenant,
+        device_id=row.device_id,
+        description=row.description or "",
     )
+
+
+def use_enrolment_token(conn: Connection, token_id: str, *, delta: int = 1) -> bool:
+    """Count `delta` enrolments on a token; False (nothing counted) when that would pass its
+    `max_uses`. One conditional UPDATE: on PostgreSQL a concurrent enrolment waits for the row
+    lock and re-checks the condition on the new count, on SQLite writers are serialised, so two
+    enrolments never both take the last use. A negative `delta` gives uses back."""
+    t = schema.tokens.c
+    statement = schema.tokens.update().where(t.id == token_id).values(uses=t.uses + delta)
+    if delta > 0:
+        statement = statement.where(sa.or_(t.max_uses.is_(None), t.uses + delta <= t.max_uses))
+    return conn.execute(statement).rowcount == 1
+
+
+def token_uses(conn: Connection, token_id: str) -> tuple[int, int | None]:
+    """(uses, max_uses) of a token."""
+    t = schema.tokens.c
+    row = conn.execute(sa.select(t.uses, t.max_uses).where(t.id == token_id)).one()
+    return int(row.uses), row.max_uses
 
 
 def revoke_device_tokens(conn: Connection, device_id: str) -> list[str]:
@@ -177,19 +217,22 @@ def revoke_token(conn: Connection, token_id: str, *, now: datetime) -> bool:
     return result.rowcount == 1
 
 
-def list_tokens(conn: Connection) -> list[dict[str, object]]:
-    """Every token without its secret, newest first."""
+def list_tokens(conn: Connection, *, scope: str | None = None) -> list[dict[str, object]]:
+    """Every token of a tenant scope (None: all) without its secret, newest first."""
     t = schema.tokens.c
-    rows = conn.execute(
-        sa.select(
-            t.id,
-            t.kind,
-            t.tenant,
-            t.device_id,
-            t.description,
-            t.created_at,
-            t.expires_at,
-            t.revoked_at,
-        ).order_by(t.created_at.desc())
+    query = sa.select(
+        t.id,
+        t.kind,
+        t.tenant,
+        t.device_id,
+        t.description,
+        t.created_at,
+        t.expires_at,
+        t.revoked_at,
+        t.max_uses,
+        t.uses,
     )
+    if scope is not None:
+        query = query.where(in_scope(t.tenant, scope))
+    rows = conn.execute(query.order_by(t.created_at.desc(), t.id))
     return [dict(row) for row in rows.mappings()]

@@ -10,6 +10,8 @@ from click.testing import CliRunner
 
 from controller.cli import main
 
+EXAMPLE = str(Path(__file__).resolve().parents[2])  # the example policy repository (acme)
+
 
 @pytest.mark.parametrize(
     "command",
@@ -42,6 +44,6 @@ def test_commands_that_build_state_create_it(
 ) -> None:
     """`token create` starts a new state directory as before."""
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["token", "create", "--tenant", "acme"])
+    result = CliRunner().invoke(main, ["token", "create", "--tenant", "acme", "--repo", EXAMPLE])
     assert 0 == result.exit_code, result.output
     assert (tmp_path / ".patchctl" / "patchctl.db").is_file()

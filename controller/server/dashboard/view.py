@@ -200,7 +200,9 @@ def _trend(
 
 def _reboots(conn: Connection, *, scope: str) -> int:
     d = schema.devices.c
-    query = sa.select(sa.func.count()).where(in_scope(d.tenant, scope), devices.reboot_pending())
+    query = sa.select(sa.func.count()).where(
+        in_scope(d.tenant, scope), devices.reboot_pending(), d.retired_at.is_(None)
+    )
     return int(conn.execute(query).scalar_one())
 
 

@@ -1,0 +1,224 @@
+"""The day-2 sub-commands: on the local database (the controller host's operator) and against a
+running `patchctl serve` with an admin token in PATCHCTL_TOKEN (issue 16 item 4)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from gitrepos import PolicyRepo
+from serving import ROOT, Serve
+
+from controller.cli import main
+from controller.runtime import audit
+from controller.store import devices, history, jobs, open_store, schema
+from controller.store.job_states import JobKind
+
+LINUX = {"family": "linux", "name": "Ubuntu", "version": "24.04"}
+EXAMPLE = str(ROOT)
+
+
+def run(*args: str, token: str = "") -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), env={"PATCHCTL_TOKEN": token})
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> str:
+    """A local database with device web-01 (acme/retail), a pending job and an alert."""
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    store = open_store(db)
+    now = datetime.now(tz=UTC)
+    try:
+        with store.write() as conn:
+            enrolled = devices.enrol(
+                conn,
+                devices.Enrolment(
+                    tenant="acme/retail",
+                    hostname="web-01",
+                    os_family="linux",
+                    os_name="Ubuntu",
+                    os_version="24.04",
+                    role="server",
+                    agent_version="1",
+                ),
+                poll_interval=60,
+                now=now,
+            )
+            assert isinstance(enrolled, devices.Enrolled)
+            jobs.insert_jobs(
+                conn,
+                [
+                    jobs.NewJob(
+                        id="install-1",
+                        device_id=enrolled.device_id,
+                        tenant="acme/retail",
+                        kind=JobKind.INSTALL,
+                        revision="main@sha1:" + "b" * 40,
+                        patch_ids=("USN-1-1",),
+                        deadline=now + timedelta(hours=1),
+                    )
+                ],
+                now=now,
+            )
+            history.add_alert(
+                conn,
+                history.NewAlert(
+                    kind="RebootPending", severity="warning", message="reboot", tenant="acme/retail"
+                ),
+                now=now,
+            )
+    finally:
+        store.close()
+    return db
+
+
+def test_local_operations_change_the_database_and_are_audited(local: str) -> None:
+    """cancel, ack, resolve and retire exit 0 once and 1 when repeated; each is in the trail."""
+    steps = [
+        ("jobs", "cancel", "install-1"),
+        ("alerts", "ack", "1"),
+        ("alerts", "resolve", "1"),
+        ("devices", "retire", "web-01"),
+    ]
+    codes = [
+        (run(*step, "--db", local, "--reason", "maintenance")[0], run(*step, "--db", local)[0])
+        for step in steps
+    ]
+    store = open_store(local)
+    try:
+        with store.read() as conn:
+            trail = audit.query(conn, scope=None)
+            state = conn.execute(sa.select(schema.jobs.c.state)).scalar_one()
+    finally:
+        store.close()
+    assert [(0, 1)] * 4 == codes
+    assert "cancelled" == state
+    assert [
+        "job.cancelled",
+        "alert.acknowledged",
+        "alert.resolved",
+        "device.retired",
+    ] == [e["type"] for e in trail]
+    assert {"maintenance"} == {e["details"]["reason"] for e in trail}
+    assert all(e["actor"].startswith("local operator ") for e in trail)
+
+
+def test_an_unknown_job_exits_1_naming_it(local: str) -> None:
+    """A job id that does not exist exits 1 with a message naming it."""
+    code, _, err = run("jobs", "retry", "install-nope", "--db", local)
+    assert 1 == code
+    assert "no job 'install-nope'" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--tenant", "globex"), "--tenant: 'globex' is not declared by a Tenant document"),
+        (("--tenant", "acme", "--kind", "read", "--max-uses", "2"), "--max-uses: only enrolment"),
+    ],
+    ids=["undeclared-tenant", "max-uses-on-a-read-token"],
+)
+def test_token_create_refuses(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    """An undeclared tenant or a use limit on a read token exits 2; nothing is created."""
+    db = tmp_path / "p.db"
+    code, _, err = run("token", "create", *args, "--repo", EXAMPLE, "--db", f"sqlite:///{db}")
+    assert 2 == code
+    assert message in err
+    assert not db.exists()
+
+
+def test_token_create_without_a_policy_repository_refuses(tmp_path: Path) -> None:
+    """--repo that holds no policy repository exits 2 and says to pass --repo."""
+    code, _, err = run(
+        "token", "create", "--tenant", "acme", "--repo", str(tmp_path), "--db", "sqlite://"
+    )
+    assert 2 == code
+    assert "is not a policy repository" in err
+
+
+def test_admin_and_limited_tokens_are_created(tmp_path: Path) -> None:
+    """`--kind admin` makes a pca_ token; `--max-uses` is stored and listed."""
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    admin = json.loads(
+        run(
+            "token",
+            "create",
+            "--tenant",
+            "acme/retail",
+            "--kind",
+            "admin",
+            "--json",
+            "--repo",
+            EXAMPLE,
+            "--db",
+            db,
+        )[1]
+    )
+    limited = json.loads(
+        run(
+            "token",
+            "create",
+            "--tenant",
+            "acme",
+            "--max-uses",
+            "5",
+            "--json",
+            "--repo",
+            EXAMPLE,
+            "--db",
+            db,
+        )[1]
+    )
+    listed = json.loads(run("token", "list", "--json", "--db", db)[1])
+    assert admin["token"].startswith("pca_")
+    assert 5 == limited["maxUses"]
+    assert {admin["id"]: (None, 0), limited["id"]: (5, 0)} == {
+        t["id"]: (t["maxUses"], t["uses"]) for t in listed
+    }
+
+
+@pytest.mark.slow
+def test_remote_operations_use_the_admin_token(tmp_path: Path) -> None:
+    """Through a running service: rotate-token prints a new device token that works while the
+    old one is refused; a sibling's admin gets exit 1 (404), a read token exit 2 (403); token
+    list shows the scope's tokens only."""
+    repo = PolicyRepo(tmp_path / "repo")
+    repo.copy_example()
+    repo.commit("example")
+    serve = Serve(database_url=f"sqlite:///{tmp_path / 'p.db'}", state_dir=tmp_path / "state")
+    retail_admin = serve.token("admin", "acme/retail")
+    logistics_admin = serve.token("admin", "acme/logistics")
+    reader = serve.token("read", "acme/retail")
+    enrolling = serve.token("enrollment", "acme/retail")
+    serve.start("--repo", str(repo.path), "--interval", "1h")
+    try:
+        answer = httpx.post(
+            f"{serve.base}/api/v1/enroll",
+            json={"enrollmentToken": enrolling, "hostname": "shop-01", "os": LINUX,
+                  "agentVersion": "1", "role": "server", "labels": {}},
+            timeout=10,
+        )  # fmt: skip
+        device, old = answer.json()["deviceId"], answer.json()["deviceToken"]
+        server = ("--server", serve.base)
+        sibling = run("devices", "rotate-token", "shop-01", *server, token=logistics_admin)
+        read_only = run("devices", "rotate-token", "shop-01", *server, token=reader)
+        rotated = run("devices", "rotate-token", "shop-01", *server, token=retail_admin)
+        listed = run("token", "list", "--json", *server, token=retail_admin)
+        poll = f"{serve.base}/api/v1/devices/{device}/jobs"
+        new = rotated[1].strip()
+        with_old = httpx.get(poll, headers={"Authorization": f"Bearer {old}"}, timeout=10)
+        with_new = httpx.get(poll, headers={"Authorization": f"Bearer {new}"}, timeout=10)
+    finally:
+        serve.stop()
+    assert (1, "404") == (sibling[0], sibling[2].split(" answered ")[1][:3])
+    assert (2, "403") == (read_only[0], read_only[2].split(" answered ")[1][:3])
+    assert 0 == rotated[0], rotated[2]
+    assert new.startswith("pcd_")
+    assert (401, 200) == (with_old.status_code, with_new.status_code)
+    assert {"acme/retail"} == {t["tenant"] for t in json.loads(listed[1])}
