@@ -8,7 +8,7 @@ command with `--server` asks the service exactly what it would ask the local sto
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from controller.cli.common import json_option
 from controller.cli.listing import local_shape, print_listing, remote_rows
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
+from controller.core import instants
 from controller.kinds.common import TENANT_PATTERN
 from controller.kinds.notifications import AlertSeverity
 from controller.store.history import AlertKind, AlertState
@@ -37,33 +38,13 @@ COLUMNS = {  # name: what it shows (for --help and the error listing them)
     "acknowledged_by": "who acknowledged it",
     "resolved_at": "when it was resolved",
 }
-_AGO = re.compile(r"^(\d{1,6})([mhd])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_instant(value: str, *, now: datetime) -> datetime:
-    """`2026-12-01` (midnight UTC), an ISO 8601 time (UTC unless it has an offset) or a
-    duration before `now`: `30m`, `24h`, `7d`. ValueError with the accepted forms otherwise."""
-    ago = _AGO.match(value.strip())
-    if ago:
-        return now - timedelta(**{_UNITS[ago.group(2)]: int(ago.group(1))})
-    try:
-        if len(value) == len("2026-12-01"):
-            return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not a date, an ISO 8601 time or a duration ago "
-            "(2026-12-01, 2026-12-01T08:00Z, 30m, 24h, 7d)"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        return parse_instant(value, now=datetime.now(UTC))
+        return instants.parse_instant(value, now=datetime.now(UTC))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
