@@ -7,7 +7,7 @@ dashboard's alert filters, so a saved view (`/alerts?since=24h`) means what the 
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 _AGO = re.compile(r"^(\d{1,6})([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -25,7 +25,7 @@ def parse_instant(value: str, *, now: datetime) -> datetime:
         return now - timedelta(**{_UNITS[ago.group(2)]: int(ago.group(1))})
     try:
         if len(text) == len("2026-12-01"):
-            return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+            return datetime.combine(date.fromisoformat(text), time(0), UTC)
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(
