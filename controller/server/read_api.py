@@ -232,7 +232,9 @@ async def list_alerts(  # noqa: PLR0913 - one parameter per filter
     summary="One alert of the scope (or one that concerns every tenant)",
 )
 async def get_alert(
-    alert_id: Annotated[int, Path(ge=1, le=2**62, description="The alert's number.")],
+    alert_id: Annotated[
+        int, Path(ge=1, le=history.MAX_ALERT_ID, description="The alert's number.")
+    ],
     principal: ReadPrincipal,
     context: Context,
 ) -> dict[str, Any]:

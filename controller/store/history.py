@@ -204,9 +204,14 @@ def list_alerts(
     return [dict(row) | {"state": alert_state(row).value} for row in rows.mappings()]
 
 
+MAX_ALERT_ID = 2**31 - 1  # the id column is a 32-bit INTEGER on PostgreSQL
+
+
 def get_alert(conn: Connection, alert_id: int, *, scope: str | None) -> dict[str, Any] | None:
     """One alert of the scope (or one that concerns every tenant) in `list_alerts`' shape, or
-    None when there is none with that id in the scope."""
+    None when there is none with that id in the scope (any id outside 1..MAX_ALERT_ID)."""
+    if not 1 <= alert_id <= MAX_ALERT_ID:
+        return None
     query = _alerts_with_devices(scope).where(schema.alerts.c.id == alert_id)
     row = conn.execute(query).mappings().first()
     return None if row is None else dict(row) | {"state": alert_state(row).value}

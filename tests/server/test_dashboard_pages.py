@@ -313,7 +313,9 @@ async def test_a_foreign_alert_is_not_found(
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("path", ["/alerts/abc", "/alerts/99999", "/alerts/" + "9" * 30])
+@pytest.mark.parametrize(
+    "path", ["/alerts/abc", "/alerts/99999", "/alerts/9999999999", "/alerts/" + "9" * 30]
+)
 async def test_an_unknown_alert_is_not_found(
     client: httpx.AsyncClient, store: Store, path: str
 ) -> None:

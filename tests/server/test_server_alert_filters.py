@@ -158,6 +158,16 @@ async def test_one_alert_by_id(
         assert message not in answer.text
 
 
+@pytest.mark.parametrize(
+    ("alert_id", "status"), [("0", 422), ("2147483648", 422), ("2147483647", 404), ("x", 422)]
+)
+async def test_an_alert_id_out_of_range(
+    api: Api, ids: dict[str, int], alert_id: str, status: int
+) -> None:
+    """An id that no alert can have is refused; the largest possible one is merely not found."""
+    assert status == (await get(api, f"/api/v1/alerts/{alert_id}", "acme")).status_code
+
+
 async def test_a_repository_alert_keeps_its_errors(api: Api, ids: dict[str, int]) -> None:
     """A PolicyInvalid alert by id shows the error count, not the errors (as the listing)."""
     with api.store.write() as conn:
