@@ -24,6 +24,7 @@ from controller.kinds.common import OsFamily, tenant_contains
 from controller.redaction import redact_text
 from controller.runtime import explaining
 from controller.runtime import status as runtime_status
+from controller.server import read_api
 from controller.store import devices, history, jobs, schema
 from controller.store.scopes import in_scope
 
@@ -283,8 +284,6 @@ def read_device(
     now: datetime,
 ) -> DevicePage | None:
     """One device of the scope with its patches, explain's reasons, jobs and alerts."""
-    from controller.server.read_api import patch_entry  # noqa: PLC0415 - avoid an import cycle
-
     device = devices.get_device(conn, device_id, scope=scope)
     if device is None:
         return None
@@ -293,7 +292,7 @@ def read_device(
         device=device,
         online=_online(device, now=now),
         compliance=tuple(history.list_compliance(conn, scope=scope, device_id=device_id)),
-        patches=tuple(patch_entry(e) for e in devices.device_patches(conn, device_id)),
+        patches=tuple(read_api.patch_entry(e) for e in devices.device_patches(conn, device_id)),
         explanation=explanation,
         jobs=tuple(jobs.list_jobs(conn, scope=scope, device_id=device_id, limit=DEVICE_JOBS)),
         alerts=tuple(
