@@ -1,21 +1,129 @@
-"""`patchctl alerts`: the alert browser; sub-commands act on one alert."""
+"""`patchctl alerts`: the alert browser; sub-commands act on one alert.
+
+The filters are the read API's query parameters (`GET /api/v1/alerts`, docs/api.md), so a
+command with `--server` asks the service exactly what it would ask the local store
+(`controller.store.history.list_alerts`).
+"""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
 from controller.cli.common import json_option
-from controller.cli.listing import print_listing, remote_rows
+from controller.cli.listing import local_shape, print_listing, remote_rows
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
+from controller.core import instants
+from controller.kinds.common import TENANT_PATTERN
+from controller.kinds.notifications import AlertSeverity
+from controller.store.history import AlertKind, AlertState
+
+LIMIT = 200
+DEFAULT_COLUMNS = ("created_at", "severity", "kind", "tenant", "message")
+COLUMNS = {  # name: what it shows (for --help and the error listing them)
+    "id": "the alert's number (GET /api/v1/alerts/{id}, the dashboard's /alerts/{id})",
+    "created_at": "when it was raised (UTC)",
+    "severity": "info, warning or critical",
+    "kind": "InstallFailed, RebootPending, ...",
+    "tenant": "the tenant it concerns (empty: every tenant)",
+    "device": "the device's name (its id when the name is not shown)",
+    "state": "open, acknowledged or resolved",
+    "message": "what happened",
+    "acknowledged_at": "when an operator acknowledged it",
+    "acknowledged_by": "who acknowledged it",
+    "resolved_at": "when it was resolved",
+}
+
+
+def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return instants.parse_instant(value, now=datetime.now(UTC))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _tenant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(TENANT_PATTERN, value):
+        raise click.BadParameter(f"{value!r} is not a tenant path such as acme or acme/retail")
+    return value
+
+
+def _columns(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return DEFAULT_COLUMNS
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    unknown = [name for name in names if name not in COLUMNS]
+    if unknown or not names:
+        shown = ", ".join(repr(n) for n in unknown) or "none"
+        raise click.BadParameter(f"unknown column(s) {shown}; the columns are {', '.join(COLUMNS)}")
+    return names
+
+
+def _choices(vocabulary: type[Any]) -> click.Choice[str]:
+    return click.Choice([member.value for member in vocabulary])
 
 
 @click.group(invoke_without_command=True)
 @store_options
 @server_options
-@click.option("--tenant", default=None, help="Only this tenant (and its clients).")
+@click.option(
+    "--tenant", callback=_tenant, default=None, help="Only this tenant (and its clients)."
+)
+@click.option(
+    "--type",
+    "kinds",
+    multiple=True,
+    type=_choices(AlertKind),
+    metavar="KIND",
+    help="Only alerts of this kind (InstallFailed, RebootPending, PolicyInvalid, ...); "
+    "repeat for several.",
+)
+@click.option(
+    "--severity",
+    "severities",
+    multiple=True,
+    type=_choices(AlertSeverity),
+    help="Only this severity; repeat for several.",
+)
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=_choices(AlertState),
+    help="open (neither acknowledged nor resolved), acknowledged (seen, not resolved) or "
+    "resolved; repeat for several.",
+)
+@click.option("--device", default=None, metavar="NAME|ID", help="Only alerts about this device.")
+@click.option(
+    "--since",
+    callback=_instant,
+    default=None,
+    metavar="WHEN",
+    help="Only alerts raised at or after WHEN: a date (2026-12-01, midnight UTC), an ISO 8601 "
+    "time (UTC unless it has an offset) or a duration ago (30m, 24h, 7d).",
+)
+@click.option(
+    "--until",
+    callback=_instant,
+    default=None,
+    metavar="WHEN",
+    help="Only alerts raised before WHEN (same forms as --since).",
+)
+@click.option(
+    "--columns",
+    callback=_columns,
+    default=None,
+    metavar="A,B,...",
+    help=f"The table's columns, in order (default: {','.join(DEFAULT_COLUMNS)}); any of "
+    f"{', '.join(COLUMNS)}. --json prints every field.",
+)
 @json_option
 @click.pass_context
 def alerts(
@@ -25,21 +133,54 @@ def alerts(
     server: str | None,
     ca_file: Path | None,
     tenant: str | None,
+    kinds: tuple[str, ...],
+    severities: tuple[str, ...],
+    states: tuple[str, ...],
+    device: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    columns: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Alerts, newest first (at most 200; --server: from a running service)."""
+    """Alerts, newest first (at most 200; --server: from a running service), kept by the
+    filters: several values of one filter are alternatives, different filters all apply.
+    Alerts that concern every tenant (PolicyInvalid) show under every --tenant. Exit 0, also
+    when nothing matches; 2 on a bad option or an unreachable service."""
     if ctx.invoked_subcommand is not None:
         return
-    from controller.runtime import status  # noqa: PLC0415 - keep --help fast
+    from controller.store import history  # noqa: PLC0415 - keep --help fast
 
     if server:
-        rows = remote_rows(
-            server, "/api/v1/alerts", "alerts", ca_file=ca_file, params={"tenant": tenant}
-        )
+        params = {
+            "tenant": tenant,
+            "type": list(kinds) or None,
+            "severity": list(severities) or None,
+            "state": list(states) or None,
+            "device": device,
+            "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None,
+            "limit": LIMIT,
+        }
+        rows = remote_rows(server, "/api/v1/alerts", "alerts", ca_file=ca_file, params=params)
     else:
+        filters = history.AlertFilter(
+            kinds=tuple(map(AlertKind, kinds)),
+            severities=tuple(map(AlertSeverity, severities)),
+            states=tuple(map(AlertState, states)),
+            device=device,
+            since=since,
+            until=until,
+        )
         with open_store_or_fail(db_url, state_dir).read() as conn:
-            rows = status.list_alerts(conn, tenant=tenant)
-    print_listing(rows, ("created_at", "severity", "kind", "tenant", "message"), as_json)
+            rows = history.list_alerts(conn, scope=tenant, filters=filters, limit=LIMIT)
+    if not as_json:
+        rows = [_table_row(row) for row in rows]
+    print_listing(rows, columns, as_json)
+
+
+def _table_row(row: dict[str, Any]) -> dict[str, Any]:
+    shaped = local_shape(row)
+    return shaped | {"device": shaped.get("device_name") or shaped.get("device_id")}
 
 
 def register(main: click.Group) -> None:

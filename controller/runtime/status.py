@@ -330,12 +330,8 @@ def list_jobs(
 def list_alerts(
     conn: Connection, *, tenant: str | None = None, limit: int = 200
 ) -> list[dict[str, Any]]:
-    a = schema.alerts.c
-    query = sa.select(
-        a.id, a.tenant, a.device_id, a.kind, a.severity, a.message, a.created_at
-    ).where(sa.or_(a.tenant.is_(None), _scoped(a.tenant, tenant)))
-    rows = conn.execute(query.order_by(a.created_at.desc(), a.id.desc()).limit(limit)).mappings()
-    return [dict(r) for r in rows]
+    """The newest alerts of `tenant` (None: all); `history.list_alerts` with no filter."""
+    return history.list_alerts(conn, scope=tenant, limit=limit)
 
 
 def find_device(

@@ -9,16 +9,17 @@ audit events that concern every tenant) are visible to every scope.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic.alias_generators import to_camel
 
 from controller import __version__
 from controller.core.observed import is_online
 from controller.kinds.common import TENANT_PATTERN, tenant_contains
+from controller.kinds.notifications import AlertSeverity
 from controller.runtime import status as runtime_status
 from controller.server import models
 from controller.server.context import Context, read_principal
@@ -149,27 +150,118 @@ async def list_jobs(
     return {"scope": scope, "jobs": [camel(row) for row in rows]}
 
 
-@router.get("/alerts", responses=_ERRORS, summary="Alerts of the scope, newest first")
-async def list_alerts(
+ALERT_QUERY = frozenset(
+    {"type", "severity", "state", "device", "since", "until", "open", "tenant", "limit", "offset"}
+)
+
+
+def _strict_alert_query(request: Request) -> None:
+    """An unknown query parameter is a mistake (a misspelt filter would silently show every
+    alert): 422 naming it."""
+    unknown = sorted(set(request.query_params) - ALERT_QUERY)
+    if unknown:
+        message = f"unknown query parameter; the filters are {', '.join(sorted(ALERT_QUERY))}"
+        raise ApiError(
+            422,
+            f"{unknown[0]}: {message}",
+            details=[{"field": name, "message": message} for name in unknown],
+        )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+@router.get(
+    "/alerts",
+    responses=_ERRORS,
+    summary="Alerts of the scope, newest first, kept by the filters",
+    description="Alerts of the token's scope and those that concern every tenant (a policy "
+    "that does not validate). Several values of one filter (`?type=InstallFailed&type="
+    "RebootPending`) are alternatives; different filters all apply. An unknown query "
+    "parameter answers 422. Each alert carries `state` (open / acknowledged / resolved) and "
+    "`deviceName`.",
+    dependencies=[Depends(_strict_alert_query)],
+)
+async def list_alerts(  # noqa: PLR0913 - one parameter per filter
+    *,
     principal: ReadPrincipal,
     context: Context,
+    kinds: Annotated[
+        list[history.AlertKind] | None, Query(alias="type", description="Alert kinds.")
+    ] = None,
+    severities: Annotated[
+        list[AlertSeverity] | None, Query(alias="severity", description="Severities.")
+    ] = None,
+    states: Annotated[
+        list[history.AlertState] | None,
+        Query(
+            alias="state",
+            description="open (neither acknowledged nor resolved), acknowledged, resolved.",
+        ),
+    ] = None,
+    device: Annotated[
+        str | None, Query(min_length=1, max_length=253, description="A device id or name.")
+    ] = None,
     since: Since = None,
-    open_only: Annotated[bool, Query(alias="open", description="Only unresolved alerts.")] = False,
+    until: Annotated[
+        datetime | None, Query(description="ISO date-time (UTC without an offset); older only.")
+    ] = None,
+    open_only: Annotated[
+        bool,
+        Query(alias="open", description="Only unresolved alerts (acknowledged ones included)."),
+    ] = False,
     tenant: TenantFilter = None,
     limit: Limit = 500,
     offset: Offset = 0,
 ) -> dict[str, Any]:
     scope = _scope(principal, tenant)
+    since, until = _utc(since), _utc(until)
+    if since is not None and until is not None and until <= since:
+        raise ApiError(
+            422, "until: must be after since", details=[{"field": "until", "message": "<= since"}]
+        )
+    filters = history.AlertFilter(
+        kinds=tuple(kinds or ()),
+        severities=tuple(severities or ()),
+        states=tuple(states or ()),
+        device=device,
+        since=since,
+        until=until,
+        unresolved_only=open_only,
+    )
     rows = await _read(
         context,
         lambda conn: history.list_alerts(
-            conn, scope=scope, since=since, open_only=open_only, limit=limit, offset=offset
+            conn, scope=scope, filters=filters, limit=limit, offset=offset
         ),
     )
-    return {
-        "scope": scope,
-        "alerts": [runtime_status.visible_entry(camel(row), kind="kind") for row in rows],
-    }
+    return {"scope": scope, "alerts": [alert_entry(row) for row in rows]}
+
+
+@router.get(
+    "/alerts/{alert_id}",
+    responses={**_ERRORS, **models.error_responses(404)},
+    summary="One alert of the scope (or one that concerns every tenant)",
+)
+async def get_alert(
+    alert_id: Annotated[
+        int, Path(ge=1, le=history.MAX_ALERT_ID, description="The alert's number.")
+    ],
+    principal: ReadPrincipal,
+    context: Context,
+) -> dict[str, Any]:
+    found = await _read(
+        context, lambda conn: history.get_alert(conn, alert_id, scope=principal.tenant)
+    )
+    if found is None:
+        raise ApiError(404, f"no alert {alert_id} in tenant scope {principal.tenant!r}")
+    return alert_entry(found)
+
+
+def alert_entry(row: dict[str, Any]) -> dict[str, Any]:
+    """An alert row as the read API shows it (repository-level details withheld)."""
+    return runtime_status.visible_entry(camel(row), kind="kind")
 
 
 @router.get(

@@ -8,11 +8,13 @@ policy that applies everywhere, an invalid revision) and are visible to every sc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from controller.kinds.notifications import AlertSeverity
 from controller.redaction import redact_text, redact_value
 from controller.store import schema
 from controller.store.scopes import in_scope, is_device
@@ -110,35 +112,152 @@ def reopen_alerts(conn: Connection, keys: Collection[str]) -> int:
     return total
 
 
-def list_alerts(
-    conn: Connection,
-    *,
-    scope: str,
-    since: datetime | None = None,
-    open_only: bool = False,
-    limit: int = 500,
-    offset: int = 0,
-) -> list[dict[str, Any]]:
+class AlertKind(StrEnum):
+    """Every kind of alert the controller raises: the notification events
+    (`controller.kinds.notifications.EventType`, a test keeps them in step) and `FeedFailed`,
+    which is shown but not (yet) notified."""
+
+    INITIATE = "Initiate"
+    SEARCH = "Search"
+    DOWNLOAD_INITIATED = "DownloadInitiated"
+    INSTALL_COMPLETE = "InstallComplete"
+    INSTALL_FAILED = "InstallFailed"
+    REBOOT_PENDING = "RebootPending"
+    POLICY_INVALID = "PolicyInvalid"
+    AGENT_OFFLINE_IN_WINDOW = "AgentOfflineInWindow"
+    JOB_EXPIRED = "JobExpired"
+    JOB_TIMED_OUT = "JobTimedOut"
+    APPROVAL_CHANGED = "ApprovalChanged"
+    APPROVAL_REJECTED = "ApprovalRejected"
+    CONFIGURATION_CHANGED = "ConfigurationChanged"
+    REPORT_PUBLISHED = "ReportPublished"
+    IDENTITY_CONFLICT = "IdentityConflict"
+    FEED_FAILED = "FeedFailed"
+
+
+class AlertState(StrEnum):
+    """Where an alert stands: `open` (neither acknowledged nor resolved), `acknowledged` (an
+    operator has seen it, not resolved yet) or `resolved`. Read from `acknowledged_at` and
+    `resolved_at`; resolved wins over acknowledged."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertFilter:
+    """What `list_alerts` keeps; an empty tuple or None keeps everything for that field.
+    Several values of one field are alternatives (OR); the fields combine with AND.
+
+    `device` is a device id or name (names are lowercase, unique per tenant); `since` is
+    inclusive, `until` exclusive (both compared with the alert's `created_at`, UTC).
+    `unresolved_only` is the read API's older `open=true` (acknowledged alerts included)."""
+
+    kinds: tuple[AlertKind, ...] = ()
+    severities: tuple[AlertSeverity, ...] = ()
+    states: tuple[AlertState, ...] = ()
+    device: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    unresolved_only: bool = False
+
+
+def alert_state(row: Any) -> AlertState:
+    """The state of an alert row (a mapping with `resolved_at` and `acknowledged_at`)."""
+    if row["resolved_at"] is not None:
+        return AlertState.RESOLVED
+    if row["acknowledged_at"] is not None:
+        return AlertState.ACKNOWLEDGED
+    return AlertState.OPEN
+
+
+def _state_clause(state: AlertState) -> sa.ColumnElement[bool]:
     a = schema.alerts.c
-    query = sa.select(
+    if state is AlertState.RESOLVED:
+        return a.resolved_at.is_not(None)
+    if state is AlertState.ACKNOWLEDGED:
+        return sa.and_(a.resolved_at.is_(None), a.acknowledged_at.is_not(None))
+    return sa.and_(a.resolved_at.is_(None), a.acknowledged_at.is_(None))
+
+
+def _alert_columns() -> tuple[sa.ColumnElement[Any], ...]:
+    a, d = schema.alerts.c, schema.devices.c
+    return (
         a.id,
         a.tenant,
         a.device_id,
+        d.name.label("device_name"),
         a.kind,
         a.severity,
         a.message,
         a.details,
         a.created_at,
+        a.acknowledged_at,
+        a.acknowledged_by,
         a.resolved_at,
-    ).where(_visible(a.tenant, scope))
-    if since is not None:
-        query = query.where(a.created_at >= since)
-    if open_only:
+    )
+
+
+def _alerts_with_devices(scope: str | None) -> sa.Select[Any]:
+    """Alerts joined to their device's name; the name only when the device is in the scope."""
+    a, d = schema.alerts.c, schema.devices.c
+    joined = schema.alerts.outerjoin(
+        schema.devices,
+        sa.and_(a.device_id == d.id, in_scope(d.tenant, scope)) if scope else a.device_id == d.id,
+    )
+    query = sa.select(*_alert_columns()).select_from(joined)
+    return query.where(_visible(a.tenant, scope)) if scope else query
+
+
+def list_alerts(
+    conn: Connection,
+    *,
+    scope: str | None,
+    filters: AlertFilter | None = None,
+    limit: int = 500,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Alerts of a tenant scope (with those that concern every tenant), newest first, kept by
+    `filters`. `scope` None: every alert (the controller host's own CLI). Each row has the
+    alert's columns, `device_name` (None for a device outside the scope or none) and `state`."""
+    a, d = schema.alerts.c, schema.devices.c
+    found = filters or AlertFilter()
+    query = _alerts_with_devices(scope)
+    if found.kinds:
+        query = query.where(a.kind.in_([k.value for k in found.kinds]))
+    if found.severities:
+        query = query.where(a.severity.in_([s.value for s in found.severities]))
+    if found.states:
+        query = query.where(sa.or_(*(_state_clause(s) for s in found.states)))
+    if found.unresolved_only:
         query = query.where(a.resolved_at.is_(None))
+    if found.device is not None:
+        named = sa.select(d.id).where(sa.or_(d.id == found.device, d.name == found.device.lower()))
+        if scope:
+            named = named.where(in_scope(d.tenant, scope))
+        query = query.where(a.device_id.in_(named))
+    if found.since is not None:
+        query = query.where(a.created_at >= found.since)
+    if found.until is not None:
+        query = query.where(a.created_at < found.until)
     rows = conn.execute(
         query.order_by(a.created_at.desc(), a.id.desc()).limit(limit).offset(offset)
     )
-    return [dict(row) for row in rows.mappings()]
+    return [dict(row) | {"state": alert_state(row).value} for row in rows.mappings()]
+
+
+MAX_ALERT_ID = 2**31 - 1  # the id column is a 32-bit INTEGER on PostgreSQL
+
+
+def get_alert(conn: Connection, alert_id: int, *, scope: str | None) -> dict[str, Any] | None:
+    """One alert of the scope (or one that concerns every tenant) in `list_alerts`' shape, or
+    None when there is none with that id in the scope (any id outside 1..MAX_ALERT_ID)."""
+    if not 1 <= alert_id <= MAX_ALERT_ID:
+        return None
+    query = _alerts_with_devices(scope).where(schema.alerts.c.id == alert_id)
+    row = conn.execute(query).mappings().first()
+    return None if row is None else dict(row) | {"state": alert_state(row).value}
 
 
 def add_audit_event(conn: Connection, event: NewAuditEvent, *, now: datetime) -> None:

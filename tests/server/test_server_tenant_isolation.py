@@ -14,7 +14,8 @@ from gitrepos import PolicyRepo
 
 from controller.feeds import native
 from controller.runtime.reconcile import PolicySource, Reconciler
-from controller.store import catalogue
+from controller.store import catalogue, history, jobs
+from controller.store.job_states import JobKind
 
 if TYPE_CHECKING:
     from conftest import SettableClock
@@ -85,24 +86,29 @@ NEEDS_THE_LOOP = {"/api/v1/plan"}
 PUBLIC_MARKERS = {"/api/v1/catalogue": {"pending patch"}}
 
 
-async def walk(api: Api, token: str, device_id: str) -> dict[str, str]:
+async def walk(api: Api, token: str, device_id: str, alert_id: int) -> dict[str, str]:
     """Every GET endpoint of the OpenAPI document (path parameters filled with the caller's own
-    device) and the dashboard, as text, by path."""
+    device and alert) and every dashboard page (the drill-down ones with the caller's own device,
+    alert and job), as text, by path."""
     headers = {"Authorization": f"Bearer {token}"}
     document = (await api.client.get("/openapi.json")).json()
     answers = {}
     for path, operations in document["paths"].items():
         if "get" not in operations:
             continue
-        url = path.replace("{device_id}", device_id)
+        url = path.replace("{device_id}", device_id).replace("{alert_id}", str(alert_id))
         assert "{" not in url, f"no value for a path parameter of {path}"
         answer = await api.client.get(url, params=REQUIRED_QUERY.get(path), headers=headers)
         allowed = {200, 403} | ({503} if path in NEEDS_THE_LOOP else set())
         assert answer.status_code in allowed, (path, answer.status_code, answer.text)
         answers[path] = answer.text
-    dashboard = await api.client.get("/", headers=headers)
-    assert 200 == dashboard.status_code
-    answers["/"] = dashboard.text
+    listed = await api.client.get("/api/v1/jobs", params={"device": device_id}, headers=headers)
+    job_id = listed.json()["jobs"][0]["id"]
+    for page in ("/", "/alerts", f"/alerts/{alert_id}", "/devices", f"/devices/{device_id}",
+                 f"/jobs/{job_id}"):  # fmt: skip
+        dashboard = await api.client.get(page, headers=headers)
+        assert 200 == dashboard.status_code, (page, dashboard.text)
+        answers[f"dashboard {page}"] = dashboard.text
     return answers
 
 
@@ -168,7 +174,11 @@ async def test_every_read_answer_is_scoped_to_the_token(
     fleet_repo.commit("break it", author=LOGISTICS_AUTHOR)
     assert "policy-invalid" == reconciler.reconcile().result
 
-    seen = {tenant: await walk(api, api.token(tenant), device_ids[tenant]) for tenant in CLIENTS}
+    alert_ids = {tenant: own_alert(api, tenant, device_ids[tenant]) for tenant in CLIENTS}
+    seen = {
+        tenant: await walk(api, api.token(tenant), device_ids[tenant], alert_ids[tenant])
+        for tenant in CLIENTS
+    }
 
     for tenant, answers in seen.items():
         (other,) = set(CLIENTS) - {tenant}
@@ -183,6 +193,41 @@ async def test_every_read_answer_is_scoped_to_the_token(
             if marker in body and what not in PUBLIC_MARKERS.get(path, set())
         }
         assert set() == leaks, f"{tenant} sees {other}'s data"
+
+
+def own_alert(api: Api, tenant: str, device_id: str) -> int:
+    """An alert and a finished install job about the client's device (the alert and job pages
+    must show them, and only to it); the alert's id."""
+    with api.store.write() as conn:
+        jobs.insert_jobs(
+            conn,
+            [
+                jobs.NewJob(
+                    id=f"walk-{device_id}",
+                    device_id=device_id,
+                    tenant=tenant,
+                    kind=JobKind.INSTALL,
+                    revision="main@sha1:" + "0" * 40,
+                    patch_ids=tuple(CLIENTS[tenant]["missing"]),  # type: ignore[arg-type]
+                )
+            ],
+            now=api.clock(),
+        )
+        history.add_alert(
+            conn,
+            history.NewAlert(
+                kind="RebootPending",
+                severity="warning",
+                message="Patching completed and need to reboot.",
+                tenant=tenant,
+                device_id=device_id,
+            ),
+            now=api.clock(),
+        )
+        found = history.list_alerts(
+            conn, scope=tenant, filters=history.AlertFilter(device=device_id), limit=1
+        )
+    return int(found[0]["id"])
 
 
 async def test_a_foreign_device_is_not_found(api: Api) -> None:

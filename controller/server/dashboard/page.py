@@ -64,11 +64,20 @@ padding:8px 18px;font:inherit;cursor:pointer}
 )
 
 
-def _e(text: object) -> str:
+def escape_text(text: object) -> str:
+    """Any value as HTML text or attribute value (quotes escaped too)."""
     return escape(str(text), quote=True)
 
 
-def _head(title: str, *, refresh: bool) -> list[str]:
+_e = escape_text
+
+
+def head(title: str, *, refresh: bool, extra_style: str = "") -> list[str]:
+    """The document's start up to `</head>`: CSP, no referrer, the inline style."""
+    return _head(title, refresh=refresh, extra_style=extra_style)
+
+
+def _head(title: str, *, refresh: bool, extra_style: str = "") -> list[str]:
     return [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -79,7 +88,7 @@ def _head(title: str, *, refresh: bool) -> list[str]:
         '<meta name="referrer" content="no-referrer">',
         *([f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'] if refresh else []),
         f"<title>{_e(title)}</title>",
-        f"<style>{STYLE}</style>",
+        f"<style>{STYLE}{extra_style}</style>",
         "</head>",
     ]
 
@@ -193,11 +202,31 @@ def _ready_badge(board: Dashboard) -> str:
 
 
 def _top_bar(board: Dashboard) -> str:
+    return top_bar(board.scope, current="overview", badge=_ready_badge(board))
+
+
+NAV = (
+    ("overview", "/", "Overview"),
+    ("alerts", "/alerts", "Alerts"),
+    ("devices", "/devices", "Devices"),
+)
+
+
+_CURRENT = ' class="current"'
+
+
+def top_bar(scope: str, *, current: str, badge: str = "") -> str:
+    """The bar on every page: the pages, the scope, `badge` (HTML) and the sign-out button."""
+    links = "".join(
+        f'<a href="{href}"{_CURRENT if key == current else ""}>{_e(label)}</a>'
+        for key, href, label in NAV
+    )
     return (
         '<header class="top"><span class="brand">patchctl</span>'
-        f'<span class="scope">Dashboard · <span data-figure="scope">{_e(board.scope)}</span>'
+        f'<nav class="pages">{links}</nav>'
+        f'<span class="scope">Dashboard · <span data-figure="scope">{_e(scope)}</span>'
         "</span>"
-        f'<span class="spacer"></span>{_ready_badge(board)}'
+        f'<span class="spacer"></span>{badge}'
         '<form method="post" action="/logout"><button type="submit">Sign out</button></form>'
         "</header>"
     )
@@ -422,14 +451,18 @@ def _alerts_panel(board: Dashboard) -> str:
         body = ['<p class="muted">No alerts.</p>']
     else:
         rows = [
-            f'<tr data-alert="{_e(a.kind)}"><td><time datetime="{stamp(a.created_at)}">'
-            f"{_e(human_time(a.created_at))}</time></td>"
+            f'<tr data-alert="{_e(a.kind)}"><td><a href="/alerts/{a.id}">'
+            f'<time datetime="{stamp(a.created_at)}">{_e(human_time(a.created_at))}</time>'
+            "</a></td>"
             f'<td class="{_SEVERITY_CLASS.get(a.severity, "")}">{_e(a.severity)}</td>'
             f"<td>{_e(a.kind)}</td><td>{_e(_where(a.tenant, a.device))}</td>"
-            f"<td>{_e(a.message)}</td><td>{'resolved' if a.resolved else 'open'}</td></tr>"
+            f"<td>{_e(a.message)}</td><td>{_e(a.state)}</td></tr>"
             for a in board.alerts
         ]
-        body = [_table(("When", "Severity", "Alert", "Where", "Message", "State"), rows)]
+        body = [
+            _table(("When", "Severity", "Alert", "Where", "Message", "State"), rows),
+            '<p><a href="/alerts">Browse and filter every alert</a></p>',
+        ]
     return '<div class="wide">' + _panel("alerts", "Recent alerts", body) + "</div>"
 
 
@@ -475,4 +508,12 @@ def _condition_class(kind: str, status: str) -> str:
     return "ok" if status == wanted else "bad"
 
 
-__all__ = ["render_dashboard", "render_login", "render_refused", "short_revision"]
+__all__ = [
+    "escape_text",
+    "head",
+    "render_dashboard",
+    "render_login",
+    "render_refused",
+    "short_revision",
+    "top_bar",
+]

@@ -18,14 +18,20 @@ import anyio.to_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from controller.core import instants
 from controller.kinds.common import TENANT_PATTERN, tenant_contains
+from controller.kinds.notifications import AlertSeverity
 from controller.server.context import Context
-from controller.server.dashboard import page, view
+from controller.server.dashboard import drill, page, pages, view
 from controller.server.errors import error_body
-from controller.store import tokens
+from controller.store import history, tokens
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
+    from datetime import datetime
+    from enum import StrEnum
+
+    from controller.core.desired import DesiredState
 
     Scope = MutableMapping[str, Any]
     Message = MutableMapping[str, Any]
@@ -77,9 +83,9 @@ async def _check(context: Context, secret: str) -> tokens.Principal | str:
     return principal
 
 
-@router.get("/", response_class=HTMLResponse)
-async def dashboard(request: Request, context: Context, tenant: TenantQuery = None) -> Response:
-    """The dashboard of the token's scope (a partner's includes its clients)."""
+async def _signed_in(request: Request, context: Context) -> tokens.Principal | Response:
+    """The read token's principal (a bearer header or the session cookie), or the sign-in form
+    to answer instead."""
     bearer = _bearer(request)
     secret = bearer or request.cookies.get(COOKIE)
     if not secret:
@@ -91,6 +97,15 @@ async def dashboard(request: Request, context: Context, tenant: TenantQuery = No
         answer = _login_form("Your session has ended: " + found.removeprefix("token: "), 401)
         answer.delete_cookie(COOKIE, path="/")
         return answer
+    return found
+
+
+@router.get("/", response_class=HTMLResponse)
+async def dashboard(request: Request, context: Context, tenant: TenantQuery = None) -> Response:
+    """The dashboard of the token's scope (a partner's includes its clients)."""
+    found = await _signed_in(request, context)
+    if isinstance(found, Response):
+        return found
     scope = found.tenant
     if tenant is not None:
         refused = _refuse_tenant(tenant, scope)
@@ -105,6 +120,213 @@ async def dashboard(request: Request, context: Context, tenant: TenantQuery = No
 
     board = await anyio.to_thread.run_sync(read)
     return _html(page.render_dashboard(board))
+
+
+# --- the drill-down pages ----------------------------------------------------------------------
+
+ALERT_FILTERS = ("type", "severity", "state", "device", "tenant", "since", "until")
+DEVICE_FILTERS = ("compliance", "online", "group", "tenant")
+
+
+class FilterError(Exception):
+    """A filter the page cannot apply: answered with the message and `status`."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def _query(request: Request, allowed: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The query's (name, value) pairs without empty values (an empty form field means no
+    filter); an unknown name is refused, naming the known ones."""
+    pairs = [(k, v.strip()) for k, v in request.query_params.multi_items() if v.strip()]
+    unknown = sorted({k for k, _ in pairs} - set(allowed))
+    if unknown:
+        raise FilterError(f"{unknown[0]}: unknown filter; the filters are {', '.join(allowed)}")
+    return pairs
+
+
+def _one(pairs: list[tuple[str, str]], name: str) -> str | None:
+    values = [v for k, v in pairs if k == name]
+    if len(values) > 1:
+        raise FilterError(f"{name}: give one value, not {len(values)}")
+    return values[0] if values else None
+
+
+def _each(pairs: list[tuple[str, str]], name: str, vocabulary: type[StrEnum]) -> tuple[Any, ...]:
+    found = []
+    for key, value in pairs:
+        if key != name:
+            continue
+        try:
+            found.append(vocabulary(value))
+        except ValueError:
+            known = ", ".join(member.value for member in vocabulary)
+            raise FilterError(f"{name}: {value!r} is not one of {known}") from None
+    return tuple(dict.fromkeys(found))
+
+
+def _moment(pairs: list[tuple[str, str]], name: str, now: datetime) -> datetime | None:
+    value = _one(pairs, name)
+    if value is None:
+        return None
+    try:
+        return instants.parse_instant(value, now=now)
+    except ValueError as exc:
+        raise FilterError(f"{name}: {exc}") from None
+
+
+def _narrowed(pairs: list[tuple[str, str]], principal: tokens.Principal) -> str:
+    tenant = _one(pairs, "tenant")
+    if tenant is None:
+        return principal.tenant
+    refused = _refuse_tenant(tenant, principal.tenant)
+    if refused is not None:
+        raise FilterError(
+            f"tenant: {tenant!r} is outside this token's scope {principal.tenant!r}"
+            if refused.status_code == 403
+            else f"tenant: {tenant!r} is not a tenant path",
+            refused.status_code,
+        )
+    return tenant
+
+
+def alert_filters(pairs: list[tuple[str, str]], *, now: datetime) -> history.AlertFilter:
+    """The alert browser's query as the store's filter; `FilterError` naming a bad field."""
+    since, until = _moment(pairs, "since", now), _moment(pairs, "until", now)
+    if since is not None and until is not None and until <= since:
+        raise FilterError("until: must be after since")
+    device = _one(pairs, "device")
+    if device is not None and len(device) > MAX_DEVICE_TEXT:
+        raise FilterError(f"device: longer than {MAX_DEVICE_TEXT} characters")
+    return history.AlertFilter(
+        kinds=_each(pairs, "type", history.AlertKind),
+        severities=_each(pairs, "severity", AlertSeverity),
+        states=_each(pairs, "state", history.AlertState),
+        device=device,
+        since=since,
+        until=until,
+    )
+
+
+MAX_DEVICE_TEXT = 253
+
+
+def _desired(context: Context) -> DesiredState | None:
+    """The policy revision the reconcile loop of this process last loaded (None without one)."""
+    return context.controller.reconciler.last_valid if context.controller is not None else None
+
+
+async def _page(
+    request: Request,
+    context: Context,
+    render: Callable[[tokens.Principal, datetime], str | None],
+    missing: str,
+) -> Response:
+    """Sign-in, then `render` in a worker thread: its page, 404 for None (`missing`), or the
+    refusal of a bad filter."""
+    found = await _signed_in(request, context)
+    if isinstance(found, Response):
+        return found
+    now = context.settings.clock()
+    try:
+        body = await anyio.to_thread.run_sync(render, found, now)
+    except FilterError as refused:
+        return _html(page.render_refused(refused.message), refused.status)
+    if body is None:
+        return _html(page.render_refused(missing.format(scope=found.tenant)), 404)
+    return _html(body)
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+async def alerts_page(request: Request, context: Context) -> Response:
+    """The alert browser: the same filters as `patchctl alerts` and the read API."""
+
+    def render(principal: tokens.Principal, now: datetime) -> str:
+        pairs = _query(request, ALERT_FILTERS)
+        scope = _narrowed(pairs, principal)
+        filters = alert_filters(pairs, now=now)
+        with context.store.read() as conn:
+            found = drill.read_alerts(conn, scope=scope, filters=filters)
+        return pages.render_alerts(found, query=pairs)
+
+    return await _page(request, context, render, "")
+
+
+@router.get("/alerts/{alert_id}", response_class=HTMLResponse)
+async def alert_page(alert_id: str, request: Request, context: Context) -> Response:
+    """One alert of the scope; 404 for any other."""
+
+    def render(principal: tokens.Principal, _now: datetime) -> str | None:
+        if not alert_id.isdigit() or len(alert_id) > MAX_ID_DIGITS:
+            return None
+        with context.store.read() as conn:
+            found = drill.read_alert(conn, int(alert_id), scope=principal.tenant)
+        return None if found is None else pages.render_alert(found, scope=principal.tenant)
+
+    return await _page(request, context, render, "No such alert in the scope {scope!r}.")
+
+
+MAX_ID_DIGITS = 18
+
+
+@router.get("/devices", response_class=HTMLResponse)
+async def devices_page(request: Request, context: Context) -> Response:
+    """The devices of the scope, filtered by compliance, online and group."""
+
+    def render(principal: tokens.Principal, now: datetime) -> str:
+        pairs = _query(request, DEVICE_FILTERS)
+        scope = _narrowed(pairs, principal)
+        compliance = _each(pairs, "compliance", drill.Compliance)
+        online = _each(pairs, "online", drill.Online)
+        if len(compliance) > 1 or len(online) > 1:
+            raise FilterError("compliance, online: give one value each")
+        desired = _desired(context)
+        group = _one(pairs, "group")
+        if group is not None and group not in drill.visible_groups(desired, scope):
+            raise FilterError(
+                f"group: no group {group!r} in this scope"
+                if desired is not None
+                else "group: no policy revision is loaded in this process (a `patchctl serve` "
+                "that runs the reconcile loop knows the groups)"
+            )
+        filters = drill.DeviceFilter(
+            compliance=compliance[0] if compliance else None,
+            online=online[0] if online else None,
+            group=group,
+        )
+        with context.store.read() as conn:
+            found = drill.read_devices(conn, scope=scope, filters=filters, desired=desired, now=now)
+        return pages.render_devices(found)
+
+    return await _page(request, context, render, "")
+
+
+@router.get("/devices/{device_id}", response_class=HTMLResponse)
+async def device_page(device_id: str, request: Request, context: Context) -> Response:
+    """One device of the scope: patches with explain's reasons, jobs, alerts; 404 otherwise."""
+
+    def render(principal: tokens.Principal, now: datetime) -> str | None:
+        with context.store.read() as conn:
+            found = drill.read_device(
+                conn, device_id, scope=principal.tenant, desired=_desired(context), now=now
+            )
+        return None if found is None else pages.render_device(found, scope=principal.tenant)
+
+    return await _page(request, context, render, "No such device in the scope {scope!r}.")
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+async def job_page(job_id: str, request: Request, context: Context) -> Response:
+    """One job of the scope: per-patch results, output and events; 404 otherwise."""
+
+    def render(principal: tokens.Principal, _now: datetime) -> str | None:
+        with context.store.read() as conn:
+            found = drill.read_job(conn, job_id, scope=principal.tenant)
+        return None if found is None else pages.render_job(found, scope=principal.tenant)
+
+    return await _page(request, context, render, "No such job in the scope {scope!r}.")
 
 
 def _refuse_tenant(tenant: str, scope: str) -> HTMLResponse | None:

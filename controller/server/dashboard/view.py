@@ -55,13 +55,18 @@ class Condition:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
+    id: int
     created_at: datetime
     severity: str
     kind: str
     tenant: str | None
     device: str | None  # the device's name (its id when the name is not in the scope)
     message: str
-    resolved: bool
+    state: str  # open | acknowledged | resolved
+
+    @property
+    def resolved(self) -> bool:
+        return self.state == "resolved"
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,13 +229,14 @@ def _alerts(conn: Connection, *, scope: str) -> tuple[Alert, ...]:
         names = {row.id: row.name for row in conn.execute(query)}
     return tuple(
         Alert(
+            id=int(row["id"]),
             created_at=row["created_at"],
             severity=str(row["severity"]),
             kind=str(row["kind"]),
             tenant=row["tenant"],
             device=names.get(row["device_id"], row["device_id"]),
             message=str(row["message"]),
-            resolved=row["resolved_at"] is not None,
+            state=str(row["state"]),
         )
         for row in rows
     )
