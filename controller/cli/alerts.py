@@ -7,15 +7,24 @@ from pathlib import Path
 import click
 
 from controller.cli.common import json_option
-from controller.cli.listing import print_listing, remote_rows
+from controller.cli.listing import Column, field, limit_option, print_listing, remote_page
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
+
+COLUMNS: tuple[Column, ...] = (
+    ("CREATED", field("createdAt")),
+    ("SEVERITY", field("severity")),
+    ("KIND", field("kind")),
+    ("TENANT", field("tenant")),
+    ("MESSAGE", field("message")),
+)
 
 
 @click.group(invoke_without_command=True)
 @store_options
 @server_options
 @click.option("--tenant", default=None, help="Only this tenant (and its clients).")
+@limit_option
 @json_option
 @click.pass_context
 def alerts(
@@ -25,21 +34,26 @@ def alerts(
     server: str | None,
     ca_file: Path | None,
     tenant: str | None,
+    limit: int,
     as_json: bool,
 ) -> None:
-    """Alerts, newest first (at most 200; --server: from a running service)."""
+    """Alerts, newest first (--server: from a running service, scoped to the read token)."""
     if ctx.invoked_subcommand is not None:
         return
-    from controller.runtime import status  # noqa: PLC0415 - keep --help fast
+    from controller.runtime import listings  # noqa: PLC0415 - keep --help fast
 
     if server:
-        rows = remote_rows(
-            server, "/api/v1/alerts", "alerts", ca_file=ca_file, params={"tenant": tenant}
+        page = remote_page(
+            server,
+            "/api/v1/alerts",
+            "alerts",
+            ca_file=ca_file,
+            params={"tenant": tenant, "limit": limit},
         )
     else:
         with open_store_or_fail(db_url, state_dir).read() as conn:
-            rows = status.list_alerts(conn, tenant=tenant)
-    print_listing(rows, ("created_at", "severity", "kind", "tenant", "message"), as_json)
+            page = listings.alerts(conn, scope=tenant, limit=limit)
+    print_listing(page, COLUMNS, as_json=as_json, noun="alerts", limit=limit)
 
 
 def register(main: click.Group) -> None:

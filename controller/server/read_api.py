@@ -13,17 +13,16 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Query
-from pydantic.alias_generators import to_camel
+from fastapi import APIRouter, Depends, Path, Query
 
 from controller import __version__
-from controller.core.observed import is_online
 from controller.kinds.common import TENANT_PATTERN, tenant_contains
+from controller.runtime import listings
 from controller.runtime import status as runtime_status
 from controller.server import models
 from controller.server.context import Context, read_principal
 from controller.server.errors import ApiError
-from controller.store import devices, history, jobs, tokens
+from controller.store import devices, history, tokens
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -68,21 +67,15 @@ async def list_devices(
     limit: Limit = 500,
     offset: Offset = 0,
 ) -> dict[str, Any]:
+    """Devices by tenant then name, each with `online` and `lastSeen`; `truncated` is true when
+    more devices matched than `limit`."""
     scope = _scope(principal, tenant)
     now = context.settings.clock()
-    rows = await _read(
-        context, lambda conn: devices.list_devices(conn, scope=scope, limit=limit, offset=offset)
+    page = await _read(
+        context,
+        lambda conn: listings.devices(conn, scope=scope, now=now, limit=limit, offset=offset),
     )
-    return {
-        "scope": scope,
-        "devices": [camel(row) | {"online": _online(row, now=now)} for row in rows],
-    }
-
-
-def _online(device: dict[str, Any], *, now: datetime) -> bool:
-    """The planner's rule (`core.observed.is_online`), with the device's own poll interval."""
-    poll = timedelta(seconds=device["poll_interval"])
-    return is_online(device["last_seen"], poll, now=now)
+    return {"scope": scope, "devices": page.rows, "truncated": page.truncated}
 
 
 @router.get(
@@ -109,7 +102,7 @@ async def get_device(device_id: str, principal: ReadPrincipal, context: Context)
         raise ApiError(404, f"no device {device_id!r} in tenant scope {principal.tenant!r}")
     device = found["device"]
     return camel(device) | {
-        "online": _online(device, now=context.settings.clock()),
+        "online": listings.online(device, now=context.settings.clock()),
         "patches": [patch_entry(entry) for entry in found["patches"]],
         "inventory": camel(found["inventory"]) if found["inventory"] else None,
         "compliance": [camel(row) for row in found["compliance"]],
@@ -126,14 +119,33 @@ async def list_jobs(
     limit: Limit = 500,
     offset: Offset = 0,
 ) -> dict[str, Any]:
+    """Jobs newest first, each with `deviceName` and its per-patch `results`; `truncated` is
+    true when more jobs matched than `limit`."""
     scope = _scope(principal, tenant)
-    rows = await _read(
+    page = await _read(
         context,
-        lambda conn: jobs.list_jobs(
+        lambda conn: listings.jobs(
             conn, scope=scope, device_id=device, state=state, limit=limit, offset=offset
         ),
     )
-    return {"scope": scope, "jobs": [camel(row) for row in rows]}
+    return {"scope": scope, "jobs": page.rows, "truncated": page.truncated}
+
+
+@router.get(
+    "/jobs/{job_id}",
+    responses={**_ERRORS, **models.error_responses(404)},
+    summary="One job: its device, per-patch results, output and events",
+)
+async def get_job(
+    job_id: Annotated[str, Path(max_length=100)], principal: ReadPrincipal, context: Context
+) -> dict[str, Any]:
+    """The job as `GET /jobs` lists it, plus `output` (the agent's last output) and `events`
+    (every state report in arrival order). 404 for a job outside the token's scope, exactly
+    like one that does not exist."""
+    found = await _read(context, lambda conn: listings.job(conn, job_id, scope=principal.tenant))
+    if found is None:
+        raise ApiError(404, f"no job {job_id!r} in tenant scope {principal.tenant!r}")
+    return found
 
 
 @router.get("/alerts", responses=_ERRORS, summary="Alerts of the scope, newest first")
@@ -150,12 +162,13 @@ async def list_alerts(
     rows = await _read(
         context,
         lambda conn: history.list_alerts(
-            conn, scope=scope, since=since, open_only=open_only, limit=limit, offset=offset
+            conn, scope=scope, since=since, open_only=open_only, limit=limit + 1, offset=offset
         ),
     )
     return {
         "scope": scope,
-        "alerts": [runtime_status.visible_entry(camel(row), kind="kind") for row in rows],
+        "alerts": [runtime_status.visible_entry(camel(row), kind="kind") for row in rows[:limit]],
+        "truncated": len(rows) > limit,
     }
 
 
@@ -247,19 +260,7 @@ async def _read(context: Context, query: Callable[[Connection], T]) -> T:
     return await anyio.to_thread.run_sync(run)
 
 
-_CAMEL_CACHE: dict[str, str] = {}
-
-
-def camel(row: dict[str, Any]) -> dict[str, Any]:
-    """A store row for JSON: camelCase keys, ISO date-times (nested JSON values untouched)."""
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        name = _CAMEL_CACHE.get(key)
-        if name is None:
-            name = _CAMEL_CACHE[key] = to_camel(key) if "_" in key else key
-        out[name] = runtime_status.iso(value)
-    return out
-
+camel = listings.camel
 
 _CAMEL_WORD = re.compile(r"_([a-z])")
 

@@ -186,7 +186,7 @@ _LISTED = (
 
 
 def list_devices(
-    conn: Connection, *, scope: str, limit: int = 500, offset: int = 0
+    conn: Connection, *, scope: str | None, limit: int = 500, offset: int = 0
 ) -> list[dict[str, Any]]:
     """Devices of a tenant scope, by tenant then name."""
     d = schema.devices.c

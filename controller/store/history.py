@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 
-def _visible(column: sa.ColumnElement[str], scope: str) -> sa.ColumnElement[bool]:
+def _visible(column: sa.ColumnElement[str], scope: str | None) -> sa.ColumnElement[bool]:
     return sa.or_(column.is_(None), in_scope(column, scope))
 
 
@@ -70,7 +70,7 @@ def add_alert(conn: Connection, alert: NewAlert, *, now: datetime) -> bool:
 def list_alerts(
     conn: Connection,
     *,
-    scope: str,
+    scope: str | None,
     since: datetime | None = None,
     open_only: bool = False,
     limit: int = 500,

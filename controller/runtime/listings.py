@@ -1,0 +1,139 @@
+"""The fleet listings in the read API's shape, for the read API and the command line alike.
+
+One function per listing, used by `GET /api/v1/devices|jobs|jobs/{id}|alerts` and by
+`patchctl devices|jobs|jobs show|alerts` on the database, so that `--json` prints the same
+document locally and with `--server`: camelCase keys, date-times as ISO 8601 text in UTC.
+
+A page is at most `limit` rows; `truncated` says that more rows matched (one row more is read
+to know it, never a count of the whole table).
+
+`scope` is a tenant path (that tenant and its clients) or None (every tenant: the command line on
+the controller's own database without --tenant).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from pydantic.alias_generators import to_camel
+
+from controller.core.observed import is_online
+from controller.kinds.common import tenant_contains
+from controller.redaction import redact_text
+from controller.runtime import status as runtime_status
+from controller.store import devices as device_store
+from controller.store import history, schema
+from controller.store import jobs as job_store
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+_CHUNK = 500  # ids per IN (...) query, under every engine's parameter limit
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Rows of one listing (read API shape) and whether more rows matched than `limit`."""
+
+    rows: list[dict[str, Any]]
+    truncated: bool
+
+
+def devices(
+    conn: Connection, *, scope: str | None, now: datetime, limit: int, offset: int = 0
+) -> Page:
+    """Devices by tenant then name, each with `online` (the planner's rule, with the device's own
+    poll interval) next to `lastSeen`."""
+    rows = device_store.list_devices(conn, scope=scope, limit=limit + 1, offset=offset)
+    shown = [camel(row) | {"online": online(row, now=now)} for row in rows[:limit]]
+    return Page(shown, len(rows) > limit)
+
+
+def online(device: dict[str, Any], *, now: datetime) -> bool:
+    """Whether a device row counts as online at `now` (`core.observed.is_online`)."""
+    return is_online(device["last_seen"], timedelta(seconds=device["poll_interval"]), now=now)
+
+
+def jobs(
+    conn: Connection,
+    *,
+    scope: str | None,
+    limit: int,
+    offset: int = 0,
+    device_id: str | None = None,
+    state: str | None = None,
+) -> Page:
+    """Jobs newest first, each with `deviceName` and its per-patch `results`
+    (`{patch id: {result, reason}}`, as the agent reported them)."""
+    rows = job_store.list_jobs(
+        conn, scope=scope, device_id=device_id, state=state, limit=limit + 1, offset=offset
+    )
+    shown = rows[:limit]
+    names = device_names(conn, {row["device_id"] for row in shown})
+    return Page([_job(row, names) for row in shown], len(rows) > limit)
+
+
+def job(conn: Connection, job_id: str, *, scope: str | None) -> dict[str, Any] | None:
+    """One job of the scope with its per-patch results, its output and its events in arrival
+    order; None when it does not exist or lies outside the scope (the caller answers 404)."""
+    row = job_store.get_job(conn, job_id)
+    if row is None or (scope is not None and not tenant_contains(scope, row["tenant"])):
+        return None
+    events = [
+        camel({k: v for k, v in event.items() if k != "dedupe_key"}) | _masked(event["output"])
+        for event in job_store.job_events(conn, job_id)
+    ]
+    shaped = _job(row, device_names(conn, {row["device_id"]}))
+    return shaped | _masked(row["output"]) | {"events": events}
+
+
+def _masked(output: str | None) -> dict[str, str | None]:
+    """An agent's output as shown: script output may echo credentials (`redaction`)."""
+    return {"output": redact_text(output) if output else output}
+
+
+def alerts(conn: Connection, *, scope: str | None, limit: int, offset: int = 0) -> Page:
+    """Alerts newest first; repository-level alerts only count their errors
+    (`runtime.status.visible_entry`)."""
+    rows = history.list_alerts(conn, scope=scope, limit=limit + 1, offset=offset)
+    shown = [runtime_status.visible_entry(camel(row), kind="kind") for row in rows[:limit]]
+    return Page(shown, len(rows) > limit)
+
+
+def _job(row: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    shaped = camel(row)
+    # the device's name right after its id, so that a reader sees it first
+    ordered = {}
+    for key, value in shaped.items():
+        ordered[key] = value
+        if key == "deviceId":
+            ordered["deviceName"] = names.get(value)
+    return ordered
+
+
+def device_names(conn: Connection, ids: set[str]) -> dict[str, str]:
+    """Device id -> name, for the ids that exist."""
+    d = schema.devices.c
+    wanted = sorted(ids)
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        query = sa.select(d.id, d.name).where(d.id.in_(wanted[start : start + _CHUNK]))
+        found |= {row.id: row.name for row in conn.execute(query)}
+    return found
+
+
+_CAMEL_CACHE: dict[str, str] = {}
+
+
+def camel(row: dict[str, Any]) -> dict[str, Any]:
+    """A store row for JSON: camelCase keys, ISO date-times (nested JSON values untouched)."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        name = _CAMEL_CACHE.get(key)
+        if name is None:
+            name = _CAMEL_CACHE[key] = to_camel(key) if "_" in key else key
+        out[name] = runtime_status.iso(value)
+    return out
