@@ -26,7 +26,7 @@ from controller.cli.devices import COLUMNS as DEVICES
 from controller.cli.jobs import COLUMNS as JOBS
 from controller.cli.jobs import job_lines
 from controller.cli.listing import cell
-from controller.cli.operate import explanation_json, explanation_lines, status_lines
+from controller.cli.operate import explanation_lines, status_lines
 from controller.core.compliance import ComplianceState
 from controller.core.desired import DesiredState
 from controller.core.explain import explain
@@ -36,6 +36,7 @@ from controller.kinds.common import Classification, OsFamily, Severity
 from controller.kinds.reports import ReportFormat
 from controller.reports import collect, render_summary, report_files
 from controller.runtime import listings, observe, status
+from controller.runtime.explaining import explanation_json
 from controller.server.dashboard.page import render_dashboard
 from controller.server.dashboard.view import read_dashboard
 from controller.sources.loading import SourceFile, load_policy
@@ -366,6 +367,6 @@ def test_every_renderer_renders_any_stored_state(
         observed = observe.observe(conn, now=NOW)
     for device in observed.devices:
         result = explain(desired, observed, device, now=NOW)
-        explanation_lines(result, desired.revision)
-        json.dumps(explanation_json(result, desired.revision), default=str)
+        answer = explanation_json(result, desired.revision)
+        explanation_lines(json.loads(json.dumps(answer)))
     assert len(state["devices"]) == len(observed.devices)

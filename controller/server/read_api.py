@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from controller import __version__
 from controller.kinds.common import TENANT_PATTERN, tenant_contains
-from controller.runtime import listings
+from controller.runtime import explaining, listings
 from controller.runtime import status as runtime_status
 from controller.server import models
 from controller.server.context import Context, read_principal
@@ -107,6 +107,39 @@ async def get_device(device_id: str, principal: ReadPrincipal, context: Context)
         "inventory": camel(found["inventory"]) if found["inventory"] else None,
         "compliance": [camel(row) for row in found["compliance"]],
     }
+
+
+@router.get(
+    "/devices/{device}/explain",
+    responses={**_ERRORS, **models.error_responses(404, 409)},
+    summary="Why each patch of a device is or is not required, approved and installable",
+)
+async def explain_device(
+    device: Annotated[str, Path(max_length=253, description="Device id or name.")],
+    principal: ReadPrincipal,
+    context: Context,
+    tenant: TenantFilter = None,
+) -> dict[str, Any]:
+    """The answer of `patchctl explain DEVICE --json` (the same function,
+    `runtime.explaining.explain_device`), under the policy revision this service enforces, at
+    the service's clock. A name shared by devices of several tenants answers 409 naming them
+    (narrow with `tenant`); a device outside the scope answers 404. 503 when this process runs
+    without the reconcile loop (`serve --no-reconcile`) or no revision has validated yet."""
+    scope = _scope(principal, tenant)
+    if context.controller is None:
+        raise ApiError(503, "this service runs without the reconcile loop: it holds no policy")
+    desired = await anyio.to_thread.run_sync(context.controller.reconciler.enforced_state)
+    if desired is None:
+        raise ApiError(503, "no valid policy revision to explain against yet")
+    now = context.settings.clock()
+
+    def read(conn: Connection) -> dict[str, Any]:
+        return explaining.explain_device(conn, desired, device, scope=scope, now=now)
+
+    try:
+        return await _read(context, read)
+    except explaining.DeviceNotFoundError as exc:
+        raise ApiError(409 if exc.ambiguous else 404, str(exc)) from None
 
 
 @router.get("/jobs", responses=_ERRORS, summary="Jobs of the scope, newest first")
