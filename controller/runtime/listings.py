@@ -24,12 +24,15 @@ from controller.core.observed import is_online
 from controller.kinds.common import tenant_contains
 from controller.redaction import redact_text
 from controller.runtime import status as runtime_status
+from controller.store import catalogue, history, schema
 from controller.store import devices as device_store
-from controller.store import history, schema
 from controller.store import jobs as job_store
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
+
+    from controller.core.patches import PatchRecord
+    from controller.kinds.common import OsFamily
 
 _CHUNK = 500  # ids per IN (...) query, under every engine's parameter limit
 
@@ -137,3 +140,51 @@ def camel(row: dict[str, Any]) -> dict[str, Any]:
             name = _CAMEL_CACHE[key] = to_camel(key) if "_" in key else key
         out[name] = runtime_status.iso(value)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class CataloguePage:
+    """Catalogue entries (`patches`), how many matched the filters and the catalogue's size."""
+
+    rows: list[dict[str, Any]]
+    matched: int
+    total: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.matched > len(self.rows)
+
+
+def patches(
+    conn: Connection, *, os: OsFamily | None, search: str | None, limit: int
+) -> CataloguePage:
+    """The patch catalogue by id: one entry per patch id with its affected products, filtered
+    by OS family and by a case-insensitive text in the id, title, product or CVE ids."""
+    records = catalogue.load_catalogue(conn, os=os)
+    found = [r for r in records.values() if _matches(r, search)]
+    return CataloguePage([patch_summary(r) for r in found[:limit]], len(found), len(records))
+
+
+def _matches(record: PatchRecord, search: str | None) -> bool:
+    if not search:
+        return True
+    needle = search.lower()
+    haystack = " ".join((record.id, record.title, record.product, *record.cves)).lower()
+    return needle in haystack
+
+
+def patch_summary(record: PatchRecord) -> dict[str, Any]:
+    """One catalogue entry as `patchctl patches --json` and `GET /api/v1/patches` show it."""
+    return {
+        "id": record.id,
+        "title": record.title,
+        "os": record.os.value if record.os else None,
+        "classification": record.classification.value,
+        "severity": record.severity.value,
+        "released": record.released.isoformat() if record.released else None,
+        "rating": record.rating,
+        "cves": list(record.cves),
+        "products": sorted({b.product for b in record.builds} or ({record.product} - {""})),
+        "supersededBy": list(record.superseded_by),
+        "withdrawn": record.withdrawn,
+    }

@@ -16,7 +16,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Query
 
 from controller import __version__
-from controller.kinds.common import TENANT_PATTERN, tenant_contains
+from controller.kinds.common import TENANT_PATTERN, OsFamily, tenant_contains
 from controller.runtime import explaining, listings
 from controller.runtime import status as runtime_status
 from controller.server import models
@@ -202,6 +202,36 @@ async def list_alerts(
         "scope": scope,
         "alerts": [runtime_status.visible_entry(camel(row), kind="kind") for row in rows[:limit]],
         "truncated": len(rows) > limit,
+    }
+
+
+@router.get(
+    "/patches",
+    responses=_ERRORS,
+    summary="The patch catalogue: one entry per patch id with its affected products",
+)
+async def list_patches(
+    _principal: ReadPrincipal,
+    context: Context,
+    os: Annotated[OsFamily | None, Query(description="Only this OS family.")] = None,
+    search: Annotated[
+        str | None,
+        Query(max_length=200, description="Case-insensitive text in id, title, product, CVEs."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100_000, description="Entries.")] = 200,
+) -> dict[str, Any]:
+    """The entries `patchctl patches --json` prints, by id. The catalogue holds public vendor
+    advisories (no tenant data), so every read token sees all of it. `matched` counts the
+    entries that pass the filters, `total` the catalogue; `truncated` is true when `limit`
+    cut the list."""
+    page = await _read(
+        context, lambda conn: listings.patches(conn, os=os, search=search, limit=limit)
+    )
+    return {
+        "patches": page.rows,
+        "matched": page.matched,
+        "total": page.total,
+        "truncated": page.truncated,
     }
 
 
