@@ -23,6 +23,7 @@ from pydantic.alias_generators import to_camel
 from controller.core.observed import is_online
 from controller.kinds.common import tenant_contains
 from controller.redaction import redact_text
+from controller.runtime import audit
 from controller.runtime import status as runtime_status
 from controller.store import catalogue, history, schema
 from controller.store import devices as device_store
@@ -187,4 +188,37 @@ def patch_summary(record: PatchRecord) -> dict[str, Any]:
         "products": sorted({b.product for b in record.builds} or ({record.product} - {""})),
         "supersededBy": list(record.superseded_by),
         "withdrawn": record.withdrawn,
+    }
+
+
+def audit_trail(
+    conn: Connection,
+    *,
+    scope: str | None,
+    since: datetime | None,
+    patch: str | None,
+    limit: int,
+    lineage: bool = False,
+) -> dict[str, Any]:
+    """The audit trail as `GET /api/v1/audit` and `patchctl audit --json` show it: `trail`
+    (per branch: the commit recorded up to, the last valid revision, when) and `events`, oldest
+    first (`runtime.audit.query`); invalid commits and force-pushes count their errors only
+    (`runtime.status.visible_entry`: their files may name any tenant)."""
+    cursors = audit.read_cursors(conn)
+    entries = audit.query(conn, scope=scope, since=since, patch=patch, limit=limit, lineage=lineage)
+    return {
+        "trail": {
+            branch: {
+                "tip": cursor.tip,
+                "validRevision": cursor.valid_revision,
+                "syncedAt": runtime_status.iso(cursor.synced_at),
+            }
+            for branch, cursor in cursors.items()
+        },
+        "events": [
+            runtime_status.visible_entry(
+                {key: runtime_status.iso(value) for key, value in entry.items()}, kind="type"
+            )
+            for entry in entries
+        ],
     }
