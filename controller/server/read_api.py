@@ -110,12 +110,12 @@ async def get_device(device_id: str, principal: ReadPrincipal, context: Context)
 
 
 @router.get(
-    "/devices/{device}/explain",
+    "/devices/{device_id}/explain",
     responses={**_ERRORS, **models.error_responses(404, 409)},
     summary="Why each patch of a device is or is not required, approved and installable",
 )
 async def explain_device(
-    device: Annotated[str, Path(max_length=253, description="Device id or name.")],
+    device_id: Annotated[str, Path(max_length=253, description="Device id or name.")],
     principal: ReadPrincipal,
     context: Context,
     tenant: TenantFilter = None,
@@ -134,7 +134,7 @@ async def explain_device(
     now = context.settings.clock()
 
     def read(conn: Connection) -> dict[str, Any]:
-        return explaining.explain_device(conn, desired, device, scope=scope, now=now)
+        return explaining.explain_device(conn, desired, device_id, scope=scope, now=now)
 
     try:
         return await _read(context, read)
