@@ -126,7 +126,7 @@ def job_lines(job: dict[str, Any]) -> list[str]:
         f"job {job['id']}",
         f"  device    {job.get('tenant')}/{job.get('deviceName') or '?'} ({job.get('deviceId')})",
         f"  kind      {job.get('kind')}, state {job.get('state')}{ended}",
-        f"  patches   {', '.join(job.get('patchIds') or []) or '-'}",
+        f"  patches   {', '.join(_texts(job.get('patchIds'))) or '-'}",
         f"  window    {window or '-'}"
         + (f", occurrence starting {occurrence} (UTC)" if occurrence else ""),
         f"  revision  {job.get('revision')}",
@@ -143,7 +143,8 @@ def job_lines(job: dict[str, Any]) -> list[str]:
         )
         if job.get(key)
     )
-    results = job.get("results") or {}
+    results = job.get("results")
+    results = results if isinstance(results, dict) else {}  # any stored value renders
     lines.append("results:" if results else "results: none reported yet")
     for patch, entry in results.items():
         outcome = entry if isinstance(entry, dict) else {}
@@ -151,7 +152,7 @@ def job_lines(job: dict[str, Any]) -> list[str]:
         lines.append(
             f"  {patch:<24} {outcome.get('result') or '?'}" + (f"  {reason}" if reason else "")
         )
-    events = job.get("events") or []
+    events = [e for e in job.get("events") or [] if isinstance(e, dict)]
     lines.append("events:" if events else "events: none")
     lines.extend(f"  {cell(e.get('receivedAt'))}  {e.get('state')}" for e in events)
     output = job.get("output")
@@ -159,6 +160,11 @@ def job_lines(job: dict[str, Any]) -> list[str]:
     if output:
         lines.extend(f"  {line}" for line in str(output).splitlines())
     return lines
+
+
+def _texts(value: Any) -> list[str]:
+    """A stored list as text items; anything else (a damaged row) as nothing."""
+    return [str(item) for item in value] if isinstance(value, list | tuple) else []
 
 
 def register(main: click.Group) -> None:
