@@ -97,10 +97,10 @@ def test_read_commands_ask_the_service(tmp_path: Path, monkeypatch: pytest.Monke
             "devices",
             "--server",
             serve.base,
-            token="pcr_nope",
+            token="pcr_nope",  # noqa: S106 - a wrong token on purpose
             cwd=elsewhere,
             monkeypatch=monkeypatch,
-        )  # noqa: S106 - a wrong token on purpose
+        )
     finally:
         serve.stop()
     assert 0 == code, err
