@@ -17,7 +17,7 @@ from serving import ROOT, Serve
 
 from controller.cli import main
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # a real serve and 17 commands
 
 LINUX = {"family": "linux", "name": "Ubuntu", "version": "24.04"}
 
@@ -101,6 +101,7 @@ def test_local_and_remote_answers_are_identical(
             for name, (mine, theirs) in pairs.items()
         }
         foreign = run("jobs", "show", depot_job, *remote, token=retail)
+        unexplained = run("explain", "depot-db-01", *remote, token=retail)
         report = run("report", *remote, "--out", str(tmp_path / "out"), token=retail)
         refused = run("report", *remote, "--write-back", token=retail)
     finally:
@@ -109,6 +110,8 @@ def test_local_and_remote_answers_are_identical(
     assert_contents(answers, shop=shop)
     assert 2 == foreign[0]
     assert f"answered 404: no job '{depot_job}' in tenant scope 'acme/retail'" in foreign[2]
+    assert 2 == unexplained[0]
+    assert "answered 404: device 'depot-db-01' matches 0 devices (none)" in unexplained[2]
     assert 0 == report[0], report[2]
     written = sorted(
         p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.*")
