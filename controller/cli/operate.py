@@ -157,8 +157,11 @@ def explain(
     the branch head if it validates, else the last valid revision.
 
     With --server, the running service answers (`GET /api/v1/devices/DEVICE/explain`) under
-    the revision it enforces, scoped to the read token; --repo, --branch and --now are then
-    not used. Exit 0, or 2 when the device is unknown or ambiguous (use --tenant or its id)."""
+    the revision it enforces at its own clock, scoped to the read token (--repo and --branch
+    are not used, --now is refused). Exit 0, or 2 when the device is unknown or ambiguous (use
+    --tenant or its id)."""
+    if server and now is not None:
+        fail("--now works on the controller's own database only; a service answers at its clock")
     if server:
         answer = remote.get(
             server,
