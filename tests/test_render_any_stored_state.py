@@ -21,7 +21,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.cli.operate import explanation_json, explanation_lines, status_lines
+from controller.cli.alerts import ALL_COLUMNS as ALERTS
+from controller.cli.devices import COLUMNS as DEVICES
+from controller.cli.jobs import COLUMNS as JOBS
+from controller.cli.jobs import job_lines
+from controller.cli.listing import cell
+from controller.cli.operate import explanation_lines, status_lines
 from controller.core.compliance import ComplianceState
 from controller.core.desired import DesiredState
 from controller.core.explain import explain
@@ -30,7 +35,8 @@ from controller.core.patches import PatchRecord
 from controller.kinds.common import Classification, OsFamily, Severity
 from controller.kinds.reports import ReportFormat
 from controller.reports import collect, render_summary, report_files
-from controller.runtime import observe, status
+from controller.runtime import listings, observe, status
+from controller.runtime.explaining import explanation_json
 from controller.server.dashboard.page import render_dashboard
 from controller.server.dashboard.view import read_dashboard
 from controller.sources.loading import SourceFile, load_policy
@@ -345,11 +351,22 @@ def test_every_renderer_renders_any_stored_state(
         for scope in ("acme", "acme/retail"):
             json.dumps(status.tenant_view(conn, scope=scope), default=str)
             render_dashboard(read_dashboard(conn, scope=scope, now=NOW))
-        for listing in (status.list_devices, status.list_jobs, status.list_alerts):
-            json.dumps(listing(conn), default=str)
+        json.dumps(status.list_alerts(conn), default=str)
+        for scope in (None, "acme"):
+            pages = (
+                listings.devices(conn, scope=scope, now=NOW, limit=50),
+                listings.jobs(conn, scope=scope, limit=50),
+                listings.alerts(conn, scope=scope, limit=50),
+            )
+            for page in pages:
+                json.dumps(page.rows)
+                for row in page.rows:
+                    assert all(isinstance(cell(v(row)), str) for _, v in (*DEVICES, *JOBS, *ALERTS))
+            for row in pages[1].rows:
+                job_lines(listings.job(conn, row["id"], scope=scope) or {})
         observed = observe.observe(conn, now=NOW)
     for device in observed.devices:
         result = explain(desired, observed, device, now=NOW)
-        explanation_lines(result, desired.revision)
-        json.dumps(explanation_json(result, desired.revision), default=str)
+        answer = explanation_json(result, desired.revision)
+        explanation_lines(json.loads(json.dumps(answer)))
     assert len(state["devices"]) == len(observed.devices)

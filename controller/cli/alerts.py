@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from controller.cli.common import json_option
-from controller.cli.listing import local_shape, print_listing, remote_rows
+from controller.cli.listing import Column, field, limit_option, print_listing, remote_page
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
 from controller.core import instants
@@ -23,7 +23,6 @@ from controller.kinds.common import TENANT_PATTERN
 from controller.kinds.notifications import AlertSeverity
 from controller.store.history import AlertKind, AlertState
 
-LIMIT = 200
 DEFAULT_COLUMNS = ("created_at", "severity", "kind", "tenant", "message")
 COLUMNS = {  # name: what it shows (for --help and the error listing them)
     "id": "the alert's number (GET /api/v1/alerts/{id}, the dashboard's /alerts/{id})",
@@ -38,6 +37,17 @@ COLUMNS = {  # name: what it shows (for --help and the error listing them)
     "acknowledged_by": "who acknowledged it",
     "resolved_at": "when it was resolved",
 }
+
+
+def _column(name: str) -> Column:
+    """The table column `name` over a read API row (camelCase)."""
+    if name == "device":
+        return ("DEVICE", lambda row: row.get("deviceName") or row.get("deviceId"))
+    head, *rest = name.split("_")
+    return (name.upper(), field(head + "".join(part.title() for part in rest)))
+
+
+ALL_COLUMNS: tuple[Column, ...] = tuple(_column(name) for name in COLUMNS)
 
 
 def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
@@ -116,6 +126,7 @@ def _choices(vocabulary: type[Any]) -> click.Choice[str]:
     metavar="WHEN",
     help="Only alerts raised before WHEN (same forms as --since).",
 )
+@limit_option
 @click.option(
     "--columns",
     callback=_columns,
@@ -139,16 +150,18 @@ def alerts(
     device: str | None,
     since: datetime | None,
     until: datetime | None,
+    limit: int,
     columns: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Alerts, newest first (at most 200; --server: from a running service), kept by the
+    """Alerts, newest first (--server: from a running service, scoped to the token), kept by the
     filters: several values of one filter are alternatives, different filters all apply.
     Alerts that concern every tenant (PolicyInvalid) show under every --tenant. Exit 0, also
     when nothing matches; 2 on a bad option or an unreachable service."""
     if ctx.invoked_subcommand is not None:
         return
-    from controller.store import history  # noqa: PLC0415 - keep --help fast
+    from controller.runtime import listings  # noqa: PLC0415 - keep --help fast
+    from controller.store import history  # noqa: PLC0415
 
     if server:
         params = {
@@ -159,9 +172,9 @@ def alerts(
             "device": device,
             "since": since.isoformat() if since else None,
             "until": until.isoformat() if until else None,
-            "limit": LIMIT,
+            "limit": limit,
         }
-        rows = remote_rows(server, "/api/v1/alerts", "alerts", ca_file=ca_file, params=params)
+        page = remote_page(server, "/api/v1/alerts", "alerts", ca_file=ca_file, params=params)
     else:
         filters = history.AlertFilter(
             kinds=tuple(map(AlertKind, kinds)),
@@ -172,15 +185,9 @@ def alerts(
             until=until,
         )
         with open_store_or_fail(db_url, state_dir).read() as conn:
-            rows = history.list_alerts(conn, scope=tenant, filters=filters, limit=LIMIT)
-    if not as_json:
-        rows = [_table_row(row) for row in rows]
-    print_listing(rows, columns, as_json)
-
-
-def _table_row(row: dict[str, Any]) -> dict[str, Any]:
-    shaped = local_shape(row)
-    return shaped | {"device": shaped.get("device_name") or shaped.get("device_id")}
+            page = listings.alerts(conn, scope=tenant, filters=filters, limit=limit)
+    shown = tuple(_column(name) for name in columns)
+    print_listing(page, shown, as_json=as_json, noun="alerts", limit=limit)
 
 
 def register(main: click.Group) -> None:

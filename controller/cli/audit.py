@@ -13,13 +13,17 @@ from typing import Any, TypeVar
 
 import click
 
+from controller.cli import remote
 from controller.cli.common import (
     access_policy_option,
     enforced_source_options,
+    fail,
     json_option,
     load_access_or_fail,
     print_json,
 )
+from controller.cli.listing import cell
+from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
 from controller.kinds.common import TENANT_PATTERN
 from controller.runtime.settings import system_clock
@@ -63,11 +67,16 @@ def _tenant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
     "carried it (per revision, with their results) and its alerts.",
 )
 @click.option(
-    "--limit", type=click.IntRange(1, 100_000), default=500, show_default=True, help="Entries."
+    "--limit",
+    type=click.IntRange(1, 100_000),
+    default=500,
+    show_default=True,
+    help="The newest N entries (with --server at most 5000).",
 )
 @click.option("--no-sync", is_flag=True, help="Show the trail as recorded; do not read git.")
 @enforced_source_options
 @store_options
+@server_options
 @access_policy_option
 @json_option
 def audit_command(
@@ -80,6 +89,8 @@ def audit_command(
     branch: str,
     db_url: str | None,
     state_dir: Path,
+    server: str | None,
+    ca_file: Path | None,
     access_policy: Path | None,
     as_json: bool,
 ) -> None:
@@ -89,9 +100,50 @@ def audit_command(
 
     The commits new since the last sync are read from --repo first (so it works without
     `serve`); when the repository cannot be read, the trail is shown as last recorded, with
-    its age. Exit 0, or 2 on usage or database errors.
+    its age. With --server, the running service answers (`GET /api/v1/audit`, scoped to the
+    read token; its loop keeps the trail synced, so --repo, --branch and --no-sync are not
+    used). Exit 0, or 2 on usage, database or connection errors.
     """
-    from controller.runtime import audit  # noqa: PLC0415 - keep --help fast
+    now = system_clock()
+    if server:
+        if limit > REMOTE_LIMIT:
+            fail(f"--limit {limit}: the read API answers at most {REMOTE_LIMIT} entries")
+        params = {
+            "since": since.isoformat() if since else None,
+            "tenant": tenant,
+            "patch": patch,
+            "limit": limit,
+        }
+        answer = remote.get(server, "/api/v1/audit", ca_file=ca_file, params=params)
+        document = {"trail": answer["trail"], "events": answer["events"]}
+        freshness = _recorded(document["trail"], now=now)
+    else:
+        document, freshness = _local_trail(
+            since, tenant, patch, limit, no_sync, repo, branch, db_url, state_dir, access_policy
+        )
+    if as_json:
+        print_json(document)
+        return
+    click.echo(freshness, err=True)
+    _table(document["events"])
+
+
+REMOTE_LIMIT = 5000
+
+
+def _local_trail(
+    since: datetime | None,
+    tenant: str | None,
+    patch: str | None,
+    limit: int,
+    no_sync: bool,
+    repo: str,
+    branch: str,
+    db_url: str | None,
+    state_dir: Path,
+    access_policy: Path | None,
+) -> tuple[dict[str, Any], str]:
+    from controller.runtime import audit, listings  # noqa: PLC0415 - keep --help fast
 
     store = open_store_or_fail(db_url, state_dir)
     now = system_clock()
@@ -110,59 +162,38 @@ def audit_command(
         except audit.AuditUnavailableError as exc:
             click.echo(f"patchctl: audit trail not synced: {exc}", err=True)
     with store.read() as conn:
-        cursors = audit.read_cursors(conn)
-        entries = audit.query(
-            conn, scope=tenant, since=since, patch=patch, limit=limit, lineage=True
+        document = listings.audit_trail(
+            conn, scope=tenant, since=since, patch=patch, limit=limit, lineage=True, on_host=True
         )
-    if not freshness:
-        freshness = _recorded(cursors, now=now)
-    if as_json:
-        print_json(
-            {
-                "trail": {
-                    branch: cursor.to_value() | {"latest": None}
-                    for branch, cursor in cursors.items()
-                },
-                "events": [_json(entry) for entry in entries],
-            }
-        )
-        return
-    click.echo(freshness, err=True)
-    _table(entries)
+    return document, freshness or _recorded(document["trail"], now=now)
 
 
-def _recorded(cursors: dict[str, Any], *, now: datetime) -> str:
-    if not cursors:
+def _recorded(trail: dict[str, Any], *, now: datetime) -> str:
+    if not trail:
         return "the audit trail was never synced (run `patchctl audit --repo R` or `serve`)"
     parts = []
-    for branch, cursor in sorted(cursors.items()):
+    for branch, cursor in sorted(trail.items()):
+        synced = cursor.get("syncedAt")
         age = (
-            f"{int((now - cursor.synced_at).total_seconds() // 60)} min ago"
-            if cursor.synced_at
+            f"{int((now - datetime.fromisoformat(synced)).total_seconds() // 60)} min ago"
+            if synced
             else "?"
         )
-        parts.append(f"{branch}@sha1:{cursor.tip} recorded {age}")
+        parts.append(f"{branch}@sha1:{cursor.get('tip')} recorded {age}")
     return "trail as recorded: " + "; ".join(parts)
-
-
-def _json(entry: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: value.isoformat() if isinstance(value, datetime) else value
-        for key, value in entry.items()
-    }
 
 
 def _table(entries: list[dict[str, Any]]) -> None:
     columns = ("at", "type", "tenant", "actor", "object", "revision", "summary")
     rows = [
         {
-            "at": entry["at"].strftime("%Y-%m-%d %H:%M"),
+            "at": cell(entry["at"]),
             "type": entry["type"],
-            "tenant": entry["tenant"] or "*",
-            "actor": entry["actor"],
-            "object": entry["object"] or "",
-            "revision": _short(entry["revision"]),
-            "summary": _clip(entry["summary"]),
+            "tenant": entry.get("tenant") or "*",
+            "actor": entry.get("actor") or "",
+            "object": entry.get("object") or "",
+            "revision": _short(entry.get("revision")),
+            "summary": _clip(entry.get("summary") or ""),
         }
         for entry in entries
     ]

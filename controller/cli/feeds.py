@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING
 
 import click
 
+from controller.cli import remote
 from controller.cli.common import EXIT_NO, fail, json_option, print_json
+from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
-from controller.core.patches import PatchRecord
 from controller.feeds import read_feed
 from controller.kinds.common import OsFamily
 from controller.kinds.feeds import FeedFormat
 from controller.runtime import feeds as runtime_feeds
-from controller.store import catalogue
 
 if TYPE_CHECKING:
     from controller.store.findings import FleetEvaluation
@@ -83,13 +83,31 @@ def _fleet_line(fleet: FleetEvaluation | None) -> str:
     )
 
 
+PATCH_LIMIT = 100_000
+
+
 @click.command()
-@click.option("--os", "os_family", type=click.Choice([o.value for o in OsFamily]), default=None)
+@click.option(
+    "--os",
+    "os_family",
+    type=click.Choice([o.value for o in OsFamily]),
+    default=None,
+    help="Only patches of this OS family.",
+)
 @click.option(
     "--search", default=None, help="Case-insensitive text in the id, title, product or CVEs."
 )
-@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, PATCH_LIMIT),
+    default=200,
+    show_default=True,
+    metavar="N",
+    help=f"Show at most N entries (at most {PATCH_LIMIT:,}); stderr says how many matched "
+    "(also with --json, whose output stays the list of entries).",
+)
 @store_options
+@server_options
 @json_option
 def patches(
     os_family: str | None,
@@ -97,46 +115,42 @@ def patches(
     limit: int,
     db_url: str | None,
     state_dir: Path,
+    server: str | None,
+    ca_file: Path | None,
     as_json: bool,
 ) -> None:
-    """The patch catalogue: one entry per patch id, with its affected products."""
-    store = open_store_or_fail(db_url, state_dir)
-    records = catalogue.load_catalogue(store, os=OsFamily(os_family) if os_family else None)
-    found = [r for r in records.values() if _matches(r, search)][:limit]
-    if as_json:
-        print_json([_summary(r) for r in found])
-        return
-    for record in found:
-        products = ", ".join(sorted({b.product for b in record.builds} or {record.product})) or "-"
-        click.echo(
-            f"{record.id:<28} {record.severity.value:<11} {record.classification.value:<12} "
-            f"{record.released or ''!s:<10}  {record.title[:60]}  [{products[:60]}]"
+    """The patch catalogue by id: one entry per patch id, with its severity, classification,
+    release date, title and affected products.
+
+    With --server, from a running service (`GET /api/v1/patches`; the catalogue holds public
+    advisories and is the same for every tenant). A line on stderr says how many entries
+    matched and, when --limit cut the list, that it did. Exit 0, or 2 on usage or I/O errors."""
+    from controller.runtime import listings  # noqa: PLC0415 - keep --help fast
+
+    if server:
+        answer = remote.get(
+            server,
+            "/api/v1/patches",
+            ca_file=ca_file,
+            params={"os": os_family, "search": search, "limit": limit},
         )
-    click.echo(f"{len(found)} of {len(records)} patches", err=True)
-
-
-def _matches(record: PatchRecord, search: str | None) -> bool:
-    if not search:
-        return True
-    needle = search.lower()
-    haystack = " ".join((record.id, record.title, record.product, *record.cves)).lower()
-    return needle in haystack
-
-
-def _summary(record: PatchRecord) -> dict[str, object]:
-    return {
-        "id": record.id,
-        "title": record.title,
-        "os": record.os.value if record.os else None,
-        "classification": record.classification.value,
-        "severity": record.severity.value,
-        "released": record.released,
-        "rating": record.rating,
-        "cves": list(record.cves),
-        "products": sorted({b.product for b in record.builds} or ({record.product} - {""})),
-        "supersededBy": list(record.superseded_by),
-        "withdrawn": record.withdrawn,
-    }
+        page = listings.CataloguePage(answer["patches"], answer["matched"], answer["total"])
+    else:
+        with open_store_or_fail(db_url, state_dir).read() as conn:
+            page = listings.patches(
+                conn, os=OsFamily(os_family) if os_family else None, search=search, limit=limit
+            )
+    if as_json:
+        print_json(page.rows)
+    else:
+        for entry in page.rows:
+            products = ", ".join(entry["products"]) or "-"
+            click.echo(
+                f"{entry['id']:<28} {entry['severity']:<11} {entry['classification']:<12} "
+                f"{entry['released'] or '':<10}  {entry['title'][:60]}  [{products[:60]}]"
+            )
+    cut = f"; showing the first {limit} (raise --limit)" if page.truncated else ""
+    click.echo(f"{page.matched} of {page.total} patches match{cut}", err=True)
 
 
 def register(main: click.Group) -> None:

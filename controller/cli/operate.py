@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from urllib.parse import quote
 
 import click
 
@@ -18,16 +19,14 @@ from controller.cli.common import (
     load_access_or_fail,
     print_json,
 )
+from controller.cli.listing import cell
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
-from controller.runtime import observe, status
+from controller.runtime import status
 from controller.runtime.leadership import Leadership
 from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.runtime.settings import system_clock
 from controller.store import Store, leases
-
-if TYPE_CHECKING:
-    from controller.core.explain import DeviceExplanation
 
 
 def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
@@ -138,6 +137,7 @@ def reconcile(
 @click.option("--tenant", default=None, help="Tenant of the device, when its name is not unique.")
 @enforced_source_options
 @store_options
+@server_options
 @now_option
 @json_option
 def explain(
@@ -147,91 +147,85 @@ def explain(
     branch: str,
     db_url: str | None,
     state_dir: Path,
+    server: str | None,
+    ca_file: Path | None,
     now: datetime | None,
     as_json: bool,
 ) -> None:
     """Why each patch of DEVICE (name or id) is or is not required, approved and installable,
-    and when it will be installed. Uses the branch head if it validates, else the last valid
-    revision."""
-    from controller.core.explain import explain as explain_device  # noqa: PLC0415
+    and when it will be installed (window times on the window's own clock, then UTC). Uses
+    the branch head if it validates, else the last valid revision.
+
+    With --server, the running service answers (`GET /api/v1/devices/DEVICE/explain`) under
+    the revision it enforces at its own clock, scoped to the read token (--repo and --branch
+    are not used, --now is refused). Exit 0, or 2 when the device is unknown or ambiguous (use
+    --tenant or its id)."""
+    if server and now is not None:
+        fail("--now works on the controller's own database only; a service answers at its clock")
+    if server:
+        answer = remote.get(
+            server,
+            f"/api/v1/devices/{quote(device, safe='')}/explain",
+            ca_file=ca_file,
+            params={"tenant": tenant},
+        )
+    else:
+        answer = _explain_locally(device, tenant, repo, branch, db_url, state_dir, now)
+    if as_json:
+        print_json(answer)
+        return
+    for line in explanation_lines(answer):
+        click.echo(line)
+
+
+def _explain_locally(
+    device: str,
+    tenant: str | None,
+    repo: str,
+    branch: str,
+    db_url: str | None,
+    state_dir: Path,
+    now: datetime | None,
+) -> dict[str, Any]:
+    from controller.runtime import explaining  # noqa: PLC0415 - keep --help fast
 
     reconciler = _reconciler(repo, branch, db_url, state_dir, now)
     moment = reconciler.clock()
     _, loaded = reconciler.fetch_and_load()
-    desired = loaded.state or reconciler._restore_last_applied()  # noqa: SLF001
+    desired = loaded.state or reconciler.enforced_state()
     if desired is None:
         fail("no valid policy revision to explain against; run `patchctl validate`")
-        return
+        raise AssertionError  # unreachable: fail() exits
     with reconciler.store.read() as conn:
-        matches = status.find_device(conn, device, tenant=tenant)
-        if len(matches) != 1:
-            found = ", ".join(f"{m['tenant']}/{m['name']}" for m in matches) or "none"
-            fail(
-                f"device {device!r} matches {len(matches)} devices ({found}); "
-                "use --tenant or the id"
-            )
-        observed = observe.observe(conn, now=moment)
-    view = next(d for d in observed.devices if d.id == matches[0]["id"])
-    result = explain_device(desired, observed, view, now=moment)
-    if as_json:
-        print_json(explanation_json(result, desired.revision))
-        return
-    for line in explanation_lines(result, desired.revision):
-        click.echo(line)
+        try:
+            return explaining.explain_device(conn, desired, device, scope=tenant, now=moment)
+        except explaining.DeviceNotFoundError as exc:
+            fail(str(exc))
+            raise AssertionError from None  # unreachable: fail() exits
 
 
-def explanation_lines(result: DeviceExplanation, revision: str | None) -> list[str]:
-    """The text form of `patchctl explain`."""
-    d = result.device
-    os_text = " ".join(part for part in (d.os, d.os_name, d.os_version) if part) or "unknown OS"
+def explanation_lines(answer: dict[str, Any]) -> list[str]:
+    """The text form of `patchctl explain` (from `runtime.explaining.explanation_json`, so
+    that the local and the remote answer print the same)."""
+    d = answer["device"]
+    os_text = " ".join(p for p in (d.get("os"), d.get("osName"), d.get("osVersion")) if p)
+    scanned = cell(answer.get("scannedAt")) or "never"
     lines = [
         (
-            f"{d.tenant}/{d.name} ({d.id}): {os_text}, role {d.role or '-'}, "
-            f"{'online' if result.online else 'offline'}"
+            f"{d['tenant']}/{d['name']} ({d['id']}): {os_text or 'unknown OS'}, role "
+            f"{d.get('role') or '-'}, {'online' if answer.get('online') else 'offline'}"
         ),
-        f"policy {revision or '-'}; last scan {result.scanned_at or 'never'}",
-        f"next install opportunity: {result.next_window or 'none (no patch window targets it)'}",
-        "targeted by: " + (", ".join(result.policies) or "nothing"),
+        f"policy {answer.get('revision') or '-'}; last scan {scanned}",
+        "next install opportunity: "
+        + (answer.get("nextWindow") or "none (no patch window targets it)"),
+        "targeted by: " + (", ".join(answer.get("policies") or []) or "nothing"),
     ]
-    lines.extend(f"job: {sentence}" for sentence in result.jobs)
+    lines.extend(f"job: {sentence}" for sentence in answer.get("jobs") or [])
     lines.extend(
-        f"  {patch.patch_id:<24} {patch.state or patch.status:<9} {patch.verdict}"
-        for patch in result.patches
+        f"  {patch['id']:<24} {patch.get('state') or patch['status']:<9} {patch['verdict']}"
+        for patch in answer.get("patches") or []
     )
     return lines
-
-
-def explanation_json(result: DeviceExplanation, revision: str | None) -> dict[str, Any]:
-    """The `--json` form of `patchctl explain`."""
-    return {
-        "device": {
-            "id": result.device.id,
-            "tenant": result.device.tenant,
-            "name": result.device.name,
-        },
-        "revision": revision,
-        "online": result.online,
-        "scannedAt": result.scanned_at,
-        "nextWindow": result.next_window,
-        "policies": list(result.policies),
-        "jobs": list(result.jobs),
-        "patches": [
-            {
-                "id": p.patch_id,
-                "status": p.status,
-                "state": p.state,
-                "required": p.decision.required,
-                "requiredBy": list(p.decision.required_by),
-                "approved": p.decision.approved,
-                "approvedBy": list(p.decision.approved_by),
-                "rejectedBy": list(p.decision.excluded_by),
-                "superseded": p.decision.superseded,
-                "installable": p.decision.installable,
-                "verdict": p.verdict,
-            }
-            for p in result.patches
-        ],
-    }
 
 
 @click.command("status")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from controller.cli.common import fail, json_option, print_json, source_options
+from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
 from controller.kinds.reports import ReportFormat
 
@@ -135,6 +136,7 @@ def _policy_branch(branch: str | None, revision: str | None) -> str | None:
 )
 @source_options
 @store_options
+@server_options
 @json_option
 def report(
     out_dir: Path | None,
@@ -149,6 +151,8 @@ def report(
     branch: str | None,
     db_url: str | None,
     state_dir: Path,
+    server: str | None,
+    ca_file: Path | None,
     as_json: bool,
 ) -> None:
     """Write compliance reports (Markdown, CSV, HTML, JSON) from the state store.
@@ -159,8 +163,25 @@ def report(
     --reports-repo (default: the policy repository) and pushed when it has a remote; nothing is
     committed when the files did not change.
 
-    Exit codes: 0 written, 2 usage, database, repository or write error.
+    With --server, a running service renders the report of the read token's scope
+    (`GET /api/v1/report`, at the service's clock, pending approvals from its last reconcile)
+    and the files are written to --out; nothing is recorded for the trend, and --write-back
+    and --now are refused (commit the written files yourself, or use a ReportSchedule).
+
+    Exit codes: 0 written, 2 usage, database, repository, connection or write error.
     """
+    if server:
+        _remote_report(
+            server,
+            ca_file,
+            formats=formats,
+            tenant=tenant,
+            out_dir=out_dir,
+            as_json=as_json,
+            write_back=write_back,
+            now=now,
+        )
+        return
     from controller.reports import files as report_files  # noqa: PLC0415
     from controller.reports import publish  # noqa: PLC0415
     from controller.reports.writeback import WritebackError, check_target  # noqa: PLC0415
@@ -203,6 +224,41 @@ def report(
     finally:
         store.close()
     _print(publication, revision, as_json)
+
+
+def _remote_report(
+    server: str,
+    ca_file: Path | None,
+    *,
+    formats: tuple[ReportFormat, ...],
+    tenant: str | None,
+    out_dir: Path | None,
+    as_json: bool,
+    write_back: bool,
+    now: datetime | None,
+) -> None:
+    from controller.cli import remote  # noqa: PLC0415 - keep --help fast
+    from controller.reports import publish  # noqa: PLC0415
+    from controller.reports.writeback import WritebackError  # noqa: PLC0415
+
+    if write_back or now is not None:
+        fail(
+            "--write-back and --now work on the controller's own database only; with --server "
+            "write the files (--out) and commit them yourself"
+        )
+    answer = remote.get(
+        server,
+        "/api/v1/report",
+        ca_file=ca_file,
+        params={"format": [f.value for f in formats], "tenant": tenant},
+    )
+    files = {path: text.encode("utf-8") for path, text in answer["files"].items()}
+    try:
+        publication = publish.publish((), files, out_dir=out_dir or DEFAULT_OUT)
+    except WritebackError as exc:
+        fail(str(exc))
+        return
+    _print(publication, answer.get("revision"), as_json)
 
 
 def _print(publication: Publication, revision: str | None, as_json: bool) -> None:

@@ -15,6 +15,27 @@ from controller.sources import schemas
 TEMPLATE = "templates/init"
 FALLBACK_AUTHOR = git.Actor("patchctl init", "patchctl@localhost")
 
+# Local state never belongs in the policy repository: it is per machine, large, and the SQLite
+# database holds token hashes and device data. patchctl.toml stays committable on purpose: it
+# holds no secrets (it names environment variables) and its [access] table is policy.
+GITIGNORE = """\
+# Local state of patchctl (written by `patchctl init`): never commit it.
+# The state directory: SQLite database, clones, status (--state-dir, default .patchctl/).
+/.patchctl/
+# SQLite databases a --db URL may point at inside the repository, with their WAL files.
+*.db
+*.db-wal
+*.db-shm
+*.sqlite
+*.sqlite3
+# Files `patchctl report` writes by default (--out reports/); `--write-back` commits them
+# to the reports branch instead.
+/reports/
+# Environment files with secrets (tokens, webhook secrets, SMTP passwords).
+.env
+.env.*
+"""
+
 
 @click.command("init")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
@@ -23,13 +44,17 @@ def init(directory: Path, branch: str) -> None:
     """Scaffold a policy repository in DIRECTORY (new or empty) and make its first commit.
 
     The result validates as it is: one partner tenant with a client, Windows and Linux groups,
-    baselines, a whitelist, patch windows, a scan schedule, the JSON Schemas and a README.
+    baselines, a whitelist, patch windows, a scan schedule, the JSON Schemas, a README and a
+    .gitignore that keeps local state out of git (the .patchctl/ state directory, SQLite
+    files, default report output, .env files; patchctl.toml stays committable: it holds no
+    secrets).
     """
     if directory.exists() and any(directory.iterdir()):
         fail(f"{directory} is not empty; choose a new directory")
     template = resources.files("controller").joinpath(TEMPLATE)
     with resources.as_file(template) as source:
         shutil.copytree(source, directory, dirs_exist_ok=True)
+    (directory / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
     (directory / "schemas").mkdir(exist_ok=True)
     for name, text in schemas.render_all().items():
         (directory / "schemas" / name).write_text(text, encoding="utf-8")

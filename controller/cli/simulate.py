@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from controller.cli.common import EXIT_NO, fail, json_option, print_json
+from controller.cli.common import EXIT_NO, fail, json_option, print_json, source_options
 from controller.cli.serve import database_url, store_options
 from controller.kinds.common import TENANT_PATTERN, parse_duration
 
@@ -71,7 +71,8 @@ def _tokens(
     callback=_tokens,
     metavar="[TENANT=]TOKEN",
     help="Enrolment token; repeat with TENANT=TOKEN to spread devices over tenants. "
-    "Without it, one token per example tenant is created in the local store (--db).",
+    "Without it, one token per tenant that the policy (--repo) declares is created in the "
+    "local store (--db); no tenant is invented.",
 )
 @click.option(
     "--duration",
@@ -121,6 +122,7 @@ def _tokens(
     help="Native catalogue JSON the devices draw missing patches from. "
     "Default: the local store's catalogue, else a built-in list.",
 )
+@source_options
 @store_options
 @json_option
 def simulate(
@@ -136,6 +138,8 @@ def simulate(
     offline_rate: float,
     ramp_up: float | None,
     catalogue_path: Path | None,
+    repo: str,
+    branch: str | None,
     db_url: str | None,
     state_dir: Path,
     as_json: bool,
@@ -146,11 +150,17 @@ def simulate(
     realistic delays, failures, reboots and offline spells: only through the public HTTP
     protocol, like real agents. Prints a summary (with --json, machine-readable) at the end.
 
+    Without --token, the devices are spread over the tenants that the policy repository
+    (--repo, --branch) declares in its Tenant documents, with enrolment tokens created in the
+    local store; a policy that cannot be read or declares no tenant is an error (exit 2).
+
     Exit codes: 0 ran without protocol errors, 1 some calls failed, 2 bad option or no token.
     """
     from controller import sim  # noqa: PLC0415 - keep --help fast
 
-    enrollment = tokens or _local_tokens(db_url, state_dir)
+    enrollment = tokens or _local_tokens(
+        db_url, state_dir, declared_tenants(repo, branch=branch, state_dir=state_dir)
+    )
     catalogue = _catalogue(catalogue_path, db_url, state_dir)
     behaviour = sim.Behaviour(
         failure_rate=failure_rate, offline_rate=offline_rate, ramp_up=ramp_up or 0.0
@@ -180,9 +190,36 @@ def simulate(
         raise SystemExit(EXIT_NO)
 
 
-def _local_tokens(db_url: str | None, state_dir: Path) -> dict[str, str]:
-    """One enrolment token per example tenant, created in the local store."""
+def declared_tenants(repo: str, *, branch: str | None, state_dir: Path) -> tuple[str, ...]:
+    """The tenant paths (partners and their clients) the policy at `repo` declares, the
+    example's order first (same seed, same fleet); exits 2 naming the tenants it would
+    otherwise have had to invent when the policy declares none or cannot be read."""
     from controller.sim.fleet import DEFAULT_TENANTS  # noqa: PLC0415
+    from controller.sources import repository  # noqa: PLC0415
+
+    invented = ", ".join(DEFAULT_TENANTS)
+    hint = "pass --token TENANT=TOKEN (patchctl token create --tenant T), or --repo"
+    try:
+        loaded = repository.load(repo, state_dir=state_dir, branch=branch)
+    except repository.SourceError as exc:
+        fail(f"cannot read the policy at {repo} to learn its tenants ({exc}); {hint}")
+        raise  # unreachable: fail() exits
+    state = loaded.result.state
+    if state is None:
+        fail(f"the policy at {loaded.description} does not validate (patchctl validate); {hint}")
+        raise AssertionError  # unreachable: fail() exits
+    declared = state.tenant_paths()
+    if not declared:
+        fail(
+            f"the policy at {loaded.description} declares no tenant (kind: Tenant); simulate "
+            f"will not invent {invented}: declare them, or {hint}"
+        )
+    known = [t for t in DEFAULT_TENANTS if t in declared]
+    return (*known, *sorted(declared - set(known)))
+
+
+def _local_tokens(db_url: str | None, state_dir: Path, tenants: tuple[str, ...]) -> dict[str, str]:
+    """One enrolment token per tenant, created in the local store."""
     from controller.store import StoreError, open_store, tokens  # noqa: PLC0415
 
     try:
@@ -202,7 +239,7 @@ def _local_tokens(db_url: str | None, state_dir: Path) -> dict[str, str]:
                     expires_at=now + timedelta(days=1),
                     now=now,
                 ).secret
-                for tenant in DEFAULT_TENANTS
+                for tenant in tenants
             }
     finally:
         store.close()

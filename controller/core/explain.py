@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from controller.core import jobs, targets, windows
 from controller.core.compliance import (
@@ -183,19 +184,20 @@ def _schedule(
     for window in applicable.windows:
         current = states[window_key(window)].current
         if current is not None and current.accepts_new_installs(now):
-            until = f"{current.cutoff_at:%Y-%m-%d %H:%M}Z"
+            until = _in_zone(current.cutoff_at, window.spec.timezone)
             current_text = (
                 f"now, in PatchWindow {window_key(window)} (installs start until {until})"
             )
             slot = (window_key(window), current.key)
             break
+    zones = {window_key(w): w.spec.timezone for w in applicable.windows}
     upcoming = [
         (state.upcoming.start, key) for key, state in states.items() if state.upcoming is not None
     ]
     next_text = None
     if upcoming:
         start, key = min(upcoming)
-        next_text = f"in PatchWindow {key} at {start:%Y-%m-%d %H:%M}Z"
+        next_text = f"in PatchWindow {key} at {_in_zone(start, zones[key])}"
     issued_job = summary.install_job if summary is not None else None
     return _Schedule(
         current_text,
@@ -222,6 +224,16 @@ def _job_sentence(job: JobView, *, now: datetime) -> str:
     if job.state.started:
         return f"{label} is {job.state.value}; it times out at {_stamp(jobs.run_deadline(job))}"
     return f"{label} is {job.state.value}, waiting for the agent until {_stamp(job.deadline)}"
+
+
+def _in_zone(moment: datetime, timezone: str) -> str:
+    """A window's time on its own wall clock, then in UTC: `2026-12-06 02:00 Europe/Berlin
+    (01:00Z)`; operators think of a window in the zone they wrote it in (issue 16.6)."""
+    if timezone in {"UTC", "Etc/UTC"}:
+        return f"{moment:%Y-%m-%d %H:%M}Z"
+    local = moment.astimezone(ZoneInfo(timezone))
+    utc = f"{moment:%H:%M}Z" if local.date() == moment.date() else f"{moment:%Y-%m-%d %H:%M}Z"
+    return f"{local:%Y-%m-%d %H:%M} {timezone} ({utc})"
 
 
 def _stamp(moment: datetime | None) -> str:

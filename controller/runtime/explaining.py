@@ -1,29 +1,96 @@
-"""`patchctl explain` for one device out of the store: the store's observed state and a desired
-state in, `core.explain`'s answer out (the same two steps the command takes), for the
-dashboard's device page."""
+"""`patchctl explain` and `GET /api/v1/devices/{device}/explain`: one function, so that the
+command on the database and the read API give the same answer for the same state.
+
+The decisions are the pure core's (`controller.core.explain`); this module finds the device in
+a tenant scope, observes the fleet from the store and shapes the answer as JSON (camelCase).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from controller.core.explain import DeviceExplanation, explain
-from controller.runtime import observe
+from controller.core.explain import explain
+from controller.runtime import observe, status
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from sqlalchemy.engine import Connection
 
     from controller.core.desired import DesiredState
+    from controller.core.explain import DeviceExplanation
+
+
+class DeviceNotFoundError(LookupError):
+    """No device (or more than one) of that name or id in the scope; the message says which
+    ones matched, and `ambiguous` tells the two cases apart (404 vs 409 on the API)."""
+
+    def __init__(self, message: str, *, ambiguous: bool) -> None:
+        super().__init__(message)
+        self.ambiguous = ambiguous
 
 
 def explain_device(
+    conn: Connection, desired: DesiredState, ref: str, *, scope: str | None, now: datetime
+) -> dict[str, Any]:
+    """The explanation of device `ref` (name or id) in tenant `scope` (None: every tenant) under
+    `desired` at `now`, as `explanation_json` shapes it. Raises DeviceNotFoundError."""
+    matches = status.find_device(conn, ref, tenant=scope)
+    if len(matches) != 1:
+        found = ", ".join(f"{m['tenant']}/{m['name']}" for m in matches) or "none"
+        raise DeviceNotFoundError(
+            f"device {ref!r} matches {len(matches)} devices ({found}); use --tenant or the id",
+            ambiguous=bool(matches),
+        )
+    observed = observe.observe(conn, now=now)
+    view = next(d for d in observed.devices if d.id == matches[0]["id"])
+    return explanation_json(explain(desired, observed, view, now=now), desired.revision)
+
+
+def explanation_of(
     conn: Connection, desired: DesiredState, device_id: str, *, now: datetime
 ) -> DeviceExplanation | None:
-    """Why each scanned patch of the device `device_id` is (or is not) installed under
-    `desired` at `now`; None when the store has no such device. The caller checks the scope."""
+    """The explanation of the device with id `device_id` (the dashboard's device page, which
+    has checked the scope); None when the store has no such device."""
     observed = observe.observe(conn, now=now)
-    device = next((d for d in observed.devices if d.id == device_id), None)
-    if device is None:
-        return None
-    return explain(desired, observed, device, now=now)
+    view = next((d for d in observed.devices if d.id == device_id), None)
+    return None if view is None else explain(desired, observed, view, now=now)
+
+
+def explanation_json(result: DeviceExplanation, revision: str | None) -> dict[str, Any]:
+    """The JSON form of an explanation: the device, the policy revision, online, last scan,
+    the next install opportunity (window times on the window's own clock), the policies that
+    target it, its unfinished jobs and, per patch, each decision with the objects behind it."""
+    d = result.device
+    return {
+        "device": {
+            "id": d.id,
+            "tenant": d.tenant,
+            "name": d.name,
+            "os": d.os.value if d.os else None,
+            "osName": d.os_name,
+            "osVersion": d.os_version,
+            "role": d.role,
+        },
+        "revision": revision,
+        "online": result.online,
+        "scannedAt": status.iso(result.scanned_at),
+        "nextWindow": result.next_window,
+        "policies": list(result.policies),
+        "jobs": list(result.jobs),
+        "patches": [
+            {
+                "id": p.patch_id,
+                "status": p.status,
+                "state": p.state,
+                "required": p.decision.required,
+                "requiredBy": list(p.decision.required_by),
+                "approved": p.decision.approved,
+                "approvedBy": list(p.decision.approved_by),
+                "rejectedBy": list(p.decision.excluded_by),
+                "superseded": p.decision.superseded,
+                "installable": p.decision.installable,
+                "verdict": p.verdict,
+            }
+            for p in result.patches
+        ],
+    }

@@ -293,6 +293,12 @@ class Reconciler:
             with self.store.write() as conn:
                 history.resolve_alerts(conn, stale, now=now)
 
+    def enforced_state(self) -> DesiredState | None:
+        """The policy this reconciler enforces: the last valid revision it loaded, else the
+        last applied one read back from git (after a restart); None before any valid one.
+        Reads git at most once (blocking: call it off the event loop)."""
+        return self.last_valid or self._restore_last_applied()
+
     def _restore_last_applied(self) -> DesiredState | None:
         """After a restart with a broken head: load the last applied revision from git."""
         with self.store.read() as conn:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from controller.core.observed import is_online
 from controller.kinds.common import tenant_contains
-from controller.store import devices, history, leases, schema
+from controller.store import history, leases, schema
 
 PATCH_STATUS_DAYS = 30
 _CHUNK = 500  # ids per IN (...) query, under every engine's parameter limit
@@ -277,54 +277,6 @@ def agents(conn: Connection, *, now: datetime, tenant: str | None = None) -> dic
 
 def _run(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
-
-
-def list_devices(conn: Connection, *, tenant: str | None = None) -> list[dict[str, Any]]:
-    d = schema.devices.c
-    columns = (
-        d.id,
-        d.tenant,
-        d.name,
-        d.os_family,
-        d.os_name,
-        d.os_version,
-        d.role,
-        d.last_seen,
-        d.last_scan_at,
-        devices.reboot_pending().label("reboot_required"),
-    )
-    query = (
-        sa.select(*columns)
-        .where(_scoped(d.tenant, tenant), d.retired_at.is_(None))
-        .order_by(d.tenant, d.name)
-    )
-    return [dict(r) for r in conn.execute(query).mappings()]
-
-
-def list_jobs(
-    conn: Connection, *, tenant: str | None = None, state: str | None = None, limit: int = 200
-) -> list[dict[str, Any]]:
-    j = schema.jobs.c
-    query = sa.select(
-        j.id,
-        j.tenant,
-        j.device_id,
-        j.kind,
-        j.state,
-        j.patch_ids,
-        j.window_key,
-        j.revision,
-        j.created_at,
-        j.updated_at,
-        j.deadline,
-        j.started_at,
-        j.end_reason,
-        j.end_state,
-    ).where(_scoped(j.tenant, tenant))
-    if state:
-        query = query.where(j.state == state)
-    rows = conn.execute(query.order_by(j.created_at.desc(), j.id).limit(limit)).mappings()
-    return [dict(r) for r in rows]
 
 
 def list_alerts(

@@ -21,6 +21,7 @@ from controller.server import (
     plan_api,
     probes,
     read_api,
+    report_api,
 )
 from controller.server.context import Authenticator, Services
 from controller.server.ingest import ReportFastPath
@@ -127,6 +128,7 @@ def create_app(store: Store, settings: Settings, controller: Controller | None =
     app.include_router(read_api.router)
     app.include_router(plan_api.router)
     app.include_router(admin_api.router)
+    app.include_router(report_api.router)
     app.include_router(probes.router)
     app.include_router(dashboard.router)
     app.include_router(hooks.router)

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from controller.runtime import audit
-from controller.runtime import status as runtime_status
+from controller.runtime import listings
 from controller.server.context import Context
 from controller.server.read_api import (
     _ERRORS,
@@ -59,23 +58,6 @@ async def audit_trail(
     scope = _scope(principal, tenant)
 
     def read(conn: Connection) -> dict[str, Any]:
-        cursors = audit.read_cursors(conn)
-        entries = audit.query(conn, scope=scope, since=since, patch=patch, limit=limit)
-        return {
-            "trail": {
-                branch: {
-                    "tip": cursor.tip,
-                    "validRevision": cursor.valid_revision,
-                    "syncedAt": runtime_status.iso(cursor.synced_at),
-                }
-                for branch, cursor in cursors.items()
-            },
-            "events": [
-                runtime_status.visible_entry(
-                    {key: runtime_status.iso(value) for key, value in e.items()}, kind="type"
-                )
-                for e in entries
-            ],
-        }
+        return listings.audit_trail(conn, scope=scope, since=since, patch=patch, limit=limit)
 
     return {"scope": scope} | await _read(context, read)

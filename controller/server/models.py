@@ -180,7 +180,8 @@ ERROR_MEANINGS: dict[int, str] = {
     403: "The token is of another kind, or does not reach this device or tenant.",
     404: "No such resource in the token's scope.",
     408: "The body did not arrive in time; the connection is closed.",
-    409: "The transition is not allowed (e.g. the job already finished).",
+    409: "The transition is not allowed (e.g. the job already finished), or a name matches "
+    "several objects (narrow it, e.g. with `tenant`).",
     413: "The body is larger than the limit.",
     415: "The body is not sent as `application/json`.",
     422: "Invalid body or parameter; the message names the field.",

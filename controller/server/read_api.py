@@ -14,17 +14,16 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic.alias_generators import to_camel
 
 from controller import __version__
-from controller.core.observed import is_online
-from controller.kinds.common import TENANT_PATTERN, tenant_contains
+from controller.kinds.common import TENANT_PATTERN, OsFamily, tenant_contains
 from controller.kinds.notifications import AlertSeverity
+from controller.runtime import explaining, listings
 from controller.runtime import status as runtime_status
 from controller.server import models
 from controller.server.context import Context, read_principal
 from controller.server.errors import ApiError
-from controller.store import devices, history, jobs, tokens
+from controller.store import devices, history, tokens
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -79,24 +78,17 @@ async def list_devices(
         bool, Query(description="Also list retired devices (they have `retiredAt`).")
     ] = False,
 ) -> dict[str, Any]:
+    """Devices by tenant then name, each with `online` and `lastSeen`; `truncated` is true when
+    more devices matched than `limit`."""
     scope = _scope(principal, tenant)
     now = context.settings.clock()
-    rows = await _read(
+    page = await _read(
         context,
-        lambda conn: devices.list_devices(
-            conn, scope=scope, limit=limit, offset=offset, include_retired=retired
+        lambda conn: listings.devices(
+            conn, scope=scope, now=now, limit=limit, offset=offset, include_retired=retired
         ),
     )
-    return {
-        "scope": scope,
-        "devices": [camel(row) | {"online": _online(row, now=now)} for row in rows],
-    }
-
-
-def _online(device: dict[str, Any], *, now: datetime) -> bool:
-    """The planner's rule (`core.observed.is_online`), with the device's own poll interval."""
-    poll = timedelta(seconds=device["poll_interval"])
-    return is_online(device["last_seen"], poll, now=now)
+    return {"scope": scope, "devices": page.rows, "truncated": page.truncated}
 
 
 @router.get(
@@ -123,11 +115,44 @@ async def get_device(device_id: str, principal: ReadPrincipal, context: Context)
         raise ApiError(404, f"no device {device_id!r} in tenant scope {principal.tenant!r}")
     device = found["device"]
     return camel(device) | {
-        "online": _online(device, now=context.settings.clock()),
+        "online": listings.online(device, now=context.settings.clock()),
         "patches": [patch_entry(entry) for entry in found["patches"]],
         "inventory": camel(found["inventory"]) if found["inventory"] else None,
         "compliance": [camel(row) for row in found["compliance"]],
     }
+
+
+@router.get(
+    "/devices/{device_id}/explain",
+    responses={**_ERRORS, **models.error_responses(404, 409)},
+    summary="Why each patch of a device is or is not required, approved and installable",
+)
+async def explain_device(
+    device_id: Annotated[str, Path(max_length=253, description="Device id or name.")],
+    principal: ReadPrincipal,
+    context: Context,
+    tenant: TenantFilter = None,
+) -> dict[str, Any]:
+    """The answer of `patchctl explain DEVICE --json` (the same function,
+    `runtime.explaining.explain_device`), under the policy revision this service enforces, at
+    the service's clock. A name shared by devices of several tenants answers 409 naming them
+    (narrow with `tenant`); a device outside the scope answers 404. 503 when this process runs
+    without the reconcile loop (`serve --no-reconcile`) or no revision has validated yet."""
+    scope = _scope(principal, tenant)
+    if context.controller is None:
+        raise ApiError(503, "this service runs without the reconcile loop: it holds no policy")
+    desired = await anyio.to_thread.run_sync(context.controller.reconciler.enforced_state)
+    if desired is None:
+        raise ApiError(503, "no valid policy revision to explain against yet")
+    now = context.settings.clock()
+
+    def read(conn: Connection) -> dict[str, Any]:
+        return explaining.explain_device(conn, desired, device_id, scope=scope, now=now)
+
+    try:
+        return await _read(context, read)
+    except explaining.DeviceNotFoundError as exc:
+        raise ApiError(409 if exc.ambiguous else 404, str(exc)) from None
 
 
 @router.get("/jobs", responses=_ERRORS, summary="Jobs of the scope, newest first")
@@ -140,14 +165,33 @@ async def list_jobs(
     limit: Limit = 500,
     offset: Offset = 0,
 ) -> dict[str, Any]:
+    """Jobs newest first, each with `deviceName` and its per-patch `results`; `truncated` is
+    true when more jobs matched than `limit`."""
     scope = _scope(principal, tenant)
-    rows = await _read(
+    page = await _read(
         context,
-        lambda conn: jobs.list_jobs(
+        lambda conn: listings.jobs(
             conn, scope=scope, device_id=device, state=state, limit=limit, offset=offset
         ),
     )
-    return {"scope": scope, "jobs": [camel(row) for row in rows]}
+    return {"scope": scope, "jobs": page.rows, "truncated": page.truncated}
+
+
+@router.get(
+    "/jobs/{job_id}",
+    responses={**_ERRORS, **models.error_responses(404)},
+    summary="One job: its device, per-patch results, output and events",
+)
+async def get_job(
+    job_id: Annotated[str, Path(max_length=100)], principal: ReadPrincipal, context: Context
+) -> dict[str, Any]:
+    """The job as `GET /jobs` lists it, plus `output` (the agent's last output) and `events`
+    (every state report in arrival order). 404 for a job outside the token's scope, exactly
+    like one that does not exist."""
+    found = await _read(context, lambda conn: listings.job(conn, job_id, scope=principal.tenant))
+    if found is None:
+        raise ApiError(404, f"no job {job_id!r} in tenant scope {principal.tenant!r}")
+    return found
 
 
 ALERT_QUERY = frozenset(
@@ -233,10 +277,14 @@ async def list_alerts(  # noqa: PLR0913 - one parameter per filter
     rows = await _read(
         context,
         lambda conn: history.list_alerts(
-            conn, scope=scope, filters=filters, limit=limit, offset=offset
+            conn, scope=scope, filters=filters, limit=limit + 1, offset=offset
         ),
     )
-    return {"scope": scope, "alerts": [alert_entry(row) for row in rows]}
+    return {
+        "scope": scope,
+        "alerts": [alert_entry(row) for row in rows[:limit]],
+        "truncated": len(rows) > limit,
+    }
 
 
 @router.get(
@@ -262,6 +310,36 @@ async def get_alert(
 def alert_entry(row: dict[str, Any]) -> dict[str, Any]:
     """An alert row as the read API shows it (repository-level details withheld)."""
     return runtime_status.visible_entry(camel(row), kind="kind")
+
+
+@router.get(
+    "/patches",
+    responses=_ERRORS,
+    summary="The patch catalogue: one entry per patch id with its affected products",
+)
+async def list_patches(
+    _principal: ReadPrincipal,
+    context: Context,
+    os: Annotated[OsFamily | None, Query(description="Only this OS family.")] = None,
+    search: Annotated[
+        str | None,
+        Query(max_length=200, description="Case-insensitive text in id, title, product, CVEs."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100_000, description="Entries.")] = 200,
+) -> dict[str, Any]:
+    """The entries `patchctl patches --json` prints, by id. The catalogue holds public vendor
+    advisories (no tenant data), so every read token sees all of it. `matched` counts the
+    entries that pass the filters, `total` the catalogue; `truncated` is true when `limit`
+    cut the list."""
+    page = await _read(
+        context, lambda conn: listings.patches(conn, os=os, search=search, limit=limit)
+    )
+    return {
+        "patches": page.rows,
+        "matched": page.matched,
+        "total": page.total,
+        "truncated": page.truncated,
+    }
 
 
 @router.get(
@@ -352,19 +430,7 @@ async def _read(context: Context, query: Callable[[Connection], T]) -> T:
     return await anyio.to_thread.run_sync(run)
 
 
-_CAMEL_CACHE: dict[str, str] = {}
-
-
-def camel(row: dict[str, Any]) -> dict[str, Any]:
-    """A store row for JSON: camelCase keys, ISO date-times (nested JSON values untouched)."""
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        name = _CAMEL_CACHE.get(key)
-        if name is None:
-            name = _CAMEL_CACHE[key] = to_camel(key) if "_" in key else key
-        out[name] = runtime_status.iso(value)
-    return out
-
+camel = listings.camel
 
 _CAMEL_WORD = re.compile(r"_([a-z])")
 

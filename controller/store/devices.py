@@ -204,7 +204,7 @@ _LISTED = (
 def list_devices(
     conn: Connection,
     *,
-    scope: str,
+    scope: str | None,
     limit: int = 500,
     offset: int = 0,
     include_retired: bool = False,

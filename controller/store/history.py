@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 
-def _visible(column: sa.ColumnElement[str], scope: str) -> sa.ColumnElement[bool]:
+def _visible(column: sa.ColumnElement[str], scope: str | None) -> sa.ColumnElement[bool]:
     return sa.or_(column.is_(None), in_scope(column, scope))
 
 

@@ -311,7 +311,7 @@ _LISTED = (
 def list_jobs(
     conn: Connection,
     *,
-    scope: str,
+    scope: str | None,
     device_id: str | None = None,
     state: str | None = None,
     limit: int = 500,

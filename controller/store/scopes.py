@@ -9,8 +9,11 @@ from controller.kinds.common import device_name
 from controller.store import schema
 
 
-def in_scope(column: sa.ColumnElement[str], scope: str) -> sa.ColumnElement[bool]:
-    """Rows of tenant `scope` and of its clients (a partner sees its clients)."""
+def in_scope(column: sa.ColumnElement[str], scope: str | None) -> sa.ColumnElement[bool]:
+    """Rows of tenant `scope` and of its clients (a partner sees its clients); every row when
+    `scope` is None (the command line on the controller's own database, without --tenant)."""
+    if scope is None:
+        return sa.true()
     return sa.or_(column == scope, column.like(scope + "/%"))
 
 

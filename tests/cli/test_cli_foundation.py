@@ -137,3 +137,32 @@ def test_every_command_answers_help(tmp_path: Path) -> None:
         result = run(*args, cwd=tmp_path)
         assert 0 == result.returncode, args
         assert "Usage:" in result.stdout
+
+
+def test_init_keeps_local_state_out_of_git(tmp_path: Path) -> None:
+    """The scaffold's .gitignore is committed and ignores the state directory, SQLite files,
+    default report output and .env files, but not patchctl.toml."""
+    target = tmp_path / "new"
+    assert 0 == run("init", str(target), cwd=tmp_path).returncode
+    candidates = [
+        ".patchctl/patchctl.db",
+        "fleet.db-wal",
+        "reports/compliance.md",
+        ".env",
+        "patchctl.toml",
+        "policies/baselines/security.yaml",
+    ]
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *candidates],
+        cwd=target,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    committed = subprocess.run(
+        ["git", "ls-files", ".gitignore"], cwd=target, capture_output=True, text=True, check=True
+    )
+    assert [".patchctl/patchctl.db", "fleet.db-wal", "reports/compliance.md", ".env"] == (
+        ignored.stdout.split()
+    )
+    assert ".gitignore\n" == committed.stdout

@@ -19,6 +19,7 @@ EXAMPLE = str(Path(__file__).resolve().parents[2])  # the example policy reposit
         pytest.param(["status"], id="status"),
         pytest.param(["devices"], id="devices"),
         pytest.param(["jobs"], id="jobs"),
+        pytest.param(["jobs", "show", "scan-1"], id="jobs-show"),
         pytest.param(["alerts"], id="alerts"),
         pytest.param(["patches"], id="patches"),
         pytest.param(["explain", "web-01"], id="explain"),

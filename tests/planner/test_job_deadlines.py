@@ -213,7 +213,7 @@ EXPLAIN_CASES = [
             ),
         ),
         "its install job i-1 is overdue (still installing); will be installed in PatchWindow "
-        "acme/weekly at 2026-12-06 01:00Z",
+        "acme/weekly at 2026-12-06 02:00 Europe/Berlin (01:00Z)",
     ),
     (
         "stuck-scan-blocks",
@@ -246,7 +246,7 @@ EXPLAIN_CASES = [
             ),
         ),
         "already attempted in this occurrence (job i-1, failed); will be installed in "
-        "PatchWindow acme/weekly at 2026-12-06 01:00Z",
+        "PatchWindow acme/weekly at 2026-12-06 02:00 Europe/Berlin (01:00Z)",
     ),
 ]
 

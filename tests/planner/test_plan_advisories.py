@@ -144,7 +144,7 @@ def test_explain_names_the_advisory_and_its_packages() -> None:
         "required by Baseline acme/lin; approved by Approval acme/retail/debian; installed as "
         "libssl3=3.0.16-1~deb12u1, openssl=3.0.15-1~deb12u1: "
         "will be installed now, in PatchWindow acme/weekly (installs start until 2026-11-29 "
-        "04:00Z)"
+        "05:00 Europe/Berlin (04:00Z))"
     ) == verdicts["DSA-6010-1"]
     assert verdicts["openssl=3.0.15-1~deb12u1"].startswith(
         "required by Baseline acme/lin; approved by Approval acme/retail/debian via DSA-6010-1; "

@@ -421,7 +421,7 @@ async def test_a_device_page_explains_its_patches(
     shown = Page(answer.text)
     desired: DesiredState = load_policy(tmp_path / "again").last_valid  # type: ignore[assignment]
     with store.read() as conn:
-        explained = explaining.explain_device(conn, desired, "d-win-01", now=NOW)
+        explained = explaining.explanation_of(conn, desired, "d-win-01", now=NOW)
     assert explained is not None
     assert 200 == answer.status_code
     assert {p.patch_id: p.verdict for p in explained.patches} == {

@@ -80,10 +80,10 @@ def markers(tenant: str, device_id: str) -> dict[str, str]:
 # Query parameters an endpoint requires. The plan needs the reconcile loop, which this app does
 # not run, so it answers 503 here; its scoping is walked with the loop in test_server_plan_api.py.
 REQUIRED_QUERY = {"/api/v1/plan": {"base": "main", "head": "main"}}
-NEEDS_THE_LOOP = {"/api/v1/plan"}
+NEEDS_THE_LOOP = {"/api/v1/plan", "/api/v1/devices/{device_id}/explain"}
 # Answers that list public feed data, the same for every token: the catalogue names every
 # published patch id, and says nothing about which tenant misses one.
-PUBLIC_MARKERS = {"/api/v1/catalogue": {"pending patch"}}
+PUBLIC_MARKERS = {"/api/v1/catalogue": {"pending patch"}, "/api/v1/patches": {"pending patch"}}
 
 
 async def walk(api: Api, token: str, device_id: str, alert_id: int) -> dict[str, str]:
@@ -92,11 +92,16 @@ async def walk(api: Api, token: str, device_id: str, alert_id: int) -> dict[str,
     alert and job), as text, by path."""
     headers = {"Authorization": f"Bearer {token}"}
     document = (await api.client.get("/openapi.json")).json()
+    own_jobs = (await api.client.get("/api/v1/jobs", headers=headers)).json()["jobs"]
     answers = {}
     for path, operations in document["paths"].items():
         if "get" not in operations:
             continue
-        url = path.replace("{device_id}", device_id).replace("{alert_id}", str(alert_id))
+        url = (
+            path.replace("{device_id}", device_id)
+            .replace("{alert_id}", str(alert_id))
+            .replace("{job_id}", own_jobs[0]["id"])
+        )
         assert "{" not in url, f"no value for a path parameter of {path}"
         answer = await api.client.get(url, params=REQUIRED_QUERY.get(path), headers=headers)
         allowed = {200, 403} | ({503} if path in NEEDS_THE_LOOP else set())
@@ -158,6 +163,16 @@ async def test_every_read_answer_is_scoped_to_the_token(
         )
         assert 200 == answer.status_code, answer.text
         device_ids[tenant] = device
+        with api.store.write() as conn:  # a job each, for GET /jobs/{job_id}
+            job = jobs.NewJob(
+                id=f"install-{client['host']}",
+                device_id=device,
+                tenant=tenant,
+                kind=JobKind.INSTALL,
+                revision="main@sha1:0",
+                patch_ids=(str(client["missing"][1]),),  # type: ignore[index]
+            )
+            jobs.insert_jobs(conn, [job], now=clock())
     reconciler = Reconciler(
         store=api.store,
         source=PolicySource(str(fleet_repo.path), "main", tmp_path / "state"),

@@ -287,7 +287,7 @@ def read_device(
     device = devices.get_device(conn, device_id, scope=scope)
     if device is None:
         return None
-    explanation = explaining.explain_device(conn, desired, device_id, now=now) if desired else None
+    explanation = explaining.explanation_of(conn, desired, device_id, now=now) if desired else None
     return DevicePage(
         device=device,
         online=_online(device, now=now),
