@@ -54,35 +54,61 @@ def get(
 ) -> Any:
     """GET `path` of the read API as JSON; exits 2 with the service's own message on an error
     answer, and a sentence on an unreachable server or a missing token."""
+    query = {k: v for k, v in (params or {}).items() if v is not None}
+    answer = _call("GET", server, path, ca_file=ca_file, timeout=timeout, kind="read", params=query)
+    if answer.status_code != 200:
+        _refused(server, answer, code=2)
+    return answer.json()
+
+
+def _call(
+    method: str,
+    server: str,
+    path: str,
+    *,
+    ca_file: Path | None,
+    timeout: float,
+    kind: str,
+    **request: Any,
+) -> Any:
+    """One request with the token of `PATCHCTL_TOKEN` (of `kind`, for the message when it is
+    missing); exits 2 on a missing token, a URL that is not http(s) or an unreachable server."""
     import httpx  # noqa: PLC0415 - keep --help fast
 
     from controller.redaction import redact_text  # noqa: PLC0415
 
     token = os.environ.get(TOKEN_ENV, "")
     if not token:
-        fail(f"--server needs a read token in {TOKEN_ENV} (patchctl token create --kind read)")
+        article = "an" if kind.startswith("a") else "a"
+        fail(
+            f"--server needs {article} {kind} token in {TOKEN_ENV} "
+            f"(patchctl token create --kind {kind})"
+        )
     if not server.startswith(("http://", "https://")):
         fail(f"--server {server!r} is not an http:// or https:// URL")
-    query = {k: v for k, v in (params or {}).items() if v is not None}
     verify: Any = True
     if ca_file is not None:
         import ssl  # noqa: PLC0415
 
         verify = ssl.create_default_context(cafile=str(ca_file))
     try:
-        answer = httpx.get(
+        return httpx.request(
+            method,
             server.rstrip("/") + path,
-            params=query,
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
             verify=verify,
+            **request,
         )
     except httpx.HTTPError as exc:
         fail(redact_text(f"cannot reach {server}: {exc}"))
         raise  # unreachable: fail() exits
-    if answer.status_code != 200:
-        fail(redact_text(f"{server} answered {answer.status_code}: {_message(answer)}"))
-    return answer.json()
+
+
+def _refused(server: str, answer: Any, *, code: int) -> None:
+    from controller.redaction import redact_text  # noqa: PLC0415
+
+    fail(redact_text(f"{server} answered {answer.status_code}: {_message(answer)}"), code)
 
 
 def _message(answer: Any) -> str:
@@ -107,35 +133,7 @@ def post(
     answer as JSON. A 404 (no such object in the token's scope) or 409 (its state does not
     allow it) exits 1 with the service's message; any other error answer, an unreachable
     server or a missing token exits 2."""
-    import httpx  # noqa: PLC0415 - keep --help fast
-
-    from controller.redaction import redact_text  # noqa: PLC0415
-
-    token = os.environ.get(TOKEN_ENV, "")
-    if not token:
-        fail(f"--server needs an admin token in {TOKEN_ENV} (patchctl token create --kind admin)")
-    if not server.startswith(("http://", "https://")):
-        fail(f"--server {server!r} is not an http:// or https:// URL")
-    verify: Any = True
-    if ca_file is not None:
-        import ssl  # noqa: PLC0415
-
-        verify = ssl.create_default_context(cafile=str(ca_file))
-    try:
-        answer = httpx.post(
-            server.rstrip("/") + path,
-            json=body,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-            verify=verify,
-        )
-    except httpx.HTTPError as exc:
-        fail(redact_text(f"cannot reach {server}: {exc}"))
-        raise  # unreachable: fail() exits
+    answer = _call("POST", server, path, ca_file=ca_file, timeout=timeout, kind="admin", json=body)
     if answer.status_code != 200:
-        negative = answer.status_code in (404, 409)
-        fail(
-            redact_text(f"{server} answered {answer.status_code}: {_message(answer)}"),
-            1 if negative else 2,
-        )
+        _refused(server, answer, code=1 if answer.status_code in (404, 409) else 2)
     return answer.json()
