@@ -25,6 +25,7 @@ from controller.cli.common import (
 from controller.cli.listing import cell
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
+from controller.core.revisions import Revision
 from controller.kinds.common import TENANT_PATTERN
 from controller.runtime.settings import system_clock
 
@@ -207,10 +208,8 @@ def _table(entries: list[dict[str, Any]]) -> None:
 
 def _short(revision: str | None) -> str:
     """`main@sha1:<40 hex>` → `main@3f1c5e2a9b0d`."""
-    if not revision:
-        return ""
-    branch, _, sha = revision.partition("@sha1:")
-    return f"{branch}@{sha[:12]}" if sha else revision
+    parsed = Revision.parse(revision)
+    return parsed.short() if parsed else (revision or "")
 
 
 def _clip(text: str) -> str:

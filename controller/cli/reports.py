@@ -11,6 +11,7 @@ import click
 from controller.cli.common import fail, json_option, print_json, source_options
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
+from controller.core.revisions import Revision
 from controller.kinds.reports import ReportFormat
 
 if TYPE_CHECKING:
@@ -64,11 +65,12 @@ def _pending_approvals(
     from controller.sources import git as git_source  # noqa: PLC0415
     from controller.sources import loading  # noqa: PLC0415
 
-    if not revision or "@sha1:" not in revision:
+    parsed = Revision.parse(revision)
+    if parsed is None:
         return None, "no policy revision has been applied yet"
     try:
         with git_source.open_repository(repo, state_dir=state_dir, fetch=False) as repository:
-            files = git_source.read_commit(repository, revision.split("@sha1:", 1)[1])
+            files = git_source.read_commit(repository, parsed.sha)
     except (git_source.SourceError, ValueError) as exc:
         return None, f"cannot read {revision} from {repo}: {exc}"
     loaded = loading.load_policy(files, revision=revision)
@@ -82,9 +84,8 @@ def _pending_approvals(
 def _policy_branch(branch: str | None, revision: str | None) -> str | None:
     if branch:
         return branch
-    if revision and "@sha1:" in revision:
-        return revision.split("@sha1:", 1)[0]
-    return None
+    parsed = Revision.parse(revision)
+    return parsed.branch if parsed else None
 
 
 @click.command("report")

@@ -35,6 +35,7 @@ import structlog
 
 from controller.core import review
 from controller.core.retries import RetryPolicy
+from controller.core.revisions import format_revision
 from controller.forges import events
 from controller.forges.clients import CommitStatus, Forge, ForgeError, StatusState, client_for
 from controller.forges.settings import ForgeSettings
@@ -360,7 +361,7 @@ def _load(repo: git.Repo, rev: str, *, label: str) -> loading.LoadResult:
         sha = git_source.resolve(repo, rev=rev).sha
     except git_source.SourceError:
         raise PlanUnavailableError(f"the policy repository has no revision {rev!r}") from None
-    revision = git_source.format_revision(label, sha)
+    revision = format_revision(label, sha)
     return loading.load_policy(git_source.read_commit(repo, sha), revision=revision)
 
 

@@ -23,6 +23,7 @@ import structlog
 
 from controller.core.desired import DesiredState
 from controller.core.plan import Plan, plan
+from controller.core.revisions import Revision
 from controller.kinds.notifications import EventType
 from controller.runtime import apply, audit, observe
 from controller.runtime.access import AccessPolicy
@@ -304,13 +305,14 @@ class Reconciler:
         with self.store.read() as conn:
             source = history.get_status(conn).get("source", {}).get("value") or {}
         revision = source.get("lastAppliedRevision")
-        if not revision or "@sha1:" not in revision:
+        parsed = Revision.parse(revision)
+        if parsed is None:
             return None
         try:
             with git_source.open_repository(
                 self.source.repo, state_dir=self.source.state_dir, fetch=False
             ) as repo:
-                files = git_source.read_commit(repo, revision.split("@sha1:", 1)[1])
+                files = git_source.read_commit(repo, parsed.sha)
             loaded = loading.load_policy(files, revision=revision)
         except (git_source.SourceError, ValueError):
             return None

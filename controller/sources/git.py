@@ -23,6 +23,7 @@ from pathlib import Path
 import git
 
 from controller.core.commits import CommitFacts, Person, parse_pull_request, parse_trailers
+from controller.core.revisions import Revision
 from controller.redaction import redact_text, redact_url
 from controller.sources import signatures
 from controller.sources.documents import MAX_FILE_BYTES
@@ -43,21 +44,6 @@ _URL_RE = re.compile(r"^(https?|ssh|git|file)://|^[\w.-]+@[\w.-]+:")
 
 class SourceError(Exception):
     """The repository, branch or revision cannot be read; the message says which and why."""
-
-
-@dataclass(frozen=True, slots=True)
-class Revision:
-    """A resolved commit on a branch, written `main@sha1:<sha>`."""
-
-    branch: str
-    sha: str
-
-    def __str__(self) -> str:
-        return format_revision(self.branch, self.sha)
-
-
-def format_revision(branch: str, sha: str) -> str:
-    return f"{branch}@sha1:{sha}"
 
 
 def is_url(spec: str) -> bool:

@@ -46,6 +46,7 @@ from controller.core.commits import (
     parse_pull_request,
 )
 from controller.core.desired import DesiredState
+from controller.core.revisions import format_revision
 from controller.sources import git as git_source
 from controller.sources import loading, signatures
 from controller.sources.git import FileChange, iter_log, read_blobs, resolve_tip
@@ -102,7 +103,7 @@ class HistoryCache:
         """The policy at the last valid commit; None when no commit so far validated."""
         if self.valid_sha is None:
             return None
-        return state_of(self.valid_files, git_source.format_revision(branch, self.valid_sha))
+        return state_of(self.valid_files, format_revision(branch, self.valid_sha))
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ class HistoryWalk:
     @property
     def valid_revision(self) -> str | None:
         sha = self.cache.valid_sha
-        return None if sha is None else git_source.format_revision(self.branch, sha)
+        return None if sha is None else format_revision(self.branch, sha)
 
     def state(self) -> DesiredState | None:
         """The policy at the last valid commit of the branch."""
@@ -175,7 +176,7 @@ class _Walker:
         self.loaded = 0
 
     def revision(self, sha: str) -> str:
-        return git_source.format_revision(self.branch, sha)
+        return format_revision(self.branch, sha)
 
     def run(self, since_sha: str | None, cache: HistoryCache | None, tip: str) -> HistoryWalk:
         if since_sha is None:

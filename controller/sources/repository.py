@@ -7,6 +7,7 @@ from pathlib import Path
 
 import git
 
+from controller.core.revisions import Revision, format_revision
 from controller.sources import files, loading, refs
 from controller.sources import git as git_source
 from controller.sources.git import SourceError
@@ -59,7 +60,7 @@ def load_revision(repo: git.Repo, rev: str) -> Loaded:
     """The policy at `rev` (any revision expression) of an open repository, named after the ref
     it was given as (`pr-42@sha1:…`, `bob/openssl@sha1:…`), never the checked-out branch."""
     resolved = git_source.resolve(repo, rev=rev)
-    revision = git_source.format_revision(refs.label(repo, rev, resolved.sha), resolved.sha)
+    revision = format_revision(refs.label(repo, rev, resolved.sha), resolved.sha)
     source_files = git_source.read_commit(repo, resolved.sha)
     return Loaded(revision, loading.load_policy(source_files, revision=revision), revision)
 
@@ -70,9 +71,7 @@ def _head_revision(root: Path) -> str | None:
         with git.Repo(root) as repo:
             dirty = repo.git.status("--porcelain", "--", *loading.POLICY_DIRS)
             if repo.head.is_valid() and not dirty:
-                return str(
-                    git_source.Revision(git_source.default_branch(repo), repo.head.commit.hexsha)
-                )
+                return str(Revision(git_source.default_branch(repo), repo.head.commit.hexsha))
     except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandError, ValueError):
         return None
     return None

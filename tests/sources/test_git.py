@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from gitrepos import PolicyRepo
 
+from controller.core.revisions import format_revision
 from controller.sources import repository
-from controller.sources.git import SourceError, format_revision
+from controller.sources.git import SourceError
 
 SCRIPT = "apiVersion: patchctl/v1\nkind: Script\nmetadata: {{name: {name}}}\nspec: {{os: linux, shell: sh, content: 'true'}}\n"
 

@@ -11,13 +11,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from html import escape
 
+from controller.core.revisions import Revision
 from controller.reports import html as report_html
 from controller.reports.model import STATE_ORDER, ReportData
 from controller.reports.render import STATE_LABELS, human_time, stamp
 from controller.server.dashboard.view import Dashboard
 
 REFRESH_SECONDS = 30
-SHORT_SHA = 12
 CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -178,8 +178,8 @@ def short_revision(revision: str | None) -> str:
     """`main@sha1:0123456789ab` for a full revision; the text as it is otherwise."""
     if not revision:
         return "none yet"
-    branch, sep, sha = revision.partition("@sha1:")
-    return f"{branch}@sha1:{sha[:SHORT_SHA]}" if sep else revision
+    parsed = Revision.parse(revision)
+    return parsed.short(marker=True) if parsed else revision
 
 
 def _revision(revision: str | None, figure: str) -> str:
