@@ -32,7 +32,6 @@ __all__ = [
     "JobState",
     "dedupe_key",
     "evaluate_event",
-    "job_id_for",
 ]
 
 
@@ -95,12 +94,3 @@ def dedupe_key(seq: int | None, content: dict[str, Any]) -> str:
         return f"seq:{seq}"
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def job_id_for(
-    *, device_id: str, kind: JobKind, patch_ids: tuple[str, ...], occurrence: str
-) -> str:
-    """A deterministic job id: the same device, kind, patch set and window occurrence give the
-    same id, so planning twice issues nothing new."""
-    material = "\x1f".join((device_id, kind.value, ",".join(sorted(patch_ids)), occurrence))
-    return f"{kind.value}-" + hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from controller.core.jobs import job_id
 from controller.store import Store, devices, jobs
 from controller.store.job_states import (
     STARTED_STATES,
@@ -14,7 +15,6 @@ from controller.store.job_states import (
     JobState,
     dedupe_key,
     evaluate_event,
-    job_id_for,
 )
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -53,10 +53,11 @@ def test_dedupe_key_prefers_seq_and_hashes_content() -> None:
 
 
 def test_job_ids_are_deterministic() -> None:
-    """The same device, kind, patch set and occurrence give the same id, in any patch order."""
-    one = job_id_for(device_id="d", kind=JobKind.INSTALL, patch_ids=("B", "A"), occurrence="w1")
-    two = job_id_for(device_id="d", kind=JobKind.INSTALL, patch_ids=("A", "B"), occurrence="w1")
-    other = job_id_for(device_id="d", kind=JobKind.INSTALL, patch_ids=("A",), occurrence="w1")
+    """The one job-id rule (`core.jobs.job_id`): the same device, kind, patch set and occurrence
+    give the same id, in any patch order."""
+    one = job_id("d", JobKind.INSTALL, ("B", "A"), "w1")
+    two = job_id("d", JobKind.INSTALL, ("A", "B"), "w1")
+    other = job_id("d", JobKind.INSTALL, ("A",), "w1")
     assert one == two
     assert one != other
 
