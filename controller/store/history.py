@@ -99,9 +99,14 @@ def add_alerts(conn: Connection, alerts: Sequence[NewAlert], *, now: datetime) -
     ]
     inserted = 0
     for start in range(0, len(rows), ALERT_CHUNK):
-        statement = insert(schema.alerts).values(rows[start : start + ALERT_CHUNK])
-        result = conn.execute(statement.on_conflict_do_nothing(index_elements=["dedupe_key"]))
-        inserted += result.rowcount
+        statement = (
+            insert(schema.alerts)
+            .values(rows[start : start + ALERT_CHUNK])
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            # the rows inserted, counted: a multi-row INSERT's rowcount is -1 under psycopg
+            .returning(schema.alerts.c.id)
+        )
+        inserted += len(conn.execute(statement).all())
     return inserted
 
 

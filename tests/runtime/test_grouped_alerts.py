@@ -92,6 +92,9 @@ def test_one_approval_over_1000_devices_raises_one_search_alert(
 
     first = reconciler(example_repo, store, tmp_path, IN_WINDOW).reconcile()
     assert FLEET == first.counts["jobsIssued"]
+    with store.read() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(schema.alerts)).scalar_one()
+    assert stored == first.counts["alertsRaised"]  # the insert counts what it wrote
     search = alert_rows(store, "Search")
     occurrence = "2026-11-29T01:00Z"
     assert 1 == len(search)
