@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from controller.core import advisories, compliance, jobs, references, targets, windows
 from controller.core.compliance import BaselineCompliance, DeviceHistory
@@ -50,11 +50,19 @@ REBOOT_PENDING_MESSAGE = "Patching completed and need to reboot."
 CONDITION_TYPES = frozenset(
     {EventType.AGENT_OFFLINE_IN_WINDOW, EventType.REBOOT_PENDING, EventType.INSTALL_FAILED}
 )
+# How many device names a grouped info alert (`Search`, `Initiate`) quotes: enough to recognise
+# the batch, bounded so one approval over 100,000 devices is still a one-line alert (issue 14.3)
+GROUP_SAMPLE = 10
 
 
 @dataclass(frozen=True, slots=True)
 class AlertSpec:
-    """An alert to raise. `key` identifies the transition: the store raises each key once."""
+    """An alert to raise. `key` identifies the transition: the store raises each key once.
+
+    `tenant`: the tenant path of an alert about several devices (a grouped `Search` or
+    `Initiate`); None means the device's tenant (or every tenant without a device).
+    `details`: extra JSON figures stored with the alert (a group's counts and sample).
+    """
 
     key: str
     type: EventType
@@ -63,6 +71,8 @@ class AlertSpec:
     device_id: str | None = None
     job_id: str | None = None
     patch_id: str | None = None
+    tenant: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +349,7 @@ def plan(desired: DesiredState, observed: ObservedState, *, now: datetime) -> Pl
     )
     for device in devices:
         builder.device(device, applicable[device.id])
+    builder.alerts.extend(builder.grouped_alerts())
     names = {d.id: d.name for d in observed.devices}
     builder.alerts.extend(_ledger_alerts(observed.jobs, names))
     before = {job.id: job for job in observed.jobs}
@@ -440,6 +451,9 @@ class _PlanBuilder:
         self.alerts: list[AlertSpec] = []
         self.failed: dict[str, frozenset[str]] = {}  # device id → patches whose install failed
         self.summaries: list[DeviceSummary] = []
+        # info events grouped after the device loop (`grouped_alerts`): one alert per batch
+        self.searched: dict[tuple[str, str, str], list[_Searched]] = defaultdict(list)
+        self.initiated: dict[str, list[_Initiated]] = defaultdict(list)
         self._upcoming: dict[int, tuple[str, datetime] | None] = {}
 
     def device(self, device: DeviceView, applicable: Applicable) -> None:
@@ -552,16 +566,7 @@ class _PlanBuilder:
         if job.id in self.ledger.ids:
             return
         self._emit(job)
-        self.alerts.append(
-            AlertSpec(
-                f"Initiate:{job.id}",
-                EventType.INITIATE,
-                AlertSeverity.INFO,
-                f"scan initiated on {device.name}: {reason}",
-                device_id=device.id,
-                job_id=job.id,
-            )
-        )
+        self.initiated[device.tenant].append(_Initiated(device, job.id, reason, key))
 
     def _install(
         self, device: DeviceView, applicable: Applicable, installable: list[str]
@@ -612,16 +617,25 @@ class _PlanBuilder:
                 ),
             )
         )
-        self.alerts.append(
-            AlertSpec(
-                f"Search:{device.id}:{_digest(patches)}",
-                EventType.SEARCH,
-                AlertSeverity.INFO,
-                f"{len(patches)} missing patch(es) found and approved on {device.name}",
-                device_id=device.id,
-            )
+        self.searched[(device.tenant, key, occurrence.key)].append(
+            _Searched(device, job_key, patches)
         )
         return job_key, None
+
+    def grouped_alerts(self) -> list[AlertSpec]:
+        """The pass's info events, one alert per batch instead of one per device (issue 14.3):
+        one `Search` per (tenant, PatchWindow occurrence) and one `Initiate` per tenant, in
+        key order. A batch of one device keeps the per-device alert (its message, key and
+        device link). A batch's key digests its job ids, which are deterministic: a pass that
+        repeats the same decision issues no job and so raises nothing new."""
+        alerts = [
+            _search_alert(tenant, window, occurrence, batch)
+            for (tenant, window, occurrence), batch in sorted(self.searched.items())
+        ]
+        alerts.extend(
+            _initiate_alert(tenant, batch) for tenant, batch in sorted(self.initiated.items())
+        )
+        return alerts
 
     def _rollout_hold(self, window: PatchWindow, occurrence: str) -> str | None:
         """Why the occurrence's rollout limits start no install now (None: they allow one)."""
@@ -881,8 +895,94 @@ _DOWNLOADED = frozenset(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _Searched:
+    """One install issued in a pass: which device, which job, which patches."""
+
+    device: DeviceView
+    job_id: str
+    patches: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Initiated:
+    """One scan issued in a pass: which device, which job, why (reason, occasion key)."""
+
+    device: DeviceView
+    job_id: str
+    reason: str
+    occasion: str
+
+
+def _search_alert(tenant: str, window: str, occurrence: str, batch: list[_Searched]) -> AlertSpec:
+    """`Search` for the installs one pass issued in one tenant's PatchWindow occurrence."""
+    if len(batch) == 1:
+        (one,) = batch
+        return AlertSpec(
+            f"Search:{one.device.id}:{_digest(one.patches)}",
+            EventType.SEARCH,
+            AlertSeverity.INFO,
+            f"{len(one.patches)} missing patch(es) found and approved on {one.device.name}",
+            device_id=one.device.id,
+        )
+    patches = sorted({p for item in batch for p in item.patches})
+    return AlertSpec(
+        f"Search:{tenant}:{window}@{occurrence}:{_digest(item.job_id for item in batch)}",
+        EventType.SEARCH,
+        AlertSeverity.INFO,
+        f"{len(patches)} missing patch(es) found and approved on {len(batch)} devices "
+        f"in PatchWindow {window} occurrence {occurrence}: {_sample(batch)}",
+        tenant=tenant,
+        details={
+            "window": window,
+            "occurrence": occurrence,
+            "devices": len(batch),
+            "patches": len(patches),
+            "installs": sum(len(item.patches) for item in batch),
+            "sample": [item.device.name for item in batch[:GROUP_SAMPLE]],
+        },
+    )
+
+
+def _initiate_alert(tenant: str, batch: list[_Initiated]) -> AlertSpec:
+    """`Initiate` for the scans one pass issued in one tenant; details count them by occasion
+    (`initial`, `retry`, `due`, `after`: rule 7's occasions)."""
+    if len(batch) == 1:
+        (one,) = batch
+        return AlertSpec(
+            f"Initiate:{one.job_id}",
+            EventType.INITIATE,
+            AlertSeverity.INFO,
+            f"scan initiated on {one.device.name}: {one.reason}",
+            device_id=one.device.id,
+            job_id=one.job_id,
+        )
+    occasions: dict[str, int] = defaultdict(int)
+    for item in batch:
+        occasions[item.occasion.split(":", 1)[0]] += 1
+    return AlertSpec(
+        f"Initiate:{tenant}:{_digest(item.job_id for item in batch)}",
+        EventType.INITIATE,
+        AlertSeverity.INFO,
+        f"scan initiated on {len(batch)} devices: {_sample(batch)}",
+        tenant=tenant,
+        details={
+            "devices": len(batch),
+            "occasions": dict(sorted(occasions.items())),
+            "sample": [item.device.name for item in batch[:GROUP_SAMPLE]],
+        },
+    )
+
+
+def _sample(batch: list[_Searched] | list[_Initiated]) -> str:
+    """The first `GROUP_SAMPLE` device names (the planner's device order), then "and N more"."""
+    names = ", ".join(item.device.name for item in batch[:GROUP_SAMPLE])
+    rest = len(batch) - GROUP_SAMPLE
+    return f"{names} and {rest} more" if rest > 0 else names
+
+
 def _digest(patch_ids: Iterable[str]) -> str:
     return hashlib.sha256(",".join(sorted(patch_ids)).encode()).hexdigest()[:12]
 
 
-__all__ = ["AlertSpec", "DeviceSummary", "Plan", "object_ref", "plan", "window_key"]
+__all__ = ["GROUP_SAMPLE", "AlertSpec", "DeviceSummary", "Plan", "object_ref", "plan", "window_key"]

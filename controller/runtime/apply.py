@@ -178,16 +178,14 @@ def _write_compliance(
                 "patches": document,
             }
         )
-    for device_id, baseline in stored:  # baselines that no longer apply to a device
+    # rows of baselines that no longer apply to a device, and rows about to be rewritten:
+    # deleted in chunked set-based statements, then the changed rows in one executemany
+    keys = [*stored, *((row["device_id"], row["baseline"]) for row in changed)]
+    for chunk in _chunks(keys):
         conn.execute(
-            schema.compliance.delete().where(c.device_id == device_id, c.baseline == baseline)
+            schema.compliance.delete().where(sa.tuple_(c.device_id, c.baseline).in_(chunk))
         )
     if changed:
-        keys = [(row["device_id"], row["baseline"]) for row in changed]
-        for chunk in _chunks(keys):
-            conn.execute(
-                schema.compliance.delete().where(sa.tuple_(c.device_id, c.baseline).in_(chunk))
-            )
         conn.execute(schema.compliance.insert(), changed)
     return len(changed) + len(stored)
 
@@ -195,31 +193,31 @@ def _write_compliance(
 def _raise_alerts(
     conn: Connection, alerts: Sequence[AlertSpec], tenants: Mapping[str, str], *, now: datetime
 ) -> int:
-    if not alerts:
-        return 0
-    a = schema.alerts.c
-    known: set[str] = set()
-    for chunk in _chunks([alert.key for alert in alerts]):
-        known.update(conn.execute(sa.select(a.dedupe_key).where(a.dedupe_key.in_(chunk))).scalars())
-    raised = 0
-    for alert in alerts:
-        if alert.key in known:
-            continue
-        known.add(alert.key)
-        raised += history.add_alert(
-            conn,
-            history.NewAlert(
-                kind=alert.type.value,
-                severity=alert.severity.value,
-                message=alert.message,
-                tenant=tenants.get(alert.device_id) if alert.device_id else None,
-                device_id=alert.device_id,
-                details={k: v for k, v in (("job", alert.job_id), ("patch", alert.patch_id)) if v},
-                dedupe_key=alert.key,
-            ),
-            now=now,
-        )
-    return raised
+    """Insert the plan's alerts whose key was never raised, in set-based statements
+    (`history.add_alerts`); the store skips a key raised before, so a repeated pass raises
+    nothing."""
+    first: dict[str, AlertSpec] = {}
+    for alert in alerts:  # a key twice in one plan: the first alert counts, as in the store
+        first.setdefault(alert.key, alert)
+    rows = [_new_alert(alert, tenants) for alert in first.values()]
+    return history.add_alerts(conn, rows, now=now)
+
+
+def _new_alert(alert: AlertSpec, tenants: Mapping[str, str]) -> history.NewAlert:
+    details = {k: v for k, v in (("job", alert.job_id), ("patch", alert.patch_id)) if v}
+    details.update(alert.details)
+    tenant = alert.tenant
+    if tenant is None and alert.device_id:
+        tenant = tenants.get(alert.device_id)
+    return history.NewAlert(
+        kind=alert.type.value,
+        severity=alert.severity.value,
+        message=alert.message,
+        tenant=tenant,
+        device_id=alert.device_id,
+        details=details,
+        dedupe_key=alert.key,
+    )
 
 
 def _resolve_cleared(conn: Connection, plan: Plan, *, now: datetime) -> None:

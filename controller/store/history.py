@@ -20,7 +20,7 @@ from controller.store import schema
 from controller.store.scopes import in_scope, is_device
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
+    from collections.abc import Collection, Sequence
     from datetime import datetime
 
     from sqlalchemy.engine import Connection
@@ -51,6 +51,11 @@ class NewAuditEvent:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+# rows per multi-row INSERT: 9 bound parameters a row stays far below SQLite's 32,766 and
+# PostgreSQL's 65,535 parameters per statement
+ALERT_CHUNK = 1000
+
+
 def add_alert(conn: Connection, alert: NewAlert, *, now: datetime) -> bool:
     """Raise an alert; with a `dedupe_key` already raised, nothing happens (returns False).
     Message and details are redacted (`controller.redaction`): every token may read alerts."""
@@ -68,6 +73,41 @@ def add_alert(conn: Connection, alert: NewAlert, *, now: datetime) -> bool:
     )
     result = conn.execute(statement.on_conflict_do_nothing(index_elements=["dedupe_key"]))
     return result.rowcount == 1
+
+
+def add_alerts(conn: Connection, alerts: Sequence[NewAlert], *, now: datetime) -> int:
+    """Raise many alerts in set-based statements (one multi-row INSERT ... ON CONFLICT
+    (dedupe_key) DO NOTHING per `ALERT_CHUNK` rows, on SQLite and PostgreSQL alike): an alert
+    whose `dedupe_key` was raised before is skipped. Returns how many rows were inserted.
+    Redacted like `add_alert`."""
+    if not alerts:
+        return 0
+    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    rows = [
+        {
+            "tenant": alert.tenant,
+            "device_id": alert.device_id,
+            "kind": alert.kind,
+            "severity": alert.severity,
+            "message": redact_text(alert.message),
+            "details": redact_value(alert.details),
+            "dedupe_key": alert.dedupe_key,
+            "created_at": now,
+            "resolved_at": None,
+        }
+        for alert in alerts
+    ]
+    inserted = 0
+    for start in range(0, len(rows), ALERT_CHUNK):
+        statement = (
+            insert(schema.alerts)
+            .values(rows[start : start + ALERT_CHUNK])
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            # the rows inserted, counted: a multi-row INSERT's rowcount is -1 under psycopg
+            .returning(schema.alerts.c.id)
+        )
+        inserted += len(conn.execute(statement).all())
+    return inserted
 
 
 def open_alert_keys(conn: Connection, *, kinds: Collection[str]) -> dict[str, int]:

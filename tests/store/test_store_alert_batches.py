@@ -1,0 +1,55 @@
+"""`history.add_alerts`: many alerts in set-based statements, keys raised once (issue 14.3)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from controller.store import Store, history, schema
+
+NOW = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)
+
+
+def alert(n: int) -> history.NewAlert:
+    return history.NewAlert(
+        kind="InstallFailed",
+        severity="warning",
+        message=f"install failed on web-{n:04d}",
+        tenant="acme/retail",
+        details={"n": n},
+        dedupe_key=f"k{n}",
+    )
+
+
+def test_alerts_go_in_chunked_multi_row_inserts_and_each_key_once(store: Store) -> None:
+    """2,500 alerts → 3 INSERT statements; raising them again with 10 new keys inserts 10."""
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO ALERTS"):
+            statements.append(statement)
+
+    sa.event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        with store.write() as conn:
+            first = history.add_alerts(conn, [alert(n) for n in range(2500)], now=NOW)
+        with store.write() as conn:
+            again = history.add_alerts(conn, [alert(n) for n in range(2510)], now=NOW)
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", count)
+    assert (2500, 10, 6) == (first, again, len(statements))
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(schema.alerts.c.dedupe_key, schema.alerts.c.details).order_by(
+                schema.alerts.c.id
+            )
+        ).all()
+    assert 2510 == len(rows)
+    assert ("k2509", {"n": 2509}) == tuple(rows[-1])
+
+
+def test_no_alerts_is_no_statement(store: Store) -> None:
+    with store.write() as conn:
+        assert 0 == history.add_alerts(conn, [], now=NOW)
