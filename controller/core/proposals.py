@@ -24,7 +24,9 @@ from datetime import UTC, datetime, time
 from controller.core.compliance import BaselineCompliance
 from controller.core.decisions import object_ref
 from controller.core.desired import DesiredState
+from controller.core.observed import ObservedState
 from controller.core.patches import PatchRecord
+from controller.core.plan import Plan
 from controller.kinds import API_VERSION, ApprovalProposal, Baseline
 from controller.kinds.common import format_duration, tenant_contains
 
@@ -122,7 +124,11 @@ def propose(  # noqa: PLR0913 - keyword-only inputs of one pure computation
         candidates = []
         for (tenant, ref), patch_ids in sorted(pending.items()):
             baseline = baselines.get(ref)
-            if baseline is None or (tenant, ref) in claimed or not _covers(spec_obj, tenant, baseline):
+            if (
+                baseline is None
+                or (tenant, ref) in claimed
+                or not _covers(spec_obj, tenant, baseline)
+            ):
                 continue
             ready = sorted(p for p in patch_ids if soaked(catalogue.get(p), spec_obj, now=now))
             if ready:
@@ -196,3 +202,25 @@ def approval_document(
         f"  reason: {json.dumps(reason)}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def from_plan(
+    desired: DesiredState,
+    observed: ObservedState,
+    result: Plan,
+    *,
+    open_branches: Iterable[str] = (),
+    root: str = "",
+) -> tuple[Proposal, ...]:
+    """`propose` fed from one planner pass: its compliance, its devices' pending approvals and
+    the observed devices' tenants and catalogue, at the plan's instant."""
+    return propose(
+        desired,
+        compliance=result.compliance,
+        pending_approval={d.device_id: d.pending_approval for d in result.devices},
+        device_tenants={d.id: d.tenant for d in observed.devices},
+        catalogue=observed.catalogue,
+        now=result.now,
+        open_branches=open_branches,
+        root=root,
+    )
