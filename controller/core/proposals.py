@@ -106,14 +106,14 @@ def propose(  # noqa: PLR0913 - keyword-only inputs of one pure computation
     catalogue: Mapping[str, PatchRecord],
     now: datetime,
     open_branches: Iterable[str] = (),
-    root: str = "",
+    root: str = "policies",
 ) -> tuple[Proposal, ...]:
     """Every proposal to keep open, ordered by branch name.
 
     Each (tenant, baseline) goes to the first ApprovalProposal (by tenant, then name) that covers
     it. Within one ApprovalProposal at most `maxOpen` proposals are returned: branches already
     open (`open_branches`) keep their place, the others follow in branch-name order. `root` is the
-    policy directory inside the repository (`""` = the top).
+    policy folder of the repository (`policies`; `""` = the top).
     """
     pending = pending_by_baseline(compliance, pending_approval, device_tenants)
     baselines = {object_ref(b): b for b in desired.baselines}
@@ -210,7 +210,7 @@ def from_plan(
     result: Plan,
     *,
     open_branches: Iterable[str] = (),
-    root: str = "",
+    root: str = "policies",
 ) -> tuple[Proposal, ...]:
     """`propose` fed from one planner pass: its compliance, its devices' pending approvals and
     the observed devices' tenants and catalogue, at the plan's instant."""

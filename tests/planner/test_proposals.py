@@ -42,7 +42,7 @@ def test_one_proposal_per_tenant_and_baseline_with_the_exact_document() -> None:
         ("patchctl/proposals/acme/retail/lin", "acme/retail", ("USN-1-1", "USN-2-1")),
     ]
     retail = found[1]
-    assert retail.path == "approvals/proposed/acme/retail/lin.yaml"
+    assert retail.path == "policies/approvals/proposed/acme/retail/lin.yaml"
     assert retail.labels == ("patches",)
     assert retail.title == "Approve 2 patches for acme/retail/lin"
     assert retail.document == (

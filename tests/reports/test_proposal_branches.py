@@ -23,7 +23,7 @@ from controller.sources.loading import SourceFile, load_policy
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 BRANCH = "patchctl/proposals/acme/retail/web"
-FILE = "approvals/proposed/acme/retail/web.yaml"
+FILE = "policies/approvals/proposed/acme/retail/web.yaml"
 POLICY = """\
 apiVersion: patchctl/v1
 kind: Tenant
@@ -127,7 +127,7 @@ def test_a_branch_appears_updates_when_a_feed_adds_a_patch_and_goes_when_approve
     # Nothing checked out changed: main, the index and the working tree.
     assert repo.head.commit.hexsha == main
     assert index_before == (policy.path / ".git" / "index").read_bytes()
-    assert not (policy.path / "approvals").exists()
+    assert not (policy.path / "policies" / "approvals").exists()
 
     again = sync_branches(repo, base=main, proposals=proposals(policy, fleet("USN-1-1")))
     assert again.unchanged == (BRANCH,)
