@@ -9,16 +9,22 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import git
+import pytest
+from forgefakes import FakeForge
 from gitrepos import ALICE, PolicyRepo
 
 from controller.core.observed import DeviceView, ObservedState, ScanView
 from controller.core.patches import PatchRecord
 from controller.core.plan import plan
 from controller.core.proposals import Proposal, from_plan
+from controller.forges.clients import client_for
+from controller.forges.settings import ForgeKind, ForgeSettings
 from controller.kinds.common import Classification, OsFamily, Severity
 from controller.reports.proposals import sync_branches
+from controller.runtime.proposals import ProposalRun, run_proposals
 from controller.sources.loading import SourceFile, load_policy
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -45,6 +51,7 @@ kind: ApprovalProposal
 metadata: {name: weekly, tenant: acme}
 spec: {minimumReleaseAge: 7d}
 """
+LABELLED = "{minimumReleaseAge: 7d, labels: [patches], reviewers: [alice]}"
 HUMAN_APPROVAL = """\
 apiVersion: patchctl/v1
 kind: Approval
@@ -208,3 +215,79 @@ def test_a_remote_gets_the_branch_pushed_and_deleted(tmp_path: Path) -> None:
     deleted = sync_branches(work, base=main, proposals=(), remote="origin")
     assert deleted.deleted == (BRANCH,)
     assert BRANCH not in str(origin.git.branch("--list"))
+
+
+TOKEN = "forge-token-for-tests"  # noqa: S105 - the fake forge's token
+
+
+def run(policy: PolicyRepo, observed: ObservedState, forge: Any) -> ProposalRun:
+    files = [
+        SourceFile(str(p.relative_to(policy.path)), p.read_bytes())
+        for p in sorted((policy.path / "policies").rglob("*.yaml"))
+    ]
+    loaded = load_policy(files, revision="main")
+    assert loaded.state is not None
+    result = plan(loaded.state, observed, now=NOW)
+    return run_proposals(
+        policy.repo,
+        branch="main",
+        desired=loaded.state,
+        observed=observed,
+        result=result,
+        forge=forge,
+    )
+
+
+@pytest.mark.parametrize("kind", ["github", "gitlab", "gitea"])
+def test_the_pull_request_opens_updates_and_closes_with_the_branch(
+    tmp_path: Path, kind: str
+) -> None:
+    policy = make_repo(tmp_path)
+    policy.write("policies/all.yaml", POLICY.replace("{minimumReleaseAge: 7d}", LABELLED))
+    policy.commit("labels and reviewers")
+    fake = FakeForge(kind=kind, token=TOKEN)
+    fake.start()
+    settings = ForgeSettings(
+        kind=ForgeKind(kind), url=fake.url, repository=fake.repository, token=TOKEN
+    )
+    forge = client_for(settings, clock=lambda: NOW)
+    try:
+        first = run(policy, fleet("USN-1-1"), forge)
+        assert first.pull_requests == {BRANCH: (1, "created")}
+        pull = fake.pulls[1]
+        body_key, head = (
+            ("description", pull.get("source_branch"))
+            if kind == "gitlab"
+            else (
+                "body",
+                pull["head"]["ref"],
+            )
+        )
+        assert head == BRANCH
+        assert pull["title"] == "Approve 1 patch for acme/retail/web"
+        assert pull[body_key].startswith(
+            "patchctl proposes approving USN-1-1 for `Baseline acme/retail/web` in tenant "
+            "`acme/retail`. Merging this pull request is the approval"
+        )
+        # The body is the plan: the proposed Approval is the one object that changes.
+        assert "1 policy object(s) change." in pull[body_key]
+        assert "proposed-web" in pull[body_key]
+        labels = {"github": [{"name": "patches"}], "gitlab": ["patches"], "gitea": []}[kind]
+        assert pull["labels"] == labels
+        reviewers = {"github": [{"login": "alice"}], "gitea": [{"login": "alice"}]}
+        assert pull.get("requested_reviewers") == reviewers.get(kind)
+
+        assert run(policy, fleet("USN-1-1"), forge).pull_requests == {BRANCH: (1, "unchanged")}
+        moved = run(policy, fleet("USN-1-1", "USN-2-1"), forge)
+        assert moved.pull_requests == {BRANCH: (1, "edited")}
+        assert fake.pulls[1]["title"] == "Approve 2 patches for acme/retail/web"
+        assert len(fake.pulls) == 1
+
+        policy.write("policies/approvals/november.yaml", HUMAN_APPROVAL)
+        policy.commit("approve november")
+        gone = run(policy, fleet("USN-1-1", "USN-2-1"), forge)
+        assert (gone.sync.deleted, gone.closed) == ((BRANCH,), {BRANCH: 1})
+        assert fake.pulls[1]["state"] == "closed"
+    finally:
+        forge.close()
+        fake.stop()
