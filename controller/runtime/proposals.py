@@ -40,7 +40,7 @@ class ProposalRun:
     closed: dict[str, int | None]  # deleted branch → the closed pull request (None: none open)
 
 
-def run_proposals(
+def run_proposals(  # noqa: PLR0913 - keyword-only inputs of one round
     repo: git.Repo,
     *,
     branch: str,
@@ -49,10 +49,12 @@ def run_proposals(
     result: Plan,
     forge: ProposalForge | None = None,
     remote: str | None = None,
+    base: str | None = None,
 ) -> ProposalRun:
     """One round against `branch` (the enforced branch) of `repo`, pushing to `remote` when
-    given. Raises `WritebackError` (git) or `ForgeError` (the forge) for the chore to record."""
-    base = git_source.resolve_tip(repo, branch)
+    given; proposals build on `base` (the applied commit; default: the branch's tip). Raises
+    `WritebackError` (git) or `ForgeError` (the forge) for the chore to record."""
+    base = base or git_source.resolve_tip(repo, branch)
     existing = [
         str(ref).removeprefix("refs/heads/")
         for ref in str(
