@@ -18,9 +18,9 @@ from controller.kinds.common import Document, Duration, Model, Name
 class ApprovalProposalSpec(Model):
     baselines: tuple[Name, ...] = Field(
         default=(),
-        description="Baseline names of the proposal's tenant (its own, or every tenant's when "
-        "the proposal has no tenant); empty = every such baseline. One proposal per tenant and "
-        "baseline.",
+        description="Names of the baselines proposed for the devices of the proposal's tenant "
+        "and its clients (every tenant when it has none); empty = every baseline. One proposal "
+        "per tenant and baseline.",
     )
     minimum_release_age: Duration = Field(
         default=timedelta(days=3),
