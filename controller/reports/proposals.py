@@ -55,7 +55,7 @@ def sync_branches(
 ) -> SyncResult:
     """Make the proposal branches of `repo` (or of `remote`, pushed from `repo`) match
     `proposals`, each built on `base` (the enforced branch's tip commit)."""
-    existing = _existing(repo, remote, timeout=timeout)
+    existing = existing_branches(repo, remote, timeout=timeout)
     ours = {b: sha for b, sha in existing.items() if _owned(repo, sha, base=base, author=author)}
     created: list[str] = []
     updated: list[str] = []
@@ -95,7 +95,9 @@ def sync_branches(
     )
 
 
-def _existing(repo: git.Repo, remote: str | None, *, timeout: float) -> dict[str, str]:
+def existing_branches(
+    repo: git.Repo, remote: str | None, *, timeout: float = NETWORK_TIMEOUT
+) -> dict[str, str]:
     """Proposal branch → tip, of the local repository or (fetched) of the remote."""
     if remote is None:
         pattern, strip = f"refs/heads/{BRANCH_PREFIX}", "refs/heads/"

@@ -23,7 +23,7 @@ from controller.core.desired import DesiredState
 from controller.core.observed import ObservedState
 from controller.core.plan import Plan
 from controller.forges.clients import ProposalForge, PullRequestProposal
-from controller.reports.proposals import SyncResult, sync_branches
+from controller.reports.proposals import SyncResult, existing_branches, sync_branches
 from controller.runtime import plans
 from controller.sources import git as git_source
 from controller.sources import loading
@@ -55,12 +55,7 @@ def run_proposals(  # noqa: PLR0913 - keyword-only inputs of one round
     given; proposals build on `base` (the applied commit; default: the branch's tip). Raises
     `WritebackError` (git) or `ForgeError` (the forge) for the chore to record."""
     base = base or git_source.resolve_tip(repo, branch)
-    existing = [
-        str(ref).removeprefix("refs/heads/")
-        for ref in str(
-            repo.git.for_each_ref("--format=%(refname)", f"refs/heads/{core.BRANCH_PREFIX}")
-        ).split()
-    ]
+    existing = existing_branches(repo, remote)
     wanted = core.from_plan(desired, observed, result, open_branches=existing)
     sync = sync_branches(repo, base=base, proposals=wanted, remote=remote)
     opened: dict[str, tuple[int, str]] = {}
