@@ -16,6 +16,14 @@ request and answer shapes of each forge's public API reference:
 - Gitea/Forgejo (the /api/v1 swagger): GitHub's paths under `/api/v1`, paged by `limit`/`page`,
   `Authorization: token <token>`, states `pending|success|error|failure|warning`.
 
+Approval proposals: GitHub/Gitea `GET /repos/{o}/{r}/pulls` (`state`; GitHub also `head=o:branch`),
+`POST .../pulls` `{title, head, base, body}` → 201, `PATCH .../pulls/{n}` `{title, body, state}`
+→ 200, `POST .../issues/{n}/labels` `{labels}` and `POST .../pulls/{n}/requested_reviewers`
+`{reviewers}`; GitLab `GET /projects/:id/merge_requests` (`source_branch`, `state=opened`),
+`POST .../merge_requests` `{source_branch, target_branch, title, description, labels}` → 201 and
+`PUT .../merge_requests/:iid` `{title, description, state_event}` → 200. A second open request
+from the same branch is refused with 422 (GitHub "A pull request already exists", GitLab 409).
+
 Every request is recorded; `fail_next` answers the next requests with 503 and `Retry-After: 0`;
 `gate` (when cleared) holds every answer until it is set, to prove callers do not wait.
 """
@@ -58,6 +66,7 @@ class FakeForge:
     requests: list[Request] = field(default_factory=list)
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     statuses: list[dict[str, Any]] = field(default_factory=list)
+    pulls: dict[int, dict[str, Any]] = field(default_factory=dict)  # number/iid → request
     fail_next: int = 0
     gate: threading.Event = field(default_factory=threading.Event)
     _next_id: int = 1000
@@ -165,7 +174,7 @@ class FakeForge:
         }[self.kind]
         return headers.get(expected[0]) == expected[1]
 
-    def _github(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+    def _github(self, request: Request) -> tuple[int, Any, dict[str, str]]:  # noqa: PLR0911 - one answer per route
         prefix = "/api/v1" if self.kind == "gitea" else ""
         repo = f"{prefix}/repos/{self.repository}"
         path = request.path
@@ -178,13 +187,17 @@ class FakeForge:
                 return 200, self._page(number, request.query, size_key), {}
             if request.method == "POST":
                 return self._create(number, request.body)
+        if path == f"{repo}/pulls" or re.fullmatch(rf"{repo}/(pulls|issues)/[0-9]+/\w+", path):
+            return self._pull_github(request, repo)
+        if m := re.fullmatch(rf"{repo}/pulls/([0-9]+)", path):
+            return self._pull_github(request, repo, int(m[1]))
         if (m := re.fullmatch(rf"{repo}/issues/comments/([0-9]+)", path)) and (
             request.method == "PATCH"
         ):
             return self._edit(None, int(m[1]), request.body)
         return 404, {"message": "Not Found"}, {}
 
-    def _gitlab(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+    def _gitlab(self, request: Request) -> tuple[int, Any, dict[str, str]]:  # noqa: PLR0911 - one answer per route
         match = re.fullmatch(r"/api/v4/projects/([^/]+)(/.*)", request.path)
         project = unquote(match[1]) if match else None
         if match is None or project not in {self.repository, str(self.project_id)}:
@@ -192,6 +205,8 @@ class FakeForge:
         rest = match[2]
         if m := re.fullmatch(r"/statuses/([0-9a-f]{40})", rest):
             return self._status(request, m[1], name_field="name")
+        if rest == "/merge_requests" or re.fullmatch(r"/merge_requests/[0-9]+", rest):
+            return self._merge_request(request, rest)
         if m := re.fullmatch(r"/merge_requests/([0-9]+)/notes", rest):
             number = int(m[1])
             if request.method == "GET":
@@ -203,6 +218,115 @@ class FakeForge:
         ):
             return self._edit(int(m[1]), int(m[2]), request.body)
         return 404, {"message": "404 Not Found"}, {}
+
+    def _pull_github(  # noqa: C901, PLR0911 - the pulls API's routes, one answer each
+        self, request: Request, repo: str, number: int | None = None
+    ) -> tuple[int, Any, dict[str, str]]:
+        body = request.body or {}
+        if m := re.fullmatch(rf"{repo}/(pulls|issues)/([0-9]+)/(\w+)", request.path):
+            pull = self.pulls.get(int(m[2]))
+            if pull is None or request.method != "POST":
+                return 404, {"message": "Not Found"}, {}
+            if m[3] == "labels" and self.kind == "github":
+                pull["labels"] = [{"name": n} for n in body.get("labels", [])]
+                return 200, pull["labels"], {}
+            if m[3] == "requested_reviewers":
+                pull["requested_reviewers"] = [{"login": n} for n in body.get("reviewers", [])]
+                return 201, pull, {}
+            return 404, {"message": "Not Found"}, {}
+        if number is not None:
+            pull = self.pulls.get(number)
+            if pull is None or request.method != "PATCH":
+                return 404, {"message": "Not Found"}, {}
+            for key in ("title", "body", "state"):
+                if key in body:
+                    pull[key] = body[key]
+            return 200, pull, {}
+        if request.method == "GET":
+            state = request.query.get("state", ["open"])[0]
+            head = request.query.get("head", [None])[0] if self.kind == "github" else None
+            return (
+                200,
+                [
+                    p
+                    for p in self.pulls.values()
+                    if p["state"] == state
+                    and (
+                        head is None
+                        or head == f"{self.repository.split('/')[0]}:{p['head']['ref']}"
+                    )
+                ],
+                {},
+            )
+        if request.method == "POST":
+            if not all(isinstance(body.get(k), str) for k in ("title", "head", "base")):
+                return 422, {"message": "Validation Failed"}, {}
+            if any(
+                p["head"]["ref"] == body["head"] and p["state"] == "open"
+                for p in self.pulls.values()
+            ):
+                return 422, {"message": "A pull request already exists"}, {}
+            number = len(self.pulls) + 1
+            self.pulls[number] = {
+                "number": number,
+                "state": "open",
+                "title": body["title"],
+                "body": body.get("body"),
+                "head": {"ref": body["head"]},
+                "base": {"ref": body["base"]},
+                "labels": [],
+            }
+            return 201, self.pulls[number], {}
+        return 404, {"message": "Not Found"}, {}
+
+    def _merge_request(  # noqa: PLR0911 - one answer per route
+        self, request: Request, rest: str
+    ) -> tuple[int, Any, dict[str, str]]:
+        body = request.body or {}
+        if m := re.fullmatch(r"/merge_requests/([0-9]+)", rest):
+            mr = self.pulls.get(int(m[1]))
+            if mr is None or request.method != "PUT":
+                return 404, {"message": "404 Not found"}, {}
+            for key in ("title", "description"):
+                if key in body:
+                    mr[key] = body[key]
+            if body.get("state_event") == "close":
+                mr["state"] = "closed"
+            return 200, mr, {}
+        if request.method == "GET":
+            state = request.query.get("state", ["all"])[0]
+            branch = request.query.get("source_branch", [None])[0]
+            return (
+                200,
+                [
+                    m
+                    for m in self.pulls.values()
+                    if state in {"all", m["state"]} and branch in {None, m["source_branch"]}
+                ],
+                {},
+            )
+        if request.method == "POST":
+            keys = ("source_branch", "target_branch", "title")
+            if not all(isinstance(body.get(k), str) for k in keys):
+                return 400, {"message": "400 Bad request"}, {}
+            if any(
+                m["source_branch"] == body["source_branch"] and m["state"] == "opened"
+                for m in self.pulls.values()
+            ):
+                return 409, {"message": ["Another open merge request already exists"]}, {}
+            iid = len(self.pulls) + 1
+            labels = [n for n in (body.get("labels") or "").split(",") if n]
+            self.pulls[iid] = {
+                "iid": iid,
+                "state": "opened",
+                "title": body["title"],
+                "description": body.get("description"),
+                "source_branch": body["source_branch"],
+                "target_branch": body["target_branch"],
+                "labels": labels,
+            }
+            return 201, self.pulls[iid], {}
+        return 404, {"message": "404 Not found"}, {}
 
     def _status(
         self, request: Request, sha: str, *, name_field: str

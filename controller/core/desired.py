@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from controller.kinds import (
     Approval,
+    ApprovalProposal,
     Baseline,
     Device,
     DeviceGroup,
@@ -105,6 +106,10 @@ class DesiredState:
     @property
     def approvals(self) -> tuple[Approval, ...]:
         return self.of_kind(Approval)
+
+    @property
+    def proposals(self) -> tuple[ApprovalProposal, ...]:
+        return self.of_kind(ApprovalProposal)
 
     @property
     def windows(self) -> tuple[PatchWindow, ...]:

@@ -10,6 +10,17 @@ Endpoints and shapes, from each forge's REST API reference:
   `PUT /projects/:id/merge_requests/:iid/notes/:note_id` `{body}`.
 - Gitea/Forgejo: GitHub's paths and bodies under `/api/v1`, paging with `limit` and `page`.
 
+Approval proposals (`controller.runtime.proposals`) open, edit and close one pull request per
+proposal branch: GitHub `GET /repos/{o}/{r}/pulls?head={o}:{branch}&state=open`,
+`POST /repos/{o}/{r}/pulls` `{title, head, base, body}`, `PATCH /repos/{o}/{r}/pulls/{n}`
+`{title, body}` or `{state: closed}`, labels `POST /repos/{o}/{r}/issues/{n}/labels` `{labels}`,
+reviewers `POST /repos/{o}/{r}/pulls/{n}/requested_reviewers` `{reviewers}`; Gitea the same
+paths (its list has no `head` filter: the open pulls are filtered by `head.ref`; labels need
+numeric ids and are not set); GitLab `GET /projects/:id/merge_requests?source_branch=&state=opened`,
+`POST /projects/:id/merge_requests` `{source_branch, target_branch, title, description, labels}`,
+`PUT /projects/:id/merge_requests/:iid` `{title, description}` or `{state_event: close}`
+(reviewers need user ids and are not set).
+
 Tokens: GitHub `Authorization: Bearer`, GitLab `PRIVATE-TOKEN`, Gitea `Authorization: token`.
 GitHub's states are `pending|success|failure|error`, Gitea's the same (plus `warning`), GitLab's
 `pending|running|success|failed|canceled`. A status description is cut to 140 characters
@@ -84,6 +95,31 @@ class Forge(Protocol):
         ...
 
 
+class ProposalForge(Protocol):
+    """What approval proposals need of a forge."""
+
+    def upsert_pull_request(self, proposal: PullRequestProposal) -> tuple[int, str]:
+        """Open the pull request of `proposal.head` or edit the open one; (number, `created`,
+        `edited` or `unchanged`)."""
+        ...
+
+    def close_pull_request(self, head: str) -> int | None:
+        """Close the open pull request of branch `head`; its number, or None when none is open."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PullRequestProposal:
+    """A pull/merge request to open from `head` into `base`."""
+
+    head: str
+    base: str
+    title: str
+    body: str
+    labels: tuple[str, ...] = ()
+    reviewers: tuple[str, ...] = ()
+
+
 class _Client:
     """The HTTP part every forge shares: headers, timeouts, errors, comment upsert."""
 
@@ -118,6 +154,12 @@ class _Client:
         raise NotImplementedError
 
     def comment_path(self, number: int, comment_id: int) -> str:
+        raise NotImplementedError
+
+    def upsert_pull_request(self, proposal: PullRequestProposal) -> tuple[int, str]:
+        raise NotImplementedError
+
+    def close_pull_request(self, head: str) -> int | None:
         raise NotImplementedError
 
     def page_query(self, page: int) -> dict[str, int]:
@@ -187,6 +229,22 @@ def _shape(path: str) -> str:
     return path.split("?", 1)[0]
 
 
+def _first_open(found: Any, head: str) -> dict[str, Any] | None:
+    """The first open pull request in a GitHub-shaped list whose head branch is `head`."""
+    items = found if isinstance(found, list) else []
+    return next(
+        (
+            p
+            for p in items
+            if isinstance(p, dict)
+            and isinstance(p.get("head"), dict)
+            and p["head"].get("ref") == head
+            and p.get("state") == "open"
+        ),
+        None,
+    )
+
+
 def _description(text: str) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= DESCRIPTION_LIMIT else flat[: DESCRIPTION_LIMIT - 1] + "…"
@@ -224,6 +282,58 @@ class GitHub(_Client):
         del number  # GitHub addresses a comment by its id alone
         return f"{self._repo}/issues/comments/{comment_id}"
 
+    # --- approval proposals -----------------------------------------------------------------
+
+    def _open_pull(self, head: str) -> dict[str, Any] | None:
+        owner = self.settings.repository.partition("/")[0]
+        found = self.request(
+            "GET", f"{self._repo}/pulls", params={"head": f"{owner}:{head}", "state": "open"}
+        )
+        return _first_open(found, head)
+
+    def upsert_pull_request(self, proposal: PullRequestProposal) -> tuple[int, str]:
+        current = self._open_pull(proposal.head)
+        if current is not None:
+            number = int(current["number"])
+            if (current.get("title"), current.get("body")) == (proposal.title, proposal.body):
+                return number, "unchanged"
+            body = {"title": proposal.title, "body": proposal.body}
+            self.request("PATCH", f"{self._repo}/pulls/{number}", json=body)
+            return number, "edited"
+        created = self.request(
+            "POST",
+            f"{self._repo}/pulls",
+            json={
+                "title": proposal.title,
+                "head": proposal.head,
+                "base": proposal.base,
+                "body": proposal.body,
+            },
+        )
+        number = int(created["number"])
+        self._label(number, proposal.labels)
+        if proposal.reviewers:
+            self.request(
+                "POST",
+                f"{self._repo}/pulls/{number}/requested_reviewers",
+                json={"reviewers": list(proposal.reviewers)},
+            )
+        return number, "created"
+
+    def _label(self, number: int, labels: tuple[str, ...]) -> None:
+        if labels:
+            self.request(
+                "POST", f"{self._repo}/issues/{number}/labels", json={"labels": list(labels)}
+            )
+
+    def close_pull_request(self, head: str) -> int | None:
+        current = self._open_pull(head)
+        if current is None:
+            return None
+        number = int(current["number"])
+        self.request("PATCH", f"{self._repo}/pulls/{number}", json={"state": "closed"})
+        return number
+
 
 class Gitea(GitHub):
     """Gitea and Forgejo (`https://HOST/api/v1`): GitHub's shapes, its own token header and
@@ -234,6 +344,16 @@ class Gitea(GitHub):
 
     def page_query(self, page: int) -> dict[str, int]:
         return {"limit": PAGE_SIZE, "page": page}
+
+    def _open_pull(self, head: str) -> dict[str, Any] | None:
+        # Gitea's list has no `head` filter; one page of open pulls is searched.
+        found = self.request(
+            "GET", f"{self._repo}/pulls", params={"state": "open", "limit": PAGE_SIZE}
+        )
+        return _first_open(found, head)
+
+    def _label(self, number: int, labels: tuple[str, ...]) -> None:
+        del number, labels  # Gitea takes label ids, not names: not set
 
 
 _GITLAB_STATES = {
@@ -271,6 +391,52 @@ class GitLab(_Client):
 
     def comment_path(self, number: int, comment_id: int) -> str:
         return f"{self._project}/merge_requests/{number}/notes/{comment_id}"
+
+    # --- approval proposals -----------------------------------------------------------------
+
+    def _open_request(self, head: str) -> dict[str, Any] | None:
+        found = self.request(
+            "GET",
+            f"{self._project}/merge_requests",
+            params={"source_branch": head, "state": "opened"},
+        )
+        items = found if isinstance(found, list) else []
+        return next(
+            (m for m in items if isinstance(m, dict) and m.get("source_branch") == head), None
+        )
+
+    def upsert_pull_request(self, proposal: PullRequestProposal) -> tuple[int, str]:
+        current = self._open_request(proposal.head)
+        if current is not None:
+            iid = int(current["iid"])
+            if (current.get("title"), current.get("description")) == (
+                proposal.title,
+                proposal.body,
+            ):
+                return iid, "unchanged"
+            body = {"title": proposal.title, "description": proposal.body}
+            self.request("PUT", f"{self._project}/merge_requests/{iid}", json=body)
+            return iid, "edited"
+        created = self.request(
+            "POST",
+            f"{self._project}/merge_requests",
+            json={
+                "source_branch": proposal.head,
+                "target_branch": proposal.base,
+                "title": proposal.title,
+                "description": proposal.body,
+                "labels": ",".join(proposal.labels),
+            },
+        )
+        return int(created["iid"]), "created"
+
+    def close_pull_request(self, head: str) -> int | None:
+        current = self._open_request(head)
+        if current is None:
+            return None
+        iid = int(current["iid"])
+        self.request("PUT", f"{self._project}/merge_requests/{iid}", json={"state_event": "close"})
+        return iid
 
 
 CLIENTS: Mapping[ForgeKind, type[_Client]] = {

@@ -9,6 +9,7 @@ from controller.kinds.devices import Device
 from controller.kinds.feeds import PatchFeed
 from controller.kinds.groups import DeviceGroup
 from controller.kinds.notifications import Notification
+from controller.kinds.proposals import ApprovalProposal
 from controller.kinds.reports import ReportSchedule
 from controller.kinds.scans import ScanSchedule
 from controller.kinds.scripts import Script, ScriptJob
@@ -22,6 +23,7 @@ KINDS: dict[str, type[Document]] = {
         Baseline,
         Whitelist,
         Approval,
+        ApprovalProposal,
         PatchWindow,
         ScanSchedule,
         Script,
@@ -39,6 +41,7 @@ __all__ = [
     "API_VERSION",
     "KINDS",
     "Approval",
+    "ApprovalProposal",
     "Baseline",
     "Device",
     "DeviceGroup",

@@ -22,6 +22,7 @@ import structlog
 
 from controller.core.desired import DesiredState
 from controller.core.plan import Plan
+from controller.forges.clients import client_for
 from controller.forges.publisher import ForgePublisher
 from controller.forges.settings import ForgeSettings
 from controller.notify.notifier import Notifier
@@ -30,7 +31,7 @@ from controller.notify.settings import SmtpSettings
 from controller.notify.state import ProgressWriter, StatusWriter, read_events, resume
 from controller.reports import publish, schedules
 from controller.reports.collect import pending_from_plan
-from controller.runtime import feeds
+from controller.runtime import feeds, observe, proposals
 from controller.runtime.feedsources import FeedSettings, FeedSources
 from controller.runtime.leadership import Leadership
 from controller.runtime.loop import DEFAULT_INTERVAL, BranchWatcher, ReconcileLoop
@@ -64,6 +65,7 @@ class ServiceOptions:
     )  # URLs and paths feeds may name ([feeds])
     reports_dir: Path | None = None  # scheduled reports are also written here when set
     forge: ForgeSettings | None = None  # plan comments and commit statuses ([forge])
+    proposals: bool = True  # keep ApprovalProposal branches (and pull requests) up to date
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +275,39 @@ class Controller:
             chores.append(("feeds", self._refresh_feeds))
         if self.forge is not None:
             chores.append(("forge", self._forge_status))
+        if self.options.proposals:
+            chores.append(("proposals", self._proposals))
         return chores
+
+    def _proposals(self, context: PassContext) -> None:
+        """Approval proposals of the applied revision (`controller.runtime.proposals`); a URL
+        source's clone pushes the branches to its origin."""
+        desired, result = context.desired, context.outcome.plan
+        revision = context.outcome.applied_revision
+        if desired is None or result is None or revision is None or not desired.proposals:
+            return
+        source = self.reconciler.source
+        with self.store.read() as conn:
+            observed = observe.observe(conn, now=context.now)
+        settings = self.options.forge
+        client = client_for(settings, clock=lambda: context.now) if settings else None
+        try:
+            with git_source.open_repository(
+                source.repo, state_dir=source.state_dir, fetch=False
+            ) as repo:
+                proposals.run_proposals(
+                    repo,
+                    branch=source.branch,
+                    desired=desired,
+                    observed=observed,
+                    result=result,
+                    forge=client,
+                    remote="origin" if git_source.is_url(source.repo) else None,
+                    base=revision.rpartition("@sha1:")[2],
+                )
+        finally:
+            if client is not None:
+                client.close()
 
     def _forge_status(self, context: PassContext) -> None:
         """Queue the `patchctl/apply` status of the revision this pass applied (or refused);

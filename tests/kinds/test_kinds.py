@@ -139,6 +139,17 @@ VALID = [
         },
     ),
     ("Device", {"labels": {"site": "fra"}}),
+    (
+        "ApprovalProposal",
+        {
+            "baselines": ["web"],
+            "minimumReleaseAge": "7d",
+            "maxOpen": 3,
+            "labels": ["patches"],
+            "reviewers": ["alice"],
+        },
+    ),
+    ("ApprovalProposal", {}),
 ]
 
 
@@ -178,6 +189,9 @@ INVALID = [
     ("Whitelist", {"targets": TARGETS, "patches": [{}]}, ("spec", "patches", 0)),
     ("Whitelist", {"targets": TARGETS, "patches": []}, ("spec", "patches")),
     ("Approval", {"patches": ["KB1"], "targets": TARGETS}, ("spec", "reason")),
+    ("ApprovalProposal", {"maxOpen": 0}, ("spec", "maxOpen")),
+    ("ApprovalProposal", {"minimumReleaseAge": "a week"}, ("spec", "minimumReleaseAge")),
+    ("ApprovalProposal", {"baselines": ["Web Servers"]}, ("spec", "baselines", 0)),
     ("Approval", {"patches": [], "targets": TARGETS, "reason": "r"}, ("spec", "patches")),
     (
         "Approval",

@@ -62,7 +62,7 @@ def test_every_error_of_every_file_is_collected(policy_repo: PolicyRepo) -> None
     result = load_worktree(policy_repo)
     assert [
         "policies/approvals/b.yaml:4:1: spec.reason: required field is missing",
-        "policies/approvals/b.yaml:6:1: kind: 'Nonsense' is not one of Approval, Baseline, Device, "
+        "policies/approvals/b.yaml:6:1: kind: 'Nonsense' is not one of Approval, ApprovalProposal, Baseline, Device, "
         "DeviceGroup, Notification, PatchFeed, PatchWindow, ReportSchedule, ScanSchedule, Script, "
         "ScriptJob, Tenant, Whitelist",
         "policies/baselines/a.yaml:14:11: spec.rules[0].severities[1]: 'importnt' is not one of "

@@ -116,7 +116,7 @@ CASES = [
         "kind-is-a-list",
         "apiVersion: patchctl/v1\nkind: [Approval]\nmetadata: {name: a}\nspec: {}\n",
         [
-            f"{PATH}:2:1: kind: ['Approval'] is not one of Approval, Baseline, Device, "
+            f"{PATH}:2:1: kind: ['Approval'] is not one of Approval, ApprovalProposal, Baseline, Device, "
             "DeviceGroup, Notification, PatchFeed, PatchWindow, ReportSchedule, ScanSchedule, Script, "
             "ScriptJob, Tenant, Whitelist"
         ],
