@@ -35,7 +35,7 @@ import structlog
 
 from controller.core import review
 from controller.core.retries import RetryPolicy
-from controller.core.revisions import format_revision
+from controller.core.revisions import Revision, format_revision
 from controller.forges import events
 from controller.forges.clients import CommitStatus, Forge, ForgeError, StatusState, client_for
 from controller.forges.settings import ForgeSettings
@@ -419,9 +419,10 @@ def apply_status(outcome: Outcome) -> tuple[str, CommitStatus] | None:
 
 
 def _sha(revision: str) -> str:
-    return revision.rpartition("@sha1:")[2]
+    parsed = Revision.parse(revision)
+    return parsed.sha if parsed else revision
 
 
 def _short(revision: str) -> str:
-    name, _, sha = revision.rpartition("@sha1:")
-    return f"{name}@{sha[:12]}" if name else revision
+    parsed = Revision.parse(revision)
+    return parsed.short() if parsed else revision

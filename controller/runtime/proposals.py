@@ -22,6 +22,7 @@ from controller.core import review
 from controller.core.desired import DesiredState
 from controller.core.observed import ObservedState
 from controller.core.plan import Plan
+from controller.core.revisions import format_revision
 from controller.forges.clients import ProposalForge, PullRequestProposal
 from controller.reports.proposals import SyncResult, existing_branches, sync_branches
 from controller.runtime import plans
@@ -93,14 +94,14 @@ def _plan_body(
 ) -> Callable[[core.Proposal, str], str]:
     """The pull request body of a proposal: the plan from the enforced tip to its commit."""
     base_state = loading.load_policy(
-        git_source.read_commit(repo, base), revision=git_source.format_revision(branch, base)
+        git_source.read_commit(repo, base), revision=format_revision(branch, base)
     ).state
     catalogue = review.catalogue_from_records(observed.catalogue.values())
 
     def body(proposal: core.Proposal, commit: str) -> str:
         head = loading.load_policy(
             git_source.read_commit(repo, commit),
-            revision=git_source.format_revision(proposal.branch, commit),
+            revision=format_revision(proposal.branch, commit),
         ).state
         intro = (
             f"patchctl proposes approving {', '.join(proposal.patches)} for "

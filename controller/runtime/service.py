@@ -22,6 +22,7 @@ import structlog
 
 from controller.core.desired import DesiredState
 from controller.core.plan import Plan
+from controller.core.revisions import Revision
 from controller.forges.clients import client_for
 from controller.forges.publisher import ForgePublisher
 from controller.forges.settings import ForgeSettings
@@ -283,7 +284,7 @@ class Controller:
         """Approval proposals of the applied revision (`controller.runtime.proposals`); a URL
         source's clone pushes the branches to its origin."""
         desired, result = context.desired, context.outcome.plan
-        revision = context.outcome.applied_revision
+        revision = Revision.parse(context.outcome.applied_revision)
         if desired is None or result is None or revision is None or not desired.proposals:
             return
         source = self.reconciler.source
@@ -303,7 +304,7 @@ class Controller:
                     result=result,
                     forge=client,
                     remote="origin" if git_source.is_url(source.repo) else None,
-                    base=revision.rpartition("@sha1:")[2],
+                    base=revision.sha,
                 )
         finally:
             if client is not None:
