@@ -18,9 +18,10 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
 
+from controller.core import windows
 from controller.core.compliance import BaselineCompliance
 from controller.core.decisions import object_ref
 from controller.core.desired import DesiredState
@@ -50,6 +51,7 @@ class Proposal:
     document: str  # the YAML text
     labels: tuple[str, ...] = ()
     reviewers: tuple[str, ...] = ()
+    hold: bool = False  # outside its ApprovalProposal's schedule: not opened, not updated
 
     @property
     def title(self) -> str:
@@ -133,10 +135,19 @@ def propose(  # noqa: PLR0913 - keyword-only inputs of one pure computation
             ready = sorted(p for p in patch_ids if soaked(catalogue.get(p), spec_obj, now=now))
             if ready:
                 claimed.add((tenant, ref))
-                candidates.append(_proposal(spec_obj, tenant, baseline, tuple(ready), root=root))
+                found = _proposal(spec_obj, tenant, baseline, tuple(ready), root=root)
+                candidates.append(replace(found, hold=not in_schedule(spec_obj, now=now)))
         candidates.sort(key=lambda p: (p.branch not in already, p.branch))
         chosen.extend(candidates[: spec_obj.spec.max_open])
     return tuple(sorted(chosen, key=lambda p: p.branch))
+
+
+def in_schedule(obj: ApprovalProposal, *, now: datetime) -> bool:
+    """Whether the object may open or update proposals at `now` (always without a schedule)."""
+    schedule = obj.spec.schedule
+    if schedule is None:
+        return True
+    return windows.is_open(schedule.recurrence, schedule.timezone, schedule.duration, now=now)
 
 
 def _order(obj: ApprovalProposal) -> tuple[str, str]:

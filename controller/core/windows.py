@@ -102,6 +102,13 @@ def patch_tuesday(year: int, month: int) -> date:
 # --- windows ------------------------------------------------------------------------------------
 
 
+def is_open(recurrence: Recurrence, timezone: str, duration: timedelta, *, now: datetime) -> bool:
+    """Whether an occurrence of `recurrence` (in `timezone`) that lasts `duration` is open at
+    `now`: the schedules of other kinds (ApprovalProposal) read like a window's."""
+    now = _as_utc(now, "now")
+    return _latest_start(recurrence, _zone(timezone), until=now, after=now - duration) is not None
+
+
 def evaluate(spec: PatchWindowSpec, *, now: datetime) -> WindowState:
     """The open, next and catch-up occurrences of a window at `now`."""
     return WindowState(

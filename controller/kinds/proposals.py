@@ -12,7 +12,20 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from controller.kinds.common import Document, Duration, Model, Name
+from controller.kinds.common import Document, Duration, Model, Name, TimeZone
+from controller.kinds.windows import Recurrence
+
+
+class ProposalSchedule(Model):
+    """When proposals may be opened or updated (Renovate's `schedule`): the times an occurrence
+    is open. Outside them the branches and pull requests stay as they are; a proposal nothing is
+    left in is still removed at once."""
+
+    recurrence: Recurrence = Field(
+        description="When an occurrence opens (cron, patchTuesday, once)."
+    )
+    timezone: TimeZone = Field(default="UTC", description="IANA time zone of the recurrence.")
+    duration: Duration = Field(description="How long each occurrence stays open, e.g. 6h.")
 
 
 class ApprovalProposalSpec(Model):
@@ -39,6 +52,11 @@ class ApprovalProposalSpec(Model):
     )
     reviewers: tuple[str, ...] = Field(
         default=(), description="Forge user names asked to review the pull/merge request."
+    )
+    schedule: ProposalSchedule | None = Field(
+        default=None,
+        description="Open and update proposals only while an occurrence of this schedule is "
+        "open (e.g. cron `0 6 * * 1`, duration 4h: Monday mornings); default: after every pass.",
     )
 
 

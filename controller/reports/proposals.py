@@ -68,6 +68,11 @@ def sync_branches(
         if old is not None and branch not in ours:
             foreign.append(branch)
             continue
+        if proposal.hold:  # outside its schedule: an open proposal stays as it is
+            if old is not None:
+                unchanged.append(branch)
+                commits[branch] = old
+            continue
         commit = _commit(repo, base=base, proposal=proposal, author=author)
         if old is not None and _same(repo, old, commit):
             unchanged.append(branch)

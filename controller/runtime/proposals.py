@@ -65,7 +65,7 @@ def run_proposals(  # noqa: PLR0913 - keyword-only inputs of one round
         body = _plan_body(repo, base, branch, observed=observed, now=result.now)
         for proposal in wanted:
             commit = sync.commits.get(proposal.branch)
-            if commit is None:  # a human's branch of that name: not ours to open
+            if commit is None or proposal.hold:  # a human's branch, or outside the schedule
                 continue
             opened[proposal.branch] = forge.upsert_pull_request(
                 PullRequestProposal(

@@ -291,3 +291,38 @@ def test_the_pull_request_opens_updates_and_closes_with_the_branch(
     finally:
         forge.close()
         fake.stop()
+
+
+MONDAY_MORNINGS = (
+    "{minimumReleaseAge: 7d, schedule: {recurrence: {cron: '0 6 * * 1'}, duration: 4h}}"
+)
+MONDAY_NOON = "{minimumReleaseAge: 7d, schedule: {recurrence: {cron: '0 11 * * 1'}, duration: 4h}}"
+
+
+def test_outside_its_schedule_a_proposal_is_neither_opened_nor_updated(tmp_path: Path) -> None:
+    """At Monday 12:00 a Monday 06:00-10:00 schedule holds proposals; 11:00-15:00 lets them move;
+    a proposal with nothing left goes at once, schedule or not."""
+    policy = make_repo(tmp_path)
+    repo = policy.repo
+    policy.write("policies/all.yaml", POLICY.replace("{minimumReleaseAge: 7d}", MONDAY_MORNINGS))
+    closed = policy.commit("proposals on Monday mornings")
+    held = proposals(policy, fleet("USN-1-1"))
+    assert [True] == [p.hold for p in held]
+    nothing = sync_branches(repo, base=closed, proposals=held)
+    assert ((), (), ()) == (nothing.created, nothing.updated, nothing.unchanged)
+    assert BRANCH not in [h.name for h in repo.heads]
+
+    policy.write("policies/all.yaml", POLICY.replace("{minimumReleaseAge: 7d}", MONDAY_NOON))
+    opened_at = policy.commit("proposals around noon")
+    opened = sync_branches(repo, base=opened_at, proposals=proposals(policy, fleet("USN-1-1")))
+    assert (BRANCH,) == opened.created
+
+    policy.write("policies/all.yaml", POLICY.replace("{minimumReleaseAge: 7d}", MONDAY_MORNINGS))
+    closed_again = policy.commit("back to mornings")
+    later = proposals(policy, fleet("USN-1-1", "USN-2-1"))
+    kept = sync_branches(repo, base=closed_again, proposals=later)
+    assert ((BRANCH,), opened.commits[BRANCH]) == (kept.unchanged, repo.git.rev_parse(BRANCH))
+    assert '  patches: ["USN-1-1"]' in show(repo, BRANCH, FILE)
+
+    gone = sync_branches(repo, base=closed_again, proposals=())
+    assert (BRANCH,) == gone.deleted
