@@ -89,6 +89,12 @@ def _states(
     return found
 
 
+def _not_applicable(decision: Decision) -> str | None:
+    """A required patch a newer one supersedes: compliance counts it `not-applicable` without
+    listing it among the findings, so explain names the state itself."""
+    return PatchState.NOT_APPLICABLE.value if decision.required and decision.superseded else None
+
+
 def explain(
     desired: DesiredState, observed: ObservedState, device: DeviceView, *, now: datetime
 ) -> DeviceExplanation:
@@ -114,7 +120,7 @@ def explain(
             grouping.decision(patch_id, decisions) if status == "missing" else decisions[patch_id],
             schedule,
             context,
-            states.get(patch_id),
+            states.get(patch_id) or _not_applicable(decisions[patch_id]),
             grouping.members.get(patch_id),
         )
         for status, ids in (

@@ -166,12 +166,6 @@ def test_compliance_states() -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="explain reads only BaselineCompliance.findings, which never lists not-applicable "
-    "patches (only counted), so a required but superseded patch gets state None although "
-    "PatchExplanation.state documents not-applicable",
-)
 def test_required_superseded_patch_state_is_not_applicable() -> None:
     """A missing patch a baseline requires but a newer one supersedes is `not-applicable`."""
     result = explained(W1, scan("KB-OLD"))
