@@ -78,6 +78,26 @@ def run_remote(server: str, path: str, *, ca_file: Path | None, reason: str) -> 
     return remote.post(server, path, ca_file=ca_file, body={"reason": reason} if reason else {})
 
 
+def _act(
+    ctx: click.Context,
+    path: str,
+    local: Callable[[Connection, datetime, ops.Operator], dict[str, Any]],
+    *,
+    server: str | None,
+    ca_file: Path | None,
+    db_url: str | None,
+    state_dir: Path,
+    reason: str,
+) -> Any:
+    """One operation through the admin API (`path`, with --server) or on the local store
+    (`local(conn, now, operator)`, which answers in the API's shape): the answer either way."""
+    where = _where(ctx, {"server": server, "ca_file": ca_file, "db_url": db_url})
+    if where["server"]:
+        return run_remote(where["server"], path, ca_file=where["ca_file"], reason=reason)
+    who = local_operator(reason)
+    return run_local(where["db_url"], state_dir, lambda conn, now: local(conn, now, who))
+
+
 def _options(func: Callable[..., Any]) -> Callable[..., Any]:
     for decorate in (json_option, _REASON, server_options, store_options, click.pass_context):
         func = decorate(func)
@@ -114,27 +134,21 @@ def retire(
     With --server, an admin token in PATCHCTL_TOKEN; otherwise the local database.
     Exit codes: 0 retired, 1 no such device or retired already, 2 usage or I/O error.
     """
-    where = _where(ctx, {"server": server, "ca_file": ca_file, "db_url": db_url})
-    if where["server"]:
-        answer = run_remote(
-            where["server"], f"/api/v1/devices/{device}/retire", ca_file=where["ca_file"],
-            reason=reason,
-        )  # fmt: skip
-    else:
-        from controller.store import operations  # noqa: PLC0415
+    from controller.store import operations  # noqa: PLC0415 - keep --help fast
 
-        who = local_operator(reason)
-        done = run_local(
-            where["db_url"],
-            state_dir,
-            lambda conn, now: operations.retire_device(conn, device, who=who, now=now),
-        )
-        answer = {
+    def local(conn: Connection, now: datetime, who: ops.Operator) -> dict[str, Any]:
+        done = operations.retire_device(conn, device, who=who, now=now)
+        return {
             "deviceId": done.device_id,
             "name": done.name,
             "tenant": done.tenant,
             "cancelledJobs": list(done.cancelled_jobs),
         }
+
+    answer = _act(
+        ctx, f"/api/v1/devices/{device}/retire", local,
+        server=server, ca_file=ca_file, db_url=db_url, state_dir=state_dir, reason=reason,
+    )  # fmt: skip
     cancelled = len(answer["cancelledJobs"])
     _emit(
         answer,
@@ -165,27 +179,21 @@ def rotate_token(
     With --server, an admin token in PATCHCTL_TOKEN; otherwise the local database.
     Exit codes: 0 rotated, 1 no such device or retired, 2 usage or I/O error.
     """
-    where = _where(ctx, {"server": server, "ca_file": ca_file, "db_url": db_url})
-    if where["server"]:
-        answer = run_remote(
-            where["server"], f"/api/v1/devices/{device}/rotate-token", ca_file=where["ca_file"],
-            reason=reason,
-        )  # fmt: skip
-    else:
-        from controller.store import operations  # noqa: PLC0415
+    from controller.store import operations  # noqa: PLC0415 - keep --help fast
 
-        who = local_operator(reason)
-        done = run_local(
-            where["db_url"],
-            state_dir,
-            lambda conn, now: operations.rotate_device_token(conn, device, who=who, now=now),
-        )
-        answer = {
+    def local(conn: Connection, now: datetime, who: ops.Operator) -> dict[str, Any]:
+        done = operations.rotate_device_token(conn, device, who=who, now=now)
+        return {
             "deviceId": done.device_id,
             "name": done.name,
             "tokenId": done.token.id,
             "deviceToken": done.token.secret,
         }
+
+    answer = _act(
+        ctx, f"/api/v1/devices/{device}/rotate-token", local,
+        server=server, ca_file=ca_file, db_url=db_url, state_dir=state_dir, reason=reason,
+    )  # fmt: skip
     if as_json:
         print_json(answer)
         return
@@ -221,22 +229,16 @@ def cancel(
     With --server, an admin token in PATCHCTL_TOKEN; otherwise the local database.
     Exit codes: 0 cancelled, 1 no such job or finished already, 2 usage or I/O error.
     """
-    where = _where(ctx, {"server": server, "ca_file": ca_file, "db_url": db_url})
-    if where["server"]:
-        answer = run_remote(
-            where["server"], f"/api/v1/jobs/{job_id}/cancel", ca_file=where["ca_file"],
-            reason=reason,
-        )  # fmt: skip
-    else:
-        from controller.store import operations  # noqa: PLC0415
+    from controller.store import operations  # noqa: PLC0415 - keep --help fast
 
-        who = local_operator(reason)
-        was = run_local(
-            where["db_url"],
-            state_dir,
-            lambda conn, now: operations.cancel_job(conn, job_id, who=who, now=now),
-        )
-        answer = {"id": job_id, "state": "cancelled", "previousState": was.value}
+    def local(conn: Connection, now: datetime, who: ops.Operator) -> dict[str, Any]:
+        was = operations.cancel_job(conn, job_id, who=who, now=now)
+        return {"id": job_id, "state": "cancelled", "previousState": was.value}
+
+    answer = _act(
+        ctx, f"/api/v1/jobs/{job_id}/cancel", local,
+        server=server, ca_file=ca_file, db_url=db_url, state_dir=state_dir, reason=reason,
+    )  # fmt: skip
     _emit(answer, f"cancelled {job_id} (was {answer['previousState']})", as_json=as_json)
 
 
@@ -261,24 +263,16 @@ def retry(
     Exit codes: 0 issued, 1 no such job, not failed/expired, or retried already, 2 usage or
     I/O error.
     """
-    where = _where(ctx, {"server": server, "ca_file": ca_file, "db_url": db_url})
-    if where["server"]:
-        answer = run_remote(
-            where["server"], f"/api/v1/jobs/{job_id}/retry", ca_file=where["ca_file"],
-            reason=reason,
-        )  # fmt: skip
-    else:
-        from controller.store import operations  # noqa: PLC0415
+    from controller.store import operations  # noqa: PLC0415 - keep --help fast
 
-        who = local_operator(reason)
-        new_id = run_local(
-            where["db_url"],
-            state_dir,
-            lambda conn, now: operations.retry_job(
-                conn, job_id, who=who, now=now, pickup=RETRY_PICKUP
-            ),
-        )
-        answer = {"id": job_id, "retryJobId": new_id}
+    def local(conn: Connection, now: datetime, who: ops.Operator) -> dict[str, Any]:
+        new_id = operations.retry_job(conn, job_id, who=who, now=now, pickup=RETRY_PICKUP)
+        return {"id": job_id, "retryJobId": new_id}
+
+    answer = _act(
+        ctx, f"/api/v1/jobs/{job_id}/retry", local,
+        server=server, ca_file=ca_file, db_url=db_url, state_dir=state_dir, reason=reason,
+    )  # fmt: skip
     _emit(answer, str(answer["retryJobId"]), as_json=as_json)
 
 
@@ -299,23 +293,18 @@ def _alert_command(name: str, verb: str, path: str, help_text: str) -> click.Com
         reason: str,
         as_json: bool,
     ) -> None:
-        where = _where(ctx, {"server": server, "ca_file": ca_file, "db_url": db_url})
-        if where["server"]:
-            answer = run_remote(
-                where["server"], f"/api/v1/alerts/{alert_id}/{path}", ca_file=where["ca_file"],
-                reason=reason,
-            )  # fmt: skip
-        else:
-            from controller.store import operations  # noqa: PLC0415
+        from controller.store import operations  # noqa: PLC0415 - keep --help fast
 
-            who = local_operator(reason)
-            act = getattr(operations, f"{path}_alert")
-            run_local(
-                where["db_url"],
-                state_dir,
-                lambda conn, now: act(conn, alert_id, who=who, now=now),
-            )
-            answer = {"id": alert_id, verb: True}
+        act = getattr(operations, f"{path}_alert")
+
+        def local(conn: Connection, now: datetime, who: ops.Operator) -> dict[str, Any]:
+            act(conn, alert_id, who=who, now=now)
+            return {"id": alert_id, verb: True}
+
+        answer = _act(
+            ctx, f"/api/v1/alerts/{alert_id}/{path}", local,
+            server=server, ca_file=ca_file, db_url=db_url, state_dir=state_dir, reason=reason,
+        )  # fmt: skip
         _emit(answer, f"{verb} alert {alert_id}", as_json=as_json)
 
     return command
