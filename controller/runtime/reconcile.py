@@ -22,7 +22,8 @@ from typing import Any
 import structlog
 
 from controller.core.desired import DesiredState
-from controller.core.plan import Plan, plan
+from controller.core.incremental import Changes, IncrementalPlanner
+from controller.core.plan import Plan
 from controller.core.revisions import Revision
 from controller.kinds.notifications import EventType
 from controller.runtime import apply, audit, observe
@@ -114,6 +115,7 @@ class Reconciler:
             state_dir=source.state_dir,
             access=self.access,
         )
+        self.planner = IncrementalPlanner()
         self.last_valid: DesiredState | None = None
         self._failed_revision: str | None = None
         self._tip: str | None = None  # resolved once per pass, by the fetch, for the trail too
@@ -256,7 +258,7 @@ class Reconciler:
         # and the reconciler is the only one issuing jobs. The next pass sees what changed.
         with self.store.read() as conn:
             observed = observe.observe(conn, now=now)
-        the_plan = plan(desired, observed, now=now)
+        the_plan = self.planner.plan(desired, observed, now=now, changes=Changes.EVERYTHING)
         tenants = {d.id: d.tenant for d in observed.devices}
         with self.store.write() as conn:
             applied = apply.apply_plan(conn, the_plan, tenants=tenants, now=now)
