@@ -38,13 +38,15 @@ from typing import Any
 
 import click
 
+from controller import errors
+
 CONFIG_FILE = Path("patchctl.toml")
 CONFIG_ENV = "PATCHCTL_CONFIG"
 # Server settings that are not command options, each validated by the module that owns it.
 SERVER_TABLES = ("access", "smtp", "feeds", "lease", "forge")
 
 
-class ConfigError(Exception):
+class ConfigError(errors.ConfigurationError):
     """The configuration file cannot be used; the message names the file and the key path."""
 
 

@@ -23,6 +23,7 @@ from cvss.exceptions import CVSSError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as _safe_fromstring
 
+from controller import errors
 from controller.kinds.common import Classification, Severity
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class FeedResult:
     cve_severities: Mapping[tuple[str, str, str], Severity] = field(default_factory=dict)
 
 
-class RecordError(Exception):
+class RecordError(errors.NeedsHumanError):
     """One record (or document) cannot be imported; `position` says where."""
 
     def __init__(self, position: str, message: str) -> None:

@@ -36,14 +36,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import httpx
 
-from controller import __version__
+from controller import __version__, errors
 from controller.core import retries
 from controller.forges.settings import ForgeKind, ForgeSettings
 
@@ -73,16 +73,9 @@ class CommitStatus:
     target_url: str | None = None
 
 
-class ForgeError(Exception):
+class ForgeError(errors.RemoteError):
     """A forge call failed; `permanent` when trying again cannot help (401, 403, 404, 422);
     `retry_after` the wait the forge asked for."""
-
-    def __init__(
-        self, message: str, *, permanent: bool = False, retry_after: timedelta | None = None
-    ) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-        self.retry_after = retry_after
 
 
 class Forge(Protocol):

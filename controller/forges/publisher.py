@@ -5,10 +5,11 @@ this module's thread does the git reads, the planning and the HTTP calls, so a s
 forge never delays an answer or a pass. Work is keyed: a newer push to a pull request replaces
 its older queued plan, and a status is sent once per (commit, context, state, description).
 
-A failed call is tried again after `RetryPolicy.delay` (`controller.core.retries`: exponential
-backoff, the forge's `Retry-After` honoured) up to `max_attempts`; a permanent failure (401,
-403, 404, 422) or the last attempt is logged as an error and kept in the status table under
-`forge` (`patchctl status`), with the forge host and HTTP status but never the token.
+A failed call is tried again when `controller.errors.decide` says so (`RetryPolicy.delay`:
+exponential backoff, the forge's `Retry-After` honoured, up to `max_attempts`); a permanent
+failure (needs-a-human: 401, 403, 404, 422, an unplannable PR, a bug) or the last attempt
+is logged as an error and kept in the status table under `forge` (`patchctl status`), with
+the forge host and HTTP status but never the token.
 
 What is sent:
 
@@ -33,11 +34,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from controller import errors
 from controller.core import review
-from controller.core.retries import RetryPolicy
 from controller.core.revisions import Revision, format_revision
+from controller.errors import RetryPolicy
 from controller.forges import events
-from controller.forges.clients import CommitStatus, Forge, ForgeError, StatusState, client_for
+from controller.forges.clients import CommitStatus, Forge, StatusState, client_for
 from controller.forges.settings import ForgeSettings
 from controller.redaction import redact_text
 from controller.runtime import observe, plans
@@ -59,7 +61,7 @@ ERRORS_SHOWN = 20
 STATUSES_KEPT = 1000  # remembered to send each status once; a forgotten one is sent again
 
 
-class PlanUnavailableError(Exception):
+class PlanUnavailableError(errors.NeedsHumanError):
     """The pull request cannot be planned (its commits are not in the policy repository)."""
 
 
@@ -208,29 +210,24 @@ class ForgePublisher:
         work.attempts += 1
         try:
             work.run()
-        except ForgeError as exc:
-            self._failed(key, work, str(exc), permanent=exc.permanent, retry_after=exc.retry_after)
-        except (PlanUnavailableError, git_source.SourceError) as exc:
-            self._failed(key, work, str(exc), permanent=True, retry_after=None)
+        except errors.PatchctlError as exc:  # ForgeError, PlanUnavailableError, SourceError
+            self._failed(key, work, exc)
         except Exception as exc:  # a bug here must not stop the forge thread
             log.exception("forge work failed", work=work.describe)
-            self._failed(key, work, redact_text(f"{type(exc).__name__}: {exc}"), permanent=True)
+            # Kept from before the error tree: a bug in the forge work is reported, not retried.
+            bug = errors.NeedsHumanError(redact_text(f"{type(exc).__name__}: {exc}"))
+            self._failed(key, work, bug)
         else:
             with self._lock:
                 self._counts.sent += 1
             self._record(error=None)
 
-    def _failed(
-        self,
-        key: str,
-        work: _Work,
-        error: str,
-        *,
-        permanent: bool,
-        retry_after: Any = None,
-    ) -> None:
-        error = redact_text(error)
-        if permanent or work.attempts >= self.retry.max_attempts:
+    def _failed(self, key: str, work: _Work, failure: errors.PatchctlError) -> None:
+        """Queue the work again when `errors.decide` says so, else record it as failed."""
+        error = redact_text(str(failure))
+        verdict = errors.decide(failure, attempt=work.attempts, policy=self.retry)
+        if verdict.delay is None:
+            permanent = verdict.kind is errors.Kind.NEEDS_HUMAN
             note = "permanent" if permanent else f"gave up after {work.attempts} attempt(s)"
             log.error("forge call failed", work=work.describe, error=error, outcome=note)
             with self._lock:
@@ -238,7 +235,7 @@ class ForgePublisher:
                 self._counts.last_error = f"{work.describe}: {error} ({note})"
             self._record(error=self._counts.last_error)
             return
-        wait = self.retry.delay(work.attempts, retry_after=retry_after)
+        wait = verdict.delay
         log.warning(
             "forge call failed, will retry",
             work=work.describe,

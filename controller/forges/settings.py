@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
+from controller import errors
 from controller.redaction import remember_secret
 
 DEFAULT_TOKEN_ENV = "PATCHCTL_FORGE_TOKEN"  # noqa: S105 - the variable's name, not a secret
@@ -47,7 +48,7 @@ DEFAULT_URLS = {
 }
 
 
-class ForgeSettingsError(Exception):
+class ForgeSettingsError(errors.ConfigurationError):
     """The forge settings cannot be used; the message names the file or option and the key."""
 
 

@@ -20,7 +20,7 @@ import json
 import smtplib
 import ssl
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any, Protocol
@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from controller import __version__
+from controller import __version__, errors
 from controller.core import retries
 from controller.kinds.notifications import Channel
 from controller.notify.messages import Message
@@ -45,16 +45,9 @@ DIGEST_IDS = 50  # event ids an email header lists (a digest's text lists as man
 SLACK_TEXT_LIMIT = 3900  # Slack truncates longer `text`; keep the end readable instead
 
 
-class DeliveryError(Exception):
+class DeliveryError(errors.RemoteError):
     """A message was not delivered; `permanent` when retrying cannot help; `retry_after` the
     wait the receiver asked for (its `Retry-After` header), if it did."""
-
-    def __init__(
-        self, message: str, *, permanent: bool = False, retry_after: timedelta | None = None
-    ) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-        self.retry_after = retry_after
 
 
 class Sender(Protocol):

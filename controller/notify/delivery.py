@@ -8,10 +8,10 @@ from a thread with the real clock; tests drive it with an invented one.
   kept; keys that were dropped unsent may come again).
 - **Rate limit**: at most `RateLimit.max_messages` sends per `RateLimit.per`. When more events
   wait than the window has room for, the last free send carries all the rest as one digest.
-- **Retries**: a failed send is tried again after `RetryPolicy.delay(attempt, retry_after=...)`
-  (exponential, never sooner than the receiver's `Retry-After`, capped; see
-  `controller.core.retries`) up to `max_attempts`; a permanent failure (a 404, a missing secret)
-  is not retried.
+- **Retries**: `controller.errors.decide` says when a failed send is tried again:
+  `RetryPolicy.delay(attempt, retry_after=...)` (exponential, never sooner than the receiver's
+  `Retry-After`, capped) up to `max_attempts`; a permanent failure (needs-a-human: a 404, a
+  missing secret) is not retried.
   Later events wait behind a message being retried, so a channel keeps its order.
 - **Position**: `advance(upto)` says the store's rows up to `upto` (`{"alert": id, "audit": id}`)
   were all routed; `position()` is then how far this channel is *settled*: every row at or
@@ -28,7 +28,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from controller.core.retries import RetryPolicy
+from controller import errors
+from controller.errors import RetryPolicy
 from controller.notify.channels import DeliveryError, Sender
 from controller.notify.events import Event
 from controller.notify.messages import Message
@@ -244,16 +245,17 @@ class ChannelQueue:
     def _failed(self, outgoing: _Outgoing, error: DeliveryError, now: datetime) -> None:
         with self._lock:
             status = self._status
-            give_up = error.permanent or outgoing.attempts >= self.retry.max_attempts
-            if give_up:
+            verdict = errors.decide(error, attempt=outgoing.attempts, policy=self.retry)
+            give_up = verdict.delay is None
+            if verdict.delay is None:
                 self._outbox.popleft()
                 self._settle(outgoing.message)
                 outgoing.retry_at = None
-                note = "permanent" if error.permanent else f"gave up after {outgoing.attempts}"
+                permanent = verdict.kind is errors.Kind.NEEDS_HUMAN
+                note = "permanent" if permanent else f"gave up after {outgoing.attempts}"
                 message = f"{error} ({note})"
             else:
-                wait = self.retry.delay(outgoing.attempts, retry_after=error.retry_after)
-                outgoing.retry_at = now + wait
+                outgoing.retry_at = now + verdict.delay
                 message = f"{error} (attempt {outgoing.attempts} of {self.retry.max_attempts})"
             self._status = replace(
                 status,

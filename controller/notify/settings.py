@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controller import errors
+
 CONFIG_FILE = Path("patchctl.toml")
 _KEYS = {"host", "port", "from", "starttls", "ssl", "user", "password_env", "timeout"}
 
@@ -52,7 +54,7 @@ class SmtpSettings:
             raise ValueError("smtp.timeout must be positive")
 
 
-class SettingsError(Exception):
+class SettingsError(errors.ConfigurationError):
     """The `[smtp]` table cannot be used; the message names the file and the key."""
 
 

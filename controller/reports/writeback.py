@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 import git
 
+from controller import errors
 from controller.redaction import redact_text
 
 DEFAULT_BRANCH = "patchctl-reports"
@@ -29,7 +30,7 @@ ZERO_SHA = "0" * 40
 _URL_RE = re.compile(r"^(https?|ssh|git|file)://|^[\w.-]+@[\w.-]+:")
 
 
-class WritebackError(Exception):
+class WritebackError(errors.ConfigurationError):
     """The reports cannot be written or committed; the message says why and what to do."""
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from controller import errors
 from controller.core import access
 from controller.core.access import (
     DEFAULT_GUARDED_KINDS,
@@ -77,7 +78,7 @@ class AccessPolicy(access.AccessPolicy):
         return signatures.Verifier(self.trusted)
 
 
-class AccessError(Exception):
+class AccessError(errors.ConfigurationError):
     """The access policy cannot be read; the message names the file and the field."""
 
 

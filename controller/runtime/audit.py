@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from controller import errors
 from controller.core import access, changes
 from controller.core.audit import AuditEvent
 from controller.core.changes import ChangeAction, EventType
@@ -56,7 +57,7 @@ JOB_ROWS_READ = 50_000  # jobs read for one `--patch` query (they are summarised
 NAMES_SHOWN = 5
 
 
-class AuditUnavailableError(Exception):
+class AuditUnavailableError(errors.TransientError):
     """The branch history could not be read; the trail stays where it was (transient)."""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from controller import errors
 from controller.core.explain import explain
 from controller.runtime import observe, status
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from controller.core.explain import DeviceExplanation
 
 
-class DeviceNotFoundError(LookupError):
+class DeviceNotFoundError(errors.NeedsHumanError, LookupError):
     """No device (or more than one) of that name or id in the scope; the message says which
     ones matched, and `ambiguous` tells the two cases apart (404 vs 409 on the API)."""
 

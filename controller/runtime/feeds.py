@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 import structlog
 
+from controller import errors
 from controller.feeds import read_feed
 from controller.feeds.common import FeedError, FeedResult
 from controller.redaction import redact_text, redact_url
@@ -224,8 +225,8 @@ def _import_one(
         }
         status["errors"] = [redact_text(str(e)) for e in outcome.errors[:MAX_ERRORS_KEPT]]
         status["warnings"] = [redact_text(str(w)) for w in outcome.warnings[:MAX_ERRORS_KEPT]]
-    if failure is not None and failure.retry_after is not None:
-        status["retryAt"] = (now + min(failure.retry_after, MAX_SERVER_WAIT)).isoformat()
+    if (wait := _server_wait(failure)) is not None:
+        status["retryAt"] = (now + min(wait, MAX_SERVER_WAIT)).isoformat()
     if state == "ok":
         status["failingSince"] = None
     else:
@@ -234,6 +235,14 @@ def _import_one(
     history.set_status(conn, key, status, now=now)
     log.info("feed refreshed", feed=key, result=state, message=message)
     return FeedRefresh(f"{feed.tenant or '*'}/{feed.name}", state, message, outcome)
+
+
+def _server_wait(failure: FeedSourceError | None) -> timedelta | None:
+    """The wait a wait-until failure names (a server's `Retry-After`), else None: other
+    failures are run again after `RETRY_AFTER_FAILURE` (`is_due`)."""
+    if failure is None or errors.kind_of(failure) is not errors.Kind.WAIT_UNTIL:
+        return None
+    return errors.retry_after_of(failure)
 
 
 def _verdict(outcome: ImportOutcome | None, failure: str | None) -> tuple[str, str]:
@@ -285,10 +294,11 @@ def _read_source(
                 path, feed.spec.format, release=feed.spec.release, label=_label(feed)
             ), None
     except FeedSourceError as exc:
-        return None, FeedSourceError(f"{where}spec.source: {exc}", retry_after=exc.retry_after)
+        located = f"{where}spec.source: {exc}"
+        return None, FeedSourceError(located, permanent=exc.permanent, retry_after=exc.retry_after)
     except Exception as exc:  # noqa: BLE001 - one bad feed must not stop the others
         log.warning("feed import crashed", feed=status_key(feed), error=repr(exc))
-        return None, FeedSourceError(f"import failed: {exc!r}")
+        return None, FeedSourceError(f"import failed: {exc!r}", permanent=False)
 
 
 def _where(desired: DesiredState, feed: PatchFeed) -> str:

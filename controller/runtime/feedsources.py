@@ -23,7 +23,7 @@ Anything else (`/proc/self/environ`, `../../etc/passwd`, `file:///…`, a URL no
 refused with a `FeedSourceError` that names the source (redacted) and the rule; nothing is opened
 or fetched, so no content can be quoted.
 
-Downloads are retried (`controller.core.retries`): a throttled or failing server is asked again
+Downloads are retried (`controller.errors.decide`): a throttled or failing server is asked again
 after its `Retry-After`, when that is short (`INLINE_WAIT_LIMIT`); a longer wait ends the attempt
 with `FeedSourceError.retry_after` set, and the feed is not run again before then.
 """
@@ -47,6 +47,7 @@ import git
 import httpx
 import structlog
 
+from controller import errors
 from controller.core import retries
 from controller.redaction import redact_text, redact_url
 
@@ -59,7 +60,7 @@ MAX_DOWNLOAD = 256 * 1024 * 1024  # the importers refuse larger documents anyway
 MAX_REPOSITORY_FEED = MAX_DOWNLOAD  # bytes of one feed read from the repository
 DOWNLOAD_TIMEOUT = 60.0
 INLINE_WAIT_LIMIT = timedelta(seconds=30)  # longer waits are not slept: the feed runs later
-DOWNLOAD_RETRY = retries.RetryPolicy(
+DOWNLOAD_RETRY = errors.RetryPolicy(
     max_attempts=3,
     first_delay=timedelta(seconds=2),
     max_delay=timedelta(seconds=30),
@@ -69,16 +70,18 @@ SYMLINK_MODE = 0o120000
 WEB_SCHEMES = ("http", "https")
 
 
-class FeedSourceError(Exception):
+class FeedSourceError(errors.RemoteError):
     """The feed's source cannot or may not be read; the message says which and why (no
-    credentials, no content). `retry_after`: the server asked not to be asked before then."""
+    credentials, no content). `permanent` (the default: a refused or missing source) when
+    reading again cannot help; `retry_after`: the server asked not to be asked before then."""
 
-    def __init__(self, message: str, *, retry_after: timedelta | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    def __init__(
+        self, message: str, *, permanent: bool = True, retry_after: timedelta | None = None
+    ) -> None:
+        super().__init__(message, permanent=permanent, retry_after=retry_after)
 
 
-class FeedSettingsError(Exception):
+class FeedSettingsError(errors.ConfigurationError):
     """The `[feeds]` table cannot be used; the message names the file and the key."""
 
 
@@ -178,7 +181,7 @@ class FeedSources:
     state_dir: Path
     repo: git.Repo | None = None  # None: repository paths are refused (no repository)
     settings: FeedSettings = field(default_factory=FeedSettings)
-    retry: retries.RetryPolicy = DOWNLOAD_RETRY
+    retry: errors.RetryPolicy = DOWNLOAD_RETRY
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(tz=UTC), compare=False)
 
@@ -263,24 +266,30 @@ class FeedSources:
                 return target
             partial.unlink(missing_ok=True)
             problem, retryable, retry_after = failure
-            wait = self.retry.delay(attempt, retry_after=retry_after)
             if retry_after is not None and retry_after > INLINE_WAIT_LIMIT:
                 # Not slept here (it would hold up every other chore): the feed waits instead.
                 raise FeedSourceError(
                     f"GET {redact_url(url)}: {problem}; the server asks to retry after "
                     f"{retry_after.total_seconds():g}s",
+                    permanent=False,
                     retry_after=retry_after,
                 )
-            if not retryable or attempt >= self.retry.max_attempts:
+            error = FeedSourceError(
+                f"GET {redact_url(url)}: {problem}",
+                permanent=not retryable,
+                retry_after=retry_after,
+            )
+            verdict = errors.decide(error, attempt=attempt, policy=self.retry)
+            if verdict.delay is None:
                 tries = f" (after {attempt} attempts)" if attempt > 1 else ""
-                raise FeedSourceError(f"GET {redact_url(url)}: {problem}{tries}")
+                raise FeedSourceError(f"{error}{tries}", permanent=not retryable)
             log.info(
                 "feed download retried",
                 url=redact_url(url),
                 problem=problem,
-                seconds=wait.total_seconds(),
+                seconds=verdict.delay.total_seconds(),
             )
-            self.sleep(wait.total_seconds())
+            self.sleep(verdict.delay.total_seconds())
 
     def _fetch(self, url: str, into: Path) -> tuple[str, bool, timedelta | None] | None:
         """Stream `url` into a file: None when the whole body arrived, else (the problem,

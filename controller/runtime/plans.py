@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from controller import errors
 from controller.core import review
 from controller.core.desired import DesiredState
 from controller.core.observed import ObservedState
@@ -31,7 +32,7 @@ NO_CATALOGUE = (
 )
 
 
-class CatalogueFileError(ValueError):
+class CatalogueFileError(errors.ConfigurationError, ValueError):
     """A catalogue snapshot file that cannot be used; the message names the file and field."""
 
 

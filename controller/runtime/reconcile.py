@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from controller import errors
 from controller.core.desired import DesiredState
 from controller.core.incremental import Changes, IncrementalPlanner
 from controller.core.plan import Plan
@@ -88,7 +89,7 @@ class Verification:
     reasons: tuple[str, ...] = ()
 
 
-class SourceUnavailableError(Exception):
+class SourceUnavailableError(errors.TransientError):
     """The repository could not be read; retried on the next trigger (transient)."""
 
 

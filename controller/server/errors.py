@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 
+from controller import errors
 from controller.redaction import redact_text
 from controller.server.writer import WriterClosedError
 from controller.store import StoreError
@@ -66,7 +67,7 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-class ApiError(Exception):
+class ApiError(errors.NeedsHumanError):
     """An answer other than success; raised by handlers, rendered by `install`."""
 
     def __init__(

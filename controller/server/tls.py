@@ -15,10 +15,12 @@ from pathlib import Path
 
 import structlog
 
+from controller import errors
+
 log = structlog.get_logger("patchctl.tls")
 
 
-class TlsError(Exception):
+class TlsError(errors.ConfigurationError):
     """The certificate or key cannot be used; the message names the files and why."""
 
 

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.exc import DBAPIError
 
+from controller import errors
 from controller.store import reports
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class _Item:
     replans: Callable[[Any], bool] | None = None  # of a call's result; None: always
 
 
-class WriterClosedError(RuntimeError):
+class WriterClosedError(errors.TransientError, RuntimeError):
     """The writer was stopped; the service is shutting down."""
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from controller import errors
 from controller.sim import patches as sim_patches
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ class Stats:
         }
 
 
-class AgentError(Exception):
+class AgentError(errors.TransientError):
     """A call the agent could not complete; counted, then retried on the next cycle."""
 
 

@@ -23,6 +23,8 @@ from typing import Any, ClassVar
 
 import yaml
 
+from controller import errors
+
 MAX_FILE_BYTES = 1024 * 1024
 MAX_EXPANDED_NODES = 100_000
 SHOWN_VALUE_CHARS = 60  # a refused value is quoted up to this length in a message
@@ -132,7 +134,7 @@ def hidden_character_problem(path: str, text: str, offset: int) -> Problem:
     )
 
 
-class NodeError(Exception):
+class NodeError(errors.NeedsHumanError):
     """A value the policy may not hold, at a node of the composed document.
 
     `field_path` is filled in by the parser, which knows where each node sits.

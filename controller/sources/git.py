@@ -22,6 +22,7 @@ from pathlib import Path
 
 import git
 
+from controller import errors
 from controller.core.commits import CommitFacts, Person, parse_pull_request, parse_trailers
 from controller.core.revisions import Revision
 from controller.redaction import redact_text, redact_url
@@ -42,7 +43,7 @@ BLOB_BATCH = 2000  # blobs read per `git cat-file --batch` process
 _URL_RE = re.compile(r"^(https?|ssh|git|file)://|^[\w.-]+@[\w.-]+:")
 
 
-class SourceError(Exception):
+class SourceError(errors.ConfigurationError):
     """The repository, branch or revision cannot be read; the message says which and why."""
 
 

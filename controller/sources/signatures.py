@@ -41,6 +41,7 @@ from typing import Self
 
 import git
 
+from controller import errors
 from controller.core.access import TrustedKeys
 from controller.core.commits import UNSIGNED, Signature, SignatureStatus
 
@@ -71,7 +72,7 @@ SIGNATURE_FIELDS = 4
 SSH_KEY_TYPE = re.compile(r"^(ssh-|ecdsa-|sk-ssh-|sk-ecdsa-)")
 
 
-class SignatureError(Exception):
+class SignatureError(errors.ConfigurationError):
     """A trusted key cannot be read or installed; the message says which and why."""
 
 

@@ -29,6 +29,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
+from controller import errors
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
@@ -47,7 +49,7 @@ _WRITE = "patchctl_write"
 _MIGRATION_LOCK = 0x70617463  # "patc": the advisory lock id held while migrating PostgreSQL
 
 
-class StoreError(Exception):
+class StoreError(errors.TransientError):
     """The store cannot be opened or used; the message says what to do."""
 
 

@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from controller import errors
 from controller.store import schema
-from controller.store.database import StoreError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -54,11 +54,11 @@ if TYPE_CHECKING:
 RECONCILER = "reconciler"  # the lease of the reconcile loop and the chores
 
 
-class LeaseLostError(Exception):
+class LeaseLostError(errors.WaitUntilError):
     """This replica does not hold the lease it writes under (any more): the write is refused."""
 
 
-class ReplicaConflictError(StoreError):
+class ReplicaConflictError(errors.WaitUntilError):
     """A second `serve` on a SQLite database that one is serving already."""
 
 

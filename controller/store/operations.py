@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from controller import errors
 from controller.core.jobs import EndReason
 from controller.store import history, jobs, schema, tokens
 from controller.store.job_states import STARTED_STATES, TERMINAL_STATES, JobKind, JobState
@@ -34,11 +35,11 @@ RETRYABLE_STATES = frozenset({JobState.FAILED, JobState.EXPIRED})
 UNFINISHED_STATES = frozenset(JobState) - TERMINAL_STATES
 
 
-class NotFound(LookupError):  # noqa: N818 - the HTTP meaning, 404
+class NotFound(errors.NeedsHumanError, LookupError):  # noqa: N818 - the HTTP meaning, 404
     """No such object in the caller's scope."""
 
 
-class Refused(ValueError):  # noqa: N818 - the HTTP meaning, 409
+class Refused(errors.NeedsHumanError, ValueError):  # noqa: N818 - the HTTP meaning, 409
     """The object's state does not allow the operation; the message says why."""
 
 

@@ -18,6 +18,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from controller import errors
 from controller.core import instants
 from controller.kinds.common import TENANT_PATTERN, tenant_contains
 from controller.kinds.notifications import AlertSeverity
@@ -128,7 +129,7 @@ ALERT_FILTERS = ("type", "severity", "state", "device", "tenant", "since", "unti
 DEVICE_FILTERS = ("compliance", "online", "group", "tenant")
 
 
-class FilterError(Exception):
+class FilterError(errors.NeedsHumanError):
     """A filter the page cannot apply: answered with the message and `status`."""
 
     def __init__(self, message: str, status: int = 400) -> None:
