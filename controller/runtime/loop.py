@@ -25,6 +25,7 @@ from pathlib import Path
 import structlog
 import watchfiles
 
+from controller import errors
 from controller.core import windows
 from controller.runtime.reconcile import Outcome, Reconciler
 from controller.sources import git as git_source
@@ -34,7 +35,14 @@ log = structlog.get_logger("patchctl.loop")
 
 DEFAULT_INTERVAL = timedelta(minutes=5)
 REPORT_DEBOUNCE = timedelta(seconds=2)
-ERROR_BACKOFF = (1.0, 60.0)  # first and largest pause after an unexpected error, in seconds
+# The pause after a failed pass (`errors.decide`): 1 s, 2 s, 4 s, ... up to a minute, never
+# giving up; a needs-a-human error waits for the next trigger instead.
+ERROR_BACKOFF = errors.RetryPolicy(
+    max_attempts=None,
+    first_delay=timedelta(seconds=1),
+    max_delay=timedelta(seconds=60),
+    max_retry_after=timedelta(seconds=60),
+)
 
 
 class ReconcileLoop:
@@ -133,15 +141,19 @@ class ReconcileLoop:
                 continue
             try:
                 outcome = self.reconciler.reconcile()
-            except LeaseLostError as exc:  # another replica leads now; it finishes the work
+            except LeaseLostError as exc:  # wait-until, no known time: another replica leads now
                 log.warning("reconcile abandoned: lease lost", triggers=reasons, error=str(exc))
                 self._idle.set()
                 continue
-            except Exception:  # a bug or a dead database must not kill the service
+            except Exception as exc:  # a bug or a dead database must not kill the service
                 failures += 1
-                pause = min(ERROR_BACKOFF[0] * 2 ** (failures - 1), ERROR_BACKOFF[1])
-                log.exception("reconcile crashed", triggers=reasons, retry_in_s=pause)
-                self._stopping.wait(pause * self.sleep_scale)
+                verdict = errors.decide(exc, attempt=failures, policy=ERROR_BACKOFF)
+                pause = verdict.delay.total_seconds() if verdict.delay is not None else None
+                log.exception(
+                    "reconcile crashed", triggers=reasons, kind=verdict.kind, retry_in_s=pause
+                )
+                if pause is not None:  # needs-a-human: no pause, the next trigger tries again
+                    self._stopping.wait(pause * self.sleep_scale)
                 continue
             failures = 0
             self.passes += 1
