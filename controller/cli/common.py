@@ -6,9 +6,11 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
+
+from controller import errors
 
 if TYPE_CHECKING:
     from controller.config import Config
@@ -16,8 +18,8 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK = 0
-EXIT_NO = 1
-EXIT_USAGE = 2
+EXIT_NO = errors.EXIT_FAILURE
+EXIT_USAGE = errors.EXIT_USAGE
 
 
 def repo_options(func: F) -> F:
@@ -85,6 +87,14 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
     sys.exit(code)
 
 
+def fail_with(error: BaseException) -> NoReturn:
+    """Print `patchctl: <the error>` on stderr and exit with the code of its kind
+    (`controller.errors.exit_code`): 1 needs-a-human, 2 usage, configuration, wait-until and
+    transient errors. The one place the CLI turns an exception into an exit code."""
+    click.echo(f"patchctl: {error}", err=True)
+    sys.exit(errors.exit_code(error))
+
+
 def access_policy_option(func: F) -> F:
     """--access-policy FILE (also PATCHCTL_ACCESS_POLICY)."""
     return click.option(
@@ -114,7 +124,7 @@ def load_access_or_fail(path: Path | None) -> Any:
         if table is not None:
             return access.parse_access(table, base_dir=config.base_dir, source=config.source)
     except access.AccessError as exc:
-        fail(str(exc))
+        fail_with(exc)
     return access.AccessPolicy.open()
 
 

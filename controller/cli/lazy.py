@@ -13,6 +13,9 @@ from typing import Any
 
 import click
 
+from controller import errors
+from controller.cli import common
+
 
 class LazyGroup(click.Group):
     """`lazy` maps a command name to (module under `controller.cli`, one-line summary).
@@ -38,6 +41,14 @@ class LazyGroup(click.Group):
         super().add_command(cmd, name)
         if (name or cmd.name) in self.lazy:
             cmd.short_help = self.lazy[name or cmd.name or ""][1]
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a patchctl error that reaches here ends it with its message and
+        the exit code of its kind (`common.fail_with`), never a traceback."""
+        try:
+            return super().invoke(ctx)
+        except errors.PatchctlError as exc:
+            common.fail_with(exc)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:  # noqa: ARG002
         """The command list from the summaries, importing nothing."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from controller.cli.common import EXIT_NO, fail, json_option, print_json
+from controller.cli.common import fail_with, json_option, print_json
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
 
@@ -65,8 +65,7 @@ def run_local(
         with store.write() as conn:
             return operation(conn, datetime.now(tz=UTC))
     except (operations.NotFound, operations.Refused) as exc:
-        fail(str(exc), EXIT_NO)
-        raise  # unreachable: fail() exits
+        fail_with(exc)
     finally:
         store.close()
 

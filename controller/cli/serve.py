@@ -20,6 +20,7 @@ from controller.cli.common import (
     current_config,
     enforced_source_options,
     fail,
+    fail_with,
     load_access_or_fail,
 )
 from controller.kinds.common import parse_duration
@@ -97,8 +98,7 @@ def open_store_or_fail(db_url: str | None, state_dir: Path, *, create: bool = Fa
     try:
         return open_store(url)
     except StoreError as exc:
-        fail(str(exc))
-        raise  # unreachable: fail() exits
+        fail_with(exc)
 
 
 def _missing_sqlite_file(url: str) -> Path | None:
@@ -401,8 +401,7 @@ def serve(
             else FeedSettings()
         )
     except (ValueError, SettingsError, FeedSettingsError) as exc:
-        fail(str(exc))
-        return
+        fail_with(exc)
     forge = (
         _forge_or_fail(
             kind=forge_kind, url=forge_url, repository=forge_repository, token_env=forge_token_env
@@ -490,8 +489,7 @@ def _serve_lock_or_fail(store: Store) -> ServeLock | None:
         return leases.lock_sqlite(store, now=datetime.now(tz=UTC))
     except leases.ReplicaConflictError as exc:
         store.close()
-        fail(str(exc))
-        raise  # unreachable: fail() exits
+        fail_with(exc)
 
 
 def _stopped(_signal: int, _frame: object) -> None:
@@ -516,8 +514,7 @@ def _forge_or_fail(
             token_env=token_env,
         )
     except settings.ForgeSettingsError as exc:
-        fail(str(exc))
-        raise  # unreachable: fail() exits
+        fail_with(exc)
 
 
 def _tls_or_fail(cert: Path | None, key: Path | None) -> TlsFiles | None:
@@ -533,7 +530,7 @@ def _tls_or_fail(cert: Path | None, key: Path | None) -> TlsFiles | None:
     try:
         files.check()
     except TlsError as exc:
-        fail(str(exc))
+        fail_with(exc)
     return files
 
 

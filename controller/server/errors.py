@@ -9,13 +9,16 @@ Every 4xx and 5xx answer is a JSON object:
 `details` lists every field problem of a 422.
 
 When the database cannot answer (refused or lost connection, pool exhausted, the store closed),
-every endpoint answers 503 `database-unavailable` with a `Retry-After` header, never a 500:
+every endpoint answers 503 `database-unavailable` with a `Retry-After` header, never a 500; any
+other wait-until or transient patchctl error (`controller.errors`: the service stopping, a
+lease another replica holds) is a 503 `unavailable` with its own `Retry-After` when it names one.
 `unavailable(exc)` is the one place that decides it, for the routes (through `install`) and for
 the middleware that answer reports without routing.
 """
 
 from __future__ import annotations
 
+from math import ceil
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pydantic_core
@@ -91,8 +94,6 @@ def unavailable(exc: BaseException) -> ApiError | None:
     """The 503 answer (with Retry-After) for an exception saying the database or the service
     cannot answer now; None for any other exception."""
     retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    if isinstance(exc, WriterClosedError):
-        return ApiError(503, f"{exc}; retry later", headers=retry)
     connection_lost = isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
     if isinstance(exc, DATABASE_ERRORS) or connection_lost:
         return ApiError(
@@ -101,7 +102,21 @@ def unavailable(exc: BaseException) -> ApiError | None:
             code=DATABASE_UNAVAILABLE,
             headers=retry,
         )
+    if _passes_with_time(exc):  # the service is stopping, another replica holds the lease...
+        wait = errors.retry_after_of(exc)
+        if wait is not None:
+            retry = {"Retry-After": str(max(ceil(wait.total_seconds()), 1))}
+        return ApiError(503, f"{exc}; retry later", headers=retry)
     return None
+
+
+def _passes_with_time(exc: BaseException) -> bool:
+    """A patchctl error of kind wait-until or transient (`controller.errors`): the client may
+    ask again; a needs-a-human error or another exception escaping a route is a 500."""
+    return isinstance(exc, errors.PatchctlError) and errors.kind_of(exc) in {
+        errors.Kind.WAIT_UNTIL,
+        errors.Kind.TRANSIENT,
+    }
 
 
 def database_reason(exc: BaseException) -> str:
@@ -276,6 +291,6 @@ def unavailable_response(path: str, exc: BaseException, answer: ApiError) -> JSO
     if answer.code == DATABASE_UNAVAILABLE:
         log.warning("database unavailable", path=path, status=503, reason=database_reason(exc))
     else:
-        log.info("refused while stopping", path=path, status=503)
+        log.info("unavailable, retry later", path=path, status=503, reason=redact_text(str(exc)))
     body = error_body(answer.status, answer.message, code=answer.code)
     return JSONResponse(body, answer.status, headers=answer.headers)
