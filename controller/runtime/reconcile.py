@@ -399,10 +399,18 @@ def _source_status(outcome: Outcome) -> dict[str, Any]:
     }
 
 
+# The error kind (`controller.errors`) of each failed result: `Stalled` is True for a
+# needs-a-human failure (nothing changes until the branch moves), False while retrying.
+RESULT_KINDS = {
+    "policy-invalid": errors.Kind.NEEDS_HUMAN,
+    "source-error": SourceUnavailableError.kind,
+}
+
+
 def conditions(outcome: Outcome) -> list[dict[str, str]]:
     """Flux-style conditions: each with a status, a reason and a message a person can act on."""
     ready = outcome.result == "applied"
-    stalled = outcome.result == "policy-invalid"
+    stalled = RESULT_KINDS.get(outcome.result) is errors.Kind.NEEDS_HUMAN
     reasons = {
         "applied": ("ReconciliationSucceeded", f"applied {outcome.applied_revision}"),
         "policy-invalid": (
