@@ -6,6 +6,7 @@ nobody listens on."""
 from __future__ import annotations
 
 import socket
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -13,10 +14,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
+from controller.errors import WaitUntilError
 from controller.runtime.settings import Settings
 from controller.server import create_app, errors
 from controller.server.writer import WriterClosedError
 from controller.store import Store, StoreError
+from controller.store.leases import LeaseLostError
+from controller.store.operations import Refused
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -125,7 +129,9 @@ def dbapi(kind: type[sa_exc.DBAPIError], *, invalidated: bool = False) -> sa_exc
         (dbapi(sa_exc.DBAPIError, invalidated=True), (503, "database-unavailable")),
         (StoreError("database is not reachable"), (503, "database-unavailable")),
         (WriterClosedError("the service is shutting down"), (503, "unavailable")),
+        (LeaseLostError("another replica leads"), (503, "unavailable")),
         (dbapi(sa_exc.IntegrityError), None),
+        (Refused("a needs-a-human error"), None),
         (ValueError("a bug"), None),
     ],
     ids=[
@@ -135,7 +141,9 @@ def dbapi(kind: type[sa_exc.DBAPIError], *, invalidated: bool = False) -> sa_exc
         "connection-invalidated",
         "store",
         "stopping",
+        "wait-until",
         "integrity-is-a-bug",
+        "needs-a-human",
         "other",
     ],
 )
@@ -147,3 +155,9 @@ def test_only_outages_are_answered_as_unavailable(
     found = None if answer is None else (answer.status, answer.code)
     assert expected == found
     assert answer is None or {"Retry-After": "5"} == answer.headers
+
+
+def test_a_wait_until_error_answers_its_own_retry_after() -> None:
+    """A wait-until error that names its wait is told to the client as Retry-After."""
+    answer = errors.unavailable(WaitUntilError("busy", retry_after=timedelta(seconds=90.5)))
+    assert (503, {"Retry-After": "91"}) == (answer and answer.status, answer and answer.headers)
