@@ -9,6 +9,7 @@ import pkgutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from serving import ROOT
@@ -16,6 +17,7 @@ from serving import ROOT
 import controller
 from controller import errors
 from controller.cli import main
+from controller.cli.lazy import LazyGroup
 from controller.errors import Kind, RetryPolicy, Verdict
 from controller.forges.clients import ForgeError
 from controller.notify.channels import DeliveryError
@@ -176,3 +178,27 @@ def test_cli_transient_exits_2() -> None:
     """A database that does not answer (StoreError, transient) exits 2 saying so."""
     code, err = run("status", "--db", "postgresql+psycopg://patchctl@127.0.0.1:1/none")
     assert (2, True) == (code, "Connection refused" in err)
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        pytest.param(errors.NeedsHumanError("no such thing"), 1, id="needs-a-human"),
+        pytest.param(errors.ConfigurationError("no such thing"), 2, id="configuration"),
+        pytest.param(errors.TransientError("no such thing"), 2, id="transient"),
+    ],
+)
+def test_an_error_no_command_caught_ends_with_its_kinds_code(
+    error: errors.PatchctlError, code: int
+) -> None:
+    """A patchctl error that escapes a command prints its message (no traceback) and exits
+    with the code of its kind."""
+
+    @click.command()
+    def failing() -> None:
+        raise error
+
+    group = LazyGroup(lazy={})
+    group.add_command(failing)
+    result = CliRunner().invoke(group, ["failing"])
+    assert (code, "patchctl: no such thing\n") == (result.exit_code, result.stderr)

@@ -14,7 +14,6 @@ from typing import Any
 import click
 
 from controller import errors
-from controller.cli import common
 
 
 class LazyGroup(click.Group):
@@ -48,6 +47,8 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except errors.PatchctlError as exc:
+            from controller.cli import common  # noqa: PLC0415 - `--help` imports no command module
+
             common.fail_with(exc)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:  # noqa: ARG002
