@@ -1,6 +1,7 @@
-"""When to try a network call again: the one retry decision of every notification channel and
-every feed download. Purely computational: the caller passes the answer's status, its
-`Retry-After` header and the time it arrived.
+"""What an HTTP answer says about trying again, for the notification channels, feed downloads
+and forge calls; `controller.errors.decide` then takes the one retry decision. Purely
+computational: the caller passes the answer's status, its `Retry-After` header and the time
+it arrived.
 
 - `is_retryable(status)`: throttling (408, 425, 429) and server errors (5xx) can pass with time;
   other client errors (404, 401, ...) cannot.
