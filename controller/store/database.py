@@ -54,7 +54,8 @@ class StoreError(errors.TransientError):
 
 
 class SchemaTooNewError(StoreError):
-    """The database was migrated by a newer patchctl than this one."""
+    """The database was migrated by a newer patchctl than this one (transient like every
+    StoreError: during a rolling upgrade the newer replicas take over; the CLI exits 2)."""
 
 
 @dataclass(frozen=True, slots=True)

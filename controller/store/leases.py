@@ -59,7 +59,8 @@ class LeaseLostError(errors.WaitUntilError):
 
 
 class ReplicaConflictError(errors.WaitUntilError):
-    """A second `serve` on a SQLite database that one is serving already."""
+    """A second `serve` on a SQLite database that one is serving already (wait-until: the
+    lock is free once that process stops; no longer a StoreError, callers catch it by name)."""
 
 
 @dataclass(frozen=True, slots=True)
