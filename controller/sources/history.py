@@ -48,7 +48,7 @@ from controller.core.commits import (
 from controller.core.desired import DesiredState
 from controller.core.revisions import format_revision
 from controller.sources import git as git_source
-from controller.sources import loading, signatures
+from controller.sources import gcpause, loading, signatures
 from controller.sources.git import FileChange, iter_log, read_blobs, resolve_tip
 from controller.sources.loading import ParsedFile, SourceFile, parse_policy_file, state_of
 from controller.sources.policytree import ParseCache, PolicyTree
@@ -159,7 +159,8 @@ def walk(
                 repo, branch, since_sha=since_sha, cache=cache, verifier=own, tip=tip, parsed=parsed
             )
     walker = _Walker(repo, branch, verifier, parsed or ParseCache())
-    return walker.run(since_sha, cache, tip or git_source.resolve_tip(repo, branch))
+    with gcpause.paused():  # a first build makes ~10^5 long-lived objects and no garbage cycles
+        return walker.run(since_sha, cache, tip or git_source.resolve_tip(repo, branch))
 
 
 class _Walker:
