@@ -19,7 +19,7 @@ The vocabulary (`EventType`):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
@@ -161,12 +161,19 @@ def as_json(document: Document) -> dict[str, Any]:
     return document.model_dump(mode="json", by_alias=True)
 
 
-def diff_objects(before: Iterable[Document], after: Iterable[Document]) -> tuple[ObjectChange, ...]:
+def diff_objects(
+    before: Iterable[Document],
+    after: Iterable[Document],
+    *,
+    dump: Callable[[Document], JsonObject] = as_json,
+) -> tuple[ObjectChange, ...]:
     """One change per object added, changed or removed between two sets of objects.
 
     The sets may be whole revisions or just the objects of the files a commit touched: an object
     that appears in neither is unchanged. Keys are unique within each set (a valid policy).
-    Changes come in a stable order: by kind, tenant and name.
+    Changes come in a stable order: by kind, tenant and name. `dump` gives an object's JSON:
+    `as_json`, or a memo of it when the same objects are diffed again (the audit walk: an
+    object's `after` is its next change's `before`).
     """
     old = {document.key: document for document in before}
     new = {document.key: document for document in after}
@@ -186,8 +193,8 @@ def diff_objects(before: Iterable[Document], after: Iterable[Document]) -> tuple
                 key=key,
                 action=action,
                 event=event_for(key.kind, action),
-                before=as_json(was) if was is not None else None,
-                after=as_json(now) if now is not None else None,
+                before=dump(was) if was is not None else None,
+                after=dump(now) if now is not None else None,
             )
         )
     return tuple(changes)

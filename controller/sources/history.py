@@ -46,6 +46,7 @@ from controller.core.commits import (
     parse_pull_request,
 )
 from controller.core.desired import DesiredState
+from controller.kinds import Document, ObjectKey
 from controller.core.revisions import format_revision
 from controller.sources import git as git_source
 from controller.sources import gcpause, loading, signatures
@@ -175,6 +176,14 @@ class _Walker:
         self.verifier = verifier
         self.events: list[AuditEvent] = []
         self.loaded = 0
+        self._json: dict[int, tuple[Document, changes.JsonObject]] = {}
+
+    def dumped(self, obj: Document) -> changes.JsonObject:
+        """`changes.as_json`, once per object: its `after` in one event is its next `before`."""
+        found = self._json.get(id(obj))  # the object is kept alive with it: ids are not reused
+        if found is None:
+            found = self._json[id(obj)] = (obj, changes.as_json(obj))
+        return found[1]
 
     def revision(self, sha: str) -> str:
         return format_revision(self.branch, sha)
@@ -271,26 +280,36 @@ class _Walker:
         return changed
 
     def settle(self, cache: HistoryCache, facts: CommitFacts) -> None:
-        """A valid commit: the changes since the last valid one become events."""
+        """A valid commit: the changes since the last valid one become events.
+
+        Only the paths changed since then are compared, and a path whose parsed file is the
+        very same (content seen before, from the parse cache) holds no change.
+        """
         paths = cache.pending_paths
-        before = [
-            (path, obj)
-            for path in paths
-            if path in cache.valid_files
-            for obj in cache.valid_files[path].objects
-        ]
-        after = cache.tree.objects_of(paths)
-        before_path = {obj.key: path for path, obj in before}
-        after_path = {obj.key: path for path, obj in after}
+        before: dict[ObjectKey, tuple[str, Document]] = {}
+        after: dict[ObjectKey, tuple[str, Document]] = {}
+        for path in paths:
+            old, new = cache.valid_files.get(path), cache.tree.files.get(path)
+            if old is new:
+                continue
+            before.update((obj.key, (path, obj)) for obj in (old.objects if old else ()))
+            after.update((obj.key, (path, obj)) for obj in (new.objects if new else ()))
         revision = self.revision(facts.sha)
-        for change in changes.diff_objects((obj for _, obj in before), (obj for _, obj in after)):
-            path = after_path.get(change.key) or before_path.get(change.key)
-            touched = {after_path.get(change.key), before_path.get(change.key)}
+        for change in changes.diff_objects(
+            (obj for _, obj in before.values()),
+            (obj for _, obj in after.values()),
+            dump=self.dumped,
+        ):
+            path_after = after[change.key][0] if change.key in after else None
+            path_before = before[change.key][0] if change.key in before else None
+            touched = {path_after, path_before}
             author = next(
                 (commit for commit, changed in reversed(cache.pending) if touched & changed),
                 facts,
             )
-            self.events.append(AuditEvent(change.event, revision, author, change, path))
+            self.events.append(
+                AuditEvent(change.event, revision, author, change, path_after or path_before)
+            )
         for path in paths:
             if path in cache.tree.files:
                 cache.valid_files[path] = cache.tree.files[path]
