@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import os
 import posixpath
 import re
@@ -268,31 +269,39 @@ def _with_merged_heads(
 
 
 def _parse_log(fields: Iterable[bytes]) -> Iterator[tuple[CommitFacts, tuple[FileChange, ...]]]:
-    """Records of `_LOG_FORMAT` fields, each followed by `--raw -z` entries (`:meta`, path)."""
-    header: list[bytes] = []
-    changed: list[FileChange] = []
-    entry: list[str] | None = None  # the meta of a raw entry, waiting for its path
-    for value in fields:
-        if entry is not None:
-            blob = entry[3] if entry[3].strip("0") else None
-            changed.append(
-                FileChange(value.decode("utf-8", "surrogateescape"), entry[0], entry[1], blob)
-            )
-            entry = None
+    """Records of `_LOG_FORMAT` fields, each followed by `--raw -z` entries (`:meta`, path).
+
+    A record's header is taken whole (`islice`): only the raw entries after it are looked at
+    one by one, so the cost is per changed path, not per field.
+    """
+    values = iter(fields)
+    value = next(values, None)
+    while value is not None:
+        if not value.strip():  # between records
+            value = next(values, None)
             continue
-        if len(header) == _HEADER_FIELDS:
-            meta = value.lstrip(b"\n")
-            if meta.startswith(b":"):
-                entry = meta[1:].decode().split(" ")
-                continue
-            yield _facts(header), tuple(changed)
-            header, changed = [], []
-        if not header and not value.strip():
-            continue  # between records
-        if not header and not _SHA.match(value.strip()):
+        if not _SHA.match(value.strip()):
             raise SourceError(f"unexpected `git log` output near {value[:60]!r}")
-        header.append(value)
-    if len(header) == _HEADER_FIELDS:
+        header = [value, *itertools.islice(values, _HEADER_FIELDS - 1)]
+        if len(header) < _HEADER_FIELDS:
+            return  # git stopped mid-record: its exit status says why
+        changed: list[FileChange] = []
+        value = next(values, None)
+        while value is not None and (meta := value.lstrip(b"\n")).startswith(b":"):
+            path = next(values, None)
+            if path is None:
+                value = None
+                break
+            old_mode, new_mode, _, blob = meta[1:].decode().split(" ", 4)[:4]
+            changed.append(
+                FileChange(
+                    path.decode("utf-8", "surrogateescape"),
+                    old_mode,
+                    new_mode,
+                    blob if blob.strip("0") else None,
+                )
+            )
+            value = next(values, None)
         yield _facts(header), tuple(changed)
 
 
