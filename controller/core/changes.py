@@ -161,6 +161,23 @@ def as_json(document: Document) -> dict[str, Any]:
     return document.model_dump(mode="json", by_alias=True)
 
 
+class JsonMemo:
+    """`as_json`, computed once per object (the same object, not an equal one): for diffs of
+    the same objects over and over, where one change's `after` is the next one's `before`.
+
+    Holds every object it was given (so their ids are not reused) for as long as it lives.
+    """
+
+    def __init__(self) -> None:
+        self._dumped: dict[int, tuple[Document, JsonObject]] = {}
+
+    def __call__(self, document: Document) -> JsonObject:
+        found = self._dumped.get(id(document))
+        if found is None:
+            found = self._dumped[id(document)] = (document, as_json(document))
+        return found[1]
+
+
 def diff_objects(
     before: Iterable[Document],
     after: Iterable[Document],

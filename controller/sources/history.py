@@ -176,14 +176,7 @@ class _Walker:
         self.verifier = verifier
         self.events: list[AuditEvent] = []
         self.loaded = 0
-        self._json: dict[int, tuple[Document, changes.JsonObject]] = {}
-
-    def dumped(self, obj: Document) -> changes.JsonObject:
-        """`changes.as_json`, once per object: its `after` in one event is its next `before`."""
-        found = self._json.get(id(obj))  # the object is kept alive with it: ids are not reused
-        if found is None:
-            found = self._json[id(obj)] = (obj, changes.as_json(obj))
-        return found[1]
+        self.dumped = changes.JsonMemo()  # an object's `after` in one event is its next `before`
 
     def revision(self, sha: str) -> str:
         return format_revision(self.branch, sha)
@@ -208,7 +201,9 @@ class _Walker:
                     change.blob
                     for _, files in batch
                     for change in files
-                    if change.blob is not None and loading.is_policy_path(change.path)
+                    if change.blob is not None
+                    and change.blob not in cache.parsed  # parsed before: not read again
+                    and loading.is_policy_path(change.path)
                 ),
             )
             for facts, files in batch:
@@ -241,11 +236,9 @@ class _Walker:
                 if change.blob is None:
                     cache.tree.replace(change.path, None)
                     continue
-                data = blobs.get(change.blob)
-                source = SourceFile(
-                    change.path, data, None if data is not None else "blob missing from the clone"
+                cache.tree.replace(
+                    change.path, self.parse_blob(cache, change.path, change.blob, blobs)
                 )
-                cache.tree.replace(change.path, cache.parse(source))
             changed = {change.path for change in policy}
         if not changed:
             return
@@ -259,6 +252,19 @@ class _Walker:
         self.events.append(
             AuditEvent(EventType.POLICY_INVALID, self.revision(facts.sha), facts, errors=errors)
         )
+
+    def parse_blob(
+        self, cache: HistoryCache, path: str, blob: str, blobs: Mapping[str, bytes]
+    ) -> ParsedFile:
+        """The file a commit wrote: its blob parsed before, or read with the batch and parsed."""
+        known = cache.parsed.known(path, blob)
+        if known is not None:
+            return known
+        if blob not in blobs:  # known when the batch was read, forgotten since: read it now
+            blobs = git_source.read_blobs(self.repo, [blob])
+        data = blobs.get(blob)
+        refusal = None if data is not None else "blob missing from the clone"
+        return cache.parsed.parse(SourceFile(path, data, refusal), blob=blob)
 
     def reload(self, cache: HistoryCache, sha: str) -> set[str]:
         """Read a whole commit again: symlinks may point at files that changed elsewhere."""
