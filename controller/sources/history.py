@@ -46,10 +46,10 @@ from controller.core.commits import (
     parse_pull_request,
 )
 from controller.core.desired import DesiredState
-from controller.kinds import Document, ObjectKey
 from controller.core.revisions import format_revision
-from controller.sources import git as git_source
+from controller.kinds import Document, ObjectKey
 from controller.sources import gcpause, loading, signatures
+from controller.sources import git as git_source
 from controller.sources.git import FileChange, iter_log, read_blobs, resolve_tip
 from controller.sources.loading import ParsedFile, SourceFile, parse_policy_file, state_of
 from controller.sources.policytree import ParseCache, PolicyTree

@@ -212,6 +212,7 @@ class ParseCache:
         """`source` parsed; `blob`: the git blob id of `source.data`, when the caller has it."""
         if source.data is None or source.refusal is not None:
             return loading.parse_policy_file(source)  # refused: nothing to parse or remember
+        # In a SHA-256 repository git's ids and `blob_id` differ: both still name the content.
         key = blob or blob_id(source.data)
         found = self._parsed.get(key)
         if found is None:
@@ -235,7 +236,7 @@ class ParseCache:
 
 
 def blob_id(data: bytes) -> str:
-    """The id git gives a blob holding `data` (`git hash-object`): SHA-1 of a header and the bytes."""
+    """The id git gives a blob holding `data` (`git hash-object`, SHA-1 repositories)."""
     header = b"blob %d\0" % len(data)
     return hashlib.sha1(header + data, usedforsecurity=False).hexdigest()
 
