@@ -194,6 +194,16 @@ def diff_objects(
     """
     old = {document.key: document for document in before}
     new = {document.key: document for document in after}
+    return diff_keyed(old, new, dump=dump)
+
+
+def diff_keyed(
+    old: Mapping[ObjectKey, Document],
+    new: Mapping[ObjectKey, Document],
+    *,
+    dump: Callable[[Document], JsonObject] = as_json,
+) -> tuple[ObjectChange, ...]:
+    """`diff_objects` of objects already keyed by `Document.key` (the caller had the keys)."""
     changes: list[ObjectChange] = []
     for key in sorted(old.keys() | new.keys(), key=_key_order):
         was, now = old.get(key), new.get(key)

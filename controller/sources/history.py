@@ -194,18 +194,11 @@ class _Walker:
         else:
             cache, revisions = self.rewritten(since_sha, tip, cache)
         read = 0
-        for batch in git_source.iter_log(self.repo, revisions, verifier=self.verifier):
-            blobs = git_source.read_blobs(
-                self.repo,
-                (
-                    change.blob
-                    for _, files in batch
-                    for change in files
-                    if change.blob is not None
-                    and change.blob not in cache.parsed  # parsed before: not read again
-                    and loading.is_policy_path(change.path)
-                ),
-            )
+        for batch, blobs in git_source.with_blobs_ahead(
+            self.repo,
+            git_source.iter_log(self.repo, revisions, verifier=self.verifier),
+            lambda path, blob: blob not in cache.parsed and loading.is_policy_path(path),
+        ):
             for facts, files in batch:
                 self.apply(cache, facts, files, blobs)
             read += len(batch)
@@ -292,23 +285,23 @@ class _Walker:
         very same (content seen before, from the parse cache) holds no change.
         """
         paths = cache.pending_paths
-        before: dict[ObjectKey, tuple[str, Document]] = {}
-        after: dict[ObjectKey, tuple[str, Document]] = {}
+        before: dict[ObjectKey, Document] = {}
+        after: dict[ObjectKey, Document] = {}
+        where: dict[ObjectKey, tuple[str | None, str | None]] = {}  # path before, path after
         for path in paths:
             old, new = cache.valid_files.get(path), cache.tree.files.get(path)
             if old is new:
                 continue
-            before.update((obj.key, (path, obj)) for obj in (old.objects if old else ()))
-            after.update((obj.key, (path, obj)) for obj in (new.objects if new else ()))
+            for obj in old.objects if old is not None else ():
+                before[key := obj.key] = obj
+                where[key] = (path, where.get(key, (None, None))[1])
+            for obj in new.objects if new is not None else ():
+                after[key := obj.key] = obj
+                where[key] = (where.get(key, (None, None))[0], path)
         revision = self.revision(facts.sha)
-        for change in changes.diff_objects(
-            (obj for _, obj in before.values()),
-            (obj for _, obj in after.values()),
-            dump=self.dumped,
-        ):
-            path_after = after[change.key][0] if change.key in after else None
-            path_before = before[change.key][0] if change.key in before else None
-            touched = {path_after, path_before}
+        for change in changes.diff_keyed(before, after, dump=self.dumped):
+            path_before, path_after = where[change.key]
+            touched = {path_before, path_after}
             author = next(
                 (commit for commit, changed in reversed(cache.pending) if touched & changed),
                 facts,
