@@ -19,7 +19,7 @@ The vocabulary (`EventType`):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
@@ -161,15 +161,49 @@ def as_json(document: Document) -> dict[str, Any]:
     return document.model_dump(mode="json", by_alias=True)
 
 
-def diff_objects(before: Iterable[Document], after: Iterable[Document]) -> tuple[ObjectChange, ...]:
+class JsonMemo:
+    """`as_json`, computed once per object (the same object, not an equal one): for diffs of
+    the same objects over and over, where one change's `after` is the next one's `before`.
+
+    Holds every object it was given (so their ids are not reused) for as long as it lives.
+    """
+
+    def __init__(self) -> None:
+        self._dumped: dict[int, tuple[Document, JsonObject]] = {}
+
+    def __call__(self, document: Document) -> JsonObject:
+        found = self._dumped.get(id(document))
+        if found is None:
+            found = self._dumped[id(document)] = (document, as_json(document))
+        return found[1]
+
+
+def diff_objects(
+    before: Iterable[Document],
+    after: Iterable[Document],
+    *,
+    dump: Callable[[Document], JsonObject] = as_json,
+) -> tuple[ObjectChange, ...]:
     """One change per object added, changed or removed between two sets of objects.
 
     The sets may be whole revisions or just the objects of the files a commit touched: an object
     that appears in neither is unchanged. Keys are unique within each set (a valid policy).
-    Changes come in a stable order: by kind, tenant and name.
+    Changes come in a stable order: by kind, tenant and name. `dump` gives an object's JSON:
+    `as_json`, or a memo of it when the same objects are diffed again (the audit walk: an
+    object's `after` is its next change's `before`).
     """
     old = {document.key: document for document in before}
     new = {document.key: document for document in after}
+    return diff_keyed(old, new, dump=dump)
+
+
+def diff_keyed(
+    old: Mapping[ObjectKey, Document],
+    new: Mapping[ObjectKey, Document],
+    *,
+    dump: Callable[[Document], JsonObject] = as_json,
+) -> tuple[ObjectChange, ...]:
+    """`diff_objects` of objects already keyed by `Document.key` (the caller had the keys)."""
     changes: list[ObjectChange] = []
     for key in sorted(old.keys() | new.keys(), key=_key_order):
         was, now = old.get(key), new.get(key)
@@ -186,8 +220,8 @@ def diff_objects(before: Iterable[Document], after: Iterable[Document]) -> tuple
                 key=key,
                 action=action,
                 event=event_for(key.kind, action),
-                before=as_json(was) if was is not None else None,
-                after=as_json(now) if now is not None else None,
+                before=dump(was) if was is not None else None,
+                after=dump(now) if now is not None else None,
             )
         )
     return tuple(changes)

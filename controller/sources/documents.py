@@ -530,5 +530,21 @@ def _construct_plain(node: yaml.Node, loader: Any) -> Any:
     if tag == _SEQ_TAG:
         return [_construct_plain(item, loader) for item in node.value]
     if tag in _SCALAR_TAGS:
-        return loader.construct_object(node)
+        return _construct_scalar(node, loader)
     raise _NotPlainError
+
+
+# Plain scalars other than strings, as constructed before: the same text with the same tag
+# always builds the same immutable value (None, a bool, a number, a date or a timestamp), and
+# policy files repeat them (dates, counts, booleans). Failures are not remembered: they raise.
+_SCALARS: dict[tuple[str, str], Any] = {}
+
+
+def _construct_scalar(node: yaml.Node, loader: Any) -> Any:
+    key = (node.tag, node.value)
+    if key in _SCALARS:
+        return _SCALARS[key]
+    value = loader.construct_object(node)
+    if len(_SCALARS) < _RESOLVED_MAX and len(node.value) <= 64:
+        _SCALARS[key] = value
+    return value

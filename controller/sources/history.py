@@ -47,8 +47,9 @@ from controller.core.commits import (
 )
 from controller.core.desired import DesiredState
 from controller.core.revisions import format_revision
+from controller.kinds import Document, ObjectKey
+from controller.sources import gcpause, loading, signatures
 from controller.sources import git as git_source
-from controller.sources import loading, signatures
 from controller.sources.git import FileChange, iter_log, read_blobs, resolve_tip
 from controller.sources.loading import ParsedFile, SourceFile, parse_policy_file, state_of
 from controller.sources.policytree import ParseCache, PolicyTree
@@ -159,7 +160,8 @@ def walk(
                 repo, branch, since_sha=since_sha, cache=cache, verifier=own, tip=tip, parsed=parsed
             )
     walker = _Walker(repo, branch, verifier, parsed or ParseCache())
-    return walker.run(since_sha, cache, tip or git_source.resolve_tip(repo, branch))
+    with gcpause.paused():  # a first build makes ~10^5 long-lived objects and no garbage cycles
+        return walker.run(since_sha, cache, tip or git_source.resolve_tip(repo, branch))
 
 
 class _Walker:
@@ -174,6 +176,7 @@ class _Walker:
         self.verifier = verifier
         self.events: list[AuditEvent] = []
         self.loaded = 0
+        self.dumped = changes.JsonMemo()  # an object's `after` in one event is its next `before`
 
     def revision(self, sha: str) -> str:
         return format_revision(self.branch, sha)
@@ -191,16 +194,11 @@ class _Walker:
         else:
             cache, revisions = self.rewritten(since_sha, tip, cache)
         read = 0
-        for batch in git_source.iter_log(self.repo, revisions, verifier=self.verifier):
-            blobs = git_source.read_blobs(
-                self.repo,
-                (
-                    change.blob
-                    for _, files in batch
-                    for change in files
-                    if change.blob is not None and loading.is_policy_path(change.path)
-                ),
-            )
+        for batch, blobs in git_source.with_blobs_ahead(
+            self.repo,
+            git_source.iter_log(self.repo, revisions, verifier=self.verifier),
+            lambda path, blob: blob not in cache.parsed and loading.is_policy_path(path),
+        ):
             for facts, files in batch:
                 self.apply(cache, facts, files, blobs)
             read += len(batch)
@@ -231,11 +229,9 @@ class _Walker:
                 if change.blob is None:
                     cache.tree.replace(change.path, None)
                     continue
-                data = blobs.get(change.blob)
-                source = SourceFile(
-                    change.path, data, None if data is not None else "blob missing from the clone"
+                cache.tree.replace(
+                    change.path, self.parse_blob(cache, change.path, change.blob, blobs)
                 )
-                cache.tree.replace(change.path, cache.parse(source))
             changed = {change.path for change in policy}
         if not changed:
             return
@@ -249,6 +245,19 @@ class _Walker:
         self.events.append(
             AuditEvent(EventType.POLICY_INVALID, self.revision(facts.sha), facts, errors=errors)
         )
+
+    def parse_blob(
+        self, cache: HistoryCache, path: str, blob: str, blobs: Mapping[str, bytes]
+    ) -> ParsedFile:
+        """The file a commit wrote: its blob parsed before, or read with the batch and parsed."""
+        known = cache.parsed.known(path, blob)
+        if known is not None:
+            return known
+        if blob not in blobs:  # known when the batch was read, forgotten since: read it now
+            blobs = git_source.read_blobs(self.repo, [blob])
+        data = blobs.get(blob)
+        refusal = None if data is not None else "blob missing from the clone"
+        return cache.parsed.parse(SourceFile(path, data, refusal), blob=blob)
 
     def reload(self, cache: HistoryCache, sha: str) -> set[str]:
         """Read a whole commit again: symlinks may point at files that changed elsewhere."""
@@ -270,26 +279,36 @@ class _Walker:
         return changed
 
     def settle(self, cache: HistoryCache, facts: CommitFacts) -> None:
-        """A valid commit: the changes since the last valid one become events."""
+        """A valid commit: the changes since the last valid one become events.
+
+        Only the paths changed since then are compared, and a path whose parsed file is the
+        very same (content seen before, from the parse cache) holds no change.
+        """
         paths = cache.pending_paths
-        before = [
-            (path, obj)
-            for path in paths
-            if path in cache.valid_files
-            for obj in cache.valid_files[path].objects
-        ]
-        after = cache.tree.objects_of(paths)
-        before_path = {obj.key: path for path, obj in before}
-        after_path = {obj.key: path for path, obj in after}
+        before: dict[ObjectKey, Document] = {}
+        after: dict[ObjectKey, Document] = {}
+        where: dict[ObjectKey, tuple[str | None, str | None]] = {}  # path before, path after
+        for path in paths:
+            old, new = cache.valid_files.get(path), cache.tree.files.get(path)
+            if old is new:
+                continue
+            for obj in old.objects if old is not None else ():
+                before[key := obj.key] = obj
+                where[key] = (path, where.get(key, (None, None))[1])
+            for obj in new.objects if new is not None else ():
+                after[key := obj.key] = obj
+                where[key] = (where.get(key, (None, None))[0], path)
         revision = self.revision(facts.sha)
-        for change in changes.diff_objects((obj for _, obj in before), (obj for _, obj in after)):
-            path = after_path.get(change.key) or before_path.get(change.key)
-            touched = {after_path.get(change.key), before_path.get(change.key)}
+        for change in changes.diff_keyed(before, after, dump=self.dumped):
+            path_before, path_after = where[change.key]
+            touched = {path_before, path_after}
             author = next(
                 (commit for commit, changed in reversed(cache.pending) if touched & changed),
                 facts,
             )
-            self.events.append(AuditEvent(change.event, revision, author, change, path))
+            self.events.append(
+                AuditEvent(change.event, revision, author, change, path_after or path_before)
+            )
         for path in paths:
             if path in cache.tree.files:
                 cache.valid_files[path] = cache.tree.files[path]

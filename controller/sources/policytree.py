@@ -8,6 +8,7 @@ only what a swapped file could affect; its problems are `loading.load_parsed`'s,
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -191,22 +192,59 @@ def _reference_inputs(obj: Document) -> tuple[Any, ...]:
 
 
 class ParseCache:
-    """`loading.parse_policy_file`, remembered by path and content (the newest `size` files).
+    """`loading.parse_policy_file`, remembered by content: the git blob id of the file's bytes
+    (the newest `size` contents).
 
     Shared by a pass's loader and its audit walk, so a file is parsed once per pass, and kept
-    across walks, so reverts and rewrites do not parse the same bytes twice.
+    across walks, so reverts and rewrites do not parse the same bytes twice. A content parses to
+    the same objects wherever it lives (the path only labels problems), so a blob seen at one
+    path is not parsed again at another: its objects are reused under the new path
+    (`ParsedFile.source` is always the caller's). What names the path is never reused: a file
+    with problems is parsed again for the new path, and the positioned documents of a reference
+    parse are left out (`loading.load_parsed` parses again to locate a finding).
     """
 
     def __init__(self, size: int = PARSE_CACHE_SIZE) -> None:
         self.size = size
-        self._parsed: dict[tuple[str, bytes | None, str | None], ParsedFile] = {}
+        self._parsed: dict[str, ParsedFile] = {}  # blob id -> the file as first parsed
 
-    def parse(self, source: SourceFile) -> ParsedFile:
-        key = (source.path, source.data, source.refusal)
+    def parse(self, source: SourceFile, *, blob: str | None = None) -> ParsedFile:
+        """`source` parsed; `blob`: the git blob id of `source.data`, when the caller has it."""
+        if source.data is None or source.refusal is not None:
+            return loading.parse_policy_file(source)  # refused: nothing to parse or remember
+        # In a SHA-256 repository git's ids and `blob_id` differ: both still name the content.
+        key = blob or blob_id(source.data)
         found = self._parsed.get(key)
         if found is None:
             found = loading.parse_policy_file(source)
             if len(self._parsed) >= self.size:
                 del self._parsed[next(iter(self._parsed))]
             self._parsed[key] = found
-        return found
+            return found
+        return _moved(found, source)
+
+    def known(self, path: str, blob: str) -> ParsedFile | None:
+        """The blob parsed at `path` if its content was parsed before (its bytes need not be
+        read again); None otherwise."""
+        found = self._parsed.get(blob)
+        if found is None:
+            return None
+        return _moved(found, SourceFile(path, found.source.data))
+
+    def __contains__(self, blob: str) -> bool:
+        return blob in self._parsed
+
+
+def blob_id(data: bytes) -> str:
+    """The id git gives a blob holding `data` (`git hash-object`, SHA-1 repositories)."""
+    header = b"blob %d\0" % len(data)
+    return hashlib.sha1(header + data, usedforsecurity=False).hexdigest()
+
+
+def _moved(parsed: ParsedFile, source: SourceFile) -> ParsedFile:
+    """`parsed`, a parse of the same bytes, as a parse of `source` (maybe another path)."""
+    if parsed.source == source:
+        return parsed
+    if parsed.problems:
+        return loading.parse_policy_file(source)  # every problem names the path
+    return ParsedFile(source, parsed.objects, parsed.lines, ())

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import git
 import pytest
 from gitrepos import PolicyRepo
 
 from controller.core.revisions import format_revision
+from controller.sources import git as git_source
 from controller.sources import repository
 from controller.sources.git import SourceError
 
@@ -115,3 +118,26 @@ def test_credentials_in_urls_are_not_echoed(tmp_path: Path) -> None:
             "https://bob:hunter2@127.0.0.1:9/none.git", state_dir=tmp_path, branch="main"
         )
     assert "hunter2" not in str(raised.value)
+
+
+def test_a_stream_stopped_early_stops_git_and_its_reader(policy_repo: PolicyRepo) -> None:
+    """Closing `stream_git` after a few fields ends git and the read-ahead thread, no error."""
+    for number in range(30):
+        policy_repo.write(f"policies/scripts/s{number}.yaml", SCRIPT.format(name=f"s{number}"))
+        policy_repo.commit(f"script {number}")
+    before = threading.active_count()
+    fields = git_source.stream_git(policy_repo.repo, ["log", "-z", "--raw", "--format=%H"], env={})
+
+    first = next(fields)
+    fields.close()
+
+    assert 40 == len(first.strip())
+    assert before == threading.active_count()
+
+
+def test_a_failing_git_is_an_error_after_its_output(policy_repo: PolicyRepo) -> None:
+    """git's exit status still decides: a bad revision raises GitCommandError."""
+    fields = git_source.stream_git(policy_repo.repo, ["log", "-z", "no-such-branch"], env={})
+
+    with pytest.raises(git.GitCommandError, match="no-such-branch"):
+        list(fields)

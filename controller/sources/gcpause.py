@@ -1,0 +1,42 @@
+"""Python's cyclic garbage collector held off while a bulk read builds long-lived objects.
+
+A first audit build creates hundreds of thousands of objects (YAML nodes, policy objects,
+commit facts, events) that all outlive it, and almost none of them in reference cycles. Each
+automatic collection walks the young objects and, every so often, everything alive: on the
+10,000-commit bench that was a fifth of the build's time and freed nothing (`bench/audit.py`).
+Reference counting still frees whatever is dropped; cycles wait for the next collection after
+the bulk read, which runs as usual.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_lock = threading.Lock()
+_holders = 0  # bulk reads in progress, across threads
+_was_enabled = False  # whether the collector ran before the first of them started
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """No automatic collection inside the block (nested and concurrent blocks are fine).
+
+    The collector is enabled again when the last block in progress ends, only if it was enabled
+    when the first one started: a caller that disabled it keeps it disabled.
+    """
+    global _holders, _was_enabled  # noqa: PLW0603 - the collector itself is process-wide state
+    with _lock:
+        if _holders == 0:
+            _was_enabled = gc.isenabled()
+            gc.disable()
+        _holders += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _holders -= 1
+            if _holders == 0 and _was_enabled:
+                gc.enable()
