@@ -51,6 +51,7 @@ STATUS_PREFIX = "feed:"
 RETRY_AFTER_FAILURE = timedelta(minutes=10)  # a failed feed is retried sooner than its refresh
 MAX_SERVER_WAIT = timedelta(days=1)  # a server's Retry-After beyond this is capped
 MAX_ERRORS_KEPT = 20  # per feed in its status; the count says how many there were
+REEVALUATION_CHUNK = findings.REEVALUATION_CHUNK  # devices per write transaction of a fleet pass
 FEED_FAILED = "FeedFailed"  # alert kind (no EventType yet: visible in alerts, not notified)
 
 
@@ -85,7 +86,7 @@ def import_records(
     result: FeedResult,
     *,
     now: datetime,
-    chunk_size: int = findings.REEVALUATION_CHUNK,
+    chunk_size: int = REEVALUATION_CHUNK,
     on_progress: ProgressCallback | None = None,
 ) -> ImportOutcome:
     """Upsert a feed's records (one transaction), then re-evaluate the fleet in chunks
@@ -145,7 +146,7 @@ def reevaluate_if_pending(
     store: Store,
     *,
     now: datetime,
-    chunk_size: int = findings.REEVALUATION_CHUNK,
+    chunk_size: int = REEVALUATION_CHUNK,
     on_progress: ProgressCallback | None = None,
 ) -> FleetPass | None:
     """Re-evaluate the fleet when its findings are not complete for the current catalogue
@@ -162,7 +163,7 @@ def reevaluate_fleet(
     store: Store,
     *,
     now: datetime,
-    chunk_size: int = findings.REEVALUATION_CHUNK,
+    chunk_size: int = REEVALUATION_CHUNK,
     on_progress: ProgressCallback | None = None,
     resume: bool = True,
 ) -> FleetPass:

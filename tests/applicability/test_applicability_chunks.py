@@ -53,7 +53,7 @@ UBUNTU = ("linux", "Ubuntu", "24.04")  # a release the catalogue does not cover
 FLEET = 11
 
 
-class Interrupted(Exception):
+class StoppedMidwayError(Exception):
     """Raised by a test's fence: the process stopped midway."""
 
 
@@ -114,18 +114,24 @@ def rows(conn: Connection) -> dict[str, Any]:
     }
 
 
-class Rollback(Exception):
-    """Ends a write transaction without committing it."""
+def uncommitted(store: Store, work: Callable[[Connection], Any]) -> Any:
+    """What `work` returns in a write transaction that is then rolled back."""
+    with store.engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            return work(conn)
+        finally:
+            transaction.rollback()
 
 
 def one_transaction_rows(store: Store, clock: SettableClock) -> dict[str, Any]:
     """The rows the reference (one-transaction) pass leaves, without committing them."""
-    found: dict[str, Any] = {}
-    with pytest.raises(Rollback), store.write() as conn:
+
+    def reference(conn: Connection) -> dict[str, Any]:
         findings.reevaluate_fleet(conn, now=clock())
-        found.update(rows(conn))
-        raise Rollback
-    return found
+        return rows(conn)
+
+    return uncommitted(store, reference)
 
 
 def stored_rows(store: Store) -> dict[str, Any]:
@@ -147,7 +153,7 @@ def on_write(store: Store, number: int, action: Callable[[Connection], None]) ->
 
 
 def interrupt(_conn: Connection) -> None:
-    raise Interrupted
+    raise StoppedMidwayError
 
 
 @pytest.mark.parametrize("chunk_size", [1, 3, FLEET, 500], ids=lambda n: f"chunk-{n}")
@@ -169,9 +175,7 @@ def test_chunks_leave_the_rows_of_one_transaction(
 def test_the_counts_are_the_one_transaction_counts(store: Store, clock: SettableClock) -> None:
     """Chunks add up to the reference pass's counts."""
     build_fleet(store, clock)
-    with pytest.raises(Rollback), store.write() as conn:
-        expected = findings.reevaluate_fleet(conn, now=clock())
-        raise Rollback
+    expected = uncommitted(store, lambda conn: findings.reevaluate_fleet(conn, now=clock()))
     assert expected == feeds.reevaluate_fleet(store, now=clock(), chunk_size=2).evaluation
 
 
@@ -183,7 +187,7 @@ def test_an_interrupted_pass_is_completed_by_the_next(
     them and the rows end as one transaction's."""
     build_fleet(store, clock)
     expected = one_transaction_rows(store, clock)
-    with pytest.raises(Interrupted):
+    with pytest.raises(StoppedMidwayError):
         feeds.reevaluate_fleet(on_write(store, failing_write, interrupt), now=clock(), chunk_size=3)
     with store.read() as conn:
         progress = findings.read_reevaluation(conn)
@@ -204,7 +208,7 @@ def test_an_unchanged_import_finishes_an_interrupted_pass(
     """`feed import` of records already in the catalogue still completes the stopped pass."""
     build_fleet(store, clock)
     expected = one_transaction_rows(store, clock)
-    with pytest.raises(Interrupted):
+    with pytest.raises(StoppedMidwayError):
         feeds.reevaluate_fleet(on_write(store, 2, interrupt), now=clock(), chunk_size=4)
     outcome = feeds.import_records(store, FeedResult(records=UPDATE), now=clock(), chunk_size=4)
     assert (expected, 0, FLEET - 4) == (
