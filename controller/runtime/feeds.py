@@ -188,8 +188,11 @@ def reevaluate_fleet(
     resumed_after, chunks, totals = after, 0, findings.FleetEvaluation()
     while chunk := _read_chunk(store, after=after, limit=chunk_size):
         evaluations = [findings.evaluate(view, item.device) for item in chunk]
+        rendered = findings.render(evaluations)  # JSON too, before the lock is taken
         with clock.write(), store.write() as conn:
-            written = findings.write_chunk(conn, view, chunk, evaluations, now=now)
+            written = findings.write_chunk(
+                conn, view, chunk, evaluations, now=now, rendered=rendered
+            )
         if written is None:  # a newer import bumped the catalogue: its own pass covers the fleet
             log.info("fleet re-evaluation superseded by a newer catalogue", after=after)
             return FleetPass(

@@ -293,13 +293,20 @@ def evaluate_reported(
 
 
 def store_evaluations(
-    conn: Connection, evaluations: Sequence[Evaluation], *, now: datetime
+    conn: Connection,
+    evaluations: Sequence[Evaluation],
+    *,
+    now: datetime,
+    rendered: Mapping[str, str] | None = None,
 ) -> None:
-    """Replace the `feed` documents of the evaluated devices (delete them where not covered)."""
+    """Replace the `feed` documents of the evaluated devices (delete them where not covered).
+    `rendered`: documents already serialised by `render` (by device id), so a caller holding
+    the write lock does not spend it on JSON; the others are serialised here."""
     sql = _sql_for(conn.dialect.name)
     stamp = sql.time(now)
+    ready = rendered or {}
     rows = [
-        (e.device_id, FEED, stamp, _json(document(e.findings, e.reboot, e.pending_reboot)))
+        (e.device_id, FEED, stamp, ready.get(e.device_id) or _render(e))
         for e in evaluations
         if e.findings is not None
     ]
@@ -314,6 +321,16 @@ def store_evaluations(
                 s.source == FEED, s.device_id.in_(gone[start : start + _CHUNK])
             )
         )
+
+
+def render(evaluations: Sequence[Evaluation]) -> dict[str, str]:
+    """The stored JSON text of each covered evaluation's document, by device id."""
+    return {e.device_id: _render(e) for e in evaluations if e.findings is not None}
+
+
+def _render(evaluation: Evaluation) -> str:
+    found = evaluation.findings or ()
+    return _json(document(found, evaluation.reboot, evaluation.pending_reboot))
 
 
 def _store_kernel_reboots(conn: Connection, evaluations: Sequence[Evaluation]) -> None:
@@ -401,7 +418,7 @@ def reevaluate_fleet(
 
 # --- the fleet in chunks: read, evaluate outside the write lock, write if still current --------
 
-REEVALUATION_CHUNK = 500  # devices per write transaction (bench/feeds_chunked.py: ~20 ms each)
+REEVALUATION_CHUNK = 250  # devices per write transaction (bench/feeds_chunked.py times them)
 REEVALUATION_KEY = "findings:reevaluation"  # status key of the fleet pass's progress
 
 
@@ -477,10 +494,12 @@ def write_chunk(
     evaluations: Sequence[Evaluation],
     *,
     now: datetime,
+    rendered: Mapping[str, str] | None = None,
 ) -> FleetEvaluation | None:
-    """Store one chunk's evaluations (made against `view` outside the transaction) and record
-    the pass's progress; None, writing nothing, when the catalogue is no longer `view`'s (a
-    newer import re-evaluates the fleet itself).
+    """Store one chunk's evaluations (made against `view` outside the transaction, with their
+    documents `rendered` there too when given) and record the pass's progress; None, writing
+    nothing, when the catalogue is no longer `view`'s (a newer import re-evaluates the fleet
+    itself).
 
     Under the lock (PostgreSQL: the device rows `FOR UPDATE`, which reports take first too;
     SQLite: the write transaction itself), a device whose stamp moved since the read (a report
@@ -507,7 +526,9 @@ def write_chunk(
     if moved:
         kept.extend(evaluate(view, device) for device, _ in _inventories(conn, ids=moved))
         before.update(_stored_ids(conn, moved))
-    store_evaluations(conn, kept, now=now)
+        stale = set(moved)  # their documents were rendered from the read: never store those
+        rendered = {key: text for key, text in (rendered or {}).items() if key not in stale}
+    store_evaluations(conn, kept, now=now, rendered=rendered)
     after = chunk[-1].device.device_id
     _set_progress(conn, Reevaluation(view.version, after), now=now)
     return tally(kept, before)
