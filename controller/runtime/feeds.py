@@ -1,9 +1,15 @@
 """Feed imports as the runtime runs them: into the catalogue, then over the whole fleet.
 
-- `import_records`: one transaction that upserts a feed's records into the catalogue and, when
-  the catalogue changed, recomputes the feed findings of every device with a stored inventory
-  (`controller.store.findings.reevaluate_fleet`): a new advisory reaches the whole fleet without
-  waiting for agents. `patchctl feed import` calls it.
+- `import_records`: one transaction that upserts a feed's records into the catalogue then, when
+  the catalogue changed (or an earlier pass was left unfinished), `reevaluate_fleet`: a new
+  advisory reaches every device with a stored inventory without waiting for agents.
+  `patchctl feed import` calls it.
+- `reevaluate_fleet`: the fleet's feed findings recomputed in chunks of `REEVALUATION_CHUNK`
+  devices, each read in a snapshot, evaluated outside any transaction and written in its own
+  short write transaction that re-checks each device under the lock
+  (`controller.store.findings.write_chunk`), so agent reports are written between chunks and
+  never overwritten by a stale evaluation; resumable after an interruption (docs/feeds.md,
+  "The fleet pass in chunks").
 - `refresh_due_feeds`: the PatchFeed objects of the desired state, each imported when its
   `refresh` interval has passed since its last run (kept in the store's status, key
   `feed:<tenant>/<name>`), or when its spec changed; then one fleet pass for all of them. Cheap
@@ -285,7 +291,7 @@ def refresh_due_feeds(
 
 def _reevaluate_and_log(store: Store, *, now: datetime) -> findings.FleetEvaluation | None:
     """The service's fleet pass when pending, with progress lines and one summary line."""
-    fleet = reevaluate_if_pending(store, now=now, on_progress=_throttled(_log_progress))
+    fleet = reevaluate_if_pending(store, now=now, on_progress=progress_logger())
     if fleet is None:
         return None
     log.info(
@@ -303,27 +309,25 @@ def _reevaluate_and_log(store: Store, *, now: datetime) -> findings.FleetEvaluat
 PROGRESS_LOG_EVERY = 10.0  # seconds between two progress lines of the service's fleet pass
 
 
-def _log_progress(progress: Progress) -> None:
-    log.info(
-        "fleet re-evaluation progress",
-        devices=progress.done,
-        total=progress.total,
-        per_second=round(progress.rate),
-        longest_write_seconds=round(progress.longest_write, 3),
-    )
-
-
-def _throttled(callback: ProgressCallback, every: float = PROGRESS_LOG_EVERY) -> ProgressCallback:
-    """`callback`, called at most once per `every` seconds (the first after `every`)."""
+def progress_logger(every: float = PROGRESS_LOG_EVERY) -> ProgressCallback:
+    """A progress callback that logs `fleet re-evaluation progress` at most once per `every`
+    seconds (the first after `every`): a pass of a few seconds logs only its summary."""
     last = time.perf_counter()
 
-    def call(progress: Progress) -> None:
+    def log_progress(progress: Progress) -> None:
         nonlocal last
-        if time.perf_counter() - last >= every:
-            last = time.perf_counter()
-            callback(progress)
+        if time.perf_counter() - last < every:
+            return
+        last = time.perf_counter()
+        log.info(
+            "fleet re-evaluation progress",
+            devices=progress.done,
+            total=progress.total,
+            per_second=round(progress.rate),
+            longest_write_seconds=round(progress.longest_write, 3),
+        )
 
-    return call
+    return log_progress
 
 
 def status_key(feed: PatchFeed) -> str:

@@ -10,8 +10,10 @@ with their source recorded.
 When findings are (re)computed:
 - when a report carries an inventory (`evaluate_reported`, called by `reports.write_reports` in
   the report's own transaction);
-- when the catalogue changes (`reevaluate_fleet`, over every stored inventory in the caller's
-  transaction), so a new advisory reaches the whole fleet without waiting for agents.
+- when the catalogue changes, over every stored inventory, so a new advisory reaches the whole
+  fleet without waiting for agents: in chunks of short write transactions (`read_chunk`,
+  `write_chunk`, driven by `controller.runtime.feeds.reevaluate_fleet`), or in the caller's one
+  transaction (`reevaluate_fleet`, the reference the chunked pass must equal).
 
 A device whose release the catalogue does not cover (no fix for `debian:12` at all, no KB on its
 Windows build line) gets no `feed` document, and loses the one it had: an empty finding list

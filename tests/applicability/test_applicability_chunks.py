@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy as sa
 from applicabilityhelpers import CATALOGUE, SERVER_2019, debian
+from logcapture import json_logs
 
 from controller.core.patches import PatchRecord, ProductBuild
 from controller.feeds.common import FeedResult
@@ -304,3 +305,20 @@ def test_chunk_size_below_one_is_refused(store: Store, clock: SettableClock) -> 
     """A chunk of no device would never end."""
     with pytest.raises(ValueError, match="at least 1"):
         feeds.reevaluate_fleet(store, now=clock(), chunk_size=0)
+
+
+def test_the_service_logs_progress_lines(
+    store: Store, clock: SettableClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The service's callback logs devices, total and rate (here after every chunk)."""
+    build_fleet(store, clock)
+    with json_logs(capsys) as lines:
+        feeds.reevaluate_fleet(
+            store, now=clock(), chunk_size=6, on_progress=feeds.progress_logger(every=0.0)
+        )
+    found = [
+        (line["devices"], line["total"], line["per_second"] >= 0)
+        for line in lines
+        if line.get("event") == "fleet re-evaluation progress"
+    ]
+    assert [(6, FLEET, True), (FLEET, FLEET, True)] == found
