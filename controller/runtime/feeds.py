@@ -1,9 +1,15 @@
 """Feed imports as the runtime runs them: into the catalogue, then over the whole fleet.
 
-- `import_records`: one transaction that upserts a feed's records into the catalogue and, when
-  the catalogue changed, recomputes the feed findings of every device with a stored inventory
-  (`controller.store.findings.reevaluate_fleet`): a new advisory reaches the whole fleet without
-  waiting for agents. `patchctl feed import` calls it.
+- `import_records`: one transaction that upserts a feed's records into the catalogue then, when
+  the catalogue changed (or an earlier pass was left unfinished), `reevaluate_fleet`: a new
+  advisory reaches every device with a stored inventory without waiting for agents.
+  `patchctl feed import` calls it.
+- `reevaluate_fleet`: the fleet's feed findings recomputed in chunks of `REEVALUATION_CHUNK`
+  devices, each read in a snapshot, evaluated outside any transaction and written in its own
+  short write transaction that re-checks each device under the lock
+  (`controller.store.findings.write_chunk`), so agent reports are written between chunks and
+  never overwritten by a stale evaluation; resumable after an interruption (docs/feeds.md,
+  "The fleet pass in chunks").
 - `refresh_due_feeds`: the PatchFeed objects of the desired state, each imported when its
   `refresh` interval has passed since its last run (kept in the store's status, key
   `feed:<tenant>/<name>`), or when its spec changed; then one fleet pass for all of them. Cheap
@@ -19,14 +25,15 @@ source is a failed run whose message names the rule, never the content.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 import structlog
 
 from controller import errors
@@ -34,10 +41,10 @@ from controller.feeds import read_feed
 from controller.feeds.common import FeedError, FeedResult
 from controller.redaction import redact_text, redact_url
 from controller.runtime.feedsources import FeedSourceError, FeedSources
-from controller.store import catalogue, findings, history, schema
+from controller.store import catalogue, findings, history
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from sqlalchemy.engine import Connection
 
@@ -51,6 +58,7 @@ STATUS_PREFIX = "feed:"
 RETRY_AFTER_FAILURE = timedelta(minutes=10)  # a failed feed is retried sooner than its refresh
 MAX_SERVER_WAIT = timedelta(days=1)  # a server's Retry-After beyond this is capped
 MAX_ERRORS_KEPT = 20  # per feed in its status; the count says how many there were
+REEVALUATION_CHUNK = findings.REEVALUATION_CHUNK  # devices per write transaction of a fleet pass
 FEED_FAILED = "FeedFailed"  # alert kind (no EventType yet: visible in alerts, not notified)
 
 
@@ -65,6 +73,7 @@ class ImportOutcome:
     errors: tuple[FeedError, ...] = ()
     fleet: findings.FleetEvaluation | None = None  # None: catalogue unchanged, nothing to redo
     warnings: tuple[FeedError, ...] = ()  # imported, but e.g. an advisory that matches no host
+    fleet_complete: bool = True  # False: a newer import took the fleet pass over midway
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -79,32 +88,160 @@ class ImportOutcome:
         }
 
 
-def import_records(store: Store, result: FeedResult, *, now: datetime) -> ImportOutcome:
-    """Upsert a feed's records and re-evaluate the fleet, in one transaction."""
+def import_records(
+    store: Store,
+    result: FeedResult,
+    *,
+    now: datetime,
+    chunk_size: int = REEVALUATION_CHUNK,
+    on_progress: ProgressCallback | None = None,
+) -> ImportOutcome:
+    """Upsert a feed's records (one transaction), then re-evaluate the fleet in chunks
+    (`reevaluate_fleet`) when the catalogue changed or an earlier pass was interrupted."""
     with store.write() as conn:
         counts = catalogue.upsert_records(conn, result.records, now=now)
-        fleet = _reevaluate(conn, now=now) if counts.new or counts.updated else None
+    fleet = reevaluate_if_pending(store, now=now, chunk_size=chunk_size, on_progress=on_progress)
     return ImportOutcome(
         records=len(result.records),
         new=counts.new,
         updated=counts.updated,
         unchanged=counts.unchanged,
         errors=result.errors,
-        fleet=fleet,
+        fleet=fleet.evaluation if fleet is not None else None,
         warnings=result.warnings,
+        fleet_complete=fleet.complete if fleet is not None else True,
     )
 
 
-def reevaluate_fleet(store: Store, *, now: datetime) -> findings.FleetEvaluation:
-    """Recompute every device's feed findings against the current catalogue (one transaction)."""
-    with store.write() as conn:
-        return _reevaluate(conn, now=now)
+# --- the fleet's feed findings, in chunks --------------------------------------------------------
 
 
-def _reevaluate(conn: Connection, *, now: datetime) -> findings.FleetEvaluation:
-    # No log line here: `patchctl feed import --json` prints to stdout, and the counts are
-    # returned to the caller, which reports them (serve logs them in `refresh_due_feeds`).
-    return findings.reevaluate_fleet(conn, now=now)
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a fleet re-evaluation is, for a progress line: `done` of `total` devices after
+    `seconds` (wall clock), the longest chunk write transaction so far in seconds."""
+
+    done: int
+    total: int
+    seconds: float
+    longest_write: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        """Devices per second so far (0 before the first chunk)."""
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True, slots=True)
+class FleetPass:
+    """One chunked re-evaluation: its counts (of the devices this run evaluated; a resumed run
+    counts from where it resumed), whether it reached the end (False: a newer catalogue import
+    took over), the device id it resumed after ("" from the start), and its timing."""
+
+    evaluation: findings.FleetEvaluation
+    complete: bool
+    resumed_after: str
+    chunks: int
+    seconds: float
+    longest_write: float
+
+
+def reevaluate_if_pending(
+    store: Store,
+    *,
+    now: datetime,
+    chunk_size: int = REEVALUATION_CHUNK,
+    on_progress: ProgressCallback | None = None,
+) -> FleetPass | None:
+    """Re-evaluate the fleet when its findings are not complete for the current catalogue
+    (changed since the last pass, or a pass was interrupted: it resumes); None when they are."""
+    with store.read() as conn:
+        version = catalogue.catalogue_version(conn)
+        progress = findings.read_reevaluation(conn)
+    if progress is not None and not progress.pending(version):
+        return None
+    return reevaluate_fleet(store, now=now, chunk_size=chunk_size, on_progress=on_progress)
+
+
+def reevaluate_fleet(
+    store: Store,
+    *,
+    now: datetime,
+    chunk_size: int = REEVALUATION_CHUNK,
+    on_progress: ProgressCallback | None = None,
+    resume: bool = True,
+) -> FleetPass:
+    """Recompute every stored inventory's feed findings against the current catalogue, in
+    chunks of `chunk_size` devices: each chunk is read in a read transaction, evaluated with no
+    transaction open, and written in its own short write transaction
+    (`controller.store.findings.write_chunk`, which re-checks every device under the lock), so
+    reports are ingested between chunks. Leaves the same rows as the one-transaction
+    `findings.reevaluate_fleet`. Resumes an interrupted pass for the same catalogue unless
+    `resume` is False. `on_progress` is called after each chunk.
+
+    Raises ValueError for a `chunk_size` below 1; store errors propagate (the committed chunks
+    stay, and the next pass resumes after them)."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk size must be at least 1, not {chunk_size}")
+    clock = _Stopwatch()
+    with store.read() as conn:
+        view = findings.current_catalogue(conn)
+        previous = findings.read_reevaluation(conn)
+        after = previous.resume_after(view.version) if previous is not None and resume else ""
+        total, done = findings.count_inventories(conn, after=after)
+    resumed_after, chunks, totals = after, 0, findings.FleetEvaluation()
+    while chunk := _read_chunk(store, after=after, limit=chunk_size):
+        evaluations = [findings.evaluate(view, item.device) for item in chunk]
+        rendered = findings.render(evaluations)  # JSON too, before the lock is taken
+        with clock.write(), store.write() as conn:
+            written = findings.write_chunk(
+                conn, view, chunk, evaluations, now=now, rendered=rendered
+            )
+        if written is None:  # a newer import bumped the catalogue: its own pass covers the fleet
+            log.info("fleet re-evaluation superseded by a newer catalogue", after=after)
+            return FleetPass(
+                totals,
+                complete=False,
+                resumed_after=resumed_after,
+                chunks=chunks,
+                seconds=clock.seconds,
+                longest_write=clock.longest,
+            )
+        totals, after, chunks = totals + written, chunk[-1].device.device_id, chunks + 1
+        done += len(chunk)
+        if on_progress is not None:
+            on_progress(Progress(done, max(total, done), clock.seconds, clock.longest))
+    with clock.write(), store.write() as conn:
+        complete = findings.finish_reevaluation(conn, view, now=now)
+    return FleetPass(totals, complete, resumed_after, chunks, clock.seconds, clock.longest)
+
+
+def _read_chunk(store: Store, *, after: str, limit: int) -> list[findings.StampedInventory]:
+    with store.read() as conn:  # a snapshot: never waits for, nor blocks, a writer
+        return findings.read_chunk(conn, after=after, limit=limit)
+
+
+class _Stopwatch:
+    """Wall-clock seconds since creation, and the longest write transaction timed by it."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.longest = 0.0
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.longest = max(self.longest, time.perf_counter() - began)
 
 
 # --- PatchFeed objects on their schedule -------------------------------------------------------
@@ -132,8 +269,11 @@ def refresh_due_feeds(
         return []
     with store.read() as conn:
         statuses = _statuses(conn)
+        interrupted = _interrupted(conn)
     due = [f for f in feeds if is_due(f, statuses.get(status_key(f)), now=now)]
     if not due:
+        if interrupted:  # e.g. a restart midway: finish the pass rather than wait for a refresh
+            _reevaluate_and_log(store, now=now)
         return []
     # Read every source before the write transaction: downloads must not hold the store's lock.
     revision = desired.revision
@@ -141,19 +281,54 @@ def refresh_due_feeds(
         (feed, _read_source(feed, sources=sources, revision=revision, where=_where(desired, feed)))
         for feed in due
     ]
-    runs: list[FeedRefresh] = []
     with store.write() as conn:
-        changed = False
-        for feed, (result, failure) in read:
-            run = _import_one(conn, feed, result, failure, statuses, now=now)
-            changed = changed or bool(run.outcome and (run.outcome.new or run.outcome.updated))
-            runs.append(run)
-        started = time.perf_counter()
-        fleet = _reevaluate(conn, now=now) if changed else None
-    if fleet is not None:
-        seconds = round(time.perf_counter() - started, 3)
-        log.info("fleet re-evaluated", seconds=seconds, **fleet.as_dict())
+        runs = [
+            _import_one(conn, feed, result, failure, statuses, now=now)
+            for feed, (result, failure) in read
+        ]
+    fleet = _reevaluate_and_log(store, now=now)
     return [FeedRefresh(r.feed, r.result, r.message, r.outcome, fleet) for r in runs]
+
+
+def _reevaluate_and_log(store: Store, *, now: datetime) -> findings.FleetEvaluation | None:
+    """The service's fleet pass when pending, with progress lines and one summary line."""
+    fleet = reevaluate_if_pending(store, now=now, on_progress=progress_logger())
+    if fleet is None:
+        return None
+    log.info(
+        "fleet re-evaluated",
+        seconds=round(fleet.seconds, 3),
+        chunks=fleet.chunks,
+        longest_write_seconds=round(fleet.longest_write, 3),
+        complete=fleet.complete,
+        resumed_after=fleet.resumed_after or None,
+        **fleet.evaluation.as_dict(),
+    )
+    return fleet.evaluation
+
+
+PROGRESS_LOG_EVERY = 10.0  # seconds between two progress lines of the service's fleet pass
+
+
+def progress_logger(every: float = PROGRESS_LOG_EVERY) -> ProgressCallback:
+    """A progress callback that logs `fleet re-evaluation progress` at most once per `every`
+    seconds (the first after `every`): a pass of a few seconds logs only its summary."""
+    last = time.perf_counter()
+
+    def log_progress(progress: Progress) -> None:
+        nonlocal last
+        if time.perf_counter() - last < every:
+            return
+        last = time.perf_counter()
+        log.info(
+            "fleet re-evaluation progress",
+            devices=progress.done,
+            total=progress.total,
+            per_second=round(progress.rate),
+            longest_write_seconds=round(progress.longest_write, 3),
+        )
+
+    return log_progress
 
 
 def status_key(feed: PatchFeed) -> str:
@@ -181,9 +356,15 @@ def spec_digest(feed: PatchFeed) -> str:
 
 
 def _statuses(conn: Connection) -> dict[str, dict[str, Any]]:
-    s = schema.status.c
-    rows = conn.execute(sa.select(s.key, s.value).where(s.key.startswith(STATUS_PREFIX)))
-    return {row.key: row.value for row in rows if isinstance(row.value, dict)}
+    found = history.statuses_under(conn, STATUS_PREFIX)
+    return {key: value for key, value in found.items() if isinstance(value, dict)}
+
+
+def _interrupted(conn: Connection) -> bool:
+    """Whether a fleet pass was started for the catalogue and not finished (a missing record
+    is not: a store from before chunked passes waits for its next import)."""
+    progress = findings.read_reevaluation(conn)
+    return progress is not None and progress.pending(catalogue.catalogue_version(conn))
 
 
 def _import_one(

@@ -10,8 +10,10 @@ with their source recorded.
 When findings are (re)computed:
 - when a report carries an inventory (`evaluate_reported`, called by `reports.write_reports` in
   the report's own transaction);
-- when the catalogue changes (`reevaluate_fleet`, over every stored inventory in the caller's
-  transaction), so a new advisory reaches the whole fleet without waiting for agents.
+- when the catalogue changes, over every stored inventory, so a new advisory reaches the whole
+  fleet without waiting for agents: in chunks of short write transactions (`read_chunk`,
+  `write_chunk`, driven by `controller.runtime.feeds.reevaluate_fleet`), or in the caller's one
+  transaction (`reevaluate_fleet`, the reference the chunked pass must equal).
 
 A device whose release the catalogue does not cover (no fix for `debian:12` at all, no KB on its
 Windows build line) gets no `feed` document, and loses the one it had: an empty finding list
@@ -38,7 +40,7 @@ from controller.core import applicability, enrichment, kernels, patches, winprod
 from controller.core.applicability import ApplicabilityIndex, InstalledPackage, Inventory
 from controller.core.versions import scheme_for_release, windows_build_line
 from controller.kinds.common import OsFamily
-from controller.store import catalogue, schema
+from controller.store import catalogue, history, schema
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -293,13 +295,20 @@ def evaluate_reported(
 
 
 def store_evaluations(
-    conn: Connection, evaluations: Sequence[Evaluation], *, now: datetime
+    conn: Connection,
+    evaluations: Sequence[Evaluation],
+    *,
+    now: datetime,
+    rendered: Mapping[str, str] | None = None,
 ) -> None:
-    """Replace the `feed` documents of the evaluated devices (delete them where not covered)."""
+    """Replace the `feed` documents of the evaluated devices (delete them where not covered).
+    `rendered`: documents already serialised by `render` (by device id), so a caller holding
+    the write lock does not spend it on JSON; the others are serialised here."""
     sql = _sql_for(conn.dialect.name)
     stamp = sql.time(now)
+    ready = rendered or {}
     rows = [
-        (e.device_id, FEED, stamp, _json(document(e.findings, e.reboot, e.pending_reboot)))
+        (e.device_id, FEED, stamp, ready.get(e.device_id) or _render(e))
         for e in evaluations
         if e.findings is not None
     ]
@@ -314,6 +323,16 @@ def store_evaluations(
                 s.source == FEED, s.device_id.in_(gone[start : start + _CHUNK])
             )
         )
+
+
+def render(evaluations: Sequence[Evaluation]) -> dict[str, str]:
+    """The stored JSON text of each covered evaluation's document, by device id."""
+    return {e.device_id: _render(e) for e in evaluations if e.findings is not None}
+
+
+def _render(evaluation: Evaluation) -> str:
+    found = evaluation.findings or ()
+    return _json(document(found, evaluation.reboot, evaluation.pending_reboot))
 
 
 def _store_kernel_reboots(conn: Connection, evaluations: Sequence[Evaluation]) -> None:
@@ -334,13 +353,22 @@ def _store_kernel_reboots(conn: Connection, evaluations: Sequence[Evaluation]) -
 
 @dataclass(frozen=True, slots=True)
 class FleetEvaluation:
-    """What one pass over the fleet found."""
+    """What one pass over the fleet found (or one chunk of it: chunks add up with `+`)."""
 
     devices: int = 0  # devices with a stored inventory
     covered: int = 0  # of which the catalogue covers
     affected: int = 0  # of which miss at least one patch
     findings: int = 0  # missing (device, patch) pairs
     changed: int = 0  # devices whose findings differ from the stored ones
+
+    def __add__(self, other: FleetEvaluation) -> FleetEvaluation:
+        return FleetEvaluation(
+            devices=self.devices + other.devices,
+            covered=self.covered + other.covered,
+            affected=self.affected + other.affected,
+            findings=self.findings + other.findings,
+            changed=self.changed + other.changed,
+        )
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -352,35 +380,204 @@ class FleetEvaluation:
         }
 
 
+def tally(evaluations: Sequence[Evaluation], before: Mapping[str, list[str]]) -> FleetEvaluation:
+    """Purely computational: the counts of `evaluations` against the patch ids stored before
+    (`before`, by device id; a device absent from it had no `feed` document)."""
+    devices = covered = affected = found = changed = 0
+    for evaluation in evaluations:
+        missing = evaluation.findings
+        devices += 1
+        ids = None if missing is None else [f.patch_id for f in missing]
+        changed += ids != before.get(evaluation.device_id)
+        if missing is not None:
+            covered += 1
+            affected += bool(missing)
+            found += len(missing)
+    return FleetEvaluation(devices, covered, affected, found, changed)
+
+
 def reevaluate_fleet(
     conn: Connection, *, now: datetime, view: CatalogueView | None = None
 ) -> FleetEvaluation:
-    """Recompute the feed findings of every device with a stored inventory, in the caller's
-    transaction, one chunk of devices at a time (memory stays bounded by the chunk)."""
+    """Recompute the feed findings of every device with a stored inventory, all in the caller's
+    transaction, one page of devices at a time (memory stays bounded by the page).
+
+    The reference evaluation: `controller.runtime.feeds.reevaluate_fleet` runs the same over
+    many short transactions (`read_chunk`/`write_chunk`) and must leave the same rows."""
     view = view or current_catalogue(conn)
-    totals = {"devices": 0, "covered": 0, "affected": 0, "findings": 0, "changed": 0}
+    totals = FleetEvaluation()
     after = ""
-    while True:
-        chunk = _inventories(conn, after=after)
-        if not chunk:
-            break
-        after = chunk[-1].device_id
-        evaluations = [evaluate(view, device) for device in chunk]
-        before = _stored_ids(conn, [d.device_id for d in chunk])
-        for evaluation in evaluations:
-            found = evaluation.findings
-            totals["devices"] += 1
-            ids = None if found is None else [f.patch_id for f in found]
-            totals["changed"] += ids != before.get(evaluation.device_id)
-            if found is not None:
-                totals["covered"] += 1
-                totals["affected"] += bool(found)
-                totals["findings"] += len(found)
+    while chunk := read_chunk(conn, after=after, limit=_CHUNK):
+        after = chunk[-1].device.device_id
+        evaluations = [evaluate(view, item.device) for item in chunk]
+        totals += tally(
+            evaluations, {i.device.device_id: i.stored for i in chunk if i.stored is not None}
+        )
         store_evaluations(conn, evaluations, now=now)
-    return FleetEvaluation(**totals)
+    _set_progress(conn, Reevaluation(view.version, after, complete=True), now=now)
+    return totals
 
 
-def _inventories(conn: Connection, *, after: str) -> list[DeviceInventory]:
+# --- the fleet in chunks: read, evaluate outside the write lock, write if still current --------
+
+REEVALUATION_CHUNK = 250  # devices per write transaction (bench/feeds_chunked.py times them)
+REEVALUATION_KEY = "findings:reevaluation"  # status key of the fleet pass's progress
+
+
+@dataclass(frozen=True, slots=True)
+class StampedInventory:
+    """A stored inventory as one read saw it: `stamp` is what the device row said of the inputs
+    (inventory digest, OS family, name, version), compared again under the write lock;
+    `stored` the patch ids of its `feed` document then (None: it had none)."""
+
+    device: DeviceInventory
+    stamp: tuple[str | None, ...]
+    stored: list[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reevaluation:
+    """How far the fleet pass got for one catalogue version (status `findings:reevaluation`):
+    every device up to `after` (device id order) is evaluated against `catalogue_version`, and
+    `complete` once the last one is. Written in each chunk's transaction, so an interrupted
+    pass resumes after its last committed chunk."""
+
+    catalogue_version: str
+    after: str = ""
+    complete: bool = False
+
+    def pending(self, version: str) -> bool:
+        """Whether the fleet still needs a pass for catalogue `version`."""
+        return not (self.complete and self.catalogue_version == version)
+
+    def resume_after(self, version: str) -> str:
+        """The device id to resume after for `version` ("" to start over)."""
+        return self.after if self.catalogue_version == version and not self.complete else ""
+
+
+def read_reevaluation(conn: Connection) -> Reevaluation | None:
+    """The fleet pass's progress; None when no pass was ever recorded."""
+    s = schema.status.c
+    value = conn.execute(sa.select(s.value).where(s.key == REEVALUATION_KEY)).scalar_one_or_none()
+    if not isinstance(value, dict):
+        return None
+    return Reevaluation(
+        catalogue_version=str(value.get("catalogueVersion", "")),
+        after=str(value.get("after", "")),
+        complete=value.get("complete") is True,
+    )
+
+
+def count_inventories(conn: Connection, *, after: str = "") -> tuple[int, int]:
+    """(devices with a stored inventory, how many of them sort at or before `after`)."""
+    i = schema.inventories.c
+    total = conn.execute(sa.select(sa.func.count()).select_from(schema.inventories)).scalar_one()
+    done = 0
+    if after:
+        done = conn.execute(sa.select(sa.func.count()).where(i.device_id <= after)).scalar_one()
+    return int(total), int(done)
+
+
+def read_chunk(conn: Connection, *, after: str, limit: int) -> list[StampedInventory]:
+    """The next `limit` stored inventories after device id `after`, with their stamps and the
+    patch ids of their current `feed` documents (a keyset page: stable under inserts)."""
+    devices = _inventories(conn, after=after, limit=limit)
+    stored = _stored_ids(conn, [device.device_id for device, _ in devices])
+    return [
+        StampedInventory(device, (digest, *_os(device)), stored.get(device.device_id))
+        for device, digest in devices
+    ]
+
+
+def write_chunk(
+    conn: Connection,
+    view: CatalogueView,
+    chunk: Sequence[StampedInventory],
+    evaluations: Sequence[Evaluation],
+    *,
+    now: datetime,
+    rendered: Mapping[str, str] | None = None,
+) -> FleetEvaluation | None:
+    """Store one chunk's evaluations (made against `view` outside the transaction, with their
+    documents `rendered` there too when given) and record the pass's progress; None, writing
+    nothing, when the catalogue is no longer `view`'s (a newer import re-evaluates the fleet
+    itself).
+
+    Under the lock (PostgreSQL: the device rows `FOR UPDATE`, which reports take first too;
+    SQLite: the write transaction itself), a device whose stamp moved since the read (a report
+    with a new inventory or OS landed in between) is read and evaluated again, so a stale
+    evaluation never overwrites a newer report's; a device deleted since is skipped."""
+    if not chunk:
+        return FleetEvaluation()
+    stamps = _lock_stamps(conn, [item.device.device_id for item in chunk])
+    if catalogue.catalogue_version(conn) != view.version:
+        return None
+    kept: list[Evaluation] = []
+    before: dict[str, list[str]] = {}
+    moved: list[str] = []
+    for item, evaluation in zip(chunk, evaluations, strict=True):
+        stamp = stamps.get(item.device.device_id)
+        if stamp is None:
+            continue
+        if stamp != item.stamp:
+            moved.append(item.device.device_id)
+            continue
+        kept.append(evaluation)
+        if item.stored is not None:
+            before[item.device.device_id] = item.stored
+    if moved:
+        kept.extend(evaluate(view, device) for device, _ in _inventories(conn, ids=moved))
+        before.update(_stored_ids(conn, moved))
+        stale = set(moved)  # their documents were rendered from the read: never store those
+        rendered = {key: text for key, text in (rendered or {}).items() if key not in stale}
+    store_evaluations(conn, kept, now=now, rendered=rendered)
+    after = chunk[-1].device.device_id
+    _set_progress(conn, Reevaluation(view.version, after), now=now)
+    return tally(kept, before)
+
+
+def finish_reevaluation(conn: Connection, view: CatalogueView, *, now: datetime) -> bool:
+    """Record the pass for `view` as complete; False (nothing written) when the catalogue
+    moved on meanwhile."""
+    if catalogue.catalogue_version(conn) != view.version:
+        return False
+    previous = read_reevaluation(conn)
+    after = previous.after if previous is not None else ""
+    _set_progress(conn, Reevaluation(view.version, after, complete=True), now=now)
+    return True
+
+
+def _set_progress(conn: Connection, progress: Reevaluation, *, now: datetime) -> None:
+    value = {
+        "catalogueVersion": progress.catalogue_version,
+        "after": progress.after,
+        "complete": progress.complete,
+    }
+    history.set_status(conn, REEVALUATION_KEY, value, now=now)
+
+
+def _os(device: DeviceInventory) -> tuple[str | None, str | None, str | None]:
+    return device.os_family, device.os_name, device.os_version
+
+
+def _lock_stamps(conn: Connection, device_ids: list[str]) -> dict[str, tuple[str | None, ...]]:
+    """The devices' current stamps, their rows locked until the transaction ends (in id order,
+    so two passes cannot deadlock each other)."""
+    d = schema.devices.c
+    query = (
+        sa.select(d.id, d.inventory_digest, d.os_family, d.os_name, d.os_version)
+        .where(d.id.in_(device_ids))
+        .order_by(d.id)
+        .with_for_update()
+    )
+    return {row[0]: tuple(row[1:]) for row in conn.execute(query)}
+
+
+def _inventories(
+    conn: Connection, *, after: str = "", limit: int | None = None, ids: list[str] | None = None
+) -> list[tuple[DeviceInventory, str | None]]:
+    """Stored inventories with their devices' inventory digests: a keyset page after `after`,
+    or the devices `ids`."""
     i, d = schema.inventories.c, schema.devices.c
     query = (
         sa.select(
@@ -393,13 +590,17 @@ def _inventories(conn: Connection, *, after: str) -> list[DeviceInventory]:
             i.packages,
             i.module_streams,
             i.windows,
+            d.inventory_digest,
         )
         .join(schema.devices, d.id == i.device_id)
-        .where(i.device_id > after)
         .order_by(i.device_id)
-        .limit(_CHUNK)
     )
-    return [DeviceInventory(*row) for row in conn.execute(query)]
+    query = (
+        query.where(i.device_id.in_(ids)) if ids is not None else query.where(i.device_id > after)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [(DeviceInventory(*row[:-1]), row[-1]) for row in conn.execute(query)]
 
 
 def _stored_ids(conn: Connection, device_ids: list[str]) -> dict[str, list[str]]:

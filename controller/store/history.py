@@ -347,6 +347,13 @@ def set_status(conn: Connection, key: str, value: Any, *, now: datetime) -> None
     )
 
 
+def statuses_under(conn: Connection, prefix: str) -> dict[str, Any]:
+    """The status values whose key starts with `prefix`, by key (one indexed range read)."""
+    s = schema.status.c
+    rows = conn.execute(sa.select(s.key, s.value).where(s.key.startswith(prefix)))
+    return {row.key: row.value for row in rows}
+
+
 def get_status(conn: Connection) -> dict[str, dict[str, Any]]:
     """Every status value with the time it was set."""
     s = schema.status.c

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from controller.cli import main
+from controller.cli.feeds import ProgressLine
+from controller.runtime.feeds import Progress
 from controller.store import devices, open_store, reports
 
 FEED = """\
@@ -116,3 +120,41 @@ def test_debian_advisories_found_through_source_versions(tmp_path: Path) -> None
         json.loads(result.output)["new"],
         missing,
     )
+
+
+def test_import_help_names_the_progress_line() -> None:
+    """`--help` says where progress goes and how to silence it."""
+    result = CliRunner().invoke(main, ["feed", "import", "--help"])
+    assert (0, True, True) == (
+        result.exit_code,
+        "--quiet" in result.output and "--chunk-size" in result.output,
+        "devices evaluated / total" in " ".join(result.output.split()),
+    )
+
+
+def test_import_in_small_chunks_keeps_stdout_json(tmp_path: Path) -> None:
+    """With one device per chunk, --json stdout is the outcome alone (no progress line)."""
+    url = f"sqlite:///{tmp_path / 'patchctl.db'}"
+    windows_device_with_inventory(url)
+    (tmp_path / "feed.yaml").write_text(FEED)
+    args = ["feed", "import", str(tmp_path / "feed.yaml"), "--format", "native", "--db", url]
+    result = CliRunner().invoke(main, [*args, "--json", "--chunk-size", "1"])
+    assert (0, 1) == (result.exit_code, json.loads(result.stdout)["fleet"]["affected"])
+
+
+@pytest.mark.parametrize(
+    ("enabled", "seconds", "expected"),
+    [
+        (True, 2.0, "\rfleet: 1,500/3,000 devices evaluated (750/s)\x1b[K\n"),
+        (True, 0.5, ""),  # a short run prints nothing
+        (False, 2.0, ""),  # not a terminal, or --quiet
+    ],
+    ids=["shown", "short-run", "disabled"],
+)
+def test_progress_line(enabled: bool, seconds: float, expected: str) -> None:
+    """The line is rewritten in place on a terminal, and ended once."""
+    stream = io.StringIO()
+    line = ProgressLine(stream, enabled=enabled)
+    line(Progress(done=1500, total=3000, seconds=seconds))
+    line.close()
+    assert expected == stream.getvalue()
