@@ -28,7 +28,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from controller.notify.delivery import STATUS_KEY_PREFIX, ChannelStatus, status_key
 from controller.notify.events import Event, from_alert, from_audit
-from controller.store import Store, history, schema
+from controller.store import Store, schema
+from controller.store import status as status_store
 
 log = structlog.get_logger("patchctl.notify")
 
@@ -50,7 +51,7 @@ class StatusWriter:
     def __call__(self, status: ChannelStatus) -> None:
         try:
             with self.store.write() as conn:
-                history.set_status(
+                status_store.set_status(
                     conn, status_key(status.channel_id), status.as_dict(), now=self.clock()
                 )
         except SQLAlchemyError as exc:
@@ -86,7 +87,9 @@ class ProgressWriter:
 
     def __call__(self, channel_id: str, position: dict[str, int]) -> None:
         with self.store.write() as conn:
-            history.set_status(conn, channel_cursor_key(channel_id), position, now=self.clock())
+            status_store.set_status(
+                conn, channel_cursor_key(channel_id), position, now=self.clock()
+            )
 
 
 def resume(
@@ -112,10 +115,10 @@ def resume(
         for source, number in position.items():
             cursor[source] = min(number, cursor[source])
     if cursor != stored:
-        history.set_status(conn, CURSOR_KEY, cursor, now=now)
+        status_store.set_status(conn, CURSOR_KEY, cursor, now=now)
     for cid in sorted(set(keys.values()) - set(settled)):
         settled[cid] = dict(cursor)
-        history.set_status(conn, channel_cursor_key(cid), cursor, now=now)
+        status_store.set_status(conn, channel_cursor_key(cid), cursor, now=now)
     return settled
 
 
@@ -143,7 +146,7 @@ def read_events(
     ).scalar()
     if not stored:
         cursor = _newest(conn)
-        history.set_status(conn, CURSOR_KEY, cursor, now=now)
+        status_store.set_status(conn, CURSOR_KEY, cursor, now=now)
         return [], cursor
     alert_rows = (
         conn.execute(
@@ -180,7 +183,7 @@ def read_events(
         "audit": audit_rows[-1]["id"] if audit_rows else int(stored.get("audit", 0)),
     }
     if cursor != stored:
-        history.set_status(conn, CURSOR_KEY, cursor, now=now)
+        status_store.set_status(conn, CURSOR_KEY, cursor, now=now)
     events = [from_alert(dict(row)) for row in alert_rows] + [
         from_audit(dict(row)) for row in audit_rows
     ]

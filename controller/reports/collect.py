@@ -32,7 +32,8 @@ from controller.reports.model import (
     state_counts,
     summarise,
 )
-from controller.store import devices, history, reports, schema
+from controller.store import devices, reports, schema
+from controller.store import status as status_store
 
 INSTALL_DAYS = 30
 TREND_DAYS = 400  # a little more than a year of daily points
@@ -323,7 +324,7 @@ def _trend(
         points[now.astimezone(UTC).date()] = today
     kept = dict(sorted(points.items())[-TREND_DAYS:])
     if keep and today is not None:
-        history.set_status(
+        status_store.set_status(
             conn, key, {"points": {day.isoformat(): v for day, v in kept.items()}}, now=now
         )
     return tuple(TrendPoint(day, value) for day, value in kept.items())

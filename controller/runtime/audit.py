@@ -46,7 +46,9 @@ from controller.sources import git as git_source
 from controller.sources import history as git_history
 from controller.sources.history import HistoryCache
 from controller.sources.policytree import ParseCache
-from controller.store import Store, history, schema
+from controller.store import Store, schema
+from controller.store import alerts as alert_store
+from controller.store import status as status_store
 from controller.store.scopes import in_scope
 
 STATUS_PREFIX = "audit:"
@@ -112,7 +114,7 @@ def status_key(branch: str) -> str:
 def read_cursors(conn: Connection) -> dict[str, Cursor]:
     """Every branch's cursor (for freshness: `patchctl audit`, the read API)."""
     found = {}
-    for key, entry in history.get_status(conn).items():
+    for key, entry in status_store.get_status(conn).items():
         if key.startswith(STATUS_PREFIX):
             branch = key.removeprefix(STATUS_PREFIX)
             found[branch] = Cursor.from_value(branch, entry["value"])
@@ -203,7 +205,7 @@ class AuditTrail:
                 self._cache = None
                 return _summary(_read_cursor(conn, branch), walked, (), recorded=0)
             _record(conn, events, now=now)
-            history.set_status(conn, status_key(branch), advanced.to_value(), now=now)
+            status_store.set_status(conn, status_key(branch), advanced.to_value(), now=now)
         rejected = tuple(e for e in events if e.type is EventType.APPROVAL_REJECTED)
         return _summary(advanced, walked, rejected, recorded=len(events))
 
@@ -346,7 +348,7 @@ def _record(conn: Connection, events: Iterable[AuditEvent], *, now: datetime) ->
         conn.execute(schema.audit_events.insert(), rows)
     for event in events:
         if event.type is EventType.APPROVAL_REJECTED:
-            history.add_alert(conn, _rejection_alert(event), now=now)
+            alert_store.add_alert(conn, _rejection_alert(event), now=now)
 
 
 def _row(event: AuditEvent, *, now: datetime) -> dict[str, Any]:
@@ -371,14 +373,14 @@ def _actor(event: AuditEvent) -> str:
     return "force-push"  # a rewrite, and what it undid: nobody committed it
 
 
-def _rejection_alert(event: AuditEvent) -> history.NewAlert:
+def _rejection_alert(event: AuditEvent) -> alert_store.NewAlert:
     what = event.commit.sha if event.commit is not None else event.revision
     dedupe = f"ApprovalRejected:{what}:{event.key}"
     if len(dedupe) > DEDUPE_MAX:
         dedupe = "ApprovalRejected:" + hashlib.sha256(dedupe.encode()).hexdigest()
     delta = changes.patch_delta(event.change) if event.change is not None else None
     reason = event.verdict.reason if event.verdict is not None else "rejected"
-    return history.NewAlert(
+    return alert_store.NewAlert(
         kind="ApprovalRejected",
         severity="warning",
         message=f"{event.key} was not applied: {reason}",

@@ -20,7 +20,8 @@ from controller.core.observed import JobKind, JobState, online_since
 from controller.kinds.common import tenant_contains
 from controller.notify.delivery import STATUS_KEY_PREFIX
 from controller.runtime import feeds
-from controller.store import devices, history, schema
+from controller.store import devices, schema
+from controller.store import status as status_store
 from controller.store.scopes import in_scope
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def collect(conn: Connection, *, scope: str, now: datetime) -> list[Family]:
     Controller-wide families (reconcile runs, the policy source, notification channels) carry
     no tenant label; every read token may see them, as it sees them in `/api/v1/status`.
     """
-    status = history.get_status(conn)
+    status = status_store.get_status(conn)
     return [
         _devices(conn, scope=scope, now=now),
         _pending_reboots(conn, scope=scope),

@@ -25,7 +25,8 @@ from controller.kinds.common import tenant_contains
 from controller.redaction import redact_text
 from controller.runtime import audit
 from controller.runtime import status as runtime_status
-from controller.store import catalogue, history, schema
+from controller.store import alerts as alert_store
+from controller.store import catalogue, schema
 from controller.store import devices as device_store
 from controller.store import jobs as job_store
 
@@ -113,11 +114,13 @@ def alerts(
     scope: str | None,
     limit: int,
     offset: int = 0,
-    filters: history.AlertFilter | None = None,
+    filters: alert_store.AlertFilter | None = None,
 ) -> Page:
     """Alerts newest first, kept by `filters`; repository-level alerts only count their errors
     (`runtime.status.visible_entry`)."""
-    rows = history.list_alerts(conn, scope=scope, filters=filters, limit=limit + 1, offset=offset)
+    rows = alert_store.list_alerts(
+        conn, scope=scope, filters=filters, limit=limit + 1, offset=offset
+    )
     shown = [runtime_status.visible_entry(camel(row), kind="kind") for row in rows[:limit]]
     return Page(shown, len(rows) > limit)
 

@@ -16,7 +16,10 @@ from sqlalchemy.engine import Connection
 
 from controller.core.observed import is_online
 from controller.kinds.common import tenant_contains
-from controller.store import history, leases, schema
+from controller.store import alerts as alert_store
+from controller.store import leases, schema
+from controller.store import runs as run_store
+from controller.store import status as status_store
 
 PATCH_STATUS_DAYS = 30
 _CHUNK = 500  # ids per IN (...) query, under every engine's parameter limit
@@ -34,7 +37,7 @@ def summary(conn: Connection, *, now: datetime, tenant: str | None = None) -> di
     Stored status values are reduced to the shapes the renderers expect (a value of another
     shape, written by another version or damaged, reads as absent), so any stored state renders.
     """
-    status = history.get_status(conn)
+    status = status_store.get_status(conn)
     plan_summary = _mapping(status.get("plan", {}).get("value"))
     pending = plan_summary.get("pendingApprovals")
     return {
@@ -45,7 +48,7 @@ def summary(conn: Connection, *, now: datetime, tenant: str | None = None) -> di
         "nextWindows": _next_windows(plan_summary.get("nextWindows")),
         "patchStatus": patch_status(conn, now=now, tenant=tenant),
         "agents": agents(conn, now=now, tenant=tenant),
-        "reconciles": [_run(r) for r in history.list_reconcile_runs(conn, limit=10)],
+        "reconciles": [_run(r) for r in run_store.list_reconcile_runs(conn, limit=10)],
         "leader": leader(conn),
     }
 
@@ -74,7 +77,7 @@ def tenant_view(conn: Connection, *, scope: str) -> dict[str, Any]:
     audit cursors, channel, chore and feed entries are left out (the scoped audit, alert and
     feed views have them).
     """
-    status = history.get_status(conn)
+    status = status_store.get_status(conn)
     source = status_value(status, "source")
     plan = status_value(status, "plan")
     pending = _scoped_pending(conn, plan.get("pendingApprovalsByDevice"), scope=scope)
@@ -103,7 +106,7 @@ def tenant_view(conn: Connection, *, scope: str) -> dict[str, Any]:
                 "result": run["result"],
                 "durationMs": run["duration_ms"],
             }
-            for run in history.list_reconcile_runs(conn)
+            for run in run_store.list_reconcile_runs(conn)
         ],
     }
 
@@ -215,7 +218,7 @@ def _applies_to(tenant: str, scope: str) -> bool:
 
 
 def status_value(status: Mapping[str, Mapping[str, Any]], key: str) -> dict[str, Any]:
-    """The dict stored under a status key (`history.get_status` shape); {} when absent or not
+    """The dict stored under a status key (`status_store.get_status` shape); {} when absent or not
     a dict, so renderers never fail on an odd stored value."""
     value = (status.get(key) or {}).get("value")
     return value if isinstance(value, dict) else {}
@@ -282,8 +285,8 @@ def _run(row: dict[str, Any]) -> dict[str, Any]:
 def list_alerts(
     conn: Connection, *, tenant: str | None = None, limit: int = 200
 ) -> list[dict[str, Any]]:
-    """The newest alerts of `tenant` (None: all); `history.list_alerts` with no filter."""
-    return history.list_alerts(conn, scope=tenant, limit=limit)
+    """The newest alerts of `tenant` (None: all); `alert_store.list_alerts` with no filter."""
+    return alert_store.list_alerts(conn, scope=tenant, limit=limit)
 
 
 def find_device(

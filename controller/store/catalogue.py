@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from controller.core import patches as patch_records
-from controller.store import history, schema
+from controller.store import schema, status
 from controller.store.database import Store
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def _bump_version(conn: Connection, *, now: datetime) -> None:
     # A random token, not a counter: two replicas importing at once cannot both write "n + 1"
     # for different contents, and a reader only ever compares tokens for equality.
     value = {"version": uuid.uuid4().hex, "records": catalogue_size(conn)}
-    history.set_status(conn, VERSION_KEY, value, now=now)
+    status.set_status(conn, VERSION_KEY, value, now=now)
 
 
 def load_catalogue(

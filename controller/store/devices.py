@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from controller.kinds import common
-from controller.store import findings, history, jobs, reports, schema, tokens
+from controller.store import alerts, findings, jobs, reports, schema, tokens
 from controller.store.scopes import in_scope
 
 if TYPE_CHECKING:
@@ -54,8 +54,8 @@ class IdentityConflict:
             "the enrolled one enrols with replaceMachine (patchctl-agent enroll --replace)"
         )
 
-    def alert(self) -> history.NewAlert:
-        return history.NewAlert(
+    def alert(self) -> alerts.NewAlert:
+        return alerts.NewAlert(
             kind="IdentityConflict",
             severity="warning",
             message=self.message,
@@ -120,7 +120,7 @@ def enrol(
             enrolled_machine_id=found.machine_id,
             machine_id=str(enrolment.machine_id),
         )
-        history.add_alert(conn, conflict.alert(), now=now)
+        alerts.add_alert(conn, conflict.alert(), now=now)
         if not enrolment.replace_machine:
             return conflict
     values: dict[str, Any] = {

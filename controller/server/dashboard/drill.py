@@ -3,7 +3,7 @@ browser (`read_alerts`), one alert, the devices page, one device and one job.
 
 Every reader takes the scope and answers None for an id outside it, so a foreign id is
 indistinguishable from one that does not exist. The alert query is the read API's
-(`store.history.list_alerts`); a device's explanation is `patchctl explain`'s
+(`store.alert_store.list_alerts`); a device's explanation is `patchctl explain`'s
 (`runtime.explaining`), against the policy revision the reconcile loop last loaded.
 """
 
@@ -25,7 +25,9 @@ from controller.redaction import redact_text
 from controller.runtime import explaining
 from controller.runtime import status as runtime_status
 from controller.server import read_api
-from controller.store import devices, history, jobs, schema
+from controller.store import alerts as alert_store
+from controller.store import compliance as compliance_store
+from controller.store import devices, jobs, schema
 from controller.store.scopes import in_scope
 
 if TYPE_CHECKING:
@@ -61,7 +63,7 @@ _WORST = (Compliance.NON_COMPLIANT, Compliance.UNKNOWN, Compliance.COMPLIANT)
 @dataclass(frozen=True, slots=True)
 class AlertPage:
     scope: str
-    filters: history.AlertFilter
+    filters: alert_store.AlertFilter
     rows: tuple[dict[str, Any], ...]  # list_alerts rows, newest first
     limit: int = ALERT_ROWS
 
@@ -126,13 +128,13 @@ class JobPage:
 # --- alerts ---------------------------------------------------------------------------------
 
 
-def read_alerts(conn: Connection, *, scope: str, filters: history.AlertFilter) -> AlertPage:
-    rows = history.list_alerts(conn, scope=scope, filters=filters, limit=ALERT_ROWS)
+def read_alerts(conn: Connection, *, scope: str, filters: alert_store.AlertFilter) -> AlertPage:
+    rows = alert_store.list_alerts(conn, scope=scope, filters=filters, limit=ALERT_ROWS)
     return AlertPage(scope, filters, tuple(_shown_alert(row) for row in rows))
 
 
 def read_alert(conn: Connection, alert_id: int, *, scope: str) -> dict[str, Any] | None:
-    found = history.get_alert(conn, alert_id, scope=scope)
+    found = alert_store.get_alert(conn, alert_id, scope=scope)
     return None if found is None else _shown_alert(found)
 
 
@@ -291,16 +293,16 @@ def read_device(
     return DevicePage(
         device=device,
         online=_online(device, now=now),
-        compliance=tuple(history.list_compliance(conn, scope=scope, device_id=device_id)),
+        compliance=tuple(compliance_store.list_compliance(conn, scope=scope, device_id=device_id)),
         patches=tuple(read_api.patch_entry(e) for e in devices.device_patches(conn, device_id)),
         explanation=explanation,
         jobs=tuple(jobs.list_jobs(conn, scope=scope, device_id=device_id, limit=DEVICE_JOBS)),
         alerts=tuple(
             _shown_alert(row)
-            for row in history.list_alerts(
+            for row in alert_store.list_alerts(
                 conn,
                 scope=scope,
-                filters=history.AlertFilter(device=device_id),
+                filters=alert_store.AlertFilter(device=device_id),
                 limit=DEVICE_ALERTS,
             )
         ),

@@ -36,7 +36,9 @@ from controller.reports.model import (
     TrendPoint,
 )
 from controller.runtime import status as runtime_status
-from controller.store import devices, history, schema
+from controller.store import alerts as alert_store
+from controller.store import devices, schema
+from controller.store import status as status_store
 from controller.store.scopes import in_scope
 
 RECENT_ALERTS = 12
@@ -98,7 +100,7 @@ class Dashboard:
 
 def read_dashboard(conn: Connection, *, scope: str, now: datetime) -> Dashboard:
     """The dashboard of `scope` (a tenant path with its clients) as the store holds it."""
-    status = history.get_status(conn)
+    status = status_store.get_status(conn)
     source = runtime_status.status_value(status, "source")
     plan = runtime_status.status_value(status, "plan")
     baselines = _baselines(conn, scope=scope)
@@ -220,7 +222,7 @@ def _tenants(conn: Connection, *, scope: str) -> tuple[str, ...]:
 
 
 def _alerts(conn: Connection, *, scope: str) -> tuple[Alert, ...]:
-    rows = history.list_alerts(conn, scope=scope, limit=RECENT_ALERTS)
+    rows = alert_store.list_alerts(conn, scope=scope, limit=RECENT_ALERTS)
     ids = {row["device_id"] for row in rows if row["device_id"]}
     d = schema.devices.c
     names: dict[str, str] = {}
