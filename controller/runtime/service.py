@@ -24,7 +24,6 @@ from controller.core.desired import DesiredState
 from controller.core.plan import Plan
 from controller.core.revisions import Revision
 from controller.forges.clients import client_for
-from controller.forges.publisher import ForgePublisher
 from controller.forges.settings import ForgeSettings
 from controller.notify.notifier import Notifier
 from controller.notify.routing import channel_id
@@ -34,6 +33,7 @@ from controller.reports import publish, schedules
 from controller.reports.collect import pending_from_plan
 from controller.runtime import feeds, observe, proposals
 from controller.runtime.feedsources import FeedSettings, FeedSources
+from controller.runtime.forge_publisher import ForgePublisher
 from controller.runtime.leadership import Leadership
 from controller.runtime.loop import DEFAULT_INTERVAL, BranchWatcher, ReconcileLoop
 from controller.runtime.reconcile import Outcome, Reconciler
