@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from controller.kinds.notifications import AlertSeverity
 from controller.redaction import redact_text, redact_value
 from controller.store import schema
-from controller.store.scopes import in_scope
+from controller.store.scopes import in_scope, mentions, visible
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
@@ -288,3 +288,56 @@ def get_alert(conn: Connection, alert_id: int, *, scope: str | None) -> dict[str
     query = _alerts_with_devices(scope).where(schema.alerts.c.id == alert_id)
     row = conn.execute(query).mappings().first()
     return None if row is None else dict(row) | {"state": alert_state(row).value}
+
+
+def newest_id(conn: Connection) -> int:
+    """The id of the newest alert, 0 when there is none."""
+    return int(conn.execute(sa.select(sa.func.max(schema.alerts.c.id))).scalar() or 0)
+
+
+def alerts_after(conn: Connection, after_id: int, *, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` alerts with an id above `after_id`, oldest first, as notifications read
+    them: id, tenant, device_id, kind, severity, message, details, dedupe_key, created_at."""
+    a = schema.alerts.c
+    rows = conn.execute(
+        sa.select(
+            a.id,
+            a.tenant,
+            a.device_id,
+            a.kind,
+            a.severity,
+            a.message,
+            a.details,
+            a.dedupe_key,
+            a.created_at,
+        )
+        .where(a.id > after_id)
+        .order_by(a.id)
+        .limit(limit)
+    )
+    return [dict(row) for row in rows.mappings()]
+
+
+def alerts_mentioning(
+    conn: Connection, patch: str, *, scope: str | None, since: datetime | None, limit: int
+) -> list[dict[str, Any]]:
+    """Up to `limit` alerts visible to `scope` whose details name `patch` (as `patch` or in
+    `patches`), newest first, created at or after `since` (None: any time): id, created_at,
+    tenant, device_id, kind, severity, message, details."""
+    a = schema.alerts.c
+    statement = (
+        sa.select(
+            a.id, a.created_at, a.tenant, a.device_id, a.kind, a.severity, a.message, a.details
+        )
+        .where(visible(a.tenant, scope), mentions(a.details, patch))
+        .order_by(a.created_at.desc(), a.id.desc())
+        .limit(limit)
+    )
+    if since is not None:
+        statement = statement.where(a.created_at >= since)
+    found = []
+    for row in conn.execute(statement).mappings():
+        details = row["details"] or {}
+        if details.get("patch") == patch or patch in details.get("patches", ()):
+            found.append(dict(row))
+    return found

@@ -31,3 +31,16 @@ def list_compliance(
         query.order_by(c.tenant, c.device_id, c.baseline).limit(limit).offset(offset)
     )
     return [dict(row) for row in rows.mappings()]
+
+
+def counts(conn: Connection, *, scope: str | None) -> dict[tuple[str, str, str], int]:
+    """Compliance rows of `scope` (None: all) counted by (tenant, baseline, state), in that
+    order."""
+    c = schema.compliance.c
+    rows = conn.execute(
+        sa.select(c.tenant, c.baseline, c.state, sa.func.count())
+        .where(in_scope(c.tenant, scope))
+        .group_by(c.tenant, c.baseline, c.state)
+        .order_by(c.tenant, c.baseline, c.state)
+    )
+    return {(tenant, baseline, state): int(n) for tenant, baseline, state, n in rows}
