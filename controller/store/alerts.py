@@ -341,3 +341,10 @@ def alerts_mentioning(
         if details.get("patch") == patch or patch in details.get("patches", ()):
             found.append(dict(row))
     return found
+
+
+def count_by_kind(conn: Connection) -> dict[str, int]:
+    """Every alert (any tenant, resolved ones too) counted by kind, in kind order."""
+    a = schema.alerts.c
+    rows = conn.execute(sa.select(a.kind, sa.func.count()).group_by(a.kind))
+    return {kind: int(count) for kind, count in sorted(rows)}

@@ -378,8 +378,8 @@ def jobs_carrying(
     return [dict(row) for row in rows if patch in (row["patch_ids"] or ())]
 
 
-def count_by_state(conn: Connection, *, scope: str) -> dict[tuple[str, str, str], int]:
-    """Jobs of `scope` counted by (tenant, kind, state); terminal states included."""
+def count_by_state(conn: Connection, *, scope: str | None) -> dict[tuple[str, str, str], int]:
+    """Jobs of `scope` (None: all) counted by (tenant, kind, state); terminal states included."""
     j = schema.jobs.c
     rows = conn.execute(
         sa.select(j.tenant, j.kind, j.state, sa.func.count())

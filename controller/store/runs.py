@@ -122,3 +122,10 @@ def applied_since(conn: Connection) -> datetime | None:
         query = query.where(r.started_at > before)
     first = conn.execute(query).scalar()
     return first if isinstance(first, datetime) else None
+
+
+def revisions(conn: Connection) -> list[str]:
+    """Every revision a run has recorded, sorted."""
+    r = schema.reconcile_runs.c
+    rows = conn.execute(sa.select(r.revision).distinct().where(r.revision.is_not(None)))
+    return sorted(str(revision) for (revision,) in rows)
