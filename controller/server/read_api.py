@@ -30,7 +30,7 @@ from controller.store import devices, tokens
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sqlalchemy.engine import Connection
+    from controller.store import Connection
 
 router = APIRouter(prefix="/api/v1", tags=["read"])
 T = TypeVar("T")

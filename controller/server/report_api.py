@@ -21,7 +21,7 @@ from controller.server.read_api import _ERRORS, ReadPrincipal, TenantFilter, _re
 from controller.store import status as status_store
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
+    from controller.store import Connection
 
 router = APIRouter(prefix="/api/v1", tags=["read"])
 

@@ -29,7 +29,7 @@ from controller.store import schema, status
 from controller.store.database import Store
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Collection, Iterable, Iterator
 
     from sqlalchemy.engine import Connection
 
@@ -180,3 +180,18 @@ def _connection(store_or_conn: Store | Connection, *, write: bool = True) -> Ite
             yield conn
     else:
         yield store_or_conn
+
+
+def severities(conn: Connection, patch_ids: Collection[str]) -> dict[str, str | None]:
+    """The catalogue's severity word of each of `patch_ids` it knows (None when it has none);
+    unknown ids are left out."""
+    p = schema.patches.c
+    ordered = sorted(patch_ids)
+    found: dict[str, str | None] = {}
+    for start in range(0, len(ordered), _CHUNK):
+        chunk = ordered[start : start + _CHUNK]
+        found |= {
+            row.id: row.severity
+            for row in conn.execute(sa.select(p.id, p.severity).where(p.id.in_(chunk)))
+        }
+    return found

@@ -422,3 +422,95 @@ def names_of(conn: Connection, device_ids: Collection[str]) -> dict[str, str]:
         query = sa.select(d.id, d.name).where(d.id.in_(wanted[start : start + _CHUNK]))
         found |= {row.id: row.name for row in conn.execute(query)}
     return found
+
+
+def agent_entries(conn: Connection, device_ids: Collection[str]) -> dict[str, list[dict[str, Any]]]:
+    """The entries of each device's last agent scan (`reports.patch_entries`: `{"id", "state",
+    ...the agent's metadata}`), by device id; devices without one are left out."""
+    s = schema.patch_states.c
+    ordered = sorted(device_ids)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for start in range(0, len(ordered), _CHUNK):
+        rows = conn.execute(
+            sa.select(s.device_id, s.patches).where(
+                s.device_id.in_(ordered[start : start + _CHUNK]), s.source == reports.AGENT
+            )
+        )
+        found |= {row.device_id: reports.patch_entries(row.patches) for row in rows}
+    return found
+
+
+def reboot_pending_devices(
+    conn: Connection, *, scope: str | None
+) -> list[tuple[str, str, str, datetime | None]]:
+    """(id, name, tenant, last scan) of the devices of `scope` (None: all; retired ones too)
+    whose OS asks for a reboot (`reboot_pending`)."""
+    d = schema.devices.c
+    rows = conn.execute(
+        sa.select(d.id, d.name, d.tenant, d.last_scan_at).where(
+            in_scope(d.tenant, scope), reboot_pending()
+        )
+    )
+    return [(row.id, row.name, row.tenant, row.last_scan_at) for row in rows]
+
+
+def fleet_rows(conn: Connection, *, scope: str) -> list[dict[str, Any]]:
+    """Every device of `scope` (retired ones too), by tenant then name, with the facts the
+    dashboard's device list shows: id, tenant, name, os_family, os_name, os_version, role,
+    labels, enrolled_at, poll_interval, last_seen, last_scan_at and the scan's own
+    reboot_required flag."""
+    d = schema.devices.c
+    query = (
+        sa.select(
+            d.id,
+            d.tenant,
+            d.name,
+            d.os_family,
+            d.os_name,
+            d.os_version,
+            d.role,
+            d.labels,
+            d.enrolled_at,
+            d.poll_interval,
+            d.last_seen,
+            d.last_scan_at,
+            d.reboot_required,
+        )
+        .where(in_scope(d.tenant, scope))
+        .order_by(d.tenant, d.name)
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def identities(
+    conn: Connection, device_ids: Collection[str], *, scope: str
+) -> dict[str, tuple[str, str]]:
+    """Device id → (name, tenant) of those of `device_ids` that are in `scope` (retired ones
+    too); unknown ids and devices outside the scope are left out."""
+    d = schema.devices.c
+    ids = sorted(device_ids)
+    found: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(ids), _CHUNK):
+        rows = conn.execute(
+            sa.select(d.id, d.name, d.tenant).where(
+                d.id.in_(ids[start : start + _CHUNK]), in_scope(d.tenant, scope)
+            )
+        )
+        found |= {row.id: (row.name, row.tenant) for row in rows}
+    return found
+
+
+def count_outside(conn: Connection, *, scope: str) -> int:
+    """How many devices (retired ones too) are outside `scope`."""
+    d = schema.devices.c
+    query = sa.select(sa.func.count()).select_from(schema.devices).where(~in_scope(d.tenant, scope))
+    return int(conn.execute(query).scalar_one())
+
+
+def tenants(conn: Connection, *, scope: str) -> tuple[str, ...]:
+    """The tenants of `scope` that have a device (retired ones count), sorted."""
+    d = schema.devices.c
+    rows = conn.execute(
+        sa.select(d.tenant).where(in_scope(d.tenant, scope)).group_by(d.tenant).order_by(d.tenant)
+    )
+    return tuple(rows.scalars())

@@ -412,3 +412,47 @@ def install_outcomes(
         )
     )
     return [(state, patch_ids, results) for state, patch_ids, results in rows]
+
+
+_CHUNK = 500  # ids per IN (...) query, under every engine's parameter limit
+
+
+def finished_install_results(conn: Connection, device_ids: Sequence[str]) -> list[tuple[str, Any]]:
+    """(device id, results as stored) of the finished (succeeded or failed) install jobs of
+    `device_ids`, oldest finished first within each chunk of 500 devices (finished: the end
+    time, else the last update; ties by job id)."""
+    j = schema.jobs.c
+    finished = sa.func.coalesce(j.finished_at, j.updated_at)
+    found: list[tuple[str, Any]] = []
+    for start in range(0, len(device_ids), _CHUNK):
+        rows = conn.execute(
+            sa.select(j.device_id, j.results)
+            .where(
+                j.device_id.in_(list(device_ids[start : start + _CHUNK])),
+                j.kind == "install",
+                j.state.in_(["succeeded", "failed"]),
+            )
+            .order_by(finished, j.id)
+        )
+        found.extend((row.device_id, row.results) for row in rows)
+    return found
+
+
+def install_results_between(
+    conn: Connection, *, scope: str | None, start: datetime, end: datetime
+) -> list[tuple[datetime | None, datetime, Any]]:
+    """(finished_at, updated_at, results as stored) of the install jobs of `scope` (None: all)
+    that ended succeeded or failed between `start` and `end` (both inclusive; ended: the end
+    time, else the last update)."""
+    j = schema.jobs.c
+    finished = sa.func.coalesce(j.finished_at, j.updated_at)
+    rows = conn.execute(
+        sa.select(j.finished_at, j.updated_at, j.results).where(
+            j.kind == "install",
+            j.state.in_(("succeeded", "failed")),
+            in_scope(j.tenant, scope),
+            finished >= start,
+            finished <= end,
+        )
+    )
+    return [(row.finished_at, row.updated_at, row.results) for row in rows]
