@@ -419,8 +419,8 @@ _CHUNK = 500  # ids per IN (...) query, under every engine's parameter limit
 
 def finished_install_results(conn: Connection, device_ids: Sequence[str]) -> list[tuple[str, Any]]:
     """(device id, results as stored) of the finished (succeeded or failed) install jobs of
-    `device_ids`, oldest finished first within each chunk of 500 devices (finished: the end
-    time, else the last update; ties by job id)."""
+    `device_ids`; each device's jobs oldest finished first (finished: the end time, else the
+    last update; ties by job id), so a later result can overwrite an earlier one."""
     j = schema.jobs.c
     finished = sa.func.coalesce(j.finished_at, j.updated_at)
     found: list[tuple[str, Any]] = []
