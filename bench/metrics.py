@@ -22,7 +22,7 @@ from pathlib import Path
 
 from controller.runtime import fleet_metrics
 from controller.server.metrics import FleetCache, render_families
-from controller.store import history, open_store, schema
+from controller.store import open_store, schema, status
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 CLIENTS = [f"msp/client-{i}" for i in range(8)]
@@ -115,7 +115,7 @@ def populate(url: str, devices: int) -> None:
                 ],
             )
             pending = {row["id"]: ["LNX-0001", "LNX-0002"] for row in rows[::10]}
-            history.set_status(conn, "plan", {"pendingApprovalsByDevice": pending}, now=NOW)
+            status.set_status(conn, "plan", {"pendingApprovalsByDevice": pending}, now=NOW)
     finally:
         store.close()
 

@@ -27,7 +27,6 @@ from typing import Any
 
 import git
 import httpx
-import sqlalchemy as sa
 import uvicorn
 
 from controller import sim
@@ -37,7 +36,10 @@ from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.runtime.service import Controller, ServiceOptions
 from controller.runtime.settings import Settings
 from controller.server import create_app
-from controller.store import Store, catalogue, open_store, schema, tokens
+from controller.store import Store, catalogue, open_store, tokens
+from controller.store import alerts as alert_store
+from controller.store import jobs as job_store
+from controller.store import runs as run_store
 
 EXAMPLE_DIRS = ("policies", "inventory", "feeds")
 CATALOGUE = Path("feeds") / "example-catalogue.json"
@@ -393,24 +395,20 @@ class _Driver:
         )
 
     def _alert_counts(self) -> dict[str, int]:
-        a = schema.alerts.c
         with self.store.read() as conn:
-            rows = conn.execute(sa.select(a.kind, sa.func.count()).group_by(a.kind))
-            return {kind: int(count) for kind, count in sorted(rows)}
+            return alert_store.count_by_kind(conn)
 
     def _job_counts(self) -> dict[str, int]:
-        j = schema.jobs.c
         with self.store.read() as conn:
-            rows = conn.execute(
-                sa.select(j.kind, j.state, sa.func.count()).group_by(j.kind, j.state)
-            )
-            return {f"{kind} {state}": int(count) for kind, state, count in sorted(rows)}
+            counted = job_store.count_by_state(conn, scope=None)
+        found: Counter[tuple[str, str]] = Counter()
+        for (_, kind, state), count in counted.items():
+            found[kind, state] += count
+        return {f"{kind} {state}": count for (kind, state), count in sorted(found.items())}
 
     def _revisions(self) -> list[str]:
-        r = schema.reconcile_runs.c
         with self.store.read() as conn:
-            rows = conn.execute(sa.select(r.revision).distinct().where(r.revision.is_not(None)))
-            return sorted(str(revision) for (revision,) in rows)
+            return run_store.revisions(conn)
 
 
 class _Server:

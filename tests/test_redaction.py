@@ -10,7 +10,7 @@ import pytest
 
 from controller.notify.events import from_alert
 from controller.redaction import redact_text, redact_url, redact_value, remember_secret
-from controller.store import history
+from controller.store import alerts as alert_store
 
 if TYPE_CHECKING:
     from conftest import SettableClock
@@ -112,7 +112,7 @@ def test_a_remembered_secret_is_masked_wherever_it_appears() -> None:
 
 def test_alerts_are_stored_and_notified_redacted(sqlite_store: Store, clock: SettableClock) -> None:
     """An alert quoting a URL with credentials is stored and sent without them."""
-    alert = history.NewAlert(
+    alert = alert_store.NewAlert(
         kind="InstallFailed",
         severity="critical",
         message="fetch https://u:pw-S3cret@repo.example/x?token=tok-S3cret failed",
@@ -120,9 +120,9 @@ def test_alerts_are_stored_and_notified_redacted(sqlite_store: Store, clock: Set
         details={"source": "https://u:pw-S3cret@repo.example/x"},
     )
     with sqlite_store.write() as conn:
-        history.add_alert(conn, alert, now=clock())
+        alert_store.add_alert(conn, alert, now=clock())
     with sqlite_store.read() as conn:
-        [row] = history.list_alerts(conn, scope="acme")
+        [row] = alert_store.list_alerts(conn, scope="acme")
     event = from_alert(row)
     assert event is not None
     assert ("fetch https://***@repo.example/x?token=*** failed", "https://***@repo.example/x") == (

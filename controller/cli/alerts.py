@@ -2,7 +2,7 @@
 
 The filters are the read API's query parameters (`GET /api/v1/alerts`, docs/api.md), so a
 command with `--server` asks the service exactly what it would ask the local store
-(`controller.store.history.list_alerts`).
+(`controller.store.alert_store.list_alerts`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from controller.cli.serve import open_store_or_fail, store_options
 from controller.core import instants
 from controller.kinds.common import TENANT_PATTERN
 from controller.kinds.notifications import AlertSeverity
-from controller.store.history import AlertKind, AlertState
+from controller.store.alerts import AlertKind, AlertState
 
 DEFAULT_COLUMNS = ("created_at", "severity", "kind", "tenant", "message")
 COLUMNS = {  # name: what it shows (for --help and the error listing them)
@@ -161,7 +161,7 @@ def alerts(
     if ctx.invoked_subcommand is not None:
         return
     from controller.runtime import listings  # noqa: PLC0415 - keep --help fast
-    from controller.store import history  # noqa: PLC0415
+    from controller.store import alerts as alert_store  # noqa: PLC0415
 
     if server:
         params = {
@@ -176,7 +176,7 @@ def alerts(
         }
         page = remote_page(server, "/api/v1/alerts", "alerts", ca_file=ca_file, params=params)
     else:
-        filters = history.AlertFilter(
+        filters = alert_store.AlertFilter(
             kinds=tuple(map(AlertKind, kinds)),
             severities=tuple(map(AlertSeverity, severities)),
             states=tuple(map(AlertState, states)),

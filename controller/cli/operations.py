@@ -24,8 +24,7 @@ from controller.cli.serve import open_store_or_fail, store_options
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sqlalchemy.engine import Connection
-
+    from controller.store import Connection
     from controller.store import operations as ops
 
 T = TypeVar("T")

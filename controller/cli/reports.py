@@ -46,10 +46,10 @@ def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 
 
 def _applied_revision(store: Store) -> str | None:
-    from controller.store import history  # noqa: PLC0415 - keep --help fast
+    from controller.store import status  # noqa: PLC0415 - keep --help fast
 
     with store.read() as conn:
-        source = history.get_status(conn).get("source", {}).get("value") or {}
+        source = status.get_status(conn).get("source", {}).get("value") or {}
     revision = source.get("lastAppliedRevision")
     return str(revision) if revision else None
 

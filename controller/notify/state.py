@@ -21,14 +21,14 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 import structlog
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
 
 from controller.notify.delivery import STATUS_KEY_PREFIX, ChannelStatus, status_key
 from controller.notify.events import Event, from_alert, from_audit
-from controller.store import Store, history, schema
+from controller.store import Connection, DatabaseError, Store
+from controller.store import alerts as alert_store
+from controller.store import audit as audit_store
+from controller.store import status as status_store
 
 log = structlog.get_logger("patchctl.notify")
 
@@ -50,20 +50,17 @@ class StatusWriter:
     def __call__(self, status: ChannelStatus) -> None:
         try:
             with self.store.write() as conn:
-                history.set_status(
+                status_store.set_status(
                     conn, status_key(status.channel_id), status.as_dict(), now=self.clock()
                 )
-        except SQLAlchemyError as exc:
+        except DatabaseError as exc:
             log.warning("notify status not saved", channel=status.channel_id, error=str(exc))
 
 
 def channel_states(conn: Connection) -> dict[str, dict[str, Any]]:
     """Every stored channel state, by channel id."""
-    s = schema.status.c
-    rows = conn.execute(
-        sa.select(s.key, s.value).where(s.key.like(STATUS_KEY_PREFIX + "%")).order_by(s.key)
-    )
-    return {key.removeprefix(STATUS_KEY_PREFIX): value for key, value in rows}
+    rows = status_store.values_with_prefix(conn, STATUS_KEY_PREFIX)
+    return {key.removeprefix(STATUS_KEY_PREFIX): value for key, value in rows.items()}
 
 
 def channel_cursor_key(channel_id: str) -> str:
@@ -86,7 +83,9 @@ class ProgressWriter:
 
     def __call__(self, channel_id: str, position: dict[str, int]) -> None:
         with self.store.write() as conn:
-            history.set_status(conn, channel_cursor_key(channel_id), position, now=self.clock())
+            status_store.set_status(
+                conn, channel_cursor_key(channel_id), position, now=self.clock()
+            )
 
 
 def resume(
@@ -100,32 +99,28 @@ def resume(
     even if this leader dies before delivering anything. Call it in the leader's (fenced) write
     transaction, before the first `read_events`.
     """
-    s = schema.status.c
-    stored = conn.execute(sa.select(s.value).where(s.key == CURSOR_KEY)).scalar()
+    stored = status_store.get_value(conn, CURSOR_KEY)
     cursor = _newest(conn) if not stored else {src: int(stored.get(src, 0)) for src in SOURCES}
     keys = {channel_cursor_key(cid): cid for cid in channel_ids}
-    rows = conn.execute(sa.select(s.key, s.value).where(s.key.in_(list(keys)))) if keys else ()
+    rows = status_store.get_values(conn, keys)
     settled = {
-        keys[key]: {source: int(value.get(source, 0)) for source in SOURCES} for key, value in rows
+        keys[key]: {source: int(value.get(source, 0)) for source in SOURCES}
+        for key, value in rows.items()
     }
     for position in settled.values():
         for source, number in position.items():
             cursor[source] = min(number, cursor[source])
     if cursor != stored:
-        history.set_status(conn, CURSOR_KEY, cursor, now=now)
+        status_store.set_status(conn, CURSOR_KEY, cursor, now=now)
     for cid in sorted(set(keys.values()) - set(settled)):
         settled[cid] = dict(cursor)
-        history.set_status(conn, channel_cursor_key(cid), cursor, now=now)
+        status_store.set_status(conn, channel_cursor_key(cid), cursor, now=now)
     return settled
 
 
 def _newest(conn: Connection) -> dict[str, int]:
     """The newest alert and audit rows: where a new installation starts (no history replay)."""
-    a, e = schema.alerts.c, schema.audit_events.c
-    return {
-        "alert": conn.execute(sa.select(sa.func.max(a.id))).scalar() or 0,
-        "audit": conn.execute(sa.select(sa.func.max(e.id))).scalar() or 0,
-    }
+    return {"alert": alert_store.newest_id(conn), "audit": audit_store.newest_id(conn)}
 
 
 def new_events(conn: Connection, *, now: datetime, limit: int = BATCH) -> list[Event]:
@@ -137,51 +132,18 @@ def read_events(
     conn: Connection, *, now: datetime, limit: int = BATCH
 ) -> tuple[list[Event], dict[str, int]]:
     """`new_events`, and the position (`{"alert": id, "audit": id}`) read up to."""
-    a, e = schema.alerts.c, schema.audit_events.c
-    stored = conn.execute(
-        sa.select(schema.status.c.value).where(schema.status.c.key == CURSOR_KEY)
-    ).scalar()
+    stored = status_store.get_value(conn, CURSOR_KEY)
     if not stored:
         cursor = _newest(conn)
-        history.set_status(conn, CURSOR_KEY, cursor, now=now)
+        status_store.set_status(conn, CURSOR_KEY, cursor, now=now)
         return [], cursor
-    alert_rows = (
-        conn.execute(
-            sa.select(
-                a.id,
-                a.tenant,
-                a.device_id,
-                a.kind,
-                a.severity,
-                a.message,
-                a.details,
-                a.dedupe_key,
-                a.created_at,
-            )
-            .where(a.id > int(stored.get("alert", 0)))
-            .order_by(a.id)
-            .limit(limit)
-        )
-        .mappings()
-        .all()
-    )
-    audit_rows = (
-        conn.execute(
-            sa.select(e.id, e.at, e.tenant, e.actor, e.action, e.object, e.revision, e.details)
-            .where(e.id > int(stored.get("audit", 0)))
-            .order_by(e.id)
-            .limit(limit)
-        )
-        .mappings()
-        .all()
-    )
+    alert_rows = alert_store.alerts_after(conn, int(stored.get("alert", 0)), limit=limit)
+    audit_rows = audit_store.events_after(conn, int(stored.get("audit", 0)), limit=limit)
     cursor = {
         "alert": alert_rows[-1]["id"] if alert_rows else int(stored.get("alert", 0)),
         "audit": audit_rows[-1]["id"] if audit_rows else int(stored.get("audit", 0)),
     }
     if cursor != stored:
-        history.set_status(conn, CURSOR_KEY, cursor, now=now)
-    events = [from_alert(dict(row)) for row in alert_rows] + [
-        from_audit(dict(row)) for row in audit_rows
-    ]
+        status_store.set_status(conn, CURSOR_KEY, cursor, now=now)
+    events = [from_alert(row) for row in alert_rows] + [from_audit(row) for row in audit_rows]
     return sorted((ev for ev in events if ev is not None), key=lambda ev: ev.at), cursor

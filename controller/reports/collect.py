@@ -12,12 +12,9 @@ transaction (`store.write()`), or pass `keep_trend=False` for a read-only look.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from controller.core.compliance import ComplianceState, PatchState
 from controller.kinds.common import Severity
@@ -32,13 +29,12 @@ from controller.reports.model import (
     state_counts,
     summarise,
 )
-from controller.store import devices, history, reports, schema
+from controller.store import Connection, catalogue, compliance, devices, jobs
+from controller.store import status as status_store
 
 INSTALL_DAYS = 30
 TREND_DAYS = 400  # a little more than a year of daily points
 TREND_KEY_PREFIX = "trend:"
-_CHUNK = 500
-_FINISHED = ("succeeded", "failed")
 _FINDING_KEYS = (
     ("missing", PatchState.MISSING),
     ("failed", PatchState.FAILED),
@@ -94,31 +90,8 @@ def collect(
 # --- steps ----------------------------------------------------------------------------------
 
 
-def _in_scope(column: sa.ColumnElement[str], tenant: str | None) -> sa.ColumnElement[bool]:
-    if tenant is None:
-        return sa.true()
-    return sa.or_(column == tenant, column.like(tenant + "/%"))
-
-
 def _device_rows(conn: Connection, *, tenant: str | None) -> tuple[DeviceRow, ...]:
-    c, d = schema.compliance.c, schema.devices.c
-    stored = conn.execute(
-        sa.select(
-            c.device_id,
-            c.baseline,
-            c.tenant,
-            c.state,
-            c.revision,
-            c.evaluated_at,
-            c.patches,
-            d.name,
-            d.os_family,
-            devices.reboot_pending().label("reboot_required"),
-        )
-        .join(schema.devices, d.id == c.device_id)
-        .where(_in_scope(c.tenant, tenant))
-        .order_by(c.tenant, d.name, c.baseline)
-    ).all()
+    stored = compliance.with_devices(conn, scope=tenant)
     patch_ids = {
         pid for row in stored for key, _ in _FINDING_KEYS for pid in _ids(row.patches, key)
     }
@@ -129,7 +102,7 @@ def _device_rows(conn: Connection, *, tenant: str | None) -> tuple[DeviceRow, ..
 
 
 def _device_row(
-    row: Any,
+    row: compliance.DeviceCompliance,
     severities: Mapping[tuple[str, str], Severity],
     reasons: Mapping[tuple[str, str], str],
 ) -> DeviceRow:
@@ -195,29 +168,22 @@ def _severities(
     conn: Connection, patch_ids: set[str], device_ids: set[str]
 ) -> dict[tuple[str, str], Severity]:
     """Severity by (device, patch): the catalogue's under ("", patch), the agent's per device."""
-    p = schema.patches.c
     found: dict[tuple[str, str], Severity] = {}
-    for chunk in _chunks(sorted(patch_ids)):
-        for pid, severity in conn.execute(sa.select(p.id, p.severity).where(p.id.in_(chunk))):
-            parsed = Severity.parse(severity)
-            if parsed is not Severity.UNSPECIFIED:
-                found[("", pid)] = parsed
+    for pid, severity in catalogue.severities(conn, patch_ids).items():
+        parsed = Severity.parse(severity)
+        if parsed is not Severity.UNSPECIFIED:
+            found[("", pid)] = parsed
     unknown = patch_ids - {pid for _, pid in found}
     if not unknown:
         return found
-    s = schema.patch_states.c
-    for chunk in _chunks(sorted(device_ids)):
-        documents = conn.execute(
-            sa.select(s.device_id, s.patches).where(s.device_id.in_(chunk), s.source == "agent")
-        )
-        for device_id, document in documents:
-            # The stored scan form is {"missing": [{"id", "severity"?, ...}], "installed": [...]}:
-            # read it through the store's one reader, never by iterating the raw document.
-            for entry in reports.patch_entries(document):
-                pid = str(entry.get("id"))
-                severity = _agent_severity(entry)
-                if pid in unknown and severity:
-                    found[(device_id, pid)] = Severity.parse(severity)
+    # The stored scan form is {"missing": [{"id", "severity"?, ...}], "installed": [...]}: read
+    # through the store's one reader (`reports.patch_entries`), never the raw document.
+    for device_id, entries in devices.agent_entries(conn, device_ids).items():
+        for entry in entries:
+            pid = str(entry.get("id"))
+            severity = _agent_severity(entry)
+            if pid in unknown and severity:
+                found[(device_id, pid)] = Severity.parse(severity)
     return found
 
 
@@ -236,21 +202,12 @@ def _agent_severity(entry: Mapping[str, Any]) -> str | None:
 
 def _failure_reasons(conn: Connection, device_ids: Sequence[str]) -> dict[tuple[str, str], str]:
     """The agent's reason of each (device, patch)'s latest failed install."""
-    j = schema.jobs.c
-    finished = sa.func.coalesce(j.finished_at, j.updated_at)
     reasons: dict[tuple[str, str], str] = {}
-    for chunk in _chunks(device_ids):
-        rows = conn.execute(
-            sa.select(j.device_id, j.results)
-            .where(
-                j.device_id.in_(chunk), j.kind == "install", j.state.in_(["succeeded", "failed"])
-            )
-            .order_by(finished, j.id)
-        )
-        for device_id, results in rows:  # oldest first: a later failure overwrites
-            for pid, outcome in (results if isinstance(results, dict) else {}).items():
-                if isinstance(outcome, dict) and outcome.get("result") == "failed":
-                    reasons[(device_id, pid)] = str(outcome.get("reason") or "no reason given")
+    for device_id, results in jobs.finished_install_results(conn, device_ids):
+        # oldest first: a later failure overwrites
+        for pid, outcome in (results if isinstance(results, dict) else {}).items():
+            if isinstance(outcome, dict) and outcome.get("result") == "failed":
+                reasons[(device_id, pid)] = str(outcome.get("reason") or "no reason given")
     return reasons
 
 
@@ -267,12 +224,7 @@ def _pending_reboots(
         found[row.device_id] = PendingReboot(
             row.device_id, row.device, row.tenant, tuple(dict.fromkeys(patches)), row.scanned_at
         )
-    d = schema.devices.c
-    flagged = conn.execute(
-        sa.select(d.id, d.name, d.tenant, d.last_scan_at).where(
-            _in_scope(d.tenant, tenant), devices.reboot_pending()
-        )
-    )
+    flagged = devices.reboot_pending_devices(conn, scope=tenant)
     for device_id, name, device_tenant, scanned_at in flagged:
         if device_id not in found:
             found[device_id] = PendingReboot(device_id, name, device_tenant, (), scanned_at)
@@ -283,18 +235,8 @@ def _installs(conn: Connection, *, tenant: str | None, now: datetime) -> tuple[I
     """Installed and failed patches per UTC day, for the last 30 days (today included)."""
     today = now.astimezone(UTC).date()
     first = today - timedelta(days=INSTALL_DAYS - 1)
-    j = schema.jobs.c
-    finished = sa.func.coalesce(j.finished_at, j.updated_at)
     start = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    rows = conn.execute(
-        sa.select(j.finished_at, j.updated_at, j.results).where(
-            j.kind == "install",
-            j.state.in_(_FINISHED),
-            _in_scope(j.tenant, tenant),
-            finished >= start,
-            finished <= now,
-        )
-    )
+    rows = jobs.install_results_between(conn, scope=tenant, start=start, end=now)
     days = {first + timedelta(days=n): [0, 0] for n in range(INSTALL_DAYS)}
     for finished_at, updated_at, results in rows:
         moment = finished_at or updated_at
@@ -315,15 +257,12 @@ def _trend(
 ) -> tuple[TrendPoint, ...]:
     """The stored daily points with today's replaced by the current figure (and saved)."""
     key = trend_key(tenant)
-    stored = conn.execute(
-        sa.select(schema.status.c.value).where(schema.status.c.key == key)
-    ).scalar()
-    points = trend_points(stored)
+    points = trend_points(status_store.get_value(conn, key))
     if today is not None:
         points[now.astimezone(UTC).date()] = today
     kept = dict(sorted(points.items())[-TREND_DAYS:])
     if keep and today is not None:
-        history.set_status(
+        status_store.set_status(
             conn, key, {"points": {day.isoformat(): v for day, v in kept.items()}}, now=now
         )
     return tuple(TrendPoint(day, value) for day, value in kept.items())
@@ -341,11 +280,6 @@ def trend_points(stored: Any) -> dict[date, float]:
         except ValueError:
             continue
     return points
-
-
-def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
-    for start in range(0, len(items), _CHUNK):
-        yield list(items[start : start + _CHUNK])
 
 
 def pending_from_plan(devices: Iterable[Any]) -> dict[str, tuple[str, ...]]:

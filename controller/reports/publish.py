@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from controller.kinds.notifications import AlertSeverity, EventType
 from controller.kinds.reports import ReportSchedule
 from controller.notify.events import Attachment, Event
@@ -30,7 +28,7 @@ from controller.reports.writeback import (
     commit_reports,
     write_reports,
 )
-from controller.store import Store, schema
+from controller.store import Store, tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +65,7 @@ class Publication:
 
 def known_tenants(store: Store) -> list[str]:
     with store.read() as conn:
-        return list(conn.execute(sa.select(schema.tenants.c.path)).scalars())
+        return tokens.tenant_paths(conn)
 
 
 def collect_reports(

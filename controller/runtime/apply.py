@@ -21,7 +21,9 @@ from controller.core.compliance import BaselineCompliance
 from controller.core.jobs import EndReason, JobSpec, ScriptPayload
 from controller.core.observed import JobKind, JobState
 from controller.core.plan import CONDITION_TYPES, AlertSpec, Plan
-from controller.store import history, jobs, schema
+from controller.store import alerts as alert_store
+from controller.store import audit as audit_store
+from controller.store import jobs, schema
 from controller.store.job_states import DELIVERABLE_STATES, STARTED_STATES
 
 _CHUNK = 500
@@ -194,22 +196,22 @@ def _raise_alerts(
     conn: Connection, alerts: Sequence[AlertSpec], tenants: Mapping[str, str], *, now: datetime
 ) -> int:
     """Insert the plan's alerts whose key was never raised, in set-based statements
-    (`history.add_alerts`); the store skips a key raised before, so a repeated pass raises
+    (`alert_store.add_alerts`); the store skips a key raised before, so a repeated pass raises
     nothing."""
     first: dict[str, AlertSpec] = {}
     for alert in alerts:  # a key twice in one plan: the first alert counts, as in the store
         first.setdefault(alert.key, alert)
     rows = [_new_alert(alert, tenants) for alert in first.values()]
-    return history.add_alerts(conn, rows, now=now)
+    return alert_store.add_alerts(conn, rows, now=now)
 
 
-def _new_alert(alert: AlertSpec, tenants: Mapping[str, str]) -> history.NewAlert:
+def _new_alert(alert: AlertSpec, tenants: Mapping[str, str]) -> alert_store.NewAlert:
     details = {k: v for k, v in (("job", alert.job_id), ("patch", alert.patch_id)) if v}
     details.update(alert.details)
     tenant = alert.tenant
     if tenant is None and alert.device_id:
         tenant = tenants.get(alert.device_id)
-    return history.NewAlert(
+    return alert_store.NewAlert(
         kind=alert.type.value,
         severity=alert.severity.value,
         message=alert.message,
@@ -225,13 +227,13 @@ def _resolve_cleared(conn: Connection, plan: Plan, *, now: datetime) -> None:
     the plan no longer holds is resolved at `now`; a resolved one whose condition holds again
     is open again. The plan covers the whole fleet, so absence means the condition cleared."""
     kinds = [t.value for t in CONDITION_TYPES]
-    open_keys = history.open_alert_keys(conn, kinds=kinds)
+    open_keys = alert_store.open_alert_keys(conn, kinds=kinds)
     cleared = [alert_id for key, alert_id in open_keys.items() if key not in plan.holding]
     if cleared:
-        history.resolve_alerts(conn, cleared, now=now)
+        alert_store.resolve_alerts(conn, cleared, now=now)
     again = [key for key in plan.holding if key not in open_keys]
     if again:
-        history.reopen_alerts(conn, again)
+        alert_store.reopen_alerts(conn, again)
 
 
 def _audit_issued(
@@ -248,9 +250,9 @@ def _audit_issued(
         grouped[(tenants[job.device_id], job.kind)].append(job)
     for (tenant, kind), group in sorted(grouped.items()):
         patches = sorted({p for job in group for p in job.patch_ids})
-        history.add_audit_event(
+        audit_store.add_audit_event(
             conn,
-            history.NewAuditEvent(
+            audit_store.NewAuditEvent(
                 actor="controller",
                 action=f"{kind.value.capitalize()}JobsIssued",
                 tenant=tenant,

@@ -24,16 +24,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
 import git
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
 
 from controller import errors
 from controller.core import access, changes
@@ -47,8 +44,11 @@ from controller.sources import git as git_source
 from controller.sources import history as git_history
 from controller.sources.history import HistoryCache
 from controller.sources.policytree import ParseCache
-from controller.store import Store, history, schema
-from controller.store.scopes import in_scope
+from controller.store import Connection, Store
+from controller.store import alerts as alert_store
+from controller.store import audit as audit_store
+from controller.store import jobs as job_store
+from controller.store import status as status_store
 
 STATUS_PREFIX = "audit:"
 ACTOR_MAX, ACTION_MAX, OBJECT_MAX, DEDUPE_MAX = 200, 64, 300, 200
@@ -113,7 +113,7 @@ def status_key(branch: str) -> str:
 def read_cursors(conn: Connection) -> dict[str, Cursor]:
     """Every branch's cursor (for freshness: `patchctl audit`, the read API)."""
     found = {}
-    for key, entry in history.get_status(conn).items():
+    for key, entry in status_store.get_status(conn).items():
         if key.startswith(STATUS_PREFIX):
             branch = key.removeprefix(STATUS_PREFIX)
             found[branch] = Cursor.from_value(branch, entry["value"])
@@ -204,7 +204,7 @@ class AuditTrail:
                 self._cache = None
                 return _summary(_read_cursor(conn, branch), walked, (), recorded=0)
             _record(conn, events, now=now)
-            history.set_status(conn, status_key(branch), advanced.to_value(), now=now)
+            status_store.set_status(conn, status_key(branch), advanced.to_value(), now=now)
         rejected = tuple(e for e in events if e.type is EventType.APPROVAL_REJECTED)
         return _summary(advanced, walked, rejected, recorded=len(events))
 
@@ -269,24 +269,12 @@ def _summary(
 
 
 def _read_cursor(conn: Connection, branch: str) -> Cursor:
-    s = schema.status.c
-    value = conn.execute(sa.select(s.value).where(s.key == status_key(branch))).scalar()
-    return Cursor.from_value(branch, value)
+    return Cursor.from_value(branch, status_store.get_value(conn, status_key(branch)))
 
 
 def _lock_cursor(conn: Connection, branch: str, *, now: datetime) -> Cursor:
     """The cursor, locked until the transaction ends (SQLite: its writers are serialised)."""
-    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    conn.execute(
-        insert(schema.status)
-        .values(key=status_key(branch), value={}, updated_at=now)
-        .on_conflict_do_nothing(index_elements=["key"])
-    )
-    s = schema.status.c
-    value = conn.execute(
-        sa.select(s.value).where(s.key == status_key(branch)).with_for_update()
-    ).scalar()
-    return Cursor.from_value(branch, value)
+    return Cursor.from_value(branch, status_store.lock_value(conn, status_key(branch), now=now))
 
 
 def _expiries(
@@ -342,12 +330,10 @@ def _rejudge(
 
 def _record(conn: Connection, events: Iterable[AuditEvent], *, now: datetime) -> None:
     """One audit row per event, and an `ApprovalRejected` alert (once) per rejection."""
-    rows = [_row(event, now=now) for event in events]
-    if rows:
-        conn.execute(schema.audit_events.insert(), rows)
+    audit_store.add_rows(conn, [_row(event, now=now) for event in events])
     for event in events:
         if event.type is EventType.APPROVAL_REJECTED:
-            history.add_alert(conn, _rejection_alert(event), now=now)
+            alert_store.add_alert(conn, _rejection_alert(event), now=now)
 
 
 def _row(event: AuditEvent, *, now: datetime) -> dict[str, Any]:
@@ -372,14 +358,14 @@ def _actor(event: AuditEvent) -> str:
     return "force-push"  # a rewrite, and what it undid: nobody committed it
 
 
-def _rejection_alert(event: AuditEvent) -> history.NewAlert:
+def _rejection_alert(event: AuditEvent) -> alert_store.NewAlert:
     what = event.commit.sha if event.commit is not None else event.revision
     dedupe = f"ApprovalRejected:{what}:{event.key}"
     if len(dedupe) > DEDUPE_MAX:
         dedupe = "ApprovalRejected:" + hashlib.sha256(dedupe.encode()).hexdigest()
     delta = changes.patch_delta(event.change) if event.change is not None else None
     reason = event.verdict.reason if event.verdict is not None else "rejected"
-    return history.NewAlert(
+    return alert_store.NewAlert(
         kind="ApprovalRejected",
         severity="warning",
         message=f"{event.key} was not applied: {reason}",
@@ -447,13 +433,10 @@ def query(
     `lineage` adds the policy changes of the scope's partner, which apply to it too (for the
     operator's command line; read tokens see their own scope only).
     """
-    visible = _visible(schema.audit_events.c.tenant, scope)
-    if lineage and scope is not None:
-        a = schema.audit_events.c
-        visible = sa.or_(
-            visible, sa.and_(a.tenant.in_(tenant_lineage(scope)), a.actor != "controller")
-        )
-    entries = _audit_entries(conn, visible=visible, since=since, patch=patch, limit=limit)
+    partners = tenant_lineage(scope) if lineage and scope is not None else ()
+    entries = _audit_entries(
+        conn, scope=scope, lineage=partners, since=since, patch=patch, limit=limit
+    )
     if patch is not None:
         entries += _job_entries(conn, scope=scope, since=since, patch=patch)
         entries += _alert_entries(conn, scope=scope, since=since, patch=patch, limit=limit)
@@ -463,39 +446,25 @@ def query(
     return entries[-limit:]
 
 
-def _visible(column: sa.ColumnElement[str], scope: str | None) -> sa.ColumnElement[bool]:
-    if scope is None:
-        return sa.true()
-    return sa.or_(column.is_(None), in_scope(column, scope))
-
-
-def _mentions(column: Any, patch: str) -> sa.ColumnElement[bool]:
-    """A cheap pre-filter: the JSON text contains the id; callers check the exact meaning."""
-    escaped = patch.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return sa.cast(column, sa.Text).like(f'%"{escaped}"%', escape="\\")
-
-
 def _audit_entries(
     conn: Connection,
     *,
-    visible: sa.ColumnElement[bool],
+    scope: str | None,
+    lineage: Collection[str],
     since: datetime | None,
     patch: str | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    a = schema.audit_events.c
-    statement = sa.select(
-        a.id, a.at, a.tenant, a.actor, a.action, a.object, a.revision, a.details
-    ).where(visible)
-    if since is not None:
-        statement = statement.where(a.at >= since)
-    if patch is not None:
-        statement = statement.where(_mentions(a.details, patch))
-    statement = statement.order_by(a.at.desc(), a.id.desc())
-    if patch is None:
-        statement = statement.limit(limit)
+    rows = audit_store.events_newest_first(
+        conn,
+        scope=scope,
+        lineage=lineage,
+        since=since,
+        mentioning=patch,
+        limit=limit if patch is None else None,  # with a patch, rows are checked one by one
+    )
     entries = []
-    for row in conn.execute(statement).mappings():
+    for row in rows:
         entry = _audit_entry(row)
         if patch is None or patch in entry["patches"]:
             entries.append(entry)
@@ -504,7 +473,7 @@ def _audit_entries(
     return entries
 
 
-def _audit_entry(row: sa.RowMapping) -> dict[str, Any]:
+def _audit_entry(row: Mapping[str, Any]) -> dict[str, Any]:
     details = row["details"] or {}
     from_git = "changeEvent" in details and "revision" in details
     patches: list[str] = []
@@ -571,33 +540,10 @@ def _job_entries(
     conn: Connection, *, scope: str | None, since: datetime | None, patch: str
 ) -> list[dict[str, Any]]:
     """The jobs that carried `patch`, one entry per (tenant, revision, kind, state)."""
-    j, d = schema.jobs.c, schema.devices.c
-    statement = (
-        sa.select(
-            j.tenant,
-            j.revision,
-            j.kind,
-            j.state,
-            j.patch_ids,
-            j.results,
-            j.created_at,
-            j.updated_at,
-            j.finished_at,
-            d.name,
-        )
-        .join_from(schema.jobs, schema.devices, j.device_id == d.id)
-        .where(_mentions(j.patch_ids, patch))
-        .order_by(j.created_at)
-        .limit(JOB_ROWS_READ)
-    )
-    if scope is not None:
-        statement = statement.where(in_scope(j.tenant, scope))
-    if since is not None:
-        statement = statement.where(j.updated_at >= since)
-    groups: dict[tuple[str, str, str, str], list[sa.RowMapping]] = defaultdict(list)
-    for row in conn.execute(statement).mappings():
-        if patch in (row["patch_ids"] or ()):
-            groups[(row["tenant"], row["revision"], row["kind"], row["state"])].append(row)
+    rows = job_store.jobs_carrying(conn, patch, scope=scope, since=since, limit=JOB_ROWS_READ)
+    groups: dict[tuple[str, str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[(row["tenant"], row["revision"], row["kind"], row["state"])].append(row)
     return [
         _job_entry(tenant, revision, kind, state, rows, patch)
         for (tenant, revision, kind, state), rows in groups.items()
@@ -605,7 +551,7 @@ def _job_entries(
 
 
 def _job_entry(
-    tenant: str, revision: str, kind: str, state: str, rows: list[sa.RowMapping], patch: str
+    tenant: str, revision: str, kind: str, state: str, rows: list[Mapping[str, Any]], patch: str
 ) -> dict[str, Any]:
     results: dict[str, int] = defaultdict(int)
     reasons: list[str] = []
@@ -651,23 +597,9 @@ def _job_entry(
 def _alert_entries(
     conn: Connection, *, scope: str | None, since: datetime | None, patch: str, limit: int
 ) -> list[dict[str, Any]]:
-    a = schema.alerts.c
-    statement = (
-        sa.select(
-            a.id, a.created_at, a.tenant, a.device_id, a.kind, a.severity, a.message, a.details
-        )
-        .where(_visible(a.tenant, scope), _mentions(a.details, patch))
-        .order_by(a.created_at.desc(), a.id.desc())
-        .limit(limit)
-    )
-    if since is not None:
-        statement = statement.where(a.created_at >= since)
     entries = []
-    for row in conn.execute(statement).mappings():
+    for row in alert_store.alerts_mentioning(conn, patch, scope=scope, since=since, limit=limit):
         details = row["details"] or {}
-        mentioned = details.get("patch") == patch or patch in details.get("patches", ())
-        if not mentioned:
-            continue
         entries.append(
             {
                 "at": row["created_at"],

@@ -15,10 +15,9 @@ from controller.core.explain import explain
 from controller.runtime import observe, status
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from controller.core.desired import DesiredState
     from controller.core.explain import DeviceExplanation
+    from controller.store import Connection
 
 
 class DeviceNotFoundError(errors.NeedsHumanError, LookupError):

@@ -41,7 +41,9 @@ from controller.feeds import read_feed
 from controller.feeds.common import FeedError, FeedResult
 from controller.redaction import redact_text, redact_url
 from controller.runtime.feedsources import FeedSourceError, FeedSources
-from controller.store import catalogue, findings, history
+from controller.store import alerts as alert_store
+from controller.store import catalogue, findings
+from controller.store import status as status_store
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -356,7 +358,7 @@ def spec_digest(feed: PatchFeed) -> str:
 
 
 def _statuses(conn: Connection) -> dict[str, dict[str, Any]]:
-    found = history.statuses_under(conn, STATUS_PREFIX)
+    found = status_store.values_with_prefix(conn, STATUS_PREFIX)
     return {key: value for key, value in found.items() if isinstance(value, dict)}
 
 
@@ -413,7 +415,7 @@ def _import_one(
     else:
         status["failingSince"] = previous.get("failingSince") or now.isoformat()
         _alert(conn, feed, key, status, now=now)
-    history.set_status(conn, key, status, now=now)
+    status_store.set_status(conn, key, status, now=now)
     log.info("feed refreshed", feed=key, result=state, message=message)
     return FeedRefresh(f"{feed.tenant or '*'}/{feed.name}", state, message, outcome)
 
@@ -443,9 +445,9 @@ def _alert(
     conn: Connection, feed: PatchFeed, key: str, status: dict[str, Any], *, now: datetime
 ) -> None:
     """One alert per failure streak: the streak's start is in the dedupe key."""
-    history.add_alert(
+    alert_store.add_alert(
         conn,
-        history.NewAlert(
+        alert_store.NewAlert(
             kind=FEED_FAILED,
             severity="warning",
             message=f"PatchFeed {key.removeprefix(STATUS_PREFIX)}: {status['message']}",

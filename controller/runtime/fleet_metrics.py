@@ -14,17 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from controller.core.observed import JobKind, JobState, online_since
+from controller.core.observed import JobKind, JobState
 from controller.kinds.common import tenant_contains
 from controller.notify.delivery import STATUS_KEY_PREFIX
 from controller.runtime import feeds
-from controller.store import devices, history, schema
-from controller.store.scopes import in_scope
+from controller.store import compliance, devices, jobs, runs
+from controller.store import status as status_store
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
+    from controller.store import Connection
 
 # A device is online when seen within two of its poll intervals (as `patchctl status` counts),
 # stale when not seen for a day (the status's "seen in the last day"), offline in between.
@@ -32,7 +30,6 @@ STALE_AFTER = timedelta(days=1)
 DEVICE_STATES = ("online", "offline", "stale")
 COMPLIANCE_STATES = ("compliant", "non-compliant", "unknown")
 RECONCILE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-_CHUNK = 500  # ids per IN (...) query, under every engine's parameter limit
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -62,7 +59,7 @@ def collect(conn: Connection, *, scope: str, now: datetime) -> list[Family]:
     Controller-wide families (reconcile runs, the policy source, notification channels) carry
     no tenant label; every read token may see them, as it sees them in `/api/v1/status`.
     """
-    status = history.get_status(conn)
+    status = status_store.get_status(conn)
     return [
         _devices(conn, scope=scope, now=now),
         _pending_reboots(conn, scope=scope),
@@ -82,29 +79,8 @@ def _labels(**values: str) -> Labels:
 
 
 def _devices(conn: Connection, *, scope: str, now: datetime) -> Family:
-    """Counted in the database: one query for the poll intervals in use (a handful), then one
-    GROUP BY whose CASE tests each device against the cut-off of its own interval."""
-    d = schema.devices.c
-    polls = conn.execute(
-        sa.select(d.poll_interval).where(in_scope(d.tenant, scope)).distinct()
-    ).scalars()
-    online = [
-        (
-            sa.and_(
-                d.poll_interval == poll,
-                d.last_seen >= online_since(timedelta(seconds=poll), now=now),
-            ),
-            "online",
-        )
-        for poll in sorted(polls)
-    ]
-    classified = sa.case(*online, (d.last_seen < now - STALE_AFTER, "stale"), else_="offline")
-    rows = conn.execute(
-        sa.select(d.tenant, d.os_family, classified, sa.func.count())
-        .where(in_scope(d.tenant, scope), d.retired_at.is_(None))
-        .group_by(d.tenant, d.os_family, classified)
-    )
-    counts = {(tenant, os_family, found): int(n) for tenant, os_family, found, n in rows}
+    """Counted in the database (`store.devices.count_by_presence`)."""
+    counts = devices.count_by_presence(conn, scope=scope, now=now, stale_after=STALE_AFTER)
     groups = sorted({(tenant, os_family) for tenant, os_family, _ in counts})
     samples = tuple(
         Sample(
@@ -124,15 +100,9 @@ def _devices(conn: Connection, *, scope: str, now: datetime) -> Family:
 
 
 def _pending_reboots(conn: Connection, *, scope: str) -> Family:
-    d = schema.devices.c
-    rows = conn.execute(
-        sa.select(d.tenant, d.os_family, sa.func.count())
-        .where(in_scope(d.tenant, scope), devices.reboot_pending(), d.retired_at.is_(None))
-        .group_by(d.tenant, d.os_family)
-    )
     samples = tuple(
-        Sample(_labels(tenant=tenant, os=os_family), int(count))
-        for tenant, os_family, count in sorted(rows, key=lambda row: (row[0], row[1]))
+        Sample(_labels(tenant=tenant, os=os_family), count)
+        for (tenant, os_family), count in devices.count_reboot_pending(conn, scope=scope).items()
     )
     return Family(
         "patchctl_devices_pending_reboot",
@@ -144,15 +114,9 @@ def _pending_reboots(conn: Connection, *, scope: str) -> Family:
 
 
 def _compliance(conn: Connection, *, scope: str) -> Family:
-    c = schema.compliance.c
-    rows = conn.execute(
-        sa.select(c.tenant, c.baseline, c.state, sa.func.count())
-        .where(in_scope(c.tenant, scope))
-        .group_by(c.tenant, c.baseline, c.state)
-    )
     counts: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    for tenant, baseline, state, count in rows:
-        counts[tenant, baseline][state] = int(count)
+    for (tenant, baseline, state), count in compliance.counts(conn, scope=scope).items():
+        counts[tenant, baseline][state] = count
     samples = tuple(
         Sample(_labels(tenant=tenant, baseline=baseline, state=state), found.get(state, 0))
         for (tenant, baseline), found in sorted(counts.items())
@@ -172,18 +136,11 @@ def _pending_approvals(
 ) -> Family:
     plan = _mapping(status.get("plan", {}).get("value"))
     recorded = _mapping(plan.get("pendingApprovalsByDevice"))
-    d = schema.devices.c
-    ids = sorted(str(device_id) for device_id in recorded)
     counts: Counter[str] = Counter()
-    for start in range(0, len(ids), _CHUNK):
-        rows = conn.execute(
-            sa.select(d.id, d.tenant).where(
-                d.id.in_(ids[start : start + _CHUNK]), in_scope(d.tenant, scope)
-            )
-        )
-        for device_id, tenant in rows:
-            patches = recorded[device_id]
-            counts[tenant] += len(patches) if isinstance(patches, list) else 0
+    tenants = devices.tenants_of(conn, {str(device_id) for device_id in recorded}, scope=scope)
+    for device_id, tenant in tenants.items():
+        patches = recorded[device_id]
+        counts[tenant] += len(patches) if isinstance(patches, list) else 0
     return Family(
         "patchctl_pending_approvals",
         "gauge",
@@ -194,13 +151,7 @@ def _pending_approvals(
 
 
 def _jobs(conn: Connection, *, scope: str) -> Family:
-    j = schema.jobs.c
-    rows = conn.execute(
-        sa.select(j.tenant, j.kind, j.state, sa.func.count())
-        .where(in_scope(j.tenant, scope))
-        .group_by(j.tenant, j.kind, j.state)
-    )
-    counts = {(tenant, kind, state): int(n) for tenant, kind, state, n in rows}
+    counts = jobs.count_by_state(conn, scope=scope)
     tenants = sorted({tenant for tenant, _, _ in counts})
     kinds = sorted({*(k.value for k in JobKind), *(kind for _, kind, _ in counts)})
     states = sorted({*(s.value for s in JobState), *(state for _, _, state in counts)})
@@ -220,46 +171,27 @@ def _jobs(conn: Connection, *, scope: str) -> Family:
 
 
 def _install_failures(conn: Connection, *, scope: str) -> Family:
-    j = schema.jobs.c
-    rows = conn.execute(
-        sa.select(j.tenant, sa.func.count())
-        .where(in_scope(j.tenant, scope), j.kind == JobKind.INSTALL, j.state == JobState.FAILED)
-        .group_by(j.tenant)
-    )
+    failed = jobs.count_failed_installs(conn, scope=scope)
     return Family(
         "patchctl_install_failures_total",
         "counter",
         "Install jobs that ended failed (the agent's failure or the controller's run "
         "deadline), by tenant.",
-        tuple(Sample(_labels(tenant=t), int(n)) for t, n in sorted(rows, key=lambda r: r[0])),
+        tuple(Sample(_labels(tenant=t), n) for t, n in failed.items()),
     )
 
 
 def _reconciles(conn: Connection, *, now: datetime) -> list[Family]:
-    r = schema.reconcile_runs.c
-    seconds = r.duration_ms / 1000.0
-    buckets = [
-        sa.func.sum(sa.case((seconds <= bound, 1), else_=0)).label(f"le{i}")
-        for i, bound in enumerate(RECONCILE_BUCKETS)
-    ]
-    rows = conn.execute(
-        sa.select(r.result, sa.func.count(), sa.func.sum(r.duration_ms), *buckets)
-        .where(r.duration_ms.is_not(None))
-        .group_by(r.result)
-        .order_by(r.result)
-    ).all()
     samples: list[Sample] = []
-    for row in rows:
-        result, count, total_ms = row[0], int(row[1]), int(row[2] or 0)
-        for bound, in_bucket in zip(RECONCILE_BUCKETS, row[3:], strict=True):
+    for row in runs.duration_histogram(conn, RECONCILE_BUCKETS):
+        result, count = row.result, row.count
+        for bound, in_bucket in zip(RECONCILE_BUCKETS, row.in_bucket, strict=True):
             le = _labels(result=result, le=f"{bound:g}")
-            samples.append(Sample(le, int(in_bucket or 0), "_bucket"))
+            samples.append(Sample(le, in_bucket, "_bucket"))
         samples.append(Sample(_labels(result=result, le="+Inf"), count, "_bucket"))
-        samples.append(Sample(_labels(result=result), total_ms / 1000.0, "_sum"))
+        samples.append(Sample(_labels(result=result), row.total_ms / 1000.0, "_sum"))
         samples.append(Sample(_labels(result=result), count, "_count"))
-    last_success = conn.execute(
-        sa.select(sa.func.max(r.finished_at)).where(r.result == "applied")
-    ).scalar()
+    last_success = runs.last_applied_at(conn)
     families = [
         Family(
             "patchctl_reconcile_duration_seconds",
@@ -277,7 +209,7 @@ def _reconciles(conn: Connection, *, now: datetime) -> list[Family]:
                 (Sample((), last_success.timestamp()),),
             )
         )
-    since = _applied_since(conn)
+    since = runs.applied_since(conn)
     if since is not None:
         families.append(
             Family(
@@ -289,31 +221,6 @@ def _reconciles(conn: Connection, *, now: datetime) -> list[Family]:
             )
         )
     return families
-
-
-def _applied_since(conn: Connection) -> datetime | None:
-    """When the revision applied last was first applied after the one before it."""
-    r = schema.reconcile_runs.c
-    current = conn.execute(
-        sa.select(r.revision)
-        .where(r.result == "applied", r.revision.is_not(None))
-        .order_by(r.started_at.desc(), r.id.desc())
-        .limit(1)
-    ).scalar()
-    if current is None:
-        return None
-    before = conn.execute(
-        sa.select(sa.func.max(r.started_at)).where(
-            r.result == "applied", r.revision.is_not(None), r.revision != current
-        )
-    ).scalar()
-    query = sa.select(sa.func.min(r.finished_at)).where(
-        r.result == "applied", r.revision == current
-    )
-    if before is not None:
-        query = query.where(r.started_at > before)
-    first = conn.execute(query).scalar()
-    return first if isinstance(first, datetime) else None
 
 
 def _policy_invalid(status: dict[str, dict[str, Any]]) -> Family:

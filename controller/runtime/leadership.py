@@ -27,10 +27,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
 
-from controller.store import Store, leases
+from controller.store import Connection, DatabaseError, Store, leases
 
 log = structlog.get_logger("patchctl.leadership")
 
@@ -124,7 +122,7 @@ class Leadership:
         try:
             with self.plain_store.write() as conn:
                 leases.release(conn, holder=self.holder, epoch=epoch, now=leases.database_now(conn))
-        except SQLAlchemyError as exc:
+        except DatabaseError as exc:
             log.warning("lease not released; it expires by itself", error=str(exc))
         self._lose(log_it=False)
         log.info("lease released", replica=self.holder, epoch=epoch)
@@ -164,7 +162,7 @@ class Leadership:
                     )
                 if lease is None and want:
                     leases.want(conn, now=now)
-        except SQLAlchemyError as exc:  # the database is down: the lease runs out by itself
+        except DatabaseError as exc:  # the database is down: the lease runs out by itself
             log.warning("lease not renewed", replica=self.holder, error=str(exc))
             return self.leading
         if lease is None:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 from pydantic.alias_generators import to_camel
 
 from controller.core.observed import is_online
@@ -25,17 +24,15 @@ from controller.kinds.common import tenant_contains
 from controller.redaction import redact_text
 from controller.runtime import audit
 from controller.runtime import status as runtime_status
-from controller.store import catalogue, history, schema
+from controller.store import alerts as alert_store
+from controller.store import catalogue
 from controller.store import devices as device_store
 from controller.store import jobs as job_store
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from controller.core.patches import PatchRecord
     from controller.kinds.common import OsFamily
-
-_CHUNK = 500  # ids per IN (...) query, under every engine's parameter limit
+    from controller.store import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +110,13 @@ def alerts(
     scope: str | None,
     limit: int,
     offset: int = 0,
-    filters: history.AlertFilter | None = None,
+    filters: alert_store.AlertFilter | None = None,
 ) -> Page:
     """Alerts newest first, kept by `filters`; repository-level alerts only count their errors
     (`runtime.status.visible_entry`)."""
-    rows = history.list_alerts(conn, scope=scope, filters=filters, limit=limit + 1, offset=offset)
+    rows = alert_store.list_alerts(
+        conn, scope=scope, filters=filters, limit=limit + 1, offset=offset
+    )
     shown = [runtime_status.visible_entry(camel(row), kind="kind") for row in rows[:limit]]
     return Page(shown, len(rows) > limit)
 
@@ -135,13 +134,7 @@ def _job(row: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
 
 def device_names(conn: Connection, ids: set[str]) -> dict[str, str]:
     """Device id -> name, for the ids that exist."""
-    d = schema.devices.c
-    wanted = sorted(ids)
-    found: dict[str, str] = {}
-    for start in range(0, len(wanted), _CHUNK):
-        query = sa.select(d.id, d.name).where(d.id.in_(wanted[start : start + _CHUNK]))
-        found |= {row.id: row.name for row in conn.execute(query)}
-    return found
+    return device_store.names_of(conn, ids)
 
 
 _CAMEL_CACHE: dict[str, str] = {}

@@ -33,7 +33,9 @@ from controller.sources import git as git_source
 from controller.sources import loading
 from controller.sources.documents import Problem
 from controller.sources.history import AuditEvent
-from controller.store import Store, history
+from controller.store import Store, runs
+from controller.store import alerts as alert_store
+from controller.store import status as status_store
 
 POLICY_INVALID = EventType.POLICY_INVALID.value  # the alert kind, and its dedupe keys' prefix
 
@@ -273,9 +275,9 @@ class Reconciler:
         self._failed_revision = revision
         self._resolve_invalid(keep=f"{POLICY_INVALID}:{revision}", now=now)
         with self.store.write() as conn:
-            history.add_alert(
+            alert_store.add_alert(
                 conn,
-                history.NewAlert(
+                alert_store.NewAlert(
                     kind=POLICY_INVALID,
                     severity="critical",
                     message=f"{revision} does not validate ({len(problems)} error(s)); "
@@ -291,11 +293,11 @@ class Reconciler:
         them once the head validates (`keep` None), the older ones when another bad revision
         replaced them. Nothing is written when none is open (the common pass)."""
         with self.store.read() as conn:
-            open_keys = history.open_alert_keys(conn, kinds=[POLICY_INVALID])
+            open_keys = alert_store.open_alert_keys(conn, kinds=[POLICY_INVALID])
         stale = [alert_id for key, alert_id in open_keys.items() if key != keep]
         if stale:
             with self.store.write() as conn:
-                history.resolve_alerts(conn, stale, now=now)
+                alert_store.resolve_alerts(conn, stale, now=now)
 
     def enforced_state(self) -> DesiredState | None:
         """The policy this reconciler enforces: the last valid revision it loaded, else the
@@ -306,7 +308,7 @@ class Reconciler:
     def _restore_last_applied(self) -> DesiredState | None:
         """After a restart with a broken head: load the last applied revision from git."""
         with self.store.read() as conn:
-            source = history.get_status(conn).get("source", {}).get("value") or {}
+            source = status_store.get_status(conn).get("source", {}).get("value") or {}
         revision = source.get("lastAppliedRevision")
         parsed = Revision.parse(revision)
         if parsed is None:
@@ -330,14 +332,14 @@ class Reconciler:
                 # nothing could be loaded in this pass (a fresh process, the repository away):
                 # the revision applied before stays the last applied one, for status, /readyz
                 # and the dashboard alike
-                before = history.get_status(conn).get("source", {}).get("value")
+                before = status_store.get_status(conn).get("source", {}).get("value")
                 kept = before.get("lastAppliedRevision") if isinstance(before, dict) else None
                 source["lastAppliedRevision"] = kept if isinstance(kept, str) else None
-            history.set_status(conn, "source", source, now=now)
-            history.set_status(conn, "conditions", conditions(outcome), now=now)
+            status_store.set_status(conn, "source", source, now=now)
+            status_store.set_status(conn, "conditions", conditions(outcome), now=now)
             if outcome.plan is not None:
-                history.set_status(conn, "plan", plan_summary(outcome.plan), now=now)
-            history.record_reconcile_run(
+                status_store.set_status(conn, "plan", plan_summary(outcome.plan), now=now)
+            runs.record_reconcile_run(
                 conn,
                 started_at=now,
                 finished_at=now + timedelta(milliseconds=outcome.duration_ms),

@@ -24,7 +24,6 @@ from controller.core.desired import DesiredState
 from controller.core.plan import Plan
 from controller.core.revisions import Revision
 from controller.forges.clients import client_for
-from controller.forges.publisher import ForgePublisher
 from controller.forges.settings import ForgeSettings
 from controller.notify.notifier import Notifier
 from controller.notify.routing import channel_id
@@ -34,11 +33,13 @@ from controller.reports import publish, schedules
 from controller.reports.collect import pending_from_plan
 from controller.runtime import feeds, observe, proposals
 from controller.runtime.feedsources import FeedSettings, FeedSources
+from controller.runtime.forge_publisher import ForgePublisher
 from controller.runtime.leadership import Leadership
 from controller.runtime.loop import DEFAULT_INTERVAL, BranchWatcher, ReconcileLoop
 from controller.runtime.reconcile import Outcome, Reconciler
 from controller.sources import git as git_source
-from controller.store import Store, history
+from controller.store import Store
+from controller.store import status as status_store
 from controller.store.leases import LeaseLostError
 
 log = structlog.get_logger("patchctl.service")
@@ -260,7 +261,7 @@ class Controller:
     def _record_chore(self, name: str, now: datetime, *, error: str | None) -> None:
         try:
             with self.store.write() as conn:
-                history.set_status(
+                status_store.set_status(
                     conn, f"chore:{name}", {"at": now.isoformat(), "error": error}, now=now
                 )
         except Exception:  # noqa: BLE001 - the status is best effort when the store is down
@@ -377,7 +378,7 @@ class Controller:
         if desired is None:
             return
         with self.store.read() as conn:
-            stored = history.get_status(conn).get(REPORT_RUNS_KEY, {}).get("value") or {}
+            stored = status_store.get_status(conn).get(REPORT_RUNS_KEY, {}).get("value") or {}
         last_runs = {key: datetime.fromisoformat(at) for key, at in stored.items()}
         due = schedules.due_reports(desired.report_schedules, last_runs, context.now)
         ran: list[str] = []
@@ -397,7 +398,7 @@ class Controller:
                 self.notifier.submit(publish.published_events(publication))
         kept = schedules.track_runs(desired.report_schedules, last_runs, context.now, ran=ran)
         with self.store.write() as conn:
-            history.set_status(
+            status_store.set_status(
                 conn,
                 REPORT_RUNS_KEY,
                 {key: at.isoformat() for key, at in kept.items()},

@@ -11,21 +11,14 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
 from controller.core.observed import is_online
 from controller.kinds.common import tenant_contains
-from controller.store import history, leases, schema
+from controller.store import Connection, compliance, devices, jobs, leases
+from controller.store import alerts as alert_store
+from controller.store import runs as run_store
+from controller.store import status as status_store
 
 PATCH_STATUS_DAYS = 30
-_CHUNK = 500  # ids per IN (...) query, under every engine's parameter limit
-
-
-def _scoped(column: sa.ColumnElement[str], tenant: str | None) -> sa.ColumnElement[bool]:
-    if tenant is None:
-        return sa.true()
-    return sa.or_(column == tenant, column.like(tenant + "/%"))
 
 
 def summary(conn: Connection, *, now: datetime, tenant: str | None = None) -> dict[str, Any]:
@@ -34,7 +27,7 @@ def summary(conn: Connection, *, now: datetime, tenant: str | None = None) -> di
     Stored status values are reduced to the shapes the renderers expect (a value of another
     shape, written by another version or damaged, reads as absent), so any stored state renders.
     """
-    status = history.get_status(conn)
+    status = status_store.get_status(conn)
     plan_summary = _mapping(status.get("plan", {}).get("value"))
     pending = plan_summary.get("pendingApprovals")
     return {
@@ -45,7 +38,7 @@ def summary(conn: Connection, *, now: datetime, tenant: str | None = None) -> di
         "nextWindows": _next_windows(plan_summary.get("nextWindows")),
         "patchStatus": patch_status(conn, now=now, tenant=tenant),
         "agents": agents(conn, now=now, tenant=tenant),
-        "reconciles": [_run(r) for r in history.list_reconcile_runs(conn, limit=10)],
+        "reconciles": [_run(r) for r in run_store.list_reconcile_runs(conn, limit=10)],
         "leader": leader(conn),
     }
 
@@ -74,7 +67,7 @@ def tenant_view(conn: Connection, *, scope: str) -> dict[str, Any]:
     audit cursors, channel, chore and feed entries are left out (the scoped audit, alert and
     feed views have them).
     """
-    status = history.get_status(conn)
+    status = status_store.get_status(conn)
     source = status_value(status, "source")
     plan = status_value(status, "plan")
     pending = _scoped_pending(conn, plan.get("pendingApprovalsByDevice"), scope=scope)
@@ -103,7 +96,7 @@ def tenant_view(conn: Connection, *, scope: str) -> dict[str, Any]:
                 "result": run["result"],
                 "durationMs": run["duration_ms"],
             }
-            for run in history.list_reconcile_runs(conn)
+            for run in run_store.list_reconcile_runs(conn)
         ],
     }
 
@@ -195,15 +188,8 @@ def _next_windows(value: Any) -> dict[str, dict[str, Any]]:
 def _scoped_pending(conn: Connection, recorded: Any, *, scope: str) -> dict[str, list[str]]:
     if not isinstance(recorded, dict) or not recorded:
         return {}
-    d = schema.devices.c
-    ids = sorted(str(device_id) for device_id in recorded)
-    found: dict[str, list[str]] = {}
-    for start in range(0, len(ids), _CHUNK):
-        rows = conn.execute(
-            sa.select(d.id).where(d.id.in_(ids[start : start + _CHUNK]), _scoped(d.tenant, scope))
-        )
-        found |= {row.id: [str(p) for p in stored_list(recorded[row.id])] for row in rows}
-    return dict(sorted(found.items()))
+    tenants = devices.tenants_of(conn, {str(device_id) for device_id in recorded}, scope=scope)
+    return {device_id: [str(p) for p in stored_list(recorded[device_id])] for device_id in tenants}
 
 
 def _applies_to(tenant: str, scope: str) -> bool:
@@ -215,7 +201,7 @@ def _applies_to(tenant: str, scope: str) -> bool:
 
 
 def status_value(status: Mapping[str, Mapping[str, Any]], key: str) -> dict[str, Any]:
-    """The dict stored under a status key (`history.get_status` shape); {} when absent or not
+    """The dict stored under a status key (`status_store.get_status` shape); {} when absent or not
     a dict, so renderers never fail on an odd stored value."""
     value = (status.get(key) or {}).get("value")
     return value if isinstance(value, dict) else {}
@@ -229,29 +215,18 @@ def iso(value: Any) -> Any:
 def compliance_by_baseline(
     conn: Connection, *, tenant: str | None = None
 ) -> dict[str, dict[str, int]]:
-    c = schema.compliance.c
-    rows = conn.execute(
-        sa.select(c.baseline, c.state, sa.func.count())
-        .where(_scoped(c.tenant, tenant))
-        .group_by(c.baseline, c.state)
-        .order_by(c.baseline)
-    )
     found: dict[str, dict[str, int]] = defaultdict(dict)
-    for baseline, state, count in rows:
-        found[baseline][state] = int(count)
+    for (_, baseline, state), count in sorted(
+        compliance.counts(conn, scope=tenant).items(), key=lambda item: item[0][1:]
+    ):
+        found[baseline][state] = found[baseline].get(state, 0) + count
     return dict(found)
 
 
 def patch_status(conn: Connection, *, now: datetime, tenant: str | None = None) -> dict[str, int]:
     """Patch installs of the last 30 days: installed, failed, and pending (in flight)."""
-    j = schema.jobs.c
-    rows = conn.execute(
-        sa.select(j.state, j.patch_ids, j.results).where(
-            j.kind == "install",
-            j.created_at >= now - timedelta(days=PATCH_STATUS_DAYS),
-            _scoped(j.tenant, tenant),
-        )
-    )
+    since = now - timedelta(days=PATCH_STATUS_DAYS)
+    rows = jobs.install_outcomes(conn, issued_since=since, scope=tenant)
     counts: Counter[str] = Counter({"installed": 0, "failed": 0, "pending": 0})
     for state, patch_ids, results in rows:
         if state in {"succeeded", "failed"}:
@@ -265,12 +240,7 @@ def patch_status(conn: Connection, *, now: datetime, tenant: str | None = None) 
 
 
 def agents(conn: Connection, *, now: datetime, tenant: str | None = None) -> dict[str, int]:
-    d = schema.devices.c
-    rows = conn.execute(
-        sa.select(d.last_seen, d.poll_interval).where(
-            _scoped(d.tenant, tenant), d.retired_at.is_(None)
-        )
-    ).all()
+    rows = devices.presence(conn, scope=tenant)
     online = sum(1 for seen, poll in rows if is_online(seen, timedelta(seconds=poll), now=now))
     return {"devices": len(rows), "online": online, "offline": len(rows) - online}
 
@@ -282,15 +252,11 @@ def _run(row: dict[str, Any]) -> dict[str, Any]:
 def list_alerts(
     conn: Connection, *, tenant: str | None = None, limit: int = 200
 ) -> list[dict[str, Any]]:
-    """The newest alerts of `tenant` (None: all); `history.list_alerts` with no filter."""
-    return history.list_alerts(conn, scope=tenant, limit=limit)
+    """The newest alerts of `tenant` (None: all); `alert_store.list_alerts` with no filter."""
+    return alert_store.list_alerts(conn, scope=tenant, limit=limit)
 
 
 def find_device(
     conn: Connection, name_or_id: str, *, tenant: str | None = None
 ) -> list[dict[str, Any]]:
-    d = schema.devices.c
-    query = sa.select(d.id, d.tenant, d.name).where(
-        sa.or_(d.id == name_or_id, d.name == name_or_id.lower()), _scoped(d.tenant, tenant)
-    )
-    return [dict(r) for r in conn.execute(query).mappings()]
+    return devices.find_devices(conn, name_or_id, scope=tenant)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
-    from sqlalchemy.engine import Connection
+    from controller.store import Connection
 
 log = structlog.get_logger("patchctl.api")
 router = APIRouter(prefix="/api/v1", tags=["admin"])

@@ -21,7 +21,7 @@ from controller.store.job_states import JobKind
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from sqlalchemy.engine import Connection
+    from controller.store import Connection
 
 log = structlog.get_logger("patchctl.api")
 router = APIRouter(prefix="/api/v1", tags=["agent"])

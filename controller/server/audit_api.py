@@ -28,7 +28,7 @@ from controller.server.read_api import (
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
+    from controller.store import Connection
 
 router = APIRouter(prefix="/api/v1", tags=["read"])
 

@@ -12,7 +12,8 @@ from controller.runtime import status as runtime_status
 from controller.server import models
 from controller.server.context import Context, Credentials
 from controller.server.errors import RETRY_AFTER_SECONDS, error_body
-from controller.store import StoreError, history
+from controller.store import StoreError
+from controller.store import status as status_store
 from controller.store.tokens import TokenKind
 
 router = APIRouter(tags=["service"])
@@ -35,7 +36,7 @@ async def readyz(context: Context) -> JSONResponse:
     def check() -> dict[str, Any]:
         context.store.ping()
         with context.store.read() as conn:
-            status = history.get_status(conn)
+            status = status_store.get_status(conn)
         # read as `patchctl status` and the read API's /status read it (one stored value)
         applied = runtime_status.status_value(status, "source").get("lastAppliedRevision")
         # whether this replica leads, not who it is: the probe answers without a token

@@ -23,12 +23,14 @@ from controller.runtime import status as runtime_status
 from controller.server import models
 from controller.server.context import Context, read_principal
 from controller.server.errors import ApiError
-from controller.store import devices, history, tokens
+from controller.store import alerts as alert_store
+from controller.store import compliance as compliance_store
+from controller.store import devices, tokens
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sqlalchemy.engine import Connection
+    from controller.store import Connection
 
 router = APIRouter(prefix="/api/v1", tags=["read"])
 T = TypeVar("T")
@@ -105,7 +107,7 @@ async def get_device(device_id: str, principal: ReadPrincipal, context: Context)
             "device": device,
             "patches": devices.device_patches(conn, device_id),
             "inventory": devices.device_inventory(conn, device_id),
-            "compliance": history.list_compliance(
+            "compliance": compliance_store.list_compliance(
                 conn, scope=principal.tenant, device_id=device_id
             ),
         }
@@ -232,13 +234,13 @@ async def list_alerts(  # noqa: PLR0913 - one parameter per filter
     principal: ReadPrincipal,
     context: Context,
     kinds: Annotated[
-        list[history.AlertKind] | None, Query(alias="type", description="Alert kinds.")
+        list[alert_store.AlertKind] | None, Query(alias="type", description="Alert kinds.")
     ] = None,
     severities: Annotated[
         list[AlertSeverity] | None, Query(alias="severity", description="Severities.")
     ] = None,
     states: Annotated[
-        list[history.AlertState] | None,
+        list[alert_store.AlertState] | None,
         Query(
             alias="state",
             description="open (neither acknowledged nor resolved), acknowledged, resolved.",
@@ -265,7 +267,7 @@ async def list_alerts(  # noqa: PLR0913 - one parameter per filter
         raise ApiError(
             422, "until: must be after since", details=[{"field": "until", "message": "<= since"}]
         )
-    filters = history.AlertFilter(
+    filters = alert_store.AlertFilter(
         kinds=tuple(kinds or ()),
         severities=tuple(severities or ()),
         states=tuple(states or ()),
@@ -276,7 +278,7 @@ async def list_alerts(  # noqa: PLR0913 - one parameter per filter
     )
     rows = await _read(
         context,
-        lambda conn: history.list_alerts(
+        lambda conn: alert_store.list_alerts(
             conn, scope=scope, filters=filters, limit=limit + 1, offset=offset
         ),
     )
@@ -294,13 +296,13 @@ async def list_alerts(  # noqa: PLR0913 - one parameter per filter
 )
 async def get_alert(
     alert_id: Annotated[
-        int, Path(ge=1, le=history.MAX_ALERT_ID, description="The alert's number.")
+        int, Path(ge=1, le=alert_store.MAX_ALERT_ID, description="The alert's number.")
     ],
     principal: ReadPrincipal,
     context: Context,
 ) -> dict[str, Any]:
     found = await _read(
-        context, lambda conn: history.get_alert(conn, alert_id, scope=principal.tenant)
+        context, lambda conn: alert_store.get_alert(conn, alert_id, scope=principal.tenant)
     )
     if found is None:
         raise ApiError(404, f"no alert {alert_id} in tenant scope {principal.tenant!r}")
@@ -358,7 +360,7 @@ async def list_compliance(
     scope = _scope(principal, tenant)
     rows = await _read(
         context,
-        lambda conn: history.list_compliance(
+        lambda conn: compliance_store.list_compliance(
             conn, scope=scope, device_id=device, limit=limit, offset=offset
         ),
     )

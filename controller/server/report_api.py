@@ -18,10 +18,10 @@ from controller.reports import collect, report_files
 from controller.runtime import status as runtime_status
 from controller.server.context import Context
 from controller.server.read_api import _ERRORS, ReadPrincipal, TenantFilter, _read, _scope
-from controller.store import history
+from controller.store import status as status_store
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
+    from controller.store import Connection
 
 router = APIRouter(prefix="/api/v1", tags=["read"])
 
@@ -47,7 +47,7 @@ async def report(
     now = context.settings.clock()
 
     def read(conn: Connection) -> dict[str, Any]:
-        stored = history.get_status(conn)
+        stored = status_store.get_status(conn)
         revision = runtime_status.status_value(stored, "source").get("lastAppliedRevision")
         pending = runtime_status.status_value(stored, "plan").get("pendingApprovalsByDevice")
         data = collect(

@@ -27,31 +27,25 @@ import asyncio
 import collections
 import contextlib
 import functools
-import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import sqlalchemy as sa
 import structlog
-from sqlalchemy.exc import DBAPIError
 
 from controller import errors
-from controller.store import reports
+from controller.store import database, reports
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
-    from sqlalchemy.engine import Connection
-
-    from controller.store import Store
+    from controller.store import Connection, Store
 
 T = TypeVar("T")
 log = structlog.get_logger("patchctl.writer")
 
 MAX_BATCH = 256
 LOCK_WAIT_MS = 50
-_PG_LOCK_NOT_AVAILABLE = "55P03"
 
 
 @dataclass(slots=True)
@@ -167,15 +161,11 @@ class Writer:
         """Write and settle the batch; each item's (ok, result or exception)."""
         try:
             results = self._write_together(self._connection(), batch)
-        except DBAPIError as exc:
-            self._discard_connection()
-            if _is_lock_timeout(exc):
-                self.handed_off += 1
-                return await asyncio.to_thread(self._write_waiting, batch)
-            log.warning("write batch failed; retrying one by one", size=len(batch), error=str(exc))
-            return await asyncio.to_thread(self._write_each, batch)
         except Exception as exc:  # noqa: BLE001 - whatever it was, each item gets its own answer
             self._discard_connection()
+            if database.is_lock_timeout(exc):
+                self.handed_off += 1
+                return await asyncio.to_thread(self._write_waiting, batch)
             log.warning("write batch failed; retrying one by one", size=len(batch), error=str(exc))
             return await asyncio.to_thread(self._write_each, batch)
         for item, (ok, value) in zip(batch, results, strict=True):
@@ -191,11 +181,9 @@ class Writer:
                     try:
                         with conn.begin_nested():
                             results[index] = (True, item.call(conn, now))
-                    except DBAPIError as exc:
-                        if _is_lock_timeout(exc):
+                    except Exception as exc:
+                        if database.is_lock_timeout(exc):
                             raise
-                        results[index] = (False, exc)
-                    except Exception as exc:  # noqa: BLE001 - delivered to the caller
                         results[index] = (False, exc)
             indexed = [(i, item.report) for i, item in enumerate(batch) if item.report is not None]
             if indexed:
@@ -241,14 +229,7 @@ class Writer:
 
     def _connection(self) -> Connection:
         if self._conn is None:
-            conn = self._store.engine.connect()
-            conn.execution_options(patchctl_write=True)
-            if conn.dialect.name == "sqlite":
-                conn.exec_driver_sql(f"PRAGMA busy_timeout={LOCK_WAIT_MS}")
-            else:
-                conn.execute(sa.text(f"SET lock_timeout = '{LOCK_WAIT_MS}ms'"))
-            conn.commit()
-            self._conn = conn
+            self._conn = self._store.write_connection(lock_wait_ms=LOCK_WAIT_MS)
         return self._conn
 
     def _discard_connection(self) -> None:
@@ -257,13 +238,6 @@ class Writer:
                 self._conn.invalidate()
                 self._conn.close()
             self._conn = None
-
-
-def _is_lock_timeout(exc: DBAPIError) -> bool:
-    original = exc.orig
-    if isinstance(original, sqlite3.OperationalError):
-        return original.sqlite_errorcode in {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
-    return getattr(original, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE
 
 
 def _replans(item: _Item, *, ok: bool, value: Any) -> bool:

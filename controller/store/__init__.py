@@ -7,9 +7,25 @@ Modules, all functions over a SQLAlchemy `Connection` inside `store.read()` / `s
 `schema` (the tables), `tokens` (create, authenticate, revoke), `devices` (enrol, listings,
 patch states), `reports` (bulk ingest of agent reports), `jobs` and `job_states` (issuing,
 delivery, the pure state machine), `catalogue` (`upsert_records`, `load_catalogue`),
-`history` (alerts, audit events, reconcile runs, compliance, status values).
+`alerts`, `audit` (the audit trail's rows), `runs` (reconcile attempts), `compliance`, `status`
+(the key/value status table), `findings`, `operations` (operators' day-2 commands), `leases`,
+`scopes`. SQL lives here and nowhere else (a test in `tests/test_architecture.py` says so).
+
+Callers outside the store hold a `Connection` only to pass it on (re-exported here, so they
+need no SQLAlchemy import), and catch `DatabaseError` (SQLAlchemy's root error) where a failed
+statement must not stop them.
 """
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError as DatabaseError
 
 from controller.store.database import SchemaTooNewError, Store, StoreError, open_store
 
-__all__ = ["SchemaTooNewError", "Store", "StoreError", "open_store"]
+__all__ = [
+    "Connection",
+    "DatabaseError",
+    "SchemaTooNewError",
+    "Store",
+    "StoreError",
+    "open_store",
+]

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from controller.core import patches as patch_records
-from controller.store import history, schema
+from controller.store import schema, status
 from controller.store.database import Store
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Collection, Iterable, Iterator
 
     from sqlalchemy.engine import Connection
 
@@ -93,7 +93,7 @@ def _bump_version(conn: Connection, *, now: datetime) -> None:
     # A random token, not a counter: two replicas importing at once cannot both write "n + 1"
     # for different contents, and a reader only ever compares tokens for equality.
     value = {"version": uuid.uuid4().hex, "records": catalogue_size(conn)}
-    history.set_status(conn, VERSION_KEY, value, now=now)
+    status.set_status(conn, VERSION_KEY, value, now=now)
 
 
 def load_catalogue(
@@ -180,3 +180,18 @@ def _connection(store_or_conn: Store | Connection, *, write: bool = True) -> Ite
             yield conn
     else:
         yield store_or_conn
+
+
+def severities(conn: Connection, patch_ids: Collection[str]) -> dict[str, str | None]:
+    """The catalogue's severity word of each of `patch_ids` it knows (None when it has none);
+    unknown ids are left out."""
+    p = schema.patches.c
+    ordered = sorted(patch_ids)
+    found: dict[str, str | None] = {}
+    for start in range(0, len(ordered), _CHUNK):
+        chunk = ordered[start : start + _CHUNK]
+        found |= {
+            row.id: row.severity
+            for row in conn.execute(sa.select(p.id, p.severity).where(p.id.in_(chunk)))
+        }
+    return found

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
 
 from controller import errors
 
@@ -46,6 +47,7 @@ SQLITE_PRAGMAS = (
     "cache_size=-32768",  # 32 MiB page cache per connection
 )
 _WRITE = "patchctl_write"
+_PG_LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE lock_not_available
 _MIGRATION_LOCK = 0x70617463  # "patc": the advisory lock id held while migrating PostgreSQL
 
 
@@ -92,6 +94,22 @@ class Store:
                     self.fence(conn)
                 yield conn
 
+    def write_connection(self, *, lock_wait_ms: int) -> Connection:
+        """A connection of its own for one batching writer (the agent API's writer): its
+        transactions are write transactions (SQLite: `BEGIN IMMEDIATE`), and it waits at most
+        `lock_wait_ms` milliseconds for a lock (SQLite's busy timeout, PostgreSQL's
+        `lock_timeout`) before the statement fails with an error `is_lock_timeout` recognises.
+        The caller begins its transactions, and closes (or invalidates) it when done. Not
+        fenced: the writer serves agents on every replica."""
+        conn = self.engine.connect()
+        conn.execution_options(**{_WRITE: True})
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(lock_wait_ms)}")
+        else:
+            conn.execute(sa.text(f"SET lock_timeout = '{int(lock_wait_ms)}ms'"))
+        conn.commit()
+        return conn
+
     def fenced(self, check: Callable[[Connection], None]) -> Store:
         """The same store (same engine) whose write transactions first run `check`."""
         return dataclasses.replace(self, fence=check)
@@ -111,6 +129,17 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """Whether `exc` is a statement that gave up waiting for a lock: SQLite busy or locked,
+    PostgreSQL `lock_not_available` (55P03, `lock_timeout`)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    original = exc.orig
+    if isinstance(original, sqlite3.OperationalError):
+        return original.sqlite_errorcode in {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+    return getattr(original, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE
 
 
 def open_store(url: str, *, migrate: bool = True) -> Store:

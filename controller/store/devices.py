@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from controller.core.observed import online_since
 from controller.kinds import common
-from controller.store import findings, history, jobs, reports, schema, tokens
+from controller.store import alerts, findings, jobs, reports, schema, tokens
 from controller.store.scopes import in_scope
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
     from datetime import datetime
 
     from sqlalchemy.engine import Connection
@@ -54,8 +56,8 @@ class IdentityConflict:
             "the enrolled one enrols with replaceMachine (patchctl-agent enroll --replace)"
         )
 
-    def alert(self) -> history.NewAlert:
-        return history.NewAlert(
+    def alert(self) -> alerts.NewAlert:
+        return alerts.NewAlert(
             kind="IdentityConflict",
             severity="warning",
             message=self.message,
@@ -120,7 +122,7 @@ def enrol(
             enrolled_machine_id=found.machine_id,
             machine_id=str(enrolment.machine_id),
         )
-        history.add_alert(conn, conflict.alert(), now=now)
+        alerts.add_alert(conn, conflict.alert(), now=now)
         if not enrolment.replace_machine:
             return conflict
     values: dict[str, Any] = {
@@ -320,3 +322,195 @@ def _kernel_reboot(conn: Connection, device_id: str) -> dict[str, Any] | None:
     ).scalar()
     found = stored.get(findings.REBOOT_REQUIRED) if isinstance(stored, dict) else None
     return found if isinstance(found, dict) else None
+
+
+# --- counts and look-ups for status, metrics and reports -------------------------------------
+
+_CHUNK = 500  # ids per IN (...) query, under every engine's parameter limit
+
+
+def count_by_presence(
+    conn: Connection, *, scope: str, now: datetime, stale_after: timedelta
+) -> dict[tuple[str, str, str], int]:
+    """Active devices of `scope` counted by (tenant, os family, presence): `online` when seen
+    within two of its own poll intervals (`core.observed.online_since`), `stale` when not seen
+    for `stale_after`, `offline` in between. Counted in the database: one query for the poll
+    intervals in use (a handful), then one GROUP BY whose CASE tests each device against the
+    cut-off of its own interval."""
+    d = schema.devices.c
+    polls = conn.execute(
+        sa.select(d.poll_interval).where(in_scope(d.tenant, scope)).distinct()
+    ).scalars()
+    online = [
+        (
+            sa.and_(
+                d.poll_interval == poll,
+                d.last_seen >= online_since(timedelta(seconds=poll), now=now),
+            ),
+            "online",
+        )
+        for poll in sorted(polls)
+    ]
+    classified = sa.case(*online, (d.last_seen < now - stale_after, "stale"), else_="offline")
+    rows = conn.execute(
+        sa.select(d.tenant, d.os_family, classified, sa.func.count())
+        .where(in_scope(d.tenant, scope), d.retired_at.is_(None))
+        .group_by(d.tenant, d.os_family, classified)
+    )
+    return {(tenant, os_family, found): int(n) for tenant, os_family, found, n in rows}
+
+
+def count_reboot_pending(conn: Connection, *, scope: str) -> dict[tuple[str, str], int]:
+    """Active devices of `scope` whose OS asks for a reboot (`reboot_pending`), by (tenant, os
+    family), in that order."""
+    d = schema.devices.c
+    rows = conn.execute(
+        sa.select(d.tenant, d.os_family, sa.func.count())
+        .where(in_scope(d.tenant, scope), reboot_pending(), d.retired_at.is_(None))
+        .group_by(d.tenant, d.os_family)
+    )
+    return {
+        (tenant, os_family): int(count)
+        for tenant, os_family, count in sorted(rows, key=lambda row: (row[0], row[1]))
+    }
+
+
+def tenants_of(conn: Connection, device_ids: Collection[str], *, scope: str) -> dict[str, str]:
+    """Device id → tenant of those of `device_ids` that are in `scope` (retired ones too);
+    unknown ids and devices outside the scope are left out. In key order."""
+    d = schema.devices.c
+    ids = sorted(device_ids)
+    found: dict[str, str] = {}
+    for start in range(0, len(ids), _CHUNK):
+        rows = conn.execute(
+            sa.select(d.id, d.tenant).where(
+                d.id.in_(ids[start : start + _CHUNK]), in_scope(d.tenant, scope)
+            )
+        )
+        found |= {row.id: row.tenant for row in rows}
+    return dict(sorted(found.items()))
+
+
+def presence(conn: Connection, *, scope: str | None) -> list[tuple[datetime | None, int]]:
+    """(last seen, poll interval in seconds) of every active device of `scope` (None: all)."""
+    d = schema.devices.c
+    rows = conn.execute(
+        sa.select(d.last_seen, d.poll_interval).where(
+            in_scope(d.tenant, scope), d.retired_at.is_(None)
+        )
+    )
+    return [(seen, int(poll)) for seen, poll in rows]
+
+
+def find_devices(conn: Connection, name_or_id: str, *, scope: str | None) -> list[dict[str, Any]]:
+    """The devices of `scope` (None: all) whose id is `name_or_id` or whose name is it
+    (lowercased): id, tenant, name each."""
+    d = schema.devices.c
+    query = sa.select(d.id, d.tenant, d.name).where(
+        sa.or_(d.id == name_or_id, d.name == name_or_id.lower()), in_scope(d.tenant, scope)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def names_of(conn: Connection, device_ids: Collection[str]) -> dict[str, str]:
+    """Device id → name, for those of `device_ids` that exist (any tenant: the caller scoped
+    the rows that name them)."""
+    d = schema.devices.c
+    wanted = sorted(device_ids)
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        query = sa.select(d.id, d.name).where(d.id.in_(wanted[start : start + _CHUNK]))
+        found |= {row.id: row.name for row in conn.execute(query)}
+    return found
+
+
+def agent_entries(conn: Connection, device_ids: Collection[str]) -> dict[str, list[dict[str, Any]]]:
+    """The entries of each device's last agent scan (`reports.patch_entries`: `{"id", "state",
+    ...the agent's metadata}`), by device id; devices without one are left out."""
+    s = schema.patch_states.c
+    ordered = sorted(device_ids)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for start in range(0, len(ordered), _CHUNK):
+        rows = conn.execute(
+            sa.select(s.device_id, s.patches).where(
+                s.device_id.in_(ordered[start : start + _CHUNK]), s.source == reports.AGENT
+            )
+        )
+        found |= {row.device_id: reports.patch_entries(row.patches) for row in rows}
+    return found
+
+
+def reboot_pending_devices(
+    conn: Connection, *, scope: str | None
+) -> list[tuple[str, str, str, datetime | None]]:
+    """(id, name, tenant, last scan) of the devices of `scope` (None: all; retired ones too)
+    whose OS asks for a reboot (`reboot_pending`)."""
+    d = schema.devices.c
+    rows = conn.execute(
+        sa.select(d.id, d.name, d.tenant, d.last_scan_at).where(
+            in_scope(d.tenant, scope), reboot_pending()
+        )
+    )
+    return [(row.id, row.name, row.tenant, row.last_scan_at) for row in rows]
+
+
+def fleet_rows(conn: Connection, *, scope: str) -> list[dict[str, Any]]:
+    """Every device of `scope` (retired ones too), by tenant then name, with the facts the
+    dashboard's device list shows: id, tenant, name, os_family, os_name, os_version, role,
+    labels, enrolled_at, poll_interval, last_seen, last_scan_at and the scan's own
+    reboot_required flag."""
+    d = schema.devices.c
+    query = (
+        sa.select(
+            d.id,
+            d.tenant,
+            d.name,
+            d.os_family,
+            d.os_name,
+            d.os_version,
+            d.role,
+            d.labels,
+            d.enrolled_at,
+            d.poll_interval,
+            d.last_seen,
+            d.last_scan_at,
+            d.reboot_required,
+        )
+        .where(in_scope(d.tenant, scope))
+        .order_by(d.tenant, d.name)
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def identities(
+    conn: Connection, device_ids: Collection[str], *, scope: str
+) -> dict[str, tuple[str, str]]:
+    """Device id → (name, tenant) of those of `device_ids` that are in `scope` (retired ones
+    too); unknown ids and devices outside the scope are left out."""
+    d = schema.devices.c
+    ids = sorted(device_ids)
+    found: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(ids), _CHUNK):
+        rows = conn.execute(
+            sa.select(d.id, d.name, d.tenant).where(
+                d.id.in_(ids[start : start + _CHUNK]), in_scope(d.tenant, scope)
+            )
+        )
+        found |= {row.id: (row.name, row.tenant) for row in rows}
+    return found
+
+
+def count_outside(conn: Connection, *, scope: str) -> int:
+    """How many devices (retired ones too) are outside `scope`."""
+    d = schema.devices.c
+    query = sa.select(sa.func.count()).select_from(schema.devices).where(~in_scope(d.tenant, scope))
+    return int(conn.execute(query).scalar_one())
+
+
+def tenants(conn: Connection, *, scope: str) -> tuple[str, ...]:
+    """The tenants of `scope` that have a device (retired ones count), sorted."""
+    d = schema.devices.c
+    rows = conn.execute(
+        sa.select(d.tenant).where(in_scope(d.tenant, scope)).group_by(d.tenant).order_by(d.tenant)
+    )
+    return tuple(rows.scalars())

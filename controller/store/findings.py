@@ -40,7 +40,8 @@ from controller.core import applicability, enrichment, kernels, patches, winprod
 from controller.core.applicability import ApplicabilityIndex, InstalledPackage, Inventory
 from controller.core.versions import scheme_for_release, windows_build_line
 from controller.kinds.common import OsFamily
-from controller.store import catalogue, history, schema
+from controller.store import catalogue, schema
+from controller.store import status as status_store
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -553,7 +554,7 @@ def _set_progress(conn: Connection, progress: Reevaluation, *, now: datetime) ->
         "after": progress.after,
         "complete": progress.complete,
     }
-    history.set_status(conn, REEVALUATION_KEY, value, now=now)
+    status_store.set_status(conn, REEVALUATION_KEY, value, now=now)
 
 
 def _os(device: DeviceInventory) -> tuple[str | None, str | None, str | None]:

@@ -28,7 +28,7 @@ from controller.store.job_states import (
     dedupe_key,
     evaluate_event,
 )
-from controller.store.scopes import in_scope, is_device
+from controller.store.scopes import in_scope, is_device, mentions
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
@@ -343,3 +343,116 @@ def job_events(conn: Connection, job_id: str) -> list[dict[str, Any]]:
         .order_by(e.id)
     )
     return [dict(row) for row in rows.mappings()]
+
+
+def jobs_carrying(
+    conn: Connection, patch: str, *, scope: str | None, since: datetime | None, limit: int
+) -> list[dict[str, Any]]:
+    """Up to `limit` jobs whose patch list holds `patch` (exactly), oldest issued first, in
+    `scope` (None: all) and updated at or after `since` (None: any time): tenant, revision, kind,
+    state, patch_ids, results, created_at, updated_at, finished_at and the device's `name`."""
+    j, d = schema.jobs.c, schema.devices.c
+    statement = (
+        sa.select(
+            j.tenant,
+            j.revision,
+            j.kind,
+            j.state,
+            j.patch_ids,
+            j.results,
+            j.created_at,
+            j.updated_at,
+            j.finished_at,
+            d.name,
+        )
+        .join_from(schema.jobs, schema.devices, j.device_id == d.id)
+        .where(mentions(j.patch_ids, patch))
+        .order_by(j.created_at)
+        .limit(limit)
+    )
+    if scope is not None:
+        statement = statement.where(in_scope(j.tenant, scope))
+    if since is not None:
+        statement = statement.where(j.updated_at >= since)
+    rows = conn.execute(statement).mappings()
+    return [dict(row) for row in rows if patch in (row["patch_ids"] or ())]
+
+
+def count_by_state(conn: Connection, *, scope: str | None) -> dict[tuple[str, str, str], int]:
+    """Jobs of `scope` (None: all) counted by (tenant, kind, state); terminal states included."""
+    j = schema.jobs.c
+    rows = conn.execute(
+        sa.select(j.tenant, j.kind, j.state, sa.func.count())
+        .where(in_scope(j.tenant, scope))
+        .group_by(j.tenant, j.kind, j.state)
+    )
+    return {(tenant, kind, state): int(n) for tenant, kind, state, n in rows}
+
+
+def count_failed_installs(conn: Connection, *, scope: str) -> dict[str, int]:
+    """Install jobs of `scope` that ended failed, by tenant (in tenant order)."""
+    j = schema.jobs.c
+    rows = conn.execute(
+        sa.select(j.tenant, sa.func.count())
+        .where(in_scope(j.tenant, scope), j.kind == JobKind.INSTALL, j.state == JobState.FAILED)
+        .group_by(j.tenant)
+    )
+    return {tenant: int(n) for tenant, n in sorted(rows, key=lambda r: r[0])}
+
+
+def install_outcomes(
+    conn: Connection, *, issued_since: datetime, scope: str | None
+) -> list[tuple[str, Any, Any]]:
+    """(state, patch_ids, results) of the install jobs of `scope` (None: all) issued at or
+    after `issued_since`; the JSON values as stored."""
+    j = schema.jobs.c
+    rows = conn.execute(
+        sa.select(j.state, j.patch_ids, j.results).where(
+            j.kind == "install", j.created_at >= issued_since, in_scope(j.tenant, scope)
+        )
+    )
+    return [(state, patch_ids, results) for state, patch_ids, results in rows]
+
+
+_CHUNK = 500  # ids per IN (...) query, under every engine's parameter limit
+
+
+def finished_install_results(conn: Connection, device_ids: Sequence[str]) -> list[tuple[str, Any]]:
+    """(device id, results as stored) of the finished (succeeded or failed) install jobs of
+    `device_ids`; each device's jobs oldest finished first (finished: the end time, else the
+    last update; ties by job id), so a later result can overwrite an earlier one."""
+    j = schema.jobs.c
+    finished = sa.func.coalesce(j.finished_at, j.updated_at)
+    found: list[tuple[str, Any]] = []
+    for start in range(0, len(device_ids), _CHUNK):
+        rows = conn.execute(
+            sa.select(j.device_id, j.results)
+            .where(
+                j.device_id.in_(list(device_ids[start : start + _CHUNK])),
+                j.kind == "install",
+                j.state.in_(["succeeded", "failed"]),
+            )
+            .order_by(finished, j.id)
+        )
+        found.extend((row.device_id, row.results) for row in rows)
+    return found
+
+
+def install_results_between(
+    conn: Connection, *, scope: str | None, start: datetime, end: datetime
+) -> list[tuple[datetime | None, datetime, Any]]:
+    """(finished_at, updated_at, results as stored) of the install jobs of `scope` (None: all)
+    that ended succeeded or failed between `start` and `end` (both inclusive; ended: the end
+    time, else the last update)."""
+    j = schema.jobs.c
+    finished = sa.func.coalesce(j.finished_at, j.updated_at)
+    rows = conn.execute(
+        sa.select(j.finished_at, j.updated_at, j.results).where(
+            j.kind == "install",
+            j.state.in_(("succeeded", "failed")),
+            in_scope(j.tenant, scope),
+            finished >= start,
+            finished <= end,
+        )
+    )
+    return [(row.finished_at, row.updated_at, row.results) for row in rows]

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from controller import errors
 from controller.core.jobs import EndReason
-from controller.store import history, jobs, schema, tokens
+from controller.store import audit, jobs, schema, tokens
 from controller.store.job_states import STARTED_STATES, TERMINAL_STATES, JobKind, JobState
 from controller.store.scopes import in_scope
 
@@ -87,9 +87,9 @@ def _audit(
     details: dict[str, Any],
     now: datetime,
 ) -> None:
-    history.add_audit_event(
+    audit.add_audit_event(
         conn,
-        history.NewAuditEvent(
+        audit.NewAuditEvent(
             actor=who.actor,
             action=action,
             object_key=object_key,

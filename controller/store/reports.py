@@ -38,7 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from controller.core import clocks
 from controller.core.observed import is_online
-from controller.store import findings, schema
+from controller.store import alerts, findings, schema
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -387,8 +387,6 @@ def _identity_conflict(
 ) -> None:
     """Raise the IdentityConflict alert of a device token used from another machine (a clone
     that kept the original's agent state), once per machine."""
-    from controller.store import history  # noqa: PLC0415 - history -> devices -> reports
-
     tenant = conn.execute(
         sa.select(schema.devices.c.tenant).where(schema.devices.c.id == device_id)
     ).scalar_one()
@@ -397,9 +395,9 @@ def _identity_conflict(
         f"enrolled as {enrolled}): a cloned machine is using the original's agent state. "
         "Its reports are refused; enrol the clone with its own hostname and a fresh state dir"
     )
-    history.add_alert(
+    alerts.add_alert(
         conn,
-        history.NewAlert(
+        alerts.NewAlert(
             kind="IdentityConflict",
             severity="warning",
             message=message,

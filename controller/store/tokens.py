@@ -236,3 +236,8 @@ def list_tokens(conn: Connection, *, scope: str | None = None) -> list[dict[str,
         query = query.where(in_scope(t.tenant, scope))
     rows = conn.execute(query.order_by(t.created_at.desc(), t.id))
     return [dict(row) for row in rows.mappings()]
+
+
+def tenant_paths(conn: Connection) -> list[str]:
+    """Every known tenant path (partners and their clients), in no promised order."""
+    return list(conn.execute(sa.select(schema.tenants.c.path)).scalars())

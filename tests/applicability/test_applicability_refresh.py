@@ -11,7 +11,9 @@ from controller.core.desired import DesiredState
 from controller.kinds.feeds import PatchFeed
 from controller.runtime import feeds
 from controller.runtime.feedsources import FeedSources
-from controller.store import catalogue, devices, history, reports
+from controller.store import alerts as alert_store
+from controller.store import catalogue, devices, reports
+from controller.store import status as status_store
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -114,8 +116,8 @@ def test_a_bad_feed_is_recorded_and_the_rest_imports(store: Store, clock, tmp_pa
     clock.advance(minutes=11)  # failed feeds are retried after 10 minutes, the others wait
     retried = refresh(store, desired, clock, tmp_path)
     with store.read() as conn:
-        status = history.get_status(conn)
-        alerts = history.list_alerts(conn, scope="acme")
+        status = status_store.get_status(conn)
+        alerts = alert_store.list_alerts(conn, scope="acme")
     assert {
         "acme/good": "ok",
         "acme/mixed": "partial",

@@ -16,7 +16,8 @@ from serving import ROOT, Serve
 
 from controller.cli import main
 from controller.runtime import audit
-from controller.store import devices, history, jobs, open_store, schema
+from controller.store import alerts as alert_store
+from controller.store import devices, jobs, open_store, schema
 from controller.store.job_states import JobKind
 
 LINUX = {"family": "linux", "name": "Ubuntu", "version": "24.04"}
@@ -66,9 +67,9 @@ def local(tmp_path: Path) -> str:
                 ],
                 now=now,
             )
-            history.add_alert(
+            alert_store.add_alert(
                 conn,
-                history.NewAlert(
+                alert_store.NewAlert(
                     kind="RebootPending", severity="warning", message="reboot", tenant="acme/retail"
                 ),
                 now=now,

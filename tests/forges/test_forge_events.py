@@ -12,7 +12,7 @@ import pytest
 from controller.forges import events
 from controller.forges.clients import CommitStatus, StatusState
 from controller.forges.events import PullRequest
-from controller.forges.publisher import APPLY_CONTEXT, apply_status
+from controller.runtime.forge_publisher import APPLY_CONTEXT, apply_status
 from controller.runtime.reconcile import Outcome, Verification
 
 SHA = "a" * 40

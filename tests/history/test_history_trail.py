@@ -24,7 +24,8 @@ from controller.runtime.access import AccessPolicy
 from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.runtime.settings import Settings
 from controller.server import create_app
-from controller.store import Store, devices, history, jobs, reports, schema, tokens
+from controller.store import Store, devices, jobs, reports, schema, tokens
+from controller.store import status as status_store
 from controller.store.job_states import JobState
 
 NOW = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)  # the example's windows-weekly is open
@@ -155,7 +156,7 @@ def test_unsigned_and_unauthorised_approvals_are_rejected_alerted_once_and_not_p
     a = schema.alerts.c
     with store.read() as conn:
         alerts = conn.execute(sa.select(a.kind, a.tenant).where(a.kind == "ApprovalRejected")).all()
-        conditions = history.get_status(conn)["conditions"]["value"]
+        conditions = status_store.get_status(conn)["conditions"]["value"]
     assert [("ApprovalRejected", "acme/retail")] == [tuple(alert) for alert in alerts]
     assert "False" == next(c for c in conditions if c["type"] == "SourceVerified")["status"]
     assert 0 == second.counts["auditEvents"]

@@ -27,7 +27,8 @@ from controller.notify.state import (
 )
 from controller.runtime.reconcile import Outcome, PolicySource, Reconciler
 from controller.runtime.service import Controller, PassContext, ServiceOptions
-from controller.store import Store, history, leases
+from controller.store import Store, alerts, leases, status
+from controller.store import audit as audit_store
 from controller.store.leases import LeaseLostError
 
 SLOW_RETRY = RetryPolicy(max_attempts=5, first_delay=timedelta(minutes=1))  # stays in flight
@@ -42,9 +43,9 @@ def hook(url: str) -> Notification:
 def add_alerts(store: Store, *names: str) -> None:
     with store.write() as conn:
         for name in names:
-            history.add_alert(
+            alerts.add_alert(
                 conn,
-                history.NewAlert(
+                alerts.NewAlert(
                     kind="InstallFailed",
                     severity="critical",
                     message=f"{name} failed",
@@ -80,7 +81,7 @@ def start(
 def stored_position(store: Store, notifications: list[Notification]) -> object:
     key = channel_cursor_key(channel_id(notifications[0].spec.channel))
     with store.read() as conn:
-        return history.get_status(conn).get(key, {}).get("value")
+        return status.get_status(conn).get(key, {}).get("value")
 
 
 def ids(requests: list[Request]) -> list[str]:
@@ -135,9 +136,9 @@ def test_without_a_crash_each_event_arrives_exactly_once(store: Store) -> None:
     first_read(store)
     add_alerts(store, "web-01", "web-02")
     with store.write() as conn:
-        history.add_audit_event(
+        audit_store.add_audit_event(
             conn,
-            history.NewAuditEvent(
+            audit_store.NewAuditEvent(
                 actor="Alice", action="ApprovalGranted", object_key="Approval/acme/x", tenant="acme"
             ),
             now=T0,

@@ -17,7 +17,8 @@ from controller.notify.settings import SettingsError
 from controller.notify.state import StatusWriter, channel_states, new_events
 from controller.reports.model import ReportData
 from controller.reports.publish import Publication, published_events
-from controller.store import Store, history, open_store
+from controller.store import Store, alerts, open_store
+from controller.store import audit as audit_store
 
 
 @pytest.fixture
@@ -28,8 +29,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
     opened.close()
 
 
-def alert(key: str, kind: str = "InstallFailed", severity: str = "critical") -> history.NewAlert:
-    return history.NewAlert(
+def alert(key: str, kind: str = "InstallFailed", severity: str = "critical") -> alerts.NewAlert:
+    return alerts.NewAlert(
         kind=kind,
         severity=severity,
         message=f"{key} failed",
@@ -42,12 +43,12 @@ def alert(key: str, kind: str = "InstallFailed", severity: str = "critical") -> 
 def test_new_events_start_at_the_newest_rows_then_follow(store: Store) -> None:
     """The first call only sets the cursor; later calls return what was stored since."""
     with store.write() as conn:
-        history.add_alert(conn, alert("old"), now=T0)
+        alerts.add_alert(conn, alert("old"), now=T0)
         assert [] == new_events(conn, now=T0)
-        history.add_alert(conn, alert("InstallFailed:web-01:USN-1"), now=T0 + timedelta(seconds=1))
-        history.add_audit_event(
+        alerts.add_alert(conn, alert("InstallFailed:web-01:USN-1"), now=T0 + timedelta(seconds=1))
+        audit_store.add_audit_event(
             conn,
-            history.NewAuditEvent(
+            audit_store.NewAuditEvent(
                 actor="Alice <alice@example.com>",
                 action="ApprovalGranted",
                 object_key="Approval/acme/openssl",
@@ -56,9 +57,11 @@ def test_new_events_start_at_the_newest_rows_then_follow(store: Store) -> None:
             ),
             now=T0 + timedelta(seconds=2),
         )
-        history.add_audit_event(
+        audit_store.add_audit_event(
             conn,
-            history.NewAuditEvent(actor="controller", action="InstallJobsIssued", tenant="acme"),
+            audit_store.NewAuditEvent(
+                actor="controller", action="InstallJobsIssued", tenant="acme"
+            ),
             now=T0 + timedelta(seconds=3),
         )
         events = new_events(conn, now=T0)

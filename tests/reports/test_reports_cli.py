@@ -12,7 +12,7 @@ import pytest
 from gitrepos import PROJECT_ROOT, PolicyRepo
 from reportfleet import NOW, build_fleet
 
-from controller.store import history, open_store
+from controller.store import open_store, status
 from controller.store.database import Store
 
 PATCHCTL = [sys.executable, "-m", "controller.cli"]
@@ -39,7 +39,7 @@ def applied(example_repo: PolicyRepo, tmp_path: Path) -> tuple[PolicyRepo, str, 
     build_fleet(store)
     revision = f"main@sha1:{example_repo.repo.head.commit.hexsha}"
     with store.write() as conn:
-        history.set_status(conn, "source", {"lastAppliedRevision": revision}, now=NOW)
+        status.set_status(conn, "source", {"lastAppliedRevision": revision}, now=NOW)
     store.close()
     return example_repo, url, revision
 
@@ -125,6 +125,6 @@ def test_write_back_to_the_policy_branch_is_refused(
     assert main == repo.repo.heads.main.commit.hexsha
     store = open_store(url)
     with store.read() as conn:
-        keys = sorted(history.get_status(conn))
+        keys = sorted(status.get_status(conn))
     store.close()
     assert ["source", "trend:acme"] == keys

@@ -24,7 +24,9 @@ from controller.runtime.feedsources import (
     FeedSources,
     feeds_from_table,
 )
-from controller.store import catalogue, history
+from controller.store import alerts as alert_store
+from controller.store import catalogue
+from controller.store import status as status_store
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -87,7 +89,7 @@ def refresh(
 
 def stored(store: Store) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     with store.read() as conn:
-        return history.get_status(conn), history.list_alerts(conn, scope="acme")
+        return status_store.get_status(conn), alert_store.list_alerts(conn, scope="acme")
 
 
 @pytest.fixture

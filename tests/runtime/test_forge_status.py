@@ -32,7 +32,8 @@ from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.runtime.service import Controller, ServiceOptions
 from controller.runtime.settings import Settings
 from controller.server import create_app
-from controller.store import Store, history, open_store
+from controller.store import Store, open_store
+from controller.store import status as status_store
 
 pytestmark = pytest.mark.anyio
 
@@ -322,7 +323,7 @@ async def test_a_refused_token_is_reported_without_the_token(
     await send(service, *hook("github", action="opened", sha=head))
     service.idle()
     with service.store.read() as conn:
-        forge = history.get_status(conn)["forge"]["value"]
+        forge = status_store.get_status(conn)["forge"]["value"]
     assert 1 == len(fake.requests)
     assert (1, 1) == (forge["sent"], forge["failed"])  # sent: the first pass's status
     assert "HTTP 401" in forge["lastError"]

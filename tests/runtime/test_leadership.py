@@ -16,7 +16,8 @@ from controller.cli import main
 from controller.runtime.leadership import Leadership
 from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.runtime.service import Controller, ServiceOptions
-from controller.store import Store, history, leases, open_store
+from controller.store import Store, leases, open_store
+from controller.store import status as status_store
 
 TTL = timedelta(seconds=1)
 EVERY = timedelta(seconds=0.2)
@@ -44,9 +45,9 @@ def test_a_replaced_leader_writes_nothing(store: Store) -> None:
     time.sleep(TTL.total_seconds() + 0.1)  # first is paused: no renewal
     second.step()
     with pytest.raises(leases.LeaseLostError), first.store.write() as conn:
-        history.set_status(conn, "from-first", {}, now=store_now(store))
+        status_store.set_status(conn, "from-first", {}, now=store_now(store))
     with store.read() as conn:
-        written = "from-first" in history.get_status(conn)
+        written = "from-first" in status_store.get_status(conn)
     assert (False, True, False) == (first.leading, second.leading, written)
 
 
@@ -75,7 +76,7 @@ def test_an_exclusive_replica_takes_over_a_dead_holders_lease(sqlite_store: Stor
     leads = restarted.step()
     time.sleep(TTL.total_seconds() + 0.1)  # a long write outlasting the lease
     with restarted.store.write() as conn:
-        history.set_status(conn, "still-mine", {}, now=store_now(sqlite_store))
+        status_store.set_status(conn, "still-mine", {}, now=store_now(sqlite_store))
     assert (True, 2, True) == (leads, restarted.epoch, restarted.leading)
 
 

@@ -12,7 +12,8 @@ from gitrepos import PolicyRepo
 from controller.core.patches import PatchRecord
 from controller.kinds.common import Classification, OsFamily, Severity
 from controller.runtime.reconcile import PolicySource, Reconciler
-from controller.store import Store, catalogue, devices, history, open_store, reports, schema
+from controller.store import Store, catalogue, devices, open_store, reports, schema
+from controller.store import status as status_store
 
 # Sunday 2026-11-29 02:30 Europe/Berlin: the example's windows-weekly is open (cutoff 05:00).
 IN_WINDOW = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)
@@ -190,7 +191,7 @@ def test_a_broken_commit_keeps_the_last_good_revision(
         "policies/approvals/broken.yaml:4:8: spec.patches: needs at least 1 item(s)",
     ] == sorted(outcome.errors, key=lambda e: (e.split(": ")[0], "patches" in e))
     with store.read() as conn:
-        status = history.get_status(conn)
+        status = status_store.get_status(conn)
     assert {"lastAppliedRevision": good, "lastAttemptedRevision": bad} == {
         k: v for k, v in status["source"]["value"].items() if k != "errors"
     }

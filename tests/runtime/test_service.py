@@ -21,7 +21,9 @@ from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.runtime.service import FAST_POLL, Controller, ServiceOptions
 from controller.runtime.settings import Settings
 from controller.server import create_app
-from controller.store import Store, catalogue, history, open_store, tokens
+from controller.store import Store, catalogue, open_store, tokens
+from controller.store import runs as run_store
+from controller.store import status as status_store
 
 pytestmark = pytest.mark.anyio
 
@@ -174,7 +176,7 @@ def test_due_patch_feeds_are_imported_after_a_pass(
     finally:
         controller.stop()
     with store.read() as conn:
-        feed = history.get_status(conn)["feed:*/example-catalogue"]["value"]
+        feed = status_store.get_status(conn)["feed:*/example-catalogue"]["value"]
     assert 1939 == catalogue.catalogue_size(store)
     assert ("ok", 1939) == (feed["result"], feed["counts"]["new"])
     assert controller.loop.passes >= 2
@@ -185,7 +187,7 @@ async def test_metrics_show_the_leader_and_the_reconciles_of_the_loop(service: S
     """With the loop running, /metrics shows this replica leading and, to a read token, the
     passes the loop stored: each applied, none invalid, the last one's end as last success."""
     with service.store.read() as conn:
-        runs = history.list_reconcile_runs(conn, limit=100)
+        runs = run_store.list_reconcile_runs(conn, limit=100)
     with service.store.write() as conn:
         secret = tokens.create_token(
             conn, kind=tokens.TokenKind.READ, tenant="acme", now=service.now[0]

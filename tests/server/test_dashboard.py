@@ -31,7 +31,9 @@ from reports.reportfleet import DEVICES, NOW, REVISION, build_fleet
 from controller.runtime.reconcile import Outcome, conditions
 from controller.runtime.settings import Settings
 from controller.server import create_app
-from controller.store import Store, history, jobs, schema, tokens
+from controller.store import Store, jobs, schema, tokens
+from controller.store import alerts as alert_store
+from controller.store import status as status_store
 from controller.store.job_states import JobKind
 
 if TYPE_CHECKING:
@@ -88,9 +90,9 @@ def build_dashboard_fleet(store: Store, *, by_device: bool = True) -> None:
             now=NOW - timedelta(minutes=30),
         )
         for kind, severity, device_id, message in ALERTS:
-            history.add_alert(
+            alert_store.add_alert(
                 conn,
-                history.NewAlert(
+                alert_store.NewAlert(
                     kind=kind,
                     severity=severity,
                     message=message,
@@ -103,13 +105,13 @@ def build_dashboard_fleet(store: Store, *, by_device: bool = True) -> None:
         plan: dict[str, Any] = {"revision": REVISION, "pendingApprovals": 4}
         if by_device:
             plan["pendingApprovalsByDevice"] = PENDING_BY_DEVICE
-        history.set_status(conn, "plan", plan, now=NOW - timedelta(minutes=10))
+        status_store.set_status(conn, "plan", plan, now=NOW - timedelta(minutes=10))
         outcome = Outcome("applied", REVISION, REVISION, NOW - timedelta(minutes=10), 120)
-        history.set_status(conn, "conditions", conditions(outcome), now=outcome.started_at)
+        status_store.set_status(conn, "conditions", conditions(outcome), now=outcome.started_at)
         source = {"lastAppliedRevision": REVISION, "lastAttemptedRevision": REVISION, "errors": []}
-        history.set_status(conn, "source", source, now=outcome.started_at)
+        status_store.set_status(conn, "source", source, now=outcome.started_at)
         points = {(NOW.date() - timedelta(days=n)).isoformat(): 26.0 - n for n in range(14, 0, -1)}
-        history.set_status(conn, "trend:acme", {"points": points}, now=NOW - timedelta(days=1))
+        status_store.set_status(conn, "trend:acme", {"points": points}, now=NOW - timedelta(days=1))
 
 
 def _finished_job(

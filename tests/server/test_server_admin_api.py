@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy as sa
 
-from controller.store import history, jobs, schema, tokens
+from controller.store import alerts as alert_store
+from controller.store import jobs, schema, tokens
 from controller.store.job_states import JobKind, JobState
 
 if TYPE_CHECKING:
@@ -56,9 +57,9 @@ def set_job_state(api: Api, job_id: str, state: JobState) -> None:
 
 def add_alert(api: Api, *, tenant: str | None, device_id: str | None = None) -> int:
     with api.store.write() as conn:
-        history.add_alert(
+        alert_store.add_alert(
             conn,
-            history.NewAlert(
+            alert_store.NewAlert(
                 kind="InstallFailed",
                 severity="critical",
                 message="install failed",

@@ -15,7 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from controller.runtime import fleet_metrics
 from controller.server.metrics import FleetCache, Gauge, Metrics, render_families
-from controller.store import history, jobs, schema, tokens
+from controller.store import jobs, schema, tokens
+from controller.store import runs as run_store
+from controller.store import status as status_store
 
 if TYPE_CHECKING:
     from conftest import SettableClock
@@ -98,7 +100,7 @@ async def build_fleet(api: Api) -> dict[str, str]:
                     patches=[],
                 )
             )
-        history.set_status(
+        status_store.set_status(
             conn,
             "plan",
             {
@@ -142,14 +144,14 @@ async def build_fleet(api: Api) -> dict[str, str]:
             (30, "main@sha1:bbb", "applied", 40.0),
         ]:
             started = now - timedelta(minutes=minutes_ago)
-            history.record_reconcile_run(
+            run_store.record_reconcile_run(
                 conn,
                 started_at=started,
                 finished_at=started + timedelta(seconds=seconds),
                 revision=revision,
                 result=result,
             )
-        history.set_status(
+        status_store.set_status(
             conn,
             "conditions",
             [{"type": "Stalled", "status": "True", "reason": "PolicyInvalid", "message": "m"}],
@@ -160,7 +162,7 @@ async def build_fleet(api: Api) -> dict[str, str]:
             ("slack:SLACK_URL", "slack", 0, 1),
         ]:
             value = {"channel": channel, "kind": kind, "failures": failures, "dropped": dropped}
-            history.set_status(conn, f"notify:{channel}", value, now=now)
+            status_store.set_status(conn, f"notify:{channel}", value, now=now)
         for feed, result, hours_ago in [
             ("*/osv", "ok", 1),
             ("acme/vendor", "failed", 3),
@@ -168,7 +170,7 @@ async def build_fleet(api: Api) -> dict[str, str]:
         ]:
             success = (now - timedelta(hours=hours_ago)).isoformat()
             value = {"result": result, "lastSuccessAt": success}
-            history.set_status(conn, f"feed:{feed}", value, now=now)
+            status_store.set_status(conn, f"feed:{feed}", value, now=now)
     assert timedelta(hours=27) == now - start
     return ids
 

@@ -7,7 +7,10 @@ from structlog.testing import capture_logs
 
 from controller.core.patches import PatchRecord
 from controller.kinds.common import Classification, OsFamily, Severity
-from controller.store import catalogue, history, schema
+from controller.store import alerts as alert_store
+from controller.store import audit as audit_store
+from controller.store import catalogue, schema
+from controller.store import status as status_store
 from controller.store.tokens import TokenKind
 
 pytestmark = pytest.mark.anyio
@@ -143,9 +146,9 @@ async def test_alerts_and_audit_are_scoped(api) -> None:
     now = api.clock()
     with api.store.write() as conn:
         for tenant in ("acme/retail", "acme/logistics", None):
-            history.add_alert(
+            alert_store.add_alert(
                 conn,
-                history.NewAlert(
+                alert_store.NewAlert(
                     kind="InstallFailed",
                     severity="critical",
                     message=f"for {tenant}",
@@ -153,9 +156,9 @@ async def test_alerts_and_audit_are_scoped(api) -> None:
                 ),
                 now=now,
             )
-            history.add_audit_event(
+            audit_store.add_audit_event(
                 conn,
-                history.NewAuditEvent(actor="alice", action="approval.added", tenant=tenant),
+                audit_store.NewAuditEvent(actor="alice", action="approval.added", tenant=tenant),
                 now=now,
             )
     token = bearer(api.token("acme/retail"))
@@ -170,7 +173,7 @@ async def test_status_counts_the_scope(api) -> None:
     policy errors counted rather than quoted."""
     await fleet(api)
     with api.store.write() as conn:
-        history.set_status(
+        status_store.set_status(
             conn,
             "source",
             {
@@ -240,7 +243,7 @@ async def test_tokens_never_reach_the_logs(api) -> None:
 async def test_readiness_names_the_applied_revision(api) -> None:
     """/readyz shows the revision the reconciler last applied (from its `source` status)."""
     with api.store.write() as conn:
-        history.set_status(
+        status_store.set_status(
             conn, "source", {"lastAppliedRevision": "main@sha1:abc"}, now=api.clock()
         )
     ready = (await api.client.get("/readyz")).json()

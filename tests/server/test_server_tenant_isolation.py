@@ -14,7 +14,8 @@ from gitrepos import PolicyRepo
 
 from controller.feeds import native
 from controller.runtime.reconcile import PolicySource, Reconciler
-from controller.store import catalogue, history, jobs
+from controller.store import alerts as alert_store
+from controller.store import catalogue, jobs
 from controller.store.job_states import JobKind
 
 if TYPE_CHECKING:
@@ -228,9 +229,9 @@ def own_alert(api: Api, tenant: str, device_id: str) -> int:
             ],
             now=api.clock(),
         )
-        history.add_alert(
+        alert_store.add_alert(
             conn,
-            history.NewAlert(
+            alert_store.NewAlert(
                 kind="RebootPending",
                 severity="warning",
                 message="Patching completed and need to reboot.",
@@ -239,8 +240,8 @@ def own_alert(api: Api, tenant: str, device_id: str) -> int:
             ),
             now=api.clock(),
         )
-        found = history.list_alerts(
-            conn, scope=tenant, filters=history.AlertFilter(device=device_id), limit=1
+        found = alert_store.list_alerts(
+            conn, scope=tenant, filters=alert_store.AlertFilter(device=device_id), limit=1
         )
     return int(found[0]["id"])
 

@@ -1,4 +1,4 @@
-"""`history.add_alerts`: many alerts in set-based statements, keys raised once (issue 14.3)."""
+"""`alert_store.add_alerts`: many alerts in set-based statements, keys raised once (issue 14.3)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from controller.store import Store, history, schema
+from controller.store import Store, schema
+from controller.store import alerts as alert_store
 
 NOW = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)
 
 
-def alert(n: int) -> history.NewAlert:
-    return history.NewAlert(
+def alert(n: int) -> alert_store.NewAlert:
+    return alert_store.NewAlert(
         kind="InstallFailed",
         severity="warning",
         message=f"install failed on web-{n:04d}",
@@ -34,9 +35,9 @@ def test_alerts_go_in_chunked_multi_row_inserts_and_each_key_once(store: Store) 
     sa.event.listen(store.engine, "before_cursor_execute", count)
     try:
         with store.write() as conn:
-            first = history.add_alerts(conn, [alert(n) for n in range(2500)], now=NOW)
+            first = alert_store.add_alerts(conn, [alert(n) for n in range(2500)], now=NOW)
         with store.write() as conn:
-            again = history.add_alerts(conn, [alert(n) for n in range(2510)], now=NOW)
+            again = alert_store.add_alerts(conn, [alert(n) for n in range(2510)], now=NOW)
     finally:
         sa.event.remove(store.engine, "before_cursor_execute", count)
     assert (2500, 10, 6) == (first, again, len(statements))
@@ -52,4 +53,4 @@ def test_alerts_go_in_chunked_multi_row_inserts_and_each_key_once(store: Store) 
 
 def test_no_alerts_is_no_statement(store: Store) -> None:
     with store.write() as conn:
-        assert 0 == history.add_alerts(conn, [], now=NOW)
+        assert 0 == alert_store.add_alerts(conn, [], now=NOW)

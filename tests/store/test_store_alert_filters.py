@@ -1,4 +1,4 @@
-"""`history.list_alerts` and `get_alert`: every filter alone and combined, tenant scoping and the
+"""`alerts.list_alerts` and `get_alert`: every filter alone and combined, tenant scoping and the
 alert's state read from its columns, on each engine (issue 16, item 7).
 
 The alerts (a1 oldest ... a7 newest; NOW is the report fleet's):
@@ -24,8 +24,8 @@ from reports.reportfleet import NOW, build_fleet
 
 from controller.kinds.notifications import AlertSeverity, EventType
 from controller.runtime.feeds import FEED_FAILED
-from controller.store import Store, history, schema
-from controller.store.history import AlertFilter, AlertKind, AlertState
+from controller.store import Store, alerts, schema
+from controller.store.alerts import AlertFilter, AlertKind, AlertState
 
 ALERTS = (  # message, kind, severity, tenant, device id, age, acknowledged, resolved
     ("a1", "InstallFailed", "critical", "acme/retail", "d-web-01", timedelta(days=3), False, False),
@@ -44,9 +44,9 @@ def add_alerts(store: Store) -> dict[str, int]:
     with store.write() as conn:
         for message, kind, severity, tenant, device, age, acked, resolved in ALERTS:
             raised = NOW - age
-            history.add_alert(
+            alerts.add_alert(
                 conn,
-                history.NewAlert(
+                alerts.NewAlert(
                     kind=kind, severity=severity, message=message, tenant=tenant, device_id=device
                 ),
                 now=raised,
@@ -77,7 +77,7 @@ def alert_store(store: Store) -> Store:
 
 def listed(store: Store, scope: str | None, **filters: Any) -> list[str]:
     with store.read() as conn:
-        rows = history.list_alerts(conn, scope=scope, filters=AlertFilter(**filters))
+        rows = alerts.list_alerts(conn, scope=scope, filters=AlertFilter(**filters))
     return [row["message"] for row in rows]
 
 
@@ -161,8 +161,8 @@ def test_each_filter_and_combinations(
 def test_rows_carry_the_state_and_the_device_name(alert_store: Store) -> None:
     """Each row says its state and names its device when the device is in the scope."""
     with alert_store.read() as conn:
-        rows = history.list_alerts(conn, scope="acme")
-        unscoped = history.list_alerts(conn, scope=None, filters=AlertFilter(device="db-01"))
+        rows = alerts.list_alerts(conn, scope="acme")
+        unscoped = alerts.list_alerts(conn, scope=None, filters=AlertFilter(device="db-01"))
     shown = {r["message"]: (r["state"], r["device_name"]) for r in rows}
     assert {
         "a1": ("open", "web-01"),
@@ -194,7 +194,7 @@ def test_get_alert_is_scoped(store: Store, message: str, scope: str | None, foun
     build_fleet(store)
     ids = add_alerts(store)
     with store.read() as conn:
-        row = history.get_alert(conn, ids[message], scope=scope)
+        row = alerts.get_alert(conn, ids[message], scope=scope)
     assert found == (row is not None)
     if row is not None:
         assert (ids[message], message) == (row["id"], row["message"])

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.store import Store, history, leases, open_store
+from controller.store import Store, leases, open_store
+from controller.store import status as status_store
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 TTL = timedelta(seconds=10)
@@ -110,9 +111,9 @@ def test_a_fenced_store_writes_nothing_after_a_takeover(store: Store) -> None:
     fenced = store.fenced(partial(leases.check, holder="a", epoch=1, now=at(12)))
     acquire(store, "b", 11)
     with pytest.raises(leases.LeaseLostError) as raised, fenced.write() as conn:
-        history.set_status(conn, "written-by-a", {"x": 1}, now=at(12))
+        status_store.set_status(conn, "written-by-a", {"x": 1}, now=at(12))
     with store.read() as conn:
-        status = history.get_status(conn)
+        status = status_store.get_status(conn)
     assert "held by b (epoch 2)" in str(raised.value)
     assert "written-by-a" not in status
 

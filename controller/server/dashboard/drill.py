@@ -3,7 +3,7 @@ browser (`read_alerts`), one alert, the devices page, one device and one job.
 
 Every reader takes the scope and answers None for an id outside it, so a foreign id is
 indistinguishable from one that does not exist. The alert query is the read API's
-(`store.history.list_alerts`); a device's explanation is `patchctl explain`'s
+(`store.alert_store.list_alerts`); a device's explanation is `patchctl explain`'s
 (`runtime.explaining`), against the policy revision the reconcile loop last loaded.
 """
 
@@ -15,8 +15,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from controller.core import targets
 from controller.core.observed import DeviceView, is_online
 from controller.kinds import DeviceGroup
@@ -25,14 +23,14 @@ from controller.redaction import redact_text
 from controller.runtime import explaining
 from controller.runtime import status as runtime_status
 from controller.server import read_api
-from controller.store import devices, history, jobs, schema
-from controller.store.scopes import in_scope
+from controller.store import alerts as alert_store
+from controller.store import compliance as compliance_store
+from controller.store import devices, jobs
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from controller.core.desired import DesiredState
     from controller.core.explain import DeviceExplanation
+    from controller.store import Connection
 
 ALERT_ROWS = 200  # the alert browser's page
 DEVICE_ROWS = 500  # the devices page shows at most this many (the count says how many match)
@@ -61,7 +59,7 @@ _WORST = (Compliance.NON_COMPLIANT, Compliance.UNKNOWN, Compliance.COMPLIANT)
 @dataclass(frozen=True, slots=True)
 class AlertPage:
     scope: str
-    filters: history.AlertFilter
+    filters: alert_store.AlertFilter
     rows: tuple[dict[str, Any], ...]  # list_alerts rows, newest first
     limit: int = ALERT_ROWS
 
@@ -126,13 +124,13 @@ class JobPage:
 # --- alerts ---------------------------------------------------------------------------------
 
 
-def read_alerts(conn: Connection, *, scope: str, filters: history.AlertFilter) -> AlertPage:
-    rows = history.list_alerts(conn, scope=scope, filters=filters, limit=ALERT_ROWS)
+def read_alerts(conn: Connection, *, scope: str, filters: alert_store.AlertFilter) -> AlertPage:
+    rows = alert_store.list_alerts(conn, scope=scope, filters=filters, limit=ALERT_ROWS)
     return AlertPage(scope, filters, tuple(_shown_alert(row) for row in rows))
 
 
 def read_alert(conn: Connection, alert_id: int, *, scope: str) -> dict[str, Any] | None:
-    found = history.get_alert(conn, alert_id, scope=scope)
+    found = alert_store.get_alert(conn, alert_id, scope=scope)
     return None if found is None else _shown_alert(found)
 
 
@@ -155,11 +153,11 @@ def read_devices(
 ) -> DevicesPage:
     """The scope's devices that pass `filters`, by tenant then name. A group filter needs
     `desired` (the caller refuses it without)."""
-    verdicts = _compliance_by_device(conn, scope=scope)
+    verdicts = compliance_store.states_by_device(conn, scope=scope)
     group = filters.group
     rows: list[DeviceRow] = []
     matched = 0
-    for device in _devices(conn, scope=scope):
+    for device in devices.fleet_rows(conn, scope=scope):
         row = _device_row(device, verdicts.get(device["id"], ()), now=now)
         if filters.compliance is not None and row.compliance is not filters.compliance:
             continue
@@ -188,39 +186,6 @@ def visible_groups(desired: DesiredState | None, scope: str) -> tuple[str, ...]:
             }
         )
     )
-
-
-def _devices(conn: Connection, *, scope: str) -> list[dict[str, Any]]:
-    d = schema.devices.c
-    query = (
-        sa.select(
-            d.id,
-            d.tenant,
-            d.name,
-            d.os_family,
-            d.os_name,
-            d.os_version,
-            d.role,
-            d.labels,
-            d.enrolled_at,
-            d.poll_interval,
-            d.last_seen,
-            d.last_scan_at,
-            d.reboot_required,
-        )
-        .where(in_scope(d.tenant, scope))
-        .order_by(d.tenant, d.name)
-    )
-    return [dict(row) for row in conn.execute(query).mappings()]
-
-
-def _compliance_by_device(conn: Connection, *, scope: str) -> dict[str, tuple[str, ...]]:
-    c = schema.compliance.c
-    found: dict[str, list[str]] = {}
-    query = sa.select(c.device_id, c.state).where(in_scope(c.tenant, scope))
-    for device_id, state in conn.execute(query):
-        found.setdefault(device_id, []).append(str(state))
-    return {device_id: tuple(states) for device_id, states in found.items()}
 
 
 def worst(states: tuple[str, ...]) -> Compliance:
@@ -291,16 +256,16 @@ def read_device(
     return DevicePage(
         device=device,
         online=_online(device, now=now),
-        compliance=tuple(history.list_compliance(conn, scope=scope, device_id=device_id)),
+        compliance=tuple(compliance_store.list_compliance(conn, scope=scope, device_id=device_id)),
         patches=tuple(read_api.patch_entry(e) for e in devices.device_patches(conn, device_id)),
         explanation=explanation,
         jobs=tuple(jobs.list_jobs(conn, scope=scope, device_id=device_id, limit=DEVICE_JOBS)),
         alerts=tuple(
             _shown_alert(row)
-            for row in history.list_alerts(
+            for row in alert_store.list_alerts(
                 conn,
                 scope=scope,
-                filters=history.AlertFilter(device=device_id),
+                filters=alert_store.AlertFilter(device=device_id),
                 limit=DEVICE_ALERTS,
             )
         ),
@@ -316,8 +281,7 @@ def read_job(conn: Connection, job_id: str, *, scope: str) -> JobPage | None:
     job = jobs.get_job(conn, job_id)
     if job is None or not tenant_contains(scope, job["tenant"]):
         return None
-    d = schema.devices.c
-    name = conn.execute(sa.select(d.name).where(d.id == job["device_id"])).scalar_one_or_none()
+    name = devices.names_of(conn, {job["device_id"]}).get(job["device_id"])
     results = job["results"] if isinstance(job["results"], dict) else {}
     rows = tuple(
         (

@@ -25,7 +25,7 @@ from controller.server.dashboard.drill import (
     JobPage,
     Online,
 )
-from controller.store.history import AlertKind, AlertState
+from controller.store.alerts import AlertKind, AlertState
 
 DRILL_STYLE = """
 .top nav a{color:#f5f7fa;margin-right:14px;text-decoration:none}

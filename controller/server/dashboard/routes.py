@@ -25,7 +25,8 @@ from controller.kinds.notifications import AlertSeverity
 from controller.server.context import Context
 from controller.server.dashboard import drill, page, pages, view
 from controller.server.errors import error_body
-from controller.store import history, tokens
+from controller.store import alerts as alert_store
+from controller.store import tokens
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
@@ -193,7 +194,7 @@ def _narrowed(pairs: list[tuple[str, str]], principal: tokens.Principal) -> str:
     return tenant
 
 
-def alert_filters(pairs: list[tuple[str, str]], *, now: datetime) -> history.AlertFilter:
+def alert_filters(pairs: list[tuple[str, str]], *, now: datetime) -> alert_store.AlertFilter:
     """The alert browser's query as the store's filter; `FilterError` naming a bad field."""
     since, until = _moment(pairs, "since", now), _moment(pairs, "until", now)
     if since is not None and until is not None and until <= since:
@@ -201,10 +202,10 @@ def alert_filters(pairs: list[tuple[str, str]], *, now: datetime) -> history.Ale
     device = _one(pairs, "device")
     if device is not None and len(device) > MAX_DEVICE_TEXT:
         raise FilterError(f"device: longer than {MAX_DEVICE_TEXT} characters")
-    return history.AlertFilter(
-        kinds=_each(pairs, "type", history.AlertKind),
+    return alert_store.AlertFilter(
+        kinds=_each(pairs, "type", alert_store.AlertKind),
         severities=_each(pairs, "severity", AlertSeverity),
-        states=_each(pairs, "state", history.AlertState),
+        states=_each(pairs, "state", alert_store.AlertState),
         device=device,
         since=since,
         until=until,

@@ -20,9 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
 from controller.core.compliance import ComplianceState
 
 # The report's own readers, so the page and the report count installs and keep the trend alike.
@@ -36,11 +33,11 @@ from controller.reports.model import (
     TrendPoint,
 )
 from controller.runtime import status as runtime_status
-from controller.store import devices, history, schema
-from controller.store.scopes import in_scope
+from controller.store import Connection, devices
+from controller.store import alerts as alert_store
+from controller.store import status as status_store
 
 RECENT_ALERTS = 12
-CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +95,7 @@ class Dashboard:
 
 def read_dashboard(conn: Connection, *, scope: str, now: datetime) -> Dashboard:
     """The dashboard of `scope` (a tenant path with its clients) as the store holds it."""
-    status = history.get_status(conn)
+    status = status_store.get_status(conn)
     source = runtime_status.status_value(status, "source")
     plan = runtime_status.status_value(status, "plan")
     baselines = _baselines(conn, scope=scope)
@@ -160,24 +157,16 @@ def _pending_devices(
     recorded = plan.get("pendingApprovalsByDevice")
     if not isinstance(recorded, dict):
         return None
-    d = schema.devices.c
-    found = []
-    ids = sorted(str(device_id) for device_id, patches in recorded.items() if patches)
-    for start in range(0, len(ids), CHUNK):
-        rows = conn.execute(
-            sa.select(d.id, d.name, d.tenant).where(
-                d.id.in_(ids[start : start + CHUNK]), in_scope(d.tenant, scope)
-            )
+    ids = {str(device_id) for device_id, patches in recorded.items() if patches}
+    found = [
+        PendingApproval(
+            device_id,
+            name,
+            tenant,
+            tuple(map(str, runtime_status.stored_list(recorded[device_id]))),
         )
-        found += [
-            PendingApproval(
-                row.id,
-                row.name,
-                row.tenant,
-                tuple(map(str, runtime_status.stored_list(recorded[row.id]))),
-            )
-            for row in rows
-        ]
+        for device_id, (name, tenant) in devices.identities(conn, ids, scope=scope).items()
+    ]
     return tuple(sorted(found, key=lambda p: (p.tenant, p.device)))
 
 
@@ -186,10 +175,7 @@ def _fleet_total(conn: Connection, *, scope: str, plan: Mapping[str, Any]) -> in
     total = plan.get("pendingApprovals")
     if not isinstance(total, int):
         return None
-    d = schema.devices.c
-    outside = conn.execute(
-        sa.select(sa.func.count()).select_from(schema.devices).where(~in_scope(d.tenant, scope))
-    ).scalar_one()
+    outside = devices.count_outside(conn, scope=scope)
     return total if outside == 0 else None
 
 
@@ -204,29 +190,18 @@ def _trend(
 
 
 def _reboots(conn: Connection, *, scope: str) -> int:
-    d = schema.devices.c
-    query = sa.select(sa.func.count()).where(
-        in_scope(d.tenant, scope), devices.reboot_pending(), d.retired_at.is_(None)
-    )
-    return int(conn.execute(query).scalar_one())
+    return sum(devices.count_reboot_pending(conn, scope=scope).values())
 
 
 def _tenants(conn: Connection, *, scope: str) -> tuple[str, ...]:
-    d = schema.devices.c
-    rows = conn.execute(
-        sa.select(d.tenant).where(in_scope(d.tenant, scope)).group_by(d.tenant).order_by(d.tenant)
-    )
-    return tuple(rows.scalars())
+    return devices.tenants(conn, scope=scope)
 
 
 def _alerts(conn: Connection, *, scope: str) -> tuple[Alert, ...]:
-    rows = history.list_alerts(conn, scope=scope, limit=RECENT_ALERTS)
+    rows = alert_store.list_alerts(conn, scope=scope, limit=RECENT_ALERTS)
     ids = {row["device_id"] for row in rows if row["device_id"]}
-    d = schema.devices.c
-    names: dict[str, str] = {}
-    if ids:
-        query = sa.select(d.id, d.name).where(d.id.in_(sorted(ids)), in_scope(d.tenant, scope))
-        names = {row.id: row.name for row in conn.execute(query)}
+    found = devices.identities(conn, ids, scope=scope)
+    names = {device_id: name for device_id, (name, _) in found.items()}
     return tuple(
         Alert(
             id=int(row["id"]),

@@ -1,8 +1,8 @@
-"""Alerts, audit events, reconcile runs, compliance records and the key/value status.
+"""Alerts: raised on transitions (one per dedupe key), resolved and reopened by the reconcile
+loop, listed and filtered for the read API, the dashboard and the CLI.
 
-Writers are small and explicit for the reconcile loop to call inside its apply transaction;
-readers are tenant-scoped for the read API. Rows without a tenant concern every tenant (a
-policy that applies everywhere, an invalid revision) and are visible to every scope.
+Rows without a tenant concern every tenant (a policy that applies everywhere, an invalid
+revision) and are visible to every scope.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from controller.kinds.notifications import AlertSeverity
 from controller.redaction import redact_text, redact_value
 from controller.store import schema
-from controller.store.scopes import in_scope, is_device
+from controller.store.scopes import in_scope, mentions, visible
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
@@ -39,16 +39,6 @@ class NewAlert:
     device_id: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     dedupe_key: str | None = None  # raise once per key (alerts on transitions, not on every pass)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NewAuditEvent:
-    actor: str
-    action: str
-    object_key: str = ""
-    tenant: str | None = None
-    revision: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 # rows per multi-row INSERT: 9 bound parameters a row stays far below SQLite's 32,766 and
@@ -300,100 +290,61 @@ def get_alert(conn: Connection, alert_id: int, *, scope: str | None) -> dict[str
     return None if row is None else dict(row) | {"state": alert_state(row).value}
 
 
-def add_audit_event(conn: Connection, event: NewAuditEvent, *, now: datetime) -> None:
-    """Append to the audit trail (rows are never updated nor deleted)."""
-    conn.execute(
-        schema.audit_events.insert().values(
-            at=now,
-            tenant=event.tenant,
-            actor=event.actor,
-            action=event.action,
-            object=event.object_key,
-            revision=event.revision,
-            details=event.details,
-        )
-    )
+def newest_id(conn: Connection) -> int:
+    """The id of the newest alert, 0 when there is none."""
+    return int(conn.execute(sa.select(sa.func.max(schema.alerts.c.id))).scalar() or 0)
 
 
-def list_compliance(
-    conn: Connection,
-    *,
-    scope: str,
-    device_id: str | None = None,
-    limit: int = 1000,
-    offset: int = 0,
-) -> list[dict[str, Any]]:
-    c = schema.compliance.c
-    query = sa.select(
-        c.device_id, c.baseline, c.tenant, c.state, c.revision, c.evaluated_at, c.patches
-    ).where(in_scope(c.tenant, scope))
-    if device_id is not None:
-        query = query.where(is_device(c.device_id, device_id))
-    rows = conn.execute(
-        query.order_by(c.tenant, c.device_id, c.baseline).limit(limit).offset(offset)
-    )
-    return [dict(row) for row in rows.mappings()]
-
-
-def set_status(conn: Connection, key: str, value: Any, *, now: datetime) -> None:
-    """Set one status value (JSON-ready), replacing the previous one."""
-    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(schema.status).values(key=key, value=value, updated_at=now)
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["key"],
-            set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
-        )
-    )
-
-
-def statuses_under(conn: Connection, prefix: str) -> dict[str, Any]:
-    """The status values whose key starts with `prefix`, by key (one indexed range read)."""
-    s = schema.status.c
-    rows = conn.execute(sa.select(s.key, s.value).where(s.key.startswith(prefix)))
-    return {row.key: row.value for row in rows}
-
-
-def get_status(conn: Connection) -> dict[str, dict[str, Any]]:
-    """Every status value with the time it was set."""
-    s = schema.status.c
-    rows = conn.execute(sa.select(s.key, s.value, s.updated_at).order_by(s.key))
-    return {row.key: {"value": row.value, "updatedAt": row.updated_at} for row in rows}
-
-
-def record_reconcile_run(
-    conn: Connection,
-    *,
-    started_at: datetime,
-    finished_at: datetime | None,
-    revision: str | None,
-    result: str,
-    counts: dict[str, int] | None = None,
-    message: str = "",
-) -> None:
-    duration = (
-        int((finished_at - started_at).total_seconds() * 1000) if finished_at is not None else None
-    )
-    conn.execute(
-        schema.reconcile_runs.insert().values(
-            started_at=started_at,
-            finished_at=finished_at,
-            revision=revision,
-            result=result,
-            duration_ms=duration,
-            counts=counts or {},
-            message=message,
-        )
-    )
-
-
-def list_reconcile_runs(conn: Connection, *, limit: int = 10) -> list[dict[str, Any]]:
-    r = schema.reconcile_runs.c
+def alerts_after(conn: Connection, after_id: int, *, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` alerts with an id above `after_id`, oldest first, as notifications read
+    them: id, tenant, device_id, kind, severity, message, details, dedupe_key, created_at."""
+    a = schema.alerts.c
     rows = conn.execute(
         sa.select(
-            r.started_at, r.finished_at, r.revision, r.result, r.duration_ms, r.counts, r.message
+            a.id,
+            a.tenant,
+            a.device_id,
+            a.kind,
+            a.severity,
+            a.message,
+            a.details,
+            a.dedupe_key,
+            a.created_at,
         )
-        .order_by(r.started_at.desc(), r.id.desc())
+        .where(a.id > after_id)
+        .order_by(a.id)
         .limit(limit)
     )
     return [dict(row) for row in rows.mappings()]
+
+
+def alerts_mentioning(
+    conn: Connection, patch: str, *, scope: str | None, since: datetime | None, limit: int
+) -> list[dict[str, Any]]:
+    """Up to `limit` alerts visible to `scope` whose details name `patch` (as `patch` or in
+    `patches`), newest first, created at or after `since` (None: any time): id, created_at,
+    tenant, device_id, kind, severity, message, details."""
+    a = schema.alerts.c
+    statement = (
+        sa.select(
+            a.id, a.created_at, a.tenant, a.device_id, a.kind, a.severity, a.message, a.details
+        )
+        .where(visible(a.tenant, scope), mentions(a.details, patch))
+        .order_by(a.created_at.desc(), a.id.desc())
+        .limit(limit)
+    )
+    if since is not None:
+        statement = statement.where(a.created_at >= since)
+    found = []
+    for row in conn.execute(statement).mappings():
+        details = row["details"] or {}
+        if details.get("patch") == patch or patch in details.get("patches", ()):
+            found.append(dict(row))
+    return found
+
+
+def count_by_kind(conn: Connection) -> dict[str, int]:
+    """Every alert (any tenant, resolved ones too) counted by kind, in kind order."""
+    a = schema.alerts.c
+    rows = conn.execute(sa.select(a.kind, sa.func.count()).group_by(a.kind))
+    return {kind: int(count) for kind, count in sorted(rows)}

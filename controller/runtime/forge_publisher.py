@@ -45,7 +45,8 @@ from controller.redaction import redact_text
 from controller.runtime import observe, plans
 from controller.sources import git as git_source
 from controller.sources import loading, refs
-from controller.store import Store, history
+from controller.store import Store
+from controller.store import status as status_store
 
 if TYPE_CHECKING:
     import git
@@ -265,7 +266,7 @@ class ForgePublisher:
                 value["lastErrorAt"] = now.isoformat()
         try:
             with self.store.write() as conn:
-                history.set_status(conn, STATUS_KEY, value, now=now)
+                status_store.set_status(conn, STATUS_KEY, value, now=now)
         except Exception:  # noqa: BLE001 - the forge's status must not fail its work
             log.warning("forge status not saved")
 

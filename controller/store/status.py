@@ -1,0 +1,72 @@
+"""The key/value status table: the controller's conditions, revisions, cursors and trends,
+each a JSON-ready value with the time it was set.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from controller.store import schema
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
+    from datetime import datetime
+
+    from sqlalchemy.engine import Connection
+
+
+def set_status(conn: Connection, key: str, value: Any, *, now: datetime) -> None:
+    """Set one status value (JSON-ready), replacing the previous one."""
+    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(schema.status).values(key=key, value=value, updated_at=now)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["key"],
+            set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
+        )
+    )
+
+
+def get_status(conn: Connection) -> dict[str, dict[str, Any]]:
+    """Every status value with the time it was set."""
+    s = schema.status.c
+    rows = conn.execute(sa.select(s.key, s.value, s.updated_at).order_by(s.key))
+    return {row.key: {"value": row.value, "updatedAt": row.updated_at} for row in rows}
+
+
+def get_value(conn: Connection, key: str) -> Any:
+    """The value stored under `key`, or None when there is none."""
+    s = schema.status.c
+    return conn.execute(sa.select(s.value).where(s.key == key)).scalar()
+
+
+def get_values(conn: Connection, keys: Collection[str]) -> dict[str, Any]:
+    """The values stored under `keys`, by key; a key without a value is left out."""
+    if not keys:
+        return {}
+    s = schema.status.c
+    rows = conn.execute(sa.select(s.key, s.value).where(s.key.in_(sorted(keys))))
+    return {row.key: row.value for row in rows}
+
+
+def values_with_prefix(conn: Connection, prefix: str) -> dict[str, Any]:
+    """Every value whose key starts with `prefix`, by whole key, in key order."""
+    s = schema.status.c
+    rows = conn.execute(sa.select(s.key, s.value).where(s.key.like(prefix + "%")).order_by(s.key))
+    return {row.key: row.value for row in rows}
+
+
+def lock_value(conn: Connection, key: str, *, now: datetime) -> Any:
+    """The value under `key` (`{}` stored first when there is none), locked until the
+    transaction ends: PostgreSQL `SELECT ... FOR UPDATE`; SQLite serialises its writers."""
+    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    conn.execute(
+        insert(schema.status)
+        .values(key=key, value={}, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    s = schema.status.c
+    return conn.execute(sa.select(s.value).where(s.key == key).with_for_update()).scalar()
