@@ -38,7 +38,7 @@ from controller.core import applicability, enrichment, kernels, patches, winprod
 from controller.core.applicability import ApplicabilityIndex, InstalledPackage, Inventory
 from controller.core.versions import scheme_for_release, windows_build_line
 from controller.kinds.common import OsFamily
-from controller.store import catalogue, schema
+from controller.store import catalogue, changes, schema
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -304,6 +304,8 @@ def store_evaluations(
         if e.findings is not None
     ]
     gone = [e.device_id for e in evaluations if e.findings is None]
+    # feed findings (and the kernel signal) are planner inputs of every device evaluated
+    changes.record_devices(conn, (e.device_id for e in evaluations), now=now)
     if rows:
         conn.exec_driver_sql(sql.upsert, rows)
     _store_kernel_reboots(conn, evaluations)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from controller.core.jobs import EndReason
-from controller.store import history, jobs, schema, tokens
+from controller.store import changes, history, jobs, schema, tokens
 from controller.store.job_states import STARTED_STATES, TERMINAL_STATES, JobKind, JobState
 from controller.store.scopes import in_scope
 
@@ -155,6 +155,7 @@ def retire_device(conn: Connection, ref: str, *, who: Operator, now: datetime) -
     conn.execute(schema.compliance.delete().where(schema.compliance.c.device_id == device["id"]))
     d = schema.devices.c
     conn.execute(schema.devices.update().where(d.id == device["id"]).values(retired_at=now))
+    changes.record_devices(conn, [device["id"]], now=now)
     _audit(
         conn,
         who,

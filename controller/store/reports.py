@@ -38,7 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from controller.core import clocks
 from controller.core.observed import is_online
-from controller.store import findings, schema
+from controller.store import changes, findings, schema
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -283,6 +283,10 @@ def _write_distinct(conn: Connection, reports: Sequence[Report], *, now: datetim
     fresh_ids = {r.device_id for r in fresh}
     first_ids = {r.device_id for r in known if stored[r.device_id].awaiting_report}
     _update_devices(conn, sql, known, fresh_ids, first_ids, digests, now=now)
+    # a newer scan moves `fresh_at` (scan schedules, moot scan jobs) even with the same sets
+    changes.record_devices(
+        conn, (o.device_id for o in outcomes if o.replans or o.device_id in fresh_ids), now=now
+    )
     if fresh:
         _store_scans(conn, sql, fresh, now=now)
     inventories = [r for r in known if r.inventory is not None]
