@@ -9,7 +9,7 @@ that changes nothing writes nothing.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,9 +50,16 @@ class Applied:
 
 
 def apply_plan(
-    conn: Connection, plan: Plan, *, tenants: Mapping[str, str], now: datetime
+    conn: Connection,
+    plan: Plan,
+    *,
+    tenants: Mapping[str, str],
+    now: datetime,
+    replanned: Collection[str] | None = None,
 ) -> Applied:
-    """Write the plan; `tenants` maps device id → tenant path."""
+    """Write the plan; `tenants` maps device id → tenant path. `replanned`: the devices the
+    pass planned afresh (an incremental pass); only their compliance rows are compared and
+    written. None: every device's (a full pass)."""
     issued = jobs.insert_jobs(conn, [_new_job(j, tenants, plan) for j in plan.issue], now=now)
     cancelled = jobs.end_jobs(
         conn,
@@ -86,7 +93,12 @@ def apply_plan(
         only_from=STARTED_STATES,
         now=now,
     )
-    written = _write_compliance(conn, plan.compliance, tenants, plan.revision or "", now=now)
+    records: Sequence[BaselineCompliance] = plan.compliance
+    if replanned is not None:
+        records = [r for r in records if r.device_id in replanned]
+    written = _write_compliance(
+        conn, records, tenants, plan.revision or "", now=now, replanned=replanned
+    )
     raised = _raise_alerts(conn, plan.alerts, tenants, now=now)
     _resolve_cleared(conn, plan, now=now)
     if issued:
@@ -156,11 +168,14 @@ def _write_compliance(
     revision: str,
     *,
     now: datetime,
+    replanned: Collection[str] | None,
 ) -> int:
     c = schema.compliance.c
+    query = sa.select(c.device_id, c.baseline, c.state, c.patches)
     stored = {
         (row.device_id, row.baseline): (row.state, row.patches)
-        for row in conn.execute(sa.select(c.device_id, c.baseline, c.state, c.patches))
+        for chunk in ([None] if replanned is None else _chunks(sorted(replanned)))
+        for row in conn.execute(query if chunk is None else query.where(c.device_id.in_(chunk)))
     }
     changed = []
     for record in records:

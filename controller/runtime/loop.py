@@ -129,15 +129,20 @@ class ReconcileLoop:
                 continue
             next_interval = self._monotonic() + self._seconds_until_next()
             if self.may_run is not None and not self.may_run():
-                self._idle.set()  # the leader reconciles; its triggers are its own
+                # the leader reconciles; its triggers are its own. Whatever this replica kept
+                # of the observed state ages meanwhile: when it leads again it reads everything
+                self.reconciler.observer.forget()
+                self._idle.set()
                 continue
             try:
                 outcome = self.reconciler.reconcile()
             except LeaseLostError as exc:  # another replica leads now; it finishes the work
+                self.reconciler.observer.forget()
                 log.warning("reconcile abandoned: lease lost", triggers=reasons, error=str(exc))
                 self._idle.set()
                 continue
             except Exception:  # a bug or a dead database must not kill the service
+                self.reconciler.observer.forget()  # the next pass reads everything
                 failures += 1
                 pause = min(ERROR_BACKOFF[0] * 2 ** (failures - 1), ERROR_BACKOFF[1])
                 log.exception("reconcile crashed", triggers=reasons, retry_in_s=pause)

@@ -97,7 +97,7 @@ def read(conn: Connection, since: Mark) -> Delta:
         else:
             devices.add(device_id)
     high = max(seqs | {since.high})
-    gaps = (since.gaps | set(range(since.high + 1, high))) - seqs
+    gaps = (set(since.gaps) | set(range(since.high + 1, high))) - seqs
     if len(gaps) > GAP_LIMIT:
         gaps = set(sorted(gaps)[-GAP_LIMIT:])
     return Delta(frozenset(devices), catalogue, Mark(high=high, gaps=frozenset(gaps)))

@@ -38,7 +38,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from controller.core import clocks
 from controller.core.observed import is_online
-from controller.store import changes, findings, schema
+from controller.store import changes as planner_changes
+from controller.store import findings, schema
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -284,7 +285,7 @@ def _write_distinct(conn: Connection, reports: Sequence[Report], *, now: datetim
     first_ids = {r.device_id for r in known if stored[r.device_id].awaiting_report}
     _update_devices(conn, sql, known, fresh_ids, first_ids, digests, now=now)
     # a newer scan moves `fresh_at` (scan schedules, moot scan jobs) even with the same sets
-    changes.record_devices(
+    planner_changes.record_devices(
         conn, (o.device_id for o in outcomes if o.replans or o.device_id in fresh_ids), now=now
     )
     if fresh:
