@@ -121,97 +121,6 @@ def with_job(store: Store) -> str:
     return device_id
 
 
-def write_reports(*made: reports.Report) -> Callable[[Any, str], None]:
-    return lambda conn, _device: reports.write_reports(conn, list(made), now=NOW)
-
-
-# (setup → device id, the writer under test, whether it must record the device)
-Scenario = tuple[Callable[[Store], str], Callable[[Any, str], Any], bool]
-SCENARIOS: dict[str, Scenario] = {
-    "enrol again": (
-        with_device,
-        lambda conn, _d: devices.enrol(
-            conn,
-            devices.Enrolment(
-                tenant="acme",
-                hostname="web-01",
-                os_family="linux",
-                os_name="Ubuntu",
-                os_version="24.04",
-                role="db",
-                agent_version="1.0",
-                labels={},
-            ),
-            poll_interval=60,
-            now=NOW,
-        ),
-        True,
-    ),
-    "retire": (
-        with_device,
-        lambda conn, _d: operations.retire_device(conn, "web-01", who=OPERATOR, now=NOW),
-        True,
-    ),
-    "scan report": (
-        with_device,
-        lambda conn, d: reports.write_reports(conn, [scan(d, at=NOW, missing=("X",))], now=NOW),
-        True,
-    ),
-    "facts report": (
-        with_device,
-        lambda conn, d: reports.write_reports(
-            conn,
-            [reports.Report(d, facts=reports.Facts(document="{}", labels={"env": "dev"}))],
-            now=NOW,
-        ),
-        True,
-    ),
-    "inventory report (feed findings)": (
-        with_device,
-        lambda conn, d: reports.write_reports(conn, [inventory(d)], now=NOW),
-        True,
-    ),
-    "fleet re-evaluation": (
-        lambda s: _with_inventory(s),
-        lambda conn, _d: findings.reevaluate_fleet(conn, now=NOW),
-        True,
-    ),
-    "job issued": (
-        with_device,
-        lambda conn, d: jobs.insert_jobs(conn, [new_job(d)], now=NOW),
-        True,
-    ),
-    "job delivered": (
-        with_job,
-        lambda conn, _d: jobs.mark_delivered(conn, ["job-1"], now=NOW),
-        True,
-    ),
-    "job event": (
-        with_job,
-        lambda conn, d: jobs.record_event(
-            conn,
-            device_id=d,
-            job_id="job-1",
-            event=jobs.JobEvent(state=JobState.ACKED, seq=1),
-            now=NOW,
-        ),
-        True,
-    ),
-    "job cancelled": (
-        with_job,
-        lambda conn, _d: operations.cancel_job(conn, "job-1", who=OPERATOR, now=NOW),
-        True,
-    ),
-    "job retried": (
-        lambda s: _with_failed_job(s),
-        lambda conn, _d: operations.retry_job(
-            conn, "job-1", who=OPERATOR, now=NOW, pickup=timedelta(hours=1)
-        ),
-        True,
-    ),
-}
-
-
 def _with_inventory(store: Store) -> str:
     device_id = enrol(store, "web-01")
     with store.write() as conn:
@@ -233,10 +142,86 @@ def _with_failed_job(store: Store) -> str:
     return device_id
 
 
+# (setup → device id, the writer under test, run in one transaction)
+Scenario = tuple[Callable[[Store], str], Callable[[Any, str], Any]]
+SCENARIOS: dict[str, Scenario] = {
+    "enrol again": (
+        with_device,
+        lambda conn, _d: devices.enrol(
+            conn,
+            devices.Enrolment(
+                tenant="acme",
+                hostname="web-01",
+                os_family="linux",
+                os_name="Ubuntu",
+                os_version="24.04",
+                role="db",
+                agent_version="1.0",
+                labels={},
+            ),
+            poll_interval=60,
+            now=NOW,
+        ),
+    ),
+    "retire": (
+        with_device,
+        lambda conn, _d: operations.retire_device(conn, "web-01", who=OPERATOR, now=NOW),
+    ),
+    "scan report": (
+        with_device,
+        lambda conn, d: reports.write_reports(conn, [scan(d, at=NOW, missing=("X",))], now=NOW),
+    ),
+    "facts report": (
+        with_device,
+        lambda conn, d: reports.write_reports(
+            conn,
+            [reports.Report(d, facts=reports.Facts(document="{}", labels={"env": "dev"}))],
+            now=NOW,
+        ),
+    ),
+    "inventory report (feed findings)": (
+        with_device,
+        lambda conn, d: reports.write_reports(conn, [inventory(d)], now=NOW),
+    ),
+    "fleet re-evaluation": (
+        _with_inventory,
+        lambda conn, _d: findings.reevaluate_fleet(conn, now=NOW),
+    ),
+    "job issued": (
+        with_device,
+        lambda conn, d: jobs.insert_jobs(conn, [new_job(d)], now=NOW),
+    ),
+    "job delivered": (
+        with_job,
+        lambda conn, _d: jobs.mark_delivered(conn, ["job-1"], now=NOW),
+    ),
+    "job event": (
+        with_job,
+        lambda conn, d: jobs.record_event(
+            conn,
+            device_id=d,
+            job_id="job-1",
+            event=jobs.JobEvent(state=JobState.ACKED, seq=1),
+            now=NOW,
+        ),
+    ),
+    "job cancelled": (
+        with_job,
+        lambda conn, _d: operations.cancel_job(conn, "job-1", who=OPERATOR, now=NOW),
+    ),
+    "job retried": (
+        _with_failed_job,
+        lambda conn, _d: operations.retry_job(
+            conn, "job-1", who=OPERATOR, now=NOW, pickup=timedelta(hours=1)
+        ),
+    ),
+}
+
+
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_each_writer_records_its_device(store: Store, name: str) -> None:
     """A store function that changes a planner input records the device in the same commit."""
-    setup, writer, _records = SCENARIOS[name]
+    setup, writer = SCENARIOS[name]
     device_id = setup(store)
     with recorded(store) as found, store.write() as conn:
         writer(conn, device_id)
