@@ -2,10 +2,17 @@
 
 `observe` reads everything (`controller.store.observed.load`). `Observer` keeps the last
 observed state between passes and, on an incremental pass, reads only what changed since: the
-devices listed in `controller.store.changes` (their rows, scans and jobs), the check-ins since
-the last pass (`last_seen` only: a check-in that changes nothing else is not a planner change,
-`controller.store.reports`), jobs leaving the job horizon, and the catalogue when its version
-moved. It answers the new `ObservedState` with the `Changes` the planner is given.
+devices listed in `controller.store.changes` (their rows, scans and jobs), `last_seen` of
+devices that may only have checked in (below), jobs leaving the job horizon, and the catalogue
+when its version moved. It answers the new `ObservedState` with the `Changes` the planner is
+given.
+
+Check-ins: a report that changes nothing records nothing, so the kept `last_seen` of a device
+that keeps checking in ages. It matters only once the kept value would make the device offline
+(`core.observed.is_online`): the observer keeps a heap of those instants, and a device whose
+instant passed has its `last_seen` read again (a handful per pass, not the fleet). A device
+that really went offline keeps its value; its next report records an `online` change
+(`controller.store.reports`).
 
 A full pass (`full`) reads everything and starts a new mark; the reconciler runs one first,
 periodically (the resync), and after an error or a change of leader.
@@ -15,23 +22,21 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy.engine import Connection
 
 from controller.core.incremental import Changes
-from controller.core.observed import DeviceView, JobView, ObservedState
+from controller.core.observed import ONLINE_POLL_INTERVALS, DeviceView, JobView, ObservedState
 from controller.store import changes, findings
 from controller.store import observed as stored
 from controller.store.observed import JOB_HORIZON
 
 __all__ = ["JOB_HORIZON", "Observation", "Observer", "observe"]
 
-# Check-ins are re-read this far behind the last pass: a report stamped before the pass read
-# the store may commit after it (PostgreSQL; a report batch waiting for SQLite's lock).
-SEEN_OVERLAP = timedelta(minutes=5)
 
 _T = TypeVar("_T")
 
@@ -63,6 +68,8 @@ class _Kept:
     observed: ObservedState
     mark: changes.Mark
     now: datetime
+    # (instant the kept `last_seen` makes the device offline, device id): checked when passed
+    offline: list[tuple[datetime, str]]
 
 
 class Observer:
@@ -76,6 +83,11 @@ class Observer:
         """Whether an incremental pass is possible (a full pass was read and nothing failed)."""
         return self._kept is not None
 
+    @property
+    def last(self) -> ObservedState | None:
+        """The observed state of the last pass (None before the first or after `forget`)."""
+        return self._kept.observed if self._kept is not None else None
+
     def forget(self) -> None:
         """Drop the kept state (after an error or a change of leader): the next pass is full."""
         self._kept = None
@@ -87,7 +99,9 @@ class Observer:
         rows = stored.load_devices(conn, view)
         jobs = tuple(stored.load_jobs(conn, since=now - JOB_HORIZON))
         observed = stored.assemble(view, rows, jobs)
-        self._kept = _Kept(view.version, view, rows, jobs, observed, mark, now)
+        offline = list(_offline_at(rows.devices.values()))
+        heapq.heapify(offline)
+        self._kept = _Kept(view.version, view, rows, jobs, observed, mark, now, offline)
         return Observation(observed, Changes.EVERYTHING, len(rows.devices))
 
     def incremental(self, conn: Connection, *, now: datetime) -> Observation:
@@ -109,7 +123,10 @@ class Observer:
             kept.jobs, changed, stored.load_jobs(conn, since=now - JOB_HORIZON, device_ids=changed)
         )
         rows = _replaced(kept.rows, changed, fresh)
-        _refresh_seen(rows, stored.load_seen(conn, since=kept.now - SEEN_OVERLAP), changed)
+        offline = kept.offline
+        for entry in _offline_at(fresh.devices.values()):
+            heapq.heappush(offline, entry)
+        _refresh_seen(conn, rows, offline, changed, now=now)
         catalogue_moved = rows.notes != kept.rows.notes
         observed = (
             stored.assemble(view, rows, jobs)
@@ -118,7 +135,7 @@ class Observer:
                 kept.observed, devices=tuple(rows.devices.values()), scans=rows.scans, jobs=jobs
             )
         )
-        self._kept = _Kept(kept.version, view, rows, jobs, observed, delta.mark, now)
+        self._kept = _Kept(kept.version, view, rows, jobs, observed, delta.mark, now, offline)
         return Observation(
             observed, Changes(devices=frozenset(changed), catalogue=catalogue_moved), len(changed)
         )
@@ -135,18 +152,21 @@ class Observer:
         rows = stored.load_devices(conn, view)
         jobs = tuple(stored.load_jobs(conn, since=now - JOB_HORIZON))
         observed = stored.assemble(view, rows, jobs)
-        differ = set(delta.devices) | differing_devices(kept.observed, observed)
-        self._kept = _Kept(view.version, view, rows, jobs, observed, delta.mark, now)
+        differ = set(delta.devices) | differing_devices(kept.observed, observed, now=now)
+        offline = list(_offline_at(rows.devices.values()))
+        heapq.heapify(offline)
+        self._kept = _Kept(view.version, view, rows, jobs, observed, delta.mark, now, offline)
         return Observation(
             observed, Changes(devices=frozenset(differ), catalogue=True), len(rows.devices)
         )
 
 
-def differing_devices(before: ObservedState, after: ObservedState) -> set[str]:
+def differing_devices(before: ObservedState, after: ObservedState, *, now: datetime) -> set[str]:
     """Ids of the devices whose view, scan or jobs differ between two observed states
-    (enrolled and retired ones included). Purely computational."""
-    old = {d.id: d for d in before.devices}
-    new = {d.id: d for d in after.devices}
+    (enrolled and retired ones included). `last_seen` counts only as the planner reads it:
+    whether the device is online at `now`, and its value while offline. Purely computational."""
+    old = {d.id: _as_planned(d, now=now) for d in before.devices}
+    new = {d.id: _as_planned(d, now=now) for d in after.devices}
     differ = {i for i in old.keys() | new.keys() if old.get(i) != new.get(i)}
     differ |= {
         i
@@ -157,6 +177,11 @@ def differing_devices(before: ObservedState, after: ObservedState) -> set[str]:
     return differ | {
         i for i in old_jobs.keys() | new_jobs.keys() if old_jobs.get(i) != new_jobs.get(i)
     }
+
+
+def _as_planned(view: DeviceView, *, now: datetime) -> tuple[DeviceView, bool]:
+    online = view.is_online(now=now)
+    return (dataclasses.replace(view, last_seen=None) if online else view), online
 
 
 def _by_device(jobs: tuple[JobView, ...]) -> dict[str, list[JobView]]:
@@ -212,11 +237,35 @@ def _put(kept: dict[str, _T], fresh: dict[str, _T], device_id: str) -> None:
         kept[device_id] = value
 
 
+def _offline_at(views: Iterable[DeviceView]) -> Iterable[tuple[datetime, str]]:
+    """When each view's `last_seen` stops counting as online (`core.observed.is_online`:
+    online while checked in within `ONLINE_POLL_INTERVALS` poll intervals); never seen: never
+    online, nothing to wait for."""
+    for view in views:
+        if view.last_seen is not None:
+            yield view.last_seen + view.poll_interval * ONLINE_POLL_INTERVALS, view.id
+
+
 def _refresh_seen(
-    rows: stored.DeviceRows, seen: dict[str, datetime], changed: set[str] | frozenset[str]
+    conn: Connection,
+    rows: stored.DeviceRows,
+    offline: list[tuple[datetime, str]],
+    changed: set[str] | frozenset[str],
+    *,
+    now: datetime,
 ) -> None:
-    """Bring `last_seen` of devices that only checked in up to date (in place)."""
-    for device_id, last_seen in seen.items():
-        view: DeviceView | None = rows.devices.get(device_id)
-        if view is not None and device_id not in changed and view.last_seen != last_seen:
-            rows.devices[device_id] = dataclasses.replace(view, last_seen=last_seen)
+    """Read `last_seen` again for the devices whose kept value made them offline by `now`,
+    and keep the newer values (in place)."""
+    due: set[str] = set()
+    while offline and offline[0][0] < now:
+        _at, device_id = heapq.heappop(offline)
+        if device_id not in changed and device_id in rows.devices:
+            due.add(device_id)
+    if not due:
+        return
+    for device_id, last_seen in stored.load_seen(conn, due).items():
+        view = rows.devices[device_id]
+        if view.last_seen is None or last_seen > view.last_seen:
+            rows.devices[device_id] = fresh = dataclasses.replace(view, last_seen=last_seen)
+            for entry in _offline_at([fresh]):
+                heapq.heappush(offline, entry)

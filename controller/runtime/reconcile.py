@@ -306,7 +306,7 @@ class Reconciler:
             changes.prune(conn, before=now - max(CHANGES_KEPT, 2 * self.resync))
         if kept is None:
             return found, 0
-        drifted = observe.differing_devices(kept.observed, found.observed)
+        drifted = observe.differing_devices(kept.observed, found.observed, now=now)
         if kept.observed.catalogue != found.observed.catalogue:
             drifted.add("(catalogue)")
         if drifted:

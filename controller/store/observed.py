@@ -108,12 +108,16 @@ def load_jobs(
     return found
 
 
-def load_seen(conn: Connection, *, since: datetime) -> dict[str, datetime]:
-    """`last_seen` of the devices (not retired) that checked in at or after `since`, by id
-    (indexed: proportional to the devices that reported)."""
+def load_seen(conn: Connection, device_ids: Collection[str]) -> dict[str, datetime]:
+    """`last_seen` of `device_ids` (not retired), by id."""
     d = schema.devices.c
-    query = sa.select(d.id, d.last_seen).where(d.last_seen >= since, d.retired_at.is_(None))
-    return {row.id: row.last_seen for row in conn.execute(query)}
+    found: dict[str, datetime] = {}
+    for chunk in _chunks(device_ids):
+        query = sa.select(d.id, d.last_seen).where(d.retired_at.is_(None))
+        if chunk is not None:
+            query = query.where(d.id.in_(chunk))
+        found.update((row.id, row.last_seen) for row in conn.execute(query))
+    return found
 
 
 def assemble(

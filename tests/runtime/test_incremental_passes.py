@@ -231,3 +231,29 @@ def test_retired_and_enrolled_devices_are_changes(
     assert full == second.plan
     planned = {d.device_id for d in second.plan.devices} if second.plan else set()
     assert {ids[0], ids[2], enrolled.device_id} == planned
+
+
+def test_a_device_that_only_checked_in_stays_online(
+    example_repo: PolicyRepo, store: Store, tmp_path: Path
+) -> None:
+    """Heartbeats record no change, yet the kept `last_seen` is read again once it would make
+    the device offline: the incremental state says online exactly when a full read does."""
+    ids = fleet(store, 2)
+    clock = Clock(IN_WINDOW)
+    runner = reconciler(example_repo, store, tmp_path, clock)
+    runner.reconcile()
+    runner.reconcile()  # reads back the devices given jobs by the first pass
+    with store.write() as conn:
+        reports.write_reports(conn, [reports.Report(ids[0])], now=IN_WINDOW + timedelta(seconds=60))
+    clock.now = IN_WINDOW + timedelta(seconds=120)
+    outcome = runner.reconcile()
+    with store.read() as conn:
+        fresh = observe.observe(conn, now=clock.now)
+    kept = runner.observer.last
+    assert kept is not None
+    online = {d.id: d.is_online(now=clock.now) for d in kept.devices}
+    assert ({ids[0]: True, ids[1]: False}, set(), 0) == (
+        online,
+        observe.differing_devices(kept, fresh, now=clock.now),
+        outcome.counts["devicesRead"],
+    )
