@@ -7,7 +7,9 @@ Modules, all functions over a SQLAlchemy `Connection` inside `store.read()` / `s
 `schema` (the tables), `tokens` (create, authenticate, revoke), `devices` (enrol, listings,
 patch states), `reports` (bulk ingest of agent reports), `jobs` and `job_states` (issuing,
 delivery, the pure state machine), `catalogue` (`upsert_records`, `load_catalogue`),
-`history` (alerts, audit events, reconcile runs, compliance, status values).
+`history` (alerts, audit events, reconcile runs, compliance, status values), `observed` (the
+planner's `ObservedState`, whole or per device) and `changes` (what changed of the planner's
+inputs, recorded by the writers above, read by incremental passes).
 """
 
 from controller.store.database import SchemaTooNewError, Store, StoreError, open_store

@@ -4,7 +4,7 @@ A device that reports its package inventory gets a `feed` patch-state document
 (`patch_states`, source `feed`) holding the catalogue patches it misses, computed by
 `controller.core.applicability` from the inventory: one document per device, in the same shape as
 an agent's scan (`{"missing": [{"id", "package", "installed", "fixed"}]}`), so the planner
-(`controller.runtime.observe`) and the read API take feed findings exactly like scan findings,
+(`controller.store.observed`) and the read API take feed findings exactly like scan findings,
 with their source recorded.
 
 When findings are (re)computed:

@@ -167,7 +167,7 @@ def compare_digests(
 
 
 def scan_digest(missing: Iterable[str], installed: Iterable[str], *, reboot_required: bool) -> str:
-    """A digest of what the planner decides on from a scan (`runtime.observe`): the sets of
+    """A digest of what the planner decides on from a scan (`store.observed`): the sets of
     missing and installed patch ids and the reboot signal. List order, installation times, the
     scan instant and the agent's metadata of a missing patch are left out: a repeated scan has
     the same digest. (That metadata only fills catalogue gaps; a change of it alone is seen by
