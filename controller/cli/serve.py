@@ -195,6 +195,15 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timed
     "and window openings also start a pass at once.",
 )
 @click.option(
+    "--resync",
+    default="10m",
+    show_default=True,
+    callback=_duration,
+    help="Read the whole store and plan every device at least this often; the other passes "
+    "read and plan only what changed, and the resync logs and counts any drift "
+    "(patchctl_reconcile_drift_total).",
+)
+@click.option(
     "--watch/--no-watch",
     default=True,
     show_default=True,
@@ -308,6 +317,7 @@ def serve(
     header_timeout: float,
     body_timeout: float,
     interval: timedelta,
+    resync: timedelta,
     watch: bool,
     git_poll: timedelta,
     run_loop: bool,
@@ -422,6 +432,7 @@ def serve(
             source=PolicySource(repo, branch, state_dir),
             clock=settings.clock,
             access=access,
+            resync=resync,
         )
         options = ServiceOptions(
             interval=interval,

@@ -9,24 +9,20 @@ that changes nothing writes nothing.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from controller.core.compliance import BaselineCompliance
 from controller.core.jobs import EndReason, JobSpec, ScriptPayload
 from controller.core.observed import JobKind, JobState
 from controller.core.plan import CONDITION_TYPES, AlertSpec, Plan
+from controller.store import Connection, jobs
 from controller.store import alerts as alert_store
 from controller.store import audit as audit_store
-from controller.store import jobs, schema
+from controller.store import compliance as compliance_store
 from controller.store.job_states import DELIVERABLE_STATES, STARTED_STATES
-
-_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +48,16 @@ class Applied:
 
 
 def apply_plan(
-    conn: Connection, plan: Plan, *, tenants: Mapping[str, str], now: datetime
+    conn: Connection,
+    plan: Plan,
+    *,
+    tenants: Mapping[str, str],
+    now: datetime,
+    replanned: Collection[str] | None = None,
 ) -> Applied:
-    """Write the plan; `tenants` maps device id → tenant path."""
+    """Write the plan; `tenants` maps device id → tenant path. `replanned`: the devices the
+    pass planned afresh (an incremental pass); only their compliance rows are compared and
+    written. None: every device's (a full pass)."""
     issued = jobs.insert_jobs(conn, [_new_job(j, tenants, plan) for j in plan.issue], now=now)
     cancelled = jobs.end_jobs(
         conn,
@@ -88,7 +91,12 @@ def apply_plan(
         only_from=STARTED_STATES,
         now=now,
     )
-    written = _write_compliance(conn, plan.compliance, tenants, plan.revision or "", now=now)
+    records: Sequence[BaselineCompliance] = plan.compliance
+    if replanned is not None:
+        records = [r for r in records if r.device_id in replanned]
+    written = _write_compliance(
+        conn, records, tenants, plan.revision or "", now=now, replanned=replanned
+    )
     raised = _raise_alerts(conn, plan.alerts, tenants, now=now)
     _resolve_cleared(conn, plan, now=now)
     if issued:
@@ -158,12 +166,9 @@ def _write_compliance(
     revision: str,
     *,
     now: datetime,
+    replanned: Collection[str] | None,
 ) -> int:
-    c = schema.compliance.c
-    stored = {
-        (row.device_id, row.baseline): (row.state, row.patches)
-        for row in conn.execute(sa.select(c.device_id, c.baseline, c.state, c.patches))
-    }
+    stored = compliance_store.stored(conn, devices=replanned)
     changed = []
     for record in records:
         document = compliance_document(record)
@@ -180,15 +185,9 @@ def _write_compliance(
                 "patches": document,
             }
         )
-    # rows of baselines that no longer apply to a device, and rows about to be rewritten:
-    # deleted in chunked set-based statements, then the changed rows in one executemany
-    keys = [*stored, *((row["device_id"], row["baseline"]) for row in changed)]
-    for chunk in _chunks(keys):
-        conn.execute(
-            schema.compliance.delete().where(sa.tuple_(c.device_id, c.baseline).in_(chunk))
-        )
-    if changed:
-        conn.execute(schema.compliance.insert(), changed)
+    # rows of baselines that no longer apply to a device, and rows about to be rewritten
+    keys = [*stored, *((str(row["device_id"]), str(row["baseline"])) for row in changed)]
+    compliance_store.replace(conn, remove=keys, rows=changed)
     return len(changed) + len(stored)
 
 
@@ -266,8 +265,3 @@ def _audit_issued(
             ),
             now=now,
         )
-
-
-def _chunks(items: Sequence[Any]) -> Iterable[list[Any]]:
-    for start in range(0, len(items), _CHUNK):
-        yield list(items[start : start + _CHUNK])

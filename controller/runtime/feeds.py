@@ -48,11 +48,9 @@ from controller.store import status as status_store
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    from sqlalchemy.engine import Connection
-
     from controller.core.desired import DesiredState
     from controller.kinds.feeds import PatchFeed
-    from controller.store import Store
+    from controller.store import Connection, Store
 
 log = structlog.get_logger("patchctl.feeds")
 

@@ -1,202 +1,269 @@
-"""The store → ObservedState: devices, their latest scans, the job ledger and the catalogue.
+"""The observed state of the reconciler's passes: read whole, or brought up to date from deltas.
 
-One query per table and one JSON decode per device, so a fleet of 100,000 devices loads in one
-pass. Patch ids are interned, so that 4 million references to 2,000 ids share their strings.
+`observe` reads everything (`controller.store.observed.load`). `Observer` keeps the last
+observed state between passes and, on an incremental pass, reads only what changed since: the
+devices listed in `controller.store.changes` (their rows, scans and jobs), `last_seen` of
+devices that may only have checked in (below), jobs leaving the job horizon, and the catalogue
+when its version moved. It answers the new `ObservedState` with the `Changes` the planner is
+given.
+
+Check-ins: a report that changes nothing records nothing, so the kept `last_seen` of a device
+that keeps checking in ages. It matters only once the kept value would make the device offline
+(`core.observed.is_online`): the observer keeps a heap of those instants, and a device whose
+instant passed has its `last_seen` read again (a handful per pass, not the fleet). A device
+that really went offline keeps its value; its next report records an `online` change
+(`controller.store.reports`).
+
+A full pass (`full`) reads everything and starts a new mark; the reconciler runs one first,
+periodically (the resync), and after an error or a change of leader.
 """
 
 from __future__ import annotations
 
-import sys
-from datetime import UTC, datetime, timedelta
-from typing import Any
+import dataclasses
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from controller.core.incremental import Changes
+from controller.core.observed import ONLINE_POLL_INTERVALS, DeviceView, JobView, ObservedState
+from controller.store import Connection, changes, findings
+from controller.store import observed as stored
+from controller.store.observed import JOB_HORIZON
 
-from controller.core import enrichment, reboots
-from controller.core.observed import (
-    DeviceView,
-    JobKind,
-    JobState,
-    JobView,
-    ObservedState,
-    PatchResult,
-    ScanView,
-)
-from controller.kinds.common import OsFamily
-from controller.store import devices, findings, schema
+__all__ = ["JOB_HORIZON", "Observation", "Observer", "observe"]
 
-JOB_HORIZON = timedelta(days=35)  # finished jobs older than this no longer inform the planner
-_ACTIVE_STATES = tuple(s.value for s in JobState if s.in_flight)
+
+_T = TypeVar("_T")
 
 
 def observe(conn: Connection, *, now: datetime) -> ObservedState:
-    """Everything the planner needs from the store, as one consistent snapshot.
-
-    The catalogue is the enriched one (`controller.core.enrichment`): supersedence completed
-    over the whole catalogue, gaps filled from what agents report; agents' KB spellings are
-    mapped to the catalogue's ids.
-    """
-    view = findings.current_catalogue(conn)
-    reported = enrichment.ReportedMetadata(view.completed)
-    states = devices.load_patch_states(conn)
-    fleet: list[DeviceView] = []
-    scans: dict[str, ScanView] = {}
-    # a retired device is history: never planned, never counted in compliance
-    for row in conn.execute(sa.select(schema.devices).where(schema.devices.c.retired_at.is_(None))):
-        fleet.append(_device(row))
-        scan = _scan(row, states.get(row.id, {}), view, reported)
-        if scan is not None:
-            scans[row.id] = scan
-    return ObservedState(
-        devices=tuple(fleet),
-        scans=scans,
-        jobs=tuple(_jobs(conn, since=now - JOB_HORIZON)),
-        catalogue=reported.apply(),
-    )
+    """Everything the planner needs from the store, as one consistent snapshot
+    (`controller.store.observed.load`)."""
+    return stored.load(conn, now=now)
 
 
-def _device(row: Any) -> DeviceView:
-    family = row.os_family if row.os_family in {f.value for f in OsFamily} else None
-    return DeviceView(
-        id=row.id,
-        tenant=row.tenant,
-        name=row.name,
-        os=OsFamily(family) if family else None,
-        os_name=row.os_name,
-        os_version=row.os_version,
-        role=row.role,
-        labels=_labels(row.labels),
-        enrolled_at=row.enrolled_at,
-        last_seen=row.last_seen,
-        poll_interval=timedelta(seconds=row.poll_interval),
-    )
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One pass's observed state, what changed since the previous one, and how many devices
+    were read from the store for it (the whole fleet on a full pass)."""
+
+    observed: ObservedState
+    changes: Changes
+    devices_read: int
 
 
-def _scan(
-    row: Any,
-    documents: dict[str, tuple[datetime, list[dict[str, Any]]]],
-    view: findings.CatalogueView,
-    reported: enrichment.ReportedMetadata,
-) -> ScanView | None:
-    """Agent-reported and feed-computed findings merged: missing if either says missing."""
-    if row.last_scan_at is None and "feed" not in documents:
-        return None
-    missing: dict[str, None] = {}
-    installed: dict[str, None] = {}
-    known = view.completed
-    signal = bool(row.reboot_required) or bool(row.kernel_reboot)
-    dated: list[tuple[str, datetime | None]] = []  # agent-installed, when the OS signals a reboot
-    pending: dict[str, None] = {}
-    for source, (_at, entries) in sorted(documents.items()):
-        for entry in entries:
-            patch_id = sys.intern(str(entry["id"]))
-            if patch_id not in known:
-                patch_id = sys.intern(
-                    enrichment.canonical_id(view.index, patch_id, entry.get("kb"))
-                )
-            if entry.get("state") == "installed":
-                installed[patch_id] = None
-                if signal and entry.get("pendingReboot") is True:
-                    pending[patch_id] = None
-                elif signal and row.reboot_required and source != "feed":
-                    dated.append((patch_id, _instant(entry.get("installedAt"))))
-            else:
-                missing[patch_id] = None
-                if source != "feed" and reported.needs(patch_id):
-                    reported.note(patch_id, entry)
-    # feed documents are stamped by the server when it evaluated them
-    scanned_at = row.last_scan_at or max(at for at, _ in documents.values())
-    received_at = row.last_scan_received_at if row.last_scan_at is not None else scanned_at
-    if dated:
-        pending.update(dict.fromkeys(_since_boot(row, dated, scanned_at=scanned_at)))
-    return ScanView(
-        scanned_at=scanned_at,
-        received_at=received_at,
-        pending_reboot=tuple(pending),
-        reboot_required=signal,
-        missing=tuple(p for p in missing if p not in installed),
-        installed=tuple(installed),
-    )
+@dataclass(slots=True)
+class _Kept:
+    """What the observer keeps between passes."""
+
+    version: str
+    view: findings.CatalogueView
+    rows: stored.DeviceRows
+    jobs: tuple[JobView, ...]
+    observed: ObservedState
+    mark: changes.Mark
+    now: datetime
+    # (instant the kept `last_seen` makes the device offline, device id): checked when passed
+    offline: list[tuple[datetime, str]]
 
 
-def _since_boot(
-    row: Any, dated: list[tuple[str, datetime | None]], *, scanned_at: datetime
-) -> tuple[str, ...]:
-    """The agent-installed patches the scan's reboot signal is for (`core.reboots`), with the
-    boot time from the device's facts."""
-    facts = row.facts if isinstance(row.facts, dict) else {}
-    uptime = facts.get("uptime")
-    booted = reboots.boot_time(
-        last_boot_at=_instant(facts.get("lastBootAt")),
-        uptime_seconds=uptime if isinstance(uptime, int) and not isinstance(uptime, bool) else None,
-        scanned_at=scanned_at,
-    )
-    return reboots.installed_since_boot(dated, booted_at=booted, scanned_at=scanned_at)
+class Observer:
+    """Keeps the last observed state; `full` and `incremental` answer the next one."""
+
+    def __init__(self) -> None:
+        self._kept: _Kept | None = None
+
+    @property
+    def primed(self) -> bool:
+        """Whether an incremental pass is possible (a full pass was read and nothing failed)."""
+        return self._kept is not None
+
+    @property
+    def last(self) -> ObservedState | None:
+        """The observed state of the last pass (None before the first or after `forget`)."""
+        return self._kept.observed if self._kept is not None else None
+
+    def forget(self) -> None:
+        """Drop the kept state (after an error or a change of leader): the next pass is full."""
+        self._kept = None
+
+    def full(self, conn: Connection, *, now: datetime) -> Observation:
+        """Read everything (a full pass); `Changes.EVERYTHING`."""
+        mark = changes.mark(conn)  # before the store: a change in between is read twice
+        view = findings.current_catalogue(conn)
+        rows = stored.load_devices(conn, view)
+        jobs = tuple(stored.load_jobs(conn, since=now - JOB_HORIZON))
+        observed = stored.assemble(view, rows, jobs)
+        offline = list(_offline_at(rows.devices.values()))
+        heapq.heapify(offline)
+        self._kept = _Kept(view.version, view, rows, jobs, observed, mark, now, offline)
+        return Observation(observed, Changes.EVERYTHING, len(rows.devices))
+
+    def incremental(self, conn: Connection, *, now: datetime) -> Observation:
+        """The observed state brought up to date from what changed since the last pass; a full
+        read when there is no kept state."""
+        kept = self._kept
+        if kept is None:
+            return self.full(conn, now=now)
+        delta = changes.read(conn, kept.mark)
+        view = findings.current_catalogue(conn)
+        if view.version != kept.version:
+            # a new catalogue re-maps every scan's ids (`enrichment`): read every device, and
+            # tell the planner which of them came out different
+            return self._after_catalogue(conn, kept, delta, view, now=now)
+        expired = {j.device_id for j in _expired(kept.jobs, since=now - JOB_HORIZON)}
+        changed = delta.devices | expired
+        fresh = stored.load_devices(conn, view, changed)
+        jobs = _merged(
+            kept.jobs, changed, stored.load_jobs(conn, since=now - JOB_HORIZON, device_ids=changed)
+        )
+        rows = _replaced(kept.rows, changed, fresh)
+        offline = kept.offline
+        for entry in _offline_at(fresh.devices.values()):
+            heapq.heappush(offline, entry)
+        _refresh_seen(conn, rows, offline, changed, now=now)
+        catalogue_moved = rows.notes != kept.rows.notes
+        observed = (
+            stored.assemble(view, rows, jobs)
+            if catalogue_moved
+            else dataclasses.replace(
+                kept.observed, devices=tuple(rows.devices.values()), scans=rows.scans, jobs=jobs
+            )
+        )
+        self._kept = _Kept(kept.version, view, rows, jobs, observed, delta.mark, now, offline)
+        return Observation(
+            observed, Changes(devices=frozenset(changed), catalogue=catalogue_moved), len(changed)
+        )
+
+    def _after_catalogue(
+        self,
+        conn: Connection,
+        kept: _Kept,
+        delta: changes.Delta,
+        view: findings.CatalogueView,
+        *,
+        now: datetime,
+    ) -> Observation:
+        rows = stored.load_devices(conn, view)
+        jobs = tuple(stored.load_jobs(conn, since=now - JOB_HORIZON))
+        observed = stored.assemble(view, rows, jobs)
+        differ = set(delta.devices) | differing_devices(kept.observed, observed, now=now)
+        offline = list(_offline_at(rows.devices.values()))
+        heapq.heapify(offline)
+        self._kept = _Kept(view.version, view, rows, jobs, observed, delta.mark, now, offline)
+        return Observation(
+            observed, Changes(devices=frozenset(differ), catalogue=True), len(rows.devices)
+        )
 
 
-def _instant(value: Any) -> datetime | None:
-    """An ISO 8601 instant as stored (validated with an offset on the way in), else None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        found = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
+def differing_devices(before: ObservedState, after: ObservedState, *, now: datetime) -> set[str]:
+    """Ids of the devices whose view, scan or jobs differ between two observed states
+    (enrolled and retired ones included). `last_seen` counts only as the planner reads it:
+    whether the device is online at `now`, and its value while offline. Purely computational."""
+    old = {d.id: _as_planned(d, now=now) for d in before.devices}
+    new = {d.id: _as_planned(d, now=now) for d in after.devices}
+    differ = {i for i in old.keys() | new.keys() if old.get(i) != new.get(i)}
+    differ |= {
+        i
+        for i in before.scans.keys() | after.scans.keys()
+        if before.scans.get(i) != after.scans.get(i)
+    }
+    old_jobs, new_jobs = _by_device(before.jobs), _by_device(after.jobs)
+    return differ | {
+        i for i in old_jobs.keys() | new_jobs.keys() if old_jobs.get(i) != new_jobs.get(i)
+    }
 
 
-def _jobs(conn: Connection, *, since: datetime) -> list[JobView]:
-    j = schema.jobs.c
-    query = sa.select(schema.jobs).where(sa.or_(j.state.in_(_ACTIVE_STATES), j.created_at >= since))
-    return [_job(row) for row in conn.execute(query.order_by(j.created_at, j.id))]
+def _as_planned(view: DeviceView, *, now: datetime) -> tuple[DeviceView, bool]:
+    online = view.is_online(now=now)
+    return (dataclasses.replace(view, last_seen=None) if online else view), online
 
 
-def _job(row: Any) -> JobView:
-    window, _, occurrence = (row.window_key or "").partition("@")
-    payload = row.payload if isinstance(row.payload, dict) else {}
-    occasion = payload.get("occasion")
-    results: dict[str, PatchResult] = {}
-    reasons: dict[str, str] = {}
-    stored = row.results if isinstance(row.results, dict) else {}
-    for patch_id, outcome in stored.items():
-        found = outcome if isinstance(outcome, dict) else {}  # an odd entry: skipped, no reason
-        result = str(found.get("result", ""))
-        results[patch_id] = PatchResult(result) if result in _RESULTS else PatchResult.SKIPPED
-        if found.get("reason"):
-            reasons[patch_id] = str(found["reason"])
-    return JobView(
-        id=row.id,
-        device_id=row.device_id,
-        kind=JobKind(row.kind),
-        state=JobState(row.state),
-        patch_ids=_patch_ids(row.patch_ids),
-        window=window or None,
-        occurrence=occurrence or (occasion if isinstance(occasion, str) else None),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        deadline=row.deadline,
-        results=results,
-        reasons=reasons,
-        reboot_required=bool(row.reboot_required),
-        started_at=row.started_at,
-        run_timeout=timedelta(seconds=row.run_timeout) if row.run_timeout else None,
-        end_reason=row.end_reason,
-    )
+def _by_device(jobs: tuple[JobView, ...]) -> dict[str, list[JobView]]:
+    found: dict[str, list[JobView]] = {}
+    for job in jobs:
+        found.setdefault(job.device_id, []).append(job)
+    return found
 
 
-_RESULTS = {r.value for r in PatchResult}
+def _expired(jobs: tuple[JobView, ...], *, since: datetime) -> list[JobView]:
+    """The finished jobs of `jobs` (in ledger order) created before `since`: they leave the
+    job horizon. Only the head of the ledger is looked at."""
+    gone: list[JobView] = []
+    for job in jobs:
+        if stored.job_order(job)[0] >= since:
+            break
+        if not job.state.in_flight:
+            gone.append(job)
+    return gone
 
 
-# Stored JSON is read defensively: a value of another shape (another version's writer, a manual
-# edit) reads as absent rather than stopping every pass.
-def _labels(stored: Any) -> dict[str, str]:
-    if not isinstance(stored, dict):
-        return {}
-    return {str(k): str(v) for k, v in stored.items() if isinstance(v, str | int | float)}
+def _merged(
+    kept: tuple[JobView, ...], changed: frozenset[str] | set[str], fresh: list[JobView]
+) -> tuple[JobView, ...]:
+    """The ledger with the jobs of `changed` devices replaced by `fresh` (both in order)."""
+    if not changed:
+        return kept
+    others = [j for j in kept if j.device_id not in changed]
+    return tuple(heapq.merge(others, fresh, key=stored.job_order))
 
 
-def _patch_ids(stored: Any) -> tuple[str, ...]:
-    if not isinstance(stored, list):
-        return ()
-    return tuple(str(p) for p in stored if isinstance(p, str | int) and p != "")
+def _replaced(
+    kept: stored.DeviceRows, changed: frozenset[str] | set[str], fresh: stored.DeviceRows
+) -> stored.DeviceRows:
+    """The kept rows with those of `changed` devices replaced by `fresh` (absent: retired).
+    Copies the maps (C speed) and touches only the changed entries."""
+    views, scans, notes = dict(kept.devices), dict(kept.scans), dict(kept.notes)
+    for device_id in changed:
+        _put(views, fresh.devices, device_id)
+        _put(scans, fresh.scans, device_id)
+        _put(notes, fresh.notes, device_id)
+    if fresh.devices.keys() - kept.devices.keys():
+        views = dict(sorted(views.items()))  # an enrolled device: id order, as a full read gives
+    return stored.DeviceRows(views, scans, notes)
+
+
+def _put(kept: dict[str, _T], fresh: dict[str, _T], device_id: str) -> None:
+    """Replace (in place, keeping its position) or remove the entry of `device_id`."""
+    value = fresh.get(device_id)
+    if value is None:
+        kept.pop(device_id, None)
+    else:
+        kept[device_id] = value
+
+
+def _offline_at(views: Iterable[DeviceView]) -> Iterable[tuple[datetime, str]]:
+    """When each view's `last_seen` stops counting as online (`core.observed.is_online`:
+    online while checked in within `ONLINE_POLL_INTERVALS` poll intervals); never seen: never
+    online, nothing to wait for."""
+    for view in views:
+        if view.last_seen is not None:
+            yield view.last_seen + view.poll_interval * ONLINE_POLL_INTERVALS, view.id
+
+
+def _refresh_seen(
+    conn: Connection,
+    rows: stored.DeviceRows,
+    offline: list[tuple[datetime, str]],
+    changed: set[str] | frozenset[str],
+    *,
+    now: datetime,
+) -> None:
+    """Read `last_seen` again for the devices whose kept value made them offline by `now`,
+    and keep the newer values (in place)."""
+    due: set[str] = set()
+    while offline and offline[0][0] < now:
+        _at, device_id = heapq.heappop(offline)
+        if device_id not in changed and device_id in rows.devices:
+            due.add(device_id)
+    if not due:
+        return
+    for device_id, last_seen in stored.load_seen(conn, due).items():
+        view = rows.devices[device_id]
+        if view.last_seen is None or last_seen > view.last_seen:
+            rows.devices[device_id] = fresh = dataclasses.replace(view, last_seen=last_seen)
+            for entry in _offline_at([fresh]):
+                heapq.heappush(offline, entry)

@@ -23,7 +23,7 @@ import structlog
 
 from controller import errors
 from controller.core.desired import DesiredState
-from controller.core.incremental import Changes, IncrementalPlanner
+from controller.core.incremental import IncrementalPlanner
 from controller.core.plan import Plan
 from controller.core.revisions import Revision
 from controller.kinds.notifications import EventType
@@ -33,7 +33,7 @@ from controller.sources import git as git_source
 from controller.sources import loading
 from controller.sources.documents import Problem
 from controller.sources.history import AuditEvent
-from controller.store import Store, runs
+from controller.store import Store, changes, runs
 from controller.store import alerts as alert_store
 from controller.store import status as status_store
 
@@ -42,6 +42,8 @@ POLICY_INVALID = EventType.POLICY_INVALID.value  # the alert kind, and its dedup
 log = structlog.get_logger("patchctl.reconcile")
 
 HISTORY_KEPT = 20
+DEFAULT_RESYNC = timedelta(minutes=10)  # the full pass's period (`[service] resync`)
+CHANGES_KEPT = timedelta(hours=1)  # change rows older than this (and 2 resyncs) are pruned
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +107,11 @@ class Reconciler:
         source: PolicySource,
         clock: Callable[[], datetime],
         access: AccessPolicy | None = None,
+        resync: timedelta = DEFAULT_RESYNC,
     ) -> None:
-        """`access` None: no access policy, every approval applies (the trail is kept anyway)."""
+        """`access` None: no access policy, every approval applies (the trail is kept anyway).
+        `resync`: how often a pass reads the whole store and plans every device (the other
+        passes read and plan what changed), checking that the incremental state did not drift."""
         self.store = store
         self.source = source
         self.clock = clock
@@ -119,6 +124,11 @@ class Reconciler:
             access=self.access,
         )
         self.planner = IncrementalPlanner()
+        self.observer = observe.Observer()
+        self.resync = resync
+        self.drift_total = 0  # resyncs that found the incremental state differing
+        self._last_full: datetime | None = None  # controller time of the last full pass
+        self._planned_revision: str | None = None
         self.last_valid: DesiredState | None = None
         self._failed_revision: str | None = None
         self._tip: str | None = None  # resolved once per pass, by the fetch, for the trail too
@@ -259,13 +269,71 @@ class Reconciler:
         # a snapshot that has aged: jobs have deterministic ids and are inserted only if new,
         # only jobs the agent has not taken are cancelled or expired, alerts are deduplicated,
         # and the reconciler is the only one issuing jobs. The next pass sees what changed.
+        try:
+            observation, drift = self.observe_step(now=now)
+            observed = observation.observed
+            the_plan = self.planner.plan(desired, observed, now=now, changes=observation.changes)
+            replanned = self._replanned(desired, observation)
+            tenants = {d.id: d.tenant for d in observed.devices}
+            with self.store.write() as conn:
+                applied = apply.apply_plan(
+                    conn, the_plan, tenants=tenants, now=now, replanned=replanned
+                )
+        except BaseException:
+            self.observer.forget()  # the next pass reads everything again
+            raise
+        self._planned_revision = desired.revision
+        counts = {
+            **the_plan.counts(),
+            **applied.as_dict(),
+            "fullPass": int(observation.changes.everything),
+            "devicesRead": observation.devices_read,
+            "devicesPlanned": self.planner.last.planned,
+            "drift": drift,
+        }
+        return the_plan, counts
+
+    def observe_step(self, *, now: datetime) -> tuple[observe.Observation, int]:
+        """The pass's observed state: what changed since the last pass, or everything on the
+        first pass, every `resync` and after an error (`Changes.EVERYTHING`). A resync also
+        reads the incremental state and counts a drift (logged as an error) when the two
+        differ; answers the observation and the number of devices that drifted."""
+        due = self._last_full is None or now - self._last_full >= self.resync
         with self.store.read() as conn:
-            observed = observe.observe(conn, now=now)
-        the_plan = self.planner.plan(desired, observed, now=now, changes=Changes.EVERYTHING)
-        tenants = {d.id: d.tenant for d in observed.devices}
+            if self.observer.primed and not due:
+                return self.observer.incremental(conn, now=now), 0
+            kept = self.observer.incremental(conn, now=now) if self.observer.primed else None
+            found = self.observer.full(conn, now=now)
+        self._last_full = now
         with self.store.write() as conn:
-            applied = apply.apply_plan(conn, the_plan, tenants=tenants, now=now)
-        return the_plan, {**the_plan.counts(), **applied.as_dict()}
+            changes.prune(conn, before=now - max(CHANGES_KEPT, 2 * self.resync))
+        if kept is None:
+            return found, 0
+        drifted = observe.differing_devices(kept.observed, found.observed, now=now)
+        if kept.observed.catalogue != found.observed.catalogue:
+            drifted.add("(catalogue)")
+        if drifted:
+            self.drift_total += 1
+            log.error(
+                "incremental observed state drifted from the store",
+                devices=len(drifted),
+                sample=sorted(drifted)[:10],
+            )
+        return found, len(drifted)
+
+    def _replanned(
+        self, desired: DesiredState, observation: observe.Observation
+    ) -> set[str] | None:
+        """The devices this pass planned afresh, whose compliance may have changed; None when
+        that may be any device (a full pass, a new revision or catalogue, or a planner that
+        planned more devices than changed)."""
+        changed = observation.changes
+        if changed.everything or changed.catalogue or desired.revision != self._planned_revision:
+            return None
+        known = {d.id for d in observation.observed.devices} & changed.devices
+        if self.planner.last.planned > len(known):
+            return None
+        return set(changed.devices)
 
     def _record_invalid(
         self, revision: str, problems: tuple[Problem, ...], *, now: datetime

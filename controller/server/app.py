@@ -97,6 +97,15 @@ def create_app(store: Store, settings: Settings, controller: Controller | None =
                 lambda: 1.0 if controller.role().get("leader") else 0.0,
             )
         )
+        metrics.gauges.append(
+            Gauge(
+                "patchctl_reconcile_drift_total",
+                "Resync passes of this replica whose full read differed from the incremental "
+                "observed state (each also logged as an error).",
+                lambda: float(controller.loop.reconciler.drift_total),
+                kind="counter",
+            )
+        )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

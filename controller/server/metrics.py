@@ -85,13 +85,16 @@ class Histogram:
 
 @dataclass
 class Gauge:
+    """A value read when rendered; `kind` "counter" for a count kept elsewhere that only grows."""
+
     name: str
     help: str
     value: Callable[[], float]
+    kind: str = "gauge"
 
     def render(self) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} gauge"
+        yield f"# TYPE {self.name} {self.kind}"
         yield f"{self.name} {_number(self.value())}"
 
 

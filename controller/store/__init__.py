@@ -14,6 +14,9 @@ delivery, the pure state machine), `catalogue` (`upsert_records`, `load_catalogu
 Callers outside the store hold a `Connection` only to pass it on (re-exported here, so they
 need no SQLAlchemy import), and catch `DatabaseError` (SQLAlchemy's root error) where a failed
 statement must not stop them.
+
+`observed` (the planner's `ObservedState`, whole or per device) and `changes` (what changed of
+the planner's inputs, recorded by the writers above, read by incremental passes).
 """
 
 from sqlalchemy.engine import Connection

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from controller.core import patches as patch_records
-from controller.store import schema, status
+from controller.store import changes, schema, status
 from controller.store.database import Store
 
 if TYPE_CHECKING:
@@ -94,6 +94,7 @@ def _bump_version(conn: Connection, *, now: datetime) -> None:
     # for different contents, and a reader only ever compares tokens for equality.
     value = {"version": uuid.uuid4().hex, "records": catalogue_size(conn)}
     status.set_status(conn, VERSION_KEY, value, now=now)
+    changes.record_catalogue(conn, now=now)
 
 
 def load_catalogue(

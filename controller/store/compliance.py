@@ -12,6 +12,8 @@ from controller.store import devices, schema
 from controller.store.scopes import in_scope, is_device
 
 if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable, Sequence
+
     from sqlalchemy.engine import Connection
 
 
@@ -102,3 +104,40 @@ def states_by_device(conn: Connection, *, scope: str | None) -> dict[str, tuple[
     for device_id, state in conn.execute(query):
         found.setdefault(device_id, []).append(str(state))
     return {device_id: tuple(states) for device_id, states in found.items()}
+
+
+_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
+
+
+def stored(
+    conn: Connection, *, devices: Collection[str] | None
+) -> dict[tuple[str, str], tuple[str, Any]]:
+    """The stored compliance of `devices` (None: every device): (device id, baseline) →
+    (state, patches document), read in chunks of `_CHUNK` ids."""
+    c = schema.compliance.c
+    query = sa.select(c.device_id, c.baseline, c.state, c.patches)
+    chunks: Iterable[list[str] | None] = [None] if devices is None else _chunks(sorted(devices))
+    return {
+        (row.device_id, row.baseline): (row.state, row.patches)
+        for chunk in chunks
+        for row in conn.execute(query if chunk is None else query.where(c.device_id.in_(chunk)))
+    }
+
+
+def replace(
+    conn: Connection, *, remove: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]
+) -> None:
+    """Delete the (device id, baseline) rows `remove` in chunked set-based statements, then
+    insert `rows` (compliance table columns) in one executemany."""
+    c = schema.compliance.c
+    for chunk in _chunks(remove):
+        conn.execute(
+            schema.compliance.delete().where(sa.tuple_(c.device_id, c.baseline).in_(chunk))
+        )
+    if rows:
+        conn.execute(schema.compliance.insert(), list(rows))
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[list[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield list(items[start : start + _CHUNK])

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from controller.core.observed import online_since
 from controller.kinds import common
-from controller.store import alerts, findings, jobs, reports, schema, tokens
+from controller.store import alerts, changes, findings, jobs, reports, schema, tokens
 from controller.store.scopes import in_scope
 
 if TYPE_CHECKING:
@@ -160,6 +160,7 @@ def enrol(
         conn.execute(schema.devices.update().where(d.id == device_id).values(**values))
         revoked = tokens.revoke_device_tokens(conn, device_id)
         jobs.release_device_jobs(conn, device_id, now=now)
+    changes.record_devices(conn, [device_id], now=now)
     token = tokens.create_token(
         conn,
         kind=tokens.TokenKind.DEVICE,

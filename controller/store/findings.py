@@ -4,7 +4,7 @@ A device that reports its package inventory gets a `feed` patch-state document
 (`patch_states`, source `feed`) holding the catalogue patches it misses, computed by
 `controller.core.applicability` from the inventory: one document per device, in the same shape as
 an agent's scan (`{"missing": [{"id", "package", "installed", "fixed"}]}`), so the planner
-(`controller.runtime.observe`) and the read API take feed findings exactly like scan findings,
+(`controller.store.observed`) and the read API take feed findings exactly like scan findings,
 with their source recorded.
 
 When findings are (re)computed:
@@ -40,7 +40,7 @@ from controller.core import applicability, enrichment, kernels, patches, winprod
 from controller.core.applicability import ApplicabilityIndex, InstalledPackage, Inventory
 from controller.core.versions import scheme_for_release, windows_build_line
 from controller.kinds.common import OsFamily
-from controller.store import catalogue, schema
+from controller.store import catalogue, changes, schema
 from controller.store import status as status_store
 
 if TYPE_CHECKING:
@@ -314,6 +314,8 @@ def store_evaluations(
         if e.findings is not None
     ]
     gone = [e.device_id for e in evaluations if e.findings is None]
+    # feed findings (and the kernel signal) are planner inputs of every device evaluated
+    changes.record_devices(conn, (e.device_id for e in evaluations), now=now)
     if rows:
         conn.exec_driver_sql(sql.upsert, rows)
     _store_kernel_reboots(conn, evaluations)

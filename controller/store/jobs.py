@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from controller.core.jobs import EndReason
-from controller.store import schema
+from controller.store import changes, schema
 from controller.store.job_states import (
     DELIVERABLE_STATES,
     STARTED_STATES,
@@ -127,7 +127,9 @@ def insert_jobs(conn: Connection, new_jobs: Sequence[NewJob], *, now: datetime) 
     insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     statement = insert(schema.jobs).on_conflict_do_nothing(index_elements=["id"])
     # Count what RETURNING gives back: executemany row counts differ between drivers.
-    return len(conn.execute(statement.returning(schema.jobs.c.id), rows).all())
+    inserted = conn.execute(statement.returning(schema.jobs.c.device_id), rows).scalars().all()
+    changes.record_devices(conn, inserted, now=now)
+    return len(inserted)
 
 
 def deliverable_jobs(conn: Connection, device_id: str, *, now: datetime) -> list[dict[str, Any]]:
@@ -162,7 +164,7 @@ def mark_delivered(conn: Connection, job_ids: Sequence[str], *, now: datetime) -
         return
     j = schema.jobs.c
     deliverable = [s.value for s in DELIVERABLE_STATES]
-    conn.execute(
+    delivered = conn.execute(
         schema.jobs.update()
         .where(j.id.in_(job_ids), j.state.in_(deliverable))
         .values(
@@ -171,7 +173,9 @@ def mark_delivered(conn: Connection, job_ids: Sequence[str], *, now: datetime) -
             delivered_at=sa.func.coalesce(j.delivered_at, now),
             updated_at=now,
         )
-    )
+        .returning(j.device_id)
+    ).scalars()
+    changes.record_devices(conn, delivered, now=now)
 
 
 def record_event(
@@ -223,6 +227,7 @@ def record_event(
     if job.started_at is None and event.state in STARTED_STATES:
         values["started_at"] = now
     conn.execute(schema.jobs.update().where(j.id == job_id).values(**values))
+    changes.record_devices(conn, [device_id], now=now)
     advance = verdict is EventVerdict.ADVANCE
     status = EventStatus.APPLIED if advance else EventStatus.PROGRESS
     # Progress in the same (unfinished) state: output, `updated_at` and the reboot signal are
@@ -245,9 +250,9 @@ def end_jobs(
     if not job_ids:
         return 0
     j = schema.jobs.c
-    total = 0
+    ended: list[str] = []
     for start in range(0, len(job_ids), _CHUNK):
-        result = conn.execute(
+        ended += conn.execute(
             schema.jobs.update()
             .where(
                 j.id.in_(list(job_ids[start : start + _CHUNK])),
@@ -256,9 +261,10 @@ def end_jobs(
             # SET expressions read the row as it was: end_state gets the old state.
             .values(end_state=j.state, state=state.value, end_reason=reason)
             .values(updated_at=now, finished_at=now)
-        )
-        total += max(result.rowcount, 0)
-    return total
+            .returning(j.device_id)
+        ).scalars()
+    changes.record_devices(conn, ended, now=now)
+    return len(ended)
 
 
 def release_device_jobs(conn: Connection, device_id: str, *, now: datetime) -> int:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from controller import errors
 from controller.core.jobs import EndReason
-from controller.store import audit, jobs, schema, tokens
+from controller.store import audit, changes, jobs, schema, tokens
 from controller.store.job_states import STARTED_STATES, TERMINAL_STATES, JobKind, JobState
 from controller.store.scopes import in_scope
 
@@ -156,6 +156,7 @@ def retire_device(conn: Connection, ref: str, *, who: Operator, now: datetime) -
     conn.execute(schema.compliance.delete().where(schema.compliance.c.device_id == device["id"]))
     d = schema.devices.c
     conn.execute(schema.devices.update().where(d.id == device["id"]).values(retired_at=now))
+    changes.record_devices(conn, [device["id"]], now=now)
     _audit(
         conn,
         who,

@@ -39,6 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from controller.core import clocks
 from controller.core.observed import is_online
 from controller.store import alerts, findings, schema
+from controller.store import changes as planner_changes
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -166,7 +167,7 @@ def compare_digests(
 
 
 def scan_digest(missing: Iterable[str], installed: Iterable[str], *, reboot_required: bool) -> str:
-    """A digest of what the planner decides on from a scan (`runtime.observe`): the sets of
+    """A digest of what the planner decides on from a scan (`store.observed`): the sets of
     missing and installed patch ids and the reboot signal. List order, installation times, the
     scan instant and the agent's metadata of a missing patch are left out: a repeated scan has
     the same digest. (That metadata only fills catalogue gaps; a change of it alone is seen by
@@ -283,6 +284,10 @@ def _write_distinct(conn: Connection, reports: Sequence[Report], *, now: datetim
     fresh_ids = {r.device_id for r in fresh}
     first_ids = {r.device_id for r in known if stored[r.device_id].awaiting_report}
     _update_devices(conn, sql, known, fresh_ids, first_ids, digests, now=now)
+    # a newer scan moves `fresh_at` (scan schedules, moot scan jobs) even with the same sets
+    planner_changes.record_devices(
+        conn, (o.device_id for o in outcomes if o.replans or o.device_id in fresh_ids), now=now
+    )
     if fresh:
         _store_scans(conn, sql, fresh, now=now)
     inventories = [r for r in known if r.inventory is not None]

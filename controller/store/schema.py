@@ -353,3 +353,17 @@ leases = sa.Table(
     sa.Column("wanted_at", UtcDateTime(), nullable=True),  # a follower asked for a pass
     sa.UniqueConstraint("name", "epoch"),
 )
+
+# What changed of the planner's inputs (issue 14): one row per changed device (`device_id`) or
+# per catalogue change (`device_id` NULL), written by the store functions that change them, in
+# the same transaction, from whichever process or replica writes. The reconciler reads the rows
+# after the sequence number it last saw (`controller.store.changes`); old rows are pruned.
+planner_changes = sa.Table(
+    "planner_changes",
+    metadata,
+    sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("device_id", sa.String(64), nullable=True),  # NULL: the catalogue changed
+    sa.Column("recorded_at", UtcDateTime(), nullable=False),
+    sa.Index(None, "recorded_at"),
+    sqlite_autoincrement=True,  # never reuse a number: a reader's high-water mark stays valid
+)

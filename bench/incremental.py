@@ -1,0 +1,340 @@
+"""Incremental reconciles (issue 14 items 1-2): what a pass costs when little changed.
+
+The service's reconciler (`controller.runtime.reconcile.Reconciler`, real git repository, real
+SQLite store, a clock the bench moves) over a fleet written straight into the store (Linux
+devices in tenant msp/c0, ten rings by label, each with a scan missing `--missing` patches).
+Measured, for each fleet size (`--devices`, `--large`):
+
+- (d) `fullPassSeconds`: a full pass (first pass: reads the whole store, plans every device);
+- (a) `approvalToJobsSeconds`: a commit approving a patch for ring r0 (10% of the fleet) → the
+  pass that issues its install jobs (timed from the commit to the end of that pass);
+- (b) reports that change nothing (heartbeats and repeated scans of `--quiet` devices) → the
+  next pass: `devicesRead` (from the store) and `devicesPlanned` (`PassCounts.planned`; 0 once
+  the planner reuses unchanged devices, issue 14 item 1 `incplan`).
+
+And at `--devices` only: (c) report-ingest latency while passes run back to back (`--rate`
+reports per second for `--seconds`, each report one write transaction as the HTTP writer's
+batch; half heartbeats, half newer scans with the same sets): p50/p99/max, for incremental
+passes (as the service runs) and for full passes (every pass reads everything).
+
+    .venv/bin/python bench/incremental.py [--devices 10000] [--large 100000] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+NOW = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)  # Sunday 02:30 Berlin: the weekly window is open
+TENANT = "msp/c0"
+RINGS = 10
+
+POLICY = """\
+apiVersion: patchctl/v1
+kind: Tenant
+metadata: {name: msp}
+spec: {clients: [c0]}
+---
+apiVersion: patchctl/v1
+kind: DeviceGroup
+metadata: {name: all-linux, tenant: msp}
+spec: {selector: {os: linux}}
+---
+apiVersion: patchctl/v1
+kind: DeviceGroup
+metadata: {name: ring0, tenant: msp/c0}
+spec: {selector: {labels: {ring: r0}}}
+---
+apiVersion: patchctl/v1
+kind: Baseline
+metadata: {name: lin, tenant: msp}
+spec: {os: linux, targets: {groups: [all-linux]}, rules: [{severities: [critical]}]}
+---
+apiVersion: patchctl/v1
+kind: PatchWindow
+metadata: {name: weekly, tenant: msp}
+spec: {targets: {groups: [all-linux]}, recurrence: {cron: '0 2 * * SUN'},
+  timezone: Europe/Berlin, duration: 4h, cutoff: 1h}
+"""
+
+APPROVAL = """\
+apiVersion: patchctl/v1
+kind: Approval
+metadata: {name: hotfix, tenant: msp/c0}
+spec: {patches: [LNX-0001], targets: {groups: [ring0]}, reason: bench}
+"""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+        self.lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self.lock:
+            return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        with self.lock:
+            self.now += timedelta(seconds=seconds)
+            return self.now
+
+
+def build_fleet(store: Any, count: int, missing: int) -> list[str]:
+    """`count` devices written in bulk, each with an agent scan missing `missing` patches."""
+    from controller.core.patches import PatchRecord  # noqa: PLC0415
+    from controller.kinds.common import Classification, OsFamily, Severity  # noqa: PLC0415
+    from controller.store import catalogue, schema, tokens  # noqa: PLC0415
+
+    catalogue.upsert_records(
+        store,
+        [
+            PatchRecord(
+                id=f"LNX-{i:04}",
+                os=OsFamily.LINUX,
+                vendor="ubuntu",
+                title=f"patch {i}",
+                cves=(f"CVE-2026-{i:04}",),
+                rating=9.0,
+                classification=Classification.SECURITY,
+                severity=Severity.CRITICAL,
+                released=date(2026, 10, 1),
+            )
+            for i in range(max(missing, 2))
+        ],
+        now=NOW - timedelta(days=1),
+    )
+    scanned = NOW - timedelta(hours=1)  # `quiet_reports` repeats this scan
+    document = {"missing": [{"id": f"LNX-{i:04}"} for i in range(missing)], "installed": []}
+    ids = [str(uuid.UUID(int=i + 1)) for i in range(count)]
+    with store.write() as conn:
+        tokens.ensure_tenant(conn, TENANT, now=NOW)
+        for start in range(0, count, 5000):
+            chunk = ids[start : start + 5000]
+            conn.execute(
+                schema.devices.insert(),
+                [
+                    {
+                        "id": device_id,
+                        "tenant": TENANT,
+                        "name": f"web-{start + n:06d}",
+                        "hostname": f"web-{start + n:06d}",
+                        "os_family": "linux",
+                        "os_name": "Ubuntu",
+                        "os_version": "24.04",
+                        "role": "server",
+                        "labels": {"ring": f"r{(start + n) % RINGS}"},
+                        "facts": {},
+                        "agent_version": "1.0",
+                        "poll_interval": 3600,
+                        "enrolled_at": NOW - timedelta(days=2),
+                        "last_seen": NOW,
+                        "last_scan_at": scanned,
+                        "last_scan_received_at": scanned,
+                        "reboot_required": False,
+                    }
+                    for n, device_id in enumerate(chunk)
+                ],
+            )
+            conn.execute(
+                schema.patch_states.insert(),
+                [
+                    {
+                        "device_id": device_id,
+                        "source": "agent",
+                        "observed_at": scanned,
+                        "patches": document,
+                    }
+                    for device_id in chunk
+                ],
+            )
+    return ids
+
+
+def quiet_reports(ids: list[str], *, missing: int) -> list[Any]:
+    """Heartbeats, and repeats of the stored scan (same `scannedAt`): nothing changes."""
+    from controller.store import reports  # noqa: PLC0415
+
+    repeated = reports.Scan(
+        scanned_at=NOW - timedelta(hours=1),
+        reboot_required=False,
+        missing=tuple((f"LNX-{i:04}", {}) for i in range(missing)),
+    )
+    return [
+        reports.Report(device_id=device_id, scan=repeated if n % 2 else None)
+        for n, device_id in enumerate(ids)
+    ]
+
+
+def passes(reconciler: Any, clock: Clock) -> dict[str, Any]:
+    clock.advance(1)
+    started = time.perf_counter()
+    outcome = reconciler.reconcile()
+    seconds = time.perf_counter() - started
+    return {"seconds": round(seconds, 3), **outcome.counts}
+
+
+def setup(tmp: str, count: int, missing: int) -> tuple[Any, Any, Any, Clock, list[str]]:
+    from gitrepos import PolicyRepo  # noqa: PLC0415
+
+    from controller.runtime.reconcile import PolicySource, Reconciler  # noqa: PLC0415
+    from controller.store import open_store  # noqa: PLC0415
+
+    repo = PolicyRepo(Path(tmp) / "repo")
+    repo.write("policies/policy.yaml", POLICY)
+    repo.commit("policy")
+    store = open_store(f"sqlite:///{tmp}/state.db")
+    ids = build_fleet(store, count, missing)
+    clock = Clock()
+    reconciler = Reconciler(
+        store=store,
+        source=PolicySource(str(repo.path), "main", Path(tmp) / "state"),
+        clock=clock,
+        resync=timedelta(days=1),
+    )
+    return repo, store, reconciler, clock, ids
+
+
+def fleet_run(count: int, args: argparse.Namespace) -> dict[str, Any]:
+    """(d), (a) and (b) at one fleet size."""
+    from controller.store import reports  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        repo, store, reconciler, clock, ids = setup(tmp, count, args.missing)
+        built = time.perf_counter() - started
+        full = passes(reconciler, clock)
+        passes(reconciler, clock)
+        repo.write("policies/approval.yaml", APPROVAL)
+        committed = time.perf_counter()
+        repo.commit("approve LNX-0001 for ring r0")
+        approval = passes(reconciler, clock)
+        approval_seconds = time.perf_counter() - committed
+        passes(reconciler, clock)  # reads back the devices given jobs
+        quiet = ids[: args.quiet]
+        with store.write() as conn:
+            reports.write_reports(
+                conn, quiet_reports(quiet, missing=args.missing), now=clock.advance(1)
+            )
+        after_quiet = passes(reconciler, clock)
+        store.close()
+    return {
+        "devices": count,
+        "buildSeconds": round(built, 1),
+        "fullPassSeconds": full["seconds"],
+        "approvalToJobsSeconds": round(approval_seconds, 3),
+        "approvalPass": _pick(approval),
+        "quietReports": len(quiet),
+        "afterQuietReports": _pick(after_quiet),
+    }
+
+
+def latency_run(args: argparse.Namespace, *, full: bool) -> dict[str, Any]:
+    """(c): report latencies while passes run back to back."""
+    from controller.store import reports  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _repo, store, reconciler, clock, ids = setup(tmp, args.devices, args.missing)
+        reconciler.reconcile()
+        stop = threading.Event()
+        durations: list[float] = []
+
+        def loop() -> None:
+            while not stop.is_set():
+                if full:
+                    reconciler.observer.forget()
+                started = time.perf_counter()
+                reconciler.reconcile()
+                durations.append(time.perf_counter() - started)
+
+        thread = threading.Thread(target=loop)
+        thread.start()
+        latencies: list[float] = []
+        begin = time.perf_counter()
+        for index in range(int(args.rate * args.seconds)):
+            time.sleep(max(begin + index / args.rate - time.perf_counter(), 0))
+            device_id = ids[index % len(ids)]
+            at = clock.advance(0.02)
+            scan = (
+                reports.Scan(
+                    scanned_at=at,
+                    reboot_required=False,
+                    missing=tuple((f"LNX-{i:04}", {}) for i in range(args.missing)),
+                )
+                if index % 2
+                else None
+            )
+            started = time.perf_counter()
+            with store.write() as conn:
+                reports.write_reports(conn, [reports.Report(device_id, scan=scan)], now=at)
+            latencies.append(time.perf_counter() - started)
+        stop.set()
+        thread.join()
+        store.close()
+    latencies.sort()
+    return {
+        "passes": "full" if full else "incremental",
+        "devices": args.devices,
+        "reportsPerSecond": args.rate,
+        "reports": len(latencies),
+        "passesRun": len(durations),
+        "passSecondsMean": round(statistics.mean(durations), 3) if durations else None,
+        "latencyMs": {
+            "p50": round(statistics.median(latencies) * 1000, 2),
+            "p99": round(latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000, 2),
+            "max": round(latencies[-1] * 1000, 2),
+        },
+    }
+
+
+def _pick(counts: dict[str, Any]) -> dict[str, Any]:
+    keys = ("seconds", "fullPass", "devicesRead", "devicesPlanned", "jobsIssued", "drift")
+    return {key: counts.get(key) for key in keys}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--devices", type=int, default=10_000, help="fleet for (a)-(d)")
+    parser.add_argument(
+        "--large", type=int, default=100_000, help="fleet for (a), (b), (d); 0: skip"
+    )
+    parser.add_argument("--missing", type=int, default=20, help="missing patches per device")
+    parser.add_argument("--quiet", type=int, default=1000, help="devices sending quiet reports")
+    parser.add_argument("--rate", type=float, default=50.0, help="reports per second in (c)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of (c)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args()
+    sizes = [args.devices] + ([args.large] if args.large else [])
+    result = {
+        "machine": {"python": platform.python_version(), "cpus": _cpus()},
+        "fleets": [fleet_run(count, args) for count in sizes],
+        "reportLatency": [latency_run(args, full=False), latency_run(args, full=True)],
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+
+
+def _cpus() -> int:
+    import os  # noqa: PLC0415
+
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    main()

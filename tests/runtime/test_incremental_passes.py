@@ -1,0 +1,259 @@
+"""Incremental passes (issue 14): a pass reads only the devices that changed, plans what a full
+pass plans, and the periodic resync reads everything and counts any drift.
+
+Real git repository (the example), real SQLite store, a clock the test moves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from gitrepos import PolicyRepo
+
+from controller.core.patches import PatchRecord
+from controller.core.plan import Plan, plan
+from controller.kinds.common import Classification, OsFamily, Severity
+from controller.runtime import observe
+from controller.runtime.reconcile import Outcome, PolicySource, Reconciler
+from controller.store import Store, catalogue, devices, open_store, operations, reports, schema
+
+# Sunday 2026-11-29 02:30 Europe/Berlin: the example's windows-weekly is open (cutoff 05:00).
+IN_WINDOW = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)
+PATCHES = ("KB5044284", "KB5099999")
+OPERATOR = operations.Operator(actor="alice", scope=None)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    yield opened
+    opened.close()
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def fleet(store: Store, count: int) -> list[str]:
+    """`count` Windows devices in acme/retail (env=prod), each with a scan missing both patches."""
+    catalogue.upsert_records(
+        store,
+        [
+            PatchRecord(
+                id=patch_id,
+                os=OsFamily.WINDOWS,
+                vendor="microsoft",
+                classification=Classification.SECURITY,
+                severity=Severity.CRITICAL,
+                released=date(2026, 10, 8),
+            )
+            for patch_id in PATCHES
+        ],
+        now=IN_WINDOW - timedelta(days=1),
+    )
+    ids = []
+    with store.write() as conn:
+        for number in range(count):
+            enrolled = devices.enrol(
+                conn,
+                devices.Enrolment(
+                    tenant="acme/retail",
+                    hostname=f"WEB-{number:02d}",
+                    os_family="windows",
+                    os_name="Windows Server 2022",
+                    os_version="21H2",
+                    role="server",
+                    agent_version="1.0",
+                    labels={"env": "prod"},
+                ),
+                poll_interval=60,
+                now=IN_WINDOW - timedelta(days=1),
+            )
+            assert isinstance(enrolled, devices.Enrolled)
+            ids.append(enrolled.device_id)
+    report(store, ids, missing=PATCHES, at=IN_WINDOW - timedelta(seconds=30))
+    return ids
+
+
+def report(store: Store, ids: list[str], *, missing: tuple[str, ...], at: datetime) -> None:
+    with store.write() as conn:
+        reports.write_reports(
+            conn,
+            [
+                reports.Report(
+                    device_id=device_id,
+                    scan=reports.Scan(
+                        scanned_at=at,
+                        reboot_required=False,
+                        missing=tuple((p, {}) for p in missing),
+                    ),
+                )
+                for device_id in ids
+            ],
+            now=at,
+        )
+
+
+def reconciler(repo: PolicyRepo, store: Store, tmp_path: Path, clock: Clock) -> Reconciler:
+    return Reconciler(
+        store=store,
+        source=PolicySource(str(repo.path), "main", tmp_path / "state"),
+        clock=clock,
+        resync=timedelta(minutes=10),
+    )
+
+
+def compared(runner: Reconciler) -> tuple[Outcome, Plan]:
+    """A pass, and the plan a full read of the store just before it gives."""
+    assert runner.last_valid is not None
+    now = runner.clock()
+    with runner.store.read() as conn:
+        fresh = observe.observe(conn, now=now)
+    return runner.reconcile(), plan(runner.last_valid, fresh, now=now)
+
+
+def test_a_pass_after_three_reports_reads_those_three_and_plans_as_a_full_pass(
+    example_repo: PolicyRepo, store: Store, tmp_path: Path
+) -> None:
+    """Reports on 3 of 8 devices: the next pass reads 3 devices, and its plan is a full pass's."""
+    ids = fleet(store, 8)
+    clock = Clock(IN_WINDOW)
+    runner = reconciler(example_repo, store, tmp_path, clock)
+    first = runner.reconcile()
+    assert (1, 8) == (first.counts["fullPass"], first.counts["devicesRead"])
+    runner.reconcile()  # reads back the devices given jobs by the first pass
+    report(store, ids[:3], missing=("KB5099999",), at=IN_WINDOW + timedelta(minutes=1))
+    with store.write() as conn:  # a heartbeat changes no planner input
+        reports.write_reports(conn, [reports.Report(ids[5])], now=IN_WINDOW + timedelta(minutes=1))
+    clock.now = IN_WINDOW + timedelta(minutes=2)
+    second, full = compared(runner)
+    assert (0, 3, 0) == (
+        second.counts["fullPass"],
+        second.counts["devicesRead"],
+        second.counts["drift"],
+    )
+    assert full == second.plan
+
+
+def test_the_issued_jobs_come_back_as_changes_of_their_devices(
+    example_repo: PolicyRepo, store: Store, tmp_path: Path
+) -> None:
+    """The devices given jobs by a pass are read back on the next one; then nothing is read."""
+    fleet(store, 4)
+    clock = Clock(IN_WINDOW)
+    runner = reconciler(example_repo, store, tmp_path, clock)
+    issued = runner.reconcile().counts["jobsIssued"]
+    clock.now += timedelta(minutes=1)
+    second, full = compared(runner)
+    clock.now += timedelta(minutes=1)
+    third = runner.reconcile()
+    assert (issued, 0, 0) == (
+        second.counts["devicesRead"],
+        second.counts["jobsIssued"],
+        third.counts["devicesRead"],
+    )
+    assert full == second.plan
+
+
+def test_the_resync_reads_everything_and_counts_drift(
+    example_repo: PolicyRepo, store: Store, tmp_path: Path
+) -> None:
+    """Every resync period a pass is full; a write that bypassed change tracking is drift."""
+    fleet(store, 3)
+    clock = Clock(IN_WINDOW)
+    runner = reconciler(example_repo, store, tmp_path, clock)
+    passes = []
+    for minutes in (0, 1, 11):
+        clock.now = IN_WINDOW + timedelta(minutes=minutes)
+        passes.append(runner.reconcile().counts)
+    assert [(1, 0), (0, 0), (1, 0)] == [(c["fullPass"], c["drift"]) for c in passes]
+    with store.write() as conn:  # not through a store function: nothing is recorded
+        conn.execute(schema.devices.update().values(role="database"))
+    clock.now = IN_WINDOW + timedelta(minutes=12)
+    assert 0 == runner.reconcile().counts["fullPass"]
+    clock.now = IN_WINDOW + timedelta(minutes=22)
+    resync = runner.reconcile()
+    assert (1, 3, 1) == (resync.counts["fullPass"], resync.counts["drift"], runner.drift_total)
+
+
+def test_a_pass_after_a_forgotten_state_is_full(
+    example_repo: PolicyRepo, store: Store, tmp_path: Path
+) -> None:
+    """After an error or a change of leader (the observer forgets), the next pass is full."""
+    fleet(store, 2)
+    clock = Clock(IN_WINDOW)
+    runner = reconciler(example_repo, store, tmp_path, clock)
+    runner.reconcile()
+    runner.observer.forget()
+    clock.now += timedelta(minutes=1)
+    after = runner.reconcile()
+    assert (1, 2) == (after.counts["fullPass"], after.counts["devicesRead"])
+
+
+def test_retired_and_enrolled_devices_are_changes(
+    example_repo: PolicyRepo, store: Store, tmp_path: Path
+) -> None:
+    """An enrolment and a retirement between passes keep the plan a full read's."""
+    ids = fleet(store, 3)
+    clock = Clock(IN_WINDOW)
+    runner = reconciler(example_repo, store, tmp_path, clock)
+    runner.reconcile()
+    runner.reconcile()  # reads back the devices given jobs by the first pass
+    with store.write() as conn:
+        operations.retire_device(conn, "web-01", who=OPERATOR, now=clock.now)
+        enrolled = devices.enrol(
+            conn,
+            devices.Enrolment(
+                tenant="acme/retail",
+                hostname="WEB-09",
+                os_family="windows",
+                os_name="Windows Server 2022",
+                os_version="21H2",
+                role="server",
+                agent_version="1.0",
+                labels={"env": "prod"},
+            ),
+            poll_interval=60,
+            now=clock.now,
+        )
+    assert isinstance(enrolled, devices.Enrolled)
+    report(store, [enrolled.device_id], missing=PATCHES, at=clock.now)
+    clock.now += timedelta(minutes=1)
+    second, full = compared(runner)
+    assert (0, 2) == (second.counts["fullPass"], second.counts["devicesRead"])
+    assert full == second.plan
+    planned = {d.device_id for d in second.plan.devices} if second.plan else set()
+    assert {ids[0], ids[2], enrolled.device_id} == planned
+
+
+def test_a_device_that_only_checked_in_stays_online(
+    example_repo: PolicyRepo, store: Store, tmp_path: Path
+) -> None:
+    """Heartbeats record no change, yet the kept `last_seen` is read again once it would make
+    the device offline: the incremental state says online exactly when a full read does."""
+    ids = fleet(store, 2)
+    clock = Clock(IN_WINDOW)
+    runner = reconciler(example_repo, store, tmp_path, clock)
+    runner.reconcile()
+    runner.reconcile()  # reads back the devices given jobs by the first pass
+    with store.write() as conn:
+        reports.write_reports(conn, [reports.Report(ids[0])], now=IN_WINDOW + timedelta(seconds=60))
+    clock.now = IN_WINDOW + timedelta(seconds=120)
+    outcome = runner.reconcile()
+    with store.read() as conn:
+        fresh = observe.observe(conn, now=clock.now)
+    kept = runner.observer.last
+    assert kept is not None
+    online = {d.id: d.is_online(now=clock.now) for d in kept.devices}
+    assert ({ids[0]: True, ids[1]: False}, set(), 0) == (
+        online,
+        observe.differing_devices(kept, fresh, now=clock.now),
+        outcome.counts["devicesRead"],
+    )
