@@ -81,6 +81,10 @@ PolicyFingerprint = tuple[Applicable, tuple[ScriptJob, ...], tuple[ScriptPayload
 """A policy set by content: its objects, its script jobs and every script they would send."""
 
 
+WindowSignature = tuple[tuple[object, ...], tuple[object, ...]]
+"""A window at `now` as its devices see it: (state, rollout); see `_window_signature`."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Kept:
     """A device plan kept for reuse: the plan, its facts, and until when it holds."""
@@ -101,7 +105,7 @@ class _Memory:
     order: tuple[str, ...]
     devices: dict[str, DeviceView]  # id → the device as policy sees it (declared labels)
     kept: dict[str, _Kept] = field(default_factory=dict)
-    window_signatures: dict[str, object] = field(default_factory=dict)
+    window_signatures: dict[str, WindowSignature] = field(default_factory=dict)
 
 
 class IncrementalPlanner:
@@ -253,37 +257,19 @@ class IncrementalPlanner:
         applicable: Mapping[str, Applicable],
         facts: PassFacts,
         fingerprints: _Fingerprints,
-        signatures: Mapping[str, object],
+        signatures: Mapping[str, WindowSignature],
         dirty: set[str],
     ) -> set[str]:
         """The devices to re-plan: those changed, those whose kept plan expired by `now` or
         was planned under another policy set, and every device of a window whose signature
-        changed or whose rollout couples its devices to a re-planned one."""
+        changed; devices that read a window's rollout limits when those changed or when
+        the window couples them to a re-planned device."""
         now = facts.now
         for device in devices:
             was = memory.kept.get(device.id)
             if not _holds(was, applicable[device.id], fingerprints, now=now):
                 dirty.add(device.id)
-        members: dict[str, list[str]] = defaultdict(list)
-        for device in devices:
-            for window in applicable[device.id].windows:
-                members[window_key(window)].append(device.id)
-        changed = {
-            key for key, sig in signatures.items() if memory.window_signatures.get(key) != sig
-        }
-        coupled = {key for key, sig in signatures.items() if _binds(sig)}
-        for key in changed:
-            dirty.update(members.get(key, ()))
-        # a coupled window with a re-planned device re-plans all of its devices, which may
-        # reach another coupled window: repeat until nothing more joins
-        pending = set(coupled)
-        while True:
-            joining = {k for k in pending if any(i in dirty for i in members.get(k, ()))}
-            if not joining:
-                return dirty
-            for key in joining:
-                dirty.update(members.get(key, ()))
-            pending -= joining
+        return _window_devices(memory, devices, applicable, signatures, dirty)
 
 
 class _Fingerprints:
@@ -330,10 +316,11 @@ class _Fingerprints:
         return found
 
 
-def _window_signature(window: PatchWindow, facts: PassFacts) -> object:
-    """What a window tells its devices at `now`: its state, whether it accepts installs, and
-    its rollout limits (`("bound", ...)` when an install issued in this pass may hold the next
-    one, with the counters; else `("free", ...)` with the failure holds)."""
+def _window_signature(window: PatchWindow, facts: PassFacts) -> WindowSignature:
+    """What a window tells its devices at `now`: (its state and whether it accepts installs,
+    what its rollout limits say). The rollout part is `("bound", ...)` with the counters when
+    an install issued in this pass may hold the next one (`maxConcurrent` can be reached),
+    else `("free", ...)` with the failure holds of its occurrences."""
     key = window_key(window)
     state = facts.window_states[key]
     accepts = state.current.accepts_new_installs(facts.now) if state.current else False
@@ -344,11 +331,49 @@ def _window_signature(window: PatchWindow, facts: PassFacts) -> object:
     slots = [(key, o.key) for o in (state.current, state.catch_up) if o is not None]
     running = {slot: facts.ledger.running.get(slot, 0) for slot in slots}
     failures = {slot: len(facts.ledger.failed_devices.get(slot, ())) for slot in slots}
-    failing = tuple((slot, failures[slot] if failures[slot] > allowed else None) for slot in slots)
     if any(running[slot] + population > limit for slot in slots):
         counters = tuple((slot, running[slot], failures[slot]) for slot in slots)
-        return ("bound", state, accepts, population, limit, allowed, counters)
-    return ("free", state, accepts, allowed, failing)
+        return (state, accepts), ("bound", limit, allowed, counters)
+    failing = tuple((slot, failures[slot] if failures[slot] > allowed else None) for slot in slots)
+    return (state, accepts), ("free", allowed, failing)
+
+
+def _window_devices(
+    memory: _Memory,
+    devices: list[DeviceView],
+    applicable: Mapping[str, Applicable],
+    signatures: Mapping[str, WindowSignature],
+    dirty: set[str],
+) -> set[str]:
+    """`dirty` with the devices its windows reach: every device of a window whose state
+    changed, the devices that read a window's rollout limits when those changed or when the
+    window couples them to a re-planned device."""
+    members: dict[str, list[str]] = defaultdict(list)
+    readers: dict[str, list[str]] = defaultdict(list)
+    for device in devices:
+        for window in applicable[device.id].windows:
+            members[window_key(window)].append(device.id)
+        was = memory.kept.get(device.id)
+        if was is not None and was.device_plan.rollout_window is not None:
+            readers[was.device_plan.rollout_window].append(device.id)
+    before = memory.window_signatures
+    for key, (state, rollout) in signatures.items():
+        previous = before.get(key)
+        if previous is None or previous[0] != state:
+            dirty.update(members.get(key, ()))
+        elif previous[1] != rollout:
+            dirty.update(readers.get(key, ()))
+    # a window whose maxConcurrent can bind couples the devices that read its limits: one
+    # re-planned device of the window may issue an install that holds the next reader, so
+    # they are all re-planned; they may reach another coupled window: repeat until stable
+    pending = {key for key, (_, rollout) in signatures.items() if rollout[0] == "bound"}
+    while True:
+        joining = {k for k in pending if any(i in dirty for i in members.get(k, ()))}
+        if not joining:
+            return dirty
+        for key in joining:
+            dirty.update(readers.get(key, ()))
+        pending -= joining
 
 
 def _holds(
@@ -358,10 +383,6 @@ def _holds(
     if was is None or (was.valid_until is not None and was.valid_until <= now):
         return False
     return fingerprints.same(was.fingerprint, applicable)
-
-
-def _binds(signature: object) -> bool:
-    return isinstance(signature, tuple) and signature[0] == "bound"
 
 
 def _valid_until(

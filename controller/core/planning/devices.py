@@ -28,6 +28,7 @@ from controller.core.planning.values import (
     DeviceSummary,
     window_key,
 )
+from controller.kinds import ScriptJob
 
 
 @dataclass
@@ -43,6 +44,14 @@ class PassFacts:
     population: Mapping[str, int]
     now: datetime
     _upcoming: dict[int, tuple[str, datetime] | None] = field(default_factory=dict)
+    _latest_starts: dict[int, datetime | None] = field(default_factory=dict)
+
+    def latest_start(self, script_job: ScriptJob) -> datetime | None:
+        """`scripts.latest_start` at `now`, computed once per script job in a pass."""
+        key = id(script_job)
+        if key not in self._latest_starts:
+            self._latest_starts[key] = scripts.latest_start(script_job, now=self.now)
+        return self._latest_starts[key]
 
     def next_window(self, applicable: Applicable) -> tuple[str, datetime] | None:
         """The first open or upcoming window of a policy set: (key, start), computed once."""
@@ -70,7 +79,8 @@ class DevicePlan:
     `failed`: patches whose last install failed (`device_history`), for the holding of
     `InstallFailed` alerts; `searched`/`initiated`: the installs and scans issued, keyed by
     their batch, for the grouped `Search`/`Initiate` alerts; `holding`: the keys of this
-    device's condition alerts."""
+    device's condition alerts; `rollout_window`: the window whose rollout limits this plan
+    read (its install waited on them or passed them), the one coupling between devices."""
 
     device: DeviceView
     summary: DeviceSummary
@@ -83,6 +93,7 @@ class DevicePlan:
     searched: tuple[tuple[tuple[str, str, str], Searched], ...] = ()
     initiated: tuple[tuple[str, Initiated], ...] = ()
     holding: frozenset[str] = frozenset()
+    rollout_window: str | None = None
 
 
 @dataclass
@@ -94,6 +105,7 @@ class _Draft:
     alerts: list[AlertSpec] = field(default_factory=list)
     cancel: list[str] = field(default_factory=list)
     supersede: list[str] = field(default_factory=list)
+    rollout_window: str | None = None
 
 
 def plan_device(
@@ -141,6 +153,7 @@ def plan_device(
         searched=searched,
         initiated=initiated,
         holding=frozenset(a.key for a in draft.alerts if a.type in CONDITION_TYPES),
+        rollout_window=draft.rollout_window,
     )
 
 
@@ -236,6 +249,7 @@ def _install(
     if not device.is_online(now=facts.now):
         draft.alerts.append(alerts.offline_in_window(device, key, occurrence.key))
         return None, "the device is offline (no check-in within two poll intervals)", ()
+    draft.rollout_window = key
     held = installs.rollout_hold(
         window,
         occurrence.key,
@@ -270,7 +284,7 @@ def _script_jobs(
     for script_job in facts.sets.script_jobs(applicable):
         if draft.in_flight or device.is_gateway:
             return
-        start = scripts.latest_start(script_job, now=facts.now)
+        start = facts.latest_start(script_job)
         if start is None:
             continue
         payload = scripts.payload(facts.desired, script_job, script_job.spec.script)
