@@ -388,7 +388,7 @@ def _holds(
 def _valid_until(
     device_plan: DevicePlan, applicable: Applicable, facts: PassFacts, sets: _Fingerprints
 ) -> datetime | None:
-    """The earliest instant after `facts.now` at which the device's plan could change with no
+    """The earliest instant at or after `facts.now` at which the device's plan could change with no
     input change (None: none). A plan that issued a job holds for this instant only."""
     now = facts.now
     if device_plan.issue:
@@ -410,5 +410,7 @@ def _valid_until(
         if job.kind is JobKind.SCAN and job.updated_at is not None:
             instants.append(job.updated_at + SCAN_RETRY_AFTER)
     instants.extend(sets.script_changes(applicable, now=now))
-    future = [i for i in instants if i is not None and i > now]
+    # `>=`: some rules flip just after their instant (offline after `last_seen + 2 polls`,
+    # stale after `stale_scan_after`): an instant equal to `now` still lies ahead of them
+    future = [i for i in instants if i is not None and i >= now]
     return min(future, default=None)
