@@ -32,7 +32,7 @@ from controller.core.patches import PatchRecord
 from controller.core.plan import Plan, plan
 from controller.kinds.common import Classification, OsFamily
 
-SEEDS = range(30)
+SEEDS = range(24)
 STEPS = 45
 START = SUNDAY_OPEN - timedelta(hours=3)  # Saturday night: the weekly window opens at 01:00 UTC
 WINDOWS_PATCHES = [p for p, r in CATALOGUE.items() if r.os is OsFamily.WINDOWS]
