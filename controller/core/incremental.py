@@ -131,9 +131,13 @@ class IncrementalPlanner:
         full = (
             memory is None or changes.everything or changes.catalogue or memory.today != now.date()
         )
-        if full or memory is None:
-            return self._full(desired, observed, now=now)
-        return self._incremental(memory, desired, observed, now=now, changes=changes.devices)
+        try:
+            if full or memory is None:
+                return self._full(desired, observed, now=now)
+            return self._incremental(memory, desired, observed, now=now, changes=changes.devices)
+        except BaseException:
+            self._memory = None  # half-updated memory would hide this call's changes: start over
+            raise
 
     def _full(self, desired: DesiredState, observed: ObservedState, *, now: datetime) -> Plan:
         sets = PolicySets(desired, observed, today=now.date())
