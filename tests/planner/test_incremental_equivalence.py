@@ -420,17 +420,8 @@ def test_incremental_plans_equal_full_plans_over_random_histories() -> None:
 @pytest.mark.parametrize("touched", [0, 1, 3], ids=["nothing", "one-device", "three-devices"])
 def test_a_settled_fleet_plans_only_what_changed(touched: int) -> None:
     """Once its plan is applied, a fleet re-plans exactly the devices a report touched."""
-    rng = random.Random(5)  # noqa: S311 - a reproducible fleet, not a secret
-    world = World(rng=rng, now=SUNDAY_OPEN - timedelta(hours=6), policy=Policy())
-    for _ in range(60):
-        world.enrol()
-    for device_id in world.devices:
-        world.report_scan(device_id)
-    planner = IncrementalPlanner()
+    world, planner = settled_world()
     desired = world.desired
-    the_plan = planner.plan(desired, world.observed(), now=world.now)
-    apply_plan(world, the_plan)  # the runtime applies it: nothing is left to issue
-    planner.plan(desired, world.observed(), now=world.now)
     ids = sorted(world.devices)[:touched]
     for device_id in ids:
         world.devices[device_id] = replace(world.devices[device_id], last_seen=world.now)
@@ -438,3 +429,35 @@ def test_a_settled_fleet_plans_only_what_changed(touched: int) -> None:
     actual = planner.plan(desired, observed, now=world.now, changes=Changes(frozenset(ids)))
     assert_same(plan(desired, observed, now=world.now), actual, "settled fleet")
     assert (planner.last.planned, planner.last.reused) == (touched, len(world.devices) - touched)
+
+
+def settled_world() -> tuple[World, IncrementalPlanner]:
+    """60 scanned devices before the window opens, the first plan applied and planned again."""
+    rng = random.Random(5)  # noqa: S311 - a reproducible fleet, not a secret
+    world = World(rng=rng, now=SUNDAY_OPEN - timedelta(hours=6), policy=Policy())
+    for _ in range(60):
+        world.enrol()
+    for device_id in world.devices:
+        world.report_scan(device_id)
+    planner = IncrementalPlanner()
+    apply_plan(world, planner.plan(world.desired, world.observed(), now=world.now))
+    planner.plan(world.desired, world.observed(), now=world.now)
+    return world, planner
+
+
+@pytest.mark.parametrize(
+    ("policy", "os"),
+    [(Policy(scan_schedule=True), OsFamily.LINUX), (Policy(), None)],
+    ids=["linux-scan-schedule", "same-content-new-object"],
+)
+def test_a_commit_plans_only_devices_whose_policy_set_changed(
+    policy: Policy, os: OsFamily | None
+) -> None:
+    """A commit re-plans the devices its objects target (compared by content), no others."""
+    world, planner = settled_world()
+    desired = replace_revision(_load.__wrapped__(policy), world.rng)
+    observed = world.observed()
+    actual = planner.plan(desired, observed, now=world.now, changes=Changes())
+    assert_same(plan(desired, observed, now=world.now), actual, "commit")
+    expected = sum(1 for d in world.devices.values() if d.os is os)
+    assert planner.last.planned == expected
