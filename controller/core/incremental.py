@@ -322,9 +322,10 @@ class _Fingerprints:
 
 def _window_signature(window: PatchWindow, facts: PassFacts) -> WindowSignature:
     """What a window tells its devices at `now`: (its state and whether it accepts installs,
-    what its rollout limits say). The rollout part is `("bound", ...)` with the counters when
-    an install issued in this pass may hold the next one (`maxConcurrent` can be reached),
-    else `("free", ...)` with the failure holds of its occurrences."""
+    what its rollout limits say). The rollout part is `("bound", coupled, ...)` with the
+    counters when `maxConcurrent` can be reached in this pass (`coupled`: an occurrence is
+    still below it, so an install issued to one device may hold the next), else
+    `("free", ...)` with the failure holds of its occurrences."""
     key = window_key(window)
     state = facts.window_states[key]
     accepts = state.current.accepts_new_installs(facts.now) if state.current else False
@@ -337,7 +338,10 @@ def _window_signature(window: PatchWindow, facts: PassFacts) -> WindowSignature:
     failures = {slot: len(facts.ledger.failed_devices.get(slot, ())) for slot in slots}
     if any(running[slot] + population > limit for slot in slots):
         counters = tuple((slot, running[slot], failures[slot]) for slot in slots)
-        return (state, accepts), ("bound", limit, allowed, counters)
+        # an occurrence already at its limit holds every reader whatever this pass issues;
+        # only one below it couples them (which reader gets the last places depends on order)
+        coupled = any(running[slot] < limit for slot in slots)
+        return (state, accepts), ("bound", coupled, limit, allowed, counters)
     failing = tuple((slot, failures[slot] if failures[slot] > allowed else None) for slot in slots)
     return (state, accepts), ("free", allowed, failing)
 
@@ -370,7 +374,7 @@ def _window_devices(
     # a window whose maxConcurrent can bind couples the devices that read its limits: one
     # re-planned device of the window may issue an install that holds the next reader, so
     # they are all re-planned; they may reach another coupled window: repeat until stable
-    pending = {key for key, (_, rollout) in signatures.items() if rollout[0] == "bound"}
+    pending = {k for k, (_, rollout) in signatures.items() if rollout[:2] == ("bound", True)}
     while True:
         joining = {k for k in pending if any(i in dirty for i in members.get(k, ()))}
         if not joining:
