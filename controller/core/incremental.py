@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import ClassVar
 
 from controller.core import jobs, targets, windows
@@ -80,6 +80,8 @@ class PassCounts:
 PolicyFingerprint = tuple[Applicable, tuple[ScriptJob, ...], tuple[ScriptPayload | None, ...]]
 """A policy set by content: its objects, its script jobs and every script they would send."""
 
+
+_JUST_AFTER = timedelta(microseconds=1)  # the first instant after one (datetime's resolution)
 
 WindowSignature = tuple[tuple[object, ...], tuple[object, ...]]
 """A window at `now` as its devices see it: (state, rollout); see `_window_signature`."""
@@ -396,7 +398,7 @@ def _holds(
 def _valid_until(
     device_plan: DevicePlan, applicable: Applicable, facts: PassFacts, sets: _Fingerprints
 ) -> datetime | None:
-    """The earliest instant at or after `facts.now` at which the device's plan could change with no
+    """The earliest instant after `facts.now` from which the device's plan could change with no
     input change (None: none). A plan that issued a job holds for this instant only."""
     now = facts.now
     if device_plan.issue:
@@ -404,21 +406,23 @@ def _valid_until(
     device = device_plan.device
     instants: list[datetime | None] = []
     if device.is_online(now=now) and device.last_seen is not None:
-        instants.append(device.last_seen + device.poll_interval * ONLINE_POLL_INTERVALS)
+        # online while `last_seen >= now - 2 polls`: offline only just after that instant
+        offline = device.last_seen + device.poll_interval * ONLINE_POLL_INTERVALS
+        instants.append(offline + _JUST_AFTER)
     scan = facts.scans.get(device.id)
     if scan is not None:
         every = min(
             (s.spec.every for s in applicable.scan_schedules), default=DEFAULT_SCAN_INTERVAL
         )
         instants.append(scan.fresh_at + every)
-        instants.extend(scan.fresh_at + b.spec.stale_scan_after for b in applicable.baselines)
+        # stale once `now - fresh_at > staleScanAfter`: just after that instant
+        stale = (scan.fresh_at + b.spec.stale_scan_after for b in applicable.baselines)
+        instants.extend(instant + _JUST_AFTER for instant in stale)
     for job in facts.ledger.by_device.get(device.id, ()):
         if job.state.in_flight:
             instants.extend((job.deadline, jobs.run_deadline(job)))
         if job.kind is JobKind.SCAN and job.updated_at is not None:
             instants.append(job.updated_at + SCAN_RETRY_AFTER)
     instants.extend(sets.script_changes(applicable, now=now))
-    # `>=`: some rules flip just after their instant (offline after `last_seen + 2 polls`,
-    # stale after `stale_scan_after`): an instant equal to `now` still lies ahead of them
-    future = [i for i in instants if i is not None and i >= now]
+    future = [i for i in instants if i is not None and i > now]
     return min(future, default=None)
