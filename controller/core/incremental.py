@@ -358,11 +358,9 @@ def _window_devices(
     """`dirty` with the devices its windows reach: every device of a window whose state
     changed, the devices that read a window's rollout limits when those changed or when the
     window couples them to a re-planned device."""
-    members: dict[str, list[str]] = defaultdict(list)
+    members = _members(devices, applicable)
     readers: dict[str, list[str]] = defaultdict(list)
     for device in devices:
-        for window in applicable[device.id].windows:
-            members[window_key(window)].append(device.id)
         was = memory.kept.get(device.id)
         if was is not None and was.device_plan.rollout_window is not None:
             readers[was.device_plan.rollout_window].append(device.id)
@@ -384,6 +382,23 @@ def _window_devices(
         for key in joining:
             dirty.update(readers.get(key, ()))
         pending -= joining
+
+
+def _members(
+    devices: list[DeviceView], applicable: Mapping[str, Applicable]
+) -> dict[str, list[str]]:
+    """The ids of the devices each window targets (window key → ids, in device order)."""
+    by_set: dict[int, list[str]] = defaultdict(list)  # devices share a few dozen policy sets
+    sets: dict[int, Applicable] = {}
+    for device in devices:
+        one = applicable[device.id]
+        by_set[id(one)].append(device.id)
+        sets[id(one)] = one
+    members: dict[str, list[str]] = defaultdict(list)
+    for set_id, ids in by_set.items():
+        for window in sets[set_id].windows:
+            members[window_key(window)].extend(ids)
+    return members
 
 
 def _holds(

@@ -51,12 +51,18 @@ def population(
     devices: Iterable[DeviceView], applicable: Mapping[str, Applicable]
 ) -> dict[str, int]:
     """How many patchable devices each window targets: the base of percentage rollout limits."""
-    counts: dict[str, int] = defaultdict(int)
+    per_set: dict[int, int] = defaultdict(int)  # devices share a few dozen policy sets
+    sets: dict[int, Applicable] = {}
     for device in devices:
         if device.is_gateway:
             continue
-        for window in applicable[device.id].windows:
-            counts[window_key(window)] += 1
+        one = applicable[device.id]
+        per_set[id(one)] += 1
+        sets[id(one)] = one
+    counts: dict[str, int] = defaultdict(int)
+    for key, count in per_set.items():
+        for window in sets[key].windows:
+            counts[window_key(window)] += count
     return counts
 
 
