@@ -1,10 +1,13 @@
-"""Benchmark: one full plan over a large fleet (DESIGN.md 9).
+"""Benchmark: one full plan over a large fleet (DESIGN.md 9), and incremental passes (issue 14.1).
 
 100,000 devices x 40 missing patches each, a 2,000-patch catalogue, 50 policy objects. Reports the
 time of a first plan (inside an open window, so installs are issued), of a second plan over the
 ledger the first one produced (which must issue nothing), and the peak memory (RSS) of the process.
+Then `IncrementalPlanner` against the full `plan()` on the same inputs (asserted equal): a pass
+after nothing changed (0%), after fresh scans on 10% of the devices, and after an approval commit
+that changes the policy set of one client's prod devices (~9% of the fleet); ratios full/incremental.
 
-    .venv/bin/python bench/plan.py [--devices N] [--out bench/results/plan.json]
+    .venv/bin/python bench/plan.py [--devices N] [--json bench/results/plan.json]
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from controller.core.desired import DesiredState
+from controller.core.incremental import Changes, IncrementalPlanner
 from controller.core.observed import DeviceView, JobState, JobView, ObservedState, ScanView
 from controller.core.patches import PatchRecord
-from controller.core.plan import plan
+from controller.core.plan import Plan, plan
 from controller.kinds.common import Classification, OsFamily, Severity
 from controller.sources.loading import SourceFile, load_policy
 
@@ -30,7 +34,7 @@ CLIENTS = [f"client-{i}" for i in range(8)]
 SITES = ["fra", "ams", "lon", "nyc"]
 
 
-def policy_text() -> str:
+def policy_text(hotfix_step: int = 7) -> str:
     """50 policy objects: tenants, groups, baselines, whitelists, approvals, windows, scans."""
     docs = [
         (
@@ -45,13 +49,14 @@ def policy_text() -> str:
     )
     for client in CLIENTS:
         tenant = f"msp/{client}"
+        step = hotfix_step if client == CLIENTS[1] else 7  # the commit changes one client
         docs.append(
             f"apiVersion: patchctl/v1\nkind: DeviceGroup\nmetadata: {{name: prod, tenant: {tenant}}}\n"
             "spec: {selector: {labels: {env: prod}}}\n"
         )
         docs.append(
             f"apiVersion: patchctl/v1\nkind: Approval\nmetadata: {{name: hotfix, tenant: {tenant}}}\n"
-            f"spec: {{patches: [{', '.join(f'LNX-{i:04}' for i in range(0, 400, 7))}], "
+            f"spec: {{patches: [{', '.join(f'LNX-{i:04}' for i in range(0, 400, step))}], "
             "targets: {groups: [prod]}, reason: bench}\n"
         )
         docs.append(
@@ -153,12 +158,90 @@ def fleet(n: int, rng: random.Random, patches: dict[str, PatchRecord]) -> Observ
     return ObservedState(devices=tuple(devices), scans=scans, catalogue=patches)
 
 
+def load(text: str, revision: str) -> DesiredState:
+    loaded = load_policy([SourceFile("policies/bench.yaml", text.encode())], revision=revision)
+    if loaded.state is None:
+        raise SystemExit("\n".join(str(p) for p in loaded.problems))
+    return loaded.state
+
+
+def rescanned(
+    observed: ObservedState, share: float, rng: random.Random
+) -> tuple[ObservedState, frozenset[str]]:
+    """`observed` after a fresh scan (other missing patches) on `share` of the devices."""
+    chosen = rng.sample(list(observed.devices), int(len(observed.devices) * share))
+    scans = dict(observed.scans)
+    for device in chosen:
+        pool = [
+            p
+            for p in observed.catalogue
+            if p.startswith("LNX-" if device.os is OsFamily.LINUX else "KB-")
+        ]
+        scans[device.id] = ScanView(
+            scanned_at=NOW, received_at=NOW, missing=tuple(rng.sample(pool, 40))
+        )
+    changed = ObservedState(
+        devices=observed.devices, scans=scans, jobs=observed.jobs, catalogue=observed.catalogue
+    )
+    return changed, frozenset(d.id for d in chosen)
+
+
+def timed_pair(
+    planner: IncrementalPlanner,
+    desired: DesiredState,
+    observed: ObservedState,
+    changes: Changes,
+) -> dict[str, object]:
+    """One incremental pass and the full plan of the same inputs: seconds, counts, ratio."""
+    started = time.perf_counter()
+    fast = planner.plan(desired, observed, now=NOW, changes=changes)
+    incremental_s = time.perf_counter() - started
+    counts = planner.last
+    started = time.perf_counter()
+    full = plan(desired, observed, now=NOW)
+    full_s = time.perf_counter() - started
+    if not equal(fast, full):
+        raise SystemExit("the incremental plan differs from the full plan")
+    return {
+        "fullSeconds": round(full_s, 3),
+        "incrementalSeconds": round(incremental_s, 3),
+        "ratio": round(full_s / incremental_s, 1),
+        "planned": counts.planned,
+        "reused": counts.reused,
+        "issued": len(fast.issue),
+    }
+
+
+def equal(one: Plan, other: Plan) -> bool:
+    return all(getattr(one, name) == getattr(other, name) for name in Plan.__dataclass_fields__)
+
+
+def incremental(
+    desired: DesiredState, observed: ObservedState, rng: random.Random
+) -> dict[str, object]:
+    """Incremental passes after 0% and 10% of the devices reported, and after an approval
+    commit (one client's hotfix list): each beside the full plan of the same inputs."""
+    planner = IncrementalPlanner()
+    started = time.perf_counter()
+    planner.plan(desired, observed, now=NOW)
+    first_s = time.perf_counter() - started
+    figures: dict[str, object] = {"firstPassSeconds": round(first_s, 3)}
+    figures["nothingChanged"] = timed_pair(planner, desired, observed, Changes())
+    changed, ids = rescanned(observed, 0.10, rng)
+    figures["scans10Percent"] = timed_pair(planner, desired, changed, Changes(devices=ids))
+    commit = load(policy_text(hotfix_step=5), "main@sha1:commit")
+    figures["approvalCommit"] = timed_pair(planner, commit, changed, Changes())
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--devices", type=int, default=100_000)
-    parser.add_argument("--out", type=Path, default=Path("bench/results/plan.json"))
+    parser.add_argument(
+        "--json", "--out", dest="out", type=Path, default=Path("bench/results/plan.json")
+    )
     args = parser.parse_args()
 
     rng = random.Random(7)
@@ -210,6 +293,7 @@ def main() -> int:
         "complianceRecords": len(first.compliance),
         "noChangePlanSeconds": round(second_s, 3),
         "noChangePlanJobs": len(second.issue),
+        "incremental": incremental(desired, again, rng),
         "peakRssMiB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "targets": {"planSeconds": 5.0, "peakRssMiB": 1024},
     }
