@@ -118,6 +118,9 @@ class IncrementalPlanner:
 
     def __init__(self) -> None:
         self.last: PassCounts = PassCounts(planned=0, reused=0)
+        # the ids of the devices the previous call planned afresh; None: every device (a full
+        # pass). A device not among them has exactly the plan (and compliance) it had before.
+        self.replanned: frozenset[str] | None = None
         self._memory: _Memory | None = None
 
     def plan(
@@ -227,7 +230,7 @@ class IncrementalPlanner:
         running = fleet.counting_installs(facts.ledger)
         device_plans: list[DevicePlan] = []
         kept: dict[str, _Kept] = {}
-        planned = 0
+        planned: list[str] = []
         for device in devices:
             previous = memory.kept.get(device.id)
             if dirty is None or device.id in dirty or previous is None:
@@ -240,13 +243,14 @@ class IncrementalPlanner:
                     fingerprints.of(one),
                     _valid_until(device_plan, one, facts, fingerprints),
                 )
-                planned += 1
+                planned.append(device.id)
             kept[device.id] = previous
             device_plans.append(previous.device_plan)
         memory.kept = kept
         memory.window_signatures = signatures
         self._memory = memory
-        self.last = PassCounts(planned=planned, reused=len(devices) - planned)
+        self.last = PassCounts(planned=len(planned), reused=len(devices) - len(planned))
+        self.replanned = None if dirty is None else frozenset(planned)
         return fleet.assemble(
             desired,
             observed,

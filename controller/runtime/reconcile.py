@@ -128,7 +128,6 @@ class Reconciler:
         self.resync = resync
         self.drift_total = 0  # resyncs that found the incremental state differing
         self._last_full: datetime | None = None  # controller time of the last full pass
-        self._planned_revision: str | None = None
         self.last_valid: DesiredState | None = None
         self._failed_revision: str | None = None
         self._tip: str | None = None  # resolved once per pass, by the fetch, for the trail too
@@ -273,7 +272,7 @@ class Reconciler:
             observation, drift = self.observe_step(now=now)
             observed = observation.observed
             the_plan = self.planner.plan(desired, observed, now=now, changes=observation.changes)
-            replanned = self._replanned(desired, observation)
+            replanned = self._replanned(observation)
             tenants = {d.id: d.tenant for d in observed.devices}
             with self.store.write() as conn:
                 applied = apply.apply_plan(
@@ -282,7 +281,6 @@ class Reconciler:
         except BaseException:
             self.observer.forget()  # the next pass reads everything again
             raise
-        self._planned_revision = desired.revision
         counts = {
             **the_plan.counts(),
             **applied.as_dict(),
@@ -321,19 +319,13 @@ class Reconciler:
             )
         return found, len(drifted)
 
-    def _replanned(
-        self, desired: DesiredState, observation: observe.Observation
-    ) -> set[str] | None:
-        """The devices this pass planned afresh, whose compliance may have changed; None when
-        that may be any device (a full pass, a new revision or catalogue, or a planner that
-        planned more devices than changed)."""
-        changed = observation.changes
-        if changed.everything or changed.catalogue or desired.revision != self._planned_revision:
+    def _replanned(self, observation: observe.Observation) -> set[str] | None:
+        """The devices whose compliance may have changed in this pass: those the planner
+        planned afresh and those that changed (a retired device's rows go); None when that
+        may be any device (a full plan)."""
+        if self.planner.replanned is None:
             return None
-        known = {d.id for d in observation.observed.devices} & changed.devices
-        if self.planner.last.planned > len(known):
-            return None
-        return set(changed.devices)
+        return set(self.planner.replanned | observation.changes.devices)
 
     def _record_invalid(
         self, revision: str, problems: tuple[Problem, ...], *, now: datetime
