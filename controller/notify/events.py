@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from controller.core import changes
-from controller.kinds.notifications import AlertSeverity, EventType
+from controller.kinds.notifications import NOTIFIABLE_EVENTS, AlertSeverity, EventType
 from controller.redaction import redact_text, redact_value
 
 
@@ -94,6 +94,8 @@ def from_alert(row: Mapping[str, Any]) -> Event | None:
         severity = AlertSeverity(str(row["severity"]))
     except ValueError:
         return None
+    if kind not in NOTIFIABLE_EVENTS:
+        return None
     key = row.get("dedupe_key") or f"alert:{row['id']}"
     return Event(
         key=str(key),
@@ -120,7 +122,7 @@ def from_audit(row: Mapping[str, Any]) -> Event | None:
     """An `audit_events` row as an event: approval changes reach `ApprovalChanged`, other policy
     changes `ConfigurationChanged`; the controller's own actions (jobs issued) reach nothing."""
     try:
-        action = changes.EventType(str(row["action"]))
+        action = changes.AuditEventType(str(row["action"]))
     except ValueError:
         return None
     kind = changes.notification_event(action)

@@ -37,10 +37,11 @@ from sqlalchemy.engine import Connection
 
 from controller.core import access, changes
 from controller.core.audit import AuditEvent
-from controller.core.changes import ChangeAction, EventType
+from controller.core.changes import AuditEventType, ChangeAction
 from controller.core.desired import DesiredState
 from controller.kinds import Approval
 from controller.kinds.common import tenant_lineage
+from controller.kinds.notifications import AlertSeverity, EventType
 from controller.runtime.access import AccessPolicy
 from controller.sources import git as git_source
 from controller.sources import history as git_history
@@ -204,7 +205,7 @@ class AuditTrail:
                 return _summary(_read_cursor(conn, branch), walked, (), recorded=0)
             _record(conn, events, now=now)
             history.set_status(conn, status_key(branch), advanced.to_value(), now=now)
-        rejected = tuple(e for e in events if e.type is EventType.APPROVAL_REJECTED)
+        rejected = tuple(e for e in events if e.type is AuditEventType.APPROVAL_REJECTED)
         return _summary(advanced, walked, rejected, recorded=len(events))
 
     def _walk(
@@ -260,7 +261,7 @@ def _summary(
         tip=walked.tip,
         recorded=recorded,
         commits_read=walked.commits_read,
-        rewritten=any(e.type is EventType.HISTORY_REWRITTEN for e in walked.events),
+        rewritten=any(e.type is AuditEventType.HISTORY_REWRITTEN for e in walked.events),
         rejected=rejected,
         latest=tuple(cursor.latest.values()),
         synced_at=cursor.synced_at,
@@ -300,7 +301,7 @@ def _expiries(
     )
     return tuple(
         AuditEvent(
-            EventType.APPROVAL_EXPIRED,
+            AuditEventType.APPROVAL_EXPIRED,
             walked.valid_revision,
             None,
             expiry.change,
@@ -321,7 +322,7 @@ def _rejudge(
     changed_now = {str(event.key) for event in events if event.verdict is not None}
     for event in access.judge_events(latest.values(), policy):
         key = str(event.key)
-        if event.type is EventType.APPROVAL_REJECTED:
+        if event.type is AuditEventType.APPROVAL_REJECTED:
             before = latest[key].verdict
             if key not in changed_now and (before is None or before.applied):
                 recorded.append(event)
@@ -330,7 +331,7 @@ def _rejudge(
     for event in events:
         if event.change is None or event.verdict is None:
             continue
-        if event.type is EventType.APPROVAL_REJECTED:
+        if event.type is AuditEventType.APPROVAL_REJECTED:
             continue
         if event.change.action is ChangeAction.REMOVED:
             current.pop(str(event.key), None)
@@ -345,7 +346,7 @@ def _record(conn: Connection, events: Iterable[AuditEvent], *, now: datetime) ->
     if rows:
         conn.execute(schema.audit_events.insert(), rows)
     for event in events:
-        if event.type is EventType.APPROVAL_REJECTED:
+        if event.type is AuditEventType.APPROVAL_REJECTED:
             history.add_alert(conn, _rejection_alert(event), now=now)
 
 
@@ -366,7 +367,7 @@ def _row(event: AuditEvent, *, now: datetime) -> dict[str, Any]:
 def _actor(event: AuditEvent) -> str:
     if event.commit is not None:
         return event.commit.author.email
-    if event.type is EventType.APPROVAL_EXPIRED:
+    if event.type is AuditEventType.APPROVAL_EXPIRED:
         return "calendar"
     return "force-push"  # a rewrite, and what it undid: nobody committed it
 
@@ -379,8 +380,8 @@ def _rejection_alert(event: AuditEvent) -> history.NewAlert:
     delta = changes.patch_delta(event.change) if event.change is not None else None
     reason = event.verdict.reason if event.verdict is not None else "rejected"
     return history.NewAlert(
-        kind="ApprovalRejected",
-        severity="warning",
+        kind=EventType.APPROVAL_REJECTED.value,
+        severity=AlertSeverity.WARNING.value,
         message=f"{event.key} was not applied: {reason}",
         tenant=event.key.tenant if event.key is not None else None,
         details={

@@ -31,6 +31,7 @@ import structlog
 
 from controller.feeds import read_feed
 from controller.feeds.common import FeedError, FeedResult
+from controller.kinds.notifications import AlertSeverity, EventType
 from controller.redaction import redact_text, redact_url
 from controller.runtime.feedsources import FeedSourceError, FeedSources
 from controller.store import catalogue, findings, history, schema
@@ -50,7 +51,7 @@ STATUS_PREFIX = "feed:"
 RETRY_AFTER_FAILURE = timedelta(minutes=10)  # a failed feed is retried sooner than its refresh
 MAX_SERVER_WAIT = timedelta(days=1)  # a server's Retry-After beyond this is capped
 MAX_ERRORS_KEPT = 20  # per feed in its status; the count says how many there were
-FEED_FAILED = "FeedFailed"  # alert kind (no EventType yet: visible in alerts, not notified)
+FEED_FAILED = EventType.FEED_FAILED.value  # visible in alerts, not notified (not NOTIFIABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +258,7 @@ def _alert(
         conn,
         history.NewAlert(
             kind=FEED_FAILED,
-            severity="warning",
+            severity=AlertSeverity.WARNING.value,
             message=f"PatchFeed {key.removeprefix(STATUS_PREFIX)}: {status['message']}",
             tenant=feed.tenant,
             details={

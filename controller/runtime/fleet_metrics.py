@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from controller.core.conditions import ConditionStatus, ConditionType, ReconcileResult
 from controller.core.observed import JobKind, JobState, online_since
 from controller.kinds.common import tenant_contains
 from controller.notify.delivery import STATUS_KEY_PREFIX
@@ -54,6 +55,10 @@ class Family:
     type: str
     help: str
     samples: tuple[Sample, ...] = field(default=())
+
+
+# the result of a pass that applied a revision, as `reconcile_runs.result` stores it
+APPLIED = ReconcileResult.APPLIED.value
 
 
 def collect(conn: Connection, *, scope: str, now: datetime) -> list[Family]:
@@ -258,7 +263,7 @@ def _reconciles(conn: Connection, *, now: datetime) -> list[Family]:
         samples.append(Sample(_labels(result=result), total_ms / 1000.0, "_sum"))
         samples.append(Sample(_labels(result=result), count, "_count"))
     last_success = conn.execute(
-        sa.select(sa.func.max(r.finished_at)).where(r.result == "applied")
+        sa.select(sa.func.max(r.finished_at)).where(r.result == APPLIED)
     ).scalar()
     families = [
         Family(
@@ -296,7 +301,7 @@ def _applied_since(conn: Connection) -> datetime | None:
     r = schema.reconcile_runs.c
     current = conn.execute(
         sa.select(r.revision)
-        .where(r.result == "applied", r.revision.is_not(None))
+        .where(r.result == APPLIED, r.revision.is_not(None))
         .order_by(r.started_at.desc(), r.id.desc())
         .limit(1)
     ).scalar()
@@ -304,12 +309,10 @@ def _applied_since(conn: Connection) -> datetime | None:
         return None
     before = conn.execute(
         sa.select(sa.func.max(r.started_at)).where(
-            r.result == "applied", r.revision.is_not(None), r.revision != current
+            r.result == APPLIED, r.revision.is_not(None), r.revision != current
         )
     ).scalar()
-    query = sa.select(sa.func.min(r.finished_at)).where(
-        r.result == "applied", r.revision == current
-    )
+    query = sa.select(sa.func.min(r.finished_at)).where(r.result == APPLIED, r.revision == current)
     if before is not None:
         query = query.where(r.started_at > before)
     first = conn.execute(query).scalar()
@@ -319,7 +322,9 @@ def _applied_since(conn: Connection) -> datetime | None:
 def _policy_invalid(status: dict[str, dict[str, Any]]) -> Family:
     conditions = (status.get("conditions") or {}).get("value")
     stalled = any(
-        isinstance(c, dict) and c.get("type") == "Stalled" and c.get("status") == "True"
+        isinstance(c, dict)
+        and c.get("type") == ConditionType.STALLED
+        and c.get("status") == ConditionStatus.TRUE
         for c in (conditions if isinstance(conditions, list) else [])
     )
     return Family(

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from controller.core.conditions import ConditionType, Reason
 from controller.core.observed import is_online
 from controller.kinds.common import tenant_contains
 from controller.store import history, leases, schema
@@ -118,7 +119,10 @@ def visible_conditions(stored: Any) -> list[dict[str, str]]:
         entry = {
             key: str(condition.get(key, "")) for key in ("type", "status", "reason", "message")
         }
-        if entry["type"] == "SourceVerified" and entry["reason"] == "ApprovalRejected":
+        if (entry["type"], entry["reason"]) == (
+            ConditionType.SOURCE_VERIFIED,
+            Reason.APPROVAL_REJECTED,
+        ):
             entry["message"] = "approving changes were not applied; see the audit trail"
         shown.append(entry)
     return shown

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from controller.kinds import common
+from controller.kinds.notifications import AlertSeverity, EventType
 from controller.store import findings, history, jobs, reports, schema, tokens
 from controller.store.scopes import in_scope
 
@@ -56,8 +57,8 @@ class IdentityConflict:
 
     def alert(self) -> history.NewAlert:
         return history.NewAlert(
-            kind="IdentityConflict",
-            severity="warning",
+            kind=EventType.IDENTITY_CONFLICT.value,
+            severity=AlertSeverity.WARNING.value,
             message=self.message,
             tenant=self.tenant,
             device_id=self.device_id,

@@ -38,6 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from controller.core import clocks
 from controller.core.observed import is_online
+from controller.kinds.notifications import AlertSeverity, EventType
 from controller.store import findings, schema
 
 if TYPE_CHECKING:
@@ -400,8 +401,8 @@ def _identity_conflict(
     history.add_alert(
         conn,
         history.NewAlert(
-            kind="IdentityConflict",
-            severity="warning",
+            kind=EventType.IDENTITY_CONFLICT.value,
+            severity=AlertSeverity.WARNING.value,
             message=message,
             tenant=tenant,
             device_id=device_id,

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from html import escape
 
+from controller.core.conditions import ConditionStatus, ConditionType
 from controller.core.revisions import Revision
 from controller.reports import html as report_html
 from controller.reports.model import STATE_ORDER, ReportData
@@ -190,11 +191,12 @@ def _revision(revision: str | None, figure: str) -> str:
 
 
 def _ready_badge(board: Dashboard) -> str:
-    ready = board.condition("Ready")
+    ready = board.condition(ConditionType.READY)
     if ready is None:
         return '<span class="badge warn" data-figure="ready">not reconciled yet</span>'
-    css = "ok" if ready.status == "True" else "bad"
-    text = "Ready" if ready.status == "True" else f"Not ready: {ready.reason}"
+    is_ready = ready.status == ConditionStatus.TRUE
+    css = "ok" if is_ready else "bad"
+    text = "Ready" if is_ready else f"Not ready: {ready.reason}"
     return (
         f'<span class="badge {css}" data-figure="ready" title="{_e(ready.message)}">'
         f"{_e(text)}</span>"
@@ -500,10 +502,17 @@ def _revision_panel(board: Dashboard) -> str:
     return '<div class="wide">' + _panel("revision", "Policy revision", lines) + "</div>"
 
 
+# The status of a condition that is good news: Ready when True, Stalled when False.
+_GOOD_NEWS: dict[str, ConditionStatus] = {
+    ConditionType.READY: ConditionStatus.TRUE,
+    ConditionType.STALLED: ConditionStatus.FALSE,
+}
+
+
 def _condition_class(kind: str, status: str) -> str:
     # Ready is good news when True, Stalled when False; Reconciling and unknowns are neutral.
-    wanted = {"Ready": "True", "Stalled": "False"}.get(kind)
-    if wanted is None or status not in {"True", "False"}:
+    wanted = _GOOD_NEWS.get(kind)
+    if wanted is None or status not in {ConditionStatus.TRUE, ConditionStatus.FALSE}:
         return "info"
     return "ok" if status == wanted else "bad"
 

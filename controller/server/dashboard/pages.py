@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from controller.kinds.notifications import AlertSeverity
+from controller.kinds.notifications import AlertSeverity, EventType
 from controller.reports.render import human_time, stamp
 from controller.server.dashboard import page
 from controller.server.dashboard.drill import (
@@ -25,7 +25,7 @@ from controller.server.dashboard.drill import (
     JobPage,
     Online,
 )
-from controller.store.history import AlertKind, AlertState
+from controller.store.history import AlertState
 
 DRILL_STYLE = """
 .top nav a{color:#f5f7fa;margin-right:14px;text-decoration:none}
@@ -200,7 +200,7 @@ def _alert_form(result: AlertPage, query: Sequence[tuple[str, str]]) -> str:
 
     return (
         '<form class="filters" method="get" action="/alerts" id="filters">'
-        + _select("type", "Kind", (k.value for k in AlertKind), chosen.get("type", set()))
+        + _select("type", "Kind", (k.value for k in EventType), chosen.get("type", set()))
         + _select(
             "severity", "Severity", (s.value for s in AlertSeverity), chosen.get("severity", set())
         )

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from controller.core import instants
 from controller.kinds.common import TENANT_PATTERN, tenant_contains
-from controller.kinds.notifications import AlertSeverity
+from controller.kinds.notifications import AlertSeverity, EventType
 from controller.server.context import Context
 from controller.server.dashboard import drill, page, pages, view
 from controller.server.errors import error_body
@@ -201,7 +201,7 @@ def alert_filters(pairs: list[tuple[str, str]], *, now: datetime) -> history.Ale
     if device is not None and len(device) > MAX_DEVICE_TEXT:
         raise FilterError(f"device: longer than {MAX_DEVICE_TEXT} characters")
     return history.AlertFilter(
-        kinds=_each(pairs, "type", history.AlertKind),
+        kinds=_each(pairs, "type", EventType),
         severities=_each(pairs, "severity", AlertSeverity),
         states=_each(pairs, "state", history.AlertState),
         device=device,
