@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from controller.core.ids import JobId
 from controller.core.observed import JobKind, JobState, JobView
 from controller.kinds import Script
 from controller.kinds.windows import RebootOption
@@ -49,10 +50,10 @@ class EndReason(StrEnum):
     DEVICE_RETIRED = "device-retired"  # an operator retired its device
 
 
-def job_id(device_id: str, kind: JobKind, patch_ids: Iterable[str], occasion: str) -> str:
+def job_id(device_id: str, kind: JobKind, patch_ids: Iterable[str], occasion: str) -> JobId:
     """`<kind>-<24 hex>`: stable for the same device, kind, patch set and occasion."""
     material = "\x1f".join((device_id, kind.value, ",".join(sorted(patch_ids)), occasion))
-    return f"{kind.value}-{hashlib.sha256(material.encode()).hexdigest()[:24]}"
+    return JobId(f"{kind.value}-{hashlib.sha256(material.encode()).hexdigest()[:24]}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,7 @@ class ScriptPayload:
 class JobSpec:
     """A job to issue."""
 
-    id: str
+    id: JobId
     device_id: str
     kind: JobKind
     reason: (

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from controller.core import changes
+from controller.core.ids import AlertKey
 from controller.kinds.notifications import NOTIFIABLE_EVENTS, AlertSeverity, EventType
 from controller.redaction import redact_text, redact_value
 
@@ -128,7 +129,8 @@ def from_audit(row: Mapping[str, Any]) -> Event | None:
     kind = changes.notification_event(action)
     key = f"audit:{row['id']}"
     if kind is EventType.POLICY_INVALID and row.get("revision"):
-        key = f"PolicyInvalid:{row['revision']}"  # the alert's key: one message, not two
+        # the alert's key: one message, not two
+        key = AlertKey.of(kind, str(row["revision"])).format()
     subject = f" {row['object']}" if row.get("object") else ""
     revision = f" in {row['revision']}" if row.get("revision") else ""
     actor = f" by {row['actor']}" if row.get("actor") else ""

@@ -39,6 +39,7 @@ from controller.core import access, changes
 from controller.core.audit import AuditEvent
 from controller.core.changes import AuditEventType, ChangeAction
 from controller.core.desired import DesiredState
+from controller.core.ids import AlertKey
 from controller.kinds import Approval
 from controller.kinds.common import tenant_lineage
 from controller.kinds.notifications import AlertSeverity, EventType
@@ -374,9 +375,10 @@ def _actor(event: AuditEvent) -> str:
 
 def _rejection_alert(event: AuditEvent) -> history.NewAlert:
     what = event.commit.sha if event.commit is not None else event.revision
-    dedupe = f"ApprovalRejected:{what}:{event.key}"
+    dedupe = AlertKey.of(EventType.APPROVAL_REJECTED, str(what), str(event.key)).format()
     if len(dedupe) > DEDUPE_MAX:
-        dedupe = "ApprovalRejected:" + hashlib.sha256(dedupe.encode()).hexdigest()
+        digest = hashlib.sha256(dedupe.encode()).hexdigest()
+        dedupe = AlertKey.of(EventType.APPROVAL_REJECTED, digest).format()
     delta = changes.patch_delta(event.change) if event.change is not None else None
     reason = event.verdict.reason if event.verdict is not None else "rejected"
     return history.NewAlert(

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 import structlog
 
+from controller.core.ids import AlertKey
 from controller.feeds import read_feed
 from controller.feeds.common import FeedError, FeedResult
 from controller.kinds.notifications import AlertSeverity, EventType
@@ -266,7 +267,9 @@ def _alert(
                 "source": status["source"],
                 "errors": status.get("errors", []),
             },
-            dedupe_key=f"{FEED_FAILED}:{key.removeprefix(STATUS_PREFIX)}:{status['failingSince']}",
+            dedupe_key=AlertKey.of(
+                EventType.FEED_FAILED, key.removeprefix(STATUS_PREFIX), str(status["failingSince"])
+            ).format(),
         ),
         now=now,
     )

@@ -29,6 +29,7 @@ from controller.core.conditions import (
     reason_for,
 )
 from controller.core.desired import DesiredState
+from controller.core.ids import AlertKey
 from controller.core.incremental import Changes, IncrementalPlanner
 from controller.core.plan import Plan
 from controller.core.revisions import Revision
@@ -285,7 +286,7 @@ class Reconciler:
         if revision == self._failed_revision:
             return
         self._failed_revision = revision
-        self._resolve_invalid(keep=f"{POLICY_INVALID}:{revision}", now=now)
+        self._resolve_invalid(keep=_invalid_key(revision), now=now)
         with self.store.write() as conn:
             history.add_alert(
                 conn,
@@ -295,7 +296,7 @@ class Reconciler:
                     message=f"{revision} does not validate ({len(problems)} error(s)); "
                     "still enforcing the last valid revision",
                     details={"revision": revision, "errors": [str(p) for p in problems[:50]]},
-                    dedupe_key=f"{POLICY_INVALID}:{revision}",
+                    dedupe_key=_invalid_key(revision),
                 ),
                 now=now,
             )
@@ -360,6 +361,11 @@ class Reconciler:
                 counts=outcome.counts,
                 message="; ".join(outcome.errors[:5]),
             )
+
+
+def _invalid_key(revision: str) -> str:
+    """The dedupe key of the PolicyInvalid alert of `revision` (notify.events reads it too)."""
+    return AlertKey.of(EventType.POLICY_INVALID, revision).format()
 
 
 def _rejection_reasons(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from controller.core.ids import AlertKey
 from controller.kinds import common
 from controller.kinds.notifications import AlertSeverity, EventType
 from controller.store import findings, history, jobs, reports, schema, tokens
@@ -63,7 +64,9 @@ class IdentityConflict:
             tenant=self.tenant,
             device_id=self.device_id,
             details={"enrolledMachineId": self.enrolled_machine_id, "machineId": self.machine_id},
-            dedupe_key=f"IdentityConflict:{self.device_id}:{self.machine_id}",
+            dedupe_key=AlertKey.of(
+                EventType.IDENTITY_CONFLICT, self.device_id, self.machine_id
+            ).format(),
         )
 
 

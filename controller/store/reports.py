@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from controller.core import clocks
+from controller.core.ids import AlertKey
 from controller.core.observed import is_online
 from controller.kinds.notifications import AlertSeverity, EventType
 from controller.store import findings, schema
@@ -407,7 +408,7 @@ def _identity_conflict(
             tenant=tenant,
             device_id=device_id,
             details={"enrolledMachineId": enrolled, "machineId": reported},
-            dedupe_key=f"IdentityConflict:{device_id}:{reported}",
+            dedupe_key=AlertKey.of(EventType.IDENTITY_CONFLICT, device_id, reported).format(),
         ),
         now=now,
     )
