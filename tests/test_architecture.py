@@ -8,6 +8,7 @@ import functools
 import shutil
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,66 @@ def test_the_layer_contracts_hold() -> None:
         [lint, "--no-cache"], cwd=PACKAGE.parent, capture_output=True, text=True, check=False
     )
     assert 0 == result.returncode, result.stdout[-3000:]
+
+
+# --- one vocabulary (issue 12 item 3) ----------------------------------------------------------
+
+# `dict[str, Any]` in core/ as of the vocabulary work: values get types, the count never grows.
+CORE_ANY_DICTS_CEILING = 8
+
+
+def string_enums() -> dict[str, frozenset[str]]:
+    """Every StrEnum (or str-mixin Enum) class in the package, `module:Class` → its values."""
+    found: dict[str, frozenset[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            bases = {ast.unparse(base).rsplit(".", 1)[-1] for base in node.bases}
+            if "StrEnum" in bases or {"str", "Enum"} <= bases:
+                values = frozenset(
+                    statement.value.value
+                    for statement in node.body
+                    if isinstance(statement, ast.Assign)
+                    and isinstance(statement.value, ast.Constant)
+                    and isinstance(statement.value.value, str)
+                )
+                found[f"{path.relative_to(PACKAGE.parent)}:{node.name}"] = values
+    return found
+
+
+def test_no_two_enums_spell_the_same_vocabulary() -> None:
+    """No StrEnum repeats another's whole set of values, and no two share a class name."""
+    enums = string_enums()
+    by_values: dict[frozenset[str], list[str]] = {}
+    by_name: dict[str, list[str]] = {}
+    for where, values in enums.items():
+        by_values.setdefault(values, []).append(where)
+        by_name.setdefault(where.rsplit(":", 1)[1], []).append(where)
+    repeated = [sorted(places) for places in by_values.values() if len(places) > 1]
+    renamed = [sorted(places) for places in by_name.values() if len(places) > 1]
+    assert ([], []) == (repeated, renamed)
+
+
+def test_the_enum_walk_sees_the_vocabularies() -> None:
+    """The walk above finds the enums it guards (a broken walk would pass vacuously)."""
+    names = {where.rsplit(":", 1)[1] for where in string_enums()}
+    expected = {"EventType", "AuditEventType", "ConditionType", "Reason", "ReconcileResult"}
+    assert expected <= names
+
+
+def test_core_untyped_dicts_do_not_grow() -> None:
+    """`dict[str, Any]` in core/ stays at or below its recorded ceiling."""
+    count = sum(
+        path.read_text(encoding="utf-8").count("dict[str, Any]")
+        for path in (PACKAGE / "core").rglob("*.py")
+    )
+    assert count <= CORE_ANY_DICTS_CEILING
+
+
+def test_the_agent_api_accepts_exactly_the_agent_states() -> None:
+    """The agent API's `state` values are the states `core.jobs` lets an agent report."""
+    from controller.core import jobs  # noqa: PLC0415 - this file reads sources, imports little
+    from controller.server.models import AgentState  # noqa: PLC0415
+
+    assert {s.value for s in jobs.AGENT_STATES} == set(typing.get_args(AgentState))
