@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from controller.core.conditions import ConditionType, Reason
-from controller.core.observed import is_online
+from controller.core.observed import JobKind, JobState, PatchResult, is_online
 from controller.kinds.common import tenant_contains
 from controller.store import history, leases, schema
 
@@ -251,19 +251,19 @@ def patch_status(conn: Connection, *, now: datetime, tenant: str | None = None) 
     j = schema.jobs.c
     rows = conn.execute(
         sa.select(j.state, j.patch_ids, j.results).where(
-            j.kind == "install",
+            j.kind == JobKind.INSTALL.value,
             j.created_at >= now - timedelta(days=PATCH_STATUS_DAYS),
             _scoped(j.tenant, tenant),
         )
     )
     counts: Counter[str] = Counter({"installed": 0, "failed": 0, "pending": 0})
     for state, patch_ids, results in rows:
-        if state in {"succeeded", "failed"}:
+        if state in {JobState.SUCCEEDED, JobState.FAILED}:
             for outcome in _mapping(results).values():
                 result = outcome.get("result") if isinstance(outcome, dict) else None
-                if result in {"installed", "failed"}:
+                if result in {PatchResult.INSTALLED, PatchResult.FAILED}:
                     counts[result] += 1
-        elif state not in {"expired", "cancelled"}:
+        elif state not in {JobState.EXPIRED, JobState.CANCELLED}:
             counts["pending"] += len(patch_ids) if isinstance(patch_ids, list) else 0
     return dict(counts)
 

@@ -13,6 +13,7 @@ from html import escape
 
 from controller.core.conditions import ConditionStatus, ConditionType
 from controller.core.revisions import Revision
+from controller.kinds.notifications import AlertSeverity
 from controller.reports import html as report_html
 from controller.reports.model import STATE_ORDER, ReportData
 from controller.reports.render import STATE_LABELS, human_time, stamp
@@ -268,7 +269,9 @@ def _card(label: str, value: str, note: str, figure: str, *, alarm: bool = False
 def _cards(board: Dashboard) -> str:
     counts = board.verdicts
     status = board.patch_status
-    open_alerts = sum(1 for a in board.alerts if not a.resolved and a.severity == "critical")
+    open_alerts = sum(
+        1 for a in board.alerts if not a.resolved and a.severity == AlertSeverity.CRITICAL
+    )
     cards = [
         _card(
             "Compliant",
@@ -445,7 +448,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-_SEVERITY_CLASS = {"critical": "sev-critical", "warning": "sev-warning", "info": "sev-info"}
+_SEVERITY_CLASS: dict[str, str] = {s: f"sev-{s.value}" for s in AlertSeverity}
 
 
 def _alerts_panel(board: Dashboard) -> str:

@@ -45,18 +45,32 @@ td.why{max-width:560px}
 """
 
 PRESETS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    ("Open critical alerts", (("state", "open"), ("severity", "critical"))),
-    ("Install failures, last 7 days", (("type", "InstallFailed"), ("since", "7d"))),
+    ("Open critical alerts", (("state", AlertState.OPEN), ("severity", AlertSeverity.CRITICAL))),
+    (
+        "Install failures, last 7 days",
+        (("type", EventType.INSTALL_FAILED), ("since", "7d")),
+    ),
     (
         "Reboots pending (not resolved)",
-        (("type", "RebootPending"), ("state", "open"), ("state", "acknowledged")),
+        (
+            ("type", EventType.REBOOT_PENDING),
+            ("state", AlertState.OPEN),
+            ("state", AlertState.ACKNOWLEDGED),
+        ),
     ),
-    ("Acknowledged, not resolved", (("state", "acknowledged"),)),
-    ("Resolved in the last 24 hours", (("state", "resolved"), ("since", "24h"))),
-    ("Policy and feed problems", (("type", "PolicyInvalid"), ("type", "FeedFailed"))),
+    ("Acknowledged, not resolved", (("state", AlertState.ACKNOWLEDGED),)),
+    ("Resolved in the last 24 hours", (("state", AlertState.RESOLVED), ("since", "24h"))),
+    (
+        "Policy and feed problems",
+        (("type", EventType.POLICY_INVALID), ("type", EventType.FEED_FAILED)),
+    ),
 )
-_SEVERITY_CLASS = {"critical": "sev-critical", "warning": "sev-warning", "info": "sev-info"}
-_STATE_BADGE = {"open": "bad", "acknowledged": "warn", "resolved": "ok"}
+_SEVERITY_CLASS: dict[str, str] = {s: f"sev-{s.value}" for s in AlertSeverity}
+_STATE_BADGE: dict[str, str] = {
+    AlertState.OPEN: "bad",
+    AlertState.ACKNOWLEDGED: "warn",
+    AlertState.RESOLVED: "ok",
+}
 _COMPLIANCE_BADGE = {"compliant": "ok", "non-compliant": "bad", "unknown": "warn", "none": "info"}
 _e = page.escape_text
 
