@@ -10,6 +10,7 @@ import subprocess
 import sys
 import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -209,9 +210,29 @@ def test_core_untyped_dicts_do_not_grow() -> None:
     assert count <= CORE_ANY_DICTS_CEILING
 
 
-def test_the_agent_api_accepts_exactly_the_agent_states() -> None:
-    """The agent API's `state` values are the states `core.jobs` lets an agent report."""
-    from controller.core import jobs  # noqa: PLC0415 - this file reads sources, imports little
-    from controller.server.models import AgentState  # noqa: PLC0415
+def agent_api_vocabularies() -> list[tuple[str, set[str], set[str]]]:
+    """(field, the wire values the agent API's model accepts, the values of its enum)."""
+    from controller.core import jobs, observed  # noqa: PLC0415 - this file reads sources mostly
+    from controller.server import models  # noqa: PLC0415
+    from controller.store import reports  # noqa: PLC0415
 
-    assert {s.value for s in jobs.AGENT_STATES} == set(typing.get_args(AgentState))
+    def accepted(model: type[Any], name: str) -> set[str]:
+        return set(typing.get_args(model.model_fields[name].annotation))
+
+    return [
+        ("state", accepted(models.JobEventRequest, "state"), {s.value for s in jobs.AGENT_STATES}),
+        ("kind", accepted(models.AgentJob, "kind"), {k.value for k in observed.JobKind}),
+        # an agent may say `not-applicable`; the planner reads it as skipped (runtime/observe.py)
+        (
+            "result",
+            accepted(models.PatchResult, "result"),
+            {r.value for r in observed.PatchResult} | {"not-applicable"},
+        ),
+        ("scan", accepted(models.ReportResponse, "scan"), {o.value for o in reports.ScanOutcome}),
+    ]
+
+
+def test_the_agent_api_spells_the_core_vocabularies() -> None:
+    """Each closed set the agent API writes as a `Literal` is exactly its enum's values."""
+    mismatched = [name for name, wire, values in agent_api_vocabularies() if wire != values]
+    assert [] == mismatched
