@@ -8,7 +8,9 @@ import functools
 import shutil
 import subprocess
 import sys
+import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -212,3 +214,86 @@ def test_sql_lives_only_in_the_store(path: Path) -> None:
         assert uses, f"{name} has no SQL left: take it off SQL_ALLOWED"
     else:
         assert [] == uses
+
+
+# --- one vocabulary (issue 12 item 3) ----------------------------------------------------------
+
+# `dict[str, Any]` in core/ as of the vocabulary work: values get types, the count never grows.
+CORE_ANY_DICTS_CEILING = 8
+
+
+def string_enums() -> dict[str, frozenset[str]]:
+    """Every StrEnum (or str-mixin Enum) class in the package, `module:Class` → its values."""
+    found: dict[str, frozenset[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            bases = {ast.unparse(base).rsplit(".", 1)[-1] for base in node.bases}
+            if "StrEnum" in bases or {"str", "Enum"} <= bases:
+                values = frozenset(
+                    statement.value.value
+                    for statement in node.body
+                    if isinstance(statement, ast.Assign)
+                    and isinstance(statement.value, ast.Constant)
+                    and isinstance(statement.value.value, str)
+                )
+                found[f"{path.relative_to(PACKAGE.parent)}:{node.name}"] = values
+    return found
+
+
+def test_no_two_enums_spell_the_same_vocabulary() -> None:
+    """No StrEnum repeats another's whole set of values, and no two share a class name."""
+    enums = string_enums()
+    by_values: dict[frozenset[str], list[str]] = {}
+    by_name: dict[str, list[str]] = {}
+    for where, values in enums.items():
+        by_values.setdefault(values, []).append(where)
+        by_name.setdefault(where.rsplit(":", 1)[1], []).append(where)
+    repeated = [sorted(places) for places in by_values.values() if len(places) > 1]
+    renamed = [sorted(places) for places in by_name.values() if len(places) > 1]
+    assert ([], []) == (repeated, renamed)
+
+
+def test_the_enum_walk_sees_the_vocabularies() -> None:
+    """The walk above finds the enums it guards (a broken walk would pass vacuously)."""
+    names = {where.rsplit(":", 1)[1] for where in string_enums()}
+    expected = {"EventType", "AuditEventType", "ConditionType", "Reason", "ReconcileResult"}
+    assert expected <= names
+
+
+def test_core_untyped_dicts_do_not_grow() -> None:
+    """`dict[str, Any]` in core/ stays at or below its recorded ceiling."""
+    count = sum(
+        path.read_text(encoding="utf-8").count("dict[str, Any]")
+        for path in (PACKAGE / "core").rglob("*.py")
+    )
+    assert count <= CORE_ANY_DICTS_CEILING
+
+
+def agent_api_vocabularies() -> list[tuple[str, set[str], set[str]]]:
+    """(field, the wire values the agent API's model accepts, the values of its enum)."""
+    from controller.core import jobs, observed  # noqa: PLC0415 - this file reads sources mostly
+    from controller.server import models  # noqa: PLC0415
+    from controller.store import reports  # noqa: PLC0415
+
+    def accepted(model: type[Any], name: str) -> set[str]:
+        return set(typing.get_args(model.model_fields[name].annotation))
+
+    return [
+        ("state", accepted(models.JobEventRequest, "state"), {s.value for s in jobs.AGENT_STATES}),
+        ("kind", accepted(models.AgentJob, "kind"), {k.value for k in observed.JobKind}),
+        # an agent may say `not-applicable`; the planner reads it as skipped (runtime/observe.py)
+        (
+            "result",
+            accepted(models.PatchResult, "result"),
+            {r.value for r in observed.PatchResult} | {"not-applicable"},
+        ),
+        ("scan", accepted(models.ReportResponse, "scan"), {o.value for o in reports.ScanOutcome}),
+    ]
+
+
+def test_the_agent_api_spells_the_core_vocabularies() -> None:
+    """Each closed set the agent API writes as a `Literal` is exactly its enum's values."""
+    mismatched = [name for name, wire, values in agent_api_vocabularies() if wire != values]
+    assert [] == mismatched

@@ -20,8 +20,8 @@ from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
 from controller.core import instants
 from controller.kinds.common import TENANT_PATTERN
-from controller.kinds.notifications import AlertSeverity
-from controller.store.alerts import AlertKind, AlertState
+from controller.kinds.notifications import AlertSeverity, EventType
+from controller.store.alerts import AlertState
 
 DEFAULT_COLUMNS = ("created_at", "severity", "kind", "tenant", "message")
 COLUMNS = {  # name: what it shows (for --help and the error listing them)
@@ -90,7 +90,7 @@ def _choices(vocabulary: type[Any]) -> click.Choice[str]:
     "--type",
     "kinds",
     multiple=True,
-    type=_choices(AlertKind),
+    type=_choices(EventType),
     metavar="KIND",
     help="Only alerts of this kind (InstallFailed, RebootPending, PolicyInvalid, ...); "
     "repeat for several.",
@@ -177,7 +177,7 @@ def alerts(
         page = remote_page(server, "/api/v1/alerts", "alerts", ca_file=ca_file, params=params)
     else:
         filters = alert_store.AlertFilter(
-            kinds=tuple(map(AlertKind, kinds)),
+            kinds=tuple(map(EventType, kinds)),
             severities=tuple(map(AlertSeverity, severities)),
             states=tuple(map(AlertState, states)),
             device=device,

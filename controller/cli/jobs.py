@@ -21,6 +21,7 @@ from controller.cli.listing import (
 )
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
+from controller.core.ids import WindowOccurrence
 
 COLUMNS: tuple[Column, ...] = (
     ("ID", field("id")),
@@ -119,7 +120,8 @@ def show(
 def job_lines(job: dict[str, Any]) -> list[str]:
     """The text form of `patchctl jobs show` (a job in the read API's shape)."""
     ended = f" ({job['endReason']} from {job.get('endState')})" if job.get("endReason") else ""
-    window, _, occurrence = (job.get("windowKey") or "").partition("@")
+    slot = WindowOccurrence.parse(job.get("windowKey"))
+    window, occurrence = (slot.window, slot.occurrence) if slot is not None else ("", "")
     flag = job.get("rebootRequired")
     reboot = "unknown" if flag is None else ("required" if flag else "not required")
     lines = [

@@ -22,6 +22,7 @@ from controller.cli.common import (
 from controller.cli.listing import cell
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
+from controller.core.conditions import ReconcileResult
 from controller.runtime import status
 from controller.runtime.leadership import Leadership
 from controller.runtime.reconcile import PolicySource, Reconciler
@@ -129,7 +130,7 @@ def reconcile(
             click.echo(f"  {key:<20} {value}")
         for error in outcome.errors:
             click.echo(f"  {error}", err=True)
-    raise SystemExit(0 if outcome.result == "applied" else EXIT_NO)
+    raise SystemExit(0 if outcome.result == ReconcileResult.APPLIED else EXIT_NO)
 
 
 @click.command()

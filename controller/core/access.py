@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Self
 
 from controller.core.audit import AuditEvent
-from controller.core.changes import ChangeAction, EventType, ObjectChange, Verdict, as_json
+from controller.core.changes import AuditEventType, ChangeAction, ObjectChange, Verdict, as_json
 from controller.core.commits import CommitFacts, Person, SignatureStatus
 from controller.core.desired import DesiredState
 from controller.kinds import Approval, ObjectKey, Whitelist
@@ -255,7 +255,7 @@ def judge_events(events: Iterable[AuditEvent], policy: AccessPolicy) -> tuple[Au
     """
     judged: list[AuditEvent] = []
     for event in events:
-        if event.type is EventType.APPROVAL_REJECTED:
+        if event.type is AuditEventType.APPROVAL_REJECTED:
             continue
         change = event.change
         if change is None or change.key.kind not in policy.guarded_kinds:
@@ -265,7 +265,7 @@ def judge_events(events: Iterable[AuditEvent], policy: AccessPolicy) -> tuple[Au
         judged.append(dataclasses.replace(event, verdict=verdict))
         if not verdict.applied:
             judged.append(
-                dataclasses.replace(event, type=EventType.APPROVAL_REJECTED, verdict=verdict)
+                dataclasses.replace(event, type=AuditEventType.APPROVAL_REJECTED, verdict=verdict)
             )
     return tuple(judged)
 
@@ -285,7 +285,7 @@ def filter_rejected(desired: DesiredState, events: Iterable[AuditEvent]) -> Desi
         if (
             event.change is not None
             and event.verdict is not None
-            and event.type is not EventType.APPROVAL_REJECTED
+            and event.type is not AuditEventType.APPROVAL_REJECTED
         ):
             latest[event.change.key] = event
     if not latest:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.core import changes
-from controller.core.changes import EventType, ObjectChange, Verdict
+from controller.core.changes import AuditEventType, ObjectChange, Verdict
 from controller.core.commits import CommitFacts
 from controller.kinds import ObjectKey
 
@@ -38,7 +38,7 @@ class AuditEvent:
     checks (`controller.core.access.judge_events`) on changes to approving kinds.
     """
 
-    type: EventType
+    type: AuditEventType
     revision: str
     commit: CommitFacts | None
     change: ObjectChange | None = None
@@ -97,14 +97,14 @@ class AuditEvent:
             change = ObjectChange(
                 key=ObjectKey(obj["kind"], obj["tenant"], obj["name"]),
                 action=changes.ChangeAction(data["action"]),
-                event=EventType(data["changeEvent"]),
+                event=AuditEventType(data["changeEvent"]),
                 before=data.get("before"),
                 after=data.get("after"),
             )
         rewrite = data.get("rewrite")
         verdict = data.get("verdict")
         return cls(
-            type=EventType(data["type"]),
+            type=AuditEventType(data["type"]),
             revision=data["revision"],
             commit=CommitFacts.from_dict(data["commit"]) if data.get("commit") else None,
             change=change,

@@ -4,7 +4,7 @@ Purely computational, no side effects: values in, values out. The history walker
 (`controller.sources.history`) feeds it consecutive revisions of the tracked branch; the access
 checks (`controller.runtime.access`) judge the changes it names; `today` is always a parameter.
 
-The vocabulary (`EventType`):
+The vocabulary (`AuditEventType`):
 
 - `ApprovalGranted` / `ApprovalChanged` / `ApprovalRevoked`: an Approval was added / edited /
   removed; `ApprovalExpired`: its `expires` day has passed (derived from `today`, no commit);
@@ -27,7 +27,7 @@ from typing import Any
 
 from controller.core.desired import DesiredState
 from controller.kinds import KINDS, Approval, Document, ObjectKey, PatchWindow, Whitelist
-from controller.kinds.notifications import EventType as NotificationEvent
+from controller.kinds.notifications import EventType
 
 JsonObject = Mapping[str, Any]
 
@@ -41,8 +41,16 @@ class ChangeAction(StrEnum):
     EXPIRED = "expired"  # an Approval past its `expires` day: the file is unchanged
 
 
-class EventType(StrEnum):
-    """Every audit event patchctl records; see the module docstring for when each happens."""
+class AuditEventType(StrEnum):
+    """Every audit event patchctl records; see the module docstring for when each happens.
+
+    Stored as an audit row's `action`. Distinct from `kinds.notifications.EventType` on purpose:
+    an audit event names what happened to one policy object (one per kind and action), an
+    `EventType` names an alert or a Notification subscription. Several audit events reach one
+    subscription (`notification_event`); the three that share a name with an `EventType`
+    (`ApprovalChanged`, `ApprovalRejected`, `PolicyInvalid`) are the same occurrence seen from
+    the trail and from the alerts.
+    """
 
     APPROVAL_GRANTED = "ApprovalGranted"
     APPROVAL_CHANGED = "ApprovalChanged"
@@ -100,28 +108,28 @@ _ACTION_WORDS = {
     ChangeAction.REMOVED: "Removed",
 }
 _APPROVAL_EVENTS = {
-    ChangeAction.ADDED: EventType.APPROVAL_GRANTED,
-    ChangeAction.CHANGED: EventType.APPROVAL_CHANGED,
-    ChangeAction.REMOVED: EventType.APPROVAL_REVOKED,
-    ChangeAction.EXPIRED: EventType.APPROVAL_EXPIRED,
+    ChangeAction.ADDED: AuditEventType.APPROVAL_GRANTED,
+    ChangeAction.CHANGED: AuditEventType.APPROVAL_CHANGED,
+    ChangeAction.REMOVED: AuditEventType.APPROVAL_REVOKED,
+    ChangeAction.EXPIRED: AuditEventType.APPROVAL_EXPIRED,
 }
 APPROVAL_EVENTS = frozenset(_APPROVAL_EVENTS.values())
 
 
-def _vocabulary() -> dict[tuple[str, ChangeAction], EventType]:
+def _vocabulary() -> dict[tuple[str, ChangeAction], AuditEventType]:
     """Every (kind, action) pair and its event; a kind without a name here fails at import."""
     table = {(Approval.KIND, action): event for action, event in _APPROVAL_EVENTS.items()}
     for kind in KINDS:
         if kind != Approval.KIND:
             for action, word in _ACTION_WORDS.items():
-                table[kind, action] = EventType(f"{_EVENT_PREFIX.get(kind, kind)}{word}")
+                table[kind, action] = AuditEventType(f"{_EVENT_PREFIX.get(kind, kind)}{word}")
     return table
 
 
 _EVENTS = _vocabulary()
 
 
-def event_for(kind: str, action: ChangeAction) -> EventType:
+def event_for(kind: str, action: ChangeAction) -> AuditEventType:
     """The event naming `action` on an object of `kind`; ValueError for an unknown pair."""
     try:
         return _EVENTS[kind, action]
@@ -139,7 +147,7 @@ class ObjectChange:
 
     key: ObjectKey
     action: ChangeAction
-    event: EventType
+    event: AuditEventType
     before: JsonObject | None
     after: JsonObject | None
 
@@ -319,7 +327,7 @@ def detect_expired(
         change = ObjectChange(
             key=approval.key,
             action=ChangeAction.EXPIRED,
-            event=EventType.APPROVAL_EXPIRED,
+            event=AuditEventType.APPROVAL_EXPIRED,
             before=content,
             after=content,
         )
@@ -330,17 +338,17 @@ def detect_expired(
 # --- notifications ---------------------------------------------------------------------------
 
 _NOTIFICATIONS = {
-    **dict.fromkeys(APPROVAL_EVENTS, NotificationEvent.APPROVAL_CHANGED),
-    EventType.APPROVAL_REJECTED: NotificationEvent.APPROVAL_REJECTED,
-    EventType.POLICY_INVALID: NotificationEvent.POLICY_INVALID,
+    **dict.fromkeys(APPROVAL_EVENTS, EventType.APPROVAL_CHANGED),
+    AuditEventType.APPROVAL_REJECTED: EventType.APPROVAL_REJECTED,
+    AuditEventType.POLICY_INVALID: EventType.POLICY_INVALID,
 }
 
 
-def notification_event(event: EventType) -> NotificationEvent:
+def notification_event(event: AuditEventType) -> EventType:
     """The Notification subscription an audit event reaches (`events:` in a Notification).
 
     Approval grants, edits, revocations and expiries reach `ApprovalChanged`; rejections
     `ApprovalRejected`; invalid commits `PolicyInvalid`; every other change, including a
     rewritten history, `ConfigurationChanged`.
     """
-    return _NOTIFICATIONS.get(event, NotificationEvent.CONFIGURATION_CHANGED)
+    return _NOTIFICATIONS.get(event, EventType.CONFIGURATION_CHANGED)

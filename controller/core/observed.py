@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from controller.core.ids import JobId
 from controller.core.patches import PatchRecord
 from controller.kinds.common import OsFamily
 
@@ -137,7 +138,7 @@ class ScanView:
 class JobView:
     """A job the controller issued earlier, with what the agent said about it."""
 
-    id: str
+    id: JobId
     device_id: str
     kind: JobKind
     state: JobState

@@ -1,17 +1,29 @@
-"""Notification: which events reach people, and through which channel."""
+"""Notification: which events reach people, and through which channel.
+
+This module is the one home of the alert and notification vocabulary: `EventType` names every
+alert the controller raises (the `kind` of an `alerts` row, the API's and dashboard's `type`
+filter) and every event a Notification subscribes to; `AlertSeverity` ranks them. The audit
+trail's own vocabulary (`controller.core.changes.AuditEventType`) names what happened to a policy
+object; `controller.core.changes.notification_event` maps each of those to one `EventType`.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 
 from controller.kinds.common import Document, Model
 
 
 class EventType(StrEnum):
-    """Alerts and audit events a Notification can subscribe to."""
+    """Every alert kind the controller raises, and the events a Notification subscribes to.
+
+    Stored as the `kind` of an alert row and sent as an event's `type`: the values are wire
+    values and never change. Every member but `FeedFailed` can be subscribed to
+    (`NOTIFIABLE_EVENTS`); a feed failure is shown in alerts, not notified (docs/feeds.md).
+    """
 
     INITIATE = "Initiate"  # a scan was initiated
     SEARCH = "Search"  # missing patches were found and approved
@@ -28,6 +40,32 @@ class EventType(StrEnum):
     CONFIGURATION_CHANGED = "ConfigurationChanged"
     REPORT_PUBLISHED = "ReportPublished"
     IDENTITY_CONFLICT = "IdentityConflict"  # another machine claimed an enrolled device's name
+    FEED_FAILED = "FeedFailed"  # a patch feed failed to sync (an alert only, not notifiable)
+
+
+# What a Notification's `events:` may list (and what notify.events turns an alert row into).
+NOTIFIABLE_EVENTS = frozenset(EventType) - {EventType.FEED_FAILED}
+
+
+def _notifiable(event: EventType) -> EventType:
+    if event not in NOTIFIABLE_EVENTS:
+        raise ValueError(f"{event.value} is an alert kind that cannot be notified (yet)")
+    return event
+
+
+# One subscribable event: the schema lists only the notifiable values (a $ref would list all).
+NotifiableEvent = Annotated[
+    EventType,
+    AfterValidator(_notifiable),
+    WithJsonSchema(
+        {
+            "description": "Alerts and audit events a Notification can subscribe to.",
+            "enum": [event.value for event in EventType if event in NOTIFIABLE_EVENTS],
+            "title": "EventType",
+            "type": "string",
+        }
+    ),
+]
 
 
 class AlertSeverity(StrEnum):
@@ -80,7 +118,7 @@ class Channel(Model):
 
 
 class NotificationSpec(Model):
-    events: tuple[EventType, ...] = Field(min_length=1, description="Event types sent.")
+    events: tuple[NotifiableEvent, ...] = Field(min_length=1, description="Event types sent.")
     min_severity: AlertSeverity = Field(
         default=AlertSeverity.INFO, description="Events below this severity are not sent."
     )

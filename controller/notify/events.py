@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from controller.core import changes
-from controller.kinds.notifications import AlertSeverity, EventType
+from controller.core.ids import AlertKey
+from controller.kinds.notifications import NOTIFIABLE_EVENTS, AlertSeverity, EventType
 from controller.redaction import redact_text, redact_value
 
 
@@ -94,6 +95,8 @@ def from_alert(row: Mapping[str, Any]) -> Event | None:
         severity = AlertSeverity(str(row["severity"]))
     except ValueError:
         return None
+    if kind not in NOTIFIABLE_EVENTS:
+        return None
     key = row.get("dedupe_key") or f"alert:{row['id']}"
     return Event(
         key=str(key),
@@ -120,13 +123,14 @@ def from_audit(row: Mapping[str, Any]) -> Event | None:
     """An `audit_events` row as an event: approval changes reach `ApprovalChanged`, other policy
     changes `ConfigurationChanged`; the controller's own actions (jobs issued) reach nothing."""
     try:
-        action = changes.EventType(str(row["action"]))
+        action = changes.AuditEventType(str(row["action"]))
     except ValueError:
         return None
     kind = changes.notification_event(action)
     key = f"audit:{row['id']}"
     if kind is EventType.POLICY_INVALID and row.get("revision"):
-        key = f"PolicyInvalid:{row['revision']}"  # the alert's key: one message, not two
+        # the alert's key: one message, not two
+        key = AlertKey.of(kind, str(row["revision"])).format()
     subject = f" {row['object']}" if row.get("object") else ""
     revision = f" in {row['revision']}" if row.get("revision") else ""
     actor = f" by {row['actor']}" if row.get("actor") else ""

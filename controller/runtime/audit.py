@@ -35,10 +35,12 @@ import git
 from controller import errors
 from controller.core import access, changes
 from controller.core.audit import AuditEvent
-from controller.core.changes import ChangeAction, EventType
+from controller.core.changes import AuditEventType, ChangeAction
 from controller.core.desired import DesiredState
+from controller.core.ids import AlertKey
 from controller.kinds import Approval
 from controller.kinds.common import tenant_lineage
+from controller.kinds.notifications import AlertSeverity, EventType
 from controller.runtime.access import AccessPolicy
 from controller.sources import git as git_source
 from controller.sources import history as git_history
@@ -205,7 +207,7 @@ class AuditTrail:
                 return _summary(_read_cursor(conn, branch), walked, (), recorded=0)
             _record(conn, events, now=now)
             status_store.set_status(conn, status_key(branch), advanced.to_value(), now=now)
-        rejected = tuple(e for e in events if e.type is EventType.APPROVAL_REJECTED)
+        rejected = tuple(e for e in events if e.type is AuditEventType.APPROVAL_REJECTED)
         return _summary(advanced, walked, rejected, recorded=len(events))
 
     def _walk(
@@ -261,7 +263,7 @@ def _summary(
         tip=walked.tip,
         recorded=recorded,
         commits_read=walked.commits_read,
-        rewritten=any(e.type is EventType.HISTORY_REWRITTEN for e in walked.events),
+        rewritten=any(e.type is AuditEventType.HISTORY_REWRITTEN for e in walked.events),
         rejected=rejected,
         latest=tuple(cursor.latest.values()),
         synced_at=cursor.synced_at,
@@ -289,7 +291,7 @@ def _expiries(
     )
     return tuple(
         AuditEvent(
-            EventType.APPROVAL_EXPIRED,
+            AuditEventType.APPROVAL_EXPIRED,
             walked.valid_revision,
             None,
             expiry.change,
@@ -310,7 +312,7 @@ def _rejudge(
     changed_now = {str(event.key) for event in events if event.verdict is not None}
     for event in access.judge_events(latest.values(), policy):
         key = str(event.key)
-        if event.type is EventType.APPROVAL_REJECTED:
+        if event.type is AuditEventType.APPROVAL_REJECTED:
             before = latest[key].verdict
             if key not in changed_now and (before is None or before.applied):
                 recorded.append(event)
@@ -319,7 +321,7 @@ def _rejudge(
     for event in events:
         if event.change is None or event.verdict is None:
             continue
-        if event.type is EventType.APPROVAL_REJECTED:
+        if event.type is AuditEventType.APPROVAL_REJECTED:
             continue
         if event.change.action is ChangeAction.REMOVED:
             current.pop(str(event.key), None)
@@ -332,7 +334,7 @@ def _record(conn: Connection, events: Iterable[AuditEvent], *, now: datetime) ->
     """One audit row per event, and an `ApprovalRejected` alert (once) per rejection."""
     audit_store.add_rows(conn, [_row(event, now=now) for event in events])
     for event in events:
-        if event.type is EventType.APPROVAL_REJECTED:
+        if event.type is AuditEventType.APPROVAL_REJECTED:
             alert_store.add_alert(conn, _rejection_alert(event), now=now)
 
 
@@ -353,21 +355,22 @@ def _row(event: AuditEvent, *, now: datetime) -> dict[str, Any]:
 def _actor(event: AuditEvent) -> str:
     if event.commit is not None:
         return event.commit.author.email
-    if event.type is EventType.APPROVAL_EXPIRED:
+    if event.type is AuditEventType.APPROVAL_EXPIRED:
         return "calendar"
     return "force-push"  # a rewrite, and what it undid: nobody committed it
 
 
 def _rejection_alert(event: AuditEvent) -> alert_store.NewAlert:
     what = event.commit.sha if event.commit is not None else event.revision
-    dedupe = f"ApprovalRejected:{what}:{event.key}"
+    dedupe = AlertKey.of(EventType.APPROVAL_REJECTED, str(what), str(event.key)).format()
     if len(dedupe) > DEDUPE_MAX:
-        dedupe = "ApprovalRejected:" + hashlib.sha256(dedupe.encode()).hexdigest()
+        digest = hashlib.sha256(dedupe.encode()).hexdigest()
+        dedupe = AlertKey.of(EventType.APPROVAL_REJECTED, digest).format()
     delta = changes.patch_delta(event.change) if event.change is not None else None
     reason = event.verdict.reason if event.verdict is not None else "rejected"
     return alert_store.NewAlert(
-        kind="ApprovalRejected",
-        severity="warning",
+        kind=EventType.APPROVAL_REJECTED.value,
+        severity=AlertSeverity.WARNING.value,
         message=f"{event.key} was not applied: {reason}",
         tenant=event.key.tenant if event.key is not None else None,
         details={

@@ -37,8 +37,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from controller import errors
+from controller.core.ids import AlertKey
 from controller.feeds import read_feed
 from controller.feeds.common import FeedError, FeedResult
+from controller.kinds.notifications import AlertSeverity, EventType
 from controller.redaction import redact_text, redact_url
 from controller.runtime.feedsources import FeedSourceError, FeedSources
 from controller.store import alerts as alert_store
@@ -59,7 +61,7 @@ RETRY_AFTER_FAILURE = timedelta(minutes=10)  # a failed feed is retried sooner t
 MAX_SERVER_WAIT = timedelta(days=1)  # a server's Retry-After beyond this is capped
 MAX_ERRORS_KEPT = 20  # per feed in its status; the count says how many there were
 REEVALUATION_CHUNK = findings.REEVALUATION_CHUNK  # devices per write transaction of a fleet pass
-FEED_FAILED = "FeedFailed"  # alert kind (no EventType yet: visible in alerts, not notified)
+FEED_FAILED = EventType.FEED_FAILED.value  # visible in alerts, not notified (not NOTIFIABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,7 +449,7 @@ def _alert(
         conn,
         alert_store.NewAlert(
             kind=FEED_FAILED,
-            severity="warning",
+            severity=AlertSeverity.WARNING.value,
             message=f"PatchFeed {key.removeprefix(STATUS_PREFIX)}: {status['message']}",
             tenant=feed.tenant,
             details={
@@ -455,7 +457,9 @@ def _alert(
                 "source": status["source"],
                 "errors": status.get("errors", []),
             },
-            dedupe_key=f"{FEED_FAILED}:{key.removeprefix(STATUS_PREFIX)}:{status['failingSince']}",
+            dedupe_key=AlertKey.of(
+                EventType.FEED_FAILED, key.removeprefix(STATUS_PREFIX), str(status["failingSince"])
+            ).format(),
         ),
         now=now,
     )

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from controller.core.observed import JobKind, JobState
+from controller.core.conditions import ConditionStatus, ConditionType, ReconcileResult
+from controller.core.observed import JobKind, JobState, online_since
 from controller.kinds.common import tenant_contains
 from controller.notify.delivery import STATUS_KEY_PREFIX
 from controller.runtime import feeds
@@ -51,6 +52,10 @@ class Family:
     type: str
     help: str
     samples: tuple[Sample, ...] = field(default=())
+
+
+# the result of a pass that applied a revision, as `reconcile_runs.result` stores it
+APPLIED = ReconcileResult.APPLIED.value
 
 
 def collect(conn: Connection, *, scope: str, now: datetime) -> list[Family]:
@@ -226,7 +231,9 @@ def _reconciles(conn: Connection, *, now: datetime) -> list[Family]:
 def _policy_invalid(status: dict[str, dict[str, Any]]) -> Family:
     conditions = (status.get("conditions") or {}).get("value")
     stalled = any(
-        isinstance(c, dict) and c.get("type") == "Stalled" and c.get("status") == "True"
+        isinstance(c, dict)
+        and c.get("type") == ConditionType.STALLED
+        and c.get("status") == ConditionStatus.TRUE
         for c in (conditions if isinstance(conditions, list) else [])
     )
     return Family(

@@ -36,6 +36,7 @@ import structlog
 
 from controller import errors
 from controller.core import review
+from controller.core.conditions import ConditionStatus, ReconcileResult
 from controller.core.revisions import Revision, format_revision
 from controller.errors import RetryPolicy
 from controller.forges import events
@@ -398,7 +399,7 @@ def _code(text: str) -> str:
 def apply_status(outcome: Outcome) -> tuple[str, CommitStatus] | None:
     """The `patchctl/apply` status a pass's outcome earns, on which commit; None when the pass
     says nothing about a commit (the source was unreachable). Purely computational."""
-    if outcome.result == "policy-invalid" and outcome.attempted_revision:
+    if outcome.result == ReconcileResult.POLICY_INVALID and outcome.attempted_revision:
         enforced = outcome.applied_revision or "nothing"
         return _sha(outcome.attempted_revision), CommitStatus(
             StatusState.FAILURE,
@@ -406,11 +407,11 @@ def apply_status(outcome: Outcome) -> tuple[str, CommitStatus] | None:
             f"does not validate ({len(outcome.errors)} error(s)); still enforcing "
             f"{_short(enforced)}",
         )
-    if outcome.result != "applied" or not outcome.applied_revision:
+    if outcome.result != ReconcileResult.APPLIED or not outcome.applied_revision:
         return None
     sha = _sha(outcome.applied_revision)
     verified = outcome.verified
-    if verified is not None and verified.status == "False":
+    if verified is not None and verified.status == ConditionStatus.FALSE:
         reasons = "; ".join(verified.reasons) or verified.message
         return sha, CommitStatus(StatusState.FAILURE, APPLY_CONTEXT, f"not applied: {reasons}")
     return sha, CommitStatus(StatusState.SUCCESS, APPLY_CONTEXT, "applied by patchctl")

@@ -22,11 +22,19 @@ from typing import Any
 import structlog
 
 from controller import errors
+from controller.core.conditions import (
+    ConditionStatus,
+    ConditionType,
+    Reason,
+    ReconcileResult,
+    reason_for,
+)
 from controller.core.desired import DesiredState
+from controller.core.ids import AlertKey
 from controller.core.incremental import IncrementalPlanner
 from controller.core.plan import Plan
 from controller.core.revisions import Revision
-from controller.kinds.notifications import EventType
+from controller.kinds.notifications import AlertSeverity, EventType
 from controller.runtime import apply, audit, observe
 from controller.runtime.access import AccessPolicy
 from controller.sources import git as git_source
@@ -60,7 +68,7 @@ class PolicySource:
 class Outcome:
     """The result of one reconcile, as status and `patchctl reconcile --json` show it."""
 
-    result: str  # applied | policy-invalid | source-error | no-valid-revision
+    result: ReconcileResult
     applied_revision: str | None
     attempted_revision: str | None
     started_at: datetime
@@ -86,8 +94,8 @@ class Outcome:
 class Verification:
     """What the audit step found: the `SourceVerified` condition's status, reason and message."""
 
-    status: str  # True | False | Unknown
-    reason: str
+    status: ConditionStatus
+    reason: Reason
     message: str
     # ApprovalRejected: per object left out, `Approval/acme/x: <the verdict's reason>`
     reasons: tuple[str, ...] = ()
@@ -140,14 +148,17 @@ class Reconciler:
         started = time.perf_counter()
         attempted: str | None = None
         errors: tuple[str, ...] = ()
-        result = "applied"
+        result = ReconcileResult.APPLIED
         counts: dict[str, int] = {}
         the_plan: Plan | None = None
         verified: Verification | None = None
         try:
             attempted, loaded = self.fetch_and_load()
             if loaded.state is None:
-                result, errors = "policy-invalid", tuple(str(p) for p in loaded.errors)
+                result, errors = (
+                    ReconcileResult.POLICY_INVALID,
+                    tuple(str(p) for p in loaded.errors),
+                )
                 self._record_invalid(attempted, loaded.errors, now=now)
             else:
                 self.last_valid = loaded.state
@@ -157,13 +168,14 @@ class Reconciler:
             synced, audit_error = self.audit_step(now=now)
             desired = self.last_valid or self._restore_last_applied()
             if desired is None:
-                result = "no-valid-revision" if result == "applied" else result
+                if result is ReconcileResult.APPLIED:
+                    result = ReconcileResult.NO_VALID_REVISION
             else:
                 planned, verified = self.approved_only(desired, synced, audit_error)
                 the_plan, counts = self.plan_and_apply(planned, now=now)
                 counts["auditEvents"] = synced.recorded if synced else 0
         except SourceUnavailableError as exc:
-            result, errors = "source-error", (str(exc),)
+            result, errors = ReconcileResult.SOURCE_ERROR, (str(exc),)
             # after a restart with the repository unreachable: the last applied revision from
             # the local mirror, so it stays enforced and `lastAppliedRevision` is kept
             desired = self.last_valid or self._restore_last_applied()
@@ -235,7 +247,9 @@ class Reconciler:
         for), and the SourceVerified condition that says so."""
         if not self.access.enforced:
             return desired, Verification(
-                "Unknown", "NotConfigured", "no access policy (approvers, signatures) is configured"
+                ConditionStatus.UNKNOWN,
+                Reason.NOT_CONFIGURED,
+                "no access policy (approvers, signatures) is configured",
             )
         latest = synced.latest if synced is not None else self.trail.stored()
         planned = audit.accepted(desired, latest, self.access)
@@ -244,18 +258,20 @@ class Reconciler:
             shown = ", ".join(left_out[:5]) + (" ..." if len(left_out) > 5 else "")
             unread = f" (audit trail not read: {audit_error})" if audit_error else ""
             return planned, Verification(
-                "False",
-                "ApprovalRejected",
+                ConditionStatus.FALSE,
+                Reason.APPROVAL_REJECTED,
                 f"{len(left_out)} approving object(s) of {desired.revision} not applied: "
                 f"{shown}{unread}; see `patchctl audit`",
                 _rejection_reasons(left_out, latest),
             )
         if audit_error is not None and synced is None and latest is None:
-            return planned, Verification("Unknown", "AuditUnavailable", audit_error)
+            return planned, Verification(
+                ConditionStatus.UNKNOWN, Reason.AUDIT_UNAVAILABLE, audit_error
+            )
         signed = _signed_scopes(self.access)
         return planned, Verification(
-            "True",
-            "ApprovalsVerified",
+            ConditionStatus.TRUE,
+            Reason.APPROVALS_VERIFIED,
             f"every approving change in {desired.revision} passed the access policy"
             + (f"; signed commits required for {signed}" if signed else ""),
         )
@@ -333,17 +349,17 @@ class Reconciler:
         if revision == self._failed_revision:
             return
         self._failed_revision = revision
-        self._resolve_invalid(keep=f"{POLICY_INVALID}:{revision}", now=now)
+        self._resolve_invalid(keep=_invalid_key(revision), now=now)
         with self.store.write() as conn:
             alert_store.add_alert(
                 conn,
                 alert_store.NewAlert(
                     kind=POLICY_INVALID,
-                    severity="critical",
+                    severity=AlertSeverity.CRITICAL.value,
                     message=f"{revision} does not validate ({len(problems)} error(s)); "
                     "still enforcing the last valid revision",
                     details={"revision": revision, "errors": [str(p) for p in problems[:50]]},
-                    dedupe_key=f"{POLICY_INVALID}:{revision}",
+                    dedupe_key=_invalid_key(revision),
                 ),
                 now=now,
             )
@@ -410,6 +426,11 @@ class Reconciler:
             )
 
 
+def _invalid_key(revision: str) -> str:
+    """The dedupe key of the PolicyInvalid alert of `revision` (notify.events reads it too)."""
+    return AlertKey.of(EventType.POLICY_INVALID, revision).format()
+
+
 def _rejection_reasons(
     left_out: tuple[str, ...], latest: tuple[AuditEvent, ...] | None
 ) -> tuple[str, ...]:
@@ -464,37 +485,40 @@ def _source_status(outcome: Outcome) -> dict[str, Any]:
 # The error kind (`controller.errors`) of each failed result: `Stalled` is True for a
 # needs-a-human failure (nothing changes until the branch moves), False while retrying.
 RESULT_KINDS = {
-    "policy-invalid": errors.Kind.NEEDS_HUMAN,
-    "source-error": SourceUnavailableError.kind,
+    ReconcileResult.POLICY_INVALID: errors.Kind.NEEDS_HUMAN,
+    ReconcileResult.SOURCE_ERROR: SourceUnavailableError.kind,
 }
 
 
 def conditions(outcome: Outcome) -> list[dict[str, str]]:
     """Flux-style conditions: each with a status, a reason and a message a person can act on."""
-    ready = outcome.result == "applied"
-    stalled = RESULT_KINDS.get(outcome.result) is errors.Kind.NEEDS_HUMAN
-    reasons = {
-        "applied": ("ReconciliationSucceeded", f"applied {outcome.applied_revision}"),
-        "policy-invalid": (
-            "PolicyInvalid",
-            (
-                f"{outcome.attempted_revision} has {len(outcome.errors)} error(s); enforcing "
-                f"{outcome.applied_revision or 'nothing'} until the branch moves"
-            ),
+    result = ReconcileResult(outcome.result)
+    messages = {
+        ReconcileResult.APPLIED: f"applied {outcome.applied_revision}",
+        ReconcileResult.POLICY_INVALID: (
+            f"{outcome.attempted_revision} has {len(outcome.errors)} error(s); enforcing "
+            f"{outcome.applied_revision or 'nothing'} until the branch moves"
         ),
-        "source-error": ("SourceUnavailable", "; ".join(outcome.errors) or "source unreachable"),
-        "no-valid-revision": ("NoValidRevision", "no revision has validated yet"),
+        ReconcileResult.SOURCE_ERROR: "; ".join(outcome.errors) or "source unreachable",
+        ReconcileResult.NO_VALID_REVISION: "no revision has validated yet",
     }
-    reason, message = reasons[outcome.result]
+    reason, message = reason_for(result), messages[result]
+    ready = ConditionStatus.of(result is ReconcileResult.APPLIED)
+    stalled = ConditionStatus.of(RESULT_KINDS.get(result) is errors.Kind.NEEDS_HUMAN)
     verified = outcome.verified or Verification(
-        "Unknown", "NotConfigured", "no commit signature policy is configured"
+        ConditionStatus.UNKNOWN, Reason.NOT_CONFIGURED, "no commit signature policy is configured"
     )
     return [
-        {"type": "Ready", "status": str(ready), "reason": reason, "message": message},
-        {"type": "Reconciling", "status": "False", "reason": reason, "message": message},
-        {"type": "Stalled", "status": str(stalled), "reason": reason, "message": message},
+        {"type": ConditionType.READY, "status": ready, "reason": reason, "message": message},
         {
-            "type": "SourceVerified",
+            "type": ConditionType.RECONCILING,
+            "status": ConditionStatus.FALSE,
+            "reason": reason,
+            "message": message,
+        },
+        {"type": ConditionType.STALLED, "status": stalled, "reason": reason, "message": message},
+        {
+            "type": ConditionType.SOURCE_VERIFIED,
             "status": verified.status,
             "reason": verified.reason,
             "message": verified.message,

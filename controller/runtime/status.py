@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from controller.core.observed import is_online
+from controller.core.conditions import ConditionType, Reason
+from controller.core.observed import JobKind, JobState, PatchResult, is_online
 from controller.kinds.common import tenant_contains
 from controller.store import Connection, compliance, devices, jobs, leases
 from controller.store import alerts as alert_store
@@ -111,7 +112,10 @@ def visible_conditions(stored: Any) -> list[dict[str, str]]:
         entry = {
             key: str(condition.get(key, "")) for key in ("type", "status", "reason", "message")
         }
-        if entry["type"] == "SourceVerified" and entry["reason"] == "ApprovalRejected":
+        if (entry["type"], entry["reason"]) == (
+            ConditionType.SOURCE_VERIFIED,
+            Reason.APPROVAL_REJECTED,
+        ):
             entry["message"] = "approving changes were not applied; see the audit trail"
         shown.append(entry)
     return shown
@@ -229,12 +233,12 @@ def patch_status(conn: Connection, *, now: datetime, tenant: str | None = None) 
     rows = jobs.install_outcomes(conn, issued_since=since, scope=tenant)
     counts: Counter[str] = Counter({"installed": 0, "failed": 0, "pending": 0})
     for state, patch_ids, results in rows:
-        if state in {"succeeded", "failed"}:
+        if state in {JobState.SUCCEEDED, JobState.FAILED}:
             for outcome in _mapping(results).values():
                 result = outcome.get("result") if isinstance(outcome, dict) else None
-                if result in {"installed", "failed"}:
+                if result in {PatchResult.INSTALLED, PatchResult.FAILED}:
                     counts[result] += 1
-        elif state not in {"expired", "cancelled"}:
+        elif state not in {JobState.EXPIRED, JobState.CANCELLED}:
             counts["pending"] += len(patch_ids) if isinstance(patch_ids, list) else 0
     return dict(counts)
 

@@ -12,11 +12,11 @@ import structlog
 from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import JSONResponse
 
+from controller.core.observed import JobKind
 from controller.server import ingest, models
 from controller.server.context import Context, device_principal, services
 from controller.server.errors import ApiError, error_body, parse_body
 from controller.store import devices, jobs, tokens
-from controller.store.job_states import JobKind
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -34,8 +34,8 @@ from pydantic.alias_generators import to_camel
 from typing_extensions import TypedDict
 
 from controller.core import applicability
+from controller.core.observed import JobState
 from controller.kinds.common import OsFamily
-from controller.store.job_states import JobState
 
 HOSTNAME_PATTERN = (
     r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"

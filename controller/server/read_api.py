@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from controller import __version__
 from controller.kinds.common import TENANT_PATTERN, OsFamily, tenant_contains
-from controller.kinds.notifications import AlertSeverity
+from controller.kinds.notifications import AlertSeverity, EventType
 from controller.runtime import explaining, listings
 from controller.runtime import status as runtime_status
 from controller.server import models
@@ -234,7 +234,7 @@ async def list_alerts(  # noqa: PLR0913 - one parameter per filter
     principal: ReadPrincipal,
     context: Context,
     kinds: Annotated[
-        list[alert_store.AlertKind] | None, Query(alias="type", description="Alert kinds.")
+        list[EventType] | None, Query(alias="type", description="Alert kinds.")
     ] = None,
     severities: Annotated[
         list[AlertSeverity] | None, Query(alias="severity", description="Severities.")

@@ -36,7 +36,7 @@ import git
 
 from controller.core import changes
 from controller.core.audit import AuditEvent, Rewrite
-from controller.core.changes import EventType
+from controller.core.changes import AuditEventType
 from controller.core.commits import (
     CommitFacts,
     Person,
@@ -243,7 +243,9 @@ class _Walker:
             self.settle(cache, facts)
             return
         self.events.append(
-            AuditEvent(EventType.POLICY_INVALID, self.revision(facts.sha), facts, errors=errors)
+            AuditEvent(
+                AuditEventType.POLICY_INVALID, self.revision(facts.sha), facts, errors=errors
+            )
         )
 
     def parse_blob(
@@ -367,7 +369,7 @@ class _Walker:
         )
         self.events.append(
             AuditEvent(
-                EventType.HISTORY_REWRITTEN,
+                AuditEventType.HISTORY_REWRITTEN,
                 self.revision(new_tip),
                 None,
                 rewrite=Rewrite(old_tip, new_tip, base, tuple(dropped)),

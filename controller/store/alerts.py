@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from controller.kinds.notifications import AlertSeverity
+from controller.kinds.notifications import AlertSeverity, EventType
 from controller.redaction import redact_text, redact_value
 from controller.store import schema
 from controller.store.scopes import in_scope, mentions, visible
@@ -142,29 +142,6 @@ def reopen_alerts(conn: Connection, keys: Collection[str]) -> int:
     return total
 
 
-class AlertKind(StrEnum):
-    """Every kind of alert the controller raises: the notification events
-    (`controller.kinds.notifications.EventType`, a test keeps them in step) and `FeedFailed`,
-    which is shown but not (yet) notified."""
-
-    INITIATE = "Initiate"
-    SEARCH = "Search"
-    DOWNLOAD_INITIATED = "DownloadInitiated"
-    INSTALL_COMPLETE = "InstallComplete"
-    INSTALL_FAILED = "InstallFailed"
-    REBOOT_PENDING = "RebootPending"
-    POLICY_INVALID = "PolicyInvalid"
-    AGENT_OFFLINE_IN_WINDOW = "AgentOfflineInWindow"
-    JOB_EXPIRED = "JobExpired"
-    JOB_TIMED_OUT = "JobTimedOut"
-    APPROVAL_CHANGED = "ApprovalChanged"
-    APPROVAL_REJECTED = "ApprovalRejected"
-    CONFIGURATION_CHANGED = "ConfigurationChanged"
-    REPORT_PUBLISHED = "ReportPublished"
-    IDENTITY_CONFLICT = "IdentityConflict"
-    FEED_FAILED = "FeedFailed"
-
-
 class AlertState(StrEnum):
     """Where an alert stands: `open` (neither acknowledged nor resolved), `acknowledged` (an
     operator has seen it, not resolved yet) or `resolved`. Read from `acknowledged_at` and
@@ -184,7 +161,7 @@ class AlertFilter:
     inclusive, `until` exclusive (both compared with the alert's `created_at`, UTC).
     `unresolved_only` is the read API's older `open=true` (acknowledged alerts included)."""
 
-    kinds: tuple[AlertKind, ...] = ()
+    kinds: tuple[EventType, ...] = ()
     severities: tuple[AlertSeverity, ...] = ()
     states: tuple[AlertState, ...] = ()
     device: str | None = None

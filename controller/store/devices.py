@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from controller.core.ids import AlertKey
 from controller.core.observed import online_since
 from controller.kinds import common
+from controller.kinds.notifications import AlertSeverity, EventType
 from controller.store import alerts, changes, findings, jobs, reports, schema, tokens
 from controller.store.scopes import in_scope
 
@@ -58,13 +60,15 @@ class IdentityConflict:
 
     def alert(self) -> alerts.NewAlert:
         return alerts.NewAlert(
-            kind="IdentityConflict",
-            severity="warning",
+            kind=EventType.IDENTITY_CONFLICT.value,
+            severity=AlertSeverity.WARNING.value,
             message=self.message,
             tenant=self.tenant,
             device_id=self.device_id,
             details={"enrolledMachineId": self.enrolled_machine_id, "machineId": self.machine_id},
-            dedupe_key=f"IdentityConflict:{self.device_id}:{self.machine_id}",
+            dedupe_key=AlertKey.of(
+                EventType.IDENTITY_CONFLICT, self.device_id, self.machine_id
+            ).format(),
         )
 
 

@@ -16,18 +16,18 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from controller.core.jobs import EndReason
-from controller.store import changes, schema
-from controller.store.job_states import (
+from controller.core.jobs import (
     DELIVERABLE_STATES,
+    ENDINGS,
     STARTED_STATES,
     TERMINAL_STATES,
+    EndReason,
     EventVerdict,
-    JobKind,
-    JobState,
     dedupe_key,
     evaluate_event,
 )
+from controller.core.observed import JobKind, JobState
+from controller.store import changes, schema
 from controller.store.scopes import in_scope, is_device, mentions
 
 if TYPE_CHECKING:
@@ -239,14 +239,23 @@ def end_jobs(
     conn: Connection,
     job_ids: Sequence[str],
     *,
-    state: JobState,
-    reason: str,
-    only_from: Collection[JobState],
+    reason: EndReason,
     now: datetime,
+    state: JobState | None = None,
+    only_from: Collection[JobState] | None = None,
 ) -> int:
-    """The controller ends jobs: each of `job_ids` still in one of `only_from` (an agent may have
-    finished it meanwhile) moves to `state`, keeping `reason` and the state it was in. Returns
-    how many moved."""
+    """The controller ends jobs for `reason`: each of `job_ids` still in a state `reason` ends
+    (an agent may have finished it meanwhile) moves to the state `reason` ends it in, keeping
+    `reason` and the state it was in (`core.jobs.ENDINGS`). Returns how many moved.
+
+    `only_from` narrows the states further (a cancel from the state the operator saw); `state`,
+    when given, must be the table's. ValueError when either disagrees with `ENDINGS`."""
+    reason = EndReason(reason)  # a caller's plain "timed-out" names the same reason
+    ending = ENDINGS[reason]
+    allowed = ending.from_states if only_from is None else frozenset(only_from)
+    if (state is not None and state != ending.to_state) or not allowed <= ending.from_states:
+        shown = ", ".join(s.value for s in sorted(allowed))
+        raise ValueError(f"{reason.value} does not end jobs in {shown} as {state}")
     if not job_ids:
         return 0
     j = schema.jobs.c
@@ -256,10 +265,10 @@ def end_jobs(
             schema.jobs.update()
             .where(
                 j.id.in_(list(job_ids[start : start + _CHUNK])),
-                j.state.in_([s.value for s in only_from]),
+                j.state.in_([s.value for s in sorted(allowed)]),
             )
             # SET expressions read the row as it was: end_state gets the old state.
-            .values(end_state=j.state, state=state.value, end_reason=reason)
+            .values(end_state=j.state, state=ending.to_state.value, end_reason=reason.value)
             .values(updated_at=now, finished_at=now)
             .returning(j.device_id)
         ).scalars()
@@ -278,14 +287,7 @@ def release_device_jobs(conn: Connection, device_id: str, *, now: datetime) -> i
             j.device_id == device_id, j.state.in_([s.value for s in STARTED_STATES])
         )
     ).scalars()
-    return end_jobs(
-        conn,
-        list(started),
-        state=JobState.FAILED,
-        reason=EndReason.RE_ENROLLED,
-        only_from=STARTED_STATES,
-        now=now,
-    )
+    return end_jobs(conn, list(started), reason=EndReason.RE_ENROLLED, now=now)
 
 
 _CHUNK = 500

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from controller import errors
-from controller.core.jobs import EndReason
+from controller.core.jobs import ENDINGS, STARTED_STATES, EndReason, evaluate_ending
+from controller.core.observed import JobKind, JobState
 from controller.store import audit, changes, jobs, schema, tokens
-from controller.store.job_states import STARTED_STATES, TERMINAL_STATES, JobKind, JobState
 from controller.store.scopes import in_scope
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 # ended it (timed out, not picked up).
 RETRYABLE_STATES = frozenset({JobState.FAILED, JobState.EXPIRED})
 # Jobs a retired device drops: everything not finished (the agent of a retired device is gone).
-UNFINISHED_STATES = frozenset(JobState) - TERMINAL_STATES
+UNFINISHED_STATES = ENDINGS[EndReason.DEVICE_RETIRED].from_states
 
 
 class NotFound(errors.NeedsHumanError, LookupError):  # noqa: N818 - the HTTP meaning, 404
@@ -144,14 +144,7 @@ def retire_device(conn: Connection, ref: str, *, who: Operator, now: datetime) -
             .order_by(j.id)
         ).scalars()
     )
-    jobs.end_jobs(
-        conn,
-        unfinished,
-        state=JobState.CANCELLED,
-        reason=EndReason.DEVICE_RETIRED,
-        only_from=UNFINISHED_STATES,
-        now=now,
-    )
+    jobs.end_jobs(conn, unfinished, reason=EndReason.DEVICE_RETIRED, now=now)
     revoked = tokens.revoke_device_tokens(conn, device["id"])
     conn.execute(schema.compliance.delete().where(schema.compliance.c.device_id == device["id"]))
     d = schema.devices.c
@@ -246,16 +239,9 @@ def cancel_job(conn: Connection, job_id: str, *, who: Operator, now: datetime) -
     it is not issued again before the next occurrence. Refused for a finished job."""
     job = _job(conn, job_id, scope=who.scope)
     state = JobState(job["state"])
-    if state in TERMINAL_STATES:
+    if evaluate_ending(state, EndReason.OPERATOR) is None:
         raise Refused(f"job {job_id} is {state.value} already: only unfinished jobs are cancelled")
-    jobs.end_jobs(
-        conn,
-        [job_id],
-        state=JobState.CANCELLED,
-        reason=EndReason.OPERATOR,
-        only_from=frozenset({state}),
-        now=now,
-    )
+    jobs.end_jobs(conn, [job_id], reason=EndReason.OPERATOR, only_from={state}, now=now)
     started = " (the agent had started it)" if state in STARTED_STATES else ""
     _audit(
         conn,

@@ -37,7 +37,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from controller.core import clocks
+from controller.core.ids import AlertKey
 from controller.core.observed import is_online
+from controller.kinds.notifications import AlertSeverity, EventType
 from controller.store import alerts, findings, schema
 from controller.store import changes as planner_changes
 
@@ -403,13 +405,13 @@ def _identity_conflict(
     alerts.add_alert(
         conn,
         alerts.NewAlert(
-            kind="IdentityConflict",
-            severity="warning",
+            kind=EventType.IDENTITY_CONFLICT.value,
+            severity=AlertSeverity.WARNING.value,
             message=message,
             tenant=tenant,
             device_id=device_id,
             details={"enrolledMachineId": enrolled, "machineId": reported},
-            dedupe_key=f"IdentityConflict:{device_id}:{reported}",
+            dedupe_key=AlertKey.of(EventType.IDENTITY_CONFLICT, device_id, reported).format(),
         ),
         now=now,
     )

@@ -242,3 +242,101 @@ def test_settle_keeps_a_job_within_its_deadlines() -> None:
     """A job within its deadlines is returned as it is (the same object)."""
     job = view(JobState.PENDING, deadline=NOW + timedelta(minutes=1))
     assert jobs.settle(job, now=NOW) is job
+
+
+# --- the state machine ---------------------------------------------------------------------
+
+S = JobState
+_STATES = (
+    S.PENDING,
+    S.DELIVERED,
+    S.ACKED,
+    S.DOWNLOADING,
+    S.INSTALLING,
+    S.REBOOTING,
+    S.SUCCEEDED,
+    S.FAILED,
+    S.EXPIRED,
+    S.CANCELLED,
+)
+# What an agent's event does: row = the job's state, column = the reported state (in `_STATES`
+# order); A advance, P progress (same state again), - refused.
+_AGENT_MATRIX = {
+    S.PENDING: "- - A A A A A A - -",
+    S.DELIVERED: "- - A A A A A A - -",
+    S.ACKED: "- - P A A A A A - -",
+    S.DOWNLOADING: "- - - P A A A A - -",
+    S.INSTALLING: "- - - - P A A A - -",
+    S.REBOOTING: "- - - - - P A A - -",
+    S.SUCCEEDED: "- - - - - - - - - -",
+    S.FAILED: "- - - - - - - - - -",
+    S.EXPIRED: "- - - - - - - - - -",
+    S.CANCELLED: "- - - - - - - - - -",
+}
+_VERDICTS = {
+    "A": jobs.EventVerdict.ADVANCE,
+    "P": jobs.EventVerdict.PROGRESS,
+    "-": jobs.EventVerdict.ILLEGAL,
+}
+AGENT_CASES = [
+    pytest.param(current, reported, _VERDICTS[mark], id=f"{current.value}-to-{reported.value}")
+    for current, row in _AGENT_MATRIX.items()
+    for reported, mark in zip(_STATES, row.split(), strict=True)
+]
+
+
+@pytest.mark.parametrize(("current", "reported", "expected"), AGENT_CASES)
+def test_every_agent_transition(
+    current: JobState, reported: JobState, expected: jobs.EventVerdict
+) -> None:
+    """Agents move unfinished jobs forwards only (skipping is fine); finished jobs never move."""
+    verdict, reason = jobs.evaluate_event(current, reported)
+    assert (expected, expected is jobs.EventVerdict.ILLEGAL) == (verdict, bool(reason))
+
+
+_REASONS = (
+    EndReason.NO_AGENT,
+    EndReason.NOT_INSTALLABLE,
+    EndReason.SUPERSEDED,
+    EndReason.TIMED_OUT,
+    EndReason.RE_ENROLLED,
+    EndReason.OPERATOR,
+    EndReason.DEVICE_RETIRED,
+)
+# What the controller's ending does: row = the job's state, column = the reason (in `_REASONS`
+# order); the state it ends in, or - (left alone).
+_ENDING_MATRIX = {
+    S.PENDING: "expired cancelled cancelled - - cancelled cancelled",
+    S.DELIVERED: "expired cancelled cancelled - - cancelled cancelled",
+    S.ACKED: "- - - failed failed cancelled cancelled",
+    S.DOWNLOADING: "- - - failed failed cancelled cancelled",
+    S.INSTALLING: "- - - failed failed cancelled cancelled",
+    S.REBOOTING: "- - - failed failed cancelled cancelled",
+    S.SUCCEEDED: "- - - - - - -",
+    S.FAILED: "- - - - - - -",
+    S.EXPIRED: "- - - - - - -",
+    S.CANCELLED: "- - - - - - -",
+}
+ENDING_CASES = [
+    pytest.param(
+        current,
+        reason,
+        None if to == "-" else JobState(to),
+        id=f"{current.value}-{reason.value}",
+    )
+    for current, row in _ENDING_MATRIX.items()
+    for reason, to in zip(_REASONS, row.split(), strict=True)
+]
+
+
+@pytest.mark.parametrize(("current", "reason", "expected"), ENDING_CASES)
+def test_every_controller_ending(
+    current: JobState, reason: EndReason, expected: JobState | None
+) -> None:
+    """The controller ends a job only from the states its reason allows; finished jobs stay."""
+    assert expected == jobs.evaluate_ending(current, reason)
+
+
+def test_the_tables_cover_every_state_and_reason() -> None:
+    """Every state has an agent row and every end reason an ending (a new one fails here)."""
+    assert (set(JobState), set(EndReason)) == (set(jobs.AGENT_MOVES), set(jobs.ENDINGS))

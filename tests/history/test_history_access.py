@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from historyrepos import ALICE, BOB, GITHUB, MALLORY, Author, GpgKey, History, SshKey, approval
 
-from controller.core.changes import ChangeAction, EventType, ObjectChange, Verdict, event_for
+from controller.core.changes import AuditEventType, ChangeAction, ObjectChange, Verdict, event_for
 from controller.kinds import ObjectKey
 from controller.runtime import access
 from controller.runtime.access import AccessPolicy, Forge, TenantRule
@@ -531,7 +531,7 @@ def test_unsigned_and_unauthorized_approvals_are_rejected_and_kept_from_the_plan
         ("ApprovalGranted", unsigned, False),
         ("ApprovalRejected", unsigned, False),
     ] == judged
-    rejected = [e for e in events if e.type is EventType.APPROVAL_REJECTED]
+    rejected = [e for e in events if e.type is AuditEventType.APPROVAL_REJECTED]
     assert [
         f"commit {widened[:12]} is unknown-key; acme/retail requires commits signed by a trusted key",
         f"commit {unsigned[:12]} is unsigned; acme/retail requires commits signed by a trusted key",
@@ -586,7 +586,9 @@ def test_a_forge_merge_is_judged_by_the_pull_request_author(
 
 def test_judging_again_replaces_earlier_verdicts() -> None:
     """`judge_events` is idempotent: earlier ApprovalRejected events are judged anew, not doubled."""
-    event = history.AuditEvent(EventType.APPROVAL_GRANTED, "main@sha1:a", facts(MALLORY), change())
+    event = history.AuditEvent(
+        AuditEventType.APPROVAL_GRANTED, "main@sha1:a", facts(MALLORY), change()
+    )
     once = access.judge_events([event], POLICY)
     twice = access.judge_events(once, POLICY)
     assert once == twice

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from controller.core import changes
-from controller.core.changes import ChangeAction, EventType
+from controller.core.changes import AuditEventType, ChangeAction
 from controller.core.desired import DesiredState
 from controller.kinds import KINDS, Approval, Baseline, Document, ObjectKey, Whitelist
-from controller.kinds.notifications import EventType as NotificationEvent
+from controller.kinds.notifications import EventType
 
 
 def make_approval(
@@ -129,7 +129,7 @@ def test_every_kind_has_an_event_for_every_action(kind: str, action: ChangeActio
 
 def test_only_approvals_expire() -> None:
     """An expiry is an Approval event; asking it of another kind is a programming error."""
-    assert EventType.APPROVAL_EXPIRED == changes.event_for("Approval", ChangeAction.EXPIRED)
+    assert AuditEventType.APPROVAL_EXPIRED == changes.event_for("Approval", ChangeAction.EXPIRED)
     with pytest.raises(ValueError, match="Baseline objects cannot be expired"):
         changes.event_for("Baseline", ChangeAction.EXPIRED)
 
@@ -213,7 +213,7 @@ def test_expiry_is_derived_from_today(
     if found:
         change = found[0].change
         assert (
-            EventType.APPROVAL_EXPIRED,
+            AuditEventType.APPROVAL_EXPIRED,
             ChangeAction.EXPIRED,
             ObjectKey("Approval", "acme", "openssl"),
         ) == (
@@ -230,17 +230,17 @@ def test_expiry_is_derived_from_today(
 @pytest.mark.parametrize(
     ("event", "expected"),
     [
-        (EventType.APPROVAL_GRANTED, NotificationEvent.APPROVAL_CHANGED),
-        (EventType.APPROVAL_EXPIRED, NotificationEvent.APPROVAL_CHANGED),
-        (EventType.APPROVAL_REJECTED, NotificationEvent.APPROVAL_REJECTED),
-        (EventType.POLICY_INVALID, NotificationEvent.POLICY_INVALID),
-        (EventType.BASELINE_CHANGED, NotificationEvent.CONFIGURATION_CHANGED),
-        (EventType.HISTORY_REWRITTEN, NotificationEvent.CONFIGURATION_CHANGED),
+        (AuditEventType.APPROVAL_GRANTED, EventType.APPROVAL_CHANGED),
+        (AuditEventType.APPROVAL_EXPIRED, EventType.APPROVAL_CHANGED),
+        (AuditEventType.APPROVAL_REJECTED, EventType.APPROVAL_REJECTED),
+        (AuditEventType.POLICY_INVALID, EventType.POLICY_INVALID),
+        (AuditEventType.BASELINE_CHANGED, EventType.CONFIGURATION_CHANGED),
+        (AuditEventType.HISTORY_REWRITTEN, EventType.CONFIGURATION_CHANGED),
     ],
     ids=str,
 )
 def test_audit_events_reach_notification_subscriptions(
-    event: EventType, expected: NotificationEvent
+    event: AuditEventType, expected: EventType
 ) -> None:
     """Every audit event maps to the Notification event a subscriber names."""
     assert expected == changes.notification_event(event)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from historyrepos import ALICE, BOB, GITHUB, MALLORY, History, SshKey, approval
 
-from controller.core.changes import EventType
+from controller.core.changes import AuditEventType
 from controller.kinds import Approval, ObjectKey
 from controller.sources import git as git_source
 from controller.sources import history, loading
@@ -576,8 +576,8 @@ def test_a_rename_of_an_object_is_a_removal_and_an_addition(git_history: History
     git_history.write(OPENSSL, approval("openssl-v2", "USN-1-1"))
     git_history.commit("rename")
     assert [
-        (str(EventType.APPROVAL_REVOKED), "Approval/acme/retail/openssl"),
-        (str(EventType.APPROVAL_GRANTED), "Approval/acme/retail/openssl-v2"),
+        (str(AuditEventType.APPROVAL_REVOKED), "Approval/acme/retail/openssl"),
+        (str(AuditEventType.APPROVAL_GRANTED), "Approval/acme/retail/openssl-v2"),
     ] == summary(history_walk(git_history).events[4:])
 
 

@@ -243,6 +243,11 @@ INVALID = [
         {"events": ["Exploded"], "channel": {"email": {"to": ["a@b"]}}},
         ("spec", "events", 0),
     ),
+    (  # an alert kind that cannot be notified (yet)
+        "Notification",
+        {"events": ["InstallFailed", "FeedFailed"], "channel": {"email": {"to": ["a@b"]}}},
+        ("spec", "events", 1),
+    ),
     ("Notification", {"events": ["InstallFailed"], "channel": {}}, ("spec", "channel")),
     (
         "Notification",

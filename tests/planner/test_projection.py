@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from planning import SUNDAY_OPEN, desired, device, observed, scan
 
-from controller.core.changes import EventType
+from controller.core.changes import AuditEventType
 from controller.core.projection import project
 from controller.kinds.common import OsFamily
 
@@ -26,7 +26,7 @@ def test_an_approval_grants_patches_to_the_targeted_devices() -> None:
     result = project(
         desired(), desired(APPROVE.replace("PATCHES", "USN-1-1")), fleet, now=SUNDAY_OPEN
     )
-    assert [EventType.APPROVAL_GRANTED] == [c.event for c in result.changes]
+    assert [AuditEventType.APPROVAL_GRANTED] == [c.event for c in result.changes]
     assert [("l1", ("USN-1-1",), ())] == [(d.name, d.granted, d.revoked) for d in result.devices]
     assert "acme/weekly" == result.devices[0].next_window
     assert (2, 1) == (result.pending_before, result.pending_after)
@@ -40,7 +40,7 @@ def test_revoking_an_approval_is_shown_as_revoked() -> None:
     base = desired(APPROVE.replace("PATCHES", "USN-1-1"))
     result = project(base, desired(), fleet, now=SUNDAY_OPEN)
     assert [("l1", (), ("USN-1-1",))] == [(d.name, d.granted, d.revoked) for d in result.devices]
-    assert [EventType.APPROVAL_REVOKED] == [c.event for c in result.changes]
+    assert [AuditEventType.APPROVAL_REVOKED] == [c.event for c in result.changes]
 
 
 def test_an_approval_nobody_needs_is_a_warning() -> None:

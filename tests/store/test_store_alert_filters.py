@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 from reports.reportfleet import NOW, build_fleet
 
-from controller.kinds.notifications import AlertSeverity, EventType
+from controller.kinds.notifications import NOTIFIABLE_EVENTS, AlertSeverity, EventType
 from controller.runtime.feeds import FEED_FAILED
 from controller.store import Store, alerts, schema
-from controller.store.alerts import AlertFilter, AlertKind, AlertState
+from controller.store.alerts import AlertFilter, AlertState
 
 ALERTS = (  # message, kind, severity, tenant, device id, age, acknowledged, resolved
     ("a1", "InstallFailed", "critical", "acme/retail", "d-web-01", timedelta(days=3), False, False),
@@ -81,7 +81,7 @@ def listed(store: Store, scope: str | None, **filters: Any) -> list[str]:
     return [row["message"] for row in rows]
 
 
-IF, RP = AlertKind.INSTALL_FAILED, AlertKind.REBOOT_PENDING
+IF, RP = EventType.INSTALL_FAILED, EventType.REBOOT_PENDING
 CRITICAL, WARNING, INFO = AlertSeverity.CRITICAL, AlertSeverity.WARNING, AlertSeverity.INFO
 OPEN, ACKED, RESOLVED = AlertState.OPEN, AlertState.ACKNOWLEDGED, AlertState.RESOLVED
 
@@ -202,4 +202,4 @@ def test_get_alert_is_scoped(store: Store, message: str, scope: str | None, foun
 
 def test_the_kinds_cover_every_alert_the_controller_raises() -> None:
     """Every notification event and the feed failure is a known alert kind (and no other)."""
-    assert {e.value for e in EventType} | {FEED_FAILED} == {k.value for k in AlertKind}
+    assert {e.value for e in NOTIFIABLE_EVENTS} | {FEED_FAILED} == {k.value for k in EventType}

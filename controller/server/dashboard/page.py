@@ -11,7 +11,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from html import escape
 
+from controller.core.conditions import ConditionStatus, ConditionType
 from controller.core.revisions import Revision
+from controller.kinds.notifications import AlertSeverity
 from controller.reports import html as report_html
 from controller.reports.model import STATE_ORDER, ReportData
 from controller.reports.render import STATE_LABELS, human_time, stamp
@@ -190,11 +192,12 @@ def _revision(revision: str | None, figure: str) -> str:
 
 
 def _ready_badge(board: Dashboard) -> str:
-    ready = board.condition("Ready")
+    ready = board.condition(ConditionType.READY)
     if ready is None:
         return '<span class="badge warn" data-figure="ready">not reconciled yet</span>'
-    css = "ok" if ready.status == "True" else "bad"
-    text = "Ready" if ready.status == "True" else f"Not ready: {ready.reason}"
+    is_ready = ready.status == ConditionStatus.TRUE
+    css = "ok" if is_ready else "bad"
+    text = "Ready" if is_ready else f"Not ready: {ready.reason}"
     return (
         f'<span class="badge {css}" data-figure="ready" title="{_e(ready.message)}">'
         f"{_e(text)}</span>"
@@ -266,7 +269,9 @@ def _card(label: str, value: str, note: str, figure: str, *, alarm: bool = False
 def _cards(board: Dashboard) -> str:
     counts = board.verdicts
     status = board.patch_status
-    open_alerts = sum(1 for a in board.alerts if not a.resolved and a.severity == "critical")
+    open_alerts = sum(
+        1 for a in board.alerts if not a.resolved and a.severity == AlertSeverity.CRITICAL
+    )
     cards = [
         _card(
             "Compliant",
@@ -443,7 +448,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-_SEVERITY_CLASS = {"critical": "sev-critical", "warning": "sev-warning", "info": "sev-info"}
+_SEVERITY_CLASS: dict[str, str] = {s: f"sev-{s.value}" for s in AlertSeverity}
 
 
 def _alerts_panel(board: Dashboard) -> str:
@@ -500,10 +505,17 @@ def _revision_panel(board: Dashboard) -> str:
     return '<div class="wide">' + _panel("revision", "Policy revision", lines) + "</div>"
 
 
+# The status of a condition that is good news: Ready when True, Stalled when False.
+_GOOD_NEWS: dict[str, ConditionStatus] = {
+    ConditionType.READY: ConditionStatus.TRUE,
+    ConditionType.STALLED: ConditionStatus.FALSE,
+}
+
+
 def _condition_class(kind: str, status: str) -> str:
     # Ready is good news when True, Stalled when False; Reconciling and unknowns are neutral.
-    wanted = {"Ready": "True", "Stalled": "False"}.get(kind)
-    if wanted is None or status not in {"True", "False"}:
+    wanted = _GOOD_NEWS.get(kind)
+    if wanted is None or status not in {ConditionStatus.TRUE, ConditionStatus.FALSE}:
         return "info"
     return "ok" if status == wanted else "bad"
 

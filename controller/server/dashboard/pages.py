@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from controller.kinds.notifications import AlertSeverity
+from controller.kinds.notifications import AlertSeverity, EventType
 from controller.reports.render import human_time, stamp
 from controller.server.dashboard import page
 from controller.server.dashboard.drill import (
@@ -25,7 +25,7 @@ from controller.server.dashboard.drill import (
     JobPage,
     Online,
 )
-from controller.store.alerts import AlertKind, AlertState
+from controller.store.alerts import AlertState
 
 DRILL_STYLE = """
 .top nav a{color:#f5f7fa;margin-right:14px;text-decoration:none}
@@ -45,18 +45,32 @@ td.why{max-width:560px}
 """
 
 PRESETS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    ("Open critical alerts", (("state", "open"), ("severity", "critical"))),
-    ("Install failures, last 7 days", (("type", "InstallFailed"), ("since", "7d"))),
+    ("Open critical alerts", (("state", AlertState.OPEN), ("severity", AlertSeverity.CRITICAL))),
+    (
+        "Install failures, last 7 days",
+        (("type", EventType.INSTALL_FAILED), ("since", "7d")),
+    ),
     (
         "Reboots pending (not resolved)",
-        (("type", "RebootPending"), ("state", "open"), ("state", "acknowledged")),
+        (
+            ("type", EventType.REBOOT_PENDING),
+            ("state", AlertState.OPEN),
+            ("state", AlertState.ACKNOWLEDGED),
+        ),
     ),
-    ("Acknowledged, not resolved", (("state", "acknowledged"),)),
-    ("Resolved in the last 24 hours", (("state", "resolved"), ("since", "24h"))),
-    ("Policy and feed problems", (("type", "PolicyInvalid"), ("type", "FeedFailed"))),
+    ("Acknowledged, not resolved", (("state", AlertState.ACKNOWLEDGED),)),
+    ("Resolved in the last 24 hours", (("state", AlertState.RESOLVED), ("since", "24h"))),
+    (
+        "Policy and feed problems",
+        (("type", EventType.POLICY_INVALID), ("type", EventType.FEED_FAILED)),
+    ),
 )
-_SEVERITY_CLASS = {"critical": "sev-critical", "warning": "sev-warning", "info": "sev-info"}
-_STATE_BADGE = {"open": "bad", "acknowledged": "warn", "resolved": "ok"}
+_SEVERITY_CLASS: dict[str, str] = {s: f"sev-{s.value}" for s in AlertSeverity}
+_STATE_BADGE: dict[str, str] = {
+    AlertState.OPEN: "bad",
+    AlertState.ACKNOWLEDGED: "warn",
+    AlertState.RESOLVED: "ok",
+}
 _COMPLIANCE_BADGE = {"compliant": "ok", "non-compliant": "bad", "unknown": "warn", "none": "info"}
 _e = page.escape_text
 
@@ -200,7 +214,7 @@ def _alert_form(result: AlertPage, query: Sequence[tuple[str, str]]) -> str:
 
     return (
         '<form class="filters" method="get" action="/alerts" id="filters">'
-        + _select("type", "Kind", (k.value for k in AlertKind), chosen.get("type", set()))
+        + _select("type", "Kind", (k.value for k in EventType), chosen.get("type", set()))
         + _select(
             "severity", "Severity", (s.value for s in AlertSeverity), chosen.get("severity", set())
         )

@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from controller import errors
 from controller.core import instants
 from controller.kinds.common import TENANT_PATTERN, tenant_contains
-from controller.kinds.notifications import AlertSeverity
+from controller.kinds.notifications import AlertSeverity, EventType
 from controller.server.context import Context
 from controller.server.dashboard import drill, page, pages, view
 from controller.server.errors import error_body
@@ -203,7 +203,7 @@ def alert_filters(pairs: list[tuple[str, str]], *, now: datetime) -> alert_store
     if device is not None and len(device) > MAX_DEVICE_TEXT:
         raise FilterError(f"device: longer than {MAX_DEVICE_TEXT} characters")
     return alert_store.AlertFilter(
-        kinds=_each(pairs, "type", alert_store.AlertKind),
+        kinds=_each(pairs, "type", EventType),
         severities=_each(pairs, "severity", AlertSeverity),
         states=_each(pairs, "state", alert_store.AlertState),
         device=device,

@@ -63,7 +63,7 @@ class Alert:
 
     @property
     def resolved(self) -> bool:
-        return self.state == "resolved"
+        return self.state == history.AlertState.RESOLVED
 
 
 @dataclass(frozen=True, slots=True)
