@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from controller.core.conditions import ConditionStatus, ConditionType, ReconcileResult
-from controller.core.observed import JobKind, JobState, online_since
+from controller.core.observed import JobKind, JobState
 from controller.kinds.common import tenant_contains
 from controller.notify.delivery import STATUS_KEY_PREFIX
 from controller.runtime import feeds

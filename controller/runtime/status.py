@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from controller.core.conditions import ConditionType, Reason
-from controller.core.observed import JobKind, JobState, PatchResult, is_online
+from controller.core.observed import JobState, PatchResult, is_online
 from controller.kinds.common import tenant_contains
 from controller.store import Connection, compliance, devices, jobs, leases
 from controller.store import alerts as alert_store

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from controller.core import jobs
+from controller.core.ids import AlertKey, WindowOccurrence
 from controller.core.observed import DeviceView, JobKind, JobState, JobView, PatchResult, ScanView
 from controller.core.planning.ledger import latest_finished_install
 from controller.core.planning.values import (
@@ -27,7 +28,11 @@ from controller.kinds.notifications import AlertSeverity, EventType
 def offline_in_window(device: DeviceView, window: str, occurrence: str) -> AlertSpec:
     """`AgentOfflineInWindow`: an offline device with approved patches in an open occurrence."""
     return AlertSpec(
-        f"AgentOfflineInWindow:{device.id}:{window}@{occurrence}",
+        AlertKey.of(
+            EventType.AGENT_OFFLINE_IN_WINDOW,
+            device.id,
+            WindowOccurrence(window, occurrence).format(),
+        ).format(),
         EventType.AGENT_OFFLINE_IN_WINDOW,
         AlertSeverity.WARNING,
         f"{device.name} is offline during PatchWindow {window} and has approved patches waiting",
@@ -46,7 +51,12 @@ def silent_with_install(
     seen = f"{device.last_seen:%Y-%m-%d %H:%M}Z" if device.last_seen else "never"
     return [
         AlertSpec(
-            f"AgentOfflineInWindow:{device.id}:{job.window}@{job.occurrence}",
+            AlertKey.of(
+                EventType.AGENT_OFFLINE_IN_WINDOW,
+                device.id,
+                # an install outside any window (an operator's) keeps the key it always had
+                WindowOccurrence(str(job.window), str(job.occurrence)).format(),
+            ).format(),
             EventType.AGENT_OFFLINE_IN_WINDOW,
             AlertSeverity.WARNING,
             f"{device.name} went silent (last seen {seen}) during PatchWindow "
@@ -70,7 +80,7 @@ def reboot_pending(
     if latest.updated_at is None or scan.fresh_at < latest.updated_at:
         return None
     return AlertSpec(
-        f"RebootPending:{device.id}:{latest.id}",
+        AlertKey.of(EventType.REBOOT_PENDING, device.id, latest.id).format(),
         EventType.REBOOT_PENDING,
         AlertSeverity.WARNING,
         f"{device.name}: {REBOOT_PENDING_MESSAGE}",
@@ -99,7 +109,7 @@ def ended(job: JobView, names: Mapping[str, str], *, now: datetime) -> AlertSpec
     device = names.get(job.device_id, job.device_id)
     if jobs.has_expired(job, now=now):
         return AlertSpec(
-            f"JobExpired:{job.id}",
+            AlertKey.of(EventType.JOB_EXPIRED, job.id).format(),
             EventType.JOB_EXPIRED,
             AlertSeverity.WARNING,
             f"no-agent: {device} did not pick up {job.kind.value} job {job.id} before its deadline",
@@ -108,7 +118,7 @@ def ended(job: JobView, names: Mapping[str, str], *, now: datetime) -> AlertSpec
         )
     deadline = jobs.run_deadline(job)
     return AlertSpec(
-        f"JobTimedOut:{job.id}",
+        AlertKey.of(EventType.JOB_TIMED_OUT, job.id).format(),
         EventType.JOB_TIMED_OUT,
         AlertSeverity.CRITICAL if job.kind is JobKind.INSTALL else AlertSeverity.WARNING,
         f"timed-out: {job.kind.value} job {job.id} on {device} stopped in state "
@@ -129,7 +139,7 @@ def reported(ledger_jobs: Iterable[JobView], names: Mapping[str, str]) -> list[A
         if job.state in DOWNLOADED:
             alerts.append(
                 AlertSpec(
-                    f"DownloadInitiated:{job.id}",
+                    AlertKey.of(EventType.DOWNLOAD_INITIATED, job.id).format(),
                     EventType.DOWNLOAD_INITIATED,
                     AlertSeverity.INFO,
                     f"download of {len(job.patch_ids)} patch(es) initiated on {device} "
@@ -141,7 +151,7 @@ def reported(ledger_jobs: Iterable[JobView], names: Mapping[str, str]) -> list[A
         if job.state is JobState.SUCCEEDED:
             alerts.append(
                 AlertSpec(
-                    f"InstallComplete:{job.id}",
+                    AlertKey.of(EventType.INSTALL_COMPLETE, job.id).format(),
                     EventType.INSTALL_COMPLETE,
                     AlertSeverity.INFO,
                     f"install of {len(job.patch_ids)} patch(es) complete on {device} "
@@ -152,7 +162,7 @@ def reported(ledger_jobs: Iterable[JobView], names: Mapping[str, str]) -> list[A
             )
         alerts.extend(
             AlertSpec(
-                f"InstallFailed:{job.id}:{patch}",
+                AlertKey.of(EventType.INSTALL_FAILED, job.id, patch).format(),
                 EventType.INSTALL_FAILED,
                 AlertSeverity.CRITICAL,
                 f"{patch} failed to install on {device}: "
@@ -202,7 +212,7 @@ def search(tenant: str, window: str, occurrence: str, batch: list[Searched]) -> 
     if len(batch) == 1:
         (one,) = batch
         return AlertSpec(
-            f"Search:{one.device.id}:{_digest(one.patches)}",
+            AlertKey.of(EventType.SEARCH, one.device.id, _digest(one.patches)).format(),
             EventType.SEARCH,
             AlertSeverity.INFO,
             f"{len(one.patches)} missing patch(es) found and approved on {one.device.name}",
@@ -210,7 +220,12 @@ def search(tenant: str, window: str, occurrence: str, batch: list[Searched]) -> 
         )
     patches = sorted({p for item in batch for p in item.patches})
     return AlertSpec(
-        f"Search:{tenant}:{window}@{occurrence}:{_digest(item.job_id for item in batch)}",
+        AlertKey.of(
+            EventType.SEARCH,
+            tenant,
+            WindowOccurrence(window, occurrence).format(),
+            _digest(item.job_id for item in batch),
+        ).format(),
         EventType.SEARCH,
         AlertSeverity.INFO,
         f"{len(patches)} missing patch(es) found and approved on {len(batch)} devices "
@@ -233,7 +248,7 @@ def initiate(tenant: str, batch: list[Initiated]) -> AlertSpec:
     if len(batch) == 1:
         (one,) = batch
         return AlertSpec(
-            f"Initiate:{one.job_id}",
+            AlertKey.of(EventType.INITIATE, one.job_id).format(),
             EventType.INITIATE,
             AlertSeverity.INFO,
             f"scan initiated on {one.device.name}: {one.reason}",
@@ -244,7 +259,7 @@ def initiate(tenant: str, batch: list[Initiated]) -> AlertSpec:
     for item in batch:
         occasions[item.occasion.split(":", 1)[0]] += 1
     return AlertSpec(
-        f"Initiate:{tenant}:{_digest(item.job_id for item in batch)}",
+        AlertKey.of(EventType.INITIATE, tenant, _digest(item.job_id for item in batch)).format(),
         EventType.INITIATE,
         AlertSeverity.INFO,
         f"scan initiated on {len(batch)} devices: {_sample(batch)}",

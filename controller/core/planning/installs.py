@@ -11,6 +11,7 @@ from datetime import datetime
 
 from controller.core import jobs, windows
 from controller.core.decisions import Applicable
+from controller.core.ids import WindowOccurrence
 from controller.core.jobs import JobSpec, ScriptPayload, job_id
 from controller.core.observed import DeviceView, JobKind, JobView
 from controller.core.planning.ledger import Slot
@@ -103,7 +104,7 @@ def job_for(
     key = window_key(window)
     pre_script, post_script = scripts
     return JobSpec(
-        id=job_id(device.id, JobKind.INSTALL, patches, f"{key}@{occurrence}"),
+        id=job_id(device.id, JobKind.INSTALL, patches, WindowOccurrence(key, occurrence).format()),
         device_id=device.id,
         kind=JobKind.INSTALL,
         reason=f"PatchWindow {key} occurrence {occurrence}",

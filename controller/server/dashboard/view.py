@@ -63,7 +63,7 @@ class Alert:
 
     @property
     def resolved(self) -> bool:
-        return self.state == history.AlertState.RESOLVED
+        return self.state == alert_store.AlertState.RESOLVED
 
 
 @dataclass(frozen=True, slots=True)
