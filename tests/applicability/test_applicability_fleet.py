@@ -18,9 +18,8 @@ from controller.runtime import feeds, observe
 from controller.store import catalogue, devices, reports
 
 if TYPE_CHECKING:
-    from conftest import SettableClock
-
     from controller.store import Store
+    from controller.testing import SettableClock
 
 FEBRUARY = PatchRecord(
     id="KB5034768",

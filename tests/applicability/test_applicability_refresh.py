@@ -16,9 +16,8 @@ from controller.store import catalogue, devices, history, reports
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from conftest import SettableClock
-
     from controller.store import Store
+    from controller.testing import SettableClock
 
 GOOD = """\
 - id: KB9000001

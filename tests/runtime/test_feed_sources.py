@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from feedserver import feed_server
-from logcapture import json_logs
 
 from controller.core.desired import DesiredState, Origin
 from controller.kinds.feeds import PatchFeed
@@ -25,14 +24,13 @@ from controller.runtime.feedsources import (
     feeds_from_table,
 )
 from controller.store import catalogue, history
+from controller.testing import json_logs
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from conftest import SettableClock
-    from gitrepos import PolicyRepo
-
     from controller.store import Store
+    from controller.testing import PolicyRepo, SettableClock
 
 GOOD = """\
 - id: KB9000001

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from gitrepos import PolicyRepo
 
 from controller.cli import main
 from controller.runtime.leadership import Leadership
 from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.runtime.service import Controller, ServiceOptions
 from controller.store import Store, history, leases, open_store
+from controller.testing import PolicyRepo
 
 TTL = timedelta(seconds=1)
 EVERY = timedelta(seconds=0.2)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from conftest import SettableClock
+    from controller.testing import SettableClock
 
 pytestmark = pytest.mark.anyio
 

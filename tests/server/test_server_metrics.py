@@ -18,9 +18,8 @@ from controller.server.metrics import FleetCache, Gauge, Metrics, render_familie
 from controller.store import history, jobs, schema, tokens
 
 if TYPE_CHECKING:
-    from conftest import SettableClock
-
     from controller.store import Store
+    from controller.testing import SettableClock
 
     from .conftest import Api
 

@@ -10,16 +10,17 @@ from typing import TYPE_CHECKING
 
 import git
 import pytest
-from gitrepos import PolicyRepo
 
 from controller.feeds import native
 from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.store import catalogue, history, jobs
 from controller.store.job_states import JobKind
+from controller.testing import PolicyRepo
 
 if TYPE_CHECKING:
-    from conftest import SettableClock
     from server.conftest import Api
+
+    from controller.testing import SettableClock
 
 pytestmark = pytest.mark.anyio
 

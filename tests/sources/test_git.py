@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gitrepos import PolicyRepo
 
 from controller.core.revisions import format_revision
 from controller.sources import repository
 from controller.sources.git import SourceError
+from controller.testing import PolicyRepo
 
 SCRIPT = "apiVersion: patchctl/v1\nkind: Script\nmetadata: {{name: {name}}}\nspec: {{os: linux, shell: sh, content: 'true'}}\n"
 
