@@ -151,3 +151,34 @@ def test_the_layer_contracts_hold() -> None:
         [lint, "--no-cache"], cwd=PACKAGE.parent, capture_output=True, text=True, check=False
     )
     assert 0 == result.returncode, result.stdout[-3000:]
+
+
+# Tests mirror the package (issue 12.6): a module of core/ or store/ where behaviour lives has a
+# test module of its own, `tests/<package>/test_<module>.py`, or `test_<package>_<module>.py`
+# where the short name would collide with another directory's (pytest imports test files by
+# their bare name). The exceptions, each with where its behaviour is tested instead:
+MIRRORED_PACKAGES = ("core", "store")
+UNMIRRORED = {
+    "core/plan.py": "tests/planner/, one module per concern of plan()",
+    "store/database.py": "tests/store/test_store_migrations.py, and every store fixture",
+    "store/schema.py": "tables only; compared with the migrations in test_store_migrations.py",
+    "store/history.py": "alerts in test_store_alert_batches.py and test_store_alert_filters.py",
+}
+
+
+def modules_without_mirror() -> list[str]:
+    """The modules of core/ and store/ with no mirroring test module, as `package/module.py`."""
+    tests = PACKAGE.parent / "tests"
+    missing: list[str] = []
+    for package in MIRRORED_PACKAGES:
+        for path in sorted((PACKAGE / package).glob("*.py")):
+            names = (f"test_{path.stem}.py", f"test_{package}_{path.stem}.py")
+            mirrored = any((tests / package / name).is_file() for name in names)
+            if path.stem != "__init__" and not mirrored:
+                missing.append(f"{package}/{path.name}")
+    return missing
+
+
+def test_core_and_store_modules_have_mirroring_tests() -> None:
+    """Each module of core/ and store/ has a test module named after it, or a listed reason."""
+    assert sorted(UNMIRRORED) == modules_without_mirror()
