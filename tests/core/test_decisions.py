@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from planner.planning import desired, patch
 
 from controller.core.decisions import (
     Applicable,
@@ -26,6 +25,7 @@ from controller.kinds import Approval, Baseline, PatchWindow, Whitelist
 from controller.kinds.baselines import Rule
 from controller.kinds.common import Classification, OsFamily, Severity
 from controller.kinds.whitelists import WhitelistEntry
+from controller.testing.fleets import desired, patch
 
 TODAY = date(2026, 11, 29)
 

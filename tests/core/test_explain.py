@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from planner.planning import SUNDAY_OPEN, desired, device, job, observed, scan
 
 from controller.core.explain import DeviceExplanation, explain
 from controller.core.observed import DeviceView, JobState, PatchResult, ScanView
 from controller.kinds.common import OsFamily
+from controller.testing.fleets import SUNDAY_OPEN, desired, device, job, observed, scan
 
 AUTO = "auto: PatchWindow acme/weekly with Whitelist acme/filters (filter)"
 NOW_TEXT = (
