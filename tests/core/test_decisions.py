@@ -1,6 +1,6 @@
 """`controller.core.decisions`: the per-patch rules of DESIGN.md 3.1-3.5 on hand-built policy sets.
 
-The policy objects come from the planner tests' YAML (`planner.planning.desired`), so each
+The policy objects come from the planner tests' YAML (`controller.testing.fleets.desired`), so each
 object is what the real loader produces; patches are plain `PatchRecord` values.
 """
 

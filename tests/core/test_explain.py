@@ -1,5 +1,5 @@
 """`controller.core.explain`: the per-patch verdict sentences, the device header and the job
-sentences, on the planner tests' policy (`planner.planning`) at the weekly window's opening.
+sentences, on the planner tests' policy (`controller.testing.fleets`) at the weekly window's opening.
 
 Job deadlines and the blocking of installs by jobs in flight are covered in
 `tests/planner/test_job_deadlines.py`; this module covers the rules of `_verdict` one by one.
