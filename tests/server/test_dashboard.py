@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -33,6 +32,7 @@ from controller.runtime.settings import Settings
 from controller.server import create_app
 from controller.store import Store, history, jobs, schema, tokens
 from controller.store.job_states import JobKind
+from controller.testing import free_port
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -484,12 +484,6 @@ def chromium() -> str:
             pytest.fail(f"chromium is needed in CI: {why}")
         pytest.skip(f"no chromium: {why}")
     return binary
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

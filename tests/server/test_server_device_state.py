@@ -25,7 +25,7 @@ from controller.store import catalogue, reports, schema, tokens
 from controller.testing import GROUPS, TENANTS, PolicyRepo
 
 if TYPE_CHECKING:
-    from conftest import Api
+    from server.conftest import Api
 
 pytestmark = pytest.mark.anyio
 

@@ -17,7 +17,7 @@ from controller.runtime.reconcile import Outcome, PolicySource, Reconciler
 from controller.store import catalogue, tokens
 
 if TYPE_CHECKING:
-    from conftest import Api
+    from server.conftest import Api
 
     from controller.testing import PolicyRepo
 
