@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -36,7 +35,6 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "heartbeats.json"
-sys.path.insert(0, str(ROOT / "tests"))
 
 FACTS = {
     "os": {"family": "linux", "name": "Ubuntu", "version": "24.04"},
@@ -129,13 +127,12 @@ async def paced(
 
 
 def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
-    from gitrepos import PolicyRepo  # noqa: PLC0415
-
     from controller.runtime.reconcile import PolicySource, Reconciler  # noqa: PLC0415
     from controller.runtime.service import Controller, ServiceOptions  # noqa: PLC0415
     from controller.runtime.settings import Settings  # noqa: PLC0415
     from controller.server import create_app, writer  # noqa: PLC0415
     from controller.store import open_store  # noqa: PLC0415
+    from controller.testing import PolicyRepo  # noqa: PLC0415
 
     original = writer._replans  # noqa: SLF001 - the bench's switch between the two behaviours
     if mode == "every-report":

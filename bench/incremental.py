@@ -188,10 +188,9 @@ def passes(reconciler: Any, clock: Clock) -> dict[str, Any]:
 
 
 def setup(tmp: str, count: int, missing: int) -> tuple[Any, Any, Any, Clock, list[str]]:
-    from gitrepos import PolicyRepo  # noqa: PLC0415
-
     from controller.runtime.reconcile import PolicySource, Reconciler  # noqa: PLC0415
     from controller.store import open_store  # noqa: PLC0415
+    from controller.testing import PolicyRepo  # noqa: PLC0415
 
     repo = PolicyRepo(Path(tmp) / "repo")
     repo.write("policies/policy.yaml", POLICY)

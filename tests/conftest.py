@@ -5,7 +5,7 @@ PostgreSQL server named by PATCHCTL_TEST_POSTGRES_URL (each test gets a schema o
 dropped afterwards), the FastAPI app driven through httpx's ASGI transport with its lifespan
 (writer included), and, in the end-to-end tests, `patchctl serve` as a subprocess on a real
 loopback port. What is faked: only the clock (`SettableClock`), so that scans, deadlines and
-expiry are decided by the test.
+expiry are decided by the test. The helpers behind these fixtures are `controller.testing`.
 
 PostgreSQL tests skip when PATCHCTL_TEST_POSTGRES_URL is unset, except in CI (CI=true), where
 an unset variable or an unreachable server fails them instead.
@@ -16,16 +16,20 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
-from logcapture import restore_logging
 from required import unavailable
 
 from controller.store import open_store
+from controller.testing import (
+    PolicyRepo,
+    SettableClock,
+    example_repository,
+    policy_repository,
+    restore_logging,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -37,23 +41,22 @@ POSTGRES_ENV = "PATCHCTL_TEST_POSTGRES_URL"
 ENGINES = ("sqlite", "postgresql")
 
 
-@dataclass
-class SettableClock:
-    """A clock the test moves by hand."""
-
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
+@pytest.fixture
+def clock() -> SettableClock:
+    """2026-11-20 09:00 UTC, moved by the test."""
+    return SettableClock()
 
 
 @pytest.fixture
-def clock() -> SettableClock:
-    return SettableClock(datetime(2026, 11, 20, 9, 0, tzinfo=UTC))
+def policy_repo(tmp_path: Path) -> PolicyRepo:
+    """A repository with one tenant and two groups, committed once."""
+    return policy_repository(tmp_path / "repo")
+
+
+@pytest.fixture
+def example_repo(tmp_path: Path) -> PolicyRepo:
+    """The project's example repository, committed into a fresh git repository."""
+    return example_repository(tmp_path / "example")
 
 
 def _postgres_or_skip() -> str:

@@ -202,7 +202,13 @@ def sql_uses(tree: ast.AST) -> list[str]:
 
 
 def outside_store() -> list[Path]:
-    return sorted(p for p in PACKAGE.rglob("*.py") if "store" not in p.relative_to(PACKAGE).parts)
+    """The package's modules outside store/, except `controller.testing`, whose helpers read
+    the store's tables to check what a test did."""
+    return sorted(
+        p
+        for p in PACKAGE.rglob("*.py")
+        if not {"store", "testing"} & set(p.relative_to(PACKAGE).parts)
+    )
 
 
 @pytest.mark.parametrize("path", outside_store(), ids=lambda p: str(p.relative_to(PACKAGE)))
@@ -297,3 +303,38 @@ def test_the_agent_api_spells_the_core_vocabularies() -> None:
     """Each closed set the agent API writes as a `Literal` is exactly its enum's values."""
     mismatched = [name for name, wire, values in agent_api_vocabularies() if wire != values]
     assert [] == mismatched
+
+
+# Tests mirror the package (issue 12.6): a module of core/ or store/ where behaviour lives has a
+# test module of its own, `tests/<package>/test_<module>.py`, or `test_<package>_<module>.py`
+# where the short name would collide with another directory's (pytest imports test files by
+# their bare name). The exceptions, each with where its behaviour is tested instead:
+MIRRORED_PACKAGES = ("core", "store")
+UNMIRRORED = {
+    "core/plan.py": "tests/planner/, one module per concern of plan()",
+    "store/database.py": "tests/store/test_store_migrations.py, and every store fixture",
+    "store/schema.py": "tables only; compared with the migrations in test_store_migrations.py",
+    "store/alerts.py": "test_store_alert_batches.py and test_store_alert_filters.py",
+    "store/audit.py": "tests/history/ (the trail as written and read back) and the audit API tests in tests/server/",
+    "store/compliance.py": "tests/runtime/ (apply writes it) and the read API's compliance tests",
+    "store/observed.py": "test_store_changes.py (what observe reads) and test_incremental_passes",
+    "store/runs.py": "tests/runtime/test_reconcile.py and the service's status tests",
+}
+
+
+def modules_without_mirror() -> list[str]:
+    """The modules of core/ and store/ with no mirroring test module, as `package/module.py`."""
+    tests = PACKAGE.parent / "tests"
+    missing: list[str] = []
+    for package in MIRRORED_PACKAGES:
+        for path in sorted((PACKAGE / package).glob("*.py")):
+            names = (f"test_{path.stem}.py", f"test_{package}_{path.stem}.py")
+            mirrored = any((tests / package / name).is_file() for name in names)
+            if path.stem != "__init__" and not mirrored:
+                missing.append(f"{package}/{path.name}")
+    return missing
+
+
+def test_core_and_store_modules_have_mirroring_tests() -> None:
+    """Each module of core/ and store/ has a test module named after it, or a listed reason."""
+    assert sorted(UNMIRRORED) == modules_without_mirror()

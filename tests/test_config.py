@@ -7,16 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from controller.cli import main
+from controller.testing import run_cli
 
 EXAMPLE = str(Path(__file__).resolve().parent.parent)  # the example policy repository (acme)
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture
@@ -67,7 +62,7 @@ def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_key_that_would_do_nothing_is_an_error(here: Path, text: str, message: str) -> None:
     """Unknown commands, options and tables exit 2 naming the key path, before any work."""
     (here / "patchctl.toml").write_text(text, encoding="utf-8")
-    code, _, err = run("token", "list", "--db", f"sqlite:///{here / 'p.db'}")
+    code, _, err = run_cli("token", "list", "--db", f"sqlite:///{here / 'p.db'}")
     assert 2 == code
     assert message in err
     assert not (here / "p.db").exists()
@@ -81,10 +76,10 @@ def test_top_level_and_command_options_are_used(here: Path) -> None:
     (here / "patchctl.toml").write_text(
         f'db = "sqlite:///{db}"\n\n[token.create]\nkind = "read"\n', encoding="utf-8"
     )
-    code, created, err = run("token", "create", "--tenant", "acme", "--json", "--repo", EXAMPLE)
-    listed = json.loads(run("token", "list", "--json")[1])
+    code, created, err = run_cli("token", "create", "--tenant", "acme", "--json", "--repo", EXAMPLE)
+    listed = json.loads(run_cli("token", "list", "--json")[1])
     other = here / "other.db"
-    elsewhere = run("token", "list", "--json", "--db", f"sqlite:///{other}")
+    elsewhere = run_cli("token", "list", "--json", "--db", f"sqlite:///{other}")
     assert 0 == code, err
     assert "read" == json.loads(created)["kind"]
     assert [json.loads(created)["id"]] == [t["id"] for t in listed]
@@ -94,7 +89,7 @@ def test_top_level_and_command_options_are_used(here: Path) -> None:
 
 def test_an_explicit_config_file_must_exist(here: Path) -> None:
     """`--config` naming a missing file exits 2 and says so."""
-    code, _, err = run("--config", str(here / "nope.toml"), "token", "list")
+    code, _, err = run_cli("--config", str(here / "nope.toml"), "token", "list")
     assert 2 == code
     assert "nope.toml: no such configuration file" in err
 
@@ -103,7 +98,7 @@ def test_the_access_table_comes_from_the_config_file(here: Path) -> None:
     """`reconcile` reads `[access]` from `--config FILE`, and a mistake there names the field."""
     config = here / "elsewhere.toml"
     config.write_text('[access]\n[access.tenants."*"]\napprovers = 7\n', encoding="utf-8")
-    code, _, err = run(
+    code, _, err = run_cli(
         "--config",
         str(config),
         "reconcile",
@@ -131,6 +126,6 @@ def test_a_listing_group_reads_its_own_table(here: Path, monkeypatch: pytest.Mon
     """`[jobs] server = ...` is used by `patchctl jobs` as `--server` would be (the group lists)."""
     monkeypatch.setenv("PATCHCTL_TOKEN", "pcr_x")
     (here / "patchctl.toml").write_text("[jobs]\nserver = 'ftp://example'\n", encoding="utf-8")
-    code, _, err = run("jobs")
+    code, _, err = run_cli("jobs")
     assert 2 == code
     assert "--server 'ftp://example' is not an http:// or https:// URL" in err

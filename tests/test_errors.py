@@ -12,11 +12,9 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from serving import ROOT
 
 import controller
 from controller import errors
-from controller.cli import main
 from controller.cli.lazy import LazyGroup
 from controller.errors import Kind, RetryPolicy, Verdict
 from controller.forges.clients import ForgeError
@@ -26,6 +24,8 @@ from controller.runtime.loop import ERROR_BACKOFF
 from controller.sources.git import SourceError
 from controller.store import StoreError, leases, open_store
 from controller.store.leases import LeaseLostError
+from controller.testing import PROJECT_ROOT as ROOT
+from controller.testing import run_cli
 
 KINDS = (errors.NeedsHumanError, errors.WaitUntilError, errors.TransientError)
 POLICY = RetryPolicy()  # 5 attempts, 2 s doubling up to 5 min, a Retry-After up to 1 h
@@ -130,7 +130,7 @@ def test_exit_code_of_each_kind(error: BaseException, code: int) -> None:
 
 
 def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args), env={"PATCHCTL_CONFIG": ""})
+    result = run_cli(*args, env={"PATCHCTL_CONFIG": ""})
     return result.exit_code, result.stderr
 
 

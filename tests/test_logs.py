@@ -11,18 +11,15 @@ from typing import TYPE_CHECKING
 import pytest
 import structlog
 from click.testing import CliRunner
-from gitrepos import policy_repo
-from logcapture import json_logs
 
 from controller import logs
+from controller.testing import json_logs
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from gitrepos import PolicyRepo
-
-__all__ = ["policy_repo"]  # a fixture
+    from controller.testing import PolicyRepo
 
 
 def raise_and_log(write: Callable[[], None]) -> None:

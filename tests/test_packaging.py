@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 from ciexamples import CI_ENVIRONMENT, example_shell
-from gitrepos import PolicyRepo
-from serving import free_port
+
+from controller.testing import PolicyRepo, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "packaging" / "systemd" / "patchctl.service"

@@ -13,9 +13,8 @@ from controller.redaction import redact_text, redact_url, redact_value, remember
 from controller.store import alerts as alert_store
 
 if TYPE_CHECKING:
-    from conftest import SettableClock
-
     from controller.store import Store
+    from controller.testing import SettableClock
 
 
 @pytest.mark.parametrize(

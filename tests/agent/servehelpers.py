@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import debianroot
 import git
-from serving import PATCHCTL, ROOT, Serve
+
+from controller.testing import PATCHCTL, PROJECT_ROOT, Serve
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -95,7 +96,7 @@ def install_agent(root: Path, tmp_path: Path) -> None:
     """`patchctl agent bundle`, and the zipapp copied into the Debian root."""
     done = subprocess.run(
         [*PATCHCTL, "agent", "bundle", str(tmp_path / "bundle")],
-        cwd=ROOT,
+        cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=120,

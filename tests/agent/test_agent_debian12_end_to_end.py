@@ -26,7 +26,8 @@ from servehelpers import (
     running,
     security_fleet,
 )
-from serving import Serve
+
+from controller.testing import Serve
 
 HOSTNAME = "deb12-e2e"
 SECURITY_INDEX = "deb.debian.org_debian-security_dists_bookworm-security_main_binary-amd64_Packages"

@@ -26,7 +26,8 @@ from servehelpers import (
     running,
     security_fleet,
 )
-from serving import Serve
+
+from controller.testing import Serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

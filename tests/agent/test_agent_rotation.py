@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from gitrepos import PolicyRepo
 from required import unavailable
-from serving import ROOT, Serve
 
 from controller.cli import main
+from controller.testing import PROJECT_ROOT, PolicyRepo, Serve
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +23,7 @@ pytestmark = pytest.mark.slow
 def agent(*args: str, state: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "patchctl_agent", *args, "--state-dir", str(state)],
-        cwd=ROOT,
+        cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=120,

@@ -13,9 +13,8 @@ from controller.kinds.common import Classification, OsFamily, Severity
 from controller.store import tokens
 
 if TYPE_CHECKING:
-    from conftest import SettableClock
-
     from controller.store import Store
+    from controller.testing import SettableClock
 
 SERVER_2019 = "Windows Server 2019"
 

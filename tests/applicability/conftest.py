@@ -17,9 +17,8 @@ from controller.server import create_app
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from conftest import SettableClock
-
     from controller.store import Store
+    from controller.testing import SettableClock
 
 
 @pytest.fixture

@@ -14,21 +14,21 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy as sa
 from applicabilityhelpers import CATALOGUE, SERVER_2019, debian
-from logcapture import json_logs
 
 from controller.core.patches import PatchRecord, ProductBuild
 from controller.feeds.common import FeedResult
 from controller.kinds.common import Classification, OsFamily, Severity
 from controller.runtime import feeds
 from controller.store import catalogue, devices, findings, reports, schema
+from controller.testing import json_logs
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from conftest import SettableClock
     from sqlalchemy.engine import Connection
 
     from controller.store import Store
+    from controller.testing import SettableClock
 
 FEBRUARY = PatchRecord(
     id="KB5034768",

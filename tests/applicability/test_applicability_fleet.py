@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 from applicabilityhelpers import CATALOGUE, SERVER_2019, debian
-from planner.planning import desired
 
 from controller.core.patches import PatchRecord, ProductBuild
 from controller.core.plan import plan
@@ -16,11 +15,11 @@ from controller.feeds.common import FeedResult
 from controller.kinds.common import Classification, OsFamily, Severity
 from controller.runtime import feeds, observe
 from controller.store import catalogue, devices, reports
+from controller.testing.fleets import desired
 
 if TYPE_CHECKING:
-    from conftest import SettableClock
-
     from controller.store import Store
+    from controller.testing import SettableClock
 
 FEBRUARY = PatchRecord(
     id="KB5034768",

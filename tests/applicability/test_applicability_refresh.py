@@ -18,9 +18,8 @@ from controller.store import status as status_store
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from conftest import SettableClock
-
     from controller.store import Store
+    from controller.testing import SettableClock
 
 GOOD = """\
 - id: KB9000001

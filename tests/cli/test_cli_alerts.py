@@ -9,15 +9,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 import uvicorn
-from click.testing import CliRunner
 from reports.reportfleet import NOW, build_fleet
-from serving import free_port
 from store.test_store_alert_filters import add_alerts
 
-from controller.cli import main
 from controller.runtime.settings import Settings
 from controller.server import create_app
 from controller.store import Store, open_store, tokens
+from controller.testing import free_port, run_cli
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -34,11 +32,6 @@ def database(tmp_path: Path) -> Iterator[tuple[str, Store]]:
         yield url, store
     finally:
         store.close()
-
-
-def run(*args: str, token: str = "") -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["alerts", *args], env={"PATCHCTL_TOKEN": token})
-    return result.exit_code, result.stdout, result.stderr
 
 
 def messages(table: str) -> list[str]:
@@ -84,15 +77,21 @@ def test_filters_on_the_local_store(
     database: tuple[str, Store], args: tuple[str, ...], expected: list[str]
 ) -> None:
     """Each option keeps exactly the store's rows for that filter, newest first."""
-    code, out, err = run(*args, "--db", database[0])
+    code, out, err = run_cli("alerts", *args, "--db", database[0])
     assert (0, "") == (code, err)
     assert expected == messages(out)
 
 
 def test_columns_are_chosen_by_the_operator(database: tuple[str, Store]) -> None:
     """`--columns` prints those columns in that order; the device is shown by name."""
-    code, out, _ = run(
-        "--db", database[0], "--tenant", "acme/logistics", "--columns", "state,device,kind"
+    code, out, _ = run_cli(
+        "alerts",
+        "--db",
+        database[0],
+        "--tenant",
+        "acme/logistics",
+        "--columns",
+        "state,device,kind",
     )
     assert 0 == code
     assert [
@@ -120,7 +119,7 @@ def test_bad_options_exit_2_naming_them(
     database: tuple[str, Store], args: tuple[str, ...], words: str
 ) -> None:
     """A bad option exits 2 and says what it accepts."""
-    code, out, err = run(*args, "--db", database[0])
+    code, out, err = run_cli("alerts", *args, "--db", database[0])
     assert (2, "") == (code, out)
     assert words in " ".join(err.split())
 
@@ -165,8 +164,8 @@ def test_server_passes_the_filters_through(
     with database[1].write() as conn:
         token = tokens.create_token(conn, kind=tokens.TokenKind.READ, tenant="acme", now=NOW).secret
     scoped = args if "--tenant" in args else (*args, "--tenant", "acme")
-    local = run(*scoped, "--db", database[0])
-    remote = run(*args, "--server", server, token=token)
+    local = run_cli("alerts", *scoped, "--db", database[0])
+    remote = run_cli("alerts", *args, "--server", server, env={"PATCHCTL_TOKEN": token})
     assert (0, 0) == (local[0], remote[0]), remote[2]
     assert local[1] == remote[1]
     assert len(local[1].splitlines()) > 1

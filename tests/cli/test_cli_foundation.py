@@ -9,22 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gitrepos import PROJECT_ROOT, PolicyRepo
+from controller.testing import PROJECT_ROOT, PolicyRepo, run_cli
 
 PATCHCTL = [sys.executable, "-m", "controller.cli"]
-
-
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    return subprocess.run(
-        [*PATCHCTL, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
 
 
 def test_validate_prints_errors_and_exits_one(tmp_path: Path) -> None:
@@ -37,8 +24,8 @@ def test_validate_prints_errors_and_exits_one(tmp_path: Path) -> None:
         .read_text()
         .replace("severities: [critical, important]", "severities: [critical, importnt]"),
     )
-    result = run("validate", cwd=repo.path)
-    assert 1 == result.returncode
+    result = run_cli("validate", cwd=repo.path)
+    assert 1 == result.exit_code
     assert (
         "policies/baselines/windows-servers.yaml:15:30: spec.rules[0].severities[1]: 'importnt' is "
         "not one of critical, important, moderate, low, unspecified\n"
@@ -48,7 +35,7 @@ def test_validate_prints_errors_and_exits_one(tmp_path: Path) -> None:
 
 def test_validate_json_reports_counts_and_revision(example_repo: PolicyRepo) -> None:
     """`--json` gives validity, the revision and the object counts."""
-    result = run(
+    result = run_cli(
         "validate",
         "--repo",
         str(example_repo.path),
@@ -59,7 +46,7 @@ def test_validate_json_reports_counts_and_revision(example_repo: PolicyRepo) -> 
     )
     report = json.loads(result.stdout)
     assert (0, True, [], []) == (
-        result.returncode,
+        result.exit_code,
         report["valid"],
         report["errors"],
         report["warnings"],
@@ -70,9 +57,9 @@ def test_validate_json_reports_counts_and_revision(example_repo: PolicyRepo) -> 
 
 def test_validate_exits_two_on_a_missing_revision(example_repo: PolicyRepo) -> None:
     """An unreadable revision is a usage/I-O error: exit 2 and a one-line message, no traceback."""
-    result = run("validate", "--rev", "no-such-rev", cwd=example_repo.path)
+    result = run_cli("validate", "--rev", "no-such-rev", cwd=example_repo.path)
     assert (2, "patchctl: revision 'no-such-rev' does not exist\n") == (
-        result.returncode,
+        result.exit_code,
         result.stderr,
     )
 
@@ -95,10 +82,10 @@ def test_repo_can_come_from_the_environment(example_repo: PolicyRepo, tmp_path: 
 def test_init_scaffolds_a_valid_committed_repository(tmp_path: Path) -> None:
     """`init` makes a repository that validates at its first commit."""
     target = tmp_path / "new"
-    result = run("init", str(target), cwd=tmp_path)
-    assert 0 == result.returncode, result.stderr
-    check = run("validate", "--repo", str(target), "--rev", "HEAD", cwd=tmp_path)
-    assert 0 == check.returncode, check.stdout + check.stderr
+    result = run_cli("init", str(target), cwd=tmp_path)
+    assert 0 == result.exit_code, result.stderr
+    check = run_cli("validate", "--repo", str(target), "--rev", "HEAD", cwd=tmp_path)
+    assert 0 == check.exit_code, check.stdout + check.stderr
     assert (target / "README.md").is_file()
     assert (target / "schemas" / "baseline.schema.json").is_file()
 
@@ -107,22 +94,22 @@ def test_init_refuses_a_non_empty_directory(tmp_path: Path) -> None:
     """`init` never writes into a directory that has files."""
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "keep.txt").write_text("mine")
-    result = run("init", str(tmp_path / "busy"), cwd=tmp_path)
-    assert (2, ["keep.txt"]) == (result.returncode, os.listdir(tmp_path / "busy"))
+    result = run_cli("init", str(tmp_path / "busy"), cwd=tmp_path)
+    assert (2, ["keep.txt"]) == (result.exit_code, os.listdir(tmp_path / "busy"))
 
 
 def test_committed_schemas_match_the_models(tmp_path: Path) -> None:
     """schemas/ is exactly what `schema export` generates from the models (no drift)."""
-    result = run("schema", "export", "--check", str(PROJECT_ROOT / "schemas"), cwd=tmp_path)
-    assert 0 == result.returncode, result.stdout
+    result = run_cli("schema", "export", "--check", str(PROJECT_ROOT / "schemas"), cwd=tmp_path)
+    assert 0 == result.exit_code, result.stdout
 
 
 def test_schema_check_detects_drift(tmp_path: Path) -> None:
     """A stale schema file makes `schema export --check` fail and name it."""
     shutil.copytree(PROJECT_ROOT / "schemas", tmp_path / "schemas")
     (tmp_path / "schemas" / "baseline.schema.json").write_text("{}\n")
-    result = run("schema", "export", "--check", "schemas", cwd=tmp_path)
-    assert 1 == result.returncode
+    result = run_cli("schema", "export", "--check", "schemas", cwd=tmp_path)
+    assert 1 == result.exit_code
     assert "schemas/baseline.schema.json: out of date" in result.stdout
 
 
@@ -134,8 +121,8 @@ def test_every_command_answers_help(tmp_path: Path) -> None:
         ["init", "--help"],
         ["schema", "export", "--help"],
     ):
-        result = run(*args, cwd=tmp_path)
-        assert 0 == result.returncode, args
+        result = run_cli(*args, cwd=tmp_path)
+        assert 0 == result.exit_code, args
         assert "Usage:" in result.stdout
 
 
@@ -143,7 +130,7 @@ def test_init_keeps_local_state_out_of_git(tmp_path: Path) -> None:
     """The scaffold's .gitignore is committed and ignores the state directory, SQLite files,
     default report output and .env files, but not patchctl.toml."""
     target = tmp_path / "new"
-    assert 0 == run("init", str(target), cwd=tmp_path).returncode
+    assert 0 == run_cli("init", str(target), cwd=tmp_path).exit_code
     candidates = [
         ".patchctl/patchctl.db",
         "fleet.db-wal",

@@ -10,23 +10,15 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
-from gitrepos import PolicyRepo
-from serving import ROOT, Serve
 
-from controller.cli import main
 from controller.runtime import audit
 from controller.store import alerts as alert_store
 from controller.store import devices, jobs, open_store, schema
 from controller.store.job_states import JobKind
+from controller.testing import PROJECT_ROOT, PolicyRepo, Serve, run_cli
 
 LINUX = {"family": "linux", "name": "Ubuntu", "version": "24.04"}
-EXAMPLE = str(ROOT)
-
-
-def run(*args: str, token: str = "") -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args), env={"PATCHCTL_TOKEN": token})
-    return result.exit_code, result.stdout, result.stderr
+EXAMPLE = str(PROJECT_ROOT)
 
 
 @pytest.fixture
@@ -88,7 +80,10 @@ def test_local_operations_change_the_database_and_are_audited(local: str) -> Non
         ("devices", "retire", "web-01"),
     ]
     codes = [
-        (run(*step, "--db", local, "--reason", "maintenance")[0], run(*step, "--db", local)[0])
+        (
+            run_cli(*step, "--db", local, "--reason", "maintenance")[0],
+            run_cli(*step, "--db", local)[0],
+        )
         for step in steps
     ]
     store = open_store(local)
@@ -112,7 +107,7 @@ def test_local_operations_change_the_database_and_are_audited(local: str) -> Non
 
 def test_an_unknown_job_exits_1_naming_it(local: str) -> None:
     """A job id that does not exist exits 1 with a message naming it."""
-    code, _, err = run("jobs", "retry", "install-nope", "--db", local)
+    code, _, err = run_cli("jobs", "retry", "install-nope", "--db", local)
     assert 1 == code
     assert "no job 'install-nope'" in err
 
@@ -128,7 +123,7 @@ def test_an_unknown_job_exits_1_naming_it(local: str) -> None:
 def test_token_create_refuses(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     """An undeclared tenant or a use limit on a read token exits 2; nothing is created."""
     db = tmp_path / "p.db"
-    code, _, err = run("token", "create", *args, "--repo", EXAMPLE, "--db", f"sqlite:///{db}")
+    code, _, err = run_cli("token", "create", *args, "--repo", EXAMPLE, "--db", f"sqlite:///{db}")
     assert 2 == code
     assert message in err
     assert not db.exists()
@@ -136,7 +131,7 @@ def test_token_create_refuses(tmp_path: Path, args: tuple[str, ...], message: st
 
 def test_token_create_without_a_policy_repository_refuses(tmp_path: Path) -> None:
     """--repo that holds no policy repository exits 2 and says to pass --repo."""
-    code, _, err = run(
+    code, _, err = run_cli(
         "token", "create", "--tenant", "acme", "--repo", str(tmp_path), "--db", "sqlite://"
     )
     assert 2 == code
@@ -147,7 +142,7 @@ def test_admin_and_limited_tokens_are_created(tmp_path: Path) -> None:
     """`--kind admin` makes a pca_ token; `--max-uses` is stored and listed."""
     db = f"sqlite:///{tmp_path / 'p.db'}"
     admin = json.loads(
-        run(
+        run_cli(
             "token",
             "create",
             "--tenant",
@@ -162,7 +157,7 @@ def test_admin_and_limited_tokens_are_created(tmp_path: Path) -> None:
         )[1]
     )
     limited = json.loads(
-        run(
+        run_cli(
             "token",
             "create",
             "--tenant",
@@ -176,7 +171,7 @@ def test_admin_and_limited_tokens_are_created(tmp_path: Path) -> None:
             db,
         )[1]
     )
-    listed = json.loads(run("token", "list", "--json", "--db", db)[1])
+    listed = json.loads(run_cli("token", "list", "--json", "--db", db)[1])
     assert admin["token"].startswith("pca_")
     assert 5 == limited["maxUses"]
     assert {admin["id"]: (None, 0), limited["id"]: (5, 0)} == {
@@ -207,10 +202,16 @@ def test_remote_operations_use_the_admin_token(tmp_path: Path) -> None:
         )  # fmt: skip
         device, old = answer.json()["deviceId"], answer.json()["deviceToken"]
         server = ("--server", serve.base)
-        sibling = run("devices", "rotate-token", "shop-01", *server, token=logistics_admin)
-        read_only = run("devices", "rotate-token", "shop-01", *server, token=reader)
-        rotated = run("devices", "rotate-token", "shop-01", *server, token=retail_admin)
-        listed = run("token", "list", "--json", *server, token=retail_admin)
+        sibling = run_cli(
+            "devices", "rotate-token", "shop-01", *server, env={"PATCHCTL_TOKEN": logistics_admin}
+        )
+        read_only = run_cli(
+            "devices", "rotate-token", "shop-01", *server, env={"PATCHCTL_TOKEN": reader}
+        )
+        rotated = run_cli(
+            "devices", "rotate-token", "shop-01", *server, env={"PATCHCTL_TOKEN": retail_admin}
+        )
+        listed = run_cli("token", "list", "--json", *server, env={"PATCHCTL_TOKEN": retail_admin})
         poll = f"{serve.base}/api/v1/devices/{device}/jobs"
         new = rotated[1].strip()
         with_old = httpx.get(poll, headers={"Authorization": f"Bearer {old}"}, timeout=10)

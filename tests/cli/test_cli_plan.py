@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from gitrepos import PolicyRepo
 
 from controller.cli import main
+from controller.testing import PolicyRepo
 
 NOW = "2026-11-30T12:00:00+00:00"
 CATALOGUE = {

@@ -10,10 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from gitrepos import PolicyRepo
-from serving import Serve
 
 from controller.cli import main
+from controller.testing import PolicyRepo, Serve
 
 pytestmark = pytest.mark.slow
 

@@ -11,21 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import CliRunner
-from gitrepos import PolicyRepo
-from serving import ROOT, Serve
 
-from controller.cli import main
+from controller.testing import PROJECT_ROOT, PolicyRepo, Serve, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # a real serve and 17 commands
 
 LINUX = {"family": "linux", "name": "Ubuntu", "version": "24.04"}
-
-
-def run(*args: str, token: str = "") -> tuple[int, str, str]:
-    """One command in this process, with PATCHCTL_TOKEN set (empty: none)."""
-    result = CliRunner().invoke(main, list(args), env={"PATCHCTL_TOKEN": token})
-    return result.exit_code, result.stdout, result.stderr
 
 
 def enrol(serve: Serve, token: str, hostname: str) -> str:
@@ -57,7 +48,11 @@ def test_local_and_remote_answers_are_identical(
     db = f"sqlite:///{tmp_path / 'p.db'}"
     serve = Serve(database_url=db, state_dir=tmp_path / "state")
     imported = serve.patchctl(
-        "feed", "import", str(ROOT / "feeds" / "example-catalogue.json"), "--format", "native"
+        "feed",
+        "import",
+        str(PROJECT_ROOT / "feeds" / "example-catalogue.json"),
+        "--format",
+        "native",
     )
     assert 0 == imported.returncode, imported.stderr
     partner = serve.token("read", "acme")
@@ -97,13 +92,18 @@ def test_local_and_remote_answers_are_identical(
             "audit": (("audit", "--json", "--no-sync", "--tenant", "acme"), ("audit", "--json")),
         }
         answers = {
-            name: (run(*mine, *local), run(*theirs, *remote, token=partner))
+            name: (
+                run_cli(*mine, *local),
+                run_cli(*theirs, *remote, env={"PATCHCTL_TOKEN": partner}),
+            )
             for name, (mine, theirs) in pairs.items()
         }
-        foreign = run("jobs", "show", depot_job, *remote, token=retail)
-        unexplained = run("explain", "depot-db-01", *remote, token=retail)
-        report = run("report", *remote, "--out", str(tmp_path / "out"), token=retail)
-        refused = run("report", *remote, "--write-back", token=retail)
+        foreign = run_cli("jobs", "show", depot_job, *remote, env={"PATCHCTL_TOKEN": retail})
+        unexplained = run_cli("explain", "depot-db-01", *remote, env={"PATCHCTL_TOKEN": retail})
+        report = run_cli(
+            "report", *remote, "--out", str(tmp_path / "out"), env={"PATCHCTL_TOKEN": retail}
+        )
+        refused = run_cli("report", *remote, "--write-back", env={"PATCHCTL_TOKEN": retail})
     finally:
         serve.stop()
     assert_identical(answers)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gitrepos import PROJECT_ROOT
+from controller.testing import PROJECT_ROOT, run_cli
 
 PATCHCTL = [sys.executable, "-m", "controller.cli"]
 PACKAGES = PROJECT_ROOT / "tests/feeds/fixtures/debpackages/bookworm-security-main-amd64-Packages"
@@ -16,26 +16,13 @@ BASELINES = "policies/baselines/security.yaml"
 OLD_RULE = "    - classifications: [security]\n      severities: [critical, important]\n"
 
 
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    return subprocess.run(
-        [*PATCHCTL, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-
-
 def scaffold(tmp_path: Path) -> Path:
     """A new repository (`patchctl init`) and a state directory whose catalogue holds the
     Debian Packages fixture: three security records, severity unspecified."""
     target = tmp_path / "repo"
-    assert 0 == run("init", str(target), cwd=tmp_path).returncode
+    assert 0 == run_cli("init", str(target), cwd=tmp_path).exit_code
     state = str(tmp_path / "state")
-    imported = run(
+    imported = run_cli(
         "feed",
         "import",
         str(PACKAGES),
@@ -47,7 +34,7 @@ def scaffold(tmp_path: Path) -> Path:
         state,
         cwd=tmp_path,
     )
-    assert 0 == imported.returncode, imported.stdout + imported.stderr
+    assert 0 == imported.exit_code, imported.stdout + imported.stderr
     return target
 
 
@@ -71,9 +58,9 @@ WARNING = (
 def test_scaffold_baseline_matches_debian_records(tmp_path: Path) -> None:
     """The Linux baseline `init` writes requires Debian index records: no warning."""
     target = scaffold(tmp_path)
-    result = run("validate", "--state-dir", str(tmp_path / "state"), cwd=target)
+    result = run_cli("validate", "--state-dir", str(tmp_path / "state"), cwd=target)
     assert (0, "") == (
-        result.returncode,
+        result.exit_code,
         "\n".join(line for line in result.stdout.splitlines() if ": warning: " in line),
     )
 
@@ -82,17 +69,17 @@ def test_validate_warns_with_file_and_line(tmp_path: Path) -> None:
     """A severity filter against severity-less records is a located warning; exit stays 0."""
     target = scaffold(tmp_path)
     severity_filter(target)
-    result = run("validate", "--state-dir", str(tmp_path / "state"), cwd=target)
+    result = run_cli("validate", "--state-dir", str(tmp_path / "state"), cwd=target)
     warnings = [line for line in result.stdout.splitlines() if ": warning: " in line]
-    assert (0, [f"{BASELINES}:13:1: {WARNING}"]) == (result.returncode, warnings)
+    assert (0, [f"{BASELINES}:13:1: {WARNING}"]) == (result.exit_code, warnings)
 
 
 def test_validate_without_catalogue_says_nothing(tmp_path: Path) -> None:
     """No database and no --catalogue: nothing to judge the rules against, no warning."""
     target = scaffold(tmp_path)
     severity_filter(target)
-    result = run("validate", "--state-dir", str(tmp_path / "none"), cwd=target)
-    assert (0, False) == (result.returncode, "warning" in result.stdout)
+    result = run_cli("validate", "--state-dir", str(tmp_path / "none"), cwd=target)
+    assert (0, False) == (result.exit_code, "warning" in result.stdout)
     assert not (tmp_path / "none").exists()
 
 
@@ -135,7 +122,7 @@ def test_plan_warns_about_every_head_baseline(tmp_path: Path) -> None:
         ],
     }
     (tmp_path / "catalogue.json").write_text(json.dumps(snapshot))
-    result = run(
+    result = run_cli(
         "plan",
         "--base",
         "HEAD",
@@ -149,7 +136,7 @@ def test_plan_warns_about_every_head_baseline(tmp_path: Path) -> None:
         str(tmp_path / "none"),
         cwd=target,
     )
-    assert 0 == result.returncode, result.stderr
+    assert 0 == result.exit_code, result.stderr
     warnings = json.loads(result.stdout)["warnings"]
     assert [
         {

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
-from gitrepos import PolicyRepo
 
 from controller.cli import main
 from controller.cli.simulate import declared_tenants
+from controller.testing import PolicyRepo
 
 BASELINE = """\
 apiVersion: patchctl/v1

@@ -1,6 +1,6 @@
 """`controller.core.decisions`: the per-patch rules of DESIGN.md 3.1-3.5 on hand-built policy sets.
 
-The policy objects come from the planner tests' YAML (`planner.planning.desired`), so each
+The policy objects come from the planner tests' YAML (`controller.testing.fleets.desired`), so each
 object is what the real loader produces; patches are plain `PatchRecord` values.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from planner.planning import desired, patch
 
 from controller.core.decisions import (
     Applicable,
@@ -26,6 +25,7 @@ from controller.kinds import Approval, Baseline, PatchWindow, Whitelist
 from controller.kinds.baselines import Rule
 from controller.kinds.common import Classification, OsFamily, Severity
 from controller.kinds.whitelists import WhitelistEntry
+from controller.testing.fleets import desired, patch
 
 TODAY = date(2026, 11, 29)
 

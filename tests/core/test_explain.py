@@ -1,5 +1,5 @@
 """`controller.core.explain`: the per-patch verdict sentences, the device header and the job
-sentences, on the planner tests' policy (`planner.planning`) at the weekly window's opening.
+sentences, on the planner tests' policy (`controller.testing.fleets`) at the weekly window's opening.
 
 Job deadlines and the blocking of installs by jobs in flight are covered in
 `tests/planner/test_job_deadlines.py`; this module covers the rules of `_verdict` one by one.
@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from planner.planning import SUNDAY_OPEN, desired, device, job, observed, scan
 
 from controller.core.explain import DeviceExplanation, explain
 from controller.core.observed import DeviceView, JobState, PatchResult, ScanView
 from controller.kinds.common import OsFamily
+from controller.testing.fleets import SUNDAY_OPEN, desired, device, job, observed, scan
 
 AUTO = "auto: PatchWindow acme/weekly with Whitelist acme/filters (filter)"
 NOW_TEXT = (

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from planner.planning import desired, device
 
 from controller.core.observed import DeviceView
 from controller.core.targets import (
@@ -18,6 +17,7 @@ from controller.core.targets import (
 )
 from controller.kinds import Device, DeviceGroup
 from controller.kinds.common import OsFamily, Selector, Targets
+from controller.testing.fleets import desired, device
 
 EXTRA = """\
 apiVersion: patchctl/v1

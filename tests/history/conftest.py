@@ -10,10 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gitrepos import example_repo, policy_repo
 from historyrepos import ALICE, BOB, MALLORY, GpgKey, History, SshKey
 
-__all__ = ["example_repo", "git_history", "gpg_key", "policy_repo", "ssh_keys"]
+__all__ = ["git_history", "gpg_key", "ssh_keys"]
 
 
 @pytest.fixture

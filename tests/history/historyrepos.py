@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from gitrepos import GROUPS, TENANTS, PolicyRepo
+from controller.testing import GROUPS, TENANTS, PolicyRepo
 
 
 @dataclass(frozen=True)

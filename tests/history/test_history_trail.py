@@ -15,7 +15,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from gitrepos import PolicyRepo
 from historyrepos import ALICE, BOB, History, SshKey, approval, linux_device
 
 from controller.cli import main
@@ -27,6 +26,7 @@ from controller.server import create_app
 from controller.store import Store, devices, jobs, reports, schema, tokens
 from controller.store import status as status_store
 from controller.store.job_states import JobState
+from controller.testing import PolicyRepo
 
 NOW = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)  # the example's windows-weekly is open
 OPENSSL = "policies/approvals/openssl.yaml"

@@ -11,13 +11,13 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
-from logcapture import json_logs
 from notifyhelpers import T0, closed_port, event, http_receiver, smtp_server
 
 from controller.kinds.notifications import AlertSeverity, EventType
 from controller.notify import DeliveryError, Message, SmtpSettings, verify_signature
 from controller.notify.channels import EmailSender, SlackSender, WebhookSender
 from controller.notify.events import Attachment, Event
+from controller.testing import json_logs
 
 SECRET = "hook-secret-123"  # noqa: S105 - a test secret
 PLAIN_AUTH = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")

@@ -12,9 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cache
 
-import planning
 import pytest
-from planning import CATALOGUE, SUNDAY_OPEN
 
 from controller.core.desired import DesiredState
 from controller.core.incremental import Changes, IncrementalPlanner
@@ -31,6 +29,8 @@ from controller.core.observed import (
 from controller.core.patches import PatchRecord
 from controller.core.plan import Plan, plan
 from controller.kinds.common import Classification, OsFamily
+from controller.testing import fleets as planning
+from controller.testing.fleets import CATALOGUE, SUNDAY_OPEN
 
 SEEDS = range(24)
 STEPS = 45

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from planning import SUNDAY_OPEN, desired, device, job, observed, scan
 
 from controller.core import jobs
 from controller.core.explain import explain
@@ -15,6 +14,7 @@ from controller.core.observed import JobKind, JobState
 from controller.core.plan import SCAN_RETRY_AFTER, plan
 from controller.kinds.notifications import AlertSeverity, EventType
 from controller.kinds.windows import RebootOption
+from controller.testing.fleets import SUNDAY_OPEN, desired, device, job, observed, scan
 
 OCCURRENCE = "2026-11-29T01:00Z"  # the weekly window's occurrence open at SUNDAY_OPEN
 STARTED = (JobState.ACKED, JobState.DOWNLOADING, JobState.INSTALLING, JobState.REBOOTING)

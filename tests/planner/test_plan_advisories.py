@@ -6,7 +6,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from planning import SUNDAY_OPEN, desired, device, scan
 
 from controller.core.explain import explain
 from controller.core.observed import DeviceView, JobKind, ObservedState
@@ -15,6 +14,7 @@ from controller.core.plan import plan
 from controller.feeds import read_feed
 from controller.kinds.common import Classification, OsFamily
 from controller.kinds.feeds import FeedFormat
+from controller.testing.fleets import SUNDAY_OPEN, desired, device, scan
 
 FIXTURES = Path(__file__).parent.parent / "feeds" / "fixtures" / "debsecurity"
 ADVISORIES = {r.id: r for r in read_feed(FIXTURES, FeedFormat.DEBIAN_SECURITY).records}

@@ -4,11 +4,10 @@ per-device alert."""
 
 from __future__ import annotations
 
-from planning import SUNDAY_OPEN, desired, device, job, observed, scan
-
 from controller.core.observed import JobKind
 from controller.core.plan import AlertSpec, plan
 from controller.kinds.notifications import AlertSeverity, EventType
+from controller.testing.fleets import SUNDAY_OPEN, desired, device, job, observed, scan
 
 OCCURRENCE = "2026-11-29T01:00Z"
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from planning import SUNDAY_OPEN, desired, device, job, observed, scan
 
 from controller.core.jobs import EndReason
 from controller.core.observed import JobKind, JobState
 from controller.core.plan import SCAN_RETRY_AFTER, plan
+from controller.testing.fleets import SUNDAY_OPEN, desired, device, job, observed, scan
 
 
 def test_a_cancelled_install_is_not_issued_again_in_its_occurrence() -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from planning import SUNDAY_OPEN, desired, device, job, observed, scan
 
 from controller.core.compliance import ComplianceState, PatchState
 from controller.core.observed import JobKind, JobState, PatchResult
 from controller.core.plan import Plan, plan
 from controller.kinds.common import OsFamily
 from controller.kinds.notifications import AlertSeverity, EventType
+from controller.testing.fleets import SUNDAY_OPEN, desired, device, job, observed, scan
 
 LINUX = OsFamily.LINUX
 

@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gitrepos import example_repo, policy_repo
 from reportfleet import build_fleet
 
 from controller.store import Store, open_store
 
-__all__ = ["example_repo", "fleet_store", "policy_repo"]
+__all__ = ["fleet_store"]
 
 
 @pytest.fixture

@@ -13,8 +13,6 @@ from typing import Any
 
 import git
 import pytest
-from forgefakes import FakeForge
-from gitrepos import ALICE, PolicyRepo
 
 from controller.core.observed import DeviceView, ObservedState, ScanView
 from controller.core.patches import PatchRecord
@@ -26,6 +24,7 @@ from controller.kinds.common import Classification, OsFamily, Severity
 from controller.reports.proposals import sync_branches
 from controller.runtime.proposals import ProposalRun, run_proposals
 from controller.sources.loading import SourceFile, load_policy
+from controller.testing import ALICE, FakeForge, PolicyRepo
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 BRANCH = "patchctl/proposals/acme/retail/web"

@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from gitrepos import PROJECT_ROOT, PolicyRepo
 from reportfleet import NOW, build_fleet
 
 from controller.store import open_store, status
 from controller.store.database import Store
+from controller.testing import PolicyRepo, run_cli
 
 PATCHCTL = [sys.executable, "-m", "controller.cli"]
-
-
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    return subprocess.run(
-        [*PATCHCTL, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -50,7 +35,7 @@ def test_report_writes_every_format_stamped_with_the_applied_revision(
     """Four files for the tenant; pending approvals are planned against the applied revision."""
     repo, url, revision = applied
     out = tmp_path / "out"
-    result = run(
+    result = run_cli(
         "report",
         "--repo",
         str(repo.path),
@@ -65,7 +50,7 @@ def test_report_writes_every_format_stamped_with_the_applied_revision(
         "--json",
         cwd=tmp_path,
     )
-    assert (0, "") == (result.returncode, result.stderr)
+    assert (0, "") == (result.exit_code, result.stderr)
     summary = json.loads(result.stdout)
     expected = [f"tenants/acme/compliance.{ext}" for ext in ("csv", "html", "json", "md")]
     assert (revision, expected, None) == (summary["revision"], summary["files"], summary["commit"])
@@ -85,15 +70,15 @@ def test_write_back_commits_once_and_then_finds_nothing_new(
     repo, url, _ = applied
     main = repo.repo.heads.main.commit.hexsha
     args = ("report", "--repo", str(repo.path), "--db", url, "--format", "markdown,csv")
-    first = run(*args, "--write-back", "--now", "2026-12-07T06:00Z", cwd=tmp_path)
-    second = run(*args, "--write-back", "--now", "2026-12-07T06:00Z", cwd=tmp_path)
+    first = run_cli(*args, "--write-back", "--now", "2026-12-07T06:00Z", cwd=tmp_path)
+    second = run_cli(*args, "--write-back", "--now", "2026-12-07T06:00Z", cwd=tmp_path)
     tip = repo.repo.heads["patchctl-reports"].commit
     assert (0, f"patchctl-reports: committed {tip.hexsha[:12]}\n") == (
-        first.returncode,
+        first.exit_code,
         first.stdout,
     )
     assert (0, "patchctl-reports: reports unchanged, nothing committed\n") == (
-        second.returncode,
+        second.exit_code,
         second.stdout,
     )
     assert ["compliance.csv", "compliance.md"] == sorted(b.path for b in tip.tree.blobs)
@@ -106,7 +91,7 @@ def test_write_back_to_the_policy_branch_is_refused(
     """Exit 2 and a message naming the reason, before anything is collected or written."""
     repo, url, _ = applied
     main = repo.repo.heads.main.commit.hexsha
-    result = run(
+    result = run_cli(
         "report",
         "--repo",
         str(repo.path),
@@ -117,7 +102,7 @@ def test_write_back_to_the_policy_branch_is_refused(
         "main",
         cwd=tmp_path,
     )
-    assert 2 == result.returncode
+    assert 2 == result.exit_code
     assert (
         "patchctl: refusing to write reports to 'main': it is the policy branch being "
         "reconciled; use a separate reports branch such as patchctl-reports\n"

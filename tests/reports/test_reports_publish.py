@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from gitrepos import PolicyRepo
 from reportfleet import NOW, REVISION
 
 from controller.kinds.notifications import EventType
 from controller.kinds.reports import ReportSchedule
 from controller.reports.publish import WritebackTarget, published_events, run_schedule
 from controller.store import Store, schema
+from controller.testing import PolicyRepo
 
 EVERY_TENANT = ReportSchedule.model_validate(
     {

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import git
 import pytest
-from gitrepos import PolicyRepo
 from reportfleet import NOW, REVISION
 
 from controller.reports import commit_message, commit_reports, write_reports
 from controller.reports.writeback import WritebackError
+from controller.testing import PolicyRepo
 
 BRANCH = "patchctl-reports"
 MESSAGE = commit_message(REVISION, generated_at=NOW, paths=1)

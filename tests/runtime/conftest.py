@@ -2,7 +2,3 @@
 
 Devices are enrolled and report through the store's own functions (the HTTP path is covered by
 the server and end-to-end tests)."""
-
-from gitrepos import example_repo, policy_repo
-
-__all__ = ["example_repo", "policy_repo"]

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from gitrepos import PolicyRepo
 
 from controller.cli import main
 from controller.runtime.reconcile import Outcome, PolicySource, Reconciler
 from controller.store import Store, open_store, schema
+from controller.testing import PolicyRepo
 
 NOW = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)
 OPENSSL = "policies/approvals/2026-11-openssl.yaml"

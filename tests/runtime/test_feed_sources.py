@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from feedserver import feed_server
-from logcapture import json_logs
 
 from controller.core.desired import DesiredState, Origin
 from controller.kinds.feeds import PatchFeed
@@ -27,14 +26,13 @@ from controller.runtime.feedsources import (
 from controller.store import alerts as alert_store
 from controller.store import catalogue
 from controller.store import status as status_store
+from controller.testing import json_logs
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from conftest import SettableClock
-    from gitrepos import PolicyRepo
-
     from controller.store import Store
+    from controller.testing import PolicyRepo, SettableClock
 
 GOOD = """\
 - id: KB9000001

@@ -20,9 +20,6 @@ from typing import Any
 import git
 import httpx
 import pytest
-from forgefakes import FakeForge
-from gitrepos import PolicyRepo
-from serving import Serve
 
 from controller.core.retries import RetryPolicy
 from controller.forges.clients import MARKER
@@ -34,6 +31,7 @@ from controller.runtime.settings import Settings
 from controller.server import create_app
 from controller.store import Store, open_store
 from controller.store import status as status_store
+from controller.testing import FakeForge, PolicyRepo, Serve
 
 pytestmark = pytest.mark.anyio
 

@@ -25,9 +25,8 @@ from controller.sources import repository
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from gitrepos import PolicyRepo
-
     from controller.store import Store
+    from controller.testing import PolicyRepo
 
 NOW = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)
 PASSES = 12

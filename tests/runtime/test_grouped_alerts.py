@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from gitrepos import PolicyRepo
 from test_reconcile import IN_WINDOW, reconciler, seed_catalogue
 
 from controller.kinds.notifications import Notification
 from controller.notify import events, route
 from controller.store import Store, devices, reports, schema
+from controller.testing import PolicyRepo
 
 FLEET = 1000
 TENANT = "acme/retail"

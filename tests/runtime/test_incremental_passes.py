@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from gitrepos import PolicyRepo
 
 from controller.core.patches import PatchRecord
 from controller.core.plan import Plan, plan
@@ -19,6 +18,7 @@ from controller.kinds.common import Classification, OsFamily, Severity
 from controller.runtime import observe
 from controller.runtime.reconcile import Outcome, PolicySource, Reconciler
 from controller.store import Store, catalogue, devices, open_store, operations, reports, schema
+from controller.testing import PolicyRepo
 
 # Sunday 2026-11-29 02:30 Europe/Berlin: the example's windows-weekly is open (cutoff 05:00).
 IN_WINDOW = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)

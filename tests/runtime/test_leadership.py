@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from gitrepos import PolicyRepo
 
 from controller.cli import main
 from controller.runtime.leadership import Leadership
@@ -18,6 +17,7 @@ from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.runtime.service import Controller, ServiceOptions
 from controller.store import Store, leases, open_store
 from controller.store import status as status_store
+from controller.testing import PolicyRepo
 
 TTL = timedelta(seconds=1)
 EVERY = timedelta(seconds=0.2)

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from gitrepos import PolicyRepo
 
 from controller.runtime.loop import BranchWatcher, ReconcileLoop
 from controller.runtime.reconcile import Outcome, PolicySource, Reconciler
 from controller.store import Store, open_store
+from controller.testing import PolicyRepo
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -8,8 +8,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from forgefakes import FakeForge
-from gitrepos import PolicyRepo
 
 from controller.core.patches import PatchRecord
 from controller.forges.settings import ForgeKind, ForgeSettings
@@ -17,6 +15,7 @@ from controller.kinds.common import Classification, OsFamily, Severity
 from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.runtime.service import Controller, PassContext, ServiceOptions
 from controller.store import Store, catalogue, devices, open_store, reports
+from controller.testing import FakeForge, PolicyRepo
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 TOKEN = "forge-token-for-tests"  # noqa: S105 - the fake forge's token

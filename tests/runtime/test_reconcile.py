@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from gitrepos import PolicyRepo
 
 from controller.core.patches import PatchRecord
 from controller.kinds.common import Classification, OsFamily, Severity
 from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.store import Store, catalogue, devices, open_store, reports, schema
 from controller.store import status as status_store
+from controller.testing import PolicyRepo
 
 # Sunday 2026-11-29 02:30 Europe/Berlin: the example's windows-weekly is open (cutoff 05:00).
 IN_WINDOW = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from gitrepos import PolicyRepo
 
 from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.store import Store, open_store
+from controller.testing import PolicyRepo
 
 NOW = datetime(2026, 11, 29, 1, 30, tzinfo=UTC)
 EXTRA_GROUP = """\

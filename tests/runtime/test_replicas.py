@@ -19,10 +19,16 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from gitrepos import PolicyRepo
-from replicas import Fleet, Replica, duplicated_work, lost_acknowledgements, wait_for
 
 from controller.store import leases, open_store, schema, tokens
+from controller.testing import PolicyRepo
+from controller.testing.replicas import (
+    Fleet,
+    Replica,
+    duplicated_work,
+    lost_acknowledgements,
+    wait_for,
+)
 
 # Each start of `serve` costs an interpreter and its imports: about 1.5 s on an idle machine,
 # far more on a busy one; the timeout leaves room for the latter.

@@ -15,13 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
-from gitrepos import PolicyRepo
 
 from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.runtime.service import Controller, ServiceOptions
 from controller.runtime.settings import Settings
 from controller.server import create_app
 from controller.store import Store, tokens
+from controller.testing import PolicyRepo
 
 pytestmark = pytest.mark.anyio
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import git
 import pytest
-from gitrepos import PolicyRepo
-from serving import Serve
+
+from controller.testing import PolicyRepo, Serve
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gitrepos import PolicyRepo
 
 from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.runtime.service import FAST_POLL, Controller, ServiceOptions
@@ -24,6 +23,7 @@ from controller.server import create_app
 from controller.store import Store, catalogue, open_store, tokens
 from controller.store import runs as run_store
 from controller.store import status as status_store
+from controller.testing import PolicyRepo
 
 pytestmark = pytest.mark.anyio
 

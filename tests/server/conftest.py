@@ -16,9 +16,8 @@ from controller.store import tokens
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from conftest import SettableClock
-
     from controller.store import Store
+    from controller.testing import SettableClock
 
 MAX_BODY = 64 * 1024
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -35,6 +34,7 @@ from controller.store import Store, jobs, schema, tokens
 from controller.store import alerts as alert_store
 from controller.store import status as status_store
 from controller.store.job_states import JobKind
+from controller.testing import free_port
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -486,12 +486,6 @@ def chromium() -> str:
             pytest.fail(f"chromium is needed in CI: {why}")
         pytest.skip(f"no chromium: {why}")
     return binary
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ import httpx
 import pytest
 import uvicorn
 from browser import Browser
-from gitrepos import PolicyRepo
 from reports.reportfleet import FAILURE_REASON, NOW
 from server.test_dashboard import (
     build_dashboard_fleet,
@@ -37,6 +36,7 @@ from controller.runtime.service import Controller, ServiceOptions
 from controller.runtime.settings import Settings
 from controller.server import create_app
 from controller.store import Store, schema
+from controller.testing import PolicyRepo
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator

@@ -11,23 +11,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from click.testing import CliRunner
 
-from controller.cli import main
 from controller.store import open_store, tokens
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
+from controller.testing import run_cli
 
 
 def test_token_create_prints_the_secret_once_and_stores_its_hash(tmp_path: Path) -> None:
     """`token create` prints the token; the store keeps only its hash; `list` never shows it."""
     db = f"sqlite:///{tmp_path / 'p.db'}"
-    code, out, err = run("token", "create", "--tenant", "acme/retail", "--db", db)
+    code, out, err = run_cli("token", "create", "--tenant", "acme/retail", "--db", db)
     secret = out.strip()
-    listed = run("token", "list", "--json", "--db", db)[1]
+    listed = run_cli("token", "list", "--json", "--db", db)[1]
     store = open_store(db)
     try:
         with store.read() as conn:
@@ -46,17 +40,17 @@ def test_token_create_json_and_revoke(tmp_path: Path) -> None:
     """`--json` gives the id and token; `revoke` by id works once, then exits 1."""
     db = f"sqlite:///{tmp_path / 'p.db'}"
     created = json.loads(
-        run("token", "create", "--tenant", "acme", "--kind", "read", "--json", "--db", db)[1]
+        run_cli("token", "create", "--tenant", "acme", "--kind", "read", "--json", "--db", db)[1]
     )
-    first = run("token", "revoke", created["id"], "--db", db)
-    second = run("token", "revoke", created["id"], "--db", db)
+    first = run_cli("token", "revoke", created["id"], "--db", db)
+    second = run_cli("token", "revoke", created["id"], "--db", db)
     assert ("read", "acme") == (created["kind"], created["tenant"])
     assert (0, 1) == (first[0], second[0])
 
 
 def test_bad_tenant_is_a_usage_error(tmp_path: Path) -> None:
     """A tenant path that is not one exits 2 and says what a tenant path looks like."""
-    code, _, err = run(
+    code, _, err = run_cli(
         "token", "create", "--tenant", "ACME Retail", "--db", f"sqlite:///{tmp_path / 'p.db'}"
     )
     assert 2 == code
@@ -71,14 +65,16 @@ def test_serve_refuses_a_newer_schema(tmp_path: Path) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff'"))
     engine.dispose()
-    code, _, err = run("serve", "--db", db, "--listen", "127.0.0.1:0")
+    code, _, err = run_cli("serve", "--db", db, "--listen", "127.0.0.1:0")
     assert 2 == code
     assert "newer patchctl" in err
 
 
 def test_serve_refuses_a_bad_listen_address(tmp_path: Path) -> None:
     """A listen address without a port exits 2 naming the expected form."""
-    code, _, err = run("serve", "--listen", "localhost", "--db", f"sqlite:///{tmp_path / 'p.db'}")
+    code, _, err = run_cli(
+        "serve", "--listen", "localhost", "--db", f"sqlite:///{tmp_path / 'p.db'}"
+    )
     assert 2 == code
     assert "HOST:PORT" in err
 

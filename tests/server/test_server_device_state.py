@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
-from gitrepos import GROUPS, TENANTS, PolicyRepo
 
 from controller.core.explain import explain
 from controller.core.patches import FixedPackage, PatchRecord
@@ -23,9 +22,10 @@ from controller.runtime import status as runtime_status
 from controller.runtime.reconcile import Outcome, PolicySource, Reconciler
 from controller.server.dashboard import view as dashboard_view
 from controller.store import catalogue, reports, schema, tokens
+from controller.testing import GROUPS, TENANTS, PolicyRepo
 
 if TYPE_CHECKING:
-    from conftest import Api
+    from server.conftest import Api
 
 pytestmark = pytest.mark.anyio
 

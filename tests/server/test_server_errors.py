@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from conftest import SettableClock
+    from controller.testing import SettableClock
 
 pytestmark = pytest.mark.anyio
 

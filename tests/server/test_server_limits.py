@@ -11,20 +11,19 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import structlog
-from logcapture import json_logs
 
 from controller.logs import LogRateLimit
 from controller.runtime.settings import Settings
 from controller.server import create_app
 from controller.server.limits import RateLimiter
 from controller.store import devices, schema, tokens
+from controller.testing import json_logs
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from conftest import SettableClock
-
     from controller.store import Store
+    from controller.testing import SettableClock
 
 
 class Ticks:

@@ -20,9 +20,8 @@ from controller.store import runs as run_store
 from controller.store import status as status_store
 
 if TYPE_CHECKING:
-    from conftest import SettableClock
-
     from controller.store import Store
+    from controller.testing import SettableClock
 
     from .conftest import Api
 

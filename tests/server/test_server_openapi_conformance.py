@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import schemathesis
-from gitrepos import GROUPS, TENANTS, PolicyRepo
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
@@ -32,13 +31,13 @@ from controller.runtime.settings import Settings
 from controller.server import create_app
 from controller.store import devices, jobs, tokens
 from controller.store.job_states import JobKind
+from controller.testing import GROUPS, TENANTS, PolicyRepo
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from conftest import SettableClock
-
     from controller.store import Store
+    from controller.testing import SettableClock
 
 # schemathesis' own strategies draw from `random`; hypothesis warns about it, not about us.
 pytestmark = pytest.mark.filterwarnings(

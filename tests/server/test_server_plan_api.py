@@ -17,8 +17,6 @@ import httpx
 import pytest
 import uvicorn
 from click.testing import CliRunner
-from gitrepos import PolicyRepo
-from serving import free_port
 
 from controller.cli import main
 from controller.core.patches import PatchRecord
@@ -28,9 +26,10 @@ from controller.runtime.service import Controller, ServiceOptions
 from controller.runtime.settings import Settings
 from controller.server import create_app
 from controller.store import Store, catalogue, devices, reports, tokens
+from controller.testing import PolicyRepo, free_port
 
 if TYPE_CHECKING:
-    from conftest import SettableClock
+    from controller.testing import SettableClock
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from gitrepos import example_repo
 
 from controller.core.patches import PatchRecord
 from controller.kinds.common import Classification, OsFamily, Severity
@@ -18,10 +17,10 @@ from controller.runtime.reconcile import Outcome, PolicySource, Reconciler
 from controller.store import catalogue, tokens
 
 if TYPE_CHECKING:
-    from conftest import Api
-    from gitrepos import PolicyRepo
+    from server.conftest import Api
 
-__all__ = ["example_repo"]  # the fixture, shared with the other suites
+    from controller.testing import PolicyRepo
+
 
 pytestmark = pytest.mark.anyio
 

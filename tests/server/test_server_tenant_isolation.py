@@ -10,17 +10,18 @@ from typing import TYPE_CHECKING
 
 import git
 import pytest
-from gitrepos import PolicyRepo
 
 from controller.feeds import native
 from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.store import alerts as alert_store
 from controller.store import catalogue, jobs
 from controller.store.job_states import JobKind
+from controller.testing import PolicyRepo
 
 if TYPE_CHECKING:
-    from conftest import SettableClock
     from server.conftest import Api
+
+    from controller.testing import SettableClock
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving import PATCHCTL, ROOT, free_port
+
+from controller.testing import PATCHCTL, PROJECT_ROOT, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -119,7 +120,7 @@ def test_serve_speaks_https_and_reloads_its_certificate_on_sighup(
             "--log-format",
             "json",
         ],
-        cwd=ROOT,
+        cwd=PROJECT_ROOT,
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -179,7 +180,7 @@ def test_a_certificate_that_does_not_load_stops_serve_at_start(
             f"sqlite:///{tmp_path / 'p.db'}",
             *args,
         ],
-        cwd=ROOT,
+        cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=60,

@@ -16,6 +16,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from controller.runtime.settings import Settings
 from controller.server import create_app, transport
+from controller.testing import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -25,12 +26,6 @@ if TYPE_CHECKING:
 TIMEOUT = 0.5  # the header and body deadlines of these tests, in seconds
 CAP = 4
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nhost: patchctl\r\n\r\n"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(params=[HttpToolsProtocol, H11Protocol], ids=["httptools", "h11"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from controller.testing import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 PATCHCTL = [sys.executable, "-m", "controller.cli"]
 DEVICES = 50
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def patchctl(*args: str, database_url: str, state_dir: Path) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from gitrepos import PolicyRepo
 
 from controller.core import review as plan_review
 from controller.core import targets
@@ -15,6 +14,7 @@ from controller.kinds import Device, DeviceGroup
 from controller.kinds.common import OsFamily, Targets
 from controller.sources import files
 from controller.sources.loading import LoadResult, load_policy
+from controller.testing import PolicyRepo
 
 
 def load_worktree(repo: PolicyRepo) -> LoadResult:

@@ -14,13 +14,13 @@ import os
 from pathlib import Path
 
 import yaml
-from gitrepos import PROJECT_ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.sources import history
 from controller.sources.documents import MAX_FILE_BYTES
 from controller.sources.loading import POLICY_DIRS, YAML_SUFFIXES, SourceFile, load_policy
+from controller.testing import PROJECT_ROOT
 
 EXAMPLES = int(os.environ.get("PATCHCTL_FUZZ_EXAMPLES", "200"))
 RANDOM = os.environ.get("PATCHCTL_FUZZ_RANDOM", "") == "1"  # a fresh seed each run (by hand)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import git
 import pytest
-from gitrepos import PolicyRepo
 
 from controller.core.revisions import format_revision
 from controller.sources import git as git_source
 from controller.sources import repository
 from controller.sources.git import SourceError
+from controller.testing import PolicyRepo
 
 SCRIPT = "apiVersion: patchctl/v1\nkind: Script\nmetadata: {{name: {name}}}\nspec: {{os: linux, shell: sh, content: 'true'}}\n"
 

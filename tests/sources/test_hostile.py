@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
-from gitrepos import PolicyRepo
 
 from controller.sources import files, repository
 from controller.sources.documents import MAX_FILE_BYTES, parse_file
 from controller.sources.loading import LoadResult, load_policy
+from controller.testing import PolicyRepo
 
 ALIAS_BOMB = """\
 a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]

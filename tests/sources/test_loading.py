@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gitrepos import PolicyRepo
 
 from controller.kinds import Baseline
 from controller.sources import files, repository
 from controller.sources.loading import LoadResult, SourceFile, load_policy
+from controller.testing import PolicyRepo
 
 
 def load_worktree(repo: PolicyRepo) -> LoadResult:

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from gitrepos import PolicyRepo
 
 from controller.sources import git as git_source
 from controller.sources import refs, repository
+from controller.testing import PolicyRepo
 
 APPROVAL = """\
 apiVersion: patchctl/v1

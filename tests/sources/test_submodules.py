@@ -7,9 +7,9 @@ from pathlib import Path
 
 import git
 import pytest
-from gitrepos import ALICE, PolicyRepo
 
 from controller.sources import repository
+from controller.testing import ALICE, PolicyRepo
 
 WHITELIST = """\
 apiVersion: patchctl/v1

@@ -1,5 +1,9 @@
 """A real `patchctl serve` process for end-to-end tests: a free loopback port, tokens made by
-the real `token create` command, and a clean stop that hands back the logs."""
+the real `token create` command, and a clean stop that hands back the logs.
+
+`PATCHCTL` is the command line that starts patchctl with this interpreter; `PROJECT_ROOT` the
+source checkout this package was imported from (the working directory of the processes).
+"""
 
 from __future__ import annotations
 
@@ -14,22 +18,27 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PATCHCTL = [sys.executable, "-m", "controller.cli"]
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 class Serve:
-    """`patchctl serve` on a free port, over one database and state directory."""
+    """`patchctl serve` on a free port, over one database and state directory.
 
-    def __init__(self, *, database_url: str, state_dir: Path, cwd: Path = ROOT) -> None:
+    `base` is its URL (`http://127.0.0.1:<port>`); its stderr (JSON log lines) goes to a file
+    beside `state_dir`, returned by `stop()`. Failures to start or to see what `wait_for`
+    waits for raise `AssertionError`, which a test runner reports as a failure.
+    """
+
+    def __init__(self, *, database_url: str, state_dir: Path, cwd: Path = PROJECT_ROOT) -> None:
         self.database_url = database_url
         self.state_dir = state_dir
         self.cwd = cwd
@@ -50,12 +59,15 @@ class Serve:
         )
 
     def token(self, kind: str, tenant: str) -> str:
+        """A new token secret of `kind` (enrollment, api, admin ...) for `tenant`."""
         done = self.patchctl("token", "create", "--tenant", tenant, "--kind", kind, "--json")
         assert 0 == done.returncode, done.stderr
         secret: str = json.loads(done.stdout)["token"]
         return secret
 
     def start(self, *args: str) -> None:
+        """Start serving (extra `args` go to `patchctl serve`); return once /healthz answers
+        200, within 30 s."""
         with self.log_path.open("w", encoding="utf-8") as log:
             self.process = subprocess.Popen(
                 [
@@ -79,15 +91,18 @@ class Serve:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                pytest.fail(f"serve exited: {self.stop()}")
+                message = f"serve exited: {self.stop()}"
+                raise AssertionError(message)
             try:
                 if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
-        pytest.fail("patchctl serve did not answer /healthz within 30 s")
+        message = "patchctl serve did not answer /healthz within 30 s"
+        raise AssertionError(message)
 
     def get(self, path: str, token: str) -> Any:
+        """The JSON body of `GET path` with a bearer `token`, asserting status 200."""
         answer = httpx.get(
             f"{self.base}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=10
         )
@@ -102,7 +117,8 @@ class Serve:
             if found:
                 return found
             time.sleep(0.3)
-        pytest.fail(f"timed out waiting for {what}")
+        message = f"timed out waiting for {what}"
+        raise AssertionError(message)
 
     def stop(self) -> str:
         """Stop with SIGTERM; the process's stderr (JSON log lines)."""

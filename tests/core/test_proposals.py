@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from planning import CATALOGUE, SUNDAY_OPEN, desired, device, observed, patch, scan
-
 from controller.core.observed import ObservedState
 from controller.core.plan import plan
 from controller.core.proposals import Proposal, approval_name, from_plan
 from controller.kinds.common import OsFamily
+from controller.testing.fleets import CATALOGUE, SUNDAY_OPEN, desired, device, observed, patch, scan
 
 LINUX = OsFamily.LINUX
 

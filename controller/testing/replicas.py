@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import sqlalchemy as sa
-from serving import PATCHCTL, ROOT, free_port
 
 from controller import sim
 from controller.core.observed import JobState
 from controller.store import Store, schema
+from controller.testing.serving import PATCHCTL, PROJECT_ROOT, free_port
 
 
 @dataclass
@@ -68,7 +67,7 @@ class Replica:
     def start(self) -> Replica:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                self.args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log
+                self.args, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=log
             )
         return self
 
@@ -82,7 +81,8 @@ class Replica:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
-        pytest.fail(f"patchctl serve did not answer /healthz within {timeout} s")
+        message = f"patchctl serve did not answer /healthz within {timeout} s"
+        raise AssertionError(message)
 
     def readyz(self) -> dict[str, Any] | None:
         """The readiness answer, or None when the process does not answer."""
@@ -126,7 +126,8 @@ def wait_for(predicate: Any, *, timeout: float, every: float = 0.2) -> float:
         if predicate():
             return time.monotonic() - started
         time.sleep(every)
-    pytest.fail(f"not true within {timeout} s: {predicate}")
+    message = f"not true within {timeout} s: {predicate}"
+    raise AssertionError(message)
 
 
 # --- agents that remember what was acknowledged ------------------------------------------------

@@ -1,4 +1,8 @@
-"""Real git repositories for tests: write files, commit as someone, read shas back."""
+"""Real git repositories for tests: write files, commit as someone, read shas back.
+
+`TENANTS` and `GROUPS` are small inventory documents (tenant acme with client retail; groups
+linux-web and all-windows) to start a policy repository from.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,22 @@ import shutil
 from pathlib import Path
 
 import git
-import pytest
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from controller.testing.serving import PROJECT_ROOT
+
 ALICE = git.Actor("Alice Admin", "alice@example.com")
 
 
 class PolicyRepo:
-    """A git repository in a temporary directory, driven through GitPython."""
+    """A git repository in a (temporary) directory `path`, driven through GitPython; `repo` is
+    the `git.Repo`. Paths given to `write`/`remove` are relative to the work tree."""
 
     def __init__(self, path: Path, *, branch: str = "main") -> None:
         self.path = path
         self.repo = git.Repo.init(path, initial_branch=branch)
 
     def write(self, relative: str, text: str | bytes) -> Path:
+        """Write `text` (UTF-8) or bytes to `relative`, creating directories; its path."""
         target = self.path / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(text, bytes):
@@ -32,12 +38,14 @@ class PolicyRepo:
         (self.path / relative).unlink()
 
     def commit(self, message: str = "change", *, author: git.Actor = ALICE) -> str:
+        """Stage everything and commit as `author` (also the committer); the new sha."""
         self.repo.git.add(all=True)
         commit = self.repo.index.commit(message, author=author, committer=author)
         return commit.hexsha
 
     def copy_example(self) -> None:
-        """The project's own example repository (policies/ and inventory/)."""
+        """Copy the project's example repository (policies/, inventory/ and feeds/) from a
+        source checkout (`PROJECT_ROOT`); not available from an installed wheel."""
         for top in ("policies", "inventory"):
             shutil.copytree(PROJECT_ROOT / top, self.path / top)
         feeds = PROJECT_ROOT / "feeds"
@@ -65,20 +73,18 @@ spec: {selector: {os: windows}}
 """
 
 
-@pytest.fixture
-def policy_repo(tmp_path: Path) -> PolicyRepo:
-    """A repository with one tenant and two groups, committed once."""
-    repo = PolicyRepo(tmp_path / "repo")
+def policy_repository(path: Path) -> PolicyRepo:
+    """A repository at `path` with `TENANTS` and `GROUPS`, committed once."""
+    repo = PolicyRepo(path)
     repo.write("inventory/tenants.yaml", TENANTS)
     repo.write("inventory/groups/groups.yaml", GROUPS)
     repo.commit("tenants and groups")
     return repo
 
 
-@pytest.fixture
-def example_repo(tmp_path: Path) -> PolicyRepo:
-    """The project's example repository, committed into a fresh git repository."""
-    repo = PolicyRepo(tmp_path / "example")
+def example_repository(path: Path) -> PolicyRepo:
+    """The project's example repository (`PolicyRepo.copy_example`), committed at `path`."""
+    repo = PolicyRepo(path)
     repo.copy_example()
     repo.commit("example repository")
     return repo

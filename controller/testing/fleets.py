@@ -1,10 +1,19 @@
-"""Builders for planner tests: policy from YAML text, devices, scans and jobs as plain values."""
+"""Builders for planner tests: policy from YAML text, devices, scans and jobs as plain values.
+
+`desired()` is a policy of tenant acme (client retail): groups windows and linux, a Windows
+baseline (security and critical, released 7 days ago, KB-BAD excluded), a Linux baseline
+(security), a whitelist and the weekly window `acme/weekly` (Sunday 02:00 Europe/Berlin, 4 h,
+auto-approval after 3 days). `CATALOGUE` holds nine patches (KB-SEC, KB-CRIT, KB-BUG, KB-NEW,
+KB-ANCIENT, KB-BAD, KB-OLD superseded by KB-SEC, USN-1-1, USN-2-1). Times are relative to
+`SUNDAY_OPEN`, half an hour into that window.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
 from controller.core.desired import DesiredState
+from controller.core.ids import JobId
 from controller.core.observed import DeviceView, JobKind, JobState, JobView, ObservedState, ScanView
 from controller.core.patches import PatchRecord
 from controller.kinds.common import Classification, OsFamily, Severity
@@ -72,6 +81,8 @@ spec:
 def desired(
     extra: str = "", *, concurrent: str = "100%", failures: str = "100%", suspend: bool = False
 ) -> DesiredState:
+    """The base policy with `extra` YAML documents appended; `concurrent`/`failures` are the
+    window's rollout limits (counts or percentages), `suspend` suspends it."""
     text = (
         BASE.replace("ROLLOUT_CONCURRENT", concurrent)
         .replace("ROLLOUT_FAILURES", failures)
@@ -93,6 +104,7 @@ def patch(
     age_days: int = 30,
     superseded_by: tuple[str, ...] = (),
 ) -> PatchRecord:
+    """A catalogue record released `age_days` before 2026-11-29."""
     return PatchRecord(
         id=patch_id,
         os=os,
@@ -129,6 +141,8 @@ def device(
     role: str = "server",
     now: datetime = SUNDAY_OPEN,
 ) -> DeviceView:
+    """A device `id-<name>` enrolled 30 days before `now`, polling every 60 s; seen 30 s ago
+    when `online`, two hours ago otherwise."""
     return DeviceView(
         id=f"id-{name}",
         tenant=tenant,
@@ -150,6 +164,7 @@ def scan(
     reboot: bool = False,
     now: datetime = SUNDAY_OPEN,
 ) -> ScanView:
+    """A scan taken `age` before `now` that found `missing` patch ids."""
     return ScanView(
         scanned_at=now - age, reboot_required=reboot, missing=missing, installed=installed
     )
@@ -158,6 +173,7 @@ def scan(
 def observed(
     *pairs: tuple[DeviceView, ScanView | None], jobs: tuple[JobView, ...] = ()
 ) -> ObservedState:
+    """The observed state of (device, its latest scan or None) pairs over `CATALOGUE`."""
     return ObservedState(
         devices=tuple(d for d, _ in pairs),
         scans={d.id: s for d, s in pairs if s is not None},
@@ -178,8 +194,10 @@ def job(
     created: datetime = SUNDAY_OPEN - timedelta(minutes=20),
     **extra: object,
 ) -> JobView:
+    """A job on `device` created `created` (20 minutes before `SUNDAY_OPEN` by default);
+    `extra` sets any other `JobView` field."""
     return JobView(
-        id=job_id,
+        id=JobId(job_id),
         device_id=device.id,
         kind=kind,
         state=state,

@@ -1,5 +1,5 @@
-"""The service's real log pipeline (`controller.logs.configure`, JSON lines) writing into
-pytest's captured stderr, restored afterwards."""
+"""The service's real log pipeline (`controller.logs.configure`, JSON lines) writing into a
+test's captured stderr, and undoing that configuration afterwards."""
 
 from __future__ import annotations
 
@@ -7,17 +7,30 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
-import pytest
 import structlog
 
 from controller import logs
 
 
+class Captured(Protocol):
+    """What `readouterr()` returns: the text written to stderr since the last call."""
+
+    @property
+    def err(self) -> str: ...
+
+
+class Capture(Protocol):
+    """A capture of the process's stderr, such as pytest's `capsys` fixture."""
+
+    def readouterr(self) -> Captured: ...
+
+
 @contextmanager
-def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[list[dict[str, Any]]]:
-    """Every JSON line logged inside the block (structlog's and every library's), parsed."""
+def json_logs(capsys: Capture) -> Iterator[list[dict[str, Any]]]:
+    """Every JSON line logged inside the block (structlog's and every library's), parsed: one
+    dict per line, filled in when the block ends. Logging is restored afterwards."""
     lines: list[dict[str, Any]] = []
     capsys.readouterr()
     logs.configure(level="info", json_lines=True, cache_loggers=False)

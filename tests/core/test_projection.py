@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from planning import SUNDAY_OPEN, desired, device, observed, scan
-
 from controller.core.changes import AuditEventType
 from controller.core.projection import project
 from controller.kinds.common import OsFamily
+from controller.testing.fleets import SUNDAY_OPEN, desired, device, observed, scan
 
 APPROVE = """\
 apiVersion: patchctl/v1

@@ -4,12 +4,12 @@ warnings a reviewer must see, from the two revisions alone (no fleet) or with on
 from __future__ import annotations
 
 import pytest
-from planning import SUNDAY_OPEN, desired, device, observed, scan
 
 from controller.core import review
 from controller.core.review import CatalogueEntry
 from controller.kinds.common import OsFamily
 from controller.runtime import plans
+from controller.testing.fleets import SUNDAY_OPEN, desired, device, observed, scan
 
 CATALOGUE = {
     "USN-1-1": CatalogueEntry("USN-1-1", "OpenSSL vulnerabilities", "important", "linux"),
