@@ -12,7 +12,7 @@ import pytest
 from controller.core import access
 from controller.core.access import AccessPolicy, Forge, TenantRule, TrustedKeys
 from controller.core.audit import AuditEvent
-from controller.core.changes import ChangeAction, EventType, ObjectChange, as_json
+from controller.core.changes import AuditEventType, ChangeAction, ObjectChange, as_json
 from controller.core.commits import (
     UNSIGNED,
     CommitFacts,
@@ -53,7 +53,7 @@ def commit(
 
 
 def change(action: ChangeAction = ChangeAction.ADDED, key: ObjectKey = APPROVAL) -> ObjectChange:
-    return ObjectChange(key, action, EventType.APPROVAL_GRANTED, None, {"spec": {}})
+    return ObjectChange(key, action, AuditEventType.APPROVAL_GRANTED, None, {"spec": {}})
 
 
 POLICY = AccessPolicy(
@@ -268,9 +268,9 @@ def test_judging_adds_a_rejection_after_each_change_not_applied_and_is_idempoten
     events = (event(change(), commit()), event(change(), commit(MALLORY)))
     judged = access.judge_events(events, POLICY)
     assert [
-        (EventType.APPROVAL_GRANTED, True),
-        (EventType.APPROVAL_GRANTED, False),
-        (EventType.APPROVAL_REJECTED, False),
+        (AuditEventType.APPROVAL_GRANTED, True),
+        (AuditEventType.APPROVAL_GRANTED, False),
+        (AuditEventType.APPROVAL_REJECTED, False),
     ] == [(e.type, e.verdict.applied if e.verdict else None) for e in judged]
     assert judged == access.judge_events(judged, POLICY)
 
@@ -292,7 +292,7 @@ def test_only_accepted_approvals_reach_the_planner() -> None:
     (approval,) = state.approvals
     content: Any = as_json(approval)
     added = ObjectChange(
-        approval.key, ChangeAction.ADDED, EventType.APPROVAL_GRANTED, None, content
+        approval.key, ChangeAction.ADDED, AuditEventType.APPROVAL_GRANTED, None, content
     )
     accepted = access.judge_events([event(added, commit())], POLICY)
     rejected = access.judge_events([event(added, commit(MALLORY))], POLICY)

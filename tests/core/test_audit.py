@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from controller.core.audit import AuditEvent, Rewrite
-from controller.core.changes import ChangeAction, EventType, ObjectChange, Verdict
+from controller.core.changes import AuditEventType, ChangeAction, ObjectChange, Verdict
 from controller.core.commits import (
     UNSIGNED,
     CommitFacts,
@@ -34,21 +34,21 @@ COMMIT = CommitFacts(
 KEY = ObjectKey("Approval", "acme", "kb5034127")
 APPROVAL: dict[str, Any] = {"kind": "Approval", "spec": {"patches": ["KB5034127"]}}
 GRANTED = AuditEvent(
-    type=EventType.APPROVAL_GRANTED,
+    type=AuditEventType.APPROVAL_GRANTED,
     revision=f"main@sha1:{'c' * 40}",
     commit=COMMIT,
-    change=ObjectChange(KEY, ChangeAction.ADDED, EventType.APPROVAL_GRANTED, None, APPROVAL),
+    change=ObjectChange(KEY, ChangeAction.ADDED, AuditEventType.APPROVAL_GRANTED, None, APPROVAL),
     path="policies/approvals/kb5034127.yaml",
     verdict=Verdict(applied=False, reason="alice@example.com may not approve for acme"),
 )
 REWRITTEN = AuditEvent(
-    type=EventType.HISTORY_REWRITTEN,
+    type=AuditEventType.HISTORY_REWRITTEN,
     revision=f"main@sha1:{'d' * 40}",
     commit=None,
     rewrite=Rewrite(old_tip="e" * 40, new_tip="d" * 40, merge_base=None, dropped=("e" * 40,)),
 )
 INVALID = AuditEvent(
-    type=EventType.POLICY_INVALID,
+    type=AuditEventType.POLICY_INVALID,
     revision=f"main@sha1:{'c' * 40}",
     commit=COMMIT,
     errors=("policies/a.yaml:1:1: kind: unknown kind 'Baselin'",),

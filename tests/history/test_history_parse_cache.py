@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from historyrepos import History, approval
 
-from controller.core.changes import EventType
+from controller.core.changes import AuditEventType
 from controller.sources import git as git_source
 from controller.sources import history, loading
 from controller.sources.loading import SourceFile
@@ -82,7 +82,7 @@ def walk_errors(git_history: History) -> dict[str, tuple[str, ...]]:
     return {
         e.commit.sha: e.errors
         for e in walked.events
-        if e.type is EventType.POLICY_INVALID and e.commit is not None
+        if e.type is AuditEventType.POLICY_INVALID and e.commit is not None
     }
 
 

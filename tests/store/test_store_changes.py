@@ -129,15 +129,14 @@ def _with_inventory(store: Store) -> str:
 
 
 def _with_failed_job(store: Store) -> str:
+    """A device whose job failed (as its agent would report it: the controller itself fails
+    only started jobs, `core.jobs.ENDINGS`), set up directly in the table."""
     device_id = with_job(store)
     with store.write() as conn:
-        jobs.end_jobs(
-            conn,
-            ["job-1"],
-            state=JobState.FAILED,
-            reason="test",
-            only_from={JobState.PENDING},
-            now=NOW,
+        conn.execute(
+            schema.jobs.update()
+            .where(schema.jobs.c.id == "job-1")
+            .values(state=JobState.FAILED.value, finished_at=NOW)
         )
     return device_id
 
