@@ -3,7 +3,7 @@
 One row per changed device (or per catalogue change, `device_id` NULL), written in the same
 transaction as the change; the reconciler reads the rows after its high-water mark.
 
-Revision ID: 0010_incservice_planner_changes
+Revision ID: 0010_planner_changes
 Revises: 0009_day2_operations
 Create Date: 2026-11-30
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_incservice_planner_changes"
+revision = "0010_planner_changes"
 down_revision = "0009_day2_operations"
 branch_labels = None
 depends_on = None
