@@ -316,9 +316,7 @@ UNMIRRORED = {
     "store/schema.py": "tables only; compared with the migrations in test_store_migrations.py",
     "store/alerts.py": "test_store_alert_batches.py and test_store_alert_filters.py",
     "store/audit.py": "tests/history/ (the trail as written and read back) and the audit API tests in tests/server/",
-    "store/compliance.py": "tests/runtime/ (apply writes it) and the read API's compliance tests",
     "store/observed.py": "test_store_changes.py (what observe reads) and test_incremental_passes",
-    "store/runs.py": "tests/runtime/test_reconcile.py and the service's status tests",
 }
 
 
