@@ -8,12 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from controller.core.conditions import ReconcileResult
 from controller.store import schema
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from sqlalchemy.engine import Connection
+
+
+APPLIED = ReconcileResult.APPLIED.value
 
 
 def record_reconcile_run(
@@ -94,7 +98,7 @@ def duration_histogram(conn: Connection, bounds: Sequence[float]) -> list[Durati
 def last_applied_at(conn: Connection) -> datetime | None:
     """When the last run that applied a revision finished; None when none has."""
     r = schema.reconcile_runs.c
-    found = conn.execute(sa.select(sa.func.max(r.finished_at)).where(r.result == "applied"))
+    found = conn.execute(sa.select(sa.func.max(r.finished_at)).where(r.result == APPLIED))
     value = found.scalar()
     return value if isinstance(value, datetime) else None
 
@@ -104,7 +108,7 @@ def applied_since(conn: Connection) -> datetime | None:
     r = schema.reconcile_runs.c
     current = conn.execute(
         sa.select(r.revision)
-        .where(r.result == "applied", r.revision.is_not(None))
+        .where(r.result == APPLIED, r.revision.is_not(None))
         .order_by(r.started_at.desc(), r.id.desc())
         .limit(1)
     ).scalar()
@@ -112,12 +116,10 @@ def applied_since(conn: Connection) -> datetime | None:
         return None
     before = conn.execute(
         sa.select(sa.func.max(r.started_at)).where(
-            r.result == "applied", r.revision.is_not(None), r.revision != current
+            r.result == APPLIED, r.revision.is_not(None), r.revision != current
         )
     ).scalar()
-    query = sa.select(sa.func.min(r.finished_at)).where(
-        r.result == "applied", r.revision == current
-    )
+    query = sa.select(sa.func.min(r.finished_at)).where(r.result == APPLIED, r.revision == current)
     if before is not None:
         query = query.where(r.started_at > before)
     first = conn.execute(query).scalar()
