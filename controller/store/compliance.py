@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from controller.store import devices, schema
+from controller.store.database import id_chunks, in_chunks
 from controller.store.scopes import in_scope, is_device
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterable, Sequence
+    from collections.abc import Collection, Sequence
 
     from sqlalchemy.engine import Connection
 
@@ -106,20 +107,16 @@ def states_by_device(conn: Connection, *, scope: str | None) -> dict[str, tuple[
     return {device_id: tuple(states) for device_id, states in found.items()}
 
 
-_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
-
-
 def stored(
     conn: Connection, *, devices: Collection[str] | None
 ) -> dict[tuple[str, str], tuple[str, Any]]:
     """The stored compliance of `devices` (None: every device): (device id, baseline) →
-    (state, patches document), read in chunks of `_CHUNK` ids."""
+    (state, patches document), read in `database.id_chunks`."""
     c = schema.compliance.c
     query = sa.select(c.device_id, c.baseline, c.state, c.patches)
-    chunks: Iterable[list[str] | None] = [None] if devices is None else _chunks(sorted(devices))
     return {
         (row.device_id, row.baseline): (row.state, row.patches)
-        for chunk in chunks
+        for chunk in id_chunks(devices)
         for row in conn.execute(query if chunk is None else query.where(c.device_id.in_(chunk)))
     }
 
@@ -130,14 +127,9 @@ def replace(
     """Delete the (device id, baseline) rows `remove` in chunked set-based statements, then
     insert `rows` (compliance table columns) in one executemany."""
     c = schema.compliance.c
-    for chunk in _chunks(remove):
+    for chunk in in_chunks(remove):
         conn.execute(
             schema.compliance.delete().where(sa.tuple_(c.device_id, c.baseline).in_(chunk))
         )
     if rows:
         conn.execute(schema.compliance.insert(), list(rows))
-
-
-def _chunks(items: Sequence[Any]) -> Iterable[list[Any]]:
-    for start in range(0, len(items), _CHUNK):
-        yield list(items[start : start + _CHUNK])

@@ -17,7 +17,7 @@ import dataclasses
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -33,9 +33,11 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlche
 from controller import errors
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Collection, Iterator, Sequence
 
     from sqlalchemy.engine import URL, Connection, Engine
+
+T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_PRAGMAS = (
@@ -261,3 +263,21 @@ def _reason(exc: SQLAlchemyError) -> str:
     original = getattr(exc, "orig", None)
     text = str(original if original is not None else exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+IN_LIST_SIZE = 500  # values per IN (...) list: well under SQLite and PostgreSQL parameter limits
+
+
+def in_chunks(items: Sequence[T]) -> Iterator[list[T]]:
+    """`items` in consecutive lists of at most `IN_LIST_SIZE`, one per `IN (...)` statement."""
+    for start in range(0, len(items), IN_LIST_SIZE):
+        yield list(items[start : start + IN_LIST_SIZE])
+
+
+def id_chunks(ids: Collection[str] | None) -> Iterator[list[str] | None]:
+    """The sorted ids in `in_chunks`; None (every row: one statement without a filter) for
+    None."""
+    if ids is None:
+        yield None
+        return
+    yield from in_chunks(sorted(ids))

@@ -12,7 +12,7 @@ together exactly as `load` does (devices in id order, jobs in (created_at, id) o
 from __future__ import annotations
 
 import sys
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,10 +32,10 @@ from controller.core.observed import (
 )
 from controller.kinds.common import OsFamily
 from controller.store import devices, findings, schema
+from controller.store.database import IN_LIST_SIZE, id_chunks
 
 JOB_HORIZON = timedelta(days=35)  # finished jobs older than this no longer inform the planner
 _ACTIVE_STATES = tuple(s.value for s in JobState if s.in_flight)
-_CHUNK = 500  # ids per IN (...) list
 _NEVER = datetime.min.replace(tzinfo=UTC)  # a hand-written job view without a creation time
 
 Notes = tuple[tuple[str, Mapping[str, Any]], ...]  # (patch id, agent entry) for catalogue gaps
@@ -71,7 +71,7 @@ def load_devices(
     # Only entries that can add something are worth noting, as the catalogue decides.
     reported = enrichment.ReportedMetadata(view.completed)
     found = DeviceRows({}, {}, {})
-    for chunk in _chunks(device_ids):
+    for chunk in id_chunks(device_ids):
         states = devices.load_patch_states(conn, chunk)
         d = schema.devices.c
         query = sa.select(schema.devices).where(d.retired_at.is_(None))
@@ -96,14 +96,14 @@ def load_jobs(
     horizon), of `device_ids` (None: every device), in (created_at, id) order."""
     j = schema.jobs.c
     found: list[JobView] = []
-    for chunk in _chunks(device_ids):
+    for chunk in id_chunks(device_ids):
         query = sa.select(schema.jobs).where(
             sa.or_(j.state.in_(_ACTIVE_STATES), j.created_at >= since)
         )
         if chunk is not None:
             query = query.where(j.device_id.in_(chunk))
         found += (_job(row) for row in conn.execute(query.order_by(j.created_at, j.id)))
-    if device_ids is not None and len(device_ids) > _CHUNK:
+    if device_ids is not None and len(device_ids) > IN_LIST_SIZE:
         found.sort(key=job_order)
     return found
 
@@ -112,7 +112,7 @@ def load_seen(conn: Connection, device_ids: Collection[str]) -> dict[str, dateti
     """`last_seen` of `device_ids` (not retired), by id."""
     d = schema.devices.c
     found: dict[str, datetime] = {}
-    for chunk in _chunks(device_ids):
+    for chunk in id_chunks(device_ids):
         query = sa.select(d.id, d.last_seen).where(d.retired_at.is_(None))
         if chunk is not None:
             query = query.where(d.id.in_(chunk))
@@ -139,15 +139,6 @@ def assemble(
 def job_order(job: JobView) -> tuple[datetime, str]:
     """The order of the job ledger, as `load_jobs` reads it."""
     return job.created_at or _NEVER, job.id
-
-
-def _chunks(ids: Collection[str] | None) -> Iterator[list[str] | None]:
-    if ids is None:
-        yield None
-        return
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), _CHUNK):
-        yield ordered[start : start + _CHUNK]
 
 
 def _device(row: Any) -> DeviceView:
