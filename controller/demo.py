@@ -1,4 +1,4 @@
-"""`patchctl demo`: the whole loop on the example repository, two weeks in about a minute.
+"""`patchctl demo`: the whole loop on the example repository, two weeks in a few minutes.
 
 Everything is real except the clock: a git repository (a copy of the example policies), the
 SQLite store, the HTTP service on a loopback port with its reconcile loop, and simulated agents

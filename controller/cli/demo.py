@@ -1,4 +1,4 @@
-"""`patchctl demo`: the main job on embedded defaults, in about a minute."""
+"""`patchctl demo`: the main job on embedded defaults, in a few minutes."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 def demo(
     devices: int, days: int, seed: int, example: Path, keep: Path | None, as_json: bool
 ) -> None:
-    """Run the whole loop on the example repository: two weeks in about a minute.
+    """Run the whole loop on the example repository: two weeks in a few minutes.
 
     Copies the example policies into a new git repository, starts the service in-process
     (SQLite, the HTTP API on a loopback port, the reconcile loop), and runs simulated agents
