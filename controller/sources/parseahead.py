@@ -8,10 +8,11 @@ the worker in small chunks and, when it reaches a blob, takes the plain document
 exactly `parse_plain`'s: the worker runs the same function on the same bytes; only the
 documents' path is set again on the caller's side.
 
-A worker helps only with a second core and a long walk, so `wanted` decides: a first build
+A worker helps only with an idle core and a long walk, so `wanted` decides: a first build
 (not an incremental walk of a few commits, where starting the process would cost more than it
-saves) in a process that runs no other thread (the worker is forked, and a fork copies only
-the calling thread: locks other threads hold would stay held in the child).
+saves), while a core is idle, in a process that runs no other thread (the worker is forked,
+and a fork copies only the calling thread: locks other threads hold would stay held in the
+child).
 """
 
 from __future__ import annotations
@@ -38,9 +39,15 @@ _Wire = tuple[int, Any, int, int]
 
 
 def wanted(*, full_walk: bool) -> bool:
-    """Whether a walk should parse ahead: a full walk, a second core, no other thread."""
+    """Whether a walk should parse ahead: a full walk, an idle core, no other thread.
+
+    An idle core, not just a second one: on a machine whose cores are busy, the walk would wait
+    for a worker that waits for a core (on the shared 2-core bench machine at a load average
+    of 4, parsing ahead was no faster, once 40% slower: `bench/audit.py`).
+    """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return full_walk and (cores or 1) > 1 and threading.active_count() == 1
+    idle = (cores or 1) - os.getloadavg()[0]
+    return full_walk and (cores or 1) > 1 and idle >= 1 and threading.active_count() == 1
 
 
 class ParseAhead:

@@ -94,15 +94,35 @@ def test_a_file_parsed_from_the_workers_documents_equals_one_parsed_in_process()
 
 
 @pytest.mark.parametrize(
-    ("full_walk", "cores", "expected"),
-    [(True, {0, 1}, True), (False, {0, 1}, False), (True, {0}, False)],
-    ids=["full-walk-two-cores", "incremental", "one-core"],
+    ("full_walk", "cores", "load", "expected"),
+    [
+        (True, {0, 1}, 0.5, True),
+        (False, {0, 1}, 0.5, False),
+        (True, {0}, 0.0, False),
+        (True, {0, 1}, 1.5, False),
+    ],
+    ids=["full-walk-idle-core", "incremental", "one-core", "cores-busy"],
 )
-def test_a_worker_is_wanted_for_a_full_walk_with_a_second_core(
-    monkeypatch: pytest.MonkeyPatch, *, full_walk: bool, cores: set[int], expected: bool
+def test_a_worker_is_wanted_for_a_full_walk_with_an_idle_core(
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    full_walk: bool,
+    cores: set[int],
+    load: float,
+    expected: bool,
 ) -> None:
-    """Starting a process pays only for a long walk with a core to run it on."""
+    """Starting a process pays only for a long walk with an idle core to run it on."""
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: cores)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
     monkeypatch.setattr(parseahead.threading, "active_count", lambda: 1)
 
     assert parseahead.wanted(full_walk=full_walk) is expected
+
+
+def test_a_worker_is_not_wanted_beside_other_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fork copies only the calling thread: with others running, the walk parses itself."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(parseahead.threading, "active_count", lambda: 2)
+
+    assert parseahead.wanted(full_walk=True) is False
