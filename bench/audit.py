@@ -402,6 +402,7 @@ class Timings:
     samples: dict[str, list[float]] = field(default_factory=dict)
     walked: history.HistoryWalk | None = None
     identical: bool = True
+    worker: list[bool] = field(default_factory=list)  # per build as patchctl runs it
 
 
 def time_alternately(repo: git.Repo, path: Path, *, runs: int) -> Timings:
@@ -418,6 +419,8 @@ def time_alternately(repo: git.Repo, path: Path, *, runs: int) -> Timings:
         for name, parse_ahead in (("in_process", False), ("build", None)):
             timed.walked = None  # each build starts with only the repository in memory
             gc.collect()
+            if parse_ahead is None:  # what the walk is about to decide
+                timed.worker.append(parseahead.wanted(full_walk=True))
             seconds, cpu, walked = time_first_build(repo, parse_ahead=parse_ahead)
             timed.samples[name].append(seconds)
             timed.samples[f"{name}_cpu"].append(cpu)
@@ -485,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         "first_build_cpu_s": round(first_build_cpu, 3),
         "first_build_cpu_ratio": round(first_build_cpu / git_log_cpu, 2),
         "first_build_target_ratio": 3.0,
-        "parse_ahead_worker": parseahead.wanted(full_walk=True),
+        "parse_ahead_worker_per_run": timed.worker,
         "first_build_in_process_s": round(min(in_process), 3),
         "first_build_in_process_samples_s": [round(x, 3) for x in in_process],
         "first_build_in_process_ratio": round(min(in_process) / git_log, 2),
