@@ -117,7 +117,7 @@ class ParseAhead:
         future, position = found
         try:
             wire = future.result()[position]
-        except (concurrent.futures.BrokenExecutor, concurrent.futures.CancelledError, OSError):
+        except Exception:  # noqa: BLE001 - any failure of the worker: the walk parses itself
             self._broken = True
             return NOT_READ
         if wire is None:

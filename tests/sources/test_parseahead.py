@@ -126,3 +126,18 @@ def test_a_worker_is_not_wanted_beside_other_threads(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(parseahead.threading, "active_count", lambda: 2)
 
     assert parseahead.wanted(full_walk=True) is False
+
+
+def failing_chunk(files: object) -> list[None]:
+    """A worker task that fails the way a bug in it would."""
+    raise ValueError(files)
+
+
+def test_a_failed_chunk_leaves_the_parsing_to_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task that raises in the worker makes the answer NOT_READ, not an error in the walk."""
+    monkeypatch.setattr(parseahead, "parse_chunk", failing_chunk)
+    with parseahead.ParseAhead() as ahead:
+        ahead.submit([("blob-1", PATH, PLAIN)])
+        got = ahead.plain("blob-1", PATH)
+
+    assert got == loading.NOT_READ
