@@ -5,16 +5,19 @@ baseline, whitelist and window edits by several authors; direct pushes, GitHub m
 squash merges), then times, in the same run:
 
 - `git log --name-status` over the whole repository (the yardstick);
-- the first full audit build (`history.walk` over the whole branch, from an empty cache);
-  both best of `--runs` (3), alternated, since the machine may be shared, in wall-clock
-  seconds and in CPU seconds (this process and its git children: steadier when shared);
+- the first full audit build (`history.walk` over the whole branch, from an empty cache), as
+  `patchctl` runs it (YAML read ahead in a worker process when there is a second core) and all
+  in one process (the reference walk: the other's events must equal its, or the exit status
+  is 1); best of `--runs` (3), alternated, since the machine may be shared, in wall-clock
+  seconds and in CPU seconds (this process and its children, git and the worker: steadier
+  when shared; the wall ratio counts the second core, the CPU ratio does not);
 - the cost per new commit: 20 commits appended one at a time, each followed by an incremental
   walk from the previous tip (median milliseconds).
 
 Targets: first build <= 3x the `git log` time; each new commit <= 100 ms.
-Writes `bench/results/audit.json` and prints it.
+Writes `bench/results/audit.json` (or `--json FILE`) and prints it, with the load average.
 
-    .venv/bin/python bench/audit.py [--commits 10000] [--out bench/results/audit.json]
+    .venv/bin/python bench/audit.py [--commits 10000] [--runs 3] [--json FILE]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import platform
 import random
 import resource
@@ -36,7 +40,7 @@ from pathlib import Path
 
 import git
 
-from controller.sources import history
+from controller.sources import history, parseahead
 
 RESULTS = Path(__file__).resolve().parent / "results" / "audit.json"
 BRANCH = "main"
@@ -373,11 +377,58 @@ def time_git_log(path: Path) -> tuple[float, float]:
     return time.perf_counter() - started, cpu_seconds() - cpu
 
 
-def time_first_build(repo: git.Repo) -> tuple[float, float, history.HistoryWalk]:
-    """Wall and CPU seconds of a full walk from scratch (a fresh cache: nothing parsed before)."""
+def time_first_build(
+    repo: git.Repo, *, parse_ahead: bool | None = None
+) -> tuple[float, float, history.HistoryWalk]:
+    """Wall and CPU seconds of a full walk from scratch (a fresh cache: nothing parsed before).
+
+    `parse_ahead` None: as `patchctl` walks (a YAML worker process when it pays); False: all
+    in this process. The worker's CPU counts once it has ended (a waited-for child).
+    """
     started, cpu = time.perf_counter(), cpu_seconds()
-    walked = history.walk(repo, BRANCH)
+    walked = history.walk(repo, BRANCH, parse_ahead=parse_ahead)
     return time.perf_counter() - started, cpu_seconds() - cpu, walked
+
+
+def trail(walked: history.HistoryWalk) -> list[dict[str, object]]:
+    return [event.to_dict() for event in walked.events]
+
+
+@dataclass
+class Timings:
+    """Samples by measurement (seconds); the last build; whether every build's events equal
+    the reference walk's."""
+
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    walked: history.HistoryWalk | None = None
+    identical: bool = True
+    worker: list[bool] = field(default_factory=list)  # per build as patchctl runs it
+
+
+def time_alternately(repo: git.Repo, path: Path, *, runs: int) -> Timings:
+    """`git log`, the build in one process and the build as `patchctl` runs it, in turns:
+    the machine is shared, so alternate the measurements and keep the best of each."""
+    timed = Timings()
+    for name in ("git_log", "build", "in_process"):
+        timed.samples[name], timed.samples[f"{name}_cpu"] = [], []
+    reference: list[dict[str, object]] | None = None
+    for _ in range(runs):
+        seconds, cpu = time_git_log(path)
+        timed.samples["git_log"].append(seconds)
+        timed.samples["git_log_cpu"].append(cpu)
+        for name, parse_ahead in (("in_process", False), ("build", None)):
+            timed.walked = None  # each build starts with only the repository in memory
+            gc.collect()
+            if parse_ahead is None:  # what the walk is about to decide
+                timed.worker.append(parseahead.wanted(full_walk=True))
+            seconds, cpu, walked = time_first_build(repo, parse_ahead=parse_ahead)
+            timed.samples[name].append(seconds)
+            timed.samples[f"{name}_cpu"].append(cpu)
+            if reference is None:
+                reference = trail(walked)  # the reference walk: all in one process
+            timed.identical = timed.identical and trail(walked) == reference
+            timed.walked = walked
+    return timed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -385,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commits", type=int, default=10_000)
     parser.add_argument("--new-commits", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3, help="best of N for both timings")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", "--json", dest="out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="patchctl-audit-bench-") as tmp:
@@ -396,24 +447,17 @@ def main(argv: list[str] | None = None) -> int:
         total = int(repo.git.rev_list("--count", "--all"))
         first_parent = int(repo.git.rev_list("--count", "--first-parent", BRANCH))
 
-        # The machine is shared: alternate the two measurements and keep the best of each.
-        git_logs: list[float] = []
-        git_log_cpus: list[float] = []
-        builds: list[float] = []
-        build_cpus: list[float] = []
-        for _ in range(max(args.runs, 1)):
-            seconds, cpu = time_git_log(path)
-            git_logs.append(seconds)
-            git_log_cpus.append(cpu)
-            walked = None  # each build starts with only the repository in memory
-            gc.collect()
-            seconds, cpu, walked = time_first_build(repo)
-            builds.append(seconds)
-            build_cpus.append(cpu)
+        timed = time_alternately(repo, path, runs=max(args.runs, 1))
+        samples = timed.samples
+        git_logs, git_log_cpus = samples["git_log"], samples["git_log_cpu"]
+        builds, build_cpus = samples["build"], samples["build_cpu"]
+        in_process, in_process_cpus = samples["in_process"], samples["in_process_cpu"]
+        walked, identical = timed.walked, timed.identical
         git_log, first_build = min(git_logs), min(builds)
         git_log_cpu, first_build_cpu = min(git_log_cpus), min(build_cpus)
 
         per_commit: list[float] = []
+        assert walked is not None  # noqa: S101 - at least one run
         cache = walked.cache
         tip = walked.tip
         for number in range(args.new_commits):
@@ -444,6 +488,15 @@ def main(argv: list[str] | None = None) -> int:
         "first_build_cpu_s": round(first_build_cpu, 3),
         "first_build_cpu_ratio": round(first_build_cpu / git_log_cpu, 2),
         "first_build_target_ratio": 3.0,
+        "parse_ahead_worker_per_run": timed.worker,
+        "first_build_in_process_s": round(min(in_process), 3),
+        "first_build_in_process_samples_s": [round(x, 3) for x in in_process],
+        "first_build_in_process_ratio": round(min(in_process) / git_log, 2),
+        "first_build_in_process_cpu_s": round(min(in_process_cpus), 3),
+        "first_build_in_process_cpu_ratio": round(min(in_process_cpus) / git_log_cpu, 2),
+        "events_equal_reference": identical,
+        "cores": len(os.sched_getaffinity(0)),
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "new_commit_median_ms": round(new_commit_ms, 2),
         "new_commit_max_ms": round(max(per_commit) * 1000, 2),
         "new_commit_target_ms": 100.0,
@@ -453,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2))
-    return 0
+    return 0 if identical else 1
 
 
 if __name__ == "__main__":

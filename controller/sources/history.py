@@ -30,6 +30,7 @@ and the walk continues from the common ancestor. Nothing recorded earlier is eve
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import git
@@ -48,7 +49,7 @@ from controller.core.commits import (
 from controller.core.desired import DesiredState
 from controller.core.revisions import format_revision
 from controller.kinds import Document, ObjectKey
-from controller.sources import gcpause, loading, signatures
+from controller.sources import gcpause, loading, parseahead, signatures
 from controller.sources import git as git_source
 from controller.sources.git import FileChange, iter_log, read_blobs, resolve_tip
 from controller.sources.loading import ParsedFile, SourceFile, parse_policy_file, state_of
@@ -136,7 +137,7 @@ class HistoryWalk:
 # --- the walk --------------------------------------------------------------------------------
 
 
-def walk(
+def walk(  # noqa: PLR0913 - keyword-only options, each with a default
     repo: git.Repo,
     branch: str,
     *,
@@ -145,6 +146,7 @@ def walk(
     verifier: signatures.Verifier | None = None,
     tip: str | None = None,
     parsed: ParseCache | None = None,
+    parse_ahead: bool | None = None,
 ) -> HistoryWalk:
     """The audit events of `branch` after `since_sha` (the whole branch when None).
 
@@ -152,15 +154,18 @@ def walk(
     the policy at `since_sha` is loaded once to diff against. `verifier` holds the trusted keys
     signatures are checked against (none: every signed commit is `unknown-key`). `tip`: the
     branch tip the caller already resolved (the reconcile's fetch), so both read one commit;
-    `parsed`: parsed files shared with the caller's loader (for a new cache).
+    `parsed`: parsed files shared with the caller's loader (for a new cache); `parse_ahead`:
+    read the YAML in a worker process (`sources.parseahead`; None: when it pays).
     """
-    if verifier is None:
-        with signatures.Verifier() as own:
-            return walk(
-                repo, branch, since_sha=since_sha, cache=cache, verifier=own, tip=tip, parsed=parsed
-            )
-    walker = _Walker(repo, branch, verifier, parsed or ParseCache())
-    with gcpause.paused():  # a first build makes ~10^5 long-lived objects and no garbage cycles
+    with ExitStack() as stack:
+        if verifier is None:
+            verifier = stack.enter_context(signatures.Verifier())
+        if parse_ahead is None:
+            parse_ahead = parseahead.wanted(full_walk=since_sha is None)
+        ahead = stack.enter_context(parseahead.ParseAhead()) if parse_ahead else None
+        # A first build makes ~10^5 long-lived objects and no garbage cycles: no GC meanwhile.
+        stack.enter_context(gcpause.paused())
+        walker = _Walker(repo, branch, verifier, parsed or ParseCache(), ahead)
         return walker.run(since_sha, cache, tip or git_source.resolve_tip(repo, branch))
 
 
@@ -168,7 +173,12 @@ class _Walker:
     """One walk: the git reads, then the commits applied to the cache one by one."""
 
     def __init__(
-        self, repo: git.Repo, branch: str, verifier: signatures.Verifier, parsed: ParseCache
+        self,
+        repo: git.Repo,
+        branch: str,
+        verifier: signatures.Verifier,
+        parsed: ParseCache,
+        ahead: parseahead.ParseAhead | None,
     ) -> None:
         self.repo = repo
         self.parsed = parsed
@@ -177,6 +187,7 @@ class _Walker:
         self.events: list[AuditEvent] = []
         self.loaded = 0
         self.dumped = changes.JsonMemo()  # an object's `after` in one event is its next `before`
+        self.ahead = ahead  # blobs' YAML read in a worker process, or None
 
     def revision(self, sha: str) -> str:
         return format_revision(self.branch, sha)
@@ -199,6 +210,8 @@ class _Walker:
             git_source.iter_log(self.repo, revisions, verifier=self.verifier),
             lambda path, blob: blob not in cache.parsed and loading.is_policy_path(path),
         ):
+            if self.ahead is not None:
+                self.ahead.submit_batch(batch, blobs)
             for facts, files in batch:
                 self.apply(cache, facts, files, blobs)
             read += len(batch)
@@ -229,9 +242,10 @@ class _Walker:
                 if change.blob is None:
                     cache.tree.replace(change.path, None)
                     continue
-                cache.tree.replace(
-                    change.path, self.parse_blob(cache, change.path, change.blob, blobs)
+                parsed = parseahead.parse_blob(
+                    self.repo, cache.parsed, change.path, change.blob, blobs, self.ahead
                 )
+                cache.tree.replace(change.path, parsed)
             changed = {change.path for change in policy}
         if not changed:
             return
@@ -247,19 +261,6 @@ class _Walker:
                 AuditEventType.POLICY_INVALID, self.revision(facts.sha), facts, errors=errors
             )
         )
-
-    def parse_blob(
-        self, cache: HistoryCache, path: str, blob: str, blobs: Mapping[str, bytes]
-    ) -> ParsedFile:
-        """The file a commit wrote: its blob parsed before, or read with the batch and parsed."""
-        known = cache.parsed.known(path, blob)
-        if known is not None:
-            return known
-        if blob not in blobs:  # known when the batch was read, forgotten since: read it now
-            blobs = git_source.read_blobs(self.repo, [blob])
-        data = blobs.get(blob)
-        refusal = None if data is not None else "blob missing from the clone"
-        return cache.parsed.parse(SourceFile(path, data, refusal), blob=blob)
 
     def reload(self, cache: HistoryCache, sha: str) -> set[str]:
         """Read a whole commit again: symlinks may point at files that changed elsewhere."""

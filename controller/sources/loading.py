@@ -114,19 +114,33 @@ def parse_reference(source: SourceFile) -> ParsedFile:
     return ParsedFile(source, tuple(objects), lines, tuple(problems), tuple(raw_of_object))
 
 
-def parse_policy_file(source: SourceFile) -> ParsedFile:
+class NotRead:
+    """The type of `NOT_READ`: the plain documents of a file were not read beforehand."""
+
+
+NOT_READ = NotRead()
+
+
+def parse_policy_file(
+    source: SourceFile, *, plain: list[RawDocument] | NotRead | None = NOT_READ
+) -> ParsedFile:
     """A policy file's objects and problems, exactly as `parse_reference` finds them.
 
     Small, plain files are read with libyaml first (`documents.parse_plain`, about ten times
     faster); anything unusual, and any file with a problem, goes through `parse_reference`,
     which records the position of every field and guards against hostile input. Raises
-    nothing: every failure is a Problem.
+    nothing: every failure is a Problem. `plain`: `parse_plain(source.path, source.data)`
+    when the caller already has it (read in a worker process: `sources.parseahead`).
     """
-    return _parse_plain(source) or parse_reference(source)
+    return _parse_plain(source, plain) or parse_reference(source)
 
 
-def _parse_plain(source: SourceFile) -> ParsedFile | None:
-    raw = None if source.data is None else parse_plain(source.path, source.data)
+def _parse_plain(
+    source: SourceFile, plain: list[RawDocument] | NotRead | None
+) -> ParsedFile | None:
+    if isinstance(plain, NotRead):
+        plain = None if source.data is None else parse_plain(source.path, source.data)
+    raw = plain
     if raw is None:
         return None
     objects: list[Document] = []

@@ -24,7 +24,7 @@ from controller.kinds import (
     Tenant,
 )
 from controller.sources import loading
-from controller.sources.documents import Problem
+from controller.sources.documents import Problem, RawDocument
 from controller.sources.loading import ParsedFile, SourceFile
 
 # References resolve against these kinds (references.detect_findings): when one of them changes,
@@ -208,15 +208,22 @@ class ParseCache:
         self.size = size
         self._parsed: dict[str, ParsedFile] = {}  # blob id -> the file as first parsed
 
-    def parse(self, source: SourceFile, *, blob: str | None = None) -> ParsedFile:
-        """`source` parsed; `blob`: the git blob id of `source.data`, when the caller has it."""
+    def parse(
+        self,
+        source: SourceFile,
+        *,
+        blob: str | None = None,
+        plain: list[RawDocument] | loading.NotRead | None = loading.NOT_READ,
+    ) -> ParsedFile:
+        """`source` parsed; `blob`: the git blob id of `source.data`, when the caller has it;
+        `plain`: its plain documents, when already read (`loading.parse_policy_file`)."""
         if source.data is None or source.refusal is not None:
             return loading.parse_policy_file(source)  # refused: nothing to parse or remember
         # In a SHA-256 repository git's ids and `blob_id` differ: both still name the content.
         key = blob or blob_id(source.data)
         found = self._parsed.get(key)
         if found is None:
-            found = loading.parse_policy_file(source)
+            found = loading.parse_policy_file(source, plain=plain)
             if len(self._parsed) >= self.size:
                 del self._parsed[next(iter(self._parsed))]
             self._parsed[key] = found

@@ -124,3 +124,21 @@ def test_a_full_build_equals_the_incremental_walks(git_history: History, seed: i
     assert full.state() == step.state()
     assert len(full.events) > STEPS // 2
     assert any(str(event.type) == "PolicyInvalid" for event in full.events)
+
+
+@pytest.mark.parametrize("seed", [4, 5], ids=lambda seed: f"seed-{seed}")
+def test_a_build_parsing_ahead_in_a_worker_equals_one_parsing_in_process(
+    git_history: History, seed: int
+) -> None:
+    """The YAML read by a worker process (`sources.parseahead`) gives the very same trail."""
+    git_history.seed()
+    story = RandomHistory(git_history, seed)
+    for _ in range(STEPS):
+        story.step()
+
+    ahead = history.walk(git_history.repo, "main", parse_ahead=True)
+    in_process = history.walk(git_history.repo, "main", parse_ahead=False)
+
+    assert trail(ahead) == trail(in_process)
+    assert ahead.state() == in_process.state()
+    assert any(str(event.type) == "PolicyInvalid" for event in ahead.events)

@@ -1,0 +1,143 @@
+"""The worker process that reads policy files' YAML ahead of the audit walk (a real fork)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from controller.sources import documents, loading, parseahead
+from controller.sources.policytree import ParseCache, blob_id
+
+PLAIN = b"""\
+apiVersion: patchctl/v1
+kind: Approval
+metadata: {name: ap-1, tenant: acme}
+spec:
+  patches: [USN-1-1]
+  targets: {groups: [linux-web]}
+  reason: fix
+  expires: 2027-01-31
+---
+apiVersion: patchctl/v1
+kind: Approval
+metadata: {name: ap-2, tenant: acme}
+spec: {patches: [USN-2-1], targets: {groups: [linux-web]}, reason: other, expires: 2027-02-01}
+"""
+ANCHORS = b"base: &b {a: 1}\nother: *b\n"  # left to the reference parser: not plain
+BROKEN = b"kind: ["
+PATH = "policies/approvals/ap.yaml"
+
+
+def positions(raw: list[documents.RawDocument] | None) -> object:
+    if raw is None:
+        return None
+    return [(d.path, d.index, d.data, d.start) for d in raw]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [PLAIN, ANCHORS, BROKEN, b"", b"---\n---\n"],
+    ids=["plain", "anchors", "broken", "empty", "blank"],
+)
+def test_the_worker_reads_what_parse_plain_reads(data: bytes) -> None:
+    """A blob read by the worker gives `parse_plain`'s documents, at the caller's path."""
+    with parseahead.ParseAhead() as ahead:
+        ahead.submit([("blob-1", "elsewhere/first.yaml", data)])
+        got = ahead.plain("blob-1", PATH)
+
+    assert positions(documents.parse_plain(PATH, data)) == positions(got)  # type: ignore[arg-type]
+
+
+def test_a_blob_never_submitted_is_not_read() -> None:
+    """The caller parses what the worker was never given (and a blob is handed out once)."""
+    with parseahead.ParseAhead() as ahead:
+        ahead.submit([("blob-1", PATH, PLAIN)])
+        first = ahead.plain("blob-1", PATH)
+        again = ahead.plain("blob-1", PATH)
+        never = ahead.plain("blob-2", PATH)
+
+    assert isinstance(first, list)
+    assert (again, never) == (loading.NOT_READ, loading.NOT_READ)
+
+
+def test_a_dead_worker_leaves_the_parsing_to_the_caller() -> None:
+    """When the worker dies, every answer is NOT_READ: the walk parses in its own process."""
+    with parseahead.ParseAhead() as ahead:
+        pool = ahead._pool
+        assert pool is not None
+        for pid in list(pool._processes):
+            os.kill(pid, signal.SIGKILL)
+        ahead.submit([("blob-1", PATH, PLAIN)])
+        got = ahead.plain("blob-1", PATH)
+
+    assert got == loading.NOT_READ
+
+
+def test_a_file_parsed_from_the_workers_documents_equals_one_parsed_in_process() -> None:
+    """`parse_blob` with a worker gives the objects, lines and problems of a parse in process."""
+    blobs = {blob_id(data): data for data in (PLAIN, ANCHORS, BROKEN)}
+    with parseahead.ParseAhead() as ahead:
+        ahead.submit((blob, PATH, data) for blob, data in blobs.items())
+        with_worker = [
+            parseahead.parse_blob(None, ParseCache(), PATH, blob, blobs, ahead)  # type: ignore[arg-type]
+            for blob in blobs
+        ]
+    in_process = [
+        parseahead.parse_blob(None, ParseCache(), PATH, blob, blobs, None)  # type: ignore[arg-type]
+        for blob in blobs
+    ]
+
+    assert in_process == with_worker
+    assert [len(parsed.objects) for parsed in with_worker] == [2, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("full_walk", "cores", "load", "expected"),
+    [
+        (True, {0, 1}, 0.5, True),
+        (False, {0, 1}, 0.5, False),
+        (True, {0}, 0.0, False),
+        (True, {0, 1}, 1.5, False),
+    ],
+    ids=["full-walk-idle-core", "incremental", "one-core", "cores-busy"],
+)
+def test_a_worker_is_wanted_for_a_full_walk_with_an_idle_core(
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    full_walk: bool,
+    cores: set[int],
+    load: float,
+    expected: bool,
+) -> None:
+    """Starting a process pays only for a long walk with an idle core to run it on."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: cores)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(parseahead.threading, "active_count", lambda: 1)
+
+    assert parseahead.wanted(full_walk=full_walk) is expected
+
+
+def test_a_worker_is_not_wanted_beside_other_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fork copies only the calling thread: with others running, the walk parses itself."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(parseahead.threading, "active_count", lambda: 2)
+
+    assert parseahead.wanted(full_walk=True) is False
+
+
+def failing_chunk(files: object) -> list[None]:
+    """A worker task that fails the way a bug in it would."""
+    raise ValueError(files)
+
+
+def test_a_failed_chunk_leaves_the_parsing_to_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task that raises in the worker makes the answer NOT_READ, not an error in the walk."""
+    monkeypatch.setattr(parseahead, "parse_chunk", failing_chunk)
+    with parseahead.ParseAhead() as ahead:
+        ahead.submit([("blob-1", PATH, PLAIN)])
+        got = ahead.plain("blob-1", PATH)
+
+    assert got == loading.NOT_READ
