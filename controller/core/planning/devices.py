@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from controller.core import windows
+from controller.core import advisories, windows
 from controller.core.compliance import BaselineCompliance
 from controller.core.decisions import Applicable
 from controller.core.desired import DesiredState
@@ -160,18 +160,20 @@ def plan_device(
 def _triage(
     sets: PolicySets, applicable: Applicable, scan: ScanView | None
 ) -> tuple[list[str], list[str]]:
-    """The device's missing patches that are installable, and those pending approval."""
-    installable: list[str] = []
-    pending: list[str] = []
+    """The device's missing patches that are installable, and those pending approval (the
+    two exclude each other: installable needs approved, pending needs not approved)."""
     missing = scan.missing if scan else ()
+    if not missing:
+        return [], []
     decisions = sets.decisions(applicable)
     grouping = sets.grouping(applicable, missing)
-    for patch_id in missing:
-        decision = grouping.decision(patch_id, decisions)
-        if decision.installable:
-            installable.append(patch_id)
-        elif decision.pending_approval:
-            pending.append(patch_id)
+    # the hot loop of a full plan (100,000 devices x 40 patches): comprehensions, no calls
+    if grouping is advisories.NOTHING:
+        found = [decisions[patch_id] for patch_id in missing]
+    else:
+        found = [grouping.decision(patch_id, decisions) for patch_id in missing]
+    installable = [p for p, d in zip(missing, found, strict=True) if d.installable]
+    pending = [p for p, d in zip(missing, found, strict=True) if d.pending_approval]
     return installable, pending
 
 
@@ -179,6 +181,8 @@ def _end_moot_jobs(
     draft: _Draft, device_jobs: list[JobView], scan: ScanView | None, installable: list[str]
 ) -> None:
     """Cancel stale installs and supersede moot scans; either may free the device."""
+    if not device_jobs:
+        return
     draft.cancel.extend(installs.stale(device_jobs, installable))
     if draft.cancel:
         draft.in_flight = False
