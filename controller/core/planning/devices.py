@@ -169,7 +169,7 @@ def _triage(
     grouping = sets.grouping(applicable, missing)
     # the hot loop of a full plan (100,000 devices x 40 patches): comprehensions, no calls
     if grouping is advisories.NOTHING:
-        found = [decisions[patch_id] for patch_id in missing]
+        found = list(map(decisions.__getitem__, missing))
     else:
         found = [grouping.decision(patch_id, decisions) for patch_id in missing]
     installable = [p for p, d in zip(missing, found, strict=True) if d.installable]
