@@ -30,8 +30,9 @@ holding keys) are computed each pass from the device plans, as `plan()` does.
 from __future__ import annotations
 
 import heapq
+import operator
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import ClassVar
@@ -40,13 +41,19 @@ from controller.core import jobs, targets, windows
 from controller.core.decisions import Applicable
 from controller.core.desired import DesiredState
 from controller.core.jobs import ScriptPayload
-from controller.core.observed import ONLINE_POLL_INTERVALS, DeviceView, JobKind, ObservedState
+from controller.core.observed import (
+    ONLINE_POLL_INTERVALS,
+    DeviceView,
+    JobKind,
+    JobView,
+    ObservedState,
+)
 from controller.core.plan import Plan
-from controller.core.planning import fleet, scripts
+from controller.core.planning import alerts, fleet, scripts
 from controller.core.planning.devices import DevicePlan, PassFacts, plan_device
 from controller.core.planning.ledger import Ledger
 from controller.core.planning.policysets import Facts, PolicySets
-from controller.core.planning.values import SCAN_RETRY_AFTER, window_key
+from controller.core.planning.values import SCAN_RETRY_AFTER, AlertSpec, window_key
 from controller.kinds import PatchWindow, ScriptJob
 from controller.kinds.scans import DEFAULT_SCAN_INTERVAL
 
@@ -112,6 +119,39 @@ class _Memory:
     expiry: list[tuple[datetime, str]] = field(default_factory=list)
     readers: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     window_signatures: dict[str, WindowSignature] = field(default_factory=dict)
+    # job id → (the job, its device's name, `alerts.reported` of it): a settled ledger of
+    # 100,000 finished installs would otherwise rebuild 200,000 alerts every pass
+    reported: dict[str, tuple[JobView, str, tuple[AlertSpec, ...]]] = field(default_factory=dict)
+    ledger: Ledger | None = None  # indexed from `ledger_jobs`
+    ledger_jobs: tuple[JobView, ...] = ()
+
+    def ledger_of(self, settled: tuple[JobView, ...]) -> Ledger:
+        """`Ledger.of(settled)`, kept while the ledger holds the very same jobs (a pass in
+        which no job changed and none ended reuses the index of 100,000 jobs)."""
+        if (
+            self.ledger is None
+            or len(settled) != len(self.ledger_jobs)
+            or not all(map(operator.is_, settled, self.ledger_jobs))
+        ):
+            self.ledger, self.ledger_jobs = Ledger.of(settled), settled
+        return self.ledger
+
+    def reported_alerts(
+        self, ledger: Sequence[JobView], names: Mapping[str, str]
+    ) -> list[AlertSpec]:
+        """`alerts.reported(ledger, names)`, computed again only for jobs that changed."""
+        kept = self.reported
+        fresh: dict[str, tuple[JobView, str, tuple[AlertSpec, ...]]] = {}
+        found: list[AlertSpec] = []
+        for job in ledger:
+            name = names.get(job.device_id, job.device_id)
+            was = kept.get(job.id)
+            if was is None or was[1] != name or (was[0] is not job and was[0] != job):
+                was = (job, name, tuple(alerts.reported((job,), names)))
+            fresh[job.id] = was
+            found.extend(was[2])
+        self.reported = fresh
+        return found
 
     def place(self, device: DeviceView) -> None:
         """Record `device` (as the agent reports it) under the current policy: its effective
@@ -271,7 +311,7 @@ class IncrementalPlanner:
         facts = PassFacts(
             desired=desired,
             scans=observed.scans,
-            ledger=Ledger.of(settled.jobs),
+            ledger=memory.ledger_of(settled.jobs),
             sets=sets,
             window_states=window_states,
             population=_population(memory, group_sets),
@@ -298,17 +338,18 @@ class IncrementalPlanner:
             fleet.count_issued(running, device_plan)
             memory.keep(device_plan, _valid_until(device_plan, one, facts, fingerprints))
         memory.window_signatures = signatures
+        names = fleet.Names(devices)
         self._memory = memory
         self.last = PassCounts(planned=len(todo), reused=len(devices) - len(todo))
         self.replanned = None if dirty is None else frozenset(todo)
         return fleet.assemble(
             desired,
-            observed,
             now=now,
             settled=settled,
             device_plans=list(map(memory.plans.__getitem__, memory.order)),
             window_states=window_states,
-            names=fleet.Names(devices),
+            names=names,
+            reported=memory.reported_alerts(observed.jobs, names),
         )
 
 

@@ -22,7 +22,7 @@ from controller.core.observed import DeviceView, JobKind, JobView, ObservedState
 from controller.core.planning import alerts
 from controller.core.planning.devices import DevicePlan
 from controller.core.planning.ledger import Ledger, Slot
-from controller.core.planning.values import Plan, window_key
+from controller.core.planning.values import AlertSpec, Plan, window_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,25 +100,23 @@ class Names(Mapping[str, str]):
 
 def assemble(
     desired: DesiredState,
-    observed: ObservedState,
     *,
     now: datetime,
     settled: Settled,
     device_plans: Sequence[DevicePlan],
     window_states: Mapping[str, windows.WindowState],
-    names: Mapping[str, str] | None = None,
+    names: Mapping[str, str],
+    reported: Sequence[AlertSpec],
 ) -> Plan:
-    """The plan: device plans in device order, then the grouped info alerts, the alerts of
-    what agents reported (`alerts.reported`) and of the jobs the controller ended. `names`:
-    device id → name (default: from `observed.devices`)."""
-    if names is None:
-        names = {d.id: d.name for d in observed.devices}
+    """The plan: device plans in device order, then the grouped info alerts, `reported` (the
+    alerts of what agents reported: `alerts.reported` of the ledger) and the alerts of the
+    jobs the controller ended. `names`: device id → name."""
     # one pass per field over 100,000 device plans, in C (map, chain): most parts are empty
     failed = {one.device.id: one.failed for one in filter(_FAILED, device_plans)}
     fleet_alerts = alerts.grouped(
         _joined(device_plans, "searched"), _joined(device_plans, "initiated")
     )
-    fleet_alerts.extend(alerts.reported(observed.jobs, names))
+    fleet_alerts.extend(reported)
     fleet_alerts.extend(alerts.ended(job, names, now=now) for job, _ in settled.ended)
     ended = [s for _, s in settled.ended]
     return Plan(
