@@ -472,7 +472,7 @@ def test_a_commit_declaring_one_device_plans_only_that_device() -> None:
     """A commit whose only change is a `Device` declaration (labels that move the device into
     the canary ring) re-plans that device alone, and gives the full plan."""
     world, planner = settled_world()
-    name = sorted(d.name for d in world.devices.values())[0]
+    name = min(d.name for d in world.devices.values())
     declared = DECLARED.replace("name: w3", f"name: {name}")
     desired = planning.desired(declared)
     observed = world.observed()
