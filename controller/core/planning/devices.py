@@ -15,7 +15,7 @@ from controller.core import advisories, windows
 from controller.core.compliance import BaselineCompliance
 from controller.core.decisions import Applicable
 from controller.core.desired import DesiredState
-from controller.core.jobs import JobSpec
+from controller.core.jobs import JobSpec, ScriptPayload
 from controller.core.observed import DeviceView, JobView, ScanView
 from controller.core.planning import alerts, installs, scans, scripts
 from controller.core.planning.alerts import Initiated, Searched
@@ -28,7 +28,7 @@ from controller.core.planning.values import (
     DeviceSummary,
     window_key,
 )
-from controller.kinds import ScriptJob
+from controller.kinds import PatchWindow, ScriptJob
 
 
 @dataclass
@@ -45,6 +45,24 @@ class PassFacts:
     now: datetime
     _upcoming: dict[int, tuple[str, datetime] | None] = field(default_factory=dict)
     _latest_starts: dict[int, datetime | None] = field(default_factory=dict)
+    _window_scripts: dict[int, tuple[ScriptPayload | None, ScriptPayload | None]] = field(
+        default_factory=dict
+    )
+
+    def window_scripts(
+        self, window: PatchWindow
+    ) -> tuple[ScriptPayload | None, ScriptPayload | None]:
+        """A window's pre and post scripts as sent (`scripts.payload`), once per pass: every
+        install of an occurrence carries the same."""
+        key = id(window)
+        found = self._window_scripts.get(key)
+        if found is None:
+            found = (
+                scripts.payload(self.desired, window, window.spec.pre_script),
+                scripts.payload(self.desired, window, window.spec.post_script),
+            )
+            self._window_scripts[key] = found
+        return found
 
     def latest_start(self, script_job: ScriptJob) -> datetime | None:
         """`scripts.latest_start` at `now`, computed once per script job in a pass."""
@@ -263,10 +281,7 @@ def _install(
     )
     if held is not None:
         return None, held, ()
-    scripts_of = (
-        scripts.payload(facts.desired, window, window.spec.pre_script),
-        scripts.payload(facts.desired, window, window.spec.post_script),
-    )
+    scripts_of = facts.window_scripts(window)
     job = installs.job_for(
         device,
         window,
