@@ -23,8 +23,13 @@ What a device's plan depends on, and how a change reaches it (when unsure, re-pl
   device of the window is re-planned, and a window whose `maxConcurrent` can bind in this pass
   couples its devices (an install issued to one holds the next): one re-planned device
   re-plans them all.
-The fleet-level parts (settled jobs, window states, grouped alerts, ledger and ended-job alerts,
-holding keys) are computed each pass from the device plans, as `plan()` does.
+What is kept between calls, so that a pass costs what changed: each device's effective view,
+facts and plan; the devices grouped by facts (one `Applicable` per group: a commit evaluates
+and compares a few dozen groups, and an unchanged set is adopted by the new `PolicySets` with
+its decisions); the instants kept plans expire at (a heap); the devices that read each
+window's rollout limits; the ledger index while the ledger holds the same jobs; the alerts of
+each job the agents reported on. Settling overdue jobs, window states, grouped alerts and
+holding keys are computed each pass, as `plan()` does (O(jobs), and in C over device plans).
 """
 
 from __future__ import annotations
