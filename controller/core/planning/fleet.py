@@ -18,7 +18,7 @@ from controller.core import jobs, targets, windows
 from controller.core.decisions import Applicable
 from controller.core.desired import DesiredState
 from controller.core.jobs import EndReason
-from controller.core.observed import DeviceView, JobKind, JobView, ObservedState
+from controller.core.observed import IN_FLIGHT, DeviceView, JobKind, JobView, ObservedState
 from controller.core.planning import alerts
 from controller.core.planning.devices import DevicePlan
 from controller.core.planning.ledger import Ledger, Slot
@@ -35,7 +35,10 @@ class Settled:
 
     @classmethod
     def of(cls, observed_jobs: Sequence[JobView], *, now: datetime) -> Settled:
-        settled = tuple(jobs.settle(job, now=now) for job in observed_jobs)
+        # only a job in flight can be overdue: a settled ledger is mostly finished jobs
+        settled = tuple(
+            jobs.settle(job, now=now) if job.state in IN_FLIGHT else job for job in observed_jobs
+        )
         ended = tuple(
             (job, s) for s, job in zip(settled, observed_jobs, strict=True) if s is not job
         )
