@@ -23,14 +23,21 @@ What a device's plan depends on, and how a change reaches it (when unsure, re-pl
   device of the window is re-planned, and a window whose `maxConcurrent` can bind in this pass
   couples its devices (an install issued to one holds the next): one re-planned device
   re-plans them all.
-The fleet-level parts (settled jobs, window states, grouped alerts, ledger and ended-job alerts,
-holding keys) are computed each pass from the device plans, as `plan()` does.
+What is kept between calls, so that a pass costs what changed: each device's effective view,
+facts and plan; the devices grouped by facts (one `Applicable` per group: a commit evaluates
+and compares a few dozen groups, and an unchanged set is adopted by the new `PolicySets` with
+its decisions); the instants kept plans expire at (a heap); the devices that read each
+window's rollout limits; the ledger index while the ledger holds the same jobs; the alerts of
+each job the agents reported on. Settling overdue jobs, window states, grouped alerts and
+holding keys are computed each pass, as `plan()` does (O(jobs), and in C over device plans).
 """
 
 from __future__ import annotations
 
+import heapq
+import operator
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import ClassVar
@@ -39,13 +46,19 @@ from controller.core import jobs, targets, windows
 from controller.core.decisions import Applicable
 from controller.core.desired import DesiredState
 from controller.core.jobs import ScriptPayload
-from controller.core.observed import ONLINE_POLL_INTERVALS, DeviceView, JobKind, ObservedState
+from controller.core.observed import (
+    ONLINE_POLL_INTERVALS,
+    DeviceView,
+    JobKind,
+    JobView,
+    ObservedState,
+)
 from controller.core.plan import Plan
-from controller.core.planning import fleet, scripts
+from controller.core.planning import alerts, fleet, scripts
 from controller.core.planning.devices import DevicePlan, PassFacts, plan_device
 from controller.core.planning.ledger import Ledger
 from controller.core.planning.policysets import Facts, PolicySets
-from controller.core.planning.values import SCAN_RETRY_AFTER, window_key
+from controller.core.planning.values import SCAN_RETRY_AFTER, AlertSpec, window_key
 from controller.kinds import PatchWindow, ScriptJob
 from controller.kinds.scans import DEFAULT_SCAN_INTERVAL
 
@@ -87,27 +100,124 @@ WindowSignature = tuple[tuple[object, ...], tuple[object, ...]]
 """A window at `now` as its devices see it: (state, rollout); see `_window_signature`."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Kept:
-    """A device plan kept for reuse: the plan, its facts, and until when it holds."""
-
-    device_plan: DevicePlan
-    facts: Facts
-    fingerprint: PolicyFingerprint
-    valid_until: datetime | None  # None: until an input changes
-
-
 @dataclass
 class _Memory:
-    """What the previous call planned from: enough to tell what changed since."""
+    """What the previous call planned from, kept per device and per policy set (devices with
+    equal facts share one `Applicable`), so that a pass touches only what changed.
+
+    `groups`: facts → the ids of the devices with those facts; `plans` and `until`: each
+    device's kept plan and until when it holds (`_valid_until`; absent: until an input
+    changes); `expiry`: a heap of those instants; `readers`: window key → the devices whose
+    kept plan read its rollout limits."""
 
     desired: DesiredState
     today: date
     sets: PolicySets
-    order: tuple[str, ...]
-    devices: dict[str, DeviceView]  # id → the device as policy sees it (declared labels)
-    kept: dict[str, _Kept] = field(default_factory=dict)
+    devices: dict[str, DeviceView] = field(default_factory=dict)  # as policy sees them
+    facts: dict[str, Facts] = field(default_factory=dict)
+    groups: dict[Facts, set[str]] = field(default_factory=dict)
+    gateways: set[str] = field(default_factory=set)
+    order: list[str] = field(default_factory=list)
+    position: dict[str, int] = field(default_factory=dict)
+    plans: dict[str, DevicePlan] = field(default_factory=dict)
+    until: dict[str, datetime] = field(default_factory=dict)
+    expiry: list[tuple[datetime, str]] = field(default_factory=list)
+    readers: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     window_signatures: dict[str, WindowSignature] = field(default_factory=dict)
+    # job id → (the job, its device's name, `alerts.reported` of it): a settled ledger of
+    # 100,000 finished installs would otherwise rebuild 200,000 alerts every pass
+    reported: dict[str, tuple[JobView, str, tuple[AlertSpec, ...]]] = field(default_factory=dict)
+    ledger: Ledger | None = None  # indexed from `ledger_jobs`
+    ledger_jobs: tuple[JobView, ...] = ()
+
+    def ledger_of(self, settled: tuple[JobView, ...]) -> Ledger:
+        """`Ledger.of(settled)`, kept while the ledger holds the very same jobs (a pass in
+        which no job changed and none ended reuses the index of 100,000 jobs)."""
+        if (
+            self.ledger is None
+            or len(settled) != len(self.ledger_jobs)
+            or not all(map(operator.is_, settled, self.ledger_jobs))
+        ):
+            self.ledger, self.ledger_jobs = Ledger.of(settled), settled
+        return self.ledger
+
+    def reported_alerts(
+        self, ledger: Sequence[JobView], names: Mapping[str, str]
+    ) -> list[AlertSpec]:
+        """`alerts.reported(ledger, names)`, computed again only for jobs that changed."""
+        kept = self.reported
+        fresh: dict[str, tuple[JobView, str, tuple[AlertSpec, ...]]] = {}
+        found: list[AlertSpec] = []
+        for job in ledger:
+            name = names.get(job.device_id, job.device_id)
+            was = kept.get(job.id)
+            if was is None or was[1] != name or (was[0] is not job and was[0] != job):
+                was = (job, name, tuple(alerts.reported((job,), names)))
+            fresh[job.id] = was
+            found.extend(was[2])
+        self.reported = fresh
+        return found
+
+    def place(self, device: DeviceView) -> None:
+        """Record `device` (as the agent reports it) under the current policy: its effective
+        view, its facts and its group."""
+        self.forget(device.id, keep_plan=True)
+        effective = targets.effective_device(device, self.desired)
+        facts = self.sets.facts(effective)
+        self.devices[device.id] = effective
+        self.facts[device.id] = facts
+        self.groups.setdefault(facts, set()).add(device.id)
+        if effective.is_gateway:
+            self.gateways.add(device.id)
+
+    def forget(self, device_id: str, *, keep_plan: bool = False) -> None:
+        """Drop a retired device, or only its facts (`keep_plan`: it is placed again)."""
+        facts = self.facts.pop(device_id, None)
+        if facts is not None:
+            group = self.groups[facts]
+            group.discard(device_id)
+            if not group:
+                del self.groups[facts]
+        self.devices.pop(device_id, None)
+        self.gateways.discard(device_id)
+        if keep_plan:
+            return
+        was = self.plans.pop(device_id, None)
+        if was is not None and was.rollout_window is not None:
+            self.readers[was.rollout_window].discard(device_id)
+        self.until.pop(device_id, None)
+
+    def sort(self) -> None:
+        """The planner's device order (`fleet.in_order`) and each device's place in it."""
+        devices = self.devices
+        self.order = sorted(devices, key=lambda i: (devices[i].tenant, devices[i].name, i))
+        self.position = {device_id: n for n, device_id in enumerate(self.order)}
+
+    def keep(self, device_plan: DevicePlan, until: datetime | None) -> None:
+        """Keep a device's fresh plan, holding until `until` (None: until an input changes)."""
+        device_id = device_plan.device.id
+        was = self.plans.get(device_id)
+        if was is not None and was.rollout_window is not None:
+            self.readers[was.rollout_window].discard(device_id)
+        if device_plan.rollout_window is not None:
+            self.readers[device_plan.rollout_window].add(device_id)
+        self.plans[device_id] = device_plan
+        if until is None:
+            self.until.pop(device_id, None)
+        else:
+            self.until[device_id] = until
+            heapq.heappush(self.expiry, (until, device_id))
+
+    def expired(self, now: datetime) -> set[str]:
+        """The devices whose kept plan no longer holds at `now`; heap entries of plans made
+        since are dropped as they come up."""
+        found: set[str] = set()
+        expiry, until = self.expiry, self.until
+        while expiry and expiry[0][0] <= now:
+            instant, device_id = heapq.heappop(expiry)
+            if until.get(device_id) == instant:
+                found.add(device_id)
+        return found
 
 
 class IncrementalPlanner:
@@ -145,17 +255,12 @@ class IncrementalPlanner:
             raise
 
     def _full(self, desired: DesiredState, observed: ObservedState, *, now: datetime) -> Plan:
-        sets = PolicySets(desired, observed, today=now.date())
-        devices = fleet.in_order(observed, desired)
-        memory = _Memory(
-            desired=desired,
-            today=now.date(),
-            sets=sets,
-            order=tuple(d.id for d in devices),
-            devices={d.id: d for d in devices},
-        )
-        facts_of = {d.id: sets.facts(d) for d in devices}
-        return self._pass(memory, observed, now=now, facts_of=facts_of, dirty=None)
+        today = now.date()
+        memory = _Memory(desired, today, PolicySets(desired, observed, today=today))
+        for device in observed.devices:
+            memory.place(device)
+        memory.sort()
+        return self._pass(memory, observed, now=now, dirty=None)
 
     def _incremental(
         self,
@@ -166,120 +271,136 @@ class IncrementalPlanner:
         now: datetime,
         changes: frozenset[str],
     ) -> Plan:
-        previous = memory.devices
         raw = {d.id: d for d in observed.devices}
-        dirty: set[str] = {i for i in changes if i in raw}
-        policy_changed = desired is not memory.desired
-        if policy_changed:
-            memory.desired = desired
+        known = memory.devices
+        gone = known.keys() - raw.keys()
+        enrolled = raw.keys() - known.keys()
+        changed = {i for i in changes if i in raw} | enrolled
+        resort = bool(gone or enrolled) or any(
+            (known[i].tenant, known[i].name) != (raw[i].tenant, raw[i].name)
+            for i in changed
+            if i in known
+        )
+        for device_id in gone:
+            memory.forget(device_id)
+        earlier: tuple[DesiredState, PolicySets] | None = None
+        if desired is not memory.desired:
+            earlier = (memory.desired, memory.sets)
             memory.sets = PolicySets(desired, observed, today=now.date())
-            effective = {i: targets.effective_device(d, desired) for i, d in raw.items()}
-            dirty.update(i for i, d in effective.items() if previous.get(i) != d)
-        else:
-            effective = {
-                i: previous[i]
-                if i in previous and i not in changes
-                else targets.effective_device(d, desired)
-                for i, d in raw.items()
-            }
-        if changes or policy_changed or effective.keys() != previous.keys():
-            ordered = sorted(effective.values(), key=lambda d: (d.tenant, d.name, d.id))
-            memory.order = tuple(d.id for d in ordered)
-        memory.devices = effective
-        sets, kept = memory.sets, memory.kept
-        facts_of = {
-            i: kept[i].facts
-            if not policy_changed and i in kept and i not in changes
-            else sets.facts(d)
-            for i, d in effective.items()
-        }
-        return self._pass(memory, observed, now=now, facts_of=facts_of, dirty=dirty)
+            memory.desired = desired
+            # a device whose declared labels or named status changed is placed again
+            affected = _affected_names(earlier[1], memory.sets)
+            if affected:
+                changed.update(i for i, d in known.items() if d.name in affected)
+        for device_id in changed:
+            memory.place(raw[device_id])
+        dirty = set(changed)
+        if earlier is not None:
+            dirty.update(_compare_sets(memory, *earlier))
+        if resort:
+            memory.sort()
+        return self._pass(memory, observed, now=now, dirty=dirty)
 
     def _pass(
-        self,
-        memory: _Memory,
-        observed: ObservedState,
-        *,
-        now: datetime,
-        facts_of: Mapping[str, Facts],
-        dirty: set[str] | None,
+        self, memory: _Memory, observed: ObservedState, *, now: datetime, dirty: set[str] | None
     ) -> Plan:
         """Plan the devices in `dirty` and those whose plan no longer holds (`None`: all),
         reuse the others, and assemble the plan."""
-        desired, sets = memory.desired, memory.sets
+        desired, sets, devices = memory.desired, memory.sets, memory.devices
         settled = fleet.Settled.of(observed.jobs, now=now)
         window_states = {window_key(w): windows.evaluate(w.spec, now=now) for w in desired.windows}
-        devices = [memory.devices[i] for i in memory.order]
-        applicable = {d.id: sets.applicable(d, facts_of[d.id]) for d in devices}
+        group_sets = {
+            facts: sets.applicable(devices[next(iter(ids))], facts)
+            for facts, ids in memory.groups.items()
+        }
         facts = PassFacts(
             desired=desired,
             scans=observed.scans,
-            ledger=Ledger.of(settled.jobs),
+            ledger=memory.ledger_of(settled.jobs),
             sets=sets,
             window_states=window_states,
-            population=fleet.population(devices, applicable),
+            population=_population(memory, group_sets),
             now=now,
         )
         fingerprints = _Fingerprints(desired, sets)
         signatures = {
             key: _window_signature(w, facts) for w in desired.windows if (key := window_key(w))
         }
-        if dirty is not None:
-            dirty = self._stale(memory, devices, applicable, facts, fingerprints, signatures, dirty)
+        if dirty is None:
+            todo: list[str] = memory.order
+            memory.plans, memory.until, memory.expiry = {}, {}, []
+            memory.readers = defaultdict(set)
+        else:
+            dirty.update(memory.expired(now))
             dirty.update(job.device_id for job, _ in settled.ended)
+            dirty.intersection_update(devices)
+            _window_devices(memory, group_sets, signatures, dirty)
+            todo = sorted(dirty, key=memory.position.__getitem__)
         running = fleet.counting_installs(facts.ledger)
-        device_plans: list[DevicePlan] = []
-        kept: dict[str, _Kept] = {}
-        planned: list[str] = []
-        for device in devices:
-            previous = memory.kept.get(device.id)
-            if dirty is None or device.id in dirty or previous is None:
-                one = applicable[device.id]
-                device_plan = plan_device(facts, device, one, running)
-                fleet.count_issued(running, device_plan)
-                previous = _Kept(
-                    device_plan,
-                    facts_of[device.id],
-                    fingerprints.of(one),
-                    _valid_until(device_plan, one, facts, fingerprints),
-                )
-                planned.append(device.id)
-            kept[device.id] = previous
-            device_plans.append(previous.device_plan)
-        memory.kept = kept
+        for device_id in todo:
+            one = group_sets[memory.facts[device_id]]
+            device_plan = plan_device(facts, devices[device_id], one, running)
+            fleet.count_issued(running, device_plan)
+            memory.keep(device_plan, _valid_until(device_plan, one, facts, fingerprints))
         memory.window_signatures = signatures
+        names = fleet.Names(devices)
         self._memory = memory
-        self.last = PassCounts(planned=len(planned), reused=len(devices) - len(planned))
-        self.replanned = None if dirty is None else frozenset(planned)
+        self.last = PassCounts(planned=len(todo), reused=len(devices) - len(todo))
+        self.replanned = None if dirty is None else frozenset(todo)
         return fleet.assemble(
             desired,
-            observed,
             now=now,
             settled=settled,
-            device_plans=device_plans,
+            device_plans=list(map(memory.plans.__getitem__, memory.order)),
             window_states=window_states,
+            names=names,
+            reported=memory.reported_alerts(observed.jobs, names),
         )
 
-    @staticmethod
-    def _stale(
-        memory: _Memory,
-        devices: list[DeviceView],
-        applicable: Mapping[str, Applicable],
-        facts: PassFacts,
-        fingerprints: _Fingerprints,
-        signatures: Mapping[str, WindowSignature],
-        dirty: set[str],
-    ) -> set[str]:
-        """The devices to re-plan: those changed, those whose kept plan expired by `now` or
-        was planned under another policy set, and every device of a window whose signature
-        changed; devices that read a window's rollout limits when those changed or when
-        the window couples them to a re-planned device."""
-        now = facts.now
-        for device in devices:
-            was = memory.kept.get(device.id)
-            if not _holds(was, applicable[device.id], fingerprints, now=now):
-                dirty.add(device.id)
-        return _window_devices(memory, devices, applicable, signatures, dirty)
+
+def _affected_names(before: PolicySets, after: PolicySets) -> set[str]:
+    """Device names whose declared labels (`Device` objects) or named status changed between
+    two revisions: their effective view or their facts may differ."""
+
+    def declared(sets: PolicySets) -> dict[tuple[str | None, str], object]:
+        return {(d.tenant, d.name): d.spec.labels for d in sets.desired.devices}
+
+    old, new = declared(before), declared(after)
+    names = {key[1] for key in old.keys() | new.keys() if old.get(key) != new.get(key)}
+    names.update(before.named ^ after.named)
+    return names
+
+
+def _compare_sets(memory: _Memory, desired: DesiredState, earlier: PolicySets) -> set[str]:
+    """After a commit: each group's policy set under the new revision compared by content
+    (objects, script jobs, the scripts they send) with the one it had; an equal one is
+    adopted (its devices keep their plans), else the group's devices are to be re-planned.
+    Compared once per distinct set of facts (a few dozen), not per device."""
+    sets = memory.sets
+    before = _Fingerprints(desired, earlier)
+    after = _Fingerprints(memory.desired, sets)
+    dirty: set[str] = set()
+    for facts, ids in memory.groups.items():
+        found = sets.applicable(memory.devices[next(iter(ids))], facts)
+        was = earlier.evaluated(facts)
+        if was is not None and before.of(was) == after.of(found):
+            sets.adopt(facts, was, earlier)
+        else:
+            dirty.update(ids)
+    return dirty
+
+
+def _population(memory: _Memory, group_sets: Mapping[Facts, Applicable]) -> dict[str, int]:
+    """`fleet.population` counted per group: patchable devices per window."""
+    gateways: dict[Facts, int] = defaultdict(int)
+    for device_id in memory.gateways:
+        gateways[memory.facts[device_id]] += 1
+    counts: dict[str, int] = defaultdict(int)
+    for facts, ids in memory.groups.items():
+        count = len(ids) - gateways.get(facts, 0)
+        for window in group_sets[facts].windows:
+            counts[window_key(window)] += count
+    return counts
 
 
 class _Fingerprints:
@@ -289,19 +410,7 @@ class _Fingerprints:
         self.desired = desired
         self.sets = sets
         self._found: dict[int, PolicyFingerprint] = {}
-        self._same: dict[tuple[int, int], bool] = {}
         self._script_changes: dict[int, list[datetime | None]] = {}
-
-    def same(self, before: PolicyFingerprint, applicable: Applicable) -> bool:
-        """Whether `applicable` is, by content, the policy set `before` was (compared once per
-        pair of sets: a new revision compares a few dozen sets, not every device)."""
-        now = self.of(applicable)
-        pair = (id(before), id(now))
-        found = self._same.get(pair)
-        if found is None:
-            found = before is now or before == now
-            self._same[pair] = found
-        return found
 
     def script_changes(self, applicable: Applicable, *, now: datetime) -> list[datetime | None]:
         """When the script jobs of a policy set next change what they issue (`next_change`)."""
@@ -354,64 +463,41 @@ def _window_signature(window: PatchWindow, facts: PassFacts) -> WindowSignature:
 
 def _window_devices(
     memory: _Memory,
-    devices: list[DeviceView],
-    applicable: Mapping[str, Applicable],
+    group_sets: Mapping[Facts, Applicable],
     signatures: Mapping[str, WindowSignature],
     dirty: set[str],
-) -> set[str]:
-    """`dirty` with the devices its windows reach: every device of a window whose state
+) -> None:
+    """Add to `dirty` the devices its windows reach: every device of a window whose state
     changed, the devices that read a window's rollout limits when those changed or when the
     window couples them to a re-planned device."""
-    members = _members(devices, applicable)
-    readers: dict[str, list[str]] = defaultdict(list)
-    for device in devices:
-        was = memory.kept.get(device.id)
-        if was is not None and was.device_plan.rollout_window is not None:
-            readers[was.device_plan.rollout_window].append(device.id)
     before = memory.window_signatures
+    moved: set[str] = set()
     for key, (state, rollout) in signatures.items():
         previous = before.get(key)
         if previous is None or previous[0] != state:
-            dirty.update(members.get(key, ()))
+            moved.add(key)
         elif previous[1] != rollout:
-            dirty.update(readers.get(key, ()))
+            dirty.update(memory.readers.get(key, ()))
+    if moved:
+        for facts, ids in memory.groups.items():
+            if any(window_key(w) in moved for w in group_sets[facts].windows):
+                dirty.update(ids)
     # a window whose maxConcurrent can bind couples the devices that read its limits: one
     # re-planned device of the window may issue an install that holds the next reader, so
     # they are all re-planned; they may reach another coupled window: repeat until stable
     pending = {k for k, (_, rollout) in signatures.items() if rollout[:2] == ("bound", True)}
-    while True:
-        joining = {k for k in pending if any(i in dirty for i in members.get(k, ()))}
+    seen: set[Facts] = set()
+    reached: set[str] = set()  # windows of the policy sets of dirty devices
+    while pending:
+        fresh = {memory.facts[i] for i in dirty} - seen
+        seen |= fresh
+        reached.update(window_key(w) for facts in fresh for w in group_sets[facts].windows)
+        joining = pending & reached
         if not joining:
-            return dirty
+            return
         for key in joining:
-            dirty.update(readers.get(key, ()))
+            dirty.update(memory.readers.get(key, ()))
         pending -= joining
-
-
-def _members(
-    devices: list[DeviceView], applicable: Mapping[str, Applicable]
-) -> dict[str, list[str]]:
-    """The ids of the devices each window targets (window key → ids, in device order)."""
-    by_set: dict[int, list[str]] = defaultdict(list)  # devices share a few dozen policy sets
-    sets: dict[int, Applicable] = {}
-    for device in devices:
-        one = applicable[device.id]
-        by_set[id(one)].append(device.id)
-        sets[id(one)] = one
-    members: dict[str, list[str]] = defaultdict(list)
-    for set_id, ids in by_set.items():
-        for window in sets[set_id].windows:
-            members[window_key(window)].extend(ids)
-    return members
-
-
-def _holds(
-    was: _Kept | None, applicable: Applicable, fingerprints: _Fingerprints, *, now: datetime
-) -> bool:
-    """Whether a kept plan still holds at `now` under the device's current policy set."""
-    if was is None or (was.valid_until is not None and was.valid_until <= now):
-        return False
-    return fingerprints.same(was.fingerprint, applicable)
 
 
 def _valid_until(

@@ -41,7 +41,7 @@ class JobState(StrEnum):
 
     @property
     def in_flight(self) -> bool:
-        return self in _IN_FLIGHT
+        return self in IN_FLIGHT
 
     @property
     def started(self) -> bool:
@@ -54,7 +54,7 @@ class JobState(StrEnum):
         }
 
 
-_IN_FLIGHT = frozenset(
+IN_FLIGHT = frozenset(
     {
         JobState.PENDING,
         JobState.DELIVERED,

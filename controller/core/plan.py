@@ -24,7 +24,7 @@ from controller.core import windows
 from controller.core.decisions import object_ref
 from controller.core.desired import DesiredState
 from controller.core.observed import ObservedState
-from controller.core.planning import fleet
+from controller.core.planning import alerts, fleet
 from controller.core.planning.devices import DevicePlan, PassFacts, plan_device
 from controller.core.planning.ledger import Ledger, device_history
 from controller.core.planning.policysets import PolicySets
@@ -69,13 +69,15 @@ def plan(desired: DesiredState, observed: ObservedState, *, now: datetime) -> Pl
         device_plan = plan_device(facts, device, applicable[device.id], running)
         fleet.count_issued(running, device_plan)
         device_plans.append(device_plan)
+    names = {d.id: d.name for d in observed.devices}
     return fleet.assemble(
         desired,
-        observed,
         now=now,
         settled=settled,
         device_plans=device_plans,
         window_states=window_states,
+        names=names,
+        reported=alerts.reported(observed.jobs, names),
     )
 
 

@@ -7,7 +7,9 @@ Real policy loading and real planner values; only the clock is ours (each step's
 
 from __future__ import annotations
 
+import gc
 import random
+import weakref
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cache
@@ -291,7 +293,7 @@ def apply_plan(world: World, the_plan: Plan) -> set[str]:
 
 
 def step_enrolment(world: World) -> set[str]:
-    """A device enrols, one retires (its jobs stay in the ledger), or one is relabelled."""
+    """A device enrols, one retires (its jobs stay in the ledger), is relabelled or renamed."""
     rng = world.rng
     choice = rng.random()
     if choice < 0.4 or len(world.devices) < 5:
@@ -302,8 +304,11 @@ def step_enrolment(world: World) -> set[str]:
         world.scans.pop(device_id, None)
         return {device_id}
     device = world.devices[device_id]
-    labels = {} if device.labels else {"ring": "canary"}
-    world.devices[device_id] = replace(device, labels=labels)
+    if choice < 0.85:
+        labels = {} if device.labels else {"ring": "canary"}
+        world.devices[device_id] = replace(device, labels=labels)
+    else:  # renamed: its place in the planner's order moves
+        world.devices[device_id] = replace(device, name=f"z{device.name}")
     return {device_id}
 
 
@@ -461,3 +466,41 @@ def test_a_commit_plans_only_devices_whose_policy_set_changed(
     assert_same(plan(desired, observed, now=world.now), actual, "commit")
     expected = sum(1 for d in world.devices.values() if d.os is os)
     assert planner.last.planned == expected
+
+
+def test_a_commit_declaring_one_device_plans_only_that_device() -> None:
+    """A commit whose only change is a `Device` declaration (labels that move the device into
+    the canary ring) re-plans that device alone, and gives the full plan."""
+    world, planner = settled_world()
+    name = min(d.name for d in world.devices.values())
+    declared = DECLARED.replace("name: w3", f"name: {name}")
+    desired = planning.desired(declared)
+    observed = world.observed()
+    actual = planner.plan(desired, observed, now=world.now, changes=Changes())
+    assert_same(plan(desired, observed, now=world.now), actual, "declared device")
+    assert planner.last.planned == 1
+
+
+def test_a_commit_after_job_endings_gives_the_full_plan() -> None:
+    """Jobs ended by the agents in the same pass as a commit that changes every policy set:
+    the incremental plan is the full plan."""
+    world, planner = settled_world()
+    touched = step_jobs(world)
+    desired = Policy(approved=("KB-BUG", "USN-2-1"), scan_schedule=True).state()
+    observed = world.observed()
+    actual = planner.plan(desired, observed, now=world.now, changes=Changes(frozenset(touched)))
+    assert_same(plan(desired, observed, now=world.now), actual, "commit and job endings")
+
+
+def test_the_planner_keeps_no_earlier_observed_state() -> None:
+    """Between commits the planner keeps its policy sets, but not the observed state they were
+    built from: each pass's scans and jobs can be freed once the next pass has run."""
+    world, planner = settled_world()
+    earlier = world.observed()
+    desired = replace_revision(world.desired, world.rng)  # a commit: policy sets built anew
+    planner.plan(desired, earlier, now=world.now, changes=Changes())
+    gone = weakref.ref(earlier)
+    planner.plan(desired, world.observed(), now=world.now, changes=Changes())
+    del earlier
+    gc.collect()
+    assert gone() is None

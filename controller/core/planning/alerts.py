@@ -73,8 +73,10 @@ def reboot_pending(
     device: DeviceView, scan: ScanView | None, device_jobs: Iterable[JobView]
 ) -> AlertSpec | None:
     """`RebootPending` while the latest scan, newer than the last finished install, says so."""
+    if scan is None or not scan.reboot_required:
+        return None
     latest = latest_finished_install(device_jobs)
-    if scan is None or latest is None or not scan.reboot_required:
+    if latest is None:
         return None
     # both on the server's clock: when the scan arrived, when the job's last event did
     if latest.updated_at is None or scan.fresh_at < latest.updated_at:

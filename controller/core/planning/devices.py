@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from controller.core import windows
+from controller.core import advisories, windows
 from controller.core.compliance import BaselineCompliance
 from controller.core.decisions import Applicable
 from controller.core.desired import DesiredState
-from controller.core.jobs import JobSpec
+from controller.core.jobs import JobSpec, ScriptPayload
 from controller.core.observed import DeviceView, JobView, ScanView
 from controller.core.planning import alerts, installs, scans, scripts
 from controller.core.planning.alerts import Initiated, Searched
@@ -28,7 +28,7 @@ from controller.core.planning.values import (
     DeviceSummary,
     window_key,
 )
-from controller.kinds import ScriptJob
+from controller.kinds import PatchWindow, ScriptJob
 
 
 @dataclass
@@ -45,6 +45,24 @@ class PassFacts:
     now: datetime
     _upcoming: dict[int, tuple[str, datetime] | None] = field(default_factory=dict)
     _latest_starts: dict[int, datetime | None] = field(default_factory=dict)
+    _window_scripts: dict[int, tuple[ScriptPayload | None, ScriptPayload | None]] = field(
+        default_factory=dict
+    )
+
+    def window_scripts(
+        self, window: PatchWindow
+    ) -> tuple[ScriptPayload | None, ScriptPayload | None]:
+        """A window's pre and post scripts as sent (`scripts.payload`), once per pass: every
+        install of an occurrence carries the same."""
+        key = id(window)
+        found = self._window_scripts.get(key)
+        if found is None:
+            found = (
+                scripts.payload(self.desired, window, window.spec.pre_script),
+                scripts.payload(self.desired, window, window.spec.post_script),
+            )
+            self._window_scripts[key] = found
+        return found
 
     def latest_start(self, script_job: ScriptJob) -> datetime | None:
         """`scripts.latest_start` at `now`, computed once per script job in a pass."""
@@ -160,18 +178,20 @@ def plan_device(
 def _triage(
     sets: PolicySets, applicable: Applicable, scan: ScanView | None
 ) -> tuple[list[str], list[str]]:
-    """The device's missing patches that are installable, and those pending approval."""
-    installable: list[str] = []
-    pending: list[str] = []
+    """The device's missing patches that are installable, and those pending approval (the
+    two exclude each other: installable needs approved, pending needs not approved)."""
     missing = scan.missing if scan else ()
+    if not missing:
+        return [], []
     decisions = sets.decisions(applicable)
     grouping = sets.grouping(applicable, missing)
-    for patch_id in missing:
-        decision = grouping.decision(patch_id, decisions)
-        if decision.installable:
-            installable.append(patch_id)
-        elif decision.pending_approval:
-            pending.append(patch_id)
+    # the hot loop of a full plan (100,000 devices x 40 patches): comprehensions, no calls
+    if grouping is advisories.NOTHING:
+        found = list(map(decisions.__getitem__, missing))
+    else:
+        found = [grouping.decision(patch_id, decisions) for patch_id in missing]
+    installable = [p for p, d in zip(missing, found, strict=True) if d.installable]
+    pending = [p for p, d in zip(missing, found, strict=True) if d.pending_approval]
     return installable, pending
 
 
@@ -179,6 +199,8 @@ def _end_moot_jobs(
     draft: _Draft, device_jobs: list[JobView], scan: ScanView | None, installable: list[str]
 ) -> None:
     """Cancel stale installs and supersede moot scans; either may free the device."""
+    if not device_jobs:
+        return
     draft.cancel.extend(installs.stale(device_jobs, installable))
     if draft.cancel:
         draft.in_flight = False
@@ -259,10 +281,7 @@ def _install(
     )
     if held is not None:
         return None, held, ()
-    scripts_of = (
-        scripts.payload(facts.desired, window, window.spec.pre_script),
-        scripts.payload(facts.desired, window, window.spec.post_script),
-    )
+    scripts_of = facts.window_scripts(window)
     job = installs.job_for(
         device,
         window,

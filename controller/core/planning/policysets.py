@@ -7,6 +7,7 @@ policy sets, so target matching and decisions cost per set, not per device.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from typing import TypeVar
 
@@ -14,6 +15,7 @@ from controller.core import advisories, compliance, references, targets
 from controller.core.decisions import Applicable, Decision, decide
 from controller.core.desired import DesiredState
 from controller.core.observed import DeviceView, ObservedState
+from controller.core.patches import PatchRecord
 from controller.core.planning.values import window_key
 from controller.kinds import Document, ScriptJob
 
@@ -22,11 +24,14 @@ Facts = tuple[object, ...]
 
 
 class PolicySets:
-    """Applicable policy objects per distinct device facts, and decisions per (set, patch)."""
+    """Applicable policy objects per distinct device facts, and decisions per (set, patch).
+
+    Keeps the catalogue of the observed state, not the state itself: the incremental planner
+    keeps a `PolicySets` across passes, and must not keep every pass's scans and jobs alive."""
 
     def __init__(self, desired: DesiredState, observed: ObservedState, *, today: date) -> None:
         self.desired = desired
-        self.observed = observed
+        self.catalogue: Mapping[str, PatchRecord] = observed.catalogue
         self.today = today
         self.named = targets.named_devices(desired)
         self._by_facts: dict[tuple[object, ...], Applicable] = {}
@@ -34,13 +39,18 @@ class PolicySets:
         self._decisions: dict[int, compliance.LazyMap[str, Decision]] = {}
         self._evaluators: dict[int, tuple[compliance.BaselineEvaluator, ...]] = {}
         self._advisories: advisories.AdvisoryIndex | None = None
-        self.job_patches = advisories.JobPatches(observed.patch)
+        self.job_patches = advisories.JobPatches(self.patch)
         self._listed_advisories: dict[int, frozenset[str]] = {}
+        self._replaced: list[Applicable] = []
+
+    def patch(self, patch_id: str) -> PatchRecord:
+        """The catalogue record, or a bare one (`ObservedState.patch`)."""
+        return _record(self.catalogue, patch_id)
 
     def advisory_index(self) -> advisories.AdvisoryIndex:
         """The catalogue's Debian and Ubuntu advisories, indexed on first use."""
         if self._advisories is None:
-            self._advisories = advisories.AdvisoryIndex(self.observed.catalogue.values())
+            self._advisories = advisories.AdvisoryIndex(self.catalogue.values())
         return self._advisories
 
     def grouping(self, applicable: Applicable, missing: tuple[str, ...]) -> advisories.Grouping:
@@ -58,7 +68,7 @@ class PolicySets:
             missing,
             self.decisions(applicable),
             index=self.advisory_index(),
-            record=self.observed.patch,
+            record=self.patch,
         )
 
     def facts(self, device: DeviceView) -> Facts:
@@ -71,6 +81,30 @@ class PolicySets:
             device.os_version,
             tuple(sorted(device.labels.items())),
         )
+
+    def evaluated(self, facts: Facts) -> Applicable | None:
+        """The policy set already found for `facts`, if any."""
+        return self._by_facts.get(facts)
+
+    def adopt(self, facts: Facts, applicable: Applicable, earlier: PolicySets) -> None:
+        """Take `earlier`'s set for `facts`, which the caller found equal by content (objects,
+        script jobs, scripts) to the one this revision evaluated, with the decisions `earlier`
+        computed for it: they depend only on the set's content, the catalogue and the day, and
+        the caller checked those are unchanged. Its devices keep their set object, and with it
+        their kept plans."""
+        found = self._by_facts.get(facts)
+        if found is not None and found is not applicable:
+            # kept alive: per-pass caches are keyed by `id()`, which must not be reused
+            self._replaced.append(found)
+        self._by_facts[facts] = applicable
+        key = id(applicable)
+        self._script_jobs[key] = earlier.script_jobs(applicable)
+        if key in earlier._decisions:
+            self._decisions[key] = earlier._decisions[key]
+        if key in earlier._evaluators:
+            self._evaluators[key] = earlier._evaluators[key]
+        if key in earlier._listed_advisories:
+            self._listed_advisories[key] = earlier._listed_advisories[key]
 
     def applicable(self, device: DeviceView, facts: Facts | None = None) -> Applicable:
         """The policy objects targeting `device` (`facts`: its `facts()`, if known)."""
@@ -110,8 +144,11 @@ class PolicySets:
         """Decisions for `applicable`, computed on first use of each patch id."""
         found = self._decisions.get(id(applicable))
         if found is None:
-            today, patch = self.today, self.observed.patch
-            found = compliance.LazyMap(lambda p: decide(applicable, patch(p), today=today))
+            # the closure keeps the catalogue, not this object: `adopt` hands it to the next
+            today, catalogue = self.today, self.catalogue
+            found = compliance.LazyMap(
+                lambda p: decide(applicable, _record(catalogue, p), today=today)
+            )
             self._decisions[id(applicable)] = found
         return found
 
@@ -125,6 +162,11 @@ class PolicySets:
 
 
 T = TypeVar("T", bound=Document)
+
+
+def _record(catalogue: Mapping[str, PatchRecord], patch_id: str) -> PatchRecord:
+    found = catalogue.get(patch_id)
+    return found if found is not None else PatchRecord(id=patch_id)
 
 
 def _targets(obj: Document, device: DeviceView, desired: DesiredState) -> bool:
