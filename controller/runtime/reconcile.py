@@ -12,6 +12,8 @@ desired state before planning, so they approve nothing (`controller.runtime.audi
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,7 +43,7 @@ from controller.sources import git as git_source
 from controller.sources import loading
 from controller.sources.documents import Problem
 from controller.sources.history import AuditEvent
-from controller.store import Store, changes, runs
+from controller.store import Connection, Store, changes, runs
 from controller.store import alerts as alert_store
 from controller.store import status as status_store
 
@@ -141,6 +143,8 @@ class Reconciler:
         self._tip: str | None = None  # resolved once per pass, by the fetch, for the trail too
         # whether PolicyInvalid alerts left open by an earlier process were looked for
         self._invalid_checked = False
+        # (digest, time written) of the last plan summary this reconciler stored
+        self._plan_written: tuple[str, datetime] | None = None
 
     def reconcile(self) -> Outcome:
         """One pass. Never raises for a bad commit or an unreachable repository."""
@@ -402,6 +406,10 @@ class Reconciler:
 
     def _save_status(self, outcome: Outcome) -> None:
         now = outcome.started_at
+        # Encoded before the write transaction: the plan summary lists every device's pending
+        # approvals (a few MB at 10,000 devices), and encoding it under SQLite's one write lock
+        # held agents' reports back for over 100 ms a pass (issue 14).
+        summary = _encoded(plan_summary(outcome.plan)) if outcome.plan is not None else None
         with self.store.write() as conn:
             source = _source_status(outcome)
             if source["lastAppliedRevision"] is None:
@@ -413,8 +421,8 @@ class Reconciler:
                 source["lastAppliedRevision"] = kept if isinstance(kept, str) else None
             status_store.set_status(conn, "source", source, now=now)
             status_store.set_status(conn, "conditions", conditions(outcome), now=now)
-            if outcome.plan is not None:
-                status_store.set_status(conn, "plan", plan_summary(outcome.plan), now=now)
+            if summary is not None:
+                self._save_plan_summary(conn, summary, now=now)
             runs.record_reconcile_run(
                 conn,
                 started_at=now,
@@ -424,6 +432,23 @@ class Reconciler:
                 counts=outcome.counts,
                 message="; ".join(outcome.errors[:5]),
             )
+
+    def _save_plan_summary(
+        self, conn: Connection, summary: tuple[str, str], *, now: datetime
+    ) -> None:
+        """Write the plan summary (JSON text, digest) unless the stored one is the one this
+        reconciler wrote last with the same digest: a pass that changed nothing rewrites no
+        megabytes. The stored time tells whether anyone else (another replica) wrote since."""
+        text, digest = summary
+        written = self._plan_written
+        if (
+            written is not None
+            and written[0] == digest
+            and status_store.updated_at(conn, "plan") == written[1]
+        ):
+            return
+        status_store.set_encoded(conn, "plan", text, now=now)
+        self._plan_written = (digest, now)
 
 
 def _invalid_key(revision: str) -> str:
@@ -450,6 +475,12 @@ def _signed_scopes(policy: AccessPolicy) -> str:
     if policy.require_signed:
         return "every tenant"
     return ", ".join(sorted(s for s, rule in policy.tenants.items() if rule.require_signed))
+
+
+def _encoded(value: Any) -> tuple[str, str]:
+    """`value` as JSON text, and a digest of that text."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return text, hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
 def plan_summary(the_plan: Plan) -> dict[str, Any]:

@@ -30,6 +30,23 @@ def set_status(conn: Connection, key: str, value: Any, *, now: datetime) -> None
     )
 
 
+def set_encoded(conn: Connection, key: str, text: str, *, now: datetime) -> None:
+    """Set one status value given as JSON text already encoded, replacing the previous one: a
+    caller that encodes a large value before its write transaction does not spend SQLite's one
+    write lock on it (the reconciler's plan summary, issue 14)."""
+    value: Any = sa.type_coerce(text, sa.Text())
+    if conn.dialect.name == "postgresql":
+        value = sa.cast(value, postgresql.JSONB)
+    set_status(conn, key, value, now=now)
+
+
+def updated_at(conn: Connection, key: str) -> datetime | None:
+    """When the value under `key` was last set (None: never); reads only that one column."""
+    s = schema.status.c
+    found: datetime | None = conn.execute(sa.select(s.updated_at).where(s.key == key)).scalar()
+    return found
+
+
 def get_status(conn: Connection) -> dict[str, dict[str, Any]]:
     """Every status value with the time it was set."""
     s = schema.status.c

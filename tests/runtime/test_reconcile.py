@@ -234,3 +234,40 @@ def test_policy_invalid_alert_is_raised_once(
             .where(schema.alerts.c.kind == "PolicyInvalid")
         ).scalar_one()
     assert 1 == count
+
+
+def test_a_plan_summary_that_did_not_change_is_not_rewritten(
+    example_repo: PolicyRepo, store: Store, tmp_path: Path
+) -> None:
+    """The plan summary (every device's pending approvals) is written when it changes or when
+    someone else wrote the stored one since; a pass that changed nothing leaves it alone."""
+    seed_catalogue(store)
+    device = enrol(
+        store,
+        "WEB-01",
+        tenant="acme/retail",
+        os_family="windows",
+        labels={"env": "prod"},
+        now=IN_WINDOW - timedelta(days=1),
+    )
+    report_scan(store, device, missing=("KB5044284",), now=IN_WINDOW - timedelta(minutes=5))
+    the_reconciler = reconciler(example_repo, store, tmp_path, IN_WINDOW)
+
+    def pass_at(minutes: int) -> tuple[object, object]:
+        the_reconciler.clock_cell[0] = IN_WINDOW + timedelta(minutes=minutes)  # type: ignore[attr-defined]
+        the_reconciler.reconcile()
+        with store.read() as conn:
+            return status_store.updated_at(conn, "plan"), status_store.get_value(conn, "plan")
+
+    first_at, first = pass_at(0)
+    assert 1 == first["installable"]
+    assert (first_at, first) == pass_at(1)
+    with store.write() as conn:  # another replica wrote its own summary meanwhile
+        status_store.set_status(conn, "plan", {"other": True}, now=IN_WINDOW + timedelta(minutes=1))
+    assert (IN_WINDOW + timedelta(minutes=2), first) == pass_at(2)
+    report_scan(store, device, missing=(), now=IN_WINDOW + timedelta(minutes=3))
+    changed_at, changed = pass_at(4)
+    assert (IN_WINDOW + timedelta(minutes=4), {}) == (
+        changed_at,
+        changed["pendingApprovalsByDevice"],
+    )
