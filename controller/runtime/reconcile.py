@@ -38,6 +38,7 @@ from controller.core.plan import Plan
 from controller.core.revisions import Revision
 from controller.kinds.notifications import AlertSeverity, EventType
 from controller.runtime import apply, audit, observe
+from controller.runtime import status as runtime_status
 from controller.runtime.access import AccessPolicy
 from controller.sources import git as git_source
 from controller.sources import loading
@@ -143,8 +144,8 @@ class Reconciler:
         self._tip: str | None = None  # resolved once per pass, by the fetch, for the trail too
         # whether PolicyInvalid alerts left open by an earlier process were looked for
         self._invalid_checked = False
-        # (digest, time written) of the last plan summary this reconciler stored
-        self._plan_written: tuple[str, datetime] | None = None
+        # status key → (digest, time written) of the plan summary values this reconciler stored
+        self._plan_written: dict[str, tuple[str, datetime]] = {}
 
     def reconcile(self) -> Outcome:
         """One pass. Never raises for a bad commit or an unreachable repository."""
@@ -409,7 +410,11 @@ class Reconciler:
         # Encoded before the write transaction: the plan summary lists every device's pending
         # approvals (a few MB at 10,000 devices), and encoding it under SQLite's one write lock
         # held agents' reports back for over 100 ms a pass (issue 14).
-        summary = _encoded(plan_summary(outcome.plan)) if outcome.plan is not None else None
+        summary = (
+            {key: _encoded(value) for key, value in plan_values(outcome.plan).items()}
+            if outcome.plan is not None
+            else {}
+        )
         with self.store.write() as conn:
             source = _source_status(outcome)
             if source["lastAppliedRevision"] is None:
@@ -421,8 +426,7 @@ class Reconciler:
                 source["lastAppliedRevision"] = kept if isinstance(kept, str) else None
             status_store.set_status(conn, "source", source, now=now)
             status_store.set_status(conn, "conditions", conditions(outcome), now=now)
-            if summary is not None:
-                self._save_plan_summary(conn, summary, now=now)
+            self._save_plan_summary(conn, summary, now=now)
             runs.record_reconcile_run(
                 conn,
                 started_at=now,
@@ -434,21 +438,21 @@ class Reconciler:
             )
 
     def _save_plan_summary(
-        self, conn: Connection, summary: tuple[str, str], *, now: datetime
+        self, conn: Connection, values: dict[str, tuple[str, str]], *, now: datetime
     ) -> None:
-        """Write the plan summary (JSON text, digest) unless the stored one is the one this
-        reconciler wrote last with the same digest: a pass that changed nothing rewrites no
-        megabytes. The stored time tells whether anyone else (another replica) wrote since."""
-        text, digest = summary
+        """Write the plan summary's values (key → JSON text, digest) but those this reconciler
+        wrote last with the same digest and nobody rewrote since (the stored time says): a
+        pass rewrites only the pending-approval shards of the devices whose approvals changed."""
         written = self._plan_written
-        if (
-            written is not None
-            and written[0] == digest
-            and status_store.updated_at(conn, "plan") == written[1]
-        ):
-            return
-        status_store.set_encoded(conn, "plan", text, now=now)
-        self._plan_written = (digest, now)
+        unchanged = {
+            key for key, (_, digest) in values.items() if written.get(key, ("",))[0] == digest
+        }
+        stored = status_store.updated_times(conn, unchanged) if unchanged else {}
+        for key, (text, digest) in values.items():
+            if key in unchanged and stored.get(key) == written[key][1]:
+                continue
+            status_store.set_encoded(conn, key, text, now=now)
+            written[key] = (digest, now)
 
 
 def _invalid_key(revision: str) -> str:
@@ -483,8 +487,25 @@ def _encoded(value: Any) -> tuple[str, str]:
     return text, hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
+def plan_values(the_plan: Plan) -> dict[str, Any]:
+    """The status values of the last plan, by key: `plan` (`plan_summary`) and every shard of
+    the pending approvals by device (`runtime.status.pending_shard`; all of them, so a shard
+    whose devices have none left is emptied). Per device, so that tenant-scoped views (the
+    dashboard) count only their own devices."""
+    shards: dict[str, dict[str, list[str]]] = {
+        f"{runtime_status.PENDING_SHARD_PREFIX}{n:02x}": {}
+        for n in range(runtime_status.PENDING_SHARDS)
+    }
+    for device in the_plan.devices:
+        if device.pending_approval:
+            shard = shards[runtime_status.pending_shard(device.device_id)]
+            shard[device.device_id] = list(device.pending_approval)
+    return {"plan": plan_summary(the_plan), **shards}
+
+
 def plan_summary(the_plan: Plan) -> dict[str, Any]:
-    """What status shows of the last plan: pending approvals and each window's next opening."""
+    """What status shows of the last plan under `plan`: pending approvals and each window's
+    next opening (the pending approvals by device are in shards: `plan_values`)."""
     next_windows = {}
     for key, state in sorted(the_plan.windows.items()):
         occurrence = state.current or state.upcoming
@@ -496,10 +517,6 @@ def plan_summary(the_plan: Plan) -> dict[str, Any]:
     return {
         "revision": the_plan.revision,
         "pendingApprovals": the_plan.pending_approvals,
-        # per device, so that tenant-scoped views (the dashboard) count only their own devices
-        "pendingApprovalsByDevice": {
-            d.device_id: list(d.pending_approval) for d in the_plan.devices if d.pending_approval
-        },
         "installable": sum(len(d.installable) for d in the_plan.devices),
         "nextWindows": next_windows,
     }

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from controller.store import schema
+from controller.store import database, schema
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -40,10 +40,14 @@ def set_encoded(conn: Connection, key: str, text: str, *, now: datetime) -> None
     set_status(conn, key, value, now=now)
 
 
-def updated_at(conn: Connection, key: str) -> datetime | None:
-    """When the value under `key` was last set (None: never); reads only that one column."""
+def updated_times(conn: Connection, keys: Collection[str]) -> dict[str, datetime]:
+    """When each value under `keys` was last set, by key (a key never set is left out); reads
+    only that column."""
     s = schema.status.c
-    found: datetime | None = conn.execute(sa.select(s.updated_at).where(s.key == key)).scalar()
+    found: dict[str, datetime] = {}
+    for chunk in database.in_chunks(sorted(keys)):
+        rows = conn.execute(sa.select(s.key, s.updated_at).where(s.key.in_(chunk)))
+        found.update({row.key: row.updated_at for row in rows})
     return found
 
 

@@ -55,8 +55,8 @@ def test_a_writer_connection_gives_up_on_a_held_lock(store: Store) -> None:
 
 
 def test_a_value_stored_as_json_text_reads_back_as_the_value(store: Store) -> None:
-    """`set_encoded` stores JSON text as the value it encodes (not as a string); `updated_at`
-    answers the time it was set, and None for a key never set."""
+    """`set_encoded` stores JSON text as the value it encodes (not as a string);
+    `updated_times` answers when each key was set, leaving out a key never set."""
     with store.write() as conn:
         status_store.set_status(conn, "plan", {"old": True}, now=NOW)
         status_store.set_encoded(
@@ -64,5 +64,5 @@ def test_a_value_stored_as_json_text_reads_back_as_the_value(store: Store) -> No
         )
     with store.read() as conn:
         assert {"pending": {"d1": ["P1"]}, "n": 2} == status_store.get_value(conn, "plan")
-        assert NOW + timedelta(seconds=1) == status_store.updated_at(conn, "plan")
-        assert None is status_store.updated_at(conn, "absent")
+        found = status_store.updated_times(conn, {"plan", "absent"})
+        assert {"plan": NOW + timedelta(seconds=1)} == found
