@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from controller.core.patches import PatchRecord
+from controller.core.patches import FixedPackage, PatchRecord
 from controller.kinds.common import OsFamily
 from controller.runtime import observe
 from controller.store import (
@@ -128,6 +128,39 @@ def _with_inventory(store: Store) -> str:
     return device_id
 
 
+# A Debian fix for the openssl that `debian_inventory` lists older or fixed.
+DSA = PatchRecord(
+    id="DSA-5800-1",
+    os=OsFamily.LINUX,
+    packages=(FixedPackage("openssl", "3.0.15-1~deb12u1", "debian:12", source_name="openssl"),),
+)
+
+
+def debian_inventory(device_id: str, *, version: str = "3.0.11-1~deb12u2") -> reports.Report:
+    """An inventory report of a Debian 12 device (facts included) with openssl `version`."""
+    return reports.Report(
+        device_id=device_id,
+        facts=reports.Facts(
+            document="{}", os_family="linux", os_name="Debian GNU/Linux", os_version="12.11"
+        ),
+        inventory=reports.Inventory(
+            os_build=None,
+            kernel=None,
+            packages=[{"name": "openssl", "version": version, "arch": "amd64"}],
+        ),
+    )
+
+
+def _with_debian_inventory_then_a_fix(store: Store) -> str:
+    """A Debian device whose inventory was evaluated before the catalogue knew `DSA`; the fix
+    is imported since (its findings are stale until the fleet is re-evaluated)."""
+    device_id = enrol(store, "web-01")
+    with store.write() as conn:
+        reports.write_reports(conn, [debian_inventory(device_id)], now=NOW)
+    catalogue.upsert_records(store, [DSA], now=NOW)
+    return device_id
+
+
 def _with_failed_job(store: Store) -> str:
     """A device whose job failed (as its agent would report it: the controller itself fails
     only started jobs, `core.jobs.ENDINGS`), set up directly in the table."""
@@ -183,7 +216,7 @@ SCENARIOS: dict[str, Scenario] = {
         lambda conn, d: reports.write_reports(conn, [inventory(d)], now=NOW),
     ),
     "fleet re-evaluation": (
-        _with_inventory,
+        _with_debian_inventory_then_a_fix,
         lambda conn, _d: findings.reevaluate_fleet(conn, now=NOW),
     ),
     "job issued": (
@@ -239,6 +272,19 @@ def test_a_heartbeat_records_nothing(store: Store) -> None:
         reports.write_reports(
             conn, [scan(device_id, at=NOW, missing=("X",))], now=NOW + timedelta(seconds=40)
         )
+    assert (frozenset(), False) == (found[0].devices, found[0].catalogue)
+
+
+def test_a_repeated_inventory_records_nothing(store: Store) -> None:
+    """The same inventory again (same packages, same facts), and a fleet re-evaluation against
+    the same catalogue, leave the feed findings as they were: no change is recorded."""
+    catalogue.upsert_records(store, [DSA], now=NOW)
+    device_id = enrol(store, "web-01")
+    with store.write() as conn:
+        reports.write_reports(conn, [debian_inventory(device_id)], now=NOW)
+    with recorded(store) as found, store.write() as conn:
+        reports.write_reports(conn, [debian_inventory(device_id)], now=NOW + timedelta(seconds=30))
+        findings.reevaluate_fleet(conn, now=NOW + timedelta(seconds=31))
     assert (frozenset(), False) == (found[0].devices, found[0].catalogue)
 
 
