@@ -17,11 +17,12 @@ second for `--seconds`, written through the agent API's batching writer,
 `controller.server.writer.Writer`, as the HTTP service writes them after parsing; half
 heartbeats, half newer scans, `--changing` of those with a changed missing set): p50/p99/max
 from the instant each report was due, for passes started as the service starts them
-(`service`: a `ReconcileLoop` told by the writer after changing batches, debounced) and for
-passes back to back (`incremental`, and `full`: every pass reads everything).
+(`service`: a `ReconcileLoop` told by the writer after changing batches, debounced), for
+passes back to back (`incremental`, and `full`: every pass reads everything), and with no
+pass at all (`idle`: the floor on this machine at its current load).
 
     .venv/bin/python bench/incremental.py [--devices 10000] [--large 100000] [--json FILE]
-        [--rate 50] [--seconds 10] [--changing 0.1] [--modes service,incremental,full]
+        [--rate 50] [--seconds 10] [--changing 0.1] [--modes idle,service,incremental,full]
 """
 
 from __future__ import annotations
@@ -255,14 +256,15 @@ def fleet_run(count: int, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-LATENCY_MODES = ("service", "incremental", "full")
+LATENCY_MODES = ("idle", "service", "incremental", "full")
 
 
 def latency_run(args: argparse.Namespace, *, mode: str) -> dict[str, Any]:
     """(c): report latencies while passes run, reports written through the service's writer.
 
-    `mode` "service": passes are started as the service starts them, by a `ReconcileLoop` the
-    writer tells after each batch that changed a planner input (debounced, `REPORT_DEBOUNCE`);
+    `mode` "idle": no pass runs (the floor: the writer alone on this machine, at its load);
+    "service": passes are started as the service starts them, by a `ReconcileLoop` the writer
+    tells after each batch that changed a planner input (debounced, `REPORT_DEBOUNCE`);
     "incremental" and "full": passes back to back (the worst case), "full" forgetting the
     observed state before each pass."""
     from controller.runtime.loop import ReconcileLoop  # noqa: PLC0415
@@ -281,7 +283,7 @@ def latency_run(args: argparse.Namespace, *, mode: str) -> dict[str, Any]:
             service.start()
             service.wait_idle(60)  # the start pass
             durations.clear()
-        else:
+        elif mode != "idle":
 
             def loop() -> None:
                 while not stop.is_set():
