@@ -12,17 +12,23 @@ Measured, for each fleet size (`--devices`, `--large`):
   next pass: `devicesRead` (from the store) and `devicesPlanned` (`PassCounts.planned`; 0 once
   the planner reuses unchanged devices, issue 14 item 1 `incplan`).
 
-And at `--devices` only: (c) report-ingest latency while passes run back to back (`--rate`
-reports per second for `--seconds`, each report one write transaction as the HTTP writer's
-batch; half heartbeats, half newer scans with the same sets): p50/p99/max, for incremental
-passes (as the service runs) and for full passes (every pass reads everything).
+And at `--devices` only: (c) report-ingest latency while passes run (`--rate` reports per
+second for `--seconds`, written through the agent API's batching writer,
+`controller.server.writer.Writer`, as the HTTP service writes them after parsing; half
+heartbeats, half newer scans, `--changing` of those with a changed missing set): p50/p99/max
+from the instant each report was due, for passes started as the service starts them
+(`service`: a `ReconcileLoop` told by the writer after changing batches, debounced), for
+passes back to back (`incremental`, and `full`: every pass reads everything), and with no
+pass at all (`idle`: the floor on this machine at its current load).
 
     .venv/bin/python bench/incremental.py [--devices 10000] [--large 100000] [--json FILE]
+        [--rate 50] [--seconds 10] [--changing 0.1] [--modes idle,service,incremental,full]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import platform
 import statistics
@@ -97,7 +103,7 @@ def build_fleet(store: Any, count: int, missing: int) -> list[str]:
     """`count` devices written in bulk, each with an agent scan missing `missing` patches."""
     from controller.core.patches import PatchRecord  # noqa: PLC0415
     from controller.kinds.common import Classification, OsFamily, Severity  # noqa: PLC0415
-    from controller.store import catalogue, schema, tokens  # noqa: PLC0415
+    from controller.store import catalogue, reports, schema, tokens  # noqa: PLC0415
 
     catalogue.upsert_records(
         store,
@@ -118,7 +124,15 @@ def build_fleet(store: Any, count: int, missing: int) -> list[str]:
         now=NOW - timedelta(days=1),
     )
     scanned = NOW - timedelta(hours=1)  # `quiet_reports` repeats this scan
-    document = {"missing": [{"id": f"LNX-{i:04}"} for i in range(missing)], "installed": []}
+    scan = reports.Scan(
+        scanned_at=scanned,
+        reboot_required=False,
+        missing=tuple((f"LNX-{i:04}", {}) for i in range(missing)),
+    )
+    document = json.loads(scan.stored_document())
+    # as `reports.write_reports` would have stored it: a later scan with the same sets is no
+    # change of a planner input
+    digest = f"{scan.quick_digest()}:{scan.planning_digest()}"
     ids = [str(uuid.UUID(int=i + 1)) for i in range(count)]
     with store.write() as conn:
         tokens.ensure_tenant(conn, TENANT, now=NOW)
@@ -145,6 +159,7 @@ def build_fleet(store: Any, count: int, missing: int) -> list[str]:
                         "last_scan_at": scanned,
                         "last_scan_received_at": scanned,
                         "reboot_required": False,
+                        "scan_digest": digest,
                     }
                     for n, device_id in enumerate(chunk)
                 ],
@@ -241,62 +256,123 @@ def fleet_run(count: int, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def latency_run(args: argparse.Namespace, *, full: bool) -> dict[str, Any]:
-    """(c): report latencies while passes run back to back."""
-    from controller.store import reports  # noqa: PLC0415
+LATENCY_MODES = ("idle", "service", "incremental", "full")
+
+
+def latency_run(args: argparse.Namespace, *, mode: str) -> dict[str, Any]:
+    """(c): report latencies while passes run, reports written through the service's writer.
+
+    `mode` "idle": no pass runs (the floor: the writer alone on this machine, at its load);
+    "service": passes are started as the service starts them, by a `ReconcileLoop` the writer
+    tells after each batch that changed a planner input (debounced, `REPORT_DEBOUNCE`);
+    "incremental" and "full": passes back to back (the worst case), "full" forgetting the
+    observed state before each pass."""
+    from controller.runtime.loop import ReconcileLoop  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as tmp:
         _repo, store, reconciler, clock, ids = setup(tmp, args.devices, args.missing)
         reconciler.reconcile()
-        stop = threading.Event()
         durations: list[float] = []
-
-        def loop() -> None:
-            while not stop.is_set():
-                if full:
-                    reconciler.observer.forget()
-                started = time.perf_counter()
-                reconciler.reconcile()
-                durations.append(time.perf_counter() - started)
-
-        thread = threading.Thread(target=loop)
-        thread.start()
-        latencies: list[float] = []
-        begin = time.perf_counter()
-        for index in range(int(args.rate * args.seconds)):
-            time.sleep(max(begin + index / args.rate - time.perf_counter(), 0))
-            device_id = ids[index % len(ids)]
-            at = clock.advance(0.02)
-            scan = (
-                reports.Scan(
-                    scanned_at=at,
-                    reboot_required=False,
-                    missing=tuple((f"LNX-{i:04}", {}) for i in range(args.missing)),
-                )
-                if index % 2
-                else None
+        stop = threading.Event()
+        service: ReconcileLoop | None = None
+        thread: threading.Thread | None = None
+        if mode == "service":
+            service = ReconcileLoop(
+                reconciler, on_outcome=lambda o: durations.append(o.duration_ms / 1000)
             )
-            started = time.perf_counter()
-            with store.write() as conn:
-                reports.write_reports(conn, [reports.Report(device_id, scan=scan)], now=at)
-            latencies.append(time.perf_counter() - started)
+            service.start()
+            service.wait_idle(60)  # the start pass
+            durations.clear()
+        elif mode != "idle":
+
+            def loop() -> None:
+                while not stop.is_set():
+                    if mode == "full":
+                        reconciler.observer.forget()
+                    started = time.perf_counter()
+                    reconciler.reconcile()
+                    durations.append(time.perf_counter() - started)
+
+            thread = threading.Thread(target=loop)
+            thread.start()
+        on_change = service.reports_arrived if service is not None else None
+        latencies, writer = asyncio.run(_send_reports(args, store, clock, ids, on_change))
+        if service is not None:
+            service.stop()
         stop.set()
-        thread.join()
+        if thread is not None:
+            thread.join()
         store.close()
     latencies.sort()
     return {
-        "passes": "full" if full else "incremental",
+        "passes": mode,
         "devices": args.devices,
         "reportsPerSecond": args.rate,
+        "changingShare": args.changing,
         "reports": len(latencies),
         "passesRun": len(durations),
         "passSecondsMean": round(statistics.mean(durations), 3) if durations else None,
+        "writer": writer,
         "latencyMs": {
             "p50": round(statistics.median(latencies) * 1000, 2),
             "p99": round(latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000, 2),
             "max": round(latencies[-1] * 1000, 2),
         },
     }
+
+
+async def _send_reports(
+    args: argparse.Namespace,
+    store: Any,
+    clock: Clock,
+    ids: list[str],
+    on_change: Any,
+) -> tuple[list[float], dict[str, int]]:
+    """`--rate` reports a second for `--seconds` through `controller.server.writer.Writer` (the
+    agent API's path after parsing and authentication: its batching, its own connection with a
+    short lock wait, the hand-off to a worker thread); each latency from the instant the report
+    was due to the instant it was stored. Half heartbeats, half newer scans; `--changing` of
+    the scans change the missing set (a planner input: the writer then triggers a pass)."""
+    from controller.server.writer import Writer  # noqa: PLC0415
+    from controller.store import reports  # noqa: PLC0415
+
+    writer = Writer(store, clock=clock, on_change=on_change)
+    writer.start()
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    changing = round(1 / args.changing) if args.changing > 0 else 0
+
+    async def send(report: Any, due: float) -> None:
+        await writer.report(report)
+        latencies.append(loop.time() - due)
+
+    tasks = []
+    begin = loop.time()
+    for index in range(int(args.rate * args.seconds)):
+        due = begin + index / args.rate
+        await asyncio.sleep(max(due - loop.time(), 0))
+        at = clock.advance(0.02)
+        scan = None
+        if index % 2:
+            # a changing scan misses one patch fewer than the device's stored one (each device
+            # reports once in a run shorter than the fleet: `--devices` / `--rate` seconds)
+            fewer = changing and (index // 2) % changing == 0
+            count = args.missing - 1 if fewer else args.missing
+            scan = reports.Scan(
+                scanned_at=at,
+                reboot_required=False,
+                missing=tuple((f"LNX-{i:04}", {}) for i in range(count)),
+            )
+        report = reports.Report(ids[index % len(ids)], scan=scan)
+        tasks.append(asyncio.create_task(send(report, due)))
+    await asyncio.gather(*tasks)
+    await writer.stop()
+    counts = {
+        "batches": writer.batches,
+        "handedOff": writer.handed_off,
+        "changing": writer.changing,
+    }
+    return latencies, counts
 
 
 def _pick(counts: dict[str, Any]) -> dict[str, Any]:
@@ -314,13 +390,22 @@ def main() -> None:
     parser.add_argument("--quiet", type=int, default=1000, help="devices sending quiet reports")
     parser.add_argument("--rate", type=float, default=50.0, help="reports per second in (c)")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of (c)")
+    parser.add_argument(
+        "--changing", type=float, default=0.1, help="share of the scans in (c) that change a set"
+    )
+    parser.add_argument(
+        "--modes",
+        type=lambda text: [m for m in text.split(",") if m],
+        default=list(LATENCY_MODES),
+        help=f"(c) runs, comma-separated: {','.join(LATENCY_MODES)}",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     sizes = [args.devices] + ([args.large] if args.large else [])
     result = {
         "machine": {"python": platform.python_version(), "cpus": _cpus()},
         "fleets": [fleet_run(count, args) for count in sizes],
-        "reportLatency": [latency_run(args, full=False), latency_run(args, full=True)],
+        "reportLatency": [latency_run(args, mode=mode) for mode in args.modes],
     }
     text = json.dumps(result, indent=2)
     print(text)

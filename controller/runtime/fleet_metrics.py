@@ -19,6 +19,7 @@ from controller.core.observed import JobKind, JobState
 from controller.kinds.common import tenant_contains
 from controller.notify.delivery import STATUS_KEY_PREFIX
 from controller.runtime import feeds
+from controller.runtime import status as runtime_status
 from controller.store import compliance, devices, jobs, runs
 from controller.store import status as status_store
 
@@ -139,7 +140,7 @@ def _compliance(conn: Connection, *, scope: str) -> Family:
 def _pending_approvals(
     conn: Connection, status: dict[str, dict[str, Any]], *, scope: str
 ) -> Family:
-    plan = _mapping(status.get("plan", {}).get("value"))
+    plan = runtime_status.plan_value(status)
     recorded = _mapping(plan.get("pendingApprovalsByDevice"))
     counts: Counter[str] = Counter()
     tenants = devices.tenants_of(conn, {str(device_id) for device_id in recorded}, scope=scope)

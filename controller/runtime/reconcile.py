@@ -12,6 +12,8 @@ desired state before planning, so they approve nothing (`controller.runtime.audi
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,12 +38,13 @@ from controller.core.plan import Plan
 from controller.core.revisions import Revision
 from controller.kinds.notifications import AlertSeverity, EventType
 from controller.runtime import apply, audit, observe
+from controller.runtime import status as runtime_status
 from controller.runtime.access import AccessPolicy
 from controller.sources import git as git_source
 from controller.sources import loading
 from controller.sources.documents import Problem
 from controller.sources.history import AuditEvent
-from controller.store import Store, changes, runs
+from controller.store import Connection, Store, changes, runs
 from controller.store import alerts as alert_store
 from controller.store import status as status_store
 
@@ -141,6 +144,8 @@ class Reconciler:
         self._tip: str | None = None  # resolved once per pass, by the fetch, for the trail too
         # whether PolicyInvalid alerts left open by an earlier process were looked for
         self._invalid_checked = False
+        # status key → (digest, time written) of the plan summary values this reconciler stored
+        self._plan_written: dict[str, tuple[str, datetime]] = {}
 
     def reconcile(self) -> Outcome:
         """One pass. Never raises for a bad commit or an unreachable repository."""
@@ -402,6 +407,14 @@ class Reconciler:
 
     def _save_status(self, outcome: Outcome) -> None:
         now = outcome.started_at
+        # Encoded before the write transaction: the plan summary lists every device's pending
+        # approvals (a few MB at 10,000 devices), and encoding it under SQLite's one write lock
+        # held agents' reports back for over 100 ms a pass (issue 14).
+        summary = (
+            {key: _encoded(value) for key, value in plan_values(outcome.plan).items()}
+            if outcome.plan is not None
+            else {}
+        )
         with self.store.write() as conn:
             source = _source_status(outcome)
             if source["lastAppliedRevision"] is None:
@@ -413,8 +426,7 @@ class Reconciler:
                 source["lastAppliedRevision"] = kept if isinstance(kept, str) else None
             status_store.set_status(conn, "source", source, now=now)
             status_store.set_status(conn, "conditions", conditions(outcome), now=now)
-            if outcome.plan is not None:
-                status_store.set_status(conn, "plan", plan_summary(outcome.plan), now=now)
+            self._save_plan_summary(conn, summary, now=now)
             runs.record_reconcile_run(
                 conn,
                 started_at=now,
@@ -424,6 +436,23 @@ class Reconciler:
                 counts=outcome.counts,
                 message="; ".join(outcome.errors[:5]),
             )
+
+    def _save_plan_summary(
+        self, conn: Connection, values: dict[str, tuple[str, str]], *, now: datetime
+    ) -> None:
+        """Write the plan summary's values (key → JSON text, digest) but those this reconciler
+        wrote last with the same digest and nobody rewrote since (the stored time says): a
+        pass rewrites only the pending-approval shards of the devices whose approvals changed."""
+        written = self._plan_written
+        unchanged = {
+            key for key, (_, digest) in values.items() if written.get(key, ("",))[0] == digest
+        }
+        stored = status_store.updated_times(conn, unchanged) if unchanged else {}
+        for key, (text, digest) in values.items():
+            if key in unchanged and stored.get(key) == written[key][1]:
+                continue
+            status_store.set_encoded(conn, key, text, now=now)
+            written[key] = (digest, now)
 
 
 def _invalid_key(revision: str) -> str:
@@ -452,8 +481,31 @@ def _signed_scopes(policy: AccessPolicy) -> str:
     return ", ".join(sorted(s for s, rule in policy.tenants.items() if rule.require_signed))
 
 
+def _encoded(value: Any) -> tuple[str, str]:
+    """`value` as JSON text, and a digest of that text."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return text, hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def plan_values(the_plan: Plan) -> dict[str, Any]:
+    """The status values of the last plan, by key: `plan` (`plan_summary`) and every shard of
+    the pending approvals by device (`runtime.status.pending_shard`; all of them, so a shard
+    whose devices have none left is emptied). Per device, so that tenant-scoped views (the
+    dashboard) count only their own devices."""
+    shards: dict[str, dict[str, list[str]]] = {
+        f"{runtime_status.PENDING_SHARD_PREFIX}{n:02x}": {}
+        for n in range(runtime_status.PENDING_SHARDS)
+    }
+    for device in the_plan.devices:
+        if device.pending_approval:
+            shard = shards[runtime_status.pending_shard(device.device_id)]
+            shard[device.device_id] = list(device.pending_approval)
+    return {"plan": plan_summary(the_plan), **shards}
+
+
 def plan_summary(the_plan: Plan) -> dict[str, Any]:
-    """What status shows of the last plan: pending approvals and each window's next opening."""
+    """What status shows of the last plan under `plan`: pending approvals and each window's
+    next opening (the pending approvals by device are in shards: `plan_values`)."""
     next_windows = {}
     for key, state in sorted(the_plan.windows.items()):
         occurrence = state.current or state.upcoming
@@ -465,10 +517,6 @@ def plan_summary(the_plan: Plan) -> dict[str, Any]:
     return {
         "revision": the_plan.revision,
         "pendingApprovals": the_plan.pending_approvals,
-        # per device, so that tenant-scoped views (the dashboard) count only their own devices
-        "pendingApprovalsByDevice": {
-            d.device_id: list(d.pending_approval) for d in the_plan.devices if d.pending_approval
-        },
         "installable": sum(len(d.installable) for d in the_plan.devices),
         "nextWindows": next_windows,
     }

@@ -6,6 +6,7 @@ tenant and its clients.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -70,7 +71,7 @@ def tenant_view(conn: Connection, *, scope: str) -> dict[str, Any]:
     """
     status = status_store.get_status(conn)
     source = status_value(status, "source")
-    plan = status_value(status, "plan")
+    plan = plan_value(status)
     pending = _scoped_pending(conn, plan.get("pendingApprovalsByDevice"), scope=scope)
     catalogue = status_value(status, "catalogue")
     return {
@@ -202,6 +203,36 @@ def _applies_to(tenant: str, scope: str) -> bool:
     if tenant == "*":
         return True
     return tenant_contains(scope, tenant) or tenant_contains(tenant, scope)
+
+
+PENDING_SHARD_PREFIX = "plan:pending:"  # + two hex digits: a shard of the pending approvals
+PENDING_SHARDS = 256
+
+
+def pending_shard(device_id: str) -> str:
+    """The status key holding `device_id`'s pending approvals. The reconciler stores them in
+    `PENDING_SHARDS` shards, so a pass rewrites only the shards of the devices that changed
+    instead of one value listing the whole fleet (megabytes at 10,000 devices, written under
+    SQLite's one write lock: issue 14)."""
+    digest = hashlib.blake2b(device_id.encode("utf-8"), digest_size=1).hexdigest()
+    return f"{PENDING_SHARD_PREFIX}{digest}"
+
+
+def plan_value(status: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The stored plan summary (`status_value(status, "plan")`) with `pendingApprovalsByDevice`
+    gathered from its shards (`pending_shard`), when there are any; a summary stored whole
+    (before the shards) is read as it is."""
+    plan = status_value(status, "plan")
+    shards = [entry for key, entry in status.items() if key.startswith(PENDING_SHARD_PREFIX)]
+    if not shards:
+        return plan
+    recorded = plan.get("pendingApprovalsByDevice")
+    merged = dict(recorded) if isinstance(recorded, dict) else {}
+    for entry in shards:
+        value = entry.get("value")
+        if isinstance(value, dict):
+            merged.update(value)
+    return {**plan, "pendingApprovalsByDevice": merged}
 
 
 def status_value(status: Mapping[str, Mapping[str, Any]], key: str) -> dict[str, Any]:

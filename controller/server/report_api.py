@@ -49,7 +49,7 @@ async def report(
     def read(conn: Connection) -> dict[str, Any]:
         stored = status_store.get_status(conn)
         revision = runtime_status.status_value(stored, "source").get("lastAppliedRevision")
-        pending = runtime_status.status_value(stored, "plan").get("pendingApprovalsByDevice")
+        pending = runtime_status.plan_value(stored).get("pendingApprovalsByDevice")
         data = collect(
             conn,
             tenant=scope,

@@ -160,9 +160,10 @@ class Writer:
     async def _write_batch(self, batch: list[_Item]) -> list[tuple[bool, Any]]:
         """Write and settle the batch; each item's (ok, result or exception)."""
         try:
-            results = self._write_together(self._connection(), batch)
+            results = self._write_together(self._connection(), batch, wait_ms=LOCK_WAIT_MS)
         except Exception as exc:  # noqa: BLE001 - whatever it was, each item gets its own answer
-            self._discard_connection()
+            if not isinstance(exc, database.WriteLockTimeoutError):  # else it never began
+                self._discard_connection()
             if database.is_lock_timeout(exc):
                 self.handed_off += 1
                 return await asyncio.to_thread(self._write_waiting, batch)
@@ -172,10 +173,14 @@ class Writer:
             _settle(item, ok=ok, value=value)
         return results
 
-    def _write_together(self, conn: Connection, batch: list[_Item]) -> list[tuple[bool, Any]]:
-        now = self._clock()
+    def _write_together(
+        self, conn: Connection, batch: list[_Item], *, wait_ms: int
+    ) -> list[tuple[bool, Any]]:
+        """The batch in one transaction on `conn`, begun once this process's other writers are
+        done (waiting at most `wait_ms` for them: `Store.write_turn`)."""
         results: list[tuple[bool, Any]] = [(True, None)] * len(batch)
-        with conn.begin():
+        with self._store.write_turn(wait_ms=wait_ms), conn.begin():
+            now = self._clock()
             for index, item in enumerate(batch):
                 if item.call is not None:
                     try:
@@ -199,7 +204,7 @@ class Writer:
         try:
             with self._store.engine.connect() as conn:
                 conn.execution_options(patchctl_write=True)
-                results = self._write_together(conn, batch)
+                results = self._write_together(conn, batch, wait_ms=database.BUSY_TIMEOUT_MS)
         except Exception:  # noqa: BLE001 - fall back to one transaction per item
             return self._write_each(batch)
         for item, (ok, value) in zip(batch, results, strict=True):

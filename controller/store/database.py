@@ -6,8 +6,12 @@ package), and refuses a database written by a newer patchctl instead of guessing
 
 SQLite gets WAL, `synchronous=NORMAL`, a busy timeout and foreign keys; write transactions
 start with `BEGIN IMMEDIATE`, so two writers queue on the busy timeout instead of failing when a
-read transaction would have to be upgraded. PostgreSQL takes an advisory lock while migrating,
-so several replicas may start at once.
+read transaction would have to be upgraded. Writers of one process also queue on a lock of
+their own (`WriteGate`) before they begin: SQLite's busy handler polls, sleeping in growing
+steps of up to 100 ms, so a writer that found the database locked woke up to 100 ms after the
+lock was free; on the gate it wakes at once (issue 14: an agent report waiting behind a
+reconcile pass). The busy timeout still orders this process against other ones (the CLI).
+PostgreSQL takes an advisory lock while migrating, so several replicas may start at once.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sqlite3
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -40,10 +45,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+BUSY_TIMEOUT_MS = 15000  # how long a SQLite writer waits for the lock (and for the gate)
 SQLITE_PRAGMAS = (
     "journal_mode=WAL",
     "synchronous=NORMAL",
-    "busy_timeout=15000",
+    f"busy_timeout={BUSY_TIMEOUT_MS}",
     "foreign_keys=ON",
     "temp_store=MEMORY",
     "cache_size=-32768",  # 32 MiB page cache per connection
@@ -62,6 +68,31 @@ class SchemaTooNewError(StoreError):
     StoreError: during a rolling upgrade the newer replicas take over; the CLI exits 2)."""
 
 
+class WriteLockTimeoutError(StoreError):
+    """A writer of this process waited its whole lock timeout for the write gate."""
+
+
+class WriteGate:
+    """One SQLite write transaction at a time in this process, in the order the writers ask
+    (as far as the operating system's wake-up order goes). A writer waiting on the gate is
+    woken when the one before it ends, instead of polling in SQLite's busy handler."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def turn(self, *, wait_ms: int) -> Iterator[None]:
+        """Hold the gate for the block; `WriteLockTimeoutError` after `wait_ms` milliseconds."""
+        if not self._lock.acquire(timeout=wait_ms / 1000):
+            raise WriteLockTimeoutError(
+                f"another write transaction of this process held the database for over {wait_ms} ms"
+            )
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+
 @dataclass(frozen=True, slots=True)
 class Store:
     """An open state store. Use `read()` and `write()` for transactions; `close()` when done.
@@ -74,6 +105,8 @@ class Store:
     engine: Engine
     url: str  # with any password masked, for messages and logs
     fence: Callable[[Connection], None] | None = None
+    # SQLite: this process's writers queue here (None: PostgreSQL, whose writers lock rows)
+    gate: WriteGate | None = field(default=None, compare=False, repr=False)
 
     @property
     def dialect(self) -> str:
@@ -89,20 +122,32 @@ class Store:
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction: committed when the block ends, rolled back when it raises."""
-        with self.engine.connect() as conn:
+        with self.write_turn(wait_ms=BUSY_TIMEOUT_MS), self.engine.connect() as conn:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 if self.fence is not None:
                     self.fence(conn)
                 yield conn
 
+    @contextlib.contextmanager
+    def write_turn(self, *, wait_ms: int) -> Iterator[None]:
+        """This process's turn to run one write transaction (begin it inside the block):
+        SQLite's write gate, held for the block (`WriteLockTimeoutError` after `wait_ms`);
+        nothing on PostgreSQL. `write()` takes it; a connection from `write_connection` must."""
+        if self.gate is None:
+            yield
+            return
+        with self.gate.turn(wait_ms=wait_ms):
+            yield
+
     def write_connection(self, *, lock_wait_ms: int) -> Connection:
         """A connection of its own for one batching writer (the agent API's writer): its
         transactions are write transactions (SQLite: `BEGIN IMMEDIATE`), and it waits at most
         `lock_wait_ms` milliseconds for a lock (SQLite's busy timeout, PostgreSQL's
         `lock_timeout`) before the statement fails with an error `is_lock_timeout` recognises.
-        The caller begins its transactions, and closes (or invalidates) it when done. Not
-        fenced: the writer serves agents on every replica."""
+        The caller begins each transaction inside `write_turn(wait_ms=lock_wait_ms)`, and
+        closes (or invalidates) the connection when done. Not fenced: the writer serves agents
+        on every replica."""
         conn = self.engine.connect()
         conn.execution_options(**{_WRITE: True})
         if conn.dialect.name == "sqlite":
@@ -135,7 +180,9 @@ class Store:
 
 def is_lock_timeout(exc: BaseException) -> bool:
     """Whether `exc` is a statement that gave up waiting for a lock: SQLite busy or locked,
-    PostgreSQL `lock_not_available` (55P03, `lock_timeout`)."""
+    PostgreSQL `lock_not_available` (55P03, `lock_timeout`), or this process's write gate."""
+    if isinstance(exc, WriteLockTimeoutError):
+        return True
     if not isinstance(exc, DBAPIError):
         return False
     original = exc.orig
@@ -152,7 +199,8 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
     """
     parsed = _parse_url(url)
     engine = _create_engine(parsed)
-    store = Store(engine=engine, url=parsed.render_as_string(hide_password=True))
+    gate = WriteGate() if parsed.get_backend_name() == "sqlite" else None
+    store = Store(engine=engine, url=parsed.render_as_string(hide_password=True), gate=gate)
     try:
         if migrate:
             _migrate(store)

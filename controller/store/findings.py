@@ -308,14 +308,17 @@ def store_evaluations(
     sql = _sql_for(conn.dialect.name)
     stamp = sql.time(now)
     ready = rendered or {}
-    rows = [
-        (e.device_id, FEED, stamp, ready.get(e.device_id) or _render(e))
+    texts = {
+        e.device_id: ready.get(e.device_id) or _render(e)
         for e in evaluations
         if e.findings is not None
-    ]
+    }
+    rows = [(device_id, FEED, stamp, text) for device_id, text in texts.items()]
     gone = [e.device_id for e in evaluations if e.findings is None]
-    # feed findings (and the kernel signal) are planner inputs of every device evaluated
-    changes.record_devices(conn, (e.device_id for e in evaluations), now=now)
+    # The feed document (findings and the kernel signal) is a planner input: a change is
+    # recorded only for the devices whose document changed, so a repeated inventory costs
+    # no planning.
+    changes.record_devices(conn, _changed_documents(conn, texts, gone), now=now)
     if rows:
         conn.exec_driver_sql(sql.upsert, rows)
     _store_kernel_reboots(conn, evaluations)
@@ -326,6 +329,28 @@ def store_evaluations(
                 s.source == FEED, s.device_id.in_(gone[start : start + _CHUNK])
             )
         )
+
+
+def _changed_documents(
+    conn: Connection, texts: Mapping[str, str], gone: Sequence[str]
+) -> list[str]:
+    """The devices whose `feed` document is about to change: `texts` (new documents, JSON text,
+    by device id) that differ from the stored ones as values, and `gone` devices that had
+    one. The kernel signal (`devices.kernel_reboot`) is part of the document
+    (`rebootRequired`), so it changes only with it."""
+    ids = [*texts, *gone]
+    stored: dict[str, Any] = {}
+    s = schema.patch_states.c
+    for start in range(0, len(ids), _CHUNK):
+        query = sa.select(s.device_id, s.patches).where(
+            s.source == FEED, s.device_id.in_(ids[start : start + _CHUNK])
+        )
+        stored.update({row.device_id: row.patches for row in conn.execute(query)})
+    changed = [d for d, text in texts.items() if stored.get(d, _ABSENT) != json.loads(text)]
+    return changed + [d for d in gone if d in stored]
+
+
+_ABSENT = object()  # no stored document: differs from every new one
 
 
 def render(evaluations: Sequence[Evaluation]) -> dict[str, str]:

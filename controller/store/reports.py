@@ -321,6 +321,9 @@ class _Stored:
     os_version: str
     role: str
     labels: Any
+    # the facts document while the scan's reboot signal is set (else None): the planner reads
+    # its boot time then (`BOOT_FACTS`)
+    reboot_facts: Any
 
     def operating_system(self) -> tuple[str | None, str | None, str | None]:
         return self.os_family, self.os_name, self.os_version
@@ -383,10 +386,34 @@ def _facts_differ(facts: Facts, device: _Stored) -> bool:
     ):
         if reported is not None and reported != stored:
             return True
-    if facts.labels is None:
+    if facts.labels is not None:
+        labels = _json_value(device.labels)
+        if facts.labels != labels:
+            return True
+    return _boot_facts_differ(facts, device)
+
+
+# The facts the planner reads for a device whose scan asks for a reboot: when it booted
+# (`controller.store.observed`, `core.reboots.boot_time`), so which installs the reboot is for.
+BOOT_FACTS = ("uptime", "lastBootAt")
+
+
+def _boot_facts_differ(facts: Facts, device: _Stored) -> bool:
+    """Whether the report changes a boot fact the planner reads: only while the stored scan's
+    reboot signal is set (else the planner reads none), so an agent's uptime, new in every
+    report, costs a pass only for a device waiting for its reboot."""
+    if device.reboot_facts is None:
         return False
-    labels = json.loads(device.labels) if isinstance(device.labels, str) else device.labels
-    return bool(facts.labels != labels)
+    stored = _json_value(device.reboot_facts)
+    reported = json.loads(facts.document)
+    if not isinstance(stored, dict) or not isinstance(reported, dict):
+        return bool(stored != reported)
+    return any(stored.get(key) != reported.get(key) for key in BOOT_FACTS)
+
+
+def _json_value(value: Any) -> Any:
+    """A JSON column as the driver returns it: text on SQLite, decoded on PostgreSQL."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _identity_conflict(
@@ -610,7 +637,8 @@ class _Sql:
         marks = ", ".join([self.mark] * count)
         return (
             "SELECT id, last_scan_at, machine_id, last_seen, poll_interval, awaiting_report, "  # noqa: S608 - placeholders only
-            "scan_digest, inventory_digest, os_family, os_name, os_version, role, labels "
+            "scan_digest, inventory_digest, os_family, os_name, os_version, role, labels, "
+            "CASE WHEN reboot_required THEN facts END "
             f"FROM devices WHERE id IN ({marks})"
         )
 

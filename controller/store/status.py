@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from controller.store import schema
+from controller.store import database, schema
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -28,6 +28,27 @@ def set_status(conn: Connection, key: str, value: Any, *, now: datetime) -> None
             set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
         )
     )
+
+
+def set_encoded(conn: Connection, key: str, text: str, *, now: datetime) -> None:
+    """Set one status value given as JSON text already encoded, replacing the previous one: a
+    caller that encodes a large value before its write transaction does not spend SQLite's one
+    write lock on it (the reconciler's plan summary, issue 14)."""
+    value: Any = sa.type_coerce(text, sa.Text())
+    if conn.dialect.name == "postgresql":
+        value = sa.cast(value, postgresql.JSONB)
+    set_status(conn, key, value, now=now)
+
+
+def updated_times(conn: Connection, keys: Collection[str]) -> dict[str, datetime]:
+    """When each value under `keys` was last set, by key (a key never set is left out); reads
+    only that column."""
+    s = schema.status.c
+    found: dict[str, datetime] = {}
+    for chunk in database.in_chunks(sorted(keys)):
+        rows = conn.execute(sa.select(s.key, s.updated_at).where(s.key.in_(chunk)))
+        found.update({row.key: row.updated_at for row in rows})
+    return found
 
 
 def get_status(conn: Connection) -> dict[str, dict[str, Any]]:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from controller.core.patches import PatchRecord
 from controller.kinds.common import Classification, OsFamily, Severity
+from controller.runtime import status as runtime_status
 from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.store import Store, catalogue, devices, open_store, reports, schema
 from controller.store import status as status_store
@@ -234,3 +235,98 @@ def test_policy_invalid_alert_is_raised_once(
             .where(schema.alerts.c.kind == "PolicyInvalid")
         ).scalar_one()
     assert 1 == count
+
+
+def test_a_plan_summary_that_did_not_change_is_not_rewritten(
+    example_repo: PolicyRepo, store: Store, tmp_path: Path
+) -> None:
+    """The plan summary (every device's pending approvals) is written when it changes or when
+    someone else wrote the stored one since; a pass that changed nothing leaves it alone."""
+    seed_catalogue(store)
+    device = enrol(
+        store,
+        "WEB-01",
+        tenant="acme/retail",
+        os_family="windows",
+        labels={"env": "prod"},
+        now=IN_WINDOW - timedelta(days=1),
+    )
+    report_scan(store, device, missing=("KB5044284",), now=IN_WINDOW - timedelta(minutes=5))
+    the_reconciler = reconciler(example_repo, store, tmp_path, IN_WINDOW)
+
+    def pass_at(minutes: int) -> tuple[object, object]:
+        the_reconciler.clock_cell[0] = IN_WINDOW + timedelta(minutes=minutes)  # type: ignore[attr-defined]
+        the_reconciler.reconcile()
+        with store.read() as conn:
+            plan_at = status_store.updated_times(conn, {"plan"})["plan"]
+            return plan_at, status_store.get_value(conn, "plan")
+
+    first_at, first = pass_at(0)
+    assert 1 == first["installable"]
+    assert (first_at, first) == pass_at(1)
+    with store.write() as conn:  # another replica wrote its own summary meanwhile
+        status_store.set_status(conn, "plan", {"other": True}, now=IN_WINDOW + timedelta(minutes=1))
+    assert (IN_WINDOW + timedelta(minutes=2), first) == pass_at(2)
+    report_scan(store, device, missing=(), now=IN_WINDOW + timedelta(minutes=3))
+    changed_at, changed = pass_at(4)
+    assert (IN_WINDOW + timedelta(minutes=4), 0) == (changed_at, changed["installable"])
+
+
+APPROVAL_POLICY = """\
+apiVersion: patchctl/v1
+kind: Tenant
+metadata: {name: msp}
+spec: {clients: [c0]}
+---
+apiVersion: patchctl/v1
+kind: DeviceGroup
+metadata: {name: all-linux, tenant: msp}
+spec: {selector: {os: linux}}
+---
+apiVersion: patchctl/v1
+kind: Baseline
+metadata: {name: lin, tenant: msp}
+spec: {os: linux, targets: {groups: [all-linux]}, rules: [{severities: [important]}]}
+"""
+
+
+def test_pending_approvals_are_stored_in_shards_and_only_changed_shards_are_rewritten(
+    policy_repo: PolicyRepo, store: Store, tmp_path: Path
+) -> None:
+    """The pending approvals by device read back whole (`runtime.status.plan_value`); a pass
+    after one device's report rewrites that device's shard and leaves every other alone."""
+    seed_catalogue(store)
+    policy_repo.write("policies/policy.yaml", APPROVAL_POLICY)
+    policy_repo.commit("policy")
+    ids = [
+        enrol(
+            store,
+            f"lin-{n}",
+            tenant="msp/c0",
+            os_family="linux",
+            labels={},
+            now=IN_WINDOW - timedelta(days=1),
+        )
+        for n in range(2)
+    ]
+    for device in ids:
+        report_scan(store, device, missing=("USN-7123-1",), now=IN_WINDOW - timedelta(minutes=5))
+    the_reconciler = reconciler(policy_repo, store, tmp_path, IN_WINDOW)
+
+    def pass_at(minutes: int) -> tuple[dict[str, object], dict[str, datetime]]:
+        the_reconciler.clock_cell[0] = IN_WINDOW + timedelta(minutes=minutes)  # type: ignore[attr-defined]
+        the_reconciler.reconcile()
+        with store.read() as conn:
+            stored = status_store.get_status(conn)
+            shards = [k for k in stored if k.startswith(runtime_status.PENDING_SHARD_PREFIX)]
+            times = status_store.updated_times(conn, shards)
+        return runtime_status.plan_value(stored)["pendingApprovalsByDevice"], times
+
+    pending, first = pass_at(0)
+    assert {device: ["USN-7123-1"] for device in ids} == pending
+    assert runtime_status.PENDING_SHARDS == len(first)
+    report_scan(store, ids[0], missing=(), now=IN_WINDOW + timedelta(minutes=1))
+    pending, second = pass_at(2)
+    assert {ids[1]: ["USN-7123-1"]} == pending
+    rewritten = {key for key, at in second.items() if at != first[key]}
+    assert {runtime_status.pending_shard(ids[0])} == rewritten

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from controller.runtime.settings import Settings
 from controller.server import create_app
-from controller.store import tokens
+from controller.store import Store, tokens
 
 pytestmark = pytest.mark.anyio
 
@@ -68,15 +70,33 @@ async def test_concurrent_reports_share_transactions(sqlite_store, clock) -> Non
     assert batches < 20
 
 
-async def test_a_locked_database_hands_the_batch_to_a_thread(sqlite_store, clock) -> None:
-    """While another connection holds the write lock, a report waits in a worker thread and
-    succeeds once the lock is released; the event loop keeps answering meanwhile."""
+@contextlib.contextmanager
+def _other_process_write(store: Store) -> Iterator[None]:
+    """A write transaction that does not take this process's write gate, as another process's
+    would: only SQLite's own lock (and busy timeout) stands in the writer's way."""
+    with store.engine.connect() as conn:
+        conn.execution_options(patchctl_write=True)
+        with conn.begin():
+            yield
+
+
+@pytest.mark.parametrize(
+    "transaction",
+    [Store.write, _other_process_write],
+    ids=["this-process-write-gate", "another-process-sqlite-lock"],
+)
+async def test_a_locked_database_hands_the_batch_to_a_thread(
+    sqlite_store, clock, transaction
+) -> None:
+    """While another write transaction holds the lock (one of this process, on the write gate;
+    one of another process, on SQLite's lock), a report waits in a worker thread and succeeds
+    once the lock is released; the event loop keeps answering meanwhile."""
     app = create_app(sqlite_store, Settings(clock=clock))
     locked = threading.Event()
     release = threading.Event()
 
     def hold_lock() -> None:
-        with sqlite_store.write():
+        with transaction(sqlite_store):
             locked.set()
             release.wait(timeout=10)
 

@@ -6,6 +6,7 @@ Real SQLite store; each scenario runs a store function and reads back what it re
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from controller.core.patches import PatchRecord
+from controller.core.patches import FixedPackage, PatchRecord
 from controller.kinds.common import OsFamily
 from controller.runtime import observe
 from controller.store import (
@@ -128,6 +129,39 @@ def _with_inventory(store: Store) -> str:
     return device_id
 
 
+# A Debian fix for the openssl that `debian_inventory` lists older or fixed.
+DSA = PatchRecord(
+    id="DSA-5800-1",
+    os=OsFamily.LINUX,
+    packages=(FixedPackage("openssl", "3.0.15-1~deb12u1", "debian:12", source_name="openssl"),),
+)
+
+
+def debian_inventory(device_id: str, *, version: str = "3.0.11-1~deb12u2") -> reports.Report:
+    """An inventory report of a Debian 12 device (facts included) with openssl `version`."""
+    return reports.Report(
+        device_id=device_id,
+        facts=reports.Facts(
+            document="{}", os_family="linux", os_name="Debian GNU/Linux", os_version="12.11"
+        ),
+        inventory=reports.Inventory(
+            os_build=None,
+            kernel=None,
+            packages=[{"name": "openssl", "version": version, "arch": "amd64"}],
+        ),
+    )
+
+
+def _with_debian_inventory_then_a_fix(store: Store) -> str:
+    """A Debian device whose inventory was evaluated before the catalogue knew `DSA`; the fix
+    is imported since (its findings are stale until the fleet is re-evaluated)."""
+    device_id = enrol(store, "web-01")
+    with store.write() as conn:
+        reports.write_reports(conn, [debian_inventory(device_id)], now=NOW)
+    catalogue.upsert_records(store, [DSA], now=NOW)
+    return device_id
+
+
 def _with_failed_job(store: Store) -> str:
     """A device whose job failed (as its agent would report it: the controller itself fails
     only started jobs, `core.jobs.ENDINGS`), set up directly in the table."""
@@ -183,7 +217,7 @@ SCENARIOS: dict[str, Scenario] = {
         lambda conn, d: reports.write_reports(conn, [inventory(d)], now=NOW),
     ),
     "fleet re-evaluation": (
-        _with_inventory,
+        _with_debian_inventory_then_a_fix,
         lambda conn, _d: findings.reevaluate_fleet(conn, now=NOW),
     ),
     "job issued": (
@@ -239,6 +273,19 @@ def test_a_heartbeat_records_nothing(store: Store) -> None:
         reports.write_reports(
             conn, [scan(device_id, at=NOW, missing=("X",))], now=NOW + timedelta(seconds=40)
         )
+    assert (frozenset(), False) == (found[0].devices, found[0].catalogue)
+
+
+def test_a_repeated_inventory_records_nothing(store: Store) -> None:
+    """The same inventory again (same packages, same facts), and a fleet re-evaluation against
+    the same catalogue, leave the feed findings as they were: no change is recorded."""
+    catalogue.upsert_records(store, [DSA], now=NOW)
+    device_id = enrol(store, "web-01")
+    with store.write() as conn:
+        reports.write_reports(conn, [debian_inventory(device_id)], now=NOW)
+    with recorded(store) as found, store.write() as conn:
+        reports.write_reports(conn, [debian_inventory(device_id)], now=NOW + timedelta(seconds=30))
+        findings.reevaluate_fleet(conn, now=NOW + timedelta(seconds=31))
     assert (frozenset(), False) == (found[0].devices, found[0].catalogue)
 
 
@@ -312,3 +359,123 @@ def test_prune_drops_old_rows(store: Store) -> None:
         assert 1 == changes.prune(conn, before=NOW - timedelta(hours=1))
     with store.read() as conn:
         assert frozenset({"new"}) == changes.read(conn, changes.Mark()).devices
+
+
+# --- every device field the planner reads, changed by its writer (issue 14 drift) ------------
+# `store.observed` reads of a device row: tenant, name, os_family, os_name, os_version, role,
+# labels, enrolled_at, last_seen and poll_interval (`DeviceView`); last_scan_at,
+# last_scan_received_at, reboot_required and kernel_reboot with the `agent` and `feed` patch
+# states (`ScanView`); the facts' `uptime` and `lastBootAt` while a reboot is asked for; and
+# retired_at. Each scenario changes one through the store function that writes it.
+
+LATER = NOW + timedelta(minutes=1)
+
+
+def facts_report(device_id: str, **facts: Any) -> reports.Report:
+    document = {"uptime": 5 * 3600, **facts}
+    columns = {k: v for k, v in facts.items() if k in {"os_name", "os_version", "role", "labels"}}
+    return reports.Report(device_id, facts=reports.Facts(document=json.dumps(document), **columns))
+
+
+def _rebooting_device(store: Store) -> str:
+    """A Debian device whose last scan asks for a reboot, with a patch installed an hour ago
+    (after its boot), its facts with an uptime, and an inventory evaluated against `DSA`."""
+    catalogue.upsert_records(store, [DSA], now=NOW - timedelta(days=1))
+    device_id = enrol(store, "web-01")
+    installed = reports.Scan(
+        scanned_at=NOW - timedelta(minutes=10),
+        reboot_required=True,
+        missing=(("X", {}),),
+        installed=(("Y", NOW - timedelta(hours=1)),),
+    )
+    with store.write() as conn:
+        reports.write_reports(
+            conn,
+            [
+                debian_inventory(device_id),
+                facts_report(device_id),
+                reports.Report(device_id, scan=installed),
+            ],
+            now=LATER - timedelta(seconds=30),  # online still at LATER: no `Change.ONLINE`
+        )
+    return device_id
+
+
+FIELD_CHANGES: dict[str, Callable[[Any, str], Any]] = {
+    "os name and version (facts)": lambda conn, d: reports.write_reports(
+        conn, [facts_report(d, os_name="Debian GNU/Linux", os_version="13")], now=LATER
+    ),
+    "role (facts)": lambda conn, d: reports.write_reports(
+        conn, [facts_report(d, role="gateway")], now=LATER
+    ),
+    "labels (facts)": lambda conn, d: reports.write_reports(
+        conn, [facts_report(d, labels={"env": "dev"})], now=LATER
+    ),
+    "uptime (facts, a reboot asked for)": lambda conn, d: reports.write_reports(
+        conn, [facts_report(d, uptime=30)], now=LATER
+    ),
+    "lastBootAt (facts, a reboot asked for)": lambda conn, d: reports.write_reports(
+        conn, [facts_report(d, lastBootAt=(NOW - timedelta(minutes=30)).isoformat())], now=LATER
+    ),
+    "missing set (scan)": lambda conn, d: reports.write_reports(
+        conn, [scan(d, at=NOW, missing=("X", "Z"))], now=LATER
+    ),
+    "reboot signal (scan)": lambda conn, d: reports.write_reports(
+        conn, [scan(d, at=NOW, missing=("X",))], now=LATER
+    ),
+    "feed findings and kernel (inventory)": lambda conn, d: reports.write_reports(
+        conn, [debian_inventory(d, version="3.0.15-1~deb12u1")], now=LATER
+    ),
+    "tenant, name, poll interval, enrolment (enrol again)": lambda conn, _d: devices.enrol(
+        conn,
+        devices.Enrolment(
+            tenant="acme/shop",
+            hostname="web-01",
+            os_family="linux",
+            os_name="Ubuntu",
+            os_version="24.04",
+            role="server",
+            agent_version="1.0",
+            labels={"env": "prod"},
+        ),
+        poll_interval=300,
+        now=LATER,
+    ),
+    "retired": lambda conn, _d: operations.retire_device(conn, "web-01", who=OPERATOR, now=LATER),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIELD_CHANGES))
+def test_the_incremental_observed_state_follows_each_field_the_planner_reads(
+    store: Store, name: str
+) -> None:
+    """After a writer changes one planner input of a device, the observed state brought up to
+    date from the recorded changes equals a full read of the store (what the periodic resync
+    compares: `patchctl_reconcile_drift_total`), and the full read did change."""
+    device_id = _rebooting_device(store)
+    observer = observe.Observer()
+    at = LATER + timedelta(seconds=1)
+    with store.read() as conn:
+        before = observer.full(conn, now=at).observed
+    with store.write() as conn:
+        FIELD_CHANGES[name](conn, device_id)
+    with store.read() as conn:
+        kept = observer.incremental(conn, now=at).observed
+        found = observe.Observer().full(conn, now=at).observed
+    assert observe.differing_devices(before, found, now=at)  # the scenario changed something
+    assert set() == observe.differing_devices(kept, found, now=at)
+
+
+def test_a_new_uptime_records_nothing_without_a_reboot_asked_for(store: Store) -> None:
+    """The agent's uptime, new in every report, is read by the planner only while the scan
+    asks for a reboot: otherwise a report with a new uptime is no change."""
+    device_id = enrol(store, "web-01")
+    with store.write() as conn:
+        reports.write_reports(
+            conn, [scan(device_id, at=NOW, missing=("X",)), facts_report(device_id)], now=NOW
+        )
+    with recorded(store) as found, store.write() as conn:
+        reports.write_reports(
+            conn, [facts_report(device_id, uptime=9 * 3600)], now=NOW + timedelta(seconds=30)
+        )
+    assert (frozenset(), False) == (found[0].devices, found[0].catalogue)

@@ -97,7 +97,7 @@ def read_dashboard(conn: Connection, *, scope: str, now: datetime) -> Dashboard:
     """The dashboard of `scope` (a tenant path with its clients) as the store holds it."""
     status = status_store.get_status(conn)
     source = runtime_status.status_value(status, "source")
-    plan = runtime_status.status_value(status, "plan")
+    plan = runtime_status.plan_value(status)
     baselines = _baselines(conn, scope=scope)
     verdicts = StateCounts(
         compliant=sum(b.counts.compliant for b in baselines),
