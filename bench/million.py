@@ -3,7 +3,7 @@ the service's full reconcile pass, with the read (observe), plan and apply (writ
 
 The fleet is written straight into a fresh database (PostgreSQL: `COPY`, streamed in chunks;
 SQLite: multi-row inserts): `--devices` Linux devices over `--tenants` clients of one partner,
-ten rings by label, each with an agent scan an hour old missing a handful of patches (one of
+ten rings by label, each with an agent scan of the last 20 hours missing a handful of patches (one of
 `--variants` seeded patch sets of 4-16 of a 400-patch catalogue). The policy repository is
 bench/incremental.py's (a baseline for every Linux device, a weekly window open at the bench's
 instant) plus an approval of three patches for ring r0, so the pass writes a compliance row
@@ -121,7 +121,6 @@ def fleet_rows(count: int, args: argparse.Namespace) -> Iterator[tuple[tuple[Any
     """Chunks of (device row, patch-state row) pairs, generated lazily (constant memory)."""
     documents = variants(args.variants)
     rng = random.Random(7)
-    scanned = NOW - timedelta(hours=1)
     enrolled = NOW - timedelta(days=30)
     chunk: list[tuple[Any, ...]] = []
     for n in range(count):
@@ -129,6 +128,7 @@ def fleet_rows(count: int, args: argparse.Namespace) -> Iterator[tuple[tuple[Any
         name = f"srv-{n:07d}"
         # check-ins spread over the last poll interval, as a real fleet's are
         seen = NOW - timedelta(seconds=rng.randrange(3600))
+        scanned = NOW - timedelta(seconds=rng.randrange(3600, 20 * 3600))  # within the day
         device = (
             device_id,
             f"{PARTNER}/c{n % args.tenants}",
@@ -338,7 +338,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "--state",
                 str(Path(tmp) / "state"),
             ] + (["--tracemalloc"] if args.tracemalloc else [])
-            done = subprocess.run(child, check=False, capture_output=True, text=True)  # noqa: S603
+            done = subprocess.run(child, check=False, capture_output=True, text=True)
             if done.returncode != 0:
                 raise SystemExit(f"the measured process failed:\n{done.stderr[-3000:]}")
             measured = json.loads(done.stdout.strip().splitlines()[-1])  # after any log lines

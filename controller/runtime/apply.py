@@ -8,6 +8,7 @@ that changes nothing writes nothing.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -159,6 +160,9 @@ def compliance_document(record: BaselineCompliance) -> dict[str, Any]:
     }
 
 
+COMPLIANCE_BATCH = 5000  # records compared and written per round: bounded memory at any fleet
+
+
 def _write_compliance(
     conn: Connection,
     records: Sequence[BaselineCompliance],
@@ -168,9 +172,52 @@ def _write_compliance(
     now: datetime,
     replanned: Collection[str] | None,
 ) -> int:
-    stored = compliance_store.stored(conn, devices=replanned)
+    """Compare `records` with the stored rows and write those that changed, a batch of about
+    `COMPLIANCE_BATCH` records (whole devices) at a time, so a million-device pass never holds
+    the fleet's documents at once; then remove the rows of devices that have no record (a
+    baseline no longer applies, the device retired). Answers the rows written or removed."""
+    written = 0
+    recorded: set[str] = set()
+    for batch in _device_batches(records):
+        devices = {record.device_id for record in batch}
+        recorded |= devices
+        written += _write_batch(conn, batch, devices, tenants, revision, now=now)
+    left = set(replanned) if replanned is not None else compliance_store.devices_with_rows(conn)
+    left -= recorded
+    if left:
+        gone = list(compliance_store.stored(conn, devices=left))
+        compliance_store.replace(conn, remove=gone, rows=[])
+        written += len(gone)
+    return written
+
+
+def _device_batches(
+    records: Sequence[BaselineCompliance],
+) -> Iterable[list[BaselineCompliance]]:
+    """`records` in batches of about `COMPLIANCE_BATCH`, never splitting a device's records
+    (they are consecutive in a plan): a batch compares every stored row of its devices."""
+    batch: list[BaselineCompliance] = []
+    for _device_id, group in itertools.groupby(records, key=lambda r: r.device_id):
+        batch.extend(group)
+        if len(batch) >= COMPLIANCE_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _write_batch(
+    conn: Connection,
+    batch: list[BaselineCompliance],
+    devices: set[str],
+    tenants: Mapping[str, str],
+    revision: str,
+    *,
+    now: datetime,
+) -> int:
+    stored = compliance_store.stored(conn, devices=devices)
     changed = []
-    for record in records:
+    for record in batch:
         document = compliance_document(record)
         if stored.pop((record.device_id, record.baseline), None) == (record.state.value, document):
             continue
