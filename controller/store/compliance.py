@@ -125,7 +125,7 @@ def devices_with_rows(conn: Connection) -> set[str]:
     """The ids of the devices that have compliance rows (ids only: a million-device fleet's
     set, not its documents)."""
     c = schema.compliance.c
-    rows = conn.execution_options(yield_per=10_000).execute(sa.select(c.device_id).distinct())
+    rows = conn.execute(sa.select(c.device_id).distinct().execution_options(yield_per=10_000))
     return {device_id for (device_id,) in rows}
 
 

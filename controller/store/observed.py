@@ -84,7 +84,8 @@ def load_devices(
     reader = _Reader(view)
     found = DeviceRows({}, {}, {})
     for chunk in id_chunks(device_ids):
-        rows = conn.execution_options(yield_per=STREAM_ROWS).execute(_devices_query(chunk))
+        # per statement: `Connection.execution_options` would stream every later statement too
+        rows = conn.execute(_devices_query(chunk).execution_options(yield_per=STREAM_ROWS))
         for device_id, group in itertools.groupby(rows, key=_ROW_ID):
             first, *others = group
             found.devices[device_id] = reader.device(first)
