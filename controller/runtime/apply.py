@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from controller.core.compliance import BaselineCompliance
 from controller.core.jobs import EndReason, JobSpec, ScriptPayload
@@ -178,11 +178,15 @@ def _write_compliance(
     baseline no longer applies, the device retired). Answers the rows written or removed."""
     written = 0
     recorded: set[str] = set()
+    # a full pass asks only for the devices that have rows: a first pass asks nothing, and no
+    # batch scans a table that grew faster than its statistics (PostgreSQL)
+    having = compliance_store.devices_with_rows(conn) if replanned is None else None
     for batch in _device_batches(records):
         devices = {record.device_id for record in batch}
         recorded |= devices
-        written += _write_batch(conn, batch, devices, tenants, revision, now=now)
-    left = set(replanned) if replanned is not None else compliance_store.devices_with_rows(conn)
+        asked = devices if having is None else devices & having
+        written += _write_batch(conn, batch, asked, tenants, revision, now=now)
+    left = set(replanned) if replanned is not None else cast("set[str]", having)
     left -= recorded
     if left:
         gone = list(compliance_store.stored(conn, devices=left))
@@ -215,7 +219,7 @@ def _write_batch(
     *,
     now: datetime,
 ) -> int:
-    stored = compliance_store.stored(conn, devices=devices)
+    stored = compliance_store.stored(conn, devices=devices) if devices else {}
     changed = []
     for record in batch:
         document = compliance_document(record)
