@@ -1,7 +1,10 @@
 """The store → ObservedState: devices, their latest scans, the job ledger and the catalogue.
 
-One query per table and one JSON decode per device, so a fleet of 100,000 devices loads in one
-pass. Patch ids are interned, so that 4 million references to 2,000 ids share their strings.
+Devices are read joined to their patch-state documents in one streamed query (a server-side
+cursor on PostgreSQL), so reading a million-device fleet holds the answer, not the rows.
+Equal values are one object (`_Reader`): patch ids are interned, each distinct document is
+decoded once and its id tuples are shared by every device that reported it, as are tenants,
+OS strings and label maps.
 
 `load` reads the whole store. The reconciler's incremental passes (`controller.runtime.observe`)
 read the same thing in pieces: `load_devices` and `load_jobs` for the devices that changed
