@@ -221,10 +221,15 @@ def _write_batch(
 ) -> int:
     stored = compliance_store.stored(conn, devices=devices) if devices else {}
     changed = []
+    rewritten: list[tuple[str, str]] = []  # stored rows about to be replaced
     for record in batch:
         document = compliance_document(record)
-        if stored.pop((record.device_id, record.baseline), None) == (record.state.value, document):
+        key = (record.device_id, record.baseline)
+        before = stored.pop(key, None)
+        if before == (record.state.value, document):
             continue
+        if before is not None:
+            rewritten.append(key)
         changed.append(
             {
                 "device_id": record.device_id,
@@ -237,8 +242,7 @@ def _write_batch(
             }
         )
     # rows of baselines that no longer apply to a device, and rows about to be rewritten
-    keys = [*stored, *((str(row["device_id"]), str(row["baseline"])) for row in changed)]
-    compliance_store.replace(conn, remove=keys, rows=changed)
+    compliance_store.replace(conn, remove=[*stored, *rewritten], rows=changed)
     return len(changed) + len(stored)
 
 
