@@ -8,11 +8,12 @@ that changes nothing writes nothing.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from controller.core.compliance import BaselineCompliance
 from controller.core.jobs import EndReason, JobSpec, ScriptPayload
@@ -159,6 +160,9 @@ def compliance_document(record: BaselineCompliance) -> dict[str, Any]:
     }
 
 
+COMPLIANCE_BATCH = 5000  # records compared and written per round: bounded memory at any fleet
+
+
 def _write_compliance(
     conn: Connection,
     records: Sequence[BaselineCompliance],
@@ -168,12 +172,64 @@ def _write_compliance(
     now: datetime,
     replanned: Collection[str] | None,
 ) -> int:
-    stored = compliance_store.stored(conn, devices=replanned)
+    """Compare `records` with the stored rows and write those that changed, a batch of about
+    `COMPLIANCE_BATCH` records (whole devices) at a time, so a million-device pass never holds
+    the fleet's documents at once; then remove the rows of devices that have no record (a
+    baseline no longer applies, the device retired). Answers the rows written or removed."""
+    written = 0
+    recorded: set[str] = set()
+    # a full pass asks only for the devices that have rows: a first pass asks nothing, and no
+    # batch scans a table that grew faster than its statistics (PostgreSQL)
+    having = compliance_store.devices_with_rows(conn) if replanned is None else None
+    for batch in _device_batches(records):
+        devices = {record.device_id for record in batch}
+        recorded |= devices
+        asked = devices if having is None else devices & having
+        written += _write_batch(conn, batch, asked, tenants, revision, now=now)
+    left = set(replanned) if replanned is not None else cast("set[str]", having)
+    left -= recorded
+    if left:
+        gone = list(compliance_store.stored(conn, devices=left))
+        compliance_store.replace(conn, remove=gone, rows=[])
+        written += len(gone)
+    return written
+
+
+def _device_batches(
+    records: Sequence[BaselineCompliance],
+) -> Iterable[list[BaselineCompliance]]:
+    """`records` in batches of about `COMPLIANCE_BATCH`, never splitting a device's records
+    (they are consecutive in a plan): a batch compares every stored row of its devices."""
+    batch: list[BaselineCompliance] = []
+    for _device_id, group in itertools.groupby(records, key=lambda r: r.device_id):
+        batch.extend(group)
+        if len(batch) >= COMPLIANCE_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _write_batch(
+    conn: Connection,
+    batch: list[BaselineCompliance],
+    devices: set[str],
+    tenants: Mapping[str, str],
+    revision: str,
+    *,
+    now: datetime,
+) -> int:
+    stored = compliance_store.stored(conn, devices=devices) if devices else {}
     changed = []
-    for record in records:
+    rewritten: list[tuple[str, str]] = []  # stored rows about to be replaced
+    for record in batch:
         document = compliance_document(record)
-        if stored.pop((record.device_id, record.baseline), None) == (record.state.value, document):
+        key = (record.device_id, record.baseline)
+        before = stored.pop(key, None)
+        if before == (record.state.value, document):
             continue
+        if before is not None:
+            rewritten.append(key)
         changed.append(
             {
                 "device_id": record.device_id,
@@ -186,8 +242,7 @@ def _write_compliance(
             }
         )
     # rows of baselines that no longer apply to a device, and rows about to be rewritten
-    keys = [*stored, *((str(row["device_id"]), str(row["baseline"])) for row in changed)]
-    compliance_store.replace(conn, remove=keys, rows=changed)
+    compliance_store.replace(conn, remove=[*stored, *rewritten], rows=changed)
     return len(changed) + len(stored)
 
 

@@ -121,6 +121,14 @@ def stored(
     }
 
 
+def devices_with_rows(conn: Connection) -> set[str]:
+    """The ids of the devices that have compliance rows (ids only: a million-device fleet's
+    set, not its documents)."""
+    c = schema.compliance.c
+    rows = conn.execute(sa.select(c.device_id).distinct().execution_options(yield_per=10_000))
+    return {device_id for (device_id,) in rows}
+
+
 def replace(
     conn: Connection, *, remove: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]
 ) -> None:

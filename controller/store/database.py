@@ -251,7 +251,16 @@ def _create_engine(url: URL) -> Engine:
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    event.listen(engine, "connect", _postgres_connect)
+    return engine
+
+
+def _postgres_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Sessions in UTC: psycopg then hands out `datetime.UTC` instants, which the store's
+    # `UtcDateTime` keeps as they are instead of converting each (a million per fleet read).
+    dbapi_connection.execute("SET TIME ZONE 'UTC'")
+    dbapi_connection.commit()
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -1,7 +1,10 @@
 """The store → ObservedState: devices, their latest scans, the job ledger and the catalogue.
 
-One query per table and one JSON decode per device, so a fleet of 100,000 devices loads in one
-pass. Patch ids are interned, so that 4 million references to 2,000 ids share their strings.
+Devices are read joined to their patch-state documents in one streamed query (a server-side
+cursor on PostgreSQL), so reading a million-device fleet holds the answer, not the rows.
+Equal values are one object (`_Reader`): patch ids are interned, each distinct document is
+decoded once and its id tuples are shared by every device that reported it, as are tenants,
+OS strings and label maps.
 
 `load` reads the whole store. The reconciler's incremental passes (`controller.runtime.observe`)
 read the same thing in pieces: `load_devices` and `load_jobs` for the devices that changed
@@ -11,11 +14,14 @@ together exactly as `load` does (devices in id order, jobs in (created_at, id) o
 
 from __future__ import annotations
 
+import itertools
+import json
+import operator
 import sys
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -31,12 +37,14 @@ from controller.core.observed import (
     ScanView,
 )
 from controller.kinds.common import OsFamily
-from controller.store import devices, findings, schema
+from controller.store import findings, reports, schema
 from controller.store.database import IN_LIST_SIZE, id_chunks
 
 JOB_HORIZON = timedelta(days=35)  # finished jobs older than this no longer inform the planner
 _ACTIVE_STATES = tuple(s.value for s in JobState if s.in_flight)
 _NEVER = datetime.min.replace(tzinfo=UTC)  # a hand-written job view without a creation time
+
+_T = TypeVar("_T")
 
 Notes = tuple[tuple[str, Mapping[str, Any]], ...]  # (patch id, agent entry) for catalogue gaps
 
@@ -67,26 +75,71 @@ def load_devices(
     conn: Connection, view: findings.CatalogueView, device_ids: Collection[str] | None = None
 ) -> DeviceRows:
     """The devices of `device_ids` (None: the whole fleet) that are not retired, in id order;
-    an id not found (retired, unknown) is absent from the answer."""
-    # Only entries that can add something are worth noting, as the catalogue decides.
-    reported = enrichment.ReportedMetadata(view.completed)
+    an id not found (retired, unknown) is absent from the answer.
+
+    Streamed: one query per id chunk joins each device to its patch-state documents and is read
+    `STREAM_ROWS` rows at a time (a server-side cursor on PostgreSQL), so the only thing that
+    grows with the fleet is the answer. The answer is compact: equal values read from
+    different rows are one object (`_Reader`), so a fleet whose devices share tenants, labels
+    and scan results (the common case: a few patch levels per OS release) costs little more
+    than its ids and instants.
+    """
+    reader = _Reader(view)
     found = DeviceRows({}, {}, {})
     for chunk in id_chunks(device_ids):
-        states = devices.load_patch_states(conn, chunk)
-        d = schema.devices.c
-        query = sa.select(schema.devices).where(d.retired_at.is_(None))
-        if chunk is not None:
-            query = query.where(d.id.in_(chunk))
-        # a retired device is history: never planned, never counted in compliance
-        for row in conn.execute(query.order_by(d.id)):
-            found.devices[row.id] = _device(row)
-            notes: list[tuple[str, Mapping[str, Any]]] = []
-            scan = _scan(row, states.get(row.id, {}), view, reported, notes)
+        # per statement: `Connection.execution_options` would stream every later statement too
+        rows = conn.execute(_devices_query(chunk).execution_options(yield_per=STREAM_ROWS))
+        for device_id, group in itertools.groupby(rows, key=_ROW_ID):
+            first, *others = group
+            found.devices[device_id] = reader.device(first)
+            documents = [] if first.source is None else [first, *others]
+            scan, notes = reader.scan(first, documents)
             if scan is not None:
-                found.scans[row.id] = scan
+                found.scans[device_id] = scan
             if notes:
-                found.notes[row.id] = tuple(notes)
+                found.notes[device_id] = notes
     return found
+
+
+STREAM_ROWS = 2000  # rows per fetch of a streamed read: a few MiB however large the fleet
+_ROW_ID = operator.attrgetter("id")
+
+
+def _devices_query(chunk: list[str] | None) -> sa.Select[Any]:
+    """Devices (not retired, in id order) outer-joined to their documents (in source order).
+
+    JSON columns are read as text: equal documents are decoded once (`_Reader`), and facts,
+    which only a reboot signal needs, are read only for devices that have one.
+    """
+    d, s = schema.devices.c, schema.patch_states.c
+    query = (
+        sa.select(
+            d.id,
+            d.tenant,
+            d.name,
+            d.os_family,
+            d.os_name,
+            d.os_version,
+            d.role,
+            sa.cast(d.labels, sa.Text).label("labels"),
+            d.enrolled_at,
+            d.last_seen,
+            d.poll_interval,
+            d.last_scan_at,
+            d.last_scan_received_at,
+            d.reboot_required,
+            d.kernel_reboot,
+            sa.case((d.reboot_required.is_(True), sa.cast(d.facts, sa.Text))).label("facts"),
+            s.source,
+            s.observed_at,
+            sa.cast(s.patches, sa.Text).label("patches"),
+        )
+        .select_from(schema.devices.outerjoin(schema.patch_states, s.device_id == d.id))
+        .where(d.retired_at.is_(None))
+        .order_by(d.id, s.source)
+    )
+    # a retired device is history: never planned, never counted in compliance
+    return query if chunk is None else query.where(d.id.in_(chunk))
 
 
 def load_jobs(
@@ -141,41 +194,97 @@ def job_order(job: JobView) -> tuple[datetime, str]:
     return job.created_at or _NEVER, job.id
 
 
-def _device(row: Any) -> DeviceView:
-    family = row.os_family if row.os_family in {f.value for f in OsFamily} else None
-    return DeviceView(
-        id=row.id,
-        tenant=row.tenant,
-        name=row.name,
-        os=OsFamily(family) if family else None,
-        os_name=row.os_name,
-        os_version=row.os_version,
-        role=row.role,
-        labels=_labels(row.labels),
-        enrolled_at=row.enrolled_at,
-        last_seen=row.last_seen,
-        poll_interval=timedelta(seconds=row.poll_interval),
-    )
+_FAMILIES = {f.value: f for f in OsFamily}
+_SHARED = 65_536  # distinct values a read shares at most (strings, label maps, documents)
 
 
-def _scan(
-    row: Any,
-    documents: dict[str, tuple[datetime, list[dict[str, Any]]]],
-    view: findings.CatalogueView,
-    reported: enrichment.ReportedMetadata,
-    notes: list[tuple[str, Mapping[str, Any]]],
-) -> ScanView | None:
-    """Agent-reported and feed-computed findings merged: missing if either says missing."""
-    if row.last_scan_at is None and "feed" not in documents:
-        return None
-    missing: dict[str, None] = {}
-    installed: dict[str, None] = {}
-    known = view.completed
-    signal = bool(row.reboot_required) or bool(row.kernel_reboot)
-    dated: list[tuple[str, datetime | None]] = []  # agent-installed, when the OS signals a reboot
-    pending: dict[str, None] = {}
-    for source, (_at, entries) in sorted(documents.items()):
-        for entry in entries:
+@dataclass(frozen=True, slots=True)
+class _Document:
+    """One stored patch-state document as a scan reads it, decoded once per distinct text.
+
+    `missing`/`installed`: catalogue ids in first-seen order; `flagged`: installed entries the
+    agent marked `pendingReboot`; `dated`: the other installed entries with their install
+    instant (agent documents only: a reboot signal is attributed by date, `core.reboots`);
+    `notes`: missing entries with metadata the catalogue lacks (agent documents only)."""
+
+    missing: tuple[str, ...]
+    installed: tuple[str, ...]
+    still_missing: tuple[str, ...]  # `missing` without the ids also listed installed
+    flagged: tuple[str, ...]
+    dated: tuple[tuple[str, datetime | None], ...]
+    notes: Notes
+
+
+class _Reader:
+    """Streamed rows → views, sharing equal values between devices: strings, label maps and
+    poll intervals by value, decoded documents (and their id tuples) by their text.
+
+    Views are values nobody mutates, so one object may stand for many devices: a fleet of a
+    million devices over a few dozen patch levels holds a few dozen `missing` tuples. The
+    caches hold at most `_SHARED` entries each; past that a value is still right, only not
+    shared (a fleet of all-different documents costs what it did before, never more).
+    """
+
+    def __init__(self, view: findings.CatalogueView) -> None:
+        self.view = view
+        # only entries that can add something are worth noting, as the catalogue decides
+        self.reported = enrichment.ReportedMetadata(view.completed)
+        self._values: dict[Any, Any] = {}
+        self._labels: dict[str | None, dict[str, str]] = {}
+        self._documents: dict[tuple[str, str | None], _Document] = {}
+
+    def share(self, value: _T) -> _T:
+        """`value`, or the equal one read before (strings, tuples of strings, timedeltas)."""
+        found = self._values.get(value)
+        if found is not None:
+            return cast("_T", found)
+        if len(self._values) < _SHARED:
+            self._values[value] = value
+        return value
+
+    def device(self, row: Any) -> DeviceView:
+        share = self.share
+        return DeviceView(
+            id=row.id,
+            tenant=share(row.tenant),
+            name=row.name,
+            os=_FAMILIES.get(row.os_family),
+            os_name=share(row.os_name),
+            os_version=share(row.os_version),
+            role=share(row.role),
+            labels=self.labels(row.labels),
+            enrolled_at=row.enrolled_at,
+            last_seen=row.last_seen,
+            poll_interval=share(timedelta(seconds=row.poll_interval)),
+        )
+
+    def labels(self, text: str | None) -> dict[str, str]:
+        found = self._labels.get(text)
+        if found is None:
+            found = _labels(_decoded(text))
+            if len(self._labels) < _SHARED:
+                self._labels[text] = found
+        return found
+
+    def document(self, source: str, text: str | None) -> _Document:
+        key = (source, text)
+        found = self._documents.get(key)
+        if found is None:
+            found = self._decode(source, text)
+            if len(self._documents) < _SHARED:
+                self._documents[key] = found
+        return found
+
+    def _decode(self, source: str, text: str | None) -> _Document:
+        view, reported = self.view, self.reported
+        known = view.completed
+        missing: dict[str, None] = {}
+        installed: dict[str, None] = {}
+        flagged: list[str] = []
+        dated: list[tuple[str, datetime | None]] = []
+        notes: list[tuple[str, Mapping[str, Any]]] = []
+        agent = source != "feed"
+        for entry in reports.patch_entries(_decoded(text)):
             patch_id = sys.intern(str(entry["id"]))
             if patch_id not in known:
                 patch_id = sys.intern(
@@ -183,27 +292,81 @@ def _scan(
                 )
             if entry.get("state") == "installed":
                 installed[patch_id] = None
-                if signal and entry.get("pendingReboot") is True:
-                    pending[patch_id] = None
-                elif signal and row.reboot_required and source != "feed":
+                if entry.get("pendingReboot") is True:
+                    flagged.append(patch_id)
+                elif agent:
                     dated.append((patch_id, _instant(entry.get("installedAt"))))
             else:
                 missing[patch_id] = None
-                if source != "feed" and reported.needs(patch_id):
+                if agent and reported.needs(patch_id):
                     notes.append((patch_id, entry))
-    # feed documents are stamped by the server when it evaluated them
-    scanned_at = row.last_scan_at or max(at for at, _ in documents.values())
-    received_at = row.last_scan_received_at if row.last_scan_at is not None else scanned_at
-    if dated:
-        pending.update(dict.fromkeys(_since_boot(row, dated, scanned_at=scanned_at)))
-    return ScanView(
-        scanned_at=scanned_at,
-        received_at=received_at,
-        pending_reboot=tuple(pending),
-        reboot_required=signal,
-        missing=tuple(p for p in missing if p not in installed),
-        installed=tuple(installed),
-    )
+        return _Document(
+            missing=self.share(tuple(missing)),
+            installed=self.share(tuple(installed)),
+            still_missing=self.share(tuple(p for p in missing if p not in installed)),
+            flagged=tuple(flagged),
+            dated=tuple(dated),
+            notes=tuple(notes),
+        )
+
+    def scan(self, row: Any, rows: list[Any]) -> tuple[ScanView | None, Notes]:
+        """The device's scan from its document rows: agent-reported and feed-computed
+        findings merged, missing if either says missing; and its notes."""
+        rows = sorted(rows, key=_SOURCE) if len(rows) > 1 else rows
+        if row.last_scan_at is None and not any(r.source == "feed" for r in rows):
+            return None, ()
+        documents = [self.document(r.source, r.patches) for r in rows]
+        signal = bool(row.reboot_required) or bool(row.kernel_reboot)
+        if len(documents) == 1:
+            only = documents[0]
+            missing, installed, notes = only.still_missing, only.installed, only.notes
+        else:
+            missing, installed, notes = _merged(documents)
+            missing = self.share(missing)
+        pending: dict[str, None] = {}
+        if signal:
+            for document in documents:
+                pending.update(dict.fromkeys(document.flagged))
+        # feed documents are stamped by the server when it evaluated them
+        scanned_at = row.last_scan_at or max(r.observed_at for r in rows)
+        received_at = row.last_scan_received_at if row.last_scan_at is not None else scanned_at
+        dated = [d for document in documents for d in document.dated]
+        if signal and row.reboot_required and dated:
+            pending.update(dict.fromkeys(_since_boot(row, dated, scanned_at=scanned_at)))
+        return ScanView(
+            scanned_at=scanned_at,
+            received_at=received_at,
+            pending_reboot=tuple(pending),
+            reboot_required=signal,
+            missing=missing,
+            installed=installed,
+        ), notes
+
+
+_SOURCE = operator.attrgetter("source")
+
+
+def _merged(
+    documents: list[_Document],
+) -> tuple[tuple[str, ...], tuple[str, ...], Notes]:
+    """Missing (unless installed per any document), installed and notes of several documents."""
+    missing: dict[str, None] = {}
+    installed: dict[str, None] = {}
+    for document in documents:
+        missing.update(dict.fromkeys(document.missing))
+        installed.update(dict.fromkeys(document.installed))
+    notes = tuple(note for document in documents for note in document.notes)
+    return tuple(p for p in missing if p not in installed), tuple(installed), notes
+
+
+def _decoded(text: str | None) -> Any:
+    """A JSON column read as text, decoded; None (NULL) and undecodable text read as None."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def _since_boot(
@@ -211,7 +374,8 @@ def _since_boot(
 ) -> tuple[str, ...]:
     """The agent-installed patches the scan's reboot signal is for (`core.reboots`), with the
     boot time from the device's facts."""
-    facts = row.facts if isinstance(row.facts, dict) else {}
+    facts = _decoded(row.facts)
+    facts = facts if isinstance(facts, dict) else {}
     uptime = facts.get("uptime")
     booted = reboots.boot_time(
         last_boot_at=_instant(facts.get("lastBootAt")),

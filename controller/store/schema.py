@@ -48,8 +48,8 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
         value: datetime | None,
         dialect: sa.Dialect,  # noqa: ARG002 - the TypeDecorator signature
     ) -> datetime | None:
-        if value is None:
-            return None
+        if value is None or value.tzinfo is UTC:  # as read from a UTC session: as it is
+            return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 

@@ -1,0 +1,105 @@
+"""`store.observed`: the streamed full read, equal values shared between devices, and documents
+of several sources merged. Real stores on both engines (the `store` fixture)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from controller.store import Store, devices, findings, reports, schema
+from controller.store import observed as stored
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def enrol(store: Store, hostname: str, *, ring: str = "r0") -> str:
+    with store.write() as conn:
+        enrolled = devices.enrol(
+            conn,
+            devices.Enrolment(
+                tenant="acme",
+                hostname=hostname,
+                os_family="linux",
+                os_name="Ubuntu",
+                os_version="24.04",
+                role="server",
+                agent_version="1.0",
+                labels={"ring": ring},
+            ),
+            poll_interval=60,
+            now=NOW,
+        )
+    assert isinstance(enrolled, devices.Enrolled)
+    return enrolled.device_id
+
+
+def report(store: Store, device_id: str, *missing: str, installed: tuple[str, ...] = ()) -> None:
+    scan = reports.Scan(
+        scanned_at=NOW - timedelta(minutes=5),
+        reboot_required=False,
+        missing=tuple((p, {}) for p in missing),
+        installed=tuple((p, {}) for p in installed),
+    )
+    with store.write() as conn:
+        reports.write_reports(conn, [reports.Report(device_id, scan=scan)], now=NOW)
+
+
+def read(store: Store, device_ids: list[str] | None = None) -> stored.DeviceRows:
+    with store.read() as conn:
+        return stored.load_devices(conn, findings.current_catalogue(conn), device_ids)
+
+
+def test_a_fleet_larger_than_one_fetch_is_read_whole_in_id_order(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are streamed a few at a time; every device and scan is read, in id order, and each
+    reads as it does alone."""
+    monkeypatch.setattr(stored, "STREAM_ROWS", 2)
+    ids = [enrol(store, f"web-{n}") for n in range(5)]
+    for n, device_id in enumerate(ids[:4]):
+        report(store, device_id, f"USN-{n}-1", "USN-9-1")
+    whole = read(store)
+    alone = [read(store, [i]) for i in ids]
+    assert sorted(ids) == list(whole.devices)
+    assert set(ids[:4]) == set(whole.scans)
+    assert [a.devices[i] for a, i in zip(alone, ids, strict=True)] == [
+        whole.devices[i] for i in ids
+    ]
+    assert [a.scans.get(i) for a, i in zip(alone, ids, strict=True)] == [
+        whole.scans.get(i) for i in ids
+    ]
+
+
+def test_equal_values_are_one_object(store: Store) -> None:
+    """Devices reporting the same scan share its id tuples, and equal labels one map."""
+    ids = [enrol(store, f"web-{n}") for n in range(3)]
+    for device_id in ids:
+        report(store, device_id, "USN-1-1", "USN-2-1", installed=("USN-3-1",))
+    found = read(store)
+    first, *others = (found.scans[i] for i in ids)
+    views = [found.devices[i] for i in ids]
+    assert ("USN-1-1", "USN-2-1") == first.missing
+    assert all(s.missing is first.missing and s.installed is first.installed for s in others)
+    assert all(v.labels is views[0].labels and v.tenant is views[0].tenant for v in views)
+
+
+def test_agent_and_feed_documents_merge(store: Store) -> None:
+    """Missing if either source says missing, unless one lists it installed; a device with
+    only a feed document has a scan stamped at the evaluation."""
+    agent_and_feed, feed_only = enrol(store, "web-0"), enrol(store, "web-1")
+    report(store, agent_and_feed, "USN-1-1", "USN-2-1")
+    evaluated = NOW - timedelta(minutes=1)
+    document = {"missing": [{"id": "DSA-5-1"}], "installed": [{"id": "USN-2-1"}]}
+    with store.write() as conn:
+        conn.execute(
+            schema.patch_states.insert(),
+            [
+                {"device_id": i, "source": "feed", "observed_at": evaluated, "patches": document}
+                for i in (agent_and_feed, feed_only)
+            ],
+        )
+    found = read(store)
+    both, feed = found.scans[agent_and_feed], found.scans[feed_only]
+    assert (("USN-1-1", "DSA-5-1"), ("USN-2-1",)) == (both.missing, both.installed)
+    assert (("DSA-5-1",), evaluated) == (feed.missing, feed.scanned_at)
