@@ -146,6 +146,7 @@ class Reconciler:
         self._invalid_checked = False
         # status key → (digest, time written) of the plan summary values this reconciler stored
         self._plan_written: dict[str, tuple[str, datetime]] = {}
+        self.pending = PendingShards()  # the pending approvals by device, kept between passes
 
     def reconcile(self) -> Outcome:
         """One pass. Never raises for a bad commit or an unreachable repository."""
@@ -293,6 +294,7 @@ class Reconciler:
             observation, drift = self.observe_step(now=now)
             observed = observation.observed
             the_plan = self.planner.plan(desired, observed, now=now, changes=observation.changes)
+            self.pending.update(the_plan, self.planner.replanned)
             replanned = self._replanned(observation)
             tenants = {d.id: d.tenant for d in observed.devices}
             with self.store.write() as conn:
@@ -407,11 +409,19 @@ class Reconciler:
 
     def _save_status(self, outcome: Outcome) -> None:
         now = outcome.started_at
-        # Encoded before the write transaction: the plan summary lists every device's pending
-        # approvals (a few MB at 10,000 devices), and encoding it under SQLite's one write lock
-        # held agents' reports back for over 100 ms a pass (issue 14).
+        # Encoded before the write transaction: encoding under SQLite's one write lock held
+        # agents' reports back for over 100 ms a pass (issue 14). Only the shards whose
+        # devices' approvals changed, and those this reconciler has not written yet: the
+        # whole map is tens of MB of JSON at 100,000 devices.
         summary = (
-            {key: _encoded(value) for key, value in plan_values(outcome.plan).items()}
+            {
+                "plan": _encoded(plan_summary(outcome.plan)),
+                **{
+                    key: _encoded(self.pending.shards[key])
+                    for key in self.pending.dirty
+                    | (self.pending.shards.keys() - self._plan_written.keys())
+                },
+            }
             if outcome.plan is not None
             else {}
         )
@@ -444,15 +454,17 @@ class Reconciler:
         wrote last with the same digest and nobody rewrote since (the stored time says): a
         pass rewrites only the pending-approval shards of the devices whose approvals changed."""
         written = self._plan_written
-        unchanged = {
-            key for key, (_, digest) in values.items() if written.get(key, ("",))[0] == digest
-        }
-        stored = status_store.updated_times(conn, unchanged) if unchanged else {}
+        stored = status_store.updated_times(conn, written.keys()) if written else {}
+        for key, (_, at) in list(written.items()):
+            if key not in values and stored.get(key) != at:  # rewritten by someone else since
+                values[key] = _encoded(self.pending.value(key))
         for key, (text, digest) in values.items():
-            if key in unchanged and stored.get(key) == written[key][1]:
+            before = written.get(key)
+            if before is not None and before == (digest, stored.get(key)):
                 continue
             status_store.set_encoded(conn, key, text, now=now)
             written[key] = (digest, now)
+        self.pending.dirty.clear()  # written with the transaction (a failed one raises first)
 
 
 def _invalid_key(revision: str) -> str:
@@ -487,25 +499,59 @@ def _encoded(value: Any) -> tuple[str, str]:
     return text, hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
-def plan_values(the_plan: Plan) -> dict[str, Any]:
-    """The status values of the last plan, by key: `plan` (`plan_summary`) and every shard of
-    the pending approvals by device (`runtime.status.pending_shard`; all of them, so a shard
-    whose devices have none left is emptied). Per device, so that tenant-scoped views (the
-    dashboard) count only their own devices."""
-    shards: dict[str, dict[str, list[str]]] = {
-        f"{runtime_status.PENDING_SHARD_PREFIX}{n:02x}": {}
-        for n in range(runtime_status.PENDING_SHARDS)
-    }
-    for device in the_plan.devices:
-        if device.pending_approval:
-            shard = shards[runtime_status.pending_shard(device.device_id)]
-            shard[device.device_id] = list(device.pending_approval)
-    return {"plan": plan_summary(the_plan), **shards}
+class PendingShards:
+    """The pending approvals by device of the latest plan, in the status shards the reconciler
+    stores (`runtime.status.pending_shard`, read back by `runtime.status.plan_value`), kept
+    between passes: a pass looks only at the devices the planner re-planned, so an approval
+    commit at 100,000 devices encodes the shards of the devices it reached, not the fleet's
+    tens of MB of JSON (issue 14). Per device, so that tenant-scoped views (the dashboard)
+    count only their own devices.
+
+    `shards`: shard key → {device id → patch ids} for every shard (all of them, so a shard
+    whose devices have none left is emptied); `dirty`: the keys changed since they were last
+    written (`Reconciler._save_status` clears it)."""
+
+    def __init__(self) -> None:
+        self.shards: dict[str, dict[str, list[str]]] = {
+            f"{runtime_status.PENDING_SHARD_PREFIX}{n:02x}": {}
+            for n in range(runtime_status.PENDING_SHARDS)
+        }
+        self.dirty: set[str] = set()
+        self._shard_of: dict[str, str] = {}  # device id → its shard key (a digest each)
+
+    def value(self, key: str) -> Any:
+        """What status key `key` holds: a shard of the pending approvals by device."""
+        return self.shards[key]
+
+    def update(self, the_plan: Plan, replanned: frozenset[str] | None) -> None:
+        """Bring the shards up to `the_plan`, whose devices outside `replanned` (None: all
+        of them may have changed) have the plan they had in the plan before."""
+        present = {device.device_id for device in the_plan.devices}
+        for gone in self._shard_of.keys() - present:
+            key = self._shard_of.pop(gone)
+            if self.shards[key].pop(gone, None) is not None:
+                self.dirty.add(key)
+        shard_of = self._shard_of
+        for device in the_plan.devices:
+            device_id = device.device_id
+            if device_id not in shard_of:
+                shard_of[device_id] = runtime_status.pending_shard(device_id)
+            elif replanned is not None and device_id not in replanned:
+                continue
+            key = shard_of[device_id]
+            shard = self.shards[key]
+            pending = list(device.pending_approval)
+            if shard.get(device_id, []) != pending:
+                if pending:
+                    shard[device_id] = pending
+                else:
+                    del shard[device_id]
+                self.dirty.add(key)
 
 
 def plan_summary(the_plan: Plan) -> dict[str, Any]:
     """What status shows of the last plan under `plan`: pending approvals and each window's
-    next opening (the pending approvals by device are in shards: `plan_values`)."""
+    next opening (the pending approvals by device are in shards: `PendingShards`)."""
     next_windows = {}
     for key, state in sorted(the_plan.windows.items()):
         occurrence = state.current or state.upcoming

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 import sqlalchemy as sa
 
 from controller.core.patches import PatchRecord
+from controller.core.plan import Plan
 from controller.kinds.common import Classification, OsFamily, Severity
 from controller.runtime import status as runtime_status
-from controller.runtime.reconcile import PolicySource, Reconciler
+from controller.runtime.reconcile import PendingShards, PolicySource, Reconciler
 from controller.store import Store, catalogue, devices, open_store, reports, schema
 from controller.store import status as status_store
 from controller.testing import PolicyRepo
@@ -330,3 +333,38 @@ def test_pending_approvals_are_stored_in_shards_and_only_changed_shards_are_rewr
     assert {ids[1]: ["USN-7123-1"]} == pending
     rewritten = {key for key, at in second.items() if at != first[key]}
     assert {runtime_status.pending_shard(ids[0])} == rewritten
+    other = runtime_status.pending_shard(ids[1])
+    with store.write() as conn:  # another replica wrote that shard meanwhile
+        status_store.set_status(conn, other, {}, now=IN_WINDOW + timedelta(minutes=2))
+    pending, third = pass_at(3)
+    assert {ids[1]: ["USN-7123-1"]} == pending
+    assert {other} == {key for key, at in third.items() if at != second[key]}
+
+
+def _plan_of(pending: dict[str, tuple[str, ...]]) -> Plan:
+    devices = [
+        SimpleNamespace(device_id=device_id, pending_approval=patches)
+        for device_id, patches in pending.items()
+    ]
+    return cast("Plan", SimpleNamespace(devices=devices))
+
+
+def test_kept_pending_shards_equal_the_ones_built_from_scratch() -> None:
+    """After incremental updates (a device re-planned without approvals, one retired, one
+    enrolled, the others reused), the kept shards are those a fresh build gives, and exactly
+    the shards of the devices that changed are dirty."""
+    before = {f"dev-{n}": (f"P-{n}",) for n in range(50)}
+    kept = PendingShards()
+    kept.update(_plan_of(before), None)
+    assert {runtime_status.pending_shard(d) for d in before} == kept.dirty
+    kept.dirty.clear()
+    after = dict(before)
+    after["dev-1"] = ()  # re-planned: nothing pending any more
+    del after["dev-2"]  # retired
+    after["dev-new"] = ("P-new",)  # enrolled (planned afresh, listed or not)
+    after["dev-3"] = ("P-3",)  # re-planned, unchanged
+    kept.update(_plan_of(after), frozenset({"dev-1", "dev-3"}))
+    fresh = PendingShards()
+    fresh.update(_plan_of(after), None)
+    assert fresh.shards == kept.shards
+    assert {runtime_status.pending_shard(d) for d in ("dev-1", "dev-2", "dev-new")} == kept.dirty
