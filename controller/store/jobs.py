@@ -111,19 +111,14 @@ def insert_jobs(conn: Connection, new_jobs: Sequence[NewJob], *, now: datetime) 
             "deadline": job.deadline,
             "created_at": now,
             "updated_at": now,
-            "delivered_at": None,
-            "deliveries": 0,
-            "finished_at": None,
-            "reboot_required": None,
             "results": {},
-            "output": None,
-            "started_at": None,
             "run_timeout": job.run_timeout_s,
-            "end_reason": None,
-            "end_state": None,
         }
         for job in new_jobs
     ]
+    # The columns a new job leaves empty (delivered_at, finished_at, output, ...) are not sent:
+    # they default to NULL (deliveries to 0), and each value sent is one more bind parameter
+    # processed per row (an approval issues thousands of jobs in one statement).
     insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     statement = insert(schema.jobs).on_conflict_do_nothing(index_elements=["id"])
     # Count what RETURNING gives back: executemany row counts differ between drivers.
