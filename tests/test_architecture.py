@@ -312,11 +312,9 @@ def test_the_agent_api_spells_the_core_vocabularies() -> None:
 MIRRORED_PACKAGES = ("core", "store")
 UNMIRRORED = {
     "core/plan.py": "tests/planner/, one module per concern of plan()",
-    "store/database.py": "tests/store/test_store_migrations.py, and every store fixture",
     "store/schema.py": "tables only; compared with the migrations in test_store_migrations.py",
     "store/alerts.py": "test_store_alert_batches.py and test_store_alert_filters.py",
     "store/audit.py": "tests/history/ (the trail as written and read back) and the audit API tests in tests/server/",
-    "store/observed.py": "test_store_changes.py (what observe reads) and test_incremental_passes",
 }
 
 
