@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,7 +34,8 @@ from controller.core.conditions import (
 from controller.core.desired import DesiredState
 from controller.core.ids import AlertKey
 from controller.core.incremental import IncrementalPlanner
-from controller.core.plan import Plan
+from controller.core.observed import DeviceView
+from controller.core.plan import DeviceSummary, Plan
 from controller.core.revisions import Revision
 from controller.kinds.notifications import AlertSeverity, EventType
 from controller.runtime import apply, audit, observe
@@ -294,7 +295,9 @@ class Reconciler:
             observed = observation.observed
             the_plan = self.planner.plan(desired, observed, now=now, changes=observation.changes)
             replanned = self._replanned(observation)
-            tenants = {d.id: d.tenant for d in observed.devices}
+            # the planner's own index, not a device → tenant dict of the fleet (~100 MB at
+            # a million devices, issue 14 item 7)
+            tenants = _Tenants(self.planner.devices)
             with self.store.write() as conn:
                 applied = apply.apply_plan(
                     conn, the_plan, tenants=tenants, now=now, replanned=replanned
@@ -411,7 +414,7 @@ class Reconciler:
         # approvals (a few MB at 10,000 devices), and encoding it under SQLite's one write lock
         # held agents' reports back for over 100 ms a pass (issue 14).
         summary = (
-            {key: _encoded(value) for key, value in plan_values(outcome.plan).items()}
+            {key: _encoded(value) for key, value in plan_values(outcome.plan)}
             if outcome.plan is not None
             else {}
         )
@@ -487,20 +490,42 @@ def _encoded(value: Any) -> tuple[str, str]:
     return text, hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
-def plan_values(the_plan: Plan) -> dict[str, Any]:
-    """The status values of the last plan, by key: `plan` (`plan_summary`) and every shard of
-    the pending approvals by device (`runtime.status.pending_shard`; all of them, so a shard
-    whose devices have none left is emptied). Per device, so that tenant-scoped views (the
-    dashboard) count only their own devices."""
-    shards: dict[str, dict[str, list[str]]] = {
-        f"{runtime_status.PENDING_SHARD_PREFIX}{n:02x}": {}
+def plan_values(the_plan: Plan) -> Iterator[tuple[str, Any]]:
+    """The status values of the last plan, as (key, value): `plan` (`plan_summary`) and every
+    shard of the pending approvals by device (`runtime.status.pending_shard`; all of them, so
+    a shard whose devices have none left is emptied), {device id: (patch id, ...)}. Per
+    device, so that tenant-scoped views (the dashboard) count only their own devices.
+
+    One shard at a time: the caller encodes each before the next is built, so the fleet's
+    pending approvals are never held twice as Python values (issue 14 item 7)."""
+    yield "plan", plan_summary(the_plan)
+    members: dict[str, list[DeviceSummary]] = {
+        f"{runtime_status.PENDING_SHARD_PREFIX}{n:02x}": []
         for n in range(runtime_status.PENDING_SHARDS)
     }
     for device in the_plan.devices:
         if device.pending_approval:
-            shard = shards[runtime_status.pending_shard(device.device_id)]
-            shard[device.device_id] = list(device.pending_approval)
-    return {"plan": plan_summary(the_plan), **shards}
+            members[runtime_status.pending_shard(device.device_id)].append(device)
+    for key in list(members):
+        shard = members.pop(key)
+        # the summary's tuples as they are: JSON writes a tuple as a list
+        yield key, {d.device_id: d.pending_approval for d in shard}
+
+
+class _Tenants(Mapping[str, str]):
+    """Device id → tenant path, read from a device index (`IncrementalPlanner.devices`)."""
+
+    def __init__(self, devices: Mapping[str, DeviceView]) -> None:
+        self._devices = devices
+
+    def __getitem__(self, device_id: str) -> str:
+        return self._devices[device_id].tenant
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._devices)
+
+    def __len__(self) -> int:
+        return len(self._devices)
 
 
 def plan_summary(the_plan: Plan) -> dict[str, Any]:
