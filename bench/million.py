@@ -19,7 +19,9 @@ traces the Python heap (slower; its peak excludes the interpreter, C buffers and
     .venv/bin/python bench/million.py --devices 100000 --url sqlite --json FILE
 
 `--url` names the server (a database `patchctl_bench_<pid>` is created there and dropped
-after), or `sqlite` for a file in a temporary directory.
+after), or `sqlite` for a file in a temporary directory. `--template NAME` (PostgreSQL) keeps
+the built fleet as database NAME and clones it on the next runs of the same fleet instead of
+building it again (`buildSeconds` is then the copy's); `DROP DATABASE NAME` when done.
 """
 
 from __future__ import annotations
@@ -319,14 +321,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         server, store_url = _database(args.url, tmp)
         try:
             started = time.perf_counter()
-            store = open_store(store_url)
-            catalogue_and_tenants(store, args)
-            if store.dialect == "postgresql":
-                store.close()
-                build_postgres(store_url, args)
-            else:
-                build_sqlite(store, args)
-                store.close()
+            if not _cloned(server, store_url, args):
+                store = open_store(store_url)
+                catalogue_and_tenants(store, args)
+                if store.dialect == "postgresql":
+                    store.close()
+                    build_postgres(store_url, args)
+                else:
+                    build_sqlite(store, args)
+                    store.close()
+                _keep_template(server, store_url, args)
             built = time.perf_counter() - started
             child = (
                 [
@@ -375,6 +379,46 @@ def _database(url: str, tmp: str) -> tuple[str | None, str]:
     return url, f"{base}/{name}"
 
 
+def _template_comment(args: argparse.Namespace) -> str:
+    """What a kept fleet was built with: a template is reused only for the same fleet."""
+    return f"patchctl bench fleet: devices={args.devices} tenants={args.tenants} variants={args.variants}"
+
+
+def _cloned(server: str | None, store_url: str, args: argparse.Namespace) -> bool:
+    """With `--template NAME` on PostgreSQL: when NAME holds this fleet (its comment says so),
+    make the bench database a copy of it (`CREATE DATABASE ... TEMPLATE`, a file copy: seconds
+    where building a million devices takes minutes) and answer True."""
+    if server is None or args.template is None:
+        return False
+    import psycopg  # noqa: PLC0415
+
+    name = store_url.rsplit("/", 1)[1]
+    with psycopg.connect(server, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            (args.template,),
+        ).fetchone()
+        if row is None or row[0] != _template_comment(args):
+            return False
+        conn.execute(f"DROP DATABASE {name}")
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {args.template}")
+    return True
+
+
+def _keep_template(server: str | None, store_url: str, args: argparse.Namespace) -> None:
+    """With `--template NAME` on PostgreSQL: keep a copy of the freshly built fleet as NAME
+    (replacing one built with other figures) for the next runs to clone."""
+    if server is None or args.template is None:
+        return
+    import psycopg  # noqa: PLC0415
+
+    name = store_url.rsplit("/", 1)[1]
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {args.template} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {args.template} TEMPLATE {name}")
+        conn.execute(f"COMMENT ON DATABASE {args.template} IS '{_template_comment(args)}'")
+
+
 def _drop(server: str, store_url: str) -> None:
     import psycopg  # noqa: PLC0415
 
@@ -392,6 +436,12 @@ def main() -> None:
     parser.add_argument("--passes", type=int, choices=(1, 2), default=2, help="1: first only")
     parser.add_argument("--tracemalloc", action="store_true", help="also trace the Python heap")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--template",
+        default=None,
+        help="PostgreSQL: keep the built fleet as this database and clone it on later runs "
+        "with the same --devices/--tenants/--variants (drop it yourself when done)",
+    )
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--store-url", help=argparse.SUPPRESS)
     parser.add_argument("--repo", type=Path, help=argparse.SUPPRESS)

@@ -128,8 +128,16 @@ class BaselineEvaluator:
         self._if_installed = LazyMap(self._installed_state)
 
     def evaluate(
-        self, *, device_id: str, scan: ScanView | None, history: DeviceHistory, now: datetime
+        self,
+        *,
+        device_id: str,
+        scan: ScanView | None,
+        history: DeviceHistory,
+        now: datetime,
+        share: Callable[[list[str]], tuple[str, ...]] = tuple,
     ) -> BaselineCompliance:
+        """The device's record. `share`: makes the record's patch-id tuples from its lists; the
+        planner passes one that hands out one tuple per distinct list (`PassFacts.shared`)."""
         # staleness on the server's clock: the agent's `scannedAt` may be years off
         if scan is None or now - scan.fresh_at > self.baseline.spec.stale_scan_after:
             scanned_at = scan.scanned_at if scan else None
@@ -172,10 +180,10 @@ class BaselineEvaluator:
             self.ref,
             ComplianceState.NON_COMPLIANT if non_compliant else ComplianceState.COMPLIANT,
             scan.scanned_at,
-            tuple(missing),
-            tuple(failed),
-            tuple(rebooting),
-            tuple(rejected),
+            share(missing),
+            share(failed),
+            share(rebooting),
+            share(rejected),
             installed,
             not_applicable,
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,6 +34,7 @@ from controller.core.conditions import (
 from controller.core.desired import DesiredState
 from controller.core.ids import AlertKey
 from controller.core.incremental import IncrementalPlanner
+from controller.core.observed import DeviceView
 from controller.core.plan import Plan
 from controller.core.revisions import Revision
 from controller.kinds.notifications import AlertSeverity, EventType
@@ -296,7 +297,9 @@ class Reconciler:
             the_plan = self.planner.plan(desired, observed, now=now, changes=observation.changes)
             self.pending.update(the_plan, self.planner.replanned)
             replanned = self._replanned(observation)
-            tenants = {d.id: d.tenant for d in observed.devices}
+            # the planner's own index, not a device → tenant dict of the fleet (~100 MB at
+            # a million devices, issue 14 item 7)
+            tenants = _Tenants(self.planner.devices)
             with self.store.write() as conn:
                 applied = apply.apply_plan(
                     conn, the_plan, tenants=tenants, now=now, replanned=replanned
@@ -507,12 +510,12 @@ class PendingShards:
     tens of MB of JSON (issue 14). Per device, so that tenant-scoped views (the dashboard)
     count only their own devices.
 
-    `shards`: shard key → {device id → patch ids} for every shard (all of them, so a shard
+    `shards`: shard key → {device id → (patch id, ...)} for every shard (all of them, so a shard
     whose devices have none left is emptied); `dirty`: the keys changed since they were last
     written (`Reconciler._save_status` clears it)."""
 
     def __init__(self) -> None:
-        self.shards: dict[str, dict[str, list[str]]] = {
+        self.shards: dict[str, dict[str, tuple[str, ...]]] = {
             f"{runtime_status.PENDING_SHARD_PREFIX}{n:02x}": {}
             for n in range(runtime_status.PENDING_SHARDS)
         }
@@ -540,13 +543,30 @@ class PendingShards:
                 continue
             key = shard_of[device_id]
             shard = self.shards[key]
-            pending = list(device.pending_approval)
-            if shard.get(device_id, []) != pending:
+            # the summary's tuple as it is (shared between devices; JSON writes it as a list)
+            pending = device.pending_approval
+            if shard.get(device_id, ()) != pending:
                 if pending:
                     shard[device_id] = pending
                 else:
                     del shard[device_id]
                 self.dirty.add(key)
+
+
+class _Tenants(Mapping[str, str]):
+    """Device id → tenant path, read from a device index (`IncrementalPlanner.devices`)."""
+
+    def __init__(self, devices: Mapping[str, DeviceView]) -> None:
+        self._devices = devices
+
+    def __getitem__(self, device_id: str) -> str:
+        return self._devices[device_id].tenant
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._devices)
+
+    def __len__(self) -> int:
+        return len(self._devices)
 
 
 def plan_summary(the_plan: Plan) -> dict[str, Any]:
