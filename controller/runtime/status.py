@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -218,10 +218,39 @@ def pending_shard(device_id: str) -> str:
     return f"{PENDING_SHARD_PREFIX}{digest}"
 
 
+def pending_shard_value(by_device: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """What a pending shard stores for `by_device` (device id → pending patch ids):
+    `{"patchSets": [[patch id, ...], ...], "devices": {device id: index in patchSets}}`.
+    Devices that wait for the same approvals share one list: most of a fleet does, and the
+    shards are rewritten whole whenever one of their devices changes (an approval commit
+    reaching 10% of 100,000 devices touches every shard), so each is about a tenth of the
+    size the plain mapping would be."""
+    sets: dict[Sequence[str], int] = {}
+    devices = {
+        device_id: sets.setdefault(patches, len(sets)) for device_id, patches in by_device.items()
+    }
+    return {"patchSets": [list(patches) for patches in sets], "devices": devices}
+
+
+def pending_of_shard(value: Any) -> dict[str, list[str]]:
+    """Device id → pending patch ids, from a stored shard (`pending_shard_value`), or from a
+    shard stored as that plain mapping (before patch sets were shared); {} for anything else."""
+    if not isinstance(value, dict):
+        return {}
+    sets, devices = value.get("patchSets"), value.get("devices")
+    if not (isinstance(sets, list) and isinstance(devices, dict)):
+        return value  # the plain mapping
+    return {
+        device_id: sets[index]
+        for device_id, index in devices.items()
+        if isinstance(index, int) and 0 <= index < len(sets)
+    }
+
+
 def plan_value(status: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The stored plan summary (`status_value(status, "plan")`) with `pendingApprovalsByDevice`
-    gathered from its shards (`pending_shard`), when there are any; a summary stored whole
-    (before the shards) is read as it is."""
+    gathered from its shards (`pending_shard`, `pending_of_shard`), when there are any; a
+    summary stored whole (before the shards) is read as it is."""
     plan = status_value(status, "plan")
     shards = [entry for key, entry in status.items() if key.startswith(PENDING_SHARD_PREFIX)]
     if not shards:
@@ -229,9 +258,7 @@ def plan_value(status: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     recorded = plan.get("pendingApprovalsByDevice")
     merged = dict(recorded) if isinstance(recorded, dict) else {}
     for entry in shards:
-        value = entry.get("value")
-        if isinstance(value, dict):
-            merged.update(value)
+        merged.update(pending_of_shard(entry.get("value")))
     return {**plan, "pendingApprovalsByDevice": merged}
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from controller.store import schema
+from controller.store import database, schema
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -56,8 +56,7 @@ class Delta:
 def record_devices(conn: Connection, device_ids: Iterable[str], *, now: datetime) -> None:
     """Record that the planner inputs of `device_ids` changed (in the caller's transaction)."""
     rows = [{"device_id": device_id, "recorded_at": now} for device_id in dict.fromkeys(device_ids)]
-    if rows:
-        conn.execute(schema.planner_changes.insert(), rows)
+    database.insert_many(conn, schema.planner_changes, rows, skip_existing=False)
 
 
 def record_catalogue(conn: Connection, *, now: datetime) -> None:

@@ -21,6 +21,7 @@ import dataclasses
 import sqlite3
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,13 +33,14 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
 
 from controller import errors
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Iterator, Sequence
+    from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 
     from sqlalchemy.engine import URL, Connection, Engine
 
@@ -338,3 +340,58 @@ def id_chunks(ids: Collection[str] | None) -> Iterator[list[str] | None]:
         yield None
         return
     yield from in_chunks(sorted(ids))
+
+
+def insert_many(
+    conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool
+) -> None:
+    """Insert `rows` (dicts with the same keys: column names of `table`) in one driver
+    executemany; `skip_existing`: a row whose primary key exists is left out (ON CONFLICT DO
+    NOTHING, both engines). Nothing is returned: the caller knows which rows are new.
+
+    Each value goes through its column type's own bind processor, so what is stored is what
+    `conn.execute(table.insert(), rows)` stores; what is left out is SQLAlchemy's per-row
+    work around it (parameters built and processed one by one, about 40 µs a row of ten
+    columns), which dominated the insert of an approval's 10,000 jobs (issue 14). Date-times
+    repeat (a pass's `now`, a window's deadline): each distinct one is processed once."""
+    if not rows:
+        return
+    dialect = conn.dialect
+    keys = list(rows[0])
+    module: Any = postgresql if dialect.name == "postgresql" else sqlite
+    statement = module.insert(table)
+    if skip_existing:
+        statement = statement.on_conflict_do_nothing(
+            index_elements=[column.name for column in table.primary_key]
+        )
+    compiled = statement.compile(dialect=dialect, column_keys=keys)
+    processors = [_processor(table.c[key].type, dialect) for key in keys]
+    converted = [[row[key] for key in keys] for row in rows]
+    for index, process in enumerate(processors):
+        if process is not None:
+            for values in converted:
+                values[index] = process(values[index])
+    if compiled.positiontup is None:  # named parameters (psycopg)
+        params: list[Any] = [dict(zip(keys, values, strict=True)) for values in converted]
+    else:
+        position = [keys.index(name) for name in compiled.positiontup]
+        params = [tuple(values[i] for i in position) for values in converted]
+    conn.exec_driver_sql(compiled.string, params)
+
+
+def _processor(type_: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+    """The column type's bind processor on `dialect`; memoised per value for date-times."""
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    if process is None:
+        return None
+    done: dict[datetime, Any] = {}
+
+    def memoised(value: Any) -> Any:
+        if not isinstance(value, datetime):
+            return process(value)
+        found = done.get(value)
+        if found is None:
+            found = done[value] = process(value)
+        return found
+
+    return memoised

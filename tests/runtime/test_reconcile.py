@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -368,3 +370,40 @@ def test_kept_pending_shards_equal_the_ones_built_from_scratch() -> None:
     fresh.update(_plan_of(after), None)
     assert fresh.shards == kept.shards
     assert {runtime_status.pending_shard(d) for d in ("dev-1", "dev-2", "dev-new")} == kept.dirty
+
+
+def test_a_pending_shard_stores_each_set_of_patches_once_and_reads_back_whole() -> None:
+    """Devices waiting for the same approvals share one stored list; the value reads back as
+    device → patch ids, and so does a shard stored as that plain mapping (before sharing)."""
+    shared = ("USN-1", "USN-2")
+    by_device = {"dev-1": shared, "dev-2": ("USN-1", "USN-2"), "dev-3": ("USN-9",)}
+    value = runtime_status.pending_shard_value(by_device)
+    assert [["USN-1", "USN-2"], ["USN-9"]] == value["patchSets"]
+    assert {"dev-1": 0, "dev-2": 0, "dev-3": 1} == value["devices"]
+    stored = json.loads(json.dumps(value))
+    expected = {device: list(patches) for device, patches in by_device.items()}
+    assert expected == runtime_status.pending_of_shard(stored)
+    assert expected == runtime_status.pending_of_shard(expected)  # the plain mapping
+    assert {} == runtime_status.pending_of_shard(["not", "a", "shard"])
+    broken = {"patchSets": [["USN-1"]], "devices": {"dev-1": 0, "dev-2": 7, "dev-3": "x"}}
+    assert {"dev-1": ["USN-1"]} == runtime_status.pending_of_shard(broken)
+
+
+def test_what_a_pass_keeps_is_left_out_of_later_garbage_collections(
+    policy_repo: PolicyRepo, store: Store, tmp_path: Path
+) -> None:
+    """After a pass, the planner's kept views and plans are frozen (out of the cyclic
+    collector's walks); the next full pass unfreezes them, so what it replaces can go."""
+    seed_catalogue(store)
+    policy_repo.write("policies/policy.yaml", APPROVAL_POLICY)
+    policy_repo.commit("policy")
+    device = enrol(store, "lin-0", tenant="msp/c0", os_family="linux", labels={}, now=IN_WINDOW)
+    report_scan(store, device, missing=("USN-7123-1",), now=IN_WINDOW)
+    the_reconciler = reconciler(policy_repo, store, tmp_path, IN_WINDOW)
+    gc.unfreeze()
+    the_reconciler.reconcile()
+    assert gc.get_freeze_count() > 0
+    the_reconciler.observe_step(now=IN_WINDOW + timedelta(minutes=1))  # incremental
+    assert gc.get_freeze_count() > 0
+    the_reconciler.observe_step(now=IN_WINDOW + the_reconciler.resync)  # a resync: full
+    assert 0 == gc.get_freeze_count()

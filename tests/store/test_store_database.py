@@ -4,10 +4,12 @@ busy handler; a writer that cannot get its turn in time fails as a lock timeout.
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 
-from controller.store import Store, database
+from controller.store import Store, database, devices, schema
 
 
 def test_a_turn_not_given_in_time_is_a_lock_timeout(sqlite_store: Store) -> None:
@@ -44,3 +46,59 @@ def test_the_gate_is_released_when_a_write_fails(sqlite_store: Store) -> None:
 def test_a_fenced_store_shares_the_gate(sqlite_store: Store) -> None:
     """`fenced` keeps the store's gate: the leader's fenced writes queue with the others."""
     assert sqlite_store.fenced(lambda _conn: None).gate is sqlite_store.gate
+
+
+def test_insert_many_stores_what_a_core_insert_stores(store: Store) -> None:
+    """Every kind of column (text, JSON, aware date-times in any zone, NULLs, integers) reads
+    back equal from rows written by `insert_many` and by `conn.execute(table.insert(), rows)`;
+    with `skip_existing`, a row whose key exists is left as it was."""
+    zone = timezone(timedelta(hours=5, minutes=30))
+    now = datetime(2026, 11, 20, 9, 0, 0, 123456, tzinfo=UTC)
+    with store.write() as conn:
+        device = devices.enrol(
+            conn,
+            devices.Enrolment(
+                tenant="acme",
+                hostname="web-01",
+                os_family="linux",
+                os_name="Debian",
+                os_version="12",
+                role="server",
+                agent_version="1",
+            ),
+            poll_interval=60,
+            now=now,
+        ).device_id
+
+    def row(key: str, n: int) -> dict[str, object]:
+        return {
+            "id": key,
+            "device_id": device,
+            "tenant": "acme",
+            "kind": "install",
+            "patch_ids": [f"DSA-{n}", "ü"],
+            "payload": {"n": n, "list": [1, None], "nested": {"a": [True, 0.5]}},
+            "state": "pending",
+            "revision": "main@sha1:abc",
+            "window_key": None if n % 2 else f"w@{n}",
+            "deadline": now.astimezone(zone) + timedelta(seconds=n) if n % 2 else None,
+            "created_at": now,
+            "updated_at": now.astimezone(zone),
+            "results": {},
+            "run_timeout": n * 60 if n % 2 else None,
+        }
+
+    fast = [row(f"fast:{n}", n) for n in range(5)]
+    core = [row(f"core:{n}", n) for n in range(5)]
+    columns = [c for c in schema.jobs.c if c.name != "id"]
+    with store.write() as conn:
+        database.insert_many(conn, schema.jobs, fast, skip_existing=False)
+        conn.execute(schema.jobs.insert(), core)
+        again = {**fast[0], "state": "failed", "payload": {}}
+        database.insert_many(conn, schema.jobs, [again], skip_existing=True)
+        stored = {r.id: r for r in conn.execute(sa.select(schema.jobs))}
+    for n in range(5):
+        one, other = stored[f"fast:{n}"], stored[f"core:{n}"]
+        assert [one._mapping[c] for c in columns] == [other._mapping[c] for c in columns]
+        assert (one.deadline, one.patch_ids) == (fast[n]["deadline"], fast[n]["patch_ids"])
+    assert ("pending", fast[0]["payload"]) == (stored["fast:0"].state, stored["fast:0"].payload)

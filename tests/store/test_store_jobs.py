@@ -267,3 +267,24 @@ def test_ending_leaves_a_job_the_agent_finished_meanwhile(store: Store) -> None:
         rows["install-1"][k] for k in ("state", "end_reason", "end_state")
     )
     assert ("succeeded", None) == (rows["install-2"]["state"], rows["install-2"]["end_reason"])
+
+
+def test_a_batch_with_an_id_twice_and_one_issued_already_counts_the_new_ones(
+    store: Store,
+) -> None:
+    """Within one batch the first job of an id is issued; ids issued before are left alone."""
+    device = enrolled(store)
+    with store.write() as conn:
+        jobs.insert_jobs(conn, [install(device, "install-1")], now=NOW)
+        batch = [
+            install(device, "install-1", window_key="later"),
+            install(device, "install-2", window_key="first"),
+            install(device, "install-2", window_key="second"),
+            install(device, "install-3"),
+        ]
+        issued = jobs.insert_jobs(conn, batch, now=NOW + timedelta(1))
+        rows = {row["id"]: row for row in jobs.list_jobs(conn, scope="acme")}
+    assert 2 == issued
+    assert {"install-1", "install-2", "install-3"} == rows.keys()
+    assert rows["install-1"]["window_key"] is None  # the one issued before, unchanged
+    assert "first" == rows["install-2"]["window_key"]
