@@ -203,8 +203,9 @@ class _Memory:
         self.order = sorted(devices, key=lambda i: (devices[i].tenant, devices[i].name, i))
         self.position = {device_id: n for n, device_id in enumerate(self.order)}
 
-    def keep(self, device_plan: DevicePlan, until: datetime | None) -> None:
-        """Keep a device's fresh plan, holding until `until` (None: until an input changes)."""
+    def keep(self, device_plan: DevicePlan, until: datetime | None) -> DevicePlan | None:
+        """Keep a device's fresh plan, holding until `until` (None: until an input changes);
+        answers the plan it replaces, if any."""
         device_id = device_plan.device.id
         was = self.plans.get(device_id)
         if was is not None and was.rollout_window is not None:
@@ -217,6 +218,7 @@ class _Memory:
         else:
             self.until[device_id] = until
             heapq.heappush(self.expiry, (until, device_id))
+        return was
 
     def expired(self, now: datetime) -> set[str]:
         """The devices whose kept plan no longer holds at `now`; heap entries of plans made
@@ -241,6 +243,9 @@ class IncrementalPlanner:
         # the ids of the devices the previous call planned afresh; None: every device (a full
         # pass). A device not among them has exactly the plan (and compliance) it had before.
         self.replanned: frozenset[str] | None = None
+        # those of them whose compliance records differ from their plan before (or who had
+        # none): the others' stored rows are the ones written when that plan was made
+        self.compliance_changed: frozenset[str] | None = None
         self._memory: _Memory | None = None
 
     @property
@@ -353,16 +358,20 @@ class IncrementalPlanner:
             _window_devices(memory, group_sets, signatures, dirty)
             todo = sorted(dirty, key=memory.position.__getitem__)
         running = fleet.counting_installs(facts.ledger)
+        moved: list[str] = []  # devices whose compliance records changed
         for device_id in todo:
             one = group_sets[memory.facts[device_id]]
             device_plan = plan_device(facts, devices[device_id], one, running)
             fleet.count_issued(running, device_plan)
-            memory.keep(device_plan, _valid_until(device_plan, one, facts, fingerprints))
+            was = memory.keep(device_plan, _valid_until(device_plan, one, facts, fingerprints))
+            if was is None or was.compliance != device_plan.compliance:
+                moved.append(device_id)
         memory.window_signatures = signatures
         names = fleet.Names(devices)
         self._memory = memory
         self.last = PassCounts(planned=len(todo), reused=len(devices) - len(todo))
         self.replanned = None if dirty is None else frozenset(todo)
+        self.compliance_changed = None if dirty is None else frozenset(moved)
         return fleet.assemble(
             desired,
             now=now,

@@ -350,11 +350,14 @@ class Reconciler:
 
     def _replanned(self, observation: observe.Observation) -> set[str] | None:
         """The devices whose compliance may have changed in this pass: those the planner
-        planned afresh and those that changed (a retired device's rows go); None when that
-        may be any device (a full plan)."""
-        if self.planner.replanned is None:
+        planned afresh to different compliance records, and those whose rows changed (a
+        retired device's rows go); None when that may be any device (a full plan). An
+        approval commit re-plans a tenth of the fleet and changes none of its compliance:
+        no stored row is read back for them (issue 14)."""
+        changed = self.planner.compliance_changed
+        if changed is None:
             return None
-        return set(self.planner.replanned | observation.changes.devices)
+        return set(changed | observation.changes.devices)
 
     def _record_invalid(
         self, revision: str, problems: tuple[Problem, ...], *, now: datetime

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from controller.core.patches import PatchRecord
 from controller.core.plan import Plan, plan
@@ -257,3 +258,65 @@ def test_a_device_that_only_checked_in_stays_online(
         observe.differing_devices(kept, fresh, now=clock.now),
         outcome.counts["devicesRead"],
     )
+
+
+def test_a_commit_that_changes_no_compliance_reads_and_writes_no_compliance_row(
+    example_repo: PolicyRepo, store: Store, tmp_path: Path
+) -> None:
+    """An Approval of a patch the devices do not miss re-plans them (their policy set changed)
+    but changes none of their compliance: no stored row is compared or rewritten. A Baseline
+    change that does change it rewrites the rows, to what a fresh full pass writes."""
+    ids = fleet(store, 4)
+    clock = Clock(IN_WINDOW)
+    runner = reconciler(example_repo, store, tmp_path, clock)
+    runner.reconcile()
+    runner.reconcile()
+    before = compliance_rows(store)
+    example_repo.write("policies/approvals/unrelated.yaml", UNRELATED_APPROVAL)
+    example_repo.commit("approve a patch nobody misses")
+    clock.now += timedelta(minutes=1)
+    approved = runner.reconcile()
+    assert runner.planner.replanned is not None
+    assert set(ids) <= runner.planner.replanned
+    assert frozenset() == runner.planner.compliance_changed
+    assert 0 == approved.counts["complianceWritten"]
+    assert before == compliance_rows(store)
+    baseline = (example_repo.path / "policies/baselines/windows-servers.yaml").read_text()
+    example_repo.write(
+        "policies/baselines/windows-servers.yaml",
+        baseline.replace("staleScanAfter: 7d", "staleScanAfter: 1d"),
+    )
+    example_repo.commit("windows baseline: scans go stale after a day")
+    clock.now += timedelta(days=2)  # the scans are stale now: the records change
+    changed = runner.reconcile()
+    assert changed.counts["complianceWritten"] > 0
+    after = compliance_rows(store)
+    fresh = reconciler(example_repo, store, tmp_path / "fresh", clock)
+    with store.write() as conn:
+        conn.execute(schema.compliance.delete())
+    fresh.reconcile()
+    assert after.keys() == compliance_rows(store).keys()
+    assert {k: v[:2] for k, v in after.items()} == {
+        k: v[:2] for k, v in compliance_rows(store).items()
+    }
+
+
+UNRELATED_APPROVAL = """\
+apiVersion: patchctl/v1
+kind: Approval
+metadata: {name: unrelated, tenant: acme/retail}
+spec:
+  patches: [KB5000001]
+  targets: {selector: {labels: {env: prod}}}
+  reason: a patch none of the fleet misses
+"""
+
+
+def compliance_rows(store: Store) -> dict[tuple[str, str], tuple[object, ...]]:
+    """(device, baseline) → (state, patches document, evaluated at) of every stored row."""
+    c = schema.compliance.c
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(c.device_id, c.baseline, c.state, c.patches, c.evaluated_at)
+        ).all()
+    return {(r.device_id, r.baseline): (r.state, r.patches, r.evaluated_at) for r in rows}
