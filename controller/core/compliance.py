@@ -111,12 +111,29 @@ def evaluate(
     )
 
 
+SCANS_REMEMBERED = 4096  # distinct scan contents a `BaselineEvaluator` keeps the fields of
+
+# a record's fields but its device, baseline and scan time: state, missing, failed,
+# pending_reboot, rejected, installed, not_applicable
+_Fields = tuple[
+    "ComplianceState",
+    tuple[str, ...],
+    tuple[str, ...],
+    tuple[str, ...],
+    tuple[str, ...],
+    int,
+    int,
+]
+
+
 class BaselineEvaluator:
     """Evaluates one baseline for every device that shares a policy set.
 
     The state a patch takes when missing or installed depends only on its decision, so it is
     computed once per patch and reused for each device; only the device's job history (failed
-    installs, pending reboots) is applied per device.
+    installs, pending reboots) is applied per device. Devices with no such history and the same
+    scan content (most of a fleet: a few thousand distinct scans in a million devices) get the
+    record's fields computed once (up to `SCANS_REMEMBERED` distinct scans).
     """
 
     def __init__(self, baseline: Baseline, decisions: Mapping[str, Decision]) -> None:
@@ -126,6 +143,9 @@ class BaselineEvaluator:
         self.block = baseline.spec.exclude_action is ExcludeAction.BLOCK
         self._if_missing = LazyMap(self._missing_state)
         self._if_installed = LazyMap(self._installed_state)
+        # the record's fields by scan content, for devices with no failed install and no
+        # patchctl install waiting for a reboot: most of a fleet shares a few scans
+        self._by_scan: dict[tuple[object, ...], _Fields] = {}
 
     def evaluate(
         self,
@@ -143,6 +163,37 @@ class BaselineEvaluator:
             scanned_at = scan.scanned_at if scan else None
             unknown = ComplianceState.UNKNOWN
             return BaselineCompliance(device_id, self.ref, unknown, scanned_at)
+        if history.failed or history.pending_reboot:
+            fields = self._fields(scan, history, share)
+        else:
+            key = (scan.missing, scan.installed, scan.reboot_required and scan.pending_reboot)
+            found = self._by_scan.get(key)
+            if found is None:
+                if len(self._by_scan) >= SCANS_REMEMBERED:
+                    self._by_scan.clear()
+                found = self._by_scan[key] = self._fields(scan, history, share)
+            fields = found
+        state, missing, failed, rebooting, rejected, installed, not_applicable = fields
+        return BaselineCompliance(
+            device_id,
+            self.ref,
+            state,
+            scan.scanned_at,
+            missing,
+            failed,
+            rebooting,
+            rejected,
+            installed,
+            not_applicable,
+        )
+
+    def _fields(
+        self,
+        scan: ScanView,
+        history: DeviceHistory,
+        share: Callable[[list[str]], tuple[str, ...]],
+    ) -> _Fields:
+        """The record's fields but device, baseline and scan time, for a fresh scan."""
         # The hot loops of a reconcile: plain lists and local names, no per-patch objects.
         missing: list[str] = []
         failed: list[str] = []
@@ -175,11 +226,8 @@ class BaselineEvaluator:
             elif state is not None:
                 rejected.append(patch_id)
         non_compliant = missing or failed or rebooting or rejected
-        return BaselineCompliance(
-            device_id,
-            self.ref,
+        return (
             ComplianceState.NON_COMPLIANT if non_compliant else ComplianceState.COMPLIANT,
-            scan.scanned_at,
             share(missing),
             share(failed),
             share(rebooting),

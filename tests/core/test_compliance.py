@@ -3,6 +3,7 @@ latest scan and the job ledger; the baseline's verdict from those states."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from datetime import timedelta
 
@@ -143,3 +144,47 @@ def test_findings_name_each_non_compliant_patch_in_scan_order() -> None:
         ("KB-SEC", PatchState.FAILED),
         ("KB-BAD", PatchState.INSTALLED_REJECTED),
     ) == result.findings
+
+
+def test_one_evaluator_gives_every_device_the_record_a_fresh_one_gives() -> None:
+    """A `BaselineEvaluator` reuses the fields it computed for a scan's content: across devices,
+    scan times, histories and reboot signals (in random order, with repeats), each record
+    equals the one a new evaluator computes."""
+    rng = random.Random(14)  # noqa: S311 - a reproducible sample, not a secret
+    ids = sorted(CATALOGUE)
+    histories = [
+        NO_HISTORY,
+        DeviceHistory(failed=frozenset({"KB-SEC"})),
+        DeviceHistory(pending_reboot=frozenset({"KB-CRIT"})),
+    ]
+    shared = compliance.BaselineEvaluator(WIN, decisions(WIN))
+    scans = [
+        scan(
+            *rng.sample(ids, rng.randint(0, 3)),
+            installed=tuple(rng.sample(ids, rng.randint(0, 3))),
+            age=timedelta(hours=rng.choice((1, 2, 200))),
+            reboot=rng.random() < 0.3,
+        )
+        for _ in range(60)
+    ]
+    for n in range(600):
+        found = rng.choice(scans)
+        history = rng.choice(histories)
+        fresh = compliance.BaselineEvaluator(WIN, decisions(WIN))
+        args = {"device_id": f"dev-{n}", "scan": found, "history": history, "now": NOW}
+        assert fresh.evaluate(**args) == shared.evaluate(**args)
+
+
+def test_an_evaluator_remembers_a_bounded_number_of_scans(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past `SCANS_REMEMBERED` distinct scans the evaluator starts over, and still answers
+    right."""
+    monkeypatch.setattr(compliance, "SCANS_REMEMBERED", 2)
+    evaluator = compliance.BaselineEvaluator(WIN, decisions(WIN))
+    first = scan("KB-SEC")
+    for found in (first, scan("KB-CRIT"), scan("KB-SEC", "KB-CRIT"), first):
+        record = evaluator.evaluate(device_id="d", scan=found, history=NO_HISTORY, now=NOW)
+        assert evaluate(found).state == record.state
+        assert evaluate(found).findings == record.findings
+        assert len(evaluator._by_scan) <= 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from controller.core.explain import explain
 from controller.core.observed import DeviceView, JobKind, ObservedState
 from controller.core.patches import FixedPackage, PatchRecord
 from controller.core.plan import plan
+from controller.core.planning.policysets import PolicySets
 from controller.feeds import read_feed
 from controller.kinds.common import Classification, OsFamily
 from controller.kinds.feeds import FeedFormat
@@ -179,3 +181,21 @@ def test_ubuntu_usn_installs_its_binaries_pairs() -> None:
     result = plan(desired(approval("USN-7000-1")), state, now=SUNDAY_OPEN)
     installs = [j.patch_ids for j in result.issue if j.kind is JobKind.INSTALL]
     assert [("libexpat1=2.6.1-2ubuntu0.2",)] == installs
+
+
+def test_a_policy_set_triages_each_missing_list_as_a_fresh_one_does() -> None:
+    """`PolicySets.triaged` remembers its answer per missing list: asked again (in any order,
+    among other lists, with approved advisories grouping packages), it answers what a new
+    `PolicySets` computes for that list alone."""
+    rng = random.Random(6010)  # noqa: S311 - a reproducible sample, not a secret
+    host, state = observed(ALL_MISSING)
+    wanted = desired(approval("DSA-6010-1", "DSA-6021-1", "tzdata=2026b-0+deb12u1"))
+    sets = PolicySets(wanted, state, today=SUNDAY_OPEN.date())
+    lists = [tuple(rng.sample(ALL_MISSING, rng.randint(1, 6))) for _ in range(30)]
+    installable_somewhere = False
+    for missing in [*lists, *rng.sample(lists, 30)]:
+        fresh = PolicySets(wanted, state, today=SUNDAY_OPEN.date())
+        expected = fresh.triaged(fresh.applicable(host), missing)
+        assert expected == sets.triaged(sets.applicable(host), missing)
+        installable_somewhere |= bool(expected[0])
+    assert installable_somewhere

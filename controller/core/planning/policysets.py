@@ -38,6 +38,10 @@ class PolicySets:
         self._script_jobs: dict[int, tuple[ScriptJob, ...]] = {}
         self._decisions: dict[int, compliance.LazyMap[str, Decision]] = {}
         self._evaluators: dict[int, tuple[compliance.BaselineEvaluator, ...]] = {}
+        # per set: missing list → (installable, pending approval)
+        self._triaged: dict[
+            int, dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]]
+        ] = {}
         self._advisories: advisories.AdvisoryIndex | None = None
         self.job_patches = advisories.JobPatches(self.patch)
         self._listed_advisories: dict[int, frozenset[str]] = {}
@@ -105,6 +109,8 @@ class PolicySets:
             self._evaluators[key] = earlier._evaluators[key]
         if key in earlier._listed_advisories:
             self._listed_advisories[key] = earlier._listed_advisories[key]
+        if key in earlier._triaged:
+            self._triaged[key] = earlier._triaged[key]
 
     def applicable(self, device: DeviceView, facts: Facts | None = None) -> Applicable:
         """The policy objects targeting `device` (`facts`: its `facts()`, if known)."""
@@ -151,6 +157,35 @@ class PolicySets:
             )
             self._decisions[id(applicable)] = found
         return found
+
+    def triaged(
+        self, applicable: Applicable, missing: tuple[str, ...]
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The `missing` patches that are installable under `applicable`, and those pending
+        approval, in scan order; computed once per distinct missing list (most devices of a
+        set share one), up to `compliance.SCANS_REMEMBERED` lists per set."""
+        known = self._triaged.get(id(applicable))
+        if known is None:
+            known = self._triaged[id(applicable)] = {}
+        found = known.get(missing)
+        if found is None:
+            if len(known) >= compliance.SCANS_REMEMBERED:
+                known.clear()
+            found = known[missing] = self._triage(applicable, missing)
+        return found
+
+    def _triage(
+        self, applicable: Applicable, missing: tuple[str, ...]
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        decisions = self.decisions(applicable)
+        grouping = self.grouping(applicable, missing)
+        if grouping is advisories.NOTHING:
+            found = list(map(decisions.__getitem__, missing))
+        else:
+            found = [grouping.decision(patch_id, decisions) for patch_id in missing]
+        installable = tuple(p for p, d in zip(missing, found, strict=True) if d.installable)
+        pending = tuple(p for p, d in zip(missing, found, strict=True) if d.pending_approval)
+        return installable, pending
 
     def evaluators(self, applicable: Applicable) -> tuple[compliance.BaselineEvaluator, ...]:
         found = self._evaluators.get(id(applicable))
