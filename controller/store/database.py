@@ -344,10 +344,11 @@ def id_chunks(ids: Collection[str] | None) -> Iterator[list[str] | None]:
 
 def insert_many(
     conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool
-) -> None:
+) -> int:
     """Insert `rows` (dicts with the same keys: column names of `table`) in one driver
     executemany; `skip_existing`: a row whose primary key exists is left out (ON CONFLICT DO
-    NOTHING, both engines). Nothing is returned: the caller knows which rows are new.
+    NOTHING, both engines). Answers how many rows were inserted (the driver's row count:
+    both sqlite3 and psycopg sum it over an executemany).
 
     Each value goes through its column type's own bind processor, so what is stored is what
     `conn.execute(table.insert(), rows)` stores; what is left out is SQLAlchemy's per-row
@@ -355,7 +356,7 @@ def insert_many(
     columns), which dominated the insert of an approval's 10,000 jobs (issue 14). Date-times
     repeat (a pass's `now`, a window's deadline): each distinct one is processed once."""
     if not rows:
-        return
+        return 0
     dialect = conn.dialect
     keys = list(rows[0])
     module: Any = postgresql if dialect.name == "postgresql" else sqlite
@@ -376,7 +377,7 @@ def insert_many(
     else:
         position = [keys.index(name) for name in compiled.positiontup]
         params = [tuple(values[i] for i in position) for values in converted]
-    conn.exec_driver_sql(compiled.string, params)
+    return conn.exec_driver_sql(compiled.string, params).rowcount
 
 
 def _processor(type_: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
