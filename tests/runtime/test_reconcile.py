@@ -392,8 +392,10 @@ def test_a_pending_shard_stores_each_set_of_patches_once_and_reads_back_whole() 
 def test_what_a_pass_keeps_is_left_out_of_later_garbage_collections(
     policy_repo: PolicyRepo, store: Store, tmp_path: Path
 ) -> None:
-    """After a pass, the planner's kept views and plans are frozen (out of the cyclic
-    collector's walks); the next full pass unfreezes them, so what it replaces can go."""
+    """A pass runs with the cyclic collector off and turns it back on; after a full pass, the
+    planner's kept views and plans are frozen (out of the collector's walks); incremental
+    passes freeze nothing more, and the next full pass unfreezes them, so what it replaces can
+    go. A collector the caller had off stays off."""
     seed_catalogue(store)
     policy_repo.write("policies/policy.yaml", APPROVAL_POLICY)
     policy_repo.commit("policy")
@@ -401,8 +403,20 @@ def test_what_a_pass_keeps_is_left_out_of_later_garbage_collections(
     report_scan(store, device, missing=("USN-7123-1",), now=IN_WINDOW)
     the_reconciler = reconciler(policy_repo, store, tmp_path, IN_WINDOW)
     gc.unfreeze()
+    during: list[bool] = []
+    save = the_reconciler._save_status
+    the_reconciler._save_status = lambda outcome: (during.append(gc.isenabled()), save(outcome))  # type: ignore[method-assign]
     the_reconciler.reconcile()
-    assert gc.get_freeze_count() > 0
+    assert ([False], True) == (during, gc.isenabled())
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    gc.disable()
+    try:
+        the_reconciler.reconcile()  # incremental
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert gc.get_freeze_count() <= frozen  # some were freed: replaced, not walked
     the_reconciler.observe_step(now=IN_WINDOW + timedelta(minutes=1))  # incremental
     assert gc.get_freeze_count() > 0
     the_reconciler.observe_step(now=IN_WINDOW + the_reconciler.resync)  # a resync: full
