@@ -617,7 +617,7 @@ def plan_summary(the_plan: Plan) -> dict[str, Any]:
     return {
         "revision": the_plan.revision,
         "pendingApprovals": the_plan.pending_approvals,
-        "installable": sum(len(d.installable) for d in the_plan.devices),
+        "installable": the_plan.installable,
         "nextWindows": next_windows,
     }
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from operator import attrgetter
 from typing import Any
 
 from controller.core import windows
@@ -94,9 +96,14 @@ class Plan:
     # keys of the `CONDITION_TYPES` alerts whose condition holds at `now` (raised or not)
     holding: frozenset[str] = frozenset()
 
-    @property
+    # counted once per plan (`counts` and the status summary both ask, over every device)
+    @cached_property
     def pending_approvals(self) -> int:
-        return sum(len(d.pending_approval) for d in self.devices)
+        return sum(map(len, map(_PENDING, self.devices)))
+
+    @cached_property
+    def installable(self) -> int:
+        return sum(map(len, map(_INSTALLABLE, self.devices)))
 
     def counts(self) -> dict[str, int]:
         return {
@@ -109,6 +116,10 @@ class Plan:
             "devices": len(self.devices),
             "pendingApprovals": self.pending_approvals,
         }
+
+
+_PENDING = attrgetter("pending_approval")
+_INSTALLABLE = attrgetter("installable")
 
 
 def window_key(window: PatchWindow) -> str:
