@@ -27,7 +27,13 @@ from pathlib import Path
 import git
 
 from controller import errors
-from controller.core.commits import CommitFacts, Person, parse_pull_request, parse_trailers
+from controller.core.commits import (
+    CommitFacts,
+    Person,
+    Trailer,
+    parse_pull_request,
+    parse_trailers,
+)
 from controller.core.revisions import Revision
 from controller.redaction import redact_text, redact_url
 from controller.sources import signatures
@@ -307,6 +313,7 @@ def _parse_log(fields: Iterable[bytes]) -> Iterator[tuple[CommitFacts, tuple[Fil
     one by one, so the cost is per changed path, not per field.
     """
     values = iter(fields)
+    known = _Known()  # people and trailer lists, built once per walk
     value = next(values, None)
     while value is not None:
         if not value.strip():  # between records
@@ -334,25 +341,51 @@ def _parse_log(fields: Iterable[bytes]) -> Iterator[tuple[CommitFacts, tuple[Fil
                 )
             )
             value = next(values, None)
-        yield _facts(header), tuple(changed)
+        yield _facts(header, known), tuple(changed)
 
 
-def _facts(header: list[bytes]) -> CommitFacts:
-    text = [value.decode("utf-8", "replace") for value in header]
+@dataclass
+class _Known:
+    """The people and trailer lists of the records read so far. Both are immutable values, so
+    commits by the same people share them: a walk of a long history builds a handful of
+    `Person`s instead of two per commit (fewer objects to build, and to keep)."""
+
+    people: dict[tuple[str, str], Person] = dataclasses.field(default_factory=dict)
+    trailers: dict[str, tuple[Trailer, ...]] = dataclasses.field(default_factory=dict)
+
+    def person(self, name: str, email: str) -> Person:
+        found = self.people.get((name, email))
+        if found is None:
+            found = self.people[name, email] = Person(name, email)
+        return found
+
+    def trailer_list(self, text: str) -> tuple[Trailer, ...]:
+        found = self.trailers.get(text)
+        if found is None:
+            found = self.trailers[text] = parse_trailers(text)
+        return found
+
+
+def _facts(header: list[bytes], known: _Known | None = None) -> CommitFacts:
+    """A record's header fields as facts (`known`: what earlier records of the walk built)."""
+    # One decode for the whole header: NUL is ASCII, so each field decodes as it would alone.
+    text = b"\0".join(header).decode("utf-8", "replace").split("\0")
     sha, parents, author, author_email, authored, committer, committer_email, committed = text[:8]
     signature = signatures.parse_signature(text[8 : 8 + signatures.SIGNATURE_FIELDS])
     trailer_text, message = text[8 + signatures.SIGNATURE_FIELDS :]
     message = message.rstrip("\n")
+    if known is None:
+        known = _Known()
     return CommitFacts(
         sha=sha.strip(),
         parents=tuple(parents.split()),
-        author=Person(author, author_email),
-        committer=Person(committer, committer_email),
+        author=known.person(author, author_email),
+        committer=known.person(committer, committer_email),
         authored_at=datetime.fromisoformat(authored),
         committed_at=datetime.fromisoformat(committed),
         message=message,
         pull_request=parse_pull_request(message),
-        trailers=parse_trailers(trailer_text),
+        trailers=known.trailer_list(trailer_text),
         signature=signature,
     )
 

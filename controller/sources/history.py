@@ -165,8 +165,13 @@ def walk(  # noqa: PLR0913 - keyword-only options, each with a default
         ahead = stack.enter_context(parseahead.ParseAhead()) if parse_ahead else None
         # A first build makes ~10^5 long-lived objects and no garbage cycles: no GC meanwhile.
         stack.enter_context(gcpause.paused())
-        walker = _Walker(repo, branch, verifier, parsed or ParseCache(), ahead)
-        return walker.run(since_sha, cache, tip or git_source.resolve_tip(repo, branch))
+        walked = _Walker(repo, branch, verifier, parsed or ParseCache(), ahead).run(
+            since_sha, cache, tip or git_source.resolve_tip(repo, branch)
+        )
+        # The walker is gone by now, and every object version it diffed with it (freed by
+        # reference counting): the collection owed when the collector is enabled again scans
+        # only what the walk returns.
+    return walked
 
 
 class _Walker:
@@ -187,6 +192,7 @@ class _Walker:
         self.events: list[AuditEvent] = []
         self.loaded = 0
         self.dumped = changes.JsonMemo()  # an object's `after` in one event is its next `before`
+        self._keys: dict[int, tuple[ParsedFile, tuple[ObjectKey, ...]]] = {}  # by id(file)
         self.ahead = ahead  # blobs' YAML read in a worker process, or None
 
     def revision(self, sha: str) -> str:
@@ -281,6 +287,15 @@ class _Walker:
         cache.symlinks = git_source.symlink_paths(self.repo, sha)
         return changed
 
+    def keys_of(self, parsed: ParsedFile) -> tuple[ObjectKey, ...]:
+        """The keys of a file's objects, built once per walk: a file is diffed as the new
+        version of its path and again as the old one (`Document.key` builds a new key)."""
+        found = self._keys.get(id(parsed))
+        if found is None:
+            # The file is kept with its keys, so its id is not reused during the walk.
+            found = self._keys[id(parsed)] = (parsed, tuple(obj.key for obj in parsed.objects))
+        return found[1]
+
     def settle(self, cache: HistoryCache, facts: CommitFacts) -> None:
         """A valid commit: the changes since the last valid one become events.
 
@@ -288,35 +303,38 @@ class _Walker:
         very same (content seen before, from the parse cache) holds no change.
         """
         paths = cache.pending_paths
+        files, valid_files = cache.tree.files, cache.valid_files
         before: dict[ObjectKey, Document] = {}
         after: dict[ObjectKey, Document] = {}
-        where: dict[ObjectKey, tuple[str | None, str | None]] = {}  # path before, path after
+        path_before: dict[ObjectKey, str] = {}
+        path_after: dict[ObjectKey, str] = {}
         for path in paths:
-            old, new = cache.valid_files.get(path), cache.tree.files.get(path)
+            old, new = valid_files.get(path), files.get(path)
             if old is new:
                 continue
-            for obj in old.objects if old is not None else ():
-                before[key := obj.key] = obj
-                where[key] = (path, where.get(key, (None, None))[1])
-            for obj in new.objects if new is not None else ():
-                after[key := obj.key] = obj
-                where[key] = (where.get(key, (None, None))[0], path)
+            if old is not None:
+                for key, obj in zip(self.keys_of(old), old.objects, strict=True):
+                    before[key] = obj
+                    path_before[key] = path
+            if new is not None:
+                for key, obj in zip(self.keys_of(new), new.objects, strict=True):
+                    after[key] = obj
+                    path_after[key] = path
         revision = self.revision(facts.sha)
+        pending = cache.pending
         for change in changes.diff_keyed(before, after, dump=self.dumped):
-            path_before, path_after = where[change.key]
-            touched = {path_before, path_after}
-            author = next(
-                (commit for commit, changed in reversed(cache.pending) if touched & changed),
-                facts,
-            )
-            self.events.append(
-                AuditEvent(change.event, revision, author, change, path_after or path_before)
-            )
+            was, now = path_before.get(change.key), path_after.get(change.key)
+            author = facts  # the last commit that touched the object's file(s)
+            for commit, changed in reversed(pending):
+                if was in changed or now in changed:
+                    author = commit
+                    break
+            self.events.append(AuditEvent(change.event, revision, author, change, now or was))
         for path in paths:
-            if path in cache.tree.files:
-                cache.valid_files[path] = cache.tree.files[path]
+            if path in files:
+                valid_files[path] = files[path]
             else:
-                cache.valid_files.pop(path, None)
+                valid_files.pop(path, None)
         cache.valid_sha = facts.sha
         cache.pending.clear()
         cache.pending_paths = set()
