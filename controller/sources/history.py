@@ -165,13 +165,12 @@ def walk(  # noqa: PLR0913 - keyword-only options, each with a default
         ahead = stack.enter_context(parseahead.ParseAhead()) if parse_ahead else None
         # A first build makes ~10^5 long-lived objects and no garbage cycles: no GC meanwhile.
         stack.enter_context(gcpause.paused())
-        walked = _Walker(repo, branch, verifier, parsed or ParseCache(), ahead).run(
+        # No name holds the walker: it is gone before the collector is enabled again, and every
+        # object version it diffed with it (reference counting frees them), so the collection
+        # owed then scans only what the walk returns.
+        return _Walker(repo, branch, verifier, parsed or ParseCache(), ahead).run(
             since_sha, cache, tip or git_source.resolve_tip(repo, branch)
         )
-        # The walker is gone by now, and every object version it diffed with it (freed by
-        # reference counting): the collection owed when the collector is enabled again scans
-        # only what the walk returns.
-    return walked
 
 
 class _Walker:
@@ -296,6 +295,22 @@ class _Walker:
             found = self._keys[id(parsed)] = (parsed, tuple(obj.key for obj in parsed.objects))
         return found[1]
 
+    def objects_at(
+        self, files: Mapping[str, ParsedFile], other: Mapping[str, ParsedFile], paths: set[str]
+    ) -> tuple[dict[ObjectKey, Document], dict[ObjectKey, str]]:
+        """The objects of `files` at `paths` and the path of each, by key; a path whose parsed
+        file is the very same in `other` holds no change and is left out."""
+        objects: dict[ObjectKey, Document] = {}
+        where: dict[ObjectKey, str] = {}
+        for path in paths:
+            parsed = files.get(path)
+            if parsed is None or parsed is other.get(path):
+                continue
+            for key, obj in zip(self.keys_of(parsed), parsed.objects, strict=True):
+                objects[key] = obj
+                where[key] = path
+        return objects, where
+
     def settle(self, cache: HistoryCache, facts: CommitFacts) -> None:
         """A valid commit: the changes since the last valid one become events.
 
@@ -304,22 +319,8 @@ class _Walker:
         """
         paths = cache.pending_paths
         files, valid_files = cache.tree.files, cache.valid_files
-        before: dict[ObjectKey, Document] = {}
-        after: dict[ObjectKey, Document] = {}
-        path_before: dict[ObjectKey, str] = {}
-        path_after: dict[ObjectKey, str] = {}
-        for path in paths:
-            old, new = valid_files.get(path), files.get(path)
-            if old is new:
-                continue
-            if old is not None:
-                for key, obj in zip(self.keys_of(old), old.objects, strict=True):
-                    before[key] = obj
-                    path_before[key] = path
-            if new is not None:
-                for key, obj in zip(self.keys_of(new), new.objects, strict=True):
-                    after[key] = obj
-                    path_after[key] = path
+        before, path_before = self.objects_at(valid_files, files, paths)
+        after, path_after = self.objects_at(files, valid_files, paths)
         revision = self.revision(facts.sha)
         pending = cache.pending
         for change in changes.diff_keyed(before, after, dump=self.dumped):
