@@ -173,6 +173,26 @@ def walk(  # noqa: PLR0913 - keyword-only options, each with a default
         )
 
 
+class _BlobsToRead:
+    """Which blobs of a log batch to read (`git.with_blobs_ahead`): the policy files' not parsed
+    before. The bytes of those parsed before are kept until the walk ends: the parse cache is
+    asked a batch ahead and may forget one before the walk reaches it, and reading it then
+    would start a `git cat-file` for a single blob."""
+
+    def __init__(self, parsed: ParseCache) -> None:
+        self.parsed = parsed
+        self.kept: dict[str, bytes] = {}
+
+    def __call__(self, path: str, blob: str) -> bool:
+        if not loading.is_policy_path(path):
+            return False
+        data = self.parsed.data_of(blob)
+        if data is None:
+            return True
+        self.kept[blob] = data
+        return False
+
+
 class _Walker:
     """One walk: the git reads, then the commits applied to the cache one by one."""
 
@@ -210,13 +230,13 @@ class _Walker:
         else:
             cache, revisions = self.rewritten(since_sha, tip, cache)
         read = 0
+        wanted = _BlobsToRead(cache.parsed)
         for batch, blobs in git_source.with_blobs_ahead(
-            self.repo,
-            git_source.iter_log(self.repo, revisions, verifier=self.verifier),
-            lambda path, blob: blob not in cache.parsed and loading.is_policy_path(path),
+            self.repo, git_source.iter_log(self.repo, revisions, verifier=self.verifier), wanted
         ):
             if self.ahead is not None:
                 self.ahead.submit_batch(batch, blobs)
+            blobs.update(wanted.kept)
             for facts, files in batch:
                 self.apply(cache, facts, files, blobs)
             read += len(batch)

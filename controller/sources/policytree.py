@@ -241,6 +241,11 @@ class ParseCache:
     def __contains__(self, blob: str) -> bool:
         return blob in self._parsed
 
+    def data_of(self, blob: str) -> bytes | None:
+        """The bytes of a blob parsed before (still remembered); None otherwise."""
+        found = self._parsed.get(blob)
+        return None if found is None else found.source.data
+
 
 def blob_id(data: bytes) -> str:
     """The id git gives a blob holding `data` (`git hash-object`, SHA-1 repositories)."""
