@@ -48,12 +48,11 @@ from controller.core.commits import (
 )
 from controller.core.desired import DesiredState
 from controller.core.revisions import format_revision
-from controller.kinds import Document, ObjectKey
 from controller.sources import gcpause, loading, parseahead, signatures
 from controller.sources import git as git_source
 from controller.sources.git import FileChange, iter_log, read_blobs, resolve_tip
 from controller.sources.loading import ParsedFile, SourceFile, parse_policy_file, state_of
-from controller.sources.policytree import ParseCache, PolicyTree
+from controller.sources.policytree import KeyedFiles, ParseCache, PolicyTree
 
 # What the trail's readers use, exported from where each has its one home.
 __all__ = [
@@ -173,26 +172,6 @@ def walk(  # noqa: PLR0913 - keyword-only options, each with a default
         )
 
 
-class _BlobsToRead:
-    """Which blobs of a log batch to read (`git.with_blobs_ahead`): the policy files' not parsed
-    before. The bytes of those parsed before are kept until the walk ends: the parse cache is
-    asked a batch ahead and may forget one before the walk reaches it, and reading it then
-    would start a `git cat-file` for a single blob."""
-
-    def __init__(self, parsed: ParseCache) -> None:
-        self.parsed = parsed
-        self.kept: dict[str, bytes] = {}
-
-    def __call__(self, path: str, blob: str) -> bool:
-        if not loading.is_policy_path(path):
-            return False
-        data = self.parsed.data_of(blob)
-        if data is None:
-            return True
-        self.kept[blob] = data
-        return False
-
-
 class _Walker:
     """One walk: the git reads, then the commits applied to the cache one by one."""
 
@@ -211,7 +190,7 @@ class _Walker:
         self.events: list[AuditEvent] = []
         self.loaded = 0
         self.dumped = changes.JsonMemo()  # an object's `after` in one event is its next `before`
-        self._keys: dict[int, tuple[ParsedFile, tuple[ObjectKey, ...]]] = {}  # by id(file)
+        self.keyed = KeyedFiles()  # each file's objects by key, built once per walk
         self.ahead = ahead  # blobs' YAML read in a worker process, or None
 
     def revision(self, sha: str) -> str:
@@ -230,7 +209,7 @@ class _Walker:
         else:
             cache, revisions = self.rewritten(since_sha, tip, cache)
         read = 0
-        wanted = _BlobsToRead(cache.parsed)
+        wanted = parseahead.BlobsToRead(cache.parsed)
         for batch, blobs in git_source.with_blobs_ahead(
             self.repo, git_source.iter_log(self.repo, revisions, verifier=self.verifier), wanted
         ):
@@ -306,31 +285,6 @@ class _Walker:
         cache.symlinks = git_source.symlink_paths(self.repo, sha)
         return changed
 
-    def keys_of(self, parsed: ParsedFile) -> tuple[ObjectKey, ...]:
-        """The keys of a file's objects, built once per walk: a file is diffed as the new
-        version of its path and again as the old one (`Document.key` builds a new key)."""
-        found = self._keys.get(id(parsed))
-        if found is None:
-            # The file is kept with its keys, so its id is not reused during the walk.
-            found = self._keys[id(parsed)] = (parsed, tuple(obj.key for obj in parsed.objects))
-        return found[1]
-
-    def objects_at(
-        self, files: Mapping[str, ParsedFile], other: Mapping[str, ParsedFile], paths: set[str]
-    ) -> tuple[dict[ObjectKey, Document], dict[ObjectKey, str]]:
-        """The objects of `files` at `paths` and the path of each, by key; a path whose parsed
-        file is the very same in `other` holds no change and is left out."""
-        objects: dict[ObjectKey, Document] = {}
-        where: dict[ObjectKey, str] = {}
-        for path in paths:
-            parsed = files.get(path)
-            if parsed is None or parsed is other.get(path):
-                continue
-            for key, obj in zip(self.keys_of(parsed), parsed.objects, strict=True):
-                objects[key] = obj
-                where[key] = path
-        return objects, where
-
     def settle(self, cache: HistoryCache, facts: CommitFacts) -> None:
         """A valid commit: the changes since the last valid one become events.
 
@@ -339,8 +293,8 @@ class _Walker:
         """
         paths = cache.pending_paths
         files, valid_files = cache.tree.files, cache.valid_files
-        before, path_before = self.objects_at(valid_files, files, paths)
-        after, path_after = self.objects_at(files, valid_files, paths)
+        before, path_before = self.keyed.objects_at(valid_files, files, paths)
+        after, path_after = self.keyed.objects_at(files, valid_files, paths)
         revision = self.revision(facts.sha)
         pending = cache.pending
         for change in changes.diff_keyed(before, after, dump=self.dumped):
