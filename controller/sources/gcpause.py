@@ -52,7 +52,10 @@ def _to_oldest_generation() -> None:
     objects that are nearly all alive) and again on its way to the oldest generation. `freeze`
     then `unfreeze` moves every tracked object there in constant time (two list splices);
     nothing is exempted from collection: garbage cycles among them, if any, are freed by the
-    next full collection, as for any long-lived object.
+    next full collection, as for any long-lived object. Not when objects are frozen already
+    (a process that froze them before forking): `unfreeze` would thaw those too.
     """
+    if gc.get_freeze_count():
+        return
     gc.freeze()
     gc.unfreeze()

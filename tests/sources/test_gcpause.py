@@ -79,3 +79,16 @@ def test_a_disabled_collector_keeps_its_generations() -> None:
     with gcpause.paused():
         kept = _Node()
     assert _in_generation(kept, 0)
+
+
+def test_objects_frozen_by_someone_else_stay_frozen() -> None:
+    """A process that froze its objects (before forking) keeps them frozen after a pause."""
+    gc.enable()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with gcpause.paused():
+            kept = _Node()
+        assert (frozen, True) == (gc.get_freeze_count(), _in_generation(kept, 0))
+    finally:
+        gc.unfreeze()
