@@ -406,16 +406,18 @@ class _RememberingResolver(yaml.resolver.Resolver):
     _resolved: ClassVar[dict[str, str]] = {}
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is not yaml.ScalarNode:
-            return _SEQ_TAG if kind is yaml.SequenceNode else _MAP_TAG
-        if not implicit[0]:
-            return _STR_TAG
-        tag = self._resolved.get(value)
-        if tag is None:
-            tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
-            if len(self._resolved) < _RESOLVED_MAX and len(value) <= 64:
-                self._resolved[value] = tag
-        return tag
+        # Called for every node of every file read: the common answer first, module-level
+        # names only (no attribute lookups on the way).
+        if kind is _SCALAR_NODE:
+            if not implicit[0]:
+                return _STR_TAG
+            tag = _RESOLVED.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+                if len(_RESOLVED) < _RESOLVED_MAX and len(value) <= 64:
+                    _RESOLVED[value] = tag
+            return tag
+        return _SEQ_TAG if kind is _SEQUENCE_NODE else _MAP_TAG
 
     # libyaml's composer calls these for every node; with no path resolvers registered there
     # is nothing to track, and C built-ins that ignore their result cost less than Python
@@ -423,6 +425,10 @@ class _RememberingResolver(yaml.resolver.Resolver):
     descend_resolver = staticmethod(slice)  # type: ignore[assignment]
     ascend_resolver = staticmethod(tuple)  # type: ignore[assignment]
 
+
+_RESOLVED = _RememberingResolver._resolved  # noqa: SLF001 - the class's memo, by a short name
+_SCALAR_NODE = yaml.ScalarNode
+_SEQUENCE_NODE = yaml.SequenceNode
 
 _FAST_LOADER: Any = None
 if yaml.__with_libyaml__:

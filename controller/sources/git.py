@@ -27,7 +27,13 @@ from pathlib import Path
 import git
 
 from controller import errors
-from controller.core.commits import CommitFacts, Person, parse_pull_request, parse_trailers
+from controller.core.commits import (
+    CommitFacts,
+    Person,
+    Trailer,
+    parse_pull_request,
+    parse_trailers,
+)
 from controller.core.revisions import Revision
 from controller.redaction import redact_text, redact_url
 from controller.sources import signatures
@@ -44,6 +50,7 @@ SYMLINK_MODE = 0o120000
 RAW_SYMLINK_MODE = "120000"  # as `git log --raw` and `git ls-tree` print modes
 GITLINK_MODE = "160000"
 BLOB_BATCH = 2000  # blobs read per `git cat-file --batch` process
+FIRST_BATCH = 125  # commits in a walk's first batch; each next one twice as many, to BLOB_BATCH
 STREAM_CHUNK_BYTES = 1 << 18  # at most this much of git's output read at once
 STREAM_AHEAD_CHUNKS = 64  # chunks read ahead of the caller (memory: at most 16 MiB)
 _URL_RE = re.compile(r"^(https?|ssh|git|file)://|^[\w.-]+@[\w.-]+:")
@@ -185,6 +192,9 @@ class FileChange:
         return RAW_SYMLINK_MODE in (self.old_mode, self.new_mode)
 
 
+LogBatch = list[tuple[CommitFacts, tuple[FileChange, ...]]]
+
+
 def iter_log(
     repo: git.Repo,
     revisions: Sequence[str],
@@ -196,7 +206,8 @@ def iter_log(
 
     One streaming `git log` process reads metadata, trailers, verified signatures and raw
     changes together; commits come in batches, so git keeps producing while the caller works.
-    Merge commits get the author of their merged head (one extra git call per batch).
+    Merge commits get the author of their merged head (one extra git call per batch, made in
+    a thread while the next batch is read: a batch comes out once the next one is in).
     """
     command = [
         *verifier.git_options(),
@@ -216,17 +227,40 @@ def iter_log(
         *revisions,
         "--",
     ]
-    batch: list[tuple[CommitFacts, tuple[FileChange, ...]]] = []
-    for facts, files in _parse_log(stream_git(repo, command, env=verifier.environment())):
+    records = _parse_log(stream_git(repo, command, env=verifier.environment()))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        waiting: tuple[LogBatch, concurrent.futures.Future[dict[str, Person]]] | None = None
+        for batch in _batches(repo, records, verifier, batch_size):
+            reading = pool.submit(_merged_head_authors, repo, batch)
+            if waiting is not None:
+                yield _with_merged_heads(waiting[0], waiting[1].result())
+            waiting = (batch, reading)
+        if waiting is not None:
+            yield _with_merged_heads(waiting[0], waiting[1].result())
+
+
+def _batches(
+    repo: git.Repo,
+    records: Iterable[tuple[CommitFacts, tuple[FileChange, ...]]],
+    verifier: signatures.Verifier,
+    batch_size: int,
+) -> Iterator[LogBatch]:
+    """`records` in batches: small ones first, doubling up to `batch_size`, so the caller (whose
+    pipeline holds a batch or two back, `with_blobs_ahead`) starts on the first commits while
+    git is still writing the rest."""
+    batch: LogBatch = []
+    size = min(FIRST_BATCH, batch_size)
+    for facts, files in records:
         signature = verifier.at_signing_time(repo, facts.sha, facts.signature)
         if signature != facts.signature:  # judged at signing time, not today (signatures.py)
             facts = dataclasses.replace(facts, signature=signature)  # noqa: PLW2901
         batch.append((facts, files))
-        if len(batch) >= batch_size:
-            yield _with_merged_heads(repo, batch)
+        if len(batch) >= size:
+            yield batch
             batch = []
+            size = min(size * 2, batch_size)
     if batch:
-        yield _with_merged_heads(repo, batch)
+        yield batch
 
 
 def stream_git(repo: git.Repo, args: Sequence[str], *, env: Mapping[str, str]) -> Iterator[bytes]:
@@ -282,13 +316,15 @@ def _read_ahead(descriptor: int, chunks: queue.Queue[bytes | None]) -> None:
         chunks.put(None)
 
 
-def _with_merged_heads(
-    repo: git.Repo, batch: list[tuple[CommitFacts, tuple[FileChange, ...]]]
-) -> list[tuple[CommitFacts, tuple[FileChange, ...]]]:
+def _merged_head_authors(repo: git.Repo, batch: LogBatch) -> dict[str, Person]:
+    """The authors of the merged heads (second parents) of a batch's merge commits, by sha."""
     heads = [facts.parents[1] for facts, _ in batch if facts.is_merge]
-    if not heads:
+    return _authors(repo, heads) if heads else {}
+
+
+def _with_merged_heads(batch: LogBatch, authors: Mapping[str, Person]) -> LogBatch:
+    if not authors:
         return batch
-    authors = _authors(repo, heads)
     return [
         (
             dataclasses.replace(facts, merged_head_author=authors.get(facts.parents[1]))
@@ -307,6 +343,7 @@ def _parse_log(fields: Iterable[bytes]) -> Iterator[tuple[CommitFacts, tuple[Fil
     one by one, so the cost is per changed path, not per field.
     """
     values = iter(fields)
+    known = _Known()  # people and trailer lists, built once per walk
     value = next(values, None)
     while value is not None:
         if not value.strip():  # between records
@@ -334,25 +371,51 @@ def _parse_log(fields: Iterable[bytes]) -> Iterator[tuple[CommitFacts, tuple[Fil
                 )
             )
             value = next(values, None)
-        yield _facts(header), tuple(changed)
+        yield _facts(header, known), tuple(changed)
 
 
-def _facts(header: list[bytes]) -> CommitFacts:
-    text = [value.decode("utf-8", "replace") for value in header]
+@dataclass
+class _Known:
+    """The people and trailer lists of the records read so far. Both are immutable values, so
+    commits by the same people share them: a walk of a long history builds a handful of
+    `Person`s instead of two per commit (fewer objects to build, and to keep)."""
+
+    people: dict[tuple[str, str], Person] = dataclasses.field(default_factory=dict)
+    trailers: dict[str, tuple[Trailer, ...]] = dataclasses.field(default_factory=dict)
+
+    def person(self, name: str, email: str) -> Person:
+        found = self.people.get((name, email))
+        if found is None:
+            found = self.people[name, email] = Person(name, email)
+        return found
+
+    def trailer_list(self, text: str) -> tuple[Trailer, ...]:
+        found = self.trailers.get(text)
+        if found is None:
+            found = self.trailers[text] = parse_trailers(text)
+        return found
+
+
+def _facts(header: list[bytes], known: _Known | None = None) -> CommitFacts:
+    """A record's header fields as facts (`known`: what earlier records of the walk built)."""
+    # One decode for the whole header: NUL is ASCII, so each field decodes as it would alone.
+    text = b"\0".join(header).decode("utf-8", "replace").split("\0")
     sha, parents, author, author_email, authored, committer, committer_email, committed = text[:8]
     signature = signatures.parse_signature(text[8 : 8 + signatures.SIGNATURE_FIELDS])
     trailer_text, message = text[8 + signatures.SIGNATURE_FIELDS :]
     message = message.rstrip("\n")
+    if known is None:
+        known = _Known()
     return CommitFacts(
         sha=sha.strip(),
         parents=tuple(parents.split()),
-        author=Person(author, author_email),
-        committer=Person(committer, committer_email),
+        author=known.person(author, author_email),
+        committer=known.person(committer, committer_email),
         authored_at=datetime.fromisoformat(authored),
         committed_at=datetime.fromisoformat(committed),
         message=message,
         pull_request=parse_pull_request(message),
-        trailers=parse_trailers(trailer_text),
+        trailers=known.trailer_list(trailer_text),
         signature=signature,
     )
 
@@ -389,9 +452,6 @@ def read_blobs(repo: git.Repo, blobs: Iterable[str]) -> dict[str, bytes]:
             found[header[0].decode()] = stdout[end + 1 : end + 1 + size]
             at = end + 1 + size + 1
     return found
-
-
-LogBatch = list[tuple[CommitFacts, tuple[FileChange, ...]]]
 
 
 def with_blobs_ahead(

@@ -48,12 +48,11 @@ from controller.core.commits import (
 )
 from controller.core.desired import DesiredState
 from controller.core.revisions import format_revision
-from controller.kinds import Document, ObjectKey
 from controller.sources import gcpause, loading, parseahead, signatures
 from controller.sources import git as git_source
 from controller.sources.git import FileChange, iter_log, read_blobs, resolve_tip
 from controller.sources.loading import ParsedFile, SourceFile, parse_policy_file, state_of
-from controller.sources.policytree import ParseCache, PolicyTree
+from controller.sources.policytree import KeyedFiles, ParseCache, PolicyTree
 
 # What the trail's readers use, exported from where each has its one home.
 __all__ = [
@@ -165,8 +164,12 @@ def walk(  # noqa: PLR0913 - keyword-only options, each with a default
         ahead = stack.enter_context(parseahead.ParseAhead()) if parse_ahead else None
         # A first build makes ~10^5 long-lived objects and no garbage cycles: no GC meanwhile.
         stack.enter_context(gcpause.paused())
-        walker = _Walker(repo, branch, verifier, parsed or ParseCache(), ahead)
-        return walker.run(since_sha, cache, tip or git_source.resolve_tip(repo, branch))
+        # No name holds the walker: it is gone before the collector is enabled again, and every
+        # object version it diffed with it (reference counting frees them), so the collection
+        # owed then scans only what the walk returns.
+        return _Walker(repo, branch, verifier, parsed or ParseCache(), ahead).run(
+            since_sha, cache, tip or git_source.resolve_tip(repo, branch)
+        )
 
 
 class _Walker:
@@ -187,6 +190,7 @@ class _Walker:
         self.events: list[AuditEvent] = []
         self.loaded = 0
         self.dumped = changes.JsonMemo()  # an object's `after` in one event is its next `before`
+        self.keyed = KeyedFiles()  # each file's objects by key, built once per walk
         self.ahead = ahead  # blobs' YAML read in a worker process, or None
 
     def revision(self, sha: str) -> str:
@@ -205,13 +209,13 @@ class _Walker:
         else:
             cache, revisions = self.rewritten(since_sha, tip, cache)
         read = 0
+        wanted = parseahead.BlobsToRead(cache.parsed)
         for batch, blobs in git_source.with_blobs_ahead(
-            self.repo,
-            git_source.iter_log(self.repo, revisions, verifier=self.verifier),
-            lambda path, blob: blob not in cache.parsed and loading.is_policy_path(path),
+            self.repo, git_source.iter_log(self.repo, revisions, verifier=self.verifier), wanted
         ):
             if self.ahead is not None:
                 self.ahead.submit_batch(batch, blobs)
+            blobs.update(wanted.kept)
             for facts, files in batch:
                 self.apply(cache, facts, files, blobs)
             read += len(batch)
@@ -288,35 +292,24 @@ class _Walker:
         very same (content seen before, from the parse cache) holds no change.
         """
         paths = cache.pending_paths
-        before: dict[ObjectKey, Document] = {}
-        after: dict[ObjectKey, Document] = {}
-        where: dict[ObjectKey, tuple[str | None, str | None]] = {}  # path before, path after
-        for path in paths:
-            old, new = cache.valid_files.get(path), cache.tree.files.get(path)
-            if old is new:
-                continue
-            for obj in old.objects if old is not None else ():
-                before[key := obj.key] = obj
-                where[key] = (path, where.get(key, (None, None))[1])
-            for obj in new.objects if new is not None else ():
-                after[key := obj.key] = obj
-                where[key] = (where.get(key, (None, None))[0], path)
+        files, valid_files = cache.tree.files, cache.valid_files
+        before, path_before = self.keyed.objects_at(valid_files, files, paths)
+        after, path_after = self.keyed.objects_at(files, valid_files, paths)
         revision = self.revision(facts.sha)
+        pending = cache.pending
         for change in changes.diff_keyed(before, after, dump=self.dumped):
-            path_before, path_after = where[change.key]
-            touched = {path_before, path_after}
-            author = next(
-                (commit for commit, changed in reversed(cache.pending) if touched & changed),
-                facts,
-            )
-            self.events.append(
-                AuditEvent(change.event, revision, author, change, path_after or path_before)
-            )
+            was, now = path_before.get(change.key), path_after.get(change.key)
+            author = facts  # the last commit that touched the object's file(s)
+            for commit, changed in reversed(pending):
+                if was in changed or now in changed:
+                    author = commit
+                    break
+            self.events.append(AuditEvent(change.event, revision, author, change, now or was))
         for path in paths:
-            if path in cache.tree.files:
-                cache.valid_files[path] = cache.tree.files[path]
+            if path in files:
+                valid_files[path] = files[path]
             else:
-                cache.valid_files.pop(path, None)
+                valid_files.pop(path, None)
         cache.valid_sha = facts.sha
         cache.pending.clear()
         cache.pending_paths = set()

@@ -29,7 +29,7 @@ import git
 
 from controller.sources.documents import Position, RawDocument, parse_plain
 from controller.sources.git import LogBatch, read_blobs
-from controller.sources.loading import NOT_READ, NotRead, ParsedFile, SourceFile
+from controller.sources.loading import NOT_READ, NotRead, ParsedFile, SourceFile, is_policy_path
 from controller.sources.policytree import ParseCache
 
 CHUNK_BLOBS = 64  # blobs per task: the walk waits for at most one small chunk at its start
@@ -160,3 +160,23 @@ def parse_blob(
     refusal = None if data is not None else "blob missing from the clone"
     plain = NOT_READ if ahead is None else ahead.plain(blob, path)
     return parsed.parse(SourceFile(path, data, refusal), blob=blob, plain=plain)
+
+
+class BlobsToRead:
+    """Which blobs of a log batch the walk reads (`git.with_blobs_ahead`): the policy files' not
+    parsed before. The bytes of those parsed before are kept (`kept`) until the walk ends: the
+    parse cache is asked a batch ahead and may forget one before the walk reaches it, and
+    `parse_blob` would then start a `git cat-file` for that single blob."""
+
+    def __init__(self, parsed: ParseCache) -> None:
+        self.parsed = parsed
+        self.kept: dict[str, bytes] = {}
+
+    def __call__(self, path: str, blob: str) -> bool:
+        if not is_policy_path(path):
+            return False
+        data = self.parsed.data_of(blob)
+        if data is None:
+            return True
+        self.kept[blob] = data
+        return False

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from controller.core import references
@@ -49,6 +49,7 @@ class PolicyTree:
     def __init__(self) -> None:
         self.files: dict[str, ParsedFile] = {}
         self._keys: Counter[ObjectKey] = Counter()
+        self._keys_at: dict[str, tuple[ObjectKey, ...]] = {}  # path -> its objects' keys
         self._duplicated: set[ObjectKey] = set()
         self._context: dict[str, list[Document]] = {}  # path -> its Tenants, groups, scripts
         self._broken_files: set[str] = set()  # files with YAML or schema problems
@@ -59,9 +60,16 @@ class PolicyTree:
 
     def replace(self, path: str, parsed: ParsedFile | None) -> None:
         """Put `parsed` at `path` (None: the file was deleted)."""
-        old = self.files.pop(path, None)
-        for obj in old.objects if old is not None else ():
-            self._count(obj.key, -1)
+        self.files.pop(path, None)
+        old_keys = self._keys_at.pop(path, ())
+        new_keys = () if parsed is None else tuple(obj.key for obj in parsed.objects)
+        if old_keys != new_keys:  # most edits keep a file's objects: no count changes then
+            for key in old_keys:
+                self._count(key, -1)
+            for key in new_keys:
+                self._count(key, +1)
+        if new_keys:
+            self._keys_at[path] = new_keys
         if self._context.pop(path, None):
             self._recheck_all = True
         self._broken_files.discard(path)
@@ -72,8 +80,6 @@ class PolicyTree:
         self.files[path] = parsed
         if parsed.problems:
             self._broken_files.add(path)
-        for obj in parsed.objects:
-            self._count(obj.key, +1)
         context = [obj for obj in parsed.objects if obj.KIND in REFERENCED_KINDS]
         if context:
             self._context[path] = context
@@ -175,6 +181,38 @@ class PolicyTree:
         ]
 
 
+class KeyedFiles:
+    """The objects of parsed files by key, built once per file for as long as it lives (one
+    walk): a file is diffed as the new version of its path and again as the old one, and
+    `Document.key` builds a new key at every call."""
+
+    def __init__(self) -> None:
+        # id(file) -> the file (so that its id is not reused meanwhile) and its objects' keys
+        self._keys: dict[int, tuple[ParsedFile, tuple[ObjectKey, ...]]] = {}
+
+    def keys_of(self, parsed: ParsedFile) -> tuple[ObjectKey, ...]:
+        found = self._keys.get(id(parsed))
+        if found is None:
+            found = self._keys[id(parsed)] = (parsed, tuple(obj.key for obj in parsed.objects))
+        return found[1]
+
+    def objects_at(
+        self, files: Mapping[str, ParsedFile], other: Mapping[str, ParsedFile], paths: Iterable[str]
+    ) -> tuple[dict[ObjectKey, Document], dict[ObjectKey, str]]:
+        """The objects of `files` at `paths` and the path of each, by key; a path whose parsed
+        file is the very same in `other` holds no change and is left out."""
+        objects: dict[ObjectKey, Document] = {}
+        where: dict[ObjectKey, str] = {}
+        for path in paths:
+            parsed = files.get(path)
+            if parsed is None or parsed is other.get(path):
+                continue
+            for key, obj in zip(self.keys_of(parsed), parsed.objects, strict=True):
+                objects[key] = obj
+                where[key] = path
+        return objects, where
+
+
 _UNIQUE = object()
 
 
@@ -240,6 +278,11 @@ class ParseCache:
 
     def __contains__(self, blob: str) -> bool:
         return blob in self._parsed
+
+    def data_of(self, blob: str) -> bytes | None:
+        """The bytes of a blob parsed before (still remembered); None otherwise."""
+        found = self._parsed.get(blob)
+        return None if found is None else found.source.data
 
 
 def blob_id(data: bytes) -> str:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from historyrepos import ALICE, BOB, GITHUB, MALLORY, History, approval
 
+from controller.sources import git as git_source
 from controller.sources import history
 
 GROUPS = ("linux-web", "all-windows")
@@ -142,3 +145,35 @@ def test_a_build_parsing_ahead_in_a_worker_equals_one_parsing_in_process(
     assert trail(ahead) == trail(in_process)
     assert ahead.state() == in_process.state()
     assert any(str(event.type) == "PolicyInvalid" for event in ahead.events)
+
+
+@pytest.mark.parametrize("seed", [6, 7], ids=lambda seed: f"seed-{seed}")
+def test_a_build_in_many_small_batches_equals_one_in_a_single_batch(
+    git_history: History, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log is read in batches growing from `FIRST_BATCH` (merged heads' authors looked up
+    a batch behind, in a thread): batches of 1, 2, 4... commits give the single batch's trail,
+    merge commits with their merged head's author included."""
+    git_history.seed()
+    story = RandomHistory(git_history, seed)
+    for _ in range(STEPS):
+        story.step()
+    whole = history.walk(git_history.repo, "main", parse_ahead=False)
+    sizes: list[int] = []
+    iter_log = git_source.iter_log
+
+    def counted(*args: Any, **kwargs: Any) -> Iterator[git_source.LogBatch]:
+        for batch in iter_log(*args, **kwargs):
+            sizes.append(len(batch))
+            yield batch
+
+    monkeypatch.setattr(git_source, "FIRST_BATCH", 1)
+    monkeypatch.setattr(git_source, "iter_log", counted)
+    batched = history.walk(git_history.repo, "main", parse_ahead=False)
+
+    assert sizes[:4] == [1, 2, 4, 8]
+    assert sum(sizes) == batched.commits_read == whole.commits_read
+    assert trail(batched) == trail(whole)
+    merges = [e.commit for e in whole.events if e.commit is not None and e.commit.is_merge]
+    assert merges
+    assert all(commit.merged_head_author is not None for commit in merges)

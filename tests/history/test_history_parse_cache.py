@@ -9,7 +9,7 @@ from historyrepos import History, approval
 
 from controller.core.changes import AuditEventType
 from controller.sources import git as git_source
-from controller.sources import history, loading
+from controller.sources import history, loading, parseahead
 from controller.sources.loading import SourceFile
 from controller.sources.policytree import ParseCache, blob_id
 
@@ -147,3 +147,30 @@ def test_the_same_bytes_at_another_path_change_no_object(
     assert [(shuffled_blobs[1], "ApprovalGranted", PATHS[0])] == shared
     assert state is not None
     assert [PATHS[0]] == [o.path for k, o in state.origins.items() if k.name == "shared"]
+
+
+def test_a_blob_the_cache_forgets_during_the_walk_is_not_read_again(
+    git_history: History, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk asks which blobs to read a batch ahead; one the parse cache knew then but forgot
+    before the walk reached it is parsed from the bytes kept, without a `git cat-file` of its
+    own, and the events are those of a walk from an empty cache."""
+    git_history.seed()
+    git_history.write(PATHS[0], approval("other", "USN-9-1"))
+    git_history.commit("a new blob: the cache (one entry) forgets SHARED")
+    git_history.write(PATHS[0], SHARED)
+    git_history.commit("SHARED, known before the walk started")
+    reference = [event.to_dict() for event in history.walk(git_history.repo, "main").events]
+    cache = ParseCache(size=1)
+    cache.parse(SourceFile(PATHS[0], SHARED.encode()))
+    single_reads: list[str] = []
+
+    def read_blobs(repo: object, blobs: list[str]) -> dict[str, bytes]:
+        single_reads.extend(blobs)
+        return git_source.read_blobs(git_history.repo, blobs)
+
+    monkeypatch.setattr(parseahead, "read_blobs", read_blobs)
+    walked = history.walk(git_history.repo, "main", parsed=cache, parse_ahead=False)
+
+    assert [] == single_reads
+    assert reference == [event.to_dict() for event in walked.events]

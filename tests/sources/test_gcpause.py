@@ -44,3 +44,51 @@ def test_the_collector_runs_again_after_an_error() -> None:
     with pytest.raises(RuntimeError), gcpause.paused():
         raise RuntimeError
     assert gc.isenabled()
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def _in_generation(obj: object, generation: int) -> bool:
+    return any(candidate is obj for candidate in gc.get_objects(generation=generation))
+
+
+def test_what_the_pause_built_goes_to_the_oldest_generation_unscanned() -> None:
+    """Objects made inside the pause skip the young generations (no young collection has to
+    scan them), and the collector is not told to leave anything alone: a garbage cycle made
+    inside the pause is still freed by a full collection."""
+    gc.enable()
+    with gcpause.paused():
+        kept = _Node()
+        cycle = _Node()
+        cycle.other = _Node()
+        cycle.other.other = cycle
+        assert _in_generation(kept, 0)
+    assert _in_generation(kept, 2)
+    assert not _in_generation(kept, 0)
+    assert gc.get_freeze_count() == 0
+    del cycle
+    assert gc.collect() >= 2  # the two nodes of the cycle (and their attribute dicts)
+
+
+def test_a_disabled_collector_keeps_its_generations() -> None:
+    """When the caller had the collector off, the pause leaves the generations as they were."""
+    gc.disable()
+    with gcpause.paused():
+        kept = _Node()
+    assert _in_generation(kept, 0)
+
+
+def test_objects_frozen_by_someone_else_stay_frozen() -> None:
+    """A process that froze its objects (before forking) keeps them frozen after a pause."""
+    gc.enable()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with gcpause.paused():
+            kept = _Node()
+        assert (frozen, True) == (gc.get_freeze_count(), _in_generation(kept, 0))
+    finally:
+        gc.unfreeze()

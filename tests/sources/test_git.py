@@ -141,3 +141,41 @@ def test_a_failing_git_is_an_error_after_its_output(policy_repo: PolicyRepo) -> 
 
     with pytest.raises(git.GitCommandError, match="no-such-branch"):
         list(fields)
+
+
+def _record(sha: str, author: bytes, message: bytes) -> list[bytes]:
+    """One `git log` record as `_parse_log` reads it: the header fields, then one raw change."""
+    return [
+        sha.encode(),
+        b"",
+        author,
+        b"alice@acme.example",
+        b"2026-01-01T00:00:00+00:00",
+        b"Alice Admin",
+        b"alice@acme.example",
+        b"2026-01-01T00:00:00+00:00",
+        b"N",
+        b"",
+        b"",
+        b"",
+        b"Reviewed-by: Bob <bob@acme.example>",
+        message,
+        b"\n:000000 100644 " + b"0" * 40 + b" " + b"1" * 40 + b" A",
+        b"policies/a.yaml",
+    ]
+
+
+def test_log_records_decode_field_by_field_and_share_people() -> None:
+    """A header is decoded whole, with the answer of decoding each field alone (a broken UTF-8
+    sequence at a field's end stays in that field); commits by the same person share one
+    `Person`, and the same trailers one tuple."""
+    broken = b"Al\xc3"  # a truncated two-byte sequence, right before the field separator
+    fields = [*_record("a" * 40, broken, b"first\xff"), *_record("b" * 40, broken, b"second")]
+
+    first, second = (facts for facts, _ in git_source._parse_log(fields))
+
+    assert first.author.name == broken.decode("utf-8", "replace") == "Al\ufffd"
+    assert first.message == "first\ufffd"
+    assert first.author is second.author
+    assert first.trailers is second.trailers
+    assert [("Reviewed-by", "Bob <bob@acme.example>")] == [(t.key, t.value) for t in first.trailers]
