@@ -42,8 +42,8 @@ from controller.kinds.notifications import AlertSeverity, EventType
 from controller.runtime import apply, audit, observe
 from controller.runtime import status as runtime_status
 from controller.runtime.access import AccessPolicy
+from controller.sources import gcpause, loading
 from controller.sources import git as git_source
-from controller.sources import loading
 from controller.sources.documents import Problem
 from controller.sources.history import AuditEvent
 from controller.store import Connection, Store, changes, runs
@@ -152,7 +152,28 @@ class Reconciler:
         self._unfrozen = False  # this pass unfroze the kept objects (a full pass)
 
     def reconcile(self) -> Outcome:
-        """One pass. Never raises for a bad commit or an unreachable repository."""
+        """One pass. Never raises for a bad commit or an unreachable repository.
+
+        The pass runs with Python's cyclic garbage collector paused (`gcpause`): a first pass
+        at 100,000 devices allocates millions of objects that live on, and the collector
+        walked the growing heap ten times (2.1 s of 9 s, issue 14). After a full pass, one
+        collection, then what the pass keeps (the planner's views and plans of every device)
+        is frozen out of the collector's later runs: a collection of the oldest generation
+        walked all of it (0.3 s at 100,000 devices), triggered by whatever allocated next (an
+        approval's 10,000 jobs, a batch of agent reports) and holding the interpreter for the
+        report threads too. Frozen objects are still freed by reference counting when a later
+        pass replaces them; the next full pass unfreezes them (`observe_step`), so nothing
+        frozen outlives it. What incremental passes keep is collected as usual."""
+        try:
+            with gcpause.paused():
+                return self._pass()
+        finally:
+            if self._unfrozen:
+                self._unfrozen = False
+                gc.collect()
+                gc.freeze()
+
+    def _pass(self) -> Outcome:
         now = self.clock()
         started = time.perf_counter()
         attempted: str | None = None
@@ -161,8 +182,6 @@ class Reconciler:
         counts: dict[str, int] = {}
         the_plan: Plan | None = None
         verified: Verification | None = None
-        collecting = gc.isenabled()
-        gc.disable()  # see `_settle_collector`
         try:
             attempted, loaded = self.fetch_and_load()
             if loaded.state is None:
@@ -206,11 +225,7 @@ class Reconciler:
                 plan=the_plan,
                 verified=verified,
             )
-            try:
-                self._save_status(outcome)
-            finally:
-                _settle_collector(enabled=collecting, full=self._unfrozen)
-                self._unfrozen = False
+            self._save_status(outcome)
         log.info(
             "reconcile",
             result=outcome.result,
@@ -481,26 +496,6 @@ class Reconciler:
             status_store.set_encoded(conn, key, text, now=now)
             written[key] = (digest, now)
         self.pending.dirty.clear()  # written with the transaction (a failed one raises first)
-
-
-def _settle_collector(*, enabled: bool, full: bool) -> None:
-    """After a pass: the cyclic garbage collector back on (if it was); after a full pass, a
-    collection, then what the pass keeps (the planner's views and plans of every device:
-    millions of objects at 100,000 devices) left out of the collector's later runs.
-
-    A pass runs with the collector off: a first pass at 100,000 devices allocates millions of
-    objects that live on, and the collector walked the growing heap ten times (2.1 s of 9 s,
-    issue 14). Between passes, a collection of the oldest generation walked every kept object
-    (0.3 s at 100,000 devices), triggered by whatever allocated next (an approval's 10,000
-    jobs, a batch of agent reports) and holding the interpreter for the report threads too.
-    Frozen objects are still freed by reference counting when a later pass replaces them;
-    the next full pass unfreezes them (`observe_step`), so nothing frozen outlives it. The
-    objects incremental passes keep are collected as usual (a fraction of the fleet)."""
-    if enabled:
-        gc.enable()
-    if full:
-        gc.collect()
-        gc.freeze()
 
 
 def _invalid_key(revision: str) -> str:
