@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from controller.core.incremental import Changes
 from controller.core.observed import ONLINE_POLL_INTERVALS, DeviceView, JobView, ObservedState
@@ -162,10 +163,19 @@ class Observer:
 def differing_devices(before: ObservedState, after: ObservedState, *, now: datetime) -> set[str]:
     """Ids of the devices whose view, scan or jobs differ between two observed states
     (enrolled and retired ones included). `last_seen` counts only as the planner reads it:
-    whether the device is online at `now`, and its value while offline. Purely computational."""
-    old = {d.id: _as_planned(d, now=now) for d in before.devices}
-    new = {d.id: _as_planned(d, now=now) for d in after.devices}
-    differ = {i for i in old.keys() | new.keys() if old.get(i) != new.get(i)}
+    whether the device is online at `now`, and its value while offline. Purely computational.
+
+    Equal views are equal as planned, so only the views that differ at all (a resync: the
+    devices that checked in since the kept value was read) are compared the careful way."""
+    old = {d.id: d for d in before.devices}
+    new = {d.id: d for d in after.devices}
+    differ = old.keys() ^ new.keys()  # enrolled or retired
+    for device_id, view in new.items():
+        was = old.get(device_id)
+        if was is None or was is view or was == view:
+            continue
+        if _as_planned(was, now=now) != _as_planned(view, now=now):
+            differ.add(device_id)
     differ |= {
         i
         for i in before.scans.keys() | after.scans.keys()
@@ -177,9 +187,17 @@ def differing_devices(before: ObservedState, after: ObservedState, *, now: datet
     }
 
 
-def _as_planned(view: DeviceView, *, now: datetime) -> tuple[DeviceView, bool]:
+# every field of a view but `last_seen`, as one tuple (a C-level getter, no copy of the view)
+_BUT_SEEN = operator.attrgetter(
+    *(f.name for f in dataclasses.fields(DeviceView) if f.name != "last_seen")
+)
+
+
+def _as_planned(view: DeviceView, *, now: datetime) -> tuple[Any, bool, datetime | None]:
+    """The view as the planner reads it: `last_seen` only as online or not, and its value
+    while offline."""
     online = view.is_online(now=now)
-    return (dataclasses.replace(view, last_seen=None) if online else view), online
+    return _BUT_SEEN(view), online, None if online else view.last_seen
 
 
 def _by_device(jobs: tuple[JobView, ...]) -> dict[str, list[JobView]]:
