@@ -8,9 +8,12 @@ that changes nothing writes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
+import operator
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -160,6 +163,7 @@ def compliance_document(record: BaselineCompliance) -> dict[str, Any]:
     }
 
 
+_KEY_FIELDS = ("device_id", "baseline")  # a compliance row's key, not in its document
 COMPLIANCE_BATCH = 5000  # records compared and written per round: bounded memory at any fleet
 
 
@@ -178,6 +182,7 @@ def _write_compliance(
     baseline no longer applies, the device retired). Answers the rows written or removed."""
     written = 0
     recorded: set[str] = set()
+    encoder = _Encoder(compliance_store.encoding(conn))
     # a full pass asks only for the devices that have rows: a first pass asks nothing, and no
     # batch scans a table that grew faster than its statistics (PostgreSQL)
     having = compliance_store.devices_with_rows(conn) if replanned is None else None
@@ -185,7 +190,7 @@ def _write_compliance(
         devices = {record.device_id for record in batch}
         recorded |= devices
         asked = devices if having is None else devices & having
-        written += _write_batch(conn, batch, asked, tenants, revision, now=now)
+        written += _write_batch(conn, batch, asked, tenants, revision, encoder, now=now)
     left = set(replanned) if replanned is not None else cast("set[str]", having)
     left -= recorded
     if left:
@@ -216,6 +221,7 @@ def _write_batch(
     devices: set[str],
     tenants: Mapping[str, str],
     revision: str,
+    encoder: _Encoder,
     *,
     now: datetime,
 ) -> int:
@@ -223,10 +229,10 @@ def _write_batch(
     changed = []
     rewritten: list[tuple[str, str]] = []  # stored rows about to be replaced
     for record in batch:
-        document = compliance_document(record)
+        text = encoder.text(record)
         key = (record.device_id, record.baseline)
         before = stored.pop(key, None)
-        if before == (record.state.value, document):
+        if before is not None and before[0] == record.state.value and _same(before[1], text):
             continue
         if before is not None:
             rewritten.append(key)
@@ -238,12 +244,50 @@ def _write_batch(
                 "state": record.state.value,
                 "revision": revision,
                 "evaluated_at": now,
-                "patches": document,
+                "patches": text,
             }
         )
     # rows of baselines that no longer apply to a device, and rows about to be rewritten
     compliance_store.replace(conn, remove=[*stored, *rewritten], rows=changed)
     return len(changed) + len(stored)
+
+
+def _same(stored: str, text: str) -> bool:
+    """Whether a stored document (JSON text) is the one encoded as `text`: by text, and when
+    the texts differ (a row another writer wrote) by value; undecodable text differs."""
+    if stored == text:
+        return True
+    try:
+        return bool(json.loads(stored) == json.loads(text))
+    except ValueError:
+        return False
+
+
+class _Encoder:
+    """Compliance records → their documents' stored text (`compliance_store.encoding`), each
+    distinct document encoded once per pass: devices with the same scan under the same
+    policy set have equal records but for device and baseline, which the document leaves
+    out. At most `_ENCODINGS` texts are kept; past that each is encoded anew."""
+
+    def __init__(self, encode: Callable[[Any], str]) -> None:
+        self._encode = encode
+        self._texts: dict[tuple[Any, ...], str] = {}
+
+    def text(self, record: BaselineCompliance) -> str:
+        key = _DOCUMENT_OF(record)
+        found = self._texts.get(key)
+        if found is None:
+            found = self._encode(compliance_document(record))
+            if len(self._texts) < _ENCODINGS:
+                self._texts[key] = found
+        return found
+
+
+# what `compliance_document` reads of a record: every field but the device and the baseline
+_DOCUMENT_OF = operator.attrgetter(
+    *(f.name for f in dataclasses.fields(BaselineCompliance) if f.name not in _KEY_FIELDS)
+)
+_ENCODINGS = 65_536
 
 
 def _raise_alerts(

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from controller.store import devices, schema
 from controller.store.database import id_chunks, in_chunks
 from controller.store.scopes import in_scope, is_device
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Sequence
+    from collections.abc import Callable, Collection, Sequence
 
     from sqlalchemy.engine import Connection
 
@@ -109,16 +111,50 @@ def states_by_device(conn: Connection, *, scope: str | None) -> dict[str, tuple[
 
 def stored(
     conn: Connection, *, devices: Collection[str] | None
-) -> dict[tuple[str, str], tuple[str, Any]]:
+) -> dict[tuple[str, str], tuple[str, str]]:
     """The stored compliance of `devices` (None: every device): (device id, baseline) →
-    (state, patches document), read in `database.id_chunks`."""
+    (state, patches document as JSON text), read in `database.id_chunks`.
+
+    The text is not decoded: a row whose text is what `encoding` makes of a document holds
+    that document (the writer's comparison needs no decoding). On PostgreSQL it is JSONB's
+    own text form, whatever text was written."""
     c = schema.compliance.c
-    query = sa.select(c.device_id, c.baseline, c.state, c.patches)
+    query = sa.select(c.device_id, c.baseline, c.state, sa.cast(c.patches, sa.Text))
     return {
-        (row.device_id, row.baseline): (row.state, row.patches)
+        (device_id, baseline): (state, text)
         for chunk in id_chunks(devices)
-        for row in conn.execute(query if chunk is None else query.where(c.device_id.in_(chunk)))
+        for device_id, baseline, state, text in conn.execute(
+            query if chunk is None else query.where(c.device_id.in_(chunk))
+        )
     }
+
+
+def encoding(conn: Connection) -> Callable[[Any], str]:
+    """The JSON text `replace` stores for a patches document, and that `stored` reads back
+    for it. On SQLite: `json.dumps` as SQLAlchemy's JSON type wrote the rows before (the text
+    is kept as written). On PostgreSQL: JSONB's own output form, in which it answers any
+    stored document whatever text was written: object keys by length, then bytes
+    (`lengthCompareJsonbStringValue` in PostgreSQL's jsonb_util.c; the docs only say the
+    order is not kept), `, ` and `: ` between items, no ASCII escapes; checked against a
+    live server by the tests.
+
+    Equal text means equal documents; unequal text may still hold an equal document
+    (written by another writer), so a comparison decodes before deciding they differ."""
+    return json.dumps if conn.dialect.name == "sqlite" else _jsonb_text
+
+
+def _jsonb_text(document: Any) -> str:
+    return json.dumps(_jsonb_order(document), ensure_ascii=False)
+
+
+def _jsonb_order(value: Any) -> Any:
+    """`value` with the keys of every object in JSONB's order (length in bytes, then bytes)."""
+    if isinstance(value, dict):
+        ordered = sorted(value.items(), key=lambda item: (len(item[0].encode()), item[0].encode()))
+        return {key: _jsonb_order(item) for key, item in ordered}
+    if isinstance(value, list | tuple):
+        return [_jsonb_order(item) for item in value]
+    return value
 
 
 def devices_with_rows(conn: Connection) -> set[str]:
@@ -133,11 +169,34 @@ def replace(
     conn: Connection, *, remove: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]
 ) -> None:
     """Delete the (device id, baseline) rows `remove` in chunked set-based statements, then
-    insert `rows` (compliance table columns) in one executemany."""
+    insert `rows` (compliance table columns; `patches` the document's JSON text, as
+    `encoding` makes it) in one executemany."""
     c = schema.compliance.c
     for chunk in in_chunks(remove):
         conn.execute(
             schema.compliance.delete().where(sa.tuple_(c.device_id, c.baseline).in_(chunk))
         )
     if rows:
-        conn.execute(schema.compliance.insert(), list(rows))
+        conn.execute(_ENCODED.insert(), list(rows))
+
+
+class _EncodedJson(sa.types.TypeDecorator[str]):
+    """A JSON column bound as text already encoded: no serialising per row (a first pass
+    writes a row per device and baseline); cast to JSONB on PostgreSQL, stored as the
+    text on SQLite."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def bind_expression(self, bindvalue: Any) -> Any:
+        return sa.cast(bindvalue, sa.Text().with_variant(JSONB(), "postgresql"))
+
+
+# the compliance table as `replace` writes it: `patches` as encoded text
+_ENCODED = sa.table(
+    schema.compliance.name,
+    *(
+        sa.column(c.name, _EncodedJson() if c.name == "patches" else c.type)
+        for c in schema.compliance.columns
+    ),
+)

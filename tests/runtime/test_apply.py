@@ -5,14 +5,18 @@ hand, as the planner would give them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import dataclasses
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from controller.core.compliance import BaselineCompliance, ComplianceState
 from controller.core.plan import Plan
 from controller.runtime import apply
-from controller.store import Store, devices
+from controller.store import Store, devices, open_store, schema
 from controller.store import compliance as compliance_store
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -93,3 +97,111 @@ def test_an_incremental_pass_touches_only_replanned_devices(
     written = write(store, [record(ids[0], BASELINES[0])], ids, replanned={ids[0], ids[1]})
     expected = {(ids[0], BASELINES[0]): "compliant", (ids[2], BASELINES[0]): "non-compliant"}
     assert (2, expected) == (written, stored(store))
+
+
+def rows(store: Store) -> dict[tuple[str, str], tuple[str, str, str]]:
+    """(device, baseline) → (state, revision, patches text) as stored."""
+    c = schema.compliance.c
+    with store.read() as conn:
+        found = conn.execute(
+            sa.select(c.device_id, c.baseline, c.state, c.revision, sa.cast(c.patches, sa.Text))
+        )
+        return {(d, b): (state, revision, text) for d, b, state, revision, text in found}
+
+
+def test_a_row_another_writer_stored_is_compared_by_value(tmp_path: Path) -> None:
+    """A stored document written as other text (not `encoding`'s) but equal is left alone;
+    an unequal or undecodable one is rewritten. SQLite: it keeps text as written."""
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    ids = [enrol(store, f"web-{n}") for n in range(3)]
+    records = [record(i, BASELINES[0], "USN-1-1") for i in ids]
+    document = apply.compliance_document(records[0])
+    texts = [
+        json.dumps(document, separators=(",", ":"), sort_keys=True),  # equal, other text
+        json.dumps({**document, "missing": ["USN-2-2"]}),  # unequal
+        "{not json",
+    ]
+    with store.write() as conn:
+        compliance_store.replace(
+            conn,
+            remove=[],
+            rows=[
+                {
+                    "device_id": i,
+                    "baseline": BASELINES[0],
+                    "tenant": "acme",
+                    "state": "non-compliant",
+                    "revision": "old",
+                    "evaluated_at": NOW,
+                    "patches": text,
+                }
+                for i, text in zip(ids, texts, strict=True)
+            ],
+        )
+    written = write(store, records, ids)
+    found = rows(store)
+    store.close()
+    encoded = json.dumps(document)
+    assert (2, texts[0], encoded, encoded) == (
+        written,
+        found[ids[0], BASELINES[0]][2],
+        found[ids[1], BASELINES[0]][2],
+        found[ids[2], BASELINES[0]][2],
+    )
+
+
+def test_a_repeated_pass_finds_every_row_by_its_text(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What apply wrote reads back as the very text it would write again (on PostgreSQL too,
+    which keeps its own form): a repeat decodes no stored document and writes nothing."""
+    ids = [enrol(store, f"web-{n}") for n in range(3)]
+    records = [
+        record(ids[0], BASELINES[0], "USN-1-1", "KB5044284"),
+        record(ids[0], BASELINES[1]),
+        record(ids[1], BASELINES[0], "USN-1-1", "KB5044284"),  # the same document as ids[0]'s
+        BaselineCompliance(ids[2], BASELINES[0], ComplianceState.UNKNOWN, None),
+    ]
+    write(store, records, ids)
+    decoded: list[str] = []
+    loads = json.loads
+    monkeypatch.setattr(apply.json, "loads", lambda text: decoded.append(text) or loads(text))
+    assert (0, []) == (write(store, records, ids), decoded)
+
+
+def test_documents_encoded_once_are_those_encoded_each_time() -> None:
+    """The pass's memo of encoded documents (`_Encoder`) answers, for varied records, the text
+    of the record's own document: equal records but for device and baseline share it, any
+    other field gives another."""
+    base = BaselineCompliance(
+        "d-1",
+        BASELINES[0],
+        ComplianceState.NON_COMPLIANT,
+        NOW,
+        missing=("USN-1-1",),
+        failed=("USN-2-2",),
+        pending_reboot=("USN-3-3",),
+        rejected=("USN-4-4",),
+        installed=3,
+        not_applicable=1,
+    )
+    variants = [
+        base,
+        dataclasses.replace(base, device_id="d-2"),
+        dataclasses.replace(base, device_id="d-3", baseline=BASELINES[1]),
+        dataclasses.replace(base, scanned_at=None),
+        dataclasses.replace(base, scanned_at=NOW + timedelta(seconds=1)),
+        dataclasses.replace(base, missing=()),
+        dataclasses.replace(base, missing=("USN-1-1", "USN-5-5")),
+        dataclasses.replace(base, failed=()),
+        dataclasses.replace(base, pending_reboot=()),
+        dataclasses.replace(base, rejected=("USN-6-6",)),
+        dataclasses.replace(base, installed=4),
+        dataclasses.replace(base, not_applicable=0),
+        dataclasses.replace(base, state=ComplianceState.UNKNOWN, missing=(), installed=0),
+    ]
+    encoder = apply._Encoder(json.dumps)
+    memoised = [encoder.text(r) for r in [*variants, *reversed(variants)]]
+    direct = [json.dumps(apply.compliance_document(r)) for r in [*variants, *reversed(variants)]]
+    assert direct == memoised
+    assert len(set(direct)) == len(variants) - 2  # only the device and baseline copies share
