@@ -84,7 +84,7 @@ def load_devices(
     and scan results (the common case: a few patch levels per OS release) costs little more
     than its ids and instants.
     """
-    reader = _Reader(view)
+    reader = _Reader(view, conn.dialect)
     found = DeviceRows({}, {}, {})
     for chunk in id_chunks(device_ids):
         # per statement: `Connection.execution_options` would stream every later statement too
@@ -109,29 +109,31 @@ def _devices_query(chunk: list[str] | None) -> sa.Select[Any]:
     """Devices (not retired, in id order) outer-joined to their documents (in source order).
 
     JSON columns are read as text: equal documents are decoded once (`_Reader`), and facts,
-    which only a reboot signal needs, are read only for devices that have one.
+    which only a reboot signal needs, are read only for devices that have one. Times are read
+    raw (`_raw_time`) and converted once per distinct value.
     """
     d, s = schema.devices.c, schema.patch_states.c
     query = (
         sa.select(
             d.id,
+            # the device's profile, columns 1 to 7 (`_PROFILE`): shared by many devices
             d.tenant,
-            d.name,
             d.os_family,
             d.os_name,
             d.os_version,
             d.role,
             sa.cast(d.labels, sa.Text).label("labels"),
-            d.enrolled_at,
-            d.last_seen,
             d.poll_interval,
-            d.last_scan_at,
-            d.last_scan_received_at,
+            d.name,
+            _raw_time(d.enrolled_at),
+            _raw_time(d.last_seen),
+            _raw_time(d.last_scan_at),
+            _raw_time(d.last_scan_received_at),
             d.reboot_required,
             d.kernel_reboot,
             sa.case((d.reboot_required.is_(True), sa.cast(d.facts, sa.Text))).label("facts"),
             s.source,
-            s.observed_at,
+            _raw_time(s.observed_at),
             sa.cast(s.patches, sa.Text).label("patches"),
         )
         .select_from(schema.devices.outerjoin(schema.patch_states, s.device_id == d.id))
@@ -140,6 +142,17 @@ def _devices_query(chunk: list[str] | None) -> sa.Select[Any]:
     )
     # a retired device is history: never planned, never counted in compliance
     return query if chunk is None else query.where(d.id.in_(chunk))
+
+
+_PROFILE = slice(1, 8)  # tenant, OS family, name and version, role, labels, poll interval
+
+# SQLite's text as stored, PostgreSQL's datetime as the driver gives it: no per-value type
+# processing (`schema.UtcDateTime`'s rule is applied by `_Reader.instant`, once per value)
+_RAW_TIME = sa.DateTime(timezone=True).with_variant(sa.String(), "sqlite")
+
+
+def _raw_time(column: sa.Column[datetime]) -> sa.Label[Any]:
+    return sa.type_coerce(column, _RAW_TIME).label(column.name)
 
 
 def load_jobs(
@@ -195,6 +208,7 @@ def job_order(job: JobView) -> tuple[datetime, str]:
 
 
 _FAMILIES = {f.value: f for f in OsFamily}
+_UTC = schema.UtcDateTime()
 _SHARED = 65_536  # distinct values a read shares at most (strings, label maps, documents)
 
 
@@ -215,6 +229,19 @@ class _Document:
     notes: Notes
 
 
+@dataclass(frozen=True, slots=True)
+class _Profile:
+    """What many devices share: the view's values of the `_PROFILE` columns."""
+
+    tenant: str
+    os: OsFamily | None
+    os_name: str
+    os_version: str
+    role: str
+    labels: dict[str, str]
+    poll_interval: timedelta
+
+
 class _Reader:
     """Streamed rows → views, sharing equal values between devices: strings, label maps and
     poll intervals by value, decoded documents (and their id tuples) by their text.
@@ -225,13 +252,16 @@ class _Reader:
     shared (a fleet of all-different documents costs what it did before, never more).
     """
 
-    def __init__(self, view: findings.CatalogueView) -> None:
+    def __init__(self, view: findings.CatalogueView, dialect: sa.Dialect) -> None:
         self.view = view
+        self.dialect = dialect
         # only entries that can add something are worth noting, as the catalogue decides
         self.reported = enrichment.ReportedMetadata(view.completed)
         self._values: dict[Any, Any] = {}
         self._labels: dict[str | None, dict[str, str]] = {}
         self._documents: dict[tuple[str, str | None], _Document] = {}
+        self._profiles: dict[tuple[Any, ...], _Profile] = {}
+        self._instants: dict[str | datetime, datetime] = {}
 
     def share(self, value: _T) -> _T:
         """`value`, or the equal one read before (strings, tuples of strings, timedeltas)."""
@@ -243,20 +273,54 @@ class _Reader:
         return value
 
     def device(self, row: Any) -> DeviceView:
-        share = self.share
+        profile = self.profile(row[_PROFILE])
         return DeviceView(
             id=row.id,
-            tenant=share(row.tenant),
+            tenant=profile.tenant,
             name=row.name,
-            os=_FAMILIES.get(row.os_family),
-            os_name=share(row.os_name),
-            os_version=share(row.os_version),
-            role=share(row.role),
-            labels=self.labels(row.labels),
-            enrolled_at=row.enrolled_at,
-            last_seen=row.last_seen,
-            poll_interval=share(timedelta(seconds=row.poll_interval)),
+            os=profile.os,
+            os_name=profile.os_name,
+            os_version=profile.os_version,
+            role=profile.role,
+            labels=profile.labels,
+            enrolled_at=self.instant(row.enrolled_at),
+            last_seen=self.instant(row.last_seen),
+            poll_interval=profile.poll_interval,
         )
+
+    def profile(self, columns: tuple[Any, ...]) -> _Profile:
+        """The shared values of a device's profile columns (`_PROFILE`), looked up at once:
+        a fleet has few distinct profiles."""
+        found = self._profiles.get(columns)
+        if found is None:
+            tenant, family, os_name, os_version, role, labels, poll_interval = columns
+            share = self.share
+            found = _Profile(
+                tenant=share(tenant),
+                os=_FAMILIES.get(family),
+                os_name=share(os_name),
+                os_version=share(os_version),
+                role=share(role),
+                labels=self.labels(labels),
+                poll_interval=share(timedelta(seconds=poll_interval)),
+            )
+            if len(self._profiles) < _SHARED:
+                self._profiles[columns] = found
+        return found
+
+    def instant(self, value: str | datetime | None) -> datetime | None:
+        """A time read raw (`_RAW_TIME`) as `schema.UtcDateTime` reads it (aware, UTC); SQLite's
+        text is parsed as SQLAlchemy parses it. Once per distinct value: instants repeat (a
+        fleet enrolled or scanned in bulk)."""
+        if value is None:
+            return None
+        found = self._instants.get(value)
+        if found is None:
+            parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+            found = cast("datetime", _UTC.process_result_value(parsed, self.dialect))
+            if len(self._instants) < _SHARED:
+                self._instants[value] = found
+        return found
 
     def labels(self, text: str | None) -> dict[str, str]:
         found = self._labels.get(text)
@@ -313,7 +377,8 @@ class _Reader:
         """The device's scan from its document rows: agent-reported and feed-computed
         findings merged, missing if either says missing; and its notes."""
         rows = sorted(rows, key=_SOURCE) if len(rows) > 1 else rows
-        if row.last_scan_at is None and not any(r.source == "feed" for r in rows):
+        last_scan_at = self.instant(row.last_scan_at)
+        if last_scan_at is None and not any(r.source == "feed" for r in rows):
             return None, ()
         documents = [self.document(r.source, r.patches) for r in rows]
         signal = bool(row.reboot_required) or bool(row.kernel_reboot)
@@ -328,8 +393,12 @@ class _Reader:
             for document in documents:
                 pending.update(dict.fromkeys(document.flagged))
         # feed documents are stamped by the server when it evaluated them
-        scanned_at = row.last_scan_at or max(r.observed_at for r in rows)
-        received_at = row.last_scan_received_at if row.last_scan_at is not None else scanned_at
+        scanned_at = last_scan_at or max(
+            cast("datetime", self.instant(r.observed_at)) for r in rows
+        )
+        received_at = (
+            self.instant(row.last_scan_received_at) if last_scan_at is not None else scanned_at
+        )
         dated = [d for document in documents for d in document.dated]
         if signal and row.reboot_required and dated:
             pending.update(dict.fromkeys(_since_boot(row, dated, scanned_at=scanned_at)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from controller.store import Store, devices, findings, reports, schema
 from controller.store import observed as stored
@@ -103,3 +104,55 @@ def test_agent_and_feed_documents_merge(store: Store) -> None:
     both, feed = found.scans[agent_and_feed], found.scans[feed_only]
     assert (("USN-1-1", "DSA-5-1"), ("USN-2-1",)) == (both.missing, both.installed)
     assert (("DSA-5-1",), evaluated) == (feed.missing, feed.scanned_at)
+
+
+def test_times_read_raw_are_the_column_types_times(store: Store) -> None:
+    """Times read without per-value type processing are the aware UTC instants the table's
+    `UtcDateTime` columns give (microseconds kept), equal instants one object; on PostgreSQL
+    also from a session in another time zone."""
+    at = [NOW + timedelta(seconds=n, microseconds=7 * n) for n in range(3)]
+    ids = []
+    for n, when in enumerate(at):
+        with store.write() as conn:
+            enrolled = devices.enrol(
+                conn,
+                devices.Enrolment(
+                    tenant="acme",
+                    hostname=f"web-{n}",
+                    os_family="linux",
+                    os_name="Ubuntu",
+                    os_version="24.04",
+                    role="server",
+                    agent_version="1.0",
+                    labels={},
+                ),
+                poll_interval=60,
+                now=at[0],  # one instant for all: shared
+            )
+            assert isinstance(enrolled, devices.Enrolled)
+            ids.append(enrolled.device_id)
+            scan = reports.Scan(scanned_at=when - timedelta(minutes=5), reboot_required=False)
+            reports.write_reports(conn, [reports.Report(enrolled.device_id, scan=scan)], now=when)
+    d = schema.devices.c
+    with store.read() as conn:
+        if store.dialect == "postgresql":
+            conn.exec_driver_sql("SET LOCAL TIME ZONE 'America/St_Johns'")  # UTC-03:30
+        typed = {
+            row.id: (row.enrolled_at, row.last_seen, row.last_scan_at, row.last_scan_received_at)
+            for row in conn.execute(sa.select(schema.devices).where(d.id.in_(ids)))
+        }
+        found = stored.load_devices(conn, findings.current_catalogue(conn))
+    raw = {
+        i: (
+            found.devices[i].enrolled_at,
+            found.devices[i].last_seen,
+            found.scans[i].scanned_at,
+            found.scans[i].received_at,
+        )
+        for i in ids
+    }
+    instants = [t for times in raw.values() for t in times]
+    assert typed == raw
+    assert all(t is not None and t.tzinfo is UTC for t in instants)
+    assert [at[1] - timedelta(minutes=5), at[1]] == list(raw[ids[1]][2:])
+    assert found.devices[ids[0]].enrolled_at is found.devices[ids[2]].enrolled_at
