@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 
 from controller.store import devices, schema
 from controller.store.database import id_chunks, in_chunks
@@ -170,33 +170,57 @@ def replace(
 ) -> None:
     """Delete the (device id, baseline) rows `remove` in chunked set-based statements, then
     insert `rows` (compliance table columns; `patches` the document's JSON text, as
-    `encoding` makes it) in one executemany."""
+    `encoding` makes it) in one executemany.
+
+    The insert is plain SQL (`exec_driver_sql`): a first pass writes a row per device and
+    baseline, and SQLAlchemy's per-row parameter processing cost twice SQLite's own work.
+    The values are those the column types would bind: strings as they are, the JSON text
+    (cast on PostgreSQL), and `evaluated_at` converted by its column type once per distinct
+    value (a pass writes one)."""
     c = schema.compliance.c
     for chunk in in_chunks(remove):
         conn.execute(
             schema.compliance.delete().where(sa.tuple_(c.device_id, c.baseline).in_(chunk))
         )
-    if rows:
-        conn.execute(_ENCODED.insert(), list(rows))
+    if not rows:
+        return
+    instant = _bound_instants(conn.dialect)
+    conn.exec_driver_sql(
+        _insert(conn.dialect.name),
+        [
+            (
+                row["device_id"],
+                row["baseline"],
+                row["tenant"],
+                row["state"],
+                row["revision"],
+                instant(row["evaluated_at"]),
+                row["patches"],
+            )
+            for row in rows
+        ],
+    )
 
 
-class _EncodedJson(sa.types.TypeDecorator[str]):
-    """A JSON column bound as text already encoded: no serialising per row (a first pass
-    writes a row per device and baseline); cast to JSONB on PostgreSQL, stored as the
-    text on SQLite."""
-
-    impl = sa.Text
-    cache_ok = True
-
-    def bind_expression(self, bindvalue: Any) -> Any:
-        return sa.cast(bindvalue, sa.Text().with_variant(JSONB(), "postgresql"))
+@functools.cache
+def _insert(dialect: str) -> str:
+    mark, json_mark = ("?", "?") if dialect == "sqlite" else ("%s", "CAST(%s AS JSONB)")
+    return (
+        "INSERT INTO compliance (device_id, baseline, tenant, state, revision, evaluated_at, "  # noqa: S608 - placeholders only
+        f"patches) VALUES ({mark}, {mark}, {mark}, {mark}, {mark}, {mark}, {json_mark})"
+    )
 
 
-# the compliance table as `replace` writes it: `patches` as encoded text
-_ENCODED = sa.table(
-    schema.compliance.name,
-    *(
-        sa.column(c.name, _EncodedJson() if c.name == "patches" else c.type)
-        for c in schema.compliance.columns
-    ),
-)
+def _bound_instants(dialect: sa.Dialect) -> Callable[[datetime], Any]:
+    """`evaluated_at` values → what the column's type (`schema.UtcDateTime`) binds for them
+    on `dialect`, converted once per distinct value."""
+    process = schema.compliance.c.evaluated_at.type.dialect_impl(dialect).bind_processor(dialect)
+    bound: dict[datetime, Any] = {}
+
+    def instant(value: datetime) -> Any:
+        found = bound.get(value)
+        if found is None:
+            found = bound[value] = process(value) if process is not None else value
+        return found
+
+    return instant

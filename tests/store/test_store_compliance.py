@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,28 @@ def test_replace_then_stored_reads_back_per_device(store: Store) -> None:
     assert {(db, "acme/linux"): ("compliant", {"missing": []})} == decoded
     assert {(web, "acme/linux"), (db, "acme/linux")} == set(every)
     assert {("acme/retail", "acme/linux", "compliant"): 1} == counted
+
+
+def test_replace_writes_the_times_the_column_type_reads_back(store: Store) -> None:
+    """`evaluated_at`, bound without SQLAlchemy's per-row processing, reads back through the
+    column type as the instant written (an aware time in another zone, microseconds kept)."""
+    ids = [enrol(store, "acme", f"web-{n}") for n in range(3)]
+    berlin = timezone(timedelta(hours=1))
+    instants = [NOW, NOW.astimezone(berlin) + timedelta(microseconds=123), NOW]
+    with store.write() as conn:
+        compliance_store.replace(
+            conn,
+            remove=[],
+            rows=[
+                {**row(i, "acme", "acme/linux", "compliant"), "evaluated_at": at}
+                for i, at in zip(ids, instants, strict=True)
+            ],
+        )
+    with store.read() as conn:
+        listed = compliance_store.list_compliance(conn, scope="acme")
+    found = {r["device_id"]: r["evaluated_at"] for r in listed}
+    assert dict(zip(ids, instants, strict=True)) == found
+    assert all(at.tzinfo is UTC for at in found.values())
 
 
 def test_stored_reads_more_devices_than_one_chunk(store: Store) -> None:
