@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
-from controller.store import devices, schema
+from controller.store import database, devices, schema
 from controller.store.database import id_chunks, in_chunks
 from controller.store.scopes import in_scope, is_device
 
@@ -123,9 +123,10 @@ def stored(
     return {
         (device_id, baseline): (state, text)
         for chunk in id_chunks(devices)
+        # fetched whole (one DBAPI fetchall, not a call per row): a batch's rows, or the table
         for device_id, baseline, state, text in conn.execute(
             query if chunk is None else query.where(c.device_id.in_(chunk))
-        )
+        ).all()
     }
 
 
@@ -170,57 +171,38 @@ def replace(
 ) -> None:
     """Delete the (device id, baseline) rows `remove` in chunked set-based statements, then
     insert `rows` (compliance table columns; `patches` the document's JSON text, as
-    `encoding` makes it) in one executemany.
-
-    The insert is plain SQL (`exec_driver_sql`): a first pass writes a row per device and
-    baseline, and SQLAlchemy's per-row parameter processing cost twice SQLite's own work.
-    The values are those the column types would bind: strings as they are, the JSON text
-    (cast on PostgreSQL), and `evaluated_at` converted by its column type once per distinct
-    value (a pass writes one)."""
+    `encoding` makes it) in one driver executemany (`database.insert_many`: a first pass
+    writes a row per device and baseline)."""
     c = schema.compliance.c
     for chunk in in_chunks(remove):
         conn.execute(
             schema.compliance.delete().where(sa.tuple_(c.device_id, c.baseline).in_(chunk))
         )
-    if not rows:
-        return
-    instant = _bound_instants(conn.dialect)
-    conn.exec_driver_sql(
-        _insert(conn.dialect.name),
-        [
-            (
-                row["device_id"],
-                row["baseline"],
-                row["tenant"],
-                row["state"],
-                row["revision"],
-                instant(row["evaluated_at"]),
-                row["patches"],
-            )
-            for row in rows
-        ],
-    )
+    database.insert_many(conn, _ENCODED, rows, skip_existing=False)
 
 
-@functools.cache
-def _insert(dialect: str) -> str:
-    mark, json_mark = ("?", "?") if dialect == "sqlite" else ("%s", "CAST(%s AS JSONB)")
-    return (
-        "INSERT INTO compliance (device_id, baseline, tenant, state, revision, evaluated_at, "  # noqa: S608 - placeholders only
-        f"patches) VALUES ({mark}, {mark}, {mark}, {mark}, {mark}, {mark}, {json_mark})"
-    )
+class _EncodedJson(sa.types.TypeDecorator[str]):
+    """A JSON column bound as the text already encoded: no serialising per row; cast to
+    JSONB on PostgreSQL, stored as the text on SQLite."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def bind_expression(self, bindvalue: Any) -> Any:
+        return sa.cast(bindvalue, sa.Text().with_variant(JSONB(), "postgresql"))
 
 
-def _bound_instants(dialect: sa.Dialect) -> Callable[[datetime], Any]:
-    """`evaluated_at` values → what the column's type (`schema.UtcDateTime`) binds for them
-    on `dialect`, converted once per distinct value."""
-    process = schema.compliance.c.evaluated_at.type.dialect_impl(dialect).bind_processor(dialect)
-    bound: dict[datetime, Any] = {}
-
-    def instant(value: datetime) -> Any:
-        found = bound.get(value)
-        if found is None:
-            found = bound[value] = process(value) if process is not None else value
-        return found
-
-    return instant
+# the compliance table as `replace` writes it (every column's own type but `patches`, bound
+# as encoded text); a metadata of its own: never created, only written through
+_ENCODED = sa.Table(
+    schema.compliance.name,
+    sa.MetaData(),
+    *(
+        sa.Column(
+            c.name,
+            _EncodedJson() if c.name == "patches" else c.type,
+            primary_key=c.primary_key,
+        )
+        for c in schema.compliance.columns
+    ),
+)
