@@ -21,7 +21,7 @@ import sys
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -88,7 +88,8 @@ def load_devices(
     found = DeviceRows({}, {}, {})
     for chunk in id_chunks(device_ids):
         # per statement: `Connection.execution_options` would stream every later statement too
-        rows = conn.execute(_devices_query(chunk).execution_options(yield_per=STREAM_ROWS))
+        streamed = conn.execute(_devices_query(chunk).execution_options(yield_per=STREAM_ROWS))
+        rows = map(_Row._make, streamed)
         for device_id, group in itertools.groupby(rows, key=_ROW_ID):
             first, *others = group
             found.devices[device_id] = reader.device(first)
@@ -153,6 +154,32 @@ _RAW_TIME = sa.DateTime(timezone=True).with_variant(sa.String(), "sqlite")
 
 def _raw_time(column: sa.Column[datetime]) -> sa.Label[Any]:
     return sa.type_coerce(column, _RAW_TIME).label(column.name)
+
+
+class _Row(NamedTuple):
+    """A row of `_devices_query`, its columns in order, as a plain named tuple: a field of a
+    SQLAlchemy `Row` read by name costs about 0.3 µs, a dozen per device (more than the rest
+    of the reading); a named tuple's about 30 ns. Times are raw (`_RAW_TIME`)."""
+
+    id: str
+    tenant: str
+    os_family: str
+    os_name: str
+    os_version: str
+    role: str
+    labels: str
+    poll_interval: int
+    name: str
+    enrolled_at: str | datetime
+    last_seen: str | datetime
+    last_scan_at: str | datetime | None
+    last_scan_received_at: str | datetime | None
+    reboot_required: bool | None
+    kernel_reboot: bool
+    facts: str | None
+    source: str | None
+    observed_at: str | datetime | None
+    patches: str | None
 
 
 def load_jobs(

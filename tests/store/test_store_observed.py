@@ -156,3 +156,9 @@ def test_times_read_raw_are_the_column_types_times(store: Store) -> None:
     assert all(t is not None and t.tzinfo is UTC for t in instants)
     assert [at[1] - timedelta(minutes=5), at[1]] == list(raw[ids[1]][2:])
     assert found.devices[ids[0]].enrolled_at is found.devices[ids[2]].enrolled_at
+
+
+def test_the_row_tuple_names_the_query_columns_in_order() -> None:
+    """The named tuple the streamed rows are read into has the query's columns, in order."""
+    columns = stored._devices_query(None).selected_columns
+    assert [column.key for column in columns] == list(stored._Row._fields)
