@@ -236,6 +236,7 @@ def job_order(job: JobView) -> tuple[datetime, str]:
 
 _FAMILIES = {f.value: f for f in OsFamily}
 _UTC = schema.UtcDateTime()
+_parsed = datetime.fromisoformat  # SQLAlchemy's parsing of SQLite's DATETIME text
 _SHARED = 65_536  # distinct values a read shares at most (strings, label maps, documents)
 
 
@@ -288,7 +289,7 @@ class _Reader:
         self._labels: dict[str | None, dict[str, str]] = {}
         self._documents: dict[tuple[str, str | None], _Document] = {}
         self._profiles: dict[tuple[Any, ...], _Profile] = {}
-        self._instants: dict[str | datetime, datetime] = {}
+        self._instants: dict[str, datetime] = {}
 
     def share(self, value: _T) -> _T:
         """`value`, or the equal one read before (strings, tuples of strings, timedeltas)."""
@@ -336,15 +337,16 @@ class _Reader:
         return found
 
     def instant(self, value: str | datetime | None) -> datetime | None:
-        """A time read raw (`_RAW_TIME`) as `schema.UtcDateTime` reads it (aware, UTC); SQLite's
-        text is parsed as SQLAlchemy parses it. Once per distinct value: instants repeat (a
-        fleet enrolled or scanned in bulk)."""
+        """A time read raw (`_RAW_TIME`) as `schema.UtcDateTime` reads it (aware, UTC).
+        SQLite's text is parsed as SQLAlchemy parses it, once per distinct text: instants
+        repeat (a fleet enrolled or scanned in bulk). PostgreSQL's are the driver's."""
         if value is None:
             return None
+        if not isinstance(value, str):
+            return cast("datetime", _UTC.process_result_value(value, self.dialect))
         found = self._instants.get(value)
         if found is None:
-            parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
-            found = cast("datetime", _UTC.process_result_value(parsed, self.dialect))
+            found = cast("datetime", _UTC.process_result_value(_parsed(value), self.dialect))
             if len(self._instants) < _SHARED:
                 self._instants[value] = found
         return found

@@ -108,8 +108,8 @@ def test_agent_and_feed_documents_merge(store: Store) -> None:
 
 def test_times_read_raw_are_the_column_types_times(store: Store) -> None:
     """Times read without per-value type processing are the aware UTC instants the table's
-    `UtcDateTime` columns give (microseconds kept), equal instants one object; on PostgreSQL
-    also from a session in another time zone."""
+    `UtcDateTime` columns give (microseconds kept; on SQLite equal ones one object); on
+    PostgreSQL also from a session in another time zone."""
     at = [NOW + timedelta(seconds=n, microseconds=7 * n) for n in range(3)]
     ids = []
     for n, when in enumerate(at):
@@ -155,7 +155,8 @@ def test_times_read_raw_are_the_column_types_times(store: Store) -> None:
     assert typed == raw
     assert all(t is not None and t.tzinfo is UTC for t in instants)
     assert [at[1] - timedelta(minutes=5), at[1]] == list(raw[ids[1]][2:])
-    assert found.devices[ids[0]].enrolled_at is found.devices[ids[2]].enrolled_at
+    if store.dialect == "sqlite":  # its text parsed once per distinct value
+        assert found.devices[ids[0]].enrolled_at is found.devices[ids[2]].enrolled_at
 
 
 def test_the_row_tuple_names_the_query_columns_in_order() -> None:
