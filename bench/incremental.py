@@ -6,6 +6,8 @@ devices in tenant msp/c0, ten rings by label, each with a scan missing `--missin
 Measured, for each fleet size (`--devices`, `--large`):
 
 - (d) `fullPassSeconds`: a full pass (first pass: reads the whole store, plans every device);
+  `resyncPassSeconds`: the periodic full pass (resync) once nothing changed: reads everything
+  again, compares it with the incremental state, plans every device, writes no compliance;
 - (a) `approvalToJobsSeconds`: a commit approving a patch for ring r0 (10% of the fleet) → the
   pass that issues its install jobs (timed from the commit to the end of that pass);
 - (b) reports that change nothing (heartbeats and repeated scans of `--quiet` devices) → the
@@ -232,6 +234,9 @@ def fleet_run(count: int, args: argparse.Namespace) -> dict[str, Any]:
         built = time.perf_counter() - started
         full = passes(reconciler, clock)
         passes(reconciler, clock)
+        reconciler.resync = timedelta(0)  # due at the next pass
+        resync = passes(reconciler, clock)
+        reconciler.resync = timedelta(days=1)
         repo.write("policies/approval.yaml", APPROVAL)
         committed = time.perf_counter()
         repo.commit("approve LNX-0001 for ring r0")
@@ -249,6 +254,8 @@ def fleet_run(count: int, args: argparse.Namespace) -> dict[str, Any]:
         "devices": count,
         "buildSeconds": round(built, 1),
         "fullPassSeconds": full["seconds"],
+        "resyncPassSeconds": resync["seconds"],
+        "resyncPass": _pick(resync),
         "approvalToJobsSeconds": round(approval_seconds, 3),
         "approvalPass": _pick(approval),
         "quietReports": len(quiet),
