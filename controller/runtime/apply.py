@@ -154,7 +154,7 @@ def _script(script: ScriptPayload) -> dict[str, Any]:
 def compliance_document(record: BaselineCompliance) -> dict[str, Any]:
     """The stored form of one compliance record (also what the read API returns)."""
     return {
-        "scannedAt": record.scanned_at.isoformat() if record.scanned_at else None,
+        "scannedAt": _scanned_at(record),
         "counts": {state.value: n for state, n in record.counts().items()},
         "missing": list(record.missing),
         "failed": list(record.failed),
@@ -163,7 +163,14 @@ def compliance_document(record: BaselineCompliance) -> dict[str, Any]:
     }
 
 
-_KEY_FIELDS = ("device_id", "baseline")  # a compliance row's key, not in its document
+def _scanned_at(record: BaselineCompliance) -> str | None:
+    return record.scanned_at.isoformat() if record.scanned_at else None
+
+
+# a compliance row's key, not in its document; and the one field of the document that differs
+# between most devices (each scanned at its own instant)
+_KEY_FIELDS = ("device_id", "baseline")
+_SCAN_FIELD = "scanned_at"
 COMPLIANCE_BATCH = 5000  # records compared and written per round: bounded memory at any fleet
 
 
@@ -264,29 +271,63 @@ def _same(stored: str, text: str) -> bool:
 
 
 class _Encoder:
-    """Compliance records → their documents' stored text (`compliance_store.encoding`), each
-    distinct document encoded once per pass: devices with the same scan under the same
-    policy set have equal records but for device and baseline, which the document leaves
-    out. At most `_ENCODINGS` texts are kept; past that each is encoded anew."""
+    """Compliance records → their documents' stored text (`compliance_store.encoding`),
+    without encoding each document whole.
+
+    Records equal but for device, baseline and scan instant (devices with the same findings
+    under the same policy set) share one template: the text of their document around
+    `scannedAt`, encoded once per pass; a record's text is its template with its own instant
+    put in, as encoded alone (a string or null is encoded the same inside a document). At
+    most `_ENCODINGS` templates are kept; past that each document is encoded anew."""
 
     def __init__(self, encode: Callable[[Any], str]) -> None:
         self._encode = encode
-        self._texts: dict[tuple[Any, ...], str] = {}
+        self._templates: dict[tuple[Any, ...], tuple[str, str] | None] = {}
+        self._instants: dict[datetime | None, str] = {}
 
     def text(self, record: BaselineCompliance) -> str:
-        key = _DOCUMENT_OF(record)
-        found = self._texts.get(key)
+        key = _TEMPLATE_OF(record)
+        template = self._templates.get(key, _UNKNOWN)  # one lookup: the key's hash is not kept
+        if template is _UNKNOWN:
+            template = self._template(record)
+            if len(self._templates) < _ENCODINGS:
+                self._templates[key] = template
+        if template is None:
+            return self._encode(compliance_document(record))
+        head, tail = template
+        return head + self._instant(record) + tail
+
+    def _template(self, record: BaselineCompliance) -> tuple[str, str] | None:
+        """The document's text before and after its `scannedAt` value; None if a marker put
+        there is not found exactly once in the text (a patch id spelled like it)."""
+        document = compliance_document(record)
+        document["scannedAt"] = _MARK
+        text, mark = self._encode(document), self._encode(_MARK)
+        if text.count(mark) != 1:
+            return None
+        head, _, tail = text.partition(mark)
+        return head, tail
+
+    def _instant(self, record: BaselineCompliance) -> str:
+        """The record's `scannedAt` value as encoded alone, once per distinct instant."""
+        found = self._instants.get(record.scanned_at)
         if found is None:
-            found = self._encode(compliance_document(record))
-            if len(self._texts) < _ENCODINGS:
-                self._texts[key] = found
+            found = self._encode(_scanned_at(record))
+            if len(self._instants) < _ENCODINGS:
+                self._instants[record.scanned_at] = found
         return found
 
 
-# what `compliance_document` reads of a record: every field but the device and the baseline
-_DOCUMENT_OF = operator.attrgetter(
-    *(f.name for f in dataclasses.fields(BaselineCompliance) if f.name not in _KEY_FIELDS)
+# what a template stands for: every field of a record but the device, baseline and instant
+_TEMPLATE_OF = operator.attrgetter(
+    *(
+        f.name
+        for f in dataclasses.fields(BaselineCompliance)
+        if f.name not in (*_KEY_FIELDS, _SCAN_FIELD)
+    )
 )
+_MARK = "patchctl:scannedAt"  # where a template's instant goes
+_UNKNOWN = ("", "")  # a template not made yet (by identity)
 _ENCODINGS = 65_536
 
 

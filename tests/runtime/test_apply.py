@@ -9,6 +9,7 @@ import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -169,10 +170,16 @@ def test_a_repeated_pass_finds_every_row_by_its_text(
     assert (0, []) == (write(store, records, ids), decoded)
 
 
-def test_documents_encoded_once_are_those_encoded_each_time() -> None:
-    """The pass's memo of encoded documents (`_Encoder`) answers, for varied records, the text
-    of the record's own document: equal records but for device and baseline share it, any
-    other field gives another."""
+@pytest.mark.parametrize(
+    "encode",
+    [json.dumps, compliance_store._jsonb_text],  # PostgreSQL's, without a server
+    ids=["sqlite", "postgresql"],
+)
+def test_documents_from_templates_are_those_encoded_each_time(encode: Any) -> None:
+    """The pass's encoder (`_Encoder`: templates of the text around the scan instant) answers,
+    for varied records, the text of the record's own document encoded whole: equal records
+    but for device and baseline share it, any other field gives another; a patch id spelled
+    like the template's marker does not confuse it."""
     base = BaselineCompliance(
         "d-1",
         BASELINES[0],
@@ -199,9 +206,11 @@ def test_documents_encoded_once_are_those_encoded_each_time() -> None:
         dataclasses.replace(base, installed=4),
         dataclasses.replace(base, not_applicable=0),
         dataclasses.replace(base, state=ComplianceState.UNKNOWN, missing=(), installed=0),
+        dataclasses.replace(base, missing=(apply._MARK,)),
+        dataclasses.replace(base, missing=(apply._MARK,), scanned_at=None),
     ]
-    encoder = apply._Encoder(json.dumps)
+    encoder = apply._Encoder(encode)
     memoised = [encoder.text(r) for r in [*variants, *reversed(variants)]]
-    direct = [json.dumps(apply.compliance_document(r)) for r in [*variants, *reversed(variants)]]
+    direct = [encode(apply.compliance_document(r)) for r in [*variants, *reversed(variants)]]
     assert direct == memoised
     assert len(set(direct)) == len(variants) - 2  # only the device and baseline copies share
