@@ -105,6 +105,10 @@ def make_world(root: Path) -> Path:
     updateinfo = root / "srv" / "updateinfo.xml"
     updateinfo.write_text(UPDATEINFO)
     chroot(root, "modifyrepo_c", "--mdtype=updateinfo", "/srv/updateinfo.xml", "/srv/repo/repodata")
+    # dnf kept the repository's metadata from the 1.0 install; it may judge it current even
+    # with metadata_expire=0 (createrepo_c's revision is a time in seconds, and all of this
+    # takes about one), and then lists no advisory: about one run in three did
+    chroot(root, "dnf", *OPTIONS, "-q", "clean", "metadata")
     etc = root / INSTALL_ROOT.lstrip("/") / "etc"
     etc.mkdir(parents=True, exist_ok=True)
     (etc / "os-release").write_text(OS_RELEASE)
