@@ -12,7 +12,10 @@ from controller.sources import gcpause
 
 @pytest.fixture(autouse=True)
 def collector_restored() -> Iterator[None]:
+    """Each test starts with nothing frozen (a reconcile pass earlier in the process freezes
+    what it keeps) and leaves the collector on or off as it found it."""
     enabled = gc.isenabled()
+    gc.unfreeze()
     yield
     if enabled:
         gc.enable()
