@@ -12,11 +12,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from controller.kinds.notifications import AlertSeverity, EventType
 from controller.redaction import redact_text, redact_value
-from controller.store import schema
+from controller.store import database, schema
 from controller.store.scopes import in_scope, mentions, visible
 
 if TYPE_CHECKING:
@@ -49,7 +48,7 @@ ALERT_CHUNK = 1000
 def add_alert(conn: Connection, alert: NewAlert, *, now: datetime) -> bool:
     """Raise an alert; with a `dedupe_key` already raised, nothing happens (returns False).
     Message and details are redacted (`controller.redaction`): every token may read alerts."""
-    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = database.conflict_insert(conn.dialect.name)
     statement = insert(schema.alerts).values(
         tenant=alert.tenant,
         device_id=alert.device_id,
@@ -72,7 +71,7 @@ def add_alerts(conn: Connection, alerts: Sequence[NewAlert], *, now: datetime) -
     Redacted like `add_alert`."""
     if not alerts:
         return 0
-    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = database.conflict_insert(conn.dialect.name)
     rows = [
         {
             "tenant": alert.tenant,

@@ -342,6 +342,12 @@ def id_chunks(ids: Collection[str] | None) -> Iterator[list[str] | None]:
     yield from in_chunks(sorted(ids))
 
 
+def conflict_insert(dialect_name: str) -> Any:
+    """The dialect's own `insert` (SQLAlchemy's SQLite or PostgreSQL one), whose statements
+    take `on_conflict_do_nothing` / `on_conflict_do_update` (ON CONFLICT, both engines)."""
+    return postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+
+
 def insert_many(
     conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool
 ) -> int:
@@ -359,8 +365,7 @@ def insert_many(
         return 0
     dialect = conn.dialect
     keys = list(rows[0])
-    module: Any = postgresql if dialect.name == "postgresql" else sqlite
-    statement = module.insert(table)
+    statement = conflict_insert(dialect.name)(table)
     if skip_existing:
         statement = statement.on_conflict_do_nothing(
             index_elements=[column.name for column in table.primary_key]

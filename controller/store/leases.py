@@ -41,10 +41,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from controller import errors
-from controller.store import schema
+from controller.store import database, schema
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -122,7 +121,7 @@ def acquire(
     be gone (SQLite, under `lock_sqlite`). Taking it from another holder raises the epoch by
     one. Returns the lease now held, or None when another holder's lease is still valid."""
     l = schema.leases.c  # noqa: E741 - the table's columns, as elsewhere in the store
-    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = database.conflict_insert(conn.dialect.name)
     created = conn.execute(
         insert(schema.leases)
         .values(

@@ -34,13 +34,12 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from controller.core import clocks
 from controller.core.ids import AlertKey
 from controller.core.observed import is_online
 from controller.kinds.notifications import AlertSeverity, EventType
-from controller.store import alerts, findings, schema
+from controller.store import alerts, database, findings, schema
 from controller.store import changes as planner_changes
 
 if TYPE_CHECKING:
@@ -687,7 +686,7 @@ class _Statements:
 
 @functools.cache
 def _statements(dialect: str) -> _Statements:
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = database.conflict_insert(dialect)
     inventories = insert(schema.inventories)
     return _Statements(
         inventories=inventories.on_conflict_do_update(

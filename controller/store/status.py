@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
 from controller.store import database, schema
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def set_status(conn: Connection, key: str, value: Any, *, now: datetime) -> None:
     """Set one status value (JSON-ready), replacing the previous one."""
-    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = database.conflict_insert(conn.dialect.name)
     statement = insert(schema.status).values(key=key, value=value, updated_at=now)
     conn.execute(
         statement.on_conflict_do_update(
@@ -83,7 +83,7 @@ def values_with_prefix(conn: Connection, prefix: str) -> dict[str, Any]:
 def lock_value(conn: Connection, key: str, *, now: datetime) -> Any:
     """The value under `key` (`{}` stored first when there is none), locked until the
     transaction ends: PostgreSQL `SELECT ... FOR UPDATE`; SQLite serialises its writers."""
-    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = database.conflict_insert(conn.dialect.name)
     conn.execute(
         insert(schema.status)
         .values(key=key, value={}, updated_at=now)
