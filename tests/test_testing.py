@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from controller.testing import PROJECT_ROOT, PolicyRepo, SettableClock, policy_repository, run_cli
+from controller.testing.replicas import Replica
 
 
 def test_importing_the_helpers_loads_no_pytest() -> None:
@@ -57,3 +58,20 @@ def test_a_policy_repository_commits_what_is_written(tmp_path: Path) -> None:
         repo.repo.git.show(f"{sha}:policies/a.yaml"),
         repo.repo.commit(sha).author.name,
     )
+
+
+def test_a_replica_log_cut_by_a_kill_reads_as_its_whole_records(tmp_path: Path) -> None:
+    """A kill -9 between a record and its newline, or inside a record, leaves the next
+    process's first record on the same line: each whole record is read, a cut-off one left
+    out, other lines (a traceback) ignored."""
+    log = tmp_path / "serve.log"
+    log.write_text(
+        '{"event": "one", "level": "info"}\n'
+        '{"event": "two", "details": {"n": 1}}{"event": "three"}\n'
+        '{"event": "cut off", "detail": "x{"event": "four", "level": "error"}\n'
+        "Traceback: {not json}\n"
+        '{"event": "five"}\n'
+    )
+    replica = Replica(args=[], base="http://127.0.0.1:1", log_path=log)
+    events = [record.get("event") for record in replica.log_lines()]
+    assert ["one", "two", "three", "four", "five"] == events

@@ -115,8 +115,25 @@ class Replica:
             self.process.wait(30)
 
     def log_lines(self) -> list[dict[str, Any]]:
-        lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        return [json.loads(line) for line in lines if line.startswith("{")]
+        """The JSON records of the log so far. A kill -9 can stop a process between a record
+        and its newline, or in the middle of a record: the next process's first record then
+        follows on the same line. Each line is read as the records it holds; a cut-off one
+        is left out."""
+        decoder = json.JSONDecoder()
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        records: list[dict[str, Any]] = []
+        for line in text.splitlines():
+            start = 0 if line.startswith("{") else -1
+            while start != -1:
+                try:
+                    record, end = decoder.raw_decode(line, start)
+                except json.JSONDecodeError:
+                    end = start + 1  # cut off: the next record, if any, starts further on
+                else:
+                    if isinstance(record, dict):
+                        records.append(record)
+                start = line.find("{", end)
+        return records
 
 
 def wait_for(predicate: Any, *, timeout: float, every: float = 0.2) -> float:
