@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from controller.core.decisions import Decision, object_ref
 from controller.core.observed import ScanView
+from controller.core.records import quick_init
 from controller.kinds import Baseline
 from controller.kinds.baselines import ExcludeAction
 
@@ -46,6 +47,7 @@ class ComplianceState(StrEnum):
     UNKNOWN = "unknown"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class BaselineCompliance:
     """One device against one baseline: the verdict and the patches in each state.

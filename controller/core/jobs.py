@@ -39,6 +39,7 @@ from enum import StrEnum
 
 from controller.core.ids import JobId
 from controller.core.observed import JobKind, JobState, JobView
+from controller.core.records import quick_init
 from controller.kinds import Script
 from controller.kinds.windows import RebootOption
 
@@ -185,6 +186,7 @@ class ScriptPayload:
         )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class JobSpec:
     """A job to issue."""

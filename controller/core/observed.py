@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from controller.core.ids import JobId
 from controller.core.patches import PatchRecord
+from controller.core.records import quick_init
 from controller.kinds.common import OsFamily
 
 GATEWAY_ROLE = "gateway"
@@ -72,6 +73,7 @@ class PatchResult(StrEnum):
     SKIPPED = "skipped"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DeviceView:
     """An enrolled device and its latest facts."""
@@ -110,6 +112,7 @@ def online_since(poll_interval: timedelta, *, now: datetime) -> datetime:
     return now - poll_interval * ONLINE_POLL_INTERVALS
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ScanView:
     """The latest scan of a device: missing and installed patch ids, and the OS reboot signal
@@ -134,6 +137,7 @@ class ScanView:
         return self.received_at if self.received_at is not None else self.scanned_at
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class JobView:
     """A job the controller issued earlier, with what the agent said about it."""

@@ -28,6 +28,7 @@ from controller.core.planning.values import (
     DeviceSummary,
     window_key,
 )
+from controller.core.records import quick_init
 from controller.kinds import PatchWindow, ScriptJob
 
 
@@ -103,6 +104,7 @@ class PassFacts:
         return key, start
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DevicePlan:
     """What one pass decides for one device.

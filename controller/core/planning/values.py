@@ -15,6 +15,7 @@ from typing import Any
 from controller.core import windows
 from controller.core.compliance import BaselineCompliance, DeviceHistory
 from controller.core.jobs import JobSpec
+from controller.core.records import quick_init
 from controller.kinds import PatchWindow
 from controller.kinds.notifications import AlertSeverity, EventType
 
@@ -35,6 +36,7 @@ CONDITION_TYPES = frozenset(
 GROUP_SAMPLE = 10
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AlertSpec:
     """An alert to raise. `key` identifies the transition: the store raises each key once.
@@ -55,6 +57,7 @@ class AlertSpec:
     details: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DeviceSummary:
     """Per-device figures for status and explain."""
