@@ -54,13 +54,12 @@ from controller.core.observed import (
     ObservedState,
 )
 from controller.core.plan import Plan
-from controller.core.planning import alerts, fleet, scripts
+from controller.core.planning import alerts, fleet, scans, scripts
 from controller.core.planning.devices import DevicePlan, PassFacts, plan_device
 from controller.core.planning.ledger import Ledger
 from controller.core.planning.policysets import Facts, PolicySets
 from controller.core.planning.values import SCAN_RETRY_AFTER, AlertSpec, window_key
 from controller.kinds import PatchWindow, ScriptJob
-from controller.kinds.scans import DEFAULT_SCAN_INTERVAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,14 +434,26 @@ class _Fingerprints:
         self.desired = desired
         self.sets = sets
         self._found: dict[int, PolicyFingerprint] = {}
-        self._script_changes: dict[int, list[datetime | None]] = {}
+        self._expiry: dict[int, tuple[tuple[timedelta, ...], datetime | None]] = {}
 
-    def script_changes(self, applicable: Applicable, *, now: datetime) -> list[datetime | None]:
-        """When the script jobs of a policy set next change what they issue (`next_change`)."""
-        found = self._script_changes.get(id(applicable))
+    def expiry(
+        self, applicable: Applicable, *, now: datetime
+    ) -> tuple[tuple[timedelta, ...], datetime | None]:
+        """When the plans of a policy set's devices may change with time, once per set:
+        (the offsets from a device's scan `fresh_at` at which a scan falls due and goes stale
+        for each baseline, in order; the first instant after `now` at which one of the set's
+        script jobs changes what it issues (`scripts.next_change`), None if never)."""
+        found = self._expiry.get(id(applicable))
         if found is None:
-            found = [scripts.next_change(s, now=now) for s in self.sets.script_jobs(applicable)]
-            self._script_changes[id(applicable)] = found
+            # stale once `now - fresh_at > staleScanAfter`: just after that instant
+            stale = (b.spec.stale_scan_after + _JUST_AFTER for b in applicable.baselines)
+            after_scan = tuple(sorted((scans.interval(applicable), *stale)))
+            changes = (scripts.next_change(s, now=now) for s in self.sets.script_jobs(applicable))
+            found = (
+                after_scan,
+                min((i for i in changes if i is not None and i > now), default=None),
+            )
+            self._expiry[id(applicable)] = found
         return found
 
     def of(self, applicable: Applicable) -> PolicyFingerprint:
@@ -534,25 +545,31 @@ def _valid_until(
     if device_plan.issue:
         return now
     device = device_plan.device
-    instants: list[datetime | None] = []
-    if device.is_online(now=now) and device.last_seen is not None:
+    after_scan, scripts_change = sets.expiry(applicable, now=now)
+    instants: list[datetime | None] = [scripts_change]
+    if device.last_seen is not None:
         # online while `last_seen >= now - 2 polls`: offline only just after that instant
+        # (not after `now`: offline already, nothing to come)
         offline = device.last_seen + device.poll_interval * ONLINE_POLL_INTERVALS
         instants.append(offline + _JUST_AFTER)
     scan = facts.scans.get(device.id)
     if scan is not None:
-        every = min(
-            (s.spec.every for s in applicable.scan_schedules), default=DEFAULT_SCAN_INTERVAL
-        )
-        instants.append(scan.fresh_at + every)
-        # stale once `now - fresh_at > staleScanAfter`: just after that instant
-        stale = (scan.fresh_at + b.spec.stale_scan_after for b in applicable.baselines)
-        instants.extend(instant + _JUST_AFTER for instant in stale)
-    for job in facts.ledger.by_device.get(device.id, ()):
+        fresh_at = scan.fresh_at
+        # in order: the first instant still to come is the soonest of them
+        instants.append(next((i for o in after_scan if (i := fresh_at + o) > now), None))
+    device_jobs = facts.ledger.by_device.get(device.id)
+    if device_jobs:
+        instants.extend(_job_instants(device_jobs))
+    return min((i for i in instants if i is not None and i > now), default=None)
+
+
+def _job_instants(device_jobs: Sequence[JobView]) -> list[datetime | None]:
+    """When a device's jobs may change its plan: the pickup and run deadlines of those in
+    flight, a scan's retry."""
+    found: list[datetime | None] = []
+    for job in device_jobs:
         if job.state.in_flight:
-            instants.extend((job.deadline, jobs.run_deadline(job)))
+            found.extend((job.deadline, jobs.run_deadline(job)))
         if job.kind is JobKind.SCAN and job.updated_at is not None:
-            instants.append(job.updated_at + SCAN_RETRY_AFTER)
-    instants.extend(sets.script_changes(applicable, now=now))
-    future = [i for i in instants if i is not None and i > now]
-    return min(future, default=None)
+            found.append(job.updated_at + SCAN_RETRY_AFTER)
+    return found

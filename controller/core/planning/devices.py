@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from controller.core import windows
 from controller.core.compliance import BaselineCompliance
@@ -50,6 +50,7 @@ class PassFacts:
         default_factory=dict
     )
     _shared: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
+    _intervals: dict[int, timedelta] = field(default_factory=dict)
 
     def shared(self, patch_ids: list[str] | tuple[str, ...]) -> tuple[str, ...]:
         """`patch_ids` as a tuple, the very tuple of an equal one shared earlier in the pass.
@@ -76,6 +77,14 @@ class PassFacts:
                 scripts.payload(self.desired, window, window.spec.post_script),
             )
             self._window_scripts[key] = found
+        return found
+
+    def scan_interval(self, applicable: Applicable) -> timedelta:
+        """`scans.interval` of a policy set, once per pass."""
+        key = id(applicable)
+        found = self._intervals.get(key)
+        if found is None:
+            found = self._intervals[key] = scans.interval(applicable)
         return found
 
     def latest_start(self, script_job: ScriptJob) -> datetime | None:
@@ -165,7 +174,8 @@ def plan_device(
     reboot = alerts.reboot_pending(device, scan, device_jobs)
     if reboot is not None:
         draft.alerts.append(reboot)
-    draft.alerts.extend(alerts.silent_with_install(device, device_jobs, now=facts.now))
+    if device_jobs:
+        draft.alerts.extend(alerts.silent_with_install(device, device_jobs, now=facts.now))
     upcoming = facts.next_window(applicable)
     summary = DeviceSummary(
         device.id,
@@ -245,7 +255,7 @@ def _scan(
     """Issue the scan rule 7 asks for, if any and not issued already."""
     if draft.in_flight:
         return ()
-    occasion = scans.occasion(scan, device_jobs, applicable, now=facts.now)
+    occasion = scans.occasion(scan, device_jobs, facts.scan_interval(applicable), now=facts.now)
     if occasion is None:
         return ()
     occasion = scans.retry_occasion(device.id, occasion, device_jobs, now=facts.now)

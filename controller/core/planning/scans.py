@@ -7,7 +7,7 @@ Purely computational, no side effects.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from controller.core import jobs, windows
 from controller.core.decisions import Applicable
@@ -52,11 +52,18 @@ def job_for(
     )
 
 
+def interval(applicable: Applicable) -> timedelta:
+    """How often a device of the policy set scans: its `ScanSchedule`s' shortest `every`,
+    else `DEFAULT_SCAN_INTERVAL` (DESIGN.md 3.7)."""
+    return min((s.spec.every for s in applicable.scan_schedules), default=DEFAULT_SCAN_INTERVAL)
+
+
 def occasion(
-    scan: ScanView | None, device_jobs: list[JobView], applicable: Applicable, *, now: datetime
+    scan: ScanView | None, device_jobs: list[JobView], every: timedelta, *, now: datetime
 ) -> tuple[str, str] | None:
-    """Rule 7: why a scan is due now (reason, occasion key), or None."""
-    latest_install = latest_finished_install(device_jobs)
+    """Rule 7: why a scan is due now (reason, occasion key), or None. `every`: the device's
+    scan interval (`interval`)."""
+    latest_install = latest_finished_install(device_jobs) if device_jobs else None
     if latest_install is not None and (
         scan is None
         or (latest_install.updated_at is not None and scan.fresh_at < latest_install.updated_at)
@@ -67,7 +74,6 @@ def occasion(
         if not scans:
             return "initial scan after enrolment", "initial"
         return "retry initial scan", f"retry:{scans[-1].id}"
-    every = min((s.spec.every for s in applicable.scan_schedules), default=DEFAULT_SCAN_INTERVAL)
     if now - scan.fresh_at >= every:  # server clock: an agent's wrong clock neither hides
         stamp = windows.occurrence_key(scan.fresh_at)  # nor repeats a due scan
         return f"scan due every {every} (last {stamp})", f"due:{stamp}"
