@@ -156,21 +156,22 @@ class Reconciler:
 
         The pass runs with Python's cyclic garbage collector paused (`gcpause`): a first pass
         at 100,000 devices allocates millions of objects that live on, and the collector
-        walked the growing heap ten times (2.1 s of 9 s, issue 14). After a full pass, one
-        collection, then what the pass keeps (the planner's views and plans of every device)
-        is frozen out of the collector's later runs: a collection of the oldest generation
+        walked the growing heap ten times (2.1 s of 9 s, issue 14). After a full pass, what
+        it keeps (the planner's views and plans of every device) is frozen out of the
+        collector's later runs: a collection of the oldest generation
         walked all of it (0.3 s at 100,000 devices), triggered by whatever allocated next (an
         approval's 10,000 jobs, a batch of agent reports) and holding the interpreter for the
         report threads too. Frozen objects are still freed by reference counting when a later
         pass replaces them; the next full pass unfreezes them (`observe_step`), so nothing
-        frozen outlives it. What incremental passes keep is collected as usual."""
+        frozen outlives it. What incremental passes keep is collected as usual. No collection
+        comes before the freeze: it walked everything (0.26 s at 100,000 devices) to find
+        about 10,000 objects in cycles, which stay frozen until the next full pass."""
         try:
             with gcpause.paused():
                 return self._pass()
         finally:
             if self._unfrozen:
                 self._unfrozen = False
-                gc.collect()
                 gc.freeze()
 
     def _pass(self) -> Outcome:
