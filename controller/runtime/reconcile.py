@@ -12,7 +12,6 @@ desired state before planning, so they approve nothing (`controller.runtime.audi
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import time
@@ -172,7 +171,7 @@ class Reconciler:
         finally:
             if self._unfrozen:
                 self._unfrozen = False
-                gc.freeze()
+                gcpause.freeze()
 
     def _pass(self) -> Outcome:
         now = self.clock()
@@ -350,7 +349,7 @@ class Reconciler:
         with self.store.read() as conn:
             if self.observer.primed and not due:
                 return self.observer.incremental(conn, now=now), 0
-            gc.unfreeze()  # what the full pass replaces may be collected again
+            gcpause.unfreeze()  # what the full pass replaces may be collected again
             self._unfrozen = True
             kept = self.observer.incremental(conn, now=now) if self.observer.primed else None
             found = self.observer.full(conn, now=now)

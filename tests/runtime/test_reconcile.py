@@ -17,6 +17,7 @@ from controller.core.plan import Plan
 from controller.kinds.common import Classification, OsFamily, Severity
 from controller.runtime import status as runtime_status
 from controller.runtime.reconcile import PendingShards, PolicySource, Reconciler
+from controller.sources import gcpause
 from controller.store import Store, catalogue, devices, open_store, reports, schema
 from controller.store import status as status_store
 from controller.testing import PolicyRepo
@@ -402,7 +403,7 @@ def test_what_a_pass_keeps_is_left_out_of_later_garbage_collections(
     device = enrol(store, "lin-0", tenant="msp/c0", os_family="linux", labels={}, now=IN_WINDOW)
     report_scan(store, device, missing=("USN-7123-1",), now=IN_WINDOW)
     the_reconciler = reconciler(policy_repo, store, tmp_path, IN_WINDOW)
-    gc.unfreeze()
+    gcpause.unfreeze()
     during: list[bool] = []
     save = the_reconciler._save_status
     the_reconciler._save_status = lambda outcome: (during.append(gc.isenabled()), save(outcome))  # type: ignore[method-assign]

@@ -15,7 +15,7 @@ def collector_restored() -> Iterator[None]:
     """Each test starts with nothing frozen (a reconcile pass earlier in the process freezes
     what it keeps) and leaves the collector on or off as it found it."""
     enabled = gc.isenabled()
-    gc.unfreeze()
+    gcpause.unfreeze()
     yield
     if enabled:
         gc.enable()
@@ -95,3 +95,24 @@ def test_objects_frozen_by_someone_else_stay_frozen() -> None:
         assert (frozen, True) == (gc.get_freeze_count(), _in_generation(kept, 0))
     finally:
         gc.unfreeze()
+
+
+def test_objects_frozen_here_stay_frozen_and_are_not_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What `gcpause.freeze` froze stays frozen through a pause, known without
+    `gc.get_freeze_count` (it walks every frozen object); `unfreeze` thaws it."""
+    gc.enable()
+    gcpause.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        counted: list[int] = []
+        real = gc.get_freeze_count
+        monkeypatch.setattr(gc, "get_freeze_count", lambda: counted.append(1) or real())
+        with gcpause.paused():
+            kept = _Node()
+        monkeypatch.undo()
+        assert (frozen, True, []) == (gc.get_freeze_count(), _in_generation(kept, 0), counted)
+    finally:
+        gcpause.unfreeze()
+    assert gc.get_freeze_count() == 0
