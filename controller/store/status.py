@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql
 from controller.store import database, schema
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
+    from collections.abc import Collection, Mapping
     from datetime import datetime
 
     from sqlalchemy.engine import Connection
@@ -30,14 +30,28 @@ def set_status(conn: Connection, key: str, value: Any, *, now: datetime) -> None
     )
 
 
-def set_encoded(conn: Connection, key: str, text: str, *, now: datetime) -> None:
-    """Set one status value given as JSON text already encoded, replacing the previous one: a
-    caller that encodes a large value before its write transaction does not spend SQLite's one
-    write lock on it (the reconciler's plan summary, issue 14)."""
-    value: Any = sa.type_coerce(text, sa.Text())
+def set_encoded(conn: Connection, values: Mapping[str, str], *, now: datetime) -> None:
+    """Set status values given as JSON text already encoded (key → text), replacing the
+    previous ones, in one statement: a caller that encodes large values before its write
+    transaction does not spend SQLite's one write lock on it (the reconciler's plan summary,
+    issue 14), and an approval that changes the pending approvals of every shard writes them
+    at once (one statement each was 256 statements, and each left a cycle of SQLAlchemy
+    objects for the collector: 10,000 objects, an 80 ms collection)."""
+    if not values:
+        return
+    text: Any = sa.type_coerce(sa.bindparam("text"), sa.Text())
     if conn.dialect.name == "postgresql":
-        value = sa.cast(value, postgresql.JSONB)
-    set_status(conn, key, value, now=now)
+        text = sa.cast(text, postgresql.JSONB)
+    insert = database.conflict_insert(conn.dialect.name)
+    statement = insert(schema.status).values(key=sa.bindparam("status_key"), value=text)
+    statement = statement.values(updated_at=sa.bindparam("updated_at"))
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["key"],
+            set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
+        ),
+        [{"status_key": key, "text": value, "updated_at": now} for key, value in values.items()],
+    )
 
 
 def updated_times(conn: Connection, keys: Collection[str]) -> dict[str, datetime]:

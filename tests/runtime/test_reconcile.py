@@ -393,10 +393,10 @@ def test_a_pending_shard_stores_each_set_of_patches_once_and_reads_back_whole() 
 def test_what_a_pass_keeps_is_left_out_of_later_garbage_collections(
     policy_repo: PolicyRepo, store: Store, tmp_path: Path
 ) -> None:
-    """A pass runs with the cyclic collector off and turns it back on; after a full pass, the
-    planner's kept views and plans are frozen (out of the collector's walks); incremental
-    passes freeze nothing more, and the next full pass unfreezes them, so what it replaces can
-    go. A collector the caller had off stays off."""
+    """A pass runs with the cyclic collector off and turns it back on; after each pass, what
+    it keeps is frozen (out of the collector's walks): the planner's views and plans after a
+    full pass, what an incremental pass made after it; the next full pass unfreezes them, so
+    what it replaces can go. A collector the caller had off stays off."""
     seed_catalogue(store)
     policy_repo.write("policies/policy.yaml", APPROVAL_POLICY)
     policy_repo.commit("policy")
@@ -413,11 +413,14 @@ def test_what_a_pass_keeps_is_left_out_of_later_garbage_collections(
     assert frozen > 0
     gc.disable()
     try:
-        the_reconciler.reconcile()  # incremental
+        incremental = the_reconciler.reconcile()
         assert not gc.isenabled()
     finally:
         gc.enable()
-    assert gc.get_freeze_count() <= frozen  # some were freed: replaced, not walked
+    assert incremental.plan is not None
+    assert not any(  # its plan is in no generation: frozen, no young collection walks it
+        any(o is incremental.plan for o in gc.get_objects(generation)) for generation in range(3)
+    )
     the_reconciler.observe_step(now=IN_WINDOW + timedelta(minutes=1))  # incremental
     assert gc.get_freeze_count() > 0
     the_reconciler.observe_step(now=IN_WINDOW + the_reconciler.resync)  # a resync: full

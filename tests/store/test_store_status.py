@@ -55,14 +55,19 @@ def test_a_writer_connection_gives_up_on_a_held_lock(store: Store) -> None:
 
 
 def test_a_value_stored_as_json_text_reads_back_as_the_value(store: Store) -> None:
-    """`set_encoded` stores JSON text as the value it encodes (not as a string);
+    """`set_encoded` stores JSON texts as the values they encode (not as strings), several
+    in one statement;
     `updated_times` answers when each key was set, leaving out a key never set."""
     with store.write() as conn:
         status_store.set_status(conn, "plan", {"old": True}, now=NOW)
         status_store.set_encoded(
-            conn, "plan", '{"pending":{"d1":["P1"]},"n":2}', now=NOW + timedelta(seconds=1)
+            conn,
+            {"plan": '{"pending":{"d1":["P1"]},"n":2}', "shard": '["a",1]'},
+            now=NOW + timedelta(seconds=1),
         )
+        status_store.set_encoded(conn, {}, now=NOW + timedelta(seconds=2))  # nothing to set
     with store.read() as conn:
         assert {"pending": {"d1": ["P1"]}, "n": 2} == status_store.get_value(conn, "plan")
-        found = status_store.updated_times(conn, {"plan", "absent"})
-        assert {"plan": NOW + timedelta(seconds=1)} == found
+        assert ["a", 1] == status_store.get_value(conn, "shard")
+        found = status_store.updated_times(conn, {"plan", "shard", "absent"})
+        assert {"plan": NOW + timedelta(seconds=1), "shard": NOW + timedelta(seconds=1)} == found
