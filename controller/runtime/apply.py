@@ -204,6 +204,8 @@ def _write_compliance(
         gone = list(compliance_store.stored(conn, devices=left))
         compliance_store.replace(conn, remove=gone, rows=[])
         written += len(gone)
+    if written >= compliance_store.STATISTICS_AFTER:
+        compliance_store.refresh_statistics(conn)
     return written
 
 

@@ -214,3 +214,32 @@ def test_documents_from_templates_are_those_encoded_each_time(encode: Any) -> No
     direct = [encode(apply.compliance_document(r)) for r in [*variants, *reversed(variants)]]
     assert direct == memoised
     assert len(set(direct)) == len(variants) - 2  # only the device and baseline copies share
+
+
+def test_a_pass_that_wrote_many_rows_refreshes_the_planner_statistics(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass that writes `STATISTICS_AFTER` rows or more has PostgreSQL analyse the table in
+    its transaction (its own rows counted): a later pass's batched reads by device use the
+    index instead of scanning a table the statistics still call empty. SQLite: nothing runs."""
+    ids = [enrol(store, f"web-{n}") for n in range(3)]
+    analysed: list[str] = []
+    refresh = compliance_store.refresh_statistics
+    monkeypatch.setattr(
+        compliance_store,
+        "refresh_statistics",
+        lambda conn: (analysed.append(conn.dialect.name), refresh(conn))[1],
+    )
+    monkeypatch.setattr(compliance_store, "STATISTICS_AFTER", 7)
+    assert 6 == write(store, [record(i, b, "USN-1-1") for i in ids for b in BASELINES], ids)
+    assert [] == analysed  # 6 rows: below the mark
+    more = [enrol(store, "web-3")]
+    records = [record(i, b) for i in [*ids, *more] for b in BASELINES]
+    assert 8 == write(store, records, [*ids, *more])
+    assert [store.dialect] == analysed
+    if store.dialect == "postgresql":
+        with store.read() as conn:
+            estimated = conn.execute(
+                sa.text("SELECT reltuples FROM pg_class WHERE relname = 'compliance'")
+            ).scalar_one()
+        assert 8 == estimated
