@@ -348,6 +348,7 @@ class Reconciler:
             if self.observer.primed and not due:
                 return self.observer.incremental(conn, now=now), 0
             gcpause.unfreeze()  # what the full pass replaces may be collected again
+            self.planner.forget()  # it plans everything: the previous plans go first
             kept = self.observer.incremental(conn, now=now) if self.observer.primed else None
             found = self.observer.full(conn, now=now)
         self._last_full = now
