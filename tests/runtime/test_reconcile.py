@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -425,3 +426,14 @@ def test_what_a_pass_keeps_is_left_out_of_later_garbage_collections(
     assert gc.get_freeze_count() > 0
     the_reconciler.observe_step(now=IN_WINDOW + the_reconciler.resync)  # a resync: full
     assert 0 == gc.get_freeze_count()
+
+
+def test_a_device_s_pending_shard_is_the_stored_key_of_its_id_s_digest() -> None:
+    """The shard key is `plan:pending:` and the hex of the id's one-byte BLAKE2b digest (what
+    stored summaries and their readers use), one string per shard shared by every device."""
+    for device_id in ("dev-1", "0b5f3c9e-3f5d-4c55-9a4b-2f1f8e1f7a10", "é"):
+        digest = hashlib.blake2b(device_id.encode(), digest_size=1).hexdigest()
+        assert f"plan:pending:{digest}" == runtime_status.pending_shard(device_id)
+    keys = {runtime_status.pending_shard(f"dev-{n}") for n in range(4096)}
+    assert 256 == len(keys)
+    assert runtime_status.pending_shard("dev-1") is runtime_status.pending_shard("dev-1")
