@@ -95,7 +95,10 @@ class Observer:
         """Read everything (a full pass); `Changes.EVERYTHING`."""
         mark = changes.mark(conn)  # before the store: a change in between is read twice
         view = findings.current_catalogue(conn)
-        rows = stored.load_devices(conn, view)
+        # what the last pass kept: the devices that did not change are answered as those
+        # objects (a resync holds one fleet, not two)
+        before = self._kept.rows if self._kept is not None else None
+        rows = stored.load_devices(conn, view, previous=before)
         jobs = tuple(stored.load_jobs(conn, since=now - JOB_HORIZON))
         observed = stored.assemble(view, rows, jobs)
         offline = list(_offline_at(rows.devices.values()))

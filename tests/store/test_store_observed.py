@@ -85,6 +85,34 @@ def test_equal_values_are_one_object(store: Store) -> None:
     assert all(v.labels is views[0].labels and v.tenant is views[0].tenant for v in views)
 
 
+def test_a_re_read_answers_the_earlier_objects_of_what_did_not_change(store: Store) -> None:
+    """Given an earlier read, a view or scan equal to the earlier one is that very object (a
+    resync holds one fleet); a device that checked in or scanned since reads anew."""
+    ids = [enrol(store, f"web-{n}") for n in range(3)]
+    for device_id in ids:
+        report(store, device_id, "USN-1-1")
+    before = read(store)
+    later = reports.Scan(scanned_at=NOW, reboot_required=False, missing=(("USN-2-1", {}),))
+    with store.write() as conn:  # a new scan
+        reports.write_reports(conn, [reports.Report(ids[1], scan=later)], now=NOW)
+    with store.write() as conn:  # a check-in
+        conn.execute(
+            schema.devices.update()
+            .where(schema.devices.c.id == ids[2])
+            .values(last_seen=NOW + timedelta(minutes=1))
+        )
+    with store.read() as conn:
+        again = stored.load_devices(conn, findings.current_catalogue(conn), previous=before)
+    assert again == read(store)  # the same answer as without `previous`
+    assert again.devices[ids[0]] is before.devices[ids[0]]
+    assert again.scans[ids[0]] is before.scans[ids[0]]
+    assert again.devices[ids[1]] is before.devices[ids[1]]  # its row is as it was
+    assert again.scans[ids[1]] is not before.scans[ids[1]]
+    assert ("USN-2-1",) == again.scans[ids[1]].missing
+    assert again.devices[ids[2]] is not before.devices[ids[2]]
+    assert NOW + timedelta(minutes=1) == again.devices[ids[2]].last_seen
+
+
 def test_agent_and_feed_documents_merge(store: Store) -> None:
     """Missing if either source says missing, unless one lists it installed; a device with
     only a feed document has a scan stamped at the evaluation."""
