@@ -118,7 +118,6 @@ class _Memory:
     shared_facts: dict[Facts, Facts] = field(default_factory=dict)  # each group's key
     gateways: set[str] = field(default_factory=set)
     order: list[str] = field(default_factory=list)
-    position: dict[str, int] = field(default_factory=dict)
     plans: dict[str, DevicePlan] = field(default_factory=dict)
     until: dict[str, datetime] = field(default_factory=dict)
     expiry: list[tuple[datetime, str]] = field(default_factory=list)
@@ -197,10 +196,19 @@ class _Memory:
         self.until.pop(device_id, None)
 
     def sort(self) -> None:
-        """The planner's device order (`fleet.in_order`) and each device's place in it."""
-        devices = self.devices
-        self.order = sorted(devices, key=lambda i: (devices[i].tenant, devices[i].name, i))
-        self.position = {device_id: n for n, device_id in enumerate(self.order)}
+        """The planner's device order (`fleet.in_order`)."""
+        self.order = sorted(self.devices, key=self._order_key)
+
+    def in_order(self, device_ids: set[str]) -> list[str]:
+        """`device_ids` in the planner's order: sorted by it when few, else picked from
+        `order` (no index of each device's place is kept: 70 MB at 1,000,000 devices)."""
+        if len(device_ids) * 8 < len(self.order):
+            return sorted(device_ids, key=self._order_key)
+        return [device_id for device_id in self.order if device_id in device_ids]
+
+    def _order_key(self, device_id: str) -> tuple[str, str, str]:
+        view = self.devices[device_id]
+        return view.tenant, view.name, device_id
 
     def keep(self, device_plan: DevicePlan, until: datetime | None) -> DevicePlan | None:
         """Keep a device's fresh plan, holding until `until` (None: until an input changes);
@@ -362,7 +370,7 @@ class IncrementalPlanner:
             dirty.update(job.device_id for job, _ in settled.ended)
             dirty.intersection_update(devices)
             _window_devices(memory, group_sets, signatures, dirty)
-            todo = sorted(dirty, key=memory.position.__getitem__)
+            todo = memory.in_order(dirty)
         running = fleet.counting_installs(facts.ledger)
         moved: list[str] = []  # devices whose compliance records changed
         for device_id in todo:
