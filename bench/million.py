@@ -14,8 +14,8 @@ Each measured run is its own process (`ru_maxrss` is the peak of that process al
 compliance row and the jobs), (2) the periodic resync (`--passes 2`, the default): the same
 reconciler's next full pass, as the service runs it every `resync` — it reads everything again
 beside what it kept and compares the two (drift), plans everything again and compares every
-stored compliance row, writing nothing new; the first pass's outcome is held meanwhile, as the
-service's loop holds its last one. The resync is the peak of a long-running service. `--tracemalloc` also
+stored compliance row, writing nothing new; the first pass's plan is let go of as the service's loop lets go of
+it when the next pass starts. The resync is the peak of a long-running service. `--tracemalloc` also
 traces the Python heap (slower; its peak excludes the interpreter, C buffers and free lists).
 
     .venv/bin/python bench/million.py [--devices 1000000] [--url postgresql://postgres@127.0.0.1:5432/postgres]
@@ -252,7 +252,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     _time(reconciler.planner, "plan", steps, "planSeconds")
     _time(apply, "apply_plan", steps, "applySeconds")
     passes = []
-    outcome = None  # the last pass's, held during the next as the service's loop holds it
     for label in ("first", "resync")[: args.passes]:
         if label == "resync":
             reconciler.resync = timedelta(0)  # due: the next pass is the periodic full pass
@@ -280,6 +279,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             }
         )
         print(json.dumps(passes[-1]), file=sys.stderr, flush=True)  # progress, as it comes
+        # the service's loop keeps the outcome but lets go of its plan as the next pass starts
+        # (`ReconcileLoop._let_go_of_last_plan`)
+        del outcome
         steps.clear()
         if args.tracemalloc:
             tracemalloc.reset_peak()

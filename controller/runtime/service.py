@@ -257,6 +257,7 @@ class Controller:
                 context, self._chore_context = self._chore_context, None
             if context is not None:
                 self.run_chores_now(context)
+            del context  # its pass's plan is not held while the next pass runs
 
     def _record_chore(self, name: str, now: datetime, *, error: str | None) -> None:
         try:

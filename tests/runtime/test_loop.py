@@ -86,6 +86,39 @@ def test_a_commit_is_seen_and_applied(
         loop.stop()
 
 
+def test_the_last_plan_is_kept_until_the_next_pass_starts(
+    example_repo: PolicyRepo, store: Store, tmp_path: Path
+) -> None:
+    """Between passes the last outcome has its plan; once the next pass starts the loop holds
+    the outcome without it (a full pass would hold two fleets' plans), and then the new one."""
+    loop = make_loop(example_repo, store, tmp_path)
+    seen_during: list[Outcome | None] = []
+    reconcile = loop.reconciler.reconcile
+
+    def watched() -> Outcome:
+        seen_during.append(loop.last_outcome)
+        return reconcile()
+
+    loop.reconciler.reconcile = watched  # type: ignore[method-assign]
+    loop.start()
+    try:
+        assert loop.wait_idle(30)
+        first = loop.last_outcome
+        assert first is not None
+        assert first.plan is not None
+        loop.trigger("interval")
+        time.sleep(0.2)
+        assert loop.wait_idle(30)
+        assert [None, first.as_dict()] == [o and o.as_dict() for o in seen_during]
+        assert seen_during[1] is not None
+        assert seen_during[1].plan is None
+        assert loop.last_outcome is not None
+        assert loop.last_outcome.plan is not None
+        assert loop.last_outcome is not first
+    finally:
+        loop.stop()
+
+
 def test_stop_returns_promptly(example_repo: PolicyRepo, store: Store, tmp_path: Path) -> None:
     """stop() ends the loop thread without waiting for the interval."""
     loop = make_loop(example_repo, store, tmp_path)
