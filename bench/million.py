@@ -12,10 +12,11 @@ per device and issues install jobs to about a tenth of the fleet.
 Each measured run is its own process (`ru_maxrss` is the peak of that process alone):
 (1) the first pass of a fresh reconciler (reads everything, plans everything, writes every
 compliance row and the jobs), (2) the periodic resync (`--passes 2`, the default): the same
-reconciler's next full pass, as the service runs it every `resync` — it reads everything again
+reconciler's next full pass, as the service runs it every `resync`. It reads everything again
 beside what it kept and compares the two (drift), plans everything again and compares every
-stored compliance row, writing nothing new; the first pass's plan is let go of as the service's loop lets go of
-it when the next pass starts. The resync is the peak of a long-running service. `--tracemalloc` also
+stored compliance row, writing nothing new; the first pass's plan is let go of as the
+service's loop lets go of it when the next pass starts. The resync is the peak of a
+long-running service. `--tracemalloc` also
 traces the Python heap (slower; its peak excludes the interpreter, C buffers and free lists).
 
     .venv/bin/python bench/million.py [--devices 1000000] [--url postgresql://postgres@127.0.0.1:5432/postgres]
