@@ -213,7 +213,9 @@ def diff_keyed(
 ) -> tuple[ObjectChange, ...]:
     """`diff_objects` of objects already keyed by `Document.key` (the caller had the keys)."""
     changes: list[ObjectChange] = []
-    for key in sorted(old.keys() | new.keys(), key=_key_order):
+    keys = old.keys() | new.keys()
+    # Most commits of a history change one object: no order to establish then.
+    for key in sorted(keys, key=_key_order) if len(keys) > 1 else keys:
         was, now = old.get(key), new.get(key)
         if was is None and now is not None:
             action = ChangeAction.ADDED

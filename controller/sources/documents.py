@@ -467,7 +467,12 @@ def parse_plain(path: str, data: bytes) -> list[RawDocument] | None:
         # libyaml and PyYAML's scanner disagree on tabs and control characters (libyaml takes
         # `key: <tab>` as null, PyYAML refuses it): only the reference parser decides those.
         or _CONTROL_BYTES.search(data) is not None
-        or sum(data.count(mark) for mark in (b"[", b"{", b"- ", b"? ")) > FAST_PARSE_MAX_INDICATORS
+        or (
+            # Indicators do not overlap, so a file no longer than the limit cannot pass it.
+            len(data) > FAST_PARSE_MAX_INDICATORS
+            and sum(data.count(mark) for mark in (b"[", b"{", b"- ", b"? "))
+            > FAST_PARSE_MAX_INDICATORS
+        )
     ):
         return None
     try:
