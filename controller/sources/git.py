@@ -469,24 +469,41 @@ def read_blobs(repo: git.Repo, blobs: Iterable[str]) -> dict[str, bytes]:
 
 
 def with_blobs_ahead(
-    repo: git.Repo, batches: Iterable[LogBatch], wanted: Callable[[str, str], bool]
+    repo: git.Repo,
+    batches: Iterable[LogBatch],
+    wanted: Callable[[str, str], bool],
+    on_read: Callable[[LogBatch, dict[str, bytes]], None] | None = None,
 ) -> Iterator[tuple[LogBatch, dict[str, bytes]]]:
     """Each batch of `iter_log` with the blobs it wrote that are `wanted(path, blob)`.
 
     The blobs are read in a thread one batch ahead: git reads the next batch's blobs while the
     caller works on this one. `wanted` is asked in the caller's thread, before the caller has
-    seen the previous batch: a blob it skips must still be readable on demand.
+    seen the previous batch: a blob it skips must still be readable on demand. `on_read` is
+    called in the reading thread with each batch's blobs as soon as they are read (a batch
+    before the caller gets them: the YAML worker starts on them then, `parseahead`).
     """
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         ahead: tuple[LogBatch, concurrent.futures.Future[dict[str, bytes]]] | None = None
         for batch in batches:
             blobs = [c.blob for _, cs in batch for c in cs if c.blob and wanted(c.path, c.blob)]
-            reading = (batch, pool.submit(read_blobs, repo, blobs))
+            reading = (batch, pool.submit(_read_and_tell, repo, batch, blobs, on_read))
             if ahead is not None:
                 yield ahead[0], ahead[1].result()
             ahead = reading
         if ahead is not None:
             yield ahead[0], ahead[1].result()
+
+
+def _read_and_tell(
+    repo: git.Repo,
+    batch: LogBatch,
+    blobs: Sequence[str],
+    on_read: Callable[[LogBatch, dict[str, bytes]], None] | None,
+) -> dict[str, bytes]:
+    found = read_blobs(repo, blobs)
+    if on_read is not None:
+        on_read(batch, found)
+    return found
 
 
 def read_policy_commit(repo: git.Repo, sha: str) -> list[SourceFile]:

@@ -210,11 +210,10 @@ class _Walker:
             cache, revisions = self.rewritten(since_sha, tip, cache)
         read = 0
         wanted = parseahead.BlobsToRead(cache.parsed)
-        for batch, blobs in git_source.with_blobs_ahead(
-            self.repo, git_source.iter_log(self.repo, revisions, verifier=self.verifier), wanted
-        ):
-            if self.ahead is not None:
-                self.ahead.submit_batch(batch, blobs)
+        log = git_source.iter_log(self.repo, revisions, verifier=self.verifier)
+        # The worker gets each batch's blobs as soon as they are read, a batch ahead of the walk.
+        on_read = None if self.ahead is None else self.ahead.submit_batch
+        for batch, blobs in git_source.with_blobs_ahead(self.repo, log, wanted, on_read):
             blobs.update(wanted.kept)
             for facts, files in batch:
                 self.apply(cache, facts, files, blobs)

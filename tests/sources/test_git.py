@@ -10,7 +10,7 @@ import pytest
 
 from controller.core.revisions import format_revision
 from controller.sources import git as git_source
-from controller.sources import repository
+from controller.sources import repository, signatures
 from controller.sources.git import SourceError
 from controller.testing import PolicyRepo
 
@@ -179,3 +179,29 @@ def test_log_records_decode_field_by_field_and_share_people() -> None:
     assert first.author is second.author
     assert first.trailers is second.trailers
     assert [("Reviewed-by", "Bob <bob@acme.example>")] == [(t.key, t.value) for t in first.trailers]
+
+
+def test_blobs_read_ahead_are_handed_over_before_their_batch(policy_repo: PolicyRepo) -> None:
+    """`on_read` gets each batch's blobs in the reading thread, before the caller gets the batch
+    (the YAML worker starts on them a batch early)."""
+    for number in range(3):
+        policy_repo.write(f"policies/scripts/s{number}.yaml", SCRIPT.format(name=f"s{number}"))
+        policy_repo.commit(f"script {number}")
+    told: list[tuple[str, int]] = []
+
+    def on_read(batch: git_source.LogBatch, blobs: dict[str, bytes]) -> None:
+        told.append((threading.current_thread().name, len(blobs)))
+
+    with signatures.Verifier() as verifier:
+        log = git_source.iter_log(policy_repo.repo, ["main"], verifier=verifier, batch_size=1)
+        told_before: list[bool] = []
+        counts: list[int] = []
+        for index, (_, blobs) in enumerate(
+            git_source.with_blobs_ahead(policy_repo.repo, log, lambda _p, _b: True, on_read)
+        ):
+            told_before.append(len(told) > index)
+            counts.append(len(blobs))
+
+    assert (True, 4) == (all(told_before), len(told_before))
+    assert all(name != threading.main_thread().name for name, _ in told)
+    assert counts == [count for _, count in told]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
+import time
 
 import pytest
 
@@ -45,7 +47,7 @@ def test_the_worker_reads_what_parse_plain_reads(data: bytes) -> None:
     """A blob read by the worker gives `parse_plain`'s documents, at the caller's path."""
     with parseahead.ParseAhead() as ahead:
         ahead.submit([("blob-1", "elsewhere/first.yaml", data)])
-        got = ahead.plain("blob-1", PATH)
+        got = ahead.plain("blob-1", PATH, wait=True)
 
     assert positions(documents.parse_plain(PATH, data)) == positions(got)  # type: ignore[arg-type]
 
@@ -54,9 +56,9 @@ def test_a_blob_never_submitted_is_not_read() -> None:
     """The caller parses what the worker was never given (and a blob is handed out once)."""
     with parseahead.ParseAhead() as ahead:
         ahead.submit([("blob-1", PATH, PLAIN)])
-        first = ahead.plain("blob-1", PATH)
-        again = ahead.plain("blob-1", PATH)
-        never = ahead.plain("blob-2", PATH)
+        first = ahead.plain("blob-1", PATH, wait=True)
+        again = ahead.plain("blob-1", PATH, wait=True)
+        never = ahead.plain("blob-2", PATH, wait=True)
 
     assert isinstance(first, list)
     assert (again, never) == (loading.NOT_READ, loading.NOT_READ)
@@ -70,7 +72,7 @@ def test_a_dead_worker_leaves_the_parsing_to_the_caller() -> None:
         for pid in list(pool._processes):
             os.kill(pid, signal.SIGKILL)
         ahead.submit([("blob-1", PATH, PLAIN)])
-        got = ahead.plain("blob-1", PATH)
+        got = ahead.plain("blob-1", PATH, wait=True)
 
     assert got == loading.NOT_READ
 
@@ -80,6 +82,7 @@ def test_a_file_parsed_from_the_workers_documents_equals_one_parsed_in_process()
     blobs = {blob_id(data): data for data in (PLAIN, ANCHORS, BROKEN)}
     with parseahead.ParseAhead() as ahead:
         ahead.submit((blob, PATH, data) for blob, data in blobs.items())
+        concurrent.futures.wait([future for future, _ in ahead._chunks.values()])
         with_worker = [
             parseahead.parse_blob(None, ParseCache(), PATH, blob, blobs, ahead)  # type: ignore[arg-type]
             for blob in blobs
@@ -138,6 +141,32 @@ def test_a_failed_chunk_leaves_the_parsing_to_the_caller(monkeypatch: pytest.Mon
     monkeypatch.setattr(parseahead, "parse_chunk", failing_chunk)
     with parseahead.ParseAhead() as ahead:
         ahead.submit([("blob-1", PATH, PLAIN)])
-        got = ahead.plain("blob-1", PATH)
+        got = ahead.plain("blob-1", PATH, wait=True)
 
     assert got == loading.NOT_READ
+
+
+PARSE_CHUNK = parseahead.parse_chunk  # the real one, for a test that replaces it
+
+
+def slow_chunk(files: list[tuple[str, bytes]]) -> list[object]:
+    """A worker task on a busy core: it answers, late."""
+    time.sleep(0.5)
+    return PARSE_CHUNK(files)  # type: ignore[return-value]
+
+
+def test_the_walk_never_waits_for_a_worker_left_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A blob not read yet is NOT_READ (the walk parses it); a worker that stays behind is
+    stopped, and answers nothing more even once it has read the blob."""
+    monkeypatch.setattr(parseahead, "parse_chunk", slow_chunk)
+    blobs = [(f"blob-{n}", PATH, PLAIN) for n in range(parseahead.GIVE_UP_AFTER + 1)]
+    with parseahead.ParseAhead() as ahead:
+        ahead.submit(blobs)
+        started = time.perf_counter()
+        answers = [ahead.plain(blob, PATH) for blob, _, _ in blobs[:-1]]
+        waited = time.perf_counter() - started
+        time.sleep(0.6)
+        last = ahead.plain(blobs[-1][0], PATH, wait=True)
+
+    assert {loading.NOT_READ} == {*answers, last}
+    assert waited < 0.25
