@@ -13,7 +13,8 @@ signature, defaults, default factories and `__post_init__`, and the instances st
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 _T = TypeVar("_T")
 
@@ -52,7 +53,7 @@ def quick_init(cls: type[_T]) -> type[_T]:
 def _make_init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Any:
     """The source of `__init__`, compiled: `def __init__(self, a, b=_d_b, *, c=_d_c): ...`,
     each field stored by `_s_<name>(self, value)` (its slot descriptor's `__set__`)."""
-    scope: dict[str, Any] = {"_FACTORY": _FACTORY}
+    scope: dict[str, object] = {"_FACTORY": _FACTORY}
     positional: list[str] = []
     keyword: list[str] = []
     body: list[str] = []
@@ -73,7 +74,7 @@ def _make_init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Any:
     params = ", ".join(["self", *positional, *(["*", *keyword] if keyword else [])])
     source = f"def __init__({params}) -> None:\n" + "\n".join(body or ["  pass"]) + "\n"
     exec(source, scope)  # noqa: S102 - our own source, built from the class's field names
-    init = scope["__init__"]
+    init = cast("Callable[..., None]", scope["__init__"])
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
     return init
