@@ -20,14 +20,8 @@ if TYPE_CHECKING:
 
 def set_status(conn: Connection, key: str, value: Any, *, now: datetime) -> None:
     """Set one status value (JSON-ready), replacing the previous one."""
-    insert = database.conflict_insert(conn.dialect.name)
-    statement = insert(schema.status).values(key=key, value=value, updated_at=now)
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["key"],
-            set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
-        )
-    )
+    value_param = sa.bindparam("value", type_=schema.status.c.value.type)
+    conn.execute(_upsert(conn, value_param), {"status_key": key, "value": value, "updated_at": now})
 
 
 def set_encoded(conn: Connection, values: Mapping[str, str], *, now: datetime) -> None:
@@ -39,18 +33,26 @@ def set_encoded(conn: Connection, values: Mapping[str, str], *, now: datetime) -
     objects for the collector: 10,000 objects, an 80 ms collection)."""
     if not values:
         return
-    text: Any = sa.type_coerce(sa.bindparam("text"), sa.Text())
+    text: Any = sa.type_coerce(sa.bindparam("value"), sa.Text())
     if conn.dialect.name == "postgresql":
         text = sa.cast(text, postgresql.JSONB)
-    insert = database.conflict_insert(conn.dialect.name)
-    statement = insert(schema.status).values(key=sa.bindparam("status_key"), value=text)
-    statement = statement.values(updated_at=sa.bindparam("updated_at"))
     conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["key"],
-            set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
-        ),
-        [{"status_key": key, "text": value, "updated_at": now} for key, value in values.items()],
+        _upsert(conn, text),
+        [{"status_key": key, "value": value, "updated_at": now} for key, value in values.items()],
+    )
+
+
+def _upsert(conn: Connection, value: Any) -> Any:
+    """The status row's INSERT ... ON CONFLICT (key) DO UPDATE, both engines: the key and
+    `updated_at` bound as `status_key` and `updated_at`, the value as `value` (an expression
+    around a bound parameter)."""
+    insert = database.conflict_insert(conn.dialect.name)
+    statement = insert(schema.status).values(
+        key=sa.bindparam("status_key"), value=value, updated_at=sa.bindparam("updated_at")
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["key"],
+        set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
     )
 
 
