@@ -36,7 +36,7 @@ from controller.core.commits import (
 )
 from controller.core.revisions import Revision
 from controller.redaction import redact_text, redact_url
-from controller.sources import signatures
+from controller.sources import pipes, signatures
 from controller.sources.documents import MAX_FILE_BYTES
 from controller.sources.loading import (
     POLICY_DIRS,
@@ -51,8 +51,8 @@ RAW_SYMLINK_MODE = "120000"  # as `git log --raw` and `git ls-tree` print modes
 GITLINK_MODE = "160000"
 BLOB_BATCH = 2000  # blobs read per `git cat-file --batch` process
 FIRST_BATCH = 125  # commits in a walk's first batch; each next one twice as many, to BLOB_BATCH
-STREAM_CHUNK_BYTES = 1 << 18  # at most this much of git's output read at once
-STREAM_AHEAD_CHUNKS = 64  # chunks read ahead of the caller (memory: at most 16 MiB)
+STREAM_CHUNK_BYTES = pipes.PIPE_BYTES  # at most this much of git's output read at once
+STREAM_AHEAD_CHUNKS = 16  # chunks read ahead of the caller (memory: at most 16 MiB)
 _URL_RE = re.compile(r"^(https?|ssh|git|file)://|^[\w.-]+@[\w.-]+:")
 
 
@@ -292,6 +292,7 @@ def stream_git_chunks(
         )
         if process.stdout is None:  # pragma: no cover - stdout is a pipe
             raise SourceError("git log did not start")
+        pipes.widen(process.stdout.fileno())
         chunks: queue.Queue[bytes | None] = queue.Queue(STREAM_AHEAD_CHUNKS)
         reader = threading.Thread(
             target=_read_ahead, args=(process.stdout.fileno(), chunks), daemon=True

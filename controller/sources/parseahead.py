@@ -10,12 +10,16 @@ exactly `parse_plain`'s: the worker runs the same function on the same bytes; on
 documents' path is set again on the caller's side.
 
 The walk never waits for the worker: a blob the worker has not read yet is parsed by the walk
-itself, and a worker that stays behind is stopped (`GIVE_UP_AFTER`). It used to wait, and
-gained little (0.2 s of 1.3 s on the bench): the walk handed a batch over only when it reached
-it, in chunks of 64, and each chunk's result reaches the walk's process through the executor's
-thread, which gets the GIL only when the walk's thread lets it go (every 5 ms): the worker
-spent much of the build waiting for its next task, and the walk for the worker. Chunks are
-now larger (fewer hand-overs) and handed over a batch early.
+itself, and a worker that stays behind is stopped (`GIVE_UP_AFTER`).
+
+The answers come back through a plain pipe that the walk's own thread drains when it asks for
+a blob it has no answer for yet (`plain`): no other thread of the walk's process stands
+between the worker and the walk. A `ProcessPoolExecutor` did, and cost the worker most of its
+use: its result and queue-feeding threads need the GIL, which the busy walk lets go only every
+5 ms (`sys.getswitchinterval`), so answers came late and the walk parsed most blobs itself (on
+the bench, 0 to 4,990 of 6,405 blobs came from the worker, and the build was no faster). Both
+pipes are widened (`pipes.widen`) so that a chunk goes in one write. In the worker, a writer
+thread sends the answers, so the worker goes on reading while the walk is busy elsewhere.
 
 A worker helps only with an idle core and a long walk, so `wanted` decides: a first build
 (not an incremental walk of a few commits, where starting the process would cost more than it
@@ -26,25 +30,30 @@ child).
 
 from __future__ import annotations
 
-import concurrent.futures
 import multiprocessing
+import multiprocessing.process
 import os
+import pickle
+import queue
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import Any, Self
 
 import git
 
+from controller.sources import pipes
 from controller.sources.documents import Position, RawDocument, parse_plain
 from controller.sources.git import LogBatch, read_blobs
 from controller.sources.loading import NOT_READ, NotRead, ParsedFile, SourceFile, is_policy_path
 from controller.sources.policytree import ParseCache
 
-CHUNK_BLOBS = 256  # blobs per task: few tasks, as each result waits for the GIL (module doc)
+CHUNK_BLOBS = 256  # blobs per message to the worker (and per answer back)
 # Blobs in a row the walk read itself because the worker had not got to them yet: then the
 # worker is behind (its core is busy) and only costs CPU, so it is stopped.
 GIVE_UP_AFTER = 2 * CHUNK_BLOBS
+STOP_SECONDS = 5.0  # how long a terminated worker is given to exit before it is killed
 
 # A document as it crosses the process boundary: (index, value, line, column).
 _Wire = tuple[int, Any, int, int]
@@ -66,25 +75,44 @@ class ParseAhead:
     """One worker process parsing blobs' YAML for one walk; a context manager.
 
     `submit` hands over (blob id, path, bytes) in chunks; `plain(blob, path)` is
-    `documents.parse_plain(path, bytes)` for a submitted blob (waiting for its chunk if need
-    be), `loading.NOT_READ` for any other. A worker that fails (it died, it could not start) makes
-    every later answer `loading.NOT_READ`: the walk parses in its own process, as without a worker.
+    `documents.parse_plain(path, bytes)` for a submitted blob the worker has read,
+    `loading.NOT_READ` for any other. A worker that fails (it died, a chunk failed in it, it
+    could not start) makes every later answer `loading.NOT_READ`: the walk parses in its own
+    process, as without a worker.
     """
 
     def __init__(self) -> None:
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self._chunks: dict[str, tuple[concurrent.futures.Future[list[Any]], int]] = {}
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._requests: Connection | None = None  # blobs to the worker
+        self._answers: Connection | None = None  # plain documents back
+        self._submitted: set[str] = set()  # blob ids handed over and not yet answered
+        self._read: dict[str, list[_Wire] | None] = {}  # blob id -> the worker's answer
         self._broken = False
         self._behind = 0  # blobs in a row asked for before the worker had read them
 
     def __enter__(self) -> Self:
-        # Started here, before the walk starts its reader threads: the fork copies one thread.
-        self._pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("fork")
+        # Forked here, before the walk starts its reader threads: the fork copies one thread,
+        # and a fork while a reader thread starts git would hold git's exec pipe open.
+        context = multiprocessing.get_context("fork")
+        requests_in, requests = context.Pipe(duplex=False)
+        answers, answers_out = context.Pipe(duplex=False)
+        for end in (requests, answers):  # a chunk in one write, an answer in one read
+            pipes.widen(end.fileno())
+        self._requests, self._answers = requests, answers
+        self._process = context.Process(
+            target=_serve,
+            args=(requests_in, answers_out, (requests, answers)),
+            name="patchctl-parse-ahead",
+            daemon=True,
         )
-        # The first task forks the worker, right now: later, a reader thread may be starting
-        # git, and a fork then would hold git's exec pipe open and hang that thread.
-        self._pool.submit(parse_chunk, ())
+        try:
+            self._process.start()
+        except OSError:
+            self._process = None
+            self._broken = True
+        finally:
+            requests_in.close()  # the worker's ends: only the worker holds them now
+            answers_out.close()
         return self
 
     def __exit__(
@@ -93,30 +121,33 @@ class ParseAhead:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-        self._chunks.clear()
+        self._stop()
+        self._read.clear()
+        self._submitted.clear()
 
     def submit(self, blobs: Iterable[tuple[str, str, bytes]]) -> None:
         """Start parsing these (blob id, path, bytes); blobs submitted before are skipped.
 
         Called from the thread that reads the blobs (`git.with_blobs_ahead`), a batch before
-        the walk reaches them, while the walk asks for answers (`plain`): at worst a blob is
-        submitted twice.
+        the walk reaches them, while the walk asks for answers (`plain`). It does not wait for
+        the walk: the worker goes on reading requests while its answers wait to be taken.
         """
-        if self._pool is None or self._broken:
+        requests = self._requests
+        if requests is None or self._broken:
             return
-        fresh = [item for item in blobs if item[0] not in self._chunks]
+        fresh = [item for item in blobs if item[0] not in self._submitted]
         for start in range(0, len(fresh), CHUNK_BLOBS):
             chunk = fresh[start : start + CHUNK_BLOBS]
+            message = pickle.dumps(
+                ([blob for blob, _, _ in chunk], [(path, data) for _, path, data in chunk]),
+                protocol=pickle.HIGHEST_PROTOCOL,
+            )
+            self._submitted.update(blob for blob, _, _ in chunk)
             try:
-                future = self._pool.submit(parse_chunk, [(path, data) for _, path, data in chunk])
-            except (RuntimeError, concurrent.futures.BrokenExecutor):
+                requests.send_bytes(message)
+            except (OSError, ValueError):  # the worker is gone, or the walk stopped it
                 self._broken = True
                 return
-            for position, (blob, _, _) in enumerate(chunk):
-                self._chunks[blob] = (future, position)
 
     def submit_batch(self, batch: LogBatch, blobs: Mapping[str, bytes]) -> None:
         """`submit` the blobs of a log batch that were read (`git.with_blobs_ahead`)."""
@@ -132,39 +163,98 @@ class ParseAhead:
     ) -> list[RawDocument] | NotRead | None:
         """The blob's plain documents at `path` (None: not a plain file), or `loading.NOT_READ`.
 
-        The walk never waits for the worker (`wait` False): a blob whose chunk is not read yet
-        is `NOT_READ`, and the walk parses it itself, as fast as it would without a worker. A
-        worker left behind `GIVE_UP_AFTER` blobs in a row is stopped: on a busy machine it
-        would only take CPU from the walk and from git.
+        Each blob is answered once. The walk never waits for the worker (`wait` False; tests
+        wait): a blob it has not read yet is `NOT_READ`, and the walk parses it itself, as
+        fast as it would without a worker. A worker left behind `GIVE_UP_AFTER` blobs in a
+        row is stopped: on a busy machine it would only take CPU from the walk and from git.
         """
-        found = self._chunks.pop(blob, None)
-        if found is None or self._broken:
+        if self._broken or blob not in self._submitted:
             return NOT_READ
-        future, position = found
-        if not wait and not future.done():
+        if blob not in self._read:
+            self._receive(wait=wait, until=blob)
+        self._submitted.discard(blob)  # answered now, by the worker or by the walk
+        wire = self._read.pop(blob, NOT_READ)
+        if self._broken or wire is NOT_READ:
             self._behind += 1
             if self._behind >= GIVE_UP_AFTER:
-                self._give_up()
+                self._stop()
             return NOT_READ
         self._behind = 0
-        try:
-            wire = future.result()[position]
-        except Exception:  # noqa: BLE001 - any failure of the worker: the walk parses itself
-            self._broken = True
-            return NOT_READ
         if wire is None:
             return None
         return [
             RawDocument(path, index, value, {(): Position(line, column)})
-            for index, value, line, column in wire
+            for index, value, line, column in wire  # type: ignore[union-attr]
         ]
 
-    def _give_up(self) -> None:
-        """No more answers: what was queued is cancelled (a chunk being read completes)."""
+    def _receive(self, *, wait: bool, until: str) -> None:
+        """Take in the answers that came (`wait`: until `until`'s has, or the worker ended)."""
+        answers = self._answers
+        if answers is None:
+            return
+        try:
+            while until not in self._read and answers.poll(None if wait else 0):
+                blobs, wires = pickle.loads(answers.recv_bytes())  # noqa: S301 - from our fork
+                if wires is None:  # the chunk failed in the worker
+                    self._broken = True
+                    return
+                for blob, wire in zip(blobs, wires, strict=True):
+                    if blob in self._submitted:  # not parsed by the walk meanwhile
+                        self._read[blob] = wire
+        except (EOFError, OSError):  # the worker died
+            self._broken = True
+
+    def _stop(self) -> None:
+        """No more answers: the worker is stopped now (what it still had to read is of no use)."""
         self._broken = True
-        for future, _ in list(self._chunks.values()):
-            future.cancel()
-        self._chunks.clear()
+        if self._requests is not None:
+            self._requests.close()
+            self._requests = None
+        process, self._process = self._process, None
+        if process is not None and process.pid is not None:
+            process.terminate()
+            process.join(STOP_SECONDS)
+            if process.is_alive():  # pragma: no cover - SIGTERM ends it: nothing catches it
+                process.kill()
+                process.join()
+        if self._answers is not None:
+            self._answers.close()
+            self._answers = None
+
+
+def _serve(
+    requests: Connection, answers: Connection, parent_ends: tuple[Connection, Connection]
+) -> None:
+    """The worker: each request's blobs parsed (`parse_chunk`) and answered, until the end of
+    the requests. Its writer thread sends the answers, so reading goes on while the walk is
+    busy; a chunk that fails is answered `None` (the walk then parses everything itself)."""
+    for end in parent_ends:
+        end.close()
+    outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    writer = threading.Thread(target=_send_all, args=(answers, outbox), daemon=True)
+    writer.start()
+    try:
+        while True:
+            try:
+                blobs, files = pickle.loads(requests.recv_bytes())  # noqa: S301 - from the walk
+            except (EOFError, OSError):
+                break
+            try:
+                wires: list[list[_Wire] | None] | None = parse_chunk(files)
+            except Exception:  # noqa: BLE001 - any failure: the walk parses by itself
+                wires = None
+            outbox.put(pickle.dumps((blobs, wires), protocol=pickle.HIGHEST_PROTOCOL))
+    finally:
+        outbox.put(None)
+        writer.join()
+
+
+def _send_all(answers: Connection, outbox: queue.SimpleQueue[bytes | None]) -> None:
+    while (message := outbox.get()) is not None:
+        try:
+            answers.send_bytes(message)
+        except OSError:  # the walk closed its end: nobody is listening
+            return
 
 
 def parse_chunk(files: Sequence[tuple[str, bytes]]) -> list[list[_Wire] | None]:

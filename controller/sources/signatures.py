@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -44,6 +45,7 @@ import git
 from controller import errors
 from controller.core.access import TrustedKeys
 from controller.core.commits import UNSIGNED, Signature, SignatureStatus
+from controller.sources import pipes
 
 # The signature values and the trusted keys are pure values of the core (`controller.core`);
 # they are exported here too, where git verifies them.
@@ -195,21 +197,42 @@ def _run_gpg(home: str, *args: str, data: str | None = None) -> str:
 def git_with_input(
     repo: git.Repo, args: Sequence[str], data: bytes, *, env: Mapping[str, str] | None = None
 ) -> bytes:
-    """Run `git ARGS` in the repository with `data` on its standard input; its output."""
-    process = repo.git.execute(
-        ["git", *args],
-        istream=subprocess.PIPE,
-        as_process=True,
-        env=dict(env) if env is not None else None,
-    )
-    popen = process.proc
-    if popen is None:  # pragma: no cover - GitPython always starts the process here
-        raise SignatureError(f"git {args[0] if args else ''} did not start")
-    stdout, stderr = popen.communicate(data)
-    if popen.returncode != 0:
-        message = stderr.decode("utf-8", "replace").strip()
-        raise git.GitCommandError(["git", *args], popen.returncode, message)
-    return bytes(stdout)
+    """Run `git ARGS` in the repository with `data` on its standard input; its output.
+
+    GitCommandError when git fails. The input is written whole into a pipe widened to hold it
+    and the output read in pieces of up to a widened pipe's size (`pipes`), not the 32 KiB of
+    `Popen.communicate`: the reading thread of an audit walk waited up to 5 ms for the GIL
+    after each piece. `communicate` still serves an input too large for the pipe.
+    """
+    command = [git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git", f"--git-dir={repo.git_dir}", *args]
+    environment = {**os.environ, "LC_ALL": "C", "LANGUAGE": "C", **(env or {})}
+    with tempfile.TemporaryFile() as errors:
+        popen = subprocess.Popen(  # noqa: S603 - git, with arguments built by patchctl
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            env=environment,
+        )
+        stdin, stdout = popen.stdin, popen.stdout
+        if stdin is None or stdout is None:  # pragma: no cover - both are pipes
+            raise SignatureError(f"git {args[0] if args else ''} did not start")
+        if len(data) <= pipes.widen(stdin.fileno()):
+            pipes.widen(stdout.fileno())
+            with contextlib.suppress(BrokenPipeError):  # git ended early: its status says why
+                stdin.write(data)
+            with contextlib.suppress(BrokenPipeError):
+                stdin.close()
+            output = stdout.read()
+            stdout.close()
+            popen.wait()
+        else:
+            output, _ = popen.communicate(data)
+        if popen.returncode != 0:
+            errors.seek(0)
+            message = errors.read().decode("utf-8", "replace").strip()
+            raise git.GitCommandError(["git", *args], popen.returncode, message)
+    return output
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import signal
 import time
@@ -67,10 +66,11 @@ def test_a_blob_never_submitted_is_not_read() -> None:
 def test_a_dead_worker_leaves_the_parsing_to_the_caller() -> None:
     """When the worker dies, every answer is NOT_READ: the walk parses in its own process."""
     with parseahead.ParseAhead() as ahead:
-        pool = ahead._pool
-        assert pool is not None
-        for pid in list(pool._processes):
-            os.kill(pid, signal.SIGKILL)
+        process = ahead._process
+        assert process is not None
+        assert process.pid is not None
+        os.kill(process.pid, signal.SIGKILL)
+        process.join()
         ahead.submit([("blob-1", PATH, PLAIN)])
         got = ahead.plain("blob-1", PATH, wait=True)
 
@@ -82,7 +82,8 @@ def test_a_file_parsed_from_the_workers_documents_equals_one_parsed_in_process()
     blobs = {blob_id(data): data for data in (PLAIN, ANCHORS, BROKEN)}
     with parseahead.ParseAhead() as ahead:
         ahead.submit((blob, PATH, data) for blob, data in blobs.items())
-        concurrent.futures.wait([future for future, _ in ahead._chunks.values()])
+        for blob in blobs:  # the walk never waits: the test does, so that the worker answers
+            ahead._receive(wait=True, until=blob)
         with_worker = [
             parseahead.parse_blob(None, ParseCache(), PATH, blob, blobs, ahead)  # type: ignore[arg-type]
             for blob in blobs
