@@ -179,10 +179,13 @@ def differing_devices(before: ObservedState, after: ObservedState, *, now: datet
             continue
         if _as_planned(was, now=now) != _as_planned(view, now=now):
             differ.add(device_id)
+    # a re-read answers the kept scan object when it is equal (`load_devices(previous=)`):
+    # identity settles most of them without comparing fields
+    old_scans, new_scans = before.scans, after.scans
     differ |= {
         i
-        for i in before.scans.keys() | after.scans.keys()
-        if before.scans.get(i) != after.scans.get(i)
+        for i in old_scans.keys() | new_scans.keys()
+        if (was_scan := old_scans.get(i)) is not (scan := new_scans.get(i)) and was_scan != scan
     }
     old_jobs, new_jobs = _by_device(before.jobs), _by_device(after.jobs)
     return differ | {
