@@ -107,7 +107,9 @@ class ParseAhead:
         )
         try:
             self._process.start()
-        except OSError:
+        # no process (out of processes or memory; inside a daemonic process, multiprocessing
+        # refuses with an AssertionError): the walk parses everything itself
+        except (OSError, AssertionError):
             self._process = None
             self._broken = True
         finally:

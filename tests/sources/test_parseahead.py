@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing.process
 import os
 import signal
 import time
@@ -171,3 +172,28 @@ def test_the_walk_never_waits_for_a_worker_left_behind(monkeypatch: pytest.Monke
 
     assert {loading.NOT_READ} == {*answers, last}
     assert waited < 0.25
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        OSError(11, "Resource temporarily unavailable"),  # no process to be had
+        AssertionError("daemonic processes are not allowed to have children"),
+    ],
+    ids=["fork-fails", "daemonic-parent"],
+)
+def test_a_worker_that_cannot_start_leaves_the_parsing_to_the_caller(
+    monkeypatch: pytest.MonkeyPatch, refusal: Exception
+) -> None:
+    """No worker (the fork fails, or multiprocessing refuses one): every answer is NOT_READ
+    and nothing raises: the walk parses everything itself."""
+
+    def no_start(self: object) -> None:
+        raise refusal
+
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", no_start)
+    with parseahead.ParseAhead() as ahead:
+        ahead.submit([("blob-1", PATH, PLAIN)])
+        got = ahead.plain("blob-1", PATH, wait=True)
+
+    assert got == loading.NOT_READ
