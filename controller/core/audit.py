@@ -13,6 +13,7 @@ from typing import Any
 from controller.core import changes
 from controller.core.changes import AuditEventType, ObjectChange, Verdict
 from controller.core.commits import CommitFacts
+from controller.core.records import quick_init
 from controller.kinds import ObjectKey
 
 
@@ -27,6 +28,7 @@ class Rewrite:
     dropped: tuple[str, ...]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
     """One entry of the audit trail.

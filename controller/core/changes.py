@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Any
 
 from controller.core.desired import DesiredState
+from controller.core.records import quick_init
 from controller.kinds import KINDS, Approval, Document, ObjectKey, PatchWindow, Whitelist
 from controller.kinds.notifications import EventType
 
@@ -137,6 +138,7 @@ def event_for(kind: str, action: ChangeAction) -> AuditEventType:
         raise ValueError(f"{kind} objects cannot be {action}") from None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ObjectChange:
     """One policy object added, changed, removed or expired, with its content before and after.

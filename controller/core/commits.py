@@ -14,6 +14,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from controller.core.records import quick_init
+
 _EMAIL_IN_ANGLES = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
 
 
@@ -188,6 +190,7 @@ def parse_trailers(text: str) -> tuple[Trailer, ...]:
 # --- the facts of one commit ----------------------------------------------------------------
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CommitFacts:
     """Everything the audit trail records about a commit.

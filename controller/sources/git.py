@@ -34,6 +34,7 @@ from controller.core.commits import (
     parse_pull_request,
     parse_trailers,
 )
+from controller.core.records import quick_init
 from controller.core.revisions import Revision
 from controller.redaction import redact_text, redact_url
 from controller.sources import pipes, signatures
@@ -178,6 +179,7 @@ _SHA = re.compile(rb"^[0-9a-f]{40}([0-9a-f]{24})?$")
 _NO_BLOB = "0" * 40
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class FileChange:
     """One path a commit changed against its first parent (`git log --raw`)."""

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from controller.core import compliance, jobs, observed
+from controller.core import audit, changes, commits, compliance, jobs, observed
 from controller.core.planning import devices, values
 from controller.core.records import quick_init
+from controller.sources import git as git_source
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +97,13 @@ def test_refuses_what_it_cannot_serve() -> None:
         observed.ScanView,
         observed.JobView,
         jobs.JobSpec,
+        commits.CommitFacts,
+        changes.ObjectChange,
+        audit.AuditEvent,
+        git_source.FileChange,
     ],
 )
-def test_the_planners_records_keep_their_dataclass_signature(record: type) -> None:
+def test_the_records_made_per_device_or_commit_keep_their_dataclass_signature(record: type) -> None:
     """Each record `quick_init` serves has the signature `dataclasses` would give it."""
     generated: type = dataclass(frozen=True, slots=True)(
         type(record.__name__, (), {
