@@ -12,55 +12,56 @@ documents' path is set again on the caller's side.
 The walk never waits for the worker: a blob the worker has not read yet is parsed by the walk
 itself, and a worker that stays behind is stopped (`GIVE_UP_AFTER`).
 
-The answers come back through a plain pipe that the walk's own thread drains when it asks for
-a blob it has no answer for yet (`plain`): no other thread of the walk's process stands
-between the worker and the walk. A `ProcessPoolExecutor` did, and cost the worker most of its
-use: its result and queue-feeding threads need the GIL, which the busy walk lets go only every
-5 ms (`sys.getswitchinterval`), so answers came late and the walk parsed most blobs itself (on
-the bench, 0 to 4,990 of 6,405 blobs came from the worker, and the build was no faster). Both
-pipes are widened (`pipes.widen`) so that a chunk goes in one write. In the worker, a writer
-thread sends the answers, so the worker goes on reading while the walk is busy elsewhere.
+The worker is a process of its own (`sources.yamlworker`), started, not forked: the service
+runs other threads, and a fork would copy the locks they hold. The answers come back through
+its standard output, which the walk's own thread drains when it asks for a blob it has no
+answer for yet: no other thread of the walk's process stands between the worker and the walk.
+A `ProcessPoolExecutor` did, and cost the worker most of its use: its result and queue-feeding
+threads need the GIL, which the busy walk lets go only every 5 ms (`sys.getswitchinterval`),
+so answers came late and the walk parsed most blobs itself (on the bench, 0 to 4,990 of 6,405
+blobs came from the worker, and the build was no faster). Both pipes are widened
+(`pipes.widen`) so that a chunk goes in one write.
 
 A worker helps only with an idle core and a long walk, so `wanted` decides: a first build
 (not an incremental walk of a few commits, where starting the process would cost more than it
-saves), while a core is idle, in a process that runs no other thread (the worker is forked,
-and a fork copies only the calling thread: locks other threads hold would stay held in the
-child).
+saves), while a core is idle.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.process
 import os
 import pickle
-import queue
+import select
+import subprocess
+import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from multiprocessing.connection import Connection
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import IO, Self
 
 import git
 
+import controller
 from controller.sources import pipes
-from controller.sources.documents import Position, RawDocument, parse_plain
+from controller.sources.documents import Position, RawDocument
 from controller.sources.git import LogBatch, read_blobs
 from controller.sources.loading import NOT_READ, NotRead, ParsedFile, SourceFile, is_policy_path
 from controller.sources.policytree import ParseCache
+from controller.sources.yamlworker import Wire, read_frame, write_frame
 
 CHUNK_BLOBS = 256  # blobs per message to the worker (and per answer back)
 # Blobs in a row the walk read itself because the worker had not got to them yet: then the
-# worker is behind (its core is busy) and only costs CPU, so it is stopped.
+# worker is behind (its core is busy) and only costs CPU, so it is stopped. Until its first
+# answer it is still starting (about 60 ms): it is given `STARTING_ALLOWANCE` times as many.
 GIVE_UP_AFTER = 2 * CHUNK_BLOBS
+STARTING_ALLOWANCE = 4
 STOP_SECONDS = 5.0  # how long a terminated worker is given to exit before it is killed
-
-# A document as it crosses the process boundary: (index, value, line, column).
-_Wire = tuple[int, Any, int, int]
+WORKER = ("-m", "controller.sources.yamlworker")  # run by this interpreter (`sys.executable`)
 
 
 def wanted(*, full_walk: bool) -> bool:
-    """Whether a walk should parse ahead: a full walk, an idle core, no other thread.
+    """Whether a walk should parse ahead: a full walk, and an idle core.
 
     An idle core, not just a second one: on a machine whose cores are busy, the walk would wait
     for a worker that waits for a core (on the shared 2-core bench machine at a load average
@@ -68,7 +69,7 @@ def wanted(*, full_walk: bool) -> bool:
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     idle = (cores or 1) - os.getloadavg()[0]
-    return full_walk and (cores or 1) > 1 and idle >= 1 and threading.active_count() == 1
+    return full_walk and (cores or 1) > 1 and idle >= 1
 
 
 class ParseAhead:
@@ -76,45 +77,45 @@ class ParseAhead:
 
     `submit` hands over (blob id, path, bytes) in chunks; `plain(blob, path)` is
     `documents.parse_plain(path, bytes)` for a submitted blob the worker has read,
-    `loading.NOT_READ` for any other. A worker that fails (it died, a chunk failed in it, it
-    could not start) makes every later answer `loading.NOT_READ`: the walk parses in its own
-    process, as without a worker.
+    `loading.NOT_READ` for any other. A worker that fails (it could not start, it died, a
+    chunk failed in it) makes every later answer `loading.NOT_READ`: the walk parses in its
+    own process, as without a worker. `command`: the worker's command line (default: this
+    interpreter running `sources.yamlworker`).
     """
 
-    def __init__(self) -> None:
-        self._process: multiprocessing.process.BaseProcess | None = None
-        self._requests: Connection | None = None  # blobs to the worker
-        self._answers: Connection | None = None  # plain documents back
+    def __init__(self, command: Sequence[str] | None = None) -> None:
+        self._command = list(command) if command is not None else [sys.executable, *WORKER]
+        self._process: subprocess.Popen[bytes] | None = None
+        self._requests: IO[bytes] | None = None  # the worker's standard input
+        self._answers: IO[bytes] | None = None  # its standard output
+        self._poll = select.poll()
+        # the reading thread writes requests while the walk's thread may stop the worker: the
+        # pipe is closed only between two writes (a closed descriptor's number may be reused)
+        self._writing = threading.Lock()
         self._submitted: set[str] = set()  # blob ids handed over and not yet answered
-        self._read: dict[str, list[_Wire] | None] = {}  # blob id -> the worker's answer
+        self._read: dict[str, list[Wire] | None] = {}  # blob id -> the worker's answer
         self._broken = False
+        self._answered = False  # the worker has answered once: it has started
         self._behind = 0  # blobs in a row asked for before the worker had read them
 
     def __enter__(self) -> Self:
-        # Forked here, before the walk starts its reader threads: the fork copies one thread,
-        # and a fork while a reader thread starts git would hold git's exec pipe open.
-        context = multiprocessing.get_context("fork")
-        requests_in, requests = context.Pipe(duplex=False)
-        answers, answers_out = context.Pipe(duplex=False)
-        for end in (requests, answers):  # a chunk in one write, an answer in one read
-            pipes.widen(end.fileno())
-        self._requests, self._answers = requests, answers
-        self._process = context.Process(
-            target=_serve,
-            args=(requests_in, answers_out, (requests, answers)),
-            name="patchctl-parse-ahead",
-            daemon=True,
-        )
         try:
-            self._process.start()
-        # no process (out of processes or memory; inside a daemonic process, multiprocessing
-        # refuses with an AssertionError): the walk parses everything itself
-        except (OSError, AssertionError):
-            self._process = None
+            self._process = subprocess.Popen(  # noqa: S603 - this interpreter, our module
+                self._command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=_worker_environment(),
+            )
+        except OSError:  # no process to be had: the walk parses everything itself
             self._broken = True
-        finally:
-            requests_in.close()  # the worker's ends: only the worker holds them now
-            answers_out.close()
+            return self
+        self._requests, self._answers = self._process.stdin, self._process.stdout
+        if self._requests is None or self._answers is None:  # pragma: no cover - both pipes
+            self._stop()
+            return self
+        for end in (self._requests, self._answers):  # a chunk in one write, an answer in one read
+            pipes.widen(end.fileno())
+        self._poll.register(self._answers.fileno(), select.POLLIN)
         return self
 
     def __exit__(
@@ -134,8 +135,7 @@ class ParseAhead:
         the walk reaches them, while the walk asks for answers (`plain`). It does not wait for
         the walk: the worker goes on reading requests while its answers wait to be taken.
         """
-        requests = self._requests
-        if requests is None or self._broken:
+        if self._broken:
             return
         fresh = [item for item in blobs if item[0] not in self._submitted]
         for start in range(0, len(fresh), CHUNK_BLOBS):
@@ -145,11 +145,14 @@ class ParseAhead:
                 protocol=pickle.HIGHEST_PROTOCOL,
             )
             self._submitted.update(blob for blob, _, _ in chunk)
-            try:
-                requests.send_bytes(message)
-            except (OSError, ValueError):  # the worker is gone, or the walk stopped it
-                self._broken = True
-                return
+            with self._writing:
+                if self._requests is None or self._broken:
+                    return
+                try:
+                    write_frame(self._requests.fileno(), message)
+                except OSError:  # the worker is gone
+                    self._broken = True
+                    return
 
     def submit_batch(self, batch: LogBatch, blobs: Mapping[str, bytes]) -> None:
         """`submit` the blobs of a log batch that were read (`git.with_blobs_ahead`)."""
@@ -178,7 +181,8 @@ class ParseAhead:
         wire = self._read.pop(blob, NOT_READ)
         if self._broken or wire is NOT_READ:
             self._behind += 1
-            if self._behind >= GIVE_UP_AFTER:
+            limit = GIVE_UP_AFTER if self._answered else STARTING_ALLOWANCE * GIVE_UP_AFTER
+            if self._behind >= limit:
                 self._stop()
             return NOT_READ
         self._behind = 0
@@ -195,81 +199,51 @@ class ParseAhead:
         if answers is None:
             return
         try:
-            while until not in self._read and answers.poll(None if wait else 0):
-                blobs, wires = pickle.loads(answers.recv_bytes())  # noqa: S301 - from our fork
+            while until not in self._read and self._poll.poll(None if wait else 0):
+                frame = read_frame(answers.fileno())
+                if frame is None:  # the worker ended
+                    self._broken = True
+                    return
+                blobs, wires = pickle.loads(frame)  # noqa: S301 - from our own worker
+                self._answered = True
                 if wires is None:  # the chunk failed in the worker
                     self._broken = True
                     return
                 for blob, wire in zip(blobs, wires, strict=True):
                     if blob in self._submitted:  # not parsed by the walk meanwhile
                         self._read[blob] = wire
-        except (EOFError, OSError):  # the worker died
+        except (EOFError, OSError, pickle.UnpicklingError):  # the worker died mid-answer
             self._broken = True
 
     def _stop(self) -> None:
-        """No more answers: the worker is stopped now (what it still had to read is of no use)."""
+        """No more answers: the worker is stopped now (what it still had to read is of no use).
+        A write the reading thread is making fails once the worker is gone, so the lock that
+        guards closing its input is always released."""
         self._broken = True
-        if self._requests is not None:
-            self._requests.close()
-            self._requests = None
         process, self._process = self._process, None
-        if process is not None and process.pid is not None:
+        if process is not None:
             process.terminate()
-            process.join(STOP_SECONDS)
-            if process.is_alive():  # pragma: no cover - SIGTERM ends it: nothing catches it
+            try:
+                process.wait(STOP_SECONDS)
+            except subprocess.TimeoutExpired:  # pragma: no cover - nothing catches SIGTERM
                 process.kill()
-                process.join()
+                process.wait()
+        with self._writing:
+            if self._requests is not None:
+                self._requests.close()
+                self._requests = None
         if self._answers is not None:
+            self._poll.unregister(self._answers.fileno())
             self._answers.close()
             self._answers = None
 
 
-def _serve(
-    requests: Connection, answers: Connection, parent_ends: tuple[Connection, Connection]
-) -> None:
-    """The worker: each request's blobs parsed (`parse_chunk`) and answered, until the end of
-    the requests. Its writer thread sends the answers, so reading goes on while the walk is
-    busy; a chunk that fails is answered `None` (the walk then parses everything itself)."""
-    for end in parent_ends:
-        end.close()
-    outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-    writer = threading.Thread(target=_send_all, args=(answers, outbox), daemon=True)
-    writer.start()
-    try:
-        while True:
-            try:
-                blobs, files = pickle.loads(requests.recv_bytes())  # noqa: S301 - from the walk
-            except (EOFError, OSError):
-                break
-            try:
-                wires: list[list[_Wire] | None] | None = parse_chunk(files)
-            except Exception:  # noqa: BLE001 - any failure: the walk parses by itself
-                wires = None
-            outbox.put(pickle.dumps((blobs, wires), protocol=pickle.HIGHEST_PROTOCOL))
-    finally:
-        outbox.put(None)
-        writer.join()
-
-
-def _send_all(answers: Connection, outbox: queue.SimpleQueue[bytes | None]) -> None:
-    while (message := outbox.get()) is not None:
-        try:
-            answers.send_bytes(message)
-        except OSError:  # the walk closed its end: nobody is listening
-            return
-
-
-def parse_chunk(files: Sequence[tuple[str, bytes]]) -> list[list[_Wire] | None]:
-    """In the worker: `parse_plain` of each (path, bytes), as plain values that pickle fast."""
-    out: list[list[_Wire] | None] = []
-    for path, data in files:
-        documents = parse_plain(path, data)
-        out.append(
-            None
-            if documents is None
-            else [(d.index, d.data, d.start.line, d.start.column) for d in documents]
-        )
-    return out
+def _worker_environment() -> dict[str, str]:
+    """This process's environment, with the directory `controller` was imported from first on
+    the worker's module path: it runs this very code, installed or not."""
+    source = str(Path(controller.__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": source if not path else f"{source}{os.pathsep}{path}"}
 
 
 def parse_blob(

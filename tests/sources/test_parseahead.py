@@ -1,10 +1,10 @@
-"""The worker process that reads policy files' YAML ahead of the audit walk (a real fork)."""
+"""The worker process that reads policy files' YAML ahead of the audit walk (a real process)."""
 
 from __future__ import annotations
 
-import multiprocessing.process
 import os
-import signal
+import sys
+import threading
 import time
 
 import pytest
@@ -69,9 +69,8 @@ def test_a_dead_worker_leaves_the_parsing_to_the_caller() -> None:
     with parseahead.ParseAhead() as ahead:
         process = ahead._process
         assert process is not None
-        assert process.pid is not None
-        os.kill(process.pid, signal.SIGKILL)
-        process.join()
+        process.kill()
+        process.wait()
         ahead.submit([("blob-1", PATH, PLAIN)])
         got = ahead.plain("blob-1", PATH, wait=True)
 
@@ -119,80 +118,98 @@ def test_a_worker_is_wanted_for_a_full_walk_with_an_idle_core(
     """Starting a process pays only for a long walk with an idle core to run it on."""
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: cores)
     monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
-    monkeypatch.setattr(parseahead.threading, "active_count", lambda: 1)
 
     assert parseahead.wanted(full_walk=full_walk) is expected
 
 
-def test_a_worker_is_not_wanted_beside_other_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fork copies only the calling thread: with others running, the walk parses itself."""
-    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-    monkeypatch.setattr(parseahead.threading, "active_count", lambda: 2)
+def test_a_worker_is_wanted_beside_other_threads() -> None:
+    """The worker is started, not forked: the service's threads do not keep it away."""
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        with parseahead.ParseAhead() as ahead:
+            ahead.submit([("blob-1", PATH, PLAIN)])
+            got = ahead.plain("blob-1", PATH, wait=True)
+    finally:
+        stop.set()
+        other.join()
 
-    assert parseahead.wanted(full_walk=True) is False
+    assert positions(documents.parse_plain(PATH, PLAIN)) == positions(got)  # type: ignore[arg-type]
 
 
-def failing_chunk(files: object) -> list[None]:
-    """A worker task that fails the way a bug in it would."""
-    raise ValueError(files)
+def worker(hook: str) -> list[str]:
+    """The worker's command line with `hook` run first (to break or slow its parsing)."""
+    return [
+        sys.executable,
+        "-c",
+        f"from controller.sources import yamlworker as w\n{hook}\nw.main()",
+    ]
 
 
-def test_a_failed_chunk_leaves_the_parsing_to_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A task that raises in the worker makes the answer NOT_READ, not an error in the walk."""
-    monkeypatch.setattr(parseahead, "parse_chunk", failing_chunk)
-    with parseahead.ParseAhead() as ahead:
+FAILING = worker(
+    "def parse_chunk(files):\n    raise ValueError(files)\nw.parse_chunk = parse_chunk"
+)
+SLOW = worker(
+    "import time\nreal = w.parse_chunk\n"
+    "def parse_chunk(files):\n    time.sleep(0.5)\n    return real(files)\n"
+    "w.parse_chunk = parse_chunk"
+)
+
+
+def test_a_failed_chunk_leaves_the_parsing_to_the_caller() -> None:
+    """A chunk that raises in the worker makes the answer NOT_READ, not an error in the walk."""
+    with parseahead.ParseAhead(FAILING) as ahead:
         ahead.submit([("blob-1", PATH, PLAIN)])
         got = ahead.plain("blob-1", PATH, wait=True)
 
     assert got == loading.NOT_READ
 
 
-PARSE_CHUNK = parseahead.parse_chunk  # the real one, for a test that replaces it
-
-
-def slow_chunk(files: list[tuple[str, bytes]]) -> list[object]:
-    """A worker task on a busy core: it answers, late."""
-    time.sleep(0.5)
-    return PARSE_CHUNK(files)  # type: ignore[return-value]
-
-
-def test_the_walk_never_waits_for_a_worker_left_behind(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A blob not read yet is NOT_READ (the walk parses it); a worker that stays behind is
-    stopped, and answers nothing more even once it has read the blob."""
-    monkeypatch.setattr(parseahead, "parse_chunk", slow_chunk)
-    blobs = [(f"blob-{n}", PATH, PLAIN) for n in range(parseahead.GIVE_UP_AFTER + 1)]
-    with parseahead.ParseAhead() as ahead:
-        ahead.submit(blobs)
+def test_the_walk_never_waits_for_a_worker_left_behind() -> None:
+    """A blob not read yet is NOT_READ (the walk parses it); a worker that stays behind once it
+    has started is stopped, and answers nothing more even once it has read the blob."""
+    blobs = [(f"blob-{n}", PATH, PLAIN) for n in range(parseahead.GIVE_UP_AFTER + 2)]
+    with parseahead.ParseAhead(SLOW) as ahead:
+        ahead.submit(blobs[:1])
+        assert isinstance(ahead.plain("blob-0", PATH, wait=True), list)  # it has started
+        ahead.submit(blobs[1:])
         started = time.perf_counter()
-        answers = [ahead.plain(blob, PATH) for blob, _, _ in blobs[:-1]]
+        answers = [ahead.plain(blob, PATH) for blob, _, _ in blobs[1:-1]]
         waited = time.perf_counter() - started
         time.sleep(0.6)
         last = ahead.plain(blobs[-1][0], PATH, wait=True)
+        stopped = ahead._process is None
 
     assert {loading.NOT_READ} == {*answers, last}
     assert waited < 0.25
+    assert stopped
+
+
+def test_a_starting_worker_is_given_more_time() -> None:
+    """Before its first answer the worker is starting: blobs asked for meanwhile are parsed by
+    the walk, and the worker is not stopped for them."""
+    blobs = [(f"blob-{n}", PATH, PLAIN) for n in range(parseahead.GIVE_UP_AFTER + 1)]
+    with parseahead.ParseAhead(SLOW) as ahead:
+        ahead.submit(blobs)
+        answers = [ahead.plain(blob, PATH) for blob, _, _ in blobs[:-1]]
+        still_running = ahead._process is not None
+
+    assert {loading.NOT_READ} == set(answers)
+    assert still_running
 
 
 @pytest.mark.parametrize(
-    "refusal",
-    [
-        OSError(11, "Resource temporarily unavailable"),  # no process to be had
-        AssertionError("daemonic processes are not allowed to have children"),
-    ],
-    ids=["fork-fails", "daemonic-parent"],
+    "command",
+    [["/nonexistent/python"], [sys.executable, "-c", "pass"]],
+    ids=["cannot-start", "exits-at-once"],
 )
-def test_a_worker_that_cannot_start_leaves_the_parsing_to_the_caller(
-    monkeypatch: pytest.MonkeyPatch, refusal: Exception
+def test_a_worker_that_does_not_serve_leaves_the_parsing_to_the_caller(
+    command: list[str],
 ) -> None:
-    """No worker (the fork fails, or multiprocessing refuses one): every answer is NOT_READ
-    and nothing raises: the walk parses everything itself."""
-
-    def no_start(self: object) -> None:
-        raise refusal
-
-    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", no_start)
-    with parseahead.ParseAhead() as ahead:
+    """No worker (it cannot start, or it ends at once): every answer is NOT_READ and nothing
+    raises: the walk parses everything itself."""
+    with parseahead.ParseAhead(command) as ahead:
         ahead.submit([("blob-1", PATH, PLAIN)])
         got = ahead.plain("blob-1", PATH, wait=True)
 
