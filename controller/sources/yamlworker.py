@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import pickle
 import queue
+import signal
 import struct
 import sys
 import threading
@@ -106,6 +107,9 @@ def _send_all(answers: int, outbox: queue.SimpleQueue[bytes | None]) -> None:
 
 
 def main() -> None:
+    # Ctrl-C in a terminal reaches the whole process group: the walk stops the worker itself
+    # (or the worker's input ends), without a traceback from here
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # the answers go to the real standard output; anything printed by mistake goes to stderr
     answers = os.dup(sys.stdout.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -214,3 +215,18 @@ def test_a_worker_that_does_not_serve_leaves_the_parsing_to_the_caller(
         got = ahead.plain("blob-1", PATH, wait=True)
 
     assert got == loading.NOT_READ
+
+
+def test_ctrl_c_is_the_walks_to_handle_not_the_workers() -> None:
+    """Ctrl-C reaches the terminal's whole process group: the worker ignores it (no traceback
+    of its own) and goes on answering until the walk stops it."""
+    with parseahead.ParseAhead() as ahead:
+        process = ahead._process
+        assert process is not None
+        ahead.submit([("blob-0", PATH, PLAIN)])
+        assert isinstance(ahead.plain("blob-0", PATH, wait=True), list)  # it has started
+        os.kill(process.pid, signal.SIGINT)
+        ahead.submit([("blob-1", PATH, PLAIN)])
+        got = ahead.plain("blob-1", PATH, wait=True)
+
+    assert positions(documents.parse_plain(PATH, PLAIN)) == positions(got)  # type: ignore[arg-type]
