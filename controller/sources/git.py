@@ -290,7 +290,11 @@ def stream_git_chunks(
     environment = {**os.environ, "LC_ALL": "C", "LANGUAGE": "C", **env}
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(  # noqa: S603 - git, with arguments built here
-            command, stdout=subprocess.PIPE, stderr=errors, env=environment
+            command,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            cwd=repo.git_dir,  # not the caller's directory, which may be gone
+            env=environment,
         )
         if process.stdout is None:  # pragma: no cover - stdout is a pipe
             raise SourceError("git log did not start")

@@ -10,7 +10,10 @@ exactly `parse_plain`'s: the worker runs the same function on the same bytes; on
 documents' path is set again on the caller's side.
 
 The walk never waits for the worker: a blob the worker has not read yet is parsed by the walk
-itself, and a worker that stays behind is stopped (`GIVE_UP_AFTER`).
+itself, and a worker that stays behind is stopped (`GIVE_UP_AFTER`). Nor does the thread that
+hands blobs over: it sends a chunk only if it fits in what the worker's input pipe has free
+(`pipes.pending`), else leaves its blobs to the walk; a blocking write made the walk run at
+the pace of a slow worker, and hang behind a stopped one.
 
 The worker is a process of its own (`sources.yamlworker`), started, not forked: the service
 runs other threads, and a fork would copy the locks they hold. The answers come back through
@@ -48,7 +51,7 @@ from controller.sources.documents import Position, RawDocument
 from controller.sources.git import LogBatch, read_blobs
 from controller.sources.loading import NOT_READ, NotRead, ParsedFile, SourceFile, is_policy_path
 from controller.sources.policytree import ParseCache
-from controller.sources.yamlworker import Wire, read_frame, write_frame
+from controller.sources.yamlworker import FRAME_HEADER, Wire, read_frame, write_frame
 
 CHUNK_BLOBS = 256  # blobs per message to the worker (and per answer back)
 # Blobs in a row the walk read itself because the worker had not got to them yet: then the
@@ -56,7 +59,6 @@ CHUNK_BLOBS = 256  # blobs per message to the worker (and per answer back)
 # answer it is still starting (about 60 ms): it is given `STARTING_ALLOWANCE` times as many.
 GIVE_UP_AFTER = 2 * CHUNK_BLOBS
 STARTING_ALLOWANCE = 4
-STOP_SECONDS = 5.0  # how long a terminated worker is given to exit before it is killed
 WORKER = ("-m", "controller.sources.yamlworker")  # run by this interpreter (`sys.executable`)
 
 
@@ -89,6 +91,7 @@ class ParseAhead:
         self._requests: IO[bytes] | None = None  # the worker's standard input
         self._answers: IO[bytes] | None = None  # its standard output
         self._poll = select.poll()
+        self._capacity = 0  # bytes the worker's input pipe holds
         # the reading thread writes requests while the walk's thread may stop the worker: the
         # pipe is closed only between two writes (a closed descriptor's number may be reused)
         self._writing = threading.Lock()
@@ -104,6 +107,7 @@ class ParseAhead:
                 self._command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
+                cwd="/",  # not the caller's directory, which may be gone
                 env=_worker_environment(),
             )
         except OSError:  # no process to be had: the walk parses everything itself
@@ -113,8 +117,13 @@ class ParseAhead:
         if self._requests is None or self._answers is None:  # pragma: no cover - both pipes
             self._stop()
             return self
-        for end in (self._requests, self._answers):  # a chunk in one write, an answer in one read
-            pipes.widen(end.fileno())
+        pipes.widen(self._answers.fileno())  # an answer in one read
+        # What a request may take of its pipe: `submit` writes only what fits (it must never
+        # wait for the worker), so it must know what the pipe holds and what is in it.
+        self._capacity = pipes.widen(self._requests.fileno())
+        if not self._capacity or pipes.pending(self._requests.fileno()) is None:
+            self._stop()  # not Linux: no worker
+            return self
         self._poll.register(self._answers.fileno(), select.POLLIN)
         return self
 
@@ -132,27 +141,49 @@ class ParseAhead:
         """Start parsing these (blob id, path, bytes); blobs submitted before are skipped.
 
         Called from the thread that reads the blobs (`git.with_blobs_ahead`), a batch before
-        the walk reaches them, while the walk asks for answers (`plain`). It does not wait for
-        the walk: the worker goes on reading requests while its answers wait to be taken.
+        the walk reaches them, while the walk asks for answers (`plain`). Never waits: a chunk
+        that does not fit in what the worker's input pipe has free is not sent (the worker is
+        behind, or stopped), nor is a blob larger than half the pipe; the walk parses those.
         """
         if self._broken:
             return
-        fresh = [item for item in blobs if item[0] not in self._submitted]
-        for start in range(0, len(fresh), CHUNK_BLOBS):
-            chunk = fresh[start : start + CHUNK_BLOBS]
-            message = pickle.dumps(
-                ([blob for blob, _, _ in chunk], [(path, data) for _, path, data in chunk]),
-                protocol=pickle.HIGHEST_PROTOCOL,
-            )
-            self._submitted.update(blob for blob, _, _ in chunk)
-            with self._writing:
-                if self._requests is None or self._broken:
+        room = self._capacity // 2
+        chunk: list[tuple[str, str, bytes]] = []
+        size = 0
+        for item in blobs:
+            if item[0] in self._submitted or len(item[2]) > room:
+                continue
+            if chunk and (len(chunk) >= CHUNK_BLOBS or size + len(item[2]) > room):
+                if not self._send(chunk):
                     return
-                try:
-                    write_frame(self._requests.fileno(), message)
-                except OSError:  # the worker is gone
-                    self._broken = True
-                    return
+                chunk, size = [], 0
+            chunk.append(item)
+            size += len(item[2])
+        if chunk:
+            self._send(chunk)
+
+    def _send(self, chunk: list[tuple[str, str, bytes]]) -> bool:
+        """Send one chunk if it fits in the pipe now; whether the worker may take more."""
+        message = pickle.dumps(
+            ([blob for blob, _, _ in chunk], [(path, data) for _, path, data in chunk]),
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
+        blobs = [blob for blob, _, _ in chunk]
+        self._submitted.update(blobs)  # before the worker may answer them
+        with self._writing:
+            if self._requests is None or self._broken:
+                return False
+            descriptor = self._requests.fileno()
+            in_pipe = pipes.pending(descriptor)
+            if in_pipe is None or FRAME_HEADER + len(message) > self._capacity - in_pipe:
+                self._submitted.difference_update(blobs)  # left to the walk
+                return False
+            try:
+                write_frame(descriptor, message)  # fits: the write cannot block
+            except OSError:  # the worker is gone
+                self._broken = True
+                return False
+        return True
 
     def submit_batch(self, batch: LogBatch, blobs: Mapping[str, bytes]) -> None:
         """`submit` the blobs of a log batch that were read (`git.with_blobs_ahead`)."""
@@ -206,8 +237,8 @@ class ParseAhead:
                     return
                 blobs, wires = pickle.loads(frame)  # noqa: S301 - from our own worker
                 self._answered = True
-                if wires is None:  # the chunk failed in the worker
-                    self._broken = True
+                if wires is None:  # the chunk failed in the worker: no more of its answers
+                    self._stop()
                     return
                 for blob, wire in zip(blobs, wires, strict=True):
                     if blob in self._submitted:  # not parsed by the walk meanwhile
@@ -216,19 +247,14 @@ class ParseAhead:
             self._broken = True
 
     def _stop(self) -> None:
-        """No more answers: the worker is stopped now (what it still had to read is of no use).
-        A write the reading thread is making fails once the worker is gone, so the lock that
-        guards closing its input is always released."""
+        """No more answers: the worker is killed now (what it still had to read is of no use;
+        SIGKILL, as a SIGTERM it may have inherited the ignoring of would keep it waiting)."""
         self._broken = True
         process, self._process = self._process, None
         if process is not None:
-            process.terminate()
-            try:
-                process.wait(STOP_SECONDS)
-            except subprocess.TimeoutExpired:  # pragma: no cover - nothing catches SIGTERM
-                process.kill()
-                process.wait()
-        with self._writing:
+            process.kill()
+            process.wait()
+        with self._writing:  # not while the reading thread writes: the number may be reused
             if self._requests is not None:
                 self._requests.close()
                 self._requests = None

@@ -212,26 +212,36 @@ def git_with_input(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=errors,
+            cwd=repo.git_dir,  # not the caller's directory, which may be gone
             env=environment,
         )
-        stdin, stdout = popen.stdin, popen.stdout
-        if stdin is None or stdout is None:  # pragma: no cover - both are pipes
-            raise SignatureError(f"git {args[0] if args else ''} did not start")
-        if len(data) <= pipes.widen(stdin.fileno()):
-            pipes.widen(stdout.fileno())
-            with contextlib.suppress(BrokenPipeError):  # git ended early: its status says why
-                stdin.write(data)
-            with contextlib.suppress(BrokenPipeError):
-                stdin.close()
-            output = stdout.read()
-            stdout.close()
-            popen.wait()
-        else:
-            output, _ = popen.communicate(data)
+        with popen:
+            try:
+                output = _exchange(popen, data)
+            except BaseException:  # interrupted: git does not outlive the call
+                popen.kill()
+                raise
         if popen.returncode != 0:
             errors.seek(0)
             message = errors.read().decode("utf-8", "replace").strip()
             raise git.GitCommandError(["git", *args], popen.returncode, message)
+    return output
+
+
+def _exchange(popen: subprocess.Popen[bytes], data: bytes) -> bytes:
+    """`data` to the process, its whole output back, and its exit awaited."""
+    stdin, stdout = popen.stdin, popen.stdout
+    if stdin is None or stdout is None:  # pragma: no cover - both are pipes
+        raise SignatureError("git did not start")
+    if len(data) > pipes.widen(stdin.fileno()):
+        return popen.communicate(data)[0]
+    pipes.widen(stdout.fileno())
+    with contextlib.suppress(BrokenPipeError):  # git ended early: its status says why
+        stdin.write(data)
+    with contextlib.suppress(BrokenPipeError):
+        stdin.close()
+    output = stdout.read()
+    popen.wait()
     return output
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from controller.sources.documents import parse_plain
 
 _LENGTH = struct.Struct(">Q")
+FRAME_HEADER = _LENGTH.size  # bytes a frame adds to its payload
 
 # A document as it crosses the process boundary: (index, value, line, column).
 Wire = tuple[int, Any, int, int]

@@ -159,12 +159,69 @@ SLOW = worker(
 
 
 def test_a_failed_chunk_leaves_the_parsing_to_the_caller() -> None:
-    """A chunk that raises in the worker makes the answer NOT_READ, not an error in the walk."""
+    """A chunk that raises in the worker is answered as failed: the answer is NOT_READ, not an
+    error in the walk, and the worker is stopped (it answered: it did not die)."""
     with parseahead.ParseAhead(FAILING) as ahead:
         ahead.submit([("blob-1", PATH, PLAIN)])
         got = ahead.plain("blob-1", PATH, wait=True)
+        answered, stopped = ahead._answered, ahead._process is None
 
     assert got == loading.NOT_READ
+    assert (answered, stopped) == (True, True)
+
+
+def test_the_walk_uses_the_workers_documents(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the worker has answered, the walk builds the file from its documents and parses
+    nothing itself (here it cannot: its own YAML reader fails)."""
+
+    def no_yaml_here(path: str, data: bytes) -> None:
+        raise AssertionError(path)
+
+    monkeypatch.setattr(loading, "parse_plain", no_yaml_here)
+    blob = blob_id(PLAIN)
+    with parseahead.ParseAhead() as ahead:
+        ahead.submit([(blob, PATH, PLAIN)])
+        ahead._receive(wait=True, until=blob)
+        parsed = parseahead.parse_blob(None, ParseCache(), PATH, blob, {blob: PLAIN}, ahead)  # type: ignore[arg-type]
+
+    assert [obj.name for obj in parsed.objects] == ["ap-1", "ap-2"]
+
+
+def test_submitting_never_waits_for_a_worker_that_does_not_read() -> None:
+    """A stopped worker (SIGSTOP) reads nothing: what does not fit in its pipe is not sent,
+    the reading thread goes on at once, and the walk parses those blobs itself."""
+    big = b"# " + b"x" * 60_000 + b"\n" + PLAIN  # several of them fill the 1 MiB pipe
+    blobs = [(f"blob-{n}", PATH, big) for n in range(60)]
+    with parseahead.ParseAhead() as ahead:
+        process = ahead._process
+        assert process is not None
+        os.kill(process.pid, signal.SIGSTOP)
+        try:
+            reader = threading.Thread(target=ahead.submit, args=(blobs,))
+            reader.start()
+            reader.join(timeout=5)
+            blocked = reader.is_alive()
+            answers = {ahead.plain(blob, PATH) for blob, _, _ in blobs[-5:]}
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
+        started = time.perf_counter()
+    stopping = time.perf_counter() - started
+
+    assert not blocked
+    assert answers == {loading.NOT_READ}
+    assert stopping < 1
+
+
+def test_a_blob_larger_than_half_the_pipe_is_left_to_the_walk() -> None:
+    """A chunk must fit the pipe whole: a blob that would not is never sent."""
+    huge = b"# " + b"x" * (parseahead.pipes.PIPE_BYTES) + b"\n" + PLAIN
+    with parseahead.ParseAhead() as ahead:
+        ahead.submit([("huge", PATH, huge), ("blob-1", PATH, PLAIN)])
+        small = ahead.plain("blob-1", PATH, wait=True)
+        large = ahead.plain("huge", PATH, wait=True)
+
+    assert isinstance(small, list)
+    assert large == loading.NOT_READ
 
 
 def test_the_walk_never_waits_for_a_worker_left_behind() -> None:
