@@ -117,14 +117,13 @@ class ParseAhead:
         if self._requests is None or self._answers is None:  # pragma: no cover - both pipes
             self._stop()
             return self
+        self._poll.register(self._answers.fileno(), select.POLLIN)
         pipes.widen(self._answers.fileno())  # an answer in one read
         # What a request may take of its pipe: `submit` writes only what fits (it must never
         # wait for the worker), so it must know what the pipe holds and what is in it.
         self._capacity = pipes.widen(self._requests.fileno())
         if not self._capacity or pipes.pending(self._requests.fileno()) is None:
             self._stop()  # not Linux: no worker
-            return self
-        self._poll.register(self._answers.fileno(), select.POLLIN)
         return self
 
     def __exit__(

@@ -287,3 +287,16 @@ def test_ctrl_c_is_the_walks_to_handle_not_the_workers() -> None:
         got = ahead.plain("blob-1", PATH, wait=True)
 
     assert positions(documents.parse_plain(PATH, PLAIN)) == positions(got)  # type: ignore[arg-type]
+
+
+def test_without_a_pipe_size_to_go_by_there_is_no_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where a pipe's size cannot be known (not Linux), `submit` could not tell what fits
+    without waiting: no worker is used, and nothing raises."""
+    monkeypatch.setattr(parseahead.pipes, "widen", lambda _descriptor, _size=0: 0)
+    with parseahead.ParseAhead() as ahead:
+        ahead.submit([("blob-1", PATH, PLAIN)])
+        got = ahead.plain("blob-1", PATH, wait=True)
+        running = ahead._process is not None
+
+    assert got == loading.NOT_READ
+    assert not running
