@@ -6,9 +6,9 @@ squash merges), then times, in the same run:
 
 - `git log --name-status` over the whole repository (the yardstick);
 - the first full audit build (`history.walk` over the whole branch, from an empty cache), as
-  `patchctl` runs it (YAML read ahead in a worker process when there is a second core) and all
-  in one process (the reference walk: the other's events must equal its, or the exit status
-  is 1); best of `--runs` (3), alternated, since the machine may be shared, in wall-clock
+  `patchctl` runs it (YAML read ahead in a worker process when there is an idle core;
+  `parsed_ahead_per_run`: the files whose YAML the worker read) and all in one process (the
+  reference walk: the other's events must equal its, or the exit status is 1); best of `--runs` (3), alternated, since the machine may be shared, in wall-clock
   seconds and in CPU seconds (this process and its children, git and the worker: steadier
   when shared; the wall ratio counts the second core, the CPU ratio does not);
 - the cost per new commit: 20 commits appended one at a time, each followed by an incremental
@@ -403,6 +403,8 @@ class Timings:
     walked: history.HistoryWalk | None = None
     identical: bool = True
     worker: list[bool] = field(default_factory=list)  # per build as patchctl runs it
+    # per build as patchctl runs it: the files whose YAML the worker read (`parsed_ahead`)
+    parsed_ahead: list[int] = field(default_factory=list)
 
 
 def time_alternately(repo: git.Repo, path: Path, *, runs: int) -> Timings:
@@ -427,6 +429,8 @@ def time_alternately(repo: git.Repo, path: Path, *, runs: int) -> Timings:
             if reference is None:
                 reference = trail(walked)  # the reference walk: all in one process
             timed.identical = timed.identical and trail(walked) == reference
+            if parse_ahead is None:
+                timed.parsed_ahead.append(walked.parsed_ahead)
             timed.walked = walked
     return timed
 
@@ -489,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         "first_build_cpu_ratio": round(first_build_cpu / git_log_cpu, 2),
         "first_build_target_ratio": 3.0,
         "parse_ahead_worker_per_run": timed.worker,
+        "parsed_ahead_per_run": timed.parsed_ahead,
         "first_build_in_process_s": round(min(in_process), 3),
         "first_build_in_process_samples_s": [round(x, 3) for x in in_process],
         "first_build_in_process_ratio": round(min(in_process) / git_log, 2),

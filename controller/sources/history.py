@@ -113,7 +113,8 @@ class HistoryWalk:
 
     `tip` is the cursor for the next walk (`since_sha=walk.tip, cache=walk.cache`).
     `commits_read` counts the commits `git log` listed; `commits_loaded` those whose policy
-    files changed and were parsed.
+    files changed and were parsed; `parsed_ahead` the files whose YAML the worker process
+    read (`sources.parseahead`; 0 without one).
     """
 
     branch: str
@@ -122,6 +123,7 @@ class HistoryWalk:
     cache: HistoryCache
     commits_read: int
     commits_loaded: int
+    parsed_ahead: int = 0
 
     @property
     def valid_revision(self) -> str | None:
@@ -218,7 +220,10 @@ class _Walker:
             for facts, files in batch:
                 self.apply(cache, facts, files, blobs)
             read += len(batch)
-        return HistoryWalk(self.branch, tip, tuple(self.events), cache, read, self.loaded)
+        parsed_ahead = self.ahead.used if self.ahead is not None else 0
+        return HistoryWalk(
+            self.branch, tip, tuple(self.events), cache, read, self.loaded, parsed_ahead
+        )
 
     # --- one commit ---
 

@@ -100,6 +100,7 @@ class ParseAhead:
         self._broken = False
         self._answered = False  # the worker has answered once: it has started
         self._behind = 0  # blobs in a row asked for before the worker had read them
+        self.used = 0  # answers the walk took from the worker
 
     def __enter__(self) -> Self:
         try:
@@ -216,6 +217,7 @@ class ParseAhead:
                 self._stop()
             return NOT_READ
         self._behind = 0
+        self.used += 1
         if wire is None:
             return None
         return [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -131,17 +132,31 @@ def test_a_full_build_equals_the_incremental_walks(git_history: History, seed: i
 
 @pytest.mark.parametrize("seed", [4, 5], ids=lambda seed: f"seed-{seed}")
 def test_a_build_parsing_ahead_in_a_worker_equals_one_parsing_in_process(
-    git_history: History, seed: int
+    git_history: History, seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The YAML read by a worker process (`sources.parseahead`) gives the very same trail."""
+    """The YAML read by a worker process (`sources.parseahead`) gives the very same trail.
+    The walk waits at its first commit, so that the worker has started and answered: the
+    trail is built from its answers, not from the walk's own parsing."""
     git_history.seed()
     story = RandomHistory(git_history, seed)
     for _ in range(STEPS):
         story.step()
+    apply = history._Walker.apply
+    waited: list[bool] = []
 
+    def slow_start(walker: Any, *args: Any) -> None:
+        if not waited:
+            waited.append(True)
+            time.sleep(1.0)
+        apply(walker, *args)
+
+    monkeypatch.setattr(history._Walker, "apply", slow_start)
     ahead = history.walk(git_history.repo, "main", parse_ahead=True)
+    monkeypatch.undo()
     in_process = history.walk(git_history.repo, "main", parse_ahead=False)
 
+    assert ahead.parsed_ahead > 0
+    assert in_process.parsed_ahead == 0
     assert trail(ahead) == trail(in_process)
     assert ahead.state() == in_process.state()
     assert any(str(event.type) == "PolicyInvalid" for event in ahead.events)
