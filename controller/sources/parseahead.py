@@ -59,7 +59,22 @@ CHUNK_BLOBS = 256  # blobs per message to the worker (and per answer back)
 # answer it is still starting (about 60 ms): it is given `STARTING_ALLOWANCE` times as many.
 GIVE_UP_AFTER = 2 * CHUNK_BLOBS
 STARTING_ALLOWANCE = 4
-WORKER = ("-m", "controller.sources.yamlworker")  # run by this interpreter (`sys.executable`)
+# The worker's start, run by this interpreter in isolated mode (`-I`: no PYTHONPATH, no user
+# site, not the current directory), given the directory this `controller` was imported from:
+# put on the path only if missing (never in front of the standard library otherwise), and
+# checked, so that the worker runs this very code or nothing (the walk then parses itself).
+_BOOT = """\
+import sys
+from pathlib import Path
+root = sys.argv[1]
+if root not in sys.path:
+    sys.path.insert(0, root)
+import controller
+if Path(controller.__file__).resolve().parent.parent != Path(root):
+    sys.exit("patchctl: the parse-ahead worker found another controller package")
+from controller.sources.yamlworker import main
+main()
+"""
 
 
 def wanted(*, full_walk: bool) -> bool:
@@ -86,7 +101,7 @@ class ParseAhead:
     """
 
     def __init__(self, command: Sequence[str] | None = None) -> None:
-        self._command = list(command) if command is not None else [sys.executable, *WORKER]
+        self._command = list(command) if command is not None else _worker_command()
         self._process: subprocess.Popen[bytes] | None = None
         self._requests: IO[bytes] | None = None  # the worker's standard input
         self._answers: IO[bytes] | None = None  # its standard output
@@ -109,7 +124,6 @@ class ParseAhead:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 cwd="/",  # not the caller's directory, which may be gone
-                env=_worker_environment(),
             )
         except OSError:  # no process to be had: the walk parses everything itself
             self._broken = True
@@ -265,12 +279,10 @@ class ParseAhead:
             self._answers = None
 
 
-def _worker_environment() -> dict[str, str]:
-    """This process's environment, with the directory `controller` was imported from first on
-    the worker's module path: it runs this very code, installed or not."""
-    source = str(Path(controller.__file__).resolve().parent.parent)
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": source if not path else f"{source}{os.pathsep}{path}"}
+def _worker_command() -> list[str]:
+    """This interpreter starting the worker from the directory `controller` was imported from."""
+    root = str(Path(controller.__file__).resolve().parent.parent)
+    return [sys.executable, "-I", "-c", _BOOT, root]
 
 
 def parse_blob(

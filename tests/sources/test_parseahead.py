@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -300,3 +301,19 @@ def test_without_a_pipe_size_to_go_by_there_is_no_worker(monkeypatch: pytest.Mon
 
     assert got == loading.NOT_READ
     assert not running
+
+
+def test_the_worker_runs_this_very_code_or_nothing(tmp_path: Path) -> None:
+    """The worker is started from the directory this `controller` came from; pointed at a
+    directory whose `controller` is another (here: none), it refuses to serve and the walk
+    parses by itself. From the right one, it serves."""
+    wrong = [sys.executable, "-I", "-c", parseahead._BOOT, str(tmp_path)]
+    with parseahead.ParseAhead(wrong) as ahead:
+        ahead.submit([("blob-1", PATH, PLAIN)])
+        refused = ahead.plain("blob-1", PATH, wait=True)
+    with parseahead.ParseAhead() as ahead:
+        ahead.submit([("blob-1", PATH, PLAIN)])
+        served = ahead.plain("blob-1", PATH, wait=True)
+
+    assert refused == loading.NOT_READ
+    assert isinstance(served, list)
