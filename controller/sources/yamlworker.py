@@ -1,6 +1,6 @@
 """The parse-ahead worker: a process of its own that reads policy files' YAML for the audit walk.
 
-Run as `python -m controller.sources.yamlworker` by `sources.parseahead`; it reads requests on
+Started by `sources.parseahead` (this interpreter, isolated mode, `main`); it reads requests on
 its standard input and writes answers on its standard output, until its input ends. Both are
 frames (`write_frame`): an 8-byte big-endian length, then a pickle. A request is (blob ids,
 [(path, bytes), ...]); its answer is (the same blob ids, `parse_chunk` of the files), or (blob
