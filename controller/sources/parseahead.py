@@ -248,7 +248,7 @@ class ParseAhead:
             while until not in self._read and self._poll.poll(None if wait else 0):
                 frame = read_frame(answers.fileno())
                 if frame is None:  # the worker ended
-                    self._broken = True
+                    self._stop()
                     return
                 blobs, wires = pickle.loads(frame)  # noqa: S301 - from our own worker
                 self._answered = True
@@ -258,8 +258,10 @@ class ParseAhead:
                 for blob, wire in zip(blobs, wires, strict=True):
                     if blob in self._submitted:  # not parsed by the walk meanwhile
                         self._read[blob] = wire
-        except (EOFError, OSError, pickle.UnpicklingError):  # the worker died mid-answer
-            self._broken = True
+        # the worker died mid-answer, or sent what does not read back: whatever it is, the
+        # walk goes on by itself
+        except Exception:  # noqa: BLE001
+            self._stop()
 
     def _stop(self) -> None:
         """No more answers: the worker is killed now (what it still had to read is of no use;

@@ -317,3 +317,22 @@ def test_the_worker_runs_this_very_code_or_nothing(tmp_path: Path) -> None:
 
     assert refused == loading.NOT_READ
     assert isinstance(served, list)
+
+
+def test_a_worker_answering_garbage_is_stopped_and_the_walk_goes_on() -> None:
+    """What does not read back as an answer ends the worker's part (it is killed, not waited
+    for) and the walk parses by itself."""
+    garbage = [
+        sys.executable,
+        "-c",
+        "import os, struct, time\nos.write(1, struct.pack('>Q', 7) + b'garbage')\ntime.sleep(30)\n",
+    ]
+    started = time.perf_counter()
+    with parseahead.ParseAhead(garbage) as ahead:
+        ahead.submit([("blob-1", PATH, PLAIN)])
+        got = ahead.plain("blob-1", PATH, wait=True)
+        stopped = ahead._process is None
+
+    assert got == loading.NOT_READ
+    assert stopped
+    assert time.perf_counter() - started < 10
