@@ -264,8 +264,9 @@ class ParseAhead:
             self._stop()
 
     def _stop(self) -> None:
-        """No more answers: the worker is killed now (what it still had to read is of no use;
-        SIGKILL, as a SIGTERM it may have inherited the ignoring of would keep it waiting)."""
+        """No more answers: the worker is killed now (what it still had to read is of no use).
+        SIGKILL, not SIGTERM: a worker started by a process that ignores SIGTERM ignores it too,
+        and the stop would wait for it."""
         self._broken = True
         process, self._process = self._process, None
         if process is not None:
