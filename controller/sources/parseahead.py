@@ -11,9 +11,10 @@ documents' path is set again on the caller's side.
 
 The walk never waits for the worker: a blob the worker has not read yet is parsed by the walk
 itself, and a worker that stays behind is stopped (`GIVE_UP_AFTER`). Nor does the thread that
-hands blobs over: it sends a chunk only if it fits in what the worker's input pipe has free
-(`pipes.pending`), else leaves its blobs to the walk; a blocking write made the walk run at
-the pace of a slow worker, and hang behind a stopped one.
+hands blobs over: both pipes are non-blocking. A chunk the worker's full input pipe does not
+take is left to the walk (a blocking write made the walk run at the pace of a slow worker,
+and hang behind a stopped one; checking the free space first is not enough, as a pipe holds
+pages, not bytes), and answers are read as far as they have come, whole frames decoded.
 
 The worker is a process of its own (`sources.yamlworker`), started, not forked: the service
 runs other threads, and a fork would copy the locks they hold. The answers come back through
@@ -32,6 +33,7 @@ saves), while a core is idle.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import select
@@ -51,7 +53,7 @@ from controller.sources.documents import Position, RawDocument
 from controller.sources.git import LogBatch, read_blobs
 from controller.sources.loading import NOT_READ, NotRead, ParsedFile, SourceFile, is_policy_path
 from controller.sources.policytree import ParseCache
-from controller.sources.yamlworker import FRAME_HEADER, Wire, read_frame, write_frame
+from controller.sources.yamlworker import Wire, frame_of, take_frame
 
 CHUNK_BLOBS = 256  # blobs per message to the worker (and per answer back)
 # Blobs in a row the walk read itself because the worker had not got to them yet: then the
@@ -59,16 +61,20 @@ CHUNK_BLOBS = 256  # blobs per message to the worker (and per answer back)
 # answer it is still starting (about 60 ms): it is given `STARTING_ALLOWANCE` times as many.
 GIVE_UP_AFTER = 2 * CHUNK_BLOBS
 STARTING_ALLOWANCE = 4
-# The worker's start, run by this interpreter in isolated mode (`-I`: no PYTHONPATH, no user
-# site, not the current directory), given the directory this `controller` was imported from:
-# put on the path only if missing (never in front of the standard library otherwise), and
-# checked, so that the worker runs this very code or nothing (the walk then parses itself).
+# A chunk's bytes at most (and a blob's: a larger one is left to the walk).
+MAX_CHUNK_BYTES = pipes.DEFAULT_PIPE_BYTES * 8
+# The worker's start, run by this interpreter in isolated mode (`-I`: environment variables,
+# the user's site and the current directory left out), given this process's module path to
+# import from, so that it imports what this process imports; checked, so that the worker runs
+# this very `controller` or nothing (the walk then parses by itself). Ctrl-C is ignored from
+# the first line: the walk stops the worker (a terminal sends it to the whole group).
 _BOOT = """\
-import sys
+import signal
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+import json, sys
 from pathlib import Path
-root = sys.argv[1]
-if root not in sys.path:
-    sys.path.insert(0, root)
+root, path = sys.argv[1], json.loads(sys.argv[2])
+sys.path[:] = path
 import controller
 if Path(controller.__file__).resolve().parent.parent != Path(root):
     sys.exit("patchctl: the parse-ahead worker found another controller package")
@@ -106,7 +112,8 @@ class ParseAhead:
         self._requests: IO[bytes] | None = None  # the worker's standard input
         self._answers: IO[bytes] | None = None  # its standard output
         self._poll = select.poll()
-        self._capacity = 0  # bytes the worker's input pipe holds
+        self._unsent = b""  # the rest of a request the full pipe took only in part
+        self._inbox = bytearray()  # answer bytes read, not yet a whole frame
         # the reading thread writes requests while the walk's thread may stop the worker: the
         # pipe is closed only between two writes (a closed descriptor's number may be reused)
         self._writing = threading.Lock()
@@ -133,12 +140,9 @@ class ParseAhead:
             self._stop()
             return self
         self._poll.register(self._answers.fileno(), select.POLLIN)
-        pipes.widen(self._answers.fileno())  # an answer in one read
-        # What a request may take of its pipe: `submit` writes only what fits (it must never
-        # wait for the worker), so it must know what the pipe holds and what is in it.
-        self._capacity = pipes.widen(self._requests.fileno())
-        if not self._capacity or pipes.pending(self._requests.fileno()) is None:
-            self._stop()  # not Linux: no worker
+        for end in (self._requests, self._answers):  # neither side ever waits for the other
+            pipes.widen(end.fileno())
+            os.set_blocking(end.fileno(), False)
         return self
 
     def __exit__(
@@ -156,12 +160,12 @@ class ParseAhead:
 
         Called from the thread that reads the blobs (`git.with_blobs_ahead`), a batch before
         the walk reaches them, while the walk asks for answers (`plain`). Never waits: a chunk
-        that does not fit in what the worker's input pipe has free is not sent (the worker is
-        behind, or stopped), nor is a blob larger than half the pipe; the walk parses those.
+        the worker's input pipe does not take now (the worker is behind, or stopped) is not
+        sent, nor is a blob over `MAX_CHUNK_BYTES`; the walk parses those.
         """
         if self._broken:
             return
-        room = self._capacity // 2
+        room = MAX_CHUNK_BYTES
         chunk: list[tuple[str, str, bytes]] = []
         size = 0
         for item in blobs:
@@ -177,26 +181,34 @@ class ParseAhead:
             self._send(chunk)
 
     def _send(self, chunk: list[tuple[str, str, bytes]]) -> bool:
-        """Send one chunk if it fits in the pipe now; whether the worker may take more."""
-        message = pickle.dumps(
-            ([blob for blob, _, _ in chunk], [(path, data) for _, path, data in chunk]),
-            protocol=pickle.HIGHEST_PROTOCOL,
-        )
+        """Send one chunk if the pipe takes it now; whether the worker may take more. A frame
+        the pipe took in part is finished before the next one (the worker reads whole frames);
+        a chunk not sent at all is left to the walk."""
         blobs = [blob for blob, _, _ in chunk]
+        frame = frame_of(
+            pickle.dumps(
+                (blobs, [(path, data) for _, path, data in chunk]),
+                protocol=pickle.HIGHEST_PROTOCOL,
+            )
+        )
         self._submitted.update(blobs)  # before the worker may answer them
         with self._writing:
             if self._requests is None or self._broken:
                 return False
             descriptor = self._requests.fileno()
-            in_pipe = pipes.pending(descriptor)
-            if in_pipe is None or FRAME_HEADER + len(message) > self._capacity - in_pipe:
-                self._submitted.difference_update(blobs)  # left to the walk
-                return False
             try:
-                write_frame(descriptor, message)  # fits: the write cannot block
+                if self._unsent:
+                    self._unsent = self._unsent[os.write(descriptor, self._unsent) :]
+                written = 0 if self._unsent else os.write(descriptor, frame)
+            except BlockingIOError:  # full: the worker is behind
+                written = 0
             except OSError:  # the worker is gone
                 self._broken = True
                 return False
+            if written == 0:
+                self._submitted.difference_update(blobs)  # left to the walk
+                return False
+            self._unsent = frame[written:]
         return True
 
     def submit_batch(self, batch: LogBatch, blobs: Mapping[str, bytes]) -> None:
@@ -240,28 +252,41 @@ class ParseAhead:
         ]
 
     def _receive(self, *, wait: bool, until: str) -> None:
-        """Take in the answers that came (`wait`: until `until`'s has, or the worker ended)."""
+        """Take in the answers that came (`wait`: until `until`'s has, or the worker ended).
+        Reads what the pipe holds and decodes the whole frames among it: a worker stopped in
+        the middle of a frame does not hold the walk."""
         answers = self._answers
         if answers is None:
             return
         try:
             while until not in self._read and self._poll.poll(None if wait else 0):
-                frame = read_frame(answers.fileno())
-                if frame is None:  # the worker ended
+                try:
+                    data = os.read(answers.fileno(), pipes.PIPE_BYTES)
+                except BlockingIOError:
+                    continue
+                if not data:  # the worker ended
                     self._stop()
                     return
-                blobs, wires = pickle.loads(frame)  # noqa: S301 - from our own worker
-                self._answered = True
-                if wires is None:  # the chunk failed in the worker: no more of its answers
-                    self._stop()
-                    return
-                for blob, wire in zip(blobs, wires, strict=True):
-                    if blob in self._submitted:  # not parsed by the walk meanwhile
-                        self._read[blob] = wire
+                self._inbox += data
+                while (frame := take_frame(self._inbox)) is not None:
+                    if not self._take(frame):
+                        return
         # the worker died mid-answer, or sent what does not read back: whatever it is, the
         # walk goes on by itself
         except Exception:  # noqa: BLE001
             self._stop()
+
+    def _take(self, frame: bytes) -> bool:
+        """One answer in; False when it says the worker failed (it is stopped then)."""
+        blobs, wires = pickle.loads(frame)  # noqa: S301 - from our own worker
+        self._answered = True
+        if wires is None:  # the chunk failed in the worker: no more of its answers
+            self._stop()
+            return False
+        for blob, wire in zip(blobs, wires, strict=True):
+            if blob in self._submitted:  # not parsed by the walk meanwhile
+                self._read[blob] = wire
+        return True
 
     def _stop(self) -> None:
         """No more answers: the worker is killed now (what it still had to read is of no use).
@@ -283,9 +308,11 @@ class ParseAhead:
 
 
 def _worker_command() -> list[str]:
-    """This interpreter starting the worker from the directory `controller` was imported from."""
+    """This interpreter starting the worker with this process's module path (entries relative
+    to the current directory left out: the worker runs elsewhere)."""
     root = str(Path(controller.__file__).resolve().parent.parent)
-    return [sys.executable, "-I", "-c", _BOOT, root]
+    path = [entry for entry in sys.path if entry and Path(entry).is_absolute()]
+    return [sys.executable, "-I", "-c", _BOOT, root, json.dumps(path)]
 
 
 def parse_blob(

@@ -10,9 +10,7 @@ the walk read it: on the audit bench, the walk waited on git for 0.1-0.2 s of a 
 
 from __future__ import annotations
 
-import array
 import fcntl
-import termios
 
 PIPE_BYTES = 1 << 20  # what a widened pipe holds; the unit git's output is read in
 DEFAULT_PIPE_BYTES = 1 << 16  # Linux's default: what a pipe holds when it cannot be widened
@@ -29,14 +27,3 @@ def widen(descriptor: int, size: int = PIPE_BYTES) -> int:
         return int(fcntl.fcntl(descriptor, fcntl.F_GETPIPE_SZ))
     except (AttributeError, OSError):
         return 0
-
-
-def pending(descriptor: int) -> int | None:
-    """The bytes written to the pipe at `descriptor` (either end) and not yet read (Linux's
-    `FIONREAD` on a pipe); None when the system cannot tell."""
-    found = array.array("i", [0])
-    try:
-        fcntl.ioctl(descriptor, termios.FIONREAD, found)
-    except OSError:
-        return None
-    return found[0]

@@ -28,15 +28,33 @@ from typing import Any
 from controller.sources.documents import parse_plain
 
 _LENGTH = struct.Struct(">Q")
-FRAME_HEADER = _LENGTH.size  # bytes a frame adds to its payload
 
 # A document as it crosses the process boundary: (index, value, line, column).
 Wire = tuple[int, Any, int, int]
 
 
+def frame_of(payload: bytes) -> bytes:
+    """`payload` as one frame: its length, then itself."""
+    return _LENGTH.pack(len(payload)) + payload
+
+
+def take_frame(buffer: bytearray) -> bytes | None:
+    """The payload of the first whole frame in `buffer`, taken out of it; None while the
+    buffer holds no whole frame yet."""
+    if len(buffer) < _LENGTH.size:
+        return None
+    (length,) = _LENGTH.unpack_from(buffer)
+    end = _LENGTH.size + length
+    if len(buffer) < end:
+        return None
+    payload = bytes(buffer[_LENGTH.size : end])
+    del buffer[:end]
+    return payload
+
+
 def write_frame(descriptor: int, payload: bytes) -> None:
-    """Write one frame (length, then `payload`) to a pipe; OSError when nobody reads it."""
-    data = memoryview(_LENGTH.pack(len(payload)) + payload)
+    """Write one frame (`frame_of`) to a blocking pipe; OSError when nobody reads it."""
+    data = memoryview(frame_of(payload))
     while data:
         data = data[os.write(descriptor, data) :]
 
