@@ -16,7 +16,6 @@ import os
 import posixpath
 import queue
 import re
-import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
@@ -286,19 +285,10 @@ def stream_git_chunks(
     """`stream_git`'s fields a list at a time (one per read from git's pipe): iterated through
     `itertools.chain`, a field then costs no generator step (130,000 of them for the bench's
     10,000 commits)."""
-    command = [git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git", f"--git-dir={repo.git_dir}", *args]
-    environment = {**os.environ, "LC_ALL": "C", "LANGUAGE": "C", **env}
     with tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(  # noqa: S603 - git, with arguments built here
-            command,
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            cwd=repo.git_dir,  # not the caller's directory, which may be gone
-            env=environment,
-        )
+        process = pipes.start_git(repo, args, env=env, stderr=errors)
         if process.stdout is None:  # pragma: no cover - stdout is a pipe
             raise SourceError("git log did not start")
-        pipes.widen(process.stdout.fileno())
         chunks: queue.Queue[bytes | None] = queue.Queue(STREAM_AHEAD_CHUNKS)
         reader = threading.Thread(
             target=_read_ahead, args=(process.stdout.fileno(), chunks), daemon=True
@@ -325,7 +315,7 @@ def stream_git_chunks(
         if status != 0:
             errors.seek(0)
             message = errors.read().decode("utf-8", "replace").strip()
-            raise git.GitCommandError(command, status, message)
+            raise git.GitCommandError(["git", *args], status, message)
 
 
 def _read_ahead(descriptor: int, chunks: queue.Queue[bytes | None]) -> None:

@@ -165,13 +165,12 @@ class ParseAhead:
         """
         if self._broken:
             return
-        room = MAX_CHUNK_BYTES
         chunk: list[tuple[str, str, bytes]] = []
         size = 0
         for item in blobs:
-            if item[0] in self._submitted or len(item[2]) > room:
+            if item[0] in self._submitted or len(item[2]) > MAX_CHUNK_BYTES:
                 continue
-            if chunk and (len(chunk) >= CHUNK_BLOBS or size + len(item[2]) > room):
+            if chunk and (len(chunk) >= CHUNK_BLOBS or size + len(item[2]) > MAX_CHUNK_BYTES):
                 if not self._send(chunk):
                     return
                 chunk, size = [], 0

@@ -204,17 +204,8 @@ def git_with_input(
     `Popen.communicate`: the reading thread of an audit walk waited up to 5 ms for the GIL
     after each piece. `communicate` still serves an input too large for the pipe.
     """
-    command = [git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git", f"--git-dir={repo.git_dir}", *args]
-    environment = {**os.environ, "LC_ALL": "C", "LANGUAGE": "C", **(env or {})}
     with tempfile.TemporaryFile() as errors:
-        popen = subprocess.Popen(  # noqa: S603 - git, with arguments built by patchctl
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            cwd=repo.git_dir,  # not the caller's directory, which may be gone
-            env=environment,
-        )
+        popen = pipes.start_git(repo, args, env=env, stderr=errors, stdin=subprocess.PIPE)
         with popen:
             try:
                 output = _exchange(popen, data)
@@ -235,7 +226,6 @@ def _exchange(popen: subprocess.Popen[bytes], data: bytes) -> bytes:
         raise SignatureError("git did not start")
     if len(data) > pipes.widen(stdin.fileno()):
         return popen.communicate(data)[0]
-    pipes.widen(stdout.fileno())
     with contextlib.suppress(BrokenPipeError):  # git ended early: its status says why
         stdin.write(data)
     with contextlib.suppress(BrokenPipeError):
