@@ -15,13 +15,14 @@ import operator
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from controller.core.compliance import BaselineCompliance
 from controller.core.jobs import EndReason, JobSpec, ScriptPayload
 from controller.core.observed import JobKind, JobState
 from controller.core.plan import CONDITION_TYPES, AlertSpec, Plan
+from controller.kinds.windows import RebootOption
 from controller.store import Connection, jobs
 from controller.store import alerts as alert_store
 from controller.store import audit as audit_store
@@ -62,7 +63,10 @@ def apply_plan(
     """Write the plan; `tenants` maps device id → tenant path. `replanned`: the devices the
     pass planned afresh (an incremental pass); only their compliance rows are compared and
     written. None: every device's (a full pass)."""
-    issued = jobs.insert_jobs(conn, [_new_job(j, tenants, plan) for j in plan.issue], now=now)
+    payloads: dict[_PayloadInputs, dict[str, Any]] = {}  # one per distinct payload
+    issued = jobs.insert_jobs(
+        conn, [_new_job(j, tenants, plan, payloads) for j in plan.issue], now=now
+    )
     cancelled = jobs.end_jobs(
         conn,
         plan.cancel,
@@ -108,7 +112,19 @@ def apply_plan(
     return Applied(issued, cancelled, expired, timed_out, written, raised)
 
 
-def _new_job(job: JobSpec, tenants: Mapping[str, str], plan: Plan) -> jobs.NewJob:
+def _new_job(
+    job: JobSpec,
+    tenants: Mapping[str, str],
+    plan: Plan,
+    payloads: dict[_PayloadInputs, dict[str, Any]],
+) -> jobs.NewJob:
+    """The job to insert; `payloads`: the payloads made so far in this apply, by their inputs.
+    An approval's 10,000 installs share one payload object, encoded once by the insert
+    (`database.insert_many`) instead of 10,000 times."""
+    inputs = _payload_inputs(job)
+    payload = payloads.get(inputs)
+    if payload is None:
+        payload = payloads[inputs] = _payload(inputs)
     return jobs.NewJob(
         id=job.id,
         device_id=job.device_id,
@@ -116,28 +132,55 @@ def _new_job(job: JobSpec, tenants: Mapping[str, str], plan: Plan) -> jobs.NewJo
         kind=job.kind,
         revision=job.revision or plan.revision or "",
         patch_ids=job.patch_ids,
-        payload=job_payload(job),
+        payload=payload,
         window_key=f"{job.window}@{job.occurrence}" if job.window else None,
         deadline=job.deadline,
         run_timeout_s=int(job.run_timeout.total_seconds()) if job.run_timeout else None,
     )
 
 
-def job_payload(job: JobSpec) -> dict[str, Any]:
-    """What the agent receives beyond id, kind and patches: reboot option and pinned scripts."""
-    payload: dict[str, Any] = {"reason": job.reason, "occasion": job.occurrence}
-    if job.kind is JobKind.INSTALL:
-        payload["reboot"] = job.reboot.value if job.reboot else "if-required"
-        payload["window"] = job.window
-    if job.run_timeout is not None:  # the agent may size its own timers by it
-        payload["runTimeoutSeconds"] = int(job.run_timeout.total_seconds())
-    for name, script in (
-        ("preScript", job.pre_script),
-        ("postScript", job.post_script),
-        ("script", job.script),
-    ):
-        if script is not None:
-            payload[name] = _script(script)
+_PayloadInputs = tuple[
+    JobKind,
+    str,
+    str | None,
+    RebootOption | None,
+    str | None,
+    timedelta | None,
+    ScriptPayload | None,
+    ScriptPayload | None,
+    ScriptPayload | None,
+]
+
+
+def _payload_inputs(job: JobSpec) -> _PayloadInputs:
+    """The fields of `job` its payload is made of, all that `_payload` is given: jobs with
+    equal inputs have equal payloads."""
+    return (
+        job.kind,
+        job.reason,
+        job.occurrence,
+        job.reboot,
+        job.window,
+        job.run_timeout,
+        job.pre_script,
+        job.post_script,
+        job.script,
+    )
+
+
+def _payload(inputs: _PayloadInputs) -> dict[str, Any]:
+    """What the agent receives of a job beyond id, kind and patches (DESIGN.md section 4, the
+    agent protocol): why, the occasion, the reboot option and pinned scripts."""
+    kind, reason, occurrence, reboot, window, run_timeout, pre_script, post_script, script = inputs
+    payload: dict[str, Any] = {"reason": reason, "occasion": occurrence}
+    if kind is JobKind.INSTALL:
+        payload["reboot"] = reboot.value if reboot else "if-required"
+        payload["window"] = window
+    if run_timeout is not None:  # the agent may size its own timers by it
+        payload["runTimeoutSeconds"] = int(run_timeout.total_seconds())
+    for name, found in (("preScript", pre_script), ("postScript", post_script), ("script", script)):
+        if found is not None:
+            payload[name] = _script(found)
     return payload
 
 

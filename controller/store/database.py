@@ -360,7 +360,9 @@ def insert_many(
     `conn.execute(table.insert(), rows)` stores; what is left out is SQLAlchemy's per-row
     work around it (parameters built and processed one by one, about 40 µs a row of ten
     columns), which dominated the insert of an approval's 10,000 jobs (issue 14). Date-times
-    repeat (a pass's `now`, a window's deadline): each distinct one is processed once."""
+    repeat (a pass's `now`, a window's deadline): each distinct one is processed once; so is
+    each JSON list or object that rows share (the very same object: an approval's jobs share
+    their patch list and payload, `store.jobs.insert_jobs`)."""
     if not rows:
         return 0
     dialect = conn.dialect
@@ -386,18 +388,26 @@ def insert_many(
 
 
 def _processor(type_: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
-    """The column type's bind processor on `dialect`; memoised per value for date-times."""
+    """The column type's bind processor on `dialect`, memoised for one `insert_many`: per
+    value for date-times, per object for lists and dicts (JSON columns: keyed by `id`, the
+    object kept beside its encoding so that no other object takes its id meanwhile)."""
     process = type_.dialect_impl(dialect).bind_processor(dialect)
     if process is None:
         return None
-    done: dict[datetime, Any] = {}
+    instants: dict[datetime, Any] = {}
+    objects: dict[int, tuple[Any, Any]] = {}  # id → (the object, processed)
 
     def memoised(value: Any) -> Any:
-        if not isinstance(value, datetime):
-            return process(value)
-        found = done.get(value)
-        if found is None:
-            found = done[value] = process(value)
-        return found
+        if isinstance(value, datetime):
+            found = instants.get(value)
+            if found is None:
+                found = instants[value] = process(value)
+            return found
+        if isinstance(value, list | dict):
+            kept = objects.get(id(value))
+            if kept is None:
+                kept = objects[id(value)] = (value, process(value))
+            return kept[1]
+        return process(value)
 
     return memoised

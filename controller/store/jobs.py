@@ -103,13 +103,17 @@ def insert_jobs(conn: Connection, new_jobs: Sequence[NewJob], *, now: datetime) 
     # left out as issued already still records its device as changed: one more re-plan. Of
     # an id twice in `new_jobs`, the first is inserted (the rows go in order).
     pending = JobState.PENDING.value
+    # Values the jobs share are shared objects, which the insert encodes once each
+    # (`database.insert_many`): the patch list of each distinct patch set, the empty results.
+    patch_lists = {ids: list(ids) for ids in {job.patch_ids for job in new_jobs}}
+    no_results: dict[str, Any] = {}
     rows = [
         {
             "id": job.id,
             "device_id": job.device_id,
             "tenant": job.tenant,
             "kind": job.kind.value,
-            "patch_ids": list(job.patch_ids),
+            "patch_ids": patch_lists[job.patch_ids],
             "payload": job.payload,
             "state": pending,
             "revision": job.revision,
@@ -117,7 +121,7 @@ def insert_jobs(conn: Connection, new_jobs: Sequence[NewJob], *, now: datetime) 
             "deadline": job.deadline,
             "created_at": now,
             "updated_at": now,
-            "results": {},
+            "results": no_results,
             "run_timeout": job.run_timeout_s,
         }
         for job in new_jobs

@@ -4,12 +4,15 @@ busy handler; a writer that cannot get its turn in time fails as a lock timeout.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 
 from controller.store import Store, database, devices, schema
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
 def test_a_turn_not_given_in_time_is_a_lock_timeout(sqlite_store: Store) -> None:
@@ -102,3 +105,70 @@ def test_insert_many_stores_what_a_core_insert_stores(store: Store) -> None:
         assert [one._mapping[c] for c in columns] == [other._mapping[c] for c in columns]
         assert (one.deadline, one.patch_ids) == (fast[n]["deadline"], fast[n]["patch_ids"])
     assert ("pending", fast[0]["payload"]) == (stored["fast:0"].state, stored["fast:0"].payload)
+
+
+class _FreshRows(Sequence[dict[str, object]]):
+    """Rows made anew each time one is read: nothing but the insert holds their values."""
+
+    def __init__(self, make: Callable[[int], dict[str, object]], count: int) -> None:
+        self.make, self.count = make, count
+
+    def __getitem__(self, index: int) -> dict[str, object]:  # type: ignore[override]
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        return self.make(index)
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def test_insert_many_encodes_a_shared_json_value_once_and_each_other_as_its_own(
+    store: Store,
+) -> None:
+    """Rows sharing one list or dict object store it as it is; rows with their own objects
+    (equal or not) store their own, also when the objects live only while their row is read,
+    so that a freed object's id may come back for another value."""
+    with store.write() as conn:
+        device = devices.enrol(
+            conn,
+            devices.Enrolment(
+                tenant="acme",
+                hostname="web-01",
+                os_family="linux",
+                os_name="Debian",
+                os_version="12",
+                role="server",
+                agent_version="1",
+            ),
+            poll_interval=60,
+            now=NOW,
+        ).device_id
+    shared_patches, shared_payload = ["DSA-1", "DSA-2"], {"reason": "shared", "n": [1]}
+
+    def row(key: str, patches: list[str], payload: dict[str, object]) -> dict[str, object]:
+        return {
+            "id": key,
+            "device_id": device,
+            "tenant": "acme",
+            "kind": "install",
+            "patch_ids": patches,
+            "payload": payload,
+            "state": "pending",
+            "revision": "main@sha1:abc",
+            "created_at": NOW,
+            "updated_at": NOW,
+            "results": {},
+        }
+
+    shared = [row(f"shared:{n}", shared_patches, shared_payload) for n in range(3)]
+    own = [row(f"own:{n}", [f"DSA-{n}"], {"reason": "own", "n": [n]}) for n in range(3)]
+    fresh = _FreshRows(lambda n: row(f"fresh:{n}", [f"USN-{n}"], {"n": n, "pad": [n] * n}), 50)
+    with store.write() as conn:
+        database.insert_many(conn, schema.jobs, [*shared, *own], skip_existing=False)
+        database.insert_many(conn, schema.jobs, fresh, skip_existing=False)
+        stored = {r.id: (r.patch_ids, r.payload) for r in conn.execute(sa.select(schema.jobs))}
+    expected = {
+        r["id"]: (r["patch_ids"], r["payload"])
+        for r in [*shared, *own, *(fresh[n] for n in range(len(fresh)))]
+    }
+    assert expected == stored
