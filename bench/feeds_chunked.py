@@ -8,7 +8,7 @@ same copy of the database:
 - `one-transaction`: `controller.store.findings.reevaluate_fleet` in one write transaction
   (the behaviour before issue 14.4; also `--chunk-size N` of the chunked pass comes close);
 - `chunked`: `controller.runtime.feeds.reevaluate_fleet`, `--chunk-size` devices per write
-  transaction (default `findings.REEVALUATION_CHUNK`).
+  transaction (default `settings.REEVALUATION_CHUNK`).
 
 Measured for each: the longest write transaction of the pass (from the lock taken, at the
 store's fence, to its commit), the pass's wall time, and the latency of agent reports ingested
@@ -224,12 +224,12 @@ def run(mode: str, path: Path, ids: list[str], args: argparse.Namespace) -> dict
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
-    from controller.store import findings  # noqa: PLC0415
+    from controller.runtime import settings  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=20_000, help="e.g. 100000")
     parser.add_argument("--packages", type=int, default=60, help="packages per inventory")
-    parser.add_argument("--chunk-size", type=int, default=findings.REEVALUATION_CHUNK)
+    parser.add_argument("--chunk-size", type=int, default=settings.REEVALUATION_CHUNK)
     parser.add_argument("--rate", type=float, default=50.0, help="reports per second meanwhile")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before/after a pass")
     parser.add_argument("--json", type=Path, default=RESULTS, help="where to write the figures")

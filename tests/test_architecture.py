@@ -1,5 +1,5 @@
-"""The import direction: kinds/, core/ and errors.py stay pure (no I/O library, no clock, no logger), and
-the layers of docs/architecture.md hold (import-linter)."""
+"""The import direction: kinds/, core/, errors.py and vocabularies.py stay pure (no I/O library,
+no clock, no logger), and the layers of docs/architecture.md hold (import-linter)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "controller"
 PURE_PACKAGES = ("kinds", "core")
-PURE_MODULES = ("errors.py",)  # the error tree, importable by every layer
+# The error tree and the shared vocabularies (name patterns, StrEnums), importable by every layer.
+PURE_MODULES = ("errors.py", "vocabularies.py")
 FORBIDDEN_MODULES = {
     "yaml",
     "sqlalchemy",
@@ -45,7 +46,12 @@ FORBIDDEN_MODULES = {
     "random",
     "defusedxml",
 }
-ALLOWED_INTERNAL = ("controller.kinds", "controller.core", "controller.errors")
+ALLOWED_INTERNAL = (
+    "controller.kinds",
+    "controller.core",
+    "controller.errors",
+    "controller.vocabularies",
+)
 CLOCK_CALLS = {"now", "utcnow", "today", "time", "monotonic"}
 
 

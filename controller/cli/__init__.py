@@ -43,9 +43,18 @@ COMMANDS = {
 }
 
 
+def _configure_logs() -> None:
+    """One-shot commands answer on stdout; their log lines (warnings and errors, redacted) go
+    to stderr. `serve` and `demo` configure their own level."""
+    from controller import logs  # noqa: PLC0415 - keep --help fast
+
+    logs.configure(level="warning", cache_loggers=False)
+
+
 @click.group(
     cls=LazyGroup,
     lazy=COMMANDS,
+    prepare=_configure_logs,  # before the command's body: `<command> --help` needs no logging
     context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "PATCHCTL"},
     epilog="Exit codes: 0 success, 1 negative answer (e.g. invalid policy), 2 usage or I/O error.",
 )
@@ -69,11 +78,8 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
     repository; agents report what is installed and missing; patchctl decides what to install,
     when, and explains why.
     """
-    from controller import config, logs  # noqa: PLC0415 - keep --help fast
+    from controller import config  # noqa: PLC0415 - keep --help fast
 
-    # One-shot commands answer on stdout; their log lines (warnings and errors, redacted) go
-    # to stderr. `serve` and `demo` configure their own level.
-    logs.configure(level="warning", cache_loggers=False)
     try:
         loaded = config.load(config_path, cli=main, required=config_path is not None)
     except config.ConfigError as exc:

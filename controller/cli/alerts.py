@@ -19,9 +19,7 @@ from controller.cli.listing import Column, field, limit_option, print_listing, r
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
 from controller.core import instants
-from controller.kinds.common import TENANT_PATTERN
-from controller.kinds.notifications import AlertSeverity, EventType
-from controller.store.alerts import AlertState
+from controller.vocabularies import TENANT_PATTERN, AlertSeverity, AlertState, EventType
 
 DEFAULT_COLUMNS = ("created_at", "severity", "kind", "tenant", "message")
 COLUMNS = {  # name: what it shows (for --help and the error listing them)

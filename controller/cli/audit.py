@@ -26,8 +26,8 @@ from controller.cli.listing import cell
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
 from controller.core.revisions import Revision
-from controller.kinds.common import TENANT_PATTERN
 from controller.runtime.settings import system_clock
+from controller.vocabularies import TENANT_PATTERN
 
 F = TypeVar("F", bound=Callable[..., Any])
 SUMMARY_WIDTH = 100

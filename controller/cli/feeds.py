@@ -13,12 +13,16 @@ from controller.cli import remote
 from controller.cli.common import EXIT_NO, fail, json_option, print_json
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
-from controller.feeds import read_feed
-from controller.kinds.common import OsFamily
-from controller.kinds.feeds import FeedFormat
-from controller.runtime import feeds as runtime_feeds
+
+# Not light, and the only such import of the command line: the --chunk-size default that
+# `feed import --help` shows lives in the store (`controller.store.findings`, re-exported by the
+# runtime), so `feed --help` and `patches --help` import the store too. Its light home would be
+# `controller.runtime.settings`, with the other defaults.
+from controller.runtime.settings import REEVALUATION_CHUNK
+from controller.vocabularies import FeedFormat, OsFamily
 
 if TYPE_CHECKING:
+    from controller.runtime.feeds import Progress
     from controller.store.findings import FleetEvaluation
 
 
@@ -42,7 +46,7 @@ def feed() -> None:
 @click.option(
     "--chunk-size",
     type=click.IntRange(min=1),
-    default=runtime_feeds.REEVALUATION_CHUNK,
+    default=REEVALUATION_CHUNK,
     show_default=True,
     metavar="N",
     help="Devices re-evaluated per write transaction: agent reports are written between two.",
@@ -75,6 +79,9 @@ def import_feed(
     are reported as warnings. Exit 1 when any document failed, 0 otherwise (warnings do not
     fail).
     """
+    from controller.feeds import read_feed  # noqa: PLC0415 - keep --help fast
+    from controller.runtime import feeds as runtime_feeds  # noqa: PLC0415
+
     if fmt == FeedFormat.DEB_PACKAGES and not release:
         fail("--release is required for deb-packages (e.g. --release debian:12)")
     result = read_feed(path, FeedFormat(fmt), release=release)
@@ -126,7 +133,7 @@ class ProgressLine:
         self.shown = False
         self.last = 0.0
 
-    def __call__(self, progress: runtime_feeds.Progress) -> None:
+    def __call__(self, progress: Progress) -> None:
         if not self.enabled or progress.seconds < self.after:
             return
         if (
@@ -140,7 +147,7 @@ class ProgressLine:
         self.stream.flush()
 
     @staticmethod
-    def describe(progress: runtime_feeds.Progress) -> str:
+    def describe(progress: Progress) -> str:
         """`fleet: 12,000/100,000 devices evaluated (4,100/s)`."""
         return (
             f"fleet: {progress.done:,}/{progress.total:,} devices evaluated "

@@ -21,7 +21,6 @@ from controller.cli.listing import (
 )
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
-from controller.core.ids import WindowOccurrence
 
 COLUMNS: tuple[Column, ...] = (
     ("ID", field("id")),
@@ -119,6 +118,8 @@ def show(
 
 def job_lines(job: dict[str, Any]) -> list[str]:
     """The text form of `patchctl jobs show` (a job in the read API's shape)."""
+    from controller.core.ids import WindowOccurrence  # noqa: PLC0415 - keep --help fast
+
     ended = f" ({job['endReason']} from {job.get('endState')})" if job.get("endReason") else ""
     slot = WindowOccurrence.parse(job.get("windowKey"))
     window, occurrence = (slot.window, slot.occurrence) if slot is not None else ("", "")

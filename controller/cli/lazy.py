@@ -8,12 +8,15 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
 from controller import errors
+
+_PREPARED = "controller.cli.lazy.prepared"  # in `Context.meta`, which a command tree shares
 
 
 class LazyGroup(click.Group):
@@ -22,11 +25,23 @@ class LazyGroup(click.Group):
     The module's `register(group)` adds its commands on first use. The summary is the one home
     of the line `--help` lists: it is shown while the module is not loaded and becomes the
     command's `short_help` once it is, so the listing never depends on what was imported.
+
+    `prepare` runs once, just before the body of the command that runs: after its options are
+    parsed, so never for a `--help` (which exits while they are), and not for a group whose
+    sub-command follows. What only a running command needs (the logging set-up, which imports
+    structlog and rich) waits there rather than in the group's own callback.
     """
 
-    def __init__(self, *args: Any, lazy: Mapping[str, tuple[str, str]], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        lazy: Mapping[str, tuple[str, str]],
+        prepare: Callable[[], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy)
+        self.prepare = prepare
 
     def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: ARG002 - click's API
         return sorted({*self.commands, *self.lazy})
@@ -40,6 +55,8 @@ class LazyGroup(click.Group):
         super().add_command(cmd, name)
         if (name or cmd.name) in self.lazy:
             cmd.short_help = self.lazy[name or cmd.name or ""][1]
+        if self.prepare is not None:
+            _prepare_first(cmd, self.prepare)
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; a patchctl error that reaches here ends it with its message and
@@ -61,3 +78,28 @@ class LazyGroup(click.Group):
         ]
         with formatter.section("Commands"):
             formatter.write_dl(sorted(rows))
+
+
+def _prepare_first(command: click.Command, prepare: Callable[[], None]) -> None:
+    """Have `command`, and every sub-command of it, run `prepare` before its body."""
+    if command.callback is not None and not isinstance(command.callback, _Prepared):
+        command.callback = _Prepared(command.callback, prepare)
+    if isinstance(command, click.Group):
+        for sub_command in command.commands.values():
+            _prepare_first(sub_command, prepare)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A command's callback that first runs `prepare`, unless a sub-command's body follows or
+    another body of this invocation already ran it."""
+
+    body: Callable[..., Any]
+    prepare: Callable[[], None]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        if ctx.invoked_subcommand is None and not ctx.meta.get(_PREPARED):
+            ctx.meta[_PREPARED] = True
+            self.prepare()
+        return self.body(*args, **kwargs)

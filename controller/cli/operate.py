@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import click
@@ -23,11 +23,12 @@ from controller.cli.listing import cell
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
 from controller.core.conditions import ReconcileResult
-from controller.runtime import status
-from controller.runtime.leadership import Leadership
-from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.runtime.settings import system_clock
-from controller.store import Store, leases
+
+if TYPE_CHECKING:
+    from controller.runtime.leadership import Leadership
+    from controller.runtime.reconcile import Reconciler
+    from controller.store import Store
 
 
 def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
@@ -62,6 +63,8 @@ def _reconciler(
     create: bool = False,
     store: Store | None = None,
 ) -> Reconciler:
+    from controller.runtime.reconcile import PolicySource, Reconciler  # noqa: PLC0415 - keep --help fast
+
     store = store or open_store_or_fail(db_url, state_dir, create=create)
     clock = (lambda: now) if now is not None else system_clock
     return Reconciler(
@@ -75,6 +78,9 @@ def _reconciler(
 def _lead_or_fail(store: Store) -> Leadership:
     """Hold the reconciler lease for one pass (renewed meanwhile), or exit 2 naming the
     `serve` replica that holds it."""
+    from controller.runtime.leadership import Leadership  # noqa: PLC0415 - keep --help fast
+    from controller.store import leases  # noqa: PLC0415
+
     leadership = Leadership(store)
     if leadership.step():
         leadership.start()
@@ -250,6 +256,8 @@ def status_command(
     if server:
         report = remote.get(server, "/api/v1/status", ca_file=ca_file, params={"tenant": tenant})
     else:
+        from controller.runtime import status  # noqa: PLC0415 - keep --help fast
+
         store = open_store_or_fail(db_url, state_dir)
         with store.read() as conn:
             report = status.summary(conn, now=system_clock(), tenant=tenant)

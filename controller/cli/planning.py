@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,12 +14,12 @@ from controller.cli.common import EXIT_NO, fail, source_options
 from controller.cli.operate import now_option
 from controller.cli.remote import server_options
 from controller.cli.serve import database_url, store_options
-from controller.core import review
-from controller.core.desired import DesiredState
-from controller.core.observed import ObservedState
-from controller.runtime import plans
 from controller.runtime.settings import DATABASE_FILE, system_clock
-from controller.sources import repository
+
+if TYPE_CHECKING:
+    from controller.core import review
+    from controller.core.desired import DesiredState
+    from controller.core.observed import ObservedState
 
 SERVER_TIMEOUT_S = 120.0  # the service fetches both refs and plans the whole fleet
 
@@ -106,6 +106,8 @@ def plan_command(
     if fmt == "json":
         click.echo(json.dumps(document, indent=2))
     else:
+        from controller.runtime import plans  # noqa: PLC0415 - keep --help fast
+
         click.echo(plans.render_markdown(document), nl=False)
     raise SystemExit(EXIT_NO if exit_code and document["changed"] else 0)
 
@@ -120,6 +122,9 @@ def _local_plan(
     state_dir: Path,
     now: datetime,
 ) -> dict[str, Any]:
+    from controller.core import review  # noqa: PLC0415 - keep --help fast
+    from controller.runtime import plans  # noqa: PLC0415
+
     states = {
         name: _load(repo, rev, name, state_dir) for name, rev in (("base", base), ("head", head))
     }
@@ -138,6 +143,8 @@ def _local_plan(
 
 
 def _load(repo: str, rev: str, name: str, state_dir: Path) -> DesiredState:
+    from controller.sources import repository  # noqa: PLC0415 - keep --help fast
+
     try:
         result = repository.load(repo, state_dir=state_dir, rev=rev)
     except repository.SourceError as exc:

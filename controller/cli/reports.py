@@ -12,7 +12,7 @@ from controller.cli.common import fail, json_option, print_json, source_options
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
 from controller.core.revisions import Revision
-from controller.kinds.reports import ReportFormat
+from controller.vocabularies import ReportFormat
 
 if TYPE_CHECKING:
     from controller.reports.publish import Publication

@@ -7,13 +7,11 @@ from importlib import resources
 from pathlib import Path
 
 import click
-import git
 
 from controller.cli.common import fail
-from controller.sources import schemas
 
 TEMPLATE = "templates/init"
-FALLBACK_AUTHOR = git.Actor("patchctl init", "patchctl@localhost")
+FALLBACK_AUTHOR = ("patchctl init", "patchctl@localhost")  # name, email: when git has no identity
 
 # Local state never belongs in the policy repository: it is per machine, large, and the SQLite
 # database holds token hashes and device data. patchctl.toml stays committable on purpose: it
@@ -49,6 +47,10 @@ def init(directory: Path, branch: str) -> None:
     files, default report output, .env files; patchctl.toml stays committable: it holds no
     secrets).
     """
+    import git  # noqa: PLC0415 - keep --help fast
+
+    from controller.sources import schemas  # noqa: PLC0415
+
     if directory.exists() and any(directory.iterdir()):
         fail(f"{directory} is not empty; choose a new directory")
     template = resources.files("controller").joinpath(TEMPLATE)
@@ -62,7 +64,7 @@ def init(directory: Path, branch: str) -> None:
         repo.git.add(all=True)
         reader = repo.config_reader()
         has_identity = reader.has_option("user", "name") and reader.has_option("user", "email")
-        author = None if has_identity else FALLBACK_AUTHOR
+        author = None if has_identity else git.Actor(*FALLBACK_AUTHOR)
         repo.index.commit(
             "Scaffold the policy repository (patchctl init)", author=author, committer=author
         )

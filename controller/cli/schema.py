@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from controller.cli.common import EXIT_NO, fail
-from controller.sources import schemas
 
 
 @click.group()
@@ -28,6 +27,8 @@ def export(directory: Path, check: bool) -> None:
     Point editors at them with a first line such as
     `# yaml-language-server: $schema=../../schemas/baseline.schema.json`.
     """
+    from controller.sources import schemas  # noqa: PLC0415 - keep --help fast
+
     rendered = schemas.render_all()
     if check:
         drifted = sorted(

@@ -23,7 +23,6 @@ from controller.cli.common import (
     fail_with,
     load_access_or_fail,
 )
-from controller.kinds.common import parse_duration
 from controller.runtime.settings import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_ENROLMENTS_PER_ADDRESS,
@@ -117,6 +116,8 @@ def _missing_sqlite_file(url: str) -> Path | None:
 
 
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timedelta:
+    from controller.kinds.common import parse_duration  # noqa: PLC0415 - keep --help fast
+
     try:
         return parse_duration(value)
     except ValueError as exc:

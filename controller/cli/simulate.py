@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -13,7 +12,7 @@ import click
 
 from controller.cli.common import EXIT_NO, fail, json_option, print_json, source_options
 from controller.cli.serve import database_url, store_options
-from controller.kinds.common import TENANT_PATTERN, parse_duration
+from controller.vocabularies import TENANT_PATTERN
 
 if TYPE_CHECKING:
     from controller.sim import SimPatch
@@ -24,6 +23,8 @@ UNKNOWN_TENANT = "default"
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
     if value is None:
         return None
+    from controller.kinds.common import parse_duration  # noqa: PLC0415 - keep --help fast
+
     try:
         return parse_duration(value).total_seconds()
     except ValueError as exc:
@@ -156,7 +157,9 @@ def simulate(
 
     Exit codes: 0 ran without protocol errors, 1 some calls failed, 2 bad option or no token.
     """
-    from controller import sim  # noqa: PLC0415 - keep --help fast
+    import asyncio  # noqa: PLC0415 - keep --help fast
+
+    from controller import sim  # noqa: PLC0415
 
     enrollment = tokens or _local_tokens(
         db_url, state_dir, declared_tenants(repo, branch=branch, state_dir=state_dir)

@@ -11,7 +11,7 @@ import click
 from controller.cli.common import EXIT_USAGE, fail, json_option, print_json
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
-from controller.kinds.common import TENANT_PATTERN, parse_duration
+from controller.vocabularies import TENANT_PATTERN
 
 
 def _tenant(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -28,6 +28,8 @@ def _tenant(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 def _expiry(_ctx: click.Context, _param: click.Parameter, value: str | None) -> timedelta | None:
     if value is None:
         return None
+    from controller.kinds.common import parse_duration  # noqa: PLC0415 - keep --help fast
+
     try:
         return parse_duration(value)
     except ValueError as exc:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from controller.cli.common import EXIT_NO, EXIT_OK, fail, json_option, print_json, repo_options
-from controller.core import review
-from controller.core.desired import DesiredState, count_by_kind
-from controller.runtime import plans
 from controller.runtime.settings import DATABASE_FILE, default_database_url
-from controller.sources import repository
-from controller.sources.documents import Position, Problem
+
+if TYPE_CHECKING:
+    from controller.core import review
+    from controller.core.desired import DesiredState
+    from controller.sources import repository
+    from controller.sources.documents import Problem
 
 
 @click.command()
@@ -51,6 +53,10 @@ def validate(
     Exit codes: 0 valid, 1 invalid, 2 the repository, branch, revision or catalogue cannot be
     read.
     """
+    # The loader and the kinds; the store only when there is a catalogue to read (`_catalogue`).
+    from controller.core.desired import count_by_kind  # noqa: PLC0415 - keep --help fast
+    from controller.sources import repository  # noqa: PLC0415
+
     try:
         loaded = repository.load(repo, state_dir=state_dir, branch=branch, rev=rev)
     except repository.SourceError as exc:
@@ -79,6 +85,8 @@ def validate(
 
 
 def _summary(loaded: repository.Loaded) -> str:
+    from controller.core.desired import count_by_kind  # noqa: PLC0415 - keep --help fast
+
     result = loaded.result
     warnings = f", {len(result.warnings)} warning(s)" if result.warnings else ""
     if result.state is None:
@@ -91,6 +99,8 @@ def _catalogue(catalogue_file: Path | None, state_dir: Path) -> review.Catalogue
     """The snapshot file, else the catalogue of the state directory's database, else None
     (a database is never created here)."""
     if catalogue_file is not None:
+        from controller.runtime import plans  # noqa: PLC0415 - only with a catalogue file
+
         try:
             return plans.read_catalogue(catalogue_file)
         except plans.CatalogueFileError as exc:
@@ -98,7 +108,8 @@ def _catalogue(catalogue_file: Path | None, state_dir: Path) -> review.Catalogue
             raise
     if not (state_dir / DATABASE_FILE).is_file():
         return None
-    from controller.store import StoreError, catalogue, open_store  # noqa: PLC0415 - only with a store
+    from controller.core import review  # noqa: PLC0415 - only with a store
+    from controller.store import StoreError, catalogue, open_store  # noqa: PLC0415
 
     try:
         store = open_store(default_database_url(state_dir), migrate=False)
@@ -116,6 +127,9 @@ def _with_rule_warnings(
     loaded: repository.Loaded, state: DesiredState, catalogue: review.Catalogue
 ) -> repository.Loaded:
     """`loaded` with a located warning per Baseline rule that matches nothing."""
+    from controller.core import review  # noqa: PLC0415 - only with a catalogue
+    from controller.sources.documents import Position, Problem  # noqa: PLC0415
+
     found = []
     for baseline in state.baselines:
         origin = state.origins.get(baseline.key)

@@ -25,16 +25,14 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-API_VERSION = "patchctl/v1"
+# Defined in the light `controller.vocabularies` (the command line checks --tenant and lists --os
+# without pydantic); re-exported (`as`), so the kinds and their importers keep using them here.
+from controller.vocabularies import DEVICE_NAME_PATTERN as DEVICE_NAME_PATTERN  # noqa: PLC0414
+from controller.vocabularies import NAME_PATTERN as NAME_PATTERN  # noqa: PLC0414
+from controller.vocabularies import TENANT_PATTERN as TENANT_PATTERN  # noqa: PLC0414
+from controller.vocabularies import OsFamily as OsFamily  # noqa: PLC0414
 
-NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
-# A device is named by its host name (RFC 1123 §2.1, RFC 952): dot-separated labels of letters,
-# digits and inner hyphens, each at most 63 characters, 253 in all; `web-01` or
-# `realhost.example.org`. DNS names are case-insensitive (RFC 4343), so names are kept lowercase.
-DEVICE_NAME_PATTERN = (
-    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-)
-TENANT_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$"
+API_VERSION = "patchctl/v1"
 
 
 class Model(BaseModel):
@@ -50,11 +48,6 @@ class Model(BaseModel):
 
 
 # --- vocabularies ---------------------------------------------------------------------------
-
-
-class OsFamily(StrEnum):
-    WINDOWS = "windows"
-    LINUX = "linux"
 
 
 class Classification(StrEnum):

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from enum import StrEnum
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from controller.kinds.common import Document, Duration, Model, OsFamily
-
-
-class FeedFormat(StrEnum):
-    NATIVE = "native"
-    OSV = "osv"
-    MSRC = "msrc"
-    CSAF = "csaf"
-    UPDATEINFO = "updateinfo"
-    DEB_PACKAGES = "deb-packages"
-    DEBIAN_SECURITY = "debian-security"  # DSA/DLA lists and the tracker's per-CVE urgency
+from controller.vocabularies import FeedFormat as FeedFormat  # noqa: PLC0414 - re-exported
 
 
 class PatchFeedSpec(Model):

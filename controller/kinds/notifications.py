@@ -1,47 +1,23 @@
 """Notification: which events reach people, and through which channel.
 
-This module is the one home of the alert and notification vocabulary: `EventType` names every
-alert the controller raises (the `kind` of an `alerts` row, the API's and dashboard's `type`
-filter) and every event a Notification subscribes to; `AlertSeverity` ranks them. The audit
+This module is where the policy reads the alert and notification vocabulary: `EventType` names
+every alert the controller raises (the `kind` of an `alerts` row, the API's and dashboard's `type`
+filter) and every event a Notification subscribes to; `AlertSeverity` ranks them. Both are
+defined in `controller.vocabularies` (light: the command line lists them without pydantic) and
+re-exported here; `NOTIFIABLE_EVENTS` is this module's own. The audit
 trail's own vocabulary (`controller.core.changes.AuditEventType`) names what happened to a policy
 object; `controller.core.changes.notification_event` maps each of those to one `EventType`.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 
 from controller.kinds.common import Document, Model
-
-
-class EventType(StrEnum):
-    """Every alert kind the controller raises, and the events a Notification subscribes to.
-
-    Stored as the `kind` of an alert row and sent as an event's `type`: the values are wire
-    values and never change. Every member but `FeedFailed` can be subscribed to
-    (`NOTIFIABLE_EVENTS`); a feed failure is shown in alerts, not notified (docs/feeds.md).
-    """
-
-    INITIATE = "Initiate"  # a scan was initiated
-    SEARCH = "Search"  # missing patches were found and approved
-    DOWNLOAD_INITIATED = "DownloadInitiated"
-    INSTALL_COMPLETE = "InstallComplete"
-    INSTALL_FAILED = "InstallFailed"
-    REBOOT_PENDING = "RebootPending"
-    POLICY_INVALID = "PolicyInvalid"
-    AGENT_OFFLINE_IN_WINDOW = "AgentOfflineInWindow"
-    JOB_EXPIRED = "JobExpired"
-    JOB_TIMED_OUT = "JobTimedOut"  # a started job reached no final state before its deadline
-    APPROVAL_CHANGED = "ApprovalChanged"
-    APPROVAL_REJECTED = "ApprovalRejected"
-    CONFIGURATION_CHANGED = "ConfigurationChanged"
-    REPORT_PUBLISHED = "ReportPublished"
-    IDENTITY_CONFLICT = "IdentityConflict"  # another machine claimed an enrolled device's name
-    FEED_FAILED = "FeedFailed"  # a patch feed failed to sync (an alert only, not notifiable)
-
+from controller.vocabularies import AlertSeverity as AlertSeverity  # noqa: PLC0414 - re-exported
+from controller.vocabularies import EventType as EventType  # noqa: PLC0414 - re-exported
 
 # What a Notification's `events:` may list (and what notify.events turns an alert row into).
 NOTIFIABLE_EVENTS = frozenset(EventType) - {EventType.FEED_FAILED}
@@ -66,19 +42,6 @@ NotifiableEvent = Annotated[
         }
     ),
 ]
-
-
-class AlertSeverity(StrEnum):
-    INFO = "info"
-    WARNING = "warning"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return _RANKS[self]
-
-
-_RANKS = {AlertSeverity.INFO: 0, AlertSeverity.WARNING: 1, AlertSeverity.CRITICAL: 2}
 
 
 class WebhookChannel(Model):

@@ -9,13 +9,7 @@ from pydantic import Field
 
 from controller.kinds.common import Document, Model, TimeZone
 from controller.kinds.windows import Recurrence
-
-
-class ReportFormat(StrEnum):
-    MARKDOWN = "markdown"
-    CSV = "csv"
-    HTML = "html"
-    JSON = "json"
+from controller.vocabularies import ReportFormat as ReportFormat  # noqa: PLC0414 - re-exported
 
 
 class ReportScope(StrEnum):

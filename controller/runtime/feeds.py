@@ -43,6 +43,7 @@ from controller.feeds.common import FeedError, FeedResult
 from controller.kinds.notifications import AlertSeverity, EventType
 from controller.redaction import redact_text, redact_url
 from controller.runtime.feedsources import FeedSourceError, FeedSources
+from controller.runtime.settings import REEVALUATION_CHUNK
 from controller.store import alerts as alert_store
 from controller.store import catalogue, findings
 from controller.store import status as status_store
@@ -60,7 +61,6 @@ STATUS_PREFIX = "feed:"
 RETRY_AFTER_FAILURE = timedelta(minutes=10)  # a failed feed is retried sooner than its refresh
 MAX_SERVER_WAIT = timedelta(days=1)  # a server's Retry-After beyond this is capped
 MAX_ERRORS_KEPT = 20  # per feed in its status; the count says how many there were
-REEVALUATION_CHUNK = findings.REEVALUATION_CHUNK  # devices per write transaction of a fleet pass
 FEED_FAILED = EventType.FEED_FAILED.value  # visible in alerts, not notified (not NOTIFIABLE)
 
 

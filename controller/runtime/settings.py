@@ -20,6 +20,9 @@ DATABASE_FILE = "patchctl.db"
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_POLL_INTERVAL = timedelta(seconds=60)
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+# Devices per write transaction of the feed re-evaluation's fleet pass (`runtime.feeds`; timed
+# by bench/feeds_chunked.py).
+REEVALUATION_CHUNK = 250
 # Transport limits (issue 11.6; `controller.server.transport`, `controller.server.limits`).
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_BODY_TIMEOUT = 30.0

@@ -8,7 +8,6 @@ revision) and are visible to every scope.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -17,6 +16,7 @@ from controller.kinds.notifications import AlertSeverity, EventType
 from controller.redaction import redact_text, redact_value
 from controller.store import database, schema
 from controller.store.scopes import in_scope, mentions, visible
+from controller.vocabularies import AlertState as AlertState  # noqa: PLC0414 - re-exported
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
@@ -139,16 +139,6 @@ def reopen_alerts(conn: Connection, keys: Collection[str]) -> int:
         )
         total += max(result.rowcount, 0)
     return total
-
-
-class AlertState(StrEnum):
-    """Where an alert stands: `open` (neither acknowledged nor resolved), `acknowledged` (an
-    operator has seen it, not resolved yet) or `resolved`. Read from `acknowledged_at` and
-    `resolved_at`; resolved wins over acknowledged."""
-
-    OPEN = "open"
-    ACKNOWLEDGED = "acknowledged"
-    RESOLVED = "resolved"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

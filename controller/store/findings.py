@@ -448,7 +448,6 @@ def reevaluate_fleet(
 
 # --- the fleet in chunks: read, evaluate outside the write lock, write if still current --------
 
-REEVALUATION_CHUNK = 250  # devices per write transaction (bench/feeds_chunked.py times them)
 REEVALUATION_KEY = "findings:reevaluation"  # status key of the fleet pass's progress
 
 
