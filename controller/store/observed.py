@@ -98,9 +98,11 @@ def load_devices(
         # per statement: `Connection.execution_options` would stream every later statement too
         streamed = conn.execute(_devices_query(chunk).execution_options(yield_per=STREAM_ROWS))
         rows = map(_Row._make, streamed)
-        for device_id, group in itertools.groupby(rows, key=_ROW_ID):
+        for read_id, group in itertools.groupby(rows, key=_ROW_ID):
             first, *others = group
-            found.devices[device_id] = _same(reader.device(first), was.devices.get(device_id))
+            device = _same(reader.device(first), was.devices.get(read_id))
+            device_id = device.id  # a kept view's own id: one string per device, not two
+            found.devices[device_id] = device
             documents = [] if first.source is None else [first, *others]
             scan, notes = reader.scan(first, documents)
             if scan is not None:

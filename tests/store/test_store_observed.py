@@ -87,7 +87,8 @@ def test_equal_values_are_one_object(store: Store) -> None:
 
 def test_a_re_read_answers_the_earlier_objects_of_what_did_not_change(store: Store) -> None:
     """Given an earlier read, a view or scan equal to the earlier one is that very object (a
-    resync holds one fleet); a device that checked in or scanned since reads anew."""
+    resync holds one fleet), and so is the id keying it; a device that checked in or scanned
+    since reads anew."""
     ids = [enrol(store, f"web-{n}") for n in range(3)]
     for device_id in ids:
         report(store, device_id, "USN-1-1")
@@ -111,6 +112,9 @@ def test_a_re_read_answers_the_earlier_objects_of_what_did_not_change(store: Sto
     assert ("USN-2-1",) == again.scans[ids[1]].missing
     assert again.devices[ids[2]] is not before.devices[ids[2]]
     assert NOW + timedelta(minutes=1) == again.devices[ids[2]].last_seen
+    kept_keys = {key: key for key in before.devices}
+    for rows in (again.devices, again.scans):  # one string per device id, the earlier one
+        assert all(kept_keys[key] is key for key in rows if key != ids[2])
 
 
 def test_agent_and_feed_documents_merge(store: Store) -> None:
