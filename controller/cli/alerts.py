@@ -7,19 +7,18 @@ command with `--server` asks the service exactly what it would ask the local sto
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from controller.cli.common import json_option
+from controller.cli.common import check_tenant, json_option
 from controller.cli.listing import Column, field, limit_option, print_listing, remote_page
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
 from controller.core import instants
-from controller.vocabularies import TENANT_PATTERN, AlertSeverity, AlertState, EventType
+from controller.vocabularies import AlertSeverity, AlertState, EventType
 
 DEFAULT_COLUMNS = ("created_at", "severity", "kind", "tenant", "message")
 COLUMNS = {  # name: what it shows (for --help and the error listing them)
@@ -57,12 +56,6 @@ def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
         raise click.BadParameter(str(exc)) from None
 
 
-def _tenant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    if value is not None and not re.fullmatch(TENANT_PATTERN, value):
-        raise click.BadParameter(f"{value!r} is not a tenant path such as acme or acme/retail")
-    return value
-
-
 def _columns(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, ...]:
     if value is None:
         return DEFAULT_COLUMNS
@@ -82,7 +75,7 @@ def _choices(vocabulary: type[Any]) -> click.Choice[str]:
 @store_options
 @server_options
 @click.option(
-    "--tenant", callback=_tenant, default=None, help="Only this tenant (and its clients)."
+    "--tenant", callback=check_tenant, default=None, help="Only this tenant (and its clients)."
 )
 @click.option(
     "--type",

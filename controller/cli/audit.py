@@ -5,7 +5,6 @@ The access policy judges every approving change (`--access-policy`, see `cli.com
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ import click
 from controller.cli import remote
 from controller.cli.common import (
     access_policy_option,
+    check_tenant,
     enforced_source_options,
     fail,
     json_option,
@@ -27,7 +27,6 @@ from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
 from controller.core.revisions import Revision
 from controller.runtime.settings import system_clock
-from controller.vocabularies import TENANT_PATTERN
 
 F = TypeVar("F", bound=Callable[..., Any])
 SUMMARY_WIDTH = 100
@@ -47,18 +46,12 @@ def _since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> d
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _tenant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    if value is not None and not re.fullmatch(TENANT_PATTERN, value):
-        raise click.BadParameter(f"{value!r} is not a tenant path such as acme or acme/retail")
-    return value
-
-
 @click.command("audit")
 @click.option(
     "--since", callback=_since, default=None, metavar="DATE", help="Only entries from then on."
 )
 @click.option(
-    "--tenant", callback=_tenant, default=None, help="Only this tenant (and its clients)."
+    "--tenant", callback=check_tenant, default=None, help="Only this tenant (and its clients)."
 )
 @click.option(
     "--patch",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from controller import errors
+from controller.vocabularies import TENANT_PATTERN
 
 if TYPE_CHECKING:
     from controller.config import Config
@@ -70,6 +72,17 @@ def _repo_option(func: F) -> F:
         show_default=True,
         help="Policy repository: a local path or a git URL.",
     )(func)
+
+
+def check_tenant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A `--tenant` option's value: a tenant path (`controller.vocabularies.TENANT_PATTERN`),
+    else a usage error naming the option (exit 2); None when not given."""
+    if value is not None and not re.fullmatch(TENANT_PATTERN, value):
+        raise click.BadParameter(
+            f"{value!r} is not a tenant path: a partner (acme) or a client (acme/retail), "
+            "lowercase letters, digits and '-'"
+        )
+    return value
 
 
 def json_option(func: F) -> F:

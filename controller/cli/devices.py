@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from controller.cli.common import json_option
+from controller.cli.common import check_tenant, json_option
 from controller.cli.listing import Column, field, limit_option, print_listing, remote_page
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
@@ -26,7 +26,9 @@ COLUMNS: tuple[Column, ...] = (
 @click.group(invoke_without_command=True)
 @store_options
 @server_options
-@click.option("--tenant", default=None, help="Only this tenant (and its clients).")
+@click.option(
+    "--tenant", callback=check_tenant, default=None, help="Only this tenant (and its clients)."
+)
 @limit_option
 @json_option
 @click.pass_context

@@ -13,11 +13,6 @@ from controller.cli import remote
 from controller.cli.common import EXIT_NO, fail, json_option, print_json
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
-
-# Not light, and the only such import of the command line: the --chunk-size default that
-# `feed import --help` shows lives in the store (`controller.store.findings`, re-exported by the
-# runtime), so `feed --help` and `patches --help` import the store too. Its light home would be
-# `controller.runtime.settings`, with the other defaults.
 from controller.runtime.settings import REEVALUATION_CHUNK
 from controller.vocabularies import FeedFormat, OsFamily
 

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import click
 
 from controller.cli import remote
-from controller.cli.common import fail, json_option, print_json
+from controller.cli.common import check_tenant, fail, json_option, print_json
 from controller.cli.listing import (
     Column,
     cell,
@@ -36,12 +36,31 @@ COLUMNS: tuple[Column, ...] = (
 )
 
 
+def _job_state(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A job state (`core.observed.JobState`: read when the option is given, so that `--help`
+    imports no core), else a usage error listing them (exit 2)."""
+    if value is None:
+        return None
+    from controller.core.observed import JobState  # noqa: PLC0415 - keep --help fast
+
+    states = [state.value for state in JobState]
+    if value not in states:
+        raise click.BadParameter(f"{value!r} is not a job state: one of {', '.join(states)}")
+    return value
+
+
 @click.group(invoke_without_command=True)
 @store_options
 @server_options
-@click.option("--tenant", default=None, help="Only this tenant (and its clients).")
 @click.option(
-    "--state", "job_state", default=None, help="Only jobs in this state (pending, failed, ...)."
+    "--tenant", callback=check_tenant, default=None, help="Only this tenant (and its clients)."
+)
+@click.option(
+    "--state",
+    "job_state",
+    callback=_job_state,
+    default=None,
+    help="Only jobs in this state (pending, failed, ...).",
 )
 @limit_option
 @json_option

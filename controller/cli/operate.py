@@ -13,6 +13,7 @@ from controller.cli import remote
 from controller.cli.common import (
     EXIT_NO,
     access_policy_option,
+    check_tenant,
     enforced_source_options,
     fail,
     json_option,
@@ -141,7 +142,12 @@ def reconcile(
 
 @click.command()
 @click.argument("device")
-@click.option("--tenant", default=None, help="Tenant of the device, when its name is not unique.")
+@click.option(
+    "--tenant",
+    callback=check_tenant,
+    default=None,
+    help="Tenant of the device, when its name is not unique.",
+)
 @enforced_source_options
 @store_options
 @server_options
@@ -238,7 +244,9 @@ def explanation_lines(answer: dict[str, Any]) -> list[str]:
 @click.command("status")
 @store_options
 @server_options
-@click.option("--tenant", default=None, help="Only this tenant (and its clients).")
+@click.option(
+    "--tenant", callback=check_tenant, default=None, help="Only this tenant (and its clients)."
+)
 @json_option
 def status_command(
     db_url: str | None,

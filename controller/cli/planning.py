@@ -13,7 +13,7 @@ from controller.cli import remote
 from controller.cli.common import EXIT_NO, fail, source_options
 from controller.cli.operate import now_option
 from controller.cli.remote import server_options
-from controller.cli.serve import database_url, store_options
+from controller.cli.serve import database_url, fail_without_database, store_options
 from controller.runtime.settings import DATABASE_FILE, system_clock
 
 if TYPE_CHECKING:
@@ -164,8 +164,10 @@ def _fleet(db_url: str | None, state_dir: Path, now: datetime) -> ObservedState 
     from controller.runtime import observe  # noqa: PLC0415 - only with a store
     from controller.store import StoreError, open_store  # noqa: PLC0415
 
+    url = database_url(db_url, state_dir)
+    fail_without_database(url)  # an explicit --db that names no file
     try:
-        store = open_store(database_url(db_url, state_dir), migrate=False)
+        store = open_store(url, migrate=False)
         try:
             with store.read() as conn:
                 return observe.observe(conn, now=now)

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from controller.cli.common import fail, json_option, print_json, source_options
+from controller.cli.common import (
+    check_tenant,
+    fail,
+    json_option,
+    print_json,
+    source_options,
+)
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
 from controller.core.revisions import Revision
@@ -104,7 +110,9 @@ def _policy_branch(branch: str | None, revision: str | None) -> str | None:
     callback=_formats,
     help="Comma-separated formats: markdown, csv, html, json.",
 )
-@click.option("--tenant", default=None, help="Only this tenant and its clients.")
+@click.option(
+    "--tenant", callback=check_tenant, default=None, help="Only this tenant and its clients."
+)
 @click.option(
     "--write-back",
     is_flag=True,

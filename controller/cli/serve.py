@@ -87,17 +87,24 @@ def open_store_or_fail(db_url: str | None, state_dir: Path, *, create: bool = Fa
     from controller.store import StoreError, open_store  # noqa: PLC0415 - keep --help fast
 
     url = database_url(db_url, state_dir)
+    if not create:
+        fail_without_database(url)
+    try:
+        return open_store(url)
+    except StoreError as exc:
+        fail_with(exc)
+
+
+def fail_without_database(url: str) -> None:
+    """Exit 2 when `url` names a SQLite file that does not exist, rather than let opening it
+    create an empty database (which later commands would read as "0 devices")."""
     missing = _missing_sqlite_file(url)
-    if missing is not None and not create:
+    if missing is not None:
         fail(
             f"no state database at {missing}: nothing has run with this state yet. Give the "
             "controller's --state-dir or --db (PATCHCTL_STATE_DIR, PATCHCTL_DB), or start it "
             "with `patchctl serve` or `patchctl reconcile`."
         )
-    try:
-        return open_store(url)
-    except StoreError as exc:
-        fail_with(exc)
 
 
 def _missing_sqlite_file(url: str) -> Path | None:

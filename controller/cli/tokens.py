@@ -8,21 +8,9 @@ from typing import Any
 
 import click
 
-from controller.cli.common import EXIT_USAGE, fail, json_option, print_json
+from controller.cli.common import EXIT_USAGE, check_tenant, fail, json_option, print_json
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
-from controller.vocabularies import TENANT_PATTERN
-
-
-def _tenant(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    import re  # noqa: PLC0415
-
-    if not re.fullmatch(TENANT_PATTERN, value):
-        raise click.BadParameter(
-            f"{value!r} is not a tenant path: a partner (acme) or a client (acme/retail), "
-            "lowercase letters, digits and '-'"
-        )
-    return value
 
 
 def _expiry(_ctx: click.Context, _param: click.Parameter, value: str | None) -> timedelta | None:
@@ -45,7 +33,7 @@ def token() -> None:
 @click.option(
     "--tenant",
     required=True,
-    callback=_tenant,
+    callback=check_tenant,
     help="Tenant path: a partner (acme) or a client (acme/retail).",
 )
 @click.option(

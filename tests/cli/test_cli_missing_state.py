@@ -48,3 +48,17 @@ def test_commands_that_build_state_create_it(
     result = CliRunner().invoke(main, ["token", "create", "--tenant", "acme", "--repo", EXAMPLE])
     assert 0 == result.exit_code, result.output
     assert (tmp_path / ".patchctl" / "patchctl.db").is_file()
+
+
+def test_plan_with_a_db_that_names_no_file_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`plan --db sqlite:///…` of a file that does not exist: exit 2 naming it, nothing
+    created (it crashed on the empty database it had created)."""
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "sub" / "p.db"
+    command = ["plan", "--repo", EXAMPLE, "--base", "HEAD", "--head", "HEAD"]
+    result = CliRunner().invoke(main, [*command, "--db", f"sqlite:///{missing}"])
+    assert 2 == result.exit_code, result.output
+    assert f"no state database at {missing}" in result.stderr
+    assert [] == sorted(p.name for p in tmp_path.iterdir())
