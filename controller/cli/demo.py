@@ -19,8 +19,20 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @click.command()
-@click.option("--devices", type=click.IntRange(min=1, max=5000), default=200, show_default=True)
-@click.option("--days", type=click.IntRange(min=1, max=60), default=14, show_default=True)
+@click.option(
+    "--devices",
+    type=click.IntRange(min=1, max=5000),
+    default=200,
+    show_default=True,
+    help="Simulated devices: about half Windows (servers, workstations), half Linux servers.",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(min=1, max=60),
+    default=14,
+    show_default=True,
+    help="Simulated days, from Monday 30 Nov 2026.",
+)
 @click.option("--seed", type=int, default=7, show_default=True, help="Same seed, same fleet.")
 @click.option(
     "--example",
@@ -34,7 +46,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Keep the policy repository and the state in this (new) directory to look at later "
-    "(e.g. `patchctl status --state-dir DIR/state`). Default: a temporary directory.",
+    "(e.g. `patchctl status --state-dir DIR/state`, `patchctl explain NAME --repo "
+    "DIR/policy-repo --state-dir DIR/state`). Default: a temporary directory.",
 )
 @json_option
 def demo(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from controller.cli.common import fail_with, json_option, print_json
-from controller.cli.remote import server_options
+from controller.cli.remote import admin_server_options
 from controller.cli.serve import open_store_or_fail, store_options
 
 if TYPE_CHECKING:
@@ -97,7 +97,13 @@ def _act(
 
 
 def _options(func: Callable[..., Any]) -> Callable[..., Any]:
-    for decorate in (json_option, _REASON, server_options, store_options, click.pass_context):
+    for decorate in (
+        json_option,
+        _REASON,
+        admin_server_options,
+        store_options,
+        click.pass_context,
+    ):
         func = decorate(func)
     return func
 

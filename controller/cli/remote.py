@@ -23,7 +23,18 @@ TIMEOUT_SECONDS = 30.0
 
 
 def server_options(func: F) -> F:
-    """--server URL (PATCHCTL_SERVER) and --ca-file FILE (PATCHCTL_CA_FILE)."""
+    """--server URL (PATCHCTL_SERVER) and --ca-file FILE (PATCHCTL_CA_FILE), for a command
+    that reads (a read token)."""
+    return _server_options(func, kind="read")
+
+
+def admin_server_options(func: F) -> F:
+    """The same for a command that changes something, or reads the admin API (an admin
+    token)."""
+    return _server_options(func, kind="admin")
+
+
+def _server_options(func: F, *, kind: str) -> F:
     func = click.option(
         "--ca-file",
         type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -39,9 +50,14 @@ def server_options(func: F) -> F:
         envvar="PATCHCTL_SERVER",
         show_envvar=True,
         metavar="URL",
-        help=f"Ask a running service instead of the local database, with the read token in "
-        f"{TOKEN_ENV}; answers are scoped to the token's tenant.",
+        help=f"Ask a running service instead of the local database, with {a(kind)} {kind} token "
+        f"in {TOKEN_ENV}; answers are scoped to the token's tenant.",
     )(func)
+
+
+def a(word: str) -> str:
+    """The indefinite article before `word` ("an admin token", "a read token")."""
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def get(
@@ -51,11 +67,13 @@ def get(
     ca_file: Path | None,
     params: dict[str, Any] | None = None,
     timeout: float = TIMEOUT_SECONDS,
+    kind: str = "read",
 ) -> Any:
-    """GET `path` of the read API as JSON; exits 2 with the service's own message on an error
-    answer, and a sentence on an unreachable server or a missing token."""
+    """GET `path` of the read API (of the admin API: `kind` "admin") as JSON; exits 2 with the
+    service's own message on an error answer, and a sentence on an unreachable server or a
+    missing token."""
     query = {k: v for k, v in (params or {}).items() if v is not None}
-    answer = _call("GET", server, path, ca_file=ca_file, timeout=timeout, kind="read", params=query)
+    answer = _call("GET", server, path, ca_file=ca_file, timeout=timeout, kind=kind, params=query)
     if answer.status_code != 200:
         _refused(server, answer, code=2)
     return answer.json()
@@ -79,9 +97,8 @@ def _call(
 
     token = os.environ.get(TOKEN_ENV, "")
     if not token:
-        article = "an" if kind.startswith("a") else "a"
         fail(
-            f"--server needs {article} {kind} token in {TOKEN_ENV} "
+            f"--server needs {a(kind)} {kind} token in {TOKEN_ENV} "
             f"(patchctl token create --kind {kind})"
         )
     if not server.startswith(("http://", "https://")):

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from controller.cli.common import EXIT_USAGE, check_tenant, fail, json_option, print_json
-from controller.cli.remote import server_options
+from controller.cli.remote import admin_server_options
 from controller.cli.serve import open_store_or_fail, store_options
 
 
@@ -178,7 +178,7 @@ def check_declared(tenant: str, *, repo: str, state_dir: Path) -> None:
 
 @token.command(name="list")
 @store_options
-@server_options
+@admin_server_options
 @json_option
 def list_tokens(
     db_url: str | None, state_dir: Path, server: str | None, ca_file: Path | None, as_json: bool
@@ -191,7 +191,7 @@ def list_tokens(
     if server:
         from controller.cli import remote  # noqa: PLC0415
 
-        answer = remote.get(server, "/api/v1/tokens", ca_file=ca_file)
+        answer = remote.get(server, "/api/v1/tokens", ca_file=ca_file, kind="admin")
         rows = [_from_api(row) for row in answer["tokens"]]
     else:
         from controller.store import tokens  # noqa: PLC0415
@@ -216,7 +216,7 @@ def list_tokens(
 @click.argument("token_id")
 @click.option("--reason", default="", help="Why; recorded in the audit trail.")
 @store_options
-@server_options
+@admin_server_options
 def revoke(
     token_id: str,
     reason: str,

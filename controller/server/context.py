@@ -84,7 +84,11 @@ class Services:
         if principal.kind is not needed and principal.kind not in ALSO_ACCEPTED.get(
             needed, frozenset()
         ):
-            raise ApiError(403, f"this call needs a {needed} token, not a {principal.kind} token")
+            raise ApiError(
+                403,
+                f"this call needs {_a(needed)} {needed} token, not {_a(principal.kind)} "
+                f"{principal.kind} token",
+            )
         return principal
 
 
@@ -126,3 +130,8 @@ async def admin_principal(credentials: Credentials, context: Context) -> tokens.
     """The tenant scope of an admin token (the admin API's write operations)."""
     secret = credentials.credentials if credentials else None
     return await _principal(secret, context, needed=tokens.TokenKind.ADMIN)
+
+
+def _a(kind: str) -> str:
+    """The indefinite article before a token kind ("an admin token", "a read token")."""
+    return "an" if kind[:1] in "aeiou" else "a"

@@ -67,3 +67,24 @@ def test_a_job_state_that_is_not_one_is_a_usage_error(
     assert 2 == result.exit_code, result.output
     assert "'bogus' is not a job state: one of pending, delivered" in result.stderr
     assert [] == sorted(p.name for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("path", "token"),
+    [
+        (("devices",), "a read token"),
+        (("status",), "a read token"),
+        (("report",), "a read token"),
+        (("devices", "retire"), "an admin token"),
+        (("jobs", "cancel"), "an admin token"),
+        (("alerts", "ack"), "an admin token"),
+        (("token", "revoke"), "an admin token"),
+        (("token", "list"), "an admin token"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, tuple) else value,
+)
+def test_server_help_names_the_token_the_command_needs(path: tuple[str, ...], token: str) -> None:
+    """A command that changes something (or reads the admin API) asks for an admin token."""
+    result = CliRunner().invoke(main, [*path, "--help"], terminal_width=200)
+    assert 0 == result.exit_code, result.output
+    assert f"with {token} in PATCHCTL_TOKEN" in " ".join(result.output.split())

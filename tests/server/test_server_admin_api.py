@@ -106,14 +106,17 @@ def writes(ids: dict[str, Any], side: str) -> list[tuple[str, str]]:
 
 
 async def test_a_read_token_is_refused_for_every_write(api: Api) -> None:
-    """Every admin write answers 403 to a read token of the object's own tenant."""
+    """Every admin write answers 403 to a read token of the object's own tenant, saying which
+    token it needs."""
     ids = await fleet(api)
     reader = bearer(api.token("acme/retail"))
     answers = [
-        (path, (await api.client.request(method, path, headers=reader)).status_code)
+        (path, await api.client.request(method, path, headers=reader))
         for method, path in [*writes(ids, "retail"), ("GET", "/api/v1/tokens")]
     ]
-    assert [(path, 403) for path, _ in answers] == answers
+    assert [(path, 403) for path, _ in answers] == [(p, a.status_code) for p, a in answers]
+    needed = "this call needs an admin token, not a read token"
+    assert all(needed in answer.text for _, answer in answers)
 
 
 async def test_a_client_admin_cannot_touch_a_sibling(api: Api) -> None:
