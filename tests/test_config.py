@@ -129,3 +129,17 @@ def test_a_listing_group_reads_its_own_table(here: Path, monkeypatch: pytest.Mon
     code, _, err = run_cli("jobs")
     assert 2 == code
     assert "--server 'ftp://example' is not an http:// or https:// URL" in err
+
+
+@pytest.mark.parametrize("command", [["status"], ["token", "list"], ["serve"], ["feed", "import"]])
+def test_a_command_help_answers_while_the_file_is_broken(here: Path, command: list[str]) -> None:
+    """`patchctl <command> --help` answers (exit 0) with a file that does not load, so that the
+    file can be fixed with the help at hand; the command itself still stops (exit 2)."""
+    (here / "patchctl.toml").write_text("stat-dir = 'x'\n", encoding="utf-8")
+    code, out, err = run_cli(*command, "--help")
+    assert 0 == code, err
+    assert f" {' '.join(command)} [OPTIONS]" in out.splitlines()[0]
+    assert "" == err
+    code, _, err = run_cli("status")
+    assert 2 == code
+    assert "patchctl.toml: stat-dir: not a known option" in err

@@ -43,18 +43,26 @@ COMMANDS = {
 }
 
 
-def _configure_logs() -> None:
-    """One-shot commands answer on stdout; their log lines (warnings and errors, redacted) go
-    to stderr. `serve` and `demo` configure their own level."""
+_CONFIG_ERROR = "controller.cli.config_error"  # in `Context.meta`: a file that did not load
+
+
+def _before_command() -> None:
+    """Just before a command's body (never for a `--help`): a configuration file that did not
+    load stops the command here, so that `patchctl <command> --help` still answers while the
+    file is being fixed; then logging: one-shot commands answer on stdout, their log lines
+    (warnings and errors, redacted) go to stderr (`serve` and `demo` configure their own)."""
     from controller import logs  # noqa: PLC0415 - keep --help fast
 
+    error = click.get_current_context().meta.get(_CONFIG_ERROR)
+    if error is not None:
+        raise click.UsageError(error)
     logs.configure(level="warning", cache_loggers=False)
 
 
 @click.group(
     cls=LazyGroup,
     lazy=COMMANDS,
-    prepare=_configure_logs,  # before the command's body: `<command> --help` needs no logging
+    prepare=_before_command,  # `<command> --help` needs neither a valid file nor logging
     context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "PATCHCTL"},
     epilog="Exit codes: 0 success, 1 negative answer (e.g. invalid policy), 2 usage or I/O error.",
 )
@@ -83,6 +91,7 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
     try:
         loaded = config.load(config_path, cli=main, required=config_path is not None)
     except config.ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+        ctx.meta[_CONFIG_ERROR] = str(exc)  # raised before the command's body runs
+        return
     ctx.default_map = dict(loaded.defaults)
     ctx.obj = loaded

@@ -17,7 +17,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from controller.cli import COMMANDS, main
+from controller.cli import COMMANDS, lazy, main
 from controller.cli.lazy import LazyGroup
 
 if TYPE_CHECKING:
@@ -187,3 +187,18 @@ def test_prepare_runs_once_before_the_body_that_runs(args: list[str], calls: lis
     root.add_command(leaf)
     result = CliRunner().invoke(root, args)
     assert (0, calls) == (result.exit_code, seen)
+
+
+def test_every_command_body_is_prepared_first() -> None:
+    """Each command and sub-command with a body runs the group's `prepare` before it (which
+    stops on a configuration file that did not load), however its module registered it."""
+    unprepared = []
+    for path in command_paths():
+        command: click.Command | None = main
+        for name in path:
+            assert isinstance(command, click.Group)
+            command = command.get_command(click.Context(command), name)
+        assert command is not None
+        if command.callback is not None and not isinstance(command.callback, lazy._Prepared):
+            unprepared.append(" ".join(path))
+    assert [] == unprepared
