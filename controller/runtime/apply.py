@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from controller.core.compliance import BaselineCompliance
 from controller.core.jobs import EndReason, JobSpec, ScriptPayload
@@ -233,16 +233,18 @@ def _write_compliance(
     written = 0
     recorded: set[str] = set()
     encoder = _Encoder(compliance_store.encoding(conn))
-    # a full pass asks only for the devices that have rows: a first pass asks nothing, and no
-    # batch scans a table that grew faster than its statistics (PostgreSQL)
-    having = compliance_store.devices_with_rows(conn) if replanned is None else None
+    having = _few_devices_with_rows(conn, len(records)) if replanned is None else None
     for batch in _device_batches(records):
         devices = {record.device_id for record in batch}
         recorded |= devices
         asked = devices if having is None else devices & having
         written += _write_batch(conn, batch, asked, tenants, revision, encoder, now=now)
-    left = set(replanned) if replanned is not None else cast("set[str]", having)
-    left -= recorded
+    if replanned is not None:
+        left = set(replanned) - recorded
+    elif having is not None:
+        left = having - recorded
+    else:  # the stored devices the pass recorded nothing for, read now (not the fleet's ids)
+        left = compliance_store.devices_with_rows(conn, besides=recorded)
     if left:
         gone = list(compliance_store.stored(conn, devices=left))
         compliance_store.replace(conn, remove=gone, rows=[])
@@ -250,6 +252,18 @@ def _write_compliance(
     if written >= compliance_store.STATISTICS_AFTER:
         compliance_store.refresh_statistics(conn)
     return written
+
+
+def _few_devices_with_rows(conn: Connection, records: int) -> set[str] | None:
+    """For a full pass of `records` compliance records: the devices that have rows when the
+    table holds fewer rows than half of that (a first pass, a fleet that grew), so that a batch
+    asks only for those (a first pass asks nothing, and no batch scans a table that grew faster
+    than its statistics on PostgreSQL); None when it holds more, and each batch asks for its
+    devices, as it would for nearly all of them anyway, without the set of every device id
+    (a million strings at a resync's peak, `bench/million.py`)."""
+    if compliance_store.row_count(conn) * 2 >= records:
+        return None
+    return compliance_store.devices_with_rows(conn)
 
 
 def _device_batches(

@@ -158,12 +158,17 @@ def _jsonb_order(value: Any) -> Any:
     return value
 
 
-def devices_with_rows(conn: Connection) -> set[str]:
-    """The ids of the devices that have compliance rows (ids only: a million-device fleet's
-    set, not its documents)."""
+def devices_with_rows(conn: Connection, *, besides: Collection[str] = ()) -> set[str]:
+    """The ids of the devices that have compliance rows, but those in `besides` (ids only,
+    streamed: what grows is the answer)."""
     c = schema.compliance.c
     rows = conn.execute(sa.select(c.device_id).distinct().execution_options(yield_per=10_000))
-    return {device_id for (device_id,) in rows}
+    return {device_id for (device_id,) in rows if device_id not in besides}
+
+
+def row_count(conn: Connection) -> int:
+    """How many compliance rows are stored (one per device and baseline)."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(schema.compliance)).scalar_one())
 
 
 STATISTICS_AFTER = 10_000  # rows written by one pass from which PostgreSQL's are refreshed

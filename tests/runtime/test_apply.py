@@ -87,6 +87,34 @@ def test_a_full_pass_writes_changes_and_removes_rows_without_records(
     assert (1 + 1 + 2, 0, expected) == (written, again, stored(store))
 
 
+@pytest.mark.parametrize("stored_before", [1, 4], ids=["few-rows", "a-row-per-device"])
+def test_a_full_pass_asks_for_stored_rows_by_how_many_there_are(
+    store: Store, monkeypatch: pytest.MonkeyPatch, stored_before: int
+) -> None:
+    """While the table holds rows for few of the devices a full pass records (a first pass, a
+    grown fleet), the batches ask only for those devices; otherwise for every device, without
+    a set of all the stored ids first. Either way the rows of a device the pass recorded
+    nothing for go (web-3), and the others are those recorded."""
+    ids = [enrol(store, f"web-{n}") for n in range(4)]
+    write(
+        store, [record(i, b, "USN-1-1") for i in ids[4 - stored_before :] for b in BASELINES], ids
+    )
+    asked: list[set[str]] = []
+    reads = compliance_store.stored
+
+    def stored_rows(conn: Any, *, devices: Any) -> Any:
+        asked.append(set(devices or ()))
+        return reads(conn, devices=devices)
+
+    monkeypatch.setattr(compliance_store, "stored", stored_rows)
+    recorded = [record(i, b) for i in ids[:3] for b in BASELINES]
+    write(store, recorded, ids)
+    expected_asked = set(ids[:3]) if stored_before == 4 else set()
+    left = {ids[3]}
+    assert (expected_asked, left) == (set().union(*asked[:-1]), asked[-1])
+    assert {(r.device_id, r.baseline): "compliant" for r in recorded} == stored(store)
+
+
 def test_an_incremental_pass_touches_only_replanned_devices(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
