@@ -15,6 +15,25 @@ from controller.store import Store, database, devices, schema
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
+def enrol(store: Store, *, now: datetime) -> str:
+    """A device for rows to point at (the jobs table's foreign key)."""
+    with store.write() as conn:
+        return devices.enrol(
+            conn,
+            devices.Enrolment(
+                tenant="acme",
+                hostname="web-01",
+                os_family="linux",
+                os_name="Debian",
+                os_version="12",
+                role="server",
+                agent_version="1",
+            ),
+            poll_interval=60,
+            now=now,
+        ).device_id
+
+
 def test_a_turn_not_given_in_time_is_a_lock_timeout(sqlite_store: Store) -> None:
     """`write_turn` gives up after `wait_ms` while another write holds the gate, with an error
     `is_lock_timeout` recognises (the HTTP writer then hands its batch to a worker thread)."""
@@ -57,21 +76,7 @@ def test_insert_many_stores_what_a_core_insert_stores(store: Store) -> None:
     with `skip_existing`, a row whose key exists is left as it was."""
     zone = timezone(timedelta(hours=5, minutes=30))
     now = datetime(2026, 11, 20, 9, 0, 0, 123456, tzinfo=UTC)
-    with store.write() as conn:
-        device = devices.enrol(
-            conn,
-            devices.Enrolment(
-                tenant="acme",
-                hostname="web-01",
-                os_family="linux",
-                os_name="Debian",
-                os_version="12",
-                role="server",
-                agent_version="1",
-            ),
-            poll_interval=60,
-            now=now,
-        ).device_id
+    device = enrol(store, now=now)
 
     def row(key: str, n: int) -> dict[str, object]:
         return {
@@ -110,16 +115,16 @@ def test_insert_many_stores_what_a_core_insert_stores(store: Store) -> None:
 class _FreshRows(Sequence[dict[str, object]]):
     """Rows made anew each time one is read: nothing but the insert holds their values."""
 
-    def __init__(self, make: Callable[[int], dict[str, object]], count: int) -> None:
-        self.make, self.count = make, count
+    def __init__(self, make: Callable[[int], dict[str, object]], size: int) -> None:
+        self.make, self.size = make, size
 
     def __getitem__(self, index: int) -> dict[str, object]:  # type: ignore[override]
-        if not 0 <= index < self.count:
+        if not 0 <= index < self.size:
             raise IndexError(index)
         return self.make(index)
 
     def __len__(self) -> int:
-        return self.count
+        return self.size
 
 
 def test_insert_many_encodes_a_shared_json_value_once_and_each_other_as_its_own(
@@ -128,22 +133,9 @@ def test_insert_many_encodes_a_shared_json_value_once_and_each_other_as_its_own(
     """Rows sharing one list or dict object store it as it is; rows with their own objects
     (equal or not) store their own, also when the objects live only while their row is read,
     so that a freed object's id may come back for another value."""
-    with store.write() as conn:
-        device = devices.enrol(
-            conn,
-            devices.Enrolment(
-                tenant="acme",
-                hostname="web-01",
-                os_family="linux",
-                os_name="Debian",
-                os_version="12",
-                role="server",
-                agent_version="1",
-            ),
-            poll_interval=60,
-            now=NOW,
-        ).device_id
-    shared_patches, shared_payload = ["DSA-1", "DSA-2"], {"reason": "shared", "n": [1]}
+    device = enrol(store, now=NOW)
+    shared_patches = ["DSA-1", "DSA-2"]
+    shared_payload: dict[str, object] = {"reason": "shared", "n": [1]}
 
     def row(key: str, patches: list[str], payload: dict[str, object]) -> dict[str, object]:
         return {
