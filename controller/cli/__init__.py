@@ -3,9 +3,12 @@
 Exit codes (every command): 0 success; 1 the answer is "no" (invalid policy, changes found with
 `--exit-code`, a failed check); 2 usage, configuration or I/O error.
 
-Options can also come from `PATCHCTL_<OPTION>` environment variables (e.g. `PATCHCTL_REPO`,
-`PATCHCTL_DB`, `PATCHCTL_STATE_DIR`) and from the configuration file (`controller.config`):
-`./patchctl.toml` or `--config FILE`, read once, validated as a whole, unknown keys refused.
+Options can also come from environment variables and from the configuration file
+(`controller.config`): `./patchctl.toml` or `--config FILE`, read once, validated as a whole,
+unknown keys refused. The options many commands share name theirs, `PATCHCTL_<OPTION>`
+(`PATCHCTL_REPO`, `PATCHCTL_DB`, `PATCHCTL_STATE_DIR`, `PATCHCTL_SERVER`, ...: each command's
+`--help` shows them); any other option reads click's `PATCHCTL_<COMMAND>_<OPTION>` (e.g.
+`PATCHCTL_JOBS_LIMIT`, `PATCHCTL_TOKEN_CREATE_KIND`).
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ def repo_options(func: F) -> F:
         type=click.Path(file_okay=False, path_type=Path),
         default=Path(".patchctl"),
         show_default=True,
+        envvar="PATCHCTL_STATE_DIR",
+        show_envvar=True,
         help="Where clones, the SQLite database and status live.",
     )(func)
     return source_options(func)
@@ -70,6 +72,8 @@ def _repo_option(func: F) -> F:
         "--repo",
         default=".",
         show_default=True,
+        envvar="PATCHCTL_REPO",  # named: click's own would be PATCHCTL_<COMMAND>_REPO
+        show_envvar=True,
         help="Policy repository: a local path or a git URL.",
     )(func)
 

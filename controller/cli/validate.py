@@ -51,17 +51,26 @@ def validate(
     Debian Packages records, which carry no severity).
 
     Exit codes: 0 valid, 1 invalid, 2 the repository, branch, revision or catalogue cannot be
-    read.
+    read, or it holds no policy object (the wrong --repo).
     """
     # The loader and the kinds; the store only when there is a catalogue to read (`_catalogue`).
     from controller.core.desired import count_by_kind  # noqa: PLC0415 - keep --help fast
     from controller.sources import repository  # noqa: PLC0415
+    from controller.sources.loading import POLICY_DIRS  # noqa: PLC0415
 
     try:
         loaded = repository.load(repo, state_dir=state_dir, branch=branch, rev=rev)
     except repository.SourceError as exc:
         fail(str(exc))
         return
+    if loaded.result.state is not None and not loaded.result.state and not loaded.result.problems:
+        # run in the wrong folder, or with the wrong --repo: "valid, 0 objects" would pass a
+        # check that checked nothing
+        fail(
+            f"no policy objects in {loaded.description}: policies are YAML files under "
+            f"{' and '.join(f'{top}/' for top in POLICY_DIRS)}. Is --repo the policy "
+            "repository? (`patchctl init DIR` scaffolds one.)"
+        )
     catalogue = _catalogue(catalogue_file, state_dir)
     if catalogue is not None and loaded.result.state is not None:
         loaded = _with_rule_warnings(loaded, loaded.result.state, catalogue)

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from controller.testing import PROJECT_ROOT, PolicyRepo, run_cli
 
 PATCHCTL = [sys.executable, "-m", "controller.cli"]
@@ -62,6 +64,23 @@ def test_validate_exits_two_on_a_missing_revision(example_repo: PolicyRepo) -> N
         result.exit_code,
         result.stderr,
     )
+
+
+@pytest.mark.parametrize("holds", ["nothing", "yaml-elsewhere", "an-empty-policy-file"])
+def test_validate_of_a_folder_without_policy_objects_says_so(tmp_path: Path, holds: str) -> None:
+    """Run in the wrong folder (no policy YAML under policies/ or inventory/, in git or not),
+    validate exits 2 naming where it looked, instead of "valid: 0 objects"."""
+    if holds == "yaml-elsewhere":
+        (tmp_path / "docs").mkdir()
+        (tmp_path / "docs" / "baseline.yaml").write_text("kind: Baseline\n")
+    if holds == "an-empty-policy-file":
+        (tmp_path / "policies").mkdir()
+        (tmp_path / "policies" / "empty.yaml").write_text("# nothing yet\n")
+    result = run_cli("validate", cwd=tmp_path)
+    assert 2 == result.exit_code, result.stderr
+    assert result.stderr.startswith("patchctl: no policy objects in working tree of .")
+    assert "under policies/ and inventory/" in result.stderr
+    assert "" == result.stdout
 
 
 def test_repo_can_come_from_the_environment(example_repo: PolicyRepo, tmp_path: Path) -> None:
