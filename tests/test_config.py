@@ -143,3 +143,15 @@ def test_a_command_help_answers_while_the_file_is_broken(here: Path, command: li
     code, _, err = run_cli("status")
     assert 2 == code
     assert "patchctl.toml: stat-dir: not a known option" in err
+
+
+def test_a_broken_file_is_named_before_a_missing_option_it_would_have_given(here: Path) -> None:
+    """A file that sets a required option and does not load: the command names the file's
+    error (as before help was let through), not the option the file would have given."""
+    (here / "patchctl.toml").write_text(
+        '[token.create]\ntenant = "acme"\n\n[serve]\nlistn = "x"\n', encoding="utf-8"
+    )
+    code, _, err = run_cli("token", "create")
+    assert 2 == code
+    assert "patchctl.toml: serve.listn: not a known option of `patchctl serve`" in err
+    assert "Missing option" not in err

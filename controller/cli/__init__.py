@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from controller import __version__
-from controller.cli.lazy import LazyGroup
+from controller.cli.lazy import HELP_ASKED, LazyGroup
 
 # Command → (module under controller.cli that registers it, the one-line summary that
 # `patchctl --help` lists). The modules are imported only when their command runs: each pulls
@@ -51,9 +51,10 @@ _CONFIG_ERROR = "controller.cli.config_error"  # in `Context.meta`: a file that 
 
 def _before_command() -> None:
     """Just before a command's body (never for a `--help`): a configuration file that did not
-    load stops the command here, so that `patchctl <command> --help` still answers while the
-    file is being fixed; then logging: one-shot commands answer on stdout, their log lines
-    (warnings and errors, redacted) go to stderr (`serve` and `demo` configure their own)."""
+    load, left for a command line that asked for help (so that `patchctl <command> --help`
+    answers while the file is being fixed), stops the command here; then logging: one-shot
+    commands answer on stdout, their log lines (warnings and errors, redacted) go to stderr
+    (`serve` and `demo` configure their own)."""
     from controller import logs  # noqa: PLC0415 - keep --help fast
 
     error = click.get_current_context().meta.get(_CONFIG_ERROR)
@@ -94,7 +95,10 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
     try:
         loaded = config.load(config_path, cli=main, required=config_path is not None)
     except config.ConfigError as exc:
-        ctx.meta[_CONFIG_ERROR] = str(exc)  # raised before the command's body runs
+        if not ctx.meta.get(HELP_ASKED):
+            raise click.UsageError(str(exc)) from None
+        # `<command> --help` answers; were "-h" an option's value, the body still stops
+        ctx.meta[_CONFIG_ERROR] = str(exc)
         return
     ctx.default_map = dict(loaded.defaults)
     ctx.obj = loaded

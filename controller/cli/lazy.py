@@ -17,6 +17,9 @@ import click
 from controller import errors
 
 _PREPARED = "controller.cli.lazy.prepared"  # in `Context.meta`, which a command tree shares
+# in `Context.meta`: the rest of the command line holds a help option (read by the group's own
+# callback, which runs after click has taken those arguments out of the context)
+HELP_ASKED = "controller.cli.lazy.help_asked"
 
 
 class LazyGroup(click.Group):
@@ -57,6 +60,11 @@ class LazyGroup(click.Group):
             cmd.short_help = self.lazy[name or cmd.name or ""][1]
         if self.prepare is not None:
             _prepare_first(cmd, self.prepare)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)  # what follows the command's name
+        ctx.meta[HELP_ASKED] = any(arg in ctx.help_option_names for arg in rest)
+        return rest
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; a patchctl error that reaches here ends it with its message and
