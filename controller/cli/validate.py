@@ -13,9 +13,9 @@ from controller.runtime.settings import DATABASE_FILE, default_database_url
 
 if TYPE_CHECKING:
     from controller.core import review
-    from controller.core.desired import DesiredState
+    from controller.core.desired import DesiredState, Origin
     from controller.sources import repository
-    from controller.sources.documents import Problem
+    from controller.sources.documents import Position, Problem
 
 
 @click.command()
@@ -137,7 +137,7 @@ def _with_rule_warnings(
 ) -> repository.Loaded:
     """`loaded` with a located warning per Baseline rule that matches nothing."""
     from controller.core import review  # noqa: PLC0415 - only with a catalogue
-    from controller.sources.documents import Position, Problem  # noqa: PLC0415
+    from controller.sources.documents import Problem  # noqa: PLC0415
 
     found = []
     for baseline in state.baselines:
@@ -146,7 +146,7 @@ def _with_rule_warnings(
             found.append(
                 Problem(
                     origin.path if origin else "",
-                    Position(origin.line, 1) if origin else None,
+                    _rule_position(loaded, origin, index) if origin else None,
                     f"spec.rules[{index}]",
                     message,
                     warning=True,
@@ -154,6 +154,21 @@ def _with_rule_warnings(
             )
     problems = (*loaded.result.problems, *found)
     return replace(loaded, result=replace(loaded.result, problems=problems))
+
+
+def _rule_position(loaded: repository.Loaded, origin: Origin, index: int) -> Position:
+    """Where rule `index` of the Baseline whose document starts at `origin` is written: its
+    file read again with positions (the fast loader keeps only each document's first line);
+    the document's first line when the file is not at hand."""
+    from controller.sources.documents import Position, parse_file  # noqa: PLC0415
+
+    source = loaded.sources.get(origin.path)
+    if source is not None and source.data is not None:
+        documents, _ = parse_file(origin.path, source.data)
+        for document in documents:
+            if document.start.line == origin.line:
+                return document.position_of(("spec", "rules", index))
+    return Position(origin.line, 1)
 
 
 def _problem_json(problem: Problem) -> dict[str, object]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import git
@@ -22,6 +23,9 @@ class Loaded:
     revision: str | None
     result: loading.LoadResult
     description: str  # what was read, for messages: "working tree of ./repo", "main@sha1:…"
+    # the policy files read, by path: to locate a field in one after the fact (`validate`'s
+    # rule warnings), since the fast loader keeps only each document's first line
+    sources: Mapping[str, loading.SourceFile] = field(default_factory=dict)
 
 
 def load(
@@ -42,18 +46,20 @@ def load(
         if not root.is_dir():
             raise SourceError(f"repository {spec!r} does not exist or is not a directory")
         revision = _head_revision(root)
-        result = loading.load_policy(files.read_tree(root), revision=revision)
+        read = files.read_tree(root)
+        result = loading.load_policy(read, revision=revision)
         where = f"working tree of {spec}" + (
             f" at {revision}" if revision else " (uncommitted changes)"
         )
-        return Loaded(revision, result, where)
+        return Loaded(revision, result, where, _by_path(read))
     with git_source.open_repository(spec, state_dir=state_dir) as repo:
         if rev is not None:
             return load_revision(repo, rev)
         resolved = git_source.resolve(repo, branch=branch)
         source_files = git_source.read_commit(repo, resolved.sha)
     revision = str(resolved)
-    return Loaded(revision, loading.load_policy(source_files, revision=revision), revision)
+    result = loading.load_policy(source_files, revision=revision)
+    return Loaded(revision, result, revision, _by_path(source_files))
 
 
 def load_revision(repo: git.Repo, rev: str) -> Loaded:
@@ -62,7 +68,12 @@ def load_revision(repo: git.Repo, rev: str) -> Loaded:
     resolved = git_source.resolve(repo, rev=rev)
     revision = format_revision(refs.label(repo, rev, resolved.sha), resolved.sha)
     source_files = git_source.read_commit(repo, resolved.sha)
-    return Loaded(revision, loading.load_policy(source_files, revision=revision), revision)
+    result = loading.load_policy(source_files, revision=revision)
+    return Loaded(revision, result, revision, _by_path(source_files))
+
+
+def _by_path(sources: list[loading.SourceFile]) -> dict[str, loading.SourceFile]:
+    return {source.path: source for source in sources}
 
 
 def _head_revision(root: Path) -> str | None:

@@ -66,12 +66,19 @@ def test_scaffold_baseline_matches_debian_records(tmp_path: Path) -> None:
 
 
 def test_validate_warns_with_file_and_line(tmp_path: Path) -> None:
-    """A severity filter against severity-less records is a located warning; exit stays 0."""
+    """A severity filter against severity-less records is a warning located at the rule (not
+    at its Baseline's first line); exit stays 0."""
     target = scaffold(tmp_path)
     severity_filter(target)
+    text = (target / BASELINES).read_text()
+    rule_line = text[: text.index(OLD_RULE)].count("\n") + 1
+    rule_column = OLD_RULE.index("classifications") + 1
     result = run_cli("validate", "--state-dir", str(tmp_path / "state"), cwd=target)
     warnings = [line for line in result.stdout.splitlines() if ": warning: " in line]
-    assert (0, [f"{BASELINES}:13:1: {WARNING}"]) == (result.exit_code, warnings)
+    assert (0, [f"{BASELINES}:{rule_line}:{rule_column}: {WARNING}"]) == (
+        result.exit_code,
+        warnings,
+    )
 
 
 def test_validate_without_catalogue_says_nothing(tmp_path: Path) -> None:
