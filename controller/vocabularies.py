@@ -1,5 +1,6 @@
 """The words patchctl reads and writes: name patterns and the closed vocabularies (`StrEnum`)
-that the policy kinds, the store, the APIs and the command line share.
+that the policy kinds, the store, the APIs and the command line share, and how a token kind
+reads in their messages.
 
 Standard library only, so that `patchctl <command> --help` lists their values without importing
 pydantic or SQLAlchemy (issue 14, item 6). Each is defined here once; `controller.kinds.common`,
@@ -98,3 +99,11 @@ class AlertState(StrEnum):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+
+
+# --- in messages ----------------------------------------------------------------------------
+
+
+def token_phrase(kind: str) -> str:
+    """A token kind in a sentence, with its article: "an admin token", "a read token"."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind} token"

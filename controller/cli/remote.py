@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from controller.cli.common import fail
+from controller.vocabularies import token_phrase
 
 F = TypeVar("F", bound=Callable[..., Any])
 TOKEN_ENV = "PATCHCTL_TOKEN"  # noqa: S105 - the variable's name, not a secret
@@ -50,14 +51,9 @@ def _server_options(func: F, *, kind: str) -> F:
         envvar="PATCHCTL_SERVER",
         show_envvar=True,
         metavar="URL",
-        help=f"Ask a running service instead of the local database, with {a(kind)} {kind} token "
+        help=f"Ask a running service instead of the local database, with {token_phrase(kind)} "
         f"in {TOKEN_ENV}; answers are scoped to the token's tenant.",
     )(func)
-
-
-def a(word: str) -> str:
-    """The indefinite article before `word` ("an admin token", "a read token")."""
-    return "an" if word[:1] in "aeiou" else "a"
 
 
 def get(
@@ -98,7 +94,7 @@ def _call(
     token = os.environ.get(TOKEN_ENV, "")
     if not token:
         fail(
-            f"--server needs {a(kind)} {kind} token in {TOKEN_ENV} "
+            f"--server needs {token_phrase(kind)} in {TOKEN_ENV} "
             f"(patchctl token create --kind {kind})"
         )
     if not server.startswith(("http://", "https://")):

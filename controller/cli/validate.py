@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from controller.core import review
     from controller.core.desired import DesiredState, Origin
     from controller.sources import repository
-    from controller.sources.documents import Position, Problem
+    from controller.sources.documents import Position, Problem, RawDocument
 
 
 @click.command()
@@ -140,13 +140,14 @@ def _with_rule_warnings(
     from controller.sources.documents import Problem  # noqa: PLC0415
 
     found = []
+    documents: dict[str, list[RawDocument]] = {}  # each file read again once, with positions
     for baseline in state.baselines:
         origin = state.origins.get(baseline.key)
         for index, message in review.unmatched_rules(baseline, catalogue):
             found.append(
                 Problem(
                     origin.path if origin else "",
-                    _rule_position(loaded, origin, index) if origin else None,
+                    _rule_position(loaded, origin, index, documents) if origin else None,
                     f"spec.rules[{index}]",
                     message,
                     warning=True,
@@ -156,16 +157,22 @@ def _with_rule_warnings(
     return replace(loaded, result=replace(loaded.result, problems=problems))
 
 
-def _rule_position(loaded: repository.Loaded, origin: Origin, index: int) -> Position:
+def _rule_position(
+    loaded: repository.Loaded,
+    origin: Origin,
+    index: int,
+    documents: dict[str, list[RawDocument]],
+) -> Position:
     """Where rule `index` of the Baseline whose document starts at `origin` is written: its
-    file read again with positions (the fast loader keeps only each document's first line);
-    the document's first line when the file is not at hand."""
+    file read again with positions, once (`documents`: by path; the fast loader keeps only
+    each document's first line); the document's first line when the file is not at hand."""
     from controller.sources.documents import Position, parse_file  # noqa: PLC0415
 
     source = loaded.sources.get(origin.path)
     if source is not None and source.data is not None:
-        documents, _ = parse_file(origin.path, source.data)
-        for document in documents:
+        if origin.path not in documents:
+            documents[origin.path] = parse_file(origin.path, source.data)[0]
+        for document in documents[origin.path]:
             if document.start.line == origin.line:
                 return document.position_of(("spec", "rules", index))
     return Position(origin.line, 1)

@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from controller.server.errors import ApiError
 from controller.store import tokens
+from controller.vocabularies import token_phrase
 
 if TYPE_CHECKING:
     from controller.runtime.service import Controller
@@ -86,8 +87,7 @@ class Services:
         ):
             raise ApiError(
                 403,
-                f"this call needs {_a(needed)} {needed} token, not {_a(principal.kind)} "
-                f"{principal.kind} token",
+                f"this call needs {token_phrase(needed)}, not {token_phrase(principal.kind)}",
             )
         return principal
 
@@ -130,8 +130,3 @@ async def admin_principal(credentials: Credentials, context: Context) -> tokens.
     """The tenant scope of an admin token (the admin API's write operations)."""
     secret = credentials.credentials if credentials else None
     return await _principal(secret, context, needed=tokens.TokenKind.ADMIN)
-
-
-def _a(kind: str) -> str:
-    """The indefinite article before a token kind ("an admin token", "a read token")."""
-    return "an" if kind[:1] in "aeiou" else "a"
