@@ -162,16 +162,17 @@ def _command_defaults(
 
 
 def _option_names(command: click.Command) -> dict[str, str]:
-    """Key as written in the file (the long flag without dashes, or the parameter's name) →
-    the parameter's name, which click's default_map uses."""
+    """Key as written in the file (the long flag without dashes; the parameter's name only
+    for an option without one) → the parameter's name, which click's default_map uses. The
+    name behind a long flag is the code's, not the user's (`--json` is `as_json`): it is no
+    key, so one setting has one spelling, the one `--help` and docs/configuration.md show."""
     names: dict[str, str] = {}
     for param in command.params:
         if not isinstance(param, click.Option) or param.name is None or param.hidden:
             continue
-        for flag in param.opts:
-            if flag.startswith("--"):
-                names[flag[2:]] = param.name
-        names.setdefault(param.name.replace("_", "-"), param.name)
+        long_flags = [flag[2:] for flag in param.opts if flag.startswith("--")]
+        for key in long_flags or [param.name.replace("_", "-")]:
+            names[key] = param.name
     names.pop("help", None)
     return names
 

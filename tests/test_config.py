@@ -57,6 +57,16 @@ def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             'access = "open"\n', "patchctl.toml: access: expected a table", id="table-as-value"
         ),
         pytest.param("[serve\n", "patchctl.toml: ", id="not-toml"),
+        pytest.param(
+            "[jobs]\njob-state = 'failed'\n",
+            "patchctl.toml: jobs.job-state: not a known option of `patchctl jobs`; did you mean 'state'?",
+            id="code-name-behind-a-flag",
+        ),
+        pytest.param(
+            "as-json = true\n",
+            "patchctl.toml: as-json: not a known option of any command",
+            id="code-name-at-top-level",
+        ),
     ],
 )
 def test_a_key_that_would_do_nothing_is_an_error(here: Path, text: str, message: str) -> None:
@@ -120,6 +130,28 @@ def test_the_documentation_lists_every_key() -> None:
         0
     ]
     assert config.reference(main) == generated
+
+
+def test_the_keys_accepted_are_the_keys_documented() -> None:
+    """Each option has exactly the key docs/configuration.md names, its long flag without
+    dashes: never the parameter name behind it (`json`, not `as-json`; `state`, not
+    `job-state`), so one setting has one spelling."""
+    from controller import config  # noqa: PLC0415
+
+    documented: set[tuple[str, str]] = set()
+    table = ""
+    for line in config.reference(main).splitlines():
+        if line.startswith("### "):
+            table = line.split("`[")[1].split("]`")[0]
+        elif line.startswith("| `"):
+            documented.add((table, line.split("`")[1]))
+    accepted = {
+        (".".join(path), key)
+        for path, command in config._leaves(main)  # noqa: SLF001 - the tree the file mirrors
+        for key in config._option_names(command)  # noqa: SLF001
+    }
+    assert ("jobs", "state") in accepted
+    assert documented == accepted
 
 
 def test_a_listing_group_reads_its_own_table(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
