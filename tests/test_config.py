@@ -147,8 +147,8 @@ def test_the_keys_accepted_are_the_keys_documented() -> None:
             documented.add((table, line.split("`")[1]))
     accepted = {
         (".".join(path), key)
-        for path, command in config._leaves(main)  # noqa: SLF001 - the tree the file mirrors
-        for key in config._option_names(command)  # noqa: SLF001
+        for path, command in config._leaves(main)
+        for key in config._option_names(command)
     }
     assert ("jobs", "state") in accepted
     assert documented == accepted

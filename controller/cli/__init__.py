@@ -1,7 +1,8 @@
 """The `patchctl` command line.
 
 Exit codes (every command): 0 success; 1 the answer is "no" (invalid policy, changes found with
-`--exit-code`, a failed check); 2 usage, configuration or I/O error.
+`--exit-code`, a failed check); 2 usage, configuration or I/O error; 141 the reader of the output
+went away (`patchctl devices | head`: 128 + SIGPIPE, as for any tool a broken pipe stops).
 
 Options can also come from environment variables and from the configuration file
 (`controller.config`): `./patchctl.toml` or `--config FILE`, read once, validated as a whole,
@@ -68,7 +69,8 @@ def _before_command() -> None:
     lazy=COMMANDS,
     prepare=_before_command,  # `<command> --help` needs neither a valid file nor logging
     context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "PATCHCTL"},
-    epilog="Exit codes: 0 success, 1 negative answer (e.g. invalid policy), 2 usage or I/O error.",
+    epilog="Exit codes: 0 success, 1 negative answer (e.g. invalid policy), 2 usage or I/O error, "
+    "141 the output's reader went away (a pipe into `head`).",
 )
 @click.version_option(__version__, prog_name="patchctl")
 @click.option(

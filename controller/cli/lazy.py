@@ -8,9 +8,12 @@
 from __future__ import annotations
 
 import importlib
+import os
+import signal
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -20,6 +23,18 @@ _PREPARED = "controller.cli.lazy.prepared"  # in `Context.meta`, which a command
 # in `Context.meta`: the rest of the command line holds a help option (read by the group's own
 # callback, which runs after click has taken those arguments out of the context)
 HELP_ASKED = "controller.cli.lazy.help_asked"
+
+
+EXIT_READER_GONE = 128 + signal.SIGPIPE  # 141: a shell's status for a tool SIGPIPE stopped
+
+
+def _reader_gone() -> NoReturn:
+    """Exit `EXIT_READER_GONE` without a word: standard output points at /dev/null first, so
+    that the interpreter's last flush of what is still buffered fails no more."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    raise SystemExit(EXIT_READER_GONE)
 
 
 class LazyGroup(click.Group):
@@ -68,13 +83,21 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; a patchctl error that reaches here ends it with its message and
-        the exit code of its kind (`common.fail_with`), never a traceback."""
+        the exit code of its kind (`common.fail_with`), never a traceback. A reader of the
+        output that went away (`patchctl devices | head`) ends it quietly with 141, the status
+        of any tool a broken pipe stops (128 + SIGPIPE), not click's 1, which patchctl keeps
+        for "no"; the output is flushed here so that this holds for the last lines too."""
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _reader_gone()
         except errors.PatchctlError as exc:
             from controller.cli import common  # noqa: PLC0415 - `--help` imports no command module
 
             common.fail_with(exc)
+        else:
+            return result
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:  # noqa: ARG002
         """The command list from the summaries, importing nothing."""

@@ -1,0 +1,77 @@
+"""A reader of patchctl's output that goes away (`patchctl devices | head`): the command ends
+quietly with 141, what a shell reports for any tool a broken pipe stops, never click's 1 (which
+patchctl keeps for "no") nor a traceback or Python's "Exception ignored" at exit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from controller.cli.lazy import EXIT_READER_GONE
+from controller.store import devices, open_store
+from controller.testing import PROJECT_ROOT
+
+
+def run_into_closed_pipe(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """`patchctl ARGS` with its standard output a pipe whose reader closed before it started:
+    the first write of the command's output fails, however little it writes."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "controller.cli", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            cwd=PROJECT_ROOT,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+
+
+@pytest.fixture
+def fleet_db(tmp_path: Path) -> str:
+    """A state database with 400 enrolled devices: more listing than a pipe's buffer holds."""
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    store = open_store(db)
+    now = datetime.now(tz=UTC)
+    try:
+        with store.write() as conn:
+            for number in range(400):
+                devices.enrol(
+                    conn,
+                    devices.Enrolment(
+                        tenant="acme/retail",
+                        hostname=f"web-{number:03d}",
+                        os_family="linux",
+                        os_name="Ubuntu",
+                        os_version="24.04",
+                        role="server",
+                        agent_version="1",
+                    ),
+                    poll_interval=60,
+                    now=now,
+                )
+    finally:
+        store.close()
+    return db
+
+
+def test_output_written_while_the_command_runs(fleet_db: str) -> None:
+    """The listing's writes fail in the command's body."""
+    done = run_into_closed_pipe("devices", "--db", fleet_db, "--limit", "400")
+    assert EXIT_READER_GONE == done.returncode
+    assert b"" == done.stderr
+
+
+def test_output_still_buffered_when_the_command_ends() -> None:
+    """A short answer is written when the output is flushed at the end."""
+    done = run_into_closed_pipe("validate", "--repo", str(PROJECT_ROOT))
+    assert EXIT_READER_GONE == done.returncode
+    assert b"" == done.stderr
