@@ -364,3 +364,14 @@ class ObjectKey:
     def __str__(self) -> str:
         scope = self.tenant or "*"
         return f"{self.kind}/{scope}/{self.name}"
+
+    @property
+    def owner(self) -> str | None:
+        """The tenant whose readers may see the object (a read token's scope must contain it):
+        the object's own tenant, but for a Tenant document the partner it defines (it names
+        that partner's clients, which no other tenant may see: docs/security.md); None for an
+        object of every tenant, which every scope sees."""
+        return self.name if self.kind == TENANT_KIND else self.tenant
+
+
+TENANT_KIND = "Tenant"  # `kinds.tenants.Tenant.KIND`, which imports this module

@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from controller.kinds.common import Document, Model, Name
+from controller.kinds.common import TENANT_KIND, Document, Model, Name
 
 
 class TenantSpec(Model):
@@ -19,7 +19,7 @@ class TenantSpec(Model):
 class Tenant(Document):
     """A partner; `metadata.name` is the partner's tenant path."""
 
-    KIND: ClassVar[str] = "Tenant"
+    KIND: ClassVar[str] = TENANT_KIND
     kind: Literal["Tenant"] = Field(description="Always `Tenant`.")
     spec: TenantSpec = Field(default_factory=TenantSpec, description="Display name and clients.")
 

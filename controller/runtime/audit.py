@@ -343,7 +343,7 @@ def _row(event: AuditEvent, *, now: datetime) -> dict[str, Any]:
     key = event.key
     return {
         "at": commit.committed_at if commit is not None else now,
-        "tenant": key.tenant if key is not None else None,
+        "tenant": key.owner if key is not None else None,  # who may read the row
         "actor": _actor(event)[:ACTOR_MAX],
         "action": str(event.type)[:ACTION_MAX],
         "object": str(key)[:OBJECT_MAX] if key is not None else "",

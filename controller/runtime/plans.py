@@ -59,8 +59,8 @@ def plan_document(
     fleet = observed if observed is not None else ObservedState()
     projection = project(base, head, fleet, now=now)
     found = review.review(base, head, now=now, catalogue=catalogue, observed=observed)
-    objects = [o for o in found.objects if _visible(o.change.key.tenant, scope)]
-    warnings = [w for w in found.warnings if _visible(w.object.tenant, scope)]
+    objects = [o for o in found.objects if _visible(o.change.key.owner, scope)]
+    warnings = [w for w in found.warnings if _visible(w.object.owner, scope)]
     document: dict[str, Any] = {
         "base": base.revision,
         "head": head.revision,

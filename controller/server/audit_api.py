@@ -4,7 +4,8 @@ The same entries as `patchctl audit --json`: policy changes from git (commit, pu
 signature, access verdict), the controller's own actions (jobs issued, with their revision)
 and, with `patch`, the jobs that carried the patch with their results, and its alerts. Oldest
 first. Entries without a tenant (global objects, invalid commits, force-pushes) are visible to
-every scope, like the other read endpoints; invalid commits and force-pushes only count their
+every scope, like the other read endpoints (a Tenant document's are its partner's,
+`ObjectKey.owner`); invalid commits and force-pushes only count their
 errors (`runtime.status.visible_entry`). The service's reconcile loop keeps the trail
 synced; `trail` says up to which commit, and when.
 """

@@ -562,3 +562,35 @@ def test_a_huge_plan_is_cut_under_the_comment_limit() -> None:
     text = plans.render_markdown(document)
     assert len(text) < plans.MARKDOWN_LIMIT
     assert text.endswith("run `patchctl plan --format json` for all of it._\n")
+
+
+NORTHWIND = """\
+apiVersion: patchctl/v1
+kind: Tenant
+metadata: {name: northwind}
+spec: {displayName: Northwind Traders, clients: [depot]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("scope", "shown"),
+    [
+        pytest.param(None, True, id="the-controller-host"),
+        pytest.param("northwind", True, id="the-partner"),
+        pytest.param("northwind/depot", False, id="its-client"),
+        pytest.param("acme/retail", False, id="another-partners-client"),
+        pytest.param("acme", False, id="another-partner"),
+    ],
+)
+def test_a_tenant_document_is_its_partners_to_see(scope: str | None, shown: bool) -> None:
+    """A Tenant document names its partner's clients: a plan shows a change to it only to the
+    partner's scope (its `ObjectKey.owner`), not to every tenant like a global object."""
+    document = plans.plan_document(
+        desired(),
+        desired(NORTHWIND),
+        now=SUNDAY_OPEN,
+        observed=None,
+        catalogue=CATALOGUE,
+        scope=scope,
+    )
+    assert (["Tenant/*/northwind"] if shown else []) == [c["object"] for c in document["changes"]]

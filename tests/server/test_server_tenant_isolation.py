@@ -65,10 +65,24 @@ CLIENTS = {
 }
 
 
+# Another partner in the same repository: its Tenant document (display name, clients) is its
+# own, like any of its objects, and no acme client may read it.
+OTHER_PARTNER = """\
+---
+apiVersion: patchctl/v1
+kind: Tenant
+metadata: {name: northwind}
+spec: {displayName: Northwind Traders, clients: [depot]}
+"""
+OTHER_PARTNER_MARKERS = ("Northwind Traders", "depot", "northwind")
+
+
 def markers(tenant: str, device_id: str) -> dict[str, str]:
-    """The strings that only `tenant`'s answers may contain."""
+    """The strings that only `tenant`'s answers may contain (its client name: the partner's
+    Tenant document lists its clients, so it is the partner's, not each client's)."""
     client = CLIENTS[tenant]
     return {
+        "client name": tenant.rpartition("/")[2],
         "device id": device_id,
         "device name": str(client["host"]),
         "pending patch": str(client["missing"][1]),  # type: ignore[index]
@@ -123,7 +137,9 @@ async def walk(api: Api, token: str, device_id: str, alert_id: int) -> dict[str,
 def fleet_repo(tmp_path: Path) -> PolicyRepo:
     repo = PolicyRepo(tmp_path / "repo")
     repo.copy_example()
-    repo.commit("the example repository")
+    tenants = repo.path / "inventory" / "tenants.yaml"
+    tenants.write_text(tenants.read_text(encoding="utf-8") + OTHER_PARTNER, encoding="utf-8")
+    repo.commit("the example repository, and a second partner")
     for tenant, client in CLIENTS.items():
         repo.write(
             f"policies/approvals/{client['approval']}.yaml",
@@ -210,6 +226,10 @@ async def test_every_read_answer_is_scoped_to_the_token(
             if marker in body and what not in PUBLIC_MARKERS.get(path, set())
         }
         assert set() == leaks, f"{tenant} sees {other}'s data"
+        partner = {
+            (m, path) for m in OTHER_PARTNER_MARKERS for path, b in answers.items() if m in b
+        }
+        assert set() == partner, f"{tenant} sees another partner's data"
 
 
 def own_alert(api: Api, tenant: str, device_id: str) -> int:

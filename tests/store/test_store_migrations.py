@@ -99,3 +99,34 @@ def test_state_directory_is_created(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "state" / "patchctl.db"
     open_store(f"sqlite:///{path}").close()
     assert path.is_file()
+
+
+def test_tenant_documents_audit_rows_get_their_partner(database_url: str) -> None:
+    """0011: audit rows of a Tenant document, stored without a tenant (which every scope read),
+    belong to the partner the document defines; rows of other objects without a tenant (a
+    policy of every tenant, an invalid commit) keep none."""
+    from alembic import command  # noqa: PLC0415
+
+    from controller.store import database  # noqa: PLC0415
+
+    open_store(database_url).close()
+    engine = sa.create_engine(database_url)
+    config = database._alembic_config()
+    columns = "at, tenant, actor, action, object, revision, details"
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0010_planner_changes")
+            for obj in ("Tenant/*/northwind", "Baseline/*/everywhere", ""):
+                conn.execute(
+                    sa.text(
+                        f"INSERT INTO audit_events ({columns}) VALUES "  # noqa: S608 - constants
+                        "('2026-11-30 10:00:00', NULL, 'a@b', 'Changed', :o, 'main@sha1:1', '{}')"
+                    ),
+                    {"o": obj},
+                )
+            command.upgrade(config, "head")
+            found = dict(conn.execute(sa.text("SELECT object, tenant FROM audit_events")).all())
+    finally:
+        engine.dispose()
+    assert {"Tenant/*/northwind": "northwind", "Baseline/*/everywhere": None, "": None} == found
