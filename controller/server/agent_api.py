@@ -245,6 +245,11 @@ async def job_event(
         raise ApiError(404, f"no job {job_id!r} for this device")
     if result.status is jobs.EventStatus.ILLEGAL:
         raise ApiError(409, f"state: {result.message}")
+    if result.status is jobs.EventStatus.INVALID:
+        field = result.fault_field or "patches"
+        raise ApiError(
+            422, f"{field}: {result.message}", details=[{"field": field, "message": result.message}]
+        )
     log.info(
         "job event", job_id=job_id, device_id=device_id, state=body.state, status=result.status
     )

@@ -119,8 +119,13 @@ def resolve(repo: git.Repo, *, branch: str | None = None, rev: str | None = None
         raise SourceError(f"branch {branch!r} does not exist in {repo.working_dir or repo.git_dir}")
     try:
         commit = repo.commit(target)
+        # GitPython takes a full 40-digit id on trust (the all-zero id forges send as a new
+        # branch's `before` included): the object is looked up only when read
+        kind = repo.odb.info(commit.binsha).type
     except (git.BadName, ValueError, git.GitCommandError):
         raise SourceError(f"revision {target!r} does not exist") from None
+    if kind != b"commit":
+        raise SourceError(f"revision {target!r} is a {kind.decode()}, not a commit")
     return Revision(branch_name, commit.hexsha)
 
 

@@ -79,6 +79,7 @@ class EventStatus(StrEnum):
     DUPLICATE = "duplicate"  # a replay: nothing changed
     NOT_FOUND = "not-found"  # no such job for this device
     ILLEGAL = "illegal"  # refused: the transition is not allowed
+    INVALID = "invalid"  # refused: a patch result names a patch the job does not carry
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,7 @@ class EventResult:
     status: EventStatus
     state: JobState | None
     message: str = ""
+    fault_field: str | None = None  # the event's field at fault (`INVALID`), as the API names it
     # whether the event changed what the planner reads of the job: its state, or the patch
     # results of a progress event (a failed patch counts against a rollout's failure budget
     # while the job still runs: `core.plan._Ledger`)
@@ -182,16 +184,22 @@ def mark_delivered(conn: Connection, job_ids: Sequence[str], *, now: datetime) -
 def record_event(
     conn: Connection, *, device_id: str, job_id: str, event: JobEvent, now: datetime
 ) -> EventResult:
-    """Apply an agent's event to its job, idempotently; refuse illegal transitions."""
+    """Apply an agent's event to its job, idempotently; refuse illegal transitions, and patch
+    results for patches the job does not carry (`INVALID`, naming the first: a result is
+    counted as that patch's install, DESIGN.md §4; the reference agent answers one per job
+    patch id)."""
     j = schema.jobs.c
     job = conn.execute(
-        sa.select(j.state, j.results, j.started_at)
+        sa.select(j.state, j.results, j.started_at, j.patch_ids)
         .where(j.id == job_id, j.device_id == device_id)
         .with_for_update()
     ).first()
     if job is None:
         return EventResult(EventStatus.NOT_FOUND, None, f"no job {job_id!r} for this device")
     current = JobState(job.state)
+    foreign = _foreign_result(event, job.patch_ids or (), job_id)
+    if foreign is not None:
+        return EventResult(EventStatus.INVALID, current, foreign[1], fault_field=foreign[0])
     key = dedupe_key(event.seq, event.content())
     e = schema.job_events.c
     replay = conn.execute(
@@ -213,6 +221,17 @@ def record_event(
             output=event.output,
         )
     )
+    conn.execute(schema.jobs.update().where(j.id == job_id).values(**_updated(job, event, now)))
+    changes.record_devices(conn, [device_id], now=now)
+    advance = verdict is EventVerdict.ADVANCE
+    status = EventStatus.APPLIED if advance else EventStatus.PROGRESS
+    # Progress in the same (unfinished) state: output, `updated_at` and the reboot signal are
+    # read by the planner of finished jobs only; patch results are read while it runs.
+    return EventResult(status, event.state, replans=advance or bool(event.patches))
+
+
+def _updated(job: Any, event: JobEvent, now: datetime) -> dict[str, Any]:
+    """The job row's new values after `event` (`job`: its state, results and start as read)."""
     values: dict[str, Any] = {"state": event.state.value, "updated_at": now}
     if event.patches:
         results = dict(job.results or {})
@@ -227,13 +246,23 @@ def record_event(
         values["finished_at"] = now
     if job.started_at is None and event.state in STARTED_STATES:
         values["started_at"] = now
-    conn.execute(schema.jobs.update().where(j.id == job_id).values(**values))
-    changes.record_devices(conn, [device_id], now=now)
-    advance = verdict is EventVerdict.ADVANCE
-    status = EventStatus.APPLIED if advance else EventStatus.PROGRESS
-    # Progress in the same (unfinished) state: output, `updated_at` and the reboot signal are
-    # read by the planner of finished jobs only; patch results are read while it runs.
-    return EventResult(status, event.state, replans=advance or bool(event.patches))
+    return values
+
+
+def _foreign_result(
+    event: JobEvent, patch_ids: Collection[str], job_id: str
+) -> tuple[str, str] | None:
+    """(field, message) for the first patch result of `event` whose id is not one of the
+    job's `patch_ids`; None when every result is for one of them."""
+    carried = set(patch_ids)
+    for index, patch in enumerate(event.patches):
+        if str(patch["id"]) not in carried:
+            shown = ", ".join(sorted(carried)) or "none: it installs nothing"
+            return (
+                f"patches[{index}].id",
+                f"{patch['id']!r} is not a patch of job {job_id!r} (its patches: {shown})",
+            )
+    return None
 
 
 def end_jobs(

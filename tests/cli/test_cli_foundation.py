@@ -57,10 +57,29 @@ def test_validate_json_reports_counts_and_revision(example_repo: PolicyRepo) -> 
     assert 4 == report["objects"]["PatchWindow"]
 
 
-def test_validate_exits_two_on_a_missing_revision(example_repo: PolicyRepo) -> None:
+@pytest.mark.parametrize(
+    "rev",
+    [
+        pytest.param("no-such-rev", id="a-name"),
+        # forges send it as a new branch's `before`: GitPython takes any 40 digits on trust
+        pytest.param("0" * 40, id="the-all-zero-id"),
+        pytest.param("deadbeef" * 5, id="an-unknown-full-id"),
+        pytest.param("HEAD:inventory/tenants.yaml", id="a-file-not-a-commit"),
+    ],
+)
+def test_validate_exits_two_on_a_missing_revision(example_repo: PolicyRepo, rev: str) -> None:
     """An unreadable revision is a usage/I-O error: exit 2 and a one-line message, no traceback."""
-    result = run_cli("validate", "--rev", "no-such-rev", cwd=example_repo.path)
-    assert (2, "patchctl: revision 'no-such-rev' does not exist\n") == (
+    result = run_cli("validate", "--rev", rev, cwd=example_repo.path)
+    assert (2, f"patchctl: revision {rev!r} does not exist\n") == (
+        result.exit_code,
+        result.stderr,
+    )
+
+
+def test_plan_exits_two_on_the_all_zero_base(example_repo: PolicyRepo) -> None:
+    """`plan --base <before>` of a push that created the branch: a clear error, exit 2."""
+    result = run_cli("plan", "--base", "0" * 40, "--head", "main", cwd=example_repo.path)
+    assert (2, f"patchctl: base: revision {'0' * 40!r} does not exist\n") == (
         result.exit_code,
         result.stderr,
     )

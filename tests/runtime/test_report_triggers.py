@@ -20,7 +20,8 @@ from controller.runtime.reconcile import PolicySource, Reconciler
 from controller.runtime.service import Controller, ServiceOptions
 from controller.runtime.settings import Settings
 from controller.server import create_app
-from controller.store import Store, tokens
+from controller.store import Store, jobs, schema, tokens
+from controller.store.job_states import JobKind
 from controller.testing import PolicyRepo
 
 pytestmark = pytest.mark.anyio
@@ -220,18 +221,41 @@ async def test_job_events_start_a_pass_only_when_they_change_the_job(fleet: Flee
     [job] = answer.json()["jobs"]  # the initial scan the planner issued after the enrolment
     events = f"/api/v1/jobs/{job['id']}/events"
     acked = {"state": "acked", "seq": 1}
+    with fleet.store.write() as conn:  # an install running beside it, for its patch results
+        jobs.insert_jobs(
+            conn,
+            [
+                jobs.NewJob(
+                    id="install-1",
+                    device_id=device,
+                    tenant="acme/retail",
+                    kind=JobKind.INSTALL,
+                    revision="main@sha1:0123",
+                    patch_ids=("USN-7001-1",),
+                )
+            ],
+            now=fleet.now[0],
+        )
+        # taken and running: a pass ends only jobs the agent has not taken
+        conn.execute(
+            schema.jobs.update()
+            .where(schema.jobs.c.id == "install-1")
+            .values(state="installing", started_at=fleet.now[0])
+        )
+    install = "/api/v1/jobs/install-1/events"
+    result = {
+        "state": "installing",
+        "seq": 2,
+        "patches": [{"id": "USN-7001-1", "result": "failed"}],
+    }
     steps = [
         ("poll again (delivered again)", "GET", f"/api/v1/devices/{device}/jobs", None),
         ("acked", "POST", events, acked),
         ("acked, replayed", "POST", events, acked),
         ("progress, output only", "POST", events, {"state": "acked", "seq": 2, "output": "..."}),
-        (
-            "progress, a patch result",
-            "POST",
-            events,
-            {"state": "acked", "seq": 3, "patches": [{"id": "USN-7001-1", "result": "failed"}]},
-        ),
         ("succeeded", "POST", events, {"state": "succeeded", "seq": 4}),
+        ("install: progress, output only", "POST", install, {"state": "installing", "seq": 1}),
+        ("install: progress, a patch result", "POST", install, result),
     ]
     found = [
         (name, await fleet.passes_for(method, url, auth, json=body))
@@ -242,6 +266,7 @@ async def test_job_events_start_a_pass_only_when_they_change_the_job(fleet: Flee
         ("acked", 1),
         ("acked, replayed", 0),
         ("progress, output only", 0),
-        ("progress, a patch result", 1),
         ("succeeded", 1),
+        ("install: progress, output only", 0),
+        ("install: progress, a patch result", 1),
     ] == found

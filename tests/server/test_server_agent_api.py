@@ -313,6 +313,58 @@ async def test_bad_job_events_name_the_field(api, body, field) -> None:
     assert "pending" == job["state"]
 
 
+@pytest.mark.parametrize(
+    ("kind", "patches", "field", "message"),
+    [
+        pytest.param(
+            JobKind.INSTALL,
+            [{"id": "USN-7123-1", "result": "installed"}, {"id": "USN-0-0", "result": "installed"}],
+            "patches[1].id",
+            "'USN-0-0' is not a patch of job 'job-1' (its patches: USN-6791-1, USN-7123-1)",
+            id="install-job",
+        ),
+        pytest.param(
+            JobKind.SCAN,
+            [{"id": "KB1", "result": "installed"}],
+            "patches[0].id",
+            "'KB1' is not a patch of job 'job-1' (its patches: none: it installs nothing)",
+            id="scan-job",
+        ),
+    ],
+)
+async def test_a_result_for_a_patch_the_job_does_not_carry_is_refused(
+    api, kind: JobKind, patches: list[dict[str, str]], field: str, message: str
+) -> None:
+    """A patch result counts as that patch's install (status, reports): one for a patch the job
+    was not issued with is a 422 naming it, and the job keeps its state and results."""
+    device, auth = await api.enroll()
+    carried = ("USN-7123-1", "USN-6791-1") if kind is JobKind.INSTALL else ()
+    job = jobs.NewJob(
+        id="job-1",
+        device_id=device,
+        tenant="acme/retail",
+        kind=kind,
+        revision="main@sha1:0123",
+        patch_ids=carried,
+    )
+    with api.store.write() as conn:
+        jobs.insert_jobs(conn, [job], now=api.clock())
+    answer = await api.client.post(
+        "/api/v1/jobs/job-1/events",
+        headers=auth,
+        json={"state": "succeeded", "patches": patches},
+    )
+    with api.store.read() as conn:
+        stored = jobs.get_job(conn, "job-1")
+    assert (422, field, message) == (
+        answer.status_code,
+        answer.json()["details"][0]["field"],
+        answer.json()["details"][0]["message"],
+    )
+    assert stored is not None
+    assert ("pending", {}) == (stored["state"], stored["results"] or {})
+
+
 async def test_expired_enrolment_token_is_refused(api) -> None:
     """An enrolment token past its expiry cannot enrol."""
     with api.store.write() as conn:

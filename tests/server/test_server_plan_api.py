@@ -294,6 +294,13 @@ async def test_a_token_sees_only_its_tenant_scope(
             id="unknown-commit",
         ),
         pytest.param(
+            {"base": "0" * 40, "head": "main"},
+            "read",
+            404,
+            "base: the policy repository has no revision",
+            id="the-all-zero-id",
+        ),
+        pytest.param(
             {"base": "main", "head": "refs/pull/43/head"},
             "read",
             422,
