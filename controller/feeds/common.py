@@ -23,7 +23,7 @@ from cvss.exceptions import CVSSError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as _safe_fromstring
 
-from controller import errors
+from controller import errors, jsontext
 from controller.kinds.common import Classification, Severity
 
 if TYPE_CHECKING:
@@ -119,11 +119,12 @@ def load_json(data: bytes) -> Any:
     """Parsed JSON (RFC 8259); RecordError at the line and column of a syntax error.
 
     `NaN`, `Infinity` and `-Infinity` are refused (they are not JSON, and a version or score
-    read from them would be nonsense), as are integers longer than Python converts and nesting
-    deeper than the interpreter's recursion limit.
+    read from them would be nonsense), as are integers longer than Python converts, nesting
+    deeper than the interpreter's recursion limit, and an object naming a member twice (which
+    value a vendor meant is unknowable; `json` would keep the last: `controller.jsontext`).
     """
     try:
-        return json.loads(data, parse_constant=_refuse_constant)
+        parsed = json.loads(data, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
         raise RecordError(where, f"invalid JSON: {exc.msg}") from None
@@ -135,6 +136,11 @@ def load_json(data: bytes) -> Any:
         raise RecordError("", "invalid JSON: nested too deeply") from None
     except ValueError as exc:  # e.g. an integer of more digits than int() accepts
         raise RecordError("", f"invalid JSON: {exc}") from None
+    repeated = jsontext.duplicate_key(data)
+    if repeated is not None:
+        where = f"line {repeated.line}, column {repeated.column}"
+        raise RecordError(where, f"invalid JSON: {repeated}")
+    return parsed
 
 
 class _NotJsonError(ValueError):

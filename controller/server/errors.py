@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 
-from controller import errors
+from controller import errors, jsontext
 from controller.redaction import redact_text
 from controller.server.writer import WriterClosedError
 from controller.store import StoreError
@@ -182,7 +182,8 @@ def parse_body(model: type[M], raw: bytes) -> M:
     """Validate a JSON request body straight from bytes (pydantic parses the JSON itself, the
     fastest path); raise ApiError 400 for a body that is not standard JSON (RFC 8259: malformed,
     or holding NaN/Infinity, which pydantic's parser accepts) and 422 for a body that does not
-    fit the model or holds a NUL character (no database column can store one)."""
+    fit the model, holds a NUL character (no database column can store one) or names a member
+    of an object twice (`controller.jsontext`: pydantic would keep the last silently)."""
     try:
         body = model.model_validate_json(raw)
     except ValidationError as exc:
@@ -200,6 +201,10 @@ def parse_body(model: type[M], raw: bytes) -> M:
         if field is not None:
             details = [{"field": field, "message": "NUL characters (\\u0000) are not allowed"}]
             raise ApiError(422, summary(details), details=details)
+    repeated = jsontext.duplicate_key(raw)
+    if repeated is not None:
+        details = [{"field": field_path(repeated.location), "message": str(repeated)}]
+        raise ApiError(422, summary(details), details=details)
     return body
 
 

@@ -234,6 +234,15 @@ def test_damaged_zip_is_one_error(tmp_path: Path) -> None:
         pytest.param(
             FeedFormat.OSV,
             "x.json",
+            '{"id": "X-1",\n "affected": [{"package": {"name": "a", "name": "b"}}]}',
+            "line 2, column 41",
+            "invalid JSON: duplicate key 'name' (written again at line 2, column 41): an "
+            "object names it twice and only one value would be kept",
+            id="osv-duplicate-key",
+        ),
+        pytest.param(
+            FeedFormat.OSV,
+            "x.json",
             '{"id": ' + "9" * 5000 + "}",
             "",
             "invalid JSON: Exceeds the limit (4300 digits) for integer string conversion: value has 5000 digits; use sys.set_int_max_str_digits() to increase the limit",

@@ -401,3 +401,62 @@ def _json_type(value: Any) -> str:
     if isinstance(value, float):
         return "number"
     return "string"
+
+
+def object_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The path of every JSON object in `value` that has members."""
+    found = [path] if isinstance(value, dict) and value else []
+    children = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    return found + [p for key, item in children for p in object_paths(item, (*path, key))]
+
+
+def with_repeated(value: Any, at: tuple[Any, ...], name: str, here: tuple[Any, ...] = ()) -> str:
+    """`value` as JSON text in which the object at `at` names its member `name` a second
+    time (with the same value), last."""
+    if isinstance(value, dict):
+        members = [(k, with_repeated(v, at, name, (*here, k))) for k, v in value.items()]
+        if here == at:
+            members.append((name, with_repeated(value[name], at, name, (*here, name))))
+        return "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in members) + "}"
+    if isinstance(value, list):
+        items = (with_repeated(v, at, name, (*here, i)) for i, v in enumerate(value))
+        return "[" + ", ".join(items) + "]"
+    return json.dumps(value)
+
+
+@pytest.mark.parametrize(("model", "body"), BODIES)
+@settings(max_examples=100, deadline=None, database=None, derandomize=True)
+@given(data=st.data())
+def test_a_name_written_twice_in_any_object_is_a_located_422(model, body, data) -> None:
+    """A member named twice in any object of a valid body (pydantic would keep the second)
+    is a 422 naming that member, whatever its value."""
+    at = data.draw(st.sampled_from(object_paths(body)))
+    name = data.draw(st.sampled_from(sorted(_at(body, at))))
+    raw = with_repeated(body, at, name).encode()
+    with pytest.raises(errors.ApiError) as refused:
+        errors.parse_body(model, raw)
+    assert (422, errors.field_path((*at, name))) == (
+        refused.value.status,
+        refused.value.details[0]["field"],
+    )
+    assert f"duplicate key {name!r}" in refused.value.details[0]["message"]
+
+
+async def test_a_report_naming_facts_twice_changes_nothing(api) -> None:
+    """`{"facts": {...}, "facts": {...}}`: refused naming `facts`, the device as it was."""
+    device, auth = await api.enroll()
+    before = snapshot(api)
+    answer = await api.client.post(
+        f"/api/v1/devices/{device}/report",
+        headers=auth | JSON,
+        content=b'{"facts": {"hostname": "web-01"}, "facts": {"hostname": "evil"}}',
+    )
+    assert (422, "facts") == (answer.status_code, answer.json()["details"][0]["field"])
+    assert "written again at line 1, column 35" in answer.json()["message"]
+    assert before == snapshot(api)
