@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio.to_thread
 import structlog
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import Depends, Path, Request
 from pydantic import BaseModel, Field
 
-from controller.server import models
+from controller.server import models, queries
 from controller.server.context import Context, admin_principal
 from controller.server.errors import ApiError, parse_body
 from controller.server.read_api import camel
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from controller.store import Connection
 
 log = structlog.get_logger("patchctl.api")
-router = APIRouter(prefix="/api/v1", tags=["admin"])
+router = queries.strict_router(tags=["admin"])
 T = TypeVar("T")
 
 AdminPrincipal = Annotated[tokens.Principal, Depends(admin_principal)]

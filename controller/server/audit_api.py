@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from controller.runtime import listings
+from controller.server import queries
 from controller.server.context import Context
 from controller.server.read_api import (
     _ERRORS,
@@ -31,7 +32,7 @@ from controller.server.read_api import (
 if TYPE_CHECKING:
     from controller.store import Connection
 
-router = APIRouter(prefix="/api/v1", tags=["read"])
+router = queries.strict_router(tags=["read"])
 
 PatchFilter = Annotated[
     str | None,

@@ -17,11 +17,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from controller.core import review
 from controller.core.desired import DesiredState
 from controller.runtime import observe, plans
+from controller.server import queries
 from controller.server.context import Context, read_principal
 from controller.server.errors import ApiError
 from controller.sources import git as git_source
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
     from controller.runtime.reconcile import PolicySource
 
-router = APIRouter(prefix="/api/v1", tags=["read"])
+router = queries.strict_router(tags=["read"])
 ReadPrincipal = Annotated[tokens.Principal, Depends(read_principal)]
 RefQuery = Annotated[
     str,

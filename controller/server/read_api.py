@@ -13,14 +13,15 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import Depends, Path, Query
 
 from controller import __version__
+from controller.core.observed import JobState
 from controller.kinds.common import TENANT_PATTERN, OsFamily, tenant_contains
 from controller.kinds.notifications import AlertSeverity, EventType
 from controller.runtime import explaining, listings
 from controller.runtime import status as runtime_status
-from controller.server import models
+from controller.server import models, queries
 from controller.server.context import Context, read_principal
 from controller.server.errors import ApiError
 from controller.store import alerts as alert_store
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
     from controller.store import Connection
 
-router = APIRouter(prefix="/api/v1", tags=["read"])
+router = queries.strict_router(tags=["read"])
 T = TypeVar("T")
 
 ReadPrincipal = Annotated[tokens.Principal, Depends(read_principal)]
@@ -162,7 +163,9 @@ async def list_jobs(
     principal: ReadPrincipal,
     context: Context,
     device: DeviceFilter = None,
-    state: Annotated[str | None, Query(max_length=16, description="Only this state.")] = None,
+    state: Annotated[
+        JobState | None, Query(description="Only jobs in this state (`JobState`).")
+    ] = None,
     tenant: TenantFilter = None,
     limit: Limit = 500,
     offset: Offset = 0,
@@ -196,24 +199,6 @@ async def get_job(
     return found
 
 
-ALERT_QUERY = frozenset(
-    {"type", "severity", "state", "device", "since", "until", "open", "tenant", "limit", "offset"}
-)
-
-
-def _strict_alert_query(request: Request) -> None:
-    """An unknown query parameter is a mistake (a misspelt filter would silently show every
-    alert): 422 naming it."""
-    unknown = sorted(set(request.query_params) - ALERT_QUERY)
-    if unknown:
-        message = f"unknown query parameter; the filters are {', '.join(sorted(ALERT_QUERY))}"
-        raise ApiError(
-            422,
-            f"{unknown[0]}: {message}",
-            details=[{"field": name, "message": message} for name in unknown],
-        )
-
-
 def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
@@ -227,7 +212,6 @@ def _utc(moment: datetime | None) -> datetime | None:
     "RebootPending`) are alternatives; different filters all apply. An unknown query "
     "parameter answers 422. Each alert carries `state` (open / acknowledged / resolved) and "
     "`deviceName`.",
-    dependencies=[Depends(_strict_alert_query)],
 )
 async def list_alerts(  # noqa: PLR0913 - one parameter per filter
     *,

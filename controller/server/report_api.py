@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from controller.kinds.reports import ReportFormat
 from controller.reports import collect, report_files
 from controller.runtime import status as runtime_status
+from controller.server import queries
 from controller.server.context import Context
 from controller.server.read_api import _ERRORS, ReadPrincipal, TenantFilter, _read, _scope
 from controller.store import status as status_store
@@ -23,7 +24,7 @@ from controller.store import status as status_store
 if TYPE_CHECKING:
     from controller.store import Connection
 
-router = APIRouter(prefix="/api/v1", tags=["read"])
+router = queries.strict_router(tags=["read"])
 
 
 @router.get(

@@ -12,6 +12,7 @@ import uvicorn
 from reports.reportfleet import NOW, build_fleet
 from store.test_store_alert_filters import add_alerts
 
+from controller.cli import remote
 from controller.runtime.settings import Settings
 from controller.server import create_app
 from controller.store import Store, open_store, tokens
@@ -169,3 +170,21 @@ def test_server_passes_the_filters_through(
     assert (0, 0) == (local[0], remote[0]), remote[2]
     assert local[1] == remote[1]
     assert len(local[1].splitlines()) > 1
+
+
+def test_a_refusal_of_the_service_is_one_line_naming_the_parameter(
+    database: tuple[str, Store],
+    server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A 422 of the read API (here a parameter a newer command might send to an older service)
+    ends a `--server` command with exit 2 and the service's sentence naming the parameter."""
+    with database[1].write() as conn:
+        token = tokens.create_token(conn, kind=tokens.TokenKind.READ, tenant="acme", now=NOW).secret
+    monkeypatch.setenv(remote.TOKEN_ENV, token)
+    with pytest.raises(SystemExit) as exited:
+        remote.get(server, "/api/v1/jobs", ca_file=None, params={"stat": "failed"})
+    err = capsys.readouterr().err
+    assert (2, 1) == (exited.value.code, len(err.splitlines()))
+    assert f"patchctl: {server} answered 422: stat: unknown query parameter" in err
