@@ -148,9 +148,12 @@ def alerts(
     """Alerts, newest first (--server: from a running service, scoped to the token), kept by the
     filters: several values of one filter are alternatives, different filters all apply.
     Alerts that concern every tenant (PolicyInvalid) show under every --tenant. Exit 0, also
-    when nothing matches; 2 on a bad option or an unreachable service."""
+    when nothing matches; 2 on a bad option (--until not after --since included) or an
+    unreachable service."""
     if ctx.invoked_subcommand is not None:
         return
+    if not instants.ordered(since, until):  # the read API's rule: refused here in both modes
+        raise click.BadParameter("must be after --since", ctx=ctx, param_hint="'--until'")
     from controller.runtime import listings  # noqa: PLC0415 - keep --help fast
     from controller.store import alerts as alert_store  # noqa: PLC0415
 

@@ -1,7 +1,9 @@
-"""Instants as operators type them in filters: a date, an ISO 8601 time or a duration ago.
+"""Instants as operators type them in filters: a date, an ISO 8601 time or a duration ago,
+and the rule for a range of them.
 
 Purely computational: `now` is a parameter. Shared by `patchctl alerts --since/--until` and the
-dashboard's alert filters, so a saved view (`/alerts?since=24h`) means what the option means.
+dashboard's alert filters, so a saved view (`/alerts?since=24h`) means what the option means;
+`ordered` is the one range rule of the command, the dashboard and `GET /api/v1/alerts`.
 """
 
 from __future__ import annotations
@@ -32,3 +34,10 @@ def parse_instant(value: str, *, now: datetime) -> datetime:
             f"{value!r} is not a date, an ISO 8601 time or a duration ago ({FORMS})"
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def ordered(since: datetime | None, until: datetime | None) -> bool:
+    """False when both ends are given and `until` is not after `since` (`since` inclusive,
+    `until` exclusive: such a range holds no instant), else True. Each caller refuses a False
+    in its own words, naming its own fields."""
+    return since is None or until is None or until > since

@@ -16,6 +16,7 @@ import anyio.to_thread
 from fastapi import Depends, Path, Query
 
 from controller import __version__
+from controller.core import instants
 from controller.core.observed import JobState
 from controller.kinds.common import TENANT_PATTERN, OsFamily, tenant_contains
 from controller.kinds.notifications import AlertSeverity, EventType
@@ -247,7 +248,7 @@ async def list_alerts(  # noqa: PLR0913 - one parameter per filter
 ) -> dict[str, Any]:
     scope = _scope(principal, tenant)
     since, until = _utc(since), _utc(until)
-    if since is not None and until is not None and until <= since:
+    if not instants.ordered(since, until):
         raise ApiError(
             422, "until: must be after since", details=[{"field": "until", "message": "<= since"}]
         )

@@ -113,8 +113,26 @@ def test_columns_are_chosen_by_the_operator(database: tuple[str, Store]) -> None
         (("--state", "closed"), "'closed' is not one of 'open', 'acknowledged', 'resolved'"),
         (("--since", "yesterday"), "(2026-12-01, 2026-12-01T08:00Z, 30m, 24h, 7d)"),
         (("--tenant", "ACME Retail"), "is not a tenant path"),
+        (
+            ("--since", "2026-12-01", "--until", "2026-11-01"),
+            "Invalid value for '--until': must be after --since",
+        ),
+        (
+            ("--since", "2026-12-01", "--until", "2026-12-01T00:00:00Z"),
+            "Invalid value for '--until': must be after --since",
+        ),
     ],
-    ids=["column", "no-column", "type", "severity", "state", "since", "tenant"],
+    ids=[
+        "column",
+        "no-column",
+        "type",
+        "severity",
+        "state",
+        "since",
+        "tenant",
+        "until-before-since",
+        "until-at-since",
+    ],
 )
 def test_bad_options_exit_2_naming_them(
     database: tuple[str, Store], args: tuple[str, ...], words: str
@@ -188,3 +206,17 @@ def test_a_refusal_of_the_service_is_one_line_naming_the_parameter(
     err = capsys.readouterr().err
     assert (2, 1) == (exited.value.code, len(err.splitlines()))
     assert f"patchctl: {server} answered 422: stat: unknown query parameter" in err
+
+
+def test_an_empty_range_is_the_same_usage_error_with_server(
+    database: tuple[str, Store], server: str
+) -> None:
+    """`--until` not after `--since` exits 2 with the same message on the store and with
+    `--server` (the read API refuses the range too: its 422 names `until`)."""
+    with database[1].write() as conn:
+        token = tokens.create_token(conn, kind=tokens.TokenKind.READ, tenant="acme", now=NOW).secret
+    args = ("alerts", "--since", "2026-12-01", "--until", "2026-11-01")
+    local = run_cli(*args, "--db", database[0])
+    remote_answer = run_cli(*args, "--server", server, env={"PATCHCTL_TOKEN": token})
+    assert (2, "") == (local.exit_code, local.stdout)
+    assert local == remote_answer

@@ -1,5 +1,5 @@
 """`instants.parse_instant`: the forms an operator types into `--since`/`--until` and the
-dashboard's alert filters."""
+dashboard's alert filters; `instants.ordered`: the rule for a range of them."""
 
 from __future__ import annotations
 
@@ -38,3 +38,20 @@ def test_anything_else_names_the_forms(text: str) -> None:
     """Other text raises ValueError quoting it and listing the accepted forms."""
     with pytest.raises(ValueError, match=r"is not a date.*\(2026-12-01, 2026-12-01T08:00Z"):
         instants.parse_instant(text, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "expected"),
+    [
+        (None, None, True),
+        (NOW, None, True),
+        (None, NOW, True),
+        (NOW, NOW + timedelta(seconds=1), True),
+        (NOW, NOW, False),
+        (NOW, NOW - timedelta(days=30), False),
+    ],
+    ids=["open", "since-only", "until-only", "after", "same-instant", "before"],
+)
+def test_ordered(since: datetime | None, until: datetime | None, expected: bool) -> None:
+    """A range is ordered unless `until` (exclusive) is not after `since` (inclusive)."""
+    assert expected == instants.ordered(since, until)

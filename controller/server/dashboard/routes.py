@@ -197,7 +197,7 @@ def _narrowed(pairs: list[tuple[str, str]], principal: tokens.Principal) -> str:
 def alert_filters(pairs: list[tuple[str, str]], *, now: datetime) -> alert_store.AlertFilter:
     """The alert browser's query as the store's filter; `FilterError` naming a bad field."""
     since, until = _moment(pairs, "since", now), _moment(pairs, "until", now)
-    if since is not None and until is not None and until <= since:
+    if not instants.ordered(since, until):
         raise FilterError("until: must be after since")
     device = _one(pairs, "device")
     if device is not None and len(device) > MAX_DEVICE_TEXT:
