@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio.to_thread
 from fastapi import Depends, Path, Query
+from pydantic import AfterValidator
 
 from controller import __version__
 from controller.core import instants
@@ -51,7 +52,23 @@ DeviceFilter = Annotated[
         description="Only this device: its id, or its name (the host name, case-insensitive).",
     ),
 ]
-Since = Annotated[datetime | None, Query(description="ISO date-time; only newer entries.")]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time without an offset is UTC (the store keeps aware UTC times only)."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+Since = Annotated[
+    datetime | None,
+    AfterValidator(_utc),
+    Query(description="ISO date-time (UTC without an offset); only newer entries."),
+]
+Until = Annotated[
+    datetime | None,
+    AfterValidator(_utc),
+    Query(description="ISO date-time (UTC without an offset); older only."),
+]
 
 _ERRORS = models.error_responses(401, 403, 422, 503)
 # Catalogue fields a patch entry shows; the agent's own metadata fills the ones left empty.
@@ -200,10 +217,6 @@ async def get_job(
     return found
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
-
-
 @router.get(
     "/alerts",
     responses=_ERRORS,
@@ -235,9 +248,7 @@ async def list_alerts(  # noqa: PLR0913 - one parameter per filter
         str | None, Query(min_length=1, max_length=253, description="A device id or name.")
     ] = None,
     since: Since = None,
-    until: Annotated[
-        datetime | None, Query(description="ISO date-time (UTC without an offset); older only.")
-    ] = None,
+    until: Until = None,
     open_only: Annotated[
         bool,
         Query(alias="open", description="Only unresolved alerts (acknowledged ones included)."),
@@ -247,7 +258,6 @@ async def list_alerts(  # noqa: PLR0913 - one parameter per filter
     offset: Offset = 0,
 ) -> dict[str, Any]:
     scope = _scope(principal, tenant)
-    since, until = _utc(since), _utc(until)
     if not instants.ordered(since, until):
         raise ApiError(
             422, "until: must be after since", details=[{"field": "until", "message": "<= since"}]

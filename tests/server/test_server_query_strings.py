@@ -176,3 +176,14 @@ def test_query_problems(pairs: list[tuple[str, str]], expected: list[tuple[str, 
     """Unknown names and repeated one-value parameters, one problem per name, sorted."""
     found = queries.query_problems(pairs, {"state": False, "type": True})
     assert expected == [(d["field"], d["message"]) for d in found]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/audit", "/api/v1/alerts"])
+async def test_a_time_without_an_offset_is_utc(
+    api: Api, alert_ids: dict[str, int], path: str
+) -> None:
+    """`since=2026-12-06T06:00:00` means what `…Z` means on every listing (the audit trail
+    answered 500: the store keeps aware times only)."""
+    naive = await api.client.get(path, params={"since": "2026-12-06T06:00:00"}, headers=admin(api))
+    aware = await api.client.get(path, params={"since": "2026-12-06T06:00:00Z"}, headers=admin(api))
+    assert (200, aware.json()) == (naive.status_code, naive.json())
