@@ -6,10 +6,13 @@ log rate limit is `controller.logs.LogRateLimit`.
 character (a NUL reaches no database column) is refused with 400; a body announced larger than
 the limit is refused with 413 before a byte of it is read; a chunked body is counted as it
 arrives and refused once it passes the limit. A body whose Content-Type is not JSON (or
-missing) is refused with 415. A body is read whole, within `body_timeout` seconds of its
-headers, before the app sees it: a client that trickles its body gets 408 and the connection
-is closed, so slow clients cannot hold sockets and tasks open (issue 11.6). The header read
-timeout and the connection cap live in `controller.server.transport`, below ASGI.
+missing) is refused with 415: one its headers announce (Content-Length above 0, or chunked)
+before a byte is read, any other once read; a request without a body (no Content-Length and no
+Transfer-Encoding, or Content-Length 0) needs no Content-Type. A body is read whole, within
+`body_timeout` seconds of its headers, before the app sees it: a client that trickles its body
+gets 408 and the connection is closed, so slow clients cannot hold sockets and tasks open
+(issue 11.6). The header read timeout and the connection cap live in
+`controller.server.transport`, below ASGI.
 """
 
 from __future__ import annotations
@@ -42,6 +45,42 @@ URL_STATUSES = (400,)
 BODY_STATUSES = (408, 413, 415)
 
 
+NOT_JSON = "send the body as JSON with 'Content-Type: application/json'"
+
+
+@dataclass(frozen=True, slots=True)
+class BodyFraming:
+    """What a request's headers say about its body: `length` (Content-Length, None when absent
+    or not a number), `chunked` (a Transfer-Encoding), `json` (the Content-Type is JSON)."""
+
+    length: int | None
+    chunked: bool
+    json: bool
+
+    @classmethod
+    def of(cls, headers: list[tuple[bytes, bytes]]) -> BodyFraming:
+        """The framing of ASGI `headers` (lowercase names)."""
+        length: int | None = None
+        chunked = False
+        content_type = b""
+        for name, value in headers:
+            if name == b"content-length":
+                length = int(value) if value.isdigit() else None
+            elif name == b"transfer-encoding":
+                chunked = True
+            elif name == b"content-type":
+                content_type = value.split(b";", 1)[0].strip().lower()
+        is_json = content_type == b"application/json" or content_type.endswith(b"+json")
+        return cls(length=length, chunked=chunked, json=is_json)
+
+    @property
+    def announced(self) -> bool:
+        """The headers announce a body: a Content-Length above 0, or a Transfer-Encoding
+        (chunked). Without either an HTTP/1.1 request has none (RFC 9112, 6.3): a POST with
+        no body and no Content-Length, as curl sends it, is not refused for its type."""
+        return self.chunked or bool(self.length)
+
+
 class _ClientGoneError(Exception):
     """The client disconnected before sending its whole body."""
 
@@ -70,20 +109,11 @@ class RequestLimits:
             await self.app(scope, receive, send)
 
     async def _with_body(self, scope: Scope, receive: Receive, send: Send) -> None:
-        length: int | None = None
-        content_type = b""
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                length = int(value) if value.isdigit() else None
-            elif name == b"content-type":
-                content_type = value.split(b";", 1)[0].strip().lower()
-        has_body = length != 0
-        if has_body and not (
-            content_type == b"application/json" or content_type.endswith(b"+json")
-        ):
-            await _refuse(send, 415, "send the body as JSON with 'Content-Type: application/json'")
+        framing = BodyFraming.of(scope["headers"])
+        if framing.announced and not framing.json:
+            await _refuse(send, 415, NOT_JSON)
             return
-        if length is not None and length > self.max_body_bytes:
+        if framing.length is not None and framing.length > self.max_body_bytes:
             await _refuse(send, 413, self._too_large())
             return
         body: bytes | None = b""
@@ -97,6 +127,8 @@ class RequestLimits:
             await _refuse(send, 408, message)
         elif body is None:
             await _refuse(send, 413, self._too_large())
+        elif body and not framing.json:  # a body its headers did not announce: still JSON only
+            await _refuse(send, 415, NOT_JSON)
         else:
             await self.app(scope, _replay(body, receive), send)
 

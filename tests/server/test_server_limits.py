@@ -1,5 +1,5 @@
-"""Enrolment rate limits, token rows pruned on re-enrolment, and the log rate limit
-(issue 11.6)."""
+"""Enrolment rate limits, token rows pruned on re-enrolment, the log rate limit (issue 11.6),
+and the content type of a body that no header announced."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ import structlog
 from controller.logs import LogRateLimit
 from controller.runtime.settings import Settings
 from controller.server import create_app
-from controller.server.limits import RateLimiter
+from controller.server.limits import RateLimiter, RequestLimits
 from controller.store import devices, schema, tokens
 from controller.testing import json_logs
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, MutableMapping
 
     from controller.store import Store
     from controller.testing import SettableClock
@@ -210,3 +210,43 @@ def test_a_flood_of_identical_lines_is_collapsed(capsys: pytest.CaptureFixture[s
             uvicorn_log.warning("Invalid HTTP request received.")
     events = [line["event"] for line in lines]
     assert (20, 20) == (events.count("refused"), events.count("Invalid HTTP request received."))
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "expected"),
+    [
+        ([], b"", "app"),
+        ([], b"reason", 415),
+        ([(b"content-type", b"application/json")], b"{}", "app"),
+    ],
+    ids=["empty", "text", "json"],
+)
+@pytest.mark.anyio
+async def test_a_body_no_header_announced_must_still_be_json(
+    headers: list[tuple[bytes, bytes]], body: bytes, expected: str | int
+) -> None:
+    """A POST body that arrives without Content-Length or Transfer-Encoding (a server other
+    than uvicorn's HTTP/1.1 may deliver one) is refused 415 unless JSON, as an announced one;
+    an empty one reaches the app."""
+    reached: list[str] = []
+    sent: list[MutableMapping[str, object]] = []
+
+    async def app(_scope: object, _receive: object, _send: object) -> None:
+        reached.append("app")
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: MutableMapping[str, object]) -> None:
+        sent.append(message)
+
+    limits = RequestLimits(app, max_body_bytes=1024, body_timeout=5)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/x",
+        "query_string": b"",
+        "headers": headers,
+    }
+    await limits(scope, receive, send)
+    assert [expected] == (reached or [message["status"] for message in sent[:1]])

@@ -1,21 +1,25 @@
 """Transport abuse (issue 11.6) against `serve`'s own uvicorn configuration on a real loopback
 socket, with both of uvicorn's HTTP parsers: slow headers and slow bodies get 408 and are
-disconnected, connections past the cap get 503 at once, and polite clients are served."""
+disconnected, connections past the cap get 503 at once, and polite clients are served; a POST
+without a body needs no Content-Type, one with a body (announced or chunked) must be JSON."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
+import sqlalchemy as sa
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from controller.runtime.settings import Settings
 from controller.server import create_app, transport
+from controller.store import alerts, schema, tokens
 from controller.testing import free_port
 
 if TYPE_CHECKING:
@@ -180,3 +184,48 @@ def test_connections_past_the_cap_get_503_at_once(address) -> None:
     assert b"too many open connections" in refused
     assert elapsed < TIMEOUT  # refused on connect, not at the header deadline
     assert 200 == status(after)
+
+
+def chunked(body: bytes) -> bytes:
+    """`body` in one chunk, then the last chunk (RFC 9112, 7.1)."""
+    return b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "expected"),
+    [
+        (b"", b"", 200),
+        (b"content-length: 0\r\n", b"", 200),
+        (b"content-type: application/json\r\ncontent-length: 14\r\n", b'{"reason":"r"}', 200),
+        (b"content-type: application/json\r\ntransfer-encoding: chunked\r\n",
+         chunked(b'{"reason":"r"}'), 200),
+        (b"transfer-encoding: chunked\r\n", chunked(b'{"reason":"r"}'), 415),
+        (b"content-type: text/plain\r\ntransfer-encoding: chunked\r\n", chunked(b"r"), 415),
+        (b"content-length: 14\r\n", b'{"reason":"r"}', 415),
+    ],
+    ids=["no-body-no-length", "length-0", "json", "chunked-json", "chunked-untyped",
+         "chunked-text", "untyped"],
+)  # fmt: skip
+def test_an_admin_post_needs_a_json_type_only_with_a_body(
+    address: tuple[str, int], sqlite_store: Store, headers: bytes, body: bytes, expected: int
+) -> None:
+    """`POST …/acknowledge` as curl sends it without a body (no Content-Length) is served like
+    one with `Content-Length: 0`; a body, announced or chunked, must be JSON (415, and the
+    alert stays open)."""
+    now = datetime.now(UTC)
+    with sqlite_store.write() as conn:
+        alert = alerts.NewAlert(
+            kind="InstallFailed", severity="critical", message="m", tenant="acme"
+        )
+        alerts.add_alert(conn, alert, now=now)
+        secret = tokens.create_token(conn, kind=tokens.TokenKind.ADMIN, tenant="acme", now=now)
+    head = (
+        b"POST /api/v1/alerts/1/acknowledge HTTP/1.1\r\nhost: patchctl\r\n"
+        b"authorization: Bearer %s\r\n%s\r\n" % (secret.secret.encode(), headers)
+    )
+    with connect(address) as sock:
+        sock.sendall(head + body)
+        answer = one_answer(sock)
+    with sqlite_store.read() as conn:
+        acknowledged = conn.execute(sa.select(schema.alerts.c.acknowledged_at)).scalar_one()
+    assert (expected, expected == 200) == (status(answer), acknowledged is not None)
