@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from controller.server import models, queries
 from controller.server.context import Context, admin_principal
 from controller.server.errors import ApiError, parse_body
-from controller.server.read_api import camel
+from controller.server.read_api import DeviceRef, camel
 from controller.store import operations, tokens
 
 if TYPE_CHECKING:
@@ -34,9 +34,6 @@ router = queries.strict_router(tags=["admin"])
 T = TypeVar("T")
 
 AdminPrincipal = Annotated[tokens.Principal, Depends(admin_principal)]
-DeviceRef = Annotated[
-    str, Path(min_length=1, max_length=253, description="The device's id, or its name.")
-]
 JobId = Annotated[str, Path(min_length=1, max_length=100, description="The job's id.")]
 AlertId = Annotated[int, Path(ge=1, le=models.MAX_INT, description="The alert's id.")]
 TokenId = Annotated[str, Path(min_length=1, max_length=64, description="The token's id (tok_…).")]

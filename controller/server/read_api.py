@@ -28,7 +28,7 @@ from controller.server.context import Context, read_principal
 from controller.server.errors import ApiError
 from controller.store import alerts as alert_store
 from controller.store import compliance as compliance_store
-from controller.store import devices, tokens
+from controller.store import devices, operations, tokens
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,6 +59,9 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
+DeviceRef = Annotated[
+    str, Path(min_length=1, max_length=253, description="The device's id, or its name.")
+]
 Since = Annotated[
     datetime | None,
     AfterValidator(_utc),
@@ -113,17 +116,29 @@ async def list_devices(
 
 
 @router.get(
-    "/devices/{device_id}",
-    responses={**_ERRORS, **models.error_responses(404)},
+    "/devices/{device}",
+    responses={**_ERRORS, **models.error_responses(404, 409)},
     summary="One device: facts, inventory summary, compliance and every patch with its state",
 )
-async def get_device(device_id: str, principal: ReadPrincipal, context: Context) -> dict[str, Any]:
-    def read(conn: Connection) -> dict[str, Any] | None:
-        device = devices.get_device(conn, device_id, scope=principal.tenant)
-        if device is None:
-            return None
+async def get_device(
+    device: DeviceRef, principal: ReadPrincipal, context: Context
+) -> dict[str, Any]:
+    """`{device}` is the device's id or its name (case-insensitive), as for `patchctl explain`
+    and the admin API (`operations.find_device`: an id first, then a name). A name enrolled in
+    several tenants of the scope answers 409 naming them (give the id); a device outside the
+    scope 404, exactly like one that does not exist."""
+
+    def read(conn: Connection) -> dict[str, Any]:
+        try:
+            device_id = operations.find_device(conn, device, scope=principal.tenant)["id"]
+        except operations.NotFound:
+            raise ApiError(
+                404, f"no device {device!r} (id or name) in tenant scope {principal.tenant!r}"
+            ) from None
+        except operations.Refused as exc:
+            raise ApiError(409, str(exc)) from None
         return {
-            "device": device,
+            "device": devices.get_device(conn, device_id, scope=principal.tenant),
             "patches": devices.device_patches(conn, device_id),
             "inventory": devices.device_inventory(conn, device_id),
             "compliance": compliance_store.list_compliance(
@@ -132,11 +147,8 @@ async def get_device(device_id: str, principal: ReadPrincipal, context: Context)
         }
 
     found = await _read(context, read)
-    if found is None:
-        raise ApiError(404, f"no device {device_id!r} in tenant scope {principal.tenant!r}")
-    device = found["device"]
-    return camel(device) | {
-        "online": listings.online(device, now=context.settings.clock()),
+    return camel(found["device"]) | {
+        "online": listings.online(found["device"], now=context.settings.clock()),
         "patches": [patch_entry(entry) for entry in found["patches"]],
         "inventory": camel(found["inventory"]) if found["inventory"] else None,
         "compliance": [camel(row) for row in found["compliance"]],

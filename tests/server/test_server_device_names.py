@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from controller.runtime import status
@@ -66,3 +68,26 @@ async def test_explain_finds_a_device_by_its_host_name_in_any_case(api) -> None:
             for needle in ("REALHOST.EXAMPLE.ORG", "realhost.example.org", device, "realhost")
         ]
     assert [[device], [device], [device], []] == found
+
+
+async def test_one_device_by_its_name_as_by_its_id(api) -> None:
+    """`GET /api/v1/devices/{device}` takes the id or the name in any case; a name that two
+    tenants of the scope share answers 409 naming them, one outside the scope 404."""
+    device, _ = await api.enroll("web-01")
+    await api.enroll("web-01", tenant="acme/logistics")
+    await api.enroll("db-01", tenant="other")
+    client = {"Authorization": f"Bearer {api.token('acme/retail')}"}
+    partner = {"Authorization": f"Bearer {api.token('acme')}"}
+
+    async def get(needle: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        answer = await api.client.get(f"/api/v1/devices/{needle}", headers=headers)
+        return answer.status_code, answer.json()
+
+    by_id = await get(device, client)
+    by_names = [await get(name, client) for name in ("web-01", "WEB-01")]
+    shared, outside, unknown = [await get(name, partner) for name in ("web-01", "db-01", "nothing")]
+    assert (200, device) == (by_id[0], by_id[1]["id"])
+    assert [by_id, by_id] == by_names
+    assert (409, 404, 404) == (shared[0], outside[0], unknown[0])
+    assert "enrolled in tenants acme/logistics, acme/retail: give the device id" in str(shared[1])
+    assert "no device 'db-01' (id or name) in tenant scope 'acme'" == outside[1]["message"]

@@ -115,6 +115,7 @@ async def walk(api: Api, token: str, device_id: str, alert_id: int) -> dict[str,
             continue
         url = (
             path.replace("{device_id}", device_id)
+            .replace("{device}", device_id)
             .replace("{alert_id}", str(alert_id))
             .replace("{job_id}", own_jobs[0]["id"])
         )
