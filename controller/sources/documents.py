@@ -164,32 +164,53 @@ class StrictConstructor(yaml.constructor.SafeConstructor):
     """The safe constructor, refusing what reads one way in review and loads another.
 
     Used by every loader of policy files (`parse_file` and the history's fast path) so that
-    they accept exactly the same documents. Raises `NodeError` (or PyYAML's own
-    `MarkedYAMLError`); never any other exception.
+    they accept exactly the same documents. Raises `NodeError` at the first refusal (or
+    PyYAML's own `MarkedYAMLError`); never any other exception. With `refusals` a list (what
+    `parse_file` sets), it records every refusal there instead and goes on with a stand-in
+    value (the first of a duplicate key's values, the number as YAML reads it, None for a
+    value it cannot build), so that a file's every mistake is reported at once, not one per
+    edit; a document with any refusal is never used.
     """
 
+    refusals: list[NodeError] | None = None  # None: raise at the first refusal
+
+    def refuse(self, node: yaml.Node, message: str) -> None:
+        """Refuse `node`: raise, or record it when collecting (`refusals`)."""
+        if self.refusals is None:
+            raise NodeError(node, message)
+        self.refusals.append(NodeError(node, message))
+
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        deep_before = self.deep_construct
         try:
             return super().construct_object(node, deep=deep)
         except (NodeError, yaml.YAMLError, RecursionError):
             raise
         except Exception as exc:  # noqa: BLE001 - any constructor failure is the value's fault
-            raise NodeError(node, _construction_message(node, exc)) from None
+            self.refuse(node, _construction_message(node, exc))
+        # collecting: what the failed construction left half done is undone, and the node
+        # stands for None (an alias to it is not built, nor reported, twice)
+        self.recursive_objects.pop(node, None)
+        self.deep_construct = deep_before
+        self.constructed_objects[node] = None
+        return None
 
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
         for key_node, value_node in node.value:
             if key_node.tag == MERGE_TAG:
-                raise NodeError(
+                self.refuse(
                     key_node,
                     f"merge keys (`<<`) are not allowed: the key at line {_line(key_node)} "
                     f"copies fields from line {_line(value_node)}, which a reviewer may not "
                     "see; write the fields out",
                 )
+        node.value = [(key, value) for key, value in node.value if key.tag != MERGE_TAG]
         super().flatten_mapping(node)
 
     def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
         if not isinstance(node, yaml.MappingNode):
-            raise NodeError(node, f"expected a mapping, found {type(node).__name__}")
+            self.refuse(node, f"expected a mapping, found {type(node).__name__}")
+            return {}
         self.flatten_mapping(node)
         mapping: dict[Any, Any] = {}
         first_key: dict[Any, yaml.Node] = {}
@@ -198,32 +219,36 @@ class StrictConstructor(yaml.constructor.SafeConstructor):
             try:
                 first = first_key.get(key)
             except TypeError:
-                raise NodeError(
-                    key_node, "a key must be a plain value, not a list or a mapping"
-                ) from None
+                self.refuse(key_node, "a key must be a plain value, not a list or a mapping")
+                continue
             if first is not None:
-                raise NodeError(
+                self.refuse(
                     key_node,
                     f"duplicate key {_shown(key)}: written at line {_line(first)} and again at "
                     f"line {_line(key_node)}; only one of them would apply",
                 )
+                self.construct_object(value_node, deep=deep)  # its own mistakes are reported
+                continue
             first_key[key] = key_node
             mapping[key] = self.construct_object(value_node, deep=deep)
         return mapping
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         text = str(node.value)
+        value: int = super().construct_yaml_int(node)
         if _LEADING_ZERO_INT.fullmatch(text) or _SEXAGESIMAL.fullmatch(text):
-            raise NodeError(node, _ambiguous_number(node, super().construct_yaml_int(node)))
-        return super().construct_yaml_int(node)
+            self.refuse(node, _ambiguous_number(node, value))
+        return value
 
     def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        value: float = super().construct_yaml_float(node)
         if _SEXAGESIMAL.fullmatch(str(node.value)):
-            raise NodeError(node, _ambiguous_number(node, super().construct_yaml_float(node)))
-        return super().construct_yaml_float(node)
+            self.refuse(node, _ambiguous_number(node, value))
+        return value
 
     def construct_yaml_binary(self, node: yaml.ScalarNode) -> bytes:
-        raise NodeError(node, "binary values (`!!binary`) are not allowed: write the text itself")
+        self.refuse(node, "binary values (`!!binary`) are not allowed: write the text itself")
+        return b""
 
     yaml_constructors: ClassVar[dict[Any, Any]] = {
         **yaml.constructor.SafeConstructor.yaml_constructors,
@@ -266,7 +291,7 @@ class StrictLoader(
         yaml.resolver.Resolver.__init__(self)
 
 
-def parse_file(path: str, data: bytes) -> tuple[list[RawDocument], list[Problem]]:  # noqa: PLR0911
+def parse_file(path: str, data: bytes) -> tuple[list[RawDocument], list[Problem]]:
     """Split a YAML file into documents; every refusal becomes a Problem naming the position."""
     if len(data) > MAX_FILE_BYTES:
         return [], [
@@ -288,47 +313,65 @@ def parse_file(path: str, data: bytes) -> tuple[list[RawDocument], list[Problem]
     hidden = find_hidden_character(text)
     if hidden is not None:
         return [], [hidden_character_problem(path, text, hidden)]
+    refused: list[Problem] = []  # every refusal of every document read so far
     try:
-        return list(_documents(path, text)), []
-    except NodeError as exc:
-        return [], [
-            Problem(path, _position(exc.node), format_field_path(exc.field_path), exc.message)
-        ]
-    except yaml.MarkedYAMLError as exc:
+        found = list(_documents(path, text, refused))
+    except Exception as exc:  # noqa: BLE001 - `_stopped` knows each way a file stops a parser
+        return [], _in_reading_order([*refused, _stopped(path, text, exc)])
+    if refused:
+        return [], _in_reading_order(refused)
+    return found, []
+
+
+def _stopped(path: str, text: str, exc: Exception) -> Problem:
+    """The problem of a failure that stops reading the file (the refusals before it stand)."""
+    if isinstance(exc, NodeError):
+        return Problem(path, _position(exc.node), format_field_path(exc.field_path), exc.message)
+    if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         position = Position(mark.line + 1, mark.column + 1) if mark else None
         message = " ".join(part for part in (exc.context, exc.problem) if part) or str(exc)
-        return [], [Problem(path, position, "", f"YAML error: {message}")]
-    except yaml.reader.ReaderError as exc:  # a character YAML forbids: its offset in the text
+        return Problem(path, position, "", f"YAML error: {message}")
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML forbids: its offset
         line = text.count("\n", 0, exc.position) + 1
         column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
         character = exc.character if isinstance(exc.character, int) else ord(exc.character)
-        return [], [
-            Problem(
-                path,
-                Position(line, column),
-                "",
-                f"YAML error: character U+{character:04X} is not allowed in YAML text",
-            )
-        ]
-    except yaml.YAMLError as exc:
-        return [], [Problem(path, None, "", f"YAML error: {exc}")]
-    except _BudgetExceededError:
-        return [], [
-            Problem(
-                path,
-                None,
-                "",
-                f"a document expands to more than {MAX_EXPANDED_NODES} nodes "
-                "(aliases multiplying content?)",
-            )
-        ]
-    except RecursionError:
-        return [], [Problem(path, None, "", "YAML nesting is too deep")]
+        return Problem(
+            path,
+            Position(line, column),
+            "",
+            f"YAML error: character U+{character:04X} is not allowed in YAML text",
+        )
+    if isinstance(exc, yaml.YAMLError):
+        return Problem(path, None, "", f"YAML error: {exc}")
+    if isinstance(exc, _BudgetExceededError):
+        return Problem(
+            path,
+            None,
+            "",
+            f"a document expands to more than {MAX_EXPANDED_NODES} nodes "
+            "(aliases multiplying content?)",
+        )
+    if isinstance(exc, RecursionError):
+        return Problem(path, None, "", "YAML nesting is too deep")
+    raise exc
 
 
-def _documents(path: str, text: str) -> Iterator[RawDocument]:
+def _in_reading_order(problems: list[Problem]) -> list[Problem]:
+    """By line and column; a problem without a position (the whole file's) last."""
+    return sorted(problems, key=_place)
+
+
+def _place(problem: Problem) -> tuple[bool, int, int]:
+    where = problem.position
+    return (where is None, where.line if where else 0, where.column if where else 0)
+
+
+def _documents(path: str, text: str, refused: list[Problem]) -> Iterator[RawDocument]:
+    """The file's documents without a refusal; each refusal of any document goes to `refused`,
+    located, and reading goes on (`StrictConstructor.refusals`)."""
     loader = StrictLoader(text)
+    loader.refusals = []
     try:
         index = 0
         while loader.check_node():
@@ -339,15 +382,17 @@ def _documents(path: str, text: str) -> Iterator[RawDocument]:
             walk.record(node, ())
             try:
                 data = loader.construct_document(node)
-            except NodeError as exc:
-                exc.field_path = walk.paths.get(id(exc.node), ())
-                raise
             except (yaml.YAMLError, RecursionError):
                 raise
             except Exception as exc:  # noqa: BLE001 - whatever fails, the document is at fault
                 error = NodeError(node, _construction_message(node, exc))
                 raise error from None
-            if data is not None:
+            if loader.refusals:
+                for refusal in loader.refusals:
+                    where = format_field_path(walk.paths.get(id(refusal.node), ()))
+                    refused.append(Problem(path, _position(refusal.node), where, refusal.message))
+                loader.refusals.clear()
+            elif data is not None:
                 yield RawDocument(path, index, data, walk.positions)
             index += 1
     finally:

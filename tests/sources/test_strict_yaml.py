@@ -113,6 +113,38 @@ CASES = [
         [f"{PATH}:8:12: YAML error: character U+0000 is not allowed in YAML text"],
     ),
     (
+        "every-refusal-of-a-document",
+        ENVELOPE + "spec:\n  patches: [KB1, 2027-02-30]\n  reason: a\n  reason: b\n  ticket: 010\n",
+        [
+            f"{PATH}:5:18: spec.patches[1]: '2027-02-30' is not a date or timestamp: "
+            "day is out of range for month",
+            f"{PATH}:7:3: spec.reason: duplicate key 'reason': written at line 6 and again at "
+            "line 7; only one of them would apply",
+            f"{PATH}:8:11: spec.ticket: '010' is read by YAML as 8, not as written; write the "
+            "number without leading zeros or colons, or quote it as text",
+        ],
+    ),
+    (
+        "every-document-of-a-file",
+        ENVELOPE + SPEC + "  reason: again\n---\n" + ENVELOPE + "spec: {reason: a, reason: b}\n",
+        [
+            f"{PATH}:8:3: spec.reason: duplicate key 'reason': written at line 7 and again at "
+            "line 8; only one of them would apply",
+            f"{PATH}:13:19: spec.reason: duplicate key 'reason': written at line 13 and again at "
+            "line 13; only one of them would apply",
+        ],
+    ),
+    (
+        "a-refusal-then-a-syntax-error",
+        ENVELOPE + SPEC + "  reason: again\n---\n" + ENVELOPE + "spec: [\n",
+        [
+            f"{PATH}:8:3: spec.reason: duplicate key 'reason': written at line 7 and again at "
+            "line 8; only one of them would apply",
+            f"{PATH}:14:1: YAML error: while parsing a flow node expected the node content, "
+            "but found '<stream end>'",
+        ],
+    ),
+    (
         "kind-is-a-list",
         "apiVersion: patchctl/v1\nkind: [Approval]\nmetadata: {name: a}\nspec: {}\n",
         [
@@ -142,7 +174,8 @@ CASES = [
 
 @pytest.mark.parametrize(("text", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_every_read_path_gives_the_same_located_error(text: str, expected: list[str]) -> None:
-    """The loader and the history's parser (fast path first) report the same single error."""
+    """The loader and the history's parser (fast path first) report the same errors: every
+    refusal of every document, in reading order, not only the first."""
     source = SourceFile(PATH, text.encode())
     loaded = load_policy([source], revision=None)
     parsed = history.parse_policy_file(source)
