@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from controller.cli.lazy import EXIT_READER_GONE
-from controller.store import devices, open_store
+from controller.store import open_store
 from controller.testing import PROJECT_ROOT
+from controller.testing.stores import enrol_linux
 
 
 def run_into_closed_pipe(*args: str) -> subprocess.CompletedProcess[bytes]:
@@ -44,20 +45,7 @@ def fleet_db(tmp_path: Path) -> str:
     try:
         with store.write() as conn:
             for number in range(400):
-                devices.enrol(
-                    conn,
-                    devices.Enrolment(
-                        tenant="acme/retail",
-                        hostname=f"web-{number:03d}",
-                        os_family="linux",
-                        os_name="Ubuntu",
-                        os_version="24.04",
-                        role="server",
-                        agent_version="1",
-                    ),
-                    poll_interval=60,
-                    now=now,
-                )
+                enrol_linux(conn, f"web-{number:03d}", now=now)
     finally:
         store.close()
     return db

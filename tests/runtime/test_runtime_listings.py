@@ -9,28 +9,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from controller.runtime import listings
-from controller.store import Store, devices, jobs
+from controller.store import Store, jobs
 from controller.store.job_states import JobKind, JobState
+from controller.testing.stores import enrol_linux
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
 def enrol(store: Store, tenant: str, hostname: str, *, at: datetime = NOW) -> str:
     with store.write() as conn:
-        return devices.enrol(
-            conn,
-            devices.Enrolment(
-                tenant=tenant,
-                hostname=hostname,
-                os_family="linux",
-                os_name="Ubuntu",
-                os_version="24.04",
-                role="server",
-                agent_version="1",
-            ),
-            poll_interval=60,
-            now=at,
-        ).device_id
+        return enrol_linux(conn, hostname, tenant=tenant, now=at)
 
 
 def install(device_id: str, tenant: str, job_id: str) -> jobs.NewJob:

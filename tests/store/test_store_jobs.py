@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from controller.core.jobs import job_id
-from controller.store import Store, devices, jobs
+from controller.store import Store, jobs
 from controller.store.job_states import (
     STARTED_STATES,
     EventVerdict,
@@ -16,6 +16,7 @@ from controller.store.job_states import (
     dedupe_key,
     evaluate_event,
 )
+from controller.testing.stores import enrol_linux
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 S = JobState
@@ -64,20 +65,7 @@ def test_job_ids_are_deterministic() -> None:
 
 def enrolled(store: Store) -> str:
     with store.write() as conn:
-        return devices.enrol(
-            conn,
-            devices.Enrolment(
-                tenant="acme/retail",
-                hostname="web-01",
-                os_family="linux",
-                os_name="Ubuntu",
-                os_version="24.04",
-                role="server",
-                agent_version="1",
-            ),
-            poll_interval=60,
-            now=NOW,
-        ).device_id
+        return enrol_linux(conn, "web-01", now=NOW)
 
 
 def install(device_id: str, job_id: str = "install-1", **extra: object) -> jobs.NewJob:
