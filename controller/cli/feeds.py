@@ -69,10 +69,12 @@ def import_feed(
     completed by the next one. While that runs longer than a second, stderr shows devices
     evaluated / total and the rate when it is a terminal and --quiet is not given (stdout,
     and so --json, is unaffected). Re-importing is idempotent; an updated advisory updates its
-    record. Malformed documents are reported with their file and position and the rest still
-    lands; records that import but can match no host (an advisory without a resolvable package)
-    are reported as warnings. Exit 1 when any document failed, 0 otherwise (warnings do not
-    fail).
+    record. Malformed documents and records are reported with their file and position (a
+    record with several errors is listed once per error and counted once as failed) and the
+    rest still lands; records that import but can match no host (an advisory without a
+    resolvable package) are reported as warnings. Exit 1 when any error was reported, 0
+    otherwise (warnings do not fail); exit 2, importing nothing, when PATH is a directory
+    holding no file of the format (an empty mirror, or the wrong --format).
     """
     from controller.feeds import read_feed  # noqa: PLC0415 - keep --help fast
     from controller.runtime import feeds as runtime_feeds  # noqa: PLC0415
@@ -80,6 +82,8 @@ def import_feed(
     if fmt == FeedFormat.DEB_PACKAGES and not release:
         fail("--release is required for deb-packages (e.g. --release debian:12)")
     result = read_feed(path, FeedFormat(fmt), release=release)
+    if result.documents == 0:
+        fail(str(result.errors[0]))  # an empty mirror or the wrong --format: say so, change nothing
     store = open_store_or_fail(db_url, state_dir, create=True)
     progress = ProgressLine(sys.stderr, enabled=not quiet and sys.stderr.isatty())
     try:
@@ -98,7 +102,7 @@ def import_feed(
         warned = f", {len(result.warnings)} warnings" if result.warnings else ""
         click.echo(
             f"{path}: {outcome.new} new, {outcome.updated} updated, {outcome.unchanged} "
-            f"unchanged, {len(result.errors)} failed{warned}"
+            f"unchanged, {outcome.failed} failed{warned}"
         )
         click.echo(_fleet_line(outcome.fleet, complete=outcome.fleet_complete))
     raise SystemExit(EXIT_NO if result.errors else 0)

@@ -55,14 +55,27 @@ class FeedError:
 class FeedResult:
     """The records a feed yielded, the errors met on the way (records that were not imported),
     and warnings (records that imported but cannot do what the operator expects, such as an
-    advisory that can match no host); all in file order."""
+    advisory that can match no host); all in file order.
+
+    `failed` counts the records (or whole documents) that did not import, each once however
+    many errors name it: a native record with a bad severity and an unknown field is two errors
+    and one failed record. `documents` counts the files read (0: the path held none of the
+    format's files).
+    """
 
     records: tuple[PatchRecord, ...] = ()
     errors: tuple[FeedError, ...] = ()
     warnings: tuple[FeedError, ...] = ()
+    failed: int = 0
+    documents: int = 0
     # Severities a feed publishes per CVE apart from its advisories (Debian's tracker urgency):
     # (release, package, CVE id) -> severity; `read_feed` applies them to the records it read.
     cve_severities: Mapping[tuple[str, str, str], Severity] = field(default_factory=dict)
+
+    @classmethod
+    def failure(cls, file: str, position: str, message: str) -> FeedResult:
+        """The result of a document that could not be read at all: one error, one failure."""
+        return cls(errors=(FeedError(file, position, message),), failed=1)
 
 
 class RecordError(errors.NeedsHumanError):

@@ -68,9 +68,9 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:  # 
         document = require_object(load_json(read_bytes(path)), "")
         record, notes = parse_document(document, source=f"csaf:{name}")
     except RecordError as exc:
-        return FeedResult(errors=(FeedError(name, exc.position, exc.message),))
+        return FeedResult.failure(name, exc.position, exc.message)
     except RecursionError:  # branches nested deeper than the interpreter recurses
-        return FeedResult(errors=(FeedError(name, "/product_tree", "nested too deeply"),))
+        return FeedResult.failure(name, "/product_tree", "nested too deeply")
     warnings = tuple(FeedError(name, position, message) for position, message in notes)
     return FeedResult(records=(record,), warnings=warnings)
 

@@ -33,13 +33,13 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:
     """One record per package version of the index."""
     if not release:
         message = "a Packages index does not name its release: pass release, e.g. debian:12"
-        return FeedResult(errors=(FeedError(name, "", message),))
+        return FeedResult.failure(name, "", message)
     try:
         text = read_bytes(path).decode("utf-8")
     except RecordError as exc:
-        return FeedResult(errors=(FeedError(name, exc.position, exc.message),))
+        return FeedResult.failure(name, exc.position, exc.message)
     except UnicodeDecodeError as exc:
-        return FeedResult(errors=(FeedError(name, f"byte {exc.start}", "not UTF-8 text"),))
+        return FeedResult.failure(name, f"byte {exc.start}", "not UTF-8 text")
     classification = (
         Classification.SECURITY if "security" in path.name.lower() else Classification.BUGFIX
     )
@@ -52,7 +52,7 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:
             )
         except RecordError as exc:
             errors.append(FeedError(name, f"line {line}", exc.message))
-    return FeedResult(records=tuple(records), errors=tuple(errors))
+    return FeedResult(records=tuple(records), errors=tuple(errors), failed=len(errors))
 
 
 def stanzas(text: str) -> Iterator[tuple[int, Stanza]]:

@@ -111,9 +111,9 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:
             return FeedResult(cve_severities=urgencies(load_json(data)))
         text = data.decode("utf-8")
     except RecordError as exc:
-        return FeedResult(errors=(FeedError(name, exc.position, exc.message),))
+        return FeedResult.failure(name, exc.position, exc.message)
     except UnicodeDecodeError as exc:
-        return FeedResult(errors=(FeedError(name, f"byte {exc.start}", "not UTF-8 text"),))
+        return FeedResult.failure(name, f"byte {exc.start}", "not UTF-8 text")
     return parse_list(text, source=name)
 
 
@@ -134,7 +134,9 @@ def parse_list(text: str, *, source: str) -> FeedResult:
             message = f"{record.id} names no fixed version of a known release: it matches no host"
             warnings.append(FeedError(source, f"line {start}", message))
         records.append(record)
-    return FeedResult(records=tuple(records), errors=tuple(errors), warnings=tuple(warnings))
+    return FeedResult(
+        records=tuple(records), errors=tuple(errors), warnings=tuple(warnings), failed=len(errors)
+    )
 
 
 def _entries(text: str) -> Iterator[tuple[int, list[tuple[int, str]]]]:

@@ -57,11 +57,12 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:  # 
         else:
             document = _from_json(load_json(data))
     except RecordError as exc:
-        return FeedResult(errors=(FeedError(name, exc.position, exc.message),))
+        return FeedResult.failure(name, exc.position, exc.message)
     except RecursionError:  # branches nested deeper than the interpreter recurses
-        return FeedResult(errors=(FeedError(name, "", "nested too deeply"),))
+        return FeedResult.failure(name, "", "nested too deeply")
     records = build_records(document, source=f"msrc:{name}")
-    return FeedResult(records=records, errors=tuple(errors))
+    # Each error is a remediation skipped: a KB's fix for one CVE that did not import.
+    return FeedResult(records=records, errors=tuple(errors), failed=len(errors))
 
 
 # --- the document, whatever its syntax --------------------------------------------------------

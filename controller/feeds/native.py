@@ -149,7 +149,7 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:  # 
     try:
         items, base, lines, refused = _load(path)
     except RecordError as exc:
-        return FeedResult(errors=(FeedError(name, exc.position, exc.message),))
+        return FeedResult.failure(name, exc.position, exc.message)
     records: list[PatchRecord] = []
     errors: list[FeedError] = []
     seen: dict[str, int] = {}
@@ -174,7 +174,10 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:  # 
             continue
         seen[record.id] = index
         records.append(record)
-    return FeedResult(records=tuple(records), errors=tuple(errors))
+    # Every item is a record or failed, however many errors it has.
+    return FeedResult(
+        records=tuple(records), errors=tuple(errors), failed=len(items) - len(records)
+    )
 
 
 # Line numbers of YAML nodes, by JSON pointer, so errors can say where a record is.

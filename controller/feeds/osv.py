@@ -80,7 +80,7 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:  # 
         document = require_object(load_json(read_bytes(path)), "")
         record = parse_record(document, source=f"osv:{name}")
     except RecordError as exc:
-        return FeedResult(errors=(FeedError(name, exc.position, exc.message),))
+        return FeedResult.failure(name, exc.position, exc.message)
     warning = _unmatchable(record)
     return FeedResult(
         records=(record,), warnings=(FeedError(name, "/affected", warning),) if warning else ()
@@ -114,7 +114,7 @@ def _parse_zip(path: Path, name: str) -> FeedResult:
     try:
         archive = zipfile.ZipFile(path)
     except _ZIP_ERRORS as exc:
-        return FeedResult(errors=(FeedError(name, "", f"cannot read the zip archive: {exc}"),))
+        return FeedResult.failure(name, "", f"cannot read the zip archive: {exc}")
     records: list[PatchRecord] = []
     errors: list[FeedError] = []
     warnings: list[FeedError] = []
@@ -143,7 +143,12 @@ def _parse_zip(path: Path, name: str) -> FeedResult:
             records.append(record)
             if warning := _unmatchable(record):
                 warnings.append(FeedError(name, f"{info.filename}:/affected", warning))
-    return FeedResult(records=tuple(records), errors=tuple(errors), warnings=tuple(warnings))
+    return FeedResult(
+        records=tuple(records),
+        errors=tuple(errors),
+        warnings=tuple(warnings),
+        failed=len(members) - len(records),  # every member read is a record or failed
+    )
 
 
 def accepts_member(filename: str) -> bool:

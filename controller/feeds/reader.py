@@ -40,7 +40,10 @@ def read_feed(
 
     `release` names the OS release for formats that do not (`deb-packages`, where it is
     required, e.g. `debian:12`) and overrides the release `updateinfo` infers; the other formats
-    name their releases themselves. Malformed files and records become errors; the rest imports.
+    name their releases themselves. Malformed files and records become errors (`failed` counts
+    the records and documents that did not import); the rest imports. A path that does not
+    exist, or a directory holding none of the format's files, is one error and nothing read
+    (`documents` is 0).
     Errors name files by `label` (how the caller calls `path`: a repository path, a redacted
     URL) joined with the file's path under `path`; without it, by their local path.
     A patch read from several files becomes one record (see `_deduplicate`), and
@@ -52,14 +55,18 @@ def read_feed(
     reader = READERS[FeedFormat(fmt)]
     files = _files(path, reader)
     if files is None:
-        return FeedResult(errors=(FeedError(label or str(path), "", "no such file or directory"),))
+        return FeedResult.failure(label or str(path), "", "no such file or directory")
+    if not files:
+        return FeedResult.failure(label or str(path), "", _no_documents(FeedFormat(fmt)))
     records: list[PatchRecord] = []
     errors: list[FeedError] = []
     warnings: list[FeedError] = []
+    failed = 0
     severities: dict[tuple[str, str, str], Severity] = {}
     for file, name in files:
         result = reader.parse_file(file, name=name, release=release)
         records.extend(result.records)
+        failed += result.failed
         severities.update(result.cve_severities)
         shown = str(file) if label is None else _shown(label, name, single=file == path)
         errors.extend(FeedError(shown, e.position, e.message) for e in result.errors)
@@ -70,6 +77,17 @@ def read_feed(
         records=link_supersedence(_deduplicate(records)),
         errors=tuple(errors),
         warnings=tuple(warnings),
+        failed=failed,
+        documents=len(files),
+    )
+
+
+def _no_documents(fmt: FeedFormat) -> str:
+    """Why a directory imported nothing: none of its files is of the format (an empty mirror,
+    or the wrong --format)."""
+    return (
+        f"no {fmt.value} document in this directory (docs/feeds.md lists the file names each"
+        " format reads); nothing imported"
     )
 
 

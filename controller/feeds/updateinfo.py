@@ -61,9 +61,9 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:
     try:
         root = parse_xml(read_bytes(path))
     except RecordError as exc:
-        return FeedResult(errors=(FeedError(name, exc.position, exc.message),))
+        return FeedResult.failure(name, exc.position, exc.message)
     if local_name(root) != "updates":
-        return FeedResult(errors=(FeedError(name, f"/{local_name(root)}", "expected <updates>"),))
+        return FeedResult.failure(name, f"/{local_name(root)}", "expected <updates>")
     records: list[PatchRecord] = []
     errors: list[FeedError] = []
     updates = [element for element in root if local_name(element) == "update"]
@@ -82,7 +82,10 @@ def parse_file(path: Path, *, name: str, release: str | None) -> FeedResult:
             " device until the feed is imported with a release (e.g. rocky:9)"
         )
         errors.append(FeedError(name, "", message))
-    return FeedResult(records=tuple(records), errors=tuple(errors))
+    # Every update is a record or failed; the note on unknown releases fails none.
+    return FeedResult(
+        records=tuple(records), errors=tuple(errors), failed=len(updates) - len(records)
+    )
 
 
 def parse_update(update: Element, *, release: str | None, source: str) -> PatchRecord:

@@ -76,6 +76,7 @@ class ImportOutcome:
     fleet: findings.FleetEvaluation | None = None  # None: catalogue unchanged, nothing to redo
     warnings: tuple[FeedError, ...] = ()  # imported, but e.g. an advisory that matches no host
     fleet_complete: bool = True  # False: a newer import took the fleet pass over midway
+    failed: int = 0  # records and documents not imported, each once (`FeedResult.failed`)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -83,7 +84,7 @@ class ImportOutcome:
             "new": self.new,
             "updated": self.updated,
             "unchanged": self.unchanged,
-            "failed": len(self.errors),
+            "failed": self.failed,
             "errors": [str(e) for e in self.errors],
             "warnings": [str(w) for w in self.warnings],
             "fleet": self.fleet.as_dict() if self.fleet is not None else None,
@@ -112,6 +113,7 @@ def import_records(
         fleet=fleet.evaluation if fleet is not None else None,
         warnings=result.warnings,
         fleet_complete=fleet.complete if fleet is not None else True,
+        failed=result.failed,
     )
 
 
@@ -390,6 +392,7 @@ def _import_one(
             counts.unchanged,
             result.errors,
             warnings=result.warnings,
+            failed=result.failed,
         )
     state, message = _verdict(outcome, str(failure) if failure else None)
     message = redact_text(message)

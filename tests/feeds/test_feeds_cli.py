@@ -158,3 +158,41 @@ def test_progress_line(enabled: bool, seconds: float, expected: str) -> None:
     line(Progress(done=1500, total=3000, seconds=seconds))
     line.close()
     assert expected == stream.getvalue()
+
+
+def test_failed_counts_records_and_every_error_is_listed(tmp_path: Path) -> None:
+    """A record with three errors is one failed record; the three errors name file and field."""
+    url = f"sqlite:///{tmp_path / 'patchctl.db'}"
+    feed = tmp_path / "n.json"
+    feed.write_text('[{"id":"X-1","severity":"nuclear","rating":11,"bogus":1},{"id":"X-2"}]')
+    args = ["feed", "import", str(feed), "--format", "native", "--db", url]
+    as_json = CliRunner().invoke(main, [*args, "--json"])
+    as_text = CliRunner().invoke(main, args)
+    answer = json.loads(as_json.stdout)
+    assert (1, 1, 1) == (as_json.exit_code, answer["new"], answer["failed"])
+    assert [f"{feed}:/0/{field}" for field in ("severity", "rating", "bogus")] == [
+        error.split(": ", 1)[0] for error in answer["errors"]
+    ]
+    assert (1, True) == (
+        as_text.exit_code,
+        "0 new, 0 updated, 1 unchanged, 1 failed" in as_text.stdout,
+    )
+
+
+@pytest.mark.parametrize("content", [None, "README.md"], ids=["empty", "no-document-of-the-format"])
+def test_a_directory_without_documents_is_a_usage_error(
+    tmp_path: Path, content: str | None
+) -> None:
+    """An empty mirror (or the wrong --format) exits 2 naming the path, and creates no database."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    if content is not None:
+        (mirror / content).write_text("not a feed")
+    url = f"sqlite:///{tmp_path / 'patchctl.db'}"
+    args = ["feed", "import", str(mirror), "--format", "updateinfo", "--db", url]
+    result = CliRunner().invoke(main, args)
+    assert (2, f"patchctl: {mirror}: no updateinfo document in this directory", False) == (
+        result.exit_code,
+        result.stderr.split(" (", 1)[0],
+        (tmp_path / "patchctl.db").exists(),
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,89 @@ def test_files_above_the_size_limit_are_refused(
     assert (
         FeedError(str(path), "", "larger than 100 bytes (decompressed); refused"),
     ) == result.errors
+
+
+MALFORMED = FIXTURES / "malformed"
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt", "release", "errors", "failed"),
+    [
+        pytest.param(MALFORMED / "native-invalid.yaml", FeedFormat.NATIVE, None, 5, 5, id="native"),
+        pytest.param(MALFORMED / "osv-broken.json", FeedFormat.OSV, None, 1, 1, id="osv-document"),
+        pytest.param(
+            MALFORMED / "msrc-broken.xml", FeedFormat.MSRC, None, 1, 1, id="msrc-document"
+        ),
+        pytest.param(
+            MALFORMED / "broken-Packages",
+            FeedFormat.DEB_PACKAGES,
+            "debian:12",
+            2,
+            2,
+            id="deb-packages-stanzas",
+        ),
+        pytest.param(
+            FIXTURES / "updateinfo" / "rocky9-updateinfo.xml",
+            FeedFormat.UPDATEINFO,
+            None,
+            2,
+            1,
+            id="updateinfo-release-note-fails-no-record",
+        ),
+    ],
+)
+def test_failed_counts_records_and_documents_not_errors(
+    path: Path, fmt: FeedFormat, release: str | None, errors: int, failed: int
+) -> None:
+    """`failed` is the number of records or documents that did not import, whatever the errors."""
+    result = read_feed(path, fmt, release=release)
+
+    assert (errors, failed) == (len(result.errors), result.failed)
+
+
+def test_a_native_record_with_several_errors_fails_once(tmp_path: Path) -> None:
+    """Three errors in one record are three errors, each at its field, and one failed record."""
+    path = tmp_path / "n.json"
+    path.write_text(
+        '[{"id":"X-1","severity":"nuclear","rating":11,"bogus":1},{"id":"X-2"}]', encoding="utf-8"
+    )
+
+    result = read_feed(path, FeedFormat.NATIVE)
+
+    assert (["X-2"], 1, ["/0/severity", "/0/rating", "/0/bogus"]) == (
+        [record.id for record in result.records],
+        result.failed,
+        [error.position for error in result.errors],
+    )
+
+
+def test_osv_archive_members_fail_one_by_one(tmp_path: Path) -> None:
+    """A zip with one good and two bad members: two failed, the good one imports."""
+    archive = tmp_path / "all.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("DSA-9002-1.json", (FIXTURES / "osv" / "DSA-9002-1.json").read_bytes())
+        out.writestr("bad-1.json", "[1]")
+        out.writestr("bad-2.json", "{")
+
+    result = read_feed(archive, FeedFormat.OSV)
+
+    assert (1, 2, 2) == (len(result.records), len(result.errors), result.failed)
+
+
+@pytest.mark.parametrize("content", [None, "README.md"], ids=["empty", "no-document-of-the-format"])
+def test_a_directory_without_documents_is_an_error(tmp_path: Path, content: str | None) -> None:
+    """A directory holding no file of the format imports nothing and says so at its path."""
+    if content is not None:
+        (tmp_path / content).write_text("not a feed", encoding="utf-8")
+
+    result = read_feed(tmp_path, FeedFormat.UPDATEINFO)
+
+    message = (
+        "no updateinfo document in this directory (docs/feeds.md lists the file names each"
+        " format reads); nothing imported"
+    )
+    assert ((), (FeedError(str(tmp_path), "", message),), 0) == (
+        result.records,
+        result.errors,
+        result.documents,
+    )

@@ -410,3 +410,33 @@ def test_a_very_long_retry_after_is_capped(
     status, _ = stored(sqlite_store)
     expected = (clock() + timedelta(days=1)).isoformat()
     assert expected == status["feed:acme/windows"]["value"]["retryAt"]
+
+
+def test_a_feed_status_counts_failed_records_once(
+    sqlite_store: Store, clock: SettableClock, policy_repo: PolicyRepo
+) -> None:
+    """A record with two errors is one failed record in the status; both errors are kept."""
+    policy_repo.write("feeds/windows.yaml", GOOD + "- {id: KB2, severity: nuclear, rating: 11}\n")
+    policy_repo.commit("a feed with one bad record")
+    (run,) = refresh(sqlite_store, policy_repo, clock, patch_feed("feeds/windows.yaml"))
+    status, _ = stored(sqlite_store)
+    value = status["feed:acme/windows"]["value"]
+    assert ("partial", 1, 1, 2) == (
+        run.result,
+        value["counts"]["new"],
+        value["counts"]["failed"],
+        len(value["errors"]),
+    )
+
+
+def test_a_directory_source_without_documents_fails_naming_it(
+    sqlite_store: Store, clock: SettableClock, policy_repo: PolicyRepo
+) -> None:
+    """A feed directory that holds none of the format's files is a failed run, not '0 new'."""
+    policy_repo.write("feeds/README.md", "the mirror goes here\n")
+    policy_repo.commit("an empty mirror")
+    (run,) = refresh(sqlite_store, policy_repo, clock, patch_feed("feeds/"))
+    assert ("failed", True) == (
+        run.result,
+        "feeds/: no native document in this directory" in run.message,
+    )
