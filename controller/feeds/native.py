@@ -239,6 +239,10 @@ def _construct(node: yaml.Node) -> Any:
     except documents.NodeError as exc:
         mark = exc.node.start_mark
         raise RecordError(f"line {mark.line + 1}, column {mark.column + 1}", exc.message) from None
+    except yaml.MarkedYAMLError as exc:  # e.g. a tag no constructor knows (`!foo`)
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise RecordError(where, f"invalid YAML: {exc.problem or exc}") from None
     except RecursionError:
         raise RecordError("", "invalid YAML: nesting is too deep") from None
     finally:

@@ -64,3 +64,16 @@ def test_a_bad_yaml_value_is_one_located_error(
         result.records,
         result.errors,
     )
+
+
+def test_an_unknown_tag_fails_its_record_only(tmp_path: Path) -> None:
+    """A tag YAML has no constructor for is a located error of its record, not a traceback."""
+    path = tmp_path / "feed.yaml"
+    path.write_text("- id: !foo X-1\n- id: X-2\n", encoding="utf-8")
+    result = read_feed(path, FeedFormat.NATIVE)
+    message = "invalid YAML: could not determine a constructor for the tag '!foo'"
+    assert (["X-2"], (FeedError(str(path), "line 1, column 7", message),), 1) == (
+        [record.id for record in result.records],
+        result.errors,
+        result.failed,
+    )
