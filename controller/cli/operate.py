@@ -166,8 +166,9 @@ def explain(
     as_json: bool,
 ) -> None:
     """Why each patch of DEVICE (name or id) is or is not required, approved and installable,
-    and when it will be installed (window times on the window's own clock, then UTC). Uses
-    the branch head if it validates, else the last valid revision.
+    and when it will be installed (window times on the window's own clock, then UTC), or why
+    it will not be (a gateway is never patched; no window targets the device or has an
+    occurrence ahead). Uses the branch head if it validates, else the last valid revision.
 
     With --server, the running service answers (`GET /api/v1/devices/DEVICE/explain`) under
     the revision it enforces at its own clock, scoped to the read token (--repo and --branch
@@ -230,7 +231,7 @@ def explanation_lines(answer: dict[str, Any]) -> list[str]:
         ),
         f"policy {answer.get('revision') or '-'}; last scan {scanned}",
         "next install opportunity: "
-        + (answer.get("nextWindow") or "none (no patch window targets it)"),
+        + (answer.get("nextWindow") or answer.get("unscheduled") or "none"),
         "targeted by: " + (", ".join(answer.get("policies") or []) or "nothing"),
     ]
     lines.extend(f"job: {sentence}" for sentence in answer.get("jobs") or [])

@@ -56,6 +56,13 @@ class DeviceExplanation:
     next_window: str | None
     patches: tuple[PatchExplanation, ...]
     jobs: tuple[str, ...] = ()  # one sentence per unfinished or overdue job of the device
+    # why there is no install opportunity (None when `next_window` names one): a gateway, no
+    # PatchWindow targeting the device, or none of its windows having an occurrence ahead
+    unscheduled: str | None = None
+
+
+GATEWAY = "gateway: never patched"
+NO_WINDOW = "no patch window targets this device"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +73,7 @@ class _Schedule:
     now_slot: tuple[str, str] | None  # (window key, occurrence key) of that occurrence
     next: str | None  # "in PatchWindow ... at ..." for the next occurrence to start
     online: bool = True  # the planner installs only on devices that checked in lately
+    unscheduled: str | None = None  # why neither `now` nor `next` is set
     issued: frozenset[str] = frozenset()  # patches of the install job the plan issues now
     issued_job: str | None = None
     hold: str | None = None  # the planner's reason for issuing no install now
@@ -146,6 +154,7 @@ def explain(
         next_window=schedule.now or schedule.next,
         patches=tuple(patches),
         jobs=tuple(_job_sentence(job, now=now) for job in (*context.overdue, *context.running)),
+        unscheduled=schedule.unscheduled,
     )
 
 
@@ -182,8 +191,10 @@ class _JobContext:
 def _schedule(
     applicable: Applicable, device: DeviceView, *, now: datetime, summary: DeviceSummary | None
 ) -> _Schedule:
-    if device.is_gateway:
-        return _Schedule(None, None, None)
+    if device.is_gateway:  # DESIGN 1: the planner never installs on a gateway
+        return _Schedule(None, None, None, unscheduled=GATEWAY)
+    if not applicable.windows:
+        return _Schedule(None, None, None, unscheduled=NO_WINDOW)
     online = device.is_online(now=now)
     states = {window_key(w): windows.evaluate(w.spec, now=now) for w in applicable.windows}
     current_text, slot = None, None
@@ -205,11 +216,13 @@ def _schedule(
         start, key = min(upcoming)
         next_text = f"in PatchWindow {key} at {_in_zone(start, zones[key])}"
     issued_job = summary.install_job if summary is not None else None
+    ended = ", ".join(f"PatchWindow {key}" for key in zones)
     return _Schedule(
         current_text,
         slot,
         next_text,
         online,
+        unscheduled=None if current_text or next_text else f"no occurrence ahead in {ended}",
         issued=frozenset(summary.installable) if issued_job and summary else frozenset(),
         issued_job=issued_job,
         hold=summary.install_hold if summary is not None else None,
@@ -320,7 +333,7 @@ def _when(patch_id: str, schedule: _Schedule, context: _JobContext) -> str:
         if job.kind is JobKind.INSTALL and patch_id in job.patch_ids:
             return f"its install job {job.id} is overdue (still {job.state.value}); {later}"
     if schedule.now is None:
-        return later if schedule.next else "no patch window targets this device"
+        return later if schedule.next else (schedule.unscheduled or NO_WINDOW)
     tried = context.attempted(patch_id, schedule.now_slot)
     if tried is not None:
         return (

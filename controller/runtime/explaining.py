@@ -58,7 +58,8 @@ def explanation_of(
 
 def explanation_json(result: DeviceExplanation, revision: str | None) -> dict[str, Any]:
     """The JSON form of an explanation: the device, the policy revision, online, last scan,
-    the next install opportunity (window times on the window's own clock), the policies that
+    the next install opportunity (window times on the window's own clock) or, when there is
+    none, why (`unscheduled`: a gateway is never patched, no window targets it), the policies that
     target it, its unfinished jobs and, per patch, each decision with the objects behind it."""
     d = result.device
     return {
@@ -75,6 +76,7 @@ def explanation_json(result: DeviceExplanation, revision: str | None) -> dict[st
         "online": result.online,
         "scannedAt": status.iso(result.scanned_at),
         "nextWindow": result.next_window,
+        "unscheduled": result.unscheduled,
         "policies": list(result.policies),
         "jobs": list(result.jobs),
         "patches": [

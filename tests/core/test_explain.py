@@ -197,9 +197,15 @@ def test_no_window_targets_the_device() -> None:
     expected = (
         ("Approval acme/retail/ok",),
         None,
+        "no patch window targets this device",
         "not required; approved by Approval acme/retail/ok; no patch window targets this device",
     )
-    assert expected == (result.policies, result.next_window, result.patches[0].verdict)
+    assert expected == (
+        result.policies,
+        result.next_window,
+        result.unscheduled,
+        result.patches[0].verdict,
+    )
 
 
 JOB_CASES = [
@@ -250,3 +256,47 @@ def test_finished_jobs_are_not_listed() -> None:
     """Finished jobs within their deadlines say nothing in the job list."""
     done = job("i-6", W1, state=JobState.SUCCEEDED, patches=("KB-SEC",))
     assert () == explained(W1, scan(installed=("KB-SEC",)), jobs=(done,)).jobs
+
+
+def test_a_gateway_is_never_patched() -> None:
+    """A gateway a PatchWindow targets gets no install opportunity, and each patch says why."""
+    view = device("gw", os=OsFamily.LINUX, role="gateway")
+    approve = APPROVE_X.replace("KB-BUG", "USN-1-1").replace("[x]", "[gw]")
+    result = explained(view, scan("USN-1-1"), extra=approve)
+    expected = (
+        True,
+        None,
+        "gateway: never patched",
+        "required by Baseline acme/lin; approved by Approval acme/retail/ok; gateway: never patched",
+    )
+    assert expected == (
+        "PatchWindow acme/weekly" in result.policies,
+        result.next_window,
+        result.unscheduled,
+        result.patches[0].verdict,
+    )
+
+
+PAST_ONCE = """\
+apiVersion: patchctl/v1
+kind: PatchWindow
+metadata: {name: once, tenant: acme}
+spec:
+  targets: {devices: [x]}
+  recurrence: {once: "2026-01-04T02:00:00"}
+  timezone: UTC
+  duration: 4h
+"""
+
+
+def test_a_past_window_has_no_occurrence_ahead() -> None:
+    """A device whose only window is over is told so, not that no window targets it."""
+    view = device("x", os=None)
+    result = explained(view, scan("KB-BUG"), extra=APPROVE_X + "---\n" + PAST_ONCE)
+    expected = (
+        None,
+        "no occurrence ahead in PatchWindow acme/once",
+        "not required; approved by Approval acme/retail/ok; "
+        "no occurrence ahead in PatchWindow acme/once",
+    )
+    assert expected == (result.next_window, result.unscheduled, result.patches[0].verdict)
