@@ -6,7 +6,7 @@ The access policy judges every approving change (`--access-policy`, see `cli.com
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from controller.cli.common import (
     json_option,
     load_access_or_fail,
     print_json,
+    time_value,
 )
 from controller.cli.listing import cell
 from controller.cli.remote import server_options
@@ -32,23 +33,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 SUMMARY_WIDTH = 100
 
 
-def _since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        if len(value) == len("2026-12-01"):
-            return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a date or ISO 8601 time, e.g. 2026-12-01 or 2026-12-01T08:00Z"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 @click.command("audit")
 @click.option(
-    "--since", callback=_since, default=None, metavar="DATE", help="Only entries from then on."
+    "--since", callback=time_value, default=None, metavar="DATE", help="Only entries from then on."
 )
 @click.option(
     "--tenant", callback=check_tenant, default=None, help="Only this tenant (and its clients)."

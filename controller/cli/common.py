@@ -6,6 +6,7 @@ import json
 import re
 import sys
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -87,6 +88,46 @@ def check_tenant(_ctx: click.Context, _param: click.Parameter, value: str | None
             "lowercase letters, digits and '-'"
         )
     return value
+
+
+def duration_value(
+    *, allow_zero: bool = False
+) -> Callable[[click.Context, click.Parameter, str | None], timedelta | None]:
+    """A click callback for a DURATION option (`90s`, `4h`, `7d`, `1h30m`): the timedelta, None
+    when not given, else a usage error naming the option (exit 2) for text that is not a
+    duration, one longer than 100 years (`kinds.common.parse_duration`) or, unless
+    `allow_zero`, a zero one (a zero expiry or interval is never meant)."""
+
+    def callback(
+        _ctx: click.Context, _param: click.Parameter, value: str | None
+    ) -> timedelta | None:
+        if value is None:
+            return None
+        from controller.kinds.common import parse_duration  # noqa: PLC0415 - keep --help fast
+
+        try:
+            duration = parse_duration(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+        if not duration and not allow_zero:
+            raise click.BadParameter(f"{value!r}: must be longer than 0s")
+        return duration
+
+    return callback
+
+
+def time_value(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    """A click callback for a time option (`--now`, `audit --since`): a date (midnight UTC) or
+    an ISO 8601 time (UTC unless it has an offset), between 1970 and 9000
+    (`core.instants.parse_time`); None when not given, else a usage error naming the option."""
+    if value is None:
+        return None
+    from controller.core import instants  # noqa: PLC0415 - keep --help fast
+
+    try:
+        return instants.parse_time(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def json_option(func: F) -> F:

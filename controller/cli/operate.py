@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -19,6 +19,7 @@ from controller.cli.common import (
     json_option,
     load_access_or_fail,
     print_json,
+    time_value,
 )
 from controller.cli.listing import cell
 from controller.cli.remote import server_options
@@ -32,21 +33,9 @@ if TYPE_CHECKING:
     from controller.store import Store
 
 
-def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not an ISO 8601 time, e.g. 2026-12-06T02:30Z"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 now_option = click.option(
     "--now",
-    callback=_instant,
+    callback=time_value,
     default=None,
     metavar="ISO",
     help="Reason as if it were this instant (UTC unless an offset is given). Default: the clock.",

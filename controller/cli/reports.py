@@ -14,6 +14,7 @@ from controller.cli.common import (
     json_option,
     print_json,
     source_options,
+    time_value,
 )
 from controller.cli.remote import server_options
 from controller.cli.serve import open_store_or_fail, store_options
@@ -39,16 +40,6 @@ def _formats(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[
     if not formats:
         raise click.BadParameter("name at least one format")
     return formats
-
-
-def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _applied_revision(store: Store) -> str | None:
@@ -138,7 +129,7 @@ def _policy_branch(branch: str | None, revision: str | None) -> str | None:
 )
 @click.option(
     "--now",
-    callback=_instant,
+    callback=time_value,
     default=None,
     metavar="ISO",
     help="Stamp the report with this instant instead of the clock.",

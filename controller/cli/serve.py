@@ -18,6 +18,7 @@ import click
 from controller.cli.common import (
     access_policy_option,
     current_config,
+    duration_value,
     enforced_source_options,
     fail,
     fail_with,
@@ -122,15 +123,6 @@ def _missing_sqlite_file(url: str) -> Path | None:
     return None if path.exists() else path
 
 
-def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timedelta:
-    from controller.kinds.common import parse_duration  # noqa: PLC0415 - keep --help fast
-
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
 @click.command()
 @enforced_source_options
 @click.option(
@@ -147,7 +139,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timed
     "--poll-interval",
     default=f"{int(DEFAULT_POLL_INTERVAL.total_seconds())}s",
     show_default=True,
-    callback=_duration,
+    callback=duration_value(),
     help="How often agents should poll (told to them at enrolment and in every answer).",
 )
 @click.option(
@@ -198,7 +190,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timed
     "--interval",
     default="5m",
     show_default=True,
-    callback=_duration,
+    callback=duration_value(),
     help="Reconcile at least this often (with 10% jitter); commits, agent reports, the webhook "
     "and window openings also start a pass at once.",
 )
@@ -206,7 +198,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timed
     "--resync",
     default="10m",
     show_default=True,
-    callback=_duration,
+    callback=duration_value(),
     help="Read the whole store and plan every device at least this often; the other passes "
     "read and plan only what changed, and the resync logs and counts any drift "
     "(patchctl_reconcile_drift_total).",
@@ -221,7 +213,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timed
     "--git-poll",
     default="30s",
     show_default=True,
-    callback=_duration,
+    callback=duration_value(),
     help="How often to fetch a repository given as a URL (with --watch).",
 )
 @click.option(

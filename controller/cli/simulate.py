@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from controller.cli.common import EXIT_NO, fail, json_option, print_json, source_options
+from controller.cli.common import (
+    EXIT_NO,
+    duration_value,
+    fail,
+    json_option,
+    print_json,
+    source_options,
+)
 from controller.cli.serve import database_url, store_options
 from controller.vocabularies import TENANT_PATTERN
 
@@ -18,17 +25,6 @@ if TYPE_CHECKING:
     from controller.sim import SimPatch
 
 UNKNOWN_TENANT = "default"
-
-
-def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
-    if value is None:
-        return None
-    from controller.kinds.common import parse_duration  # noqa: PLC0415 - keep --help fast
-
-    try:
-        return parse_duration(value).total_seconds()
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 def _tokens(
@@ -78,7 +74,7 @@ def _tokens(
 @click.option(
     "--duration",
     default=None,
-    callback=_duration,
+    callback=duration_value(),
     metavar="DURATION",
     help="Stop after this much wall time (e.g. 60s, 10m). Default: until Ctrl-C.",
 )
@@ -111,7 +107,7 @@ def _tokens(
 @click.option(
     "--ramp-up",
     default="10s",
-    callback=_duration,
+    callback=duration_value(allow_zero=True),
     show_default=True,
     help="Agents start spread over this much simulated time.",
 )
@@ -132,12 +128,12 @@ def simulate(
     server: str,
     seed: int,
     tokens: dict[str, str],
-    duration: float | None,
+    duration: timedelta | None,
     once: bool,
     speed: float,
     failure_rate: float,
     offline_rate: float,
-    ramp_up: float | None,
+    ramp_up: timedelta | None,
     catalogue_path: Path | None,
     repo: str,
     branch: str | None,
@@ -166,7 +162,9 @@ def simulate(
     )
     catalogue = _catalogue(catalogue_path, db_url, state_dir)
     behaviour = sim.Behaviour(
-        failure_rate=failure_rate, offline_rate=offline_rate, ramp_up=ramp_up or 0.0
+        failure_rate=failure_rate,
+        offline_rate=offline_rate,
+        ramp_up=ramp_up.total_seconds() if ramp_up else 0.0,
     )
     config = sim.FleetConfig(devices=devices, seed=seed, behaviour=behaviour, once=once)
     clock = sim.ScaledClock(speed=speed)
@@ -178,7 +176,7 @@ def simulate(
                 enrollment_tokens=enrollment,
                 clock=clock,
                 catalogue=catalogue,
-                duration=duration,
+                duration=duration.total_seconds() if duration else None,
             )
         )
     except KeyboardInterrupt:

@@ -8,20 +8,16 @@ from typing import Any
 
 import click
 
-from controller.cli.common import EXIT_USAGE, check_tenant, fail, json_option, print_json
+from controller.cli.common import (
+    EXIT_USAGE,
+    check_tenant,
+    duration_value,
+    fail,
+    json_option,
+    print_json,
+)
 from controller.cli.remote import admin_server_options
 from controller.cli.serve import open_store_or_fail, store_options
-
-
-def _expiry(_ctx: click.Context, _param: click.Parameter, value: str | None) -> timedelta | None:
-    if value is None:
-        return None
-    from controller.kinds.common import parse_duration  # noqa: PLC0415 - keep --help fast
-
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 @click.group()
@@ -51,9 +47,10 @@ def token() -> None:
     "--expires-in",
     "expires_in",
     default=None,
-    callback=_expiry,
+    callback=duration_value(),
     metavar="DURATION",
-    help="Let the token expire after this long (e.g. 30d); default: never.",
+    help="Let the token expire after this long (e.g. 30d; more than 0s, at most 100 years); "
+    "default: never.",
 )
 @click.option(
     "--max-uses",

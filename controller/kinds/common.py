@@ -102,10 +102,15 @@ _SEVERITY_SYNONYMS: dict[str, Severity] = {
 
 _DURATION_RE = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _DURATION_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
+# Longer is a typo, and a time plus it would leave the calendar datetime can hold (year 9999).
+MAX_DURATION = timedelta(days=36525)
 
 
 def parse_duration(value: Any) -> timedelta:
-    """Parse `90s`, `15m`, `4h`, `7d`, `2w` or combinations such as `1h30m`."""
+    """Parse `90s`, `15m`, `4h`, `7d`, `2w` or combinations such as `1h30m`, at most
+    `MAX_DURATION` (100 years, `36525d`).
+
+    Raises ValueError quoting the value: not a duration, or longer than 100 years."""
     if isinstance(value, timedelta):
         return value
     if not isinstance(value, str):
@@ -113,8 +118,14 @@ def parse_duration(value: Any) -> timedelta:
     match = _DURATION_RE.match(value.strip())
     if not value.strip() or match is None:
         raise ValueError(f"{value!r} is not a duration such as 90s, 15m, 4h, 7d or 1h30m")
-    parts = {unit: int(n) for unit, n in zip(_DURATION_UNITS, match.groups(), strict=True) if n}
-    return timedelta(**parts)
+    try:
+        parts = {unit: int(n) for unit, n in zip(_DURATION_UNITS, match.groups(), strict=True) if n}
+        duration = timedelta(**parts)
+    except (OverflowError, ValueError):  # beyond timedelta, or more digits than int() reads
+        duration = None
+    if duration is None or duration > MAX_DURATION:
+        raise ValueError(f"{value!r} is longer than 100 years (36525d)")
+    return duration
 
 
 def format_duration(value: timedelta) -> str:

@@ -88,3 +88,111 @@ def test_server_help_names_the_token_the_command_needs(path: tuple[str, ...], to
     result = CliRunner().invoke(main, [*path, "--help"], terminal_width=200)
     assert 0 == result.exit_code, result.output
     assert f"with {token} in PATCHCTL_TOKEN" in " ".join(result.output.split())
+
+
+def options_parsed_by(*callbacks: str) -> list[tuple[tuple[str, ...], str, str]]:
+    """(command path, option, callback name) of every option whose callback is one of
+    `callbacks` (by qualified name: the shared `duration_value`/`time_value`, alerts' own)."""
+    found: list[tuple[tuple[str, ...], str, str]] = []
+
+    def walk(group: click.Group, prefix: tuple[str, ...]) -> None:
+        ctx = click.Context(group)
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            assert command is not None
+            for param in command.params:
+                kind = getattr(param.callback, "__qualname__", "").split(".")[0]
+                if kind in callbacks:
+                    found.append(((*prefix, name), param.opts[0], kind))
+            if isinstance(command, click.Group):
+                walk(command, (*prefix, name))
+
+    walk(main, ())
+    return found
+
+
+DURATION_OPTIONS = options_parsed_by("duration_value")
+TIME_OPTIONS = options_parsed_by("time_value", "_instant")
+
+
+def test_every_duration_and_time_option_is_found() -> None:
+    """The walk finds the options operators type durations and times into."""
+    durations = {(" ".join(path), option) for path, option, _ in DURATION_OPTIONS}
+    times = {(" ".join(path), option) for path, option, _ in TIME_OPTIONS}
+    assert {
+        ("token create", "--expires-in"),
+        ("serve", "--interval"),
+        ("serve", "--poll-interval"),
+        ("simulate", "--duration"),
+        ("simulate", "--ramp-up"),
+    } <= durations
+    assert {
+        ("reconcile", "--now"),
+        ("explain", "--now"),
+        ("plan", "--now"),
+        ("report", "--now"),
+        ("audit", "--since"),
+        ("alerts", "--since"),
+        ("alerts", "--until"),
+    } <= times
+
+
+@pytest.mark.parametrize(
+    ("path", "option", "value", "message"),
+    [
+        (path, option, value, message)
+        for path, option, _ in DURATION_OPTIONS
+        for value, message in [
+            ("99999999d", "'99999999d' is longer than 100 years (36525d)"),
+            ("9999999999999d", "'9999999999999d' is longer than 100 years (36525d)"),
+        ]
+    ]
+    + [
+        (path, option, "9999-12-31T23:59Z", "is not between 1970-01-01 and 9000-01-01")
+        for path, option, _ in TIME_OPTIONS
+    ]
+    + [
+        (path, option, "0001-01-01T00:00+05:00", "is not between 1970-01-01 and 9000-01-01")
+        for path, option, _ in TIME_OPTIONS
+    ]
+    + [
+        (path, option, "999999d", "'999999d' is not between 1970-01-01 and 9000-01-01")
+        for path, option, kind in TIME_OPTIONS
+        if kind == "_instant"
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, tuple) else str(v),
+)
+def test_a_duration_or_time_beyond_the_calendar_is_a_usage_error(
+    path: tuple[str, ...],
+    option: str,
+    value: str,
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Exit 2 naming the option, never an OverflowError traceback, and nothing created."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, [*path, f"{option}={value}"])
+    assert (2, True) == (
+        result.exit_code,
+        f"Invalid value for '{option}': " in result.stderr and message in result.stderr,
+    ), result.output
+    assert [] == sorted(p.name for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("path", "option"),
+    [(path, option) for path, option, _ in DURATION_OPTIONS if option != "--ramp-up"],
+    ids=lambda v: " ".join(v) if isinstance(v, tuple) else str(v),
+)
+def test_a_zero_duration_is_a_usage_error(
+    path: tuple[str, ...], option: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A zero expiry, interval or run time is refused (exit 2) naming the option."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, [*path, option, "0s"])
+    assert (2, True) == (
+        result.exit_code,
+        f"'{option}': '0s': must be longer than 0s" in result.stderr,
+    )
+    assert [] == sorted(p.name for p in tmp_path.iterdir())

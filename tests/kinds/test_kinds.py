@@ -340,6 +340,21 @@ def test_bad_durations_are_refused(text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "text", ["36526d", "99999999d", "9999999999999d", "1" * 5000 + "s"], ids=lambda t: t[:16]
+)
+def test_durations_beyond_a_century_are_refused(text: str) -> None:
+    """Longer than 100 years is a ValueError (never an OverflowError), so a policy field or an
+    option names it instead of a time plus it leaving the calendar later."""
+    with pytest.raises(ValueError, match=r"is longer than 100 years \(36525d\)"):
+        parse_duration(text)
+
+
+def test_a_century_is_a_duration() -> None:
+    """The longest duration accepted is exactly 100 years (36525 days)."""
+    assert timedelta(days=36525) == parse_duration("36525d")
+
+
+@pytest.mark.parametrize(
     ("value", "total", "expected"),
     [("10%", 100, 10), ("10%", 5, 1), ("10%", 0, 0), (5, 100, 5), ("5", 2, 5), ("100%", 7, 7)],
     ids=["percent", "percent-rounds-up-to-one", "percent-of-nothing", "count", "count-text", "all"],
