@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import git
@@ -14,13 +15,15 @@ from controller.sources.loading import (
     SourceFile,
     ignored_submodule,
     is_under_policy_dirs,
+    unread_file,
 )
 
 GITLINK_MODE = "160000"
 
 
 def read_tree(root: Path) -> list[SourceFile]:
-    """Every policy YAML file under `root`, refusing links that leave it and oversized files.
+    """Every policy YAML file under `root`, refusing links that leave it and oversized files;
+    other files under the policy folders are left out with a warning (`loading.unread_file`).
 
     Git submodules under a policy folder (a directory holding `.git`, or a gitlink in the
     index) are left out with a warning, exactly as `git.read_commit` leaves them out of a
@@ -51,13 +54,18 @@ def read_tree(root: Path) -> list[SourceFile]:
                 elif _is_submodule(link) or _relative(link, root) in submodules:
                     submodules.add(_relative(link, root))
                     subdirs.remove(subdir)  # os.walk does not descend into what is removed
-            found.extend(
-                _read_file(here / name, root)
-                for name in sorted(names)
-                if name.endswith(YAML_SUFFIXES)
-            )
+            found.extend(_read_names(here, names, root))
     found.extend(ignored_submodule(path) for path in sorted(submodules))
     return found
+
+
+def _read_names(here: Path, names: list[str], root: Path) -> Iterator[SourceFile]:
+    """The files `names` of the folder `here`, sorted: policy files read, others warned about."""
+    for name in sorted(names):
+        if name.endswith(YAML_SUFFIXES):
+            yield _read_file(here / name, root)
+        elif (unread := unread_file(_relative(here / name, root))) is not None:
+            yield unread
 
 
 def _is_submodule(directory: Path) -> bool:

@@ -44,6 +44,7 @@ from controller.sources.loading import (
     ignored_submodule,
     is_policy_path,
     is_under_policy_dirs,
+    unread_file,
 )
 
 SYMLINK_MODE = 0o120000
@@ -132,8 +133,9 @@ def resolve(repo: git.Repo, *, branch: str | None = None, rev: str | None = None
 def read_commit(repo: git.Repo, sha: str) -> list[SourceFile]:
     """Every policy file of a commit, read from its tree without a checkout.
 
-    A git submodule under a policy folder is left out with a warning (`ignored_submodule`), as
-    `files.read_tree` does on a working tree.
+    A git submodule under a policy folder is left out with a warning (`ignored_submodule`), and
+    so is a file there that is not a policy file (`unread_file`), as `files.read_tree` does on a
+    working tree.
     """
     tree = repo.commit(sha).tree
     found: list[SourceFile] = []
@@ -142,9 +144,12 @@ def read_commit(repo: git.Repo, sha: str) -> list[SourceFile]:
             if is_under_policy_dirs(str(item.path)):
                 found.append(ignored_submodule(str(item.path)))
             continue
-        if not isinstance(item, git.Blob) or not is_policy_path(str(item.path)):
+        if not isinstance(item, git.Blob):
             continue
-        found.append(_read_blob(tree, item))
+        if is_policy_path(str(item.path)):
+            found.append(_read_blob(tree, item))
+        elif (unread := unread_file(str(item.path))) is not None:
+            found.append(unread)
     return found
 
 

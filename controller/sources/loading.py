@@ -52,6 +52,28 @@ def ignored_submodule(path: str) -> SourceFile:
     return SourceFile(path, None, SUBMODULE_IGNORED, ignored=True)
 
 
+def unread_file(path: str) -> SourceFile | None:
+    """The warning for a file under a policy folder that is not read as policy (`x.json`,
+    `x.YAML`: policy files end in lowercase `.yaml` or `.yml`), so a policy written there is
+    not skipped without a word; None for a policy file, and for what is never policy: hidden
+    files and folders (`.gitkeep`, editor swap files) and Markdown notes (`README.md`). Both
+    readers (`files.read_tree`, `git.read_commit`) ask it, so a working tree and a commit warn
+    alike; like a submodule's, the warning does not fail validation."""
+    name = path.rsplit("/", 1)[-1]
+    if (
+        is_policy_path(path)
+        or not is_under_policy_dirs(path)
+        or any(part.startswith(".") for part in path.split("/"))
+        or name.lower().endswith(".md")
+    ):
+        return None
+    stem, _, suffix = name.rpartition(".")
+    hint = f" (suffixes are case-sensitive: rename it to {stem}.{suffix.lower()})"
+    shown = hint if f".{suffix.lower()}" in YAML_SUFFIXES else ""
+    message = f"not read as policy: policy files end in .yaml or .yml{shown}"
+    return SourceFile(path, None, message, ignored=True)
+
+
 def is_under_policy_dirs(path: str) -> bool:
     """Whether `path` is a policy folder or inside one (whatever its suffix)."""
     return path.split("/", 1)[0] in POLICY_DIRS
