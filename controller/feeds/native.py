@@ -24,7 +24,14 @@ from controller.feeds.common import (
     read_bytes,
     severity_word,
 )
-from controller.kinds.common import Classification, Model, OsFamily, PatchId, Severity
+from controller.kinds.common import (
+    Classification,
+    Model,
+    OsFamily,
+    PatchId,
+    Severity,
+    independent_errors,
+)
 from controller.sources import documents
 
 if TYPE_CHECKING:
@@ -304,7 +311,7 @@ def _record_list(document: Any) -> tuple[list[Any], str]:
 def _validation_errors(name: str, at: str, exc: ValidationError, lines: LineMap) -> list[FeedError]:
     return [
         FeedError(name, _where(at, error["loc"], lines), _message(error))
-        for error in exc.errors(include_url=False)
+        for error in independent_errors(exc.errors(include_url=False))
     ]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from collections.abc import Sequence, Sized
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -45,6 +46,26 @@ class Model(BaseModel):
         populate_by_name=True,
         use_enum_values=False,
     )
+
+
+def independent_errors(errors: Sequence[Any]) -> list[Any]:
+    """Pydantic's errors (`ValidationError.errors()` dicts) without those that only follow
+    from another: pydantic checks a tuple's `min_length` on the items that validated, so
+    `patches: [123]` is also "at least 1 item" although one was written. A `too_short` is
+    kept when the input itself is shorter than the minimum. Purely computational."""
+    failed = [tuple(error.get("loc", ())) for error in errors]
+
+    def follows(error: Any) -> bool:
+        loc, given = tuple(error.get("loc", ())), error.get("input")
+        minimum = (error.get("ctx") or {}).get("min_length", 0)
+        return (
+            error.get("type") == "too_short"
+            and isinstance(given, Sized)
+            and len(given) >= minimum
+            and any(len(other) > len(loc) and other[: len(loc)] == loc for other in failed)
+        )
+
+    return [error for error in errors if not follows(error)]
 
 
 # --- vocabularies ---------------------------------------------------------------------------

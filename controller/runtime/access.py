@@ -39,7 +39,7 @@ from controller.core.access import (
     matching_pattern,
 )
 from controller.kinds import KINDS
-from controller.kinds.common import TENANT_PATTERN
+from controller.kinds.common import TENANT_PATTERN, independent_errors
 from controller.sources import signatures
 
 DEFAULT_FORGE_COMMITTERS = ("noreply@github.com",)
@@ -184,7 +184,7 @@ def parse_access(
     try:
         config = AccessConfig.model_validate(table)
     except pydantic.ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
+        first = independent_errors(exc.errors(include_url=False))[0]
         raise AccessError(f"{source}: {field_path(*first['loc'])}: {first['msg']}") from None
     return _compile(config, base_dir=base_dir, source=source)
 

@@ -30,6 +30,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 
 from controller import errors, jsontext
+from controller.kinds.common import independent_errors
 from controller.redaction import redact_text
 from controller.server.writer import WriterClosedError
 from controller.store import StoreError
@@ -156,7 +157,7 @@ def field_path(loc: Sequence[str | int]) -> str:
 
 def validation_details(errors: Sequence[Any]) -> list[dict[str, str]]:
     details = []
-    for error in errors:
+    for error in independent_errors(errors):
         field = field_path(error.get("loc", ()))
         if error.get("type") == "json_invalid":
             message = f"malformed JSON: {error.get('ctx', {}).get('error', error.get('msg'))}"

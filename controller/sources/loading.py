@@ -15,7 +15,12 @@ import pydantic
 from controller.core import references
 from controller.core.desired import DesiredState, Origin
 from controller.kinds import API_VERSION, KINDS, Document, ObjectKey
-from controller.kinds.common import DEVICE_NAME_PATTERN, NAME_PATTERN, TENANT_PATTERN
+from controller.kinds.common import (
+    DEVICE_NAME_PATTERN,
+    NAME_PATTERN,
+    TENANT_PATTERN,
+    independent_errors,
+)
 from controller.sources.documents import (
     Problem,
     RawDocument,
@@ -310,7 +315,7 @@ def _validate_document(document: RawDocument) -> tuple[Document | None, list[Pro
     except pydantic.ValidationError as exc:
         return None, [
             _problem(document, tuple(error["loc"]), describe_error(error))
-            for error in exc.errors(include_url=False)
+            for error in independent_errors(exc.errors(include_url=False))
         ]
 
 

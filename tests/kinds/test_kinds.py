@@ -7,9 +7,10 @@ from typing import Any
 
 import pydantic
 import pytest
+from pydantic import BaseModel, Field, ValidationError
 
 from controller.kinds import KINDS, Approval, PatchWindow
-from controller.kinds.common import Quantity, parse_duration, parse_quantity
+from controller.kinds.common import Quantity, independent_errors, parse_duration, parse_quantity
 
 TARGETS = {"groups": ["g"]}
 
@@ -385,3 +386,30 @@ def test_approval_expiry_is_inclusive(expires: date | None, today: date, expired
         spec["expires"] = expires.isoformat()
     approval = Approval.model_validate(document("Approval", spec))
     assert expired == approval.is_expired(today=today)
+
+
+class _Listed(BaseModel):
+    """A tuple with a minimum length, as `Approval.spec.patches` has."""
+
+    items: tuple[str, ...] = Field(min_length=2)
+
+
+@pytest.mark.parametrize(
+    ("items", "expected"),
+    [
+        ([1, "a"], [(("items", 0), "string_type")]),
+        ([1, 2], [(("items", 0), "string_type"), (("items", 1), "string_type")]),
+        ([1], [(("items", 0), "string_type"), (("items",), "too_short")]),
+        (["a"], [(("items",), "too_short")]),
+    ],
+    ids=["bad-item-in-long-enough", "all-bad", "bad-item-and-too-short", "too-short"],
+)
+def test_independent_errors_drop_too_short_that_follows_a_bad_item(
+    items: list[object], expected: list[tuple[tuple[object, ...], str]]
+) -> None:
+    """A too_short is dropped when enough items were written and one of them failed."""
+    with pytest.raises(ValidationError) as caught:
+        _Listed(items=items)  # type: ignore[arg-type]
+    assert expected == [
+        (tuple(e["loc"]), e["type"]) for e in independent_errors(caught.value.errors())
+    ]

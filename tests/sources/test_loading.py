@@ -72,6 +72,42 @@ def test_every_error_of_every_file_is_collected(policy_repo: PolicyRepo) -> None
     ] == messages(result)
 
 
+APPROVAL = """\
+apiVersion: patchctl/v1
+kind: Approval
+metadata: {{name: x, tenant: acme}}
+spec: {{patches: {patches}, targets: {{groups: [all-windows]}}, reason: needed}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("patches", "expected"),
+    [
+        pytest.param(
+            "[123]",
+            ["4:18: spec.patches[0]: input should be a valid string (got 123)"],
+            id="bad-item-only",
+        ),
+        pytest.param(
+            "[KB1, 123]",
+            ["4:23: spec.patches[1]: input should be a valid string (got 123)"],
+            id="bad-second-item-only",
+        ),
+        pytest.param(
+            "[]", ["4:8: spec.patches: needs at least 1 item(s)"], id="empty-is-too-short"
+        ),
+    ],
+)
+def test_a_bad_list_item_is_its_only_error(
+    policy_repo: PolicyRepo, patches: str, expected: list[str]
+) -> None:
+    """An item that fails is not also counted as a missing item ("needs at least 1")."""
+    policy_repo.write("policies/approvals/x.yaml", APPROVAL.format(patches=patches))
+    assert [f"policies/approvals/x.yaml:{e}" for e in expected] == messages(
+        load_worktree(policy_repo)
+    )
+
+
 def test_several_documents_per_file_load(policy_repo: PolicyRepo) -> None:
     """A file may hold several documents separated by ---."""
     policy_repo.write(
