@@ -160,7 +160,8 @@ def test_a_listing_group_reads_its_own_table(here: Path, monkeypatch: pytest.Mon
     (here / "patchctl.toml").write_text("[jobs]\nserver = 'ftp://example'\n", encoding="utf-8")
     code, _, err = run_cli("jobs")
     assert 2 == code
-    assert "--server 'ftp://example' is not an http:// or https:// URL" in err
+    assert "Invalid value for '--server'" in err
+    assert "'ftp://example' is not an http:// or https:// URL" in err
 
 
 @pytest.mark.parametrize("command", [["status"], ["token", "list"], ["serve"], ["feed", "import"]])

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
@@ -35,6 +36,22 @@ def admin_server_options(func: F) -> F:
     return _server_options(func, kind="admin")
 
 
+def check_server(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A `--server` option's value: an http:// or https:// URL with a host, else a usage error
+    naming the option (exit 2) before the command reads or writes anything; None when not
+    given. The callback of every --server option (the read and admin commands, `simulate`)."""
+    if value is None:
+        return None
+    try:
+        parts = urlsplit(value)
+        usable = parts.scheme in {"http", "https"} and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        usable = False
+    if not usable:
+        raise click.BadParameter(f"{value!r} is not an http:// or https:// URL")
+    return value
+
+
 def _server_options(func: F, *, kind: str) -> F:
     func = click.option(
         "--ca-file",
@@ -48,6 +65,7 @@ def _server_options(func: F, *, kind: str) -> F:
     return click.option(
         "--server",
         default=None,
+        callback=check_server,
         envvar="PATCHCTL_SERVER",
         show_envvar=True,
         metavar="URL",
@@ -86,7 +104,8 @@ def _call(
     **request: Any,
 ) -> Any:
     """One request with the token of `PATCHCTL_TOKEN` (of `kind`, for the message when it is
-    missing); exits 2 on a missing token, a URL that is not http(s) or an unreachable server."""
+    missing); exits 2 on a missing token or an unreachable server (`check_server` has checked
+    the URL)."""
     import httpx  # noqa: PLC0415 - keep --help fast
 
     from controller.redaction import redact_text  # noqa: PLC0415
@@ -97,8 +116,6 @@ def _call(
             f"--server needs {token_phrase(kind)} in {TOKEN_ENV} "
             f"(patchctl token create --kind {kind})"
         )
-    if not server.startswith(("http://", "https://")):
-        fail(f"--server {server!r} is not an http:// or https:// URL")
     verify: Any = True
     if ca_file is not None:
         import ssl  # noqa: PLC0415

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +17,7 @@ from controller.cli.common import (
     print_json,
     source_options,
 )
+from controller.cli.remote import check_server
 from controller.cli.serve import database_url, store_options
 from controller.vocabularies import TENANT_PATTERN
 
@@ -53,6 +53,7 @@ def _tokens(
 @click.option(
     "--server",
     default="http://127.0.0.1:8080",
+    callback=check_server,
     show_default=True,
     envvar="PATCHCTL_SERVER",
     show_envvar=True,
@@ -145,7 +146,8 @@ def simulate(
 
     They enrol, report facts, scans and package inventories, poll jobs and run them with
     realistic delays, failures, reboots and offline spells: only through the public HTTP
-    protocol, like real agents. Prints a summary (with --json, machine-readable) at the end.
+    protocol, like real agents. Prints a summary at the end: the counts, one per line (with
+    --json, one JSON object).
 
     Without --token, the devices are spread over the tenants that the policy repository
     (--repo, --branch) declares in its Tenant documents, with enrolment tokens created in the
@@ -186,9 +188,31 @@ def simulate(
     if as_json:
         print_json(summary)
     else:
-        click.echo(json.dumps(summary))
+        for line in summary_lines(summary):
+            click.echo(line)
     if stats.errors:
         raise SystemExit(EXIT_NO)
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The text form of the summary (`--json` prints the dict itself): a header line, then one
+    `  name  value` line per count, as `reconcile` prints its counts, and the errors by kind."""
+    header = f"simulated {summary['devices']} devices against {summary['server']}"
+    lines = [f"{header} (seed {summary['seed']})"]
+    lines.extend(
+        f"  {_words(key):<20} {value}"
+        for key, value in summary.items()
+        if key not in {"devices", "seed", "server", "errors"}
+    )
+    errors = summary.get("errors") or {}
+    shown = ", ".join(f"{kind} {count}" for kind, count in errors.items()) or "none"
+    lines.append(f"  {'errors':<20} {shown}")
+    return lines
+
+
+def _words(key: str) -> str:
+    """`patchesFailed` -> `patches failed`."""
+    return re.sub(r"([A-Z])", r" \1", key).lower()
 
 
 def declared_tenants(repo: str, *, branch: str | None, state_dir: Path) -> tuple[str, ...]:

@@ -196,3 +196,29 @@ def test_a_zero_duration_is_a_usage_error(
         f"'{option}': '0s': must be longer than 0s" in result.stderr,
     )
     assert [] == sorted(p.name for p in tmp_path.iterdir())
+
+
+SERVER_COMMANDS = commands_with("server")
+
+
+def test_the_server_option_is_found_where_operators_use_it() -> None:
+    """The walk finds the read, admin and simulate commands (so the test below covers them)."""
+    expected = {("devices",), ("jobs", "cancel"), ("explain",), ("plan",), ("simulate",)}
+    assert expected <= set(SERVER_COMMANDS)
+
+
+@pytest.mark.parametrize("path", SERVER_COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("server", ["notaurl", "ftp://patchctl.example", "http://"])
+def test_a_server_that_is_not_an_http_url_is_a_usage_error(
+    path: tuple[str, ...], server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exit 2 naming `--server` before anything is read, written or sent."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATCHCTL_TOKEN", "pcr_x")
+    result = CliRunner().invoke(main, [*path, "--server", server])
+    assert (2, True) == (
+        result.exit_code,
+        "Invalid value for '--server'" in result.stderr
+        and f"{server!r} is not an http:// or https:// URL" in result.stderr,
+    ), result.output
+    assert [] == sorted(p.name for p in tmp_path.iterdir())

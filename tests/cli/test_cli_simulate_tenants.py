@@ -3,6 +3,8 @@ and invents none (issue 16, item 8)."""
 
 from __future__ import annotations
 
+import json
+import socket
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -61,3 +63,47 @@ def test_a_policy_without_tenants_is_refused(tmp_path: Path) -> None:
     )
     assert "pass --token TENANT=TOKEN" in result.stderr
     assert not (state / "patchctl.db").exists()
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_the_summary_is_text_without_json(tmp_path: Path) -> None:
+    """Without --json the summary is lines of text, one count per line; --json is one object."""
+    server = f"http://127.0.0.1:{closed_port()}"
+    args = ["simulate", "--devices", "2", "--once", "--ramp-up", "0s", "--token", "acme=x"]
+    args += ["--server", server, "--state-dir", str(tmp_path / "state")]
+    text = CliRunner().invoke(main, args)
+    as_json = CliRunner().invoke(main, [*args, "--json"])
+    lines = text.stdout.splitlines()
+    assert (1, f"simulated 2 devices against {server} (seed 1)", "  enrolled             0") == (
+        text.exit_code,
+        lines[0],
+        lines[1],
+    )
+    assert "  patches failed       0" in lines
+    assert lines[-1].startswith("  errors               ")
+    assert (1, 2, 0) == (
+        as_json.exit_code,
+        json.loads(as_json.stdout)["devices"],
+        json.loads(as_json.stdout)["enrolled"],
+    )
+
+
+def test_a_server_that_is_not_a_url_is_a_usage_error(tmp_path: Path) -> None:
+    """Exit 2 naming --server before any agent runs or any token is created in the store."""
+    state = tmp_path / "state"
+    result = CliRunner().invoke(
+        main, ["simulate", "--devices", "1", "--server", "notaurl", "--state-dir", str(state)]
+    )
+    assert (2, True, False) == (
+        result.exit_code,
+        "Invalid value for '--server'" in result.stderr
+        and "'notaurl' is not an http:// or https:// URL" in result.stderr,
+        state.exists(),
+    )
