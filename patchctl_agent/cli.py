@@ -8,8 +8,9 @@ Exit codes (every command):
   3  the controller could not be reached (events stay queued and are sent on the next run)
   4  the package manager could not answer (dpkg/apt, rpm/dnf or Windows Update failed)
 
-Options override `agent.conf` (`--config`, default /etc/patchctl-agent/agent.conf or
-%ProgramData%\\patchctl-agent\\agent.conf), which overrides the built-in defaults.
+Options override `agent.conf` (`--config`; default: the file PATCHCTL_AGENT_CONFIG names, else
+/etc/patchctl-agent/agent.conf or %ProgramData%\\patchctl-agent\\agent.conf; a missing default
+file is no configuration, a missing named one an error), which overrides the built-in defaults.
 The device token is kept in the state directory (mode 0600) and never printed.
 """
 
@@ -48,6 +49,9 @@ CONFIG_KEYS = {
 ROLES = ("server", "workstation", "gateway")
 
 
+CONFIG_ENV = "PATCHCTL_AGENT_CONFIG"  # the agent.conf to read when --config is not given
+
+
 class UsageError(Exception):
     """A mistake in the options or agent.conf (exit 2)."""
 
@@ -63,13 +67,14 @@ def read_config(  # noqa: C901 - one check per line of the file
     path: str | None,
 ) -> dict[str, Any]:
     """The `[agent]` section of agent.conf, typed; UsageError names the file and the key.
-    A missing default file is no configuration; a missing `--config` file is an error."""
-    chosen = (
-        Path(path) if path else Path(os.environ.get("PATCHCTL_AGENT_CONFIG") or default_config())
-    )
+    The file is `path` (--config), else the one PATCHCTL_AGENT_CONFIG names, else
+    `default_config()`. A missing default file is no configuration; a missing file that
+    --config or PATCHCTL_AGENT_CONFIG names is an error naming which."""
+    named = ("--config", path) if path else (CONFIG_ENV, os.environ.get(CONFIG_ENV))
+    chosen = Path(named[1]) if named[1] else default_config()
     if not chosen.exists():
-        if path:
-            raise UsageError(f"--config: {chosen} does not exist")
+        if named[1]:
+            raise UsageError(f"{named[0]}: {chosen} does not exist")
         return {}
     parser = configparser.ConfigParser(interpolation=None)
     try:
@@ -121,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         "3 controller unreachable, 4 package manager error.",
     )
     parser.add_argument("--version", action="version", version=AGENT_VERSION)
-    parser.add_argument("--config", help="agent.conf to read (default: %(default)s)", default=None)
+    _config_option(parser, default=None)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
@@ -145,22 +150,49 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="report, poll and run jobs (the service)")
     run.add_argument("--once", action="store_true", help="one full cycle, then exit")
-    run.add_argument("--reboot-command", help="how to reboot (default: systemctl reboot)")
+    run.add_argument(
+        "--reboot-command", help=f"how to reboot (default: {_shown(agent.DEFAULT_REBOOT_COMMAND)})"
+    )
     _common(run)
 
     scan = commands.add_parser("scan", help="print what the agent would report")
     scan.add_argument("--json", action="store_true", help="the report body as JSON")
     scan.add_argument("--backend", help="auto, apt, dnf, yum or wua")
-    scan.add_argument("--state-dir", help="the state directory")
+    _command_options(scan)
 
     status = commands.add_parser("status", help="enrolment, queued events and recent jobs")
     status.add_argument("--json", action="store_true")
-    status.add_argument("--state-dir", help="the state directory")
+    _command_options(status)
     return parser
 
 
+def _config_option(parser: argparse.ArgumentParser, *, default: Any) -> None:
+    """--config, before the command or after it (`run --config FILE`, as the systemd unit
+    writes it): a command's parser leaves the value alone unless it is given there."""
+    parser.add_argument(
+        "--config",
+        default=default,
+        help=f"agent.conf to read (default: ${CONFIG_ENV}, else {_shown(default_config())};"
+        " a missing default file is no configuration)",
+    )
+
+
+def _shown(value: object) -> str:
+    """A default as argparse help shows it (`%` is its format character)."""
+    return str(value).replace("%", "%%")
+
+
+def _command_options(parser: argparse.ArgumentParser) -> None:
+    """What every command takes: --config (also accepted before the command) and --state-dir."""
+    _config_option(parser, default=argparse.SUPPRESS)
+    parser.add_argument(
+        "--state-dir",
+        help=f"where the agent keeps its state (default: {_shown(default_state_dir())})",
+    )
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--state-dir", help="where the agent keeps its state")
+    _command_options(parser)
     parser.add_argument("--ca-file", help="CA bundle for the controller's TLS certificate")
     parser.add_argument(
         "--insecure-http",

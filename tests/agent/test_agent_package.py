@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import json
 import os
@@ -24,6 +25,8 @@ from required import unavailable
 
 from controller.cli import main as patchctl
 from patchctl_agent import cli, wire
+from patchctl_agent.agent import DEFAULT_REBOOT_COMMAND
+from patchctl_agent.state import default_state_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted((ROOT / "patchctl_agent").rglob("*.py"))
@@ -278,6 +281,49 @@ def test_an_unknown_config_key_is_refused(
     config = _config(tmp_path, "[agent]\nserver = https://x.example\nreboot = now\n")
     assert 2 == cli.main(["--config", str(config), "status", "--state-dir", str(tmp_path)])
     assert f"{config}: [agent] reboot: unknown key" in capsys.readouterr().err
+
+
+def _help(*command: str) -> str:
+    """The agent's --help text of `command`, its lines joined (argparse wraps them)."""
+    parser = cli.build_parser()
+    if command:
+        # argparse offers no public way to a subcommand's parser
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        parser = actions[0].choices[command[0]]
+    return " ".join(parser.format_help().split())
+
+
+def test_help_shows_the_defaults_the_agent_uses() -> None:
+    """--config, --state-dir and --reboot-command name the defaults the code falls back on."""
+    assert (True, True, True) == (
+        f"default: $PATCHCTL_AGENT_CONFIG, else {cli.default_config()};" in _help(),
+        f"(default: {default_state_dir()})" in _help("status"),
+        f"(default: {DEFAULT_REBOOT_COMMAND})" in _help("run"),
+    )
+
+
+def test_the_systemd_units_command_line_parses() -> None:
+    """The unit's `run --config FILE` (the option after the command) reads that file."""
+    unit = (ROOT / "controller" / "templates" / "agent" / "patchctl-agent.service").read_text()
+    (exec_start,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    argv = exec_start.split("patchctl-agent.pyz", 1)[1].split()
+    args = cli.build_parser().parse_args(argv)
+    assert ("run", "/etc/patchctl-agent/agent.conf") == (args.command, args.config)
+
+
+def test_the_environment_names_the_config_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --config, PATCHCTL_AGENT_CONFIG names agent.conf; a missing one is exit 2."""
+    config = _config(tmp_path, "[agent]\nreboot = now\n")
+    monkeypatch.setenv("PATCHCTL_AGENT_CONFIG", str(config))
+    read = cli.main(["status", "--state-dir", str(tmp_path)])
+    monkeypatch.setenv("PATCHCTL_AGENT_CONFIG", str(tmp_path / "missing.conf"))
+    missing = cli.main(["status", "--state-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert (2, 2) == (read, missing)
+    assert f"{config}: [agent] reboot: unknown key" in err
+    assert f"PATCHCTL_AGENT_CONFIG: {tmp_path / 'missing.conf'} does not exist" in err
 
 
 def _config(tmp_path: Path, text: str = "[agent]\n") -> Path:
