@@ -58,3 +58,17 @@ def test_no_change_is_no_change() -> None:
     fleet = observed((device("l1", os=OsFamily.LINUX), scan("USN-1-1")))
     result = project(desired(), desired(), fleet, now=SUNDAY_OPEN)
     assert (False, (), ()) == (result.has_changes, result.devices, result.warnings)
+
+
+def test_a_gateway_gains_nothing_and_stays_non_compliant() -> None:
+    """A gateway is never patched (DESIGN.md §1): an approval that reaches it grants it nothing
+    to install, names no window for it, and leaves it non-compliant after the next window."""
+    fleet = observed(
+        (device("l1", os=OsFamily.LINUX), scan("USN-1-1")),
+        (device("gw", os=OsFamily.LINUX, role="gateway"), scan("USN-1-1")),
+    )
+    result = project(
+        desired(), desired(APPROVE.replace("PATCHES", "USN-1-1")), fleet, now=SUNDAY_OPEN
+    )
+    assert [("l1", ("USN-1-1",))] == [(d.name, d.granted) for d in result.devices]
+    assert {"compliant": 1, "non-compliant": 1} == result.compliance_after["Baseline acme/lin"]

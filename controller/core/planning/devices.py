@@ -176,10 +176,12 @@ def plan_device(
         draft.alerts.append(reboot)
     if device_jobs:
         draft.alerts.extend(alerts.silent_with_install(device, device_jobs, now=facts.now))
-    upcoming = facts.next_window(applicable)
+    # a gateway is never patched (DESIGN.md §1): nothing of it is to be installed in a window,
+    # whatever policy approves (status, `plan`'s projection and explain read the summary)
+    upcoming = None if device.is_gateway else facts.next_window(applicable)
     summary = DeviceSummary(
         device.id,
-        facts.shared(installable),
+        () if device.is_gateway else facts.shared(installable),
         facts.shared(pending),
         upcoming[0] if upcoming else None,
         upcoming[1] if upcoming else None,
