@@ -61,13 +61,18 @@ def parse_time(
 
 
 def _within_range(moment: datetime, value: str) -> datetime:
-    try:
-        inside = EARLIEST <= moment < LATEST
-    except OverflowError:  # comparing converts to UTC: year 1 with a positive offset
-        inside = False
-    if not inside:
+    if not in_range(moment):
         raise ValueError(f"{value!r} is not {RANGE}")
     return moment
+
+
+def in_range(moment: datetime) -> bool:
+    """Whether an aware `moment` lies in [`EARLIEST`, `LATEST`), where no computation on it
+    overflows (the read API's `since`/`until` check their values with it too)."""
+    try:
+        return EARLIEST <= moment < LATEST
+    except OverflowError:  # comparing converts to UTC: year 1 with a positive offset
+        return False
 
 
 def ordered(since: datetime | None, until: datetime | None) -> bool:

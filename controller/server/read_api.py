@@ -55,8 +55,15 @@ DeviceFilter = Annotated[
 
 
 def _utc(moment: datetime | None) -> datetime | None:
-    """A time without an offset is UTC (the store keeps aware UTC times only)."""
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+    """A time without an offset is UTC (the store keeps aware UTC times only); one outside
+    `instants.RANGE` is a ValueError (a 422 naming the parameter, not a 500 where a
+    computation or the database would overflow)."""
+    if moment is None:
+        return None
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    if not instants.in_range(aware):
+        raise ValueError(f"must be {instants.RANGE}")
+    return aware
 
 
 DeviceRef = Annotated[
