@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from controller import errors
 from controller.core.explain import explain
 from controller.runtime import observe, status
+from controller.store import operations
 
 if TYPE_CHECKING:
     from controller.core.desired import DesiredState
@@ -34,15 +35,18 @@ def explain_device(
 ) -> dict[str, Any]:
     """The explanation of device `ref` (name or id) in tenant `scope` (None: every tenant) under
     `desired` at `now`, as `explanation_json` shapes it. Raises DeviceNotFoundError."""
-    matches = status.find_device(conn, ref, tenant=scope)
-    if len(matches) != 1:
-        found = ", ".join(f"{m['tenant']}/{m['name']}" for m in matches) or "none"
+    try:  # the admin API's and `devices retire`'s resolver: the id first, then the name
+        found = operations.find_device(conn, ref, scope=scope)
+    except operations.NotFound as exc:
+        raise DeviceNotFoundError(str(exc), ambiguous=False) from None
+    except operations.Refused as exc:
+        raise DeviceNotFoundError(f"{exc} (or narrow the tenant)", ambiguous=True) from None
+    if found["retired_at"] is not None:  # not planned any more: nothing to explain
         raise DeviceNotFoundError(
-            f"device {ref!r} matches {len(matches)} devices ({found}); use --tenant or the id",
-            ambiguous=bool(matches),
+            f"device {found['name']!r} ({found['tenant']}) is retired", ambiguous=False
         )
     observed = observe.observe(conn, now=now)
-    view = next(d for d in observed.devices if d.id == matches[0]["id"])
+    view = next(d for d in observed.devices if d.id == found["id"])
     return explanation_json(explain(desired, observed, view, now=now), desired.revision)
 
 

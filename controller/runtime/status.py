@@ -323,7 +323,3 @@ def list_alerts(
     return alert_store.list_alerts(conn, scope=tenant, limit=limit)
 
 
-def find_device(
-    conn: Connection, name_or_id: str, *, tenant: str | None = None
-) -> list[dict[str, Any]]:
-    return devices.find_devices(conn, name_or_id, scope=tenant)

@@ -407,16 +407,6 @@ def presence(conn: Connection, *, scope: str | None) -> list[tuple[datetime | No
     return [(seen, int(poll)) for seen, poll in rows]
 
 
-def find_devices(conn: Connection, name_or_id: str, *, scope: str | None) -> list[dict[str, Any]]:
-    """The devices of `scope` (None: all) whose id is `name_or_id` or whose name is it
-    (lowercased): id, tenant, name each."""
-    d = schema.devices.c
-    query = sa.select(d.id, d.tenant, d.name).where(
-        sa.or_(d.id == name_or_id, d.name == name_or_id.lower()), in_scope(d.tenant, scope)
-    )
-    return [dict(r) for r in conn.execute(query).mappings()]
-
-
 def names_of(conn: Connection, device_ids: Collection[str]) -> dict[str, str]:
     """Device id → name, for those of `device_ids` that exist (any tenant: the caller scoped
     the rows that name them)."""

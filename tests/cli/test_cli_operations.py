@@ -112,6 +112,17 @@ def test_an_unknown_job_exits_1_naming_it(local: str) -> None:
     assert "no job 'install-nope'" in err
 
 
+def test_a_retired_device_is_not_explained(local: str, tmp_path: Path) -> None:
+    """`explain` of a retired device says it is retired (it stopped with a StopIteration
+    traceback: the resolver found it, the fleet observed for planning did not hold it)."""
+    explain = ("explain", "web-01", "--db", local, "--repo", EXAMPLE, "--state-dir", str(tmp_path))
+    before = run_cli(*explain)
+    run_cli("devices", "retire", "web-01", "--db", local, "--reason", "decommissioned")
+    code, _, err = run_cli(*explain)
+    assert 0 == before[0], before[2]
+    assert (2, "patchctl: device 'web-01' (acme/retail) is retired\n") == (code, err)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

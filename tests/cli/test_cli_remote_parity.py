@@ -111,7 +111,7 @@ def test_local_and_remote_answers_are_identical(
     assert 2 == foreign[0]
     assert f"answered 404: no job '{depot_job}' in tenant scope 'acme/retail'" in foreign[2]
     assert 2 == unexplained[0]
-    assert "answered 404: device 'depot-db-01' matches 0 devices (none)" in unexplained[2]
+    assert "answered 404: no device 'depot-db-01' in scope 'acme/retail'" in unexplained[2]
     assert 0 == report[0], report[2]
     written = sorted(
         p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.*")

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from controller.runtime import status
-from controller.store import jobs
+from controller.store import jobs, operations
 from controller.store.job_states import JobKind
 
 pytestmark = pytest.mark.anyio
@@ -60,14 +59,17 @@ async def test_a_long_host_name_filter_is_accepted_and_a_longer_one_refused(api)
 
 
 async def test_explain_finds_a_device_by_its_host_name_in_any_case(api) -> None:
-    """`patchctl explain DEVICE` looks the device up by id or host name, case-insensitively."""
+    """`patchctl explain DEVICE` looks the device up by id or host name, case-insensitively
+    (`store.operations.find_device`, as the admin API and the device read call do)."""
     device, _ = await api.enroll("RealHost.Example.ORG")
     with api.store.read() as conn:
         found = [
-            [row["id"] for row in status.find_device(conn, needle, tenant="acme")]
-            for needle in ("REALHOST.EXAMPLE.ORG", "realhost.example.org", device, "realhost")
+            operations.find_device(conn, needle, scope="acme")["id"]
+            for needle in ("REALHOST.EXAMPLE.ORG", "realhost.example.org", device)
         ]
-    assert [[device], [device], [device], []] == found
+        with pytest.raises(operations.NotFound):
+            operations.find_device(conn, "realhost", scope="acme")
+    assert [device, device, device] == found
 
 
 async def test_one_device_by_its_name_as_by_its_id(api) -> None:
