@@ -479,16 +479,16 @@ def _fixed_packages(vulnerabilities: list[dict[str, Any]], tree: _ProductTree) -
 def _impact(vulnerabilities: list[dict[str, Any]]) -> Severity:
     words = [
         severity_word(str(threat.get("details", "")))
-        for vulnerability in vulnerabilities
-        for threat in vulnerability.get("threats") or []
+        for index, vulnerability in enumerate(vulnerabilities)
+        for threat in get_list(vulnerability, "threats", pointer("/vulnerabilities", index))
         if isinstance(threat, dict) and threat.get("category") == "impact"
     ]
     return highest(word for word in words if word is not None)
 
 
 def _scores(vulnerabilities: list[dict[str, Any]]) -> Iterator[float | None]:
-    for vulnerability in vulnerabilities:
-        for score in vulnerability.get("scores") or []:
+    for index, vulnerability in enumerate(vulnerabilities):
+        for score in get_list(vulnerability, "scores", pointer("/vulnerabilities", index)):
             if not isinstance(score, dict):
                 continue
             for key in ("cvss_v3", "cvss_v2"):
@@ -507,8 +507,9 @@ def _score(cvss: dict[str, Any]) -> float | None:
 
 def _reboot(vulnerabilities: list[dict[str, Any]]) -> bool | None:
     categories = set()
-    for vulnerability in vulnerabilities:
-        for remediation in vulnerability.get("remediations") or []:
+    for index, vulnerability in enumerate(vulnerabilities):
+        at = pointer("/vulnerabilities", index)
+        for remediation in get_list(vulnerability, "remediations", at):
             if isinstance(remediation, dict) and remediation.get("category") == "vendor_fix":
                 restart = remediation.get("restart_required")
                 if isinstance(restart, dict) and isinstance(restart.get("category"), str):
@@ -526,7 +527,7 @@ def _vendor(header: dict[str, Any]) -> str:
 
 
 def _self_url(header: dict[str, Any]) -> str | None:
-    for reference in header.get("references") or []:
+    for reference in get_list(header, "references", "/document"):
         if isinstance(reference, dict) and reference.get("category") == "self":
             url = reference.get("url")
             if isinstance(url, str) and url:

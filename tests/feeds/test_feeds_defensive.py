@@ -232,6 +232,22 @@ def test_damaged_zip_is_one_error(tmp_path: Path) -> None:
             id="csaf-infinity",
         ),
         pytest.param(
+            FeedFormat.CSAF,
+            "x.json",
+            '{"document": {"tracking": {"id": "X-1"}}, "vulnerabilities": [{"remediations": true}]}',
+            "/vulnerabilities/0/remediations",
+            "expected a list, got a boolean",
+            id="csaf-remediations-not-a-list",
+        ),
+        pytest.param(
+            FeedFormat.CSAF,
+            "x.json",
+            '{"document": {"tracking": {"id": "X-1"}, "references": 7}}',
+            "/document/references",
+            "expected a list, got int",
+            id="csaf-references-not-a-list",
+        ),
+        pytest.param(
             FeedFormat.OSV,
             "x.json",
             '{"id": "X-1",\n "affected": [{"package": {"name": "a", "name": "b"}}]}',
