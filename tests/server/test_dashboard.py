@@ -355,13 +355,24 @@ async def test_a_bad_token_gets_the_form_again(
 
 
 @pytest.mark.anyio
-async def test_a_device_token_is_not_a_read_token(client: httpx.AsyncClient, store: Store) -> None:
-    """An enrolment token signs nobody in (401 at /login, 403 as a bearer)."""
-    secret = read_token(store, "acme/retail", tokens.TokenKind.ENROLLMENT)
+@pytest.mark.parametrize(
+    ("kind", "named"),
+    [
+        (tokens.TokenKind.ENROLLMENT, "that is an enrollment token"),
+        (tokens.TokenKind.ADMIN, "that is an admin token"),
+    ],
+    ids=["enrolment", "admin"],
+)
+async def test_a_device_token_is_not_a_read_token(
+    client: httpx.AsyncClient, store: Store, kind: tokens.TokenKind, named: str
+) -> None:
+    """An enrolment or admin token signs nobody in (401 at /login, 403 as a bearer), and the
+    form says which kind it was, in English ("an admin token", not "a admin token")."""
+    secret = read_token(store, "acme/retail", kind)
     signed = await client.post("/login", data={"token": secret})
     bearer = await client.get("/", headers={"Authorization": f"Bearer {secret}"})
     assert (401, 403) == (signed.status_code, bearer.status_code)
-    assert "needs a read token" in signed.text
+    assert f"{named}; the dashboard needs a read token" in signed.text
     assert "data-widget" not in bearer.text
 
 

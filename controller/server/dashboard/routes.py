@@ -27,6 +27,7 @@ from controller.server.dashboard import drill, page, pages, view
 from controller.server.errors import error_body
 from controller.store import alerts as alert_store
 from controller.store import tokens
+from controller.vocabularies import token_phrase
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
@@ -81,7 +82,8 @@ async def _check(context: Context, secret: str) -> tokens.Principal | str:
     if principal is None:
         return "token: not valid (unknown, revoked or expired). Ask for a new read token."
     if principal.kind is not tokens.TokenKind.READ:
-        return f"token: that is a {principal.kind} token; the dashboard needs a read token (pcr_…)."
+        shown = token_phrase(str(principal.kind))
+        return f"token: that is {shown}; the dashboard needs a read token (pcr_…)."
     return principal
 
 
