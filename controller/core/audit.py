@@ -122,3 +122,36 @@ class AuditEvent:
             else None,
             verdict=Verdict(verdict["applied"], verdict["reason"]) if verdict else None,
         )
+
+
+# --- what a tenant's reader may see of the repository's own events ------------------------
+
+# Entries that belong to the repository rather than to a tenant: an invalid commit may touch
+# any tenant's files, and its errors, author and message say so; a force-push names commits
+# of any tenant. A reader scoped to a tenant (a read token, a tenant's Notification) sees
+# their revision, commit id and error count only (docs/security.md 11.3).
+REPOSITORY_LEVEL = frozenset({"PolicyInvalid", "HistoryRewritten"})
+
+
+def withheld_details(details: Mapping[str, Any]) -> dict[str, Any]:
+    """A repository-level entry's stored details (`AuditEvent.to_dict`, or a PolicyInvalid
+    alert's `{revision, errors}`) as a tenant-scoped reader gets them: `revision`, `commit`
+    (its sha only) and `errorCount`."""
+    errors = details.get("errors")
+    commit = details.get("commit")
+    sha = commit.get("sha") if isinstance(commit, Mapping) else None
+    return {
+        "revision": details.get("revision"),
+        "commit": {"sha": sha} if sha else None,
+        "errorCount": len(errors) if isinstance(errors, list | tuple) else 0,
+    }
+
+
+def invalid_revision_message(revision: str, error_count: int) -> str:
+    """The one line of an invalid revision: the PolicyInvalid alert's message and the subject
+    of its notification, whichever of the alert and the audit event is sent (they share a
+    key). It names no file: the errors may concern any tenant."""
+    return (
+        f"{revision} does not validate ({error_count} error(s)); "
+        "still enforcing the last valid revision"
+    )

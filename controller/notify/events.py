@@ -9,12 +9,13 @@ read the rows the store returns (`alerts`, `audit_events`); nothing here touches
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from controller.core import changes
+from controller.core import audit, changes
 from controller.core.ids import AlertKey
 from controller.kinds.notifications import NOTIFIABLE_EVENTS, AlertSeverity, EventType
 from controller.redaction import redact_text, redact_value
@@ -59,6 +60,29 @@ class Event:
         return source, int(number)
 
     @property
+    def repository_level(self) -> bool:
+        """An event of the repository, not of a tenant (an invalid revision, a rewritten
+        history): what it says may concern any tenant (`core.audit.REPOSITORY_LEVEL`)."""
+        return self.tenant is None and (
+            self.type is EventType.POLICY_INVALID
+            or self.details.get("action") in audit.REPOSITORY_LEVEL
+        )
+
+    def withheld(self) -> Event:
+        """The event as a tenant's Notification gets it when it is `repository_level`: the
+        revision, the commit id and the error count, as a read token sees the audit entry
+        (no error text, author, message or dropped commits)."""
+        details = audit.withheld_details(self.details)
+        what = self.details.get("action") or self.type.value
+        revision = details["revision"] or "the policy repository"
+        message = (
+            audit.invalid_revision_message(revision, details["errorCount"])
+            if self.type is EventType.POLICY_INVALID
+            else f"{what} in {revision}"
+        )
+        return dataclasses.replace(self, message=message, details=details, body=None)
+
+    @property
     def title(self) -> str:
         """`InstallFailed (critical) acme/retail: message`."""
         scope = f" {self.tenant}" if self.tenant else ""
@@ -98,6 +122,7 @@ def from_alert(row: Mapping[str, Any]) -> Event | None:
     if kind not in NOTIFIABLE_EVENTS:
         return None
     key = row.get("dedupe_key") or f"alert:{row['id']}"
+    details = redact_value(dict(row.get("details") or {}))
     return Event(
         key=str(key),
         type=kind,
@@ -106,7 +131,8 @@ def from_alert(row: Mapping[str, Any]) -> Event | None:
         at=row["created_at"],
         tenant=row.get("tenant"),
         device_id=row.get("device_id"),
-        details=redact_value(dict(row.get("details") or {})),
+        details=details,
+        body=_errors_body(details) if kind is EventType.POLICY_INVALID else None,
         id=f"alert:{row['id']}",
     )
 
@@ -134,13 +160,41 @@ def from_audit(row: Mapping[str, Any]) -> Event | None:
     subject = f" {row['object']}" if row.get("object") else ""
     revision = f" in {row['revision']}" if row.get("revision") else ""
     actor = f" by {row['actor']}" if row.get("actor") else ""
+    details = redact_value({"action": action.value, **dict(row.get("details") or {})})
+    message = f"{action.value}{subject}{revision}{actor}"
+    body = None
+    if kind is EventType.POLICY_INVALID and row.get("revision"):
+        # the alert's own words, which ever of the two is sent (they share the key), and the
+        # errors themselves for the channels allowed to read them (`Event.withheld`)
+        errors = details.get("errors")
+        count = len(errors) if isinstance(errors, list) else 0
+        message = audit.invalid_revision_message(str(row["revision"]), count)
+        body = _errors_body(details, actor=str(row["actor"]) if row.get("actor") else None)
     return Event(
         key=key,
         type=kind,
         severity=_AUDIT_SEVERITY.get(kind, AlertSeverity.INFO),
-        message=redact_text(f"{action.value}{subject}{revision}{actor}"),
+        message=redact_text(message),
         at=row["at"],
         tenant=row.get("tenant"),
-        details=redact_value({"action": action.value, **dict(row.get("details") or {})}),
+        details=details,
+        body=body,
         id=f"audit:{row['id']}",
     )
+
+
+ERRORS_SHOWN = 10  # errors an invalid revision's message lists; `patchctl validate` has all
+
+
+def _errors_body(details: Mapping[str, Any], *, actor: str | None = None) -> str | None:
+    """The first errors of an invalid revision (`details.errors`: `file:line:column: field:
+    message` lines), for the operator's channels; None when there are none."""
+    errors = details.get("errors")
+    if not isinstance(errors, list) or not errors:
+        return None
+    lines = [f"- {redact_text(str(error))}" for error in errors[:ERRORS_SHOWN]]
+    if len(errors) > ERRORS_SHOWN:
+        lines.append(f"- … and {len(errors) - ERRORS_SHOWN} more: `patchctl validate` lists them")
+    if actor:
+        lines.append(f"\nCommitted by {redact_text(actor)}.")
+    return "\n".join(lines)

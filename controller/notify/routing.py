@@ -90,11 +90,17 @@ def subscribes(notification: Notification, event: Event) -> bool:
 def route(events: Iterable[Event], notifications: Iterable[Notification]) -> tuple[Delivery, ...]:
     """Every (channel, event) pair to deliver, each once, in event order then channel order.
 
-    An event key seen twice (the same alert submitted again) is routed once.
+    An event key seen twice (the same alert submitted again) is routed once. A repository-level
+    event (an invalid revision, a rewritten history) reaches a channel that any tenant's
+    Notification names withheld (`Event.withheld`: revision, commit id, error count), as the
+    read API shows it to that tenant's token; the operator's own channels get it whole.
     """
     subscribers = sorted(notifications, key=notification_ref)
     found: dict[tuple[str, str], Delivery] = {}
     for event in events:
+        # what the repository's own events say may concern any tenant: a channel that a
+        # tenant's Notification reaches gets what that tenant's read token would see
+        withheld = event.withheld() if event.repository_level else event
         for notification in subscribers:
             if not subscribes(notification, event):
                 continue
@@ -102,8 +108,10 @@ def route(events: Iterable[Event], notifications: Iterable[Notification]) -> tup
             key = (channel_id(channel), event.key)
             known = found.get(key)
             ref = notification_ref(notification)
+            scoped = notification.tenant is not None
             if known is None:
-                found[key] = Delivery(key[0], channel, event, (ref,))
+                found[key] = Delivery(key[0], channel, withheld if scoped else event, (ref,))
             elif ref not in known.notifications:
-                found[key] = Delivery(key[0], channel, event, (*known.notifications, ref))
+                shown = withheld if scoped else known.event
+                found[key] = Delivery(key[0], channel, shown, (*known.notifications, ref))
     return tuple(found.values())

@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 
 from controller import errors
+from controller.core.audit import invalid_revision_message
 from controller.core.conditions import (
     ConditionStatus,
     ConditionType,
@@ -392,8 +393,7 @@ class Reconciler:
                 alert_store.NewAlert(
                     kind=POLICY_INVALID,
                     severity=AlertSeverity.CRITICAL.value,
-                    message=f"{revision} does not validate ({len(problems)} error(s)); "
-                    "still enforcing the last valid revision",
+                    message=invalid_revision_message(revision, len(problems)),
                     details={"revision": revision, "errors": [str(p) for p in problems[:50]]},
                     dedupe_key=_invalid_key(revision),
                 ),

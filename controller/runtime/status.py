@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from controller.core.audit import REPOSITORY_LEVEL, withheld_details
 from controller.core.conditions import ConditionType, Reason
 from controller.core.observed import JobState, PatchResult, is_online
 from controller.kinds.common import tenant_contains
@@ -122,11 +123,6 @@ def visible_conditions(stored: Any) -> list[dict[str, str]]:
     return shown
 
 
-# Entries that belong to the repository rather than to a tenant: an invalid commit may touch
-# any tenant's files, and its errors, author and message say so.
-REPOSITORY_LEVEL = frozenset({"PolicyInvalid", "HistoryRewritten"})
-
-
 def visible_entry(entry: dict[str, Any], *, kind: str) -> dict[str, Any]:
     """An audit entry or alert (read API shape; `kind` names its type field: `type` or `kind`)
     as a tenant-scoped reader sees it. Repository-level entries without a tenant keep their
@@ -135,19 +131,12 @@ def visible_entry(entry: dict[str, Any], *, kind: str) -> dict[str, Any]:
     show them). Every other entry is returned as it is."""
     if entry.get("tenant") is not None or entry.get(kind) not in REPOSITORY_LEVEL:
         return entry
-    details = _mapping(entry.get("details"))
-    errors = details.get("errors") or ()
-    commit = _mapping(details.get("commit"))
-    withheld = {
-        "revision": details.get("revision"),
-        "commit": {"sha": commit.get("sha")} if commit else None,
-        "errorCount": len(errors),
-    }
+    withheld = withheld_details(_mapping(entry.get("details")))
     shown = dict(entry) | {"details": withheld}
     if "actor" in shown:
         shown["actor"] = None
     if "summary" in shown:
-        shown["summary"] = f"{len(errors)} error(s); `patchctl validate` lists them"
+        shown["summary"] = f"{withheld['errorCount']} error(s); `patchctl validate` lists them"
     return shown
 
 
@@ -321,5 +310,3 @@ def list_alerts(
 ) -> list[dict[str, Any]]:
     """The newest alerts of `tenant` (None: all); `alert_store.list_alerts` with no filter."""
     return alert_store.list_alerts(conn, scope=tenant, limit=limit)
-
-

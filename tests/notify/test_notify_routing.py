@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-from notifyhelpers import event, notification
+import json
 
-from controller.kinds.notifications import AlertSeverity, EventType
-from controller.notify import channel_id, route
+import pytest
+from notifyhelpers import T0, event, notification
+
+from controller.kinds.notifications import AlertSeverity, EventType, Notification
+from controller.notify import channel_id, events, route
+from controller.notify.messages import Message
 
 
 @pytest.mark.parametrize(
@@ -127,3 +130,78 @@ def test_reports_reach_only_tenants_allowed_to_read_them(
     )
     subscribed = notification(tenant=subscriber, events=("ReportPublished",))
     assert expected == bool(route([published], [subscribed]))
+
+
+INVALID_ROW = {
+    "id": 7,
+    "at": T0,
+    "tenant": None,
+    "actor": "lars@logistics.example",
+    "action": "PolicyInvalid",
+    "object": "",
+    "revision": "main@sha1:" + "a" * 40,
+    "details": {
+        "revision": "main@sha1:" + "a" * 40,
+        "commit": {"sha": "a" * 40, "message": "logistics: rush LOG-4802", "author": {}},
+        "errors": [
+            "policies/approvals/logistics.yaml:4:7: spec.bogus: unknown field",
+            "policies/approvals/logistics.yaml:5:3: spec.reason: required field is missing",
+        ],
+    },
+}
+REWRITE_ROW = INVALID_ROW | {
+    "action": "HistoryRewritten",
+    "actor": "force-push",
+    "details": {
+        "revision": "main@sha1:" + "b" * 40,
+        "rewrite": {"oldTip": "c" * 40, "newTip": "b" * 40, "dropped": ["d" * 40]},
+    },
+}
+# what only the operator's channels may read of the two
+SECRETS = ("logistics", "LOG-4802", "spec.bogus", "d" * 40)
+WATCHING = ("PolicyInvalid", "ConfigurationChanged")
+
+
+def delivered(row: dict[str, object], *subscribers: Notification) -> list[str]:
+    """The text and JSON each channel gets for the audit row, as `route` shapes them."""
+    found = events.from_audit(row)
+    assert found is not None
+    return [
+        Message((d.event,)).text + json.dumps(d.event.as_json(), default=str)
+        for d in route([found], list(subscribers))
+    ]
+
+
+@pytest.mark.parametrize("row", [INVALID_ROW, REWRITE_ROW], ids=["invalid", "rewritten"])
+def test_a_tenants_channel_gets_a_repository_event_withheld(row: dict[str, object]) -> None:
+    """A client's channel learns that the repository has an invalid revision (or was rewritten),
+    its revision and error count, and nothing the read API withholds from its token: no error
+    text, author, commit message or dropped commit; the operator's channel gets all of it."""
+    (client,) = delivered(row, notification(tenant="acme/retail", events=WATCHING))
+    (operator,) = delivered(row, notification(tenant=None, events=WATCHING))
+    assert [] == [secret for secret in SECRETS if secret in client]
+    assert "main@sha1:" in client
+    assert [secret for secret in SECRETS if secret in operator]
+
+
+def test_an_invalid_revision_says_what_the_alert_says_and_lists_the_errors() -> None:
+    """The audit event's subject is the alert's (they share a key: either may be sent) and the
+    operator's message lists the errors with their files and lines."""
+    (text,) = delivered(INVALID_ROW, notification(tenant=None, events=WATCHING))
+    subject = f"main@sha1:{'a' * 40} does not validate (2 error(s)); still enforcing the last"
+    assert subject in text
+    assert "- policies/approvals/logistics.yaml:4:7: spec.bogus: unknown field" in text
+    assert "Committed by lars@logistics.example." in text
+    (withheld,) = delivered(INVALID_ROW, notification(tenant="acme", events=WATCHING))
+    assert subject in withheld
+
+
+def test_a_channel_shared_with_a_tenant_gets_it_withheld() -> None:
+    """The operator's Notification and a client's naming the same channel: one message, the
+    client's view of it (a channel is one destination, whoever named it)."""
+    (text,) = delivered(
+        INVALID_ROW,
+        notification("ops", tenant=None, events=WATCHING),
+        notification("client", tenant="acme/retail", events=WATCHING),
+    )
+    assert [] == [secret for secret in SECRETS if secret in text]
