@@ -306,7 +306,27 @@ def status_lines(report: dict[str, Any]) -> list[str]:
     for key, window in report["nextWindows"].items():
         state = "open now" if window.get("open") else f"next {window.get('start') or '-'}"
         lines.append(f"  window {key:<36} {state}")
+    channels = report.get("notifications") or []
+    if channels:
+        lines.append("notification channels:")
+        lines.extend(f"  {_channel_line(channel)}" for channel in channels)
     return lines
+
+
+def _channel_line(state: dict[str, Any]) -> str:
+    """`webhook:hooks.example:1a2b  delivered 41, queued 3, dropped 0; failing (2 attempts):
+    <last error> at <when>, next attempt <when>` (`runtime.status.notification_channels`)."""
+    text = (
+        f"{state.get('channel')}  delivered {state.get('delivered') or 0}, "
+        f"queued {state.get('queued') or 0}, dropped {state.get('dropped') or 0}"
+    )
+    failures = state.get("failures") or 0
+    if failures:
+        text += f"; failing ({failures} attempt(s)): {state.get('lastError') or '?'}"
+        text += f" at {state.get('lastErrorAt') or '?'}"
+        if state.get("nextAttempt"):
+            text += f", next attempt {state['nextAttempt']}"
+    return text
 
 
 def register(main: click.Group) -> None:

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller.core.audit import REPOSITORY_LEVEL, withheld_details
 from controller.core.conditions import ConditionType, Reason
 from controller.core.observed import JobState, PatchResult, is_online
 from controller.kinds.common import tenant_contains
+from controller.notify import channel_id
+from controller.notify import state as notify_state
 from controller.store import Connection, compliance, devices, jobs, leases
 from controller.store import alerts as alert_store
 from controller.store import runs as run_store
 from controller.store import status as status_store
+
+if TYPE_CHECKING:
+    from controller.core.desired import DesiredState
 
 PATCH_STATUS_DAYS = 30
 
@@ -43,6 +48,38 @@ def summary(conn: Connection, *, now: datetime, tenant: str | None = None) -> di
         "agents": agents(conn, now=now, tenant=tenant),
         "reconciles": [_run(r) for r in run_store.list_reconcile_runs(conn, limit=10)],
         "leader": leader(conn),
+        # the controller host's view: every channel, whatever `tenant` narrows
+        "notifications": notification_channels(conn, None),
+    }
+
+
+_CHANNEL_FIELDS = (
+    "channel", "kind", "delivered", "messages", "failures", "dropped", "queued",
+    "lastSuccess", "lastError", "lastErrorAt", "nextAttempt",
+)  # fmt: skip
+
+
+def notification_channels(conn: Connection, channel_ids: Collection[str] | None) -> list[Any]:
+    """The stored state of each notification channel (`notify.state.StatusWriter`: delivered,
+    failures since the last success, dropped, queued, last error, next attempt), of those of
+    `channel_ids` (None: every one), by channel id. A value of another shape is left out."""
+    states = notify_state.channel_states(conn)
+    return [
+        {name: value.get(name) for name in _CHANNEL_FIELDS}
+        for channel, value in sorted(states.items())
+        if isinstance(value, dict) and (channel_ids is None or channel in channel_ids)
+    ]
+
+
+def scope_channels(desired: DesiredState | None, scope: str) -> set[str]:
+    """The channels of the Notifications a tenant scope reads: those of its tenant and its
+    clients (a Notification of every tenant is the operator's). None known: no policy yet."""
+    if desired is None:
+        return set()
+    return {
+        channel_id(n.spec.channel)
+        for n in desired.notifications
+        if n.tenant is not None and tenant_contains(scope, n.tenant)
     }
 
 

@@ -387,8 +387,9 @@ async def list_compliance(
     summary="Controller status and fleet counts of the token's tenant scope",
     description="Device counts of the scope, the applied and attempted revisions, conditions, "
     "pending approvals of the scope's devices, the next occurrence of every window that applies "
-    "to the scope and the last reconcile runs. Policy errors are counted, not quoted: they may "
-    "name any tenant's files (`patchctl validate` shows them).",
+    "to the scope, the last reconcile runs and the state of the notification channels of the "
+    "scope's Notifications. Policy errors are counted, not quoted: they may name any tenant's "
+    "files (`patchctl validate` shows them).",
 )
 async def status(
     principal: ReadPrincipal, context: Context, tenant: TenantFilter = None
@@ -410,7 +411,16 @@ async def status(
             "patchStatus": runtime_status.patch_status(conn, now=now, tenant=scope),
             "agents": runtime_status.agents(conn, now=now, tenant=scope),
             "leader": leader(conn),
+            "notifications": runtime_status.notification_channels(conn, channels(scope)),
         } | runtime_status.tenant_view(conn, scope=scope)
+
+    def channels(scope: str) -> set[str]:
+        # the channels of the scope's own Notifications, under the policy the service enforces
+        # (a channel of every tenant is the operator's: it stays on the controller host)
+        enforced = None if context.controller is None else context.controller.reconciler
+        return runtime_status.scope_channels(
+            enforced.enforced_state() if enforced is not None else None, scope
+        )
 
     def leader(conn: Connection) -> dict[str, Any] | None:
         # The holder names a host and a process: it stays on the controller host.
