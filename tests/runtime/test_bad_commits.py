@@ -64,14 +64,15 @@ BAD_VALUES = [
     ),
     (
         "octal-looking-integer",
-        "  ticket: 0777\n",
-        f"{OPENSSL}:11:11: spec.ticket: '0777' is read by YAML as 511, not as written; write "
+        # in place of `expires`: a `ticket:` line here would also repeat line 12's key
+        "  expires: 0777\n",
+        f"{OPENSSL}:11:12: spec.expires: '0777' is read by YAML as 511, not as written; write "
         "the number without leading zeros or colons, or quote it as text",
     ),
     (
         "sexagesimal",
-        "  ticket: 1:30\n",
-        f"{OPENSSL}:11:11: spec.ticket: '1:30' is read by YAML as 90, not as written; write "
+        "  expires: 1:30\n",
+        f"{OPENSSL}:11:12: spec.expires: '1:30' is read by YAML as 90, not as written; write "
         "the number without leading zeros or colons, or quote it as text",
     ),
     (
