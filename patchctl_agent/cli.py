@@ -18,33 +18,71 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import math
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from patchctl_agent import AGENT_VERSION, VERSION, agent, backends, protocol, wire
 from patchctl_agent.state import State, StateError, default_state_dir
 
 EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_BACKEND = 0, 1, 2, 3, 4
 
-CONFIG_KEYS = {
-    "server": str,
-    "state_dir": str,
-    "ca_file": str,
-    "insecure_http": bool,
-    "reboot_command": str,
-    "backend": str,
-    "package_root": str,
-    "dnf_options": str,
-    "role": str,
-    "labels": str,
-    "install_timeout": float,
-    "script_timeout": float,
-    "lock_timeout": float,
-    "scan_interval": float,
-    "max_backoff": float,
+# The longest duration agent.conf accepts, in seconds: a week. Python waits for a command with
+# poll(), whose timeout in milliseconds overflows a C int at about 24.8 days (OverflowError).
+MAX_SECONDS = 7 * 24 * 3600
+
+
+def _seconds(*, zero: str | None = None) -> Callable[[str], float]:
+    """The reader of a duration key: a number of seconds, more than 0 (or 0 when `zero` says
+    what 0 means) and at most MAX_SECONDS; NaN and infinity are not numbers of seconds."""
+    lowest = f"from 0 ({zero}) to" if zero else "more than 0 and at most"
+    expected = f"must be a number of seconds {lowest} {MAX_SECONDS} (7 days)"
+
+    def read(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        in_range = (value >= 0 if zero else value > 0) and value <= MAX_SECONDS  # NaN: False
+        if not in_range:
+            raise ValueError(f"{expected}, not {raw.strip()!r}")
+        return value
+
+    return read
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _yes_no(raw: str) -> bool:
+    """A boolean as configparser reads one (yes/no, true/false, on/off, 1/0)."""
+    value = configparser.ConfigParser.BOOLEAN_STATES.get(raw.strip().lower())
+    if value is None:
+        raise ValueError(f"must be yes or no (true/false, on/off, 1/0), not {raw.strip()!r}")
+    return value
+
+
+# Every key of agent.conf and its reader: the value typed, or ValueError saying what is expected.
+CONFIG_KEYS: dict[str, Callable[[str], Any]] = {
+    "server": _text,
+    "state_dir": _text,
+    "ca_file": _text,
+    "insecure_http": _yes_no,
+    "reboot_command": _text,
+    "backend": _text,
+    "package_root": _text,
+    "dnf_options": _text,
+    "role": _text,
+    "labels": _text,
+    "install_timeout": _seconds(),
+    "script_timeout": _seconds(),
+    "lock_timeout": _seconds(zero="do not wait for the lock"),
+    "scan_interval": _seconds(),
+    "max_backoff": _seconds(),
 }
 ROLES = ("server", "workstation", "gateway")
 
@@ -63,9 +101,7 @@ def default_config() -> Path:
     return Path("/etc/patchctl-agent/agent.conf")
 
 
-def read_config(  # noqa: C901 - one check per line of the file
-    path: str | None,
-) -> dict[str, Any]:
+def read_config(path: str | None) -> dict[str, Any]:
     """The `[agent]` section of agent.conf, typed; UsageError names the file and the key.
     The file is `path` (--config), else the one PATCHCTL_AGENT_CONFIG names, else
     `default_config()`. A missing default file is no configuration; a missing file that
@@ -88,18 +124,13 @@ def read_config(  # noqa: C901 - one check per line of the file
     if not parser.has_section("agent"):
         return values
     for key, raw in parser.items("agent"):
-        kind = CONFIG_KEYS.get(key)
-        if kind is None:
+        read = CONFIG_KEYS.get(key)
+        if read is None:
             raise UsageError(
                 f"{chosen}: [agent] {key}: unknown key (expected one of {', '.join(CONFIG_KEYS)})"
             )
         try:
-            if kind is bool:
-                values[key] = parser.getboolean("agent", key)
-            elif kind is float:
-                values[key] = float(raw)
-            else:
-                values[key] = raw.strip()
+            values[key] = read(raw)
         except ValueError as exc:
             raise UsageError(f"{chosen}: [agent] {key}: {exc}") from exc
     return values
@@ -246,10 +277,10 @@ def _settings(args: argparse.Namespace, config: dict[str, Any]) -> agent.Setting
         raise UsageError(f"agent.conf: [agent] role: {role!r} is not one of {', '.join(ROLES)}")
     return agent.Settings(
         reboot_command=_option(args, config, "reboot_command", default=defaults.reboot_command),
-        install_timeout=float(config.get("install_timeout", defaults.install_timeout)),
-        script_timeout=float(config.get("script_timeout", defaults.script_timeout)),
-        scan_interval=float(config.get("scan_interval", defaults.scan_interval)),
-        max_backoff=float(config.get("max_backoff", defaults.max_backoff)),
+        install_timeout=config.get("install_timeout", defaults.install_timeout),
+        script_timeout=config.get("script_timeout", defaults.script_timeout),
+        scan_interval=config.get("scan_interval", defaults.scan_interval),
+        max_backoff=config.get("max_backoff", defaults.max_backoff),
         role=role,
         labels=parse_labels([config.get("labels", "")], where="agent.conf: [agent] labels"),
     )
@@ -263,7 +294,7 @@ def _backend(args: argparse.Namespace, config: dict[str, Any]) -> backends.Backe
     else:
         backend = backends.detect(name)
     if "lock_timeout" in config and hasattr(backend, "lock_timeout"):
-        backend.lock_timeout = float(config["lock_timeout"])
+        backend.lock_timeout = config["lock_timeout"]
     return backend
 
 
