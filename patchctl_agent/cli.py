@@ -112,7 +112,9 @@ def read_config(path: str | None) -> dict[str, Any]:
         if named[1]:
             raise UsageError(f"{named[0]}: {chosen} does not exist")
         return {}
-    parser = configparser.ConfigParser(interpolation=None)
+    # No section is special: configparser's [DEFAULT] would pass its keys into [agent]
+    # unchecked and stay out of sections(); named "" (no header spells it), it is unknown.
+    parser = configparser.ConfigParser(interpolation=None, default_section="")
     try:
         parser.read(chosen, encoding="utf-8")
     except (configparser.Error, OSError) as exc:

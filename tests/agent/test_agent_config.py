@@ -75,3 +75,19 @@ def test_the_longest_duration_is_one_a_command_can_be_given() -> None:
         [sys.executable, "-c", "import sys; sys.stdin.read()"], timeout=cli.MAX_SECONDS, stdin="x"
     )
     assert (0, 0) == (done.code, piped.code)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("[DEFAULT]\nreboot_comand = rm -rf /\n", id="a-misspelt-key"),
+        pytest.param("[DEFAULT]\nreboot_command = true\n[agent]\n", id="a-key-for-agent"),
+        pytest.param("[DEFAULT]\n[agent]\nmax_backoff = 60\n", id="empty"),
+    ],
+)
+def test_a_default_section_is_refused_like_any_unknown_section(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    """[DEFAULT] is no way around the key check: exit 2 naming the file and the section."""
+    err = _refusal(tmp_path, text, capsys)
+    assert f"{tmp_path / 'agent.conf'}: unknown section [DEFAULT] (expected [agent])" in err
