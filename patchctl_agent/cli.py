@@ -147,7 +147,10 @@ def parse_labels(items: Sequence[str], *, where: str) -> dict[str, str]:
             key, sep, value = part.partition("=")
             if not sep or not key.strip():
                 raise UsageError(f"{where}: {part!r} is not key=value")
-            labels[key.strip()] = value.strip()
+            try:
+                labels[protocol.check_label_key(key.strip())] = value.strip()
+            except ValueError as exc:
+                raise UsageError(f"{where}: {exc}") from exc
     return labels
 
 
@@ -170,9 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="the tenant's enrolment token (or PATCHCTL_ENROLLMENT_TOKEN, --enrollment-token-file)",
     )
     enroll.add_argument("--enrollment-token-file", help="read the enrolment token from this file")
-    enroll.add_argument("--hostname", help="the device name to enrol as (default: this host's)")
+    enroll.add_argument(
+        "--hostname",
+        help="the device name to enrol as, a host name such as web-01 or realhost.example.org "
+        "(default: this host's)",
+    )
     enroll.add_argument("--role", choices=ROLES, help="server, workstation or gateway")
-    enroll.add_argument("--label", action="append", default=[], help="key=value (repeatable)")
+    enroll.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        help="key=value (repeatable; a key such as env or example.org/site)",
+    )
     enroll.add_argument(
         "--replace",
         action="store_true",
@@ -331,6 +343,7 @@ def cmd_enroll(args: argparse.Namespace, config: dict[str, Any]) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     secret = _enrollment_token(args)
+    hostname = _hostname(args)
     ca_file = _option(args, config, "ca_file", default=None)
     if ca_file and not Path(ca_file).is_file():
         raise UsageError(f"--ca-file: {ca_file} is not a file")
@@ -339,7 +352,6 @@ def cmd_enroll(args: argparse.Namespace, config: dict[str, Any]) -> int:
     settings = _settings(args, config)
     labels = dict(settings.labels)
     labels.update(parse_labels(args.label, where="--label"))
-    hostname = args.hostname or agent.default_hostname()
     body = {
         "enrollmentToken": secret,
         "hostname": hostname,
@@ -369,6 +381,15 @@ def cmd_enroll(args: argparse.Namespace, config: dict[str, Any]) -> int:
     state.save_enrolment(enrolment, token)
     print(f"enrolled {hostname} as device {device_id} with {server}")  # noqa: T201
     return EXIT_OK
+
+
+def _hostname(args: argparse.Namespace) -> str:
+    """--hostname, else this host's name, as the controller will take it."""
+    where = "--hostname" if args.hostname else "this host's name (give --hostname)"
+    try:
+        return protocol.check_hostname(args.hostname or agent.default_hostname())
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}") from exc
 
 
 def _enrollment_token(args: argparse.Namespace) -> str:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from patchctl_agent import AGENT_VERSION, wire
+
+# What the controller accepts as a hostname and a label key (its HOSTNAME_PATTERN and
+# LABEL_KEY_PATTERN, which tests/agent holds these to), checked before anything is sent so that
+# a mistake is a sentence and exit 2, and the enrolment token does not travel for nothing.
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,62}")
+MAX_HOSTNAME = 253
 
 
 class RefusedError(Exception):
@@ -14,6 +22,28 @@ class RefusedError(Exception):
         super().__init__(f"the controller refused ({status}): {message}")
         self.status = status
         self.message = message
+
+
+def check_hostname(name: str) -> str:
+    """`name` when the controller takes it as a device's hostname; ValueError saying what a
+    host name may contain otherwise."""
+    labels = name.split(".")
+    if len(name) > MAX_HOSTNAME or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise ValueError(
+            f"{name!r} is not a host name such as `web-01` or `realhost.example.org` (letters, "
+            f"digits and inner '-' in dot-separated labels of at most 63, {MAX_HOSTNAME} in all)"
+        )
+    return name
+
+
+def check_label_key(key: str) -> str:
+    """`key` when the controller takes it as a label's key; ValueError saying what one is."""
+    if not _LABEL_KEY.fullmatch(key):
+        raise ValueError(
+            f"{key!r} is not a label key such as `env` or `example.org/site` (a letter or digit, "
+            "then letters, digits, '.', '_', '/' and '-', at most 63 in all)"
+        )
+    return key
 
 
 class Controller:

@@ -19,12 +19,14 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
 from click.testing import CliRunner
 from required import unavailable
 
 from controller.cli import main as patchctl
-from patchctl_agent import cli, wire
+from controller.server import models
+from patchctl_agent import agent, cli, protocol, wire
 from patchctl_agent.agent import DEFAULT_REBOOT_COMMAND
 from patchctl_agent.state import default_state_dir
 
@@ -240,6 +242,8 @@ def test_a_refused_enrolment_is_exit_code_1_with_the_controllers_message(
             url,
             "--enrollment-token",
             "t",
+            "--hostname",
+            "web-01",
             "--state-dir",
             str(tmp_path / "state"),
         ]
@@ -248,6 +252,142 @@ def test_a_refused_enrolment_is_exit_code_1_with_the_controllers_message(
     assert 1 == code
     assert "the controller refused (409): hostname web-01 is enrolled by another machine" in err
     assert not (tmp_path / "state" / "token").exists()
+
+
+HOST_NAME_RULE = (
+    "is not a host name such as `web-01` or `realhost.example.org` (letters, digits and inner "
+    "'-' in dot-separated labels of at most 63, 253 in all)"
+)
+LABEL_KEY_RULE = (
+    "is not a label key such as `env` or `example.org/site` (a letter or digit, then letters, "
+    "digits, '.', '_', '/' and '-', at most 63 in all)"
+)
+
+
+@pytest.mark.parametrize(
+    ("options", "config", "message"),
+    [
+        pytest.param(
+            ["--hostname", "Bad Host/Name"],
+            "",
+            f"--hostname: 'Bad Host/Name' {HOST_NAME_RULE}",
+            id="hostname",
+        ),
+        pytest.param(
+            [], "", f"this host's name (give --hostname): 'my_host' {HOST_NAME_RULE}", id="own-name"
+        ),
+        pytest.param(
+            ["--hostname", "web-01", "--label", "bad key=1"],
+            "",
+            f"--label: 'bad key' {LABEL_KEY_RULE}",
+            id="label",
+        ),
+        pytest.param(
+            ["--hostname", "web-01"],
+            "labels = env=prod, -x=1\n",
+            f"agent.conf: [agent] labels: '-x' {LABEL_KEY_RULE}",
+            id="config-label",
+        ),
+    ],
+)
+def test_a_name_the_controller_would_refuse_is_exit_2_saying_what_it_may_hold(
+    enrol_server: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    options: list[str],
+    config: str,
+    message: str,
+) -> None:
+    """A hostname or label key the controller would refuse is a sentence, not its regular
+    expression, and exit 2 before anything (the enrolment token) is sent."""
+    url, handler = enrol_server
+    monkeypatch.setattr(agent, "default_hostname", lambda: "my_host")
+    code = cli.main(
+        [
+            "--config",
+            str(_config(tmp_path, f"[agent]\n{config}")),
+            "enroll",
+            "--server",
+            url,
+            "--enrollment-token",
+            "t",
+            "--state-dir",
+            str(tmp_path / "state"),
+            *options,
+        ]
+    )
+    err = capsys.readouterr().err
+    assert (2, []) == (code, handler.bodies), err
+    assert message in err
+
+
+def _controller_takes(kind: Any, value: Any) -> bool:
+    try:
+        pydantic.TypeAdapter(kind).validate_python(value)
+    except pydantic.ValidationError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "web-01",
+        "WEB-01",
+        "realhost.example.org",
+        "1.2.3.4",
+        "a",
+        pytest.param("a" * 63, id="label-of-63"),
+        pytest.param("a" * 64, id="label-of-64"),
+        pytest.param(".".join(["a" * 63] * 3 + ["a" * 61]), id="253-in-all"),
+        pytest.param(".".join(["a" * 63] * 4), id="255-in-all"),
+        "-web",
+        "web-",
+        "web_01",
+        "Bad Host/Name",
+        "",
+        "a..b",
+        "web-01.",
+        ".web",
+        "web-01\n",
+        "wéb",
+    ],
+    ids=repr,
+)
+def test_the_agent_takes_the_hostnames_the_controller_takes(name: str) -> None:
+    """The agent's hostname check says yes exactly when the controller's request model does."""
+    try:
+        agent_takes = protocol.check_hostname(name) == name
+    except ValueError:
+        agent_takes = False
+    assert _controller_takes(models.Hostname, name) == agent_takes
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "env",
+        "example.org/site",
+        "A_b-c.d/e",
+        "0",
+        pytest.param("k" * 63, id="63-characters"),
+        pytest.param("k" * 64, id="64-characters"),
+        "-x",
+        ".x",
+        "a b",
+        "",
+        "ké",
+    ],
+    ids=repr,
+)
+def test_the_agent_takes_the_label_keys_the_controller_takes(key: str) -> None:
+    """The agent's label key check says yes exactly when the controller's request model does."""
+    try:
+        agent_takes = protocol.check_label_key(key) == key
+    except ValueError:
+        agent_takes = False
+    assert _controller_takes(models.Labels, {key: "v"}) == agent_takes
 
 
 @pytest.mark.parametrize(
