@@ -29,6 +29,7 @@ from patchctl_agent import AGENT_VERSION, VERSION, agent, backends, protocol, wi
 from patchctl_agent.state import State, StateError, default_state_dir
 
 EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_BACKEND = 0, 1, 2, 3, 4
+ROLES = ("server", "workstation", "gateway")
 
 # The longest duration agent.conf accepts, in seconds: a week. Python waits for a command with
 # poll(), whose timeout in milliseconds overflows a C int at about 24.8 days (OverflowError).
@@ -55,7 +56,34 @@ def _seconds(*, zero: str | None = None) -> Callable[[str], float]:
 
 
 def _text(raw: str) -> str:
-    return raw.strip()
+    """A value that says something: an empty state_dir was the current folder, and an empty
+    reboot_command a reboot that did nothing and succeeded."""
+    value = raw.strip()
+    if not value:
+        raise ValueError("must not be empty (leave it out for the default)")
+    return value
+
+
+def _given(raw: str) -> str:
+    """The type of the options that take a text: empty is a mistake, as in agent.conf."""
+    try:
+        return _text(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _one_of(choices: Sequence[str]) -> Callable[[str], str]:
+    def read(raw: str) -> str:
+        value = raw.strip()
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, not {value!r}")
+        return value
+
+    return read
+
+
+def _labels(raw: str) -> dict[str, str]:
+    return parse_labels([_text(raw)])
 
 
 def _yes_no(raw: str) -> bool:
@@ -73,18 +101,17 @@ CONFIG_KEYS: dict[str, Callable[[str], Any]] = {
     "ca_file": _text,
     "insecure_http": _yes_no,
     "reboot_command": _text,
-    "backend": _text,
+    "backend": _one_of(backends.NAMES),
     "package_root": _text,
     "dnf_options": _text,
-    "role": _text,
-    "labels": _text,
+    "role": _one_of(ROLES),
+    "labels": _labels,
     "install_timeout": _seconds(),
     "script_timeout": _seconds(),
     "lock_timeout": _seconds(zero="do not wait for the lock"),
     "scan_interval": _seconds(),
     "max_backoff": _seconds(),
 }
-ROLES = ("server", "workstation", "gateway")
 
 
 CONFIG_ENV = "PATCHCTL_AGENT_CONFIG"  # the agent.conf to read when --config is not given
@@ -112,33 +139,46 @@ def read_config(path: str | None) -> dict[str, Any]:
         if named[1]:
             raise UsageError(f"{named[0]}: {chosen} does not exist")
         return {}
-    # No section is special: configparser's [DEFAULT] would pass its keys into [agent]
-    # unchecked and stay out of sections(); named "" (no header spells it), it is unknown.
-    parser = configparser.ConfigParser(interpolation=None, default_section="")
-    try:
-        parser.read(chosen, encoding="utf-8")
-    except (configparser.Error, OSError) as exc:
-        raise UsageError(f"{chosen}: {exc}") from exc
+    parser = _parsed(chosen)
     unknown_sections = [s for s in parser.sections() if s != "agent"]
     if unknown_sections:
         raise UsageError(f"{chosen}: unknown section [{unknown_sections[0]}] (expected [agent])")
-    values: dict[str, Any] = {}
     if not parser.has_section("agent"):
-        return values
-    for key, raw in parser.items("agent"):
-        read = CONFIG_KEYS.get(key)
-        if read is None:
-            raise UsageError(
-                f"{chosen}: [agent] {key}: unknown key (expected one of {', '.join(CONFIG_KEYS)})"
-            )
-        try:
-            values[key] = read(raw)
-        except ValueError as exc:
-            raise UsageError(f"{chosen}: [agent] {key}: {exc}") from exc
-    return values
+        return {}
+    return {key: _value(chosen, key, raw) for key, raw in parser.items("agent")}
 
 
-def parse_labels(items: Sequence[str], *, where: str) -> dict[str, str]:
+def _parsed(chosen: Path) -> configparser.ConfigParser:
+    # No section is special: configparser's [DEFAULT] would pass its keys into [agent]
+    # unchecked and stay out of sections(); named "" (no header spells it), it is unknown.
+    parser = configparser.ConfigParser(interpolation=None, default_section="")
+    try:  # not parser.read(), which passes over a file it cannot open (a folder, no permission)
+        with chosen.open(encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except OSError as exc:
+        raise UsageError(f"{chosen}: cannot be read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{chosen}: not UTF-8 text (byte {exc.start})") from exc
+    except configparser.Error as exc:
+        raise UsageError(f"{chosen}: {exc}") from exc
+    return parser
+
+
+def _value(chosen: Path, key: str, raw: str) -> Any:
+    """One key's value, typed by its reader; UsageError naming the file, section and key."""
+    read = CONFIG_KEYS.get(key)
+    if read is None:
+        known = ", ".join(CONFIG_KEYS)
+        raise UsageError(f"{chosen}: [agent] {key}: unknown key (expected one of {known})")
+    try:
+        return read(raw)
+    except ValueError as exc:
+        raise UsageError(f"{chosen}: [agent] {key}: {exc}") from exc
+
+
+def parse_labels(items: Sequence[str]) -> dict[str, str]:
+    """`key=value` items, each of them one or several separated by commas; ValueError saying
+    which part is wrong."""
     labels: dict[str, str] = {}
     for item in items:
         for part in (p.strip() for p in item.split(",")):
@@ -146,11 +186,8 @@ def parse_labels(items: Sequence[str], *, where: str) -> dict[str, str]:
                 continue
             key, sep, value = part.partition("=")
             if not sep or not key.strip():
-                raise UsageError(f"{where}: {part!r} is not key=value")
-            try:
-                labels[protocol.check_label_key(key.strip())] = value.strip()
-            except ValueError as exc:
-                raise UsageError(f"{where}: {exc}") from exc
+                raise ValueError(f"{part!r} is not key=value")
+            labels[protocol.check_label_key(key.strip())] = value.strip()
     return labels
 
 
@@ -167,14 +204,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
 
     enroll = commands.add_parser("enroll", help="enrol this machine with a controller")
-    enroll.add_argument("--server", help="the controller's URL (https://..., http:// to loopback)")
+    enroll.add_argument(
+        "--server", type=_given, help="the controller's URL (https://..., http:// to loopback)"
+    )
     enroll.add_argument(
         "--enrollment-token",
+        type=_given,
         help="the tenant's enrolment token (or PATCHCTL_ENROLLMENT_TOKEN, --enrollment-token-file)",
     )
-    enroll.add_argument("--enrollment-token-file", help="read the enrolment token from this file")
+    enroll.add_argument(
+        "--enrollment-token-file", type=_given, help="read the enrolment token from this file"
+    )
     enroll.add_argument(
         "--hostname",
+        type=_given,
         help="the device name to enrol as, a host name such as web-01 or realhost.example.org "
         "(default: this host's)",
     )
@@ -196,13 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="report, poll and run jobs (the service)")
     run.add_argument("--once", action="store_true", help="one full cycle, then exit")
     run.add_argument(
-        "--reboot-command", help=f"how to reboot (default: {_shown(agent.DEFAULT_REBOOT_COMMAND)})"
+        "--reboot-command",
+        type=_given,
+        help=f"how to reboot (default: {_shown(agent.DEFAULT_REBOOT_COMMAND)})",
     )
     _common(run)
 
     scan = commands.add_parser("scan", help="print what the agent would report")
     scan.add_argument("--json", action="store_true", help="the report body as JSON")
-    scan.add_argument("--backend", help="auto, apt, dnf, yum or wua")
+    _backend_option(scan)
     _command_options(scan)
 
     status = commands.add_parser("status", help="enrolment, queued events and recent jobs")
@@ -217,6 +262,7 @@ def _config_option(parser: argparse.ArgumentParser, *, default: Any) -> None:
     parser.add_argument(
         "--config",
         default=default,
+        type=_given,
         help=f"agent.conf to read (default: ${CONFIG_ENV}, else {_shown(default_config())};"
         " a missing default file is no configuration)",
     )
@@ -232,20 +278,29 @@ def _command_options(parser: argparse.ArgumentParser) -> None:
     _config_option(parser, default=argparse.SUPPRESS)
     parser.add_argument(
         "--state-dir",
+        type=_given,
         help=f"where the agent keeps its state (default: {_shown(default_state_dir())})",
     )
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     _command_options(parser)
-    parser.add_argument("--ca-file", help="CA bundle for the controller's TLS certificate")
+    parser.add_argument(
+        "--ca-file", type=_given, help="CA bundle for the controller's TLS certificate"
+    )
     parser.add_argument(
         "--insecure-http",
         action="store_true",
         default=None,
         help="allow plain http:// to a host that is not loopback (sends the token in clear)",
     )
-    parser.add_argument("--backend", help="auto, apt, dnf, yum or wua")
+    _backend_option(parser)
+
+
+def _backend_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend", choices=backends.NAMES, help="the package manager (default: auto)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one exit per error type
@@ -286,17 +341,14 @@ def _state(args: argparse.Namespace, config: dict[str, Any]) -> State:
 
 def _settings(args: argparse.Namespace, config: dict[str, Any]) -> agent.Settings:
     defaults = agent.Settings()
-    role = config.get("role", defaults.role)
-    if role not in ROLES:
-        raise UsageError(f"agent.conf: [agent] role: {role!r} is not one of {', '.join(ROLES)}")
     return agent.Settings(
         reboot_command=_option(args, config, "reboot_command", default=defaults.reboot_command),
         install_timeout=config.get("install_timeout", defaults.install_timeout),
         script_timeout=config.get("script_timeout", defaults.script_timeout),
         scan_interval=config.get("scan_interval", defaults.scan_interval),
         max_backoff=config.get("max_backoff", defaults.max_backoff),
-        role=role,
-        labels=parse_labels([config.get("labels", "")], where="agent.conf: [agent] labels"),
+        role=config.get("role", defaults.role),
+        labels=config.get("labels", defaults.labels),
     )
 
 
@@ -351,7 +403,10 @@ def cmd_enroll(args: argparse.Namespace, config: dict[str, Any]) -> int:
     backend = _backend(args, config)
     settings = _settings(args, config)
     labels = dict(settings.labels)
-    labels.update(parse_labels(args.label, where="--label"))
+    try:
+        labels.update(parse_labels(args.label))
+    except ValueError as exc:
+        raise UsageError(f"--label: {exc}") from exc
     body = {
         "enrollmentToken": secret,
         "hostname": hostname,

@@ -224,6 +224,9 @@ def read_machine_id(root: Path) -> str | None:
     return None
 
 
+NAMES = ("auto", "apt", "dnf", "yum", "wua")  # what `backend =` and --backend take
+
+
 def detect(name: str = "auto") -> Backend:
     """The backend for this host: `name` forces one (apt, dnf, yum, wua); `auto` picks by what
     the host has. Raises BackendError when none fits."""
@@ -253,4 +256,4 @@ def detect(name: str = "auto") -> Backend:
         from patchctl_agent.backends import wua  # noqa: PLC0415
 
         return wua.WuaBackend()
-    raise BackendError(f"unknown backend {name!r}: expected auto, apt, dnf, yum or wua")
+    raise BackendError(f"unknown backend {name!r}: expected one of {', '.join(NAMES)}")

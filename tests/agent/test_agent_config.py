@@ -4,6 +4,7 @@ names the file, the section and the key (never a traceback, never a crash later)
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,106 @@ def test_a_default_section_is_refused_like_any_unknown_section(
     """[DEFAULT] is no way around the key check: exit 2 naming the file and the section."""
     err = _refusal(tmp_path, text, capsys)
     assert f"{tmp_path / 'agent.conf'}: unknown section [DEFAULT] (expected [agent])" in err
+
+
+REFUSED = {
+    "server": ("", "must not be empty (leave it out for the default)"),
+    "state_dir": ("", "must not be empty"),
+    "ca_file": ("", "must not be empty"),
+    "insecure_http": ("maybe", "must be yes or no (true/false, on/off, 1/0), not 'maybe'"),
+    "reboot_command": ("", "must not be empty"),
+    "backend": ("yast", "must be one of auto, apt, dnf, yum, wua, not 'yast'"),
+    "package_root": ("", "must not be empty"),
+    "dnf_options": ("", "must not be empty"),
+    "role": ("boss", "must be one of server, workstation, gateway, not 'boss'"),
+    "labels": ("env=prod, site", "'site' is not key=value"),
+}
+
+
+def test_every_key_has_a_refused_value_below() -> None:
+    """Each key of agent.conf is in a table of refused values (a new key needs its checks)."""
+    assert sorted(cli.CONFIG_KEYS) == sorted([*REFUSED, *DURATIONS])
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"), [(k, *v) for k, v in REFUSED.items()], ids=list(REFUSED)
+)
+def test_a_value_a_key_cannot_take_is_refused_at_start_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str, value: str, message: str
+) -> None:
+    """An empty value, an unknown backend or role and a label that is not key=value are exit 2
+    naming the file, the section and the key, whatever the command."""
+    err = _refusal(tmp_path, f"[agent]\n{key} = {value}\n", capsys)
+    assert f"{tmp_path / 'agent.conf'}: [agent] {key}: {message}" in err
+
+
+def test_the_keys_are_read_typed(tmp_path: Path) -> None:
+    """Texts are stripped, booleans and labels parsed, backend and role kept as written."""
+    text = (
+        "[agent]\nserver = https://x.example \ninsecure_http = off\nbackend = dnf\n"
+        "role = gateway\nlabels = env=prod, site = fra\n"
+    )
+    assert {
+        "server": "https://x.example",
+        "insecure_http": False,
+        "backend": "dnf",
+        "role": "gateway",
+        "labels": {"env": "prod", "site": "fra"},
+    } == cli.read_config(str(_config(tmp_path, text)))
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        pytest.param(lambda path: path.mkdir(), "cannot be read (Is a directory)", id="a-folder"),
+        pytest.param(
+            lambda path: path.write_bytes(b"[agent]\nrole = \xff\n"),
+            "not UTF-8 text (byte 15)",
+            id="not-utf-8",
+        ),
+    ],
+)
+def test_a_config_file_that_cannot_be_read_is_refused(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    make: Callable[[Path], object],
+    message: str,
+) -> None:
+    """A folder is not silently no configuration, and bytes that are not UTF-8 no traceback."""
+    config = tmp_path / "agent.conf"
+    make(config)
+    code = cli.main(["--config", str(config), "status", "--state-dir", str(tmp_path / "s")])
+    assert 2 == code
+    assert f"{config}: {message}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(
+            ["status", "--state-dir", ""], "argument --state-dir: must not be empty", id="state-dir"
+        ),
+        pytest.param(["--config", "", "status"], "argument --config: must not", id="config"),
+        pytest.param(
+            ["run", "--reboot-command", " "], "argument --reboot-command: must not", id="reboot"
+        ),
+        pytest.param(
+            ["scan", "--backend", "yast"],
+            "argument --backend: invalid choice: 'yast'",
+            id="backend",
+        ),
+        pytest.param(
+            ["enroll", "--hostname", "", "--server", "http://127.0.0.1:9"],
+            "argument --hostname: must not be empty",
+            id="hostname",
+        ),
+    ],
+)
+def test_an_option_the_agent_cannot_take_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    """Options are checked like the keys of agent.conf: exit 2 naming the option."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(args)
+    assert 2 == exited.value.code
+    assert message in capsys.readouterr().err
