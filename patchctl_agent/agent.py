@@ -31,6 +31,10 @@ from patchctl_agent.state import State
 
 DEFAULT_REBOOT_COMMAND = "shutdown /r /t 60" if sys.platform == "win32" else "systemctl reboot"
 UNFINISHED = ("acked", "downloading", "installing")
+# The longest wait the agent takes, in seconds (agent.conf's durations, the controller's poll
+# interval): a week. Python waits for a command with poll(), whose timeout in milliseconds
+# overflows a C int at about 24.8 days (OverflowError), and time.sleep() refuses infinity.
+MAX_SECONDS = 7 * 24 * 3600
 
 
 class Settings(NamedTuple):
@@ -131,7 +135,7 @@ class Agent:
         answer = self.controller.report(self.device_id, self.report_body(result))
         if scan:
             self.last_scan_at = time.time()
-        self._take_poll_interval(answer)
+        self.take_poll_interval(answer)
         return answer
 
     # --- events -------------------------------------------------------------------------
@@ -177,7 +181,7 @@ class Agent:
     def poll_and_run(self) -> int:
         """Poll once and run every delivered job to completion; the number of jobs run."""
         answer = self.controller.jobs(self.device_id)
-        self._take_poll_interval(answer)
+        self.take_poll_interval(answer)
         ran = 0
         for job in answer.get("jobs") or []:
             if not isinstance(job, dict) or not job.get("id"):
@@ -375,9 +379,13 @@ class Agent:
                 return 0
             self.sleep(wait)
 
-    def _take_poll_interval(self, answer: dict[str, Any]) -> None:
+    def take_poll_interval(self, answer: dict[str, Any]) -> None:
+        """Wait `pollInterval` seconds between cycles (an answer's, or the enrolment's) when the
+        agent can: a number more than 0 and at most MAX_SECONDS; otherwise keep the last one."""
         value = answer.get("pollInterval")
-        if isinstance(value, (int, float)) and value > 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return
+        if 0 < value <= MAX_SECONDS:
             self.poll_interval = float(value)
 
 

@@ -31,23 +31,19 @@ from patchctl_agent.state import State, StateError, default_state_dir
 EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_BACKEND = 0, 1, 2, 3, 4
 ROLES = ("server", "workstation", "gateway")
 
-# The longest duration agent.conf accepts, in seconds: a week. Python waits for a command with
-# poll(), whose timeout in milliseconds overflows a C int at about 24.8 days (OverflowError).
-MAX_SECONDS = 7 * 24 * 3600
-
 
 def _seconds(*, zero: str | None = None) -> Callable[[str], float]:
     """The reader of a duration key: a number of seconds, more than 0 (or 0 when `zero` says
-    what 0 means) and at most MAX_SECONDS; NaN and infinity are not numbers of seconds."""
+    what 0 means) and at most agent.MAX_SECONDS; NaN and infinity are not numbers of seconds."""
     lowest = f"from 0 ({zero}) to" if zero else "more than 0 and at most"
-    expected = f"must be a number of seconds {lowest} {MAX_SECONDS} (7 days)"
+    expected = f"must be a number of seconds {lowest} {agent.MAX_SECONDS} (7 days)"
 
     def read(raw: str) -> float:
         try:
             value = float(raw)
         except ValueError:
             value = math.nan
-        in_range = (value >= 0 if zero else value > 0) and value <= MAX_SECONDS  # NaN: False
+        in_range = (value >= 0 if zero else value > 0) and value <= agent.MAX_SECONDS  # NaN: False
         if not in_range:
             raise ValueError(f"{expected}, not {raw.strip()!r}")
         return value
@@ -483,8 +479,7 @@ def cmd_run(args: argparse.Namespace, config: dict[str, Any]) -> int:
         hostname=str(enrolment["hostname"]),
         settings=settings,
     )
-    if isinstance(enrolment.get("pollInterval"), (int, float)):
-        worker.poll_interval = float(enrolment["pollInterval"])
+    worker.take_poll_interval(enrolment)
     return worker.run(once=args.once)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from patchctl_agent import cli, procs
+from patchctl_agent import agent, cli, procs
 
 DURATIONS = ("install_timeout", "script_timeout", "lock_timeout", "scan_interval", "max_backoff")
 NOT_SECONDS = ("-5", "-0.5", "nan", "inf", "-inf", "1e400", "604801", "abc", "5s", "")
@@ -70,10 +70,10 @@ def test_a_duration_in_range_is_read_as_seconds(
 def test_the_longest_duration_is_one_a_command_can_be_given() -> None:
     """A command run with the longest timeout agent.conf accepts does not overflow the wait."""
     done = procs.run(
-        [sys.executable, "-c", "import sys; sys.stdin.read()"], timeout=cli.MAX_SECONDS
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], timeout=agent.MAX_SECONDS
     )
     piped = procs.run(
-        [sys.executable, "-c", "import sys; sys.stdin.read()"], timeout=cli.MAX_SECONDS, stdin="x"
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], timeout=agent.MAX_SECONDS, stdin="x"
     )
     assert (0, 0) == (done.code, piped.code)
 

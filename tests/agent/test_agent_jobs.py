@@ -364,6 +364,55 @@ def test_backoff_grows_is_capped_and_jittered(failures: int) -> None:
     assert len(waits) > 1
 
 
+class _Polling(FakeController):
+    """A controller whose every answer carries `poll_interval` (whatever it is)."""
+
+    def __init__(self, poll_interval: object) -> None:
+        super().__init__()
+        self.poll_interval = poll_interval
+
+    def report(self, device_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {**super().report(device_id, body), "pollInterval": self.poll_interval}
+
+    def jobs(self, device_id: str) -> dict[str, Any]:
+        return {**super().jobs(device_id), "pollInterval": self.poll_interval}
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        pytest.param(30, 30.0, id="seconds"),
+        pytest.param(0.5, 0.5, id="a-fraction"),
+        pytest.param(agent.MAX_SECONDS, float(agent.MAX_SECONDS), id="a-week"),
+        pytest.param(float("inf"), 60.0, id="infinity"),
+        pytest.param(1e10, 60.0, id="beyond-a-week"),
+        pytest.param(-5, 60.0, id="negative"),
+        pytest.param(0, 60.0, id="zero"),
+        pytest.param(True, 60.0, id="a-boolean"),
+        pytest.param("30", 60.0, id="a-string"),
+    ],
+)
+def test_the_agent_waits_a_poll_interval_it_can_wait(
+    tmp_path: Path, given: object, expected: float
+) -> None:
+    """The controller's poll interval is taken when it is more than 0 s and at most a week;
+    otherwise the agent keeps the one it had (time.sleep() refuses infinity: a traceback)."""
+    waits: list[float] = []
+    worker = agent.Agent(
+        state=State(tmp_path / "state"),
+        backend=MemoryOs([]),
+        controller=_Polling(given),  # type: ignore[arg-type]
+        device_id="dev-1",
+        hostname="web-01",
+        settings=agent.Settings(),
+        sleep=waits.append,
+        rng=random.Random(7),  # noqa: S311 - jitter
+        log=lambda _: None,
+    )
+    assert 0 == worker.run(once=False, should_stop=lambda: bool(waits))
+    assert expected * 0.9 <= waits[0] <= expected * 1.1
+
+
 @pytest.mark.parametrize(
     ("size", "expected_length"),
     [
