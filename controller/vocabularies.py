@@ -22,6 +22,41 @@ DEVICE_NAME_PATTERN = (
     r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
 TENANT_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$"
+# A label key an agent reports (`role`, `env`, `k8s.io/zone`): what Kubernetes label keys allow.
+LABEL_KEY_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62})$"
+PATCH_ID_PATTERN = r"^\S+$"
+MACHINE_ID_PATTERN = r"^[A-Za-z0-9{}-]{8,64}$"  # /etc/machine-id, Windows `MachineGuid`
+MODULE_STREAM_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*:[A-Za-z0-9][A-Za-z0-9_.+-]*$"  # dnf's
+ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"  # a variable a policy names for a secret
+HTTP_URL_PATTERN = r"^https?://"
+# The forms the policy's own validators read, shown to editors by the JSON Schemas
+DURATION_PATTERN = r"^(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
+COUNT_OR_PERCENT_PATTERN = r"^(\d+|\d+(\.\d+)?%)$"
+
+# What the user meant to write, for each pattern: a value that does not match one is told this
+# (the policy loader's field errors and the API's 422 details), never the regular expression.
+PATTERN_MEANINGS = {
+    NAME_PATTERN: "is not a valid name: lowercase letters, digits and '-', at most 63",
+    DEVICE_NAME_PATTERN: "is not a device name: a host name such as `web-01` or "
+    "`realhost.example.org` (letters, digits and inner '-' in dot-separated labels)",
+    TENANT_PATTERN: "is not a tenant path such as `acme` or `acme/retail`",
+    LABEL_KEY_PATTERN: "is not a label key: a letter or digit, then letters, digits, '.', '_', "
+    "'/' or '-', at most 63 in all",
+    PATCH_ID_PATTERN: "is not a patch id: it holds a space",
+    MACHINE_ID_PATTERN: "is not a machine id: 8 to 64 letters, digits, '-' or braces, as in "
+    "/etc/machine-id or Windows' MachineGuid",
+    MODULE_STREAM_PATTERN: "is not a module stream: `name:stream`, such as `php:8.2`",
+    ENV_NAME_PATTERN: "is not an environment variable name: capital letters, digits and '_', "
+    "not starting with a digit",
+    HTTP_URL_PATTERN: "is not an http:// or https:// URL",
+    DURATION_PATTERN: "is not a duration such as `90s`, `15m`, `4h`, `7d` or `2w`",
+    COUNT_OR_PERCENT_PATTERN: "is not a count or a percentage such as `5` or `10%`",
+}
+
+
+def pattern_meaning(pattern: str) -> str:
+    """The sentence (after the quoted value) for a value that does not match `pattern`."""
+    return PATTERN_MEANINGS.get(pattern, f"does not match the pattern {pattern}")
 
 
 # --- policy vocabularies --------------------------------------------------------------------

@@ -26,6 +26,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from controller.vocabularies import COUNT_OR_PERCENT_PATTERN, DURATION_PATTERN, PATCH_ID_PATTERN
+
 # Defined in the light `controller.vocabularies` (the command line checks --tenant and lists --os
 # without pydantic); re-exported (`as`), so the kinds and their importers keep using them here.
 from controller.vocabularies import DEVICE_NAME_PATTERN as DEVICE_NAME_PATTERN  # noqa: PLC0414
@@ -169,7 +171,7 @@ Duration = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?$",
+            "pattern": DURATION_PATTERN,
             "examples": ["90s", "4h", "7d"],
         }
     ),
@@ -220,7 +222,7 @@ CountOrPercent = Annotated[
         {
             "anyOf": [
                 {"type": "integer", "minimum": 0},
-                {"type": "string", "pattern": r"^(\d+|\d+(\.\d+)?%)$"},
+                {"type": "string", "pattern": COUNT_OR_PERCENT_PATTERN},
             ],
             "examples": ["10%", 5],
         }
@@ -281,7 +283,7 @@ DeviceName = Annotated[
     AfterValidator(device_name),
 ]
 TenantPath = Annotated[str, Field(pattern=TENANT_PATTERN)]
-PatchId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S+$")]
+PatchId = Annotated[str, Field(min_length=1, max_length=200, pattern=PATCH_ID_PATTERN)]
 
 
 def tenant_parent(tenant: str) -> str | None:

@@ -34,6 +34,7 @@ from controller.kinds.common import independent_errors
 from controller.redaction import redact_text
 from controller.server.writer import WriterClosedError
 from controller.store import StoreError
+from controller.vocabularies import pattern_meaning
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -166,6 +167,9 @@ def validation_details(errors: Sequence[Any]) -> list[dict[str, str]]:
             message = "the request body must be a JSON object"
         elif error.get("type") == "extra_forbidden":
             message = "unknown field"
+        elif error.get("type") == "string_pattern_mismatch":  # a sentence, not the regex
+            pattern = str((error.get("ctx") or {}).get("pattern"))
+            message = f"{error.get('input')!r} {pattern_meaning(pattern)}"
         else:
             message = str(error.get("msg", "invalid"))
         details.append({"field": field, "message": message})

@@ -36,11 +36,15 @@ from typing_extensions import TypedDict
 from controller.core import applicability
 from controller.core.observed import JobState
 from controller.kinds.common import OsFamily
-
-HOSTNAME_PATTERN = (
-    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+from controller.vocabularies import (
+    DEVICE_NAME_PATTERN,
+    LABEL_KEY_PATTERN,
+    MACHINE_ID_PATTERN,
+    MODULE_STREAM_PATTERN,
+    PATCH_ID_PATTERN,
 )
-LABEL_KEY_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62})$"
+
+HOSTNAME_PATTERN = DEVICE_NAME_PATTERN  # the name the device is known by (vocabularies)
 
 MAX_MISSING = 10_000
 MAX_INSTALLED = 50_000
@@ -119,7 +123,7 @@ Count = Annotated[int, Field(ge=0, le=MAX_INT)]
 Text = Annotated[str, Field(max_length=500)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 Hostname = Annotated[str, Field(pattern=HOSTNAME_PATTERN, max_length=253)]
-PatchId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S+$")]
+PatchId = Annotated[str, Field(min_length=1, max_length=200, pattern=PATCH_ID_PATTERN)]
 Labels = Annotated[
     dict[
         Annotated[str, Field(pattern=LABEL_KEY_PATTERN)],
@@ -133,7 +137,7 @@ Secret = Annotated[str, Field(min_length=1, max_length=200)]
 MachineId = Annotated[
     str,
     Field(
-        pattern=r"^[A-Za-z0-9{}-]{8,64}$",
+        pattern=MACHINE_ID_PATTERN,
         description="The machine's stable identity: `/etc/machine-id`, Windows `MachineGuid`.",
     ),
 ]
@@ -337,7 +341,7 @@ ModuleStream = Annotated[
     str,
     Field(
         max_length=200,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*:[A-Za-z0-9][A-Za-z0-9_.+-]*$",
+        pattern=MODULE_STREAM_PATTERN,
         examples=["php:7.4"],
     ),
 ]

@@ -15,12 +15,7 @@ import pydantic
 from controller.core import references
 from controller.core.desired import DesiredState, Origin
 from controller.kinds import API_VERSION, KINDS, Document, ObjectKey
-from controller.kinds.common import (
-    DEVICE_NAME_PATTERN,
-    NAME_PATTERN,
-    TENANT_PATTERN,
-    independent_errors,
-)
+from controller.kinds.common import independent_errors
 from controller.sources.documents import (
     Problem,
     RawDocument,
@@ -28,6 +23,7 @@ from controller.sources.documents import (
     parse_file,
     parse_plain,
 )
+from controller.vocabularies import pattern_meaning
 
 POLICY_DIRS = ("policies", "inventory")
 MAX_MESSAGE_CHARS = 300
@@ -319,15 +315,6 @@ def _validate_document(document: RawDocument) -> tuple[Document | None, list[Pro
         ]
 
 
-# What the user meant to write, for the patterns of the shared name types.
-_PATTERN_MEANINGS = {
-    NAME_PATTERN: "is not a valid name: lowercase letters, digits and '-', at most 63",
-    DEVICE_NAME_PATTERN: "is not a device name: a host name such as `web-01` or "
-    "`realhost.example.org` (letters, digits and inner '-' in dot-separated labels)",
-    TENANT_PATTERN: "is not a tenant path such as `acme` or `acme/retail`",
-}
-
-
 def describe_error(error: Any) -> str:  # noqa: PLR0911 - one return per error type, as a table
     """A pydantic error as a sentence about the value the user wrote."""
     kind = error["type"]
@@ -345,9 +332,7 @@ def describe_error(error: Any) -> str:  # noqa: PLR0911 - one return per error t
     if kind == "value_error":
         return str(ctx.get("error") or error["msg"]).removeprefix("Value error, ")
     if kind == "string_pattern_mismatch":
-        pattern = str(ctx.get("pattern"))
-        expected = _PATTERN_MEANINGS.get(pattern, f"does not match the pattern {pattern}")
-        return f"{given!r} {expected}"
+        return f"{given!r} {pattern_meaning(str(ctx.get('pattern')))}"
     message = str(error["msg"])
     if given is not None and not isinstance(given, dict | list):
         return f"{message[0].lower()}{message[1:]} (got {given!r})"

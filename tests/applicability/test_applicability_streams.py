@@ -79,7 +79,11 @@ async def test_a_stream_switch_alone_reevaluates_the_host(api: Any) -> None:
 @pytest.mark.parametrize(
     ("streams", "message"),
     [
-        pytest.param(["php"], "String should match pattern", id="no-stream"),
+        pytest.param(
+            ["php"],
+            "'php' is not a module stream: `name:stream`, such as `php:8.2`",
+            id="no-stream",
+        ),
         pytest.param(["php:7.4", "php:8.2"], "module 'php' has two enabled streams", id="two"),
     ],
 )

@@ -460,3 +460,53 @@ async def test_a_report_naming_facts_twice_changes_nothing(api) -> None:
     assert (422, "facts") == (answer.status_code, answer.json()["details"][0]["field"])
     assert "written again at line 1, column 35" in answer.json()["message"]
     assert before == snapshot(api)
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"hostname": "Bad Host/Name"}, "hostname", "'Bad Host/Name' is not a device name"),
+        ({"labels": {"-site": "fra"}}, "labels.-site.[key]", "'-site' is not a label key"),
+        ({"machineId": "short"}, "machineId", "'short' is not a machine id"),
+    ],
+    ids=["hostname", "label-key", "machine-id"],
+)
+async def test_a_value_of_the_wrong_form_is_told_what_it_should_be(
+    api, change, field, words
+) -> None:
+    """A value that does not match its field's form is told what the form is, in words: a
+    reader of the 422 (an agent's author, an operator with curl) never gets a regex."""
+    body = (
+        api.enroll_body(api.token("acme/retail", kind=tokens.TokenKind.ENROLLMENT), "web-01")
+        | change
+    )
+    answer = await api.client.post("/api/v1/enroll", json=body)
+    detail = answer.json()["details"][0]
+    assert (422, field) == (answer.status_code, detail["field"])
+    assert detail["message"].startswith(words)
+    assert "^" not in answer.text
+
+
+def test_every_pattern_of_a_request_or_a_policy_is_said_in_words() -> None:
+    """Each pattern a request model or a policy kind checks has its sentence
+    (`vocabularies.PATTERN_MEANINGS`), so no message falls back to quoting the regex."""
+    from controller.kinds import KINDS  # noqa: PLC0415
+    from controller.vocabularies import PATTERN_MEANINGS  # noqa: PLC0415
+
+    def patterns(schema: Any) -> set[str]:
+        if isinstance(schema, dict):
+            found = {schema["pattern"]} if isinstance(schema.get("pattern"), str) else set()
+            return found.union(*(patterns(value) for value in schema.values()))
+        if isinstance(schema, list):
+            return set().union(*(patterns(value) for value in schema))
+        return set()
+
+    request_models = [
+        getattr(models, name)
+        for name in dir(models)
+        if name.endswith("Request") and isinstance(getattr(models, name), type)
+    ]
+    used = set().union(
+        *(patterns(model.model_json_schema()) for model in [*request_models, *KINDS.values()])
+    )
+    assert set() == used - PATTERN_MEANINGS.keys()
