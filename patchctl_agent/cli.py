@@ -7,6 +7,7 @@ Exit codes (every command):
   2  usage, configuration or state error (bad option, unknown agent.conf key, not enrolled)
   3  the controller could not be reached (events stay queued and are sent on the next run)
   4  the package manager could not answer (dpkg/apt, rpm/dnf or Windows Update failed)
+  141 the reader of the output went away (`status | head`), quietly, as for any Unix tool
 
 Options override `agent.conf` (`--config`; default: the file PATCHCTL_AGENT_CONFIG names, else
 /etc/patchctl-agent/agent.conf or %ProgramData%\\patchctl-agent\\agent.conf; a missing default
@@ -29,6 +30,7 @@ from patchctl_agent import AGENT_VERSION, VERSION, agent, backends, protocol, wi
 from patchctl_agent.state import State, StateError, default_state_dir
 
 EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_BACKEND = 0, 1, 2, 3, 4
+EXIT_READER_GONE = 141  # 128 + SIGPIPE: what a shell reports for a tool a broken pipe stopped
 ROLES = ("server", "workstation", "gateway")
 
 
@@ -304,7 +306,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one exit per 
     try:
         config = read_config(args.config)
         command = {"enroll": cmd_enroll, "run": cmd_run, "scan": cmd_scan, "status": cmd_status}
-        return command[args.command](args, config)
+        code = command[args.command](args, config)
+        sys.stdout.flush()  # here, so that a reader gone by now is caught below too
+    except BrokenPipeError:  # `status | head`: the reader went away, as for any Unix tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_READER_GONE
     except UsageError as exc:
         return fail(str(exc), EXIT_USAGE)
     except StateError as exc:
@@ -317,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one exit per 
         return fail(str(exc), EXIT_BACKEND)
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_NO)
+    return code
 
 
 def fail(message: str, code: int) -> int:

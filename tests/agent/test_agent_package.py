@@ -568,3 +568,22 @@ def test_https_without_trust_is_refused(https_server: Any) -> None:
     with pytest.raises(wire.WireError, match=r"TLS with 127\.0\.0\.1"):
         wire.request("POST", f"{url}/api/v1/enroll", body={"hostname": "web-01"})
     assert [] == _Enrol.bodies
+
+
+def test_a_reader_gone_before_the_output_ends_it_quietly(tmp_path: Path) -> None:
+    """`patchctl-agent status | head`: 141, as for any tool a broken pipe stops; no traceback
+    (Python's own 'Exception ignored ... BrokenPipeError' at exit)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "patchctl_agent", "status", "--state-dir", str(tmp_path)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+            env={"PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"]},
+        )
+    finally:
+        os.close(write_end)
+    assert (141, b"") == (done.returncode, done.stderr)
