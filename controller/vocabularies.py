@@ -31,6 +31,8 @@ ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"  # a variable a policy names for a secr
 HTTP_URL_PATTERN = r"^https?://"
 # The forms the policy's own validators read, shown to editors by the JSON Schemas
 DURATION_PATTERN = r"^(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
+# the same with a digit other than 0 somewhere: `0s`, `0h0m` and `00d` are the zero durations
+POSITIVE_DURATION_PATTERN = r"^(?=.*[1-9])(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
 COUNT_OR_PERCENT_PATTERN = r"^(\d+|\d+(\.\d+)?%)$"
 
 # What the user meant to write, for each pattern: a value that does not match one is told this
@@ -50,6 +52,7 @@ PATTERN_MEANINGS = {
     "not starting with a digit",
     HTTP_URL_PATTERN: "is not an http:// or https:// URL",
     DURATION_PATTERN: "is not a duration such as `90s`, `15m`, `4h`, `7d` or `2w`",
+    POSITIVE_DURATION_PATTERN: "is not a duration longer than 0s such as `90s`, `4h` or `7d`",
     COUNT_OR_PERCENT_PATTERN: "is not a count or a percentage such as `5` or `10%`",
 }
 

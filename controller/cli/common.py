@@ -96,22 +96,23 @@ def duration_value(
     """A click callback for a DURATION option (`90s`, `4h`, `7d`, `1h30m`): the timedelta, None
     when not given, else a usage error naming the option (exit 2) for text that is not a
     duration, one longer than 100 years (`kinds.common.parse_duration`) or, unless
-    `allow_zero`, a zero one (a zero expiry or interval is never meant)."""
+    `allow_zero`, a zero one (`kinds.common.check_positive_duration`, the policy fields' rule)."""
 
     def callback(
         _ctx: click.Context, _param: click.Parameter, value: str | None
     ) -> timedelta | None:
         if value is None:
             return None
-        from controller.kinds.common import parse_duration  # noqa: PLC0415 - keep --help fast
+        from controller.kinds import common  # noqa: PLC0415 - keep --help fast
 
         try:
-            duration = parse_duration(value)
+            duration = common.parse_duration(value)
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
-        if not duration and not allow_zero:
-            raise click.BadParameter(f"{value!r}: must be longer than 0s")
-        return duration
+        try:
+            return duration if allow_zero else common.check_positive_duration(duration)
+        except ValueError as exc:
+            raise click.BadParameter(f"{value!r}: {exc}") from None
 
     return callback
 

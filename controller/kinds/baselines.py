@@ -11,10 +11,10 @@ from pydantic import Field
 from controller.kinds.common import (
     Classification,
     Document,
-    Duration,
     Model,
     OsFamily,
     PatchId,
+    PositiveDuration,
     Severity,
     Targets,
 )
@@ -63,7 +63,7 @@ class BaselineSpec(Model):
         description="`block`: an installed excluded patch makes the device non-compliant; "
         "`allow-as-dependency`: it is tolerated.",
     )
-    stale_scan_after: Duration = Field(
+    stale_scan_after: PositiveDuration = Field(
         default=timedelta(days=7),
         description="Without a scan newer than this, compliance is `unknown`.",
     )

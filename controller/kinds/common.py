@@ -26,7 +26,12 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from controller.vocabularies import COUNT_OR_PERCENT_PATTERN, DURATION_PATTERN, PATCH_ID_PATTERN
+from controller.vocabularies import (
+    COUNT_OR_PERCENT_PATTERN,
+    DURATION_PATTERN,
+    PATCH_ID_PATTERN,
+    POSITIVE_DURATION_PATTERN,
+)
 
 # Defined in the light `controller.vocabularies` (the command line checks --tenant and lists --os
 # without pydantic); re-exported (`as`), so the kinds and their importers keep using them here.
@@ -164,18 +169,41 @@ def format_duration(value: timedelta) -> str:
     return "".join(out)
 
 
+def check_positive_duration(value: timedelta) -> timedelta:
+    """The duration, or ValueError when it is 0s: an interval, a length or a time limit of
+    nothing is never meant (a zero interval would repeat at every pass; the agent reads a zero
+    script timeout as "use my default"). The one rule of policy fields and command-line
+    options."""
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0s")
+    return value
+
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
     WithJsonSchema(
+        {"type": "string", "pattern": DURATION_PATTERN, "examples": ["90s", "4h", "7d"]}
+    ),
+]
+"""A duration that may be 0s: a grace period, a soak, a cutoff."""
+
+PositiveDuration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    AfterValidator(check_positive_duration),
+    PlainSerializer(format_duration, return_type=str),
+    # A digit other than 0 somewhere: `0s`, `0h0m` and `00d` are the zero durations.
+    WithJsonSchema(
         {
             "type": "string",
-            "pattern": DURATION_PATTERN,
+            "pattern": POSITIVE_DURATION_PATTERN,
             "examples": ["90s", "4h", "7d"],
         }
     ),
 ]
+"""A duration longer than 0s: an interval, a length, a time limit."""
 
 
 @dataclass(frozen=True, slots=True)

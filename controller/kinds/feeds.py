@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from controller.kinds.common import Document, Duration, Model, OsFamily
+from controller.kinds.common import Document, Model, OsFamily, PositiveDuration
 from controller.vocabularies import FeedFormat as FeedFormat  # noqa: PLC0414 - re-exported
 
 
@@ -24,7 +24,9 @@ class PatchFeedSpec(Model):
         default=None,
         description="OS release for formats that do not name it (deb-packages), e.g. `debian:12`.",
     )
-    refresh: Duration = Field(default=timedelta(hours=6), description="How often to re-import.")
+    refresh: PositiveDuration = Field(
+        default=timedelta(hours=6), description="How often to re-import."
+    )
 
 
 class PatchFeed(Document):

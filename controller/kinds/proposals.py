@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from controller.kinds.common import Document, Duration, Model, Name, TimeZone
+from controller.kinds.common import Document, Duration, Model, Name, PositiveDuration, TimeZone
 from controller.kinds.windows import Recurrence
 
 
@@ -25,7 +25,7 @@ class ProposalSchedule(Model):
         description="When an occurrence opens (cron, patchTuesday, once)."
     )
     timezone: TimeZone = Field(default="UTC", description="IANA time zone of the recurrence.")
-    duration: Duration = Field(description="How long each occurrence stays open, e.g. 6h.")
+    duration: PositiveDuration = Field(description="How long each occurrence stays open, e.g. 6h.")
 
 
 class ApprovalProposalSpec(Model):
@@ -38,7 +38,8 @@ class ApprovalProposalSpec(Model):
     minimum_release_age: Duration = Field(
         default=timedelta(days=3),
         description="Soak: a patch is proposed only this long after its release date (UTC "
-        "midnight). A patch whose release date is unknown is never proposed.",
+        "midnight); 0s proposes it on its release day. A patch whose release date is unknown "
+        "is never proposed.",
     )
     max_open: int = Field(
         default=5,

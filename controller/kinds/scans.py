@@ -7,14 +7,14 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from controller.kinds.common import Document, Duration, Model, Targets
+from controller.kinds.common import Document, Model, PositiveDuration, Targets
 
 DEFAULT_SCAN_INTERVAL = timedelta(hours=24)
 
 
 class ScanScheduleSpec(Model):
     targets: Targets = Field(description="Devices scanned on this schedule.")
-    every: Duration = Field(
+    every: PositiveDuration = Field(
         default=DEFAULT_SCAN_INTERVAL, description="Scan when the last scan is older than this."
     )
 

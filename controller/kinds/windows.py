@@ -16,6 +16,7 @@ from controller.kinds.common import (
     Duration,
     Model,
     Name,
+    PositiveDuration,
     Targets,
     TimeZone,
     parse_quantity,
@@ -108,7 +109,7 @@ class PatchWindowSpec(Model):
     targets: Targets = Field(description="Devices patched in this window.")
     recurrence: Recurrence = Field(description="When the window opens.")
     timezone: TimeZone = Field(description="IANA time zone of the recurrence, e.g. Europe/Berlin.")
-    duration: Duration = Field(description="How long each occurrence stays open.")
+    duration: PositiveDuration = Field(description="How long each occurrence stays open.")
     cutoff: Duration = Field(
         default=timedelta(0), description="No new installs start in the last part of the window."
     )
@@ -128,7 +129,7 @@ class PatchWindowSpec(Model):
         description="Offline during the window: wait for the `next-window`, or `catch-up` at the "
         "next check-in within `catchUpWithin`.",
     )
-    catch_up_within: Duration = Field(
+    catch_up_within: PositiveDuration = Field(
         default=timedelta(days=1), description="How long after an occurrence a catch-up may start."
     )
     maintenance: bool = Field(
@@ -140,8 +141,6 @@ class PatchWindowSpec(Model):
 
     @model_validator(mode="after")
     def _cutoff_inside_duration(self) -> Self:
-        if self.duration <= timedelta(0):
-            raise ValueError("duration must be longer than 0s")
         if self.cutoff >= self.duration:
             raise ValueError("cutoff must be shorter than duration, or no install could ever start")
         return self

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -9,7 +11,7 @@ import pydantic
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
-from controller.kinds import KINDS, Approval, PatchWindow
+from controller.kinds import KINDS, Approval, PatchWindow, Script
 from controller.kinds.common import Quantity, independent_errors, parse_duration, parse_quantity
 
 TARGETS = {"groups": ["g"]}
@@ -413,3 +415,150 @@ def test_independent_errors_drop_too_short_that_follows_a_bad_item(
     assert expected == [
         (tuple(e["loc"]), e["type"]) for e in independent_errors(caught.value.errors())
     ]
+
+
+# --- durations: which may be 0s ---------------------------------------------------------------
+
+
+def duration_fields(
+    model: type[BaseModel], path: tuple[str, ...] = ()
+) -> Iterator[tuple[str, ...]]:
+    """The alias path of every duration field of a model and of the models it holds."""
+    for name, field in model.model_fields.items():
+        here = (*path, field.alias or name)
+        pending = [field.annotation]
+        while pending:
+            annotation = pending.pop()
+            if annotation is timedelta:
+                yield here
+            elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                yield from duration_fields(annotation, here)
+            else:
+                pending.extend(typing.get_args(annotation))
+
+
+def with_value(spec: dict[str, Any], path: tuple[str, ...], value: object) -> dict[str, Any]:
+    """A copy of `spec` with `value` at `path` (mappings created on the way)."""
+    first, *rest = path
+    inner = spec.get(first, {})
+    return {**spec, first: with_value(inner, tuple(rest), value) if rest else value}
+
+
+SCHEDULE = {"recurrence": {"cron": "0 6 * * 1"}, "duration": "4h"}
+# (kind, a valid spec, the path of a duration in it) for every duration of every kind
+POSITIVE_DURATIONS = [
+    ("Baseline", {"os": "windows", "targets": TARGETS}, ("staleScanAfter",)),
+    ("PatchWindow", WINDOW, ("duration",)),
+    ("PatchWindow", {**WINDOW, "missedWindow": "catch-up"}, ("catchUpWithin",)),
+    ("ScanSchedule", {"targets": TARGETS}, ("every",)),
+    ("Script", SCRIPT, ("timeout",)),
+    ("PatchFeed", {"format": "osv", "source": "feeds/x/"}, ("refresh",)),
+    ("ApprovalProposal", {"schedule": SCHEDULE}, ("schedule", "duration")),
+]
+ZERO_DURATIONS = [  # grace periods: 0s is no grace
+    ("PatchWindow", WINDOW, ("cutoff",)),
+    ("ApprovalProposal", {}, ("minimumReleaseAge",)),
+]
+
+
+def test_every_duration_field_is_decided() -> None:
+    """Each duration of each kind is listed as either longer than 0s or possibly 0s, so a new
+    duration field cannot slip in without a decision."""
+    listed = {(kind, path) for kind, _, path in POSITIVE_DURATIONS + ZERO_DURATIONS}
+    found = {
+        (kind, path[1:])
+        for kind, model in KINDS.items()
+        for path in duration_fields(model)
+        if path[0] == "spec"
+    }
+    assert found == listed
+
+
+@pytest.mark.parametrize("zero", ["0s", "0h0m", "00d"])
+@pytest.mark.parametrize(
+    ("kind", "spec", "path"),
+    POSITIVE_DURATIONS,
+    ids=[f"{kind}.{'.'.join(path)}" for kind, _, path in POSITIVE_DURATIONS],
+)
+def test_intervals_lengths_and_time_limits_are_longer_than_zero(
+    kind: str, spec: dict[str, Any], path: tuple[str, ...], zero: str
+) -> None:
+    """A zero interval, length or time limit is refused at its own field."""
+    with pytest.raises(pydantic.ValidationError) as raised:
+        KINDS[kind].model_validate(document(kind, with_value(spec, path, zero)))
+    assert [(("spec", *path), "Value error, must be longer than 0s")] == [
+        (tuple(error["loc"]), error["msg"]) for error in raised.value.errors()
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "spec", "path"),
+    ZERO_DURATIONS,
+    ids=[f"{kind}.{'.'.join(path)}" for kind, _, path in ZERO_DURATIONS],
+)
+def test_grace_periods_may_be_zero(kind: str, spec: dict[str, Any], path: tuple[str, ...]) -> None:
+    """A cutoff or a soak of 0s means none."""
+    model = KINDS[kind].model_validate(document(kind, with_value(spec, path, "0s")))
+    assert "0s" == model.model_dump(mode="json", by_alias=True)["spec"][path[-1]]
+
+
+# --- scripts ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"timeout": "24h1s"}, [(("timeout",), "1d1s is longer than a script may run (24h)")]),
+        (
+            {"successCodes": [256, -1]},
+            [
+                (
+                    ("successCodes", 0),
+                    "256 is not an exit code a linux process can end with (0-255)",
+                ),
+                (
+                    ("successCodes", 1),
+                    "-1 is not an exit code a linux process can end with (0-255)",
+                ),
+            ],
+        ),
+        (
+            {"os": "windows", "shell": "powershell", "successCodes": [3010, -1, 2**32]},
+            [
+                (
+                    ("successCodes", 1),
+                    "-1 is not an exit code a windows process can end with (0-4294967295)",
+                ),
+                (
+                    ("successCodes", 2),
+                    "4294967296 is not an exit code a windows process can end with (0-4294967295)",
+                ),
+            ],
+        ),
+    ],
+    ids=["timeout-over-a-day", "linux-exit-codes", "windows-exit-codes"],
+)
+def test_script_limits_are_what_the_agent_can_honour(
+    spec: dict[str, Any], expected: list[tuple[tuple[object, ...], str]]
+) -> None:
+    """A timeout beyond a day and exit codes the OS never reports are refused at the field."""
+    with pytest.raises(pydantic.ValidationError) as raised:
+        KINDS["Script"].model_validate(document("Script", {**SCRIPT, **spec}))
+    errors = independent_errors(raised.value.errors())
+    assert [(("spec", *loc), f"Value error, {msg}") for loc, msg in expected] == [
+        (tuple(e["loc"]), e["msg"]) for e in errors
+    ]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {**SCRIPT, "timeout": "24h", "successCodes": [0, 255]},
+        {"os": "windows", "shell": "powershell", "content": "x", "successCodes": [0, 2**32 - 1]},
+    ],
+    ids=["linux", "windows"],
+)
+def test_script_limits_are_inclusive(spec: dict[str, Any]) -> None:
+    """A day's timeout and exit codes 0 to 255 (Linux), to 4294967295 (Windows) are accepted."""
+    script = Script.model_validate(document("Script", spec))
+    assert tuple(spec["successCodes"]) == script.spec.success_codes

@@ -108,6 +108,23 @@ def test_a_bad_list_item_is_its_only_error(
     )
 
 
+def test_script_limits_are_errors_at_their_fields(policy_repo: PolicyRepo) -> None:
+    """A zero timeout (the agent would read "use my default") and exit codes no process ends
+    with are refused by validate at the field, not accepted to mean something else."""
+    policy_repo.write(
+        "policies/scripts/x.yaml",
+        "apiVersion: patchctl/v1\nkind: Script\nmetadata: {name: x}\nspec:\n  os: linux\n"
+        "  shell: bash\n  timeout: 0s\n  successCodes: [256, -1]\n  content: 'true'\n",
+    )
+    assert [
+        "policies/scripts/x.yaml:7:3: spec.timeout: must be longer than 0s",
+        "policies/scripts/x.yaml:8:18: spec.successCodes[0]: 256 is not an exit code a linux "
+        "process can end with (0-255)",
+        "policies/scripts/x.yaml:8:23: spec.successCodes[1]: -1 is not an exit code a linux "
+        "process can end with (0-255)",
+    ] == messages(load_worktree(policy_repo))
+
+
 def test_several_documents_per_file_load(policy_repo: PolicyRepo) -> None:
     """A file may hold several documents separated by ---."""
     policy_repo.write(
