@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from controller.core.desired import DesiredState
 from controller.kinds import (
+    ApprovalProposal,
+    Baseline,
     Device,
     DeviceGroup,
     Document,
@@ -105,6 +107,8 @@ def _reference_findings(index: int, obj: Document, state: DesiredState) -> Itera
                 yield from _script_findings(index, obj, ("spec", field_name), script, state)
     if isinstance(obj, ScriptJob):
         yield from _script_findings(index, obj, ("spec", "script"), obj.spec.script, state)
+    if isinstance(obj, ApprovalProposal):
+        yield from _baseline_findings(index, obj, state)
 
 
 def _target_findings(
@@ -147,6 +151,26 @@ def _script_findings(
             f"Script {script_name!r} runs on {script.spec.os} but this object targets "
             f"{os_family} devices; narrow the targets with selector.os or use a {os_family} script",
         )
+
+
+def _baseline_findings(index: int, obj: ApprovalProposal, state: DesiredState) -> Iterator[Finding]:
+    """Baselines an ApprovalProposal names: of its tenant or above, like a script, or of one of
+    its clients (whose devices it proposes for, `core.proposals`)."""
+    clients = (
+        ", its clients" if obj.tenant is not None and tenant_parent(obj.tenant) is None else ""
+    )
+    for position, name in enumerate(obj.spec.baselines):
+        found = state.visible(Baseline, obj.tenant, name) is not None or any(
+            baseline.name == name and tenant_contains(obj.tenant, baseline.tenant or "")
+            for baseline in state.baselines
+            if baseline.tenant is not None
+        )
+        if not found:
+            yield Finding(
+                index,
+                ("spec", "baselines", position),
+                f"no Baseline {name!r} in tenant {obj.tenant or '(any)'}{clients} or above",
+            )
 
 
 def targets_of(obj: Document) -> Targets | None:

@@ -7,13 +7,53 @@ is installed before a person merges it.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, WithJsonSchema
 
 from controller.kinds.common import Document, Duration, Model, Name, PositiveDuration, TimeZone
 from controller.kinds.windows import Recurrence
+
+# What GitHub (letters, digits, inner '-', at most 39), Gitea (letters, digits, '-', '_', '.',
+# at most 40) and GitLab (the same, not ending in '.', at most 255) accept as a user name, taken
+# together: a name none of them allows (`bad reviewer!`, `@alice`, ``) is a typo found at
+# review time rather than a request the forge refuses after the merge.
+FORGE_USER_PATTERN = r"^[A-Za-z0-9_-](?:[A-Za-z0-9_.-]{0,253}[A-Za-z0-9_-])?$"
+# A label GitHub and GitLab both take: GitHub allows 50 characters; GitLab's API reads a comma
+# as the separator between labels; neither keeps leading or trailing blanks.
+FORGE_LABEL_PATTERN = r"^[^\s,](?:[^,\x00-\x1f\x7f]{0,48}[^\s,])?$"
+
+
+def _forge_user(value: str) -> str:
+    if not re.fullmatch(FORGE_USER_PATTERN, value):
+        raise ValueError(
+            f"{value!r} is not a forge user name: letters, digits, '-', '_' and '.' (not first "
+            "or last), at most 255, no spaces"
+        )
+    return value
+
+
+def _forge_label(value: str) -> str:
+    if not re.fullmatch(FORGE_LABEL_PATTERN, value):
+        raise ValueError(
+            f"{value!r} is not a pull request label: 1 to 50 characters, no comma, no leading "
+            "or trailing space"
+        )
+    return value
+
+
+ForgeUser = Annotated[
+    str,
+    AfterValidator(_forge_user),
+    WithJsonSchema({"type": "string", "pattern": FORGE_USER_PATTERN, "examples": ["alice"]}),
+]
+ForgeLabel = Annotated[
+    str,
+    AfterValidator(_forge_label),
+    WithJsonSchema({"type": "string", "pattern": FORGE_LABEL_PATTERN, "examples": ["patches"]}),
+]
 
 
 class ProposalSchedule(Model):
@@ -32,8 +72,9 @@ class ApprovalProposalSpec(Model):
     baselines: tuple[Name, ...] = Field(
         default=(),
         description="Names of the baselines proposed for the devices of the proposal's tenant "
-        "and its clients (every tenant when it has none); empty = every baseline. One proposal "
-        "per tenant and baseline.",
+        "and its clients (every tenant when it has none); empty = every baseline. Each must "
+        "name a Baseline of the proposal's tenant, its clients, its partner or every tenant. "
+        "One proposal per tenant and baseline.",
     )
     minimum_release_age: Duration = Field(
         default=timedelta(days=3),
@@ -48,11 +89,15 @@ class ApprovalProposalSpec(Model):
         description="Most proposal branches open at once for this object; the oldest-named "
         "(tenant, baseline) pairs come first.",
     )
-    labels: tuple[str, ...] = Field(
-        default=(), description="Labels set on the pull/merge request opened through the forge."
+    labels: tuple[ForgeLabel, ...] = Field(
+        default=(),
+        description="Labels set on the pull/merge request opened through the forge: 1 to 50 "
+        "characters, no comma, no leading or trailing space.",
     )
-    reviewers: tuple[str, ...] = Field(
-        default=(), description="Forge user names asked to review the pull/merge request."
+    reviewers: tuple[ForgeUser, ...] = Field(
+        default=(),
+        description="Forge user names asked to review the pull/merge request: letters, digits, "
+        "'-', '_' and '.' (not first or last), at most 255.",
     )
     schedule: ProposalSchedule | None = Field(
         default=None,

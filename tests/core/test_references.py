@@ -182,6 +182,64 @@ def test_detect_findings(text: str, expected: list[Finding]) -> None:
     assert expected == findings(text)
 
 
+BASELINES = """\
+kind: Baseline
+metadata: {name: partner-web, tenant: acme}
+spec: {os: linux, targets: {groups: [linux]}}
+---
+kind: Baseline
+metadata: {name: retail-tills, tenant: acme/retail}
+spec: {os: windows, targets: {groups: [tills]}}
+---
+kind: Baseline
+metadata: {name: everyone}
+spec: {os: linux, targets: {selector: {os: linux}}}
+---
+"""
+PROPOSAL = "kind: ApprovalProposal\nmetadata: {{name: p{tenant}}}\nspec: {{baselines: [{names}]}}\n"
+PROPOSER = FIXED + BASELINES.count("kind:")  # the index of the proposal
+
+
+@pytest.mark.parametrize(
+    ("tenant", "names", "expected"),
+    [
+        ("acme", "partner-web, everyone, retail-tills", []),
+        ("acme/retail", "partner-web, everyone, retail-tills", []),
+        ("", "partner-web, everyone, retail-tills", []),
+        (
+            "acme",
+            "partner-web, nosuch",
+            [(1, "no Baseline 'nosuch' in tenant acme, its clients or above")],
+        ),
+        (
+            "acme/bank",
+            "retail-tills",
+            [(0, "no Baseline 'retail-tills' in tenant acme/bank or above")],
+        ),
+        ("", "nosuch", [(0, "no Baseline 'nosuch' in tenant (any) or above")]),
+    ],
+    ids=[
+        "partner-sees-own-global-and-clients",
+        "client-sees-partner-global-and-own",
+        "global-sees-any",
+        "dangling",
+        "client-cannot-see-sibling-client",
+        "global-dangling",
+    ],
+)
+def test_proposal_baselines_must_exist(
+    tenant: str, names: str, expected: list[tuple[int, str]]
+) -> None:
+    """An ApprovalProposal names baselines it can propose for: of its tenant, its clients (whose
+    devices it covers), its partner or every tenant; any other name is an error at the item."""
+    scope = f", tenant: {tenant}" if tenant else ""
+    actual = findings(BASELINES + PROPOSAL.format(tenant=scope, names=names))
+    assert [
+        Finding(PROPOSER, ("spec", "baselines", position), message)
+        for position, message in expected
+    ] == actual
+
+
 def test_duplicate_names_the_first() -> None:
     """A second object of the same kind, tenant and name is an error related to the first."""
     dup = "kind: DeviceGroup\nmetadata: {name: linux, tenant: acme}\nspec: {devices: [x]}\n"

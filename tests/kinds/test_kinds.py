@@ -11,7 +11,7 @@ import pydantic
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
-from controller.kinds import KINDS, Approval, PatchWindow, Script
+from controller.kinds import KINDS, Approval, ApprovalProposal, PatchWindow, Script
 from controller.kinds.common import Quantity, independent_errors, parse_duration, parse_quantity
 
 TARGETS = {"groups": ["g"]}
@@ -562,3 +562,55 @@ def test_script_limits_are_inclusive(spec: dict[str, Any]) -> None:
     """A day's timeout and exit codes 0 to 255 (Linux), to 4294967295 (Windows) are accepted."""
     script = Script.model_validate(document("Script", spec))
     assert tuple(spec["successCodes"]) == script.spec.success_codes
+
+
+# --- approval proposals -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("reviewers", "alice"),
+        ("reviewers", "ops-team"),
+        ("reviewers", "jane.doe_2"),
+        ("reviewers", "-legacy-"),  # GitHub still has such accounts
+        ("reviewers", "a" * 255),
+        ("labels", "patches"),
+        ("labels", "needs review"),
+        ("labels", "priorité: haute"),
+        ("labels", "x" * 50),
+    ],
+    ids=lambda v: v[:20],
+)
+def test_forge_names_any_forge_takes_are_accepted(field: str, value: str) -> None:
+    """Reviewers are user names GitHub, Gitea or GitLab allow; labels what GitHub and GitLab take."""
+    spec = ApprovalProposal.model_validate(document("ApprovalProposal", {field: [value]})).spec
+    assert (value,) == getattr(spec, field)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("reviewers", "", "is not a forge user name"),
+        ("reviewers", "bad reviewer!", "is not a forge user name"),
+        ("reviewers", "@alice", "is not a forge user name"),
+        ("reviewers", "alice.", "is not a forge user name"),
+        ("reviewers", ".alice", "is not a forge user name"),
+        ("reviewers", "a" * 256, "is not a forge user name"),
+        ("labels", "", "is not a pull request label"),
+        ("labels", " patches", "is not a pull request label"),
+        ("labels", "patches,security", "is not a pull request label"),
+        ("labels", "tab\there", "is not a pull request label"),
+        ("labels", "x" * 51, "is not a pull request label"),
+    ],
+    ids=lambda v: repr(v)[:20],
+)
+def test_forge_names_no_forge_takes_are_refused(field: str, value: str, expected: str) -> None:
+    """An empty, spaced or punctuated reviewer and an empty or comma label fail at the item."""
+    body = document("ApprovalProposal", {field: ["fine", value]})
+    with pytest.raises(pydantic.ValidationError) as raised:
+        ApprovalProposal.model_validate(body)
+    prefix = f"Value error, {value!r} {expected}: "
+    assert [(("spec", field, 1), True)] == [
+        (tuple(e["loc"]), e["msg"].startswith(prefix)) for e in raised.value.errors()
+    ]
