@@ -147,7 +147,9 @@ def in_schedule(obj: ApprovalProposal, *, now: datetime) -> bool:
     schedule = obj.spec.schedule
     if schedule is None:
         return True
-    return windows.is_open(schedule.recurrence, schedule.timezone, schedule.duration, now=now)
+    return windows.is_open(
+        schedule.occurrences(), obj.spec.schedule_timezone(), schedule.duration, now=now
+    )
 
 
 def _order(obj: ApprovalProposal) -> tuple[str, str]:

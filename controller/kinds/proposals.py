@@ -9,12 +9,33 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, ClassVar, Literal
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import AfterValidator, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
-from controller.kinds.common import Document, Duration, Model, Name, PositiveDuration, TimeZone
+from controller.kinds.common import (
+    CronExpression,
+    Document,
+    Duration,
+    Model,
+    Name,
+    PositiveDuration,
+    TimeZone,
+)
 from controller.kinds.windows import Recurrence
+
+DEFAULT_TIMEZONE = "UTC"
+# `cron: "0 7 * * MON"` reads "on Monday from 07:00": an hour leaves room for a few passes of the
+# service (and a pass that takes long) without stretching into the rest of the day.
+DEFAULT_SCHEDULE_DURATION = timedelta(hours=1)
 
 # What GitHub (letters, digits, inner '-', at most 39), Gitea (letters, digits, '-', '_', '.',
 # at most 40) and GitLab (the same, not ending in '.', at most 255) accept as a user name, taken
@@ -59,13 +80,43 @@ ForgeLabel = Annotated[
 class ProposalSchedule(Model):
     """When proposals may be opened or updated (Renovate's `schedule`): the times an occurrence
     is open. Outside them the branches and pull requests stay as they are; a proposal nothing is
-    left in is still removed at once."""
+    left in is still removed at once. `cron: X` is short for `recurrence: {cron: X}`."""
 
-    recurrence: Recurrence = Field(
-        description="When an occurrence opens (cron, patchTuesday, once)."
+    recurrence: Recurrence | None = Field(
+        default=None,
+        description="When an occurrence opens (cron, patchTuesday, once); or use `cron`.",
     )
-    timezone: TimeZone = Field(default="UTC", description="IANA time zone of the recurrence.")
-    duration: PositiveDuration = Field(description="How long each occurrence stays open, e.g. 6h.")
+    cron: CronExpression | None = Field(
+        default=None,
+        description="Short for `recurrence: {cron: ...}`: a 5-field cron expression.",
+    )
+    timezone: TimeZone | None = Field(
+        default=None,
+        description="IANA time zone of the recurrence; default: the spec's `timezone`, else UTC.",
+    )
+    duration: PositiveDuration = Field(
+        default=DEFAULT_SCHEDULE_DURATION,
+        description="How long each occurrence stays open, e.g. 4h; default 1h (`cron: "
+        '"0 7 * * MON"`: Mondays 07:00-08:00).',
+    )
+
+    @model_validator(mode="after")
+    def _one_recurrence(self) -> Self:
+        if self.recurrence is None and self.cron is None:
+            raise ValueError("set recurrence (cron, patchTuesday or once) or its shorthand cron")
+        if self.recurrence is not None and self.cron is not None:
+            raise ValueError("set recurrence or its shorthand cron, not both")
+        return self
+
+    def occurrences(self) -> Recurrence:
+        """The recurrence, written out or as the `cron` shorthand."""
+        return self.recurrence or Recurrence(cron=self.cron)
+
+
+class GroupBy(StrEnum):
+    """How pending patches are gathered into proposals."""
+
+    TENANT = "tenant"  # one proposal per tenant and baseline
 
 
 class ApprovalProposalSpec(Model):
@@ -75,6 +126,10 @@ class ApprovalProposalSpec(Model):
         "and its clients (every tenant when it has none); empty = every baseline. Each must "
         "name a Baseline of the proposal's tenant, its clients, its partner or every tenant. "
         "One proposal per tenant and baseline.",
+    )
+    group_by: GroupBy = Field(
+        default=GroupBy.TENANT,
+        description="`tenant` (the only grouping): one proposal per tenant and baseline.",
     )
     minimum_release_age: Duration = Field(
         default=timedelta(days=3),
@@ -104,6 +159,32 @@ class ApprovalProposalSpec(Model):
         description="Open and update proposals only while an occurrence of this schedule is "
         "open (e.g. cron `0 6 * * 1`, duration 4h: Monday mornings); default: after every pass.",
     )
+    # After `schedule`, which its check reads.
+    timezone: TimeZone | None = Field(
+        default=None,
+        description="IANA time zone of the schedule, as `schedule.timezone` (give one, or the "
+        "same in both); default UTC.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _schedule_timezone(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if "schedule" not in info.data:  # the schedule has errors of its own
+            return value
+        schedule = info.data["schedule"]
+        if schedule is None:
+            raise ValueError(f"{value!r} is the schedule's time zone, but no schedule is set")
+        if schedule.timezone not in (None, value):
+            raise ValueError(
+                f"{value!r} differs from schedule.timezone {schedule.timezone!r}: give the "
+                "time zone once"
+            )
+        return value
+
+    def schedule_timezone(self) -> str:
+        """The schedule's time zone: its own, else the spec's, else UTC."""
+        own = self.schedule.timezone if self.schedule is not None else None
+        return own or self.timezone or DEFAULT_TIMEZONE
 
 
 class ApprovalProposal(Document):

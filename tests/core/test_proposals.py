@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from controller.core.observed import ObservedState
 from controller.core.plan import plan
-from controller.core.proposals import Proposal, approval_name, from_plan
+from controller.core.proposals import Proposal, approval_name, from_plan, in_schedule
+from controller.kinds import ApprovalProposal
 from controller.kinds.common import OsFamily
 from controller.testing.fleets import CATALOGUE, SUNDAY_OPEN, desired, device, observed, patch, scan
 
@@ -104,3 +108,88 @@ def test_a_long_baseline_name_stays_a_valid_policy_name() -> None:
     assert len(name) == 63
     assert name.startswith("proposed-bbbb")
     assert approval_name("lin") == "proposed-lin"
+
+
+# --- schedules ----------------------------------------------------------------------------------
+
+# DESIGN.md §2, verbatim (the product contract); an envelope and the baseline it names added.
+DESIGN_EXAMPLE = """\
+kind: ApprovalProposal                 # the controller proposes Approval PRs for waiting patches
+spec: {baselines: [linux-security], groupBy: tenant, schedule: {cron: "0 7 * * MON"}, timezone: UTC,
+       minimumReleaseAge: 3d, maxOpen: 5, labels: [patches], reviewers: [ops-team]}
+"""
+ENVELOPE = "apiVersion: patchctl/v1\nmetadata: {name: weekly, tenant: acme}\n"
+LINUX_SECURITY = (
+    "apiVersion: patchctl/v1\nkind: Baseline\nmetadata: {name: linux-security, tenant: acme}\n"
+    "spec: {os: linux, targets: {groups: [linux]}}\n"
+)
+MONDAY = datetime(2026, 11, 30, tzinfo=UTC)  # 2026-11-30 is a Monday
+
+
+def proposal_of(spec: str) -> ApprovalProposal:
+    """The ApprovalProposal `weekly` of a spec in flow style, loaded with the base policy."""
+    text = f"{ENVELOPE}kind: ApprovalProposal\nspec: {spec}\n---\n{LINUX_SECURITY}"
+    (found,) = desired(text).of_kind(ApprovalProposal)
+    return found
+
+
+def open_hours(obj: ApprovalProposal, day: datetime) -> list[str]:
+    """The quarter hours of `day` (UTC) at which the proposal may open or update proposals."""
+    quarters = (day + timedelta(minutes=15 * n) for n in range(96))
+    return [f"{at:%H:%M}" for at in quarters if in_schedule(obj, now=at)]
+
+
+def test_the_design_example_validates_and_means_monday_from_seven() -> None:
+    """DESIGN.md's example loads unchanged: tenant grouping, its values, and a schedule open on
+    Mondays from 07:00 UTC for an hour (the shorthand's default duration), closed on Tuesday."""
+    (obj,) = desired(ENVELOPE + DESIGN_EXAMPLE + "---\n" + LINUX_SECURITY).of_kind(ApprovalProposal)
+    spec = obj.spec
+    assert (
+        spec.baselines,
+        spec.group_by,
+        spec.minimum_release_age,
+        spec.max_open,
+        spec.labels,
+        spec.reviewers,
+    ) == (("linux-security",), "tenant", timedelta(days=3), 5, ("patches",), ("ops-team",))
+    assert open_hours(obj, MONDAY) == ["07:00", "07:15", "07:30", "07:45"]
+    assert open_hours(obj, MONDAY + timedelta(days=1)) == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ('{schedule: {cron: "0 7 * * MON"}}', ["07:00", "07:15", "07:30", "07:45"]),
+        (
+            '{schedule: {recurrence: {cron: "0 7 * * MON"}, duration: 1h}}',
+            ["07:00", "07:15", "07:30", "07:45"],
+        ),
+        ('{schedule: {cron: "0 7 * * MON", duration: 30m}}', ["07:00", "07:15"]),
+        (
+            '{schedule: {cron: "0 8 * * MON"}, timezone: Europe/Berlin}',
+            ["07:00", "07:15", "07:30", "07:45"],
+        ),
+        (
+            '{schedule: {cron: "0 8 * * MON", timezone: Europe/Berlin}, timezone: Europe/Berlin}',
+            ["07:00", "07:15", "07:30", "07:45"],
+        ),
+        (
+            '{schedule: {recurrence: {cron: "0 8 * * MON"}, timezone: Europe/Berlin, duration: 1h}}',
+            ["07:00", "07:15", "07:30", "07:45"],
+        ),
+    ],
+    ids=[
+        "shorthand",
+        "documented-form",
+        "shorthand-with-duration",
+        "spec-timezone",
+        "both-timezones-agree",
+        "schedule-timezone",
+    ],
+)
+def test_both_schedule_forms_and_both_timezones_mean_the_same(
+    spec: str, expected: list[str]
+) -> None:
+    """`cron:` is `recurrence: {cron:}` with a 1h duration; the spec's `timezone` is the
+    schedule's (08:00 in Berlin is 07:00 UTC in November)."""
+    assert open_hours(proposal_of(spec), MONDAY) == expected

@@ -614,3 +614,56 @@ def test_forge_names_no_forge_takes_are_refused(field: str, value: str, expected
     assert [(("spec", field, 1), True)] == [
         (tuple(e["loc"]), e["msg"].startswith(prefix)) for e in raised.value.errors()
     ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "loc", "message"),
+    [
+        ({"groupBy": "baseline"}, ("groupBy",), "Input should be 'tenant'"),
+        (
+            {"timezone": "UTC"},
+            ("timezone",),
+            "Value error, 'UTC' is the schedule's time zone, but no schedule is set",
+        ),
+        (
+            {"schedule": {"cron": "0 7 * * MON", "timezone": "Europe/Berlin"}, "timezone": "UTC"},
+            ("timezone",),
+            "Value error, 'UTC' differs from schedule.timezone 'Europe/Berlin': give the time "
+            "zone once",
+        ),
+        (
+            {"schedule": {"duration": "4h"}},
+            ("schedule",),
+            "Value error, set recurrence (cron, patchTuesday or once) or its shorthand cron",
+        ),
+        (
+            {"schedule": {"cron": "0 7 * * MON", "recurrence": {"cron": "0 7 * * MON"}}},
+            ("schedule",),
+            "Value error, set recurrence or its shorthand cron, not both",
+        ),
+        (
+            {"schedule": {"cron": "0 7 * *"}},
+            ("schedule", "cron"),
+            "Value error, '0 7 * *' is not a 5-field cron expression (minute hour day month "
+            "weekday)",
+        ),
+    ],
+    ids=[
+        "other-grouping",
+        "timezone-without-schedule",
+        "two-timezones",
+        "no-recurrence",
+        "recurrence-and-cron",
+        "bad-cron-shorthand",
+    ],
+)
+def test_proposal_schedule_errors_name_the_field(
+    spec: dict[str, Any], loc: tuple[str, ...], message: str
+) -> None:
+    """A grouping other than tenant, a time zone without or against the schedule's, and a
+    schedule without exactly one recurrence are errors at the field."""
+    with pytest.raises(pydantic.ValidationError) as raised:
+        ApprovalProposal.model_validate(document("ApprovalProposal", spec))
+    assert [(("spec", *loc), message)] == [
+        (tuple(e["loc"]), e["msg"]) for e in raised.value.errors()
+    ]
