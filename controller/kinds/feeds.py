@@ -1,23 +1,106 @@
-"""PatchFeed: a source of published patch records the controller imports on a schedule."""
+"""PatchFeed: a source of published patch records the controller imports on a schedule.
+
+Where a source may point is decided in two steps. What the text alone decides is here
+(`source_problem`), so `validate` refuses it at `spec.source` and the service refuses it with the
+same words (`controller.runtime.feedsources`): a path that leaves the repository, a URL whose
+scheme is not http(s) or that has no host. What needs the server's configuration — whether an
+http(s) URL or an absolute local path is listed in `[feeds] allow` of `patchctl.toml` — is
+decided by the service only, because `validate` cannot see that file.
+"""
 
 from __future__ import annotations
 
+import posixpath
+import re
 from datetime import timedelta
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from controller.kinds.common import Document, Model, OsFamily, PositiveDuration
 from controller.vocabularies import FeedFormat as FeedFormat  # noqa: PLC0414 - re-exported
 
+WEB_SCHEMES = ("http", "https")
+# RFC 3986 §3 (the generic syntax; appendix B reads it with this regex): `scheme://authority`,
+# the authority up to the path, query or fragment, made of `userinfo@`, a host (a name, or an
+# IP literal in brackets) and `:port`. Written out here because the pure kinds import no URL
+# library; the runtime's `urllib.parse` reads every URL this accepts the same way.
+_URL = re.compile(r"^(?P<scheme>[^:/?#]*)://(?P<authority>[^/?#]*)")
+_HOST_PORT = re.compile(r"^(?P<host>\[[^\[\]]*\]|[^\[\]:]*)(?::(?P<port>[^:]*))?$")
+MAX_PORT = 65535
+LEAVES_REPOSITORY = (
+    "leaves the repository: a repository path is relative to its top; a file elsewhere is "
+    "named by an absolute path listed in [feeds] allow of the server configuration"
+)
+
+
+def is_url(source: str) -> bool:
+    """Whether a source is a URL (`scheme://...`), fetched only when http(s) and allowed."""
+    return "://" in source
+
+
+def is_local_path(source: str) -> bool:
+    """Whether a source names a file outside the repository (an absolute path, `~/...`), read
+    only when the server's `[feeds] allow` lists it."""
+    return not is_url(source) and (posixpath.isabs(source) or source.startswith("~"))
+
+
+def repository_path(source: str) -> str | None:
+    """The normalised repository path of a source that is neither a URL nor a local path
+    (`feeds/./osv/` → `feeds/osv`, `\\` read as `/`); None when it leaves the repository."""
+    normal = posixpath.normpath(source.replace("\\", "/"))
+    if normal == ".." or normal.startswith(("../", "/")):
+        return None
+    return normal
+
+
+def url_problem(url: str) -> str | None:
+    """Why a URL is never fetched, as words that follow it (`'ftp://x' is refused: ...`): not
+    a URL, a scheme other than http(s), no host. None for an http(s) URL with a host. The rule
+    of PatchFeed sources and of the server's `[feeds] allow` entries alike."""
+    found = _URL.match(url)
+    scheme = found["scheme"].lower() if found else ""
+    if found is None or scheme not in WEB_SCHEMES:
+        shown = f"{scheme}://" if scheme else "a URL without a scheme"
+        return f"is refused: only http(s) URLs are fetched, not {shown}"
+    address = _HOST_PORT.match(found["authority"].rpartition("@")[2])
+    if address is None:
+        return "is not a valid URL (a host name, or an IP address in brackets, and a port)"
+    port = address["port"]
+    if port and not (port.isascii() and port.isdigit() and int(port) <= MAX_PORT):
+        return f"is not a valid URL (port {port!r} is not a number from 0 to {MAX_PORT})"
+    if not address["host"].strip("[]"):
+        return "is refused: an http(s) URL needs a host"
+    return None
+
+
+def source_problem(source: str) -> str | None:
+    """Why `source` can never be read, whatever the server allows, as words that follow the
+    source (`'../x' leaves the repository: ...`); None when it may be read. Purely
+    computational: no file is looked at."""
+    if is_url(source):
+        return url_problem(source)
+    if is_local_path(source) or repository_path(source) is not None:
+        return None
+    return LEAVES_REPOSITORY
+
+
+def _readable_source(source: str) -> str:
+    problem = source_problem(source)
+    if problem is not None:
+        raise ValueError(f"{source!r} {problem}")
+    return source
+
 
 class PatchFeedSpec(Model):
     format: FeedFormat = Field(description="Record format of the source.")
-    source: str = Field(
+    source: Annotated[str, AfterValidator(_readable_source)] = Field(
         min_length=1,
-        description="A path in this repository (read at the applied revision), or an http(s) "
-        "URL or absolute local path listed in the server's `[feeds] allow` (patchctl.toml); "
-        "anything else is refused.",
+        description="A path in this repository (read at the applied revision; `..` may not "
+        "leave it), or an http(s) URL or absolute local path listed in the server's `[feeds] "
+        "allow` (patchctl.toml); anything else is refused. `validate` refuses what the text "
+        "alone decides (a path leaving the repository, a scheme other than http(s)); the "
+        "allow list is checked by the service.",
     )
     os: OsFamily | None = Field(default=None, description="OS family of the records.")
     release: str | None = Field(

@@ -21,7 +21,9 @@ token sees what the import says about it. So a source is one of:
 
 Anything else (`/proc/self/environ`, `../../etc/passwd`, `file:///…`, a URL no entry allows) is
 refused with a `FeedSourceError` that names the source (redacted) and the rule; nothing is opened
-or fetched, so no content can be quoted.
+or fetched, so no content can be quoted. The rules the source's text alone decides (a path
+leaving the repository, a scheme other than http(s)) are `controller.kinds.feeds.source_problem`,
+which `validate` applies at `spec.source` too; the allow list is applied here only.
 
 Downloads are retried (`controller.errors.decide`): a throttled or failing server is asked again
 after its `Retry-After`, when that is short (`INLINE_WAIT_LIMIT`); a longer wait ends the attempt
@@ -49,6 +51,7 @@ import structlog
 
 from controller import errors
 from controller.core import retries
+from controller.kinds import feeds as feed_kind
 from controller.redaction import redact_text, redact_url
 
 if TYPE_CHECKING:
@@ -67,7 +70,6 @@ DOWNLOAD_RETRY = errors.RetryPolicy(
     max_retry_after=INLINE_WAIT_LIMIT,
 )
 SYMLINK_MODE = 0o120000
-WEB_SCHEMES = ("http", "https")
 
 
 class FeedSourceError(errors.RemoteError):
@@ -96,13 +98,10 @@ class FeedSettings:
 
     def __post_init__(self) -> None:
         for index, entry in enumerate(self.allow):
-            if "://" in entry:
-                parts = urlsplit(entry)
-                if parts.scheme not in WEB_SCHEMES or not parts.hostname:
-                    raise ValueError(
-                        f"feeds.allow[{index}]: {redact_url(entry)!r} is not an http(s) URL "
-                        "with a host"
-                    )
+            if feed_kind.is_url(entry):
+                problem = feed_kind.url_problem(entry)
+                if problem is not None:
+                    raise ValueError(f"feeds.allow[{index}]: {redact_url(entry)!r} {problem}")
             elif not Path(entry).is_absolute():
                 raise ValueError(
                     f"feeds.allow[{index}]: {entry!r} is neither an http(s) URL nor an "
@@ -192,13 +191,11 @@ class FeedSources:
         `revision` (`main@sha1:<sha>`, or a bare sha) is the commit repository paths are read
         at. Raises FeedSourceError for a refused or unreadable source (see the module doc).
         """
-        if "://" in source:
-            parts = urlsplit(source)
-            if parts.scheme.lower() not in WEB_SCHEMES:
-                raise FeedSourceError(
-                    f"{redact_url(source)!r}: only http(s) URLs are fetched; a file in "
-                    "the repository is named by its path"
-                )
+        problem = feed_kind.source_problem(source)
+        if problem is not None:
+            shown = redact_url(source) if feed_kind.is_url(source) else source
+            raise FeedSourceError(f"{shown!r} {problem}")
+        if feed_kind.is_url(source):
             if not self.settings.allows_url(source):
                 raise FeedSourceError(
                     f"{redact_url(source)!r} is not allowed: URLs must be listed in "
@@ -206,7 +203,7 @@ class FeedSources:
                 )
             yield self._download(source)
             return
-        if Path(source).is_absolute() or source.startswith("~"):
+        if feed_kind.is_local_path(source):
             try:
                 resolved = Path(source).expanduser().resolve()
             except RuntimeError:  # `~nobody/...`: no such user
@@ -225,7 +222,9 @@ class FeedSources:
 
     @contextmanager
     def _from_repository(self, source: str, revision: str | None) -> Iterator[Path]:
-        relative = repository_path(source)
+        relative = feed_kind.repository_path(source)
+        if relative is None:  # `open` refused it already (`source_problem`)
+            raise FeedSourceError(f"{source!r} {feed_kind.LEAVES_REPOSITORY}")
         if self.repo is None or not revision:
             raise FeedSourceError(f"{source!r}: no repository revision to read it from")
         sha = revision.rpartition("sha1:")[2]
@@ -324,15 +323,6 @@ class FeedSources:
         except httpx.HTTPError as exc:
             return redact_text(f"{type(exc).__name__}: {exc}"), True, None
         return None
-
-
-def repository_path(source: str) -> str:
-    """The normalised repository path of a relative `source`; FeedSourceError when it leaves
-    the repository."""
-    normal = posixpath.normpath(source.replace("\\", "/"))
-    if normal == ".." or normal.startswith(("../", "/")):
-        raise FeedSourceError(f"{source!r} leaves the repository")
-    return normal
 
 
 def _materialize(tree: git.Tree, item: Any, relative: str, folder: Path) -> Path:

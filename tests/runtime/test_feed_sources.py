@@ -10,11 +10,14 @@ import os
 import tomllib
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+import pydantic
 import pytest
 from feedserver import feed_server
 
 from controller.core.desired import DesiredState, Origin
+from controller.kinds import feeds as feed_kind
 from controller.kinds.feeds import PatchFeed
 from controller.runtime import feeds
 from controller.runtime.feedsources import (
@@ -45,15 +48,20 @@ GOOD = """\
 SECRET_CONTENT = "PATCHCTL_SECRET_CONTENT=do-not-quote-me"  # noqa: S105 - a test value
 
 
-def patch_feed(source: str, name: str = "windows") -> PatchFeed:
-    return PatchFeed.model_validate(
-        {
-            "apiVersion": "patchctl/v1",
-            "kind": "PatchFeed",
-            "metadata": {"name": name, "tenant": "acme"},
-            "spec": {"format": "native", "source": source, "refresh": "6h"},
-        }
-    )
+def patch_feed(source: str, name: str = "windows", *, validated: bool = True) -> PatchFeed:
+    """A PatchFeed of tenant acme; `validated=False` skips the model's checks of `source`, as a
+    feed that reached the service some other way than `validate` would."""
+    body = {
+        "apiVersion": "patchctl/v1",
+        "kind": "PatchFeed",
+        "metadata": {"name": name, "tenant": "acme"},
+        "spec": {"format": "native", "source": "feeds/x", "refresh": "6h"},
+    }
+    feed = PatchFeed.model_validate(body)
+    if validated:
+        return PatchFeed.model_validate({**body, "spec": {**body["spec"], "source": source}})
+    spec = feed.spec.model_copy(update={"source": source})  # model_copy does not validate
+    return feed.model_copy(update={"spec": spec})
 
 
 class Sleeps(list[float]):
@@ -96,6 +104,11 @@ def secret_file(tmp_path: Path) -> Path:
     path.parent.mkdir()
     path.write_text(SECRET_CONTENT)
     return path
+
+
+# What the text alone decides: `validate` refuses these too (the next test), so here they reach
+# the service unvalidated, as a feed that came some other way would.
+REFUSED_BY_VALIDATE = {"../outside/secret.env", "feeds/../../outside/secret.env", "file://{secret}"}
 
 
 @pytest.mark.parametrize(
@@ -143,13 +156,101 @@ def test_a_source_outside_the_repository_is_refused_unread(
     os.symlink("../../outside/secret.env", feeds_dir / "climbing-link.yaml")
     os.symlink("../../../outside/secret.env", feeds_dir / "linked" / "leak.yaml")
     policy_repo.commit("feeds with symlinks")
-    feed = patch_feed(source.format(secret=secret_file))
+    text = source.format(secret=secret_file)
+    feed = patch_feed(text, validated=source not in REFUSED_BY_VALIDATE)
     (run,) = refresh(sqlite_store, policy_repo, clock, feed)
     status, alerts = stored(sqlite_store)
     assert ("failed", True) == (run.result, expected in run.message)
     assert run.message.startswith("policies/feeds/windows.yaml:3: spec.source: ")
     assert ["FeedFailed"] == [alert["kind"] for alert in alerts]
     assert "do-not-quote-me" not in json.dumps([status, alerts], default=str)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("../outside/secret.env", "leaves the repository"),
+        ("feeds/../../outside/secret.env", "leaves the repository"),
+        ("..\\outside\\secret.env", "leaves the repository"),
+        ("file:///etc/shadow", "only http(s) URLs are fetched, not file://"),
+        ("ftp://mirror.example/osv/", "only http(s) URLs are fetched, not ftp://"),
+        ("https:///osv/all.zip", "an http(s) URL needs a host"),
+        ("http://[::1/osv/", "is not a valid URL"),
+    ],
+    ids=["dot-dot", "dot-dot-inside", "backslashes", "file-url", "ftp-url", "no-host", "bad-url"],
+)
+def test_validate_refuses_what_the_text_decides_in_the_services_words(
+    sqlite_store: Store, clock: SettableClock, policy_repo: PolicyRepo, source: str, expected: str
+) -> None:
+    """A source the server's allow list cannot make readable fails `validate` at spec.source
+    with the words the service uses when such a feed reaches it (one rule for both)."""
+    with pytest.raises(pydantic.ValidationError) as raised:
+        patch_feed(source)
+    (error,) = raised.value.errors()
+    (run,) = refresh(sqlite_store, policy_repo, clock, patch_feed(source, validated=False))
+    said = error["msg"].removeprefix("Value error, ")
+    assert (("spec", "source"), True, True) == (
+        tuple(error["loc"]),
+        expected in said,
+        run.message == f"policies/feeds/windows.yaml:3: spec.source: {said}",
+    )
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "feeds/osv/",
+        "./feeds/../feeds/osv.json",
+        ".",
+        "/srv/mirror/osv/",
+        "~/osv/",
+        "https://x.example/o",
+    ],
+)
+def test_validate_leaves_the_allow_list_to_the_service(source: str) -> None:
+    """Repository paths that stay inside, and absolute paths and http(s) URLs (which only the
+    server's `[feeds] allow` can judge) pass `validate`."""
+    assert source == patch_feed(source).spec.source
+
+
+def fetchable_by_urllib(url: str) -> bool:
+    """Whether `urllib.parse`, which the service reads URLs with, sees an http(s) URL with a
+    host and a valid port."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError:
+        return False
+    return parts.scheme in {"http", "https"} and bool(parts.hostname)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://h/x",
+        "HTTPS://H/x",
+        "http://u:p@h:8080/x?t=1#f",
+        "http://[::1]:80/x",
+        "http://h:/x",
+        "http://h?x",
+        "https:///x",
+        "http://u@/x",
+        "http://[::1",
+        "http://h]/x",
+        "http://h:xx/",
+        "http://h:99999/",
+        "http://a:b:c/",
+        "http://h:\u0663/",
+        "ftp://h/x",
+        "feeds/x://y",
+        "://x",
+    ],
+)
+def test_the_pure_url_rule_reads_urls_as_urllib_does(url: str) -> None:
+    """`kinds.feeds.url_problem` (no URL library in the pure kinds) accepts exactly the URLs
+    `urllib.parse` reads as http(s) with a host, so the allow list never meets a URL it
+    cannot parse."""
+    assert fetchable_by_urllib(url) == (feed_kind.url_problem(url) is None)
 
 
 def test_repository_sources_are_read_at_the_revision_not_the_working_tree(
@@ -283,7 +384,10 @@ def test_the_allow_list_matches_origin_and_path(entry: str, url: str, expected: 
     ("text", "expected"),
     [
         ('[feeds]\nallow = ["relative/dir"]\n', "feeds.allow[0]: 'relative/dir' is neither"),
-        ('[feeds]\nallow = ["ftp://mirror/x/"]\n', "feeds.allow[0]: 'ftp://mirror/x/' is not"),
+        (
+            '[feeds]\nallow = ["ftp://mirror/x/"]\n',
+            "feeds.allow[0]: 'ftp://mirror/x/' is refused: only http(s) URLs are fetched",
+        ),
         ('[feeds]\nallow = "https://x/"\n', "feeds.allow must be a list"),
         ("[feeds]\ndeny = []\n", "unknown feeds key(s) deny"),
     ],

@@ -125,6 +125,31 @@ def test_script_limits_are_errors_at_their_fields(policy_repo: PolicyRepo) -> No
     ] == messages(load_worktree(policy_repo))
 
 
+def test_feed_sources_the_service_would_refuse_are_errors_at_their_fields(
+    policy_repo: PolicyRepo,
+) -> None:
+    """A PatchFeed source leaving the repository or with a scheme other than http(s), and a
+    zero refresh, are refused by validate at the field instead of failing at run time."""
+    feed = (
+        "apiVersion: patchctl/v1\nkind: PatchFeed\nmetadata: {{name: {name}}}\n"
+        "spec: {{format: osv, source: {source}, refresh: {refresh}}}\n"
+    )
+    policy_repo.write(
+        "policies/feeds/x.yaml",
+        feed.format(name="a", source="../../etc/passwd", refresh="6h")
+        + "---\n"
+        + feed.format(name="b", source='"file:///etc/shadow"', refresh="0s"),
+    )
+    assert [
+        "policies/feeds/x.yaml:4:21: spec.source: '../../etc/passwd' leaves the repository: a "
+        "repository path is relative to its top; a file elsewhere is named by an absolute path "
+        "listed in [feeds] allow of the server configuration",
+        "policies/feeds/x.yaml:9:21: spec.source: 'file:///etc/shadow' is refused: only http(s) "
+        "URLs are fetched, not file://",
+        "policies/feeds/x.yaml:9:51: spec.refresh: must be longer than 0s",
+    ] == messages(load_worktree(policy_repo))
+
+
 def test_several_documents_per_file_load(policy_repo: PolicyRepo) -> None:
     """A file may hold several documents separated by ---."""
     policy_repo.write(
