@@ -298,6 +298,39 @@ CronExpression = Annotated[
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
 
+# The HTML standard's "valid email address" (WHATWG): a bare `local@domain`, with no display
+# name, comment or quoting, which every mail server and library takes, and no comma, space or
+# angle bracket that would make a header name other recipients. RFC 5321 caps an address at
+# 254 characters. Internationalised addresses (non-ASCII) are not taken.
+EMAIL_ADDRESS_PATTERN = (
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+MAX_EMAIL_ADDRESS = 254
+
+
+def check_email_address(value: str) -> str:
+    """The address, or ValueError quoting it: the one rule of Notification recipients and the
+    server's `[smtp] from`."""
+    if len(value) > MAX_EMAIL_ADDRESS or not re.fullmatch(EMAIL_ADDRESS_PATTERN, value):
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+EmailAddress = Annotated[
+    str,
+    AfterValidator(check_email_address),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "email",
+            "pattern": EMAIL_ADDRESS_PATTERN,
+            "maxLength": MAX_EMAIL_ADDRESS,
+            "examples": ["ops@example.com"],
+        }
+    ),
+]
+
 
 def device_name(value: str) -> str:
     """A device name as stored and compared: the host name, lowercased (`Web-01.Example.ORG`

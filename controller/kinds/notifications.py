@@ -15,7 +15,7 @@ from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 
-from controller.kinds.common import Document, Model
+from controller.kinds.common import Document, EmailAddress, Model
 from controller.vocabularies import AlertSeverity as AlertSeverity  # noqa: PLC0414 - re-exported
 from controller.vocabularies import EventType as EventType  # noqa: PLC0414 - re-exported
 
@@ -61,8 +61,10 @@ class SlackChannel(Model):
 
 
 class EmailChannel(Model):
-    to: tuple[str, ...] = Field(
-        min_length=1, description="Recipients; SMTP settings come from the server configuration."
+    to: tuple[EmailAddress, ...] = Field(
+        min_length=1,
+        description="Recipients, bare addresses (`ops@example.com`); SMTP settings come from the "
+        "server configuration.",
     )
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import errors
+from controller.kinds.common import check_email_address
 
 CONFIG_FILE = Path("patchctl.toml")
 _KEYS = {"host", "port", "from", "starttls", "ssl", "user", "password_env", "timeout"}
@@ -42,8 +43,10 @@ class SmtpSettings:
     def __post_init__(self) -> None:
         if not self.host:
             raise ValueError("smtp.host is required")
-        if "@" not in self.sender:
-            raise ValueError(f"smtp.from {self.sender!r} is not an email address")
+        try:
+            check_email_address(self.sender)
+        except ValueError as exc:
+            raise ValueError(f"smtp.from {exc}") from None
         if not 0 < self.port < 65536:
             raise ValueError(f"smtp.port {self.port} is not between 1 and 65535")
         if self.ssl and self.starttls:

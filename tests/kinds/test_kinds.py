@@ -11,7 +11,14 @@ import pydantic
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
-from controller.kinds import KINDS, Approval, ApprovalProposal, PatchWindow, Script
+from controller.kinds import (
+    KINDS,
+    Approval,
+    ApprovalProposal,
+    Notification,
+    PatchWindow,
+    Script,
+)
 from controller.kinds.common import Quantity, independent_errors, parse_duration, parse_quantity
 
 TARGETS = {"groups": ["g"]}
@@ -667,3 +674,31 @@ def test_proposal_schedule_errors_name_the_field(
     assert [(("spec", *loc), message)] == [
         (tuple(e["loc"]), e["msg"]) for e in raised.value.errors()
     ]
+
+
+# --- notifications ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["ops@example.com", "o'brien+patches@mail.example.co.uk", "root@localhost"],
+)
+def test_email_recipients_are_addresses(address: str) -> None:
+    """A bare address, with the punctuation mail allows and a host without dots, is a recipient."""
+    spec = {"events": ["InstallFailed"], "channel": {"email": {"to": [address]}}}
+    notification = Notification.model_validate(document("Notification", spec))
+    assert notification.spec.channel.email is not None
+    assert (address,) == notification.spec.channel.email.to
+
+
+def test_email_recipients_that_are_not_addresses_are_refused_each() -> None:
+    """Not an address, an empty one, a display name and a comma list fail at their item, with
+    the rule the server's `[smtp] from` uses."""
+    to = ["not-an-email", "", "Ops <ops@example.com>", "a@example.com,b@example.com", "ok@x.io"]
+    spec = {"events": ["InstallFailed"], "channel": {"email": {"to": to}}}
+    with pytest.raises(pydantic.ValidationError) as raised:
+        Notification.model_validate(document("Notification", spec))
+    assert [
+        (("spec", "channel", "email", "to", i), f"Value error, {to[i]!r} is not an email address")
+        for i in range(4)
+    ] == [(tuple(e["loc"]), e["msg"]) for e in independent_errors(raised.value.errors())]

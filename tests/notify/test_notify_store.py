@@ -198,11 +198,21 @@ def test_smtp_settings_come_from_the_smtp_table(tmp_path: Path) -> None:
     [
         ("host = 'm'\nfrom = 'p@example.com'\npassword = 'x'\n", "unknown smtp key"),
         ("host = 'm'\nfrom = 'nobody'\n", "is not an email address"),
+        ("host = 'm'\nfrom = '@'\n", "smtp.from '@' is not an email address"),
+        ("host = 'm'\nfrom = 'Ops <ops@x.io>'\n", "smtp.from 'Ops <ops@x.io>' is not an email"),
         ("host = 'm'\nfrom = 'p@x.io'\nuser = 'u'\n", "needs smtp.password_env"),
         ("host = 'm'\nfrom = 'p@x.io'\nssl = true\nstarttls = true\n", "not both"),
         ("host = 'm'\nfrom = 'p@x.io'\nport = 'many'\n", "smtp.port must be an integer"),
     ],
-    ids=["password-in-file", "bad-from", "user-without-password", "ssl-and-starttls", "bad-port"],
+    ids=[
+        "password-in-file",
+        "bad-from",
+        "from-without-names",
+        "from-with-display-name",
+        "user-without-password",
+        "ssl-and-starttls",
+        "bad-port",
+    ],
 )
 def test_bad_smtp_settings_name_the_file_and_the_problem(
     tmp_path: Path, table: str, message: str

@@ -150,6 +150,20 @@ def test_feed_sources_the_service_would_refuse_are_errors_at_their_fields(
     ] == messages(load_worktree(policy_repo))
 
 
+def test_email_recipients_are_checked_at_their_item(policy_repo: PolicyRepo) -> None:
+    """An email channel's recipient that is not an address is an error naming the item."""
+    policy_repo.write(
+        "policies/notifications/x.yaml",
+        "apiVersion: patchctl/v1\nkind: Notification\nmetadata: {name: x}\nspec:\n"
+        "  events: [InstallFailed]\n  channel:\n    email: {to: [not-an-email, '']}\n",
+    )
+    assert [
+        "policies/notifications/x.yaml:7:18: spec.channel.email.to[0]: 'not-an-email' is not an "
+        "email address",
+        "policies/notifications/x.yaml:7:32: spec.channel.email.to[1]: '' is not an email address",
+    ] == messages(load_worktree(policy_repo))
+
+
 def test_several_documents_per_file_load(policy_repo: PolicyRepo) -> None:
     """A file may hold several documents separated by ---."""
     policy_repo.write(
