@@ -35,6 +35,23 @@ DURATION_PATTERN = r"^(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
 POSITIVE_DURATION_PATTERN = r"^(?=.*[1-9])(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
 COUNT_OR_PERCENT_PATTERN = r"^(\d+|\d+(\.\d+)?%)$"
 
+# The HTML standard's "valid email address" (WHATWG): a bare `local@domain`, with no display
+# name, comment or quoting, which every mail server and library takes, and no comma, space or
+# angle bracket that would make a header name other recipients. Internationalised addresses
+# (non-ASCII) are not taken.
+EMAIL_ADDRESS_PATTERN = (
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+# What GitHub (letters, digits, inner '-', at most 39), Gitea (letters, digits, '-', '_', '.',
+# at most 40) and GitLab (the same, not ending in '.', at most 255) accept as a user name, taken
+# together: a name none of them allows (`bad reviewer!`, `@alice`, ``) is a typo found at
+# review time rather than a request the forge refuses after the merge.
+FORGE_USER_PATTERN = r"^[A-Za-z0-9_-](?:[A-Za-z0-9_.-]{0,253}[A-Za-z0-9_-])?$"
+# A label GitHub and GitLab both take: GitHub allows 50 characters; GitLab's API reads a comma
+# as the separator between labels; neither keeps leading or trailing blanks.
+FORGE_LABEL_PATTERN = r"^[^\s,](?:[^,\x00-\x1f\x7f]{0,48}[^\s,])?$"
+
 # What the user meant to write, for each pattern: a value that does not match one is told this
 # (the policy loader's field errors and the API's 422 details), never the regular expression.
 PATTERN_MEANINGS = {
@@ -54,6 +71,10 @@ PATTERN_MEANINGS = {
     DURATION_PATTERN: "is not a duration such as `90s`, `15m`, `4h`, `7d` or `2w`",
     POSITIVE_DURATION_PATTERN: "is not a duration longer than 0s such as `90s`, `4h` or `7d`",
     COUNT_OR_PERCENT_PATTERN: "is not a count or a percentage such as `5` or `10%`",
+    EMAIL_ADDRESS_PATTERN: "is not an email address",
+    FORGE_USER_PATTERN: "is not a forge user name: letters, digits, '-', '_' and inner '.'",
+    FORGE_LABEL_PATTERN: "is not a label a forge takes: 1 to 50 characters, no comma, no "
+    "leading or trailing blank",
 }
 
 

@@ -29,6 +29,7 @@ from pydantic.alias_generators import to_camel
 from controller.vocabularies import (
     COUNT_OR_PERCENT_PATTERN,
     DURATION_PATTERN,
+    EMAIL_ADDRESS_PATTERN,
     PATCH_ID_PATTERN,
     POSITIVE_DURATION_PATTERN,
 )
@@ -298,15 +299,7 @@ CronExpression = Annotated[
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
 
-# The HTML standard's "valid email address" (WHATWG): a bare `local@domain`, with no display
-# name, comment or quoting, which every mail server and library takes, and no comma, space or
-# angle bracket that would make a header name other recipients. RFC 5321 caps an address at
-# 254 characters. Internationalised addresses (non-ASCII) are not taken.
-EMAIL_ADDRESS_PATTERN = (
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-)
-MAX_EMAIL_ADDRESS = 254
+MAX_EMAIL_ADDRESS = 254  # RFC 5321; the form: `vocabularies.EMAIL_ADDRESS_PATTERN`
 
 
 def check_email_address(value: str) -> str:

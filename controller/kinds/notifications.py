@@ -16,6 +16,7 @@ from typing import Annotated, ClassVar, Literal, Self
 from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 
 from controller.kinds.common import Document, EmailAddress, Model
+from controller.vocabularies import ENV_NAME_PATTERN, HTTP_URL_PATTERN
 from controller.vocabularies import AlertSeverity as AlertSeverity  # noqa: PLC0414 - re-exported
 from controller.vocabularies import EventType as EventType  # noqa: PLC0414 - re-exported
 
@@ -45,17 +46,17 @@ NotifiableEvent = Annotated[
 
 
 class WebhookChannel(Model):
-    url: str = Field(pattern=r"^https?://", description="Receives a JSON POST per event.")
+    url: str = Field(pattern=HTTP_URL_PATTERN, description="Receives a JSON POST per event.")
     secret_env: str | None = Field(
         default=None,
-        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        pattern=ENV_NAME_PATTERN,
         description="Environment variable holding the HMAC-SHA256 signing secret.",
     )
 
 
 class SlackChannel(Model):
     url_env: str = Field(
-        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        pattern=ENV_NAME_PATTERN,
         description="Environment variable holding the Slack-compatible incoming-webhook URL.",
     )
 

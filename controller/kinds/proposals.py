@@ -31,20 +31,12 @@ from controller.kinds.common import (
     TimeZone,
 )
 from controller.kinds.windows import Recurrence
+from controller.vocabularies import FORGE_LABEL_PATTERN, FORGE_USER_PATTERN
 
 DEFAULT_TIMEZONE = "UTC"
 # `cron: "0 7 * * MON"` reads "on Monday from 07:00": an hour leaves room for a few passes of the
 # service (and a pass that takes long) without stretching into the rest of the day.
 DEFAULT_SCHEDULE_DURATION = timedelta(hours=1)
-
-# What GitHub (letters, digits, inner '-', at most 39), Gitea (letters, digits, '-', '_', '.',
-# at most 40) and GitLab (the same, not ending in '.', at most 255) accept as a user name, taken
-# together: a name none of them allows (`bad reviewer!`, `@alice`, ``) is a typo found at
-# review time rather than a request the forge refuses after the merge.
-FORGE_USER_PATTERN = r"^[A-Za-z0-9_-](?:[A-Za-z0-9_.-]{0,253}[A-Za-z0-9_-])?$"
-# A label GitHub and GitLab both take: GitHub allows 50 characters; GitLab's API reads a comma
-# as the separator between labels; neither keeps leading or trailing blanks.
-FORGE_LABEL_PATTERN = r"^[^\s,](?:[^,\x00-\x1f\x7f]{0,48}[^\s,])?$"
 
 
 def _forge_user(value: str) -> str:
