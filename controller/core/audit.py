@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from controller.core import changes
 from controller.core.changes import AuditEventType, ObjectChange, Verdict
@@ -133,16 +133,24 @@ class AuditEvent:
 REPOSITORY_LEVEL = frozenset({"PolicyInvalid", "HistoryRewritten"})
 
 
-def withheld_details(details: Mapping[str, Any]) -> dict[str, Any]:
+class WithheldDetails(TypedDict):
+    """What is left of a repository-level entry's details for a tenant-scoped reader (the
+    keys are the read API's, camelCase)."""
+
+    revision: str | None
+    commit: dict[str, str] | None
+    errorCount: int  # the JSON key, as the read API spells it
+
+
+def withheld_details(details: Mapping[str, Any]) -> WithheldDetails:
     """A repository-level entry's stored details (`AuditEvent.to_dict`, or a PolicyInvalid
     alert's `{revision, errors}`) as a tenant-scoped reader gets them: `revision`, `commit`
     (its sha only) and `errorCount`."""
-    errors = details.get("errors")
-    commit = details.get("commit")
+    errors, commit, revision = details.get("errors"), details.get("commit"), details.get("revision")
     sha = commit.get("sha") if isinstance(commit, Mapping) else None
     return {
-        "revision": details.get("revision"),
-        "commit": {"sha": sha} if sha else None,
+        "revision": revision if isinstance(revision, str) else None,
+        "commit": {"sha": sha} if isinstance(sha, str) and sha else None,
         "errorCount": len(errors) if isinstance(errors, list | tuple) else 0,
     }
 
