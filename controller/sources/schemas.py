@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from typing import Any
 
+from pydantic.json_schema import GenerateJsonSchema
+
 from controller.kinds import KINDS
+from controller.kinds.common import format_duration
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ALL_KINDS_FILE = "all.schema.json"
@@ -17,8 +21,21 @@ def file_name(kind: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "-", kind).lower() + ".schema.json"
 
 
+class _PolicySchema(GenerateJsonSchema):
+    """Defaults written as a policy file writes them: a duration as `4h`, not the ISO 8601
+    `PT4H` pydantic would write, which the duration's own `pattern` refuses (an editor showed
+    the default as invalid)."""
+
+    def encode_default(self, dft: Any) -> Any:
+        if isinstance(dft, timedelta):
+            return format_duration(dft)
+        return super().encode_default(dft)
+
+
 def kind_schema(kind: str) -> dict[str, Any]:
-    schema = KINDS[kind].model_json_schema(by_alias=True, mode="validation")
+    schema = KINDS[kind].model_json_schema(
+        by_alias=True, mode="validation", schema_generator=_PolicySchema
+    )
     return {"$schema": SCHEMA_DIALECT, "$id": file_name(kind), **schema}
 
 

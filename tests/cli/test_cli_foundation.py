@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -140,6 +141,34 @@ def test_committed_schemas_match_the_models(tmp_path: Path) -> None:
     """schemas/ is exactly what `schema export` generates from the models (no drift)."""
     result = run_cli("schema", "export", "--check", str(PROJECT_ROOT / "schemas"), cwd=tmp_path)
     assert 0 == result.exit_code, result.stdout
+
+
+def test_every_default_in_the_schemas_meets_its_own_pattern() -> None:
+    """A default an editor shows is a value the schema accepts: a duration's default is `4h`,
+    as a policy writes it, not the ISO 8601 `PT4H` its own pattern refuses."""
+    from controller.sources import schemas  # noqa: PLC0415
+
+    def defaults(node: object, where: str) -> list[tuple[str, str, str]]:
+        found = []
+        if isinstance(node, dict):
+            default, pattern = node.get("default"), node.get("pattern")
+            if isinstance(default, str) and isinstance(pattern, str):
+                found.append((where, pattern, default))
+            for key, value in node.items():
+                found += defaults(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                found += defaults(value, f"{where}/{index}")
+        return found
+
+    found = [
+        entry
+        for name, text in schemas.render_all().items()
+        for entry in defaults(json.loads(text), name)
+    ]
+    durations = [default for _, pattern, default in found if r"(\d+w)?" in pattern]
+    assert [] == [(where, d) for where, pattern, d in found if re.search(pattern, d) is None]
+    assert "6h" in durations  # a PatchFeed's refresh, among others
 
 
 def test_schema_check_detects_drift(tmp_path: Path) -> None:
