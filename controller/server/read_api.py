@@ -396,6 +396,15 @@ async def status(
 ) -> dict[str, Any]:
     scope = _scope(principal, tenant)
     now = context.settings.clock()
+    # the scope's own Notifications' channels, under the policy the service enforces; read
+    # before the store transaction (it may read git after a restart): a channel of a
+    # Notification of every tenant is the operator's and stays on the controller host
+    enforced = (
+        None
+        if context.controller is None
+        else await anyio.to_thread.run_sync(context.controller.reconciler.enforced_state)
+    )
+    channels = runtime_status.scope_channels(enforced, scope)
 
     def read(conn: Connection) -> dict[str, Any]:
         return {
@@ -411,16 +420,8 @@ async def status(
             "patchStatus": runtime_status.patch_status(conn, now=now, tenant=scope),
             "agents": runtime_status.agents(conn, now=now, tenant=scope),
             "leader": leader(conn),
-            "notifications": runtime_status.notification_channels(conn, channels(scope)),
+            "notifications": runtime_status.notification_channels(conn, channels),
         } | runtime_status.tenant_view(conn, scope=scope)
-
-    def channels(scope: str) -> set[str]:
-        # the channels of the scope's own Notifications, under the policy the service enforces
-        # (a channel of every tenant is the operator's: it stays on the controller host)
-        enforced = None if context.controller is None else context.controller.reconciler
-        return runtime_status.scope_channels(
-            enforced.enforced_state() if enforced is not None else None, scope
-        )
 
     def leader(conn: Connection) -> dict[str, Any] | None:
         # The holder names a host and a process: it stays on the controller host.

@@ -215,7 +215,11 @@ class StrictConstructor(yaml.constructor.SafeConstructor):
         mapping: dict[Any, Any] = {}
         first_key: dict[Any, yaml.Node] = {}
         for key_node, value_node in node.value:
+            refused_before = len(self.refusals or ())
             key = self.construct_object(key_node, deep=deep)
+            if len(self.refusals or ()) > refused_before:  # no key to compare: its own error
+                self.construct_object(value_node, deep=deep)
+                continue
             try:
                 first = first_key.get(key)
             except TypeError:
@@ -387,16 +391,25 @@ def _documents(path: str, text: str, refused: list[Problem]) -> Iterator[RawDocu
             except Exception as exc:  # noqa: BLE001 - whatever fails, the document is at fault
                 error = NodeError(node, _construction_message(node, exc))
                 raise error from None
-            if loader.refusals:
-                for refusal in loader.refusals:
-                    where = format_field_path(walk.paths.get(id(refusal.node), ()))
-                    refused.append(Problem(path, _position(refusal.node), where, refusal.message))
-                loader.refusals.clear()
-            elif data is not None:
+            finally:  # the refusals found before an error that stops the file stand too
+                had_refusals = _located(path, loader, walk, refused)
+            if not had_refusals and data is not None:
                 yield RawDocument(path, index, data, walk.positions)
             index += 1
     finally:
         loader.dispose()
+
+
+def _located(path: str, loader: StrictLoader, walk: _NodeWalk, refused: list[Problem]) -> bool:
+    """Move the loader's refusals of one document to `refused`, located by `walk`; whether
+    there were any."""
+    found = loader.refusals or []
+    for refusal in found:
+        where = format_field_path(walk.paths.get(id(refusal.node), ()))
+        refused.append(Problem(path, _position(refusal.node), where, refusal.message))
+    had = bool(found)
+    found.clear()
+    return had
 
 
 class _NodeWalk:

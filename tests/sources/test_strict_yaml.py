@@ -145,6 +145,25 @@ CASES = [
         ],
     ),
     (
+        "a-refusal-then-an-unknown-tag",
+        ENVELOPE + SPEC + "  reason: again\n  ticket: !foo x\n",
+        [
+            f"{PATH}:8:3: spec.reason: duplicate key 'reason': written at line 7 and again at "
+            "line 8; only one of them would apply",
+            f"{PATH}:9:11: YAML error: could not determine a constructor for the tag '!foo'",
+        ],
+    ),
+    (
+        "two-keys-yaml-cannot-build",  # each its own error, not also "duplicate key None"
+        ENVELOPE + SPEC + "  2027-02-30: a\n  2027-02-31: b\n",
+        [
+            f"{PATH}:8:3: spec.2027-02-30: '2027-02-30' is not a date or timestamp: "
+            "day is out of range for month",
+            f"{PATH}:9:3: spec.2027-02-31: '2027-02-31' is not a date or timestamp: "
+            "day is out of range for month",
+        ],
+    ),
+    (
         "kind-is-a-list",
         "apiVersion: patchctl/v1\nkind: [Approval]\nmetadata: {name: a}\nspec: {}\n",
         [
