@@ -372,7 +372,7 @@ def _rejection_alert(event: AuditEvent) -> alert_store.NewAlert:
         kind=EventType.APPROVAL_REJECTED.value,
         severity=AlertSeverity.WARNING.value,
         message=f"{event.key} was not applied: {reason}",
-        tenant=event.key.tenant if event.key is not None else None,
+        tenant=event.key.owner if event.key is not None else None,  # who may read it
         details={
             "object": str(event.key),
             "revision": event.revision,

@@ -633,3 +633,23 @@ def test_pull_request_styles_are_recorded_for_forge_reasons() -> None:
         f"gitlab merge {SHORT} of infra/policies!56: author carol@retail.example may approve for acme/retail (matches 'carol@retail.example')"
         == verdict.reason
     )
+
+
+def test_a_refused_tenant_change_is_alerted_to_its_partner_only() -> None:
+    """The ApprovalRejected alert of a refused change to a Tenant document belongs to the
+    partner it defines (`ObjectKey.owner`), as its audit entry does: without a tenant it was
+    every tenant's to read, with the partner's name and the committer's address."""
+    from controller.core.audit import AuditEvent  # noqa: PLC0415
+    from controller.runtime import audit  # noqa: PLC0415
+
+    tenant_change = change(None, kind="Tenant")  # a Tenant named `openssl`
+    refused = AuditEvent(
+        tenant_change.event,
+        "main@sha1:" + "a" * 40,
+        facts(),
+        tenant_change,
+        "inventory/tenants.yaml",
+        verdict=Verdict(applied=False, reason="author bob@northwind.example may not approve for *"),
+    )
+    alert = audit._rejection_alert(refused)  # the alert the trail raises
+    assert ("openssl", "ApprovalRejected") == (alert.tenant, alert.kind)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from controller.store import SchemaTooNewError, Store, StoreError, open_store
+from controller.store import alerts as alert_store
 from controller.store.database import head_revision
 from controller.store.schema import metadata
 
@@ -102,9 +104,9 @@ def test_state_directory_is_created(tmp_path: Path) -> None:
 
 
 def test_tenant_documents_audit_rows_get_their_partner(database_url: str) -> None:
-    """0011: audit rows of a Tenant document, stored without a tenant (which every scope read),
-    belong to the partner the document defines; rows of other objects without a tenant (a
-    policy of every tenant, an invalid commit) keep none."""
+    """0011: audit rows and ApprovalRejected alerts of a Tenant document, stored without a
+    tenant (which every scope read), belong to the partner the document defines; those of other
+    objects without a tenant (a policy of every tenant, an invalid commit) keep none."""
     from alembic import command  # noqa: PLC0415
 
     from controller.store import database  # noqa: PLC0415
@@ -125,8 +127,25 @@ def test_tenant_documents_audit_rows_get_their_partner(database_url: str) -> Non
                     ),
                     {"o": obj},
                 )
+            for message in ("Tenant/*/northwind was not applied: no", "Baseline/*/b was not"):
+                conn.execute(
+                    alert_store.schema.alerts.insert().values(
+                        kind="ApprovalRejected",
+                        severity="warning",
+                        message=message,
+                        tenant=None,
+                        dedupe_key=message,
+                        details={},
+                        created_at=datetime(2026, 11, 30, 10, tzinfo=UTC),
+                    )
+                )
             command.upgrade(config, "head")
             found = dict(conn.execute(sa.text("SELECT object, tenant FROM audit_events")).all())
+            alerts = dict(conn.execute(sa.text("SELECT message, tenant FROM alerts")).all())
     finally:
         engine.dispose()
     assert {"Tenant/*/northwind": "northwind", "Baseline/*/everywhere": None, "": None} == found
+    assert {
+        "Tenant/*/northwind was not applied: no": "northwind",
+        "Baseline/*/b was not": None,
+    } == alerts

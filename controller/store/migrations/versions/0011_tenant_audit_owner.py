@@ -1,4 +1,5 @@
-"""Audit rows of Tenant documents belong to the partner each defines (not to every tenant).
+"""Audit rows (and ApprovalRejected alerts) of Tenant documents belong to the partner each
+defines, not to every tenant.
 
 A Tenant document has no `metadata.tenant`, so its audit rows were stored without a tenant,
 which every read token's scope sees: a client's token read another partner's document, its
@@ -23,6 +24,14 @@ depends_on = None
 
 PREFIX = "Tenant/*/"  # `str(ObjectKey)` of a Tenant document at this revision
 EVENTS = sa.table("audit_events", sa.column("tenant", sa.String), sa.column("object", sa.String))
+ALERTS = sa.table(
+    "alerts",
+    sa.column("id", sa.Integer),
+    sa.column("kind", sa.String),
+    sa.column("tenant", sa.String),
+    sa.column("message", sa.Text),
+)
+REJECTED = "ApprovalRejected"  # its message starts with the object: `Tenant/*/<partner> was not`
 
 
 def upgrade() -> None:
@@ -31,7 +40,23 @@ def upgrade() -> None:
         .where(EVENTS.c.tenant.is_(None), EVENTS.c.object.like(PREFIX + "%"))
         .values(tenant=sa.func.substr(EVENTS.c.object, len(PREFIX) + 1))
     )
+    connection = op.get_bind()
+    rejected = connection.execute(
+        sa.select(ALERTS.c.id, ALERTS.c.message).where(
+            ALERTS.c.kind == REJECTED,
+            ALERTS.c.tenant.is_(None),
+            ALERTS.c.message.like(PREFIX + "%"),
+        )
+    ).all()
+    for alert_id, message in rejected:
+        partner = message[len(PREFIX) :].split(" ", 1)[0]
+        connection.execute(ALERTS.update().where(ALERTS.c.id == alert_id).values(tenant=partner))
 
 
 def downgrade() -> None:
     op.execute(EVENTS.update().where(EVENTS.c.object.like(PREFIX + "%")).values(tenant=None))
+    op.execute(
+        ALERTS.update()
+        .where(ALERTS.c.kind == REJECTED, ALERTS.c.message.like(PREFIX + "%"))
+        .values(tenant=None)
+    )
