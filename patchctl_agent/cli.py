@@ -21,6 +21,7 @@ import argparse
 import configparser
 import math
 import os
+import select
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -309,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one exit per 
         code = command[args.command](args, config)
         sys.stdout.flush()  # here, so that a reader gone by now is caught below too
     except BrokenPipeError:  # `status | head`: the reader went away, as for any Unix tool
+        if not _stdout_gone():  # another pipe (a package manager's): not the reader's doing
+            raise
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_READER_GONE
     except UsageError as exc:
@@ -324,6 +327,17 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one exit per 
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_NO)
     return code
+
+
+def _stdout_gone() -> bool:
+    """Whether standard output is a pipe nobody reads any more (POLLERR on its write end;
+    where there is no poll(), as on Windows, assumed)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return True
 
 
 def fail(message: str, code: int) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import select
 import signal
 import sys
 from collections.abc import Callable, Mapping
@@ -26,6 +27,16 @@ HELP_ASKED = "controller.cli.lazy.help_asked"
 
 
 EXIT_READER_GONE = 128 + signal.SIGPIPE  # 141: a shell's status for a tool SIGPIPE stopped
+
+
+def _stdout_gone() -> bool:
+    """Whether standard output is a pipe nobody reads any more (POLLERR on its write end)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll(), or no file behind stdout
+        return True
 
 
 def _reader_gone() -> NoReturn:
@@ -91,6 +102,8 @@ class LazyGroup(click.Group):
             result = super().invoke(ctx)
             sys.stdout.flush()
         except BrokenPipeError:
+            if not _stdout_gone():  # another pipe (git's, a socket's): not the reader's doing
+                raise
             _reader_gone()
         except errors.PatchctlError as exc:
             from controller.cli import common  # noqa: PLC0415 - `--help` imports no command module

@@ -63,3 +63,27 @@ def test_output_still_buffered_when_the_command_ends() -> None:
     done = run_into_closed_pipe("validate", "--repo", str(PROJECT_ROOT))
     assert EXIT_READER_GONE == done.returncode
     assert b"" == done.stderr
+
+
+@pytest.mark.parametrize(("reader_open", "gone"), [(True, False), (False, True)])
+def test_only_a_broken_standard_output_is_the_readers_doing(reader_open: bool, gone: bool) -> None:
+    """A broken pipe of another kind (git's, a socket's) is not taken for the reader of the
+    output going away: only a standard output nobody reads ends quietly with 141."""
+    read_end, write_end = os.pipe()
+    if not reader_open:
+        os.close(read_end)
+    code = "import sys; from controller.cli import lazy; sys.stderr.write(str(lazy._stdout_gone()))"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            cwd=PROJECT_ROOT,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+        if reader_open:
+            os.close(read_end)
+    assert (0, str(gone)) == (done.returncode, done.stderr.decode())
