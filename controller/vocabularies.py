@@ -39,15 +39,21 @@ COUNT_OR_PERCENT_PATTERN = r"^(\d+|\d+(\.\d+)?%)$"
 # name, comment or quoting, which every mail server and library takes, and no comma, space or
 # angle bracket that would make a header name other recipients. Internationalised addresses
 # (non-ASCII) are not taken.
-EMAIL_ADDRESS_PATTERN = (
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+_ADDRESS = (
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
+EMAIL_ADDRESS_PATTERN = f"^{_ADDRESS}$"
+# A mailbox as a header writes one (RFC 5322 §3.4): the bare address, or a display name and the
+# address in angle brackets (`Ops <ops@example.com>`); the name holds no quote, comma, bracket
+# or line break, which would need quoting or would name another recipient.
+MAILBOX_PATTERN = f'^(?:{_ADDRESS}|[^<>",\r\n]*<{_ADDRESS}>)$'
 # What GitHub (letters, digits, inner '-', at most 39), Gitea (letters, digits, '-', '_', '.',
 # at most 40) and GitLab (the same, not ending in '.', at most 255) accept as a user name, taken
 # together: a name none of them allows (`bad reviewer!`, `@alice`, ``) is a typo found at
-# review time rather than a request the forge refuses after the merge.
-FORGE_USER_PATTERN = r"^[A-Za-z0-9_-](?:[A-Za-z0-9_.-]{0,253}[A-Za-z0-9_-])?$"
+# review time rather than a request the forge refuses after the merge. A mention's `@` may
+# lead it (`@alice`).
+FORGE_USER_PATTERN = r"^@?[A-Za-z0-9_-](?:[A-Za-z0-9_.-]{0,253}[A-Za-z0-9_-])?$"
 # A label GitHub and GitLab both take: GitHub allows 50 characters; GitLab's API reads a comma
 # as the separator between labels; neither keeps leading or trailing blanks.
 FORGE_LABEL_PATTERN = r"^[^\s,](?:[^,\x00-\x1f\x7f]{0,48}[^\s,])?$"
@@ -72,7 +78,9 @@ PATTERN_MEANINGS = {
     POSITIVE_DURATION_PATTERN: "is not a duration longer than 0s such as `90s`, `4h` or `7d`",
     COUNT_OR_PERCENT_PATTERN: "is not a count or a percentage such as `5` or `10%`",
     EMAIL_ADDRESS_PATTERN: "is not an email address",
-    FORGE_USER_PATTERN: "is not a forge user name: letters, digits, '-', '_' and inner '.'",
+    MAILBOX_PATTERN: "is not an email address (`ops@example.com` or `Ops <ops@example.com>`)",
+    FORGE_USER_PATTERN: "is not a forge user name: letters, digits, '-', '_' and inner '.' "
+    "(after an optional '@')",
     FORGE_LABEL_PATTERN: "is not a label a forge takes: 1 to 50 characters, no comma, no "
     "leading or trailing blank",
 }

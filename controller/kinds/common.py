@@ -29,7 +29,7 @@ from pydantic.alias_generators import to_camel
 from controller.vocabularies import (
     COUNT_OR_PERCENT_PATTERN,
     DURATION_PATTERN,
-    EMAIL_ADDRESS_PATTERN,
+    MAILBOX_PATTERN,
     PATCH_ID_PATTERN,
     POSITIVE_DURATION_PATTERN,
 )
@@ -299,15 +299,21 @@ CronExpression = Annotated[
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
 
-MAX_EMAIL_ADDRESS = 254  # RFC 5321; the form: `vocabularies.EMAIL_ADDRESS_PATTERN`
+MAX_EMAIL_ADDRESS = 254  # RFC 5321; the form: `vocabularies.MAILBOX_PATTERN`
 
 
 def check_email_address(value: str) -> str:
-    """The address, or ValueError quoting it: the one rule of Notification recipients and the
-    server's `[smtp] from`."""
-    if len(value) > MAX_EMAIL_ADDRESS or not re.fullmatch(EMAIL_ADDRESS_PATTERN, value):
+    """The mailbox (`ops@example.com`, or `Ops <ops@example.com>` as earlier versions took
+    it), or ValueError quoting it: the one rule of Notification recipients and the server's
+    `[smtp] from`. The address itself is at most 254 characters (RFC 5321)."""
+    if not re.fullmatch(MAILBOX_PATTERN, value) or len(address_of(value)) > MAX_EMAIL_ADDRESS:
         raise ValueError(f"{value!r} is not an email address")
     return value
+
+
+def address_of(mailbox: str) -> str:
+    """The bare address of a mailbox `check_email_address` took (`Ops <ops@x>` -> `ops@x`)."""
+    return mailbox.rsplit("<", 1)[-1].rstrip(">") if mailbox.endswith(">") else mailbox
 
 
 EmailAddress = Annotated[
@@ -316,10 +322,8 @@ EmailAddress = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "format": "email",
-            "pattern": EMAIL_ADDRESS_PATTERN,
-            "maxLength": MAX_EMAIL_ADDRESS,
-            "examples": ["ops@example.com"],
+            "pattern": MAILBOX_PATTERN,
+            "examples": ["ops@example.com", "Ops <ops@example.com>"],
         }
     ),
 ]

@@ -40,12 +40,14 @@ DEFAULT_SCHEDULE_DURATION = timedelta(hours=1)
 
 
 def _forge_user(value: str) -> str:
+    """The user name, without the `@` of a mention (`@alice` is `alice`, as the forges' review
+    APIs want it, and as earlier versions took it)."""
     if not re.fullmatch(FORGE_USER_PATTERN, value):
         raise ValueError(
             f"{value!r} is not a forge user name: letters, digits, '-', '_' and '.' (not first "
             "or last), at most 255, no spaces"
         )
-    return value
+    return value.removeprefix("@")
 
 
 def _forge_label(value: str) -> str:

@@ -30,6 +30,7 @@ import httpx
 
 from controller import __version__, errors
 from controller.core import retries
+from controller.kinds.common import address_of
 from controller.kinds.notifications import Channel
 from controller.notify.messages import Message
 from controller.notify.settings import SmtpSettings
@@ -241,7 +242,7 @@ class EmailSender:
         email["To"] = ", ".join(self.to)
         email["Subject"] = f"[patchctl] {message.subject}"
         email["Date"] = format_datetime(self.clock().astimezone(UTC))
-        email["Message-ID"] = make_msgid(domain=self.settings.sender.rsplit("@", 1)[-1])
+        email["Message-ID"] = make_msgid(domain=address_of(self.settings.sender).split("@")[-1])
         email[EVENT_ID_HEADER] = ", ".join(e.event_id for e in message.events[:DIGEST_IDS])
         email.set_content(message.text)
         for attachment in message.attachments:

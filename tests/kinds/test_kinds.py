@@ -595,12 +595,19 @@ def test_forge_names_any_forge_takes_are_accepted(field: str, value: str) -> Non
     assert (value,) == getattr(spec, field)
 
 
+def test_a_reviewer_written_as_a_mention_is_the_user_name() -> None:
+    """`@alice`, as a pull request mentions her (and as earlier versions took it), is `alice`,
+    as the forges' review APIs want her."""
+    body = document("ApprovalProposal", {"reviewers": ["@alice", "bob"]})
+    assert ("alice", "bob") == ApprovalProposal.model_validate(body).spec.reviewers
+
+
 @pytest.mark.parametrize(
     ("field", "value", "expected"),
     [
         ("reviewers", "", "is not a forge user name"),
         ("reviewers", "bad reviewer!", "is not a forge user name"),
-        ("reviewers", "@alice", "is not a forge user name"),
+        ("reviewers", "@@alice", "is not a forge user name"),
         ("reviewers", "alice.", "is not a forge user name"),
         ("reviewers", ".alice", "is not a forge user name"),
         ("reviewers", "a" * 256, "is not a forge user name"),
@@ -692,9 +699,17 @@ def test_email_recipients_are_addresses(address: str) -> None:
 
 
 def test_email_recipients_that_are_not_addresses_are_refused_each() -> None:
-    """Not an address, an empty one, a display name and a comma list fail at their item, with
-    the rule the server's `[smtp] from` uses."""
-    to = ["not-an-email", "", "Ops <ops@example.com>", "a@example.com,b@example.com", "ok@x.io"]
+    """Not an address, an empty one, a display name holding a comma and a comma list fail at
+    their item, with the rule the server's `[smtp] from` uses; `Ops <ops@x.io>` (a display name
+    and an address, which earlier versions took) is a recipient."""
+    to = [
+        "not-an-email",
+        "",
+        "Ops, Team <ops@example.com>",
+        "a@example.com,b@example.com",
+        "ok@x.io",
+        "Ops <ops@x.io>",
+    ]
     spec = {"events": ["InstallFailed"], "channel": {"email": {"to": to}}}
     with pytest.raises(pydantic.ValidationError) as raised:
         Notification.model_validate(document("Notification", spec))

@@ -205,6 +205,25 @@ def test_email_is_delivered_through_smtp_with_the_report_attached() -> None:
     )
 
 
+def test_mailboxes_with_display_names_are_delivered_to_their_addresses() -> None:
+    """`Ops <ops@example.com>` recipients and sender (written so before this version too): the
+    envelope carries the bare addresses and the Message-ID the sender's domain."""
+    with smtp_server() as server:
+        settings = SmtpSettings(
+            host=server.host, port=server.port, sender="patchctl <patchctl@example.com>"
+        )
+        EmailSender(to=("Ops <ops@example.com>",), settings=settings, environ={}, clock=clock).send(
+            Message((report_event(),))
+        )
+    [envelope] = server.messages
+    message = received(envelope.original_content or b"")
+    assert (["ops@example.com"], "patchctl@example.com") == (
+        envelope.rcpt_tos,
+        envelope.mail_from,
+    )
+    assert str(message["Message-ID"]).endswith("@example.com>")
+
+
 @PLAIN_AUTH
 def test_email_logs_in_with_the_password_from_the_environment() -> None:
     """The password comes from the variable the settings name, never from a file."""
