@@ -202,11 +202,27 @@ def list_tokens(
     if as_json:
         print_json([_json_row(row) for row in rows])
         return
+    now = datetime.now(tz=UTC)
     for row in rows:
-        state = "revoked" if row["revoked_at"] else "active"
         who = f" device {row['device_id']}" if row["device_id"] else ""
         uses = f" {row['uses']}/{row['max_uses']} uses" if row.get("max_uses") else ""
-        click.echo(f"{row['id']}  {row['kind']:<10}  {row['tenant']:<24}  {state}{who}{uses}")
+        click.echo(
+            f"{row['id']}  {row['kind']:<10}  {row['tenant']:<24}  {_state(row, now)}{who}{uses}"
+        )
+
+
+def _state(row: dict[str, Any], now: datetime) -> str:
+    """`revoked`, `expired`, or `active`, with the expiry when there is one (`active until
+    2027-01-31 12:00 UTC`): what the service makes of the token now."""
+    if row["revoked_at"]:
+        return "revoked"
+    expires = row.get("expires_at")
+    if isinstance(expires, str):  # the API's answer
+        expires = datetime.fromisoformat(expires)
+    if expires is None:
+        return "active"
+    shown = f"{expires.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    return f"expired {shown}" if expires <= now else f"active until {shown}"
 
 
 @token.command()

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from controller.runtime import audit
 from controller.store import alerts as alert_store
-from controller.store import devices, jobs, open_store, schema
+from controller.store import devices, jobs, open_store, schema, tokens
 from controller.store.job_states import JobKind
 from controller.testing import PROJECT_ROOT, PolicyRepo, Serve, run_cli
 
@@ -147,6 +147,37 @@ def test_token_create_without_a_policy_repository_refuses(tmp_path: Path) -> Non
     )
     assert 2 == code
     assert "is not a policy repository" in err
+
+
+def test_token_list_says_which_tokens_expired(tmp_path: Path) -> None:
+    """`token list` shows each token as the service takes it now: an expired one is `expired`
+    (it said `active` while the API refused it), a limited one shows until when."""
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    store = open_store(db)
+    now = datetime.now(tz=UTC)
+    try:
+        with store.write() as conn:
+            issued = {
+                name: tokens.create_token(
+                    conn, kind=tokens.TokenKind.READ, tenant="acme", now=now, expires_at=expires
+                ).id
+                for name, expires in (
+                    ("expired", now - timedelta(minutes=5)),
+                    ("limited", datetime(2099, 1, 31, 12, 0, tzinfo=UTC)),
+                    ("open", None),
+                )
+            }
+    finally:
+        store.close()
+    code, out, err = run_cli("token", "list", "--db", db)
+    states = {
+        name: next(line for line in out.splitlines() if line.startswith(token_id))
+        for name, token_id in issued.items()
+    }
+    assert 0 == code, err
+    assert "  expired " in states["expired"]
+    assert states["limited"].endswith("active until 2099-01-31 12:00 UTC")
+    assert states["open"].endswith("  active")
 
 
 def test_admin_and_limited_tokens_are_created(tmp_path: Path) -> None:
