@@ -89,7 +89,8 @@ def _tokens(
     type=click.FloatRange(min=0.001),
     default=1.0,
     show_default=True,
-    help="Simulated seconds per wall second (60: an hour passes in a minute).",
+    help="Simulated seconds per wall second (60: an hour passes in a minute): the agents poll, "
+    "scan and install that much faster; what they report is dated in real time, the service's.",
 )
 @click.option(
     "--failure-rate",
@@ -169,7 +170,8 @@ def simulate(
         ramp_up=ramp_up.total_seconds() if ramp_up else 0.0,
     )
     config = sim.FleetConfig(devices=devices, seed=seed, behaviour=behaviour, once=once)
-    clock = sim.ScaledClock(speed=speed)
+    # paced `speed` times faster, reporting in real time: the service keeps real time
+    clock = sim.ScaledClock(speed=speed, wall_stamps=True)
     try:
         stats = asyncio.run(
             sim.run_fleet(

@@ -160,7 +160,7 @@ class Agent:
         self.poll_interval = 60.0
         self.reports_sent = 0
         self.last_scan_at: float | None = None  # simulated epoch seconds
-        self.booted_at = clock.now()
+        self.booted_at = clock.stamp()  # reported: the service's time (`Clock.stamp`)
         self.reboot_pending = False
         self._seq = 0
         applicable = sim_patches.applicable(
@@ -176,7 +176,7 @@ class Agent:
         self.missing: dict[str, sim_patches.SimPatch] = {p.id: p for p in chosen}
         rest = [p for p in applicable if p.id not in self.missing]
         self.installed: dict[str, str] = {
-            p.id: (clock.now().replace(microsecond=0)).isoformat()
+            p.id: (clock.stamp().replace(microsecond=0)).isoformat()
             for p in self.rng.sample(rest, min(len(rest), self.rng.randint(0, 10)))
         }
         self.packages = self._packages()
@@ -321,7 +321,7 @@ class Agent:
                 self.stats.patches_failed += 1
                 continue
             del self.missing[patch_id]
-            self.installed[patch_id] = self.clock.now().replace(microsecond=0).isoformat()
+            self.installed[patch_id] = self.clock.stamp().replace(microsecond=0).isoformat()
             self.reboot_pending = self.reboot_pending or patch.reboot_required
             results.append({"id": patch_id, "result": "installed"})
             lines.append(f"{patch_id}: installed")
@@ -331,7 +331,7 @@ class Agent:
             await self.event(job_id, "rebooting", rebootRequired=self.reboot_pending)
             await self.clock.sleep(self.rng.uniform(*self.behaviour.reboot_seconds))
             self.reboot_pending = False
-            self.booted_at = self.clock.now()
+            self.booted_at = self.clock.stamp()
             self.stats.reboots += 1
             lines.append("rebooted")
         failed = any(r["result"] == "failed" for r in results)
@@ -361,7 +361,7 @@ class Agent:
     # --- what the device knows about itself ------------------------------------------------
 
     def facts(self) -> dict[str, Any]:
-        now = self.clock.now()
+        now = self.clock.stamp()
         return {
             "hostname": self.profile.hostname,
             "os": {
@@ -382,7 +382,7 @@ class Agent:
 
     def scan(self) -> dict[str, Any]:
         return {
-            "scannedAt": self.clock.now().isoformat(),
+            "scannedAt": self.clock.stamp().isoformat(),
             "rebootRequired": self.reboot_pending,
             "missing": [
                 {

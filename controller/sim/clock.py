@@ -16,26 +16,42 @@ from typing import Protocol
 
 
 class Clock(Protocol):
-    """What an agent needs of time: read it, and wait for some of it to pass."""
+    """What an agent needs of time: read it, and wait for some of it to pass. `stamp` is the
+    time it writes into what it reports (a scan's `scannedAt`, boot and install times): the
+    service's time, which the service checks (a scan dated later than its own clock by more
+    than 5 minutes is refused, `core.clocks.MAX_CLOCK_SKEW`)."""
 
     def now(self) -> datetime: ...
+
+    def stamp(self) -> datetime: ...
 
     async def sleep(self, seconds: float) -> None: ...
 
 
 class ScaledClock:
-    """Simulated time = `start` + `speed` x wall time elapsed since construction."""
+    """Simulated time = `start` + `speed` x wall time elapsed since construction.
 
-    def __init__(self, *, speed: float = 1.0, start: datetime | None = None) -> None:
+    `wall_stamps`: what the agents report is dated by the wall clock, not by simulated time:
+    for agents paced faster than a service that keeps real time (`patchctl simulate --speed`
+    against `patchctl serve`), whose clock simulated time would outrun. Off, reports carry
+    simulated time, for a service that runs on this very clock (the demo)."""
+
+    def __init__(
+        self, *, speed: float = 1.0, start: datetime | None = None, wall_stamps: bool = False
+    ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.speed = speed
         self.start = start or datetime.now(tz=UTC)
+        self.wall_stamps = wall_stamps
         self._origin = time.monotonic()
 
     def now(self) -> datetime:
         elapsed = (time.monotonic() - self._origin) * self.speed
         return self.start + timedelta(seconds=elapsed)
+
+    def stamp(self) -> datetime:
+        return datetime.now(tz=UTC) if self.wall_stamps else self.now()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self.speed)
@@ -50,6 +66,9 @@ class ManualClock:
         self._order = itertools.count()
 
     def now(self) -> datetime:
+        return self._now
+
+    def stamp(self) -> datetime:
         return self._now
 
     async def sleep(self, seconds: float) -> None:

@@ -175,3 +175,23 @@ async def test_windows_agents_report_their_os_as_the_registry_says(store) -> Non
             row.windows["displayVersion"],
             row.windows["architecture"],
         )
+
+
+async def test_agents_paced_faster_than_the_service_report_in_its_time(store) -> None:
+    """`patchctl simulate --speed` against a service that keeps real time: the agents run a
+    million times faster and date what they report by the wall clock, so the service takes
+    their scans (dated by simulated time, every scan was refused as from a clock far ahead)."""
+    behaviour = sim.Behaviour(failure_rate=0.0, offline_rate=0.0, ramp_up=0.0)
+    clock = sim.ScaledClock(speed=1e6, wall_stamps=True)
+    async with served(store, lambda: datetime.now(tz=UTC)) as transport:
+        stats = await sim.run_fleet(
+            sim.FleetConfig(devices=4, seed=5, behaviour=behaviour, once=True),
+            server="http://patchctl.test",
+            enrollment_tokens=enrolment_tokens(store),
+            clock=clock,
+            transport=transport,
+        )
+    with store.read() as conn:
+        scanned = conn.execute(sa.select(schema.devices.c.last_scan_at)).scalars().all()
+    assert (4, 4, {}) == (stats.enrolled, stats.reports, stats.errors)
+    assert all(moment is not None for moment in scanned)
