@@ -574,18 +574,33 @@ _COVERED = {
 }
 
 
+# Fields of a new object its heading or its occurrences already say.
+_NAMED = {"apiVersion", "kind", "metadata.name", "metadata.tenant", "spec.timezone"}
+
+
 def _field_details(change: ObjectChange) -> list[str]:
-    """`spec.duration: 4h → 6h` for every changed field no section above covers."""
-    if change.action is not ChangeAction.CHANGED:
+    """`spec.duration: 4h → 6h` for every changed field no section above covers; for a new
+    object, every such field it sets to something (`spec.reboot: never`,
+    `spec.rollout.maxConcurrent: 3`; defaults included, since what it will do is what a
+    reviewer approves; fields left empty or off are not listed)."""
+    if change.action is ChangeAction.REMOVED:
         return []
     old, new = _flatten(change.before or {}), _flatten(change.after or {})
+    added = change.action is ChangeAction.ADDED
     lines = []
     for path in sorted(old.keys() | new.keys()):
-        if any(path == c or path.startswith((c + ".", c + "[")) for c in _COVERED):
+        if _covered(path) or (added and (path in _NAMED or path.startswith("spec.recurrence."))):
             continue
-        if old.get(path) != new.get(path):
+        if added:
+            if new.get(path) not in (None, [], {}, False):
+                lines.append(f"{path}: {_show(new.get(path))}")
+        elif old.get(path) != new.get(path):
             lines.append(f"{path}: {_show(old.get(path))} → {_show(new.get(path))}")
     return lines
+
+
+def _covered(path: str) -> bool:
+    return any(path == c or path.startswith((c + ".", c + "[")) for c in _COVERED)
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
