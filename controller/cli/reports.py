@@ -132,7 +132,9 @@ def _policy_branch(branch: str | None, revision: str | None) -> str | None:
     callback=time_value,
     default=None,
     metavar="ISO",
-    help="Stamp the report with this instant instead of the clock.",
+    help="Stamp the report with this instant instead of the clock (and end its installs "
+    "window there); devices, compliance and pending approvals are the store's current state, "
+    "not a replay of that instant.",
 )
 @source_options
 @store_options
