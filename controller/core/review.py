@@ -592,11 +592,17 @@ def _field_details(change: ObjectChange) -> list[str]:
         if _covered(path) or (added and (path in _NAMED or path.startswith("spec.recurrence."))):
             continue
         if added:
-            if new.get(path) not in (None, [], {}, False):
+            if not _unset(new.get(path)):
                 lines.append(f"{path}: {_show(new.get(path))}")
         elif old.get(path) != new.get(path):
             lines.append(f"{path}: {_show(old.get(path))} → {_show(new.get(path))}")
     return lines
+
+
+def _unset(value: Any) -> bool:
+    """Empty or off (None, [], {}, False), which a new object's block leaves out; 0 is a value
+    (`maxFailures: 0` stops at the first failure)."""
+    return value is None or value is False or value in ([], {})
 
 
 def _covered(path: str) -> bool:

@@ -250,6 +250,7 @@ WORDING = [
             "- next occurrences after: Sun 2026-11-29 02:00-06:00 CET; Sun 2026-12-06 02:00-06:00 CET; Sun 2026-12-13 02:00-06:00 CET (Europe/Berlin)",
             "- approval: manual",
             # what a new window does, as a reviewer approves it (defaults included)
+            "- spec.autoApprove.releasedAfterDays: 0",
             "- spec.catchUpWithin: 1d",
             "- spec.cutoff: 0s",
             "- spec.duration: 4h",
@@ -259,6 +260,27 @@ WORDING = [
             "- spec.rollout.maxFailures: 100%",
         ],
         id="window-added",
+    ),
+    pytest.param(
+        "",
+        window() + "  reboot: never\n  rollout: {maxConcurrent: 3, maxFailures: 0}\n",
+        CATALOGUE,
+        [
+            "#### `PatchWindow/acme/nightly`: WindowAdded",
+            "",
+            "- targets added: group windows",
+            "- next occurrences after: Sun 2026-11-29 02:00-06:00 CET; Sun 2026-12-06 02:00-06:00 CET; Sun 2026-12-13 02:00-06:00 CET (Europe/Berlin)",
+            "- approval: manual",
+            "- spec.autoApprove.releasedAfterDays: 0",
+            "- spec.catchUpWithin: 1d",
+            "- spec.cutoff: 0s",
+            "- spec.duration: 4h",
+            "- spec.missedWindow: next-window",
+            "- spec.reboot: never",
+            "- spec.rollout.maxConcurrent: 3",
+            "- spec.rollout.maxFailures: 0",  # a value, not "unset": it stops at the first failure
+        ],
+        id="window-added-with-its-own-limits",
     ),
     pytest.param(
         script(),
