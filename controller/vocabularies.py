@@ -10,6 +10,7 @@ pydantic or SQLAlchemy (issue 14, item 6). Each is defined here once; `controlle
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 # --- name patterns --------------------------------------------------------------------------
@@ -89,6 +90,38 @@ PATTERN_MEANINGS = {
 def pattern_meaning(pattern: str) -> str:
     """The sentence (after the quoted value) for a value that does not match `pattern`."""
     return PATTERN_MEANINGS.get(pattern, f"does not match the pattern {pattern}")
+
+
+# --- http(s) URLs -------------------------------------------------------------------------
+
+WEB_SCHEMES = ("http", "https")
+# RFC 3986 §3 (the generic syntax; appendix B reads it with this regex): `scheme://authority`,
+# the authority up to the path, query or fragment, made of `userinfo@`, a host (a name, or an
+# IP literal in brackets) and `:port`. Written out here because the pure kinds import no URL
+# library; `urllib.parse` reads every URL this accepts the same way.
+_URL = re.compile(r"^(?P<scheme>[^:/?#]*)://(?P<authority>[^/?#]*)")
+_HOST_PORT = re.compile(r"^(?P<host>\[[^\[\]]*\]|[^\[\]:]*)(?::(?P<port>[^:]*))?$")
+MAX_PORT = 65535
+
+
+def http_url_problem(url: str) -> str | None:
+    """Why `url` is not an http(s) URL with a host, as words that follow it (`'ftp://x' is
+    refused: ...`): not a URL, a scheme other than http(s), no host, a bad port; None for one.
+    The one rule of PatchFeed sources, the server's `[feeds] allow` entries and `--server`."""
+    found = _URL.match(url)
+    scheme = found["scheme"].lower() if found else ""
+    if found is None or scheme not in WEB_SCHEMES:
+        shown = f"{scheme}://" if scheme else "a URL without a scheme"
+        return f"is refused: only http(s) URLs are fetched, not {shown}"
+    address = _HOST_PORT.match(found["authority"].rpartition("@")[2])
+    if address is None:
+        return "is not a valid URL (a host name, or an IP address in brackets, and a port)"
+    port = address["port"]
+    if port and not (port.isascii() and port.isdigit() and int(port) <= MAX_PORT):
+        return f"is not a valid URL (port {port!r} is not a number from 0 to {MAX_PORT})"
+    if not address["host"].strip("[]"):
+        return "is refused: an http(s) URL needs a host"
+    return None
 
 
 # --- policy vocabularies --------------------------------------------------------------------

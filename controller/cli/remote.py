@@ -12,12 +12,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import click
 
 from controller.cli.common import fail
-from controller.vocabularies import token_phrase
+from controller.vocabularies import http_url_problem, token_phrase
 
 F = TypeVar("F", bound=Callable[..., Any])
 TOKEN_ENV = "PATCHCTL_TOKEN"  # noqa: S105 - the variable's name, not a secret
@@ -40,14 +39,7 @@ def check_server(_ctx: click.Context, _param: click.Parameter, value: str | None
     """A `--server` option's value: an http:// or https:// URL with a host, else a usage error
     naming the option (exit 2) before the command reads or writes anything; None when not
     given. The callback of every --server option (the read and admin commands, `simulate`)."""
-    if value is None:
-        return None
-    try:
-        parts = urlsplit(value)
-        usable = parts.scheme in {"http", "https"} and bool(parts.hostname)
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        usable = False
-    if not usable:
+    if value is not None and http_url_problem(value) is not None:
         raise click.BadParameter(f"{value!r} is not an http:// or https:// URL")
     return value
 

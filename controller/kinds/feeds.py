@@ -11,7 +11,6 @@ decided by the service only, because `validate` cannot see that file.
 from __future__ import annotations
 
 import posixpath
-import re
 from datetime import timedelta
 from typing import Annotated, ClassVar, Literal
 
@@ -19,15 +18,8 @@ from pydantic import AfterValidator, Field
 
 from controller.kinds.common import Document, Model, OsFamily, PositiveDuration
 from controller.vocabularies import FeedFormat as FeedFormat  # noqa: PLC0414 - re-exported
+from controller.vocabularies import http_url_problem
 
-WEB_SCHEMES = ("http", "https")
-# RFC 3986 §3 (the generic syntax; appendix B reads it with this regex): `scheme://authority`,
-# the authority up to the path, query or fragment, made of `userinfo@`, a host (a name, or an
-# IP literal in brackets) and `:port`. Written out here because the pure kinds import no URL
-# library; the runtime's `urllib.parse` reads every URL this accepts the same way.
-_URL = re.compile(r"^(?P<scheme>[^:/?#]*)://(?P<authority>[^/?#]*)")
-_HOST_PORT = re.compile(r"^(?P<host>\[[^\[\]]*\]|[^\[\]:]*)(?::(?P<port>[^:]*))?$")
-MAX_PORT = 65535
 LEAVES_REPOSITORY = (
     "leaves the repository: a repository path is relative to its top; a file elsewhere is "
     "named by an absolute path listed in [feeds] allow of the server configuration"
@@ -54,32 +46,12 @@ def repository_path(source: str) -> str | None:
     return normal
 
 
-def url_problem(url: str) -> str | None:
-    """Why a URL is never fetched, as words that follow it (`'ftp://x' is refused: ...`): not
-    a URL, a scheme other than http(s), no host. None for an http(s) URL with a host. The rule
-    of PatchFeed sources and of the server's `[feeds] allow` entries alike."""
-    found = _URL.match(url)
-    scheme = found["scheme"].lower() if found else ""
-    if found is None or scheme not in WEB_SCHEMES:
-        shown = f"{scheme}://" if scheme else "a URL without a scheme"
-        return f"is refused: only http(s) URLs are fetched, not {shown}"
-    address = _HOST_PORT.match(found["authority"].rpartition("@")[2])
-    if address is None:
-        return "is not a valid URL (a host name, or an IP address in brackets, and a port)"
-    port = address["port"]
-    if port and not (port.isascii() and port.isdigit() and int(port) <= MAX_PORT):
-        return f"is not a valid URL (port {port!r} is not a number from 0 to {MAX_PORT})"
-    if not address["host"].strip("[]"):
-        return "is refused: an http(s) URL needs a host"
-    return None
-
-
 def source_problem(source: str) -> str | None:
     """Why `source` can never be read, whatever the server allows, as words that follow the
     source (`'../x' leaves the repository: ...`); None when it may be read. Purely
     computational: no file is looked at."""
     if is_url(source):
-        return url_problem(source)
+        return http_url_problem(source)
     if is_local_path(source) or repository_path(source) is not None:
         return None
     return LEAVES_REPOSITORY

@@ -166,8 +166,7 @@ def from_audit(row: Mapping[str, Any]) -> Event | None:
     if kind is EventType.POLICY_INVALID and row.get("revision"):
         # the alert's own words, which ever of the two is sent (they share the key), and the
         # errors themselves for the channels allowed to read them (`Event.withheld`)
-        errors = details.get("errors")
-        count = len(errors) if isinstance(errors, list) else 0
+        count = audit.withheld_details(details)["errorCount"]
         message = audit.invalid_revision_message(str(row["revision"]), count)
         body = _errors_body(details, actor=str(row["actor"]) if row.get("actor") else None)
     return Event(

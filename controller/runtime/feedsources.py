@@ -53,6 +53,7 @@ from controller import errors
 from controller.core import retries
 from controller.kinds import feeds as feed_kind
 from controller.redaction import redact_text, redact_url
+from controller.vocabularies import http_url_problem
 
 if TYPE_CHECKING:
     from urllib.parse import SplitResult
@@ -99,7 +100,7 @@ class FeedSettings:
     def __post_init__(self) -> None:
         for index, entry in enumerate(self.allow):
             if feed_kind.is_url(entry):
-                problem = feed_kind.url_problem(entry)
+                problem = http_url_problem(entry)
                 if problem is not None:
                     raise ValueError(f"feeds.allow[{index}]: {redact_url(entry)!r} {problem}")
             elif not Path(entry).is_absolute():

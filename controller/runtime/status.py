@@ -53,19 +53,14 @@ def summary(conn: Connection, *, now: datetime, tenant: str | None = None) -> di
     }
 
 
-_CHANNEL_FIELDS = (
-    "channel", "kind", "delivered", "messages", "failures", "dropped", "queued",
-    "lastSuccess", "lastError", "lastErrorAt", "nextAttempt",
-)  # fmt: skip
-
-
 def notification_channels(conn: Connection, channel_ids: Collection[str] | None) -> list[Any]:
-    """The stored state of each notification channel (`notify.state.StatusWriter`: delivered,
-    failures since the last success, dropped, queued, last error, next attempt), of those of
-    `channel_ids` (None: every one), by channel id. A value of another shape is left out."""
+    """The stored state of each notification channel (`notify.delivery.ChannelStatus.as_dict`,
+    as `notify.state.StatusWriter` keeps it: delivered, failures since the last success,
+    dropped, queued, last error, next attempt), of those of `channel_ids` (None: every one), by
+    channel id. A value that is not a mapping is left out."""
     states = notify_state.channel_states(conn)
     return [
-        {name: value.get(name) for name in _CHANNEL_FIELDS}
+        dict(value)
         for channel, value in sorted(states.items())
         if isinstance(value, dict) and (channel_ids is None or channel in channel_ids)
     ]

@@ -17,7 +17,6 @@ import pytest
 from feedserver import feed_server
 
 from controller.core.desired import DesiredState, Origin
-from controller.kinds import feeds as feed_kind
 from controller.kinds.feeds import PatchFeed
 from controller.runtime import feeds
 from controller.runtime.feedsources import (
@@ -30,6 +29,7 @@ from controller.store import alerts as alert_store
 from controller.store import catalogue
 from controller.store import status as status_store
 from controller.testing import json_logs
+from controller.vocabularies import http_url_problem
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -247,10 +247,10 @@ def fetchable_by_urllib(url: str) -> bool:
     ],
 )
 def test_the_pure_url_rule_reads_urls_as_urllib_does(url: str) -> None:
-    """`kinds.feeds.url_problem` (no URL library in the pure kinds) accepts exactly the URLs
-    `urllib.parse` reads as http(s) with a host, so the allow list never meets a URL it
-    cannot parse."""
-    assert fetchable_by_urllib(url) == (feed_kind.url_problem(url) is None)
+    """`vocabularies.http_url_problem` (no URL library in the pure kinds) accepts exactly the
+    URLs `urllib.parse` reads as http(s) with a host, so the allow list (and `--server`) never
+    meets a URL it cannot parse."""
+    assert fetchable_by_urllib(url) == (http_url_problem(url) is None)
 
 
 def test_repository_sources_are_read_at_the_revision_not_the_working_tree(
