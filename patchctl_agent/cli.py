@@ -352,6 +352,27 @@ def _option(args: argparse.Namespace, config: dict[str, Any], name: str, *, defa
     return config.get(name, default)
 
 
+def _given_as(args: argparse.Namespace, name: str) -> str:
+    """Where option `name` was given, for a message: its flag, else its agent.conf key."""
+    if getattr(args, name, None) is not None:
+        return "--" + name.replace("_", "-")
+    return f"{name} in agent.conf"
+
+
+def _ca_file(
+    args: argparse.Namespace, config: dict[str, Any], *, default: str | None
+) -> str | None:
+    """The CA bundle to trust (--ca-file, agent.conf's ca_file, else `default`); UsageError
+    when it names no file: checked before the first request, so that a typo is a usage error
+    (exit 2), not an unreachable controller (exit 3)."""
+    ca_file: str | None = _option(args, config, "ca_file", default=default)
+    if ca_file and not Path(ca_file).is_file():
+        given = args.ca_file is not None or "ca_file" in config
+        where = _given_as(args, "ca_file") if given else "the enrolment's caFile"
+        raise UsageError(f"{where}: {ca_file} is not a file")
+    return ca_file
+
+
 def _state(args: argparse.Namespace, config: dict[str, Any]) -> State:
     return State(Path(_option(args, config, "state_dir", default=default_state_dir())))
 
@@ -410,12 +431,10 @@ def cmd_enroll(args: argparse.Namespace, config: dict[str, Any]) -> int:
     try:
         server = wire.check_server_url(server, insecure_http=insecure)
     except ValueError as exc:
-        raise UsageError(str(exc)) from exc
+        raise UsageError(f"{_given_as(args, 'server')}: {exc}") from exc
     secret = _enrollment_token(args)
     hostname = _hostname(args)
-    ca_file = _option(args, config, "ca_file", default=None)
-    if ca_file and not Path(ca_file).is_file():
-        raise UsageError(f"--ca-file: {ca_file} is not a file")
+    ca_file = _ca_file(args, config, default=None)
     state = _state(args, config)
     backend = _backend(args, config)
     settings = _settings(args, config)
@@ -490,7 +509,7 @@ def cmd_run(args: argparse.Namespace, config: dict[str, Any]) -> int:
         role=str(enrolment.get("role") or settings.role),
         labels=dict(enrolment.get("labels") or settings.labels),
     )
-    ca_file = _option(args, config, "ca_file", default=enrolment.get("caFile"))
+    ca_file = _ca_file(args, config, default=enrolment.get("caFile"))
     controller = protocol.Controller(str(enrolment["server"]), token=state.token(), ca_file=ca_file)
     worker = agent.Agent(
         state=state,

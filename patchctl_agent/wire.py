@@ -217,13 +217,14 @@ def is_loopback(host: str) -> bool:
 
 def check_server_url(url: str, *, insecure_http: bool) -> str:
     """`url` without a trailing slash; ValueError when it is not http(s), or plain http to a
-    host that is not loopback without `insecure_http` (the device token would travel in clear)."""
+    host that is not loopback without `insecure_http` (the device token would travel in clear).
+    The message names the value, not where it was given (the caller knows: a flag, agent.conf)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"--server: {url!r} is not an http:// or https:// URL")
+        raise ValueError(f"{url!r} is not an http:// or https:// URL")
     if parts.scheme == "http" and not is_loopback(parts.hostname) and not insecure_http:
         raise ValueError(
-            f"--server: {url!r} is plain http to another host; use https:// "
+            f"{url!r} is plain http to another host; use https:// "
             "(or --insecure-http, which sends the device token unencrypted)"
         )
     return url.rstrip("/")

@@ -28,7 +28,7 @@ from controller.cli import main as patchctl
 from controller.server import models
 from patchctl_agent import agent, cli, protocol, wire
 from patchctl_agent.agent import DEFAULT_REBOOT_COMMAND
-from patchctl_agent.state import default_state_dir
+from patchctl_agent.state import State, default_state_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted((ROOT / "patchctl_agent").rglob("*.py"))
@@ -410,6 +410,57 @@ def test_usage_errors_are_exit_code_2(
 ) -> None:
     """Usage mistakes exit 2 and say what is wrong."""
     code = cli.main(["--config", str(_config(tmp_path)), *args, "--state-dir", str(tmp_path / "s")])
+    assert 2 == code
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("conf", "args", "message"),
+    [
+        pytest.param(
+            "[agent]\nserver = http://10.1.2.3\n",
+            ["enroll", "--enrollment-token", "t"],
+            "server in agent.conf: 'http://10.1.2.3' is plain http to another host",
+            id="server-in-conf",
+        ),
+        pytest.param(
+            "[agent]\n",
+            ["enroll", "--server", "ftp://10.1.2.3", "--enrollment-token", "t"],
+            "--server: 'ftp://10.1.2.3' is not an http:// or https:// URL",
+            id="server-flag",
+        ),
+        pytest.param(
+            "[agent]\nca_file = /nonexistent/ca.pem\n",
+            ["run", "--once"],
+            "ca_file in agent.conf: /nonexistent/ca.pem is not a file",
+            id="ca-file-in-conf-at-run",
+        ),
+        pytest.param(
+            "[agent]\n",
+            ["run", "--once", "--ca-file", "/nonexistent/ca.pem"],
+            "--ca-file: /nonexistent/ca.pem is not a file",
+            id="ca-file-flag-at-run",
+        ),
+        pytest.param(
+            "[agent]\n",
+            ["run", "--once"],
+            "the enrolment's caFile: /gone/ca.pem is not a file",
+            id="enrolment-ca-file-gone",
+        ),
+    ],
+)
+def test_a_bad_setting_names_where_it_was_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], conf: str, args: list[str], message: str
+) -> None:
+    """A bad server URL or CA file is a usage error (exit 2, before any request) naming the
+    flag or the agent.conf key it came from; at `run` too, not an unreachable controller (3)."""
+    state_dir = tmp_path / "s"
+    enrolment = {"server": "https://patchctl.example.net", "deviceId": "dev-1"}
+    enrolment |= {"hostname": "web-01", "caFile": "/gone/ca.pem"}
+    State(state_dir).save_enrolment(enrolment, "secret-token")
+    code = cli.main(
+        ["--config", str(_config(tmp_path, conf)), *args, "--state-dir", str(state_dir)]
+    )
     assert 2 == code
     assert message in capsys.readouterr().err
 
