@@ -8,7 +8,9 @@ Endpoints and shapes, from each forge's REST API reference:
 - GitLab: `POST /projects/:id/statuses/:sha` `{state, name, description, target_url}`; notes
   `GET|POST /projects/:id/merge_requests/:iid/notes` (`per_page`, `page`), edited with
   `PUT /projects/:id/merge_requests/:iid/notes/:note_id` `{body}`.
-- Gitea/Forgejo: GitHub's paths and bodies under `/api/v1`, paging with `limit` and `page`.
+- Gitea/Forgejo: GitHub's paths and bodies under `/api/v1`, paging with `limit` and `page`;
+  a page holds at most the server's `[api] MAX_RESPONSE_ITEMS` (50 by default), whatever
+  `limit` asks, so a list ends at an empty page or one shorter than the pages before.
 
 Approval proposals (`controller.runtime.proposals`) open, edit and close one pull request per
 proposal branch: GitHub `GET /repos/{o}/{r}/pulls?head={o}:{branch}&state=open`,
@@ -34,7 +36,7 @@ and the HTTP status, never the token or a full URL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -159,6 +161,10 @@ class _Client:
         return {"per_page": PAGE_SIZE, "page": page}
 
     edit_method = "PATCH"
+    # Items on a page that is not the last: PAGE_SIZE where the forge gives what is asked;
+    # None where it may give fewer (its own cap), so only a page shorter than an earlier one,
+    # or an empty one, ends a list.
+    full_page: int | None = PAGE_SIZE
 
     # --- the plan comment -------------------------------------------------------------------
 
@@ -176,24 +182,34 @@ class _Client:
 
     def _find_comment(self, number: int) -> tuple[int, str] | None:
         """The first comment that carries the marker (its id and body), or None."""
+        for comment in self._walk(self.comments_path(number)):
+            body = comment.get("body")
+            if isinstance(body, str) and body.startswith(MARKER):
+                return comment["id"], body
+        return None
+
+    def _walk(self, path: str) -> Iterator[dict[str, Any]]:
+        """Each item with an integer `id` of the paged list at `path`, once, page by page (at
+        most MAX_PAGES), fetched only as far as the caller reads."""
         seen: set[int] = set()
+        longest = 0
         for page in range(1, MAX_PAGES + 1):
-            answer = self.request("GET", self.comments_path(number), params=self.page_query(page))
+            answer = self.request("GET", path, params=self.page_query(page))
             items = answer if isinstance(answer, list) else []
             fresh = [
-                c
-                for c in items
-                if isinstance(c, dict) and isinstance(c.get("id"), int) and c["id"] not in seen
+                item
+                for item in items
+                if isinstance(item, dict)
+                and isinstance(item.get("id"), int)
+                and item["id"] not in seen
             ]
-            for comment in fresh:
-                body = comment.get("body")
-                if isinstance(body, str) and body.startswith(MARKER):
-                    return comment["id"], body
-                seen.add(comment["id"])
-            # a short page is the last one; a forge that ignores paging repeats its one page
-            if len(items) < PAGE_SIZE or not fresh:
-                return None
-        return None
+            for item in fresh:
+                seen.add(item["id"])
+                yield item
+            # a forge that ignores paging repeats its one page; a short page is the last one
+            if not fresh or len(items) < (self.full_page or longest):
+                return
+            longest = max(longest, len(items))
 
     # --- HTTP -------------------------------------------------------------------------------
 
@@ -337,6 +353,8 @@ class Gitea(GitHub):
 
     def page_query(self, page: int) -> dict[str, int]:
         return {"limit": PAGE_SIZE, "page": page}
+
+    full_page = None  # a page holds at most the server's [api] MAX_RESPONSE_ITEMS (50 by default)
 
     def _open_pull(self, head: str) -> dict[str, Any] | None:
         # Gitea's list has no `head` filter; one page of open pulls is searched.

@@ -16,6 +16,9 @@ request and answer shapes of each forge's public API reference:
 - Gitea/Forgejo (the /api/v1 swagger): GitHub's paths under `/api/v1`, paged by `limit`/`page`,
   `Authorization: token <token>`, states `pending|success|error|failure|warning`.
 
+A page holds at most what the forge allows whatever is asked: 100 on GitHub (`per_page`) and
+GitLab, 50 on Gitea (its `[api] MAX_RESPONSE_ITEMS` default).
+
 Approval proposals: GitHub/Gitea `GET /repos/{o}/{r}/pulls` (`state`; GitHub also `head=o:branch`),
 `POST .../pulls` `{title, head, base, body}` → 201, `PATCH .../pulls/{n}` `{title, body, state}`
 → 200, `POST .../issues/{n}/labels` `{labels}` and `POST .../pulls/{n}/requested_reviewers`
@@ -38,6 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+PAGE_CAPS = {"github": 100, "gitlab": 100, "gitea": 50}
 STATES = {
     "github": {"error", "failure", "pending", "success"},
     "gitea": {"error", "failure", "pending", "success", "warning"},
@@ -350,7 +354,7 @@ class FakeForge:
     def _page(
         self, number: int, query: dict[str, list[str]], size_key: str
     ) -> list[dict[str, Any]]:
-        size = int(query.get(size_key, ["30"])[0])
+        size = min(int(query.get(size_key, ["30"])[0]), PAGE_CAPS[self.kind])
         page = int(query.get("page", ["1"])[0])
         every = self.comments.get(number, [])
         return every[(page - 1) * size : page * size]
