@@ -13,15 +13,27 @@ Endpoints and shapes, from each forge's REST API reference:
   `limit` asks, so a list ends at an empty page or one shorter than the pages before.
 
 Approval proposals (`controller.runtime.proposals`) open, edit and close one pull request per
-proposal branch: GitHub `GET /repos/{o}/{r}/pulls?head={o}:{branch}&state=open`,
-`POST /repos/{o}/{r}/pulls` `{title, head, base, body}`, `PATCH /repos/{o}/{r}/pulls/{n}`
-`{title, body}` or `{state: closed}`, labels `POST /repos/{o}/{r}/issues/{n}/labels` `{labels}`,
-reviewers `POST /repos/{o}/{r}/pulls/{n}/requested_reviewers` `{reviewers}`; Gitea the same
-paths (its list has no `head` filter: the open pulls are filtered by `head.ref`; labels need
-numeric ids and are not set); GitLab `GET /projects/:id/merge_requests?source_branch=&state=opened`,
-`POST /projects/:id/merge_requests` `{source_branch, target_branch, title, description, labels}`,
-`PUT /projects/:id/merge_requests/:iid` `{title, description}` or `{state_event: close}`
-(reviewers need user ids and are not set).
+proposal branch, with the policy's labels and reviewers set when it is opened:
+
+- GitHub: `GET /repos/{o}/{r}/pulls?head={o}:{branch}&state=open`, `POST /repos/{o}/{r}/pulls`
+  `{title, head, base, body}`, `PATCH /repos/{o}/{r}/pulls/{n}` `{title, body}` or
+  `{state: closed}`; labels `POST /repos/{o}/{r}/issues/{n}/labels` `{labels: [name]}` (GitHub
+  creates a label the repository lacks), reviewers
+  `POST /repos/{o}/{r}/pulls/{n}/requested_reviewers` `{reviewers: [user name]}`.
+- Gitea/Forgejo (the /api/v1 swagger): GitHub's paths; its pull list has no `head` filter, so
+  the open pulls are filtered by `head.ref`. Reviewers as on GitHub (`PullReviewRequestOptions`
+  `{reviewers: [string], team_reviewers}`: user names). Labels as ids (`IssueLabelsOption`
+  `{labels: [int64]}`, "list of label IDs"; 1.22 takes names too, but neither version adds a
+  label the repository lacks): each name is looked up in `GET /repos/{o}/{r}/labels` (paged,
+  `[Label]` with `id`, `name`, `color`), the same name or else the same ignoring case (as
+  GitHub matches them), and one the repository lacks is created first with
+  `POST /repos/{o}/{r}/labels` `CreateLabelOption` `{name, color}` (both required; answers the
+  `Label`), so that a policy's labels land on every forge alike.
+- GitLab: `GET /projects/:id/merge_requests?source_branch=&state=opened`,
+  `POST /projects/:id/merge_requests` `{source_branch, target_branch, title, description,
+  labels}` (`labels` one comma-separated string; GitLab creates a label the project lacks),
+  `PUT /projects/:id/merge_requests/:iid` `{title, description}` or `{state_event: close}`
+  (reviewers need user ids and are not set).
 
 Tokens: GitHub `Authorization: Bearer`, GitLab `PRIVATE-TOKEN`, Gitea `Authorization: token`.
 GitHub's states are `pending|success|failure|error`, Gitea's the same (plus `warning`), GitLab's
@@ -54,6 +66,9 @@ DESCRIPTION_LIMIT = 140
 PAGE_SIZE = 100
 MAX_PAGES = 20  # 2,000 comments: a PR with more is not one patchctl comments on
 DEFAULT_TIMEOUT = 10.0
+# The colour of a label created because a policy names it (Gitea requires one, `#rrggbb`):
+# GitHub's for a label it creates on first use, a neutral grey that claims no meaning.
+NEW_LABEL_COLOR = "#ededed"
 
 
 class StatusState(StrEnum):
@@ -309,6 +324,9 @@ class GitHub(_Client):
             body = {"title": proposal.title, "body": proposal.body}
             self.request("PATCH", f"{self._repo}/pulls/{number}", json=body)
             return number, "edited"
+        # Looked up before the pull request exists: a label that cannot be resolved or created
+        # fails the round with nothing opened, and the next pass tries again whole.
+        labels = self._label_values(proposal.labels)
         created = self.request(
             "POST",
             f"{self._repo}/pulls",
@@ -320,7 +338,8 @@ class GitHub(_Client):
             },
         )
         number = int(created["number"])
-        self._label(number, proposal.labels)
+        if labels:
+            self.request("POST", f"{self._repo}/issues/{number}/labels", json={"labels": labels})
         if proposal.reviewers:
             self.request(
                 "POST",
@@ -329,11 +348,9 @@ class GitHub(_Client):
             )
         return number, "created"
 
-    def _label(self, number: int, labels: tuple[str, ...]) -> None:
-        if labels:
-            self.request(
-                "POST", f"{self._repo}/issues/{number}/labels", json={"labels": list(labels)}
-            )
+    def _label_values(self, names: tuple[str, ...]) -> list[str] | list[int]:
+        """What the issue-labels endpoint takes for `names`: on GitHub the names themselves."""
+        return list(names)
 
     def close_pull_request(self, head: str) -> int | None:
         current = self._open_pull(head)
@@ -363,8 +380,29 @@ class Gitea(GitHub):
         )
         return _first_open(found, head)
 
-    def _label(self, number: int, labels: tuple[str, ...]) -> None:
-        del number, labels  # Gitea takes label ids, not names: not set
+    def _label_values(self, names: tuple[str, ...]) -> list[str] | list[int]:
+        """The ids of the repository's labels named `names` (the same name, else the same name
+        ignoring case), in order and each once; a name the repository lacks is created as a
+        label of NEW_LABEL_COLOR. ForgeError when the list or a creation fails."""
+        if not names:
+            return []
+        exact: dict[str, int] = {}
+        folded: dict[str, int] = {}
+        for label in self._walk(f"{self._repo}/labels"):
+            if isinstance(name := label.get("name"), str):
+                exact.setdefault(name, label["id"])
+                folded.setdefault(name.casefold(), label["id"])
+        ids: list[int] = []
+        for name in names:
+            label_id = exact.get(name, folded.get(name.casefold()))
+            if label_id is None:
+                created = self.request(
+                    "POST", f"{self._repo}/labels", json={"name": name, "color": NEW_LABEL_COLOR}
+                )
+                label_id = int(created["id"])
+                exact[name] = folded[name.casefold()] = label_id
+            ids.append(label_id)
+        return list(dict.fromkeys(ids))
 
 
 _GITLAB_STATES = {

@@ -21,8 +21,13 @@ GitLab, 50 on Gitea (its `[api] MAX_RESPONSE_ITEMS` default).
 
 Approval proposals: GitHub/Gitea `GET /repos/{o}/{r}/pulls` (`state`; GitHub also `head=o:branch`),
 `POST .../pulls` `{title, head, base, body}` → 201, `PATCH .../pulls/{n}` `{title, body, state}`
-→ 200, `POST .../issues/{n}/labels` `{labels}` and `POST .../pulls/{n}/requested_reviewers`
-`{reviewers}`; GitLab `GET /projects/:id/merge_requests` (`source_branch`, `state=opened`),
+→ 200, `POST .../pulls/{n}/requested_reviewers` `{reviewers}` (user names) → 201 and
+`POST .../issues/{n}/labels` `{labels}` → 200: label names on GitHub (a label the repository
+lacks is made), label ids on Gitea (`IssueLabelsOption`; anything else, or an id of no label of
+the repository, is refused with 422). Gitea's repository labels: `GET /repos/{o}/{r}/labels`
+(paged) → 200 `[Label]` `{id, name, color, description, exclusive, is_archived, url}` and
+`POST` `CreateLabelOption` `{name, color}` (both required, colour `#rrggbb` or `rrggbb`, else
+422) → 201 `Label`; GitLab `GET /projects/:id/merge_requests` (`source_branch`, `state=opened`),
 `POST .../merge_requests` `{source_branch, target_branch, title, description, labels}` → 201 and
 `PUT .../merge_requests/:iid` `{title, description, state_event}` → 200. A second open request
 from the same branch is refused with 422 (GitHub "A pull request already exists", GitLab 409).
@@ -71,6 +76,7 @@ class FakeForge:
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     statuses: list[dict[str, Any]] = field(default_factory=list)
     pulls: dict[int, dict[str, Any]] = field(default_factory=dict)  # number/iid → request
+    labels: list[dict[str, Any]] = field(default_factory=list)  # Gitea's repository labels
     fail_next: int = 0
     gate: threading.Event = field(default_factory=threading.Event)
     _next_id: int = 1000
@@ -101,6 +107,11 @@ class FakeForge:
         """A comment someone else wrote, before patchctl comes."""
         with self._lock:
             self.comments.setdefault(number, []).append(self._comment(body, author))
+
+    def add_label(self, name: str, *, color: str = "#e11d21") -> int:
+        """A label the repository has before patchctl comes (Gitea); its id."""
+        with self._lock:
+            return int(self._label(name, color)["id"])
 
     # --- the server -------------------------------------------------------------------------
 
@@ -188,9 +199,11 @@ class FakeForge:
             number = int(m[1])
             if request.method == "GET":
                 size_key = "limit" if self.kind == "gitea" else "per_page"
-                return 200, self._page(number, request.query, size_key), {}
+                return 200, self._page(self.comments.get(number, []), request.query, size_key), {}
             if request.method == "POST":
                 return self._create(number, request.body)
+        if path == f"{repo}/labels" and self.kind == "gitea":
+            return self._repository_labels(request)
         if path == f"{repo}/pulls" or re.fullmatch(rf"{repo}/(pulls|issues)/[0-9]+/\w+", path):
             return self._pull_github(request, repo)
         if m := re.fullmatch(rf"{repo}/pulls/([0-9]+)", path):
@@ -214,7 +227,7 @@ class FakeForge:
         if m := re.fullmatch(r"/merge_requests/([0-9]+)/notes", rest):
             number = int(m[1])
             if request.method == "GET":
-                return 200, self._page(number, request.query, "per_page"), {}
+                return 200, self._page(self.comments.get(number, []), request.query, "per_page"), {}
             if request.method == "POST":
                 return self._create(number, request.body)
         if (m := re.fullmatch(r"/merge_requests/([0-9]+)/notes/([0-9]+)", rest)) and (
@@ -231,13 +244,7 @@ class FakeForge:
             pull = self.pulls.get(int(m[2]))
             if pull is None or request.method != "POST":
                 return 404, {"message": "Not Found"}, {}
-            if m[3] == "labels" and self.kind == "github":
-                pull["labels"] = [{"name": n} for n in body.get("labels", [])]
-                return 200, pull["labels"], {}
-            if m[3] == "requested_reviewers":
-                pull["requested_reviewers"] = [{"login": n} for n in body.get("reviewers", [])]
-                return 201, pull, {}
-            return 404, {"message": "Not Found"}, {}
+            return self._pull_part(pull, m[3], body)
         if number is not None:
             pull = self.pulls.get(number)
             if pull is None or request.method != "PATCH":
@@ -281,6 +288,20 @@ class FakeForge:
                 "labels": [],
             }
             return 201, self.pulls[number], {}
+        return 404, {"message": "Not Found"}, {}
+
+    def _pull_part(
+        self, pull: dict[str, Any], part: str, body: dict[str, Any]
+    ) -> tuple[int, Any, dict[str, str]]:
+        """`POST .../issues/{n}/labels` and `POST .../pulls/{n}/requested_reviewers`."""
+        if part == "labels" and self.kind == "github":
+            pull["labels"] = [{"name": n} for n in body.get("labels", [])]
+            return 200, pull["labels"], {}
+        if part == "labels":
+            return self._add_labels(pull, body.get("labels"))
+        if part == "requested_reviewers":
+            pull["requested_reviewers"] = [{"login": n} for n in body.get("reviewers", [])]
+            return 201, pull, {}
         return 404, {"message": "Not Found"}, {}
 
     def _merge_request(  # noqa: PLR0911 - one answer per route
@@ -352,12 +373,50 @@ class FakeForge:
         return 201, status, {}
 
     def _page(
-        self, number: int, query: dict[str, list[str]], size_key: str
+        self, every: list[dict[str, Any]], query: dict[str, list[str]], size_key: str
     ) -> list[dict[str, Any]]:
         size = min(int(query.get(size_key, ["30"])[0]), PAGE_CAPS[self.kind])
         page = int(query.get("page", ["1"])[0])
-        every = self.comments.get(number, [])
         return every[(page - 1) * size : page * size]
+
+    def _repository_labels(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+        if request.method == "GET":
+            return 200, self._page(self.labels, request.query, "limit"), {}
+        body = request.body if isinstance(request.body, dict) else {}
+        name, color = body.get("name"), body.get("color")
+        if request.method != "POST":
+            return 404, {"message": "Not Found"}, {}
+        if not (isinstance(name, str) and name.strip()) or not (
+            isinstance(color, str) and re.fullmatch(r"#?[0-9a-fA-F]{6}", color)
+        ):
+            return 422, {"message": "[Name]: Required; [Color]: Required"}, {}
+        return 201, self._label(name, color), {}
+
+    def _label(self, name: str, color: str) -> dict[str, Any]:
+        label_id = self._new_id()
+        label = {
+            "id": label_id,
+            "name": name,
+            "color": color.lstrip("#"),
+            "description": "",
+            "exclusive": False,
+            "is_archived": False,
+            "url": f"/api/v1/repos/{self.repository}/labels/{label_id}",
+        }
+        self.labels.append(label)
+        return label
+
+    def _add_labels(self, pull: dict[str, Any], wanted: Any) -> tuple[int, Any, dict[str, str]]:
+        """Gitea's issue labels: ids of the repository's labels only."""
+        by_id = {label["id"]: label for label in self.labels}
+        if not isinstance(wanted, list) or not all(
+            type(label_id) is int and label_id in by_id for label_id in wanted
+        ):
+            return 422, {"message": "labels must be ids of the repository's labels"}, {}
+        for label_id in wanted:
+            if by_id[label_id] not in pull["labels"]:
+                pull["labels"].append(by_id[label_id])
+        return 200, pull["labels"], {}
 
     def _create(self, number: int, body: Any) -> tuple[int, Any, dict[str, str]]:
         if not isinstance(body, dict) or not isinstance(body.get("body"), str):

@@ -1,4 +1,5 @@
-"""The forge clients against the forges' fakes: lists walked page by page as each forge pages them.
+"""The forge clients against the forges' fakes: lists walked page by page as each forge pages
+them, and a proposal's labels and reviewers given in each forge's own terms.
 
 Real parts: the HTTP clients of `controller.forges.clients` over real sockets. Faked: only the
 far side, each forge's REST API, by `controller.testing.FakeForge` (a local HTTP server built
@@ -11,9 +12,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
-from controller.forges.clients import MARKER, client_for
+from controller.forges.clients import MARKER, NEW_LABEL_COLOR, PullRequestProposal, client_for
 from controller.forges.settings import ForgeKind, ForgeSettings
 from controller.testing import FakeForge
 
@@ -65,3 +67,68 @@ def test_without_a_plan_comment_one_is_written(fake: FakeForge, client: Any) -> 
 
     assert "created" == client.upsert_comment(PR, "the plan")
     assert 101 == len(fake.comments[PR])
+
+
+def proposal(
+    head: str, *, labels: tuple[str, ...] = (), reviewers: tuple[str, ...] = ()
+) -> PullRequestProposal:
+    return PullRequestProposal(
+        head=head,
+        base="main",
+        title=f"Approve {head}",
+        body="the plan",
+        labels=labels,
+        reviewers=reviewers,
+    )
+
+
+def label_names(pull: dict[str, Any]) -> list[str]:
+    return [label["name"] for label in pull["labels"]]
+
+
+@pytest.mark.parametrize("fake", ["gitea"], indirect=True)
+def test_gitea_gets_the_labels_by_id_found_on_any_page(fake: FakeForge, client: Any) -> None:
+    """Labels the repository has are set by their ids, the 61st found on the list's second page."""
+    for n in range(60):
+        fake.add_label(f"area/{n}")
+    patches = fake.add_label("patches")
+    security = fake.add_label("Security")
+
+    number, action = client.upsert_pull_request(
+        proposal("patchctl/proposals/a", labels=("patches", "security"))
+    )
+
+    assert (1, "created") == (number, action)
+    assert ["patches", "Security"] == label_names(fake.pulls[1])
+    assert [{"labels": [patches, security]}] == [
+        r.body for r in fake.calls("POST", r"/issues/1/labels$")
+    ]
+    assert [] == fake.calls("POST", r"/repos/acme/policies/labels$")
+
+
+@pytest.mark.parametrize("fake", ["gitea"], indirect=True)
+def test_gitea_creates_a_missing_label_once_then_uses_it(fake: FakeForge, client: Any) -> None:
+    """A label the repository lacks is created (a neutral colour) and found by the next pull."""
+    fake.add_label("patches")
+
+    client.upsert_pull_request(proposal("patchctl/proposals/a", labels=("patches", "needs review")))
+    client.upsert_pull_request(proposal("patchctl/proposals/b", labels=("needs review",)))
+
+    created = fake.calls("POST", r"/repos/acme/policies/labels$")
+    assert [{"name": "needs review", "color": NEW_LABEL_COLOR}] == [r.body for r in created]
+    assert ["patches", "needs review"] == label_names(fake.pulls[1])
+    assert ["needs review"] == label_names(fake.pulls[2])
+    assert fake.pulls[1]["labels"][1]["id"] == fake.pulls[2]["labels"][0]["id"]
+
+
+@pytest.mark.parametrize("fake", ["gitea"], indirect=True)
+def test_gitea_refuses_label_names_where_ids_belong(fake: FakeForge) -> None:
+    """The fake answers as Gitea's IssueLabelsOption documents: ids, not names (422)."""
+    fake.pulls[1] = {"number": 1, "state": "open", "head": {"ref": "x"}, "labels": []}
+    fake.add_label("patches")
+    answer = httpx.post(
+        f"{fake.url}/repos/{fake.repository}/issues/1/labels",
+        json={"labels": ["patches"]},
+        headers={"Authorization": f"token {TOKEN}"},
+    )
+    assert (422, []) == (answer.status_code, fake.pulls[1]["labels"])
