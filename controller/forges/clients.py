@@ -31,9 +31,11 @@ proposal branch, with the policy's labels and reviewers set when it is opened:
   `Label`), so that a policy's labels land on every forge alike.
 - GitLab: `GET /projects/:id/merge_requests?source_branch=&state=opened`,
   `POST /projects/:id/merge_requests` `{source_branch, target_branch, title, description,
-  labels}` (`labels` one comma-separated string; GitLab creates a label the project lacks),
-  `PUT /projects/:id/merge_requests/:iid` `{title, description}` or `{state_event: close}`
-  (reviewers need user ids and are not set).
+  labels, reviewer_ids}` (`labels` one comma-separated string, GitLab creates a label the
+  project lacks; `reviewer_ids` an array of user ids), `PUT /projects/:id/merge_requests/:iid`
+  `{title, description}` or `{state_event: close}`. Each reviewer's id is looked up with
+  `GET /users?username=NAME` (a list: the one user, or empty when there is none); a name
+  GitLab does not know is left out, with a warning naming it, and the merge request is opened.
 
 Tokens: GitHub `Authorization: Bearer`, GitLab `PRIVATE-TOKEN`, Gitea `Authorization: token`.
 GitHub's states are `pending|success|failure|error`, Gitea's the same (plus `warning`), GitLab's
@@ -56,10 +58,13 @@ from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import httpx
+import structlog
 
 from controller import __version__, errors
 from controller.core import retries
 from controller.forges.settings import ForgeKind, ForgeSettings
+
+log = structlog.get_logger("patchctl.forge")
 
 MARKER = "<!-- patchctl:plan -->"
 DESCRIPTION_LIMIT = 140
@@ -466,18 +471,44 @@ class GitLab(_Client):
             body = {"title": proposal.title, "description": proposal.body}
             self.request("PUT", f"{self._project}/merge_requests/{iid}", json=body)
             return iid, "edited"
-        created = self.request(
-            "POST",
-            f"{self._project}/merge_requests",
-            json={
-                "source_branch": proposal.head,
-                "target_branch": proposal.base,
-                "title": proposal.title,
-                "description": proposal.body,
-                "labels": ",".join(proposal.labels),
-            },
-        )
-        return int(created["iid"]), "created"
+        reviewer_ids, unknown = self._reviewer_ids(proposal.reviewers)
+        request: dict[str, Any] = {
+            "source_branch": proposal.head,
+            "target_branch": proposal.base,
+            "title": proposal.title,
+            "description": proposal.body,
+            "labels": ",".join(proposal.labels),
+        }
+        if reviewer_ids:
+            request["reviewer_ids"] = reviewer_ids
+        created = self.request("POST", f"{self._project}/merge_requests", json=request)
+        iid = int(created["iid"])
+        if unknown:
+            log.warning(
+                "reviewers unknown to the forge not requested",
+                forge=self.host,
+                merge_request=iid,
+                reviewers=unknown,
+            )
+        return iid, "created"
+
+    def _reviewer_ids(self, names: tuple[str, ...]) -> tuple[list[int], list[str]]:
+        """The user ids of `names`, in order and each once, and the names GitLab does not know
+        (`GET /users?username=` answers no user for them). ForgeError when a look-up fails."""
+        ids: list[int] = []
+        unknown: list[str] = []
+        for name in dict.fromkeys(names):
+            found = self.request("GET", "/users", params={"username": name})
+            users = found if isinstance(found, list) else []
+            user_id = next(
+                (u["id"] for u in users if isinstance(u, dict) and isinstance(u.get("id"), int)),
+                None,
+            )
+            if user_id is None:
+                unknown.append(name)
+            else:
+                ids.append(user_id)
+        return list(dict.fromkeys(ids)), unknown
 
     def close_pull_request(self, head: str) -> int | None:
         current = self._open_request(head)

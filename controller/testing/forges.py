@@ -28,8 +28,12 @@ the repository, is refused with 422). Gitea's repository labels: `GET /repos/{o}
 (paged) → 200 `[Label]` `{id, name, color, description, exclusive, is_archived, url}` and
 `POST` `CreateLabelOption` `{name, color}` (both required, colour `#rrggbb` or `rrggbb`, else
 422) → 201 `Label`; GitLab `GET /projects/:id/merge_requests` (`source_branch`, `state=opened`),
-`POST .../merge_requests` `{source_branch, target_branch, title, description, labels}` → 201 and
-`PUT .../merge_requests/:iid` `{title, description, state_event}` → 200. A second open request
+`POST .../merge_requests` `{source_branch, target_branch, title, description, labels,
+reviewer_ids}` → 201 (`labels` a comma-separated string; `reviewer_ids` an array of user ids,
+else 400, the merge request's `reviewers` being the users among them) and
+`PUT .../merge_requests/:iid` `{title, description, state_event}` → 200; GitLab's users
+`GET /api/v4/users?username=NAME` → 200 `[user]` `{id, username, name, state}` (the one user of
+that name, case ignored; empty when there is none). A second open request
 from the same branch is refused with 422 (GitHub "A pull request already exists", GitLab 409).
 
 Every request is recorded; `fail_next` answers the next requests with 503 and `Retry-After: 0`;
@@ -77,6 +81,7 @@ class FakeForge:
     statuses: list[dict[str, Any]] = field(default_factory=list)
     pulls: dict[int, dict[str, Any]] = field(default_factory=dict)  # number/iid → request
     labels: list[dict[str, Any]] = field(default_factory=list)  # Gitea's repository labels
+    users: dict[str, int] = field(default_factory=dict)  # GitLab's users: user name → id
     fail_next: int = 0
     gate: threading.Event = field(default_factory=threading.Event)
     _next_id: int = 1000
@@ -215,6 +220,8 @@ class FakeForge:
         return 404, {"message": "Not Found"}, {}
 
     def _gitlab(self, request: Request) -> tuple[int, Any, dict[str, str]]:  # noqa: PLR0911 - one answer per route
+        if request.path == "/api/v4/users" and request.method == "GET":
+            return 200, self._gitlab_users(request.query.get("username", [None])[0]), {}
         match = re.fullmatch(r"/api/v4/projects/([^/]+)(/.*)", request.path)
         project = unquote(match[1]) if match else None
         if match is None or project not in {self.repository, str(self.project_id)}:
@@ -304,9 +311,7 @@ class FakeForge:
             return 201, pull, {}
         return 404, {"message": "Not Found"}, {}
 
-    def _merge_request(  # noqa: PLR0911 - one answer per route
-        self, request: Request, rest: str
-    ) -> tuple[int, Any, dict[str, str]]:
+    def _merge_request(self, request: Request, rest: str) -> tuple[int, Any, dict[str, str]]:
         body = request.body or {}
         if m := re.fullmatch(r"/merge_requests/([0-9]+)", rest):
             mr = self.pulls.get(int(m[1]))
@@ -331,27 +336,42 @@ class FakeForge:
                 {},
             )
         if request.method == "POST":
-            keys = ("source_branch", "target_branch", "title")
-            if not all(isinstance(body.get(k), str) for k in keys):
-                return 400, {"message": "400 Bad request"}, {}
-            if any(
-                m["source_branch"] == body["source_branch"] and m["state"] == "opened"
-                for m in self.pulls.values()
-            ):
-                return 409, {"message": ["Another open merge request already exists"]}, {}
-            iid = len(self.pulls) + 1
-            labels = [n for n in (body.get("labels") or "").split(",") if n]
-            self.pulls[iid] = {
-                "iid": iid,
-                "state": "opened",
-                "title": body["title"],
-                "description": body.get("description"),
-                "source_branch": body["source_branch"],
-                "target_branch": body["target_branch"],
-                "labels": labels,
-            }
-            return 201, self.pulls[iid], {}
+            return self._open_merge_request(body)
         return 404, {"message": "404 Not found"}, {}
+
+    def _open_merge_request(self, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        """`POST /projects/:id/merge_requests`."""
+        keys = ("source_branch", "target_branch", "title")
+        if not all(isinstance(body.get(k), str) for k in keys):
+            return 400, {"message": "400 Bad request"}, {}
+        if any(
+            m["source_branch"] == body["source_branch"] and m["state"] == "opened"
+            for m in self.pulls.values()
+        ):
+            return 409, {"message": ["Another open merge request already exists"]}, {}
+        reviewer_ids = body.get("reviewer_ids", [])
+        if not isinstance(reviewer_ids, list) or not all(type(i) is int for i in reviewer_ids):
+            return 400, {"error": "reviewer_ids is invalid"}, {}
+        iid = len(self.pulls) + 1
+        labels = [n for n in (body.get("labels") or "").split(",") if n]
+        self.pulls[iid] = {
+            "iid": iid,
+            "state": "opened",
+            "title": body["title"],
+            "description": body.get("description"),
+            "source_branch": body["source_branch"],
+            "target_branch": body["target_branch"],
+            "labels": labels,
+            "reviewers": [u for u in self._gitlab_users(None) if u["id"] in reviewer_ids],
+        }
+        return 201, self.pulls[iid], {}
+
+    def _gitlab_users(self, username: str | None) -> list[dict[str, Any]]:
+        return [
+            {"id": user_id, "username": name, "name": name.title(), "state": "active"}
+            for name, user_id in self.users.items()
+            if username is None or name.casefold() == username.casefold()
+        ]
 
     def _status(
         self, request: Request, sha: str, *, name_field: str

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from controller.forges.clients import MARKER, NEW_LABEL_COLOR, PullRequestProposal, client_for
 from controller.forges.settings import ForgeKind, ForgeSettings
@@ -132,3 +133,47 @@ def test_gitea_refuses_label_names_where_ids_belong(fake: FakeForge) -> None:
         headers={"Authorization": f"token {TOKEN}"},
     )
     assert (422, []) == (answer.status_code, fake.pulls[1]["labels"])
+
+
+@pytest.mark.parametrize("fake", ["gitlab"], indirect=True)
+def test_gitlab_asks_the_reviewers_by_their_user_ids(fake: FakeForge, client: Any) -> None:
+    """Each reviewer name is looked up in /users; the merge request is opened with their ids."""
+    fake.users.update({"alice": 11, "bob": 12})
+
+    client.upsert_pull_request(proposal("patchctl/proposals/a", reviewers=("alice", "Bob")))
+
+    [opened] = fake.calls("POST", r"/merge_requests$")
+    assert [11, 12] == opened.body["reviewer_ids"]
+    assert ["alice", "bob"] == [user["username"] for user in fake.pulls[1]["reviewers"]]
+    assert [["alice"], ["Bob"]] == [r.query["username"] for r in fake.calls("GET", r"/users$")]
+
+
+@pytest.mark.parametrize(
+    ("reviewers", "reviewer_ids"),
+    [
+        pytest.param(("alice", "mallory"), [11], id="one-known"),
+        pytest.param(("mallory",), None, id="none-known"),
+    ],
+)
+@pytest.mark.parametrize("fake", ["gitlab"], indirect=True)
+def test_gitlab_leaves_out_an_unknown_reviewer_with_a_warning(
+    fake: FakeForge, client: Any, reviewers: tuple[str, ...], reviewer_ids: list[int] | None
+) -> None:
+    """A name GitLab has no user for is not asked, a warning names it, the request still opens."""
+    fake.users["alice"] = 11
+
+    with capture_logs() as logs:
+        result = client.upsert_pull_request(proposal("patchctl/proposals/a", reviewers=reviewers))
+
+    assert (1, "created") == result
+    [opened] = fake.calls("POST", r"/merge_requests$")
+    assert reviewer_ids == opened.body.get("reviewer_ids")
+    assert [
+        {
+            "event": "reviewers unknown to the forge not requested",
+            "log_level": "warning",
+            "forge": fake.url.split("/")[2],
+            "merge_request": 1,
+            "reviewers": ["mallory"],
+        }
+    ] == logs
