@@ -494,11 +494,18 @@ class GitLab(_Client):
 
     def _reviewer_ids(self, names: tuple[str, ...]) -> tuple[list[int], list[str]]:
         """The user ids of `names`, in order and each once, and the names GitLab does not know
-        (`GET /users?username=` answers no user for them). ForgeError when a look-up fails."""
+        (`GET /users?username=` answers no user for them, or refuses to look them up: an
+        instance may restrict its user list, and a reviewer must not keep the merge request
+        from opening). ForgeError when a look-up fails in a way trying again can help."""
         ids: list[int] = []
         unknown: list[str] = []
         for name in dict.fromkeys(names):
-            found = self.request("GET", "/users", params={"username": name})
+            try:
+                found = self.request("GET", "/users", params={"username": name})
+            except ForgeError as exc:
+                if not exc.permanent:
+                    raise
+                found = []
             users = found if isinstance(found, list) else []
             user_id = next(
                 (u["id"] for u in users if isinstance(u, dict) and isinstance(u.get("id"), int)),

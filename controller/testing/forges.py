@@ -82,6 +82,7 @@ class FakeForge:
     pulls: dict[int, dict[str, Any]] = field(default_factory=dict)  # number/iid → request
     labels: list[dict[str, Any]] = field(default_factory=list)  # Gitea's repository labels
     users: dict[str, int] = field(default_factory=dict)  # GitLab's users: user name → id
+    users_forbidden: bool = False  # GitLab's user list refused (403), as a locked-down instance
     fail_next: int = 0
     gate: threading.Event = field(default_factory=threading.Event)
     _next_id: int = 1000
@@ -221,6 +222,8 @@ class FakeForge:
 
     def _gitlab(self, request: Request) -> tuple[int, Any, dict[str, str]]:  # noqa: PLR0911 - one answer per route
         if request.path == "/api/v4/users" and request.method == "GET":
+            if self.users_forbidden:
+                return 403, {"message": "403 Forbidden"}, {}
             return 200, self._gitlab_users(request.query.get("username", [None])[0]), {}
         match = re.fullmatch(r"/api/v4/projects/([^/]+)(/.*)", request.path)
         project = unquote(match[1]) if match else None

@@ -177,3 +177,21 @@ def test_gitlab_leaves_out_an_unknown_reviewer_with_a_warning(
             "reviewers": ["mallory"],
         }
     ] == logs
+
+
+@pytest.mark.parametrize("fake", ["gitlab"], indirect=True)
+def test_gitlab_opens_the_request_when_it_refuses_to_look_up_users(
+    fake: FakeForge, client: Any
+) -> None:
+    """An instance that refuses its user list (403) still gets the merge request, with no
+    reviewers and a warning naming them: a reviewer never keeps a proposal from opening."""
+    fake.users["alice"] = 11
+    fake.users_forbidden = True
+
+    with capture_logs() as logs:
+        result = client.upsert_pull_request(proposal("patchctl/proposals/a", reviewers=("alice",)))
+
+    assert (1, "created") == result
+    [opened] = fake.calls("POST", r"/merge_requests$")
+    assert "reviewer_ids" not in opened.body
+    assert [["alice"]] == [entry["reviewers"] for entry in logs]
