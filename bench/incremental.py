@@ -13,6 +13,10 @@ Measured, for each fleet size (`--devices`, `--large`):
 - (b) reports that change nothing (heartbeats and repeated scans of `--quiet` devices) → the
   next pass: `devicesRead` (from the store) and `devicesPlanned` (`PassCounts.planned`; 0 once
   the planner reuses unchanged devices, issue 14 item 1 `incplan`).
+- (e) `resyncWithHistorySeconds`: the resync once every device has `--history` finished
+  installs within the job horizon (`store.observed.JOB_HORIZON`: a month of weekly windows
+  leaves four or five), as a fleet in use has: the figure (d) leaves out, since (d)'s fleet has
+  never had a job; `ledgerJobs` counts the ledger it plans from.
 
 And at `--devices` only: (c) report-ingest latency while passes run (`--rate` reports per
 second for `--seconds`, written through the agent API's batching writer,
@@ -24,7 +28,8 @@ passes back to back (`incremental`, and `full`: every pass reads everything), an
 pass at all (`idle`: the floor on this machine at its current load).
 
     .venv/bin/python bench/incremental.py [--devices 10000] [--large 100000] [--json FILE]
-        [--rate 50] [--seconds 10] [--changing 0.1] [--modes idle,service,incremental,full]
+        [--history 4] [--rate 50] [--seconds 10] [--changing 0.1]
+        [--modes idle,service,incremental,full]
 """
 
 from __future__ import annotations
@@ -181,6 +186,48 @@ def build_fleet(store: Any, count: int, missing: int) -> list[str]:
     return ids
 
 
+def write_history(store: Any, ids: list[str], *, per_device: int) -> int:
+    """`per_device` succeeded installs of LNX-0000 for each device, one a week before the
+    fleet's scan (which verified them), in the weekly window's earlier occurrences, written in
+    bulk with their planner change rows; answers how many."""
+    from controller.store import changes, schema  # noqa: PLC0415
+
+    written = 0
+    with store.write() as conn:
+        for week in range(1, per_device + 1):
+            start = NOW - timedelta(weeks=week)
+            occurrence = start.strftime("%Y-%m-%dT%H:%MZ")
+            for first in range(0, len(ids), 5000):
+                conn.execute(
+                    schema.jobs.insert(),
+                    [
+                        {
+                            "id": f"install-{week}-{device_id}",
+                            "device_id": device_id,
+                            "tenant": TENANT,
+                            "kind": "install",
+                            "patch_ids": ["LNX-0000"],
+                            "payload": {"reboot": "if-required", "patches": ["LNX-0000"]},
+                            "state": "succeeded",
+                            "revision": "main@sha1:bench",
+                            "window_key": f"msp/weekly@{occurrence}",
+                            "deadline": start + timedelta(hours=3),
+                            "created_at": start,
+                            "updated_at": start + timedelta(minutes=20),
+                            "delivered_at": start + timedelta(minutes=1),
+                            "finished_at": start + timedelta(minutes=20),
+                            "results": {"LNX-0000": {"result": "installed"}},
+                            "started_at": start + timedelta(minutes=2),
+                            "run_timeout": 7200,
+                        }
+                        for device_id in ids[first : first + 5000]
+                    ],
+                )
+            written += len(ids)
+        changes.record_devices(conn, ids, now=NOW)
+    return written
+
+
 def quiet_reports(ids: list[str], *, missing: int) -> list[Any]:
     """Heartbeats, and repeats of the stored scan (same `scannedAt`): nothing changes."""
     from controller.store import reports  # noqa: PLC0415
@@ -249,6 +296,11 @@ def fleet_run(count: int, args: argparse.Namespace) -> dict[str, Any]:
                 conn, quiet_reports(quiet, missing=args.missing), now=clock.advance(1)
             )
         after_quiet = passes(reconciler, clock)
+        history = write_history(store, ids, per_device=args.history)
+        passes(reconciler, clock)  # reads the devices whose ledger grew
+        reconciler.resync = timedelta(0)
+        with_history = passes(reconciler, clock)
+        reconciler.resync = timedelta(days=1)
         store.close()
     return {
         "devices": count,
@@ -260,6 +312,9 @@ def fleet_run(count: int, args: argparse.Namespace) -> dict[str, Any]:
         "approvalPass": _pick(approval),
         "quietReports": len(quiet),
         "afterQuietReports": _pick(after_quiet),
+        "historyJobs": history,
+        "resyncWithHistorySeconds": with_history["seconds"],
+        "resyncWithHistory": _pick(with_history),
     }
 
 
@@ -383,7 +438,15 @@ async def _send_reports(
 
 
 def _pick(counts: dict[str, Any]) -> dict[str, Any]:
-    keys = ("seconds", "fullPass", "devicesRead", "devicesPlanned", "jobsIssued", "drift")
+    keys = (
+        "seconds",
+        "fullPass",
+        "devicesRead",
+        "devicesPlanned",
+        "ledgerJobs",
+        "jobsIssued",
+        "drift",
+    )
     return {key: counts.get(key) for key in keys}
 
 
@@ -395,6 +458,9 @@ def main() -> None:
     )
     parser.add_argument("--missing", type=int, default=20, help="missing patches per device")
     parser.add_argument("--quiet", type=int, default=1000, help="devices sending quiet reports")
+    parser.add_argument(
+        "--history", type=int, default=4, help="finished installs per device for (e)"
+    )
     parser.add_argument("--rate", type=float, default=50.0, help="reports per second in (c)")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of (c)")
     parser.add_argument(

@@ -99,6 +99,35 @@ WindowSignature = tuple[tuple[object, ...], tuple[object, ...]]
 """A window at `now` as its devices see it: (state, rollout); see `_window_signature`."""
 
 
+class _Reported:
+    """`alerts.reported` of a ledger, computed again only for the jobs that changed.
+
+    Kept per job id: (the job, its device's name, its alerts). A settled ledger of 100,000
+    finished installs would otherwise rebuild 200,000 alerts every pass. It outlives the
+    planner's memory (`IncrementalPlanner.forget`): a resync's ledger is mostly the jobs it
+    had, and an entry holds for an equal job, whoever read it. It keeps the latest job read,
+    not the first equal one, so that it holds no other pass's jobs."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, tuple[JobView, str, tuple[AlertSpec, ...]]] = {}
+
+    def alerts(self, ledger: Sequence[JobView], names: Mapping[str, str]) -> list[AlertSpec]:
+        kept = self.kept
+        fresh: dict[str, tuple[JobView, str, tuple[AlertSpec, ...]]] = {}
+        found: list[AlertSpec] = []
+        for job in ledger:
+            name = names.get(job.device_id, job.device_id)
+            was = kept.get(job.id)
+            if was is None or was[1] != name or (was[0] is not job and was[0] != job):
+                made = tuple(alerts.reported((job,), names))
+            else:
+                made = was[2]
+            fresh[job.id] = (job, name, made)
+            found.extend(made)
+        self.kept = fresh
+        return found
+
+
 @dataclass
 class _Memory:
     """What the previous call planned from, kept per device and per policy set (devices with
@@ -123,9 +152,6 @@ class _Memory:
     expiry: list[tuple[datetime, str]] = field(default_factory=list)
     readers: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     window_signatures: dict[str, WindowSignature] = field(default_factory=dict)
-    # job id → (the job, its device's name, `alerts.reported` of it): a settled ledger of
-    # 100,000 finished installs would otherwise rebuild 200,000 alerts every pass
-    reported: dict[str, tuple[JobView, str, tuple[AlertSpec, ...]]] = field(default_factory=dict)
     ledger: Ledger | None = None  # indexed from `ledger_jobs`
     ledger_jobs: tuple[JobView, ...] = ()
 
@@ -139,23 +165,6 @@ class _Memory:
         ):
             self.ledger, self.ledger_jobs = Ledger.of(settled), settled
         return self.ledger
-
-    def reported_alerts(
-        self, ledger: Sequence[JobView], names: Mapping[str, str]
-    ) -> list[AlertSpec]:
-        """`alerts.reported(ledger, names)`, computed again only for jobs that changed."""
-        kept = self.reported
-        fresh: dict[str, tuple[JobView, str, tuple[AlertSpec, ...]]] = {}
-        found: list[AlertSpec] = []
-        for job in ledger:
-            name = names.get(job.device_id, job.device_id)
-            was = kept.get(job.id)
-            if was is None or was[1] != name or (was[0] is not job and was[0] != job):
-                was = (job, name, tuple(alerts.reported((job,), names)))
-            fresh[job.id] = was
-            found.extend(was[2])
-        self.reported = fresh
-        return found
 
     def place(self, device: DeviceView) -> None:
         """Record `device` (as the agent reports it) under the current policy: its effective
@@ -254,6 +263,7 @@ class IncrementalPlanner:
         # none): the others' stored rows are the ones written when that plan was made
         self.compliance_changed: frozenset[str] | None = None
         self._memory: _Memory | None = None
+        self._reported = _Reported()  # outlives `forget`: it holds for the jobs it holds
 
     def forget(self) -> None:
         """Drop what earlier calls kept: the next call plans everything. A caller about to
@@ -393,7 +403,7 @@ class IncrementalPlanner:
             device_plans=list(map(memory.plans.__getitem__, memory.order)),
             window_states=window_states,
             names=names,
-            reported=memory.reported_alerts(observed.jobs, names),
+            reported=self._reported.alerts(observed.jobs, names),
         )
 
 

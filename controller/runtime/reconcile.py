@@ -149,6 +149,8 @@ class Reconciler:
         # status key → (digest, time written) of the plan summary values this reconciler stored
         self._plan_written: dict[str, tuple[str, datetime]] = {}
         self.pending = PendingShards()  # the pending approvals by device, kept between passes
+        # the alert keys of the last plan applied: stored (raised now or before), not sent again
+        self._alerts_applied: frozenset[str] = frozenset()
 
     def reconcile(self) -> Outcome:
         """One pass. Never raises for a bad commit or an unreachable repository.
@@ -324,16 +326,24 @@ class Reconciler:
             tenants = _Tenants(self.planner.devices)
             with self.store.write() as conn:
                 applied = apply.apply_plan(
-                    conn, the_plan, tenants=tenants, now=now, replanned=replanned
+                    conn,
+                    the_plan,
+                    tenants=tenants,
+                    now=now,
+                    replanned=replanned,
+                    raised_before=self._alerts_applied,
                 )
         except BaseException:
             self.observer.forget()  # the next pass reads everything again
+            self._alerts_applied = frozenset()  # and sends every alert: none may be stored
             raise
+        self._alerts_applied = frozenset(alert.key for alert in the_plan.alerts)
         counts = {
             **the_plan.counts(),
             **applied.as_dict(),
             "fullPass": int(observation.changes.everything),
             "devicesRead": observation.devices_read,
+            "ledgerJobs": len(observed.jobs),  # the job ledger planned from (`JOB_HORIZON`)
             "devicesPlanned": self.planner.last.planned,
             "drift": drift,
         }

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio.to_thread
 from fastapi import Depends, Path, Query
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 from controller import __version__
 from controller.core import instants
@@ -66,16 +66,33 @@ def _utc(moment: datetime | None) -> datetime | None:
     return aware
 
 
+def _iso_text(value: object) -> object:
+    """A query time is ISO 8601 text: pydantic also reads a number as Unix seconds
+    (`?since=0.38` was 1970-01-01T00:00:00.38Z), which the OpenAPI document does not allow."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError(
+            f"{value!r} is a number; give an ISO 8601 date-time such as 2026-11-30T12:00:00Z "
+            "or a date such as 2026-11-30"
+        )
+    return value
+
+
 DeviceRef = Annotated[
     str, Path(min_length=1, max_length=253, description="The device's id, or its name.")
 ]
 Since = Annotated[
     datetime | None,
+    BeforeValidator(_iso_text),
     AfterValidator(_utc),
     Query(description="ISO date-time (UTC without an offset); only newer entries."),
 ]
 Until = Annotated[
     datetime | None,
+    BeforeValidator(_iso_text),
     AfterValidator(_utc),
     Query(description="ISO date-time (UTC without an offset); older only."),
 ]

@@ -40,11 +40,6 @@ class NewAlert:
     dedupe_key: str | None = None  # raise once per key (alerts on transitions, not on every pass)
 
 
-# rows per multi-row INSERT: 9 bound parameters a row stays far below SQLite's 32,766 and
-# PostgreSQL's 65,535 parameters per statement
-ALERT_CHUNK = 1000
-
-
 def add_alert(conn: Connection, alert: NewAlert, *, now: datetime) -> bool:
     """Raise an alert; with a `dedupe_key` already raised, nothing happens (returns False).
     Message and details are redacted (`controller.redaction`): every token may read alerts."""
@@ -65,13 +60,11 @@ def add_alert(conn: Connection, alert: NewAlert, *, now: datetime) -> bool:
 
 
 def add_alerts(conn: Connection, alerts: Sequence[NewAlert], *, now: datetime) -> int:
-    """Raise many alerts in set-based statements (one multi-row INSERT ... ON CONFLICT
-    (dedupe_key) DO NOTHING per `ALERT_CHUNK` rows, on SQLite and PostgreSQL alike): an alert
-    whose `dedupe_key` was raised before is skipped. Returns how many rows were inserted.
-    Redacted like `add_alert`."""
-    if not alerts:
-        return 0
-    insert = database.conflict_insert(conn.dialect.name)
+    """Raise many alerts in one driver executemany of INSERT ... ON CONFLICT (dedupe_key) DO
+    NOTHING (`database.insert_many`, SQLite and PostgreSQL alike): an alert whose
+    `dedupe_key` was raised before is skipped. Returns how many rows were inserted.
+    Redacted like `add_alert`. (A multi-row VALUES statement per 1,000 alerts cost SQLAlchemy
+    about 0.1 s each to compile: 9 s for the 80,000 alerts of a 10,000-device ledger.)"""
     rows = [
         {
             "tenant": alert.tenant,
@@ -86,17 +79,9 @@ def add_alerts(conn: Connection, alerts: Sequence[NewAlert], *, now: datetime) -
         }
         for alert in alerts
     ]
-    inserted = 0
-    for start in range(0, len(rows), ALERT_CHUNK):
-        statement = (
-            insert(schema.alerts)
-            .values(rows[start : start + ALERT_CHUNK])
-            .on_conflict_do_nothing(index_elements=["dedupe_key"])
-            # the rows inserted, counted: a multi-row INSERT's rowcount is -1 under psycopg
-            .returning(schema.alerts.c.id)
-        )
-        inserted += len(conn.execute(statement).all())
-    return inserted
+    return database.insert_many(
+        conn, schema.alerts, rows, skip_existing=True, unique=["dedupe_key"]
+    )
 
 
 def open_alert_keys(conn: Connection, *, kinds: Collection[str]) -> dict[str, int]:

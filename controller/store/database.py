@@ -349,12 +349,18 @@ def conflict_insert(dialect_name: str) -> Any:
 
 
 def insert_many(
-    conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool
+    conn: Connection,
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    skip_existing: bool,
+    unique: Sequence[str] | None = None,
 ) -> int:
     """Insert `rows` (dicts with the same keys: column names of `table`) in one driver
-    executemany; `skip_existing`: a row whose primary key exists is left out (ON CONFLICT DO
-    NOTHING, both engines). Answers how many rows were inserted (the driver's row count:
-    both sqlite3 and psycopg sum it over an executemany).
+    executemany; `skip_existing`: a row whose primary key (or the `unique` columns, a unique
+    index of the table) exists is left out (ON CONFLICT DO NOTHING, both engines). Answers how
+    many rows were inserted (the driver's row count: both sqlite3 and psycopg sum it over an
+    executemany).
 
     Each value goes through its column type's own bind processor, so what is stored is what
     `conn.execute(table.insert(), rows)` stores; what is left out is SQLAlchemy's per-row
@@ -370,7 +376,7 @@ def insert_many(
     statement = conflict_insert(dialect.name)(table)
     if skip_existing:
         statement = statement.on_conflict_do_nothing(
-            index_elements=[column.name for column in table.primary_key]
+            index_elements=list(unique or [column.name for column in table.primary_key])
         )
     compiled = statement.compile(dialect=dialect, column_keys=keys)
     processors = [_processor(table.c[key].type, dialect) for key in keys]

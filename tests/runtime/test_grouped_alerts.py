@@ -10,12 +10,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from test_reconcile import IN_WINDOW, reconciler, seed_catalogue
 
 from controller.kinds.notifications import Notification
 from controller.notify import events, route
-from controller.store import Store, devices, reports, schema
+from controller.runtime import apply
+from controller.store import Store, changes, devices, reports, schema
+from controller.store import alerts as alert_store
 from controller.testing import PolicyRepo
 
 FLEET = 1000
@@ -144,3 +147,73 @@ def test_one_approval_over_1000_devices_raises_one_search_alert(
     assert [("acme/searches", alert["dedupe_key"])] == [
         (name, d.event.key) for d in deliveries for name in d.notifications
     ]
+
+
+def test_a_pass_sends_only_the_alerts_the_last_applied_pass_did_not_hold(
+    example_repo: PolicyRepo, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan holds every alert of the fleet and its ledger each pass; the store already holds
+    those of the last plan this process applied, so only the others are sent (sending them all
+    made a quiet pass cost the whole ledger). After a pass whose apply failed, every alert is
+    sent again: none of that pass's may be stored. Each key is stored once throughout."""
+    seed_catalogue(store)
+    enrol_fleet(store, 50)
+    sent: list[int] = []
+    add_alerts = alert_store.add_alerts
+
+    def counting(conn: Any, alerts: Any, *, now: Any) -> int:
+        sent.append(len(alerts))
+        return add_alerts(conn, alerts, now=now)
+
+    def keys(outcome: Any) -> set[str]:
+        return {alert.key for alert in outcome.plan.alerts}
+
+    monkeypatch.setattr(apply.alert_store, "add_alerts", counting)
+    service = reconciler(example_repo, store, tmp_path, IN_WINDOW)
+    clock = service.clock_cell  # type: ignore[attr-defined]
+    first = service.reconcile()
+    assert 5 == first.counts["jobsIssued"]  # the example's maxConcurrent: 10% of 50
+    assert len(keys(first)) == sent[-1] == first.counts["alertsRaised"] > 0
+
+    clock[0] += timedelta(minutes=10)
+    with store.write() as conn:  # the agents report their installs done
+        done = (
+            conn.execute(
+                schema.jobs.update()
+                .where(schema.jobs.c.kind == "install")
+                .values(
+                    state="succeeded",
+                    results={"KB5044284": {"result": "installed"}},
+                    updated_at=clock[0],
+                    finished_at=clock[0],
+                )
+                .returning(schema.jobs.c.device_id)
+            )
+            .scalars()
+            .all()
+        )
+        changes.record_devices(conn, done, now=clock[0])
+    second = service.reconcile()
+    reported = {key for key in keys(second) if key.startswith("InstallComplete:")}
+    assert 5 == len(reported)
+    assert len(keys(second) - keys(first)) == sent[-1] == second.counts["alertsRaised"]
+
+    clock[0] += timedelta(seconds=30)
+    quiet = service.reconcile()
+    assert reported <= keys(quiet)  # the plan holds them still: the store has them
+    assert (0, 0) == (sent[-1], quiet.counts["alertsRaised"])
+
+    def failing(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("the store went away")
+
+    clock[0] += timedelta(seconds=30)
+    with monkeypatch.context() as patched:
+        patched.setattr(apply, "_resolve_cleared", failing)
+        with pytest.raises(RuntimeError):
+            service.reconcile()
+    clock[0] += timedelta(seconds=30)
+    after = service.reconcile()
+    assert len(keys(after)) == sent[-1] > 0  # all of them: the failed pass wrote nothing
+    with store.read() as conn:
+        stored = conn.execute(sa.select(schema.alerts.c.dedupe_key)).scalars().all()
+    assert len(stored) == len(set(stored)) >= len(keys(after))

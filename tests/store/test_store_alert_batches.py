@@ -1,7 +1,8 @@
-"""`alert_store.add_alerts`: many alerts in set-based statements, keys raised once (issue 14.3)."""
+"""`alert_store.add_alerts`: many alerts in one executemany, keys raised once (issue 14.3)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,8 +25,9 @@ def alert(n: int) -> alert_store.NewAlert:
     )
 
 
-def test_alerts_go_in_chunked_multi_row_inserts_and_each_key_once(store: Store) -> None:
-    """2,500 alerts → 3 INSERT statements; raising them again with 10 new keys inserts 10."""
+def test_alerts_go_in_one_executemany_and_each_key_once(store: Store) -> None:
+    """2,500 alerts → one INSERT executemany; raising them again with 10 new keys inserts 10,
+    in one more; alerts without a key are each raised."""
     statements: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
@@ -38,17 +40,20 @@ def test_alerts_go_in_chunked_multi_row_inserts_and_each_key_once(store: Store) 
             first = alert_store.add_alerts(conn, [alert(n) for n in range(2500)], now=NOW)
         with store.write() as conn:
             again = alert_store.add_alerts(conn, [alert(n) for n in range(2510)], now=NOW)
+        unkeyed = dataclasses.replace(alert(9999), dedupe_key=None)
+        with store.write() as conn:
+            twice = alert_store.add_alerts(conn, [unkeyed, unkeyed], now=NOW)
     finally:
         sa.event.remove(store.engine, "before_cursor_execute", count)
-    assert (2500, 10, 6) == (first, again, len(statements))
+    assert (2500, 10, 2, 3) == (first, again, twice, len(statements))
     with store.read() as conn:
         rows = conn.execute(
             sa.select(schema.alerts.c.dedupe_key, schema.alerts.c.details).order_by(
                 schema.alerts.c.id
             )
         ).all()
-    assert 2510 == len(rows)
-    assert ("k2509", {"n": 2509}) == tuple(rows[-1])
+    assert 2512 == len(rows)
+    assert ("k2509", {"n": 2509}) == tuple(rows[-3])
 
 
 def test_no_alerts_is_no_statement(store: Store) -> None:

@@ -4,10 +4,12 @@ of several sources merged. Real stores on both engines (the `store` fixture)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from controller.core.observed import JobKind, JobState, PatchResult
 from controller.store import Store, devices, findings, reports, schema
 from controller.store import observed as stored
 
@@ -195,3 +197,102 @@ def test_the_row_tuple_names_the_query_columns_in_order() -> None:
     """The named tuple the streamed rows are read into has the query's columns, in order."""
     columns = stored._devices_query(None).selected_columns
     assert [column.key for column in columns] == list(stored._Row._fields)
+
+
+def test_jobs_read_as_their_stored_columns_say(store: Store) -> None:
+    """`load_jobs` reads the columns it needs raw (times as text, JSON as text, one member of
+    the payload) and converts each distinct value once; its views are what the table's typed
+    columns say (`_typed_job`, the reading it replaced), odd stored shapes included, on both
+    engines and from a PostgreSQL session in another time zone."""
+    device_id = enrol(store, "web-1")
+    at = [NOW - timedelta(hours=n, microseconds=13 * n) for n in range(6)]
+    results = [
+        {},
+        {"P-1": {"result": "installed"}, "P-2": {"result": "failed", "reason": "dpkg: error"}},
+        {"P-1": {"result": "exploded"}, "P-2": "not an object"},
+        ["not", "an", "object"],
+    ]
+    payloads = [{"occasion": "due:2026-11-30T10:00Z"}, {}, {"occasion": 7}, {"reboot": "never"}]
+    rows = [
+        {
+            "id": f"job-{n}",
+            "device_id": device_id,
+            "tenant": "acme",
+            "kind": ("scan", "install", "script")[n % 3],
+            "patch_ids": [["P-1", "P-2"], [], ["P-3", 4, ""], "not a list"][n % 4],
+            "payload": payloads[n % 4],
+            "state": ("pending", "succeeded", "failed", "delivered", "expired", "installing")[n],
+            "revision": "main@sha1:0",
+            "window_key": [None, "acme/weekly@2026-11-29T01:00Z", "acme/weekly", "@x"][n % 4],
+            "deadline": None if n % 2 else at[n] + timedelta(hours=4),
+            "created_at": at[n],
+            "updated_at": at[n % 2],  # two distinct instants: shared on SQLite
+            "results": results[n % 4],
+            "reboot_required": (None, True, False)[n % 3],
+            "started_at": at[n] if n % 3 else None,
+            "run_timeout": (None, 0, 3600)[n % 3],
+            "end_reason": "no-agent" if n == 4 else None,
+        }
+        for n in range(6)
+    ]
+    with store.write() as conn:
+        conn.execute(schema.jobs.insert(), rows)
+    j = schema.jobs.c
+    with store.read() as conn:
+        if store.dialect == "postgresql":
+            conn.exec_driver_sql("SET LOCAL TIME ZONE 'America/St_Johns'")  # UTC-03:30
+        typed = [
+            _typed_job(row)
+            for row in conn.execute(sa.select(schema.jobs).order_by(j.created_at, j.id))
+        ]
+        found = stored.load_jobs(conn, since=NOW - timedelta(days=1))
+        by_device = stored.load_jobs(conn, since=NOW - timedelta(days=1), device_ids=[device_id])
+    assert typed == found == by_device
+    assert 6 == len(found)
+    assert [("acme/weekly", "2026-11-29T01:00Z")] == [
+        (job.window, job.occurrence) for job in found if job.id == "job-1"
+    ]
+    assert "due:2026-11-30T10:00Z" == next(job.occurrence for job in found if job.id == "job-0")
+    if store.dialect == "sqlite":
+        assert found[0].updated_at is found[2].updated_at
+
+
+def _typed_job(row: sa.Row[Any]) -> stored.JobView:
+    """A job view from a whole row of the typed table (`schema.jobs`): the reading `load_jobs`
+    replaced, kept here as its specification."""
+    window, _, occurrence = (row.window_key or "").partition("@")
+    payload = row.payload if isinstance(row.payload, dict) else {}
+    occasion = payload.get("occasion")
+    results, reasons = {}, {}
+    for patch_id, outcome in (row.results if isinstance(row.results, dict) else {}).items():
+        entry = outcome if isinstance(outcome, dict) else {}
+        result = str(entry.get("result", ""))
+        known = result in {r.value for r in PatchResult}
+        results[patch_id] = PatchResult(result) if known else PatchResult.SKIPPED
+        if entry.get("reason"):
+            reasons[patch_id] = str(entry["reason"])
+    stored_ids = row.patch_ids if isinstance(row.patch_ids, list) else []
+    return stored.JobView(
+        id=row.id,
+        device_id=row.device_id,
+        kind=JobKind(row.kind),
+        state=JobState(row.state),
+        patch_ids=tuple(str(p) for p in stored_ids if isinstance(p, str | int) and p != ""),
+        window=window or None,
+        occurrence=occurrence or (occasion if isinstance(occasion, str) else None),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        deadline=row.deadline,
+        results=results,
+        reasons=reasons,
+        reboot_required=bool(row.reboot_required),
+        started_at=row.started_at,
+        run_timeout=timedelta(seconds=row.run_timeout) if row.run_timeout else None,
+        end_reason=row.end_reason,
+    )
+
+
+def test_the_job_row_tuple_names_the_query_columns_in_order() -> None:
+    """The named tuple job rows are read into has the job query's columns, in order."""
+    columns = stored._jobs_query(NOW, None).selected_columns
+    assert [column.key for column in columns] == list(stored._JobRow._fields)

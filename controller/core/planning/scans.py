@@ -90,6 +90,8 @@ def retry_occasion(
     already) at once. None: wait.
     """
     by_id = {job.id: job for job in jobs_of_device if job.kind is JobKind.SCAN}
+    if not by_id:  # no scan job yet (most devices, most passes): no occasion to follow
+        return occasion
     reason, key = occasion
     while (job := by_id.get(job_id(device_id, JobKind.SCAN, (), key))) is not None:
         if job.state.in_flight or job.state is JobState.SUCCEEDED:
