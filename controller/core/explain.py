@@ -32,7 +32,7 @@ from controller.core.observed import (
     PatchResult,
     ScanView,
 )
-from controller.core.plan import DeviceSummary, PolicySets, plan, window_key
+from controller.core.plan import DeviceSummary, PolicySets, plan, plan_alone, window_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,13 +114,20 @@ def explain(
     decisions = sets.decisions(applicable)
     grouping = sets.grouping(applicable, scan.missing if scan else ())
     # The planner's own verdict for this device (compliance, whether an install is issued this
-    # occurrence), so explain never says what the plan does not do.
-    planned = plan(desired, observed, now=now)
-    summary = next((d for d in planned.devices if d.device_id == device.id), None)
+    # occurrence), so explain never says what the plan does not do: planned alone when no
+    # other device bears on it, else as part of the fleet's plan.
+    alone = plan_alone(desired, observed, device, now=now, sets=sets)
+    if alone is not None:
+        summary: DeviceSummary | None = alone.summary
+        compliance = alone.compliance
+    else:
+        planned = plan(desired, observed, now=now)
+        summary = next((d for d in planned.devices if d.device_id == device.id), None)
+        compliance = planned.compliance
     schedule = _schedule(applicable, device, now=now, summary=summary)
     device_jobs = [job for job in observed.jobs if job.device_id == device.id]
     context = _JobContext.of(device_jobs, now=now)
-    states = _states(planned.compliance, device.id, scan)
+    states = _states(compliance, device.id, scan)
     patches = [
         _explain_patch(
             patch_id,

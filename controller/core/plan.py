@@ -23,7 +23,7 @@ from datetime import datetime
 from controller.core import windows
 from controller.core.decisions import object_ref
 from controller.core.desired import DesiredState
-from controller.core.observed import ObservedState
+from controller.core.observed import DeviceView, ObservedState
 from controller.core.planning import alerts, fleet
 from controller.core.planning.devices import DevicePlan, PassFacts, plan_device
 from controller.core.planning.ledger import Ledger, device_history
@@ -81,6 +81,37 @@ def plan(desired: DesiredState, observed: ObservedState, *, now: datetime) -> Pl
     )
 
 
+def plan_alone(
+    desired: DesiredState,
+    observed: ObservedState,
+    device: DeviceView,
+    *,
+    now: datetime,
+    sets: PolicySets | None = None,
+) -> DevicePlan | None:
+    """`device`'s plan in `plan(desired, observed, now=now)`, made without planning the rest of
+    the fleet (`device` as policy sees it, `targets.effective_device`; `sets`: the pass's
+    `PolicySets`, if made already). None when that plan reads a window's rollout limits: the
+    installs the same pass issues to the devices planned before it count against them
+    (`maxConcurrent`, DESIGN.md 3.8), so only planning the fleet tells; nothing else couples
+    devices (the ledger is the pass's; a device's compliance, scans, scripts and alerts are its
+    own). `explain` asks this first: the whole plan costs seconds at 100,000 devices."""
+    settled = fleet.Settled.of(observed.jobs, now=now)
+    sets = sets if sets is not None else PolicySets(desired, observed, today=now.date())
+    facts = PassFacts(
+        desired=desired,
+        scans=observed.scans,
+        ledger=Ledger.of(settled.jobs),
+        sets=sets,
+        window_states={window_key(w): windows.evaluate(w.spec, now=now) for w in desired.windows},
+        population={},  # read by rollout limits only, and a plan that reads them is not answered
+        now=now,
+    )
+    running = fleet.counting_installs(facts.ledger)
+    found = plan_device(facts, device, sets.applicable(device), running)
+    return None if found.rollout_window is not None else found
+
+
 __all__ = [
     "CONDITION_TYPES",
     "GROUP_SAMPLE",
@@ -96,5 +127,6 @@ __all__ = [
     "device_history",
     "object_ref",
     "plan",
+    "plan_alone",
     "window_key",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import random
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cache
@@ -29,7 +30,8 @@ from controller.core.observed import (
     ScanView,
 )
 from controller.core.patches import PatchRecord
-from controller.core.plan import Plan, plan
+from controller.core.plan import Plan, plan, plan_alone
+from controller.core.planning import fleet
 from controller.kinds.common import Classification, OsFamily
 from controller.testing import fleets as planning
 from controller.testing.fleets import CATALOGUE, SUNDAY_OPEN
@@ -381,7 +383,10 @@ def take_step(world: World, roll: float) -> Step:
     return Step()
 
 
-def run_history(seed: int, tally: Tally) -> None:
+def run_history(
+    seed: int, tally: Tally, each: Callable[[World, ObservedState, Plan], None] | None = None
+) -> None:
+    """One seeded history; `each` is shown every step's world, observed state and full plan."""
     rng = random.Random(seed)  # noqa: S311 - a reproducible story, not a secret
     world = World(rng=rng, now=START + timedelta(minutes=rng.randint(0, 300)), policy=Policy())
     for _ in range(rng.randint(15, 40)):
@@ -395,6 +400,8 @@ def run_history(seed: int, tally: Tally) -> None:
         observed = world.observed()
         changes = Changes(devices=frozenset(step.touched | applied), catalogue=step.catalogue)
         expected = plan(world.desired, observed, now=world.now)
+        if each is not None:
+            each(world, observed, expected)
         the_plan = planner.plan(world.desired, observed, now=world.now, changes=changes)
         assert_same(expected, the_plan, f"seed {seed} step {number}")
         if step.few:
@@ -420,6 +427,32 @@ def test_incremental_plans_equal_full_plans_over_random_histories() -> None:
         run_history(seed, tally)
     assert tally.fleet > 0
     assert tally.planned < tally.fleet * 0.35, tally
+
+
+def test_a_device_planned_alone_has_its_plan_in_the_fleets() -> None:
+    """`plan_alone` (what `explain` asks first) answers, for every device at every step of the
+    random histories, the summary, compliance, jobs and alerts the fleet's plan gives it, or
+    None when its plan read a window's rollout limits; both happen."""
+    answered: list[bool] = []
+
+    def check(world: World, observed: ObservedState, expected: Plan) -> None:
+        summaries = {summary.device_id: summary for summary in expected.devices}
+        for device in fleet.in_order(observed, world.desired):
+            alone = plan_alone(world.desired, observed, device, now=world.now)
+            answered.append(alone is not None)
+            if alone is None:
+                continue
+            assert summaries[device.id] == alone.summary
+            assert [r for r in expected.compliance if r.device_id == device.id] == list(
+                alone.compliance
+            )
+            assert [j for j in expected.issue if j.device_id == device.id] == list(alone.issue)
+            assert set(alone.alerts) <= set(expected.alerts)
+
+    for seed in SEEDS[:8]:
+        run_history(seed, Tally(), check)
+    assert answered.count(True) > len(answered) * 0.5
+    assert answered.count(False) > 0
 
 
 @pytest.mark.parametrize("touched", [0, 1, 3], ids=["nothing", "one-device", "three-devices"])
