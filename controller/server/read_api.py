@@ -424,18 +424,20 @@ async def status(
     channels = runtime_status.scope_channels(enforced, scope)
 
     def read(conn: Connection) -> dict[str, Any]:
+        # each device by its own poll interval, as the planner counts it; read once (every
+        # device of the scope)
+        agents = runtime_status.agents(conn, now=now, tenant=scope)
         return {
             "devices": {
                 "total": devices.count_devices(conn, scope=scope),
-                # each device by its own poll interval, as the planner counts it
-                "online": runtime_status.agents(conn, now=now, tenant=scope)["online"],
+                "online": agents["online"],
                 "seenLastDay": devices.count_devices(
                     conn, scope=scope, seen_since=now - timedelta(days=1)
                 ),
             },
             "compliance": runtime_status.compliance_by_baseline(conn, tenant=scope),
             "patchStatus": runtime_status.patch_status(conn, now=now, tenant=scope),
-            "agents": runtime_status.agents(conn, now=now, tenant=scope),
+            "agents": agents,
             "leader": leader(conn),
             "notifications": runtime_status.notification_channels(conn, channels),
         } | runtime_status.tenant_view(conn, scope=scope)

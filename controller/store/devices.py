@@ -384,16 +384,37 @@ def tenants_of(conn: Connection, device_ids: Collection[str], *, scope: str) -> 
     """Device id → tenant of those of `device_ids` that are in `scope` (retired ones too);
     unknown ids and devices outside the scope are left out. In key order."""
     d = schema.devices.c
-    ids = sorted(device_ids)
-    found: dict[str, str] = {}
+    rows = _of_devices(conn, (d.id, d.tenant), device_ids, scope=scope)
+    return dict(sorted((row.id, row.tenant) for row in rows))
+
+
+def _of_devices(
+    conn: Connection,
+    columns: tuple[sa.ColumnElement[Any], ...],
+    device_ids: Collection[str],
+    *,
+    scope: str,
+) -> list[Any]:
+    """Rows of `columns` (the first the id) of the devices of `device_ids` in `scope`: looked up
+    `_CHUNK` ids a statement, or, when the ids are most of the scope's devices (the pending
+    approvals of a fleet: 200 statements of 500 ids at 100,000 devices), read with the scope's
+    other devices in one statement and kept here."""
+    d = schema.devices.c
+    wanted = set(device_ids)
+    if not wanted:
+        return []
+    if len(wanted) > _CHUNK * 4 and len(wanted) * 2 > count_devices(conn, scope=scope):
+        everyone = conn.execute(sa.select(*columns).where(in_scope(d.tenant, scope)))
+        return [row for row in everyone if row[0] in wanted]
+    ids = sorted(wanted)
+    found: list[Any] = []
     for start in range(0, len(ids), _CHUNK):
-        rows = conn.execute(
-            sa.select(d.id, d.tenant).where(
+        found += conn.execute(
+            sa.select(*columns).where(
                 d.id.in_(ids[start : start + _CHUNK]), in_scope(d.tenant, scope)
             )
         )
-        found |= {row.id: row.tenant for row in rows}
-    return dict(sorted(found.items()))
+    return found
 
 
 def presence(conn: Connection, *, scope: str | None) -> list[tuple[datetime | None, int]]:
@@ -483,16 +504,8 @@ def identities(
     """Device id → (name, tenant) of those of `device_ids` that are in `scope` (retired ones
     too); unknown ids and devices outside the scope are left out."""
     d = schema.devices.c
-    ids = sorted(device_ids)
-    found: dict[str, tuple[str, str]] = {}
-    for start in range(0, len(ids), _CHUNK):
-        rows = conn.execute(
-            sa.select(d.id, d.name, d.tenant).where(
-                d.id.in_(ids[start : start + _CHUNK]), in_scope(d.tenant, scope)
-            )
-        )
-        found |= {row.id: (row.name, row.tenant) for row in rows}
-    return found
+    rows = _of_devices(conn, (d.id, d.name, d.tenant), device_ids, scope=scope)
+    return {row.id: (row.name, row.tenant) for row in rows}
 
 
 def count_outside(conn: Connection, *, scope: str) -> int:

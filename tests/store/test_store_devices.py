@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from controller.store import Store, devices, schema
@@ -108,3 +109,38 @@ def test_listings_and_counts_follow_the_tenant_scope(store: Store, clock: Settab
         None: ["hq-01", "web-01.example.com", "other"],
     } == names
     assert (1, None) == (online, outside)
+
+
+@pytest.mark.parametrize("chunk", [500, 2], ids=["by-id", "whole-scope"])
+def test_ids_are_looked_up_within_the_scope_however_many(
+    store: Store, clock: SettableClock, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """`tenants_of` and `identities` answer the scope's devices among the ids (retired ones
+    too; unknown ids and other tenants' devices left out), whether they look the ids up a
+    chunk at a time or, when the ids are most of the scope, read the scope whole (`chunk` 2
+    makes 9 ids "many")."""
+    monkeypatch.setattr(devices, "_CHUNK", chunk)
+    ids: dict[str, str] = {}
+    for n, tenant in enumerate(["acme/retail"] * 10 + ["acme/logistics", "globex"]):
+        enrolled = enrol(
+            store, replace(WEB, tenant=tenant, hostname=f"web-{n:02d}", machine_id=f"m-{n}"), clock
+        )
+        assert isinstance(enrolled, Enrolled)
+        ids[enrolled.device_id] = tenant
+    retired = next(iter(ids))
+    with store.write() as conn:
+        conn.execute(
+            schema.devices.update().where(schema.devices.c.id == retired).values(retired_at=clock())
+        )
+    unasked = list(ids)[8:10]  # two of the scope's devices: not answered
+    asked = [i for i in ids if i not in unasked] + ["no-such-device"]
+    with store.read() as conn:
+        tenants = devices.tenants_of(conn, asked, scope="acme/retail")
+        named = devices.identities(conn, asked, scope="acme")
+    retail = {i: t for i, t in ids.items() if t == "acme/retail" and i not in unasked}
+    assert sorted(retail.items()) == list(tenants.items())
+    assert {i: t for i, t in ids.items() if t.startswith("acme") and i not in unasked} == {
+        i: tenant for i, (_, tenant) in named.items()
+    }
+    assert retired in tenants
+    assert 8 == len(tenants)
