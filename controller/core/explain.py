@@ -11,7 +11,7 @@ or reaches its deadline; an overdue job (`jobs.settle`) is ended by the next pas
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -104,9 +104,16 @@ def _not_applicable(decision: Decision) -> str | None:
 
 
 def explain(
-    desired: DesiredState, observed: ObservedState, device: DeviceView, *, now: datetime
+    desired: DesiredState,
+    observed: ObservedState,
+    device: DeviceView,
+    *,
+    now: datetime,
+    fleet: Callable[[], ObservedState] | None = None,
 ) -> DeviceExplanation:
-    """Explain every scanned patch of `device` under `desired` at `now`."""
+    """Explain every scanned patch of `device` under `desired` at `now`. `fleet`: when
+    `observed` holds the ledger of `device` alone, the observed state with the fleet's, asked
+    only when the fleet must be planned (the device's plan reads rollout limits)."""
     device = targets.effective_device(device, desired)
     sets = PolicySets(desired, observed, today=now.date())
     applicable = sets.applicable(device)
@@ -121,7 +128,7 @@ def explain(
         summary: DeviceSummary | None = alone.summary
         compliance = alone.compliance
     else:
-        planned = plan(desired, observed, now=now)
+        planned = plan(desired, observed if fleet is None else fleet(), now=now)
         summary = next((d for d in planned.devices if d.device_id == device.id), None)
         compliance = planned.compliance
     schedule = _schedule(applicable, device, now=now, summary=summary)

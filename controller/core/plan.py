@@ -94,9 +94,10 @@ def plan_alone(
     `PolicySets`, if made already). None when that plan reads a window's rollout limits: the
     installs the same pass issues to the devices planned before it count against them
     (`maxConcurrent`, DESIGN.md 3.8), so only planning the fleet tells; nothing else couples
-    devices (the ledger is the pass's; a device's compliance, scans, scripts and alerts are its
-    own). `explain` asks this first: the whole plan costs seconds at 100,000 devices."""
-    settled = fleet.Settled.of(observed.jobs, now=now)
+    devices: its compliance, scans, scripts and alerts are its own, and of the ledger it reads
+    only its own jobs (the fleet's count only against rollout limits; a job id names its
+    device). `explain` asks this first: the whole plan costs seconds at 100,000 devices."""
+    settled = fleet.Settled.of([j for j in observed.jobs if j.device_id == device.id], now=now)
     sets = sets if sets is not None else PolicySets(desired, observed, today=now.date())
     facts = PassFacts(
         desired=desired,

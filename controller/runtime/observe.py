@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import operator
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -40,10 +40,12 @@ __all__ = ["JOB_HORIZON", "Observation", "Observer", "observe"]
 _T = TypeVar("_T")
 
 
-def observe(conn: Connection, *, now: datetime) -> ObservedState:
+def observe(
+    conn: Connection, *, now: datetime, jobs_of: Collection[str] | None = None
+) -> ObservedState:
     """Everything the planner needs from the store, as one consistent snapshot
-    (`controller.store.observed.load`)."""
-    return stored.load(conn, now=now)
+    (`controller.store.observed.load`); `jobs_of`: the ledger of these devices only."""
+    return stored.load(conn, now=now, jobs_of=jobs_of)
 
 
 @dataclass(frozen=True, slots=True)

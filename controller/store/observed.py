@@ -60,8 +60,11 @@ class DeviceRows:
     notes: dict[str, Notes]
 
 
-def load(conn: Connection, *, now: datetime) -> ObservedState:
-    """Everything the planner needs from the store, as one consistent snapshot.
+def load(
+    conn: Connection, *, now: datetime, jobs_of: Collection[str] | None = None
+) -> ObservedState:
+    """Everything the planner needs from the store, as one consistent snapshot; `jobs_of`:
+    the ledger of these devices only (None: the fleet's).
 
     The catalogue is the enriched one (`controller.core.enrichment`): supersedence completed
     over the whole catalogue, gaps filled from what agents report; agents' KB spellings are
@@ -69,7 +72,8 @@ def load(conn: Connection, *, now: datetime) -> ObservedState:
     """
     view = findings.current_catalogue(conn)
     rows = load_devices(conn, view)
-    return assemble(view, rows, tuple(load_jobs(conn, since=now - JOB_HORIZON)))
+    jobs = load_jobs(conn, since=now - JOB_HORIZON, device_ids=jobs_of)
+    return assemble(view, rows, tuple(jobs))
 
 
 def load_devices(

@@ -18,6 +18,7 @@ from functools import cache
 import pytest
 
 from controller.core.desired import DesiredState
+from controller.core.explain import explain
 from controller.core.incremental import Changes, IncrementalPlanner
 from controller.core.jobs import EndReason
 from controller.core.observed import (
@@ -437,9 +438,16 @@ def test_a_device_planned_alone_has_its_plan_in_the_fleets() -> None:
 
     def check(world: World, observed: ObservedState, expected: Plan) -> None:
         summaries = {summary.device_id: summary for summary in expected.devices}
-        for device in fleet.in_order(observed, world.desired):
+        for n, device in enumerate(fleet.in_order(observed, world.desired)):
             alone = plan_alone(world.desired, observed, device, now=world.now)
             answered.append(alone is not None)
+            if alone is None or n < 2:  # explain reads the device's own ledger, the fleet's
+                own = replace(  # only when it must plan the fleet
+                    observed, jobs=tuple(j for j in observed.jobs if j.device_id == device.id)
+                )
+                assert explain(world.desired, observed, device, now=world.now) == explain(
+                    world.desired, own, device, now=world.now, fleet=lambda: observed
+                )
             if alone is None:
                 continue
             assert summaries[device.id] == alone.summary
