@@ -236,19 +236,18 @@ def _installs(conn: Connection, *, tenant: str | None, now: datetime) -> tuple[I
     today = now.astimezone(UTC).date()
     first = today - timedelta(days=INSTALL_DAYS - 1)
     start = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    rows = jobs.install_results_between(conn, scope=tenant, start=start, end=now)
+    rows = jobs.install_results_by_day(conn, scope=tenant, start=start, end=now)
     days = {first + timedelta(days=n): [0, 0] for n in range(INSTALL_DAYS)}
-    for finished_at, updated_at, results in rows:
-        moment = finished_at or updated_at
-        day = days.get(moment.astimezone(UTC).date())
+    for ended, results, times in rows:
+        day = days.get(ended)
         if day is None:
             continue
         for outcome in (results if isinstance(results, dict) else {}).values():
             result = outcome.get("result") if isinstance(outcome, dict) else None
             if result == "installed":
-                day[0] += 1
+                day[0] += times
             elif result == "failed":
-                day[1] += 1
+                day[1] += times
     return tuple(InstallDay(day, installed, failed) for day, (installed, failed) in days.items())
 
 

@@ -316,14 +316,14 @@ def patch_status(conn: Connection, *, now: datetime, tenant: str | None = None) 
     since = now - timedelta(days=PATCH_STATUS_DAYS)
     rows = jobs.install_outcomes(conn, issued_since=since, scope=tenant)
     counts: Counter[str] = Counter({"installed": 0, "failed": 0, "pending": 0})
-    for state, patch_ids, results in rows:
+    for state, patch_ids, results, times in rows:
         if state in {JobState.SUCCEEDED, JobState.FAILED}:
             for outcome in _mapping(results).values():
                 result = outcome.get("result") if isinstance(outcome, dict) else None
                 if result in {PatchResult.INSTALLED, PatchResult.FAILED}:
-                    counts[result] += 1
+                    counts[result] += times
         elif state not in {JobState.EXPIRED, JobState.CANCELLED}:
-            counts["pending"] += len(patch_ids) if isinstance(patch_ids, list) else 0
+            counts["pending"] += times * len(patch_ids) if isinstance(patch_ids, list) else 0
     return dict(counts)
 
 

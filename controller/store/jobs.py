@@ -9,7 +9,9 @@ that starts a job (acked or later) stamps `started_at`, from which its run deadl
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -440,16 +442,63 @@ def count_failed_installs(conn: Connection, *, scope: str) -> dict[str, int]:
 
 def install_outcomes(
     conn: Connection, *, issued_since: datetime, scope: str | None
-) -> list[tuple[str, Any, Any]]:
-    """(state, patch_ids, results) of the install jobs of `scope` (None: all) issued at or
-    after `issued_since`; the JSON values as stored."""
+) -> list[tuple[str, Any, Any, int]]:
+    """(state, patch_ids, results, jobs) of the install jobs of `scope` (None: all) issued at
+    or after `issued_since`: each distinct (state, patch list, results) once, with how many
+    jobs have it; the JSON values decoded. Grouped by the database: a month of installs at
+    100,000 devices is 400,000 jobs, a few hundred distinct outcomes (decoding each job's
+    results took 2.5 s of every status and dashboard read)."""
     j = schema.jobs.c
+    patch_ids, results = sa.cast(j.patch_ids, sa.Text), sa.cast(j.results, sa.Text)
     rows = conn.execute(
-        sa.select(j.state, j.patch_ids, j.results).where(
-            j.kind == "install", j.created_at >= issued_since, in_scope(j.tenant, scope)
-        )
+        sa.select(j.state, patch_ids, results, sa.func.count())
+        .where(j.kind == "install", j.created_at >= issued_since, in_scope(j.tenant, scope))
+        .group_by(j.state, patch_ids, results)
     )
-    return [(state, patch_ids, results) for state, patch_ids, results in rows]
+    return [(state, _json(ids), _json(outcome), int(n)) for state, ids, outcome, n in rows]
+
+
+def install_results_by_day(
+    conn: Connection, *, scope: str | None, start: datetime, end: datetime
+) -> list[tuple[date, Any, int]]:
+    """(UTC day, results, jobs) of the install jobs of `scope` (None: all) that ended
+    succeeded or failed between `start` and `end` (both inclusive; ended: the end time, else
+    the last update): each distinct (day, results) once with how many jobs have it, the
+    results decoded. Grouped by the database, as `install_outcomes` is."""
+    j = schema.jobs.c
+    finished = sa.func.coalesce(j.finished_at, j.updated_at)
+    day = _utc_day(finished, conn.dialect.name)
+    results = sa.cast(j.results, sa.Text)
+    rows = conn.execute(
+        sa.select(day, results, sa.func.count())
+        .where(
+            j.kind == "install",
+            j.state.in_(("succeeded", "failed")),
+            in_scope(j.tenant, scope),
+            finished >= start,
+            finished <= end,
+        )
+        .group_by(day, results)
+    )
+    return [(_day(ended), _json(outcome), int(n)) for ended, outcome, n in rows]
+
+
+def _utc_day(instant: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:
+    """The UTC calendar day of a `UtcDateTime` value: SQLite keeps it as UTC text
+    (`YYYY-MM-DD HH:MM:SS...`, whose `date()` is the day), PostgreSQL as timestamptz (its day
+    in UTC, whatever the session's time zone)."""
+    if dialect == "postgresql":
+        return sa.cast(sa.func.timezone("UTC", instant), sa.Date)
+    return sa.func.date(instant)
+
+
+def _day(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def _json(text: str | None) -> Any:
+    """A JSON column read as text, decoded (None for NULL)."""
+    return None if text is None else json.loads(text)
 
 
 _CHUNK = 500  # ids per IN (...) query, under every engine's parameter limit
@@ -474,23 +523,3 @@ def finished_install_results(conn: Connection, device_ids: Sequence[str]) -> lis
         )
         found.extend((row.device_id, row.results) for row in rows)
     return found
-
-
-def install_results_between(
-    conn: Connection, *, scope: str | None, start: datetime, end: datetime
-) -> list[tuple[datetime | None, datetime, Any]]:
-    """(finished_at, updated_at, results as stored) of the install jobs of `scope` (None: all)
-    that ended succeeded or failed between `start` and `end` (both inclusive; ended: the end
-    time, else the last update)."""
-    j = schema.jobs.c
-    finished = sa.func.coalesce(j.finished_at, j.updated_at)
-    rows = conn.execute(
-        sa.select(j.finished_at, j.updated_at, j.results).where(
-            j.kind == "install",
-            j.state.in_(("succeeded", "failed")),
-            in_scope(j.tenant, scope),
-            finished >= start,
-            finished <= end,
-        )
-    )
-    return [(row.finished_at, row.updated_at, row.results) for row in rows]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from controller.core.jobs import job_id
-from controller.store import Store, jobs
+from controller.runtime.status import patch_status
+from controller.store import Store, jobs, schema
 from controller.store.job_states import (
     STARTED_STATES,
     EventVerdict,
@@ -276,3 +277,56 @@ def test_a_batch_with_an_id_twice_and_one_issued_already_counts_the_new_ones(
     assert {"install-1", "install-2", "install-3"} == rows.keys()
     assert rows["install-1"]["window_key"] is None  # the one issued before, unchanged
     assert "first" == rows["install-2"]["window_key"]
+
+
+def test_install_outcomes_and_days_are_counted_by_the_database(store: Store) -> None:
+    """The status's and the report's install counts group equal outcomes in the database and
+    count each group's jobs: equal results on one UTC day counted as many times as jobs have
+    them, a job ended just before midnight UTC on its own day, on both engines (PostgreSQL
+    from a session in another time zone too)."""
+    with store.write() as conn:
+        device_id = enrol_linux(conn, "web-01", now=NOW)
+    installed = {"P-1": {"result": "installed"}}
+    mixed = {"P-1": {"result": "installed"}, "P-2": {"result": "failed", "reason": "dpkg"}}
+    midnight = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+    ended = [
+        ("succeeded", installed, midnight + timedelta(hours=1)),
+        ("succeeded", installed, midnight + timedelta(hours=2)),
+        ("succeeded", installed, midnight + timedelta(hours=3)),
+        ("failed", mixed, midnight - timedelta(minutes=30)),  # 2026-11-19 23:30Z
+        ("pending", {}, NOW),
+        ("delivered", {}, NOW),
+    ]
+    rows = [
+        {
+            "id": f"install-{n}",
+            "device_id": device_id,
+            "tenant": "acme/retail",
+            "kind": "install",
+            "patch_ids": ["P-1", "P-2"],
+            "payload": {},
+            "state": state,
+            "revision": "main@sha1:0",
+            "created_at": at - timedelta(minutes=20),
+            "updated_at": at,
+            "finished_at": at if state in ("succeeded", "failed") else None,
+            "results": results,
+        }
+        for n, (state, results, at) in enumerate(ended)
+    ]
+    with store.write() as conn:
+        conn.execute(schema.jobs.insert(), rows)
+    with store.read() as conn:
+        if store.dialect == "postgresql":
+            conn.exec_driver_sql("SET LOCAL TIME ZONE 'America/St_Johns'")  # UTC-03:30
+        outcomes = jobs.install_outcomes(conn, issued_since=NOW - timedelta(days=2), scope=None)
+        days = jobs.install_results_by_day(
+            conn, scope="acme", start=NOW - timedelta(days=2), end=NOW
+        )
+        status = patch_status(conn, now=NOW)
+    assert 6 == sum(n for *_, n in outcomes)
+    assert ("succeeded", ["P-1", "P-2"], installed, 3) in outcomes
+    assert sorted(
+        [(date(2026, 11, 20), installed, 3), (date(2026, 11, 19), mixed, 1)], key=str
+    ) == sorted(days, key=str)
+    assert {"installed": 4, "failed": 1, "pending": 4} == status
