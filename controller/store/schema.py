@@ -279,6 +279,7 @@ alerts = sa.Table(
     sa.Column("acknowledged_at", UtcDateTime(), nullable=True),
     sa.Column("acknowledged_by", sa.String(200), nullable=True),
     sa.Index(None, "tenant", "created_at"),
+    sa.Index(None, "created_at", "id"),  # listings, newest first, of any scope (0012)
 )
 
 audit_events = sa.Table(
