@@ -56,8 +56,11 @@ def project(
     """Compare the plans of `base` and `head` over the same fleet at `now`.
 
     The head's plan is the base's with the devices re-planned whose policy set the change
-    touches (`IncrementalPlanner`, equal to `plan(head, ...)`): a pull request approving a
-    patch for a tenth of the fleet plans that tenth twice, not the whole fleet."""
+    touches (`IncrementalPlanner`): a pull request approving a patch for a tenth of the fleet
+    plans that tenth twice, not the whole fleet. What a projection reads of it (installable
+    patches, next windows, compliance, pending approvals) is `plan(head, ...)`'s; which device
+    a rollout-limited window's install goes to may differ (the base's installs are not in the
+    ledger, as they would be once applied), and the projection reads none of that."""
     planner = IncrementalPlanner()
     before = planner.plan(base, observed, now=now)
     after = planner.plan(head, observed, now=now, changes=Changes())

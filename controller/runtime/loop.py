@@ -140,19 +140,19 @@ class ReconcileLoop:
             if self.may_run is not None and not self.may_run():
                 # the leader reconciles; its triggers are its own. Whatever this replica kept
                 # of the observed state ages meanwhile: when it leads again it reads everything
-                self.reconciler.observer.forget()
+                self.reconciler.forget()
                 self._idle.set()
                 continue
             self._let_go_of_last_plan()
             try:
                 outcome = self.reconciler.reconcile()
             except LeaseLostError as exc:  # wait-until, no known time: another replica leads now
-                self.reconciler.observer.forget()
+                self.reconciler.forget()
                 log.warning("reconcile abandoned: lease lost", triggers=reasons, error=str(exc))
                 self._idle.set()
                 continue
             except Exception as exc:  # a bug or a dead database must not kill the service
-                self.reconciler.observer.forget()  # the next pass reads everything
+                self.reconciler.forget()  # the next pass reads everything
                 failures += 1
                 verdict = errors.decide(exc, attempt=failures, policy=ERROR_BACKOFF)
                 pause = verdict.delay.total_seconds() if verdict.delay is not None else None

@@ -334,8 +334,7 @@ class Reconciler:
                     raised_before=self._alerts_applied,
                 )
         except BaseException:
-            self.observer.forget()  # the next pass reads everything again
-            self._alerts_applied = frozenset()  # and sends every alert: none may be stored
+            self.forget()  # none of this pass's alerts may be stored
             raise
         self._alerts_applied = frozenset(alert.key for alert in the_plan.alerts)
         counts = {
@@ -348,6 +347,13 @@ class Reconciler:
             "drift": drift,
         }
         return the_plan, counts
+
+    def forget(self) -> None:
+        """Drop what this reconciler remembers of the store between passes (after an error, a
+        change of leader, a drift): the next pass reads everything and sends the store every
+        alert of its plan, so that one the store lost is raised again."""
+        self.observer.forget()
+        self._alerts_applied = frozenset()
 
     def observe_step(self, *, now: datetime) -> tuple[observe.Observation, int]:
         """The pass's observed state: what changed since the last pass, or everything on the
@@ -372,6 +378,9 @@ class Reconciler:
             drifted.add("(catalogue)")
         if drifted:
             self.drift_total += 1
+            # the store changed behind this reconciler's back (a restore, a failover, a hand
+            # edit): the alerts it remembers as stored may be gone too
+            self._alerts_applied = frozenset()
             log.error(
                 "incremental observed state drifted from the store",
                 devices=len(drifted),

@@ -217,3 +217,16 @@ def test_a_pass_sends_only_the_alerts_the_last_applied_pass_did_not_hold(
     with store.read() as conn:
         stored = conn.execute(sa.select(schema.alerts.c.dedupe_key)).scalars().all()
     assert len(stored) == len(set(stored)) >= len(keys(after))
+
+    # a store restored behind the service's back: alerts gone, a job as it was; the resync
+    # finds the drift and raises every alert its plan holds again
+    with store.write() as conn:
+        conn.execute(schema.alerts.delete())
+        conn.execute(
+            schema.jobs.update().where(schema.jobs.c.device_id == done[0]).values(state="pending")
+        )
+    service.resync = timedelta(0)
+    clock[0] += timedelta(seconds=30)
+    restored = service.reconcile()
+    assert restored.counts["drift"] > 0
+    assert len(keys(restored)) == sent[-1] == restored.counts["alertsRaised"] > 0
