@@ -381,6 +381,10 @@ class IncrementalPlanner:
             dirty.intersection_update(devices)
             _window_devices(memory, group_sets, signatures, dirty)
             todo = memory.in_order(dirty)
+        names = fleet.Names(devices)
+        # before the devices are planned: the cache lets go of the previous ledger's jobs (it
+        # outlives `forget`), so a resync's peak does not hold two ledgers
+        reported = self._reported.alerts(observed.jobs, names)
         running = fleet.counting_installs(facts.ledger)
         moved: list[str] = []  # devices whose compliance records changed
         for device_id in todo:
@@ -391,7 +395,6 @@ class IncrementalPlanner:
             if was is None or was.compliance != device_plan.compliance:
                 moved.append(device_id)
         memory.window_signatures = signatures
-        names = fleet.Names(devices)
         self._memory = memory
         self.last = PassCounts(planned=len(todo), reused=len(devices) - len(todo))
         self.replanned = None if dirty is None else frozenset(todo)
@@ -403,7 +406,7 @@ class IncrementalPlanner:
             device_plans=list(map(memory.plans.__getitem__, memory.order)),
             window_states=window_states,
             names=names,
-            reported=self._reported.alerts(observed.jobs, names),
+            reported=reported,
         )
 
 
