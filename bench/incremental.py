@@ -16,7 +16,8 @@ Measured, for each fleet size (`--devices`, `--large`):
 - (e) `resyncWithHistorySeconds`: the resync once every device has `--history` finished
   installs within the job horizon (`store.observed.JOB_HORIZON`: a month of weekly windows
   leaves four or five), as a fleet in use has: the figure (d) leaves out, since (d)'s fleet has
-  never had a job; `ledgerJobs` counts the ledger it plans from.
+  never had a job; `ledgerJobs` counts the ledger it plans from. `quietPassWithHistorySeconds`:
+  the pass after it, nothing having changed (what the ledger costs an incremental pass).
 
 And at `--devices` only: (c) report-ingest latency while passes run (`--rate` reports per
 second for `--seconds`, written through the agent API's batching writer,
@@ -301,6 +302,7 @@ def fleet_run(count: int, args: argparse.Namespace) -> dict[str, Any]:
         reconciler.resync = timedelta(0)
         with_history = passes(reconciler, clock)
         reconciler.resync = timedelta(days=1)
+        quiet_with_history = passes(reconciler, clock)  # nothing changed: what the ledger costs
         store.close()
     return {
         "devices": count,
@@ -315,6 +317,7 @@ def fleet_run(count: int, args: argparse.Namespace) -> dict[str, Any]:
         "historyJobs": history,
         "resyncWithHistorySeconds": with_history["seconds"],
         "resyncWithHistory": _pick(with_history),
+        "quietPassWithHistorySeconds": quiet_with_history["seconds"],
     }
 
 

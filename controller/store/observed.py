@@ -18,10 +18,10 @@ import itertools
 import json
 import operator
 import sys
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -46,6 +46,8 @@ _ACTIVE_STATES = tuple(s.value for s in JobState if s.in_flight)
 _NEVER = datetime.min.replace(tzinfo=UTC)  # a hand-written job view without a creation time
 
 _T = TypeVar("_T")
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 Notes = tuple[tuple[str, Mapping[str, Any]], ...]  # (patch id, agent entry) for catalogue gaps
 
@@ -381,7 +383,7 @@ class _Reader:
         # only entries that can add something are worth noting, as the catalogue decides
         self.reported = enrichment.ReportedMetadata(view.completed)
         self._values: dict[Any, Any] = {}
-        self._labels: dict[str | None, dict[str, str]] = {}
+        self.labels: _Memo[str | None, dict[str, str]] = _Memo(lambda text: _labels(_decoded(text)))
         self._documents: dict[tuple[str, str | None], _Document] = {}
         self._profiles: dict[tuple[Any, ...], _Profile] = {}
         self.instant = _Instants(dialect)
@@ -429,14 +431,6 @@ class _Reader:
             )
             if len(self._profiles) < _SHARED:
                 self._profiles[columns] = found
-        return found
-
-    def labels(self, text: str | None) -> dict[str, str]:
-        found = self._labels.get(text)
-        if found is None:
-            found = _labels(_decoded(text))
-            if len(self._labels) < _SHARED:
-                self._labels[text] = found
         return found
 
     def document(self, source: str, text: str | None) -> _Document:
@@ -574,6 +568,27 @@ def _instant(value: Any) -> datetime | None:
     return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
 
 
+class _Memo(Generic[_K, _V]):
+    """`convert(key)`, remembered for the first `_SHARED` distinct keys: equal values read from
+    different rows become one object, converted once (past the bound a value is still right,
+    only not shared)."""
+
+    __slots__ = ("_convert", "_found")
+
+    def __init__(self, convert: Callable[[_K], _V]) -> None:
+        self._convert = convert
+        self._found: dict[_K, _V] = {}
+
+    def __call__(self, key: _K) -> _V:
+        try:
+            return self._found[key]  # the common case, and the cheapest lookup there is
+        except KeyError:
+            found = self._convert(key)
+            if len(self._found) < _SHARED:
+                self._found[key] = found
+            return found
+
+
 class _JobReader:
     """`_jobs_query` rows → job views, converting each distinct value once: times, patch id
     lists, results and window keys repeat across the jobs of a fleet (a window's installs,
@@ -581,11 +596,15 @@ class _JobReader:
 
     def __init__(self, dialect: sa.Dialect) -> None:
         self.instant = _Instants(dialect)
-        self._patch_ids: dict[str | None, tuple[str, ...]] = {}
-        self._results: dict[str | None, tuple[dict[str, PatchResult], dict[str, str]]] = {}
-        self._windows: dict[str | None, tuple[str | None, str]] = {}
-        self._occasions: dict[str | None, str | None] = {}
-        self._timeouts: dict[int, timedelta] = {}
+        self.patch_ids: _Memo[str | None, tuple[str, ...]] = _Memo(
+            lambda text: _patch_ids(_decoded(text))
+        )
+        self.results: _Memo[str | None, tuple[dict[str, PatchResult], dict[str, str]]] = _Memo(
+            lambda text: _results(_decoded(text))
+        )
+        self.window = _Memo(_window)
+        self.occasion = _Memo(_occasion)
+        self.timeout: _Memo[int, timedelta] = _Memo(lambda seconds: timedelta(seconds=seconds))
 
     def job(self, row: _JobRow) -> JobView:
         instant = self.instant
@@ -610,47 +629,17 @@ class _JobReader:
             end_reason=row.end_reason,
         )
 
-    def patch_ids(self, text: str | None) -> tuple[str, ...]:
-        found = self._patch_ids.get(text)
-        if found is None:
-            found = _patch_ids(_decoded(text))
-            if len(self._patch_ids) < _SHARED:
-                self._patch_ids[text] = found
-        return found
 
-    def results(self, text: str | None) -> tuple[dict[str, PatchResult], dict[str, str]]:
-        found = self._results.get(text)
-        if found is None:
-            found = _results(_decoded(text))
-            if len(self._results) < _SHARED:
-                self._results[text] = found
-        return found
+def _window(key: str | None) -> tuple[str | None, str]:
+    """A job's `window_key` (`tenant/name@occurrence`) → (window or None, occurrence)."""
+    window, _, occurrence = (key or "").partition("@")
+    return window or None, occurrence
 
-    def occasion(self, text: str | None) -> str | None:
-        """The payload's `occasion` (JSON text) when it is a string, else None."""
-        found = self._occasions.get(text, _UNREAD)
-        if found is _UNREAD:
-            decoded = _decoded(text)
-            found = decoded if isinstance(decoded, str) else None
-            if len(self._occasions) < _SHARED:
-                self._occasions[text] = found
-        return cast("str | None", found)
 
-    def window(self, key: str | None) -> tuple[str | None, str]:
-        """A job's `window_key` (`tenant/name@occurrence`) → (window or None, occurrence)."""
-        found = self._windows.get(key)
-        if found is None:
-            window, _, occurrence = (key or "").partition("@")
-            found = (window or None, occurrence)
-            if len(self._windows) < _SHARED:
-                self._windows[key] = found
-        return found
-
-    def timeout(self, seconds: int) -> timedelta:
-        found = self._timeouts.get(seconds)
-        if found is None:
-            found = self._timeouts[seconds] = timedelta(seconds=seconds)
-        return found
+def _occasion(text: str | None) -> str | None:
+    """The payload's `occasion` (JSON text) when it is a string, else None."""
+    decoded = _decoded(text)
+    return decoded if isinstance(decoded, str) else None
 
 
 def _results(stored: Any) -> tuple[dict[str, PatchResult], dict[str, str]]:
@@ -667,7 +656,6 @@ def _results(stored: Any) -> tuple[dict[str, PatchResult], dict[str, str]]:
     return results, reasons
 
 
-_UNREAD = object()  # not in a cache whose values may be None
 _KINDS = {k.value: k for k in JobKind}
 _STATES = {s.value: s for s in JobState}
 _RESULTS = {r.value for r in PatchResult}
