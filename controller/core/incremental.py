@@ -37,7 +37,7 @@ from __future__ import annotations
 import heapq
 import operator
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import ClassVar
@@ -110,8 +110,21 @@ class _Reported:
 
     def __init__(self) -> None:
         self.kept: dict[str, tuple[JobView, str, tuple[AlertSpec, ...]]] = {}
+        self._last: tuple[Sequence[JobView], list[AlertSpec]] | None = None
 
-    def alerts(self, ledger: Sequence[JobView], names: Mapping[str, str]) -> list[AlertSpec]:
+    def alerts(
+        self,
+        ledger: Sequence[JobView],
+        names: Mapping[str, str],
+        *,
+        renamed: Collection[str] | None = None,
+    ) -> list[AlertSpec]:
+        """`alerts.reported(ledger, names)`. `renamed`: the devices whose name may differ from
+        the previous call's (None: any); with none, the very ledger of the previous call (a
+        pass in which no device's jobs changed) answers the previous alerts without a look at
+        its jobs: the alerts of 400,000 jobs cost a quiet pass 0.4 s otherwise."""
+        if renamed is not None and not renamed and self._last and self._last[0] is ledger:
+            return self._last[1]
         kept = self.kept
         fresh: dict[str, tuple[JobView, str, tuple[AlertSpec, ...]]] = {}
         found: list[AlertSpec] = []
@@ -125,6 +138,7 @@ class _Reported:
             fresh[job.id] = (job, name, made)
             found.extend(made)
         self.kept = fresh
+        self._last = (ledger, found)
         return found
 
 
@@ -305,7 +319,7 @@ class IncrementalPlanner:
         for device in observed.devices:
             memory.place(device)
         memory.sort()
-        return self._pass(memory, observed, now=now, dirty=None)
+        return self._pass(memory, observed, now=now, dirty=None, renamed=None)
 
     def _incremental(
         self,
@@ -326,6 +340,11 @@ class IncrementalPlanner:
             for i in changed
             if i in known
         )
+        # the devices whose name the ledger's alerts may now say otherwise (a retired device's
+        # jobs are named by its id)
+        renamed = (
+            gone | enrolled | {i for i in changed if i in known and known[i].name != raw[i].name}
+        )
         for device_id in gone:
             memory.forget(device_id)
         earlier: tuple[DesiredState, PolicySets] | None = None
@@ -344,10 +363,16 @@ class IncrementalPlanner:
             dirty.update(_compare_sets(memory, *earlier))
         if resort:
             memory.sort()
-        return self._pass(memory, observed, now=now, dirty=dirty)
+        return self._pass(memory, observed, now=now, dirty=dirty, renamed=renamed)
 
     def _pass(
-        self, memory: _Memory, observed: ObservedState, *, now: datetime, dirty: set[str] | None
+        self,
+        memory: _Memory,
+        observed: ObservedState,
+        *,
+        now: datetime,
+        dirty: set[str] | None,
+        renamed: set[str] | None,
     ) -> Plan:
         """Plan the devices in `dirty` and those whose plan no longer holds (`None`: all),
         reuse the others, and assemble the plan."""
@@ -384,7 +409,7 @@ class IncrementalPlanner:
         names = fleet.Names(devices)
         # before the devices are planned: the cache lets go of the previous ledger's jobs (it
         # outlives `forget`), so a resync's peak does not hold two ledgers
-        reported = self._reported.alerts(observed.jobs, names)
+        reported = self._reported.alerts(observed.jobs, names, renamed=renamed)
         running = fleet.counting_installs(facts.ledger)
         moved: list[str] = []  # devices whose compliance records changed
         for device_id in todo:
