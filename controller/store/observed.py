@@ -379,7 +379,6 @@ class _Reader:
 
     def __init__(self, view: findings.CatalogueView, dialect: sa.Dialect) -> None:
         self.view = view
-        self.dialect = dialect
         # only entries that can add something are worth noting, as the catalogue decides
         self.reported = enrichment.ReportedMetadata(view.completed)
         self._values: dict[Any, Any] = {}

@@ -13,9 +13,10 @@ import sqlalchemy as sa
 
 from controller.runtime import audit
 from controller.store import alerts as alert_store
-from controller.store import devices, jobs, open_store, schema, tokens
+from controller.store import jobs, open_store, schema, tokens
 from controller.store.job_states import JobKind
 from controller.testing import PROJECT_ROOT, PolicyRepo, Serve, run_cli
+from controller.testing.stores import enrol_linux
 
 LINUX = {"family": "linux", "name": "Ubuntu", "version": "24.04"}
 EXAMPLE = str(PROJECT_ROOT)
@@ -29,27 +30,13 @@ def local(tmp_path: Path) -> str:
     now = datetime.now(tz=UTC)
     try:
         with store.write() as conn:
-            enrolled = devices.enrol(
-                conn,
-                devices.Enrolment(
-                    tenant="acme/retail",
-                    hostname="web-01",
-                    os_family="linux",
-                    os_name="Ubuntu",
-                    os_version="24.04",
-                    role="server",
-                    agent_version="1",
-                ),
-                poll_interval=60,
-                now=now,
-            )
-            assert isinstance(enrolled, devices.Enrolled)
+            device_id = enrol_linux(conn, "web-01", now=now)
             jobs.insert_jobs(
                 conn,
                 [
                     jobs.NewJob(
                         id="install-1",
-                        device_id=enrolled.device_id,
+                        device_id=device_id,
                         tenant="acme/retail",
                         kind=JobKind.INSTALL,
                         revision="main@sha1:" + "b" * 40,
