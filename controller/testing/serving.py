@@ -30,6 +30,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+LOG_TAIL = 4000  # characters of the service's log a timed-out wait shows
+
+
 class Serve:
     """`patchctl serve` on a free port, over one database and state directory.
 
@@ -110,15 +113,20 @@ class Serve:
         return answer.json()
 
     def wait_for(self, what: str, check: Callable[[], Any], *, timeout: float = 45) -> Any:
-        """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
+        """Poll `check` until it returns something truthy; fail naming `what` after `timeout`,
+        with the service's last log lines (what it did meanwhile: a rare timeout in CI is
+        otherwise a failure with nothing to read)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = check()
             if found:
                 return found
             time.sleep(0.3)
-        message = f"timed out waiting for {what}"
-        raise AssertionError(message)
+        try:
+            tail = self.log_path.read_text(encoding="utf-8", errors="replace")[-LOG_TAIL:]
+        except OSError:
+            tail = "(no log)"
+        raise AssertionError(f"timed out waiting for {what}; the service's last log:\n{tail}")
 
     def stop(self) -> str:
         """Stop with SIGTERM; the process's stderr (JSON log lines)."""
