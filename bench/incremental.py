@@ -17,7 +17,11 @@ Measured, for each fleet size (`--devices`, `--large`):
   installs within the job horizon (`store.observed.JOB_HORIZON`: a month of weekly windows
   leaves four or five), as a fleet in use has: the figure (d) leaves out, since (d)'s fleet has
   never had a job; `ledgerJobs` counts the ledger it plans from. `quietPassWithHistorySeconds`:
-  the pass after it, nothing having changed (what the ledger costs an incremental pass).
+  the pass after it, nothing having changed (what the ledger costs an incremental pass);
+  `approvalToJobsWithHistorySeconds`: (a) again on that fleet (another patch for ring r1), and
+  `passAfterApprovalWithHistorySeconds`: the pass after it, which reads back the 10% of
+  devices whose ledger the approval's jobs changed (every pass of a patch window is like it:
+  agents report job events all along).
 
 And at `--devices` only: (c) report-ingest latency while passes run (`--rate` reports per
 second for `--seconds`, written through the agent API's batching writer,
@@ -89,6 +93,19 @@ apiVersion: patchctl/v1
 kind: Approval
 metadata: {name: hotfix, tenant: msp/c0}
 spec: {patches: [LNX-0001], targets: {groups: [ring0]}, reason: bench}
+"""
+
+# the same with a month of installs behind every device: ring r1's devices, another patch
+APPROVAL_WITH_HISTORY = """\
+apiVersion: patchctl/v1
+kind: DeviceGroup
+metadata: {name: ring1, tenant: msp/c0}
+spec: {selector: {labels: {ring: r1}}}
+---
+apiVersion: patchctl/v1
+kind: Approval
+metadata: {name: hotfix-r1, tenant: msp/c0}
+spec: {patches: [LNX-0002], targets: {groups: [ring1]}, reason: bench}
 """
 
 
@@ -303,6 +320,12 @@ def fleet_run(count: int, args: argparse.Namespace) -> dict[str, Any]:
         with_history = passes(reconciler, clock)
         reconciler.resync = timedelta(days=1)
         quiet_with_history = passes(reconciler, clock)  # nothing changed: what the ledger costs
+        repo.write("policies/approval-r1.yaml", APPROVAL_WITH_HISTORY)
+        committed = time.perf_counter()
+        repo.commit("approve LNX-0002 for ring r1")
+        approval_with_history = passes(reconciler, clock)
+        approval_with_history_seconds = time.perf_counter() - committed
+        read_back = passes(reconciler, clock)  # the ledgers of the devices given jobs changed
         store.close()
     return {
         "devices": count,
@@ -318,6 +341,9 @@ def fleet_run(count: int, args: argparse.Namespace) -> dict[str, Any]:
         "resyncWithHistorySeconds": with_history["seconds"],
         "resyncWithHistory": _pick(with_history),
         "quietPassWithHistorySeconds": quiet_with_history["seconds"],
+        "approvalToJobsWithHistorySeconds": round(approval_with_history_seconds, 3),
+        "approvalWithHistory": _pick(approval_with_history),
+        "passAfterApprovalWithHistorySeconds": read_back["seconds"],
     }
 
 

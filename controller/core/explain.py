@@ -132,7 +132,7 @@ def explain(
         summary = next((d for d in planned.devices if d.device_id == device.id), None)
         compliance = planned.compliance
     schedule = _schedule(applicable, device, now=now, summary=summary)
-    device_jobs = [job for job in observed.jobs if job.device_id == device.id]
+    device_jobs = list(observed.jobs.of_device(device.id))
     context = _JobContext.of(device_jobs, now=now)
     states = _states(compliance, device.id, scan)
     patches = [

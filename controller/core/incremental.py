@@ -27,9 +27,11 @@ What is kept between calls, so that a pass costs what changed: each device's eff
 facts and plan; the devices grouped by facts (one `Applicable` per group: a commit evaluates
 and compares a few dozen groups, and an unchanged set is adopted by the new `PolicySets` with
 its decisions); the instants kept plans expire at (a heap); the devices that read each
-window's rollout limits; the ledger index while the ledger holds the same jobs; the alerts of
-each job the agents reported on. Settling overdue jobs, window states, grouped alerts and
-holding keys are computed each pass, as `plan()` does (O(jobs), and in C over device plans).
+window's rollout limits; the ledger index, brought up to date for the devices whose ledger
+entry changed (`Ledger.update`); the alerts each device's plan and reported jobs gave, so the
+pass can tell which alerts are new (`fresh_alerts`). Settling overdue jobs (the devices with a
+job in flight), window states, grouped alerts and holding keys are computed each pass, as
+`plan()` does (in C over device plans).
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ from __future__ import annotations
 import heapq
 import operator
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import chain
 from typing import ClassVar
 
 from controller.core import jobs, targets, windows
@@ -48,8 +51,10 @@ from controller.core.desired import DesiredState
 from controller.core.jobs import ScriptPayload
 from controller.core.observed import (
     ONLINE_POLL_INTERVALS,
+    DeviceJobs,
     DeviceView,
     JobKind,
+    JobLedger,
     JobView,
     ObservedState,
 )
@@ -58,7 +63,12 @@ from controller.core.planning import alerts, fleet, scans, scripts
 from controller.core.planning.devices import DevicePlan, PassFacts, plan_device
 from controller.core.planning.ledger import Ledger
 from controller.core.planning.policysets import Facts, PolicySets
-from controller.core.planning.values import SCAN_RETRY_AFTER, AlertSpec, window_key
+from controller.core.planning.values import (
+    CONDITION_TYPES,
+    SCAN_RETRY_AFTER,
+    AlertSpec,
+    window_key,
+)
 from controller.kinds import PatchWindow, ScriptJob
 
 
@@ -100,46 +110,80 @@ WindowSignature = tuple[tuple[object, ...], tuple[object, ...]]
 
 
 class _Reported:
-    """`alerts.reported` of a ledger, computed again only for the jobs that changed.
+    """`alerts.reported` of a ledger, computed again only for the devices whose jobs or name
+    changed.
 
-    Kept per job id: (the job, its device's name, its alerts). A settled ledger of 100,000
-    finished installs would otherwise rebuild 200,000 alerts every pass. It outlives the
-    planner's memory (`IncrementalPlanner.forget`): a resync's ledger is mostly the jobs it
-    had, and an entry holds for an equal job, whoever read it. It keeps the latest job read,
-    not the first equal one, so that it holds no other pass's jobs."""
+    Kept per device, in ledger order: (its jobs, its name, their alerts). A settled ledger of
+    400,000 finished installs would otherwise rebuild 800,000 alerts every pass. It outlives
+    the planner's memory (`IncrementalPlanner.forget`): a resync's ledger is mostly the jobs
+    it had. `fresh`: the alerts of the devices whose alerts differ from the previous call's
+    (all of them on the first call), the only reported alerts a pass can add."""
 
     def __init__(self) -> None:
-        self._kept: dict[str, tuple[JobView, str, tuple[AlertSpec, ...]]] = {}
-        self._last: tuple[Sequence[JobView], list[AlertSpec]] | None = None
+        self._kept: dict[str, tuple[DeviceJobs, str, tuple[AlertSpec, ...]]] = {}
+        self._last: tuple[JobLedger, list[AlertSpec]] | None = None
+        self._conditions: dict[str, tuple[AlertSpec, ...]] = {}  # only devices with some
+        self.fresh: list[AlertSpec] = []
+
+    def conditions(self) -> Iterable[AlertSpec]:
+        """The alerts of the last call of a condition type (`CONDITION_TYPES`), in any order:
+        what `alerts.holding` reads of them (a few, of 800,000)."""
+        return chain.from_iterable(self._conditions.values())
 
     def alerts(
         self,
-        ledger: Sequence[JobView],
+        ledger: JobLedger,
         names: Mapping[str, str],
         *,
         renamed: Collection[str] | None = None,
     ) -> list[AlertSpec]:
         """`alerts.reported(ledger, names)`. `renamed`: the devices whose name may differ from
-        the previous call's (None: any); with none, the very ledger of the previous call (a
-        pass in which no device's jobs changed) answers the previous alerts without a look at
-        its jobs: the alerts of 400,000 jobs cost a quiet pass 0.4 s otherwise."""
-        if renamed is not None and not renamed and self._last and self._last[0] is ledger:
-            return self._last[1]
+        the previous call's (None: any). Only the devices whose ledger entry is another object
+        than in the previous call's ledger (`JobLedger.differing`), or renamed, are looked at."""
+        self.fresh = []
+        last = self._last
+        if renamed is not None and not renamed and last is not None and last[0] is ledger:
+            return last[1]
         kept = self._kept
-        fresh: dict[str, tuple[JobView, str, tuple[AlertSpec, ...]]] = {}
-        found: list[AlertSpec] = []
-        for job in ledger:
-            name = names.get(job.device_id, job.device_id)
-            was = kept.get(job.id)
-            if was is None or was[1] != name or (was[0] is not job and was[0] != job):
-                made = tuple(alerts.reported((job,), names))
+        if renamed is None or last is None:
+            look: Collection[str] = ledger.by_device.keys()
+        else:
+            look = ledger.differing(last[0])
+            look.update(i for i in renamed if i in ledger.by_device)
+        reorder = kept.keys() != ledger.by_device.keys()  # devices joined or left
+        for device_id in look:
+            device_jobs = ledger.by_device.get(device_id)
+            if device_jobs is None:
+                continue
+            name = names.get(device_id, device_id)
+            was = kept.get(device_id)
+            if (
+                was is not None
+                and was[1] == name
+                and (was[0] is device_jobs or was[0] == device_jobs)
+            ):
+                kept[device_id] = (device_jobs, name, was[2])  # holds no other pass's jobs
+                continue
+            made = tuple(alerts.reported(device_jobs, names))
+            if was is None or was[2] != made:
+                self.fresh.extend(made)
+            kept[device_id] = (device_jobs, name, made)
+            conditions = tuple(a for a in made if a.type in CONDITION_TYPES)
+            if conditions:
+                self._conditions[device_id] = conditions
             else:
-                made = was[2]
-            fresh[job.id] = (job, name, made)
-            found.extend(made)
-        self._kept = fresh
+                self._conditions.pop(device_id, None)
+        if reorder:  # in ledger order, without the devices that left it
+            kept = {i: kept[i] for i in ledger.by_device}
+            for device_id in self._conditions.keys() - kept.keys():
+                del self._conditions[device_id]
+        self._kept = kept
+        found = list(chain.from_iterable(map(_ALERTS, kept.values())))
         self._last = (ledger, found)
         return found
+
+
+_ALERTS = operator.itemgetter(2)
 
 
 @dataclass
@@ -166,18 +210,15 @@ class _Memory:
     expiry: list[tuple[datetime, str]] = field(default_factory=list)
     readers: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     window_signatures: dict[str, WindowSignature] = field(default_factory=dict)
-    ledger: Ledger | None = None  # indexed from `ledger_jobs`
-    ledger_jobs: tuple[JobView, ...] = ()
+    ledger: Ledger | None = None
 
-    def ledger_of(self, settled: tuple[JobView, ...]) -> Ledger:
-        """`Ledger.of(settled)`, kept while the ledger holds the very same jobs (a pass in
-        which no job changed and none ended reuses the index of 100,000 jobs)."""
-        if (
-            self.ledger is None
-            or len(settled) != len(self.ledger_jobs)
-            or not all(map(operator.is_, settled, self.ledger_jobs))
-        ):
-            self.ledger, self.ledger_jobs = Ledger.of(settled), settled
+    def ledger_of(self, settled: JobLedger) -> Ledger:
+        """`Ledger.of(settled)`: the kept index, with only the devices whose jobs changed
+        indexed again (`Ledger.update`)."""
+        if self.ledger is None:
+            self.ledger = Ledger.of(settled)
+        elif self.ledger.jobs is not settled:
+            self.ledger.update(settled)
         return self.ledger
 
     def place(self, device: DeviceView) -> None:
@@ -276,15 +317,25 @@ class IncrementalPlanner:
         # those of them whose compliance records differ from their plan before (or who had
         # none): the others' stored rows are the ones written when that plan was made
         self.compliance_changed: frozenset[str] | None = None
+        # the alerts of the previous call that were not in the call before it (None: every
+        # alert of its plan, `forget(alerts=True)`)
+        self.fresh_alerts: tuple[AlertSpec, ...] | None = None
         self._memory: _Memory | None = None
-        self._reported = _Reported()  # outlives `forget`: it holds for the jobs it holds
+        # outlive `forget`: the alerts each device's plan and jobs gave the previous call
+        self._reported = _Reported()
+        self._device_alerts: dict[str, tuple[AlertSpec, ...]] | None = None
 
-    def forget(self) -> None:
+    def forget(self, *, alerts: bool = False) -> None:
         """Drop what earlier calls kept: the next call plans everything. A caller about to
         make a full pass frees the previous plans before it reads and plans the fleet again,
         instead of holding two fleets' plans at once (at 1,000,000 devices, hundreds of MB of
-        the resync's peak: `bench/million.py`)."""
+        the resync's peak: `bench/million.py`). `alerts`: forget the alerts given too, so the
+        next call's `fresh_alerts` is None (its plan's alerts may not all be stored: a pass
+        failed, the store changed behind the caller's back)."""
         self._memory = None
+        if alerts:
+            self._reported = _Reported()
+            self._device_alerts = None
 
     @property
     def devices(self) -> Mapping[str, DeviceView]:
@@ -409,6 +460,9 @@ class IncrementalPlanner:
         # before the devices are planned: the cache lets go of the previous ledger's jobs (it
         # outlives `forget`), so a resync's peak does not hold two ledgers
         reported = self._reported.alerts(observed.jobs, names, renamed=renamed)
+        known_alerts = self._device_alerts
+        given = known_alerts if known_alerts is not None and dirty is not None else {}
+        fresh: list[AlertSpec] = []  # alerts that were not in the previous call's plan
         running = fleet.counting_installs(facts.ledger)
         moved: list[str] = []  # devices whose compliance records changed
         for device_id in todo:
@@ -418,19 +472,30 @@ class IncrementalPlanner:
             was = memory.keep(device_plan, _valid_until(device_plan, one, facts, fingerprints))
             if was is None or was.compliance != device_plan.compliance:
                 moved.append(device_id)
+            if device_plan.alerts and (
+                known_alerts is None or known_alerts.get(device_id) != device_plan.alerts
+            ):
+                fresh.extend(device_plan.alerts)
+            given[device_id] = device_plan.alerts
         memory.window_signatures = signatures
         self._memory = memory
         self.last = PassCounts(planned=len(todo), reused=len(devices) - len(todo))
         self.replanned = None if dirty is None else frozenset(todo)
         self.compliance_changed = None if dirty is None else frozenset(moved)
+        device_plans = list(map(memory.plans.__getitem__, memory.order))
+        own = fleet.own_alerts(device_plans, settled, names, now=now)
+        # the fleet's own alerts are made again every pass, and sent again (a few)
+        self.fresh_alerts = None if known_alerts is None else (*fresh, *self._reported.fresh, *own)
+        self._device_alerts = given
         return fleet.assemble(
             desired,
             now=now,
             settled=settled,
-            device_plans=list(map(memory.plans.__getitem__, memory.order)),
+            device_plans=device_plans,
             window_states=window_states,
-            names=names,
+            own=own,
             reported=reported,
+            reported_conditions=self._reported.conditions(),
         )
 
 

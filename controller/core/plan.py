@@ -23,7 +23,7 @@ from datetime import datetime
 from controller.core import windows
 from controller.core.decisions import object_ref
 from controller.core.desired import DesiredState
-from controller.core.observed import DeviceView, ObservedState
+from controller.core.observed import DeviceView, JobLedger, ObservedState
 from controller.core.planning import alerts, fleet
 from controller.core.planning.devices import DevicePlan, PassFacts, plan_device
 from controller.core.planning.ledger import Ledger, device_history
@@ -76,7 +76,7 @@ def plan(desired: DesiredState, observed: ObservedState, *, now: datetime) -> Pl
         settled=settled,
         device_plans=device_plans,
         window_states=window_states,
-        names=names,
+        own=fleet.own_alerts(device_plans, settled, names, now=now),
         reported=alerts.reported(observed.jobs, names),
     )
 
@@ -97,7 +97,8 @@ def plan_alone(
     devices: its compliance, scans, scripts and alerts are its own, and of the ledger it reads
     only its own jobs (the fleet's count only against rollout limits; a job id names its
     device). `explain` asks this first: the whole plan costs seconds at 100,000 devices."""
-    settled = fleet.Settled.of([j for j in observed.jobs if j.device_id == device.id], now=now)
+    own = observed.jobs.of_device(device.id)
+    settled = fleet.Settled.of(JobLedger({device.id: own} if own else {}), now=now)
     sets = sets if sets is not None else PolicySets(desired, observed, today=now.date())
     facts = PassFacts(
         desired=desired,

@@ -59,12 +59,13 @@ def apply_plan(
     tenants: Mapping[str, str],
     now: datetime,
     replanned: Collection[str] | None = None,
-    raised_before: Collection[str] = (),
+    alerts: Sequence[AlertSpec] | None = None,
 ) -> Applied:
     """Write the plan; `tenants` maps device id → tenant path. `replanned`: the devices the
     pass planned afresh (an incremental pass); only their compliance rows are compared and
-    written. None: every device's (a full pass). `raised_before`: alert keys the store holds
-    already (those of the last plan this process applied), not sent to it again."""
+    written. None: every device's (a full pass). `alerts`: the plan's alerts the store may not
+    hold yet (`IncrementalPlanner.fresh_alerts`: those not in the last plan this process
+    applied); None: every alert of the plan."""
     payloads: dict[_PayloadInputs, dict[str, Any]] = {}  # one per distinct payload
     issued = jobs.insert_jobs(
         conn, [_new_job(j, tenants, plan, payloads) for j in plan.issue], now=now
@@ -107,7 +108,7 @@ def apply_plan(
     written = _write_compliance(
         conn, records, tenants, plan.revision or "", now=now, replanned=replanned
     )
-    raised = _raise_alerts(conn, plan.alerts, tenants, now=now, before=raised_before)
+    raised = _raise_alerts(conn, plan.alerts if alerts is None else alerts, tenants, now=now)
     _resolve_cleared(conn, plan, now=now)
     if issued:
         _audit_issued(conn, plan.issue, tenants, plan.revision, now=now)
@@ -398,17 +399,15 @@ def _raise_alerts(
     tenants: Mapping[str, str],
     *,
     now: datetime,
-    before: Collection[str],
 ) -> int:
-    """Insert the plan's alerts whose key was never raised (`alert_store.add_alerts`); the
-    store skips a key raised before, so a repeated pass raises nothing. Keys in `before` are
-    known to be stored and not sent: a plan holds the alerts of every job of the ledger and
-    every device, and sending them all again made each pass cost the whole ledger (1.3 s a
-    quiet pass over 2,000 devices with a month of installs behind them)."""
+    """Insert the alerts whose key was never raised (`alert_store.add_alerts`); the store
+    skips a key raised before, so a repeated pass raises nothing. A plan holds the alerts of
+    every job of the ledger and every device, and sending them all again made each pass cost
+    the whole ledger (1.3 s a quiet pass over 2,000 devices with a month of installs behind
+    them): the reconciler sends those its planner did not give in the plan before."""
     first: dict[str, AlertSpec] = {}
     for alert in alerts:  # a key twice in one plan: the first alert counts, as in the store
-        if alert.key not in before:
-            first.setdefault(alert.key, alert)
+        first.setdefault(alert.key, alert)
     rows = [_new_alert(alert, tenants) for alert in first.values()]
     return alert_store.add_alerts(conn, rows, now=now)
 

@@ -29,7 +29,14 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from controller.core.incremental import Changes
-from controller.core.observed import ONLINE_POLL_INTERVALS, DeviceView, JobView, ObservedState
+from controller.core.observed import (
+    ONLINE_POLL_INTERVALS,
+    DeviceView,
+    JobLedger,
+    JobView,
+    ObservedState,
+    job_order,
+)
 from controller.store import Connection, changes, findings
 from controller.store import observed as stored
 from controller.store.observed import JOB_HORIZON
@@ -65,12 +72,15 @@ class _Kept:
     version: str
     view: findings.CatalogueView
     rows: stored.DeviceRows
-    jobs: tuple[JobView, ...]
+    jobs: JobLedger
     observed: ObservedState
     mark: changes.Mark
     now: datetime
     # (instant the kept `last_seen` makes the device offline, device id): checked when passed
     offline: list[tuple[datetime, str]]
+    # (creation of a device's oldest finished job, device id): when it falls out of the job
+    # horizon, the device's jobs are read again (stale entries are skipped when they come up)
+    leaving: list[tuple[datetime, str]]
 
 
 class Observer:
@@ -101,11 +111,9 @@ class Observer:
         # objects (a resync holds one fleet, not two)
         before = self._kept.rows if self._kept is not None else None
         rows = stored.load_devices(conn, view, previous=before)
-        jobs = tuple(stored.load_jobs(conn, since=now - JOB_HORIZON))
+        jobs = JobLedger.of(stored.load_jobs(conn, since=now - JOB_HORIZON))
         observed = stored.assemble(view, rows, jobs)
-        offline = list(_offline_at(rows.devices.values()))
-        heapq.heapify(offline)
-        self._kept = _Kept(view.version, view, rows, jobs, observed, mark, now, offline)
+        self._kept = _Kept(view.version, view, rows, jobs, observed, mark, now, *_heaps(rows, jobs))
         return Observation(observed, Changes.EVERYTHING, len(rows.devices))
 
     def incremental(self, conn: Connection, *, now: datetime) -> Observation:
@@ -120,12 +128,12 @@ class Observer:
             # a new catalogue re-maps every scan's ids (`enrichment`): read every device, and
             # tell the planner which of them came out different
             return self._after_catalogue(conn, kept, delta, view, now=now)
-        expired = {j.device_id for j in _expired(kept.jobs, since=now - JOB_HORIZON)}
-        changed = delta.devices | expired
+        since = now - JOB_HORIZON
+        changed = delta.devices | _leaving(kept.leaving, kept.jobs, since=since)
         fresh = stored.load_devices(conn, view, changed)
-        jobs = _merged(
-            kept.jobs, changed, stored.load_jobs(conn, since=now - JOB_HORIZON, device_ids=changed)
-        )
+        jobs = _merged(kept.jobs, changed, stored.load_jobs(conn, since=since, device_ids=changed))
+        for device_id in changed:
+            _push_leaving(kept.leaving, jobs, device_id)
         rows = _replaced(kept.rows, changed, fresh)
         offline = kept.offline
         for entry in _offline_at(fresh.devices.values()):
@@ -139,7 +147,9 @@ class Observer:
                 kept.observed, devices=tuple(rows.devices.values()), scans=rows.scans, jobs=jobs
             )
         )
-        self._kept = _Kept(kept.version, view, rows, jobs, observed, delta.mark, now, offline)
+        self._kept = _Kept(
+            kept.version, view, rows, jobs, observed, delta.mark, now, offline, kept.leaving
+        )
         return Observation(
             observed, Changes(devices=frozenset(changed), catalogue=catalogue_moved), len(changed)
         )
@@ -154,12 +164,12 @@ class Observer:
         now: datetime,
     ) -> Observation:
         rows = stored.load_devices(conn, view)
-        jobs = tuple(stored.load_jobs(conn, since=now - JOB_HORIZON))
+        jobs = JobLedger.of(stored.load_jobs(conn, since=now - JOB_HORIZON))
         observed = stored.assemble(view, rows, jobs)
         differ = set(delta.devices) | differing_devices(kept.observed, observed, now=now)
-        offline = list(_offline_at(rows.devices.values()))
-        heapq.heapify(offline)
-        self._kept = _Kept(view.version, view, rows, jobs, observed, delta.mark, now, offline)
+        self._kept = _Kept(
+            view.version, view, rows, jobs, observed, delta.mark, now, *_heaps(rows, jobs)
+        )
         return Observation(
             observed, Changes(devices=frozenset(differ), catalogue=True), len(rows.devices)
         )
@@ -189,9 +199,11 @@ def differing_devices(before: ObservedState, after: ObservedState, *, now: datet
         for i in old_scans.keys() | new_scans.keys()
         if (was_scan := old_scans.get(i)) is not (scan := new_scans.get(i)) and was_scan != scan
     }
-    old_jobs, new_jobs = _by_device(before.jobs), _by_device(after.jobs)
+    old_jobs, new_jobs = before.jobs.by_device, after.jobs.by_device
     return differ | {
-        i for i in old_jobs.keys() | new_jobs.keys() if old_jobs.get(i) != new_jobs.get(i)
+        i
+        for i in old_jobs.keys() | new_jobs.keys()
+        if (was_jobs := old_jobs.get(i)) is not (jobs := new_jobs.get(i)) and was_jobs != jobs
     }
 
 
@@ -208,33 +220,53 @@ def _as_planned(view: DeviceView, *, now: datetime) -> tuple[Any, bool, datetime
     return _BUT_SEEN(view), online, None if online else view.last_seen
 
 
-def _by_device(jobs: tuple[JobView, ...]) -> dict[str, list[JobView]]:
-    found: dict[str, list[JobView]] = {}
-    for job in jobs:
-        found.setdefault(job.device_id, []).append(job)
+def _heaps(
+    rows: stored.DeviceRows, jobs: JobLedger
+) -> tuple[list[tuple[datetime, str]], list[tuple[datetime, str]]]:
+    """The observer's two heaps of a full read: when each device goes offline, when each
+    device's oldest finished job leaves the job horizon."""
+    offline = list(_offline_at(rows.devices.values()))
+    heapq.heapify(offline)
+    leaving: list[tuple[datetime, str]] = []
+    for device_id in jobs.by_device:
+        _push_leaving(leaving, jobs, device_id)
+    return offline, leaving
+
+
+def _oldest_finished(device_jobs: Iterable[JobView]) -> datetime | None:
+    """When the first finished job of a device's jobs (oldest first) was created; a job in
+    flight stays in the ledger whatever its age (`store.observed.load_jobs`)."""
+    return next((job_order(j)[0] for j in device_jobs if not j.state.in_flight), None)
+
+
+def _push_leaving(leaving: list[tuple[datetime, str]], jobs: JobLedger, device_id: str) -> None:
+    oldest = _oldest_finished(jobs.of_device(device_id))
+    if oldest is not None:
+        heapq.heappush(leaving, (oldest, device_id))
+
+
+def _leaving(leaving: list[tuple[datetime, str]], jobs: JobLedger, *, since: datetime) -> set[str]:
+    """The devices with a finished job created before `since`: it leaves the job horizon.
+    Only the heap's head is looked at, not the ledger."""
+    found: set[str] = set()
+    while leaving and leaving[0][0] < since:
+        _created, device_id = heapq.heappop(leaving)
+        oldest = _oldest_finished(jobs.of_device(device_id))
+        if oldest is not None and oldest < since:
+            found.add(device_id)
     return found
 
 
-def _expired(jobs: tuple[JobView, ...], *, since: datetime) -> list[JobView]:
-    """The finished jobs of `jobs` (in ledger order) created before `since`: they leave the
-    job horizon. Only the head of the ledger is looked at."""
-    gone: list[JobView] = []
-    for job in jobs:
-        if stored.job_order(job)[0] >= since:
-            break
-        if not job.state.in_flight:
-            gone.append(job)
-    return gone
-
-
 def _merged(
-    kept: tuple[JobView, ...], changed: frozenset[str] | set[str], fresh: list[JobView]
-) -> tuple[JobView, ...]:
-    """The ledger with the jobs of `changed` devices replaced by `fresh` (both in order)."""
+    kept: JobLedger, changed: frozenset[str] | set[str], fresh: Iterable[JobView]
+) -> JobLedger:
+    """The ledger with the jobs of `changed` devices replaced by `fresh` (in job order)."""
     if not changed:
         return kept
-    others = [j for j in kept if j.device_id not in changed]
-    return tuple(heapq.merge(others, fresh, key=stored.job_order))
+    by_device: dict[str, list[JobView]] = {device_id: [] for device_id in changed}
+    for job in fresh:
+        by_device[job.device_id].append(job)
+    return kept.replaced(by_device)
 
 
 def _replaced(

@@ -19,7 +19,7 @@ from typing import Any
 from controller import errors
 from controller.core import review
 from controller.core.desired import DesiredState
-from controller.core.observed import ObservedState
+from controller.core.observed import JobLedger, ObservedState
 from controller.core.projection import project
 from controller.kinds.common import Classification, tenant_contains
 
@@ -111,7 +111,7 @@ def _scoped(observed: ObservedState, scope: str) -> ObservedState:
         observed,
         devices=devices,
         scans={k: v for k, v in observed.scans.items() if k in ids},
-        jobs=tuple(j for j in observed.jobs if j.device_id in ids),
+        jobs=JobLedger({i: jobs for i, jobs in observed.jobs.by_device.items() if i in ids}),
     )
 
 

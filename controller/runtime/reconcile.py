@@ -149,8 +149,6 @@ class Reconciler:
         # status key → (digest, time written) of the plan summary values this reconciler stored
         self._plan_written: dict[str, tuple[str, datetime]] = {}
         self.pending = PendingShards()  # the pending approvals by device, kept between passes
-        # the alert keys of the last plan applied: stored (raised now or before), not sent again
-        self._alerts_applied: frozenset[str] = frozenset()
 
     def reconcile(self) -> Outcome:
         """One pass. Never raises for a bad commit or an unreachable repository.
@@ -331,12 +329,12 @@ class Reconciler:
                     tenants=tenants,
                     now=now,
                     replanned=replanned,
-                    raised_before=self._alerts_applied,
+                    # the alerts the last plan applied did not hold: it stored the others
+                    alerts=self.planner.fresh_alerts,
                 )
         except BaseException:
             self.forget()  # none of this pass's alerts may be stored
             raise
-        self._alerts_applied = frozenset(alert.key for alert in the_plan.alerts)
         counts = {
             **the_plan.counts(),
             **applied.as_dict(),
@@ -353,7 +351,7 @@ class Reconciler:
         change of leader, a drift): the next pass reads everything and sends the store every
         alert of its plan, so that one the store lost is raised again."""
         self.observer.forget()
-        self._alerts_applied = frozenset()
+        self.planner.forget(alerts=True)
 
     def observe_step(self, *, now: datetime) -> tuple[observe.Observation, int]:
         """The pass's observed state: what changed since the last pass, or everything on the
@@ -380,7 +378,7 @@ class Reconciler:
             self.drift_total += 1
             # the store changed behind this reconciler's back (a restore, a failover, a hand
             # edit): the alerts it remembers as stored may be gone too
-            self._alerts_applied = frozenset()
+            self.planner.forget(alerts=True)
             log.error(
                 "incremental observed state drifted from the store",
                 devices=len(drifted),

@@ -31,11 +31,13 @@ from controller.core.ids import JobId
 from controller.core.observed import (
     DeviceView,
     JobKind,
+    JobLedger,
     JobState,
     JobView,
     ObservedState,
     PatchResult,
     ScanView,
+    job_order,
 )
 from controller.kinds.common import OsFamily
 from controller.store import findings, reports, schema
@@ -43,7 +45,6 @@ from controller.store.database import IN_LIST_SIZE, id_chunks
 
 JOB_HORIZON = timedelta(days=35)  # finished jobs older than this no longer inform the planner
 _ACTIVE_STATES = tuple(s.value for s in JobState if s.in_flight)
-_NEVER = datetime.min.replace(tzinfo=UTC)  # a hand-written job view without a creation time
 
 _T = TypeVar("_T")
 _K = TypeVar("_K")
@@ -75,7 +76,7 @@ def load(
     view = findings.current_catalogue(conn)
     rows = load_devices(conn, view)
     jobs = load_jobs(conn, since=now - JOB_HORIZON, device_ids=jobs_of)
-    return assemble(view, rows, tuple(jobs))
+    return assemble(view, rows, JobLedger.of(jobs))
 
 
 def load_devices(
@@ -288,9 +289,7 @@ def load_seen(conn: Connection, device_ids: Collection[str]) -> dict[str, dateti
     return found
 
 
-def assemble(
-    view: findings.CatalogueView, rows: DeviceRows, jobs: tuple[JobView, ...]
-) -> ObservedState:
+def assemble(view: findings.CatalogueView, rows: DeviceRows, jobs: JobLedger) -> ObservedState:
     """The observed state of `rows` (in id order) and `jobs`, with the enriched catalogue."""
     reported = enrichment.ReportedMetadata(view.completed)
     for notes in rows.notes.values():
@@ -302,11 +301,6 @@ def assemble(
         jobs=jobs,
         catalogue=reported.apply(),
     )
-
-
-def job_order(job: JobView) -> tuple[datetime, str]:
-    """The order of the job ledger, as `load_jobs` reads it."""
-    return job.created_at or _NEVER, job.id
 
 
 _FAMILIES = {f.value: f for f in OsFamily}

@@ -14,7 +14,15 @@ from datetime import UTC, date, datetime, timedelta
 
 from controller.core.desired import DesiredState
 from controller.core.ids import JobId
-from controller.core.observed import DeviceView, JobKind, JobState, JobView, ObservedState, ScanView
+from controller.core.observed import (
+    DeviceView,
+    JobKind,
+    JobLedger,
+    JobState,
+    JobView,
+    ObservedState,
+    ScanView,
+)
 from controller.core.patches import PatchRecord
 from controller.kinds.common import Classification, OsFamily, Severity
 from controller.sources.loading import SourceFile, load_policy
@@ -177,7 +185,7 @@ def observed(
     return ObservedState(
         devices=tuple(d for d, _ in pairs),
         scans={d.id: s for d, s in pairs if s is not None},
-        jobs=jobs,
+        jobs=JobLedger.of(jobs),
         catalogue=CATALOGUE,
     )
 

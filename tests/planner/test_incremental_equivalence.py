@@ -24,6 +24,7 @@ from controller.core.jobs import EndReason
 from controller.core.observed import (
     DeviceView,
     JobKind,
+    JobLedger,
     JobState,
     JobView,
     ObservedState,
@@ -344,10 +345,13 @@ def step_clock(world: World) -> None:
 
 @dataclass
 class Tally:
-    """Planning work over the steps that touched few devices."""
+    """Planning work over the steps that touched few devices; alerts given as fresh (those
+    the reconciler sends the store) against alerts planned, over every step."""
 
     planned: int = 0
     fleet: int = 0
+    fresh: int = 0
+    alerts: int = 0
 
 
 @dataclass
@@ -394,24 +398,47 @@ def run_history(
         world.enrol()
     planner = IncrementalPlanner()
     the_plan = planner.plan(world.desired, world.observed(), now=world.now)
-    ledger: tuple[JobView, ...] = ()
+    ledger = JobLedger()
     for number in range(STEPS):
         # the runtime applies most plans at once; a failed apply leaves the ledger as it was
         applied = apply_plan(world, the_plan) if rng.random() < 0.85 else set()
         step = take_step(world, rng.random())
         observed = world.observed()
-        if observed.jobs == ledger:  # as the service's observer does: the very same ledger
-            observed = replace(observed, jobs=ledger)
+        observed = replace(observed, jobs=reusing(ledger, observed.jobs))
         ledger = observed.jobs
         changes = Changes(devices=frozenset(step.touched | applied), catalogue=step.catalogue)
         expected = plan(world.desired, observed, now=world.now)
         if each is not None:
             each(world, observed, expected)
+        before = {alert.key for alert in the_plan.alerts}
         the_plan = planner.plan(world.desired, observed, now=world.now, changes=changes)
         assert_same(expected, the_plan, f"seed {seed} step {number}")
+        # what the reconciler sends the store: every alert the plan before did not hold
+        assert planner.fresh_alerts is not None
+        fresh = {alert.key for alert in planner.fresh_alerts}
+        new = {alert.key for alert in the_plan.alerts} - before
+        assert new <= fresh, f"seed {seed} step {number}: {sorted(new - fresh)[:5]} not sent"
+        tally.fresh += len(fresh)
+        tally.alerts += len(the_plan.alerts)
         if step.few:
             tally.planned += planner.last.planned
             tally.fleet += len(world.devices)
+
+
+def reusing(before: JobLedger, after: JobLedger) -> JobLedger:
+    """`after` as the service's observer answers it: the very ledger of the pass before when
+    no job changed, else each device's entry the very object it was when its jobs are equal
+    (the observer reads again only the devices that changed; the planner finds the others by
+    identity)."""
+    if after == before:
+        return before
+    kept = before.by_device
+    return JobLedger(
+        {
+            device_id: was if (was := kept.get(device_id)) == jobs else jobs
+            for device_id, jobs in after.by_device.items()
+        }
+    )
 
 
 def replace_revision(desired: DesiredState, rng: random.Random) -> DesiredState:
@@ -432,6 +459,7 @@ def test_incremental_plans_equal_full_plans_over_random_histories() -> None:
         run_history(seed, tally)
     assert tally.fleet > 0
     assert tally.planned < tally.fleet * 0.35, tally
+    assert tally.fresh < tally.alerts * 0.5, tally  # a pass sends what it changed, not all
 
 
 def test_a_device_planned_alone_has_its_plan_in_the_fleets() -> None:

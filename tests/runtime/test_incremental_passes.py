@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from controller.core.observed import JobKind, JobState
 from controller.core.patches import PatchRecord
 from controller.core.plan import Plan, plan
 from controller.kinds.common import Classification, OsFamily, Severity
 from controller.runtime import observe
 from controller.runtime.reconcile import Outcome, PolicySource, Reconciler
 from controller.store import Store, catalogue, devices, open_store, operations, reports, schema
+from controller.store import jobs as jobs_store
 from controller.testing import PolicyRepo
 
 # Sunday 2026-11-29 02:30 Europe/Berlin: the example's windows-weekly is open (cutoff 05:00).
@@ -320,3 +322,49 @@ def compliance_rows(store: Store) -> dict[tuple[str, str], tuple[object, ...]]:
             sa.select(c.device_id, c.baseline, c.state, c.patches, c.evaluated_at)
         ).all()
     return {(r.device_id, r.baseline): (r.state, r.patches, r.evaluated_at) for r in rows}
+
+
+def test_jobs_leave_an_incremental_ledger_when_they_leave_the_job_horizon(
+    store: Store,
+) -> None:
+    """A finished job created more than `JOB_HORIZON` ago leaves the ledger of an incremental
+    pass when it leaves a full read's, and its device counts as changed; a job still in flight
+    stays whatever its age; the other devices' entries are the very objects kept."""
+    ids = fleet(store, 3)
+    old, older_in_flight, recent = ids
+    created = IN_WINDOW - observe.JOB_HORIZON + timedelta(hours=1)
+    with store.write() as conn:
+        for device_id, at in ((old, created), (older_in_flight, created), (recent, IN_WINDOW)):
+            jobs_store.insert_jobs(
+                conn,
+                [
+                    jobs_store.NewJob(
+                        id=f"scan-{device_id}",
+                        device_id=device_id,
+                        tenant="acme/retail",
+                        kind=JobKind.SCAN,
+                        revision="main@sha1:test",
+                    )
+                ],
+                now=at,
+            )
+        conn.execute(
+            schema.jobs.update()
+            .where(schema.jobs.c.id.in_([f"scan-{old}", f"scan-{recent}"]))
+            .values(state=JobState.SUCCEEDED.value)
+        )
+    observer = observe.Observer()
+    with store.read() as conn:
+        first = observer.full(conn, now=IN_WINDOW)
+    assert {old, older_in_flight, recent} == set(first.observed.jobs.by_device)
+    later = IN_WINDOW + timedelta(hours=2)  # the first two jobs are past the horizon now
+    with store.read() as conn:
+        step = observer.incremental(conn, now=later)
+        full = observe.observe(conn, now=later)
+    assert step.observed.jobs == full.jobs
+    assert {older_in_flight, recent} == set(full.jobs.by_device)
+    assert frozenset({old}) == step.changes.devices
+    kept = first.observed.jobs.by_device
+    assert all(step.observed.jobs.by_device[i] is kept[i] for i in (older_in_flight, recent))
+    with store.read() as conn:  # nothing more leaves: nothing changes
+        assert frozenset() == observer.incremental(conn, now=later).changes.devices

@@ -7,7 +7,7 @@ the window occurrences they share (`running`, read here, counted by the caller: 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -157,7 +157,7 @@ def plan_device(
     jobs, alerts, in that order (the order the jobs are issued in). `running`: installs in
     flight per window occurrence, those this pass issued to earlier devices included."""
     scan = facts.scans.get(device.id)
-    device_jobs = facts.ledger.by_device.get(device.id, [])
+    device_jobs = facts.ledger.jobs.of_device(device.id)
     history = device_history(device_jobs) if device_jobs else NO_HISTORY
     compliance = tuple(
         evaluator.evaluate(
@@ -227,7 +227,7 @@ def _triage(
 
 def _end_moot_jobs(
     draft: _Draft,
-    device_jobs: list[JobView],
+    device_jobs: Sequence[JobView],
     scan: ScanView | None,
     installable: tuple[str, ...],
 ) -> None:
@@ -252,7 +252,7 @@ def _scan(
     device: DeviceView,
     applicable: Applicable,
     scan: ScanView | None,
-    device_jobs: list[JobView],
+    device_jobs: Sequence[JobView],
 ) -> tuple[tuple[str, Initiated], ...]:
     """Issue the scan rule 7 asks for, if any and not issued already."""
     if draft.in_flight:

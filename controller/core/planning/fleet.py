@@ -18,31 +18,47 @@ from controller.core import jobs, targets, windows
 from controller.core.decisions import Applicable
 from controller.core.desired import DesiredState
 from controller.core.jobs import EndReason
-from controller.core.observed import IN_FLIGHT, DeviceView, JobKind, JobView, ObservedState
+from controller.core.observed import (
+    IN_FLIGHT,
+    DeviceView,
+    JobKind,
+    JobLedger,
+    JobView,
+    ObservedState,
+)
 from controller.core.planning import alerts
 from controller.core.planning.devices import DevicePlan
 from controller.core.planning.ledger import Ledger, Slot
-from controller.core.planning.values import AlertSpec, Plan, window_key
+from controller.core.planning.values import CONDITION_TYPES, AlertSpec, Plan, window_key
 
 
 @dataclass(frozen=True, slots=True)
 class Settled:
     """The ledger once overdue jobs are ended at `now` (`jobs.settle`), and which ended:
-    `ended` pairs each ended job as observed with the job as settled."""
+    `ended` pairs each ended job as observed with the job as settled (device by device, in
+    ledger order)."""
 
-    jobs: tuple[JobView, ...]
+    jobs: JobLedger
     ended: tuple[tuple[JobView, JobView], ...]
 
     @classmethod
-    def of(cls, observed_jobs: Sequence[JobView], *, now: datetime) -> Settled:
-        # only a job in flight can be overdue: a settled ledger is mostly finished jobs
-        settled = tuple(
-            jobs.settle(job, now=now) if job.state in IN_FLIGHT else job for job in observed_jobs
+    def of(cls, observed_jobs: JobLedger, *, now: datetime) -> Settled:
+        # only a job in flight can be overdue: only the devices with one are looked at (a
+        # settled ledger is mostly finished jobs)
+        fresh: dict[str, tuple[JobView, ...]] = {}
+        ended: list[tuple[JobView, JobView]] = []
+        for device_id in sorted(observed_jobs.in_flight):
+            device_jobs = observed_jobs.of_device(device_id)
+            settled = tuple(
+                jobs.settle(job, now=now) if job.state in IN_FLIGHT else job for job in device_jobs
+            )
+            pairs = [(job, s) for job, s in zip(device_jobs, settled, strict=True) if s is not job]
+            if pairs:
+                fresh[device_id] = settled
+                ended.extend(pairs)
+        return cls(
+            jobs=observed_jobs.replaced(fresh) if fresh else observed_jobs, ended=tuple(ended)
         )
-        ended = tuple(
-            (job, s) for s, job in zip(settled, observed_jobs, strict=True) if s is not job
-        )
-        return cls(jobs=settled, ended=ended)
 
 
 def in_order(observed: ObservedState, desired: DesiredState) -> list[DeviceView]:
@@ -101,26 +117,39 @@ class Names(Mapping[str, str]):
         return len(self._devices)
 
 
-def assemble(
+def own_alerts(
+    device_plans: Sequence[DevicePlan],
+    settled: Settled,
+    names: Mapping[str, str],
+    *,
+    now: datetime,
+) -> list[AlertSpec]:
+    """The fleet's own alerts of a pass: the grouped info alerts (`alerts.grouped`), then those
+    of the jobs the controller ended. Made again every pass (a few)."""
+    found = alerts.grouped(_joined(device_plans, "searched"), _joined(device_plans, "initiated"))
+    found.extend(alerts.ended(job, names, now=now) for job, _ in settled.ended)
+    return found
+
+
+def assemble(  # noqa: PLR0913 - keyword-only parts of one plan
     desired: DesiredState,
     *,
     now: datetime,
     settled: Settled,
     device_plans: Sequence[DevicePlan],
     window_states: Mapping[str, windows.WindowState],
-    names: Mapping[str, str],
+    own: Sequence[AlertSpec],
     reported: Sequence[AlertSpec],
+    reported_conditions: Iterable[AlertSpec] | None = None,
 ) -> Plan:
-    """The plan: device plans in device order, then the grouped info alerts, `reported` (the
-    alerts of what agents reported: `alerts.reported` of the ledger) and the alerts of the
-    jobs the controller ended. `names`: device id → name."""
+    """The plan: device plans in device order, then the fleet's `own` alerts (`own_alerts`)
+    and `reported` (the alerts of what agents reported: `alerts.reported` of the ledger).
+    `reported_conditions`: those of `reported` of a condition type, in any order (None: found
+    here; the incremental planner keeps them per device)."""
     # one pass per field over 100,000 device plans, in C (map, chain): most parts are empty
     failed = {one.device.id: one.failed for one in filter(_FAILED, device_plans)}
-    fleet_alerts = alerts.grouped(
-        _joined(device_plans, "searched"), _joined(device_plans, "initiated")
-    )
-    fleet_alerts.extend(reported)
-    fleet_alerts.extend(alerts.ended(job, names, now=now) for job, _ in settled.ended)
+    if reported_conditions is None:
+        reported_conditions = [a for a in reported if a.type in CONDITION_TYPES]
     ended = [s for _, s in settled.ended]
     return Plan(
         revision=desired.revision,
@@ -131,17 +160,18 @@ def assemble(
         expire=tuple(j.id for j in ended if j.end_reason is EndReason.NO_AGENT),
         time_out=tuple(j.id for j in ended if j.end_reason is EndReason.TIMED_OUT),
         compliance=tuple(_joined(device_plans, "compliance")),
-        alerts=(*_joined(device_plans, "alerts"), *fleet_alerts),
+        alerts=(*_joined(device_plans, "alerts"), *own, *reported),
         devices=tuple(map(_SUMMARY, device_plans)),
         windows=window_states,
-        holding=frozenset(_joined(device_plans, "holding")) | alerts.holding(fleet_alerts, failed),
+        holding=frozenset(_joined(device_plans, "holding"))
+        | alerts.holding(chain(own, reported_conditions), failed),
     )
-
-
-_FAILED = attrgetter("failed")
-_SUMMARY = attrgetter("summary")
 
 
 def _joined(device_plans: Sequence[DevicePlan], name: str) -> Iterator[Any]:
     """The items of one field of every device plan, in order."""
     return chain.from_iterable(map(attrgetter(name), device_plans))
+
+
+_FAILED = attrgetter("failed")
+_SUMMARY = attrgetter("summary")

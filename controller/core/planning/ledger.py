@@ -7,12 +7,18 @@ Purely computational, no side effects. Rule sources: DESIGN.md 3.7 (scans after 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from controller.core.compliance import DeviceHistory
-from controller.core.observed import JobKind, JobState, JobView, PatchResult
-from controller.core.planning.values import EPOCH
+from controller.core.observed import (
+    DeviceJobs,
+    JobKind,
+    JobLedger,
+    JobState,
+    JobView,
+    PatchResult,
+)
 
 Slot = tuple[str, str]
 """A window occurrence: (window key `tenant/name`, occurrence key)."""
@@ -22,15 +28,16 @@ Slot = tuple[str, str]
 class Ledger:
     """The job ledger (after overdue jobs were settled), indexed.
 
-    `in_flight`: device ids with a job in flight; `by_device`: each device's jobs, oldest first;
-    `attempted`: (device, window, occurrence) → patch ids an install asked for; `running` and
-    `failed_devices`: per window occurrence, the installs in flight and the devices that failed
-    one (the counters of rollout limits).
+    `jobs`: the ledger by device (`by_device`: each device's jobs, oldest first; `in_flight`:
+    device ids with a job in flight); `ids`: every job id; `attempted`: (device, window,
+    occurrence) → patch ids an install asked for; `running` and `failed_devices`: per window
+    occurrence, the installs in flight and the devices that failed one (the counters of
+    rollout limits). Every index is a sum over devices, so `update` re-indexes only the
+    devices whose jobs changed.
     """
 
+    jobs: JobLedger = field(default_factory=JobLedger)
     ids: set[str] = field(default_factory=set)
-    in_flight: set[str] = field(default_factory=set)
-    by_device: dict[str, list[JobView]] = field(default_factory=lambda: defaultdict(list))
     attempted: dict[tuple[str, str, str], set[str]] = field(
         default_factory=lambda: defaultdict(set)
     )
@@ -38,21 +45,63 @@ class Ledger:
     failed_devices: dict[Slot, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     @classmethod
-    def of(cls, jobs: Iterable[JobView]) -> Ledger:
-        ledger = cls()
-        for job in sorted(jobs, key=lambda j: (j.created_at or EPOCH, j.id)):
-            ledger.ids.add(job.id)
-            ledger.by_device[job.device_id].append(job)
-            if job.state.in_flight:
-                ledger.in_flight.add(job.device_id)
+    def of(cls, jobs: JobLedger) -> Ledger:
+        ledger = cls(jobs)
+        for device_jobs in jobs.by_device.values():
+            ledger._add(device_jobs)
+        return ledger
+
+    @property
+    def by_device(self) -> Mapping[str, DeviceJobs]:
+        return self.jobs.by_device
+
+    @property
+    def in_flight(self) -> frozenset[str]:
+        return self.jobs.in_flight
+
+    def update(self, jobs: JobLedger) -> None:
+        """Index `jobs` instead, in place: only the devices whose entry is another object than
+        in the ledger indexed now (`JobLedger.replaced` keeps the others') are indexed again;
+        equal to `Ledger.of(jobs)`."""
+        before, after = self.jobs.by_device, jobs.by_device
+        for device_id in before.keys() - after.keys():
+            self._remove(before[device_id])
+        for device_id, device_jobs in after.items():
+            was = before.get(device_id)
+            if was is not device_jobs:
+                if was is not None:
+                    self._remove(was)
+                self._add(device_jobs)
+        self.jobs = jobs
+
+    def _add(self, device_jobs: DeviceJobs) -> None:
+        for job in device_jobs:
+            self.ids.add(job.id)
             if job.kind is JobKind.INSTALL and job.window and job.occurrence:
                 slot = (job.window, job.occurrence)
-                ledger.attempted[(job.device_id, *slot)].update(job.patch_ids)
+                self.attempted[(job.device_id, *slot)].update(job.patch_ids)
                 if job.state.in_flight:
-                    ledger.running[slot] += 1
+                    self.running[slot] += 1
                 if job.state is JobState.FAILED or PatchResult.FAILED in job.results.values():
-                    ledger.failed_devices[slot].add(job.device_id)
-        return ledger
+                    self.failed_devices[slot].add(job.device_id)
+
+    def _remove(self, device_jobs: DeviceJobs) -> None:
+        """Take one device's jobs out of the indexes (each entry keyed by the device is its
+        own: it goes whole)."""
+        for job in device_jobs:
+            self.ids.discard(job.id)
+            if job.kind is JobKind.INSTALL and job.window and job.occurrence:
+                slot = (job.window, job.occurrence)
+                self.attempted.pop((job.device_id, *slot), None)
+                if job.state.in_flight:
+                    self.running[slot] -= 1
+                    if not self.running[slot]:
+                        del self.running[slot]
+                failed = self.failed_devices.get(slot)
+                if failed is not None:
+                    failed.discard(job.device_id)
+                    if not failed:
+                        del self.failed_devices[slot]
 
 
 def device_history(jobs: Iterable[JobView]) -> DeviceHistory:

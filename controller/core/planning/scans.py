@@ -59,7 +59,7 @@ def interval(applicable: Applicable) -> timedelta:
 
 
 def occasion(
-    scan: ScanView | None, device_jobs: list[JobView], every: timedelta, *, now: datetime
+    scan: ScanView | None, device_jobs: Sequence[JobView], every: timedelta, *, now: datetime
 ) -> tuple[str, str] | None:
     """Rule 7: why a scan is due now (reason, occasion key), or None. `every`: the device's
     scan interval (`interval`)."""
@@ -81,7 +81,7 @@ def occasion(
 
 
 def retry_occasion(
-    device_id: str, occasion: tuple[str, str], jobs_of_device: list[JobView], *, now: datetime
+    device_id: str, occasion: tuple[str, str], jobs_of_device: Sequence[JobView], *, now: datetime
 ) -> tuple[str, str] | None:
     """The occasion to issue a scan for, following retries: while the scan job of an occasion
     exists and ended without a scan (failed, expired, timed out, cancelled), the next is its
