@@ -110,17 +110,19 @@ WindowSignature = tuple[tuple[object, ...], tuple[object, ...]]
 
 
 class _Reported:
-    """`alerts.reported` of a ledger, computed again only for the devices whose jobs or name
-    changed.
+    """`alerts.reported` of a ledger, computed again only for the jobs that changed.
 
-    Kept per device, in ledger order: (its jobs, its name, their alerts). A settled ledger of
-    400,000 finished installs would otherwise rebuild 800,000 alerts every pass. It outlives
-    the planner's memory (`IncrementalPlanner.forget`): a resync's ledger is mostly the jobs
-    it had. `fresh`: the alerts of the devices whose alerts differ from the previous call's
-    (all of them on the first call), the only reported alerts a pass can add."""
+    Kept per device, in ledger order: (its jobs, its name, each job's alerts, their alerts).
+    A settled ledger of 400,000 finished installs would otherwise rebuild 800,000 alerts every
+    pass. Only the devices whose ledger entry is another object than in the previous call's
+    ledger (`JobLedger.differing`), or whose name changed, are looked at, and of those only
+    the jobs not equal to the job of the same id they had. It outlives the planner's memory
+    (`IncrementalPlanner.forget`): a resync's ledger is mostly the jobs it had. `fresh`: the
+    alerts of the jobs whose alerts were made again in the last call (all of them on the
+    first), the only reported alerts a pass can add."""
 
     def __init__(self) -> None:
-        self._kept: dict[str, tuple[DeviceJobs, str, tuple[AlertSpec, ...]]] = {}
+        self._kept: dict[str, _DeviceAlerts] = {}
         self._last: tuple[JobLedger, list[AlertSpec]] | None = None
         self._conditions: dict[str, tuple[AlertSpec, ...]] = {}  # only devices with some
         self.fresh: list[AlertSpec] = []
@@ -138,8 +140,7 @@ class _Reported:
         renamed: Collection[str] | None = None,
     ) -> list[AlertSpec]:
         """`alerts.reported(ledger, names)`. `renamed`: the devices whose name may differ from
-        the previous call's (None: any). Only the devices whose ledger entry is another object
-        than in the previous call's ledger (`JobLedger.differing`), or renamed, are looked at."""
+        the previous call's (None: any)."""
         self.fresh = []
         last = self._last
         if renamed is not None and not renamed and last is not None and last[0] is ledger:
@@ -157,18 +158,10 @@ class _Reported:
                 continue
             name = names.get(device_id, device_id)
             was = kept.get(device_id)
-            if (
-                was is not None
-                and was[1] == name
-                and (was[0] is device_jobs or was[0] == device_jobs)
-            ):
-                kept[device_id] = (device_jobs, name, was[2])  # holds no other pass's jobs
+            if was is not None and was[0] is device_jobs and was[1] == name:
                 continue
-            made = tuple(alerts.reported(device_jobs, names))
-            if was is None or was[2] != made:
-                self.fresh.extend(made)
-            kept[device_id] = (device_jobs, name, made)
-            conditions = tuple(a for a in made if a.type in CONDITION_TYPES)
+            kept[device_id] = now = self._device(device_jobs, name, names, was)
+            conditions = tuple(a for a in now[3] if a.type in CONDITION_TYPES)
             if conditions:
                 self._conditions[device_id] = conditions
             else:
@@ -182,8 +175,36 @@ class _Reported:
         self._last = (ledger, found)
         return found
 
+    def _device(
+        self,
+        device_jobs: DeviceJobs,
+        name: str,
+        names: Mapping[str, str],
+        was: _DeviceAlerts | None,
+    ) -> _DeviceAlerts:
+        """A device's entry: each job's alerts taken from `was` when the job is equal to the
+        one of the same id it held (and the name is the same), else made (and fresh)."""
+        earlier: dict[str, tuple[JobView, tuple[AlertSpec, ...]]] = (
+            {}
+            if was is None or was[1] != name
+            else {job.id: (job, made) for job, made in zip(was[0], was[2], strict=True)}
+        )
+        per_job: list[tuple[AlertSpec, ...]] = []
+        for job in device_jobs:
+            old = earlier.get(job.id)
+            if old is not None and (old[0] is job or old[0] == job):
+                per_job.append(old[1])
+                continue
+            made = tuple(alerts.reported((job,), names))
+            self.fresh.extend(made)
+            per_job.append(made)
+        return device_jobs, name, tuple(per_job), tuple(chain.from_iterable(per_job))
 
-_ALERTS = operator.itemgetter(2)
+
+_DeviceAlerts = tuple[DeviceJobs, str, tuple[tuple[AlertSpec, ...], ...], tuple[AlertSpec, ...]]
+"""A device's reported alerts: (its jobs, its name, each job's alerts, all of them in order)."""
+
+_ALERTS = operator.itemgetter(3)
 
 
 @dataclass

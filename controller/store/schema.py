@@ -280,6 +280,13 @@ alerts = sa.Table(
     sa.Column("acknowledged_by", sa.String(200), nullable=True),
     sa.Index(None, "tenant", "created_at"),
     sa.Index(None, "created_at", "id"),  # listings, newest first, of any scope (0012)
+    # the open alerts of a kind: each pass resolves the condition alerts that cleared (0013)
+    sa.Index(
+        "ix_alerts_open_kind",
+        "kind",
+        sqlite_where=sa.text("resolved_at IS NULL"),
+        postgresql_where=sa.text("resolved_at IS NULL"),
+    ),
 )
 
 audit_events = sa.Table(

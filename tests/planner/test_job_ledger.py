@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from controller.core.observed import JobKind, JobLedger, JobState, JobView, PatchResult
-from controller.core.planning.ledger import Ledger
+from controller.core.planning.ledger import Ledger, device_history
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 DEVICES = tuple(f"dev-{n:02d}" for n in range(12))
@@ -54,6 +54,7 @@ def test_a_ledger_updated_device_by_device_equals_one_read_whole(seed: int) -> N
     jobs = {job.id: job for job in (random_job(rng, n) for n in range(60))}
     ledger = JobLedger.of(jobs.values())
     index = Ledger.of(ledger)
+    assert all(index.history(d) == device_history(ledger.of_device(d)) for d in DEVICES)
     number = 60
     for _ in range(15):
         touched = set(rng.sample(DEVICES, rng.randint(1, 3)))
@@ -80,4 +81,6 @@ def test_a_ledger_updated_device_by_device_equals_one_read_whole(seed: int) -> N
         assert all(updated.by_device[d] is ledger.by_device[d] for d in untouched)
         index.update(updated)
         assert indexes(index) == indexes(Ledger.of(whole))
+        for device_id in DEVICES:  # kept from earlier steps where the jobs are the same
+            assert index.history(device_id) == device_history(whole.of_device(device_id))
         ledger = updated

@@ -19,11 +19,10 @@ from controller.core.jobs import JobSpec, ScriptPayload
 from controller.core.observed import DeviceView, JobView, ScanView
 from controller.core.planning import alerts, installs, scans, scripts
 from controller.core.planning.alerts import Initiated, Searched
-from controller.core.planning.ledger import Ledger, Slot, device_history
+from controller.core.planning.ledger import Ledger, Slot
 from controller.core.planning.policysets import PolicySets
 from controller.core.planning.values import (
     CONDITION_TYPES,
-    NO_HISTORY,
     AlertSpec,
     DeviceSummary,
     window_key,
@@ -158,7 +157,7 @@ def plan_device(
     flight per window occurrence, those this pass issued to earlier devices included."""
     scan = facts.scans.get(device.id)
     device_jobs = facts.ledger.jobs.of_device(device.id)
-    history = device_history(device_jobs) if device_jobs else NO_HISTORY
+    history = facts.ledger.history(device.id)
     compliance = tuple(
         evaluator.evaluate(
             device_id=device.id, scan=scan, history=history, now=facts.now, share=facts.shared

@@ -19,6 +19,7 @@ from controller.core.observed import (
     JobView,
     PatchResult,
 )
+from controller.core.planning.values import NO_HISTORY
 
 Slot = tuple[str, str]
 """A window occurrence: (window key `tenant/name`, occurrence key)."""
@@ -43,6 +44,8 @@ class Ledger:
     )
     running: dict[Slot, int] = field(default_factory=lambda: defaultdict(int))
     failed_devices: dict[Slot, set[str]] = field(default_factory=lambda: defaultdict(set))
+    # each device's `device_history`, made when first asked and kept while its jobs are
+    _histories: dict[str, DeviceHistory] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, jobs: JobLedger) -> Ledger:
@@ -58,6 +61,16 @@ class Ledger:
     @property
     def in_flight(self) -> frozenset[str]:
         return self.jobs.in_flight
+
+    def history(self, device_id: str) -> DeviceHistory:
+        """`device_history` of the device's jobs (an approval re-plans 10,000 devices whose
+        jobs did not change: their histories are kept)."""
+        found = self._histories.get(device_id)
+        if found is None:
+            device_jobs = self.jobs.of_device(device_id)
+            found = device_history(device_jobs) if device_jobs else NO_HISTORY
+            self._histories[device_id] = found
+        return found
 
     def update(self, jobs: JobLedger) -> None:
         """Index `jobs` instead, in place: only the devices whose entry is another object than
@@ -75,6 +88,8 @@ class Ledger:
         self.jobs = jobs
 
     def _add(self, device_jobs: DeviceJobs) -> None:
+        if device_jobs:
+            self._histories.pop(device_jobs[0].device_id, None)
         for job in device_jobs:
             self.ids.add(job.id)
             if job.kind is JobKind.INSTALL and job.window and job.occurrence:
@@ -88,6 +103,8 @@ class Ledger:
     def _remove(self, device_jobs: DeviceJobs) -> None:
         """Take one device's jobs out of the indexes (each entry keyed by the device is its
         own: it goes whole)."""
+        if device_jobs:
+            self._histories.pop(device_jobs[0].device_id, None)
         for job in device_jobs:
             self.ids.discard(job.id)
             if job.kind is JobKind.INSTALL and job.window and job.occurrence:
