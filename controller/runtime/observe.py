@@ -227,9 +227,9 @@ def _heaps(
     device's oldest finished job leaves the job horizon."""
     offline = list(_offline_at(rows.devices.values()))
     heapq.heapify(offline)
-    leaving: list[tuple[datetime, str]] = []
-    for device_id in jobs.by_device:
-        _push_leaving(leaving, jobs, device_id)
+    oldest = ((_oldest_finished(entry), i) for i, entry in jobs.by_device.items())
+    leaving = [(at, device_id) for at, device_id in oldest if at is not None]
+    heapq.heapify(leaving)
     return offline, leaving
 
 
