@@ -92,8 +92,7 @@ class Ledger:
             self._histories.pop(device_jobs[0].device_id, None)
         for job in device_jobs:
             self.ids.add(job.id)
-            if job.kind is JobKind.INSTALL and job.window and job.occurrence:
-                slot = (job.window, job.occurrence)
+            if (slot := _slot(job)) is not None:
                 self.attempted[(job.device_id, *slot)].update(job.patch_ids)
                 if job.state.in_flight:
                     self.running[slot] += 1
@@ -107,8 +106,7 @@ class Ledger:
             self._histories.pop(device_jobs[0].device_id, None)
         for job in device_jobs:
             self.ids.discard(job.id)
-            if job.kind is JobKind.INSTALL and job.window and job.occurrence:
-                slot = (job.window, job.occurrence)
+            if (slot := _slot(job)) is not None:
                 self.attempted.pop((job.device_id, *slot), None)
                 if job.state.in_flight:
                     self.running[slot] -= 1
@@ -119,6 +117,13 @@ class Ledger:
                     failed.discard(job.device_id)
                     if not failed:
                         del self.failed_devices[slot]
+
+
+def _slot(job: JobView) -> Slot | None:
+    """The window occurrence an install job belongs to; None for any other job."""
+    if job.kind is JobKind.INSTALL and job.window and job.occurrence:
+        return job.window, job.occurrence
+    return None
 
 
 def device_history(jobs: Iterable[JobView]) -> DeviceHistory:
