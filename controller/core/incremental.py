@@ -342,7 +342,8 @@ class IncrementalPlanner:
         # alert of its plan, `forget(alerts=True)`)
         self.fresh_alerts: tuple[AlertSpec, ...] | None = None
         self._memory: _Memory | None = None
-        # outlive `forget`: the alerts each device's plan and jobs gave the previous call
+        # outlive `forget`: the alerts each device's plan (those that gave any) and jobs gave
+        # the previous call
         self._reported = _Reported()
         self._device_alerts: dict[str, tuple[AlertSpec, ...]] | None = None
 
@@ -493,11 +494,12 @@ class IncrementalPlanner:
             was = memory.keep(device_plan, _valid_until(device_plan, one, facts, fingerprints))
             if was is None or was.compliance != device_plan.compliance:
                 moved.append(device_id)
-            if device_plan.alerts and (
-                known_alerts is None or known_alerts.get(device_id) != device_plan.alerts
-            ):
-                fresh.extend(device_plan.alerts)
-            given[device_id] = device_plan.alerts
+            if device_plan.alerts:
+                if known_alerts is None or known_alerts.get(device_id) != device_plan.alerts:
+                    fresh.extend(device_plan.alerts)
+                given[device_id] = device_plan.alerts
+            elif given:
+                given.pop(device_id, None)  # only devices with alerts are kept (1,000,000)
         memory.window_signatures = signatures
         self._memory = memory
         self.last = PassCounts(planned=len(todo), reused=len(devices) - len(todo))
