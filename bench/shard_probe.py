@@ -57,6 +57,7 @@ def shard_pass(url: str, desired: Any, now: Any, ids: list[str], answer: Any) ->
 
 def _shard_pass(url: str, desired: Any, now: Any, ids: list[str], answer: Any) -> None:
     from controller.core.incremental import IncrementalPlanner  # noqa: PLC0415
+    from controller.core.observed import JobLedger  # noqa: PLC0415
     from controller.runtime import apply  # noqa: PLC0415
     from controller.runtime.observe import JOB_HORIZON  # noqa: PLC0415
     from controller.store import findings, open_store  # noqa: PLC0415
@@ -67,7 +68,7 @@ def _shard_pass(url: str, desired: Any, now: Any, ids: list[str], answer: Any) -
     with store.read() as conn:
         view = findings.current_catalogue(conn)
         rows = stored.load_devices(conn, view, ids)
-        jobs = tuple(stored.load_jobs(conn, since=now - JOB_HORIZON, device_ids=ids))
+        jobs = JobLedger.of(stored.load_jobs(conn, since=now - JOB_HORIZON, device_ids=ids))
     observed = stored.assemble(view, rows, jobs)
     read = time.perf_counter()
     planner = IncrementalPlanner()

@@ -383,7 +383,9 @@ class IncrementalPlanner:
                 return self._full(desired, observed, now=now)
             return self._incremental(memory, desired, observed, now=now, changes=changes.devices)
         except BaseException:
-            self._memory = None  # half-updated memory would hide this call's changes: start over
+            # half-updated memory would hide this call's changes, and what it remembers of the
+            # alerts given may name alerts no plan held: start over
+            self.forget(alerts=True)
             raise
 
     def _full(self, desired: DesiredState, observed: ObservedState, *, now: datetime) -> Plan:
@@ -419,6 +421,8 @@ class IncrementalPlanner:
         renamed = gone | enrolled | moved
         for device_id in gone:
             memory.forget(device_id)
+            if self._device_alerts is not None:  # a device enrolled again gives them anew
+                self._device_alerts.pop(device_id, None)
         earlier: tuple[DesiredState, PolicySets] | None = None
         if desired is not memory.desired:
             earlier = (memory.desired, memory.sets)

@@ -17,6 +17,7 @@ from functools import cache
 
 import pytest
 
+from controller.core import incremental
 from controller.core.desired import DesiredState
 from controller.core.explain import explain
 from controller.core.incremental import Changes, IncrementalPlanner
@@ -37,6 +38,7 @@ from controller.core.planning import fleet
 from controller.kinds.common import Classification, OsFamily
 from controller.testing import fleets as planning
 from controller.testing.fleets import CATALOGUE, SUNDAY_OPEN
+from controller.vocabularies import EventType
 
 SEEDS = range(24)
 STEPS = 45
@@ -577,3 +579,71 @@ def test_the_planner_keeps_no_earlier_observed_state() -> None:
     del earlier
     gc.collect()
     assert gone() is None
+
+
+def offline_in_open_window(world: World, count: int) -> DesiredState:
+    """Five minutes into the window, `count` devices silent for three hours (each gets an
+    `AgentOfflineInWindow` alert); answers the policy that approves the window's patches."""
+    world.now = SUNDAY_OPEN + timedelta(minutes=5)
+    for device_id in list(world.devices)[:count]:
+        world.devices[device_id] = replace(
+            world.devices[device_id], last_seen=world.now - timedelta(hours=3)
+        )
+    return Policy(approved=("KB-BUG", "KB-NEW", "USN-2-1")).state()
+
+
+def new_keys_are_fresh(planner: IncrementalPlanner, before: Plan, after: Plan) -> None:
+    assert planner.fresh_alerts is not None
+    new = {a.key for a in after.alerts} - {a.key for a in before.alerts}
+    missing = new - {a.key for a in planner.fresh_alerts}
+    assert new
+    assert not missing, sorted(missing)[:5]
+
+
+def test_a_device_enrolled_again_gives_its_alerts_anew() -> None:
+    """A device retired and enrolled again (same id) with the alerts it had: the plan before
+    did not hold them, so the pass gives them as fresh."""
+    world, planner = settled_world()
+    desired = offline_in_open_window(world, 10)
+    first = planner.plan(desired, world.observed(), now=world.now)
+    target = next(a.device_id for a in first.alerts if a.type is EventType.AGENT_OFFLINE_IN_WINDOW)
+    assert target is not None
+    retired = world.devices.pop(target)
+    without = planner.plan(
+        desired, world.observed(), now=world.now, changes=Changes(frozenset({target}))
+    )
+    world.devices[target] = retired
+    again = planner.plan(
+        desired, world.observed(), now=world.now, changes=Changes(frozenset({target}))
+    )
+    assert_same(plan(desired, world.observed(), now=world.now), again, "enrolled again")
+    new_keys_are_fresh(planner, without, again)
+
+
+def test_a_call_that_failed_leaves_no_alert_counted_as_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A planner call that raises half-way (on its last device) forgets the alerts given:
+    the next call gives every alert of its plan again (`fresh_alerts` None), not only those
+    the failed call did not reach."""
+    world, planner = settled_world()
+    before = planner.plan(world.desired, world.observed(), now=world.now)
+    desired = offline_in_open_window(world, 10)
+    planned = 0
+
+    def failing_on_the_last(*args: object, **kwargs: object) -> object:
+        nonlocal planned
+        planned += 1
+        if planned == len(world.devices):
+            raise RuntimeError("planning failed")
+        return real(*args, **kwargs)
+
+    real = incremental.plan_device
+    monkeypatch.setattr(incremental, "plan_device", failing_on_the_last)
+    observed = world.observed()
+    with pytest.raises(RuntimeError):
+        planner.plan(desired, observed, now=world.now, changes=Changes(frozenset(world.devices)))
+    monkeypatch.setattr(incremental, "plan_device", real)
+    after = planner.plan(desired, observed, now=world.now)
+    assert planner.fresh_alerts is None
+    assert {a.key for a in after.alerts} - {a.key for a in before.alerts}
