@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The main job: the example repository, SQLite, the service and 200 simulated agents, two weeks
-# in about a minute.
+# in about five minutes on a 2-core machine.
 demo: $(STAMP)
 	$(BIN)/patchctl demo
 

@@ -53,7 +53,7 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DemoConfig:
-    """What the demo runs; the defaults make the one-minute story."""
+    """What the demo runs; the defaults make the two-week story (five minutes on two cores)."""
 
     example: Path  # the example repository (holds policies/, inventory/, feeds/)
     work_dir: Path  # a fresh directory: the policy repository and the state go here
