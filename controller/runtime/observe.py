@@ -266,7 +266,8 @@ def _merged(
     by_device: dict[str, list[JobView]] = {device_id: [] for device_id in changed}
     for job in fresh:
         by_device[job.device_id].append(job)
-    return kept.replaced(by_device)
+    # tuples: taken as in job order, which `load_jobs` reads them in (not sorted again)
+    return kept.replaced({device_id: tuple(jobs) for device_id, jobs in by_device.items()})
 
 
 def _replaced(

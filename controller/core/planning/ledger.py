@@ -77,14 +77,11 @@ class Ledger:
         in the ledger indexed now (`JobLedger.replaced` keeps the others') are indexed again;
         equal to `Ledger.of(jobs)`."""
         before, after = self.jobs.by_device, jobs.by_device
-        for device_id in before.keys() - after.keys():
-            self._remove(before[device_id])
-        for device_id, device_jobs in after.items():
-            was = before.get(device_id)
-            if was is not device_jobs:
-                if was is not None:
-                    self._remove(was)
-                self._add(device_jobs)
+        for device_id in jobs.differing(self.jobs):
+            if (was := before.get(device_id)) is not None:
+                self._remove(was)
+            if (now := after.get(device_id)) is not None:
+                self._add(now)
         self.jobs = jobs
 
     def _add(self, device_jobs: DeviceJobs) -> None:
